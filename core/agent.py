@@ -1,0 +1,33 @@
+"""The pydantic-ai agent of a turn and its dependencies.
+
+One Agent per process; the model, instructions, tools and settings of each turn are passed at
+run time, so per-workspace choices never need a second agent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from pydantic_ai import Agent
+
+from core.models import ConversationKey, Step, UserKey
+
+
+@dataclass(kw_only=True)
+class TurnDeps:
+    """What a tool may know about the turn it serves."""
+
+    user: UserKey
+    conversation: ConversationKey
+    pool: asyncpg.Pool | None = None
+    steps: list[Step] = field(default_factory=list)
+    """Reasoning steps, appended by the tool guard as calls finish."""
+    allow_private_urls: bool = False
+    services: dict[str, Any] = field(default_factory=dict)
+    """Named services for plugin tools (memory, media) without importing them here."""
+
+
+def build_agent() -> Agent[TurnDeps, str]:
+    return Agent(deps_type=TurnDeps, output_type=str, name="parley", defer_model_check=True)

@@ -1,0 +1,117 @@
+"""Opt-in response cache keyed by the full model request (seed property 39).
+
+The key covers instructions, history, the message, tools and model settings, minus volatile
+fields such as timestamps, so the same request in the same context answers from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+from pydantic import TypeAdapter
+from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
+
+_RESPONSE = TypeAdapter(ModelResponse)
+VOLATILE_KEYS = frozenset(
+    {"timestamp", "run_id", "conversation_id", "provider_response_id", "provider_details", "tool_call_id", "id"}
+)
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in VOLATILE_KEYS}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def request_key(
+    model_name: str,
+    messages: list[ModelMessage],
+    settings: ModelSettings | None,
+    params: ModelRequestParameters,
+) -> str:
+    """A stable hash of everything that decides the model's answer."""
+    payload = {
+        "model": model_name,
+        "messages": _strip(ModelMessagesTypeAdapter.dump_python(messages, mode="json")),
+        "settings": {k: v for k, v in (settings or {}).items() if k not in {"timeout", "max_retries"}},
+        "tools": [[t.name, t.description, t.parameters_json_schema] for t in params.function_tools],
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class CacheStore(Protocol):
+    async def get(self, key: str) -> ModelResponse | None: ...
+
+    async def put(self, key: str, response: ModelResponse) -> None: ...
+
+
+@dataclass
+class PostgresCacheStore:
+    pool: asyncpg.Pool
+    workspace_id: str
+    ttl_s: int
+
+    async def get(self, key: str) -> ModelResponse | None:
+        raw = await self.pool.fetchval(
+            "SELECT response FROM response_cache WHERE key = $1 AND expires_at > now()", key
+        )
+        if raw is None:
+            return None
+        return _RESPONSE.validate_json(raw)
+
+    async def put(self, key: str, response: ModelResponse) -> None:
+        body = _RESPONSE.dump_json(response).decode()
+        await self.pool.execute(
+            """INSERT INTO response_cache (key, workspace_id, response, expires_at) VALUES ($1, $2, $3::jsonb, $4)
+               ON CONFLICT (key) DO UPDATE SET response = EXCLUDED.response, expires_at = EXCLUDED.expires_at""",
+            key,
+            self.workspace_id,
+            body,
+            datetime.now(UTC) + timedelta(seconds=self.ttl_s),
+        )
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+
+    @property
+    def hit_rate(self) -> float:
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+class CachingModel(WrapperModel):
+    """Answers a repeated request from the store; the key includes the workspace via the store."""
+
+    def __init__(self, wrapped: Model, store: CacheStore, stats: CacheStats) -> None:
+        super().__init__(wrapped)
+        self.store = store
+        self.stats = stats
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        key = request_key(self.model_name, messages, model_settings, model_request_parameters)
+        cached = await self.store.get(key)
+        if cached is not None:
+            self.stats.hits += 1
+            return cached
+        self.stats.misses += 1
+        response = await self.wrapped.request(messages, model_settings, model_request_parameters)
+        await self.store.put(key, response)
+        return response

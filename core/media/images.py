@@ -1,0 +1,128 @@
+"""Images: the text in them (tesseract) and a clean copy for vision models.
+
+Pixels are counted from the header before anything is decoded, so a small file that expands to
+gigabytes is refused cheaply. The copy for the model is re-encoded, which drops EXIF (camera GPS
+positions are personal data) and applies the camera's rotation, which OCR needs as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import re
+from dataclasses import dataclass
+
+import pytesseract
+from PIL import Image, ImageOps
+
+from core.media.config import MediaConfig
+from core.media.errors import Unreadable
+
+_UPSCALE_BELOW = 1000
+"""Tesseract misses small screen text; images whose longer side is shorter are read at twice the size."""
+_JPEG_QUALITY = 90
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ImageText:
+    text: str
+    """Text found by OCR; empty when the image holds none."""
+    image: bytes
+    media_type: str
+
+
+async def read_image(data: bytes, config: MediaConfig) -> ImageText:
+    """OCR `data` and prepare the model's copy. Raises Unreadable or TimeoutError."""
+    timeout = config.timeouts.ocr_s
+    return await asyncio.wait_for(asyncio.to_thread(_read_image, data, config), timeout=timeout + 1)
+
+
+def _read_image(data: bytes, config: MediaConfig) -> ImageText:
+    image, source_format = open_image(data, max_pixels=config.limits.max_image_pixels)
+    try:
+        flat = _flatten(image)
+        copy, media_type = _vision_copy(image, as_jpeg=source_format == "JPEG", max_side=config.vision_max_side)
+    except (OSError, ValueError) as exc:
+        raise Unreadable(f"unsupported image mode {image.mode}") from exc
+    text = _ocr(flat, languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
+    return ImageText(text=text, image=copy, media_type=media_type)
+
+
+def ocr_bytes(data: bytes, config: MediaConfig) -> str:
+    """OCR text of an encoded image (a page of a scanned PDF); blocking, run it in a thread."""
+    image, _ = open_image(data, max_pixels=config.limits.max_image_pixels)
+    try:
+        flat = _flatten(image)
+    except (OSError, ValueError) as exc:
+        raise Unreadable(f"unsupported image mode {image.mode}") from exc
+    return _ocr(flat, languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
+
+
+def open_image(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str | None]:
+    """The first frame, decoded and upright, and the file's format; the pixel count is checked from
+    the header first. Any failure of a decoder on hostile bytes is a corrupt image."""
+    too_large = f"image too large: more than {max_pixels:,} pixels"
+    try:
+        image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as exc:
+        raise Unreadable(too_large) from exc
+    except Exception as exc:
+        raise Unreadable("corrupt image") from exc
+    width, height = image.size
+    if width * height > max_pixels:
+        raise Unreadable(f"image too large: {width:,} × {height:,} pixels > {max_pixels:,} pixels")
+    if width == 0 or height == 0:
+        raise Unreadable("corrupt image")
+    try:
+        image.load()
+        upright = ImageOps.exif_transpose(image)
+        return (upright if upright is not None else image), image.format
+    except Image.DecompressionBombError as exc:
+        raise Unreadable(too_large) from exc
+    except Exception as exc:
+        raise Unreadable("corrupt image") from exc
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """Grey on white: transparent pixels become background instead of black."""
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("L")
+    return image.convert("L")
+
+
+def _vision_copy(image: Image.Image, *, as_jpeg: bool, max_side: int) -> tuple[bytes, str]:
+    """Photos stay JPEG; everything else (screenshots, diagrams) becomes lossless PNG."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
+    copy = image.convert("RGBA" if has_alpha and not as_jpeg else "RGB")
+    copy.thumbnail((max_side, max_side))
+    out = io.BytesIO()
+    if as_jpeg:
+        copy.save(out, format="JPEG", quality=_JPEG_QUALITY)
+        return out.getvalue(), "image/jpeg"
+    copy.save(out, format="PNG")
+    return out.getvalue(), "image/png"
+
+
+def _ocr(flat: Image.Image, *, languages: str, timeout_s: float) -> str:
+    if max(flat.size) < _UPSCALE_BELOW:
+        flat = flat.resize((flat.width * 2, flat.height * 2), Image.Resampling.LANCZOS)
+    try:
+        raw = pytesseract.image_to_string(flat, lang=languages, timeout=timeout_s)
+    except pytesseract.TesseractNotFoundError as exc:
+        raise Unreadable("OCR is not available (tesseract is not installed)") from exc
+    except RuntimeError as exc:
+        if "timeout" in str(exc).lower():
+            raise TimeoutError("tesseract timed out") from exc
+        raise Unreadable("OCR failed") from exc
+    return tidy_ocr(str(raw))
+
+
+_BLANKS = re.compile(r"\n{3,}")
+
+
+def tidy_ocr(raw: str) -> str:
+    """Tesseract output without form feeds, trailing spaces and runs of blank lines."""
+    lines = [line.rstrip() for line in raw.replace("\x0c", "").splitlines()]
+    return _BLANKS.sub("\n\n", "\n".join(lines)).strip()

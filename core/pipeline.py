@@ -1,0 +1,436 @@
+"""One turn, start to end: dedupe, rate limit, media, input rails, context, agent, output rails, persist.
+
+Every step is a span. An error anywhere becomes a clear reply to the person and a logged event;
+the process keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import logfire
+from pydantic_ai.exceptions import (
+    AgentRunError,
+    ModelAPIError,
+    ModelHTTPError,
+    UsageLimitExceeded,
+)
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model
+from pydantic_ai.settings import ModelSettings
+
+from core import context as ctx
+from core import metrics, turns
+from core.agent import TurnDeps, build_agent
+from core.cache import CacheStats, CachingModel, PostgresCacheStore
+from core.feedback import record_reaction
+from core.knowledge import Knowledge
+from core.memory.history import thread_messages, to_model_messages
+from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
+from core.prompts import PromptTemplate, load_template
+from core.ratelimit import RateBudget, SlidingWindow
+from core.steps import GuardStep, MediaStep, MemoryStep, Profile, Verdict
+from core.tools.registry import ToolRegistry
+from core.workspace import WorkspaceOverrides, load_overrides
+
+log = logging.getLogger("parley.pipeline")
+OnDelta = Callable[[str], Awaitable[None]]
+STREAM_CHECK_CHARS = 160
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+
+
+class ModelUnavailable(RuntimeError):
+    """No model configured: turns answer with the configuration help."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineConfig:
+    model_name: str | None
+    model_settings: ModelSettings = field(default_factory=lambda: ModelSettings())
+    history_messages: int = 20
+    memory_k: int = 6
+    system_prompt: str | None = None
+    """An operator's system prompt for every workspace; a workspace override wins over it."""
+    rate_user_per_min: int = 20
+    rate_workspace_per_min: int = 600
+    cache_ttl_s: int = 0
+    turn_timeout_s: float = 120.0
+    media_timeout_s: float = 120.0
+    vision: bool = False
+    allow_private_urls: bool = False
+    missing_model_help: str = "No model is configured."
+
+
+@dataclass
+class Pipeline:
+    config: PipelineConfig
+    pool: asyncpg.Pool
+    model: Model | None
+    registry: ToolRegistry
+    media: MediaStep
+    guard: GuardStep
+    memory: MemoryStep
+    knowledge: Knowledge = field(default_factory=lambda: Knowledge(None))
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    services: dict[str, Any] = field(default_factory=dict)
+    cache_stats: CacheStats = field(default_factory=CacheStats)
+
+    def __post_init__(self) -> None:
+        self.agent = build_agent()
+        self.rate = RateBudget(
+            per_user=SlidingWindow(self.config.rate_user_per_min),
+            per_workspace=SlidingWindow(self.config.rate_workspace_per_min),
+        )
+        self.template: PromptTemplate = load_template("system")
+
+    # -- public entry points -----------------------------------------------------------------
+    async def run(self, inbound: Inbound, on_delta: OnDelta | None = None) -> Reply:
+        """Answer one message. Never raises for anything a person or a provider can cause."""
+        started = time.perf_counter()
+        with logfire.span("turn", platform=inbound.platform, workspace=inbound.workspace_id) as span:
+            try:
+                reply = await asyncio.wait_for(self._turn(inbound, on_delta), self.config.turn_timeout_s)
+            except ModelUnavailable as exc:
+                reply = self._failure(inbound, "model_not_configured", str(exc))
+            except TimeoutError:
+                reply = self._failure(inbound, "timeout", "That took too long and I stopped. Please try again.")
+            except DB_ERRORS as exc:
+                log.error("database unavailable", exc_info=exc, extra=_context(inbound))
+                reply = self._failure(
+                    inbound,
+                    "database_unavailable",
+                    "I can't reach my database right now, so I can't answer safely. "
+                    "Please try again in a minute.",
+                )
+            except Exception as exc:
+                log.exception("turn failed", extra=_context(inbound))
+                reply = self._failure(
+                    inbound,
+                    type(exc).__name__,
+                    f"Something went wrong on my side ({type(exc).__name__}). It has been logged; "
+                    "please try again.",
+                )
+            latency = (time.perf_counter() - started) * 1000
+            reply = replace(reply, latency_ms=round(latency, 1))
+            span.set_attribute("latency_ms", reply.latency_ms)
+            outcome = (
+                "duplicate" if reply.duplicate else
+                "error" if reply.error else "blocked" if reply.blocked else "answered"
+            )
+            metrics.TURNS.labels(inbound.platform, outcome).inc()
+            metrics.TURN_LATENCY.labels(inbound.platform).observe(latency / 1000)
+            if reply.error:
+                metrics.ERRORS.labels(reply.error).inc()
+            log.info("turn done", extra={**_context(inbound), "outcome": outcome, "latency_ms": reply.latency_ms})
+            return reply
+
+    async def record_delivery(self, reply: Reply, platform_message_id: str) -> None:
+        if reply.turn_id is not None:
+            await turns.record_delivery(self.pool, reply.turn_id, platform_message_id)
+
+    async def react(self, reaction: Reaction) -> int | None:
+        turn_id = await record_reaction(self.pool, reaction)
+        if turn_id is not None and not reaction.removed:
+            metrics.FEEDBACK.labels(str(1 if reaction.emoji.startswith(("+", "thumbsup", "👍")) else -1)).inc()
+        return turn_id
+
+    # -- the turn ----------------------------------------------------------------------------
+    async def _turn(self, inbound: Inbound, on_delta: OnDelta | None) -> Reply:
+        with logfire.span("dedupe"):
+            if not await turns.claim_event(self.pool, inbound.platform, inbound.event_id):
+                return Reply(text="", thread_id=inbound.thread_id, duplicate=True)
+        wait = self.rate.check(
+            workspace=f"{inbound.platform}/{inbound.workspace_id}", user=inbound.user_id, now=self.clock()
+        )
+        if wait:
+            return self._failure(
+                inbound,
+                "rate_limited",
+                f"You're sending messages faster than I can answer. Please wait {wait:.0f} s and try again.",
+            )
+        with logfire.span("media", count=len(inbound.attachments)):
+            attachments = (
+                await asyncio.wait_for(self.media.extract(inbound.attachments), self.config.media_timeout_s)
+                if inbound.attachments
+                else []
+            )
+        with logfire.span("input_rails"):
+            verdict = await self.guard.check_input(
+                inbound.text, attachments=[a.text for a in attachments if a.text], user=inbound.user
+            )
+        if verdict.blocked:
+            metrics.GUARD_BLOCKS_PIPELINE.labels("input").inc()
+            return await self._blocked(inbound, verdict, attachments)
+        if self.model is None:
+            raise ModelUnavailable(self.config.missing_model_help)
+
+        turn_id, message_id = await turns.start_turn(
+            self.pool, inbound, text=verdict.text, model=self.config.model_name
+        )
+        with logfire.span("context"):
+            overrides, profile, memories, history = await asyncio.gather(
+                load_overrides(self.pool, inbound.user.workspace),
+                self.memory.profile(inbound.user),
+                self.memory.recall(inbound.user, verdict.text, k=self.config.memory_k),
+                thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
+            )
+            instructions = self._instructions(inbound, verdict.text, overrides, profile, memories)
+            prompt = ctx.build_user_content(verdict.text, attachments, vision=self.config.vision)
+        deps = TurnDeps(
+            user=inbound.user,
+            conversation=inbound.conversation,
+            pool=self.pool,
+            allow_private_urls=self.config.allow_private_urls,
+            services=self.services,
+        )
+        try:
+            with logfire.span("agent"):
+                text, messages, streamed_block = await self._run_agent(
+                    prompt,
+                    history=to_model_messages(history[:-1]),
+                    instructions=instructions,
+                    settings={**self.config.model_settings, **overrides.model_settings},  # type: ignore[typeddict-item]
+                    tools=overrides.tools,
+                    deps=deps,
+                    on_delta=on_delta,
+                    inbound=inbound,
+                )
+        except AgentRunError as exc:
+            log.warning("model failed: %s", type(exc).__name__, exc_info=exc, extra=_context(inbound))
+            failed = Reply(
+                text=explain_model_error(exc), thread_id=inbound.thread_id, turn_id=turn_id,
+                error=type(exc).__name__, attachments=tuple(attachments),
+            )
+            await turns.finish_turn(self.pool, inbound, turn_id=turn_id, reply=failed, calls=[], trace_id=_trace_id())
+            return failed
+        calls = _model_calls(messages)
+        usage = Usage(
+            input_tokens=sum(c.input_tokens for c in calls),
+            output_tokens=sum(c.output_tokens for c in calls),
+            requests=len(calls),
+            cost_usd=sum(c.cost_usd for c in calls if c.cost_usd is not None) if calls else None,
+        )
+        metrics.TOKENS.labels("input").inc(usage.input_tokens)
+        metrics.TOKENS.labels("output").inc(usage.output_tokens)
+        if usage.cost_usd:
+            metrics.COST.inc(usage.cost_usd)
+        with logfire.span("output_rails"):
+            out = streamed_block or await self.guard.check_output(text, user=inbound.user)
+        reply = Reply(
+            text=out.text,
+            thread_id=inbound.thread_id,
+            turn_id=turn_id,
+            steps=tuple(deps.steps),
+            usage=usage,
+            attachments=tuple(attachments),
+        )
+        if out.blocked:
+            metrics.GUARD_BLOCKS_PIPELINE.labels("output").inc()
+            reply = replace(reply, text=out.message or _KIND_REFUSAL, blocked=True, block_rail=out.rail)
+        elif self._wants_voice(inbound, profile):
+            reply = await self._with_voice(reply)
+        with logfire.span("persist"):
+            await asyncio.gather(
+                turns.finish_turn(
+                    self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
+                ),
+                self.memory.remember(inbound.user, verdict.text, message_id=message_id),
+            )
+        return reply
+
+    def _instructions(
+        self,
+        inbound: Inbound,
+        text: str,
+        overrides: WorkspaceOverrides,
+        profile: Profile,
+        memories: list[Any],
+    ) -> str:
+        facts = ctx.Facts(
+            now=self.now(),
+            timezone=profile.timezone,
+            platform=inbound.platform,
+            workspace=inbound.workspace_id,
+            channel=inbound.channel_name or inbound.channel_id,
+            user_name=profile.display_name or inbound.user_name or inbound.user_id,
+            is_dm=inbound.is_dm,
+        )
+        values = ctx.template_values(facts)
+        custom = overrides.system_prompt or self.config.system_prompt
+        system = (
+            PromptTemplate.parse("workspace", custom, frozenset(values)).render(values)
+            if custom
+            else self.template.render(values)
+        )
+        knowledge = ctx.select_knowledge(
+            text, self.knowledge.chunks_for(inbound.workspace_id), ctx.KNOWLEDGE_BUDGET_CHARS
+        )
+        return ctx.build_instructions(system_prompt=system, profile=profile, memories=memories, knowledge=knowledge)
+
+    async def _run_agent(
+        self,
+        prompt: list[Any],
+        *,
+        history: list[ModelMessage],
+        instructions: str,
+        settings: ModelSettings,
+        tools: list[str] | None,
+        deps: TurnDeps,
+        on_delta: OnDelta | None,
+        inbound: Inbound,
+    ) -> tuple[str, list[ModelMessage], Verdict | None]:
+        """Run the agent; stream deltas that have passed the output rails so far.
+
+        Returns the text, the run's messages, and the blocking verdict if streaming caught one.
+        """
+        assert self.model is not None
+        toolsets = self.registry.toolsets_for(tools)
+        if self.config.cache_ttl_s > 0:
+            model: Model = CachingModel(
+                self.model,
+                PostgresCacheStore(self.pool, inbound.workspace_id, self.config.cache_ttl_s),
+                self.cache_stats,
+            )
+            hits = self.cache_stats.hits
+            result = await self.agent.run(
+                prompt, model=model, message_history=history, instructions=instructions,
+                model_settings=settings, deps=deps, toolsets=toolsets,
+            )
+            metrics.CACHE.labels("hit" if self.cache_stats.hits > hits else "miss").inc()
+            if on_delta:
+                verdict = await self.guard.check_output(result.output, user=inbound.user)
+                if verdict.blocked:
+                    return result.output, result.new_messages(), verdict
+                await on_delta(verdict.text)
+            return result.output, result.new_messages(), None
+        sent = ""
+        block: Verdict | None = None
+        async with self.agent.run_stream(
+            prompt, model=self.model, message_history=history, instructions=instructions,
+            model_settings=settings, deps=deps, toolsets=toolsets,
+        ) as stream:
+            text = ""
+            async for text in stream.stream_text(delta=False, debounce_by=0.05):
+                if on_delta is None or block is not None:
+                    continue
+                if len(text) - len(sent) >= STREAM_CHECK_CHARS or text.endswith((".", "\n", "!", "?")):
+                    verdict = await self.guard.check_output(text, user=inbound.user)
+                    if verdict.blocked:
+                        block = verdict
+                        continue
+                    if verdict.text.startswith(sent):
+                        await on_delta(verdict.text[len(sent):])
+                        sent = verdict.text
+            output = await stream.get_output()
+            messages = stream.new_messages()
+        if block is None and on_delta is not None:
+            final = await self.guard.check_output(output, user=inbound.user)
+            if final.blocked:
+                block = final
+            elif final.text.startswith(sent) and final.text != sent:
+                await on_delta(final.text[len(sent):])
+        return output, messages, block
+
+    async def _blocked(self, inbound: Inbound, verdict: Verdict, attachments: list[AttachmentText]) -> Reply:
+        """A refused message: the turn is recorded, the text never reaches a model or the history."""
+        turn_id = await self.pool.fetchval(
+            """INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, status,
+                                  blocked, block_rail)
+               VALUES ($1, $2, $3, $4, $5, $6, 'blocked', true, $7) RETURNING id""",
+            inbound.platform,
+            inbound.workspace_id,
+            inbound.channel_id,
+            inbound.thread_id,
+            inbound.user_id,
+            inbound.event_id,
+            verdict.rail,
+        )
+        return Reply(
+            text=verdict.message or _KIND_REFUSAL,
+            thread_id=inbound.thread_id,
+            blocked=True,
+            block_rail=verdict.rail,
+            turn_id=int(turn_id),
+            attachments=tuple(attachments),
+        )
+
+    def _wants_voice(self, inbound: Inbound, profile: Profile) -> bool:
+        return inbound.voice_reply if inbound.voice_reply is not None else profile.voice_replies
+
+    async def _with_voice(self, reply: Reply) -> Reply:
+        try:
+            with logfire.span("speak"):
+                audio, fmt = await asyncio.wait_for(self.media.speak(reply.text), self.config.media_timeout_s)
+        except Exception as exc:
+            log.warning("text-to-speech failed: %s", type(exc).__name__)
+            return reply
+        return replace(reply, audio=audio, audio_format=fmt)
+
+    def _failure(self, inbound: Inbound, code: str, text: str) -> Reply:
+        return Reply(text=text, thread_id=inbound.thread_id, error=code)
+
+
+_KIND_REFUSAL = "Sorry, I can't help with that one. If you think this is a mistake, try rephrasing."
+
+
+def explain_model_error(exc: BaseException) -> str:
+    """A sentence a person understands for a provider failure (seed property 53)."""
+    if isinstance(exc, ModelUnavailable):
+        return str(exc)
+    if isinstance(exc, ModelHTTPError):
+        if exc.status_code == 429:
+            return "The AI provider is rate-limiting me right now, even after retries. Please try again in a minute."
+        if exc.status_code in (401, 403):
+            return "The AI provider refused my credentials. An operator needs to check the API key."
+        if exc.status_code >= 500:
+            return "The AI provider is having trouble (server error), even after retries. Please try again soon."
+        return f"The AI provider rejected the request ({exc.status_code}). Please rephrase or try again."
+    if isinstance(exc, UsageLimitExceeded):
+        return "This request needed more model calls than I'm allowed for one message."
+    if isinstance(exc, ModelAPIError):
+        return "I couldn't reach the AI provider (it timed out or the connection broke). Please try again."
+    return "The AI model failed to produce an answer. Please try again."
+
+
+def _model_calls(messages: list[ModelMessage]) -> list[turns.ModelCall]:
+    calls = []
+    for message in messages:
+        if isinstance(message, ModelResponse):
+            try:
+                cost: float | None = float(message.cost().total_price)
+            except Exception:
+                cost = None
+            calls.append(
+                turns.ModelCall(
+                    model=message.model_name or "unknown",
+                    input_tokens=message.usage.input_tokens,
+                    output_tokens=message.usage.output_tokens,
+                    cost_usd=cost,
+                )
+            )
+    return calls
+
+
+def _trace_id() -> str | None:
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def _context(inbound: Inbound) -> dict[str, str]:
+    return {
+        "platform": inbound.platform,
+        "workspace": inbound.workspace_id,
+        "channel": inbound.channel_id,
+        "event_id": inbound.event_id,
+    }
+

@@ -1,0 +1,115 @@
+"""The seams of the turn: media, guard and memory steps the pipeline calls by name.
+
+Each is a Protocol so the pipeline depends on the shape, not on NeMo, tesseract or pgvector.
+`bot/` wires the real implementations; tests may pass the pass-through ones below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from core.models import Attachment, AttachmentText, UserKey
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verdict:
+    """What a rail decided about one text."""
+
+    blocked: bool
+    text: str
+    """The text to carry on with: masked when the rail masked something."""
+    rail: str | None = None
+    reason: str | None = None
+    score: float = 0.0
+    message: str | None = None
+    """The short, kind message the person sees when blocked."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MemoryHit:
+    id: int
+    content: str
+    score: float
+    created_at: str = ""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Profile:
+    """How one person in one workspace wants to be answered; always in the prompt context."""
+
+    display_name: str | None = None
+    language: str | None = None
+    timezone: str | None = None
+    answer_style: str | None = None
+    voice_replies: bool = False
+    about: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class MediaStep(Protocol):
+    async def extract(self, attachments: Sequence[Attachment]) -> list[AttachmentText]:
+        """Turn each attachment into text (or a clear error); never raises for bad input."""
+        ...
+
+    async def speak(self, text: str) -> tuple[bytes, str]:
+        """Text to speech: (audio bytes, format such as 'ogg' or 'mp3')."""
+        ...
+
+
+class GuardStep(Protocol):
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey
+    ) -> Verdict: ...
+
+    async def check_output(self, text: str, *, user: UserKey) -> Verdict: ...
+
+
+class MemoryStep(Protocol):
+    async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]: ...
+
+    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None: ...
+
+    async def profile(self, user: UserKey) -> Profile: ...
+
+
+class NoMedia:
+    """Reads plain-text attachments only; used when the media step is not wired."""
+
+    async def extract(self, attachments: Sequence[Attachment]) -> list[AttachmentText]:
+        out: list[AttachmentText] = []
+        for a in attachments:
+            try:
+                out.append(AttachmentText(name=a.name, kind="document", text=a.data.decode("utf-8")))
+            except UnicodeDecodeError:
+                out.append(AttachmentText(name=a.name, kind="unknown", error="unsupported file type"))
+        return out
+
+    async def speak(self, text: str) -> tuple[bytes, str]:
+        raise RuntimeError("text-to-speech is not configured")
+
+
+class NoGuard:
+    """Lets everything through; only for unit tests of other steps."""
+
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey
+    ) -> Verdict:
+        return Verdict(blocked=False, text=text)
+
+    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
+        return Verdict(blocked=False, text=text)
+
+
+class NoMemory:
+    """Remembers nothing beyond the thread history; used before memory is wired."""
+
+    async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
+        return []
+
+    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+        return None
+
+    async def profile(self, user: UserKey) -> Profile:
+        return Profile()

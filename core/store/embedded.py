@@ -1,0 +1,38 @@
+"""The embedded Postgres (pgserver) used when no DATABASE_URL is given.
+
+pgserver listens on a Unix socket inside its data folder; the socket path must stay under the
+kernel's 107-byte limit, so a too-deep data folder is refused with a clear message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SOCKET_LIMIT = 107
+_servers: dict[Path, Any] = {}
+
+
+class EmbeddedPostgresError(RuntimeError):
+    pass
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server whose data lives under `data_dir`; return its URI.
+
+    The data survives restarts: the folder is kept, only the server process stops with ours.
+    """
+    pgdata = (data_dir / "pg").resolve()
+    if len(str(pgdata / ".s.PGSQL.5432")) >= SOCKET_LIMIT:
+        raise EmbeddedPostgresError(
+            f"PARLEY_DATA_DIR is too deep for Postgres' socket path ({pgdata}); choose a shorter folder"
+        )
+    if pgdata not in _servers:
+        import pgserver
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
+        _servers[pgdata] = server
+    uri: str = _servers[pgdata].get_uri()
+    return uri

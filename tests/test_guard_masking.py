@@ -1,0 +1,208 @@
+"""Masking: generated secrets and personal data never survive; ordinary numbers stay readable."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from stdnum import iban, luhn
+
+from core.guard.masking import mask_sensitive, scrub
+
+ALNUM = string.ascii_letters + string.digits
+B64URL = ALNUM + "_-"
+
+
+def _chars(alphabet: str, lo: int, hi: int) -> st.SearchStrategy[str]:
+    return st.text(alphabet=alphabet, min_size=lo, max_size=hi)
+
+
+openai_keys = st.builds(
+    lambda kind, body: f"sk-{kind}{body}",
+    st.sampled_from(["", "proj-", "svcacct-", "ant-api03-"]),
+    _chars(B64URL, 20, 60),
+)
+slack_tokens = st.builds(
+    lambda kind, a, b, c: f"xox{kind}-{a}-{b}-{c}",
+    st.sampled_from("abpr"),
+    _chars(string.digits, 10, 13),
+    _chars(string.digits, 10, 13),
+    _chars(ALNUM, 24, 24),
+)
+aws_keys = st.builds(lambda body: f"AKIA{body}", _chars(string.ascii_uppercase + string.digits, 16, 16))
+github_tokens = st.builds(lambda kind, body: f"gh{kind}_{body}", st.sampled_from("pousr"), _chars(ALNUM, 36, 40))
+jwts = st.builds(
+    lambda a, b, c: f"eyJ{a}.eyJ{b}.{c}", _chars(B64URL, 10, 40), _chars(B64URL, 10, 80), _chars(B64URL, 20, 43)
+)
+bearer_tokens = _chars(ALNUM + "._-", 20, 60)
+password_values = _chars(ALNUM + "!@#$%^&*()_+-=.?/~", 8, 30)
+credentials = st.one_of(openai_keys, slack_tokens, aws_keys, github_tokens, jwts)
+
+emails = st.builds(
+    lambda local, domain, tld: f"{local}@{domain}.{tld}",
+    _chars(string.ascii_lowercase + string.digits + "._+-", 1, 20).filter(lambda s: s[0] not in "._+-"),
+    _chars(string.ascii_lowercase + string.digits, 2, 15),
+    st.sampled_from(["com", "org", "io", "co.uk", "de", "example"]),
+)
+phones = st.one_of(
+    st.builds(
+        lambda cc, a, b, c: f"+{cc} {a} {b} {c}",
+        st.integers(1, 99),
+        st.integers(10, 999),
+        st.integers(100, 9999),
+        st.integers(1000, 9999),
+    ),
+    st.builds(
+        lambda a, b, c, fmt: fmt.format(a, b, c),
+        st.integers(200, 999),
+        st.integers(200, 999),
+        st.integers(0, 9999).map(lambda n: f"{n:04d}"),
+        st.sampled_from(["({}) {}-{}", "{}-{}-{}", "{}.{}.{}", "({}){}-{}"]),
+    ),
+    st.builds(
+        lambda a, b, c: f"0{a} {b} {c}",
+        st.integers(10, 9999),
+        st.integers(100, 9999),
+        st.integers(1000, 9999),
+    ),
+)
+
+
+@st.composite
+def cards(draw: st.DrawFn) -> str:
+    first = draw(st.sampled_from(["4", "51", "55", "37", "6011"]))
+    length = 15 if first == "37" else 16
+    body = first + draw(_chars(string.digits, length - 1 - len(first), length - 1 - len(first)))
+    number = body + luhn.calc_check_digit(body)
+    sep = draw(st.sampled_from(["", " ", "-"]))
+    return sep.join(number[i : i + 4] for i in range(0, len(number), 4))
+
+
+@st.composite
+def ibans(draw: st.DrawFn) -> str:
+    country, bban = draw(
+        st.sampled_from(
+            [
+                ("DE", _chars(string.digits, 18, 18)),
+                (
+                    "GB",
+                    st.builds(lambda b, n: b + n, _chars(string.ascii_uppercase, 4, 4), _chars(string.digits, 14, 14)),
+                ),
+                (
+                    "NL",
+                    st.builds(lambda b, n: b + n, _chars(string.ascii_uppercase, 4, 4), _chars(string.digits, 10, 10)),
+                ),
+                ("FR", _chars(string.digits, 23, 23)),
+            ]
+        ).flatmap(lambda c: st.tuples(st.just(c[0]), c[1]))
+    )
+    number = country + iban.calc_check_digits(f"{country}00{bban}") + bban
+    assume(iban.is_valid(number))
+    grouped = draw(st.booleans())
+    return " ".join(number[i : i + 4] for i in range(0, len(number), 4)) if grouped else number
+
+
+surrounding = st.text(max_size=60)
+
+
+def _embedded(prefix: str, secret: str, suffix: str) -> str:
+    return f"{prefix} {secret} {suffix}"
+
+
+@given(
+    item=st.one_of(
+        credentials.map(lambda v: (v, v)),
+        bearer_tokens.map(lambda v: (f"Authorization: Bearer {v}", v)),
+        password_values.map(lambda v: (f"password: {v}", v)),
+        password_values.map(lambda v: (f"api_key={v}", v)),
+        password_values.map(lambda v: (f'"client_secret": "{v}"', v)),
+    ),
+    prefix=surrounding,
+    suffix=surrounding,
+)
+def test_p8_credentials_never_survive_masking(item: tuple[str, str], prefix: str, suffix: str) -> None:
+    secret, value = item
+    assume(value not in prefix and value not in suffix)
+    masked = mask_sensitive(_embedded(prefix, secret, suffix))
+    assert value not in masked.text
+    assert "SECRET" in masked.kinds
+
+
+@given(
+    item=st.one_of(
+        credentials.map(lambda s: (s, "SECRET")),
+        password_values.map(lambda v: (f"my password is {v}1", "SECRET")),
+        emails.map(lambda s: (s, "EMAIL")),
+        phones.map(lambda s: (s, "PHONE")),
+        cards().map(lambda s: (s, "CARD")),
+        ibans().map(lambda s: (s, "IBAN")),
+    ),
+    prefix=surrounding,
+    suffix=surrounding,
+)
+def test_p19_sensitive_data_masked(item: tuple[str, str], prefix: str, suffix: str) -> None:
+    secret, _kind = item
+    value = secret.removeprefix("my password is ")
+    assume(value not in prefix and value not in suffix)
+    masked = mask_sensitive(_embedded(prefix, secret, suffix))
+    assert value not in masked.text
+    assert masked.kinds
+
+
+ordinary_numbers = st.one_of(
+    st.integers(1900, 2100).map(str),
+    st.builds(lambda d, c: f"${d:,}.{c:02d}", st.integers(0, 99999), st.integers(0, 99)),
+    st.builds(lambda d: f"€{d}", st.integers(0, 100000)),
+    st.integers(0, 100).map(lambda n: f"{n}%"),
+    st.builds(lambda a, b, c: f"v{a}.{b}.{c}", st.integers(0, 30), st.integers(0, 99), st.integers(0, 99)),
+    st.builds(lambda h, m: f"{h}:{m:02d}", st.integers(0, 23), st.integers(0, 59)),
+    st.dates().map(lambda d: d.isoformat()),
+    st.dates().map(lambda d: d.strftime("%d/%m/%Y")),
+    st.integers(0, 10**7).map(str),
+    st.builds(lambda a, b: f"{a}.{b}", st.integers(0, 10**5), st.integers(0, 999)),
+    st.integers(1, 65535).map(lambda p: f"localhost:{p}"),
+)
+words = st.sampled_from(
+    ["the", "budget", "for", "Q3", "was", "release", "meeting", "at", "costs", "around", "in", "ticket", "#"]
+)
+
+
+@given(st.lists(st.tuples(words, ordinary_numbers), min_size=1, max_size=8))
+def test_ordinary_numbers_are_not_masked(parts: list[tuple[str, str]]) -> None:
+    text = " ".join(f"{word} {number}" for word, number in parts)
+    masked = mask_sensitive(text)
+    assert masked.text == text
+    assert masked.kinds == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("reach me at ana@example.org", "reach me at [EMAIL]"),
+        ("key sk-proj-Abc123Def456Ghi789Jkl0 leaked", "key [SECRET] leaked"),
+        ("password: hunter2", "password: [SECRET]"),
+        ("my password is hunter2!", "my password is [SECRET]!"),
+        ("the password is incorrect", "the password is incorrect"),
+        ("card 4111 1111 1111 1111 exp 12/27", "card [CARD] exp 12/27"),
+        ("card 4111 1111 1111 1112", "card 4111 1111 1111 1112"),
+        ("IBAN GB82 WEST 1234 5698 7654 32 please", "IBAN [IBAN] please"),
+        ("IBAN GB83 WEST 1234 5698 7654 32 please", "IBAN GB83 WEST 1234 5698 7654 32 please"),
+        ("call (415) 555-0123 today", "call [PHONE] today"),
+        ("postgres://app:s3cret@db:5432/parley", "postgres://app:[SECRET]@db:5432/parley"),
+        (
+            "commit 3f2a9c1e5b7d4a6f8e0c2b4d6f8a0c2e4b6d8f0a merged",
+            "commit 3f2a9c1e5b7d4a6f8e0c2b4d6f8a0c2e4b6d8f0a merged",
+        ),
+        ("token=[SECRET]", "token=[SECRET]"),
+    ],
+)
+def test_mask_sensitive_examples(text: str, expected: str) -> None:
+    assert scrub(text) == expected
+
+
+def test_masked_kinds_are_listed_once_in_order() -> None:
+    masked = mask_sensitive("a@b.io then sk-Abcdefghijklmnop1234 and c@d.io")
+    assert masked.kinds == ("EMAIL", "SECRET")
+    assert masked.changed
