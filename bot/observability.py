@@ -1,17 +1,46 @@
-"""Logs and traces: logfire (OpenTelemetry) sending only with a token, secrets scrubbed everywhere."""
+"""Logs, traces and HTTP metrics: logfire (OpenTelemetry) sending only with a token, secrets scrubbed.
+
+Spans: every pipeline step (core.pipeline), every model and tool call (`instrument_pydantic_ai`),
+every database query (`instrument_asyncpg`, statements only, never parameters) and every HTTP
+request (`instrument_app`). Logs: one JSON object a line with request, workspace and trace ids.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import time
+import uuid
+from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import Counter, Histogram
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.guard.masking import scrub
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 _configured = False
+SCRUB_PATTERNS = ["xox[abpre]", "sk-", "bearer", "signing", "parley_[0-9a-f]{12}_"]
+"""Extra logfire scrubbing patterns: Slack and OpenAI-style tokens, bearer headers, Parley API keys."""
+NOT_TRACED = "/healthz,/readyz,/metrics"
+
+HTTP_REQUESTS = Counter("parley_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
+HTTP_LATENCY = Histogram(
+    "parley_http_request_duration_seconds",
+    "Time to answer an HTTP request (streams: until the last byte)",
+    ["route"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+_request: ContextVar[dict[str, Any] | None] = ContextVar("parley_request", default=None)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+access_log = logging.getLogger("parley.http")
 
 
 class ScrubFilter(logging.Filter):
@@ -34,6 +63,19 @@ def _scrub_value(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_scrub_value(v) for v in value]
     return value
+
+
+class RequestContextFilter(logging.Filter):
+    """Adds the current HTTP request's id and workspace to every record logged while serving it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        state = _request.get()
+        if state is not None:
+            if not hasattr(record, "request_id"):
+                record.request_id = state.get("request_id")
+            if not hasattr(record, "workspace") and state.get("workspace_id"):
+                record.workspace = state["workspace_id"]
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -72,10 +114,12 @@ def configure(*, level: str = "INFO", json_logs: bool = False, logfire_token: st
         service_name="parley",
         console=False,
         inspect_arguments=False,
-        scrubbing=logfire.ScrubbingOptions(extra_patterns=["xox[abpr]", "sk-", "bearer", "signing"]),
+        scrubbing=logfire.ScrubbingOptions(extra_patterns=SCRUB_PATTERNS),
     )
     logfire.instrument_pydantic_ai()
+    logfire.instrument_asyncpg()
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestContextFilter())
     handler.addFilter(ScrubFilter())
     handler.setFormatter(
         JsonFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -85,3 +129,63 @@ def configure(*, level: str = "INFO", json_logs: bool = False, logfire_token: st
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpx2", "httpcore", "sentence_transformers", "nemoguardrails", "asyncio", "pgserver", "yoyo"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def instrument_app(app: FastAPI) -> None:
+    """A span per HTTP request (health probes and scrapes left out), with the request context and
+    access log around it. Endpoint arguments are not recorded: bodies carry people's messages."""
+    import logfire
+
+    logfire.instrument_fastapi(app, excluded_urls=NOT_TRACED, request_attributes_mapper=_only_errors)
+    app.add_middleware(RequestContext)
+
+
+def _only_errors(request: Any, attributes: dict[str, Any]) -> dict[str, Any] | None:
+    errors = attributes.get("errors")
+    return {"errors": errors} if errors else None
+
+
+class RequestContext:
+    """Gives each request an id (X-Request-ID, taken from the caller when well-formed), makes it and
+    the workspace visible to every log record, and logs and counts the answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        token = _request.set(state)
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
+            HTTP_LATENCY.labels(template).observe(elapsed)
+            if template not in NOT_TRACED.split(","):
+                access_log.info(
+                    "%s %s %s",
+                    scope["method"],
+                    template,
+                    status,
+                    extra={"status": status, "duration_ms": round(elapsed * 1000, 1), "path": scope["path"]},
+                )
+            _request.reset(token)

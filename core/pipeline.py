@@ -97,7 +97,7 @@ class Pipeline:
         started = time.perf_counter()
         with logfire.span("turn", platform=inbound.platform, workspace=inbound.workspace_id) as span:
             try:
-                reply = await asyncio.wait_for(self._turn(inbound, on_delta), self.config.turn_timeout_s)
+                reply = await asyncio.wait_for(self._turn(inbound, on_delta, started), self.config.turn_timeout_s)
             except ModelUnavailable as exc:
                 reply = self._failure(inbound, "model_not_configured", str(exc))
             except TimeoutError:
@@ -118,8 +118,9 @@ class Pipeline:
                     f"Something went wrong on my side ({type(exc).__name__}). It has been logged; "
                     "please try again.",
                 )
-            latency = (time.perf_counter() - started) * 1000
-            reply = replace(reply, latency_ms=round(latency, 1))
+            if not reply.latency_ms:
+                reply = replace(reply, latency_ms=_elapsed_ms(started))
+            latency = reply.latency_ms
             span.set_attribute("latency_ms", reply.latency_ms)
             outcome = (
                 "duplicate" if reply.duplicate else
@@ -143,7 +144,8 @@ class Pipeline:
         return turn_id
 
     # -- the turn ----------------------------------------------------------------------------
-    async def _turn(self, inbound: Inbound, on_delta: OnDelta | None) -> Reply:
+    async def _turn(self, inbound: Inbound, on_delta: OnDelta | None, started: float) -> Reply:
+        inbound = replace(inbound, text=inbound.text.replace("\x00", ""))
         with logfire.span("dedupe"):
             if not await turns.claim_event(self.pool, inbound.platform, inbound.event_id):
                 return Reply(text="", thread_id=inbound.thread_id, duplicate=True)
@@ -237,6 +239,7 @@ class Pipeline:
             reply = replace(reply, text=out.message or _KIND_REFUSAL, blocked=True, block_rail=out.rail)
         elif self._wants_voice(inbound, profile):
             reply = await self._with_voice(reply)
+        reply = replace(reply, latency_ms=_elapsed_ms(started))
         with logfire.span("persist"):
             await asyncio.gather(
                 turns.finish_turn(
@@ -417,6 +420,10 @@ def _model_calls(messages: list[ModelMessage]) -> list[turns.ModelCall]:
                 )
             )
     return calls
+
+
+def _elapsed_ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 1)
 
 
 def _trace_id() -> str | None:

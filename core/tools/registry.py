@@ -121,7 +121,7 @@ class GuardedToolset(WrapperToolset[Any]):
             masked_args = {k: scrub(str(v)) for k, v in tool_args.items()}
             log.info(
                 "tool call",
-                extra={"tool": name, "args": masked_args, "duration_ms": round(duration_ms, 1), "outcome": outcome},
+                extra={"tool": name, "tool_args": masked_args, "duration_ms": round(duration_ms, 1), "outcome": outcome},
             )
             steps: list[Step] | None = getattr(ctx.deps, "steps", None)
             if steps is not None:

@@ -84,6 +84,8 @@ class FakeOpenAI:
     headers: list[dict[str, str]] = field(default_factory=list)
     delay: float = 0.0
     """Seconds every answer takes (a slow model for load tests)."""
+    chunk_delay: float = 0.0
+    """Seconds between streamed chunks (a model that types)."""
     port: int = 0
     _ids: itertools.count[int] = field(default_factory=itertools.count)
     _runner: web.AppRunner | None = None
@@ -103,6 +105,7 @@ class FakeOpenAI:
         self.headers.clear()
         self.responder = echo
         self.delay = 0.0
+        self.chunk_delay = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
@@ -229,6 +232,8 @@ class FakeOpenAI:
             text: str = message["content"] or ""
             for start in range(0, max(len(text), 1), 16):
                 await send({"role": "assistant", "content": text[start : start + 16]})
+                if self.chunk_delay:
+                    await asyncio.sleep(self.chunk_delay)
         await send({}, finish=completion["choices"][0]["finish_reason"])
         if body.get("stream_options", {}).get("include_usage"):
             chunk = {

@@ -1,0 +1,121 @@
+"""What every route needs: the shared state, the caller's API key, and the per-key rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from adapters.api.errors import ApiError
+from core.apikeys import ApiKeyInfo, authenticate
+from core.pipeline import Pipeline
+from core.ratelimit import SlidingWindow
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiConfig:
+    """The REST API's knobs; `bot/` fills them from settings."""
+
+    rate_per_min: int = 60
+    """Requests per API key per minute, over every /v1 endpoint."""
+    max_file_mb: float = 20.0
+    max_body_bytes: int = 64 * 1024 * 1024
+    voice_reply: bool = False
+    """A text-to-speech engine is wired, so `voice_reply` requests get audio."""
+    stream_grace_s: float = 150.0
+    """How long a streaming turn may go on finishing after shutdown begins."""
+
+
+@dataclass(kw_only=True)
+class ApiState:
+    """One per app: the pipeline and pool it serves, and the turns in flight (for shutdown)."""
+
+    pipeline: Pipeline
+    pool: asyncpg.Pool
+    config: ApiConfig
+    memory_enabled: bool = True
+    clock: Callable[[], float] = time.monotonic
+    limiter: SlidingWindow = field(init=False)
+    turns: set[asyncio.Task[object]] = field(default_factory=set)
+    draining: bool = False
+
+    def __post_init__(self) -> None:
+        self.limiter = SlidingWindow(self.config.rate_per_min)
+
+    def track(self, task: asyncio.Task[object]) -> None:
+        """Keep a turn task until it ends, so shutdown can wait for it."""
+        self.turns.add(task)
+        task.add_done_callback(self.turns.discard)
+
+    async def drain(self, timeout_s: float) -> None:
+        """Let the turns in flight finish (up to `timeout_s`)."""
+        self.draining = True
+        if self.turns:
+            await asyncio.wait(list(self.turns), timeout=timeout_s)
+
+
+def get_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.api
+    return state
+
+
+StateDep = Annotated[ApiState, Depends(get_state)]
+_bearer = HTTPBearer(auto_error=False, description="An API key from `parley apikey create --workspace W`.")
+
+
+async def require_key(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKeyInfo:
+    """The caller's live API key, counted against its rate limit; 401 or 429 otherwise."""
+    if credentials is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "This endpoint needs an API key and the request carried none.",
+            "Send `Authorization: Bearer <key>`; an operator creates keys with `parley apikey create --workspace W`.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    key = await authenticate(state.pool, credentials.credentials)
+    if key is None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            "The API key is not valid (unknown, mistyped or revoked).",
+            "Check the key you send; `parley apikey list` shows live keys, `parley apikey create` makes a new one.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    request.state.workspace_id = key.workspace_id
+    wait = state.limiter.try_acquire(key.key_id, state.clock())
+    if wait:
+        seconds = max(1, math.ceil(wait))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"This API key made more than {state.config.rate_per_min} requests in the last minute.",
+            f"Wait {seconds} s (see Retry-After) and retry, or spread requests over several keys.",
+            headers={"Retry-After": str(seconds)},
+        )
+    return key
+
+
+KeyDep = Annotated[ApiKeyInfo, Depends(require_key)]
+
+
+def refuse_when_draining(state: ApiState) -> None:
+    if state.draining:
+        raise ApiError(
+            503,
+            "shutting_down",
+            "This server is shutting down and takes no new turns.",
+            "Retry in a moment; another instance (or this one after restart) will answer.",
+            headers={"Retry-After": "5"},
+        )

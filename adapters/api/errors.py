@@ -1,0 +1,157 @@
+"""Every failure answered the same way: a status, a code, what went wrong and what to do (property 53)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from adapters.api.schemas import ErrorBody, FieldProblem
+
+log = logging.getLogger("parley.api")
+
+
+class ApiError(Exception):
+    """Raised by routes and dependencies; rendered as an `ErrorBody`."""
+
+    def __init__(
+        self, status: int, error: str, message: str, fix: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(error=error, message=message, fix=fix)
+        self.headers = dict(headers or {})
+
+
+def error_response(status: int, body: ErrorBody, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=dict(headers or {}))
+
+
+# The responses each protected route documents in /openapi.json.
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    texts = {
+        401: "Missing or invalid API key",
+        403: "The session belongs to another workspace",
+        404: "Not found",
+        413: "Request body too large",
+        422: "Invalid request body or parameters",
+        429: "Rate limit reached (see Retry-After)",
+        503: "Shutting down or database unreachable",
+    }
+    return {s: {"model": ErrorBody, "description": texts[s]} for s in statuses}
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every error into an `ErrorBody`."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.body, exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            FieldProblem(field=".".join(str(p) for p in e.get("loc", ())), problem=str(e.get("msg", "invalid")))
+            for e in jsonable_encoder(exc.errors())
+        ]
+        summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:5])
+        body = ErrorBody(
+            error="invalid_request",
+            message=f"The request is not valid ({summary}).",
+            fix="Correct the fields listed in `fields` and send the request again; /openapi.json has the schema.",
+            fields=problems,
+        )
+        return error_response(422, body)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        fixes = {
+            404: ("not_found", "Check the URL; /openapi.json lists every endpoint."),
+            405: ("method_not_allowed", "Use a method this endpoint accepts; /openapi.json lists them."),
+        }
+        code, fix = fixes.get(exc.status_code, ("http_error", "See /openapi.json for how to call this endpoint."))
+        body = ErrorBody(error=code, message=str(exc.detail), fix=fix)
+        return error_response(exc.status_code, body, getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request failed", exc_info=exc, extra={"path": request.url.path})
+        body = ErrorBody(
+            error="internal_error",
+            message=f"Something went wrong on the server ({type(exc).__name__}); it has been logged.",
+            fix="Try again; if it keeps happening, an operator can find the error in the server log.",
+        )
+        return error_response(500, body)
+
+
+class BodyLimit:
+    """Refuse request bodies over `max_bytes` with 413: by Content-Length, or by reading a chunked body
+    (buffered up to the limit, then handed on whole)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if length.isdigit() and int(length) > self.max_bytes:
+                await self._refuse(send)
+                return
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message], receive), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._refuse(send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([whole], receive), send)
+
+    async def _refuse(self, send: Send) -> None:
+        mb = self.max_bytes / 1024 / 1024
+        body = ErrorBody(
+            error="body_too_large",
+            message=f"The request body is larger than this server accepts ({mb:.1f} MB).",
+            fix="Send smaller or fewer attachments, or ask the operator to raise PARLEY_MAX_FILE_MB.",
+        )
+        payload = json.dumps(body.model_dump(mode="json")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": payload})
+
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A `receive` that gives `messages` first, then defers to the real one (for disconnects)."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay

@@ -1,0 +1,122 @@
+"""POST /v1/chat and /v1/chat/stream: one turn, answered whole or as server-sent events."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from adapters.api.deps import ApiState, KeyDep, StateDep, refuse_when_draining
+from adapters.api.errors import ApiError, documented
+from adapters.api.schemas import ChatRequest, ChatResponse, DeltaEvent
+from adapters.api.sessions import API_CHANNEL, Session, find_session, new_session_id, open_session
+from core.apikeys import ApiKeyInfo
+from core.models import Inbound, Platform, Reply
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+ERRORS = documented(401, 403, 413, 422, 429, 503)
+
+
+@router.post("/chat", response_model=ChatResponse, responses=ERRORS, summary="Send a message, get the reply")
+async def chat(body: ChatRequest, key: KeyDep, state: StateDep) -> ChatResponse:
+    refuse_when_draining(state)
+    session, inbound = await _turn_input(body, key, state)
+    task = asyncio.create_task(_run(state, inbound))
+    state.track(task)
+    reply = await asyncio.shield(task)
+    return ChatResponse.of(reply, session.session_id)
+
+
+@router.post(
+    "/chat/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "`delta` events carrying {text}, then one `done` event carrying the ChatResponse.",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        **ERRORS,
+    },
+    summary="Send a message, stream the reply",
+)
+async def chat_stream(body: ChatRequest, key: KeyDep, state: StateDep) -> EventSourceResponse:
+    refuse_when_draining(state)
+    session, inbound = await _turn_input(body, key, state)
+    deltas: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def on_delta(text: str) -> None:
+        deltas.put_nowait(text)
+
+    async def run() -> Reply:
+        try:
+            return await _run(state, inbound, on_delta)
+        finally:
+            deltas.put_nowait(None)
+
+    task = asyncio.create_task(run())
+    state.track(task)
+
+    async def events() -> AsyncIterator[ServerSentEvent]:
+        while (delta := await deltas.get()) is not None:
+            yield ServerSentEvent(event="delta", data=DeltaEvent(text=delta).model_dump_json())
+        reply = await asyncio.shield(task)
+        yield ServerSentEvent(event="done", data=ChatResponse.of(reply, session.session_id).model_dump_json())
+
+    return EventSourceResponse(events(), ping=15, shutdown_grace_period=state.config.stream_grace_s)
+
+
+async def _run(state: ApiState, inbound: Inbound, on_delta: object = None) -> Reply:
+    """The turn, then its delivery recorded under the turn id (so POST /v1/feedback finds it)."""
+    reply = await state.pipeline.run(inbound, on_delta=on_delta)  # type: ignore[arg-type]
+    if reply.turn_id is not None:
+        await state.pipeline.record_delivery(reply, str(reply.turn_id))
+    return reply
+
+
+async def _turn_input(body: ChatRequest, key: ApiKeyInfo, state: ApiState) -> tuple[Session, Inbound]:
+    user_id = body.user_id or default_user(key)
+    session = await session_for(state, key, body.session_id, user_id=user_id)
+    inbound = Inbound(
+        platform=Platform.API,
+        workspace_id=key.workspace_id,
+        channel_id=API_CHANNEL,
+        thread_id=session.session_id,
+        user_id=user_id,
+        user_name=user_id,
+        channel_name=API_CHANNEL,
+        text=body.message,
+        event_id=uuid.uuid4().hex,
+        is_dm=True,
+        attachments=tuple(a.to_attachment() for a in body.attachments),
+        voice_reply=body.voice_reply,
+    )
+    return session, inbound
+
+
+def default_user(key: ApiKeyInfo) -> str:
+    """Without a user_id, everything sent with one key is one person."""
+    return f"key-{key.key_id}"
+
+
+async def session_for(state: ApiState, key: ApiKeyInfo, session_id: str | None, *, user_id: str) -> Session:
+    """The caller's session (opened on first use); 403 when another workspace owns that id."""
+    if session_id is None:
+        return await open_session(state.pool, new_session_id(), workspace_id=key.workspace_id, user_id=user_id)
+    session = await find_session(state.pool, session_id) or await open_session(
+        state.pool, session_id, workspace_id=key.workspace_id, user_id=user_id
+    )
+    if session.workspace_id != key.workspace_id:
+        raise forbidden_session()
+    return session
+
+
+def forbidden_session() -> ApiError:
+    return ApiError(
+        403,
+        "forbidden",
+        "This session belongs to another workspace; your API key cannot read or continue it.",
+        "Use a session_id your workspace created, or omit session_id to start a new conversation.",
+    )

@@ -1,0 +1,288 @@
+"""Parley on Discord: an AutoShardedClient that turns messages, reactions and slash commands into
+pipeline calls and replies into Discord messages.
+
+The client translates only. Which messages it answers and in which conversation is
+`routing.route`; splitting is `chunking`; streaming edits are `streaming`; the turn itself is
+`core.pipeline`. `build_discord` is the one entry point: it points discord.py at the configured
+REST base and gateway (process-wide class attributes of discord.py) and returns the client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+
+import asyncpg
+import discord
+import yarl
+from discord.gateway import DiscordWebSocket
+from discord.http import Route
+
+from adapters.discord import store
+from adapters.discord.commands import build_tree
+from adapters.discord.config import DM_WORKSPACE, DiscordConfig
+from adapters.discord.convert import SkippedFile, clean_text, download, notes, with_quote
+from adapters.discord.invite import required_intents
+from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFacts, moves_to_thread, route, thread_name
+from adapters.discord.store import NewMessage
+from adapters.discord.streaming import Streamer
+from adapters.discord.surfaces import NOBODY, ChannelSurface, InteractionSurface
+from core.feedback import score_of
+from core.models import Inbound, Platform, Reaction, Reply
+from core.pipeline import Pipeline
+
+log = logging.getLogger("parley.discord")
+DISCORD_GATEWAY = "wss://gateway.discord.gg/"
+ORDINARY_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+
+
+def build_discord(config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool) -> ParleyDiscordClient:
+    """The Discord client for `config`; `await client.start()` runs it, `await client.close()` stops it."""
+    Route.BASE = config.api_base.rstrip("/")
+    DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.gateway_url or DISCORD_GATEWAY)
+    return ParleyDiscordClient(config, pipeline, pool)
+
+
+class ParleyDiscordClient(discord.AutoShardedClient):
+    def __init__(self, config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool) -> None:
+        super().__init__(
+            intents=required_intents(),
+            shard_ids=list(config.shard_ids) if config.shard_ids is not None else None,
+            shard_count=config.shard_count,
+            application_id=int(config.application_id) if config.application_id else None,
+            allowed_mentions=NOBODY,
+            chunk_guilds_at_startup=False,
+        )
+        self.config = config
+        self.pipeline = pipeline
+        self.pool = pool
+        self.tree = build_tree(self, pool=pool, ask=self.ask)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    async def start(self, token: str | None = None, *, reconnect: bool = True) -> None:
+        """Log in, sync the slash commands, connect every shard and serve until closed."""
+        await super().start(token or self.config.token, reconnect=reconnect)
+
+    async def setup_hook(self) -> None:
+        synced = await self.tree.sync()
+        log.info("slash commands synced: %s", ", ".join(c.name for c in synced))
+
+    async def launch_shards(self) -> None:
+        """With DISCORD_GATEWAY_URL set, ask /gateway/bot only for the shard count, then connect there."""
+        if self.config.gateway_url is not None and self.shard_count is None:
+            self.shard_count, _, _ = await self.http.get_bot_gateway()
+        await super().launch_shards()
+
+    # -- messages -------------------------------------------------------------------------------
+    async def on_message(self, message: discord.Message) -> None:
+        if self.user is None or message.author.bot:
+            return
+        try:
+            await self._on_message(message)
+        except discord.HTTPException as exc:
+            log.warning("Discord refused a write (%s %s)", exc.status, exc.code, extra=_where(message))
+        except Exception:
+            log.exception("answering a Discord message failed", extra=_where(message))
+
+    async def _on_message(self, message: discord.Message) -> None:
+        assert self.user is not None
+        workspace = str(message.guild.id) if message.guild else DM_WORKSPACE
+        facts, home = await self._facts(message, workspace)
+        target = route(facts)
+        if target is None:
+            return
+        text = clean_text(message.content, parley_id=self.user.id, names=_names(message, self.user.id))
+        referenced = message.reference.resolved if message.reference else None
+        if target.reason == "mention" and isinstance(referenced, discord.Message):
+            text = with_quote(text, author=referenced.author.display_name, quoted=referenced.clean_content)
+        files, skipped = await download(message.attachments, max_bytes=self.config.max_file_bytes)
+        channel: discord.abc.Messageable = message.channel
+        reply_to: discord.Message | None = message
+        if facts.thread is None and await self._moves_to_thread(target, workspace):
+            thread = await message.create_thread(name=thread_name(text))
+            await store.remember_thread(
+                self.pool, workspace_id=workspace, user_id=str(message.author.id), thread_id=str(thread.id),
+                parent_channel_id=home, conversation_id=target.thread_id,
+            )
+            channel, reply_to = thread, None
+        inbound = Inbound(
+            platform=Platform.DISCORD,
+            workspace_id=workspace,
+            channel_id=home,
+            thread_id=target.thread_id,
+            user_id=str(message.author.id),
+            user_name=message.author.display_name,
+            channel_name=getattr(message.channel, "name", None) or "direct message",
+            text=text,
+            event_id=str(message.id),
+            is_dm=facts.is_dm,
+            attachments=files,
+        )
+        await store.remember_messages(
+            self.pool, workspace_id=workspace, user_id=inbound.user_id, thread_id=target.thread_id,
+            messages=[NewMessage(message_id=str(message.id), channel_id=str(message.channel.id), from_parley=False)],
+        )
+        surface = ChannelSurface(channel, reply_to=reply_to, asker_id=message.author.id)
+        await self._deliver(inbound, surface, skipped=skipped, typing=channel)
+
+    async def _facts(self, message: discord.Message, workspace: str) -> tuple[MessageFacts, str]:
+        """What routing needs to know, and the conversation's home channel (a thread's parent)."""
+        assert self.user is not None
+        channel = message.channel
+        home = str(channel.id)
+        thread: ThreadFacts | None = None
+        if message.guild is not None and not isinstance(channel, discord.abc.GuildChannel):
+            known_thread = await store.parley_thread(self.pool, workspace, str(channel.id))
+            if isinstance(channel, discord.Thread) or known_thread is not None:
+                owner = getattr(channel, "owner_id", None)
+                thread = ThreadFacts(
+                    thread_id=str(channel.id),
+                    started_by_parley=owner == self.user.id or known_thread is not None,
+                    conversation_id=known_thread.conversation_id if known_thread else None,
+                )
+                parent = getattr(channel, "parent_id", None)
+                home = known_thread.parent_channel_id if known_thread else str(parent or channel.id)
+        return (
+            MessageFacts(
+                message_id=str(message.id),
+                channel_id=str(channel.id),
+                is_dm=message.guild is None,
+                from_bot=message.author.bot,
+                ordinary=message.type in ORDINARY_TYPES,
+                mentions_parley=_mentions(message, self.user.id),
+                thread=thread,
+                reply_to=await self._reply_facts(message, workspace),
+            ),
+            home,
+        )
+
+    async def _reply_facts(self, message: discord.Message, workspace: str) -> ReplyFacts | None:
+        assert self.user is not None
+        reference = message.reference
+        if reference is None or reference.message_id is None or message.type != discord.MessageType.reply:
+            return None
+        known = await store.known_message(self.pool, workspace, str(reference.message_id))
+        resolved = reference.resolved if isinstance(reference.resolved, discord.Message) else None
+        to_parley = resolved.author.id == self.user.id if resolved else bool(known and known.from_parley)
+        return ReplyFacts(
+            message_id=str(reference.message_id),
+            to_parley=to_parley,
+            conversation_id=known.thread_id if known else None,
+        )
+
+    async def _moves_to_thread(self, target: Target, workspace: str) -> bool:
+        if not self.config.auto_thread or target.reason == "dm":
+            return False
+        count = await store.people_messages(self.pool, workspace, target.thread_id)
+        return moves_to_thread(
+            enabled=True, target=target, in_thread=False, user_messages=count, after=self.config.auto_thread_after
+        )
+
+    # -- slash command /ask -----------------------------------------------------------------------
+    async def ask(self, interaction: discord.Interaction, question: str, file: discord.Attachment | None) -> None:
+        """/ask: the same turn as a mention; the answer streams into the interaction's response."""
+        await interaction.response.defer(thinking=True)
+        workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
+        channel = interaction.channel
+        if isinstance(channel, discord.Thread):
+            known_thread = await store.parley_thread(self.pool, workspace, str(channel.id))
+            home = str(channel.parent_id)
+            thread_id = known_thread.conversation_id if known_thread else str(channel.id)
+        else:
+            home = str(interaction.channel_id)
+            thread_id = home if interaction.guild_id is None else str(interaction.id)
+        files, skipped = await download([file] if file else [], max_bytes=self.config.max_file_bytes)
+        inbound = Inbound(
+            platform=Platform.DISCORD,
+            workspace_id=workspace,
+            channel_id=home,
+            thread_id=thread_id,
+            user_id=str(interaction.user.id),
+            user_name=interaction.user.display_name,
+            channel_name=getattr(channel, "name", None) or "direct message",
+            text=question,
+            event_id=str(interaction.id),
+            is_dm=interaction.guild_id is None,
+            attachments=files,
+        )
+        await self._deliver(inbound, InteractionSurface(interaction), skipped=skipped, typing=None)
+
+    # -- one turn, start to delivery -----------------------------------------------------------------
+    async def _deliver(
+        self,
+        inbound: Inbound,
+        surface: ChannelSurface | InteractionSurface,
+        *,
+        skipped: tuple[SkippedFile, ...],
+        typing: discord.abc.Messageable | None,
+    ) -> Reply | None:
+        """Run the turn with a typing indicator, stream it, then record where it was delivered."""
+        streamer = Streamer(surface, interval=self.config.edit_interval_s)
+        async with typing.typing() if typing is not None else contextlib.nullcontext():
+            reply = await self.pipeline.run(inbound, on_delta=streamer.on_delta)
+        if reply.duplicate:
+            return None
+        await streamer.finish("\n\n".join(p for p in (reply.text, notes(skipped, reply.attachments)) if p))
+        if reply.audio is not None:
+            name = f"parley-reply.{reply.audio_format or 'ogg'}"
+            await surface.upload(discord.File(io.BytesIO(reply.audio), filename=name))
+        ids = surface.ids()
+        await self.pipeline.record_delivery(reply, ids[0])
+        channel_id = str(getattr(surface, "channel", None) and surface.channel.id or inbound.channel_id)
+        await store.remember_messages(
+            self.pool, workspace_id=inbound.workspace_id, user_id=inbound.user_id, thread_id=inbound.thread_id,
+            messages=[
+                NewMessage(message_id=i, channel_id=channel_id, from_parley=True, reply_message_id=ids[0]) for i in ids
+            ],
+        )
+        return reply
+
+    # -- reactions ------------------------------------------------------------------------------
+    async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._react(payload, removed=False)
+
+    async def on_raw_reaction_remove(self, payload: discord.RawReactionActionEvent) -> None:
+        await self._react(payload, removed=True)
+
+    async def _react(self, payload: discord.RawReactionActionEvent, *, removed: bool) -> None:
+        """👍/👎 on one of Parley's messages rates its turn; every other reaction is ignored."""
+        if self.user is None or payload.user_id == self.user.id or score_of(str(payload.emoji)) is None:
+            return
+        if payload.message_author_id is not None and payload.message_author_id != self.user.id:
+            return
+        workspace = str(payload.guild_id) if payload.guild_id else DM_WORKSPACE
+        known = await store.known_message(self.pool, workspace, str(payload.message_id))
+        if known is None or not known.from_parley:
+            return
+        turn = await self.pipeline.react(
+            Reaction(
+                platform=Platform.DISCORD,
+                workspace_id=workspace,
+                user_id=str(payload.user_id),
+                platform_message_id=known.reply_message_id or str(payload.message_id),
+                emoji=str(payload.emoji),
+                removed=removed,
+            )
+        )
+        log.info("reaction %s on turn %s", "removed" if removed else "stored", turn)
+
+
+def _mentions(message: discord.Message, parley_id: int) -> bool:
+    """Parley's user mention, or a mention of its integration role (people pick either from the list)."""
+    return any(u.id == parley_id for u in message.mentions) or any(
+        r.tags is not None and r.tags.bot_id == parley_id for r in message.role_mentions
+    )
+
+
+def _names(message: discord.Message, parley_id: int) -> dict[int, str]:
+    return {u.id: u.display_name for u in message.mentions if u.id != parley_id}
+
+
+def _where(message: discord.Message) -> dict[str, str]:
+    return {
+        "platform": Platform.DISCORD,
+        "workspace": str(message.guild.id) if message.guild else DM_WORKSPACE,
+        "channel": str(message.channel.id),
+        "event_id": str(message.id),
+    }

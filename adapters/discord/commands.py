@@ -1,0 +1,141 @@
+"""Parley's slash commands: /ask, /profile show|set, /forget (with a confirmation button), /help.
+
+The commands translate only: /ask goes through the same pipeline as a mention, /profile and
+/forget call the memory package's profile and forgetting functions for the person who asked, in
+the server (or DMs) they asked in. Everything except /ask answers ephemerally.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+import asyncpg
+import discord
+from discord import app_commands
+from pydantic import ValidationError
+
+from adapters.discord.config import DM_WORKSPACE
+from core.memory.forget import forget_user
+from core.memory.profiles import ProfileChanges, get_profile, update_profile
+from core.models import Platform, UserKey
+from core.steps import Profile
+
+log = logging.getLogger(__name__)
+
+Ask = Callable[[discord.Interaction, str, discord.Attachment | None], Awaitable[None]]
+ProfileField = Literal["display_name", "language", "timezone", "answer_style", "voice_replies", "about"]
+CONFIRM_TIMEOUT_S = 120.0
+
+HELP = """**Parley** answers questions, reads files and voice messages, and remembers how you like answers.
+- Mention me in a channel; reply to my answers or talk in my threads to go on without mentioning me.
+- DM me any time; voice messages work in DMs, in my threads and as replies to me.
+- React 👍 or 👎 to my answers to tell the team what helped.
+- `/ask` asks me anything, anywhere (the answer is visible in that channel).
+- `/profile show` and `/profile set` manage how I answer you: name, language, time zone, short or \
+detailed answers, voice replies.
+- `/forget` deletes everything I know about you here."""
+
+
+def user_key(interaction: discord.Interaction) -> UserKey:
+    workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
+    return UserKey(platform=Platform.DISCORD, workspace_id=workspace, user_id=str(interaction.user.id))
+
+
+def describe_profile(profile: Profile) -> str:
+    """The profile as a short list; unset fields say so."""
+    rows = [
+        ("Name", profile.display_name),
+        ("Language", profile.language),
+        ("Time zone", profile.timezone),
+        ("Answers", profile.answer_style),
+        ("Voice replies", "on" if profile.voice_replies else "off"),
+        ("About you", profile.about),
+    ]
+    return "**Your profile here**\n" + "\n".join(
+        f"- {name}: {discord.utils.escape_markdown(value) if value else '_not set_'}" for name, value in rows
+    )
+
+
+def validation_message(error: ValidationError) -> str:
+    return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
+
+
+def build_tree(client: discord.Client, *, pool: asyncpg.Pool, ask: Ask) -> app_commands.CommandTree:
+    """The command tree with all four commands; `client.setup_hook` syncs it."""
+    tree: app_commands.CommandTree = app_commands.CommandTree(client)
+
+    @tree.command(name="ask", description="Ask Parley a question (the answer is visible in this channel).")
+    @app_commands.describe(question="What you want to know", file="A file, image or voice note to read along")
+    async def ask_command(
+        interaction: discord.Interaction, question: str, file: discord.Attachment | None = None
+    ) -> None:
+        await ask(interaction, question, file)
+
+    profile = app_commands.Group(name="profile", description="How Parley answers you here.")
+
+    @profile.command(name="show", description="Show what Parley knows about how to answer you.")
+    async def profile_show(interaction: discord.Interaction) -> None:
+        shown = await get_profile(pool, user_key(interaction))
+        await interaction.response.send_message(describe_profile(shown), ephemeral=True)
+
+    @profile.command(name="set", description="Change one field of your profile (an empty value clears it).")
+    @app_commands.describe(field="The field to change", value="The new value (voice_replies: on or off)")
+    async def profile_set(interaction: discord.Interaction, field: ProfileField, value: str) -> None:
+        try:
+            changes = ProfileChanges.model_validate({field: _as_bool(value) if field == "voice_replies" else value})
+        except ValidationError as exc:
+            await interaction.response.send_message(f"That didn't work: {validation_message(exc)}", ephemeral=True)
+            return
+        stored = await update_profile(pool, user_key(interaction), changes)
+        await interaction.response.send_message("Saved.\n" + describe_profile(stored), ephemeral=True)
+
+    tree.add_command(profile)
+
+    @tree.command(name="forget", description="Delete everything Parley knows about you here.")
+    async def forget_command(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(
+            "This deletes your memories, profile, conversation history and feedback here. "
+            "It cannot be undone.",
+            view=ConfirmForget(pool=pool, user=user_key(interaction), asker_id=interaction.user.id),
+            ephemeral=True,
+        )
+
+    @tree.command(name="help", description="What Parley can do and how to talk to it.")
+    async def help_command(interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(HELP, ephemeral=True)
+
+    return tree
+
+
+def _as_bool(value: str) -> str | bool:
+    """'on'/'off' as well as pydantic's true/false, yes/no, 1/0."""
+    return {"on": True, "off": False}.get(value.strip().lower(), value)
+
+
+class ConfirmForget(discord.ui.View):
+    """Two buttons under the /forget warning; only the person who asked can press them."""
+
+    def __init__(self, *, pool: asyncpg.Pool, user: UserKey, asker_id: int) -> None:
+        super().__init__(timeout=CONFIRM_TIMEOUT_S)
+        self.pool = pool
+        self.user = user
+        self.asker_id = asker_id
+
+    async def interaction_check(self, interaction: discord.Interaction) -> bool:
+        return interaction.user.id == self.asker_id
+
+    @discord.ui.button(label="Forget me", style=discord.ButtonStyle.danger, custom_id="parley:forget:confirm")
+    async def confirm(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmForget]) -> None:
+        counts = await forget_user(self.pool, self.user)
+        summary = ", ".join(f"{n} {table}" for table, n in counts.items() if n) or "nothing was stored"
+        self.stop()
+        await interaction.response.edit_message(
+            content=f"Done: I forgot everything about you here ({summary}).", view=None
+        )
+
+    @discord.ui.button(label="Cancel", style=discord.ButtonStyle.secondary, custom_id="parley:forget:cancel")
+    async def cancel(self, interaction: discord.Interaction, button: discord.ui.Button[ConfirmForget]) -> None:
+        self.stop()
+        await interaction.response.edit_message(content="Nothing was deleted.", view=None)

@@ -1,0 +1,127 @@
+"""Streaming a reply into Discord messages without edit storms.
+
+The reply text grows as the model streams. At most once per `interval` the streamer plans the
+messages the text needs (`split_message`) and brings what is on screen in line with the plan: new
+messages are sent, changed ones edited, surplus ones deleted. The last write waits for the interval
+too, so one reply never edits faster than once a second; discord.py's own rate limiter handles
+the buckets behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from adapters.discord.chunking import DISCORD_LIMIT, split_message
+
+EMPTY_REPLY = "_(I have nothing to add.)_"
+"""Discord refuses empty messages; a turn that produced no text says so."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Send:
+    index: int
+    content: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Edit:
+    index: int
+    content: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Delete:
+    index: int
+
+
+Op = Send | Edit | Delete
+
+
+def diff(shown: Sequence[str], wanted: Sequence[str]) -> list[Op]:
+    """The writes that turn the messages on screen into the wanted ones (surplus deleted last-first)."""
+    ops: list[Op] = []
+    for index, content in enumerate(wanted):
+        if index >= len(shown):
+            ops.append(Send(index=index, content=content))
+        elif shown[index] != content:
+            ops.append(Edit(index=index, content=content))
+    ops.extend(Delete(index=index) for index in reversed(range(len(wanted), len(shown))))
+    return ops
+
+
+@dataclass(kw_only=True, slots=True)
+class Throttle:
+    """At most one write burst per `interval` seconds; the clock is passed in."""
+
+    interval: float
+    last: float | None = None
+
+    def wait(self, now: float) -> float:
+        """Seconds until the next burst may go (0 when it may go now)."""
+        return 0.0 if self.last is None else max(0.0, self.last + self.interval - now)
+
+    def mark(self, now: float) -> None:
+        self.last = now
+
+
+class Surface(Protocol):
+    """Where one reply's messages live: a channel (replying to a message) or an interaction."""
+
+    async def send(self, index: int, content: str) -> None: ...
+
+    async def edit(self, index: int, content: str) -> None: ...
+
+    async def delete(self, index: int) -> None: ...
+
+
+class Streamer:
+    """Shows a growing reply on a `Surface`; `on_delta` is the pipeline's streaming callback."""
+
+    def __init__(
+        self,
+        surface: Surface,
+        *,
+        interval: float,
+        limit: int = DISCORD_LIMIT,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.surface = surface
+        self.limit = limit
+        self.throttle = Throttle(interval=interval)
+        self.text = ""
+        self.shown: list[str] = []
+        self._clock = clock
+        self._sleep = sleep
+
+    async def on_delta(self, delta: str) -> None:
+        """Take more text; show it now if the last write is an interval old, else at a later delta."""
+        self.text += delta
+        if self.throttle.wait(self._clock()) == 0 and self.text.strip():
+            await self._show(split_message(self.text, self.limit))
+
+    async def finish(self, text: str) -> list[str]:
+        """Show the final text (which replaces whatever streamed: a refusal, an error, the notes)."""
+        wanted = split_message(text, self.limit) or [EMPTY_REPLY]
+        if wanted != self.shown:
+            await self._sleep(self.throttle.wait(self._clock()))
+            await self._show(wanted)
+        return wanted
+
+    async def _show(self, wanted: list[str]) -> None:
+        for op in diff(self.shown, wanted):
+            match op:
+                case Send(index=index, content=content):
+                    await self.surface.send(index, content)
+                    self.shown.append(content)
+                case Edit(index=index, content=content):
+                    await self.surface.edit(index, content)
+                    self.shown[index] = content
+                case Delete(index=index):
+                    await self.surface.delete(index)
+                    del self.shown[index]
+        self.throttle.mark(self._clock())

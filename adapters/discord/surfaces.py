@@ -1,0 +1,86 @@
+"""The two places a reply is written: under a message in a channel, or as an interaction's answer.
+
+Both implement `streaming.Surface` and keep the messages they wrote, so the adapter can record
+their ids (reply chains, reactions) afterwards. Every write carries `allowed_mentions` that can
+ping the asker and nobody else: never @everyone, @here or a role, even if the model writes them.
+"""
+
+from __future__ import annotations
+
+import discord
+
+
+def only_the_asker(asker_id: int, *, replied_user: bool) -> discord.AllowedMentions:
+    return discord.AllowedMentions(
+        everyone=False, roles=False, users=[discord.Object(id=asker_id)], replied_user=replied_user
+    )
+
+
+NOBODY = discord.AllowedMentions.none()
+"""The client-wide default: anything not written through a surface pings no one."""
+
+
+class ChannelSurface:
+    """Messages in a channel or thread; the first one replies to the person's message, if given."""
+
+    def __init__(
+        self, channel: discord.abc.Messageable, *, reply_to: discord.Message | None, asker_id: int
+    ) -> None:
+        self.channel = channel
+        self.reply_to = reply_to
+        self.mentions = only_the_asker(asker_id, replied_user=True)
+        self.messages: list[discord.Message] = []
+
+    async def send(self, index: int, content: str) -> None:
+        if index == 0 and self.reply_to is not None:
+            sent = await self.reply_to.reply(content, mention_author=True, allowed_mentions=self.mentions)
+        else:
+            sent = await self.channel.send(content, allowed_mentions=self.mentions)
+        self.messages.append(sent)
+
+    async def edit(self, index: int, content: str) -> None:
+        self.messages[index] = await self.messages[index].edit(content=content, allowed_mentions=self.mentions)
+
+    async def delete(self, index: int) -> None:
+        await self.messages.pop(index).delete()
+
+    async def upload(self, file: discord.File) -> None:
+        self.messages.append(await self.channel.send(file=file, allowed_mentions=self.mentions))
+
+    def ids(self) -> list[str]:
+        return [str(m.id) for m in self.messages]
+
+
+class InteractionSurface:
+    """A deferred slash command: the first message is the original response, the rest follow-ups."""
+
+    def __init__(self, interaction: discord.Interaction) -> None:
+        self.interaction = interaction
+        self.mentions = only_the_asker(interaction.user.id, replied_user=False)
+        self.messages: list[discord.InteractionMessage | discord.WebhookMessage] = []
+
+    async def send(self, index: int, content: str) -> None:
+        if index == 0:
+            sent: discord.InteractionMessage | discord.WebhookMessage = (
+                await self.interaction.edit_original_response(content=content, allowed_mentions=self.mentions)
+            )
+        else:
+            sent = await self.interaction.followup.send(content, wait=True, allowed_mentions=self.mentions)
+        self.messages.append(sent)
+
+    async def edit(self, index: int, content: str) -> None:
+        if index == 0:
+            self.messages[0] = await self.interaction.edit_original_response(
+                content=content, allowed_mentions=self.mentions
+            )
+        else:
+            self.messages[index] = await self.messages[index].edit(content=content, allowed_mentions=self.mentions)
+
+    async def delete(self, index: int) -> None:
+        await self.messages.pop(index).delete()
+
+    async def upload(self, file: discord.File) -> None:
+        self.messages.append(await self.interaction.followup.send(file=file, wait=True, allowed_mentions=self.mentions))
+
+    def ids(self) -> list[str]:
+        return [str(m.id) for m in self.messages]

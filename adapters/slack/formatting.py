@@ -1,0 +1,204 @@
+"""Markdown from the model -> Slack mrkdwn, and long replies -> messages Slack accepts.
+
+Pure functions. Slack mrkdwn is not Markdown: `markdown-to-mrkdwn` converts the prose; code blocks
+and inline code are kept apart from it (its regexes would turn `__init__` into bold), and `&`, `<`,
+`>` are escaped so a model can never write a Slack control sequence such as `<!channel>`.
+Text over about 4,000 characters fails with `msg_too_long`, so replies are split at paragraph
+boundaries into chunks of at most `SLACK_TEXT_LIMIT`, never inside a code block.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from markdown_to_mrkdwn import SlackMarkdownConverter
+
+SLACK_TEXT_LIMIT = 3900
+FENCE = "```"
+_FENCE_LINE = re.compile(r"^ {0,3}```")
+_INLINE_CODE = re.compile(r"(`+)([^`\n]+?)\1")
+_PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
+_AUTOLINK = re.compile(r"&lt;((?:https?|mailto):[^\s]+?)&gt;")
+_QUOTE_PREFIX = re.compile(r"^\s*(?:> ?)+")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Segment:
+    """A run of prose, or one fenced code block with its fence lines."""
+
+    text: str
+    code: bool
+
+
+def to_mrkdwn(markdown: str) -> str:
+    """Slack mrkdwn for a Markdown text: headings bold, links `<url|text>`, lists with bullets,
+    tables as rows, code blocks kept verbatim (language tag dropped, always closed)."""
+    parts = [_code_mrkdwn(s.text) if s.code else _prose_mrkdwn(s.text) for s in segments(markdown)]
+    return "\n".join(p for p in parts if p.strip())
+
+
+def render_chunks(markdown: str, limit: int = SLACK_TEXT_LIMIT) -> list[str]:
+    """The messages that carry one reply: converted, then split to fit Slack."""
+    return split_message(to_mrkdwn(markdown), limit)
+
+
+def split_message(text: str, limit: int = SLACK_TEXT_LIMIT) -> list[str]:
+    """Chunks of at most `limit` characters, cut at paragraph boundaries, never inside a code block.
+
+    Paragraphs are packed greedily. A paragraph longer than the limit is cut at line breaks, then at
+    spaces, then anywhere; a code block longer than the limit becomes several closed code blocks.
+    """
+    if limit < 2 * len(FENCE) + 4:
+        raise ValueError("limit too small to hold a code block")
+    chunks: list[str] = []
+    current = ""
+    for unit in _units(text, limit):
+        if not current:
+            current = unit
+        elif len(current) + 2 + len(unit) <= limit:
+            current = f"{current}\n\n{unit}"
+        else:
+            chunks.append(current)
+            current = unit
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def file_notes(problems: Sequence[tuple[str, str]]) -> str:
+    """Markdown naming each file Parley could not read, and why ("" when there is none)."""
+    return "\n".join(f"_I couldn't read `{name}`: {reason}._" for name, reason in problems)
+
+
+def segments(markdown: str) -> list[Segment]:
+    """Split Markdown into prose and fenced code blocks (an unclosed fence runs to the end)."""
+    out: list[Segment] = []
+    prose: list[str] = []
+    code: list[str] | None = None
+    for line in markdown.split("\n"):
+        if code is not None:
+            code.append(line)
+            if _FENCE_LINE.match(line) and line.strip() == FENCE:
+                out.append(Segment(text="\n".join(code), code=True))
+                code = None
+        elif _FENCE_LINE.match(line):
+            if prose:
+                out.append(Segment(text="\n".join(prose), code=False))
+                prose = []
+            code = [line]
+        else:
+            prose.append(line)
+    if code is not None:
+        out.append(Segment(text="\n".join(code), code=True))
+    if prose:
+        out.append(Segment(text="\n".join(prose), code=False))
+    return out
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _code_mrkdwn(block: str) -> str:
+    lines = block.split("\n")
+    body = lines[1:]
+    if body and body[-1].strip() == FENCE:
+        body = body[:-1]
+    return "\n".join([FENCE, *(escape(line) for line in body), FENCE])
+
+
+def _prose_mrkdwn(text: str) -> str:
+    spans: list[str] = []
+
+    def hold(match: re.Match[str]) -> str:
+        spans.append(match.group(2))
+        return f"\ue000{len(spans) - 1}\ue001"
+
+    held = _INLINE_CODE.sub(hold, text)
+    escaped = _AUTOLINK.sub(r"<\1>", "\n".join(_escape_line(line) for line in held.split("\n")))
+    converted = SlackMarkdownConverter().convert(escaped)
+    return _PLACEHOLDER.sub(lambda m: f"`{escape(spans[int(m.group(1))])}`", converted)
+
+
+def _escape_line(line: str) -> str:
+    """Escape a prose line, keeping a block quote marker at its start."""
+    quote = _QUOTE_PREFIX.match(line)
+    head = quote.group(0) if quote else ""
+    return head + escape(line[len(head):])
+
+
+def _units(text: str, limit: int) -> Iterator[str]:
+    """Paragraphs and code blocks, each cut to fit `limit`."""
+    for segment in segments(text):
+        if segment.code:
+            lines = segment.text.strip("\n").split("\n")
+            if len(lines) < 2 or lines[-1].strip() != FENCE:
+                lines.append(FENCE)
+            yield from _fit_code("\n".join(lines), limit)
+            continue
+        for paragraph in _BLANK_LINES.split(segment.text):
+            paragraph = paragraph.strip("\n")
+            if paragraph.strip():
+                yield from _fit_prose(paragraph, limit)
+
+
+def _fit_prose(paragraph: str, limit: int) -> Iterator[str]:
+    if len(paragraph) <= limit:
+        yield paragraph
+        return
+    yield from _pack(_pieces(paragraph, limit), limit, sep="\n")
+
+
+def _pieces(paragraph: str, limit: int) -> Iterator[str]:
+    """Lines; lines longer than `limit` cut at spaces; words longer than `limit` cut anywhere."""
+    for line in paragraph.split("\n"):
+        if len(line) <= limit:
+            yield line
+            continue
+        current = ""
+        for word in re.split(r"(?<=\s)", line):
+            while len(word) > limit:
+                if current:
+                    yield current
+                    current = ""
+                yield word[:limit]
+                word = word[limit:]
+            if len(current) + len(word) > limit:
+                yield current
+                current = word
+            else:
+                current += word
+        if current:
+            yield current
+
+
+def _pack(pieces: Iterator[str], limit: int, *, sep: str) -> Iterator[str]:
+    current: str | None = None
+    for piece in pieces:
+        if current is None:
+            current = piece
+        elif len(current) + len(sep) + len(piece) <= limit:
+            current = f"{current}{sep}{piece}"
+        else:
+            yield current
+            current = piece
+    if current is not None and current.strip():
+        yield current
+
+
+def _fit_code(block: str, limit: int) -> Iterator[str]:
+    """One code block, or several closed ones when it is longer than `limit`."""
+    if len(block) <= limit:
+        yield block
+        return
+    lines = block.split("\n")
+    opening = lines[0] if len(lines[0]) <= limit // 4 else FENCE
+    body = lines[1:-1]
+    budget = limit - len(opening) - len(FENCE) - 2
+    for piece in _pack(_pieces("\n".join(body), budget), budget, sep="\n"):
+        yield f"{opening}\n{piece}\n{FENCE}"

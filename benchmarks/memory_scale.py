@@ -1,0 +1,247 @@
+"""Scale of the memory store: bulk insert rate and per-person top-10 latency and recall.
+
+Loads N memories (default 1,000,000) spread over 10,000 people in 100 workspaces, with random unit
+vectors (embedding is excluded), by binary COPY through `core.memory.store.copy_memories`. Then it
+queries random people through the store's real search (`core.memory.store.search`, the exact scan
+inside the person's scope, as the service does) and compares the top 10 with a brute-force scan of
+that person's vectors in numpy (recall@10). A second part gives one person a large scope with its
+own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way.
+
+    python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
+"""
+
+# ruff: noqa: E402  (offline variables must be set before the imports below)
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import argparse
+import asyncio
+import json
+import platform
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from core.memory import store
+from core.memory.scope import person_scope
+from core.models import UserKey
+from core.store.migrations import migrate
+from core.store.pool import create_pool
+
+MODEL = "bench:random-unit"
+console = Console(stderr=True)
+
+
+def unit_vectors(rng: np.random.Generator, n: int, dims: int) -> np.ndarray:
+    v = rng.standard_normal((n, dims), dtype=np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def people(workspaces: int, users: int) -> list[UserKey]:
+    per_ws = users // workspaces
+    return [
+        UserKey(platform="bench", workspace_id=f"W{w:03d}", user_id=f"U{w:03d}-{u:04d}")
+        for w in range(workspaces)
+        for u in range(per_ws)
+    ]
+
+
+def records(
+    owners: list[UserKey], vectors: np.ndarray, start: int, words: list[str], rng: random.Random
+) -> Iterator[tuple[object, ...]]:
+    for i, vec in enumerate(vectors):
+        owner = owners[(start + i) % len(owners)]
+        content = f"memory {start + i}: " + " ".join(rng.choices(words, k=8))
+        yield (
+            owner.platform,
+            owner.workspace_id,
+            owner.user_id,
+            content,
+            store.content_hash(content),
+            "turn",
+            vec,
+            MODEL,
+        )
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    uri = args.database_url or _throwaway_database()
+    await migrate(uri)
+    pool = await create_pool(uri, max_size=4)
+    rng = np.random.default_rng(7)
+    text_rng = random.Random(7)
+    words = [f"w{i}" for i in range(2000)]
+    owners = people(args.workspaces, args.users)
+    await pool.execute("DELETE FROM memories WHERE embedding_model = $1", MODEL)
+
+    # --- insert ---------------------------------------------------------------------------------
+    started = time.perf_counter()
+    done = 0
+    with _progress() as progress:
+        task = progress.add_task("COPY memories", total=args.memories)
+        async with pool.acquire() as conn:
+            while done < args.memories:
+                n = min(args.batch, args.memories - done)
+                vectors = unit_vectors(rng, n, args.dims)
+                await store.copy_memories(conn, records(owners, vectors, done, words, text_rng))
+                done += n
+                progress.update(task, completed=done)
+    insert_s = time.perf_counter() - started
+    await pool.execute("ANALYZE memories")
+
+    # --- per-person queries -----------------------------------------------------------------------
+    per_person = await _query_people(pool, rng, owners, args)
+
+    # --- one large scope with its own partial HNSW index -----------------------------------------
+    large = await _large_scope(pool, rng, words, text_rng, args) if args.large_scope else None
+    await pool.close()
+    return {
+        "memories": args.memories,
+        "users": len(owners),
+        "workspaces": args.workspaces,
+        "dimensions": args.dims,
+        "insert": {"seconds": round(insert_s, 1), "rows_per_s": round(args.memories / insert_s)},
+        "per_user_top10": per_person,
+        "large_scope": large,
+        "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.python_implementation()} "
+        f"{platform.python_version()}",
+    }
+
+
+async def _query_people(
+    pool: Any, rng: np.random.Generator, owners: list[UserKey], args: argparse.Namespace
+) -> dict[str, Any]:
+    latencies: list[float] = []
+    recalls: list[float] = []
+    sample = [owners[i] for i in rng.choice(len(owners), size=min(args.queries, len(owners)), replace=False)]
+    with _progress() as progress:
+        task = progress.add_task("top-10 queries", total=len(sample))
+        for person in sample:
+            query = unit_vectors(rng, 1, args.dims)[0]
+            started = time.perf_counter()
+            async with person_scope(pool, person) as conn:
+                found = await store.search(
+                    conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0
+                )
+            latencies.append((time.perf_counter() - started) * 1000)
+            top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1.0, reverse=True)[:10]
+            recalls.append(await _recall_vs_brute_force(pool, person, query, [c.id for c in top]))
+            progress.advance(task)
+    return {
+        "queries": len(sample),
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p95_ms": round(percentile(latencies, 0.95), 2),
+        "recall_at_10": round(statistics.fmean(recalls), 4),
+        "path": "exact scan inside the (platform, workspace_id, user_id) B-tree scope",
+    }
+
+
+async def _recall_vs_brute_force(pool: Any, person: UserKey, query: np.ndarray, got: list[int]) -> float:
+    rows = await pool.fetch(
+        "SELECT id, embedding FROM memories WHERE platform = $1 AND workspace_id = $2 AND user_id = $3"
+        " AND embedding_model = $4",
+        person.platform,
+        person.workspace_id,
+        person.user_id,
+        MODEL,
+    )
+    ids = np.array([r["id"] for r in rows])
+    matrix = np.stack([r["embedding"].to_numpy() for r in rows])
+    truth = set(ids[np.argsort(-(matrix @ query), kind="stable")[:10]].tolist())
+    return len(truth & set(got)) / len(truth)
+
+
+async def _large_scope(
+    pool: Any, rng: np.random.Generator, words: list[str], text_rng: random.Random, args: argparse.Namespace
+) -> dict[str, Any]:
+    person = UserKey(platform="bench", workspace_id="W-large", user_id="U-large")
+    vectors = unit_vectors(rng, args.large_scope, args.dims)
+    async with pool.acquire() as conn:
+        await store.copy_memories(conn, records([person], vectors, 10**9, words, text_rng))
+    started = time.perf_counter()
+    await store.ensure_scope_indexes(pool, model=MODEL, dimensions=args.dims, min_rows=args.large_scope)
+    build_s = time.perf_counter() - started
+    latencies: list[float] = []
+    recalls: list[float] = []
+    paths: set[str] = set()
+    for _ in range(args.queries):
+        query = unit_vectors(rng, 1, args.dims)[0]
+        started = time.perf_counter()
+        async with person_scope(pool, person) as conn:
+            found = await store.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
+        latencies.append((time.perf_counter() - started) * 1000)
+        paths.add(found.path)
+        top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1.0, reverse=True)[:10]
+        truth = np.argsort(-(vectors @ query), kind="stable")[:10]
+        got_rows = {c.content.split(":")[0] for c in top}
+        recalls.append(sum(f"memory {10**9 + int(i)}" in got_rows for i in truth) / 10)
+    return {
+        "memories": args.large_scope,
+        "index_build_s": round(build_s, 1),
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p95_ms": round(percentile(latencies, 0.95), 2),
+        "recall_at_10": round(statistics.fmean(recalls), 4),
+        "path": sorted(paths),
+    }
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _throwaway_database() -> str:
+    """An embedded Postgres in a fresh short temp folder, deleted when this process exits."""
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="ms", dir="/tmp"))
+    server = pgserver.get_server(folder / "pg", cleanup_mode="delete")
+    uri: str = server.get_uri()
+    return uri
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memories", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--workspaces", type=int, default=100)
+    parser.add_argument("--dims", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=20_000, help="rows per COPY")
+    parser.add_argument("--large-scope", type=int, default=50_000, help="memories of the one large person (0: skip)")
+    parser.add_argument("--database-url", default=None, help="use this Postgres instead of a throwaway one")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""`parley apikey create|list|revoke`: API keys of a workspace (shown once, stored hashed)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bot.app import open_pool
+from bot.cli.common import err, load_settings, run
+from core.apikeys import ApiKeyInfo, create_api_key, list_api_keys, revoke_api_key
+
+app = typer.Typer(help="API keys for the REST API and the playground.", no_args_is_help=True)
+out = Console()
+
+
+@app.command("create")
+def create(
+    workspace: Annotated[str, typer.Option("--workspace", "-w", help="The workspace the key acts for.")],
+    name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+) -> None:
+    """Make a key; it is printed once, alone on the last line, and cannot be shown again."""
+    settings = load_settings()
+
+    async def main() -> tuple[ApiKeyInfo, str]:
+        pool = await open_pool(settings, max_size=2)
+        try:
+            return await create_api_key(pool, workspace_id=workspace, name=name)
+        finally:
+            await pool.close()
+
+    info, key = run(main())
+    print(f"Created API key {info.key_id} for workspace {info.workspace_id!r}. Store it now; it is not shown again:")
+    print(key)
+
+
+@app.command("list")
+def list_keys(
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Keys by id (never the keys themselves), revoked ones included."""
+    settings = load_settings()
+
+    async def main() -> list[ApiKeyInfo]:
+        pool = await open_pool(settings, max_size=2)
+        try:
+            return await list_api_keys(pool, workspace_id=workspace)
+        finally:
+            await pool.close()
+
+    keys = run(main())
+    if as_json:
+        print(json.dumps([asdict(k) for k in keys], default=str))
+        return
+    table = Table("id", "workspace", "name", "created", "last used", "revoked")
+    for k in keys:
+        table.add_row(
+            k.key_id,
+            k.workspace_id,
+            k.name,
+            k.created_at.isoformat(timespec="seconds"),
+            k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "",
+            k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
+        )
+    out.print(table)
+
+
+@app.command("revoke")
+def revoke(key_id: Annotated[str, typer.Argument(help="The key's id, as `parley apikey list` shows it.")]) -> None:
+    """Revoke a key at once; requests with it get 401 from then on."""
+    settings = load_settings()
+
+    async def main() -> bool:
+        pool = await open_pool(settings, max_size=2)
+        try:
+            return await revoke_api_key(pool, key_id)
+        finally:
+            await pool.close()
+
+    if not run(main()):
+        err.print(f"[red]No live key with id {key_id!r}.[/red] `parley apikey list` shows the ids.")
+        raise typer.Exit(1)
+    out.print(f"revoked {key_id}")

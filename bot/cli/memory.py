@@ -1,0 +1,134 @@
+"""`parley memory ...`: re-embed, retention cleanup, forget and export a person."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bot.app import open_pool
+from bot.cli.common import err, load_settings, run
+from core.memory.embedding import build_embedder, model_label
+from core.memory.forget import export_user, forget_user
+from core.memory.reembed import pending_reembed, reembed
+from core.memory.retention import cleanup_memories
+from core.models import UserKey
+
+app = typer.Typer(help="Long-term memories: re-embed, retention, forget, export.", no_args_is_help=True)
+out = Console()
+
+PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, slack, discord or api.")]
+WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
+UserOpt = Annotated[str, typer.Option("--user", "-u", help="User id.")]
+
+
+@app.command("reembed")
+def reembed_command(
+    batch: Annotated[int, typer.Option(min=1, help="Memories per forward pass.")] = 64,
+) -> None:
+    """Give every memory a vector of PARLEY_EMBEDDING_MODEL (after changing the model)."""
+    settings = load_settings()
+
+    async def main() -> int:
+        embedder = build_embedder(settings.parley_embedding_model)
+        pool = await open_pool(settings)
+        try:
+            total = await pending_reembed(pool, model_label(embedder))
+            if not total:
+                return 0
+            with Progress(
+                TextColumn("re-embedding"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+            ) as progress:
+                task = progress.add_task("reembed", total=total)
+                return await reembed(
+                    pool, embedder, batch=batch, progress=lambda done: progress.update(task, completed=done)
+                )
+        finally:
+            await pool.close()
+
+    done = run(main())
+    out.print(f"{done} memories re-embedded with {settings.parley_embedding_model}")
+
+
+@app.command("cleanup")
+def cleanup_command(
+    days: Annotated[int | None, typer.Option(min=1, help="Retention in days (default PARLEY_RETENTION_DAYS).")] = None,
+) -> None:
+    """Delete memories older than the retention period."""
+    settings = load_settings()
+    retention = days or settings.parley_retention_days
+
+    async def main() -> int:
+        pool = await open_pool(settings)
+        try:
+            return await cleanup_memories(pool, retention_days=retention, now=datetime.now(UTC))
+        finally:
+            await pool.close()
+
+    deleted = run(main())
+    out.print(f"{deleted} memories older than {retention} days deleted")
+
+
+@app.command("forget")
+def forget_command(
+    platform: PlatformOpt,
+    workspace: WorkspaceOpt,
+    user: UserOpt,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete all of one person's rows in one workspace (memories, messages, profile, feedback, usage)."""
+    settings = load_settings()
+    key = UserKey(platform=platform, workspace_id=workspace, user_id=user)
+    if not yes and not typer.confirm(
+        f"Delete everything about {user} in {platform}/{workspace}? This cannot be undone"
+    ):
+        raise typer.Exit(1)
+
+    async def main() -> dict[str, int]:
+        pool = await open_pool(settings)
+        try:
+            return await forget_user(pool, key)
+        finally:
+            await pool.close()
+
+    counts = run(main())
+    table = Table("table", "rows deleted")
+    for name, n in counts.items():
+        table.add_row(name, str(n))
+    out.print(table)
+
+
+@app.command("export")
+def export_command(
+    platform: PlatformOpt,
+    workspace: WorkspaceOpt,
+    user: UserOpt,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write all of one person's rows in one workspace as JSON."""
+    settings = load_settings()
+    key = UserKey(platform=platform, workspace_id=workspace, user_id=user)
+
+    async def main() -> dict[str, object]:
+        pool = await open_pool(settings)
+        try:
+            return await export_user(pool, key)
+        finally:
+            await pool.close()
+
+    text = json.dumps(run(main()), ensure_ascii=False, indent=2)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text + "\n")
+        err.print(f"written to {output}")

@@ -1,0 +1,158 @@
+"""The HTTP face of Parley: the FastAPI app (REST API, playground, Slack events) and its server.
+
+`create_app` wires routers to a pipeline; `serve` runs it under uvicorn. On SIGTERM the server stops
+accepting connections, answers 503 to new turns on open connections, lets the turns in flight
+finish (streams included), then closes the pool and exits 0.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI
+
+from adapters.api import errors
+from adapters.api.deps import ApiConfig, ApiState
+from adapters.api.routes import all_routers
+from adapters.web.app import router as web_router
+from bot import observability
+from bot.app import running
+from bot.settings import Settings
+from core.apikeys import create_api_key, revoke_named
+from core.pipeline import Pipeline
+from core.steps import NoMedia
+
+log = logging.getLogger("parley.server")
+PLAYGROUND_WORKSPACE = "local"
+PLAYGROUND_KEY_NAME = "playground"
+MIB = 1024 * 1024
+DESCRIPTION = """Talk to Parley over HTTP. Every `/v1` endpoint needs `Authorization: Bearer <key>`;
+an operator makes keys with `parley apikey create --workspace W`. Errors always carry `error` (a code),
+`message` (what went wrong) and `fix` (what to do)."""
+
+
+def api_config(settings: Settings, pipeline: Pipeline) -> ApiConfig:
+    """Body limit: room for a few files of the largest size allowed, base64 included."""
+    max_file = settings.parley_max_file_mb * MIB
+    return ApiConfig(
+        rate_per_min=int(getattr(settings, "parley_api_rate_per_min", 60)),
+        max_file_mb=settings.parley_max_file_mb,
+        max_body_bytes=int(max_file * 4 / 3 * 2 + MIB),
+        voice_reply=not isinstance(pipeline.media, NoMedia),
+        stream_grace_s=pipeline.config.turn_timeout_s,
+    )
+
+
+def create_app(
+    settings: Settings,
+    pipeline: Pipeline,
+    pool: asyncpg.Pool,
+    *,
+    extra_routers: Sequence[APIRouter] = (),
+    config: ApiConfig | None = None,
+) -> FastAPI:
+    """The whole HTTP surface: /v1/*, /healthz, /readyz, /metrics, the playground at /, and extras
+    such as the Slack events endpoint."""
+    state = ApiState(pipeline=pipeline, pool=pool, config=config or api_config(settings, pipeline))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await state.drain(state.config.stream_grace_s)
+
+    app = FastAPI(
+        title="Parley",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "chat", "description": "Turns: send a message, get (or stream) the reply."},
+            {"name": "sessions", "description": "Conversations of your workspace."},
+            {"name": "memory", "description": "A person's profile and memories: see, edit, forget."},
+        ],
+    )
+    app.state.api = state
+    errors.install(app)
+    for router in (*all_routers(), web_router, *extra_routers):
+        app.include_router(router)
+    app.add_middleware(errors.BodyLimit, max_bytes=state.config.max_body_bytes)
+    observability.instrument_app(app)
+    return app
+
+
+async def serve(settings: Settings, *, host: str, port: int, playground_key: bool = False) -> None:
+    """Run until SIGTERM/SIGINT; the process then finishes its turns and returns."""
+    async with running(settings) as pipeline:
+        pool = pipeline.pool
+        app = create_app(settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline))
+        if pipeline.model is None:
+            log.warning("No model configured (PARLEY_MODEL unset): turns answer with the configuration help")
+        if playground_key:
+            await revoke_named(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
+            _, key = await create_api_key(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
+            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+            print(f"Playground: http://{shown}:{port}/#key={key}", flush=True)
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=True,
+            timeout_graceful_shutdown=int(pipeline.config.turn_timeout_s) + 5,
+        )
+        state: ApiState = app.state.api
+        await DrainingServer(config, on_exit=lambda: setattr(state, "draining", True)).serve()
+        log.info("server stopped; %d turn(s) still running", len(state.turns))
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn that marks the app as draining on the first signal and exits 0 after a clean stop."""
+
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.should_exit:
+            log.info("signal %s: no new turns; finishing the ones in flight", signal.Signals(sig).name)
+            self.on_exit()
+        super().handle_exit(sig, frame)
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Like uvicorn's, without re-raising the signal afterwards: shutdown already happened."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        originals = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in originals.items():
+                signal.signal(sig, handler)
+
+
+def slack_routers(settings: Settings, pipeline: Pipeline) -> list[APIRouter]:
+    """POST /slack/events when Slack is configured and its adapter is installed; else say why not."""
+    if settings.slack_signing_secret is None:
+        log.info("Slack endpoint off: SLACK_SIGNING_SECRET not set")
+        return []
+    if settings.slack_bot_token is None and settings.slack_client_id is None:
+        log.info("Slack endpoint off: SLACK_BOT_TOKEN not set (nor SLACK_CLIENT_ID for OAuth installs)")
+        return []
+    try:
+        from adapters.slack.app import SlackConfig, build_slack
+    except ImportError as exc:
+        log.warning("Slack endpoint off: the Slack adapter is not available (%s)", exc)
+        return []
+    slack = build_slack(SlackConfig.from_settings(settings), pipeline)  # type: ignore[attr-defined]
+    return [slack.router]

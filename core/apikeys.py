@@ -1,0 +1,135 @@
+"""API keys per workspace: made once, shown once, stored as a hash, compared in constant time.
+
+A key reads `parley_<key_id>_<secret>`. The `key_id` is public (it names the key in listings and
+finds its row); only the SHA-256 of the whole key is stored, so a database leak yields no usable
+key. The secret carries 256 bits from `secrets`, so a plain hash is enough (no slow KDF needed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from core.models import Platform
+
+PREFIX = "parley"
+KEY_ID_BYTES = 6
+SECRET_BYTES = 32
+_KEY = re.compile(r"^parley_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewKey:
+    """A freshly made key: `key` is shown to the operator once and never stored."""
+
+    key_id: str
+    key: str
+    key_hash: bytes
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApiKeyInfo:
+    """What is known about a stored key (never the key itself)."""
+
+    key_id: str
+    platform: str
+    workspace_id: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+def generate_key() -> NewKey:
+    key_id = secrets.token_hex(KEY_ID_BYTES)
+    key = f"{PREFIX}_{key_id}_{secrets.token_urlsafe(SECRET_BYTES)}"
+    return NewKey(key_id=key_id, key=key, key_hash=hash_key(key))
+
+
+def key_id_of(key: str) -> str | None:
+    """The public id of a well-formed key, or None for anything that cannot be a key."""
+    match = _KEY.match(key)
+    return match.group(1) if match else None
+
+
+def hash_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def verify(key: str, stored_hash: bytes) -> bool:
+    """Constant-time comparison of a presented key with a stored hash."""
+    return hmac.compare_digest(hash_key(key), stored_hash)
+
+
+# -- storage ----------------------------------------------------------------------------------
+_COLUMNS = "key_id, platform, workspace_id, name, created_at, last_used_at, revoked_at"
+
+
+async def create_api_key(pool: asyncpg.Pool, *, workspace_id: str, name: str = "") -> tuple[ApiKeyInfo, str]:
+    """Store a new key for `workspace_id`; return its description and the key (shown once)."""
+    new = generate_key()
+    row = await pool.fetchrow(
+        f"""INSERT INTO api_keys (key_id, key_hash, platform, workspace_id, name)
+            VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}""",
+        new.key_id,
+        new.key_hash,
+        Platform.API.value,
+        workspace_id,
+        name,
+    )
+    return ApiKeyInfo(**dict(row)), new.key
+
+
+async def list_api_keys(pool: asyncpg.Pool, *, workspace_id: str | None = None) -> list[ApiKeyInfo]:
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM api_keys WHERE $1::text IS NULL OR workspace_id = $1 ORDER BY created_at, id",
+        workspace_id,
+    )
+    return [ApiKeyInfo(**dict(r)) for r in rows]
+
+
+async def revoke_api_key(pool: asyncpg.Pool, key_id: str) -> bool:
+    """Revoke a key by its public id; False when no live key has that id."""
+    done = await pool.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING 1", key_id
+    )
+    return done is not None
+
+
+async def revoke_named(pool: asyncpg.Pool, *, workspace_id: str, name: str) -> int:
+    """Revoke every live key of `workspace_id` called `name` (the one-time playground key)."""
+    status: str = await pool.execute(
+        "UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 AND name = $2 AND revoked_at IS NULL",
+        workspace_id,
+        name,
+    )
+    return int(status.split()[-1])
+
+
+async def authenticate(pool: asyncpg.Pool, key: str) -> ApiKeyInfo | None:
+    """The live key matching `key`, or None. Unknown, malformed and revoked keys look the same."""
+    key_id = key_id_of(key)
+    if key_id is None:
+        return None
+    row = await pool.fetchrow(
+        f"SELECT key_hash, {_COLUMNS} FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id
+    )
+    if row is None:
+        return None
+    values = dict(row)
+    if not verify(key, bytes(values.pop("key_hash"))):
+        return None
+    if _stale(values["last_used_at"]):
+        await pool.execute("UPDATE api_keys SET last_used_at = now() WHERE key_id = $1", key_id)
+    return ApiKeyInfo(**values)
+
+
+def _stale(last: datetime | None) -> bool:
+    """Touch `last_used_at` at most once a minute per key, not on every request."""
+    return last is None or (datetime.now(last.tzinfo) - last).total_seconds() > 60

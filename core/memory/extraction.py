@@ -1,0 +1,111 @@
+"""Fact extraction: a model turns a message into add / update / delete / no-op decisions against the
+person's nearest existing facts (the mem0 pattern), run in the background after the reply.
+
+The prompt and the validation of the model's decision are pure functions; the service does the I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_ai import Agent
+from pydantic_ai.models import Model
+
+EXTRACTION_INSTRUCTIONS = """\
+You maintain a short list of durable facts about one person (preferences, plans, relationships,
+biography, work). Given their new message and the most related facts already stored, decide:
+- add: a new durable fact stated in the message (one short sentence in the third person);
+- update: an existing fact the message changes or refines (give its id and the new sentence);
+- delete: an existing fact the message says is no longer true (give its id);
+- none: nothing worth remembering.
+Ignore greetings, questions and small talk. Never store secrets, passwords or tokens.
+"""
+
+
+class FactOperation(BaseModel):
+    op: Literal["add", "update", "delete", "none"]
+    fact: str | None = Field(default=None, description="The fact sentence, for add and update.")
+    target: int | None = Field(default=None, description="Id of the existing fact, for update and delete.")
+
+
+class FactDecision(BaseModel):
+    operations: list[FactOperation] = Field(default_factory=list)
+
+
+FactExtractor = Callable[[str], Awaitable[FactDecision]]
+"""Given the extraction prompt, the model's decision."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Add:
+    fact: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Update:
+    target: int
+    fact: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Delete:
+    target: int
+
+
+Change = Add | Update | Delete
+
+
+def agent_extractor(model: Model | str) -> FactExtractor:
+    """A `FactExtractor` backed by a pydantic-ai agent with structured output."""
+    agent = Agent(model, output_type=FactDecision, instructions=EXTRACTION_INSTRUCTIONS)
+
+    async def extract(prompt: str) -> FactDecision:
+        return (await agent.run(prompt)).output
+
+    return extract
+
+
+def json_extractor(complete: Callable[[str], Awaitable[str]]) -> FactExtractor:
+    """A `FactExtractor` from any `async (prompt) -> str` that answers with FactDecision JSON."""
+
+    async def extract(prompt: str) -> FactDecision:
+        return FactDecision.model_validate_json(await complete(f"{EXTRACTION_INSTRUCTIONS}\n{prompt}"))
+
+    return extract
+
+
+def extraction_prompt(message: str, existing: Sequence[tuple[int, str]]) -> str:
+    """The message and the nearest stored facts, as the model sees them."""
+    facts = [{"id": i, "fact": text} for i, text in existing]
+    return (
+        "Stored facts (JSON):\n"
+        + json.dumps(facts, ensure_ascii=False)
+        + "\n\nNew message from the person:\n"
+        + message
+        + "\n\nDecide the operations."
+    )
+
+
+def plan_changes(decision: FactDecision, existing_ids: Sequence[int]) -> list[Change]:
+    """The model's operations that are well-formed: targets must be among the facts it was shown,
+    each target is touched once, and empty facts are dropped."""
+    allowed = set(existing_ids)
+    touched: set[int] = set()
+    changes: list[Change] = []
+    for op in decision.operations:
+        fact = (op.fact or "").strip()
+        if op.op == "add" and fact:
+            changes.append(Add(fact=fact))
+        elif op.op in ("update", "delete") and op.target in allowed and op.target not in touched:
+            assert op.target is not None
+            if op.op == "delete":
+                touched.add(op.target)
+                changes.append(Delete(target=op.target))
+            elif fact:
+                touched.add(op.target)
+                changes.append(Update(target=op.target, fact=fact))
+    return changes

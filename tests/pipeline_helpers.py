@@ -1,0 +1,44 @@
+"""Builders shared by pipeline-level tests: settings against the fake server, unique tenants."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from bot.settings import Settings
+from core.models import Attachment, Inbound
+from tests.fakes.openai_server import FakeOpenAI
+
+
+def settings_for(server: FakeOpenAI, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "parley_model": "openai:fake-model",
+        "openai_base_url": server.base_url,
+        "openai_api_key": "sk-test-key",
+        "parley_model_retries": 2,
+        "parley_model_timeout": 10,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def message(
+    text: str,
+    *,
+    workspace: str | None = None,
+    user: str = "U1",
+    thread: str = "T1",
+    attachments: tuple[Attachment, ...] = (),
+    **kw: Any,
+) -> Inbound:
+    return Inbound(
+        platform="console",
+        workspace_id=workspace or f"w-{uuid.uuid4().hex[:8]}",
+        channel_id="C1",
+        thread_id=thread,
+        user_id=user,
+        text=text,
+        event_id=uuid.uuid4().hex,
+        attachments=attachments,
+        **kw,
+    )

@@ -1,0 +1,102 @@
+"""The `parley` command as a newcomer uses it: a real subprocess, a real embedded Postgres."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.openai_server import Error, FakeOpenAI, Text
+
+PARLEY = [sys.executable, "-m", "bot"]
+
+
+@pytest.fixture(scope="module")
+def cli_data() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="pc", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def parley(*args: str, data: Path, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "OPENAI_", "ANTHROPIC_", "SLACK_",
+                                                                      "DISCORD_", "DATABASE_URL"))}
+    clean.update({"PARLEY_DATA_DIR": str(data), "COLUMNS": "200", **(env or {})})
+    return subprocess.run([*PARLEY, *args], capture_output=True, text=True, env=clean, timeout=timeout,
+                          cwd=data)
+
+
+def _text(content: object) -> str:
+    if isinstance(content, list):
+        return " ".join(part["text"] for part in content if part.get("type") == "text")
+    return str(content)
+
+
+def model_env(server: FakeOpenAI) -> dict[str, str]:
+    return {"PARLEY_MODEL": "openai:some-model", "OPENAI_BASE_URL": server.base_url}
+
+
+def test_chat_prints_the_servers_answer_and_a_thread_continues(cli_data: Path, openai_server: FakeOpenAI) -> None:
+    first = parley("chat", "-m", "hi", "--json", "--thread", "t-cli", data=cli_data, env=model_env(openai_server))
+    assert first.returncode == 0, first.stderr
+    body = json.loads(first.stdout)
+    assert body["reply"] == "You said: hi"
+    assert body["blocked"] is False and body["thread"] == "t-cli"
+    assert set(body) >= {"reply", "blocked", "thread", "steps", "usage", "latency_ms"}
+    assert body["usage"]["input_tokens"] == 12
+
+    second = parley("chat", "-m", "and again", "--json", "--thread", "t-cli", data=cli_data,
+                    env=model_env(openai_server))
+    assert second.returncode == 0, second.stderr
+    sent = openai_server.requests[-1]["messages"]
+    assert [_text(m["content"]) for m in sent if m["role"] in {"user", "assistant"}] == [
+        "hi", "You said: hi", "and again"
+    ]
+
+
+def test_chat_survives_429_twice_then_answers(cli_data: Path, openai_server: FakeOpenAI) -> None:
+    openai_server.queue(Error(429, retry_after=0), Error(429, retry_after=0), Text("third time lucky"))
+    result = parley("chat", "-m", "hi", "--json", data=cli_data, env=model_env(openai_server))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["reply"] == "third time lucky"
+
+
+def test_without_a_model_chat_fails_fast_and_says_what_to_set(cli_data: Path) -> None:
+    started = time.monotonic()
+    result = parley("chat", "-m", "hi", data=cli_data, timeout=30)
+    assert time.monotonic() - started < 5
+    assert result.returncode != 0
+    for name in ("PARLEY_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        assert name in result.stderr
+
+
+def test_config_show_masks_secrets(cli_data: Path) -> None:
+    result = parley("config", "show", data=cli_data,
+                    env={"OPENAI_API_KEY": "sk-supersecretvalue123456", "SLACK_BOT_TOKEN": "xoxb-123-456-abc"})
+    assert result.returncode == 0, result.stderr
+    assert "OPENAI_API_KEY" in result.stdout
+    assert "sk-supersecretvalue123456" not in result.stdout + result.stderr
+    assert "xoxb-123-456-abc" not in result.stdout + result.stderr
+
+
+def test_usage_and_feedback_list_read_the_store(cli_data: Path, openai_server: FakeOpenAI) -> None:
+    assert parley("chat", "-m", "count me", data=cli_data, env=model_env(openai_server)).returncode == 0
+    usage = parley("usage", "--since", "1d", data=cli_data)
+    assert usage.returncode == 0, usage.stderr
+    assert "some-model" in usage.stdout
+    feedback = parley("feedback", "list", "--json", data=cli_data)
+    assert feedback.returncode == 0 and isinstance(json.loads(feedback.stdout), list)
+
+
+def test_db_migrate_is_idempotent(cli_data: Path) -> None:
+    result = parley("db", "migrate", data=cli_data)
+    assert result.returncode == 0, result.stderr
+    assert "applied" in result.stdout
