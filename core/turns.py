@@ -86,7 +86,8 @@ async def finish_turn(
                 turn_id,
             )
         await conn.executemany(
-            """INSERT INTO usage (turn_id, platform, workspace_id, user_id, model, input_tokens, output_tokens, cost_usd)
+            """INSERT INTO usage
+                   (turn_id, platform, workspace_id, user_id, model, input_tokens, output_tokens, cost_usd)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
             [
                 (turn_id, inbound.platform, inbound.workspace_id, inbound.user_id, c.model, c.input_tokens,

@@ -102,7 +102,7 @@ async def test_chat_stream_sends_deltas_then_the_final_object(client: httpx.Asyn
     [
         {},
         {"Authorization": "Basic dXNlcjpwYXNz"},
-        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer"},
         {"Authorization": "Bearer not-a-key"},
         {"Authorization": "Bearer parley_000000000000_" + "A" * 43},
     ],

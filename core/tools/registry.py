@@ -118,10 +118,12 @@ class GuardedToolset(WrapperToolset[Any]):
             return summary
         finally:
             duration_ms = (time.perf_counter() - started) * 1000
-            masked_args = {k: scrub(str(v)) for k, v in tool_args.items()}
+            masked_args: dict[str, object] = {k: scrub(str(v)) for k, v in tool_args.items()}
             log.info(
                 "tool call",
-                extra={"tool": name, "tool_args": masked_args, "duration_ms": round(duration_ms, 1), "outcome": outcome},
+                extra={
+                    "tool": name, "tool_args": masked_args, "duration_ms": round(duration_ms, 1), "outcome": outcome
+                },
             )
             steps: list[Step] | None = getattr(ctx.deps, "steps", None)
             if steps is not None:
