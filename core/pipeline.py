@@ -30,10 +30,11 @@ from core import context as ctx
 from core import metrics, turns
 from core.agent import TurnDeps, build_agent
 from core.cache import CacheStats, CachingModel, PostgresCacheStore
-from core.feedback import record_reaction
+from core.feedback import record_reaction, score_of
 from core.knowledge import Knowledge
 from core.memory.history import thread_messages, to_model_messages
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
+from core.outbox import RETRYABLE, Outbox
 from core.prompts import PromptTemplate, load_template
 from core.ratelimit import RateBudget, SlidingWindow
 from core.steps import GuardStep, MediaStep, MemoryStep, Profile, Verdict
@@ -43,7 +44,7 @@ from core.workspace import WorkspaceOverrides, load_overrides
 log = logging.getLogger("parley.pipeline")
 OnDelta = Callable[[str], Awaitable[None]]
 STREAM_CHECK_CHARS = 160
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, ConnectionError)
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, ConnectionError)
 
 
 class ModelUnavailable(RuntimeError):
@@ -82,6 +83,7 @@ class Pipeline:
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     services: dict[str, Any] = field(default_factory=dict)
     cache_stats: CacheStats = field(default_factory=CacheStats)
+    outbox: Outbox = field(default_factory=Outbox)
 
     def __post_init__(self) -> None:
         self.agent = build_agent()
@@ -138,9 +140,18 @@ class Pipeline:
             await turns.record_delivery(self.pool, reply.turn_id, platform_message_id)
 
     async def react(self, reaction: Reaction) -> int | None:
-        turn_id = await record_reaction(self.pool, reaction)
+        """Store a rating; while the database is away it waits in the outbox instead of being lost."""
+        score = score_of(reaction.emoji)
+        if score is None:
+            return None
+        try:
+            turn_id = await record_reaction(self.pool, reaction)
+        except RETRYABLE:
+            log.warning("database unavailable; feedback queued", extra=_reaction_context(reaction))
+            self.outbox.add(lambda: record_reaction(self.pool, reaction))
+            return None
         if turn_id is not None and not reaction.removed:
-            metrics.FEEDBACK.labels(str(1 if reaction.emoji.startswith(("+", "thumbsup", "👍")) else -1)).inc()
+            metrics.FEEDBACK.labels(str(score)).inc()
         return turn_id
 
     # -- the turn ----------------------------------------------------------------------------
@@ -431,6 +442,10 @@ def _trace_id() -> str | None:
 
     context = trace.get_current_span().get_span_context()
     return format(context.trace_id, "032x") if context.is_valid else None
+
+
+def _reaction_context(reaction: Reaction) -> dict[str, str]:
+    return {"platform": reaction.platform, "workspace": reaction.workspace_id}
 
 
 def _context(inbound: Inbound) -> dict[str, str]:
