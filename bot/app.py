@@ -13,8 +13,10 @@ from pydantic_ai.settings import ModelSettings
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.knowledge import Knowledge
 from core.llm import ModelConfig, ModelFactory, ModelNotConfigured
+from core.media import ElevenLabsConfig, Media, MediaConfig, MediaLimits
+from core.media.config import VoiceFormat
 from core.pipeline import Pipeline, PipelineConfig
-from core.steps import GuardStep, MediaStep, MemoryStep, NoGuard, NoMedia, NoMemory
+from core.steps import GuardStep, MediaStep, MemoryStep, NoGuard, NoMemory
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate
 from core.store.pool import create_pool
@@ -97,8 +99,25 @@ class Steps:
     memory: MemoryStep
 
 
-def build_steps(settings: Settings, pool: asyncpg.Pool) -> Steps:
-    return Steps(media=NoMedia(), guard=NoGuard(), memory=NoMemory())
+def build_media(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> Media:
+    return Media(
+        MediaConfig(
+            limits=MediaLimits(
+                max_file_bytes=int(settings.parley_max_file_mb * 1_000_000),
+                max_audio_seconds=settings.parley_max_audio_s,
+            ),
+            elevenlabs=ElevenLabsConfig(
+                api_key=settings.elevenlabs_api_key.get_secret_value(), base_url=settings.elevenlabs_base_url
+            )
+            if settings.elevenlabs_api_key
+            else None,
+            voice_format=voice_format,
+        )
+    )
+
+
+def build_steps(settings: Settings, pool: asyncpg.Pool, *, voice_format: VoiceFormat = "ogg") -> Steps:
+    return Steps(media=build_media(settings, voice_format=voice_format), guard=NoGuard(), memory=NoMemory())
 
 
 def build_pipeline(
@@ -138,10 +157,10 @@ def build_pipeline(
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Pipeline]:
+async def running(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> AsyncIterator[Pipeline]:
     """A pipeline with its pool, closed on exit."""
     pool = await open_pool(settings)
     try:
-        yield build_pipeline(settings, pool)
+        yield build_pipeline(settings, pool, steps=build_steps(settings, pool, voice_format=voice_format))
     finally:
         await pool.close()

@@ -63,7 +63,7 @@ class PipelineConfig:
     rate_workspace_per_min: int = 600
     cache_ttl_s: int = 0
     turn_timeout_s: float = 120.0
-    media_timeout_s: float = 120.0
+    media_timeout_s: float = 300.0
     vision: bool = False
     allow_private_urls: bool = False
     missing_model_help: str = "No model is configured."

@@ -100,3 +100,37 @@ def test_db_migrate_is_idempotent(cli_data: Path) -> None:
     result = parley("db", "migrate", data=cli_data)
     assert result.returncode == 0, result.stderr
     assert "applied" in result.stdout
+
+
+def test_chat_reads_an_attached_image_and_writes_a_voice_reply(
+    cli_data: Path, openai_server: FakeOpenAI, tmp_path: Path
+) -> None:
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 36)
+    text = "The launch code is PINEAPPLE"
+    image = Image.new("RGB", (60 + int(font.getlength(text)), 100), "white")
+    ImageDraw.Draw(image).text((30, 30), text, font=font, fill="black")
+    note = tmp_path / "note.png"
+    image.save(note)
+    voice = tmp_path / "reply.ogg"
+    result = parley("chat", "-m", "What does it say?", "--attach", str(note), "--voice-reply", str(voice),
+                    "--json", data=cli_data, env=model_env(openai_server))
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["attachments"] == [{"name": "note.png", "kind": "image", "text": text}]
+    assert "PINEAPPLE" in str(openai_server.requests[-1]["messages"])
+    assert voice.read_bytes()[:4] == b"OggS"
+
+
+def test_chat_names_a_corrupt_attachment_and_still_answers(
+    cli_data: Path, openai_server: FakeOpenAI, tmp_path: Path
+) -> None:
+    broken = tmp_path / "report.pdf"
+    broken.write_bytes(b"%PDF-1.7\n" + b"\x00garbage" * 50)
+    result = parley("chat", "-m", "summarise", "--attach", str(broken), "--json", data=cli_data,
+                    env=model_env(openai_server))
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["attachments"][0]["name"] == "report.pdf" and body["attachments"][0]["error"]
+    assert body["reply"].startswith("You said: summarise")

@@ -60,7 +60,7 @@ async def test_long_reply_is_cut_at_a_sentence_for_speech() -> None:
     assert probe(audio)[2] < 4.0
 
 
-@pytest.mark.parametrize("text", ["", "   ", "*** --- ***", "```\n```"])
+@pytest.mark.parametrize("text", ["", "   ", "*** --- ***", "<@U123> ![](chart.png)"])
 async def test_text_without_words_cannot_be_spoken(media: Media, text: str) -> None:
     with pytest.raises(SpeechError, match="nothing to say"):
         await media.speak(text)

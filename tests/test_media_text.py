@@ -29,6 +29,10 @@ def test_durations_are_worded_for_people(seconds: float, expected: str) -> None:
     assert human_duration(seconds) == expected
 
 
+WEBM_HEAD = b"\x1aE\xdf\xa3\x9fB\x86\x81\x01B\xf7\x81\x01B\xf2\x81\x04B\xf3\x81\x08B\x82\x84webm"
+"""The EBML header ffmpeg writes for WebM."""
+
+
 @pytest.mark.parametrize(
     ("head", "kind", "mime"),
     [
@@ -42,7 +46,7 @@ def test_durations_are_worded_for_people(seconds: float, expected: str) -> None:
         (b"\xff\xfb\x90\x64" + b"\0" * 32, "audio", "audio/mpeg"),
         (b"\xff\xf1\x50\x80" + b"\0" * 32, "audio", "audio/aac"),
         (b"RIFF\0\0\0\0WAVEfmt " + b"\0" * 32, "audio", "audio/x-wav"),
-        (b"\x1aE\xdf\xa3\x9fB\x86\x81\x01B\xf7\x81\x01B\xf2\x81\x04B\xf3\x81\x08B\x82\x84webm" + b"\0" * 32, "audio", "video/webm"),
+        (WEBM_HEAD + b"\0" * 32, "audio", "video/webm"),
         (b"\0\0\0\x20ftypM4A " + b"\0" * 32, "audio", "audio/mp4"),
         (b"PK\x03\x04" + b"\0" * 32, "unknown", "application/zip"),
         (b"\x7fELF" + b"\0" * 60, "unknown", "application/x-executable"),

@@ -15,6 +15,7 @@ from adapters.console import chat as console_chat
 from bot.app import build_registry, database_uri, open_pool, running
 from bot.cli.common import err, load_settings, parse_since, run
 from core.feedback import list_feedback
+from core.media.config import VoiceFormat
 from core.models import WorkspaceKey
 from core.store.migrations import migrate
 from core.turns import usage_since
@@ -57,7 +58,8 @@ def chat(
     thread = thread or console_chat.new_thread()
 
     async def main() -> int:
-        async with running(settings) as pipeline:
+        voice_format: VoiceFormat = "mp3" if voice_reply is not None and voice_reply.suffix.lower() == ".mp3" else "ogg"
+        async with running(settings, voice_format=voice_format) as pipeline:
             if message is None:
                 await console_chat.interactive(pipeline, workspace=workspace, user=user, thread=thread, console=out)
                 return 0
@@ -70,8 +72,11 @@ def chat(
                 voice_reply=True if voice_reply else None,
             )
             reply = await pipeline.run(inbound)
-            if voice_reply is not None and reply.audio is not None:
-                voice_reply.write_bytes(reply.audio)
+            if voice_reply is not None:
+                if reply.audio is None:
+                    err.print("[yellow]No voice reply was produced (the reply was blocked or failed).[/yellow]")
+                else:
+                    voice_reply.write_bytes(reply.audio)
             if as_json:
                 print(json.dumps(console_chat.reply_json(reply), ensure_ascii=False))
             else:

@@ -38,6 +38,8 @@ async def decode_to_pcm(data: bytes, *, max_seconds: float, timeout_s: float) ->
         try:
             pcm = await run_tool(args, timeout_s=timeout_s)
         except ToolFailed as exc:
+            if "does not contain any stream" in exc.stderr_tail:
+                raise Unreadable("no audio in file") from exc  # a video without a sound track
             raise Unreadable("corrupt or unreadable audio") from exc
         except FileNotFoundError as exc:
             raise Unreadable("audio decoding is not available (ffmpeg is not installed)") from exc

@@ -67,7 +67,7 @@ class ElevenLabsConfig:
     tts_model: str = "eleven_multilingual_v2"
     voice_id: str = "JBFqnCBsd6RMkjVDRZzb"
     max_retries: int = 2
-    """The SDK's own retries of 429, 408, 409 and 5xx answers (speech-to-text only)."""
+    """Retries of 408, 409, 429 and 5xx answers and connection failures, with exponential backoff."""
 
     def __post_init__(self) -> None:
         if not self.api_key:

@@ -4,6 +4,9 @@ The key and address are passed explicitly (the SDK would otherwise read ELEVENLA
 it is imported). A client is made per call: voice notes are rare and this keeps no connection
 pool alive across event loops. Failures become `ElevenLabsFailed` with a message fit for the
 person; the API key never appears in it.
+
+Retries are ours, not the SDK's: in elevenlabs 2.78 a retried request is re-sent without its form
+fields, so a retried speech-to-text call loses `model_id` and fails with 422.
 """
 
 from __future__ import annotations
@@ -15,10 +18,13 @@ import httpx
 from elevenlabs.client import AsyncElevenLabs
 from elevenlabs.core.api_error import ApiError
 from elevenlabs.core.request_options import RequestOptions
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from core.media.config import ElevenLabsConfig
 
 TTS_OUTPUT_FORMAT = "mp3_44100_128"
+_NO_SDK_RETRIES = RequestOptions(max_retries=0)
+_RETRY_STATUSES = frozenset({408, 409, 429})
 
 
 class ElevenLabsFailed(Exception):
@@ -29,14 +35,15 @@ async def scribe(
     account: ElevenLabsConfig, audio: bytes, *, filename: str, mime: str, timeout_s: float
 ) -> str:
     """The transcript of `audio` (the file as received) by Scribe."""
-    options = RequestOptions(timeout_in_seconds=max(1, int(timeout_s)), max_retries=account.max_retries)
     async with _client(account, timeout_s) as client:
         try:
-            result = await client.speech_to_text.convert(
-                model_id=account.stt_model,
-                file=(filename, audio, mime),
-                request_options=options,
-            )
+            async for attempt in _retrying(account):
+                with attempt:
+                    result = await client.speech_to_text.convert(
+                        model_id=account.stt_model,
+                        file=(filename, audio, mime),
+                        request_options=_NO_SDK_RETRIES,
+                    )
         except (ApiError, httpx.HTTPError) as exc:
             raise ElevenLabsFailed(describe_failure(exc, "speech-to-text")) from exc
     return transcript_of(result)
@@ -44,25 +51,44 @@ async def scribe(
 
 async def speak(account: ElevenLabsConfig, text: str, *, timeout_s: float) -> bytes:
     """MP3 speech of `text` in the configured voice."""
-    options = RequestOptions(timeout_in_seconds=max(1, int(timeout_s)), max_retries=account.max_retries)
     async with _client(account, timeout_s) as client:
         try:
-            chunks = [
-                chunk
-                async for chunk in client.text_to_speech.convert(
-                    account.voice_id,
-                    text=text,
-                    model_id=account.tts_model,
-                    output_format=TTS_OUTPUT_FORMAT,
-                    request_options=options,
-                )
-            ]
+            async for attempt in _retrying(account):
+                with attempt:
+                    chunks = [
+                        chunk
+                        async for chunk in client.text_to_speech.convert(
+                            account.voice_id,
+                            text=text,
+                            model_id=account.tts_model,
+                            output_format=TTS_OUTPUT_FORMAT,
+                            request_options=_NO_SDK_RETRIES,
+                        )
+                    ]
         except (ApiError, httpx.HTTPError) as exc:
             raise ElevenLabsFailed(describe_failure(exc, "text-to-speech")) from exc
     audio = b"".join(chunks)
     if not audio:
         raise ElevenLabsFailed("ElevenLabs text-to-speech returned no audio")
     return audio
+
+
+def _retrying(account: ElevenLabsConfig) -> AsyncRetrying:
+    """Retry rate limits, server errors and connection failures with a short exponential backoff;
+    the caller's timeout bounds the whole."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(account.max_retries + 1),
+        wait=wait_exponential(multiplier=0.5, max=4),
+        retry=retry_if_exception(is_transient),
+        reraise=True,
+    )
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    status = getattr(exc, "status_code", None) if isinstance(exc, ApiError) else None
+    return isinstance(status, int) and (status in _RETRY_STATUSES or status >= 500)
 
 
 @asynccontextmanager

@@ -40,22 +40,17 @@ async def read_image(data: bytes, config: MediaConfig) -> ImageText:
 def _read_image(data: bytes, config: MediaConfig) -> ImageText:
     image, source_format = open_image(data, max_pixels=config.limits.max_image_pixels)
     try:
-        flat = _flatten(image)
         copy, media_type = _vision_copy(image, as_jpeg=source_format == "JPEG", max_side=config.vision_max_side)
     except (OSError, ValueError) as exc:
         raise Unreadable(f"unsupported image mode {image.mode}") from exc
-    text = _ocr(flat, languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
+    text = _ocr(_flatten(image), languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
     return ImageText(text=text, image=copy, media_type=media_type)
 
 
 def ocr_bytes(data: bytes, config: MediaConfig) -> str:
     """OCR text of an encoded image (a page of a scanned PDF); blocking, run it in a thread."""
     image, _ = open_image(data, max_pixels=config.limits.max_image_pixels)
-    try:
-        flat = _flatten(image)
-    except (OSError, ValueError) as exc:
-        raise Unreadable(f"unsupported image mode {image.mode}") from exc
-    return _ocr(flat, languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
+    return _ocr(_flatten(image), languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
 
 
 def open_image(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str | None]:
@@ -85,11 +80,14 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str | None
 
 def _flatten(image: Image.Image) -> Image.Image:
     """Grey on white: transparent pixels become background instead of black."""
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("L")
-    return image.convert("L")
+    try:
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            rgba = image.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            return Image.alpha_composite(white, rgba).convert("L")
+        return image.convert("L")
+    except (OSError, ValueError) as exc:
+        raise Unreadable(f"unsupported image mode {image.mode}") from exc
 
 
 def _vision_copy(image: Image.Image, *, as_jpeg: bool, max_side: int) -> tuple[bytes, str]:

@@ -37,6 +37,7 @@ _ERROR_STATUS = {
     500: "internal_server_error",
     503: "service_unavailable",
 }
+_GENERATION = web.RequestKey("generation", int)
 _AUDIO_TYPES = {"mp3": "audio/mpeg", "ogg": "audio/ogg", "wav": "audio/wav"}
 
 
@@ -106,6 +107,8 @@ class FakeElevenLabs:
         """Seconds every answer waits before it is sent (for timeout tests)."""
         self.requests: list[RecordedRequest] = []
         self._errors: deque[InjectedError] = deque()
+        self._generation = 0
+        """Bumped by reset(): a slow request that arrived before it is not recorded after it."""
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -131,6 +134,7 @@ class FakeElevenLabs:
             self.requests.clear()
             self._errors.clear()
             self.delay_s = 0.0
+            self._generation += 1
 
     def requests_to(self, path_prefix: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.startswith(path_prefix)]
@@ -163,7 +167,7 @@ class FakeElevenLabs:
     def _serve(self, ready: threading.Event) -> None:
         assert self._loop is not None
         asyncio.set_event_loop(self._loop)
-        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._stamp])
         app.router.add_post("/v1/text-to-speech/{voice_id}", self._tts)
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._tts)
         app.router.add_post("/v1/speech-to-text", self._stt)
@@ -174,6 +178,12 @@ class FakeElevenLabs:
         self.port = self._runner.addresses[0][1]
         ready.set()
         self._loop.run_forever()
+
+    @web.middleware
+    async def _stamp(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        request[_GENERATION] = self._generation
+        response: web.StreamResponse = await handler(request)
+        return response
 
     async def _tts(self, request: web.Request) -> web.StreamResponse:
         body: dict[str, Any] | None
@@ -246,6 +256,8 @@ class FakeElevenLabs:
 
     def _record(self, request: web.Request, status: int, **captured: Any) -> None:
         with self._lock:
+            if request.get(_GENERATION) != self._generation:
+                return
             self.requests.append(RecordedRequest(
                 method=request.method,
                 path=request.path,

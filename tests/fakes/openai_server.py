@@ -137,8 +137,9 @@ class FakeOpenAI:
         site = web.TCPSite(self._runner, "127.0.0.1", self.port)
         await site.start()
         server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(server, "sockets", None)
+        assert sockets
+        self.port = sockets[0].getsockname()[1]
 
     # -- handlers -----------------------------------------------------------------------------
     async def _models(self, request: web.Request) -> web.Response:
