@@ -26,9 +26,13 @@ def cli_data() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def parley(*args: str, data: Path, env: dict[str, str] | None = None, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "OPENAI_", "ANTHROPIC_", "SLACK_",
-                                                                      "DISCORD_", "DATABASE_URL"))}
+CONFIG_PREFIXES = ("PARLEY_", "OPENAI_", "ANTHROPIC_", "SLACK_", "DISCORD_", "ELEVENLABS_", "DATABASE_URL")
+
+
+def parley(
+    *args: str, data: Path, env: dict[str, str] | None = None, timeout: float = 90
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
     clean.update({"PARLEY_DATA_DIR": str(data), "COLUMNS": "200", **(env or {})})
     return subprocess.run([*PARLEY, *args], capture_output=True, text=True, env=clean, timeout=timeout,
                           cwd=data)
