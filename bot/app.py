@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,8 +16,13 @@ from core.knowledge import Knowledge
 from core.llm import ModelConfig, ModelFactory, ModelNotConfigured
 from core.media import ElevenLabsConfig, Media, MediaConfig, MediaLimits
 from core.media.config import VoiceFormat
+from core.memory.embedding import build_embedder
+from core.memory.extraction import agent_extractor
+from core.memory.retention import maintenance_loop
+from core.memory.service import MemoryConfig, MemoryService
+from core.memory.tools import ToolScope, memory_toolset
 from core.pipeline import Pipeline, PipelineConfig
-from core.steps import GuardStep, MediaStep, MemoryStep, NoGuard, NoMemory
+from core.steps import GuardStep, MediaStep, MemoryStep, NoGuard
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate
 from core.store.pool import create_pool
@@ -74,6 +80,7 @@ def model_settings(settings: Settings) -> ModelSettings:
 
 def build_registry(settings: Settings) -> ToolRegistry:
     registry = ToolRegistry()
+    registry.add_toolset("memory", memory_toolset(lambda deps: ToolScope(pool=deps.pool, user=deps.user)))
     registry.register(builtin.current_datetime, policy=ToolPolicy(timeout_s=2, retries=0))
     registry.register(builtin.calculate, policy=ToolPolicy(timeout_s=2, retries=0))
     allow_private = settings.parley_tools_allow_private
@@ -97,6 +104,8 @@ class Steps:
     media: MediaStep
     guard: GuardStep
     memory: MemoryStep
+    memory_service: MemoryService | None = None
+    """The real memory, when wired: it needs starting (warm model) and closing."""
 
 
 def build_media(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> Media:
@@ -116,8 +125,28 @@ def build_media(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> Med
     )
 
 
+def build_memory(settings: Settings, pool: asyncpg.Pool) -> MemoryService:
+    extractor = (
+        agent_extractor(ModelFactory(model_config(settings)).build())
+        if settings.parley_fact_extraction and settings.parley_model
+        else None
+    )
+    return MemoryService(
+        pool,
+        build_embedder(settings.parley_embedding_model),
+        MemoryConfig(k=settings.parley_memory_k, retention_days=settings.parley_retention_days),
+        extractor=extractor,
+    )
+
+
 def build_steps(settings: Settings, pool: asyncpg.Pool, *, voice_format: VoiceFormat = "ogg") -> Steps:
-    return Steps(media=build_media(settings, voice_format=voice_format), guard=NoGuard(), memory=NoMemory())
+    memory = build_memory(settings, pool)
+    return Steps(
+        media=build_media(settings, voice_format=voice_format),
+        guard=NoGuard(),
+        memory=memory,
+        memory_service=memory,
+    )
 
 
 def build_pipeline(
@@ -157,10 +186,35 @@ def build_pipeline(
 
 
 @asynccontextmanager
-async def running(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> AsyncIterator[Pipeline]:
-    """A pipeline with its pool, closed on exit."""
+async def running(
+    settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False
+) -> AsyncIterator[Pipeline]:
+    """A started pipeline with its pool; on exit, background work drains and everything closes.
+
+    With `maintenance`, memory retention and large-scope indexing run periodically (serving processes).
+    """
     pool = await open_pool(settings)
+    steps = build_steps(settings, pool, voice_format=voice_format)
+    pipeline = build_pipeline(settings, pool, steps=steps)
+    background: asyncio.Task[None] | None = None
     try:
-        yield build_pipeline(settings, pool, steps=build_steps(settings, pool, voice_format=voice_format))
+        if steps.memory_service is not None:
+            await steps.memory_service.start()
+            if maintenance and steps.memory_service.dimensions:
+                background = asyncio.create_task(
+                    maintenance_loop(
+                        pool,
+                        retention_days=settings.parley_retention_days,
+                        model=steps.memory_service.model,
+                        dimensions=steps.memory_service.dimensions,
+                        large_scope_rows=steps.memory_service.config.large_scope_rows,
+                    )
+                )
+        yield pipeline
     finally:
+        if background is not None:
+            background.cancel()
+        if steps.memory_service is not None:
+            await steps.memory_service.aclose()
+        await pipeline.outbox.drain(timeout=5)
         await pool.close()

@@ -13,9 +13,10 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,12 +25,16 @@ from core.guard.masking import scrub
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from opentelemetry.sdk.trace import SpanProcessor
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 _configured = False
 SCRUB_PATTERNS = ["xox[abpre]", "sk-", "bearer", "signing", "parley_[0-9a-f]{12}_"]
 """Extra logfire scrubbing patterns: Slack and OpenAI-style tokens, bearer headers, Parley API keys."""
 NOT_TRACED = "/healthz,/readyz,/metrics"
+QUIET_LOGGERS = (
+    "httpx", "httpx2", "httpcore", "sentence_transformers", "nemoguardrails", "asyncio", "pgserver", "yoyo"
+)
 
 HTTP_REQUESTS = Counter("parley_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
@@ -100,8 +105,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
-def configure(*, level: str = "INFO", json_logs: bool = False, logfire_token: str | None = None) -> None:
-    """Set up logging and logfire once per process; nothing is sent anywhere without a token."""
+def configure(
+    *,
+    level: str = "INFO",
+    json_logs: bool = False,
+    logfire_token: str | None = None,
+    stream: TextIO | None = None,
+    span_processors: Sequence[SpanProcessor] = (),
+) -> None:
+    """Set up logging and logfire once per process; nothing is sent anywhere without a token.
+
+    `stream` (default stderr) and `span_processors` (e.g. an in-memory exporter) let tests read
+    exactly what an operator's log and trace backends would receive."""
     global _configured
     if _configured:
         return
@@ -115,10 +130,12 @@ def configure(*, level: str = "INFO", json_logs: bool = False, logfire_token: st
         console=False,
         inspect_arguments=False,
         scrubbing=logfire.ScrubbingOptions(extra_patterns=SCRUB_PATTERNS),
+        additional_span_processors=list(span_processors),
     )
-    logfire.instrument_pydantic_ai()
+    # Prompts carry personal data: model and tool spans keep their shape and timing, not their text.
+    logfire.instrument_pydantic_ai(include_content=False)
     logfire.instrument_asyncpg()
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RequestContextFilter())
     handler.addFilter(ScrubFilter())
     handler.setFormatter(
@@ -127,7 +144,7 @@ def configure(*, level: str = "INFO", json_logs: bool = False, logfire_token: st
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpx2", "httpcore", "sentence_transformers", "nemoguardrails", "asyncio", "pgserver", "yoyo"):
+    for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True
 
@@ -158,7 +175,7 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request_id = given if _REQUEST_ID.match(given) and scrub(given) == given else uuid.uuid4().hex
         state: dict[str, Any] = scope.setdefault("state", {})
         state["request_id"] = request_id
         token = _request.set(state)

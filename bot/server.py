@@ -92,7 +92,7 @@ async def serve(settings: Settings, *, host: str, port: int, playground_key: boo
     """Run until SIGTERM/SIGINT; the process then finishes its turns and returns."""
     async with running(settings) as pipeline:
         pool = pipeline.pool
-        app = create_app(settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline))
+        app = create_app(settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline, pool))
         if pipeline.model is None:
             log.warning("No model configured (PARLEY_MODEL unset): turns answer with the configuration help")
         if playground_key:
@@ -141,7 +141,7 @@ class DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def slack_routers(settings: Settings, pipeline: Pipeline) -> list[APIRouter]:
+def slack_routers(settings: Settings, pipeline: Pipeline, pool: asyncpg.Pool) -> list[APIRouter]:
     """POST /slack/events when Slack is configured and its adapter is installed; else say why not."""
     if settings.slack_signing_secret is None:
         log.info("Slack endpoint off: SLACK_SIGNING_SECRET not set")
@@ -150,9 +150,10 @@ def slack_routers(settings: Settings, pipeline: Pipeline) -> list[APIRouter]:
         log.info("Slack endpoint off: SLACK_BOT_TOKEN not set (nor SLACK_CLIENT_ID for OAuth installs)")
         return []
     try:
-        from adapters.slack.app import SlackConfig, build_slack
+        from adapters.slack.app import build_slack
+        from bot.cli.slack import slack_config
     except ImportError as exc:
         log.warning("Slack endpoint off: the Slack adapter is not available (%s)", exc)
         return []
-    slack = build_slack(SlackConfig.from_settings(settings), pipeline)  # type: ignore[attr-defined]
-    return [slack.router]
+    log.info("Slack endpoint on: POST /slack/events")
+    return [build_slack(slack_config(settings), pipeline, pool).router]

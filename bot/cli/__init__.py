@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import core_commands
+from bot.cli import core_commands, history, memory, profile
 
 app = typer.Typer(
     name="parley",
@@ -14,6 +14,9 @@ app = typer.Typer(
     add_completion=False,
 )
 core_commands.register(app)
+app.add_typer(memory.app, name="memory")
+app.add_typer(profile.app, name="profile")
+app.add_typer(history.app, name="history")
 
 
 def main() -> None:

@@ -33,7 +33,7 @@ CONFIRM_WINDOW = timedelta(minutes=15)
 
 ASK_TO_CONFIRM = (
     "This deletes everything I remember about you in this workspace: memories, profile, our "
-    "conversation history and feedback. It cannot be undone. Reply \"yes, forget me\" to confirm."
+    'conversation history and feedback. It cannot be undone. Reply "yes, forget me" to confirm.'
 )
 
 
@@ -87,9 +87,7 @@ class ForgetOutcome:
     counts: dict[str, int]
 
 
-async def forget_me(
-    pool: asyncpg.Pool, user: UserKey, *, confirm: bool, turn: str, now: datetime
-) -> ForgetOutcome:
+async def forget_me(pool: asyncpg.Pool, user: UserKey, *, confirm: bool, turn: str, now: datetime) -> ForgetOutcome:
     """The chat flow: the first request only asks; a confirmation from a later turn within
     `CONFIRM_WINDOW` deletes. `turn` identifies the current turn (the agent run id)."""
     async with person_scope(pool, user) as conn:

@@ -12,12 +12,18 @@ import asyncpg
 from pydantic_ai import Embedder
 
 from core.memory.embedding import embed_many, model_label
+from core.models import WorkspaceKey
+
+_STALE = "embedding_model IS DISTINCT FROM $1 AND ($2::text IS NULL OR (platform = $2 AND workspace_id = $3))"
 
 
-async def pending_reembed(pool: asyncpg.Pool, model: str) -> int:
-    """Memories without a vector of `model`."""
+async def pending_reembed(pool: asyncpg.Pool, model: str, *, workspace: WorkspaceKey | None = None) -> int:
+    """Memories without a vector of `model` (in one workspace, or all)."""
     count: int = await pool.fetchval(
-        "SELECT count(*) FROM memories WHERE embedding_model IS DISTINCT FROM $1", model
+        f"SELECT count(*) FROM memories WHERE {_STALE}",
+        model,
+        workspace.platform if workspace else None,
+        workspace.workspace_id if workspace else None,
     )
     return count
 
@@ -27,18 +33,20 @@ async def reembed(
     embedder: Embedder,
     *,
     batch: int = 64,
+    workspace: WorkspaceKey | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """Give every memory a vector of the embedder's model, `batch` at a time; `progress` gets the
-    number done after each batch. Returns the number re-embedded."""
+    """Give every memory (of one workspace, or all) a vector of the embedder's model, `batch` at a
+    time; `progress` gets the number done after each batch. Returns the number re-embedded."""
     model = model_label(embedder)
     done = 0
     after = 0
     while True:
         rows = await pool.fetch(
-            "SELECT id, content FROM memories WHERE embedding_model IS DISTINCT FROM $1 AND id > $2"
-            " ORDER BY id LIMIT $3",
+            f"SELECT id, content FROM memories WHERE {_STALE} AND id > $4 ORDER BY id LIMIT $5",
             model,
+            workspace.platform if workspace else None,
+            workspace.workspace_id if workspace else None,
             after,
             batch,
         )

@@ -110,9 +110,7 @@ class MemoryService:
             MemoryHit(id=r.id, content=r.content, score=r.score, created_at=r.created_at.isoformat()) for r in ranked
         ]
 
-    async def remember(
-        self, user: UserKey, text: str, *, message_id: int | None, thread_id: str | None = None
-    ) -> None:
+    async def remember(self, user: UserKey, text: str, *, message_id: int | None, thread_id: str | None = None) -> None:
         await self.store(user, text, message_id=message_id, thread_id=thread_id)
 
     async def store(

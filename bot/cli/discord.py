@@ -1,0 +1,87 @@
+"""`parley discord`: run Parley as a Discord bot (one process, or some shards of many), and
+`parley discord invite-url`: the link that adds it to a server."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from adapters.discord import DiscordConfig, build_discord, invite_url
+from adapters.discord.config import DEFAULT_API_BASE, parse_shard_ids
+from adapters.discord.invite import fetch_application_id
+from bot.app import running
+from bot.cli.common import err, load_settings, run
+from bot.settings import Settings
+
+out = Console()
+app = typer.Typer(help="Run Parley as a Discord bot.", no_args_is_help=False, invoke_without_command=True)
+
+
+def discord_config(
+    settings: Settings, *, shard_ids: tuple[int, ...] | None = None, shard_count: int | None = None
+) -> DiscordConfig:
+    """The adapter's configuration from the settings (DISCORD_* and PARLEY_* variables)."""
+    if settings.discord_token is None:
+        raise ValueError("DISCORD_TOKEN is not set: create a bot in the Discord developer portal (docs/discord.md)")
+    return DiscordConfig(
+        token=settings.discord_token.get_secret_value(),
+        api_base=settings.discord_api_base or DEFAULT_API_BASE,
+        gateway_url=settings.discord_gateway_url,
+        application_id=settings.discord_application_id,
+        auto_thread=settings.parley_discord_auto_thread,
+        max_file_bytes=int(settings.parley_max_file_mb * 1_000_000),
+        shard_ids=shard_ids,
+        shard_count=shard_count,
+    )
+
+
+@app.callback()
+def serve(
+    ctx: typer.Context,
+    shard_ids: Annotated[
+        str | None, typer.Option("--shard-ids", help="Shards this process runs, e.g. 0,1 or 0-3 (needs --shard-count).")
+    ] = None,
+    shard_count: Annotated[
+        int | None, typer.Option("--shard-count", min=1, help="Shards in all processes (default: Discord's advice).")
+    ] = None,
+) -> None:
+    """Connect to Discord and answer until stopped (Ctrl-C)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = load_settings(need_model=True)
+    try:
+        config = discord_config(
+            settings, shard_ids=parse_shard_ids(shard_ids) if shard_ids else None, shard_count=shard_count
+        )
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+
+    async def main() -> None:
+        async with running(settings) as pipeline:
+            client = build_discord(config, pipeline, pipeline.pool)
+            try:
+                await client.start()
+            finally:
+                await client.close()
+
+    run(main())
+
+
+@app.command("invite-url")
+def invite() -> None:
+    """Print the OAuth2 URL that adds Parley to a server with exactly the permissions it uses."""
+    settings = load_settings()
+    application_id = settings.discord_application_id
+    if application_id is None:
+        if settings.discord_token is None:
+            err.print("[red]Set DISCORD_APPLICATION_ID (or DISCORD_TOKEN to look it up).[/red]")
+            raise typer.Exit(2)
+        application_id = run(
+            fetch_application_id(
+                settings.discord_token.get_secret_value(), api_base=settings.discord_api_base or DEFAULT_API_BASE
+            )
+        )
+    print(invite_url(application_id, auto_thread=settings.parley_discord_auto_thread))

@@ -1,0 +1,119 @@
+"""Fact extraction: validating the model's decision, applying it in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+import pytest
+from pydantic_ai.embeddings import Embedder
+from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from core.memory import store
+from core.memory.extraction import (
+    Add,
+    Delete,
+    FactDecision,
+    FactOperation,
+    Update,
+    agent_extractor,
+    extraction_prompt,
+    json_extractor,
+    plan_changes,
+)
+from core.memory.scope import person_scope
+from core.memory.service import MemoryConfig, MemoryService
+from core.models import UserKey
+from tests.strategies import HashingEmbeddingModel
+
+
+@pytest.mark.parametrize(
+    ("ops", "expected"),
+    [
+        ([FactOperation(op="add", fact=" Likes teal ")], [Add(fact="Likes teal")]),
+        ([FactOperation(op="add", fact="  ")], []),
+        ([FactOperation(op="update", target=1, fact="Lives in Porto")], [Update(target=1, fact="Lives in Porto")]),
+        ([FactOperation(op="update", target=99, fact="x")], []),  # not among the facts shown
+        ([FactOperation(op="delete", target=2), FactOperation(op="update", target=2, fact="y")], [Delete(target=2)]),
+        ([FactOperation(op="none")], []),
+    ],
+)
+def test_plan_keeps_only_well_formed_operations(ops: list[FactOperation], expected: list[object]) -> None:
+    assert plan_changes(FactDecision(operations=ops), [1, 2]) == expected
+
+
+def test_prompt_shows_the_message_and_the_facts_with_ids() -> None:
+    prompt = extraction_prompt("I moved to Porto", [(7, "Lives in Lisbon")])
+    assert '"id": 7' in prompt and "Lives in Lisbon" in prompt and "I moved to Porto" in prompt
+
+
+def person() -> UserKey:
+    return UserKey(platform="api", workspace_id=f"W{uuid.uuid4().hex[:10]}", user_id="U1")
+
+
+async def facts(pool: asyncpg.Pool, user: UserKey) -> list[str]:
+    async with person_scope(pool, user) as conn:
+        return [m.content for m in await store.list_memories(conn, user) if m.kind == "fact"]
+
+
+def deciding(decisions: list[FactDecision]) -> FunctionModel:
+    """A model answering each extraction with the next queued decision, through the output tool."""
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[ToolCallPart(info.output_tools[0].name, decisions.pop(0).model_dump())])
+
+    return FunctionModel(respond)
+
+
+async def test_facts_are_added_updated_and_deleted_by_the_model(pool: asyncpg.Pool) -> None:
+    user = person()
+    decisions = [FactDecision(operations=[FactOperation(op="add", fact="Lives in Lisbon")])]
+    service = MemoryService(
+        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=agent_extractor(deciding(decisions))
+    )
+    await service.remember(user, "I live in Lisbon", message_id=None)
+    await service.drain()
+    assert await facts(pool, user) == ["Lives in Lisbon"]
+
+    async with person_scope(pool, user) as conn:
+        [fact_id] = [m.id for m in await store.list_memories(conn, user) if m.kind == "fact"]
+    decisions.append(FactDecision(operations=[FactOperation(op="update", target=fact_id, fact="Lives in Porto")]))
+    await service.remember(user, "I moved to Porto", message_id=None)
+    await service.drain()
+    assert await facts(pool, user) == ["Lives in Porto"]
+    decisions.append(FactDecision(operations=[FactOperation(op="delete", target=fact_id)]))
+    await service.remember(user, "I left Portugal", message_id=None)
+    await service.drain()
+    assert await facts(pool, user) == []
+
+
+async def test_extraction_never_delays_remembering(pool: asyncpg.Pool) -> None:
+    user = person()
+    release = asyncio.Event()
+
+    async def slow_model(prompt: str) -> str:
+        await release.wait()
+        return FactDecision(operations=[FactOperation(op="add", fact="Plays the cello")]).model_dump_json()
+
+    service = MemoryService(
+        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=json_extractor(slow_model)
+    )
+    await asyncio.wait_for(service.remember(user, "I play the cello", message_id=None), timeout=5)
+    assert [h.content for h in await service.recall(user, "cello", k=5)] == ["I play the cello"]
+    release.set()
+    await service.drain()
+    assert await facts(pool, user) == ["Plays the cello"]
+
+
+async def test_a_failing_extractor_leaves_the_turn_remembered(pool: asyncpg.Pool) -> None:
+    user = person()
+
+    async def broken(prompt: str) -> FactDecision:
+        raise RuntimeError("model down")
+
+    service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=broken)
+    await service.remember(user, "I like tea", message_id=None)
+    await service.drain()
+    assert [h.content for h in await service.recall(user, "tea", k=1)] == ["I like tea"]

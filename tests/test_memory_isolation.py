@@ -1,0 +1,203 @@
+"""Isolation: no recall, history, profile or export ever returns another tenant's row; row-level
+security blocks a query that forgot its WHERE clause; the store agrees with an in-memory model."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
+from pydantic_ai.embeddings import Embedder
+
+from core.memory.conversations import user_history
+from core.memory.forget import export_user, forget_user
+from core.memory.profiles import ProfileChanges, get_profile, update_profile
+from core.memory.scope import person_scope
+from core.memory.service import MemoryConfig, MemoryService
+from core.memory.store import content_hash
+from core.models import UserKey
+from core.store.pool import create_pool
+from tests.strategies import HashingEmbeddingModel, memory_texts, tenant_sets
+
+DB = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def isolated(tenants: list[UserKey]) -> list[UserKey]:
+    """The drawn tenants, moved into a namespace of this example so examples never share rows."""
+    run = uuid.uuid4().hex[:8]
+    return [UserKey(platform=t.platform, workspace_id=f"{run}:{t.workspace_id}", user_id=t.user_id) for t in tenants]
+
+
+def marker(user: UserKey) -> str:
+    return f"{user.platform}|{user.workspace_id}|{user.user_id}"
+
+
+@DB
+@given(tenants=tenant_sets(min_size=2, max_size=8), query=memory_texts)
+async def test_no_tenant_ever_sees_another_tenants_rows(pool: asyncpg.Pool, tenants: list[UserKey], query: str) -> None:
+    tenants = isolated(tenants)
+    service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    for i, user in enumerate(tenants):
+        tag = marker(user)
+        await service.remember(user, f"{query} owned by {tag}", message_id=None)
+        await service.remember(user, f"note {i} of {tag}", message_id=None)
+        await update_profile(pool, user, ProfileChanges(about=f"about {tag}"))
+        await pool.execute(
+            "INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content)"
+            " VALUES ($1, $2, 'C', 'T', $3, 'user', $4)",
+            user.platform,
+            user.workspace_id,
+            user.user_id,
+            f"message of {tag}",
+        )
+    for user in tenants:
+        tag = marker(user)
+        hits = await service.recall(user, query, k=50)
+        assert len(hits) == 2
+        assert all(h.content.endswith(tag) for h in hits)
+        assert [m.content for m in await user_history(pool, user)] == [f"message of {tag}"]
+        assert (await get_profile(pool, user)).about == f"about {tag}"
+        exported = await export_user(pool, user)
+        for table, rows in exported.items():
+            if isinstance(rows, list):
+                assert all(
+                    (r["platform"], r["workspace_id"], r["user_id"]) == (user.platform, user.workspace_id, user.user_id)
+                    for r in rows
+                ), table
+
+
+@DB
+@given(tenants=tenant_sets(min_size=2, max_size=6), data=st.data())
+async def test_forgetting_one_tenant_leaves_every_other_tenant_intact(
+    pool: asyncpg.Pool, tenants: list[UserKey], data: st.DataObject
+) -> None:
+    tenants = isolated(tenants)
+    service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    for user in tenants:
+        await service.remember(user, f"fact of {marker(user)}", message_id=None)
+        await update_profile(pool, user, ProfileChanges(language="German"))
+    gone = data.draw(st.sampled_from(tenants))
+    counts = await forget_user(pool, gone)
+    assert counts["memories"] == 1 and counts["profiles"] == 1
+    for user in tenants:
+        expected = 0 if user == gone else 1
+        assert len(await service.recall(user, "fact", k=5)) == expected
+        assert (await get_profile(pool, user)).language == (None if user == gone else "German")
+
+
+async def test_row_level_security_blocks_a_query_without_a_where_clause(pool: asyncpg.Pool) -> None:
+    a, b = isolated(
+        [
+            UserKey(platform="slack", workspace_id="T1", user_id="U1"),
+            UserKey(platform="slack", workspace_id="T2", user_id="U1"),
+        ]
+    )
+    service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    await service.remember(a, "secret plan of a", message_id=None)
+    await service.remember(b, "secret plan of b", message_id=None)
+    await update_profile(pool, b, ProfileChanges(display_name="Bee"))
+    async with person_scope(pool, a) as conn:
+        assert await conn.fetchval("SELECT current_user") == "parley_app"
+        contents = {r["content"] for r in await conn.fetch("SELECT content FROM memories")}
+        assert contents == {"secret plan of a"}
+        assert await conn.fetch("SELECT * FROM profiles") == []
+        assert await conn.execute("DELETE FROM memories WHERE content = 'secret plan of b'") == "DELETE 0"
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with person_scope(pool, a) as conn:
+            await conn.execute(
+                "INSERT INTO memories (platform, workspace_id, user_id, content, content_hash)"
+                " VALUES ($1, $2, $3, 'planted', $4)",
+                b.platform,
+                b.workspace_id,
+                b.user_id,
+                content_hash("planted"),
+            )
+    async with pool.acquire() as conn:  # the connecting role (owner or superuser) sees everything
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM memories"
+                " WHERE content LIKE 'secret plan of %' AND workspace_id = ANY($1::text[])",
+                [a.workspace_id, b.workspace_id],
+            )
+            == 2
+        )
+
+
+# --- the store beside a trivially correct model ---------------------------------------------------
+
+
+def normal(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+class MemoryAgreement(RuleBasedStateMachine):
+    """remember / forget / recall on the real store agree with a dict of sets after every step."""
+
+    users = Bundle("users")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.pool: asyncpg.Pool = self.loop.run_until_complete(create_pool(PG_URI[0], max_size=2))
+        self.service = MemoryService(self.pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+        self.model: dict[UserKey, dict[str, str]] = {}
+        self.run = uuid.uuid4().hex[:8]
+
+    def teardown(self) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
+
+    @initialize()
+    def start(self) -> None:
+        self.model = {}
+
+    @rule(target=users, workspace=st.sampled_from(["T1", "T2"]), user=st.sampled_from(["U1", "U2", "U3"]))
+    def person(self, workspace: str, user: str) -> UserKey:
+        key = UserKey(platform="slack", workspace_id=f"{self.run}:{workspace}", user_id=user)
+        self.model.setdefault(key, {})
+        return key
+
+    @rule(user=users, text=memory_texts)
+    def remember(self, user: UserKey, text: str) -> None:
+        self.loop.run_until_complete(self.service.remember(user, text, message_id=None))
+        self.model.setdefault(user, {}).setdefault(normal(text), text)
+
+    @rule(user=consumes(users))
+    def forget(self, user: UserKey) -> None:
+        self.loop.run_until_complete(forget_user(self.pool, user))
+        self.model[user] = {}
+
+    @rule(user=users, query=memory_texts, k=st.integers(1, 12))
+    def recall(self, user: UserKey, query: str, k: int) -> None:
+        hits = self.loop.run_until_complete(self.service.recall(user, query, k=k))
+        expected = self.model.get(user, {})
+        assert len(hits) == min(k, len(expected))
+        assert {normal(h.content) for h in hits} <= set(expected)
+
+    @invariant()
+    def everything_remembered_is_recalled(self) -> None:
+        for user, expected in self.model.items():
+            hits = self.loop.run_until_complete(self.service.recall(user, "", k=100))
+            assert {normal(h.content) for h in hits} == set(expected)
+
+
+PG_URI: list[str] = []
+
+
+@pytest.fixture
+def state_machine_db(pg_uri: str) -> Iterator[None]:
+    PG_URI[:] = [pg_uri]
+    yield
+    PG_URI.clear()
+
+
+def test_store_agrees_with_an_in_memory_model(state_machine_db: None) -> None:
+    MemoryAgreement.TestCase.settings = settings(
+        max_examples=15, stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    MemoryAgreement.TestCase().runTest()

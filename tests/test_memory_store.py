@@ -1,0 +1,315 @@
+"""The memory store on a real Postgres: writing, recall, masking, persistence, retention, indexes."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic_ai.embeddings import Embedder
+
+from core.guard.masking import scrub
+from core.memory import store
+from core.memory.embedding import BatchingEmbeddingModel, build_embedder
+from core.memory.reembed import pending_reembed, reembed
+from core.memory.retention import cleanup_memories
+from core.memory.scope import person_scope
+from core.memory.service import MemoryConfig, MemoryService
+from core.models import UserKey
+from core.store.migrations import migrate
+from core.store.pool import create_pool
+from tests.strategies import HashingEmbeddingModel, memory_texts, texts_with_secret
+
+DB_SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+def person() -> UserKey:
+    return UserKey(platform="slack", workspace_id=f"T{uuid.uuid4().hex[:10]}", user_id="U1")
+
+
+@pytest.fixture
+def hashing() -> HashingEmbeddingModel:
+    return HashingEmbeddingModel()
+
+
+@pytest.fixture
+async def service(pool: asyncpg.Pool, hashing: HashingEmbeddingModel) -> AsyncIterator[MemoryService]:
+    svc = MemoryService(pool, Embedder(BatchingEmbeddingModel(hashing)), MemoryConfig())
+    await svc.start(reembed_in_background=False)
+    yield svc
+    await svc.aclose()
+
+
+@pytest.fixture(scope="module")
+async def minilm_service(pool: asyncpg.Pool) -> AsyncIterator[MemoryService]:
+    svc = MemoryService(pool, build_embedder(), MemoryConfig())
+    await svc.start(reembed_in_background=False)
+    yield svc
+    await svc.aclose()
+
+
+async def add_message(pool: asyncpg.Pool, user: UserKey, text: str, *, thread: str = "th1") -> int:
+    turn_id = await pool.fetchval(
+        "INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id) VALUES ($1, $2, 'C1', $3, $4)"
+        " RETURNING id",
+        user.platform,
+        user.workspace_id,
+        thread,
+        user.user_id,
+    )
+    message_id: int = await pool.fetchval(
+        "INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)"
+        " VALUES ($1, $2, 'C1', $3, $4, 'user', $5, $6) RETURNING id",
+        user.platform,
+        user.workspace_id,
+        thread,
+        user.user_id,
+        text,
+        turn_id,
+    )
+    return message_id
+
+
+async def stored(pool: asyncpg.Pool, user: UserKey) -> list[store.StoredMemory]:
+    async with person_scope(pool, user) as conn:
+        return await store.list_memories(conn, user)
+
+
+async def test_every_turn_becomes_a_memory_with_its_source_message(pool: asyncpg.Pool, service: MemoryService) -> None:
+    user = person()
+    message_id = await add_message(pool, user, "I moved to Lisbon last spring", thread="1700000000.1")
+    await service.remember(user, "I moved to Lisbon last spring", message_id=message_id)
+    [memory] = await stored(pool, user)
+    assert memory.content == "I moved to Lisbon last spring"
+    assert memory.source_message_id == message_id
+    assert memory.thread_id == "1700000000.1"
+    assert memory.kind == "turn"
+
+
+async def test_identical_content_is_stored_once(pool: asyncpg.Pool, service: MemoryService) -> None:
+    user = person()
+    for text in ["My favourite colour is teal", "my favourite colour is TEAL", "  My favourite   colour is teal "]:
+        await service.remember(user, text, message_id=None)
+    assert len(await stored(pool, user)) == 1
+
+
+async def test_empty_turns_are_not_remembered(pool: asyncpg.Pool, service: MemoryService) -> None:
+    user = person()
+    await service.remember(user, "   ", message_id=None)
+    assert await stored(pool, user) == []
+
+
+@DB_SETTINGS
+@given(texts=st.lists(memory_texts, max_size=30), k=st.integers(1, 40), query=memory_texts)
+async def test_recall_returns_k_rows_whenever_k_exist(
+    pool: asyncpg.Pool, service: MemoryService, texts: list[str], k: int, query: str
+) -> None:
+    user = person()
+    for text in texts:
+        await service.remember(user, text, message_id=None)
+    distinct = len(await stored(pool, user))
+    hits = await service.recall(user, query, k=k)
+    assert len(hits) == min(k, distinct)
+    assert len({h.id for h in hits}) == len(hits)
+
+
+@DB_SETTINGS
+@given(item=texts_with_secret())
+async def test_p19_sensitive_data_is_masked_before_storing_and_embedding(
+    pool: asyncpg.Pool, service: MemoryService, hashing: HashingEmbeddingModel, item: tuple[str, str, str]
+) -> None:
+    text, sensitive, secret = item
+    user = person()
+    hashing.seen.clear()
+    await service.remember(user, text, message_id=None)
+    await service.recall(user, f"what was {sensitive}?", k=3)
+    [memory] = await stored(pool, user)
+    assert secret not in memory.content
+    assert memory.content == scrub(text).strip()
+    assert hashing.seen and not any(secret in seen for seen in hashing.seen)
+
+
+async def test_p16_memories_persist_across_restarts() -> None:
+    import pgserver
+
+    folder = Path(tempfile.mkdtemp(prefix="p16", dir="/tmp"))
+    user = person()
+    try:
+        server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
+        uri = server.get_uri()
+        await migrate(uri)
+        pool = await create_pool(uri)
+        first = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+        await first.remember(user, "my daughter's name is Ada", message_id=None)
+        await pool.close()
+        server.cleanup()  # the Postgres process stops: a restart of the whole deployment
+
+        server = pgserver.get_server(folder / "pg", cleanup_mode="stop")
+        pool = await create_pool(server.get_uri())
+        second = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+        hits = await second.recall(user, "daughter name", k=1)
+        await pool.close()
+        server.cleanup()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert [h.content for h in hits] == ["my daughter's name is Ada"]
+
+
+PARAPHRASES = [
+    ("My favourite colour is teal.", "Which color do I like best?"),
+    ("I'm allergic to peanuts.", "Is there any food that makes me sick?"),
+    ("My sister Maria lives in Toronto.", "Where does my sibling live?"),
+    ("I drive a red Tesla Model 3.", "What car do I own?"),
+    ("I run a marathon every October.", "Which race do I take part in each autumn?"),
+    ("Our team deploys to production on Thursdays.", "On which weekday do we release?"),
+    ("I am learning to play the cello.", "Which instrument am I studying?"),
+    ("My dog Biscuit is a golden retriever.", "What breed is my pet?"),
+]
+
+
+@pytest.fixture(scope="module")
+async def paraphrase_user(minilm_service: MemoryService) -> UserKey:
+    user = person()
+    for fact, _ in PARAPHRASES:
+        await minilm_service.remember(user, fact, message_id=None)
+    return user
+
+
+@settings(max_examples=20, deadline=None)
+@given(pair=st.sampled_from(PARAPHRASES), shout=st.booleans())
+async def test_p17_stored_text_is_recalled_by_a_paraphrase(
+    minilm_service: MemoryService, paraphrase_user: UserKey, pair: tuple[str, str], shout: bool
+) -> None:
+    fact, question = pair
+    hits = await minilm_service.recall(paraphrase_user, question.upper() if shout else question, k=1)
+    assert [h.content for h in hits] == [fact]
+
+
+@settings(max_examples=10, deadline=None)
+@given(texts=st.lists(memory_texts, min_size=1, max_size=8, unique_by=lambda t: frozenset(t.split())))
+async def test_p17_stored_text_round_trips_by_similarity(minilm_service: MemoryService, texts: list[str]) -> None:
+    user = person()
+    for text in texts:
+        await minilm_service.remember(user, text, message_id=None)
+    for text in texts:
+        assert (await minilm_service.recall(user, text, k=1))[0].content == text
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ages=st.lists(st.floats(0, 400), min_size=1, max_size=12), retention=st.integers(1, 365))
+async def test_p18_memories_older_than_retention_are_deleted(
+    pool: asyncpg.Pool, service: MemoryService, ages: list[float], retention: int
+) -> None:
+    user = person()
+    now = datetime.now(UTC)
+    for i, age in enumerate(ages):
+        memory_id = await service.store(user, f"memory number {i}")
+        await pool.execute("UPDATE memories SET created_at = $2 WHERE id = $1", memory_id, now - timedelta(days=age))
+    await cleanup_memories(pool, retention_days=retention, now=now)
+    kept = {m.content for m in await stored(pool, user)}
+    assert kept == {f"memory number {i}" for i, age in enumerate(ages) if age <= retention}
+
+
+async def test_a_global_hnsw_index_with_a_user_filter_loses_rows(pool: asyncpg.Pool) -> None:
+    """Why the store never filters a shared HNSW index: pgvector 0.6.2 returns the filter's
+    survivors among ef_search candidates, often fewer than k."""
+    rng = np.random.default_rng(3)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("CREATE TEMP TABLE shared_index (user_id int, e vector(8)) ON COMMIT DROP")
+        await conn.copy_records_to_table(
+            "shared_index", records=[(i % 300, rng.standard_normal(8).astype(np.float32)) for i in range(3000)]
+        )
+        await conn.execute("CREATE INDEX ON shared_index USING hnsw (e vector_cosine_ops)")
+        await conn.execute("SET LOCAL enable_seqscan = off")
+        rows = await conn.fetch(
+            "SELECT * FROM shared_index WHERE user_id = 7 ORDER BY e <=> $1 LIMIT 10",
+            rng.standard_normal(8).astype(np.float32),
+        )
+    assert len(rows) < 10
+
+
+async def test_a_per_user_filter_never_loses_results(pool: asyncpg.Pool, service: MemoryService) -> None:
+    workspace = f"T{uuid.uuid4().hex[:10]}"
+    sizes = {f"U{i}": n for i, n in enumerate([0, 1, 3, 9, 10, 11, 25, 60])}
+    for user_id, n in sizes.items():
+        user = UserKey(platform="slack", workspace_id=workspace, user_id=user_id)
+        for j in range(n):
+            await service.remember(user, f"{user_id} note {j} about coffee", message_id=None)
+    for user_id, n in sizes.items():
+        user = UserKey(platform="slack", workspace_id=workspace, user_id=user_id)
+        hits = await service.recall(user, "coffee", k=10)
+        assert len(hits) == min(10, n)
+        assert all(h.content.startswith(f"{user_id} ") for h in hits)
+
+
+async def test_a_large_scope_is_served_by_its_own_partial_hnsw_index(
+    pool: asyncpg.Pool, service: MemoryService
+) -> None:
+    user = person()
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((1200, 64)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    async with pool.acquire() as conn:
+        await store.copy_memories(
+            conn,
+            [
+                (
+                    user.platform,
+                    user.workspace_id,
+                    user.user_id,
+                    f"row {i}",
+                    store.content_hash(f"row {i}"),
+                    "turn",
+                    v,
+                    service.model,
+                )
+                for i, v in enumerate(vectors)
+            ],
+        )
+    [name] = await store.ensure_scope_indexes(pool, model=service.model, dimensions=64, min_rows=1000)
+    query = vectors[0] * 0.6 + vectors[1] * 0.4
+    async with person_scope(pool, user) as conn:
+        found = await store.search(conn, user, query="", vector=query, model=service.model, pool_size=25, recent=0)
+        await conn.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN SELECT id FROM memories WHERE platform = $1 AND workspace_id = $2 AND user_id = $3"
+                " AND embedding_model = $4 ORDER BY embedding::vector(64) <=> $5::vector(64) LIMIT 25",
+                user.platform,
+                user.workspace_id,
+                user.user_id,
+                service.model,
+                query,
+            )
+        )
+    assert found.path == "hnsw"
+    assert name in plan
+    assert len(found.candidates) == 25
+    truth = {f"row {i}" for i in np.argsort(-(vectors @ query))[:10]}
+    top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1, reverse=True)[:10]
+    assert len(truth & {c.content for c in top}) >= 9
+    assert len(await service.recall(user, "row", k=40)) == 40
+    await store.drop_scope_indexes(pool, user)
+
+
+async def test_reembed_gives_every_memory_a_vector_of_the_new_model(pool: asyncpg.Pool) -> None:
+    user = person()
+    old = MemoryService(pool, Embedder(HashingEmbeddingModel(dims=64)), MemoryConfig())
+    for text in ["tea with lemon", "kayak trip in June", "a cello lesson"]:
+        await old.remember(user, text, message_id=None)
+    new = MemoryService(pool, Embedder(HashingEmbeddingModel(dims=32)), MemoryConfig())
+    assert await pending_reembed(pool, new.model, workspace=user.workspace) == 3
+    progress: list[int] = []
+    done = await reembed(pool, new.embedder, batch=2, workspace=user.workspace, progress=progress.append)
+    assert done == 3 and progress == [2, 3]
+    assert await pending_reembed(pool, new.model, workspace=user.workspace) == 0
+    assert [h.content for h in await new.recall(user, "kayak June", k=1)] == ["kayak trip in June"]
