@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+from typing import Any
 
 import asyncpg
 import discord
@@ -30,7 +31,7 @@ from adapters.discord.streaming import Streamer
 from adapters.discord.surfaces import NOBODY, ChannelSurface, InteractionSurface
 from core.feedback import score_of
 from core.models import Inbound, Platform, Reaction, Reply
-from core.pipeline import Pipeline
+from core.pipeline import DB_ERRORS, Pipeline
 
 log = logging.getLogger("parley.discord")
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
@@ -46,13 +47,19 @@ def build_discord(config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool)
 
 class ParleyDiscordClient(discord.AutoShardedClient):
     def __init__(self, config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool) -> None:
+        # Parley never joins voice channels: discord.py's warnings about missing voice libraries would mislead.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        optional: dict[str, Any] = {}
+        if config.shard_ids is not None:
+            optional["shard_ids"] = list(config.shard_ids)
+        if config.application_id:
+            optional["application_id"] = int(config.application_id)
         super().__init__(
             intents=required_intents(),
-            shard_ids=list(config.shard_ids) if config.shard_ids is not None else None,
             shard_count=config.shard_count,
-            application_id=int(config.application_id) if config.application_id else None,
             allowed_mentions=NOBODY,
             chunk_guilds_at_startup=False,
+            **optional,
         )
         self.config = config
         self.pipeline = pipeline
@@ -92,20 +99,17 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         target = route(facts)
         if target is None:
             return
-        text = clean_text(message.content, parley_id=self.user.id, names=_names(message, self.user.id))
+        text = clean_text(message.content, parley_ids=_parley_ids(message, self.user.id), names=_names(message))
         referenced = message.reference.resolved if message.reference else None
         if target.reason == "mention" and isinstance(referenced, discord.Message):
             text = with_quote(text, author=referenced.author.display_name, quoted=referenced.clean_content)
         files, skipped = await download(message.attachments, max_bytes=self.config.max_file_bytes)
         channel: discord.abc.Messageable = message.channel
         reply_to: discord.Message | None = message
-        if facts.thread is None and await self._moves_to_thread(target, workspace):
-            thread = await message.create_thread(name=thread_name(text))
-            await store.remember_thread(
-                self.pool, workspace_id=workspace, user_id=str(message.author.id), thread_id=str(thread.id),
-                parent_channel_id=home, conversation_id=target.thread_id,
-            )
-            channel, reply_to = thread, None
+        if facts.thread is None and await self._moves_to_thread(target, workspace, message.channel):
+            thread = await self._start_thread(message, name=thread_name(text), home=home, target=target)
+            if thread is not None:
+                channel, reply_to = thread, None
         inbound = Inbound(
             platform=Platform.DISCORD,
             workspace_id=workspace,
@@ -171,8 +175,25 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             conversation_id=known.thread_id if known else None,
         )
 
-    async def _moves_to_thread(self, target: Target, workspace: str) -> bool:
-        if not self.config.auto_thread or target.reason == "dm":
+    async def _start_thread(
+        self, message: discord.Message, *, name: str, home: str, target: Target
+    ) -> discord.Thread | None:
+        """A Parley thread from the person's message, or None (answer in place) if Discord refuses."""
+        workspace = str(message.guild.id) if message.guild else DM_WORKSPACE
+        try:
+            thread = await message.create_thread(name=name)
+        except discord.HTTPException as exc:
+            log.warning("could not start a thread (%s %s); answering in the channel", exc.status, exc.code,
+                        extra=_where(message))
+            return None
+        await store.remember_thread(
+            self.pool, workspace_id=workspace, user_id=str(message.author.id), thread_id=str(thread.id),
+            parent_channel_id=home, conversation_id=target.thread_id,
+        )
+        return thread
+
+    async def _moves_to_thread(self, target: Target, workspace: str, channel: discord.abc.Messageable) -> bool:
+        if not self.config.auto_thread or not isinstance(channel, discord.TextChannel):
             return False
         count = await store.people_messages(self.pool, workspace, target.thread_id)
         return moves_to_thread(
@@ -227,15 +248,19 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         if reply.audio is not None:
             name = f"parley-reply.{reply.audio_format or 'ogg'}"
             await surface.upload(discord.File(io.BytesIO(reply.audio), filename=name))
-        ids = surface.ids()
-        await self.pipeline.record_delivery(reply, ids[0])
-        channel_id = str(getattr(surface, "channel", None) and surface.channel.id or inbound.channel_id)
-        await store.remember_messages(
-            self.pool, workspace_id=inbound.workspace_id, user_id=inbound.user_id, thread_id=inbound.thread_id,
-            messages=[
-                NewMessage(message_id=i, channel_id=channel_id, from_parley=True, reply_message_id=ids[0]) for i in ids
-            ],
-        )
+        sent = surface.sent()
+        first = sent[0][0]
+        try:
+            await self.pipeline.record_delivery(reply, first)
+            await store.remember_messages(
+                self.pool, workspace_id=inbound.workspace_id, user_id=inbound.user_id, thread_id=inbound.thread_id,
+                messages=[
+                    NewMessage(message_id=m, channel_id=c, from_parley=True, reply_message_id=first) for m, c in sent
+                ],
+            )
+        except DB_ERRORS as exc:
+            log.warning("reply delivered but not recorded (%s): replies and reactions to it will not find the turn",
+                        type(exc).__name__, extra={"platform": Platform.DISCORD, "event_id": inbound.event_id})
         return reply
 
     # -- reactions ------------------------------------------------------------------------------
@@ -268,15 +293,17 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         log.info("reaction %s on turn %s", "removed" if removed else "stored", turn)
 
 
+def _parley_ids(message: discord.Message, parley_id: int) -> set[int]:
+    """Parley's user id and the ids of its integration role mentioned here (people pick either)."""
+    return {parley_id} | {r.id for r in message.role_mentions if r.tags is not None and r.tags.bot_id == parley_id}
+
+
 def _mentions(message: discord.Message, parley_id: int) -> bool:
-    """Parley's user mention, or a mention of its integration role (people pick either from the list)."""
-    return any(u.id == parley_id for u in message.mentions) or any(
-        r.tags is not None and r.tags.bot_id == parley_id for r in message.role_mentions
-    )
+    return any(u.id == parley_id for u in message.mentions) or len(_parley_ids(message, parley_id)) > 1
 
 
-def _names(message: discord.Message, parley_id: int) -> dict[int, str]:
-    return {u.id: u.display_name for u in message.mentions if u.id != parley_id}
+def _names(message: discord.Message) -> dict[int, str]:
+    return {u.id: u.display_name for u in message.mentions}
 
 
 def _where(message: discord.Message) -> dict[str, str]:

@@ -42,3 +42,22 @@ class DiscordConfig:
             raise ValueError(f"shard ids must be between 0 and {self.shard_count - 1}")
         if self.auto_thread_after < 1 or self.max_file_bytes < 1 or self.edit_interval_s <= 0:
             raise ValueError("auto_thread_after, max_file_bytes and edit_interval_s must be positive")
+
+
+def parse_shard_ids(text: str) -> tuple[int, ...]:
+    """'0,1,4-6' -> (0, 1, 4, 5, 6): the shards one process runs (`parley discord --shard-ids`)."""
+    ids: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        try:
+            low, high = int(first), int(last or first)
+        except ValueError as exc:
+            raise ValueError(f"{part!r} is not a shard id or a range like 2-5") from exc
+        if low < 0 or high < low:
+            raise ValueError(f"{part!r} is not a valid shard range")
+        ids.extend(range(low, high + 1))
+    if not ids:
+        raise ValueError("no shard ids given")
+    return tuple(sorted(set(ids)))

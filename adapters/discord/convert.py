@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import discord
@@ -18,7 +18,7 @@ from core.media.text import human_bytes
 from core.models import Attachment, AttachmentText
 
 log = logging.getLogger(__name__)
-_USER_MENTION = re.compile(r"<@!?(\d+)>( ?)")
+_MENTION = re.compile(r"<@([!&]?)(\d+)>( ?)")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -29,16 +29,18 @@ class SkippedFile:
     reason: str
 
 
-def clean_text(content: str, *, parley_id: int, names: Mapping[int, str]) -> str:
-    """The message without Parley's own mention; other people's mentions become @names."""
+def clean_text(content: str, *, parley_ids: Collection[int], names: Mapping[int, str]) -> str:
+    """The message without mentions of Parley (its user or its role); people's mentions become @names."""
 
     def replace(match: re.Match[str]) -> str:
-        user_id = int(match.group(1))
-        if user_id == parley_id:
+        kind, target = match.group(1), int(match.group(2))
+        if target in parley_ids:
             return ""
-        return f"@{names[user_id]}{match.group(2)}" if user_id in names else match.group(0)
+        if kind != "&" and target in names:
+            return f"@{names[target]}{match.group(3)}"
+        return match.group(0)
 
-    return _USER_MENTION.sub(replace, content).strip()
+    return _MENTION.sub(replace, content).strip()
 
 
 def with_quote(text: str, *, author: str, quoted: str) -> str:
@@ -53,11 +55,6 @@ def notes(skipped: Sequence[SkippedFile], read: Sequence[AttachmentText]) -> str
     """Small print under a reply naming every file Parley could not read."""
     problems = [(s.name, s.reason) for s in skipped] + [(a.name, a.error) for a in read if a.error]
     return "\n".join(f"-# ⚠️ {discord.utils.escape_markdown(name)}: {reason}" for name, reason in problems)
-
-
-def is_voice_message(message: discord.Message) -> bool:
-    """Discord's voice messages: flag 1<<13 and exactly one audio file."""
-    return message.flags.voice and len(message.attachments) == 1
 
 
 async def download(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import discord
+from discord.http import HTTPClient, Route
 
 SCOPES: tuple[str, ...] = ("bot", "applications.commands")
 """`bot` joins the server; `applications.commands` lets Parley register its slash commands."""
@@ -39,3 +42,15 @@ def required_intents() -> discord.Intents:
         dm_reactions=True,
         message_content=True,
     )
+
+
+async def fetch_application_id(token: str, *, api_base: str) -> str:
+    """The application id behind a bot token (GET /oauth2/applications/@me), for when it isn't configured."""
+    Route.BASE = api_base.rstrip("/")
+    http = HTTPClient(asyncio.get_running_loop())
+    try:
+        await http.static_login(token)
+        info = await http.application_info()
+    finally:
+        await http.close()
+    return str(info["id"])

@@ -47,8 +47,9 @@ class ChannelSurface:
     async def upload(self, file: discord.File) -> None:
         self.messages.append(await self.channel.send(file=file, allowed_mentions=self.mentions))
 
-    def ids(self) -> list[str]:
-        return [str(m.id) for m in self.messages]
+    def sent(self) -> list[tuple[str, str]]:
+        """(message id, channel id) of every message on screen, first first."""
+        return [(str(m.id), str(m.channel.id)) for m in self.messages]
 
 
 class InteractionSurface:
@@ -82,5 +83,6 @@ class InteractionSurface:
     async def upload(self, file: discord.File) -> None:
         self.messages.append(await self.interaction.followup.send(file=file, wait=True, allowed_mentions=self.mentions))
 
-    def ids(self) -> list[str]:
-        return [str(m.id) for m in self.messages]
+    def sent(self) -> list[tuple[str, str]]:
+        """(message id, channel id) of every message on screen, first first."""
+        return [(str(m.id), str(m.channel.id)) for m in self.messages]

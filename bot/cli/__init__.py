@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from bot.cli import core_commands, history, memory, profile
+from bot.cli import discord as discord_cli
 
 app = typer.Typer(
     name="parley",
@@ -17,6 +18,7 @@ core_commands.register(app)
 app.add_typer(memory.app, name="memory")
 app.add_typer(profile.app, name="profile")
 app.add_typer(history.app, name="history")
+app.add_typer(discord_cli.app, name="discord")
 
 
 def main() -> None:

@@ -60,7 +60,7 @@ def serve(
         raise typer.Exit(2) from exc
 
     async def main() -> None:
-        async with running(settings) as pipeline:
+        async with running(settings, maintenance=True) as pipeline:
             client = build_discord(config, pipeline, pipeline.pool)
             try:
                 await client.start()

@@ -24,6 +24,8 @@ PERSONAL_TABLES: tuple[str, ...] = (
     "usage",
     "messages",
     "guard_events",
+    "discord_messages",
+    "discord_threads",
     "turns",
 )
 """Tables holding a person's rows, in deletion order (children before the turns they point to).

@@ -1,0 +1,59 @@
+"""`parley discord` and `parley discord invite-url`, invoked through Typer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli.discord import app
+from bot.settings import get_settings
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in ("DISCORD_TOKEN", "DISCORD_APPLICATION_ID", "DISCORD_API_BASE", "PARLEY_DISCORD_AUTO_THREAD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PARLEY_MODEL", "openai:gpt-4.1-mini")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_invite_url_prints_the_oauth2_link(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_APPLICATION_ID", "123456789012345678")
+    result = runner.invoke(app, ["invite-url"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == (
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678"
+        "&scope=bot+applications.commands&permissions=274878008320"
+    )
+
+
+def test_invite_url_with_auto_threads_may_create_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_APPLICATION_ID", "123456789012345678")
+    monkeypatch.setenv("PARLEY_DISCORD_AUTO_THREAD", "true")
+    result = runner.invoke(app, ["invite-url"])
+    assert result.stdout.strip().endswith("&permissions=309237746688")
+
+
+def test_invite_url_without_an_application_id_or_token_says_what_to_set() -> None:
+    result = runner.invoke(app, ["invite-url"])
+    assert result.exit_code == 2
+    assert "DISCORD_APPLICATION_ID" in result.output
+
+
+def test_running_without_a_token_fails_with_the_fix() -> None:
+    result = runner.invoke(app, [])
+    assert result.exit_code == 2
+    assert "DISCORD_TOKEN is not set" in result.output
+
+
+def test_shard_ids_outside_the_shard_count_are_refused_before_connecting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "not-a-real-token")
+    result = runner.invoke(app, ["--shard-ids", "2-3", "--shard-count", "2"])
+    assert result.exit_code == 2
+    assert "shard ids must be between 0 and 1" in result.output
