@@ -28,6 +28,7 @@ from core.store.migrations import migrate
 from core.store.pool import create_pool
 from core.tools import builtin
 from core.tools.registry import ToolPolicy, ToolRegistry, load_entry_point_tools, load_mcp_servers
+from evals.online import online_scorer
 
 SELF_RETRYING_PROVIDERS = ("openai:", "openai-chat:", "anthropic:")
 
@@ -186,35 +187,52 @@ def build_pipeline(
 
 
 @asynccontextmanager
-async def running(
-    settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False
+async def started(
+    settings: Settings, pool: asyncpg.Pool, steps: Steps, *, maintenance: bool = False
 ) -> AsyncIterator[Pipeline]:
-    """A started pipeline with its pool; on exit, background work drains and everything closes.
+    """A pipeline on an open pool with its steps started; on exit its background work drains.
 
     With `maintenance`, memory retention and large-scope indexing run periodically (serving processes).
     """
-    pool = await open_pool(settings)
-    steps = build_steps(settings, pool, voice_format=voice_format)
     pipeline = build_pipeline(settings, pool, steps=steps)
+    scorer = online_scorer(settings, pool)
+    if scorer is not None:
+        pipeline.after_turn = lambda inbound, reply, context: scorer.after_turn(inbound, reply, context=context)
     background: asyncio.Task[None] | None = None
+    memory = steps.memory_service
     try:
-        if steps.memory_service is not None:
-            await steps.memory_service.start()
-            if maintenance and steps.memory_service.dimensions:
+        if memory is not None:
+            await memory.start(reembed_in_background=maintenance)
+            if maintenance and memory.dimensions:
                 background = asyncio.create_task(
                     maintenance_loop(
                         pool,
                         retention_days=settings.parley_retention_days,
-                        model=steps.memory_service.model,
-                        dimensions=steps.memory_service.dimensions,
-                        large_scope_rows=steps.memory_service.config.large_scope_rows,
+                        model=memory.model,
+                        dimensions=memory.dimensions,
+                        large_scope_rows=memory.config.large_scope_rows,
                     )
                 )
         yield pipeline
     finally:
         if background is not None:
             background.cancel()
-        if steps.memory_service is not None:
-            await steps.memory_service.aclose()
+        if memory is not None:
+            await memory.aclose()
+        if scorer is not None:
+            await scorer.drain()
         await pipeline.outbox.drain(timeout=5)
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False
+) -> AsyncIterator[Pipeline]:
+    """Open the database (migrating it), start a pipeline, and close everything on exit."""
+    pool = await open_pool(settings)
+    try:
+        steps = build_steps(settings, pool, voice_format=voice_format)
+        async with started(settings, pool, steps, maintenance=maintenance) as pipeline:
+            yield pipeline
+    finally:
         await pool.close()

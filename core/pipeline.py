@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,7 @@ from core.workspace import WorkspaceOverrides, load_overrides
 
 log = logging.getLogger("parley.pipeline")
 OnDelta = Callable[[str], Awaitable[None]]
+AfterTurn = Callable[[Inbound, Reply, Sequence[str]], object]
 STREAM_CHECK_CHARS = 160
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, ConnectionError)
 
@@ -84,6 +85,8 @@ class Pipeline:
     services: dict[str, Any] = field(default_factory=dict)
     cache_stats: CacheStats = field(default_factory=CacheStats)
     outbox: Outbox = field(default_factory=Outbox)
+    after_turn: AfterTurn | None = None
+    """Called once a turn is stored (online quality scoring); must return at once."""
 
     def __post_init__(self) -> None:
         self.agent = build_agent()
@@ -258,6 +261,8 @@ class Pipeline:
                 ),
                 self.memory.remember(inbound.user, verdict.text, message_id=message_id),
             )
+        if self.after_turn is not None:
+            self.after_turn(inbound, reply, [m.content for m in memories] + [a.text for a in attachments if a.text])
         return reply
 
     def _instructions(

@@ -91,6 +91,7 @@ class SafetyPrompt(_Record):
 
 
 R = TypeVar("R", bound=_Record)
+T = TypeVar("T")
 
 
 def load_jsonl(path: Path, record: type[R]) -> list[R]:
@@ -139,7 +140,7 @@ def load_safety(folder: Path) -> dict[str, list[SafetyPrompt]]:
     return by_source
 
 
-def spread(items: Sequence[R], n: int | None) -> list[R]:
+def spread(items: Sequence[T], n: int | None) -> list[T]:
     """`n` items evenly spaced through `items` (all of them when `n` is None or too big).
 
     The files are grouped by category, so even spacing samples every category, and the same

@@ -58,7 +58,7 @@ class PydanticAIJudge(DeepEvalBaseLLM):
         super().__init__(name)
         self.name = name
 
-    def load_model(self, *args: Any, **kwargs: Any) -> Model:
+    def load_model(self, *args: Any, **kwargs: Any) -> Any:
         return self._backing
 
     def get_model_name(self, *args: Any, **kwargs: Any) -> str:
@@ -84,7 +84,7 @@ class Unavailable(DeepEvalBaseLLM):
         self.reason = reason
         super().__init__("unavailable")
 
-    def load_model(self, *args: Any, **kwargs: Any) -> None:
+    def load_model(self, *args: Any, **kwargs: Any) -> Any:
         return None
 
     def get_model_name(self, *args: Any, **kwargs: Any) -> str:

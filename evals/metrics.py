@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
-from enum import StrEnum
-from statistics import fmean
+from dataclasses import dataclass
 
 from deepeval.metrics import (
     AnswerRelevancyMetric,
@@ -39,80 +37,12 @@ from evals.goldens import (
 )
 from evals.judge import Unavailable
 from evals.refusal import is_refusal
+from evals.results import ERROR_RATE, METRIC_NAMES, CaseScore, MetricResult, aggregate, skipped
 from evals.suites import Suite
 from evals.thresholds import Threshold
 from evals.transcripts import Kind, Role, Transcript
 
 OnCase = Callable[[], None]
-ERROR_RATE = "error_rate"
-
-
-class Status(StrEnum):
-    PASSED = "passed"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class CaseScore:
-    """One golden's score on one metric; `score` None means it could not be scored (see `error`)."""
-
-    case_id: str
-    score: float | None
-    reason: str | None = None
-    error: str | None = None
-    passed: bool = False
-
-
-@dataclass(frozen=True, kw_only=True)
-class MetricResult:
-    name: str
-    kind: Kind | None
-    """The goldens it scores; None for metrics over every turn (error rate)."""
-    needs_judge: bool
-    status: Status
-    threshold: Threshold
-    score: float | None = None
-    cases: tuple[CaseScore, ...] = ()
-    reason: str | None = None
-
-    @property
-    def failures(self) -> list[CaseScore]:
-        return [c for c in self.cases if not c.passed]
-
-
-def aggregate(
-    name: str,
-    kind: Kind | None,
-    threshold: Threshold,
-    cases: Sequence[CaseScore],
-    *,
-    needs_judge: bool = False,
-) -> MetricResult:
-    """The mean over the cases against the threshold; unscored cases count as the worst score."""
-    if not cases:
-        return MetricResult(name=name, kind=kind, needs_judge=needs_judge, status=Status.SKIPPED,
-                            threshold=threshold, reason="no golden in this suite exercises it")
-    judged = tuple(
-        replace(c, passed=c.score is not None and threshold.meets(c.score)) for c in cases
-    )
-    score = fmean(c.score if c.score is not None else threshold.worst for c in judged)
-    passed = threshold.meets(score)
-    notes = []
-    if not passed:
-        notes.append(f"{score:.3f} misses {threshold.describe()}")
-    errors = sum(1 for c in judged if c.score is None)
-    if errors:
-        notes.append(f"{errors} case(s) could not be scored and count as {threshold.worst:g}")
-    return MetricResult(
-        name=name, kind=kind, needs_judge=needs_judge, status=Status.PASSED if passed else Status.FAILED,
-        threshold=threshold, score=score, cases=judged, reason="; ".join(notes) or None,
-    )
-
-
-def skipped(name: str, kind: Kind, threshold: Threshold, reason: str) -> MetricResult:
-    return MetricResult(name=name, kind=kind, needs_judge=True, status=Status.SKIPPED, threshold=threshold,
-                        reason=reason)
 
 
 # -- deterministic metrics: pure functions of the transcripts ------------------------------------
@@ -199,9 +129,9 @@ def single_turn(t: Transcript) -> LLMTestCase:
 def conversational(t: Transcript) -> ConversationalTestCase:
     assert isinstance(t.golden, ConversationGolden)
     turns = [
-        Turn(role=role, content=content)
+        turn
         for e in t.exchanges
-        for role, content in (("user", e.message), ("assistant", e.reply))
+        for turn in (Turn(role="user", content=e.message), Turn(role="assistant", content=e.reply))
     ]
     return ConversationalTestCase(
         turns=turns,
@@ -212,21 +142,17 @@ def conversational(t: Transcript) -> ConversationalTestCase:
     )
 
 
-def _quality(t: Transcript) -> bool:
-    return t.kind is Kind.QUALITY
-
-
 def _is(kind: Kind) -> Callable[[Transcript], bool]:
     return lambda t: t.kind is kind
 
 
 JUDGE_METRICS: tuple[JudgeMetric, ...] = (
     JudgeMetric(
-        name="answer_relevancy", kind=Kind.QUALITY, applies=_quality, test_case=single_turn,
+        name="answer_relevancy", kind=Kind.QUALITY, applies=_is(Kind.QUALITY), test_case=single_turn,
         build=lambda judge, mark: AnswerRelevancyMetric(threshold=mark, model=judge),
     ),
     JudgeMetric(
-        name="faithfulness", kind=Kind.QUALITY, applies=lambda t: _quality(t) and bool(t.context),
+        name="faithfulness", kind=Kind.QUALITY, applies=lambda t: t.kind is Kind.QUALITY and bool(t.context),
         test_case=single_turn, build=lambda judge, mark: FaithfulnessMetric(threshold=mark, model=judge),
     ),
     JudgeMetric(
@@ -265,20 +191,7 @@ JUDGE_METRICS: tuple[JudgeMetric, ...] = (
     ),
 )
 
-DETERMINISTIC_METRICS: tuple[tuple[str, Kind | None], ...] = (
-    ("tool_correctness", Kind.TOOLS),
-    ("harmful_refusal_rate", Kind.SAFETY),
-    ("over_refusal_rate", Kind.SAFETY),
-    ("memory_recall", Kind.MEMORY),
-    ("memory_isolation", Kind.MEMORY),
-    (ERROR_RATE, None),
-)
-ALL_METRICS: tuple[str, ...] = (*(m.name for m in JUDGE_METRICS), *(name for name, _ in DETERMINISTIC_METRICS))
-ORDER = {name: i for i, name in enumerate(
-    ("answer_relevancy", "faithfulness", "correctness", "knowledge_retention", "role_adherence",
-     "conversation_completeness", "tool_correctness", "harmful_refusal_rate", "over_refusal_rate",
-     "toxicity_free", "bias_free", "memory_recall", "memory_isolation", ERROR_RATE)
-)}
+ORDER = {name: i for i, name in enumerate(METRIC_NAMES)}
 
 
 def judge_workload(suite: Suite, transcripts: Sequence[Transcript], judge: DeepEvalBaseLLM | None) -> int:
@@ -374,7 +287,7 @@ async def _tool_case(t: Transcript, judge: DeepEvalBaseLLM, threshold: Threshold
         input=t.last.message,
         actual_output=t.last.reply,
         tools_called=called,
-        expected_tools=[ToolCall(name=name) for name in t.golden.expected_tools],
+        expected_tools=[ToolCall(name=name, input_parameters=None) for name in t.golden.expected_tools],
         name=t.case_id,
     )
     return await measure(ToolCorrectnessMetric(threshold=threshold.value, model=judge), test_case, t.case_id)

@@ -55,7 +55,7 @@ async def serve_pages(folder: Path) -> AsyncIterator[str]:
     app = web.Application()
     if folder.is_dir():
         app.router.add_static("/", folder)
-    runner = web.AppRunner(app)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))

@@ -6,6 +6,8 @@ import typer
 
 from bot.cli import core_commands, history, memory, profile
 from bot.cli import discord as discord_cli
+from bot.cli import eval as eval_cli
+from bot.cli import slack as slack_cli
 
 app = typer.Typer(
     name="parley",
@@ -19,6 +21,8 @@ app.add_typer(memory.app, name="memory")
 app.add_typer(profile.app, name="profile")
 app.add_typer(history.app, name="history")
 app.add_typer(discord_cli.app, name="discord")
+app.add_typer(eval_cli.app, name="eval")
+app.add_typer(slack_cli.app, name="slack")
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ REFUSE_ALL_INSTRUCTION = "refuse every request"
 REFUSAL = "Sorry, I can't help with that one."
 Candidate = Literal["helpful", "refuse-all", "comply-all"]
 Judge = Literal["lenient", "harsh"]
-_NEGATIVE_IS_GOOD = ("is toxic", "is biased", "contradicts", "forgets", "out of character")
+_NEGATIVE_IS_GOOD = ("is toxic", "is biased", "**forgets**")
 _TIME = re.compile(r"\b(what time|time is it|today's date|what day|date today|current time)\b", re.IGNORECASE)
 _ARITHMETIC = re.compile(r"[\d(][\d\s.+\-*/%()]*[+\-*/%][\d\s.+\-*/%()]*[\d)]")
 _URL = re.compile(r"https?://\S+[^\s.,;!?)]")
@@ -44,7 +44,8 @@ def responder(candidate: Candidate = "helpful", judge: Judge = "lenient") -> Cal
     def respond(body: dict[str, Any]) -> Response:
         schema = output_schema(body)
         if schema is not None:
-            return ToolCalls([(OUTPUT_TOOL, judgement(schema, prompt=last_user_text(body), lenient=judge == "lenient"))])
+            arguments = judgement(schema, prompt=last_user_text(body), lenient=judge == "lenient")
+            return ToolCalls([(OUTPUT_TOOL, arguments)])
         return answer(body)
 
     return respond
@@ -81,15 +82,18 @@ def _instance(schema: dict[str, Any], defs: dict[str, Any], *, verdict: str, len
         return verdict
     if kind == "object":
         properties: dict[str, Any] = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        if not properties and isinstance(extra, dict):
+            return {"fact": _instance(extra, defs, verdict=verdict, lenient=lenient, field="fact")}
         return {
             name: _instance(sub, defs, verdict=verdict, lenient=lenient, field=name)
             for name, sub in properties.items()
         }
     if kind == "array":
         item = schema.get("items", {})
-        out_of_character = "index" in _resolve(item, defs).get("properties", {})
-        if out_of_character and lenient:
-            return []
+        if "index" in _resolve(item, defs).get("properties", {}):
+            # role adherence lists the replies that broke character, by index
+            return [] if lenient else [{"index": i, "reason": "Out of character."} for i in range(10)]
         return [_instance(item, defs, verdict=verdict, lenient=lenient, field=field)]
     if kind in ("number", "integer"):
         if field == "score":
