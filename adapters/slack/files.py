@@ -21,6 +21,7 @@ from core.models import Attachment
 
 log = logging.getLogger("parley.slack.files")
 SLACK_FILE_HOST_SUFFIXES = (".slack.com", ".slack-edge.com", ".slack-files.com")
+REFUSED = "Slack refused the download (is the files:read scope granted?)"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -86,7 +87,7 @@ async def _download(
                 return FileFailure(name=file.name, reason=f"Slack answered the download with {response.status_code}")
             served = response.headers.get("content-type", "").split(";")[0].strip().lower()
             if served == "text/html" and (file.mimetype or "").lower() != "text/html":
-                return FileFailure(name=file.name, reason="Slack refused the download (is the files:read scope granted?)")
+                return FileFailure(name=file.name, reason=REFUSED)
             data = bytearray()
             async for block in response.aiter_bytes():
                 data.extend(block)

@@ -1,4 +1,4 @@
-"""What Parley does with each Slack event, after Bolt has acknowledged it.
+"""What Parley does with each Slack event, in background tasks outside the ack path.
 
 Bolt listeners (registered in `adapters.slack.app`) only parse and `spawn`; the coroutines here do
 the work: download files, run the turn with streaming, deliver, remember which messages are

@@ -14,9 +14,9 @@ class TaskTracker:
     """A set of running tasks: `spawn` starts one, `drain` waits for all (cancelling stragglers)."""
 
     def __init__(self) -> None:
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
-    def spawn(self, coro: Coroutine[Any, Any, None], *, name: str) -> asyncio.Task[None]:
+    def spawn(self, coro: Coroutine[Any, Any, object], *, name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -39,7 +39,7 @@ class TaskTracker:
                 return
             await asyncio.wait(set(self._tasks), timeout=remaining)
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("slack task %s failed", task.get_name(), exc_info=task.exception())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 from importlib.resources import files
 from typing import Annotated
 
@@ -14,9 +15,13 @@ import typer
 from pydantic import SecretStr
 
 from adapters.slack.app import SlackConfig, build_slack
-from bot.app import build_pipeline, open_pool
+from bot.app import running
 from bot.cli.common import err, load_settings, run
 from bot.settings import Settings
+from core.media.config import VoiceFormat
+
+SLACK_VOICE_FORMAT: VoiceFormat = "mp3"
+"""Spoken replies as mp3, which Slack's file preview plays in the thread."""
 
 app = typer.Typer(
     help="Run Parley in Slack over Socket Mode (needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN).",
@@ -53,13 +58,10 @@ def slack(
         raise typer.Exit(2)
 
     async def main() -> None:
-        pool = await open_pool(settings)
-        try:
+        stop_on_sigterm()
+        async with running(settings, voice_format=SLACK_VOICE_FORMAT, maintenance=True) as pipeline:
             config = dataclasses.replace(slack_config(settings), drain_timeout_s=drain_s)
-            adapter = build_slack(config, build_pipeline(settings, pool), pool)
-            await adapter.run_socket_mode()
-        finally:
-            await pool.close()
+            await build_slack(config, pipeline, pipeline.pool).run_socket_mode()
 
     try:
         run(main())
@@ -71,6 +73,13 @@ def slack(
 def manifest() -> None:
     """Print the app manifest to paste into https://api.slack.com/apps (Create New App > From a manifest)."""
     print(files("adapters.slack").joinpath("manifest.yml").read_text(encoding="utf-8"), end="")
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (Fly.io, Docker, systemd) stops like Ctrl-C: the socket closes, replies in flight finish."""
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def _secret(value: SecretStr | None) -> str | None:

@@ -1,0 +1,344 @@
+"""The Slack adapter's public entry: `SlackConfig`, `build_slack(config, pipeline, pool)`.
+
+`SlackAdapter.router` is a FastAPI router (POST /slack/events; with OAuth configured also GET
+/slack/install and /slack/oauth_redirect) for `parley serve` to include at the root;
+`SlackAdapter.run_socket_mode()` serves the same app over Socket Mode (`parley slack`).
+The listeners below only parse the payload and hand the work to tracked background tasks, so Bolt
+runs them before it acknowledges (`process_before_response`) and the ack still leaves within
+milliseconds, with every piece of work already tracked for a shutdown to drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.context.say.async_say import AsyncSay
+from slack_bolt.context.set_status.async_set_status import AsyncSetStatus
+from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import AsyncSetSuggestedPrompts
+from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
+from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
+from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.oauth.state_store.stateless import StatelessOAuthStateStore
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack.commands import (
+    FORGET_CANCEL_ACTION,
+    FORGET_CONFIRM_ACTION,
+    FORGET_WARNING,
+    Forget,
+    Help,
+    MemoryAdmin,
+    forget_confirmation_blocks,
+    help_text,
+    parse_command,
+)
+from adapters.slack.delivery import DeliveryOptions
+from adapters.slack.events import parse_message, parse_reaction
+from adapters.slack.files import file_hosts
+from adapters.slack.formatting import SLACK_TEXT_LIMIT
+from adapters.slack.handlers import AssistantHooks, FileLimits, SlackHandlers, command_user
+from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
+from adapters.slack.pacing import ChannelPacer
+from adapters.slack.tasks import TaskTracker
+from core.pipeline import Pipeline
+
+log = logging.getLogger("parley.slack")
+DEFAULT_API_URL = "https://slack.com/api/"
+EVENTS_PATH = "/slack/events"
+INSTALL_PATH = "/slack/install"
+REDIRECT_PATH = "/slack/oauth_redirect"
+BOT_SCOPES: tuple[str, ...] = (
+    "app_mentions:read",
+    "assistant:write",
+    "channels:history",
+    "chat:write",
+    "commands",
+    "files:read",
+    "files:write",
+    "groups:history",
+    "im:history",
+    "im:read",
+    "im:write",
+    "mpim:history",
+    "reactions:read",
+)
+GREETING = "Hi, I'm Parley. Ask me anything, or send me a file, a screenshot or a voice clip."
+SUGGESTED_PROMPTS: tuple[dict[str, str], ...] = (
+    {"title": "Summarise a file", "message": "Summarise the file I'm about to send."},
+    {"title": "What do you remember?", "message": "What do you remember about me?"},
+    {"title": "Answer briefly", "message": "From now on, please answer briefly."},
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlackConfig:
+    """Everything the adapter needs; `bot/` fills it from Settings. Secrets never appear in repr."""
+
+    bot_token: str | None = field(default=None, repr=False)
+    """Single-workspace mode; leave empty with OAuth (client id and secret) for many workspaces."""
+    signing_secret: str | None = field(default=None, repr=False)
+    """Required for HTTP mode; Socket Mode does not use it."""
+    app_token: str | None = field(default=None, repr=False)
+    """`xapp-...`, required for Socket Mode."""
+    api_url: str | None = None
+    """Web API base URL (default Slack's); a fake in tests, or a proxy."""
+    client_id: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
+    state_secret: str | None = field(default=None, repr=False)
+    """Signs OAuth `state` values (stateless); without it they are stored in Postgres."""
+    redirect_uri: str | None = None
+    thread_followups: bool = True
+    """Answer follow-ups in a thread Parley is part of without a new mention."""
+    max_file_bytes: int = 20_000_000
+    streaming: bool = True
+    channel_messages_per_s: float = 1.0
+    update_interval_s: float = 1.0
+    stream_max_age_s: float = 300.0
+    message_limit: int = SLACK_TEXT_LIMIT
+    rate_limit_retries: int = 3
+    drain_timeout_s: float = 30.0
+
+    @property
+    def oauth(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+    @property
+    def base_url(self) -> str:
+        return self.api_url or DEFAULT_API_URL
+
+
+def build_slack(
+    config: SlackConfig, pipeline: Pipeline, pool: asyncpg.Pool, *, memory: MemoryAdmin | None = None
+) -> SlackAdapter:
+    """The Slack adapter for `pipeline`. `memory` defaults to the memory area's functions."""
+    if memory is None:
+        from adapters.slack.memory_admin import CoreMemoryAdmin
+
+        memory = CoreMemoryAdmin(pool)
+    return SlackAdapter(config, pipeline, pool, memory)
+
+
+class SlackAdapter:
+    def __init__(self, config: SlackConfig, pipeline: Pipeline, pool: asyncpg.Pool, memory: MemoryAdmin) -> None:
+        if not config.bot_token and not config.oauth:
+            raise ValueError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth")
+        self.config = config
+        self.tasks = TaskTracker()
+        self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=True)
+        self.client = AsyncWebClient(
+            token=None if config.oauth else config.bot_token,
+            base_url=config.base_url,
+            retry_handlers=[
+                AsyncConnectionErrorRetryHandler(max_retry_count=2),
+                AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries),
+            ],
+        )
+        self.handlers = SlackHandlers(
+            pipeline=pipeline,
+            pool=pool,
+            memory=memory,
+            http=self.http,
+            pacer=ChannelPacer(config.channel_messages_per_s),
+            delivery=DeliveryOptions(
+                limit=config.message_limit,
+                streaming=config.streaming,
+                stream_max_age_s=config.stream_max_age_s,
+                update_interval_s=config.update_interval_s,
+            ),
+            files=FileLimits(max_bytes=config.max_file_bytes, extra_hosts=file_hosts(config.api_url)),
+            thread_followups=config.thread_followups,
+        )
+        self.app = self._build_app(pool)
+        self.router = self._build_router()
+
+    async def run_socket_mode(self) -> None:
+        """Serve over Socket Mode until cancelled; then close the socket and drain replies in flight."""
+        if not self.config.app_token:
+            raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
+        handler = AsyncSocketModeHandler(self.app, self.config.app_token)
+        await handler.connect_async()
+        log.info("slack socket mode connected")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await handler.close_async()
+            await self.aclose()
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Wait for the replies being worked on."""
+        await self.tasks.drain(self.config.drain_timeout_s if timeout_s is None else timeout_s)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        await self.http.aclose()
+
+    # -- wiring ------------------------------------------------------------------------------
+    def _build_app(self, pool: asyncpg.Pool) -> AsyncApp:
+        config = self.config
+        oauth: AsyncOAuthSettings | None = None
+        if config.oauth:
+            assert config.client_id and config.client_secret
+            oauth = AsyncOAuthSettings(
+                client_id=config.client_id,
+                client_secret=config.client_secret,
+                scopes=list(BOT_SCOPES),
+                redirect_uri=config.redirect_uri,
+                install_path=INSTALL_PATH,
+                redirect_uri_path=REDIRECT_PATH,
+                installation_store=PostgresInstallationStore(pool, client_id=config.client_id),
+                installation_store_bot_only=True,
+                state_store=(
+                    StatelessOAuthStateStore(expiration_seconds=600, signing_secret=config.state_secret)
+                    if config.state_secret
+                    else PostgresOAuthStateStore(pool, expiration_seconds=600)
+                ),
+            )
+        app = AsyncApp(
+            name="parley",
+            client=self.client,
+            process_before_response=True,
+            signing_secret=config.signing_secret or "",
+            request_verification_enabled=config.signing_secret is not None,
+            oauth_settings=oauth,
+            installation_store_bot_only=True if oauth else None,
+        )
+        assistant = AsyncAssistant()
+        assistant.thread_started(self._on_thread_started)
+        assistant.user_message(self._on_assistant_message)
+        app.use(assistant)
+        app.event("app_mention")(self._on_message_event)
+        app.event("message")(self._on_message_event)
+        app.event("reaction_added")(self._on_reaction)
+        app.event("reaction_removed")(self._on_reaction)
+        app.event("app_home_opened")(self._on_home_opened)
+        app.command("/parley")(self._on_command)
+        app.action(FORGET_CONFIRM_ACTION)(self._on_forget)
+        app.action(FORGET_CANCEL_ACTION)(self._on_forget_cancel)
+        return app
+
+    def _build_router(self) -> APIRouter:
+        handler = AsyncSlackRequestHandler(self.app)
+
+        @asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            yield
+            await self.aclose()
+
+        router = APIRouter(lifespan=lifespan, tags=["slack"])
+        verified = self.config.signing_secret is not None
+
+        @router.post(EVENTS_PATH, include_in_schema=False)
+        async def slack_events(request: Request) -> Response:
+            if not verified:
+                return JSONResponse({"error": "SLACK_SIGNING_SECRET is not set"}, status_code=503)
+            return await handler.handle(request)
+
+        if self.config.oauth:
+
+            @router.get(INSTALL_PATH, include_in_schema=False)
+            async def slack_install(request: Request) -> Response:
+                return await handler.handle(request)
+
+            @router.get(REDIRECT_PATH, include_in_schema=False)
+            async def slack_oauth_redirect(request: Request) -> Response:
+                return await handler.handle(request)
+
+        return router
+
+    # -- Bolt listeners: parse, spawn, return (Bolt has already acknowledged) ----------------
+    async def _on_message_event(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        message = parse_message(event, team_id=_team(context), bot_user_id=context.bot_user_id)
+        if message is not None:
+            self.tasks.spawn(
+                self.handlers.message(message, client=context.client, token=_token(context)),
+                name=f"slack-message-{message.key}",
+            )
+
+    async def _on_assistant_message(
+        self, payload: dict[str, Any], context: AsyncBoltContext, set_status: AsyncSetStatus, set_title: AsyncSetTitle
+    ) -> None:
+        message = parse_message(payload, team_id=_team(context), bot_user_id=context.bot_user_id)
+        if message is not None:
+            hooks = AssistantHooks(set_status=set_status, set_title=set_title)
+            self.tasks.spawn(
+                self.handlers.message(message, client=context.client, token=_token(context), assistant=hooks),
+                name=f"slack-assistant-{message.key}",
+            )
+
+    async def _on_thread_started(self, say: AsyncSay, set_suggested_prompts: AsyncSetSuggestedPrompts) -> None:
+        async def greet() -> None:
+            await say(GREETING)
+            await set_suggested_prompts(prompts=list(SUGGESTED_PROMPTS))
+
+        self.tasks.spawn(greet(), name="slack-assistant-greeting")
+
+    async def _on_reaction(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        reaction = parse_reaction(event, team_id=_team(context), bot_user_id=context.bot_user_id)
+        if reaction is not None:
+            self.tasks.spawn(self.handlers.reaction(reaction), name=f"slack-reaction-{reaction.ts}")
+
+    async def _on_home_opened(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        if event.get("tab") == "home" and event.get("user"):
+            user = command_user(_team(context), str(event["user"]))
+            self.tasks.spawn(self.handlers.publish_home(user, context.client), name="slack-home")
+
+    async def _on_command(
+        self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        parsed = parse_command(str(command.get("text") or ""))
+        if isinstance(parsed, Help):
+            await ack(text=help_text(parsed.unknown))
+            return
+        if isinstance(parsed, Forget):
+            await ack(text=FORGET_WARNING, blocks=forget_confirmation_blocks())
+            return
+        await ack()
+        user = command_user(_team(context), str(command["user_id"]))
+        self.tasks.spawn(self.handlers.profile_command(parsed, user, respond), name="slack-profile")
+
+    async def _on_forget(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        user = command_user(_team(context), str(body["user"]["id"]))
+        from_home = (body.get("container") or {}).get("type") == "view"
+        self.tasks.spawn(
+            self.handlers.forget(
+                user, respond=None if from_home else respond, client=context.client if from_home else None
+            ),
+            name="slack-forget",
+        )
+
+    async def _on_forget_cancel(self, ack: AsyncAck, respond: AsyncRespond) -> None:
+        await ack()
+        self.tasks.spawn(
+            respond(text="OK, I kept everything.", replace_original=True, response_type="ephemeral"),
+            name="slack-forget-cancel",
+        )
+
+
+def _team(context: AsyncBoltContext) -> str:
+    return str(context.team_id or context.enterprise_id or "")
+
+
+def _token(context: AsyncBoltContext) -> str:
+    return str(context.bot_token or "")
