@@ -188,16 +188,15 @@ class Pipeline:
         if self.model is None:
             raise ModelUnavailable(self.config.missing_model_help)
 
-        turn_id, message_id = await turns.start_turn(
-            self.pool, inbound, text=verdict.text, model=self.config.model_name
-        )
         with logfire.span("context"):
-            overrides, profile, memories, history = await asyncio.gather(
+            (turn_id, message_id), overrides, profile, memories, history = await asyncio.gather(
+                turns.start_turn(self.pool, inbound, text=verdict.text, model=self.config.model_name),
                 load_overrides(self.pool, inbound.user.workspace),
                 self.memory.profile(inbound.user),
                 self.memory.recall(inbound.user, verdict.text, k=self.config.memory_k),
                 thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
             )
+            earlier = [m for m in history if m.id != message_id][-self.config.history_messages :]
             instructions = self._instructions(inbound, verdict.text, overrides, profile, memories)
             prompt = ctx.build_user_content(verdict.text, attachments, vision=self.config.vision)
         deps = TurnDeps(
@@ -211,7 +210,7 @@ class Pipeline:
             with logfire.span("agent"):
                 text, messages, streamed_block = await self._run_agent(
                     prompt,
-                    history=to_model_messages(history[:-1]),
+                    history=to_model_messages(earlier),
                     instructions=instructions,
                     settings={**self.config.model_settings, **overrides.model_settings},  # type: ignore[typeddict-item]
                     tools=overrides.tools,

@@ -12,6 +12,7 @@ from core.models import ConversationKey
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StoredMessage:
+    id: int
     role: str
     content: str
 
@@ -20,7 +21,7 @@ async def thread_messages(pool: asyncpg.Pool, conversation: ConversationKey, *, 
     """The last `limit` messages of the conversation, oldest first, scoped to its workspace."""
     rows = await pool.fetch(
         """
-        SELECT role, content FROM (
+        SELECT id, role, content FROM (
             SELECT id, role, content FROM messages
             WHERE platform = $1 AND workspace_id = $2 AND channel_id = $3 AND thread_id = $4
             ORDER BY id DESC LIMIT $5
@@ -32,7 +33,7 @@ async def thread_messages(pool: asyncpg.Pool, conversation: ConversationKey, *, 
         conversation.thread_id,
         limit,
     )
-    return [StoredMessage(role=r["role"], content=r["content"]) for r in rows]
+    return [StoredMessage(id=r["id"], role=r["role"], content=r["content"]) for r in rows]
 
 
 def to_model_messages(history: list[StoredMessage]) -> list[ModelMessage]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import numpy as np
 from pydantic_ai import Embedder
 
 from core.guard.masking import scrub
@@ -30,6 +32,9 @@ from core.models import UserKey
 from core.steps import MemoryHit, Profile
 
 log = logging.getLogger(__name__)
+
+
+RECENT_VECTORS = 256
 
 
 def _utcnow() -> datetime:
@@ -76,6 +81,9 @@ class MemoryService:
         self.model = model_label(embedder)
         self.dimensions: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.symmetric = self.model.startswith("sentence-transformers:")
+        """Query and document embeddings are the same function: a turn's text is embedded once."""
+        self._recent_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._limit = asyncio.Semaphore(config.max_background)
 
     async def start(self, *, reembed_in_background: bool = True) -> None:
@@ -93,6 +101,7 @@ class MemoryService:
         if masked:
             try:
                 vector = await embed_one(self.embedder, masked, input_type="query")
+                self._keep_vector(masked, vector)
             except Exception as exc:  # a provider outage degrades recall to text and recency
                 log.warning("memory: query embedding failed (%s); recalling by text only", type(exc).__name__)
         async with person_scope(self.pool, user) as conn:
@@ -120,13 +129,11 @@ class MemoryService:
         content = scrub(text).strip()
         if not content:
             return None
+        vector = self._recent_vectors.pop(content, None)
+        if vector is None:
+            vector = await embed_one(self.embedder, content, input_type="document")
         async with person_scope(self.pool, user) as conn:
-            existing = await db.find_by_content(conn, user, content)
-        if existing is not None:
-            return existing
-        vector = await embed_one(self.embedder, content, input_type="document")
-        async with person_scope(self.pool, user) as conn:
-            memory_id, _ = await db.insert_memory(
+            memory_id, new = await db.insert_memory(
                 conn,
                 user,
                 content=content,
@@ -135,9 +142,17 @@ class MemoryService:
                 thread_id=thread_id,
                 source_message_id=message_id,
             )
-        if self.extractor is not None:
+        if new and self.extractor is not None:
             self._spawn(self._extract(user, content))
         return memory_id
+
+    def _keep_vector(self, text: str, vector: np.ndarray) -> None:
+        """Remember a query's vector briefly: the same text is stored as a memory right after."""
+        if not self.symmetric:
+            return
+        self._recent_vectors[text] = vector
+        while len(self._recent_vectors) > RECENT_VECTORS:
+            self._recent_vectors.popitem(last=False)
 
     async def profile(self, user: UserKey) -> Profile:
         return await get_profile(self.pool, user)

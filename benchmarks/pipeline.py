@@ -1,0 +1,173 @@
+"""Per-turn overhead of Parley's full pipeline against a bare pydantic-ai Agent, side by side.
+
+Both run on the same instant in-process model (pydantic-ai FunctionModel), so what is measured is
+everything but the model's own time: for Parley that is dedupe, rate limits, input rails, context
+(profile, thread history, memory recall in a workspace holding 100,000 memories), output rails and
+persistence; for the bare agent, pydantic-ai alone. Turns alternate between the two so machine noise
+hits both alike. Prints JSON:
+
+    {"parley": {"p50_ms", "p95_ms", "p99_ms"}, "bare": {...}, "overhead_p95_ms": ..., "ratio_p95": ...}
+
+Run: python benchmarks/pipeline.py --json [--turns 300] [--memories 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+for _name, _value in {
+    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "LOGFIRE_IGNORE_NO_CONFIG": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+import numpy as np
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from rich.progress import Progress
+
+from bot.app import build_steps, started
+from bot.settings import Settings
+from core.memory import store
+from core.models import Inbound, UserKey
+from evals.sandbox import throwaway_database
+
+ANSWER = "Sure. Standups are at 9:30 in the Atlas room, and the notes go to #team-notes afterwards."
+QUESTIONS = [
+    "When is the standup tomorrow?",
+    "Can you remind me what we decided about the release train?",
+    "What's my preferred answer style again?",
+    "Summarise what I told you about the Falcon project.",
+    "Which room do we use on Thursdays?",
+]
+WORDS = ("release deploy standup falcon atlas budget review design customer incident roadmap "
+         "hiring onboarding offsite demo metrics latency migration").split()
+
+
+def instant_model() -> FunctionModel:
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart(ANSWER)])
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        for start in range(0, len(ANSWER), 24):
+            yield ANSWER[start : start + 24]
+
+    return FunctionModel(answer, stream_function=stream)
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pct(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
+
+    return {"p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "mean_ms": round(statistics.mean(samples), 2)}
+
+
+async def seed(pool: Any, workspace: str, user: UserKey, memories: int, dims: int, model: str) -> None:
+    """`memories` rows in the workspace: 100 for the benchmark user, the rest over 999 colleagues."""
+    rng = np.random.default_rng(7)
+    text_rng = random.Random(7)
+    owners = [user] + [UserKey(platform="bench", workspace_id=workspace, user_id=f"U{i:04d}") for i in range(999)]
+    batch = 20_000
+    async with pool.acquire() as conn:
+        for start in range(0, memories, batch):
+            n = min(batch, memories - start)
+            vectors = rng.normal(size=(n, dims)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            rows = []
+            for i in range(n):
+                owner = owners[0] if (start + i) % 1000 < 100 else owners[1 + (start + i) % 999]
+                content = f"note {start + i}: " + " ".join(text_rng.choices(WORDS, k=8))
+                rows.append((owner.platform, owner.workspace_id, owner.user_id, content, store.content_hash(content),
+                             "turn", vectors[i], model))
+            await store.copy_memories(conn, rows)
+        await conn.execute("ANALYZE memories")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, parley_model="test", parley_rate_user_per_min=10**6, parley_rate_workspace_per_min=10**6
+    )
+    workspace = "W-bench"
+    user = UserKey(platform="bench", workspace_id=workspace, user_id="U-bench")
+    model = instant_model()
+    bare = Agent(model, instructions="You are a helpful assistant.")
+    parley_ms: list[float] = []
+    bare_ms: list[float] = []
+    async with throwaway_database() as pool:
+        steps = build_steps(settings, pool)
+        async with started(settings, pool, steps) as pipeline:
+            pipeline.model = model
+            memory = steps.memory_service
+            assert memory is not None and memory.dimensions
+            with Progress(transient=True, console=None) as progress:
+                task = progress.add_task(f"seeding {args.memories:,} memories", total=None)
+                await seed(pool, workspace, user, args.memories, memory.dimensions, memory.model)
+                progress.remove_task(task)
+                total = args.warmup + args.turns
+                task = progress.add_task("turns", total=total)
+
+                async def on_delta(delta: str) -> None:
+                    return None
+
+                for i in range(total):
+                    thread = f"t{i // 10}"
+                    question = QUESTIONS[i % len(QUESTIONS)]
+                    inbound = Inbound(platform="bench", workspace_id=workspace, channel_id="C", thread_id=thread,
+                                      user_id=user.user_id, text=question, event_id=uuid.uuid4().hex)
+                    t0 = time.perf_counter()
+                    reply = await pipeline.run(inbound, on_delta=on_delta)
+                    t1 = time.perf_counter()
+                    async with bare.run_stream(question) as result:
+                        async for _ in result.stream_text(delta=True):
+                            pass
+                    t2 = time.perf_counter()
+                    if reply.error:
+                        raise RuntimeError(f"turn failed: {reply.error}: {reply.text}")
+                    if i >= args.warmup:
+                        parley_ms.append((t1 - t0) * 1000)
+                        bare_ms.append((t2 - t1) * 1000)
+                    progress.advance(task)
+            guard = type(steps.guard).__name__
+    p, b = summary(parley_ms), summary(bare_ms)
+    return {
+        "parley": p,
+        "bare": b,
+        "overhead_p95_ms": round(p["p95_ms"] - b["p95_ms"], 2),
+        "ratio_p95": round(p["p95_ms"] / b["p95_ms"], 1) if b["p95_ms"] else None,
+        "turns": args.turns,
+        "memories_in_workspace": args.memories,
+        "guard": guard,
+        "target_overhead_p95_ms": 50,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--memories", type=int, default=100_000)
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    args = parser.parse_args()
+    result = asyncio.run(run(args))
+    print(json.dumps(result, indent=None if args.json else 2))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
