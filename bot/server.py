@@ -43,7 +43,7 @@ def api_config(settings: Settings, pipeline: Pipeline) -> ApiConfig:
     """Body limit: room for a few files of the largest size allowed, base64 included."""
     max_file = settings.parley_max_file_mb * MIB
     return ApiConfig(
-        rate_per_min=int(getattr(settings, "parley_api_rate_per_min", 60)),
+        rate_per_min=settings.parley_api_rate_per_min,
         max_file_mb=settings.parley_max_file_mb,
         max_body_bytes=int(max_file * 4 / 3 * 2 + MIB),
         voice_reply=not isinstance(pipeline.media, NoMedia),
@@ -90,7 +90,7 @@ def create_app(
 
 async def serve(settings: Settings, *, host: str, port: int, playground_key: bool = False) -> None:
     """Run until SIGTERM/SIGINT; the process then finishes its turns and returns."""
-    async with running(settings) as pipeline:
+    async with running(settings, maintenance=True) as pipeline:
         pool = pipeline.pool
         app = create_app(settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline, pool))
         if pipeline.model is None:

@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     discord_application_id: str | None = None
     parley_discord_auto_thread: bool = False
 
+    # http api
+    parley_api_rate_per_min: int = 60
+
     # evaluation and observability
     parley_judge_model: str | None = None
     parley_online_eval_fraction: float = 0.0

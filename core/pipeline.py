@@ -31,6 +31,7 @@ from core import metrics, turns
 from core.agent import TurnDeps, build_agent
 from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
+from core.guard.masking import scrub
 from core.knowledge import Knowledge
 from core.memory.history import thread_messages, to_model_messages
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
@@ -178,6 +179,7 @@ class Pipeline:
                 if inbound.attachments
                 else []
             )
+            attachments = [replace(a, text=scrub(a.text)) if a.text else a for a in attachments]
         with logfire.span("input_rails"):
             verdict = await self.guard.check_input(
                 inbound.text, attachments=[a.text for a in attachments if a.text], user=inbound.user

@@ -23,7 +23,9 @@ from core.store.pool import create_pool
 
 def fake_model_settings(base_url: str | None, **overrides: Any) -> Settings:
     """Settings for a pipeline answering from the fake OpenAI server (no model when base_url is None)."""
-    model = {"parley_model": "openai:fake", "openai_base_url": base_url, "openai_api_key": "sk-test"} if base_url else {}
+    model = (
+        {"parley_model": "openai:fake", "openai_base_url": base_url, "openai_api_key": "sk-test"} if base_url else {}
+    )
     return Settings(_env_file=None, **{**model, **overrides})  # type: ignore[call-arg]
 
 

@@ -296,3 +296,15 @@ def _collect(into: list[str]):  # type: ignore[no-untyped-def]
 
     return on_delta
 
+
+
+async def test_p8_p19_secrets_in_attachments_never_reach_the_model(
+    pipeline: Pipeline, openai_server: FakeOpenAI
+) -> None:
+    from core.models import Attachment
+
+    note = Attachment(name="creds.txt", data=b"deploy key sk-proj-abcdefghijklmnopqrstuvwx1234 mail ops@example.com")
+    reply = await pipeline.run(message("what is in the file?", attachments=(note,)))
+    sent = str(openai_server.requests[-1]["messages"])
+    assert "sk-proj-abcdefghijklmnopqrstuvwx1234" not in sent and "ops@example.com" not in sent
+    assert "sk-proj" not in str(reply.attachments) and "ops@example.com" not in str(reply.attachments)

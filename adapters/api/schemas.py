@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from core.guard.masking import SECRET, mask_sensitive, scrub
 from core.models import Attachment, AttachmentText, Reply
 from core.steps import Profile
 
@@ -76,11 +77,23 @@ class ChatRequest(BaseModel):
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=MAX_ATTACHMENTS)
     voice_reply: bool | None = Field(default=None, description="Ask for a spoken reply as well (base64 audio).")
 
+    @field_validator("session_id", "user_id")
+    @classmethod
+    def _ids_are_not_secrets(cls, value: str | None) -> str | None:
+        return not_a_secret(value)
+
     @model_validator(mode="after")
     def _something_to_answer(self) -> ChatRequest:
         if not self.message.strip() and not self.attachments:
             raise ValueError("send a non-empty message, an attachment, or both")
         return self
+
+
+def not_a_secret(value: str | None) -> str | None:
+    """Ids are stored, logged and shown: one that looks like a token or key is refused."""
+    if value is not None and SECRET in mask_sensitive(value).kinds:
+        raise ValueError("looks like a secret (an API key or token); use a random id instead")
+    return value
 
 
 class StepOut(BaseModel):
@@ -101,12 +114,13 @@ class UsageOut(BaseModel):
 class AttachmentOut(BaseModel):
     name: str
     kind: Literal["image", "document", "audio", "unknown"]
-    text: str | None = None
+    text: str | None = Field(default=None, description="What was read (OCR, transcript, text), secrets masked.")
     error: str | None = Field(default=None, description="Why the file could not be read, for the person.")
 
     @classmethod
     def of(cls, item: AttachmentText) -> AttachmentOut:
-        return cls(name=item.name, kind=item.kind, text=item.text, error=item.error)
+        text = scrub(item.text) if item.text is not None else None
+        return cls(name=item.name, kind=item.kind, text=text, error=item.error)
 
 
 class ChatResponse(BaseModel):
@@ -182,6 +196,11 @@ class FeedbackRequest(BaseModel):
     turn_id: int = Field(ge=1, le=2**63 - 1, description="The turn_id of a /v1/chat answer.")
     score: Literal[1, -1] = Field(description="1 for 👍, -1 for 👎.")
     user_id: str | None = Field(default=None, pattern=USER_ID)
+
+    @field_validator("user_id")
+    @classmethod
+    def _id_is_not_a_secret(cls, value: str | None) -> str | None:
+        return not_a_secret(value)
 
 
 class FeedbackOut(BaseModel):

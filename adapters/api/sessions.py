@@ -35,7 +35,8 @@ def new_session_id() -> str:
 
 async def find_session(pool: asyncpg.Pool, session_id: str) -> Session | None:
     row = await pool.fetchrow(
-        "SELECT session_id, workspace_id, user_id, created_at FROM api_sessions WHERE session_id = $1 AND platform = $2",
+        """SELECT session_id, workspace_id, user_id, created_at FROM api_sessions
+           WHERE session_id = $1 AND platform = $2""",
         session_id,
         Platform.API.value,
     )

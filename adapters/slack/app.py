@@ -214,6 +214,7 @@ class SlackAdapter:
             )
         app = AsyncApp(
             name="parley",
+            logger=logging.getLogger("parley.slack.bolt"),
             client=self.client,
             process_before_response=True,
             signing_secret=config.signing_secret or "",

@@ -26,6 +26,7 @@ PERSONAL_TABLES: tuple[str, ...] = (
     "guard_events",
     "discord_messages",
     "discord_threads",
+    "api_sessions",
     "turns",
 )
 """Tables holding a person's rows, in deletion order (children before the turns they point to).

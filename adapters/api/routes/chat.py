@@ -18,6 +18,19 @@ from core.models import Inbound, Platform, Reply
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 ERRORS = documented(401, 403, 413, 422, 429, 503)
+STREAM_EVENT = {
+    "type": "object",
+    "description": "One server-sent event (OpenAPI 3.1: this schema describes each event of the stream).",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": ["delta", "done"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": "delta: {\"text\": ...}; done: the ChatResponse object.",
+        },
+    },
+}
 
 
 @router.post("/chat", response_model=ChatResponse, responses=ERRORS, summary="Send a message, get the reply")
@@ -36,7 +49,7 @@ async def chat(body: ChatRequest, key: KeyDep, state: StateDep) -> ChatResponse:
     responses={
         200: {
             "description": "`delta` events carrying {text}, then one `done` event carrying the ChatResponse.",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            "content": {"text/event-stream": {"schema": STREAM_EVENT}},
         },
         **ERRORS,
     },

@@ -1,0 +1,163 @@
+"""`parley guard ...`: run the rails over JSONL offline, and list stored safety events."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Annotated, Literal, TextIO
+
+import typer
+from pydantic import BaseModel, ConfigDict, ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from bot.cli.common import err, load_settings, parse_since, run
+
+app = typer.Typer(help="Guardrails: check texts offline, list safety events.", no_args_is_help=True)
+out = Console()
+
+
+class CheckLine(BaseModel):
+    """One input line of `parley guard check`."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str | int
+    text: str
+    attachments: list[str] = []
+
+
+@app.command("check")
+def check_command(
+    source: Annotated[str, typer.Argument(help='A JSONL file of {"id", "text"} lines, or - for stdin.')] = "-",
+    rails: Annotated[Literal["input", "output"], typer.Option(help="Which rails to run.")] = "input",
+    out_file: Annotated[Path | None, typer.Option("--out", help="Write results here instead of stdout.")] = None,
+    workspace: Annotated[str, typer.Option("--workspace", "-w", help="Workspace id for its policy file.")] = "cli",
+    platform: Annotated[str, typer.Option("--platform", "-p", help="Platform of that workspace.")] = "console",
+) -> None:
+    """Run the input (or output) rails over each line; print {"id", "blocked", "rail", "score"} per line.
+
+    No language model and no network: only the local rails run.
+    """
+    settings = load_settings()
+    from core.guard.guard import Guard
+    from core.guard.settings import GuardConfig
+    from core.models import UserKey
+
+    user = UserKey(platform=platform, workspace_id=workspace, user_id="cli")
+
+    async def main(lines: Iterable[CheckLine], sink: TextIO) -> int:
+        guard = Guard(GuardConfig(policy_dir=settings.parley_knowledge_dir))
+        blocked = 0
+        for line in lines:
+            if rails == "input":
+                verdict = await guard.check_input(line.text, attachments=line.attachments, user=user)
+            else:
+                verdict = await guard.check_output(line.text, user=user)
+            blocked += verdict.blocked
+            record = {
+                "id": line.id,
+                "blocked": verdict.blocked,
+                "rail": verdict.rail if verdict.blocked else None,
+                "score": round(verdict.score, 4),
+            }
+            sink.write(json.dumps(record) + "\n")
+            sink.flush()
+        return blocked
+
+    stream = sys.stdin if source == "-" else _open(source)
+    try:
+        if out_file is None:
+            run(main(_parse(stream), sys.stdout))
+        else:
+            with out_file.open("w", encoding="utf-8") as sink:
+                run(main(_parse(stream), sink))
+    finally:
+        if stream is not sys.stdin:
+            stream.close()
+
+
+@app.command("events")
+def events_command(
+    since: Annotated[str, typer.Option(help="How far back: 30m, 12h, 1d, 7d or an ISO date.")] = "1d",
+    workspace: Annotated[str | None, typer.Option("--workspace", "-w", help="Only this workspace.")] = None,
+    platform: Annotated[str, typer.Option("--platform", "-p", help="Platform of --workspace.")] = "slack",
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many events.")] = 1000,
+) -> None:
+    """List stored safety events (rail activations), newest first; excerpts are masked."""
+    settings = load_settings()
+    start = parse_since(since)
+    from bot.app import open_pool
+    from core.guard.events import SafetyEvent, list_events
+    from core.models import WorkspaceKey
+
+    scope = WorkspaceKey(platform=platform, workspace_id=workspace) if workspace else None
+
+    async def main() -> list[SafetyEvent]:
+        pool = await open_pool(settings)
+        try:
+            return await list_events(pool, start, workspace=scope, limit=limit)
+        finally:
+            await pool.close()
+
+    events = run(main())
+    if as_json:
+        for e in events:
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        "id": e.id,
+                        "created_at": e.created_at.isoformat() if e.created_at else None,
+                        "platform": e.user.platform,
+                        "workspace_id": e.user.workspace_id,
+                        "user_id": e.user.user_id,
+                        "stage": e.stage,
+                        "rail": e.rail,
+                        "action": e.action,
+                        "reason": e.reason,
+                        "score": round(e.score, 4),
+                        "excerpt": e.excerpt,
+                    }
+                )
+                + "\n"
+            )
+        return
+    table = Table(title=f"Safety events since {start:%Y-%m-%d %H:%M} UTC ({len(events)})")
+    for column in ("when", "workspace", "user", "stage", "rail", "action", "score", "reason", "excerpt"):
+        table.add_column(column, overflow="fold")
+    for e in events:
+        table.add_row(
+            f"{e.created_at:%Y-%m-%d %H:%M:%S}" if e.created_at else "",
+            f"{e.user.platform}:{e.user.workspace_id}",
+            e.user.user_id,
+            e.stage,
+            e.rail,
+            e.action,
+            f"{e.score:.2f}",
+            e.reason,
+            e.excerpt,
+        )
+    out.print(table)
+
+
+def _open(path: str) -> TextIO:
+    try:
+        return Path(path).open(encoding="utf-8")
+    except OSError as exc:
+        err.print(f"[red]Cannot read {path}: {exc.strerror}[/red]")
+        raise typer.Exit(2) from exc
+
+
+def _parse(stream: TextIO) -> Iterator[CheckLine]:
+    """Validated lines; a bad line stops the run with its line number (exit 2)."""
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield CheckLine.model_validate_json(raw)
+        except ValidationError as exc:
+            err.print(f'[red]line {number}: expected {{"id": ..., "text": ...}}: {exc.errors()[0]["msg"]}[/red]')
+            raise typer.Exit(2) from exc

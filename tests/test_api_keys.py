@@ -1,0 +1,101 @@
+"""API keys: generation, hashing, constant-time checks, storage, and `parley apikey` (property 52)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from bot import observability
+from bot.cli import apikey
+from bot.settings import get_settings
+from core.apikeys import (
+    authenticate,
+    create_api_key,
+    generate_key,
+    hash_key,
+    key_id_of,
+    list_api_keys,
+    revoke_api_key,
+    revoke_named,
+    verify,
+)
+
+
+def test_generated_keys_are_unique_well_formed_and_verify_against_their_hash() -> None:
+    keys = [generate_key() for _ in range(50)]
+    assert len({k.key for k in keys}) == 50
+    for k in keys:
+        assert key_id_of(k.key) == k.key_id
+        assert verify(k.key, k.key_hash)
+        assert k.key_hash == hash_key(k.key) and k.key.encode() not in k.key_hash
+
+
+@given(st.text(max_size=120))
+def test_p52_arbitrary_text_is_never_a_valid_key(text: str) -> None:
+    real = generate_key()
+    assert not verify(text, real.key_hash) or text == real.key
+
+
+@given(st.integers(min_value=0, max_value=94), st.characters(codec="ascii", exclude_characters="\x00"))
+def test_p52_changing_one_character_of_a_key_fails_verification(position: int, char: str) -> None:
+    real = generate_key()
+    position %= len(real.key)
+    tampered = real.key[:position] + char + real.key[position + 1 :]
+    assert verify(tampered, real.key_hash) == (tampered == real.key)
+
+
+async def test_keys_are_stored_hashed_authenticated_and_revoked(pool: asyncpg.Pool) -> None:
+    workspace = f"ws-{uuid.uuid4().hex[:8]}"
+    info, key = await create_api_key(pool, workspace_id=workspace, name="ci")
+    stored = await pool.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", info.key_id)
+    assert key not in str(dict(stored)) and bytes(stored["key_hash"]) == hash_key(key)
+    found = await authenticate(pool, key)
+    assert found is not None and found.workspace_id == workspace and found.name == "ci"
+    assert await authenticate(pool, key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert [k.key_id for k in await list_api_keys(pool, workspace_id=workspace)] == [info.key_id]
+    assert (await list_api_keys(pool, workspace_id=workspace))[0].last_used_at is not None
+    assert await revoke_api_key(pool, info.key_id)
+    assert not await revoke_api_key(pool, info.key_id)
+    assert await authenticate(pool, key) is None
+
+
+async def test_revoke_named_replaces_the_previous_playground_key(pool: asyncpg.Pool) -> None:
+    workspace = f"ws-{uuid.uuid4().hex[:8]}"
+    _, old = await create_api_key(pool, workspace_id=workspace, name="playground")
+    _, kept = await create_api_key(pool, workspace_id=workspace, name="ci")
+    assert await revoke_named(pool, workspace_id=workspace, name="playground") == 1
+    assert await authenticate(pool, old) is None
+    assert await authenticate(pool, kept) is not None
+
+
+@pytest.fixture
+def cli_env(pg_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.setenv("DATABASE_URL", pg_uri)
+    monkeypatch.setattr(observability, "_configured", True)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_apikey_cli_creates_lists_and_revokes(cli_env: CliRunner) -> None:
+    workspace = f"ws-{uuid.uuid4().hex[:8]}"
+    created = cli_env.invoke(apikey.app, ["create", "--workspace", workspace, "--name", "bot"])
+    assert created.exit_code == 0, created.output
+    key = created.output.strip().splitlines()[-1]
+    key_id = key_id_of(key)
+    assert key_id is not None
+    listed = cli_env.invoke(apikey.app, ["list", "--workspace", workspace, "--json"])
+    rows = json.loads(listed.output)
+    assert [(r["key_id"], r["name"], r["revoked_at"]) for r in rows] == [(key_id, "bot", None)]
+    assert key not in listed.output
+    revoked = cli_env.invoke(apikey.app, ["revoke", key_id])
+    assert revoked.exit_code == 0
+    again = cli_env.invoke(apikey.app, ["revoke", key_id])
+    assert again.exit_code == 1 and "parley apikey list" in again.output

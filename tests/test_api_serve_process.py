@@ -1,0 +1,118 @@
+"""`parley serve` as operators run it: a subprocess, started without Slack (and without a model),
+stopped with SIGTERM while turns are in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from tests.api_helpers import bearer, new_key, sse_events
+from tests.fakes.openai_server import FakeOpenAI
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.timeout(120)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def serve(pg_uri: str, tmp_path: Path) -> Iterator[object]:
+    """Start `parley serve` with the given extra environment; always stopped at the end."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))
+        }
+        env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(tmp_path))
+        env.update(extra_env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli.serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"parley serve exited early: {process.communicate()[1][-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError("parley serve did not become healthy in 60 s")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
+    serve: object, pool: asyncpg.Pool, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    process, url = serve(  # type: ignore[operator]
+        {"PARLEY_MODEL": "openai:fake", "OPENAI_BASE_URL": openai_server.base_url, "OPENAI_API_KEY": "sk-test"}
+    )
+    _, key = await new_key(pool)
+    openai_server.delay = 2.0
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        chat = asyncio.create_task(http.post("/v1/chat", json={"message": "slow one"}, headers=bearer(key)))
+        stream = asyncio.create_task(
+            http.post("/v1/chat/stream", json={"message": "slow stream."}, headers=bearer(key))
+        )
+        while len(openai_server.requests) < 2:
+            await asyncio.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.5)
+        with pytest.raises(httpx.ConnectError):
+            async with httpx.AsyncClient(base_url=url, timeout=5) as fresh:
+                await fresh.get("/healthz")
+        answered, streamed = await chat, await stream
+    assert answered.status_code == 200
+    assert answered.json()["reply"] == "You said: slow one"
+    events = sse_events(streamed.text)
+    assert events[-1][0] == "done" and events[-1][1]["reply"] == "You said: slow stream."
+    _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "SIGTERM: no new turns" in stderr
+    turns = await pool.fetch("SELECT status FROM turns WHERE id = ANY($1::bigint[])",
+                             [answered.json()["turn_id"], events[-1][1]["turn_id"]])
+    assert [t["status"] for t in turns] == ["answered", "answered"]
+
+
+async def test_serve_starts_without_slack_or_a_model_and_says_so(serve: object, pool: asyncpg.Pool) -> None:
+    process, url = serve({})  # type: ignore[operator]
+    _, key = await new_key(pool)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        body = (await http.post("/v1/chat", json={"message": "hello?"}, headers=bearer(key))).json()
+        refused = await http.post("/v1/chat", json={"message": "hello?"})
+    assert body["error"] == "model_not_configured" and "PARLEY_MODEL" in body["reply"]
+    assert refused.status_code == 401
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+    assert process.returncode == 0
+    assert "Slack endpoint off: SLACK_SIGNING_SECRET not set" in stderr
+    assert "No model configured" in stderr

@@ -1,0 +1,173 @@
+"""The playground in headless Chromium (Debian `chromium`, driven by Playwright): chat with streaming,
+attach a file, record a voice note, rate a reply, edit the profile, see and forget memories."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import pydantic_ai.models
+import pytest
+
+from core.apikeys import key_id_of
+from core.memory import store
+from core.memory.scope import person_scope
+from core.models import UserKey
+from tests.api_helpers import fake_model_settings, threaded_server
+from tests.fakes.openai_server import FakeOpenAI
+
+T = TypeVar("T")
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOT_TO = os.environ.get("PARLEY_PLAYGROUND_SCREENSHOT")
+"""Set to docs/playground.png to refresh the README's screenshot."""
+pytestmark = [
+    pytest.mark.timeout(120),
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def api(pg_uri: str, fake_openai: FakeOpenAI) -> Iterator[tuple[str, str]]:
+    with threaded_server(pg_uri, fake_model_settings(fake_openai.base_url)) as served:
+        yield served
+
+
+@pytest.fixture
+def page(api: tuple[str, str]) -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync",
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            ],
+        )
+        context = browser.new_context(viewport={"width": 1200, "height": 800})
+        context.grant_permissions(["microphone"])
+        yield context.new_page()
+        browser.close()
+
+
+def run_db(pg_uri: str, user: UserKey, *, remember: str | None = None) -> list[tuple[int, str]]:
+    """Seed a memory and/or read back feedback, on a connection of its own (this test is synchronous)."""
+
+    async def main() -> list[tuple[int, str]]:
+        pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
+        try:
+            if remember:
+                async with person_scope(pool, user) as conn:
+                    await store.insert_memory(conn, user, content=remember, embedding=None, model=None)
+            rows = await pool.fetch(
+                "SELECT score, source FROM feedback WHERE platform = 'api' AND workspace_id = $1 AND user_id = $2",
+                user.workspace_id,
+                user.user_id,
+            )
+            return [(r["score"], r["source"]) for r in rows]
+        finally:
+            await pool.close()
+
+    return off_thread(main)
+
+
+def test_playground_chats_streams_attaches_records_rates_and_forgets(
+    api: tuple[str, str],
+    page: object,
+    pg_uri: str,
+    openai_server: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+    url, key = api
+    me = UserKey(platform="api", workspace_id=_workspace_of(pg_uri, key), user_id=f"key-{key_id_of(key)}")
+    p = page  # a playwright Page
+    expect = playwright_api.expect
+    problems: list[str] = []
+    p.on("pageerror", lambda exc: problems.append(str(exc)))  # type: ignore[attr-defined]
+    p.on("dialog", lambda dialog: dialog.accept())  # type: ignore[attr-defined]
+
+    p.goto(f"{url}/#key={key}")  # type: ignore[attr-defined]
+    expect(p.locator("#status")).to_have_text("model: openai:fake")  # type: ignore[attr-defined]
+    assert "key=" not in p.url  # type: ignore[attr-defined]
+
+    # chat, streamed
+    with p.expect_response("**/v1/chat/stream") as streamed:  # type: ignore[attr-defined]
+        p.fill("#message", "Hello Parley, what can you do?")  # type: ignore[attr-defined]
+        p.press("#message", "Enter")  # type: ignore[attr-defined]
+    assert streamed.value.headers["content-type"].startswith("text/event-stream")
+    first = p.locator(".msg.assistant").last  # type: ignore[attr-defined]
+    expect(first.locator(".meta")).to_be_visible()
+    expect(first.locator(".text")).to_have_text("You said: Hello Parley, what can you do?")
+
+    # 👍 is stored as feedback on that turn
+    first.get_by_role("button", name="Good answer").click()
+    expect(first.get_by_role("button", name="Good answer")).to_have_attribute("aria-pressed", "true")
+
+    # a file and a recorded voice note travel as attachments; what could not be read is shown
+    p.set_input_files("#attach", files=[{"name": "agenda.txt", "mimeType": "text/plain",  # type: ignore[attr-defined]
+                                          "buffer": b"Standup at 9, demo at 3."}])
+    p.click("#record")  # type: ignore[attr-defined]
+    expect(p.locator("#record")).to_have_text("⏹ Stop")  # type: ignore[attr-defined]
+    p.wait_for_timeout(600)  # type: ignore[attr-defined]
+    p.click("#record")  # type: ignore[attr-defined]
+    expect(p.locator("#pending .chip")).to_have_count(2)  # type: ignore[attr-defined]
+    expect(p.locator("#pending")).to_contain_text("voice-note.")  # type: ignore[attr-defined]
+    p.fill("#message", "What is on the agenda?")  # type: ignore[attr-defined]
+    p.click("#send")  # type: ignore[attr-defined]
+    second = p.locator(".msg.assistant").nth(1)  # type: ignore[attr-defined]
+    expect(second.locator(".meta")).to_be_visible()
+    expect(second.locator(".notes")).to_contain_text("agenda.txt (document) read")
+    expect(second.locator(".notes .bad")).to_contain_text("voice-note.")
+    assert "Standup at 9, demo at 3." in str(openai_server.requests[-1]["messages"])
+
+    # profile: edit, save, and it survives a reload (as does the conversation)
+    p.fill("#profile-form [name=display_name]", "Ada")  # type: ignore[attr-defined]
+    p.fill("#profile-form [name=timezone]", "Europe/Paris")  # type: ignore[attr-defined]
+    p.select_option("#profile-form [name=answer_style]", "short")  # type: ignore[attr-defined]
+    p.click("#profile-save")  # type: ignore[attr-defined]
+    expect(p.locator("#profile-note")).to_have_text("Saved.")  # type: ignore[attr-defined]
+    p.fill("#profile-form [name=timezone]", "Mars/Olympus")  # type: ignore[attr-defined]
+    p.click("#profile-save")  # type: ignore[attr-defined]
+    expect(p.locator("#profile-note")).to_contain_text("unknown time zone")  # type: ignore[attr-defined]
+
+    assert run_db(pg_uri, me, remember="Ada prefers short answers") == [(1, "+1")]
+    p.reload()  # type: ignore[attr-defined]
+    expect(p.locator("#profile-form [name=display_name]")).to_have_value("Ada")  # type: ignore[attr-defined]
+    expect(p.locator(".msg.user")).to_have_count(2)  # type: ignore[attr-defined]
+    expect(p.locator("#memories")).to_contain_text("Ada prefers short answers")  # type: ignore[attr-defined]
+
+    shot = Path(SCREENSHOT_TO) if SCREENSHOT_TO else tmp_path / "playground.png"
+    p.screenshot(path=str(shot))  # type: ignore[attr-defined]
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # forget everything: memories and profile are gone
+    p.click("#forget")  # type: ignore[attr-defined]
+    expect(p.locator("#memories")).to_have_text("Nothing yet.")  # type: ignore[attr-defined]
+    expect(p.locator("#profile-form [name=display_name]")).to_have_value("")  # type: ignore[attr-defined]
+    assert run_db(pg_uri, me) == []
+    assert problems == []
+
+
+def _workspace_of(pg_uri: str, key: str) -> str:
+    async def main() -> str:
+        conn = await asyncpg.connect(pg_uri)
+        try:
+            return str(await conn.fetchval("SELECT workspace_id FROM api_keys WHERE key_id = $1", key_id_of(key)))
+        finally:
+            await conn.close()
+
+    return off_thread(main)
+
+
+def off_thread(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine on a thread of its own: Playwright's sync API owns this thread's event loop."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
