@@ -75,7 +75,9 @@ def summary(samples: list[float]) -> dict[str, float]:
     def pct(q: float) -> float:
         return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
 
-    return {"p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "mean_ms": round(statistics.mean(samples), 2)}
+    return {
+        "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "mean_ms": round(statistics.mean(samples), 2)
+    }
 
 
 async def seed(pool: Any, workspace: str, user: UserKey, memories: int, dims: int, model: str) -> None:

@@ -38,7 +38,7 @@ class Postgres:
         self.server = _servers[(folder / "pg").resolve()]
 
     def _ctl(self, *args: str) -> None:
-        from pgserver._commands import pg_ctl
+        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # defined by a factory at import
 
         pg_ctl(list(args), pgdata=self.server.pgdata, user=self.server.system_user)
 

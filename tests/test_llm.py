@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -25,7 +26,7 @@ def _allow_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
 
 
-def factory(server: FakeOpenAI, name: str = "openai:m", **kw: object) -> ModelFactory:
+def factory(server: FakeOpenAI, name: str = "openai:m", **kw: Any) -> ModelFactory:
     return ModelFactory(ModelConfig(name=name, openai_base_url=server.base_url, openai_api_key="sk-test", **kw))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from bot.settings import Settings
 
@@ -26,9 +26,9 @@ def test_a_dotenv_file_is_read(tmp_path: Path) -> None:
 def test_p8_shown_settings_mask_every_secret() -> None:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
-        openai_api_key="sk-live-abcdef1234567890",
-        slack_bot_token="xoxb-1-2-secret",
-        database_url="postgresql://u:pw@db/x",
+        openai_api_key=SecretStr("sk-live-abcdef1234567890"),
+        slack_bot_token=SecretStr("xoxb-1-2-secret"),
+        database_url=SecretStr("postgresql://u:pw@db/x"),
         parley_mcp_servers=[{"name": "gh", "url": "http://x", "headers": {"Authorization": "Bearer t0ken"}}],
     )
     shown = settings.masked()

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from core.agent import TurnDeps
@@ -32,7 +32,7 @@ def calls_then_answers(*calls: tuple[str, dict[str, object]]) -> FunctionModel:
     def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         if len(messages) == 1:
             return ModelResponse(parts=[ToolCallPart(name, args) for name, args in calls])
-        results = [p.content for p in messages[-1].parts if hasattr(p, "tool_name")]
+        results = [p.content for p in messages[-1].parts if isinstance(p, ToolReturnPart)]
         return ModelResponse(parts=[TextPart(" | ".join(map(str, results)))])
 
     return FunctionModel(respond)
