@@ -10,7 +10,7 @@ per category. Runs on a throwaway embedded Postgres unless --database-url is giv
 The LoCoMo data is CC BY-NC 4.0: it is read from --data, never copied into the project.
 """
 
-# ruff: noqa: E402  (telemetry and offline variables must be set before the imports below)
+
 from __future__ import annotations
 
 import os

@@ -54,8 +54,7 @@ QUESTIONS = [
     "Summarise what I told you about the Falcon project.",
     "Which room do we use on Thursdays?",
 ]
-WORDS = ("release deploy standup falcon atlas budget review design customer incident roadmap "
-         "hiring onboarding offsite demo metrics latency migration").split()
+WORDS = ["release", "deploy", "standup", "falcon", "atlas", "budget", "review", "design", "customer", "incident", "roadmap", "hiring", "onboarding", "offsite", "demo", "metrics", "latency", "migration"]
 
 
 def instant_model() -> FunctionModel:
