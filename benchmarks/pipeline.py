@@ -54,7 +54,10 @@ QUESTIONS = [
     "Summarise what I told you about the Falcon project.",
     "Which room do we use on Thursdays?",
 ]
-WORDS = ["release", "deploy", "standup", "falcon", "atlas", "budget", "review", "design", "customer", "incident", "roadmap", "hiring", "onboarding", "offsite", "demo", "metrics", "latency", "migration"]
+WORDS = [
+    "release", "deploy", "standup", "falcon", "atlas", "budget", "review", "design", "customer", "incident",
+    "roadmap", "hiring", "onboarding", "offsite", "demo", "metrics", "latency", "migration",
+]
 
 
 def instant_model() -> FunctionModel:
