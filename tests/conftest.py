@@ -70,3 +70,9 @@ def openai_server(fake_openai: FakeOpenAI) -> Iterator[FakeOpenAI]:
     fake_openai.reset()
     yield fake_openai
     fake_openai.reset()
+
+
+@pytest.fixture
+def allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real model clients may run: every test that asks for this talks to a local fake server."""
+    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)

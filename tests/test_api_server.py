@@ -9,7 +9,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pydantic_ai.models
 import pytest
 from fastapi.routing import APIRoute
 
@@ -24,13 +23,7 @@ from tests.api_helpers import bearer, fake_model_settings, live_server, new_key,
 from tests.fakes.openai_server import Error, FakeOpenAI
 
 BODY_LIMIT = 256 * 1024
-pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture(autouse=True)
-def allow_fake_model(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The only model these tests reach is the fake OpenAI server on 127.0.0.1."""
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("allow_model_requests")]
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import asyncpg
-import pydantic_ai.models
 import pytest
 
 from adapters.discord import DiscordConfig, ParleyDiscordClient, build_discord
@@ -48,9 +47,7 @@ class ProfilesOnly:
         return await get_profile(self.pool, user)
 
 
-@pytest.fixture(autouse=True)
-def _allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 @pytest.fixture(scope="module")

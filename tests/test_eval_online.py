@@ -22,12 +22,7 @@ from tests.pipeline_helpers import message, settings_for
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 
-
-@pytest.fixture(autouse=True)
-def _allow_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pydantic_ai.models
-
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 def scorer(server: FakeOpenAI, pool: asyncpg.Pool, fraction: float = 1.0) -> OnlineScorer:

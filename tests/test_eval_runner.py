@@ -30,12 +30,7 @@ NO_JUDGE = JudgeChoice(name=None, reason="judge turned off (--judge none)")
 SMALL_SAFETY = Suite(name=SuiteName.SAFETY, safety_per_source=3, judge_cases=4)
 SMALL_MEMORY = Suite(name=SuiteName.MEMORY, memory=4)
 
-
-@pytest.fixture(autouse=True)
-def _allow_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pydantic_ai.models
-
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 def request(server: FakeOpenAI, suite: Suite, judge: JudgeChoice = JUDGE, *, guard: bool = True) -> EvalRequest:

@@ -17,13 +17,7 @@ from core.circuit import CircuitBreaker
 from core.llm import BreakerModel, ModelConfig, ModelFactory
 from tests.fakes.openai_server import Error, FakeOpenAI, Hang, Text
 
-
-@pytest.fixture(autouse=True)
-def _allow_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests talk to the local fake server, never to a real provider."""
-    import pydantic_ai.models
-
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 def factory(server: FakeOpenAI, name: str = "openai:m", **kw: Any) -> ModelFactory:

@@ -24,12 +24,7 @@ from tests.pipeline_helpers import message, settings_for
 
 KEY = "xi-pipeline-key"
 
-
-@pytest.fixture(autouse=True)
-def _allow_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pydantic_ai.models
-
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 @pytest.fixture(scope="module")

@@ -18,12 +18,7 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.pipeline_helpers import message, settings_for
 from tests.strategies import HashingEmbeddingModel
 
-
-@pytest.fixture(autouse=True)
-def _allow_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pydantic_ai.models
-
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 async def test_a_fact_follows_its_person_across_threads_and_nowhere_else(

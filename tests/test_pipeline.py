@@ -19,12 +19,7 @@ from core.workspace import set_override
 from tests.fakes.openai_server import BrokenStream, Error, FakeOpenAI, Text, ToolCalls, last_user_text
 from tests.pipeline_helpers import message, settings_for
 
-
-@pytest.fixture(autouse=True)
-def _allow_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pydantic_ai.models
-
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 @pytest.fixture

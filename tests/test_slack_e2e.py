@@ -35,12 +35,7 @@ from tests.fakes.slack_api import EventSender, FakeSlack, Workspace, event_callb
 SECRET = "test-signing-secret"
 ACK_LIMIT_S = 3.0
 
-
-@pytest.fixture(autouse=True)
-def _allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    import pydantic_ai.models
-
-    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 @pytest.fixture(scope="module")
