@@ -27,6 +27,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from tests.fakes.background import BackgroundApp
+
 _ERROR_STATUS = {
     400: "invalid_request",
     401: "invalid_api_key",
@@ -110,9 +112,7 @@ class FakeElevenLabs:
         self._generation = 0
         """Bumped by reset(): a slow request that arrived before it is not recorded after it."""
         self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
+        self._server = BackgroundApp("fake-elevenlabs")
         self.port = 0
 
     @property
@@ -140,23 +140,11 @@ class FakeElevenLabs:
         return [r for r in self.requests if r.path.startswith(path_prefix)]
 
     def start(self) -> FakeElevenLabs:
-        ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-elevenlabs", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake ElevenLabs server did not start")
+        self.port = self._server.start(self._app)
         return self
 
     def stop(self) -> None:
-        if self._loop is None or self._runner is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if self._thread is not None:
-            self._thread.join(10)
-        self._loop.close()
-        self._loop = None
+        self._server.stop()
 
     def __enter__(self) -> FakeElevenLabs:
         return self.start()
@@ -164,20 +152,12 @@ class FakeElevenLabs:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _serve(self, ready: threading.Event) -> None:
-        assert self._loop is not None
-        asyncio.set_event_loop(self._loop)
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._stamp])
         app.router.add_post("/v1/text-to-speech/{voice_id}", self._tts)
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._tts)
         app.router.add_post("/v1/speech-to-text", self._stt)
-        self._runner = web.AppRunner(app, access_log=None)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = self._runner.addresses[0][1]
-        ready.set()
-        self._loop.run_forever()
+        return app
 
     @web.middleware
     async def _stamp(self, request: web.Request, handler: Any) -> web.StreamResponse:

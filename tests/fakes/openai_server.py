@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.background import BackgroundApp
+
 
 @dataclass
 class Text:
@@ -88,9 +90,7 @@ class FakeOpenAI:
     """Seconds between streamed chunks (a model that types)."""
     port: int = 0
     _ids: itertools.count[int] = field(default_factory=itertools.count)
-    _runner: web.AppRunner | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
+    _server: BackgroundApp = field(default_factory=lambda: BackgroundApp("fake-openai"))
 
     @property
     def base_url(self) -> str:
@@ -110,36 +110,17 @@ class FakeOpenAI:
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> FakeOpenAI:
         """Serve from a background thread, so sync tests and subprocesses can use it too."""
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._serve())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-openai")
-        self._thread.start()
-        ready.wait(10)
+        self.port = self._server.start(self._app, port=self.port)
         return self
 
     def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._server.stop()
 
-    async def _serve(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None)
-        assert sockets
-        self.port = sockets[0].getsockname()[1]
+        return app
 
     # -- handlers -----------------------------------------------------------------------------
     async def _models(self, request: web.Request) -> web.Response:

@@ -11,7 +11,6 @@ Run it alone with `python -m tests.fakes.slack_api --port 8766`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import itertools
 import json
@@ -27,6 +26,8 @@ from urllib.parse import urlencode
 import httpx
 from aiohttp import WSMsgType, web
 from slack_sdk.signature import SignatureVerifier
+
+from tests.fakes.background import BackgroundApp
 
 MAX_TEXT = 4000
 LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
@@ -93,9 +94,7 @@ class FakeSlack:
     _failures: dict[str, deque[Failure]] = field(default_factory=dict)
     _ts: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _sockets: list[web.WebSocketResponse] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-    _loop: asyncio.AbstractEventLoop | None = None
-    _thread: threading.Thread | None = None
+    _server: BackgroundApp = field(default_factory=lambda: BackgroundApp("fake-slack"))
 
     # -- test-facing API ---------------------------------------------------------------------
     @property
@@ -172,7 +171,6 @@ class FakeSlack:
 
     def send_socket_event(self, body: Mapping[str, Any], *, retry_attempt: int = 0) -> str:
         """Push an Events API body to every connected Socket Mode client; return the envelope id."""
-        assert self._loop is not None
         envelope_id = uuid.uuid4().hex
         envelope = {
             "envelope_id": envelope_id,
@@ -182,7 +180,7 @@ class FakeSlack:
             "retry_reason": "",
             "payload": dict(body),
         }
-        asyncio.run_coroutine_threadsafe(self._broadcast(envelope), self._loop).result(5)
+        self._server.call(self._broadcast(envelope), timeout=5)
         return envelope_id
 
     @property
@@ -191,42 +189,24 @@ class FakeSlack:
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> FakeSlack:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            self._loop.run_until_complete(self._serve())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True, name="fake-slack")
-        self._thread.start()
-        ready.wait(10)
+        self.port = self._server.start(self._app, port=self.port, before_close=self._close_sockets)
         return self
 
     def stop(self) -> None:
-        if self._loop and self._runner:
-            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._server.stop()
 
-    async def _close(self) -> None:
+    async def _close_sockets(self) -> None:
         for socket in self._sockets:
             await socket.close()
-        assert self._runner is not None
-        await self._runner.cleanup()
 
-    async def _serve(self) -> None:
+    def _app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/files-pri/{key}/{name}", self._download)
         app.router.add_post("/upload/{file_id}", self._upload)
         app.router.add_post("/respond/{id}", self._respond)
         app.router.add_get("/socket", self._socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        return app
 
     # -- Web API -----------------------------------------------------------------------------
     async def _api(self, request: web.Request) -> web.Response:
