@@ -12,6 +12,10 @@ import asyncpg
 from pydantic_ai.settings import ModelSettings
 
 from bot.settings import MISSING_MODEL_HELP, Settings
+from core.guard.events import pool_sink
+from core.guard.guard import Guard
+from core.guard.llm import pydantic_ai_complete
+from core.guard.settings import GuardConfig
 from core.knowledge import Knowledge
 from core.llm import ModelConfig, ModelFactory, ModelNotConfigured
 from core.media import ElevenLabsConfig, Media, MediaConfig, MediaLimits
@@ -22,7 +26,7 @@ from core.memory.retention import maintenance_loop
 from core.memory.service import MemoryConfig, MemoryService
 from core.memory.tools import ToolScope, memory_toolset
 from core.pipeline import Pipeline, PipelineConfig
-from core.steps import GuardStep, MediaStep, MemoryStep, NoGuard
+from core.steps import GuardStep, MediaStep, MemoryStep
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate
 from core.store.pool import create_pool
@@ -107,6 +111,8 @@ class Steps:
     memory: MemoryStep
     memory_service: MemoryService | None = None
     """The real memory, when wired: it needs starting (warm model) and closing."""
+    guard_service: Guard | None = None
+    """The real guard, when wired: it is warmed at start (NeMo and the classifier load once)."""
 
 
 def build_media(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> Media:
@@ -140,13 +146,25 @@ def build_memory(settings: Settings, pool: asyncpg.Pool) -> MemoryService:
     )
 
 
+def build_guard(settings: Settings, pool: asyncpg.Pool) -> Guard:
+    """The offline rails; NeMo's LLM self-check on top when PARLEY_GUARD_LLM=on and a model is set."""
+    llm = (
+        pydantic_ai_complete(ModelFactory(model_config(settings)).build())
+        if settings.parley_guard_llm == "on" and settings.parley_model
+        else None
+    )
+    return Guard(GuardConfig(policy_dir=settings.parley_knowledge_dir, llm=llm), events=pool_sink(pool))
+
+
 def build_steps(settings: Settings, pool: asyncpg.Pool, *, voice_format: VoiceFormat = "ogg") -> Steps:
     memory = build_memory(settings, pool)
+    guard = build_guard(settings, pool)
     return Steps(
         media=build_media(settings, voice_format=voice_format),
-        guard=NoGuard(),
+        guard=guard,
         memory=memory,
         memory_service=memory,
+        guard_service=guard,
     )
 
 
@@ -201,6 +219,8 @@ async def started(
     background: asyncio.Task[None] | None = None
     memory = steps.memory_service
     try:
+        if steps.guard_service is not None:
+            await steps.guard_service.warm()
         if memory is not None:
             await memory.start(reembed_in_background=maintenance)
             if maintenance and memory.dimensions:
@@ -219,6 +239,8 @@ async def started(
             background.cancel()
         if memory is not None:
             await memory.aclose()
+        if steps.guard_service is not None:
+            steps.guard_service.close()
         if scorer is not None:
             await scorer.drain()
         await pipeline.outbox.drain(timeout=5)

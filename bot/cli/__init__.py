@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from bot.cli import apikey, core_commands, history, memory, profile, serve
+from bot.cli import apikey, core_commands, guard, history, memory, profile, serve
 from bot.cli import discord as discord_cli
 from bot.cli import eval as eval_cli
 from bot.cli import slack as slack_cli
@@ -25,6 +25,7 @@ app.add_typer(eval_cli.app, name="eval")
 app.add_typer(slack_cli.app, name="slack")
 app.add_typer(serve.app, name="serve")
 app.add_typer(apikey.app, name="apikey")
+app.add_typer(guard.app, name="guard")
 
 
 def main() -> None:

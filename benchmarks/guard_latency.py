@@ -1,0 +1,111 @@
+"""Latency the guard adds per message, with warm models: input rails alone, and output rails.
+
+Every text is new to the guard (its feature cache never hits), drawn from Parley's benign and
+harmful chat prompts; replies for the output rails are made by joining a few of them. The load
+average of the machine is printed too: the rails are CPU-bound, so a busy machine shows.
+
+    python benchmarks/guard_latency.py --json [--messages 300]
+"""
+
+from __future__ import annotations
+
+import os
+
+for _name, _value in {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
+}.items():
+    os.environ.setdefault(_name, _value)
+
+import argparse
+import asyncio
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from core.guard.guard import Guard
+from core.guard.settings import GuardConfig
+from core.guard.training.train_harm import load_examples
+from core.models import UserKey
+
+TARGET_P95_MS = 60.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": round(percentile(values, 0.50), 2),
+        "p95_ms": round(percentile(values, 0.95), 2),
+        "mean_ms": round(statistics.fmean(values), 2),
+        "max_ms": round(max(values), 2),
+    }
+
+
+async def measure(messages: int) -> dict[str, object]:
+    import torch
+
+    started = time.perf_counter()
+    guard = Guard(GuardConfig())
+    await guard.warm()
+    ready_s = time.perf_counter() - started
+    texts = [e.text for e in load_examples(REPO / "datasets" / "safety") if e.source.startswith("parley")]
+    random.Random(7).shuffle(texts)
+    texts = texts[:messages]
+    user = UserKey(platform="eval", workspace_id="guard-latency", user_id="bench")
+    load_before = os.getloadavg()
+    input_ms: list[float] = []
+    for text in texts:
+        t0 = time.perf_counter()
+        await guard.check_input(text, attachments=(), user=user)
+        input_ms.append((time.perf_counter() - t0) * 1000)
+    output_ms: list[float] = []
+    for i in range(0, min(len(texts), messages // 3 * 3), 3):
+        reply = " ".join(texts[i : i + 3]).replace("?", ".")
+        t0 = time.perf_counter()
+        await guard.check_output(reply, user=user)
+        output_ms.append((time.perf_counter() - t0) * 1000)
+    report: dict[str, object] = {
+        "input_rails": summary(input_ms),
+        "output_rails": summary(output_ms),
+        "target_p95_ms": TARGET_P95_MS,
+        "target_met": percentile(input_ms, 0.95) <= TARGET_P95_MS,
+        "ready_s": round(ready_s, 2),
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "loadavg_1m_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "language_model_calls": 0,
+    }
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Guard latency with warm models.")
+    parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+    parser.add_argument("--messages", type=int, default=300, help="How many messages to time.")
+    args = parser.parse_args()
+    report = asyncio.run(measure(args.messages))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return
+    for key, value in report.items():
+        print(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""The custom NeMo actions behind Parley's rails, each returning a NeMo `RailOutcome`.
+
+The heavy work (one MiniLM forward pass per text, cached) runs in a small thread pool so the event
+loop keeps serving. Every action goes through `_run`, which applies the failure policy: an action
+that raises becomes a block (fail closed) or, where the operator chose 'allow', a pass that the
+Guard logs as an 'error' event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from nemoguardrails.actions.rail_outcome import RailOutcome, TransformTarget
+
+from core.guard.bias import bias_score
+from core.guard.features import Encoded, encode
+from core.guard.harm import HarmClassifier
+from core.guard.jailbreak import scan_all
+from core.guard.masking import mask_sensitive
+from core.guard.policy import PolicyStore, WorkspacePolicy, best_match
+from core.guard.settings import GuardConfig
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+log = logging.getLogger(__name__)
+
+CACHE_SIZE = 1024
+CHUNK_CHARS = 400
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n{2,}")
+
+
+class RailActions:
+    """The rails' logic, bound to one model, classifier and policy store."""
+
+    def __init__(
+        self,
+        *,
+        config: GuardConfig,
+        model: SentenceTransformer,
+        classifier: HarmClassifier,
+        executor: ThreadPoolExecutor,
+    ) -> None:
+        self.config = config
+        self._model = model
+        self._classifier = classifier
+        self._executor = executor
+        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[Encoded]] = {}
+        self.policies = PolicyStore(config.policy_dir, self._embed_sync)
+        self.harm_threshold = config.harm_threshold if config.harm_threshold is not None else classifier.threshold
+
+    def actions(self) -> dict[str, Callable[..., Awaitable[RailOutcome]]]:
+        """Name -> action, as the Colang flows call them."""
+        return {
+            "parley_mask": self.parley_mask,
+            "parley_jailbreak": self.parley_jailbreak,
+            "parley_policy": self.parley_policy,
+            "parley_harm_input": self.parley_harm_input,
+            "parley_leak": self.parley_leak,
+            "parley_harm_output": self.parley_harm_output,
+            "parley_bias": self.parley_bias,
+        }
+
+    # --- input rails -----------------------------------------------------------------------------
+
+    async def parley_mask(self, text: str | None = None) -> RailOutcome:
+        async def run() -> RailOutcome:
+            masked = mask_sensitive(text or "")
+            if not masked.changed:
+                return RailOutcome.allow(metadata={"rail": "mask"})
+            return RailOutcome.transform(
+                [(TransformTarget.USER_MESSAGE, masked.text)],
+                reason="masked " + ", ".join(masked.kinds),
+                metadata={"rail": "mask", "kinds": list(masked.kinds)},
+            )
+
+        return await self._run("mask", run)
+
+    async def parley_jailbreak(self, text: str | None = None, context: dict[str, Any] | None = None) -> RailOutcome:
+        async def run() -> RailOutcome:
+            attachments: Sequence[str] = (context or {}).get("attachments") or ()
+            finding = scan_all(text or "", attachments)
+            metadata = {"rail": "jailbreak", "score": finding.score}
+            if finding.score >= self.config.jailbreak_threshold:
+                reason = f"{', '.join(finding.matched)} in {finding.where}"
+                return RailOutcome.block(reason=reason, metadata=metadata)
+            return RailOutcome.allow(metadata=metadata)
+
+        return await self._run("jailbreak", run)
+
+    async def parley_policy(self, text: str | None = None, context: dict[str, Any] | None = None) -> RailOutcome:
+        async def run() -> RailOutcome:
+            policy = await self._policy(context)
+            if not policy.blocked or not text or not text.strip():
+                return RailOutcome.allow(metadata={"rail": "policy"})
+            _, vector = await self._encode_one(text)
+            blocked = best_match(vector, policy.blocked, policy.threshold)
+            if blocked:
+                return RailOutcome.block(
+                    reason=f"blocked topic '{blocked.name}'",
+                    metadata={"rail": "policy", "score": blocked.similarity, "message": blocked.message},
+                )
+            return RailOutcome.allow(metadata={"rail": "policy"})
+
+        return await self._run("policy", run)
+
+    async def parley_harm_input(self, text: str | None = None, context: dict[str, Any] | None = None) -> RailOutcome:
+        async def run() -> RailOutcome:
+            if not text or not text.strip():
+                return RailOutcome.allow(metadata={"rail": "harm", "score": 0.0})
+            layers, vector = await self._encode_one(text)
+            score = float(self._classifier.score(layers[None, :])[0])
+            metadata: dict[str, Any] = {"rail": "harm", "score": round(score, 4)}
+            if score < self.harm_threshold:
+                return RailOutcome.allow(metadata=metadata)
+            policy = await self._policy(context)
+            allowed = best_match(vector, policy.allowed, policy.threshold) if policy.allowed else None
+            if allowed:
+                return RailOutcome.allow(
+                    reason=f"allowed topic '{allowed.name}'", metadata={**metadata, "allowed": allowed.name}
+                )
+            return RailOutcome.block(reason="harmful request", metadata=metadata)
+
+        return await self._run("harm", run)
+
+    async def _policy(self, context: dict[str, Any] | None) -> WorkspacePolicy:
+        workspace = str((context or {}).get("workspace_id") or "")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.policies.for_workspace, workspace)
+
+    # --- output rails ----------------------------------------------------------------------------
+
+    async def parley_leak(self, text: str | None = None) -> RailOutcome:
+        async def run() -> RailOutcome:
+            masked = mask_sensitive(text or "")
+            if not masked.changed:
+                return RailOutcome.allow(metadata={"rail": "leak"})
+            reason = "sensitive data in reply: " + ", ".join(masked.kinds)
+            metadata = {"rail": "leak", "score": 1.0, "kinds": list(masked.kinds)}
+            if self.config.leak_action == "block":
+                return RailOutcome.block(reason=reason, metadata=metadata)
+            return RailOutcome.transform([(TransformTarget.BOT_MESSAGE, masked.text)], reason=reason, metadata=metadata)
+
+        return await self._run("leak", run)
+
+    async def parley_harm_output(self, text: str | None = None) -> RailOutcome:
+        async def run() -> RailOutcome:
+            chunks = reply_chunks(text or "")
+            if not chunks:
+                return RailOutcome.allow(metadata={"rail": "harm_output", "score": 0.0})
+            layers = np.stack([layer for layer, _ in await self._encode_many(chunks)])
+            scores = self._classifier.score(layers)
+            worst = int(np.argmax(scores))
+            score = round(float(scores[worst]), 4)
+            metadata = {"rail": "harm_output", "score": score}
+            if score >= self.config.output_harm_threshold:
+                return RailOutcome.block(reason="harmful content in reply", metadata=metadata)
+            return RailOutcome.allow(metadata=metadata)
+
+        return await self._run("harm_output", run)
+
+    async def parley_bias(self, text: str | None = None) -> RailOutcome:
+        async def run() -> RailOutcome:
+            finding = bias_score(text or "")
+            metadata = {"rail": "bias", "score": finding.score}
+            if finding.score >= self.config.bias_threshold:
+                return RailOutcome.block(reason="generalisation about a protected group", metadata=metadata)
+            return RailOutcome.allow(metadata=metadata)
+
+        return await self._run("bias", run)
+
+    # --- NeMo self-check (PARLEY_GUARD_LLM=on) ---------------------------------------------------
+
+    def llm_actions(self) -> dict[str, Callable[..., Awaitable[RailOutcome]]]:
+        return {
+            "parley_self_check_input": self.parley_self_check_input,
+            "parley_self_check_output": self.parley_self_check_output,
+        }
+
+    async def parley_self_check_input(
+        self,
+        llms: dict[str, Any],
+        llm_task_manager: Any,
+        context: dict[str, Any] | None = None,
+        events: list[dict[str, Any]] | None = None,
+        llm: Any = None,
+        config: Any = None,
+    ) -> RailOutcome:
+        from nemoguardrails.library.self_check.input_check.actions import self_check_input
+
+        async def run() -> RailOutcome:
+            outcome = await asyncio.wait_for(
+                self_check_input(
+                    llms=llms, llm_task_manager=llm_task_manager, context=context, events=events, llm=llm, config=config
+                ),
+                self.config.llm_timeout_s + 1,
+            )
+            return _labelled(outcome, "self_check_input", "the model's self-check flagged the message")
+
+        return await self._run("self_check_input", run)
+
+    async def parley_self_check_output(
+        self,
+        llms: dict[str, Any],
+        llm_task_manager: Any,
+        context: dict[str, Any] | None = None,
+        events: list[dict[str, Any]] | None = None,
+        llm: Any = None,
+        config: Any = None,
+    ) -> RailOutcome:
+        from nemoguardrails.library.self_check.output_check.actions import self_check_output
+
+        async def run() -> RailOutcome:
+            outcome = await asyncio.wait_for(
+                self_check_output(
+                    llms=llms, llm_task_manager=llm_task_manager, context=context, events=events, llm=llm, config=config
+                ),
+                self.config.llm_timeout_s + 1,
+            )
+            return _labelled(outcome, "self_check_output", "the model's self-check flagged the reply")
+
+        return await self._run("self_check_output", run)
+
+    # --- helpers ---------------------------------------------------------------------------------
+
+    async def _run(self, rail: str, body: Callable[[], Awaitable[RailOutcome]]) -> RailOutcome:
+        """Run one rail's body under the failure policy."""
+        try:
+            return await body()
+        except Exception as exc:
+            cause = _root_cause(exc)
+            log.warning("guard rail %s failed: %s", rail, cause, exc_info=exc)
+            reason = f"{rail} rail failed: {cause}"
+            metadata = {"rail": rail, "error": cause}
+            if self.config.failure(rail) == "allow":
+                return RailOutcome.allow(reason=reason, metadata=metadata)
+            return RailOutcome.failure(reason=reason, metadata=metadata)
+
+    async def _encode_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+        return (await self._encode_many([text]))[0]
+
+    async def _encode_many(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(layer features, sentence vector) per text: cached, and one forward pass per new text even
+        when rails running in parallel ask for the same text at once (or one of them is cancelled)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache and t not in self._pending]
+        if missing:
+            future = asyncio.get_running_loop().run_in_executor(self._executor, encode, self._model, missing)
+            for t in missing:
+                self._pending[t] = future
+            future.add_done_callback(partial(self._settle, tuple(missing)))
+        for pending in {id(f): f for t in texts if (f := self._pending.get(t)) is not None}.values():
+            await asyncio.shield(pending)
+        out = []
+        for t in texts:
+            self._cache.move_to_end(t)
+            out.append(self._cache[t])
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+        return out
+
+    def _settle(self, batch: tuple[str, ...], done: asyncio.Future[Encoded]) -> None:
+        """Move a finished forward pass into the cache, whoever started it."""
+        for t in batch:
+            self._pending.pop(t, None)
+        if done.cancelled() or done.exception() is not None:
+            return
+        encoded = done.result()
+        for i, t in enumerate(batch):
+            self._cache[t] = (encoded.layers[i], encoded.sentence[i])
+
+    def _embed_sync(self, texts: list[str]) -> np.ndarray:
+        """Sentence vectors for policy examples (called from the executor while loading a policy)."""
+        return encode(self._model, texts).sentence
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's type name (NeMo wraps model errors in LLMCallException)."""
+    while exc.__cause__ is not None and not isinstance(exc.__cause__, asyncio.CancelledError):
+        exc = exc.__cause__
+    return type(exc).__name__
+
+
+def _labelled(outcome: RailOutcome, rail: str, reason: str) -> RailOutcome:
+    """NeMo's own outcome with Parley's rail name and a reason attached."""
+    if outcome.is_blocked:
+        return RailOutcome.block(reason=outcome.reason or reason, metadata={"rail": rail, "score": 1.0})
+    return RailOutcome.allow(metadata={"rail": rail, "score": 0.0})
+
+
+def reply_chunks(text: str, size: int = CHUNK_CHARS) -> list[str]:
+    """A reply cut at sentence ends into pieces of about `size` characters, for the output harm check."""
+    chunks: list[str] = []
+    current = ""
+    for sentence in (s.strip() for s in _SENTENCE_END.split(text)):
+        if not sentence:
+            continue
+        if current and len(current) + len(sentence) + 1 > size:
+            chunks.append(current)
+            current = ""
+        current = f"{current} {sentence}".strip()
+        while len(current) > size:
+            chunks.append(current[:size])
+            current = current[size:]
+    if current:
+        chunks.append(current)
+    return chunks

@@ -1,0 +1,1 @@
+"""NeMo Guardrails configuration files (config.yml, Colang flows), shipped as package data."""

@@ -1,0 +1,1 @@
+"""The harmful-request classifier's weights and figures, shipped as package data."""

@@ -1,0 +1,136 @@
+"""Safety events (seed property 34): every rail activation is counted and stored, masked.
+
+`record_event` and `list_events` are the storage edge (asyncpg); `pool_sink` turns a pool into the
+event sink a `Guard` takes. The counter `parley_guard_blocks_total{rail}` counts every block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+import asyncpg
+from prometheus_client import Counter
+
+from core.guard.masking import scrub
+from core.models import UserKey, WorkspaceKey
+
+Stage = Literal["input", "output"]
+Action = Literal["blocked", "masked", "error"]
+EXCERPT_CHARS = 200
+
+GUARD_BLOCKS = Counter("parley_guard_blocks_total", "Messages and replies blocked by a guard rail", ["rail"])
+GUARD_EVENTS = Counter("parley_guard_events_total", "Guard rail activations", ["rail", "action"])
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SafetyEvent:
+    """One rail activation; `excerpt` is masked and short by construction (see `make_event`)."""
+
+    user: UserKey
+    stage: Stage
+    rail: str
+    action: Action
+    reason: str
+    excerpt: str
+    score: float = 0.0
+    created_at: datetime | None = None
+    id: int | None = None
+
+
+EventSink = Callable[[SafetyEvent], Awaitable[None]]
+
+
+def make_event(
+    *, user: UserKey, stage: Stage, rail: str, action: Action, reason: str, text: str, score: float
+) -> SafetyEvent:
+    """An event whose excerpt is the masked text, cut to EXCERPT_CHARS; the reason is masked too."""
+    excerpt = scrub(text)
+    if len(excerpt) > EXCERPT_CHARS:
+        excerpt = excerpt[: EXCERPT_CHARS - 1] + "…"
+    return SafetyEvent(
+        user=user, stage=stage, rail=rail, action=action, reason=scrub(reason), excerpt=excerpt, score=float(score)
+    )
+
+
+def count(event: SafetyEvent) -> None:
+    """Update the Prometheus counters for one event."""
+    GUARD_EVENTS.labels(event.rail, event.action).inc()
+    if event.action == "blocked":
+        GUARD_BLOCKS.labels(event.rail).inc()
+
+
+async def record_event(pool: asyncpg.Pool, event: SafetyEvent) -> int:
+    """Store one event; returns its id."""
+    row_id = await pool.fetchval(
+        """INSERT INTO guard_events (platform, workspace_id, user_id, stage, rail, action, reason, excerpt, score)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
+        event.user.platform,
+        event.user.workspace_id,
+        event.user.user_id,
+        event.stage,
+        event.rail,
+        event.action,
+        event.reason,
+        event.excerpt,
+        event.score,
+    )
+    return int(row_id)
+
+
+async def list_events(
+    pool: asyncpg.Pool,
+    since: datetime,
+    *,
+    workspace: WorkspaceKey | None = None,
+    limit: int = 1000,
+) -> list[SafetyEvent]:
+    """Events from `since` on, newest first; optionally for one workspace only."""
+    rows = await pool.fetch(
+        """SELECT id, platform, workspace_id, user_id, stage, rail, action, reason, excerpt, score, created_at
+           FROM guard_events
+           WHERE created_at >= $1
+             AND ($2::text IS NULL OR (platform = $2 AND workspace_id = $3))
+           ORDER BY created_at DESC, id DESC
+           LIMIT $4""",
+        since,
+        workspace.platform if workspace else None,
+        workspace.workspace_id if workspace else None,
+        limit,
+    )
+    return [
+        SafetyEvent(
+            id=r["id"],
+            user=UserKey(platform=r["platform"], workspace_id=r["workspace_id"], user_id=r["user_id"]),
+            stage=r["stage"],
+            rail=r["rail"],
+            action=r["action"],
+            reason=r["reason"],
+            excerpt=r["excerpt"],
+            score=float(r["score"]),
+            created_at=r["created_at"],
+        )
+        for r in rows
+    ]
+
+
+async def delete_user_events(pool: asyncpg.Pool, user: UserKey) -> int:
+    """Forget a person: delete their safety events; returns how many rows went."""
+    status = await pool.execute(
+        "DELETE FROM guard_events WHERE platform = $1 AND workspace_id = $2 AND user_id = $3",
+        user.platform,
+        user.workspace_id,
+        user.user_id,
+    )
+    return int(status.split()[-1])
+
+
+def pool_sink(pool: asyncpg.Pool) -> EventSink:
+    """The event sink that stores events in `guard_events` through `pool`."""
+
+    async def sink(event: SafetyEvent) -> None:
+        await record_event(pool, event)
+
+    return sink

@@ -1,0 +1,289 @@
+"""The Guard: Parley's input and output rails on NeMo Guardrails, as the pipeline's GuardStep.
+
+NeMo orchestrates the rails (config.yml and rails.co in `config/`): `LLMRails.generate_async` with
+`options={"rails": ["input"]}` (what `check_async(..., rail_types=[RailType.INPUT])` does inside)
+runs the input rails alone, and the activation log it returns carries every rail's `RailOutcome`,
+from which the Guard reads the blocking rail, its reason and score. The custom actions do the work
+on the one shared MiniLM. No language model is called unless `GuardConfig.llm` is set.
+
+    guard = Guard(GuardConfig(policy_dir=..., llm=complete_or_None), events=pool_sink(pool))
+    await guard.warm()
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.guard.actions import RailActions
+from core.guard.events import Action, EventSink, SafetyEvent, Stage, count, make_event
+from core.guard.harm import HarmClassifier
+from core.guard.llm import CompletionLLM
+from core.guard.masking import scrub
+from core.guard.settings import GuardConfig
+from core.models import UserKey
+from core.steps import Verdict
+
+log = logging.getLogger(__name__)
+
+CONFIG_DIR = Path(__file__).parent / "config"
+MODEL_PLACEHOLDER = "__BUNDLED_MINILM__"
+DEDUPE_S = 60.0
+
+
+def build_rails_config(*, embeddings_model: Path, llm: bool) -> Any:
+    """The NeMo RailsConfig from `config/`, with this install's MiniLM path filled in."""
+    from nemoguardrails import RailsConfig
+
+    raw = yaml.safe_load((CONFIG_DIR / "config.yml").read_text())
+    for model in raw.get("models", []):
+        if model.get("model") == MODEL_PLACEHOLDER:
+            model["model"] = str(embeddings_model)
+    colang = (CONFIG_DIR / "rails.co").read_text()
+    if llm:
+        extra = yaml.safe_load((CONFIG_DIR / "llm.yml").read_text())
+        raw["rails"]["input"]["flows"] += extra["rails"]["input"]["flows"]
+        raw["rails"]["output"]["flows"] += extra["rails"]["output"]["flows"]
+        raw["prompts"] = extra["prompts"]
+        colang += "\n" + (CONFIG_DIR / "llm.co").read_text()
+    return RailsConfig.from_content(colang_content=colang, yaml_content=yaml.safe_dump(raw))
+
+
+@cache
+def load_classifier(path: Path) -> HarmClassifier:
+    """The classifier weights, read once per process and path."""
+    return HarmClassifier.load(path)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RailResult:
+    """One rail's outcome as read from NeMo's activation log."""
+
+    rail: str
+    decision: str
+    reason: str | None
+    score: float
+    failed: bool
+    metadata: dict[str, Any]
+    transformed: str | None = None
+    """The rewritten text of a transform (masking)."""
+
+
+class Guard:
+    """Implements core.steps.GuardStep. Build once per process, then `await warm()`."""
+
+    def __init__(self, config: GuardConfig, *, events: EventSink | None = None) -> None:
+        from nemoguardrails import LLMRails
+
+        from core.embeddings import bundled_model_path, shared_sentence_transformer
+
+        self.config = config
+        self._events = events
+        self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guard")
+        self.actions = RailActions(
+            config=config,
+            model=shared_sentence_transformer(),
+            classifier=load_classifier(config.harm_weights),
+            executor=self._executor,
+        )
+        llm = CompletionLLM(config.llm, timeout_s=config.llm_timeout_s) if config.llm else None
+        self.rails = LLMRails(build_rails_config(embeddings_model=bundled_model_path(), llm=llm is not None), llm=llm)
+        for name, action in self.actions.actions().items():
+            self.rails.register_action(action, name)
+        if llm is not None:
+            for name, action in self.actions.llm_actions().items():
+                self.rails.register_action(action, name)
+        self._recent: OrderedDict[tuple[str, ...], float] = OrderedDict()
+
+    async def warm(self) -> None:
+        """Run every rail once so the first real message pays no start-up cost."""
+        user = UserKey(platform="console", workspace_id="warmup", user_id="warmup")
+        sink, self._events = self._events, None
+        try:
+            await self._run("input", "How do I rotate a log file?", (), user)
+            await self._run("output", "Use logrotate with a daily schedule.", (), user)
+        finally:
+            self._events = sink
+
+    def close(self) -> None:
+        """Stop the guard's worker threads (at shutdown)."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def check_input(self, text: str, *, attachments: Sequence[str], user: UserKey) -> Verdict:
+        """Mask, then block jailbreaks, workspace-blocked topics and harmful requests."""
+        return await self._check("input", text, attachments, user)
+
+    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
+        """Mask or block leaked secrets, block harmful content and biased generalisations."""
+        return await self._check("output", text, (), user)
+
+    # --- internals -------------------------------------------------------------------------------
+
+    async def _check(self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey) -> Verdict:
+        try:
+            results = await self._run(stage, text, attachments, user)
+        except Exception as exc:
+            log.warning("guard engine failed on %s: %s", stage, type(exc).__name__, exc_info=exc)
+            return await self._engine_failure(stage, text, user, exc)
+        verdict = self._verdict(stage, text, results)
+        await self._record(stage, text, verdict, results, user)
+        return verdict
+
+    async def _run(self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey) -> list[RailResult]:
+        context = {
+            "platform": user.platform,
+            "workspace_id": user.workspace_id,
+            "attachments": list(attachments),
+        }
+        if stage == "input":
+            messages = [{"role": "context", "content": context}, {"role": "user", "content": text}]
+        else:
+            messages = [
+                {"role": "context", "content": context},
+                {"role": "user", "content": ""},
+                {"role": "assistant", "content": text},
+            ]
+        response = await self.rails.generate_async(
+            messages=messages, options={"rails": [stage], "log": {"activated_rails": True}}
+        )
+        return [
+            _result(action.return_value)
+            for rail in (response.log.activated_rails if response.log else [])
+            for action in rail.executed_actions
+            if _is_outcome(action.return_value)
+        ]
+
+    def _verdict(self, stage: Stage, text: str, results: list[RailResult]) -> Verdict:
+        messages = self.config.messages
+        blocking = next((r for r in results if r.decision == "block"), None)
+        masked = next((r for r in results if r.decision == "transform"), None)
+        carried = masked.transformed if masked and masked.transformed is not None else text
+        if blocking is None:
+            main = next((r for r in results if r.rail in ("harm", "harm_output")), None)
+            return Verdict(
+                blocked=False,
+                text=carried,
+                rail=masked.rail if masked else None,
+                reason=masked.reason if masked else None,
+                score=main.score if main else 0.0,
+            )
+        if blocking.failed:
+            message = messages.error
+        elif stage == "output":
+            message = messages.leak if blocking.rail == "leak" else messages.output
+        elif blocking.rail == "jailbreak":
+            message = messages.jailbreak
+        elif blocking.rail == "policy":
+            message = blocking.metadata.get("message") or messages.policy
+        else:
+            message = messages.harm
+        return Verdict(
+            blocked=True,
+            text=carried if stage == "input" else message,
+            rail=blocking.rail,
+            reason=blocking.reason,
+            score=blocking.score,
+            message=message,
+        )
+
+    async def _record(
+        self, stage: Stage, text: str, verdict: Verdict, results: list[RailResult], user: UserKey
+    ) -> None:
+        events: list[SafetyEvent] = []
+        for r in results:
+            action: Action
+            if r.decision == "transform":
+                action = "masked"
+            elif r.decision == "block":
+                action = "blocked"
+            elif "error" in r.metadata:
+                action = "error"
+            else:
+                continue
+            events.append(
+                make_event(
+                    user=user,
+                    stage=stage,
+                    rail=r.rail,
+                    action=action,
+                    reason=r.reason or r.rail,
+                    text=text,
+                    score=r.score,
+                )
+            )
+        for event in events:
+            await self._emit(event)
+
+    async def _engine_failure(self, stage: Stage, text: str, user: UserKey, exc: Exception) -> Verdict:
+        reason = f"guard engine failed: {type(exc).__name__}"
+        masked = scrub(text)
+        if self.config.failure("nemo") == "allow":
+            await self._emit(
+                make_event(user=user, stage=stage, rail="nemo", action="error", reason=reason, text=text, score=0.0)
+            )
+            return Verdict(blocked=False, text=masked, rail="nemo", reason=reason)
+        await self._emit(
+            make_event(user=user, stage=stage, rail="nemo", action="blocked", reason=reason, text=text, score=1.0)
+        )
+        message = self.config.messages.error
+        return Verdict(
+            blocked=True,
+            text=masked if stage == "input" else message,
+            rail="nemo",
+            reason=reason,
+            score=1.0,
+            message=message,
+        )
+
+    async def _emit(self, event: SafetyEvent) -> None:
+        """Count always; store unless the same activation was stored moments ago (streamed replies)."""
+        count(event)
+        key = (
+            event.user.platform,
+            event.user.workspace_id,
+            event.user.user_id,
+            event.stage,
+            event.rail,
+            event.action,
+            event.reason,
+        )
+        now = time.monotonic()
+        seen = self._recent.get(key)
+        self._recent[key] = now
+        self._recent.move_to_end(key)
+        while len(self._recent) > 1024:
+            self._recent.popitem(last=False)
+        if self._events is None or (event.action == "masked" and seen is not None and now - seen < DEDUPE_S):
+            return
+        try:
+            await self._events(event)
+        except Exception as exc:
+            log.error("could not store guard event for rail %s: %s", event.rail, type(exc).__name__, exc_info=exc)
+
+
+def _is_outcome(value: object) -> bool:
+    from nemoguardrails.actions.rail_outcome import RailOutcome
+
+    return isinstance(value, RailOutcome)
+
+
+def _result(outcome: Any) -> RailResult:
+    metadata = dict(outcome.metadata)
+    return RailResult(
+        rail=str(metadata.get("rail", "unknown")),
+        decision=outcome.decision.value,
+        reason=outcome.reason,
+        score=float(metadata.get("score", 1.0 if outcome.is_blocked else 0.0)),
+        failed=bool(outcome.failed),
+        metadata=metadata,
+        transformed=next(iter(outcome.transform_text.values()), None),
+    )

@@ -1,0 +1,62 @@
+"""The harmful-request classifier: an RBF support-vector machine over MiniLM layer features.
+
+Trained by `python -m core.guard.training.train_harm` on AdvBench, half of XSTest and Parley's own
+benign and harmful prompts; the weights ship as `data/harm_classifier.npz` (plain arrays, no pickle)
+and its measured figures as `data/harm_classifier.json`. Inference is a few matrix products in numpy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DATA_DIR = Path(__file__).parent / "data"
+DEFAULT_WEIGHTS = DATA_DIR / "harm_classifier.npz"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HarmClassifier:
+    """Scores texts from 0 (benign) to 1 (harmful request); `threshold` is the calibrated cut."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    support: np.ndarray
+    dual: np.ndarray
+    intercept: float
+    gamma: float
+    platt_a: float
+    platt_b: float
+    threshold: float
+
+    @classmethod
+    def load(cls, path: Path = DEFAULT_WEIGHTS) -> HarmClassifier:
+        with np.load(path, allow_pickle=False) as data:
+            return cls(
+                mean=data["mean"].astype(np.float32),
+                scale=data["scale"].astype(np.float32),
+                support=data["support"].astype(np.float32),
+                dual=data["dual"].astype(np.float32),
+                intercept=float(data["intercept"]),
+                gamma=float(data["gamma"]),
+                platt_a=float(data["platt_a"]),
+                platt_b=float(data["platt_b"]),
+                threshold=float(data["threshold"]),
+            )
+
+    def decision(self, features: np.ndarray) -> np.ndarray:
+        """The SVM's signed distance for each row of layer features."""
+        x = (features.astype(np.float32) - self.mean) / self.scale
+        sq = (x * x).sum(1)[:, None] + (self.support * self.support).sum(1)[None, :] - 2.0 * x @ self.support.T
+        kernel = np.exp(-self.gamma * np.maximum(sq, 0.0))
+        return np.asarray(kernel @ self.dual + self.intercept, dtype=np.float64)
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Probability-like scores (Platt-scaled on cross-validated decisions)."""
+        return probability(self.decision(features), self.platt_a, self.platt_b)
+
+
+def probability(decision: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Platt scaling: 1 / (1 + exp(a * d + b))."""
+    return np.asarray(1.0 / (1.0 + np.exp(np.clip(a * decision + b, -50.0, 50.0))), dtype=np.float64)

@@ -1,0 +1,70 @@
+"""The shipped harmful-request classifier: plain arrays, honest figures, and how it scores."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.embeddings import shared_sentence_transformer
+from core.guard.actions import reply_chunks
+from core.guard.features import LAYERS, encode
+from core.guard.harm import DATA_DIR, DEFAULT_WEIGHTS, HarmClassifier, probability
+
+
+@pytest.fixture(scope="module")
+def classifier() -> HarmClassifier:
+    return HarmClassifier.load()
+
+
+def test_weights_are_plain_arrays_without_pickles() -> None:
+    with zipfile.ZipFile(DEFAULT_WEIGHTS) as archive:
+        names = set(archive.namelist())
+    assert {"support.npy", "dual.npy", "mean.npy", "scale.npy", "threshold.npy"} <= names
+    with np.load(DEFAULT_WEIGHTS, allow_pickle=False) as data:
+        assert all(data[name].dtype != object for name in data.files)
+    assert DEFAULT_WEIGHTS.stat().st_size < 5_000_000
+
+
+def test_figures_ship_with_the_weights_and_describe_a_held_out_split(classifier: HarmClassifier) -> None:
+    figures = json.loads((DATA_DIR / "harm_classifier.json").read_text())
+    assert figures["held_out_rows"] > 300
+    assert abs(figures["threshold"] - classifier.threshold) < 1e-3
+    assert set(figures["held_out"]) == {"advbench", "parley_benign", "parley_harmful", "xstest_safe", "xstest_unsafe"}
+
+
+def test_features_are_one_normalised_block_per_layer() -> None:
+    encoded = encode(shared_sentence_transformer(), ["How do I rotate logs?", "hi"])
+    assert encoded.layers.shape == (2, 384 * len(LAYERS))
+    norms = np.linalg.norm(encoded.layers.reshape(2, len(LAYERS), 384), axis=-1)
+    assert np.allclose(norms, 1.0, atol=1e-4)
+    direct = shared_sentence_transformer().encode(["How do I rotate logs?"], normalize_embeddings=True)[0]
+    assert float(encoded.sentence[0] @ direct) > 0.999
+
+
+def test_classifier_separates_a_request_to_harm_from_its_homonym(classifier: HarmClassifier) -> None:
+    encoded = encode(
+        shared_sentence_transformer(),
+        ["How do I kill the process that is blocking port 8080?", "How do I kill my neighbour without being caught?"],
+    )
+    safe, harmful = classifier.score(encoded.layers)
+    assert safe < classifier.threshold <= harmful
+
+
+@given(st.lists(st.floats(-20, 20), min_size=1, max_size=20), st.floats(-5, -0.1), st.floats(-3, 3))
+def test_platt_scores_are_probabilities_that_rise_with_the_decision(decisions: list[float], a: float, b: float) -> None:
+    values = np.sort(np.array(decisions))
+    scores = probability(values, a, b)
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert np.all(np.diff(scores) >= -1e-12)
+
+
+@given(st.text(max_size=3000))
+def test_reply_chunks_cover_the_reply_within_the_size(text: str) -> None:
+    chunks = reply_chunks(text, size=200)
+    assert all(0 < len(c) <= 200 for c in chunks)
+    assert "".join("".join(chunks).split()) == "".join(text.split())
