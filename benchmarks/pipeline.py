@@ -2,7 +2,8 @@
 
 Both run on the same instant in-process model (pydantic-ai FunctionModel), so what is measured is
 everything but the model's own time: for Parley that is dedupe, rate limits, input rails, context
-(profile, thread history, memory recall in a workspace holding 100,000 memories), output rails and
+(profile, thread history, memory recall in a workspace holding 100,000 memories, 1,000 of them
+the asking person's), output rails and
 persistence; for the bare agent, pydantic-ai alone. Turns alternate between the two so machine noise
 hits both alike. Prints JSON:
 
@@ -82,8 +83,10 @@ def summary(samples: list[float]) -> dict[str, float]:
     }
 
 
-async def seed(pool: Any, workspace: str, user: UserKey, memories: int, dims: int, model: str) -> None:
-    """`memories` rows in the workspace: 100 for the benchmark user, the rest over 999 colleagues."""
+async def seed(
+    pool: Any, workspace: str, user: UserKey, memories: int, mine: int, dims: int, model: str
+) -> None:
+    """`memories` rows in the workspace: `mine` for the benchmark user, the rest over 999 colleagues."""
     rng = np.random.default_rng(7)
     text_rng = random.Random(7)
     owners = [user] + [UserKey(platform="bench", workspace_id=workspace, user_id=f"U{i:04d}") for i in range(999)]
@@ -95,7 +98,8 @@ async def seed(pool: Any, workspace: str, user: UserKey, memories: int, dims: in
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             rows = []
             for i in range(n):
-                owner = owners[0] if (start + i) % 1000 < 100 else owners[1 + (start + i) % 999]
+                owner = owners[0] if (start + i) * mine // memories != (start + i + 1) * mine // memories \
+                    else owners[1 + (start + i) % 999]
                 content = f"note {start + i}: " + " ".join(text_rng.choices(WORDS, k=8))
                 rows.append((owner.platform, owner.workspace_id, owner.user_id, content, store.content_hash(content),
                              "turn", vectors[i], model))
@@ -121,7 +125,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             assert memory is not None and memory.dimensions
             with Progress(transient=True, console=None) as progress:
                 task = progress.add_task(f"seeding {args.memories:,} memories", total=None)
-                await seed(pool, workspace, user, args.memories, memory.dimensions, memory.model)
+                await seed(pool, workspace, user, args.memories, args.user_memories, memory.dimensions, memory.model)
                 progress.remove_task(task)
                 total = args.warmup + args.turns
                 task = progress.add_task("turns", total=total)
@@ -156,6 +160,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ratio_p95": round(p["p95_ms"] / b["p95_ms"], 1) if b["p95_ms"] else None,
         "turns": args.turns,
         "memories_in_workspace": args.memories,
+        "memories_of_the_user": args.user_memories,
         "guard": guard,
         "target_overhead_p95_ms": 50,
     }
@@ -166,6 +171,8 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--memories", type=int, default=100_000)
+    parser.add_argument("--user-memories", type=int, default=1_000,
+                        help="how many of them belong to the person asking (the rest: 999 colleagues)")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
     result = asyncio.run(run(args))

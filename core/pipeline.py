@@ -7,6 +7,7 @@ the process keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -33,12 +34,12 @@ from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
 from core.guard.masking import scrub
 from core.knowledge import Knowledge
-from core.memory.history import thread_messages, to_model_messages
+from core.memory.history import StoredMessage, thread_messages, to_model_messages
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
 from core.outbox import RETRYABLE, Outbox
 from core.prompts import PromptTemplate, load_template
 from core.ratelimit import RateBudget, SlidingWindow
-from core.steps import GuardStep, MediaStep, MemoryStep, Profile, Verdict
+from core.steps import GuardStep, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
 from core.tools.registry import ToolRegistry
 from core.workspace import WorkspaceOverrides, load_overrides
 
@@ -180,23 +181,26 @@ class Pipeline:
                 else []
             )
             attachments = [replace(a, text=scrub(a.text)) if a.text else a for a in attachments]
-        with logfire.span("input_rails"):
-            verdict = await self.guard.check_input(
-                inbound.text, attachments=[a.text for a in attachments if a.text], user=inbound.user
-            )
+        # Context is read while the input rails run: reads only, abandoned if the message is refused.
+        reading = asyncio.ensure_future(self._read_context(inbound, scrub(inbound.text)))
+        try:
+            with logfire.span("input_rails"):
+                verdict = await self.guard.check_input(
+                    inbound.text, attachments=[a.text for a in attachments if a.text], user=inbound.user
+                )
+            if self.model is None and not verdict.blocked:
+                raise ModelUnavailable(self.config.missing_model_help)
+        except BaseException:
+            await _abandon(reading)
+            raise
         if verdict.blocked:
+            await _abandon(reading)
             metrics.GUARD_BLOCKS_PIPELINE.labels("input").inc()
             return await self._blocked(inbound, verdict, attachments)
-        if self.model is None:
-            raise ModelUnavailable(self.config.missing_model_help)
 
         with logfire.span("context"):
-            (turn_id, message_id), overrides, profile, memories, history = await asyncio.gather(
-                turns.start_turn(self.pool, inbound, text=verdict.text, model=self.config.model_name),
-                load_overrides(self.pool, inbound.user.workspace),
-                self.memory.profile(inbound.user),
-                self.memory.recall(inbound.user, verdict.text, k=self.config.memory_k),
-                thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
+            (turn_id, message_id), (overrides, profile, memories, history) = await asyncio.gather(
+                turns.start_turn(self.pool, inbound, text=verdict.text, model=self.config.model_name), reading
             )
             earlier = [m for m in history if m.id != message_id][-self.config.history_messages :]
             instructions = self._instructions(inbound, verdict.text, overrides, profile, memories)
@@ -210,7 +214,7 @@ class Pipeline:
         )
         try:
             with logfire.span("agent"):
-                text, messages, streamed_block = await self._run_agent(
+                text, messages, checked_output = await self._run_agent(
                     prompt,
                     history=to_model_messages(earlier),
                     instructions=instructions,
@@ -240,7 +244,7 @@ class Pipeline:
         if usage.cost_usd:
             metrics.COST.inc(usage.cost_usd)
         with logfire.span("output_rails"):
-            out = streamed_block or await self.guard.check_output(text, user=inbound.user)
+            out = checked_output or await self.guard.check_output(text, user=inbound.user)
         reply = Reply(
             text=out.text,
             thread_id=inbound.thread_id,
@@ -265,6 +269,17 @@ class Pipeline:
         if self.after_turn is not None:
             self.after_turn(inbound, reply, [m.content for m in memories] + [a.text for a in attachments if a.text])
         return reply
+
+    async def _read_context(
+        self, inbound: Inbound, masked: str
+    ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage]]:
+        overrides, profile, memories, history = await asyncio.gather(
+            load_overrides(self.pool, inbound.user.workspace),
+            self.memory.profile(inbound.user),
+            self.memory.recall(inbound.user, masked, k=self.config.memory_k),
+            thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
+        )
+        return overrides, profile, memories, history
 
     def _instructions(
         self,
@@ -309,7 +324,8 @@ class Pipeline:
     ) -> tuple[str, list[ModelMessage], Verdict | None]:
         """Run the agent; stream deltas that have passed the output rails so far.
 
-        Returns the text, the run's messages, and the blocking verdict if streaming caught one.
+        Returns the text, the run's messages, and the output rails' verdict on it when they already ran
+        (while streaming), so they are not run twice.
         """
         assert self.model is not None
         toolsets = self.registry.toolsets_for(tools)
@@ -325,39 +341,35 @@ class Pipeline:
                 model_settings=settings, deps=deps, toolsets=toolsets,
             )
             metrics.CACHE.labels("hit" if self.cache_stats.hits > hits else "miss").inc()
-            if on_delta:
-                verdict = await self.guard.check_output(result.output, user=inbound.user)
-                if verdict.blocked:
-                    return result.output, result.new_messages(), verdict
+            if on_delta is None:
+                return result.output, result.new_messages(), None
+            verdict = await self.guard.check_output(result.output, user=inbound.user)
+            if not verdict.blocked:
                 await on_delta(verdict.text)
-            return result.output, result.new_messages(), None
-        sent = ""
-        block: Verdict | None = None
+            return result.output, result.new_messages(), verdict
+        sent, checked = "", ""
+        last: Verdict | None = None
         async with self.agent.run_stream(
             prompt, model=self.model, message_history=history, instructions=instructions,
             model_settings=settings, deps=deps, toolsets=toolsets,
         ) as stream:
-            text = ""
             async for text in stream.stream_text(delta=False, debounce_by=0.05):
-                if on_delta is None or block is not None:
+                if on_delta is None or (last is not None and last.blocked):
                     continue
-                if len(text) - len(sent) >= STREAM_CHECK_CHARS or text.endswith((".", "\n", "!", "?")):
-                    verdict = await self.guard.check_output(text, user=inbound.user)
-                    if verdict.blocked:
-                        block = verdict
-                        continue
-                    if verdict.text.startswith(sent):
-                        await on_delta(verdict.text[len(sent):])
-                        sent = verdict.text
+                if len(text) - len(checked) >= STREAM_CHECK_CHARS:
+                    last, checked = await self.guard.check_output(text, user=inbound.user), text
+                    if not last.blocked and last.text.startswith(sent):
+                        await on_delta(last.text[len(sent):])
+                        sent = last.text
             output = await stream.get_output()
             messages = stream.new_messages()
-        if block is None and on_delta is not None:
-            final = await self.guard.check_output(output, user=inbound.user)
-            if final.blocked:
-                block = final
-            elif final.text.startswith(sent) and final.text != sent:
-                await on_delta(final.text[len(sent):])
-        return output, messages, block
+        if on_delta is None:
+            return output, messages, None
+        if last is None or not (last.blocked or checked == output):
+            last = await self.guard.check_output(output, user=inbound.user)
+        if not last.blocked and last.text.startswith(sent) and last.text != sent:
+            await on_delta(last.text[len(sent):])
+        return output, messages, last
 
     async def _blocked(self, inbound: Inbound, verdict: Verdict, attachments: list[AttachmentText]) -> Reply:
         """A refused message: the turn is recorded, the text never reaches a model or the history."""
@@ -437,6 +449,13 @@ def _model_calls(messages: list[ModelMessage]) -> list[turns.ModelCall]:
                 )
             )
     return calls
+
+
+async def _abandon(task: asyncio.Future[Any]) -> None:
+    """Cancel speculative work and wait for it to stop, whatever it raised."""
+    task.cancel()
+    with contextlib.suppress(BaseException):
+        await task
 
 
 def _elapsed_ms(started: float) -> float:
