@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that print JSON; run them as `python benchmarks/<name>.py --json`."""

@@ -1,0 +1,804 @@
+"""How much one Parley instance carries: many concurrent conversations through both doors.
+
+The real server (`python -m bot serve`) runs as a subprocess on an embedded Postgres in a fresh
+folder. A second subprocess holds the fakes, off the server's process and off this one: an
+OpenAI-compatible model that takes `--model-delay` (1 s) per answer, and the Slack Web API, which
+reports every finished reply back here. This process drives load, closed-loop: `--concurrency`
+conversations at a time, each `--conversation-turns` turns long, one after another.
+
+- API door: `POST /v1/chat` with an API key. turns/s = completed turns / wall time; latency is the
+  HTTP request's.
+- Slack door: signed Events API `app_mention` requests to `/slack/events`, the first turn of a
+  conversation at the top level and the rest in its thread. ack = the event POST's response time;
+  turns/s = replies finished at the fake Slack (chat.stopStream, or chat.postMessage without a
+  stream) / wall time; reply latency = event sent to reply finished.
+
+The doors are measured one after the other, after a warm-up through both; the server's resident
+memory is sampled after the warm-up, every second during the run and at the end. CPU seconds of the
+server, its Postgres, the fakes and this driver are reported per turn, to show where time goes.
+Progress goes to stderr; the JSON to stdout:
+
+    {"api": {"turns_per_s", "p95_ms", ...}, "slack": {"turns_per_s", "ack_p99_ms", ...},
+     "rss_growth_pct": ..., "rss_mb": {...}, "machine": {...}, ...}
+
+Run: python benchmarks/load.py --json [--turns 10000] [--concurrency 200] [--time-limit 1800]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import json
+import math
+import multiprocessing
+import multiprocessing.connection
+import os
+import platform
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Coroutine, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+import psutil
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from slack_sdk.signature import SignatureVerifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack, Workspace, event_callback, mention
+
+TELEMETRY_OFF = {
+    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
+    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
+    "DEEPEVAL_DISABLE_DOTENV": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "LOGFIRE_IGNORE_NO_CONFIG": "1",
+}
+"""Set for the server and the CLI it runs (this process loads no model)."""
+T = TypeVar("T")
+HOST = "127.0.0.1"
+SIGNING_SECRET = "load-signing-secret"
+WORKSPACE = "W-load"
+SLACK_TEAM = "T0LOAD"
+UNLIMITED = str(10**9)
+REPLY_PREFIX = "You said: "
+QUESTIONS = (
+    "When is the standup tomorrow?",
+    "Can you remind me what we decided about the release train?",
+    "What's my preferred answer style again?",
+    "Summarise what I told you about the Falcon project.",
+    "Which room do we use on Thursdays?",
+    "Draft a two-line note thanking the team for the offsite.",
+    "What is 17 times 23?",
+)
+TARGETS = {"turns_per_s_min": 100.0, "slack_ack_p99_ms_max": 100.0, "rss_growth_pct_max": 10.0, "api_p95_ms_max": 2000}
+STARTUP_TIMEOUT_S = 180.0
+REQUEST_TIMEOUT_S = 120.0
+KEEPALIVE_S = 3.0
+RSS_POINTS = 11
+err = Console(stderr=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--turns", type=int, default=10_000, help="measured turns, split evenly over the two doors")
+    parser.add_argument("--warmup", type=int, default=400, help="unmeasured turns per door before measuring")
+    parser.add_argument("--concurrency", type=int, default=200, help="conversations in flight per door")
+    parser.add_argument("--conversation-turns", type=int, default=5, help="turns per conversation")
+    parser.add_argument("--model-delay", type=float, default=1.0, help="seconds the fake model takes per answer")
+    parser.add_argument("--time-limit", type=float, default=1800.0, help="stop sending after this many seconds")
+    parser.add_argument("--server-log-level", default="INFO", help="the server's PARLEY_LOG_LEVEL")
+    parser.add_argument("--keep", action="store_true", help="keep the data folder (server log, database)")
+    parser.add_argument("--json", action="store_true", help="print the JSON on one line")
+    args = parser.parse_args()
+    if args.turns < 2 or args.concurrency < 1 or args.conversation_turns < 1:
+        parser.error("--turns must be at least 2, --concurrency and --conversation-turns at least 1")
+    try:
+        result = asyncio.run(stoppable(run(args)))
+    except BenchmarkError as exc:
+        err.print(f"[red]load benchmark failed:[/red] {exc}")
+        raise SystemExit(2) from exc
+    except (asyncio.CancelledError, KeyboardInterrupt) as exc:
+        err.print("[yellow]load benchmark stopped by a signal; server and fakes shut down[/yellow]")
+        raise SystemExit(130) from exc
+    print(json.dumps(result, indent=None if args.json else 2))
+    sys.stdout.flush()
+
+
+async def stoppable(work: Coroutine[Any, Any, T]) -> T:
+    """Run `work`, cancelling it on SIGTERM or SIGINT (even where the shell ignores SIGINT), so
+    its cleanup stops the server, its Postgres and the fakes instead of orphaning them."""
+    task = asyncio.ensure_future(work)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await task
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+# -- pure helpers ------------------------------------------------------------------------------
+def percentile(samples: Sequence[float], q: float) -> float | None:
+    """The nearest-rank q-quantile (0 < q <= 1); None for no samples."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_summary(seconds: Sequence[float], prefix: str = "") -> dict[str, float | None]:
+    """p50/p95/p99/max in milliseconds, rounded, under keys like `ack_p99_ms`."""
+    out: dict[str, float | None] = {}
+    for name, q in (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("max", 1.0)):
+        value = percentile(seconds, q)
+        out[f"{prefix}{name}_ms"] = None if value is None else round(value * 1000, 1)
+    return out
+
+
+def growth_pct(before: float, after: float) -> float:
+    """How much `after` grew over `before`, in percent (negative when it shrank)."""
+    if before <= 0:
+        raise ValueError("the baseline must be positive")
+    return round((after - before) / before * 100, 2)
+
+
+def split_turns(total: int) -> tuple[int, int]:
+    """Measured turns for (API, Slack): half each, the odd one to the API."""
+    return total - total // 2, total // 2
+
+
+def api_key_from_output(stdout: str) -> str:
+    """`parley apikey create` prints the key alone on its last line."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if not lines or " " in lines[-1]:
+        raise ValueError("no API key on the last line of `apikey create`'s output")
+    return lines[-1]
+
+
+def slack_ts(n: int) -> str:
+    """The n-th unique Slack message timestamp ("seconds.micros", increasing with n)."""
+    return f"{1_700_000_000 + n // 1_000_000}.{n % 1_000_000:06d}"
+
+
+def message_text(serial: int) -> str:
+    """A different message every turn, as people write: no cache or dedupe may make turns cheaper."""
+    return f"{QUESTIONS[serial % len(QUESTIONS)]} This is about item {serial}."
+
+
+def is_answer(text: str) -> bool:
+    """The fake model echoes; anything else is an error message or a refusal."""
+    return REPLY_PREFIX in text
+
+
+# -- measurement records -----------------------------------------------------------------------
+@dataclass
+class Budget:
+    """Turns left to start and a deadline; every worker takes from the same one."""
+
+    left: int
+    deadline: float
+
+    def take(self) -> bool:
+        if self.left <= 0 or time.monotonic() >= self.deadline:
+            return False
+        self.left -= 1
+        return True
+
+
+@dataclass
+class DoorStats:
+    """What one phase through one door saw."""
+
+    name: str
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    latencies: list[float] = field(default_factory=list)
+    """API: request time. Slack: event sent -> reply finished at the fake."""
+    acks: list[float] = field(default_factory=list)
+    ok: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def turns(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def wall_s(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+
+@dataclass(frozen=True, kw_only=True)
+class CpuSnapshot:
+    """Cumulative CPU seconds (user + system) of each process group at one moment."""
+
+    server: float
+    postgres: float
+    fakes: float
+    driver: float
+    at: float
+
+    def per_turn_ms(self, later: CpuSnapshot, turns: int) -> dict[str, float | None]:
+        def per(a: float, b: float) -> float | None:
+            return round((b - a) / turns * 1000, 2) if turns else None
+
+        return {
+            "server": per(self.server, later.server),
+            "postgres": per(self.postgres, later.postgres),
+            "fakes": per(self.fakes, later.fakes),
+            "driver": per(self.driver, later.driver),
+        }
+
+    def utilisation(self, later: CpuSnapshot) -> dict[str, float]:
+        """Cores used on average over the interval, per group."""
+        wall = max(later.at - self.at, 1e-9)
+        return {
+            "server": round((later.server - self.server) / wall, 2),
+            "postgres": round((later.postgres - self.postgres) / wall, 2),
+            "fakes": round((later.fakes - self.fakes) / wall, 2),
+            "driver": round((later.driver - self.driver) / wall, 2),
+        }
+
+
+class BenchmarkError(RuntimeError):
+    """The server or the fakes did not come up, or the server died mid-run; the message says why."""
+
+
+# -- the fakes' process ------------------------------------------------------------------------
+@dataclass
+class CountingSlack(FakeSlack):
+    """The fake Slack, counting calls instead of keeping them (10,000 turns would pile up) and
+    reporting every finished reply to the driver as (channel, thread_ts, time.time(), answered)."""
+
+    sink: Any = None
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def _record(self, method: str, args: dict[str, Any], token: str | None, status: int) -> None:
+        self.counts[f"{method}:{status}"] += 1
+
+    def _stop_stream(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
+        result = super()._stop_stream(args, ws)
+        if result["ok"]:
+            message = self.messages.pop((str(args["channel"]), str(args["ts"])))
+            self.sink.put((message.channel, message.thread_ts, time.time(), is_answer(message.text)))
+        return result
+
+    def _post_message(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
+        result = super()._post_message(args, ws)
+        if result["ok"]:
+            text = str(args.get("text") or "")
+            self.sink.put((str(args["channel"]), args.get("thread_ts") or None, time.time(), is_answer(text)))
+        return result
+
+
+def serve_fakes(conn: multiprocessing.connection.Connection, sink: Any, delay: float) -> None:
+    """The fakes' process: start them, send their addresses, answer `stats` until `stop`."""
+    model = FakeOpenAI(delay=delay).start()
+    slack = CountingSlack(sink=sink)
+    slack.start()
+    workspace = slack.add_workspace(SLACK_TEAM)
+    conn.send({"model_url": model.base_url, "slack_url": slack.base_url, "workspace": workspace})
+    model_requests = 0
+    while True:
+        command = conn.recv()
+        seen = len(model.requests)
+        del model.requests[:seen], model.headers[:seen]
+        model_requests += seen
+        if command == "stop":
+            break
+        conn.send({"model_requests": model_requests, "slack_calls": dict(slack.counts)})
+    slack.stop()
+    model.stop()
+    conn.send({"model_requests": model_requests, "slack_calls": dict(slack.counts)})
+
+
+@dataclass
+class Fakes:
+    """The fakes' process as the driver sees it."""
+
+    process: multiprocessing.process.BaseProcess
+    conn: multiprocessing.connection.Connection
+    sink: Any
+    model_url: str
+    slack_url: str
+    workspace: Workspace
+
+    @classmethod
+    def start(cls, delay: float) -> Fakes:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        sink = ctx.Queue()
+        process = ctx.Process(target=serve_fakes, args=(child, sink, delay), name="parley-load-fakes", daemon=True)
+        process.start()
+        if not parent.poll(60):
+            process.kill()
+            raise BenchmarkError("the fake model and fake Slack did not start within 60 s")
+        info = parent.recv()
+        return cls(process=process, conn=parent, sink=sink, model_url=info["model_url"],
+                   slack_url=info["slack_url"], workspace=info["workspace"])
+
+    def stats(self) -> dict[str, Any]:
+        if not self.process.is_alive():
+            raise BenchmarkError(f"the fakes' process died (exit code {self.process.exitcode})")
+        self.conn.send("stats")
+        stats: dict[str, Any] = self.conn.recv()
+        return stats
+
+    def stop(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {}
+        with contextlib.suppress(OSError, EOFError):
+            self.conn.send("stop")
+            if self.conn.poll(15):
+                stats = self.conn.recv()
+        self.sink.put(None)
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+        return stats
+
+
+# -- the server's process ----------------------------------------------------------------------
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    log_path: Path
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
+
+    def check_alive(self) -> None:
+        """A server that has died ends the run, with its log."""
+        if self.process.poll() is not None:
+            raise BenchmarkError(f"the server exited with {self.process.returncode} mid-run:\n{self.log_tail()}")
+
+    def rss_bytes(self) -> int:
+        self.check_alive()
+        return int(psutil.Process(self.process.pid).memory_info().rss)
+
+    def stop(self, timeout_s: float = 60.0) -> int | None:
+        """SIGTERM (the server drains), then SIGKILL after `timeout_s`."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+def server_env(data_dir: Path, fakes: Fakes, log_level: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith(("SLACK_", "PARLEY_"))}
+    env.update(TELEMETRY_OFF)
+    env.update({
+        "PARLEY_DATA_DIR": str(data_dir),
+        "PARLEY_MODEL": "openai:fake",
+        "OPENAI_BASE_URL": fakes.model_url,
+        "OPENAI_API_KEY": "sk-load",
+        "PARLEY_MODEL_TIMEOUT": "30",
+        "PARLEY_RATE_USER_PER_MIN": UNLIMITED,
+        "PARLEY_RATE_WORKSPACE_PER_MIN": UNLIMITED,
+        "PARLEY_API_RATE_PER_MIN": UNLIMITED,
+        "PARLEY_LOG_LEVEL": log_level,
+        "SLACK_BOT_TOKEN": fakes.workspace.token,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fakes.slack_url,
+    })
+    return env
+
+
+def create_api_key(env: dict[str, str], cwd: Path) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "apikey", "create", "--workspace", WORKSPACE, "--name", "load"],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S, check=False,
+    )
+    if done.returncode != 0:
+        raise BenchmarkError(f"`parley apikey create` failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    try:
+        return api_key_from_output(done.stdout)
+    except ValueError as exc:
+        raise BenchmarkError(f"{exc}:\n{done.stdout[-1000:]}") from exc
+
+
+async def start_server(env: dict[str, str], data_dir: Path) -> Server:
+    port = free_port()
+    log_path = data_dir / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--host", HOST, "--port", str(port)],
+            env=env, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    server = Server(process=process, url=f"http://{HOST}:{port}", data_dir=data_dir, log_path=log_path)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise BenchmarkError(
+                    f"the server exited with {process.returncode} while starting:\n{server.log_tail()}"
+                )
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.get(f"{server.url}/readyz", timeout=aiohttp.ClientTimeout(total=5)) as response:
+                    if response.status == 200:
+                        return server
+            await asyncio.sleep(0.5)
+    server.stop(10)
+    raise BenchmarkError(f"the server was not ready within {STARTUP_TIMEOUT_S:.0f} s:\n{server.log_tail()}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def postgres_processes(data_dir: Path) -> list[psutil.Process]:
+    """The embedded Postgres serving `data_dir`: its postmaster and every backend."""
+    marker = str((data_dir / "pg").resolve())
+    for process in psutil.process_iter(["name", "cmdline"]):
+        cmdline = process.info.get("cmdline") or []
+        if process.info.get("name") == "postgres" and marker in " ".join(cmdline):
+            with contextlib.suppress(psutil.Error):
+                return [process, *process.children(recursive=True)]
+    return []
+
+
+async def postgres_counters(server: Server) -> dict[str, int]:
+    """Cumulative transactions and row counts of the server's database (pg_stat_database)."""
+    server.check_alive()
+    socket_dir = str((server.data_dir / "pg").resolve())
+    conn = await asyncpg.connect(host=socket_dir, user="postgres", database="postgres")
+    try:
+        row = await conn.fetchrow(
+            """SELECT xact_commit + xact_rollback AS transactions, tup_returned AS rows_read,
+                      tup_inserted AS rows_inserted, tup_updated AS rows_updated, tup_deleted AS rows_deleted
+               FROM pg_stat_database WHERE datname = current_database()"""
+        )
+    finally:
+        await conn.close()
+    assert row is not None
+    return {key: int(value) for key, value in row.items()}
+
+
+def per_turn(before: dict[str, int], after: dict[str, int], turns: int) -> dict[str, float | None]:
+    """Each counter's growth divided by `turns`."""
+    return {key: round((after[key] - before[key]) / turns, 1) if turns else None for key in after}
+
+
+def spaced(values: Sequence[float], points: int) -> list[float]:
+    """`points` values picked evenly from `values`, first and last included."""
+    if len(values) <= points:
+        return list(values)
+    step = (len(values) - 1) / (points - 1)
+    return [values[round(i * step)] for i in range(points)]
+
+
+def wait_for_postgres_exit(data_dir: Path, timeout_s: float = 30.0) -> None:
+    """The embedded Postgres stops after the server exits; deleting its folder before would race it."""
+    deadline = time.monotonic() + timeout_s
+    while postgres_processes(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+def cpu_snapshot(server: Server, fakes: Fakes) -> CpuSnapshot:
+    return CpuSnapshot(
+        server=cpu_seconds([psutil.Process(server.process.pid)]),
+        postgres=cpu_seconds(postgres_processes(server.data_dir)),
+        fakes=cpu_seconds([psutil.Process(fakes.process.pid)]),
+        driver=cpu_seconds([psutil.Process()]),
+        at=time.monotonic(),
+    )
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# -- driving load ------------------------------------------------------------------------------
+@dataclass
+class Driver:
+    """Both doors' clients, sharing one HTTP session and the Slack reply waiters."""
+
+    session: aiohttp.ClientSession
+    server: Server
+    api_key: str
+    workspace: Workspace
+    request_timeout_s: float
+    conversation_turns: int
+    waiters: dict[tuple[str, str], asyncio.Future[tuple[float, bool]]] = field(default_factory=dict)
+    late_replies: int = 0
+    _ts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _texts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _signer: SignatureVerifier = field(default_factory=lambda: SignatureVerifier(SIGNING_SECRET))
+
+    async def api_conversations(self, worker: int, budget: Budget, stats: DoorStats, tick: Callable[[], None]) -> None:
+        user = f"u-load-{worker}"
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        for n in itertools.count():
+            session_id = f"load-{worker}-{n}-{time.monotonic_ns()}"
+            for _ in range(self.conversation_turns):
+                if not budget.take():
+                    return
+                body = {"message": message_text(next(self._texts)), "session_id": session_id, "user_id": user}
+                started = time.perf_counter()
+                try:
+                    async with self.session.post(f"{self.server.url}/v1/chat", json=body, headers=headers,
+                                                 timeout=aiohttp.ClientTimeout(total=self.request_timeout_s)) as r:
+                        data = await r.json(content_type=None)
+                        status = r.status
+                except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
+                    stats.errors[type(exc).__name__] += 1
+                    tick()
+                    continue
+                stats.latencies.append(time.perf_counter() - started)
+                if status != 200:
+                    stats.errors[f"http_{status}"] += 1
+                elif data.get("error") or not is_answer(str(data.get("reply"))):
+                    stats.errors[str(data.get("error") or "not_an_answer")] += 1
+                else:
+                    stats.ok += 1
+                tick()
+
+    async def slack_conversations(
+        self, worker: int, budget: Budget, stats: DoorStats, tick: Callable[[], None]
+    ) -> None:
+        channel, user = f"CLOAD{worker:05d}", f"ULOAD{worker:05d}"
+        loop = asyncio.get_running_loop()
+        while True:
+            root: str | None = None
+            for _ in range(self.conversation_turns):
+                if not budget.take():
+                    return
+                ts = slack_ts(next(self._ts))
+                root = root or ts
+                event = mention(self.workspace, channel=channel, user=user, ts=ts,
+                                text=message_text(next(self._texts)),
+                                thread_ts=None if root == ts else root)
+                waiter: asyncio.Future[tuple[float, bool]] = loop.create_future()
+                self.waiters[(channel, root)] = waiter
+                sent_at = time.time()
+                ack = await self._post_event(event, stats)
+                if ack is None:
+                    self.waiters.pop((channel, root), None)
+                    tick()
+                    continue
+                stats.acks.append(ack)
+                try:
+                    done_at, answered = await asyncio.wait_for(waiter, self.request_timeout_s)
+                except TimeoutError:
+                    stats.errors["no_reply"] += 1
+                    tick()
+                    continue
+                finally:
+                    self.waiters.pop((channel, root), None)
+                stats.latencies.append(done_at - sent_at)
+                if answered:
+                    stats.ok += 1
+                else:
+                    stats.errors["not_an_answer"] += 1
+                tick()
+
+    async def _post_event(self, event: dict[str, Any], stats: DoorStats) -> float | None:
+        """POST one signed event; the ack time in seconds, or None when it failed."""
+        body = json.dumps(event_callback(self.workspace, event, event_id=f"Ev{next(self._ts):012d}"))
+        stamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Slack-Request-Timestamp": stamp,
+            "X-Slack-Signature": str(self._signer.generate_signature(timestamp=stamp, body=body)),
+        }
+        started = time.perf_counter()
+        try:
+            async with self.session.post(f"{self.server.url}/slack/events", data=body.encode(), headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=self.request_timeout_s)) as response:
+                await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            stats.errors[f"ack_{type(exc).__name__}"] += 1
+            return None
+        elapsed = time.perf_counter() - started
+        if status != 200:
+            stats.errors[f"ack_http_{status}"] += 1
+            return None
+        return elapsed
+
+    def reply_finished(self, channel: str, thread_ts: str | None, at: float, answered: bool) -> None:
+        waiter = self.waiters.get((channel, thread_ts or ""))
+        if waiter is None or waiter.done():
+            self.late_replies += 1
+            return
+        waiter.set_result((at, answered))
+
+
+def relay_replies(sink: Any, loop: asyncio.AbstractEventLoop, driver: Driver) -> None:
+    """Thread: hand each finished reply from the fakes' process to the driver's loop."""
+    while (item := sink.get()) is not None:
+        loop.call_soon_threadsafe(driver.reply_finished, *item)
+
+
+async def run_door(
+    name: str, driver: Driver, *, turns: int, concurrency: int, deadline: float, progress: Progress
+) -> DoorStats:
+    """`turns` turns through one door, `concurrency` conversations at a time; stops at `deadline`."""
+    stats = DoorStats(name=name)
+    budget = Budget(left=turns, deadline=deadline)
+    task = progress.add_task(name, total=turns)
+
+    def tick() -> None:
+        progress.advance(task)
+
+    conversations = driver.api_conversations if name.startswith("api") else driver.slack_conversations
+    await asyncio.gather(*(conversations(i, budget, stats, tick) for i in range(min(concurrency, turns))))
+    stats.finished = time.monotonic()
+    progress.update(task, description=f"{name} {stats.turns / max(stats.wall_s, 1e-9):.1f} turns/s")
+    return stats
+
+
+async def sample_rss(server: Server, samples: list[tuple[float, int]], stop: asyncio.Event) -> None:
+    while not stop.is_set() and server.process.poll() is None:
+        with contextlib.suppress(psutil.Error):
+            samples.append((time.monotonic(), server.rss_bytes()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1.0)
+
+
+def door_report(stats: DoorStats, before: CpuSnapshot, after: CpuSnapshot, concurrency: int) -> dict[str, Any]:
+    turns_per_s = stats.ok / stats.wall_s if stats.wall_s > 0 else 0.0
+    report: dict[str, Any] = {
+        "turns_per_s": round(turns_per_s, 1),
+        "turns": stats.turns,
+        "answered": stats.ok,
+        "errors": dict(stats.errors),
+        "wall_s": round(stats.wall_s, 1),
+        "concurrency": concurrency,
+    }
+    if stats.name.startswith("api"):
+        report.update(latency_summary(stats.latencies))
+    else:
+        report.update(latency_summary(stats.acks, "ack_"))
+        report.update(latency_summary(stats.latencies, "reply_"))
+    report["cpu_ms_per_turn"] = before.per_turn_ms(after, stats.turns)
+    report["cores_used"] = before.utilisation(after)
+    return report
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    deadline = started + args.time_limit
+    api_turns, slack_turns = split_turns(args.turns)
+    info = machine()
+    data_dir = Path(tempfile.mkdtemp(prefix="plb", dir="/tmp"))
+    err.print(f"[dim]data folder {data_dir}[/dim]")
+    fakes = Fakes.start(args.model_delay)
+    server: Server | None = None
+    try:
+        env = server_env(data_dir, fakes, args.server_log_level)
+        api_key = await asyncio.to_thread(create_api_key, env, data_dir)
+        server = await start_server(env, data_dir)
+        err.print(f"server ready at {server.url} (pid {server.process.pid}) in {time.monotonic() - started:.0f} s")
+        # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so that a request never
+        # races the server closing the connection it is sent on.
+        connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            driver = Driver(session=session, server=server, api_key=api_key, workspace=fakes.workspace,
+                            request_timeout_s=REQUEST_TIMEOUT_S, conversation_turns=args.conversation_turns)
+            relay = threading.Thread(target=relay_replies, args=(fakes.sink, asyncio.get_running_loop(), driver),
+                                     daemon=True, name="slack-replies")
+            relay.start()
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=err) as progress:
+                if args.warmup:
+                    await asyncio.gather(
+                        run_door("api warm-up", driver, turns=args.warmup, concurrency=args.concurrency,
+                                 deadline=deadline, progress=progress),
+                        run_door("slack warm-up", driver, turns=args.warmup, concurrency=args.concurrency,
+                                 deadline=deadline, progress=progress),
+                    )
+                rss_after_warmup = server.rss_bytes()
+                rss_samples: list[tuple[float, int]] = []
+                stop_sampling = asyncio.Event()
+                sampler = asyncio.create_task(sample_rss(server, rss_samples, stop_sampling))
+                cpu0, pg0 = cpu_snapshot(server, fakes), await postgres_counters(server)
+                api = await run_door("api", driver, turns=api_turns, concurrency=args.concurrency,
+                                     deadline=deadline, progress=progress)
+                cpu1, pg1 = cpu_snapshot(server, fakes), await postgres_counters(server)
+                slack = await run_door("slack", driver, turns=slack_turns, concurrency=args.concurrency,
+                                       deadline=deadline, progress=progress)
+                cpu2, pg2 = cpu_snapshot(server, fakes), await postgres_counters(server)
+                stop_sampling.set()
+                await sampler
+            rss_end = server.rss_bytes()
+            fake_stats = await asyncio.to_thread(fakes.stats)
+        exit_code = server.stop()
+    finally:
+        if server is not None and server.process.poll() is None:
+            server.stop(30)
+        final_fakes = fakes.stop()
+        if not args.keep:
+            wait_for_postgres_exit(data_dir)
+            shutil.rmtree(data_dir, ignore_errors=True)
+    peak = max([rss_end, *(rss for _, rss in rss_samples)])
+    result: dict[str, Any] = {
+        "api": door_report(api, cpu0, cpu1, args.concurrency) | {"postgres_per_turn": per_turn(pg0, pg1, api.turns)},
+        "slack": door_report(slack, cpu1, cpu2, args.concurrency)
+        | {"postgres_per_turn": per_turn(pg1, pg2, slack.turns), "late_replies": driver.late_replies},
+        "rss_growth_pct": growth_pct(rss_after_warmup, rss_end),
+        "rss_mb": {
+            "after_warmup": round(rss_after_warmup / 2**20, 1),
+            "end": round(rss_end / 2**20, 1),
+            "peak": round(peak / 2**20, 1),
+            "series": [round(r / 2**20, 1) for r in spaced([r for _, r in rss_samples] + [rss_end], RSS_POINTS)],
+        },
+        "turns_requested": args.turns,
+        "warmup_turns_per_door": args.warmup,
+        "conversation_turns": args.conversation_turns,
+        "model_delay_s": args.model_delay,
+        "model_requests": final_fakes.get("model_requests", fake_stats.get("model_requests")),
+        "slack_api_calls": final_fakes.get("slack_calls", fake_stats.get("slack_calls")),
+        "server_exit_code": exit_code,
+        "total_wall_s": round(time.monotonic() - started, 1),
+        "machine": info | {"load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
+        "targets": TARGETS,
+    }
+    result["met"] = targets_met(result)
+    return result
+
+
+def targets_met(result: dict[str, Any]) -> dict[str, bool]:
+    api, slack = result["api"], result["slack"]
+    return {
+        "api_turns_per_s": api["turns_per_s"] >= TARGETS["turns_per_s_min"],
+        "slack_turns_per_s": slack["turns_per_s"] >= TARGETS["turns_per_s_min"],
+        "slack_ack_p99": slack["ack_p99_ms"] is not None and slack["ack_p99_ms"] < TARGETS["slack_ack_p99_ms_max"],
+        "rss_growth": result["rss_growth_pct"] < TARGETS["rss_growth_pct_max"],
+        "api_p95": api["p95_ms"] is not None and api["p95_ms"] < TARGETS["api_p95_ms_max"],
+    }
+
+
+if __name__ == "__main__":
+    main()

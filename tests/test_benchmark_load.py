@@ -1,0 +1,94 @@
+"""The load benchmark's pure helpers: percentiles, growth, turn split, key parsing, timestamps."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from benchmarks.load import (
+    api_key_from_output,
+    growth_pct,
+    is_answer,
+    latency_summary,
+    message_text,
+    per_turn,
+    percentile,
+    slack_ts,
+    spaced,
+    split_turns,
+)
+
+samples = st.lists(st.floats(min_value=0, max_value=1e4, allow_nan=False), min_size=1, max_size=200)
+quantiles = st.floats(min_value=0.001, max_value=1.0)
+
+
+@given(samples, quantiles, quantiles)
+def test_percentile_is_a_sample_and_grows_with_q(values: list[float], q1: float, q2: float) -> None:
+    low, high = sorted((q1, q2))
+    assert percentile(values, low) in values
+    assert percentile(values, low) <= percentile(values, high)  # type: ignore[operator]
+    assert percentile(values, 1.0) == max(values)
+
+
+def test_percentile_uses_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.95) == 95.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([], 0.5) is None
+
+
+def test_latency_summary_reports_milliseconds_under_prefixed_keys() -> None:
+    assert latency_summary([0.010, 0.020, 0.030], "ack_") == {
+        "ack_p50_ms": 20.0, "ack_p95_ms": 30.0, "ack_p99_ms": 30.0, "ack_max_ms": 30.0,
+    }
+    assert latency_summary([])["p95_ms"] is None
+
+
+def test_growth_pct_is_relative_to_the_baseline() -> None:
+    assert growth_pct(800, 880) == 10.0
+    assert growth_pct(800, 760) == -5.0
+    with pytest.raises(ValueError):
+        growth_pct(0, 10)
+
+
+@given(st.integers(min_value=0, max_value=10**6))
+def test_split_turns_gives_every_turn_to_one_door(total: int) -> None:
+    api, slack = split_turns(total)
+    assert api + slack == total
+    assert 0 <= api - slack <= 1
+
+
+def test_api_key_is_read_from_the_last_line() -> None:
+    out = "Created API key k1 for workspace 'W'. Store it now; it is not shown again:\nprl_abc123\n"
+    assert api_key_from_output(out) == "prl_abc123"
+    with pytest.raises(ValueError):
+        api_key_from_output("Created API key k1 for workspace 'W'.\n")
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=1, max_value=10**6))
+def test_slack_timestamps_look_like_slacks_and_increase(n: int, step: int) -> None:
+    assert re.fullmatch(r"\d{10}\.\d{6}", slack_ts(n))
+    assert slack_ts(n) < slack_ts(n + step)
+
+
+def test_spaced_keeps_first_and_last() -> None:
+    assert spaced([1.0, 2.0, 3.0], 11) == [1.0, 2.0, 3.0]
+    assert spaced([float(v) for v in range(101)], 5) == [0.0, 25.0, 50.0, 75.0, 100.0]
+
+
+def test_per_turn_divides_counter_growth() -> None:
+    assert per_turn({"transactions": 10}, {"transactions": 230}, 10) == {"transactions": 22.0}
+    assert per_turn({"transactions": 10}, {"transactions": 230}, 0) == {"transactions": None}
+
+
+def test_only_the_fake_models_echo_counts_as_an_answer() -> None:
+    assert is_answer("You said: hello")
+    assert not is_answer("I can't reach my database right now, so I can't answer safely.")
+
+
+def test_every_turn_sends_a_different_message() -> None:
+    texts = [message_text(n) for n in range(1, 500)]
+    assert len(set(texts)) == len(texts)
