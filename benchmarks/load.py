@@ -775,6 +775,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "series": [round(r / 2**20, 1) for r in spaced([r for _, r in rss_samples] + [rss_end], RSS_POINTS)],
         },
         "turns_requested": args.turns,
+        "time_limit_s": args.time_limit,
+        "time_limit_reached": time.monotonic() >= deadline,
         "warmup_turns_per_door": args.warmup,
         "conversation_turns": args.conversation_turns,
         "model_delay_s": args.model_delay,
