@@ -221,7 +221,7 @@ async def test_an_engine_failure_fails_closed(monkeypatch: pytest.MonkeyPatch, r
     async def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("engine down")
 
-    monkeypatch.setattr(engine.rails, "generate_async", explode)
+    monkeypatch.setattr(engine.engine, "outcomes", explode)
     verdict = await engine.check_input("hello", attachments=(), user=USER)
     assert verdict.blocked and verdict.rail == "nemo"
 

@@ -1,10 +1,9 @@
 """The Guard: Parley's input and output rails on NeMo Guardrails, as the pipeline's GuardStep.
 
-NeMo orchestrates the rails (config.yml and rails.co in `config/`): `LLMRails.generate_async` with
-`options={"rails": ["input"]}` (what `check_async(..., rail_types=[RailType.INPUT])` does inside)
-runs the input rails alone, and the activation log it returns carries every rail's `RailOutcome`,
-from which the Guard reads the blocking rail, its reason and score. The custom actions do the work
-on the one shared MiniLM. No language model is called unless `GuardConfig.llm` is set.
+NeMo's configuration (config.yml and rails.co in `config/`) says which rails run; an engine
+(core/guard/engine.py) runs one stage's rails and returns every rail's `RailOutcome`, from which the
+Guard reads the blocking rail, its reason and score. The custom actions do the work on the one shared
+MiniLM. No language model is called unless `GuardConfig.llm` is set.
 
     guard = Guard(GuardConfig(policy_dir=..., llm=complete_or_None), events=pool_sink(pool))
     await guard.warm()
@@ -23,8 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from nemoguardrails.actions.rail_outcome import RailOutcome
 
 from core.guard.actions import RailActions
+from core.guard.engine import RailEngine, select_engine
 from core.guard.events import Action, EventSink, SafetyEvent, Stage, count, make_event
 from core.guard.harm import HarmClassifier
 from core.guard.llm import CompletionLLM
@@ -82,8 +83,6 @@ class Guard:
     """Implements core.steps.GuardStep. Build once per process, then `await warm()`."""
 
     def __init__(self, config: GuardConfig, *, events: EventSink | None = None) -> None:
-        from nemoguardrails import LLMRails
-
         from core.embeddings import bundled_model_path, shared_sentence_transformer
 
         self.config = config
@@ -96,12 +95,13 @@ class Guard:
             executor=self._executor,
         )
         llm = CompletionLLM(config.llm, timeout_s=config.llm_timeout_s) if config.llm else None
-        self.rails = LLMRails(build_rails_config(embeddings_model=bundled_model_path(), llm=llm is not None), llm=llm)
-        for name, action in self.actions.actions().items():
-            self.rails.register_action(action, name)
-        if llm is not None:
-            for name, action in self.actions.llm_actions().items():
-                self.rails.register_action(action, name)
+        actions = self.actions.actions() | (self.actions.llm_actions() if llm is not None else {})
+        self.engine: RailEngine = select_engine(
+            build_rails_config(embeddings_model=bundled_model_path(), llm=llm is not None),
+            llm=llm,
+            actions=actions,
+            choice=config.engine,
+        )
         self._recent: OrderedDict[tuple[str, ...], float] = OrderedDict()
 
     async def warm(self) -> None:
@@ -144,23 +144,7 @@ class Guard:
             "workspace_id": user.workspace_id,
             "attachments": list(attachments),
         }
-        if stage == "input":
-            messages = [{"role": "context", "content": context}, {"role": "user", "content": text}]
-        else:
-            messages = [
-                {"role": "context", "content": context},
-                {"role": "user", "content": ""},
-                {"role": "assistant", "content": text},
-            ]
-        response = await self.rails.generate_async(
-            messages=messages, options={"rails": [stage], "log": {"activated_rails": True}}
-        )
-        return [
-            _result(action.return_value)
-            for rail in (response.log.activated_rails if response.log else [])
-            for action in rail.executed_actions
-            if _is_outcome(action.return_value)
-        ]
+        return [_result(outcome) for outcome in await self.engine.outcomes(stage, text, context)]
 
     def _verdict(self, stage: Stage, text: str, results: list[RailResult]) -> Verdict:
         messages = self.config.messages
@@ -188,7 +172,8 @@ class Guard:
             message = messages.harm
         return Verdict(
             blocked=True,
-            text=carried if stage == "input" else message,
+            # A block can stop the rails before masking has reported, so mask here as well.
+            text=scrub(carried) if stage == "input" else message,
             rail=blocking.rail,
             reason=blocking.reason,
             score=blocking.score,
@@ -270,13 +255,7 @@ class Guard:
             log.error("could not store guard event for rail %s: %s", event.rail, type(exc).__name__, exc_info=exc)
 
 
-def _is_outcome(value: object) -> bool:
-    from nemoguardrails.actions.rail_outcome import RailOutcome
-
-    return isinstance(value, RailOutcome)
-
-
-def _result(outcome: Any) -> RailResult:
+def _result(outcome: RailOutcome) -> RailResult:
     metadata = dict(outcome.metadata)
     return RailResult(
         rail=str(metadata.get("rail", "unknown")),

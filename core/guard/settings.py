@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from core.guard.engine import EngineChoice
 from core.guard.harm import DEFAULT_WEIGHTS
 from core.guard.llm import Complete
 
@@ -53,6 +54,8 @@ class GuardConfig:
     llm: Complete | None = None
     """With a function here the NeMo self-check rails run too (PARLEY_GUARD_LLM=on and a model)."""
     llm_timeout_s: float = 10.0
+    engine: EngineChoice = "auto"
+    """'auto': plain rails skip the Colang runtime (core/guard/engine.py); 'nemo': always LLMRails."""
     messages: Messages = field(default_factory=Messages)
 
     def failure(self, rail: str) -> OnError:
