@@ -25,8 +25,7 @@ class ModelCall:
 async def claim_event(pool: asyncpg.Pool, platform: str, event_id: str) -> bool:
     """True the first time an event is seen, on any instance sharing the database."""
     row = await pool.fetchval(
-        "INSERT INTO processed_events (platform, event_id) VALUES ($1, $2) "
-        "ON CONFLICT DO NOTHING RETURNING 1",
+        "INSERT INTO processed_events (platform, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
         platform,
         event_id,
     )
@@ -34,30 +33,25 @@ async def claim_event(pool: asyncpg.Pool, platform: str, event_id: str) -> bool:
 
 
 async def start_turn(pool: asyncpg.Pool, inbound: Inbound, *, text: str, model: str | None) -> tuple[int, int]:
-    """Open the turn and store the (already masked) user message; return (turn id, message id)."""
-    async with pool.acquire() as conn, conn.transaction():
-        turn_id = await conn.fetchval(
-            """INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, model)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id""",
-            inbound.platform,
-            inbound.workspace_id,
-            inbound.channel_id,
-            inbound.thread_id,
-            inbound.user_id,
-            inbound.event_id,
-            model,
-        )
-        message_id = await conn.fetchval(
-            """INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)
-               VALUES ($1, $2, $3, $4, $5, 'user', $6, $7) RETURNING id""",
-            inbound.platform,
-            inbound.workspace_id,
-            inbound.channel_id,
-            inbound.thread_id,
-            inbound.user_id,
-            text,
-            turn_id,
-        )
+    """Open the turn and store the (already masked) user message in one statement; return (turn id, message id)."""
+    row = await pool.fetchrow(
+        """WITH turn AS (
+               INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, model)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+           )
+           INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)
+           SELECT $1, $2, $3, $4, $5, 'user', $8, id FROM turn
+           RETURNING turn_id, id""",
+        inbound.platform,
+        inbound.workspace_id,
+        inbound.channel_id,
+        inbound.thread_id,
+        inbound.user_id,
+        inbound.event_id,
+        model,
+        text,
+    )
+    turn_id, message_id = row["turn_id"], row["id"]
     return int(turn_id), int(message_id)
 
 
@@ -70,47 +64,47 @@ async def finish_turn(
     calls: Sequence[ModelCall],
     trace_id: str | None,
 ) -> None:
-    """Store the reply (unless it was blocked), usage rows, totals and latency in one transaction."""
+    """Store the reply (unless it was blocked), usage rows, totals and latency in one statement."""
     cost = sum(c.cost_usd for c in calls if c.cost_usd is not None) if calls else None
-    async with pool.acquire() as conn, conn.transaction():
-        if not reply.blocked and not reply.error:
-            await conn.execute(
-                """INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)
-                   VALUES ($1, $2, $3, $4, $5, 'assistant', $6, $7)""",
-                inbound.platform,
-                inbound.workspace_id,
-                inbound.channel_id,
-                inbound.thread_id,
-                inbound.user_id,
-                reply.text,
-                turn_id,
-            )
-        await conn.executemany(
-            """INSERT INTO usage
+    answered = not reply.blocked and not reply.error
+    await pool.execute(
+        """WITH reply AS (
+               INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)
+               SELECT $2, $3, $14, $15, $4, 'assistant', $16, $1 WHERE $17
+           ),
+           calls AS (
+               INSERT INTO usage
                    (turn_id, platform, workspace_id, user_id, model, input_tokens, output_tokens, cost_usd)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            [
-                (turn_id, inbound.platform, inbound.workspace_id, inbound.user_id, c.model, c.input_tokens,
-                 c.output_tokens, c.cost_usd)
-                for c in calls
-            ],
-        )
-        await conn.execute(
-            """UPDATE turns SET status = $2, blocked = $3, block_rail = $4, error = $5, latency_ms = $6,
-                   input_tokens = $7, output_tokens = $8, cost_usd = $9, trace_id = $10, steps = $11::jsonb
-               WHERE id = $1""",
-            turn_id,
-            "error" if reply.error else ("blocked" if reply.blocked else "answered"),
-            reply.blocked,
-            reply.block_rail,
-            reply.error,
-            reply.latency_ms,
-            reply.usage.input_tokens,
-            reply.usage.output_tokens,
-            cost,
-            trace_id,
-            json.dumps([_step_json(s) for s in reply.steps]),
-        )
+               SELECT $1, $2, $3, $4, c.model, c.input_tokens, c.output_tokens, c.cost_usd
+               FROM unnest($18::text[], $19::int[], $20::int[], $21::float8[])
+                   AS c (model, input_tokens, output_tokens, cost_usd)
+           )
+           UPDATE turns SET status = $5, blocked = $6, block_rail = $7, error = $8, latency_ms = $9,
+               input_tokens = $10, output_tokens = $11, cost_usd = $12, trace_id = $13, steps = $22::jsonb
+           WHERE id = $1""",
+        turn_id,
+        inbound.platform,
+        inbound.workspace_id,
+        inbound.user_id,
+        "error" if reply.error else ("blocked" if reply.blocked else "answered"),
+        reply.blocked,
+        reply.block_rail,
+        reply.error,
+        reply.latency_ms,
+        reply.usage.input_tokens,
+        reply.usage.output_tokens,
+        cost,
+        trace_id,
+        inbound.channel_id,
+        inbound.thread_id,
+        reply.text,
+        answered,
+        [c.model for c in calls],
+        [c.input_tokens for c in calls],
+        [c.output_tokens for c in calls],
+        [c.cost_usd for c in calls],
+        json.dumps([_step_json(s) for s in reply.steps]),
+    )
 
 
 def _step_json(step: Step) -> dict[str, object]:
@@ -119,13 +113,12 @@ def _step_json(step: Step) -> dict[str, object]:
 
 async def record_delivery(pool: asyncpg.Pool, turn_id: int, platform_message_id: str) -> None:
     """Remember which platform message carried the reply, so a reaction on it finds the turn."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("UPDATE turns SET platform_message_id = $2 WHERE id = $1", turn_id, platform_message_id)
-        await conn.execute(
-            "UPDATE messages SET platform_message_id = $2 WHERE turn_id = $1 AND role = 'assistant'",
-            turn_id,
-            platform_message_id,
-        )
+    await pool.execute(
+        """WITH turn AS (UPDATE turns SET platform_message_id = $2 WHERE id = $1)
+           UPDATE messages SET platform_message_id = $2 WHERE turn_id = $1 AND role = 'assistant'""",
+        turn_id,
+        platform_message_id,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
