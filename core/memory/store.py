@@ -240,49 +240,126 @@ bm25 AS (
     GROUP BY h.id
 )"""
 
+_QUERY_CTE = f"""
+query AS MATERIALIZED (
+    SELECT CASE WHEN $7 <> '' THEN to_tsquery('{TEXT_SEARCH_CONFIG}', $7) END AS tsq,
+           tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', $6)) AS words
+)"""
+"""The query's tsquery and lexemes, computed once: inline, a generic plan (asyncpg prepares every
+statement, Postgres switches to generic plans after five runs) would parse them again for every row."""
+
+
+def _query_terms(tsv: str) -> str:
+    """The query's lexemes of a full-text vector with their positions (D is `to_tsvector`'s weight,
+    so marking the query's lexemes A and keeping only A filters without unnesting every lexeme)."""
+    return f"ts_filter(setweight({tsv}, 'A', (SELECT words FROM query)), '{{a}}')"
+
+
+_BM25_TERM = "i.idf * h.tf * 2.2 / (h.tf + 1.2 * (0.25 + 0.75 * h.dl / i.avgdl))"
+"""One query term's BM25 (k1 1.2, b 0.75) in a document: `h` has tf and the document's length dl,
+`i` the term's idf and the scope's average length."""
+
+
+def _text_score(alias: str) -> str:
+    """BM25 of one memory row `alias`, from the scope's `idf`: equal to its row of `bm25`, without a
+    join the planner could turn into a scan of `bm25` per row."""
+    return f"""CASE WHEN {alias}.tsv @@ (SELECT tsq FROM query) THEN (
+            SELECT sum({_BM25_TERM})
+            FROM (SELECT lexeme, greatest(cardinality(positions), 1)::float8 AS tf,
+                         length({alias}.tsv)::float8 AS dl
+                  FROM unnest({_query_terms(f"{alias}.tsv")})) h
+            JOIN idf i USING (lexeme)) END"""
+
+
+def _neighbour(alias: str, direction: Literal["<", ">"]) -> str:
+    """The previous (<) or next (>) memory of `alias` in its thread, through the index
+    memories_thread (migration 0008), with its signals."""
+    order = "DESC" if direction == "<" else "ASC"
+    return f"""(
+    SELECT q.id, CASE WHEN q.embedding_model = $4 THEN 1 - (q.embedding <=> $5) END AS similarity,
+           {_text_score("q")} AS text_score
+    FROM memories q
+    WHERE q.platform = $1 AND q.workspace_id = $2 AND q.user_id = $3
+      AND q.thread_id = {alias}.thread_id AND q.id {direction} {alias}.id
+    ORDER BY q.id {order} LIMIT 1
+)"""
+
+
 _EXACT_SQL = f"""
-WITH scope AS MATERIALIZED (
-    SELECT id, coalesce(thread_id, '#' || id::text) AS thread, content, created_at,
-           length(tsv) AS dl,
-           CASE WHEN embedding_model = $4 AND $5::vector IS NOT NULL
-                THEN 1 - (embedding <=> $5) END AS similarity
+WITH {_QUERY_CTE},
+scope AS MATERIALIZED (
+    SELECT id, created_at, length(tsv) AS dl,
+           CASE WHEN embedding_model = $4 THEN 1 - (embedding <=> $5) END AS similarity,
+           CASE WHEN tsv @@ (SELECT tsq FROM query) THEN {_query_terms("tsv")} END AS terms
     FROM memories
     WHERE platform = $1 AND workspace_id = $2 AND user_id = $3
 ),
-stats AS (SELECT count(*)::float8 AS n, greatest(avg(dl), 1)::float8 AS avgdl FROM scope),
-{_BM25_CTES},
-scored AS (
-    SELECT s.*, coalesce(b.text_score, 0)::float8 AS text_score
-    FROM scope s LEFT JOIN bm25 b USING (id)
+stats AS MATERIALIZED (
+    SELECT count(*)::float8 AS n, greatest(avg(dl), 1)::float8 AS avgdl,
+           min(similarity) AS min_similarity, max(similarity) AS max_similarity
+    FROM scope
 ),
-ranked AS (
-    SELECT *,
-        least(CASE WHEN similarity IS NOT NULL
-                   THEN row_number() OVER (ORDER BY similarity DESC NULLS LAST, id DESC) END,
-              CASE WHEN text_score > 0
-                   THEN row_number() OVER (ORDER BY text_score DESC, id DESC) END) AS best,
-        row_number() OVER (ORDER BY created_at DESC, id DESC) AS by_time,
-        lag(id) OVER thread AS prev_id, lag(similarity) OVER thread AS prev_similarity,
-        lag(text_score) OVER thread AS prev_text,
-        lead(id) OVER thread AS next_id, lead(similarity) OVER thread AS next_similarity,
-        lead(text_score) OVER thread AS next_text,
-        min(similarity) OVER () AS min_similarity, max(similarity) OVER () AS max_similarity,
-        max(text_score) OVER () AS max_text
-    FROM scored
-    WINDOW thread AS (PARTITION BY thread ORDER BY id)
+hits AS MATERIALIZED (
+    SELECT s.id, t.lexeme, greatest(cardinality(t.positions), 1)::float8 AS tf, s.dl::float8 AS dl
+    FROM scope s CROSS JOIN LATERAL unnest(s.terms) AS t(lexeme, positions, weights)
+    WHERE s.terms IS NOT NULL
 ),
-marked AS (
-    SELECT *, lag(best) OVER thread AS prev_best, lead(best) OVER thread AS next_best
-    FROM ranked
-    WINDOW thread AS (PARTITION BY thread ORDER BY id)
+idf AS MATERIALIZED (
+    SELECT d.lexeme, ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf, st.avgdl
+    FROM (SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme) d CROSS JOIN stats st
+),
+bm25 AS MATERIALIZED (
+    SELECT h.id, sum({_BM25_TERM}) AS text_score FROM hits h JOIN idf i USING (lexeme) GROUP BY h.id
+),
+best AS (
+    (SELECT id FROM scope WHERE similarity IS NOT NULL ORDER BY similarity DESC, id DESC LIMIT $8)
+    UNION
+    (SELECT id FROM bm25 ORDER BY text_score DESC, id DESC LIMIT $8)
+),
+newest AS (
+    SELECT id, row_number() OVER (ORDER BY created_at DESC, id DESC) AS by_time,
+           similarity IS NULL AND id NOT IN (SELECT id FROM bm25) AS silent
+    FROM (SELECT id, created_at, similarity FROM scope ORDER BY created_at DESC, id DESC
+          LIMIT greatest($8, $9)) s
+),
+around AS (
+    SELECT n.id
+    FROM best JOIN memories m USING (id)
+    CROSS JOIN LATERAL (
+        (SELECT p.id FROM memories p
+         WHERE p.platform = $1 AND p.workspace_id = $2 AND p.user_id = $3
+           AND p.thread_id = m.thread_id AND p.id < m.id ORDER BY p.id DESC LIMIT 1)
+        UNION ALL
+        (SELECT p.id FROM memories p
+         WHERE p.platform = $1 AND p.workspace_id = $2 AND p.user_id = $3
+           AND p.thread_id = m.thread_id AND p.id > m.id ORDER BY p.id LIMIT 1)
+    ) n
+    WHERE m.thread_id IS NOT NULL
+),
+picked AS (
+    SELECT id FROM best
+    UNION SELECT id FROM newest
+          WHERE by_time <= $9 OR (silent AND by_time <= $8)  -- no signal (no query, other model): newest fill up to k
+    UNION SELECT id FROM around
 )
-SELECT id, content, created_at, similarity, text_score,
-       prev_id, prev_similarity, prev_text, next_id, next_similarity, next_text,
-       min_similarity, max_similarity, max_text
-FROM marked
-WHERE best <= $8 OR by_time <= $9 OR prev_best <= $8 OR next_best <= $8
-   OR (best IS NULL AND by_time <= $8)  -- no signal (no query, other model): newest fill up to k
+SELECT m.id, m.content, m.created_at,
+       CASE WHEN m.embedding_model = $4 THEN 1 - (m.embedding <=> $5) END AS similarity,
+       {_text_score("m")} AS text_score,
+       p.id AS prev_id, p.similarity AS prev_similarity, p.text_score AS prev_text,
+       n.id AS next_id, n.similarity AS next_similarity, n.text_score AS next_text,
+       st.min_similarity, st.max_similarity, (SELECT max(text_score) FROM bm25) AS max_text
+FROM picked JOIN memories m USING (id)
+CROSS JOIN stats st
+LEFT JOIN LATERAL {_neighbour("m", "<")} p ON true
+LEFT JOIN LATERAL {_neighbour("m", ">")} n ON true
+WHERE m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
 """
+"""Exact search of one person's scope. The scope is read once (similarity, length, the query's
+terms of each memory); everything after works on bounded sets: the `$8` best by vector and by
+BM25, the newest, the thread neighbours of the best (index probes), so no sort or window runs over
+the whole scope. The candidates, their signals and the scope's min/max match a window over all
+rows: ranks by similarity, then by text; the newest `$9`; the rows before and after each best
+row in its thread; with no signal at all, the newest fill up to `$8`."""
 
 
 async def _search_exact(
