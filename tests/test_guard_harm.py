@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.embeddings import shared_sentence_transformer
+from core.encoder import LAYERS, encode
 from core.guard.actions import reply_chunks
-from core.guard.features import LAYERS, encode
 from core.guard.harm import DATA_DIR, DEFAULT_WEIGHTS, HarmClassifier, probability
 
 

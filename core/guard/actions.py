@@ -1,27 +1,25 @@
 """The custom NeMo actions behind Parley's rails, each returning a NeMo `RailOutcome`.
 
-The heavy work (one MiniLM forward pass per text, cached) runs in a small thread pool so the event
-loop keeps serving. Every action goes through `_run`, which applies the failure policy: an action
-that raises becomes a block (fail closed) or, where the operator chose 'allow', a pass that the
-Guard logs as an 'error' event.
+The heavy work (one MiniLM forward pass per text, shared with memory, cached and batched across
+concurrent turns by `core.encoder.SharedEncoder`) runs off the event loop. Every action goes through
+`_run`, which applies the failure policy: an action that raises becomes a block (fail closed) or,
+where the operator chose 'allow', a pass that the Guard logs as an 'error' event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from nemoguardrails.actions.rail_outcome import RailOutcome, TransformTarget
 
 from core.guard.bias import bias_score
-from core.guard.features import Encoded, encode
 from core.guard.harm import HarmClassifier
 from core.guard.jailbreak import scan_all
 from core.guard.masking import mask_sensitive
@@ -29,7 +27,7 @@ from core.guard.policy import PolicyStore, WorkspacePolicy, best_match
 from core.guard.settings import GuardConfig
 
 if TYPE_CHECKING:
-    from sentence_transformers import SentenceTransformer
+    from core.encoder import SharedEncoder
 
 log = logging.getLogger(__name__)
 
@@ -45,17 +43,15 @@ class RailActions:
         self,
         *,
         config: GuardConfig,
-        model: SentenceTransformer,
+        encoder: SharedEncoder,
         classifier: HarmClassifier,
         executor: ThreadPoolExecutor,
     ) -> None:
         self.config = config
-        self._model = model
+        self._encoder = encoder
         self._classifier = classifier
         self._executor = executor
-        self._cache: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._pending: dict[str, asyncio.Future[Encoded]] = {}
-        self.policies = PolicyStore(config.policy_dir, self._embed_sync)
+        self.policies = PolicyStore(config.policy_dir, lambda texts: encoder.encode_now(texts).sentence)
         self.harm_threshold = config.harm_threshold if config.harm_threshold is not None else classifier.threshold
 
     def actions(self) -> dict[str, Callable[..., Awaitable[RailOutcome]]]:
@@ -156,7 +152,7 @@ class RailActions:
             chunks = reply_chunks(text or "")
             if not chunks:
                 return RailOutcome.allow(metadata={"rail": "harm_output", "score": 0.0})
-            layers = np.stack([layer for layer, _ in await self._encode_many(chunks)])
+            layers = np.stack([v.layers for v in await self._encoder.vectors(chunks)])
             scores = self._classifier.score(layers)
             worst = int(np.argmax(scores))
             score = round(float(scores[worst]), 4)
@@ -196,16 +192,13 @@ class RailActions:
     ) -> RailOutcome:
         from nemoguardrails.library.self_check.input_check.actions import self_check_input
 
-        async def run() -> RailOutcome:
-            outcome = await asyncio.wait_for(
-                self_check_input(
-                    llms=llms, llm_task_manager=llm_task_manager, context=context, events=events, llm=llm, config=config
-                ),
-                self.config.llm_timeout_s + 1,
-            )
-            return _labelled(outcome, "self_check_input", "the model's self-check flagged the message")
-
-        return await self._run("self_check_input", run)
+        return await self._self_check(
+            "self_check_input",
+            "the model's self-check flagged the message",
+            self_check_input(
+                llms=llms, llm_task_manager=llm_task_manager, context=context, events=events, llm=llm, config=config
+            ),
+        )
 
     async def parley_self_check_output(
         self,
@@ -218,16 +211,26 @@ class RailActions:
     ) -> RailOutcome:
         from nemoguardrails.library.self_check.output_check.actions import self_check_output
 
-        async def run() -> RailOutcome:
-            outcome = await asyncio.wait_for(
-                self_check_output(
-                    llms=llms, llm_task_manager=llm_task_manager, context=context, events=events, llm=llm, config=config
-                ),
-                self.config.llm_timeout_s + 1,
-            )
-            return _labelled(outcome, "self_check_output", "the model's self-check flagged the reply")
+        return await self._self_check(
+            "self_check_output",
+            "the model's self-check flagged the reply",
+            self_check_output(
+                llms=llms, llm_task_manager=llm_task_manager, context=context, events=events, llm=llm, config=config
+            ),
+        )
 
-        return await self._run("self_check_output", run)
+    async def _self_check(self, rail: str, reason: str, check: Awaitable[Any]) -> RailOutcome:
+        """NeMo's self-check under Parley's timeout and failure policy, its outcome labelled as `rail`."""
+
+        async def run() -> RailOutcome:
+            outcome = await asyncio.wait_for(check, self.config.llm_timeout_s + 1)
+            return _labelled(outcome, rail, reason)
+
+        try:
+            return await self._run(rail, run)
+        finally:
+            if inspect.iscoroutine(check):
+                check.close()
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -245,40 +248,8 @@ class RailActions:
             return RailOutcome.failure(reason=reason, metadata=metadata)
 
     async def _encode_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        return (await self._encode_many([text]))[0]
-
-    async def _encode_many(self, texts: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(layer features, sentence vector) per text: cached, and one forward pass per new text even
-        when rails running in parallel ask for the same text at once (or one of them is cancelled)."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache and t not in self._pending]
-        if missing:
-            future = asyncio.get_running_loop().run_in_executor(self._executor, encode, self._model, missing)
-            for t in missing:
-                self._pending[t] = future
-            future.add_done_callback(partial(self._settle, tuple(missing)))
-        for pending in {id(f): f for t in texts if (f := self._pending.get(t)) is not None}.values():
-            await asyncio.shield(pending)
-        out = []
-        for t in texts:
-            self._cache.move_to_end(t)
-            out.append(self._cache[t])
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
-        return out
-
-    def _settle(self, batch: tuple[str, ...], done: asyncio.Future[Encoded]) -> None:
-        """Move a finished forward pass into the cache, whoever started it."""
-        for t in batch:
-            self._pending.pop(t, None)
-        if done.cancelled() or done.exception() is not None:
-            return
-        encoded = done.result()
-        for i, t in enumerate(batch):
-            self._cache[t] = (encoded.layers[i], encoded.sentence[i])
-
-    def _embed_sync(self, texts: list[str]) -> np.ndarray:
-        """Sentence vectors for policy examples (called from the executor while loading a policy)."""
-        return encode(self._model, texts).sentence
+        (vectors,) = await self._encoder.vectors([text])
+        return vectors.layers, vectors.sentence
 
 
 def _root_cause(exc: BaseException) -> str:

@@ -83,14 +83,15 @@ class Guard:
     """Implements core.steps.GuardStep. Build once per process, then `await warm()`."""
 
     def __init__(self, config: GuardConfig, *, events: EventSink | None = None) -> None:
-        from core.embeddings import bundled_model_path, shared_sentence_transformer
+        from core.embeddings import bundled_model_path
+        from core.encoder import shared_encoder
 
         self.config = config
         self._events = events
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guard")
         self.actions = RailActions(
             config=config,
-            model=shared_sentence_transformer(),
+            encoder=shared_encoder(),
             classifier=load_classifier(config.harm_weights),
             executor=self._executor,
         )

@@ -8,6 +8,7 @@ and its measured figures as `data/harm_classifier.json`. Inference is a few matr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +49,14 @@ class HarmClassifier:
     def decision(self, features: np.ndarray) -> np.ndarray:
         """The SVM's signed distance for each row of layer features."""
         x = (features.astype(np.float32) - self.mean) / self.scale
-        sq = (x * x).sum(1)[:, None] + (self.support * self.support).sum(1)[None, :] - 2.0 * x @ self.support.T
+        sq = (x * x).sum(1)[:, None] + self._support_norms[None, :] - 2.0 * x @ self.support.T
         kernel = np.exp(-self.gamma * np.maximum(sq, 0.0))
         return np.asarray(kernel @ self.dual + self.intercept, dtype=np.float64)
+
+    @cached_property
+    def _support_norms(self) -> np.ndarray:
+        """Squared norms of the support vectors, computed once rather than on every call."""
+        return np.asarray((self.support * self.support).sum(1), dtype=np.float32)
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Probability-like scores (Platt-scaled on cross-validated decisions)."""

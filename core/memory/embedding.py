@@ -51,14 +51,31 @@ def bundled_embedding_model() -> EmbeddingModel:
     )
 
     from core.embeddings import shared_sentence_transformer
+    from core.encoder import shared_encoder
 
     class SharedSentenceTransformer(SentenceTransformerEmbeddingModel):
-        """Uses the process's one loaded model instead of a deep copy of it."""
+        """The process's one loaded model, through the encoder the guardrails share: a turn's text
+        that the input rails have just read is not run through MiniLM again."""
 
         def __init__(self) -> None:
             normalise = SentenceTransformersEmbeddingSettings(sentence_transformers_normalize_embeddings=True)
             super().__init__(BUNDLED_MODEL, settings=normalise)
             self._model = shared_sentence_transformer()
+
+        async def embed(
+            self, inputs: str | Sequence[str], *, input_type: EmbedInputType, settings: EmbeddingSettings | None = None
+        ) -> EmbeddingResult:
+            texts, merged = self.prepare_embed(inputs, settings)
+            if merged.get("dimensions"):
+                return await super().embed(texts, input_type=input_type, settings=settings)
+            vectors = await shared_encoder().vectors(texts)
+            return EmbeddingResult(
+                embeddings=[v.sentence.tolist() for v in vectors],
+                inputs=texts,
+                input_type=input_type,
+                model_name=self.model_name,
+                provider_name=self.system,
+            )
 
     return SharedSentenceTransformer()
 

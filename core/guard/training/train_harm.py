@@ -159,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     args = parser.parse_args(argv)
 
     from core.embeddings import shared_sentence_transformer
-    from core.guard.features import encode
+    from core.encoder import encode
     from core.guard.harm import probability
 
     examples = load_examples(args.data)
