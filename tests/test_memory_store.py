@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
+import json
+import math
 import shutil
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +23,7 @@ from pydantic_ai.embeddings import Embedder
 from core.guard.masking import scrub
 from core.memory import store
 from core.memory.embedding import BatchingEmbeddingModel, build_embedder
+from core.memory.ranking import ScopeStats, Signals
 from core.memory.reembed import pending_reembed, reembed
 from core.memory.retention import cleanup_memories
 from core.memory.scope import person_scope
@@ -313,3 +318,192 @@ async def test_reembed_gives_every_memory_a_vector_of_the_new_model(pool: asyncp
     assert done == 3 and progress == [2, 3]
     assert await pending_reembed(pool, new.model, workspace=user.workspace) == 0
     assert [h.content for h in await new.recall(user, "kayak June", k=1)] == ["kayak trip in June"]
+
+
+# --- the bounded search against a full scan of the scope ----------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ScannedRow:
+    """One memory as a full scan sees it: `tf` maps the query's lexemes in it to their counts, None
+    when it does not match the query."""
+
+    id: int
+    thread: str | None
+    created_at: datetime
+    similarity: float | None
+    dl: int
+    tf: dict[str, int] | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Expected:
+    signals: Signals
+    previous: Signals | None
+    following: Signals | None
+
+
+def full_scan(rows: Sequence[ScannedRow], *, limit: int, recent: int) -> tuple[dict[int, Expected], ScopeStats]:
+    """What the search must return, computed the slow, obvious way over every row: the `limit` best
+    by similarity and by BM25, the `recent` newest, the thread neighbours of the best, and with no
+    signal at all the newest up to `limit`."""
+    n = len(rows)
+    avgdl = max(sum(r.dl for r in rows) / n, 1.0) if n else 1.0
+    df: dict[str, int] = {}
+    for r in rows:
+        for lexeme in r.tf or {}:
+            df[lexeme] = df.get(lexeme, 0) + 1
+    text: dict[int, float] = {}
+    for r in rows:
+        if r.tf:
+            text[r.id] = sum(
+                math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5)) * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * r.dl / avgdl))
+                for w, tf in r.tf.items()
+            )
+    signals = {r.id: Signals(similarity=r.similarity, text_score=text.get(r.id, 0.0)) for r in rows}
+    by_vector = sorted((r for r in rows if r.similarity is not None), key=lambda r: (r.similarity, r.id), reverse=True)
+    by_text = sorted(text, key=lambda i: (text[i], i), reverse=True)
+    best = {r.id for r in by_vector[:limit]} | set(by_text[:limit])
+    by_time = [r.id for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
+    silent = {r.id for r in rows if r.similarity is None and r.id not in text}
+    picked = best | set(by_time[:recent]) | {i for i in by_time[:limit] if i in silent}
+    before: dict[int, int] = {}
+    after: dict[int, int] = {}
+    threads: dict[str, list[int]] = {}
+    for r in sorted(rows, key=lambda r: r.id):
+        if r.thread is not None:
+            threads.setdefault(r.thread, []).append(r.id)
+    for ids in threads.values():
+        for a, b in itertools.pairwise(ids):
+            after[a], before[b] = b, a
+    picked |= {before[i] for i in best if i in before} | {after[i] for i in best if i in after}
+    expected = {
+        i: Expected(
+            signals=signals[i],
+            previous=signals[before[i]] if i in before else None,
+            following=signals[after[i]] if i in after else None,
+        )
+        for i in picked
+    }
+    return expected, ScopeStats.of(signals.values())
+
+
+def assert_same_signals(got: Signals | None, want: Signals | None) -> None:
+    assert (got is None) == (want is None)
+    if got is not None and want is not None:
+        assert (got.similarity is None) == (want.similarity is None)
+        assert got.similarity == pytest.approx(want.similarity, abs=1e-9)
+        assert got.text_score == pytest.approx(want.text_score, abs=1e-9)
+
+
+MODEL = "test:scan"
+
+
+@st.composite
+def scopes(draw: st.DrawFn) -> list[tuple[str, str | None, int, str | None]]:
+    """Memories of one person: (text, thread, minutes after a fixed time, model). Few threads and
+    minutes, so neighbours and creation-time ties are common; some rows carry another model's vector."""
+    size = draw(st.integers(0, 40))
+    return [
+        (
+            f"{i} " + draw(memory_texts),
+            draw(st.sampled_from([None, "t1", "t2", "t3"])),
+            draw(st.integers(0, 5)),
+            draw(st.sampled_from([MODEL, MODEL, MODEL, "test:other", None])),
+        )
+        for i in range(size)
+    ]
+
+
+@DB_SETTINGS
+@given(
+    memories=scopes(),
+    query=st.one_of(st.just(""), memory_texts, st.just("the and of")),
+    with_vector=st.booleans(),
+    limit=st.integers(1, 8),
+    recent=st.integers(0, 4),
+    generic=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+async def test_search_gathers_what_a_full_scan_of_the_scope_ranks(
+    pool: asyncpg.Pool,
+    memories: list[tuple[str, str | None, int, str | None]],
+    query: str,
+    with_vector: bool,
+    limit: int,
+    recent: int,
+    generic: bool,
+    seed: int,
+) -> None:
+    user = person()
+    other = UserKey(platform=user.platform, workspace_id=user.workspace_id, user_id="U2")
+    rng = np.random.default_rng(seed)
+    shared = rng.standard_normal((3, 8)).astype(np.float32)  # few distinct vectors: similarity ties
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    records = []
+    for text, thread, minutes, model in memories:
+        for owner in (user, other):  # a colleague's rows interleave in the same threads: never neighbours
+            vector = shared[rng.integers(3)] if model else None
+            records.append(
+                (
+                    owner.platform,
+                    owner.workspace_id,
+                    owner.user_id,
+                    text,
+                    store.content_hash(text),
+                    thread,
+                    vector,
+                    model,
+                    start + timedelta(minutes=minutes),
+                )
+            )
+    vector = rng.standard_normal(8).astype(np.float32) if with_vector else None
+    async with pool.acquire() as conn:
+        await conn.executemany(
+            "INSERT INTO memories (platform, workspace_id, user_id, content, content_hash, thread_id, embedding,"
+            " embedding_model, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            records,
+        )
+    async with person_scope(pool, user) as conn:
+        scanned = [
+            ScannedRow(
+                id=r["id"],
+                thread=r["thread_id"],
+                created_at=r["created_at"],
+                similarity=r["similarity"],
+                dl=r["dl"],
+                tf=None if r["tf"] is None else json.loads(r["tf"]),
+            )
+            for r in await conn.fetch(
+                """
+                SELECT id, thread_id, created_at, length(tsv) AS dl,
+                       CASE WHEN embedding_model = $4 THEN 1 - (embedding <=> $5) END AS similarity,
+                       CASE WHEN $7 <> '' AND tsv @@ to_tsquery('english', $7) THEN (
+                           SELECT coalesce(jsonb_object_agg(lexeme, greatest(cardinality(positions), 1)), '{}')
+                           FROM unnest(tsv)
+                           WHERE lexeme = ANY (tsvector_to_array(to_tsvector('english', $6)))) END AS tf
+                FROM memories WHERE platform = $1 AND workspace_id = $2 AND user_id = $3
+                """,
+                user.platform,
+                user.workspace_id,
+                user.user_id,
+                MODEL,
+                vector,
+                query,
+                store.or_query(query),
+            )
+        ]
+        if generic:
+            await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        found = await store.search(conn, user, query=query, vector=vector, model=MODEL, pool_size=limit, recent=recent)
+    expected, stats = full_scan(scanned, limit=limit, recent=recent)
+    assert found.path == "exact"
+    assert sorted(c.id for c in found.candidates) == sorted(expected)
+    for c in found.candidates:
+        assert_same_signals(c.signals, expected[c.id].signals)
+        assert_same_signals(c.previous, expected[c.id].previous)
+        assert_same_signals(c.following, expected[c.id].following)
+    if found.candidates:
+        assert found.stats.min_similarity == pytest.approx(stats.min_similarity, abs=1e-9)
+        assert found.stats.max_similarity == pytest.approx(stats.max_similarity, abs=1e-9)
+        assert found.stats.max_text_score == pytest.approx(stats.max_text_score, abs=1e-9)

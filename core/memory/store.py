@@ -222,24 +222,6 @@ async def search(
     return await _search_exact(conn, user, query=query, vector=vector, model=model, limit=pool_size, recent=recent)
 
 
-_BM25_CTES = f"""
-hits AS (
-    SELECT m.id, t.lexeme, greatest(cardinality(t.positions), 1)::float8 AS tf,
-           length(m.tsv)::float8 AS dl
-    FROM memories m CROSS JOIN LATERAL unnest(m.tsv) AS t(lexeme, positions, weights)
-    WHERE m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
-      AND $7 <> '' AND m.tsv @@ to_tsquery('{TEXT_SEARCH_CONFIG}', $7)
-      AND t.lexeme = ANY (tsvector_to_array(to_tsvector('{TEXT_SEARCH_CONFIG}', $6)))
-),
-df AS (SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme),
-bm25 AS (
-    SELECT h.id,
-           sum(ln(1 + (st.n - df.df + 0.5) / (df.df + 0.5))
-               * h.tf * 2.2 / (h.tf + 1.2 * (0.25 + 0.75 * h.dl / st.avgdl))) AS text_score
-    FROM hits h JOIN df USING (lexeme) CROSS JOIN stats st
-    GROUP BY h.id
-)"""
-
 _QUERY_CTE = f"""
 query AS MATERIALIZED (
     SELECT CASE WHEN $7 <> '' THEN to_tsquery('{TEXT_SEARCH_CONFIG}', $7) END AS tsq,
@@ -285,6 +267,18 @@ def _neighbour(alias: str, direction: Literal["<", ">"]) -> str:
 )"""
 
 
+_BM25_CTES = f"""
+idf AS MATERIALIZED (
+    SELECT d.lexeme, ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf, st.avgdl
+    FROM (SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme) d CROSS JOIN stats st
+),
+bm25 AS MATERIALIZED (
+    SELECT h.id, sum({_BM25_TERM}) AS text_score FROM hits h JOIN idf i USING (lexeme) GROUP BY h.id
+)"""
+"""Each query term's idf and each matching memory's BM25, from `hits` (memory, lexeme, tf, length)
+and `stats` (the scope's size n and average length avgdl)."""
+
+
 _EXACT_SQL = f"""
 WITH {_QUERY_CTE},
 scope AS MATERIALIZED (
@@ -304,13 +298,7 @@ hits AS MATERIALIZED (
     FROM scope s CROSS JOIN LATERAL unnest(s.terms) AS t(lexeme, positions, weights)
     WHERE s.terms IS NOT NULL
 ),
-idf AS MATERIALIZED (
-    SELECT d.lexeme, ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf, st.avgdl
-    FROM (SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme) d CROSS JOIN stats st
-),
-bm25 AS MATERIALIZED (
-    SELECT h.id, sum({_BM25_TERM}) AS text_score FROM hits h JOIN idf i USING (lexeme) GROUP BY h.id
-),
+{_BM25_CTES},
 best AS (
     (SELECT id FROM scope WHERE similarity IS NOT NULL ORDER BY similarity DESC, id DESC LIMIT $8)
     UNION
@@ -334,7 +322,7 @@ around AS (
          WHERE p.platform = $1 AND p.workspace_id = $2 AND p.user_id = $3
            AND p.thread_id = m.thread_id AND p.id > m.id ORDER BY p.id LIMIT 1)
     ) n
-    WHERE m.thread_id IS NOT NULL
+    WHERE m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3 AND m.thread_id IS NOT NULL
 ),
 picked AS (
     SELECT id FROM best
@@ -414,7 +402,8 @@ async def _search_indexed(
         str(max(HNSW_EF_SEARCH, 2 * limit)),
     )
     sql = f"""
-    WITH near AS (
+    WITH {_QUERY_CTE},
+    near AS (
         SELECT id FROM memories
         WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND embedding_model = $4
         ORDER BY embedding::vector({int(dims)}) <=> $5::vector({int(dims)})
@@ -425,6 +414,11 @@ async def _search_indexed(
                 WHERE platform = $1 AND workspace_id = $2 AND user_id = $3)::float8 AS n,
                greatest((SELECT avg(length(tsv)) FROM memories WHERE id IN (SELECT id FROM near)), 1)::float8
                    AS avgdl
+    ),
+    hits AS MATERIALIZED (
+        SELECT m.id, t.lexeme, greatest(cardinality(t.positions), 1)::float8 AS tf, length(m.tsv)::float8 AS dl
+        FROM memories m CROSS JOIN LATERAL unnest({_query_terms("m.tsv")}) AS t(lexeme, positions, weights)
+        WHERE m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3 AND m.tsv @@ (SELECT tsq FROM query)
     ),
     {_BM25_CTES},
     top_text AS (SELECT id, text_score FROM bm25 ORDER BY text_score DESC, id DESC LIMIT $8)
