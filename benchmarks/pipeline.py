@@ -3,9 +3,10 @@
 Both run on the same instant in-process model (pydantic-ai FunctionModel), so what is measured is
 everything but the model's own time: for Parley that is dedupe, rate limits, input rails, context
 (profile, thread history, memory recall in a workspace holding 100,000 memories, 1,000 of them
-the asking person's), output rails and
-persistence; for the bare agent, pydantic-ai alone. Turns alternate between the two so machine noise
-hits both alike. Prints JSON:
+the asking person's), output rails and persistence; for the bare agent, pydantic-ai alone. Turns
+alternate between the two so machine noise hits both alike. Every question and answer is new text
+(a ticket number in each), so no cache (encoder, response) serves a turn that a real person's new
+message would not. Prints JSON:
 
     {"parley": {"p50_ms", "p95_ms", "p99_ms"}, "bare": {...}, "overhead_p95_ms": ..., "ratio_p95": ...}
 
@@ -19,6 +20,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import statistics
 import sys
 import time
@@ -37,7 +39,7 @@ for _name, _value in {
 
 import numpy as np
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from rich.progress import Progress
 
@@ -47,7 +49,7 @@ from core.memory import store
 from core.models import Inbound, UserKey
 from evals.sandbox import throwaway_database
 
-ANSWER = "Sure. Standups are at 9:30 in the Atlas room, and the notes go to #team-notes afterwards."
+ANSWER = "Sure. Standups are at 9:30 in the Atlas room, and the notes for {ticket} go to #team-notes afterwards."
 QUESTIONS = [
     "When is the standup tomorrow?",
     "Can you remind me what we decided about the release train?",
@@ -61,13 +63,23 @@ WORDS = [
 ]
 
 
+def answer_to(messages: list[ModelMessage]) -> str:
+    """The canned answer, naming the ticket of the question so that every answer is new text."""
+    question = next(
+        (str(p.content) for m in reversed(messages) for p in m.parts if isinstance(p, UserPromptPart)), ""
+    )
+    tickets = re.findall(r"ticket \d+", question)
+    return ANSWER.format(ticket=tickets[-1] if tickets else "it")
+
+
 def instant_model() -> FunctionModel:
     def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        return ModelResponse(parts=[TextPart(ANSWER)])
+        return ModelResponse(parts=[TextPart(answer_to(messages))])
 
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
-        for start in range(0, len(ANSWER), 24):
-            yield ANSWER[start : start + 24]
+        text = answer_to(messages)
+        for start in range(0, len(text), 24):
+            yield text[start : start + 24]
 
     return FunctionModel(answer, stream_function=stream)
 
@@ -135,7 +147,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
                 for i in range(total):
                     thread = f"t{i // 10}"
-                    question = QUESTIONS[i % len(QUESTIONS)]
+                    question = f"{QUESTIONS[i % len(QUESTIONS)]} (ticket {i})"
                     inbound = Inbound(platform="bench", workspace_id=workspace, channel_id="C", thread_id=thread,
                                       user_id=user.user_id, text=question, event_id=uuid.uuid4().hex)
                     t0 = time.perf_counter()

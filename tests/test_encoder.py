@@ -3,22 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-import core.encoder
 from core.embeddings import shared_sentence_transformer
-from core.encoder import SharedEncoder, encode
+from core.encoder import Encoded, OnnxEncoder, SharedEncoder, best_runner, encode
+
+LONG = "My favourite colour is teal and I keep my notes in the Atlas wiki. " * 40
+
+
+@pytest.fixture(scope="module")
+def onnx(tmp_path_factory: pytest.TempPathFactory) -> OnnxEncoder:
+    return OnnxEncoder(shared_sentence_transformer(), tmp_path_factory.mktemp("onnx"))
 
 
 @pytest.fixture
-def encoder() -> SharedEncoder:
-    return SharedEncoder(shared_sentence_transformer())
+def encoder(onnx: OnnxEncoder) -> SharedEncoder:
+    return SharedEncoder(onnx)
+
+
+def test_the_onnx_graph_gives_the_same_numbers_as_torch(onnx: OnnxEncoder) -> None:
+    texts = ["hi", "How do I kill a python process that hangs?", LONG]
+    fast, reference = onnx(texts), encode(shared_sentence_transformer(), texts)
+    np.testing.assert_allclose(fast.layers, reference.layers, atol=1e-5)
+    np.testing.assert_allclose(fast.sentence, reference.sentence, atol=1e-5)
+
+
+def test_the_exported_graph_is_reused_by_the_next_process(tmp_path: Path) -> None:
+    OnnxEncoder(shared_sentence_transformer(), tmp_path)
+    (graph,) = tmp_path.glob("*.onnx")
+    exported = graph.stat().st_mtime_ns
+    OnnxEncoder(shared_sentence_transformer(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == [graph.name]
+    assert graph.stat().st_mtime_ns == exported
+
+
+def test_without_a_usable_onnx_graph_torch_does_the_work(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    runner = best_runner(shared_sentence_transformer(), blocked)
+    assert not isinstance(runner, OnnxEncoder)
+    assert runner(["still works"]).sentence.shape == (1, 384)
 
 
 async def test_the_sentence_view_is_the_models_own_normalised_embedding(encoder: SharedEncoder) -> None:
-    texts = ["hello there", "My favourite colour is teal. " * 40]
+    texts = ["hello there", LONG]
     vectors = await encoder.vectors(texts)
     expected = shared_sentence_transformer().encode(texts, normalize_embeddings=True)
     for got, want in zip(vectors, expected, strict=True):
@@ -44,16 +75,17 @@ async def test_a_cached_text_needs_no_pass(encoder: SharedEncoder) -> None:
     assert encoder.passes == 1
 
 
-async def test_a_failing_pass_fails_its_callers_and_the_next_pass_works(
-    encoder: SharedEncoder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def broken(model: object, texts: list[str]) -> object:
-        raise MemoryError("no room")
+async def test_a_failing_pass_fails_its_callers_and_the_next_pass_works(onnx: OnnxEncoder) -> None:
+    failures = iter([MemoryError("no room")])
 
-    monkeypatch.setattr(core.encoder, "encode", broken)
+    def flaky(texts: list[str]) -> Encoded:
+        for failure in failures:
+            raise failure
+        return onnx(texts)
+
+    encoder = SharedEncoder(flaky)
     with pytest.raises(MemoryError):
         await encoder.vectors(["first try"])
-    monkeypatch.setattr(core.encoder, "encode", encode)
     (vectors,) = await encoder.vectors(["first try"])
     assert vectors.layers.shape == (6 * 384,)
 
