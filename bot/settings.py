@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     parley_judge_model: str | None = None
     parley_online_eval_fraction: float = 0.0
     logfire_token: SecretStr | None = None
+    parley_trace_sample: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Share of traces recorded. Default: all when spans have somewhere to go (LOGFIRE_TOKEN or
+    OTEL_EXPORTER_OTLP_ENDPOINT), none otherwise; logs carry trace ids either way."""
     parley_log_level: str = "INFO"
     parley_log_json: bool = False
 

@@ -48,6 +48,7 @@ def load_settings(*, need_model: bool = False) -> Settings:
         level=settings.parley_log_level,
         json_logs=settings.parley_log_json,
         logfire_token=settings.logfire_token.get_secret_value() if settings.logfire_token else None,
+        trace_sample=settings.parley_trace_sample,
     )
     return settings
 
