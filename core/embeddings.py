@@ -27,12 +27,18 @@ def bundled_model_path() -> Path:
 
 @cache
 def shared_sentence_transformer() -> SentenceTransformer:
-    """The bundled MiniLM, loaded once per process on the CPU and warmed with one encode."""
+    """The bundled MiniLM, loaded once per process on the CPU and warmed with one encode.
+
+    Every native thread pool (torch's OpenMP, numpy's OpenBLAS) is held to one thread: turns run
+    concurrently, so a pool per call only adds threads that spin while waiting for work. numpy's
+    OpenBLAS pool alone burned 0.8 of this machine's 2 cores under load (measured)."""
     with _lock:
         import torch
         from sentence_transformers import SentenceTransformer
+        from threadpoolctl import threadpool_limits
 
         torch.set_num_threads(1)
+        threadpool_limits(limits=1)
         model = SentenceTransformer(str(bundled_model_path()), device="cpu")
         model.encode(["warm up"], normalize_embeddings=True)
         return model

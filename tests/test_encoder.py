@@ -98,3 +98,10 @@ async def test_a_caller_cancelled_mid_pass_leaves_the_result_for_others(encoder:
     (vectors,) = await other
     assert vectors.sentence.shape == (384,)
     assert encoder.passes == 1
+
+
+def test_native_thread_pools_run_one_thread_each() -> None:
+    from threadpoolctl import threadpool_info
+
+    shared_sentence_transformer()
+    assert {pool["num_threads"] for pool in threadpool_info()} == {1}
