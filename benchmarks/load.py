@@ -1,7 +1,7 @@
 """How much one Parley instance carries: many concurrent conversations through both doors.
 
-The real server (`python -m bot serve`) runs as a subprocess on an embedded Postgres in a fresh
-folder. A second subprocess holds the fakes, off the server's process and off this one: an
+The real server (`python -m bot serve --workers 2`, one process per core) runs as a subprocess on an
+embedded Postgres in a fresh folder. A second subprocess holds the fakes, off the server's process and off this one: an
 OpenAI-compatible model that takes `--model-delay` (1 s) per answer, and the Slack Web API, which
 reports every finished reply back here. This process drives load, closed-loop: `--concurrency`
 conversations at a time, each `--conversation-turns` turns long, one after another.
@@ -21,7 +21,7 @@ Progress goes to stderr; the JSON to stdout:
     {"api": {"turns_per_s", "p95_ms", ...}, "slack": {"turns_per_s", "ack_p99_ms", ...},
      "rss_growth_pct": ..., "rss_mb": {...}, "machine": {...}, ...}
 
-Run: python benchmarks/load.py --json [--turns 10000] [--concurrency 200] [--time-limit 1800]
+Run: python benchmarks/load.py --json [--turns 10000] [--concurrency 200] [--workers 2] [--time-limit 1800]
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--conversation-turns", type=int, default=5, help="turns per conversation")
     parser.add_argument("--model-delay", type=float, default=1.0, help="seconds the fake model takes per answer")
     parser.add_argument("--time-limit", type=float, default=1800.0, help="stop sending after this many seconds")
+    parser.add_argument("--workers", type=int, default=2, help="server processes (parley serve --workers)")
     parser.add_argument("--server-log-level", default="INFO", help="the server's PARLEY_LOG_LEVEL")
     parser.add_argument("--keep", action="store_true", help="keep the data folder (server log, database)")
     parser.add_argument("--json", action="store_true", help="print the JSON on one line")
@@ -374,9 +375,19 @@ class Server:
         if self.process.poll() is not None:
             raise BenchmarkError(f"the server exited with {self.process.returncode} mid-run:\n{self.log_tail()}")
 
+    def processes(self) -> list[psutil.Process]:
+        """The server (the supervisor and its workers with --workers), without the embedded Postgres."""
+        root = psutil.Process(self.process.pid)
+        postgres = {p.pid for p in postgres_processes(self.data_dir)}
+        return [p for p in [root, *root.children(recursive=True)] if p.pid not in postgres]
+
     def rss_bytes(self) -> int:
         self.check_alive()
-        return int(psutil.Process(self.process.pid).memory_info().rss)
+        total = 0
+        for process in self.processes():
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_info().rss
+        return total
 
     def stop(self, timeout_s: float = 60.0) -> int | None:
         """SIGTERM (the server drains), then SIGKILL after `timeout_s`."""
@@ -423,12 +434,12 @@ def create_api_key(env: dict[str, str], cwd: Path) -> str:
         raise BenchmarkError(f"{exc}:\n{done.stdout[-1000:]}") from exc
 
 
-async def start_server(env: dict[str, str], data_dir: Path) -> Server:
+async def start_server(env: dict[str, str], data_dir: Path, workers: int) -> Server:
     port = free_port()
     log_path = data_dir / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve", "--host", HOST, "--port", str(port)],
+            [sys.executable, "-m", "bot", "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)],
             env=env, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     server = Server(process=process, url=f"http://{HOST}:{port}", data_dir=data_dir, log_path=log_path)
@@ -514,7 +525,7 @@ def cpu_seconds(processes: Sequence[psutil.Process]) -> float:
 
 def cpu_snapshot(server: Server, fakes: Fakes) -> CpuSnapshot:
     return CpuSnapshot(
-        server=cpu_seconds([psutil.Process(server.process.pid)]),
+        server=cpu_seconds(server.processes()),
         postgres=cpu_seconds(postgres_processes(server.data_dir)),
         fakes=cpu_seconds([psutil.Process(fakes.process.pid)]),
         driver=cpu_seconds([psutil.Process()]),
@@ -719,7 +730,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         env = server_env(data_dir, fakes, args.server_log_level)
         api_key = await asyncio.to_thread(create_api_key, env, data_dir)
-        server = await start_server(env, data_dir)
+        server = await start_server(env, data_dir, args.workers)
         err.print(f"server ready at {server.url} (pid {server.process.pid}) in {time.monotonic() - started:.0f} s")
         # Idle connections are dropped before uvicorn's 5 s keep-alive ends, so that a request never
         # races the server closing the connection it is sent on.
@@ -780,6 +791,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "warmup_turns_per_door": args.warmup,
         "conversation_turns": args.conversation_turns,
         "model_delay_s": args.model_delay,
+        "workers": args.workers,
         "model_requests": final_fakes.get("model_requests", fake_stats.get("model_requests")),
         "slack_api_calls": final_fakes.get("slack_calls", fake_stats.get("slack_calls")),
         "server_exit_code": exit_code,

@@ -188,6 +188,7 @@ def build_pipeline(
         rate_workspace_per_min=settings.parley_rate_workspace_per_min,
         cache_ttl_s=settings.parley_cache_ttl_s,
         turn_timeout_s=settings.parley_model_timeout * 2 + 30,
+        max_concurrent_turns=settings.parley_max_concurrent_turns,
         allow_private_urls=settings.parley_tools_allow_private,
         missing_model_help=MISSING_MODEL_HELP,
     )

@@ -8,8 +8,10 @@ finish (streams included), then closes the pool and exits 0.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
+import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -88,9 +90,18 @@ def create_app(
     return app
 
 
-async def serve(settings: Settings, *, host: str, port: int, playground_key: bool = False) -> None:
-    """Run until SIGTERM/SIGINT; the process then finishes its turns and returns."""
-    async with running(settings, maintenance=True) as pipeline:
+async def serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    playground_key: bool = False,
+    sock: socket.socket | None = None,
+    maintenance: bool = True,
+) -> None:
+    """Run until SIGTERM/SIGINT; the process then finishes its turns and returns. `sock` is a listening
+    socket shared with other workers (bot/workers.py); only one of them runs `maintenance`."""
+    async with running(settings, maintenance=maintenance) as pipeline:
         pool = pipeline.pool
         app = create_app(settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline, pool))
         if pipeline.model is None:
@@ -100,6 +111,12 @@ async def serve(settings: Settings, *, host: str, port: int, playground_key: boo
             _, key = await create_api_key(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
             shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             print(f"Playground: http://{shown}:{port}/#key={key}", flush=True)
+        # Everything loaded so far (models, NeMo, libraries) lives as long as the process: moved out of
+        # the collector's sight, a full collection no longer walks it, which stalled every request for
+        # up to hundreds of milliseconds under load.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         config = uvicorn.Config(
             app,
             host=host,
@@ -110,7 +127,8 @@ async def serve(settings: Settings, *, host: str, port: int, playground_key: boo
             timeout_graceful_shutdown=int(pipeline.config.turn_timeout_s) + 5,
         )
         state: ApiState = app.state.api
-        await DrainingServer(config, on_exit=lambda: setattr(state, "draining", True)).serve()
+        server = DrainingServer(config, on_exit=lambda: setattr(state, "draining", True))
+        await server.serve(sockets=[sock] if sock is not None else None)
         log.info("server stopped; %d turn(s) still running", len(state.turns))
 
 

@@ -66,6 +66,9 @@ class PipelineConfig:
     rate_workspace_per_min: int = 600
     cache_ttl_s: int = 0
     turn_timeout_s: float = 120.0
+    max_concurrent_turns: int = 64
+    """Turns worked on at once; later ones wait their turn. An event loop given more than it can run
+    serves everyone late, acknowledgements included (Slack wants its ack within 3 s)."""
     media_timeout_s: float = 300.0
     vision: bool = False
     allow_private_urls: bool = False
@@ -97,11 +100,16 @@ class Pipeline:
             per_workspace=SlidingWindow(self.config.rate_workspace_per_min),
         )
         self.template: PromptTemplate = load_template("system")
+        self._admission = asyncio.Semaphore(self.config.max_concurrent_turns)
 
     # -- public entry points -----------------------------------------------------------------
     async def run(self, inbound: Inbound, on_delta: OnDelta | None = None) -> Reply:
         """Answer one message. Never raises for anything a person or a provider can cause."""
         started = time.perf_counter()
+        async with self._admission:
+            return await self._run(inbound, on_delta, started)
+
+    async def _run(self, inbound: Inbound, on_delta: OnDelta | None, started: float) -> Reply:
         with logfire.span("turn", platform=inbound.platform, workspace=inbound.workspace_id) as span:
             try:
                 reply = await asyncio.wait_for(self._turn(inbound, on_delta, started), self.config.turn_timeout_s)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
 from tests.api_helpers import bearer, new_key, sse_events
@@ -37,9 +38,7 @@ def serve(pg_uri: str, tmp_path: Path) -> Iterator[object]:
 
     def start(extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
         port = free_port()
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))
-        }
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
         env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(tmp_path))
         env.update(extra_env)
         process = subprocess.Popen(
@@ -98,8 +97,9 @@ async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
     _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
     assert process.returncode == 0, stderr[-3000:]
     assert "SIGTERM: no new turns" in stderr
-    turns = await pool.fetch("SELECT status FROM turns WHERE id = ANY($1::bigint[])",
-                             [answered.json()["turn_id"], events[-1][1]["turn_id"]])
+    turns = await pool.fetch(
+        "SELECT status FROM turns WHERE id = ANY($1::bigint[])", [answered.json()["turn_id"], events[-1][1]["turn_id"]]
+    )
     assert [t["status"] for t in turns] == ["answered", "answered"]
 
 
@@ -116,3 +116,36 @@ async def test_serve_starts_without_slack_or_a_model_and_says_so(serve: object, 
     assert process.returncode == 0
     assert "Slack endpoint off: SLACK_SIGNING_SECRET not set" in stderr
     assert "No model configured" in stderr
+
+
+async def test_workers_share_the_port_come_back_after_a_crash_and_all_drain_on_sigterm(
+    serve: object, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    process, url = serve(  # type: ignore[operator]
+        {
+            "PARLEY_WORKERS": "2",
+            "PARLEY_MODEL": "openai:fake",
+            "OPENAI_BASE_URL": openai_server.base_url,
+            "OPENAI_API_KEY": "sk-test",
+        }
+    )
+    workers = psutil.Process(process.pid).children()
+    assert len(workers) == 2
+    workers[1].kill()
+    deadline = time.monotonic() + 30
+    while {w.pid for w in psutil.Process(process.pid).children()} & {workers[1].pid} or len(
+        psutil.Process(process.pid).children()
+    ) < 2:
+        assert time.monotonic() < deadline, "the supervisor did not start the crashed worker again"
+        await asyncio.sleep(0.2)
+    _, key = await new_key(pool)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        replies = await asyncio.gather(
+            *(http.post("/v1/chat", json={"message": f"hello {i}"}, headers=bearer(key)) for i in range(6))
+        )
+    assert sorted(r.json()["reply"] for r in replies) == [f"You said: hello {i}" for i in range(6)]
+    process.send_signal(signal.SIGTERM)
+    _, stderr = await asyncio.to_thread(process.communicate, timeout=60)
+    assert process.returncode == 0, stderr[-3000:]
+    assert "SIGTERM: no new turns" in stderr
+    assert not [p for p in psutil.Process().children(recursive=True) if "--worker-fd" in " ".join(p.cmdline())]

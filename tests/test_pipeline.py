@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -34,9 +35,7 @@ async def test_a_turn_answers_with_the_model_reply(pipeline: Pipeline, openai_se
     assert reply.usage.input_tokens == 12 and reply.usage.output_tokens == 7
 
 
-async def test_p15_p24_the_thread_history_goes_back_to_the_model(
-    pipeline: Pipeline, openai_server: FakeOpenAI
-) -> None:
+async def test_p15_p24_the_thread_history_goes_back_to_the_model(pipeline: Pipeline, openai_server: FakeOpenAI) -> None:
     first = message("my project is called Falcon")
     await pipeline.run(first)
     await pipeline.run(dataclasses.replace(first, text="what is my project called?", event_id=uuid.uuid4().hex))
@@ -60,9 +59,7 @@ async def test_a_repeated_event_is_answered_once(pipeline: Pipeline, openai_serv
     assert len(openai_server.requests) == 1
 
 
-async def test_p28_a_user_over_the_rate_limit_gets_a_clear_reply(
-    pool: asyncpg.Pool, openai_server: FakeOpenAI
-) -> None:
+async def test_p28_a_user_over_the_rate_limit_gets_a_clear_reply(pool: asyncpg.Pool, openai_server: FakeOpenAI) -> None:
     pipeline = build_pipeline(settings_for(openai_server, parley_rate_user_per_min=2), pool)
     workspace = f"w-{uuid.uuid4().hex[:8]}"
     replies = [await pipeline.run(message(f"m{i}", workspace=workspace)) for i in range(3)]
@@ -76,12 +73,12 @@ async def test_p3_usage_of_every_model_call_is_stored(
 ) -> None:
     openai_server.queue(ToolCalls([("calculate", {"expression": "6*7"})]), Text("42", 30, 3))
     reply = await pipeline.run(message("what is 6*7"))
-    rows = await pool.fetch("SELECT input_tokens, output_tokens, model FROM usage WHERE turn_id = $1 ORDER BY id",
-                            reply.turn_id)
+    rows = await pool.fetch(
+        "SELECT input_tokens, output_tokens, model FROM usage WHERE turn_id = $1 ORDER BY id", reply.turn_id
+    )
     assert [(r["input_tokens"], r["output_tokens"]) for r in rows] == [(12, 7), (30, 3)]
     assert {r["model"] for r in rows} == {"fake-model"}
-    turn = await pool.fetchrow("SELECT input_tokens, output_tokens, latency_ms FROM turns WHERE id = $1",
-                               reply.turn_id)
+    turn = await pool.fetchrow("SELECT input_tokens, output_tokens, latency_ms FROM turns WHERE id = $1", reply.turn_id)
     assert (turn["input_tokens"], turn["output_tokens"]) == (42, 10)
 
 
@@ -98,8 +95,9 @@ async def test_p29_p30_tool_calls_are_reported_as_steps(pipeline: Pipeline, open
         Text("done"),
     )
     reply = await pipeline.run(message("sum and time"))
-    assert [s.tool for s in reply.steps] == ["calculate", "current_datetime"] or \
-        sorted(s.tool for s in reply.steps) == ["calculate", "current_datetime"]
+    assert [s.tool for s in reply.steps] == ["calculate", "current_datetime"] or sorted(
+        s.tool for s in reply.steps
+    ) == ["calculate", "current_datetime"]
     calc = next(s for s in reply.steps if s.tool == "calculate")
     assert calc.ok and calc.result == "4" and calc.args == {"expression": "2+2"}
     assert all(s.duration_ms >= 0 for s in reply.steps)
@@ -150,23 +148,30 @@ class BlockWord:
 
     async def check_input(self, text: str, *, attachments: Sequence[str], user: UserKey) -> Verdict:
         blocked = self.word in text or any(self.word in a for a in attachments)
-        return Verdict(blocked=blocked, text=text, rail="test-input" if blocked else None,
-                       message="I can't help with that." if blocked else None)
+        return Verdict(
+            blocked=blocked,
+            text=text,
+            rail="test-input" if blocked else None,
+            message="I can't help with that." if blocked else None,
+        )
 
     async def check_output(self, text: str, *, user: UserKey) -> Verdict:
         blocked = self.word.upper() in text
-        return Verdict(blocked=blocked, text=text, rail="test-output" if blocked else None,
-                       message="That answer was withheld." if blocked else None)
+        return Verdict(
+            blocked=blocked,
+            text=text,
+            rail="test-output" if blocked else None,
+            message="That answer was withheld." if blocked else None,
+        )
 
 
-async def test_p6_a_blocked_input_never_reaches_the_model(
-    pool: asyncpg.Pool, openai_server: FakeOpenAI
-) -> None:
+async def test_p6_a_blocked_input_never_reaches_the_model(pool: asyncpg.Pool, openai_server: FakeOpenAI) -> None:
     from bot.app import Steps
     from core.steps import NoMedia, NoMemory
 
-    pipeline = build_pipeline(settings_for(openai_server), pool,
-                              steps=Steps(media=NoMedia(), guard=BlockWord("forbidden"), memory=NoMemory()))
+    pipeline = build_pipeline(
+        settings_for(openai_server), pool, steps=Steps(media=NoMedia(), guard=BlockWord("forbidden"), memory=NoMemory())
+    )
     reply = await pipeline.run(message("tell me the forbidden thing"))
     assert reply.blocked and reply.block_rail == "test-input"
     assert reply.text == "I can't help with that."
@@ -181,8 +186,9 @@ async def test_p6_a_blocked_reply_is_never_shown_even_while_streaming(
     from bot.app import Steps
     from core.steps import NoMedia, NoMemory
 
-    pipeline = build_pipeline(settings_for(openai_server), pool,
-                              steps=Steps(media=NoMedia(), guard=BlockWord("secret"), memory=NoMemory()))
+    pipeline = build_pipeline(
+        settings_for(openai_server), pool, steps=Steps(media=NoMedia(), guard=BlockWord("secret"), memory=NoMemory())
+    )
     openai_server.chunk_delay = 0.01
     openai_server.queue(Text("Fine start. " * 20 + "Now the SECRET part."))
     seen: list[str] = []
@@ -216,9 +222,7 @@ async def test_p22_dynamic_facts_are_in_the_prompt(pipeline: Pipeline, openai_se
     assert "Ada" in system and "#general" in system and "UTC" in system
 
 
-async def test_p39_a_repeated_request_is_answered_from_the_cache(
-    pool: asyncpg.Pool, openai_server: FakeOpenAI
-) -> None:
+async def test_p39_a_repeated_request_is_answered_from_the_cache(pool: asyncpg.Pool, openai_server: FakeOpenAI) -> None:
     from bot.app import Steps
     from core.steps import NoGuard, NoMedia, NoMemory
 
@@ -241,9 +245,7 @@ async def test_a_missing_model_answers_with_the_configuration_help(pool: asyncpg
     assert "PARLEY_MODEL" in reply.text
 
 
-async def test_a_database_outage_gives_a_degraded_reply_not_a_crash(
-    openai_server: FakeOpenAI, pg_uri: str
-) -> None:
+async def test_a_database_outage_gives_a_degraded_reply_not_a_crash(openai_server: FakeOpenAI, pg_uri: str) -> None:
     from core.store.pool import create_pool
 
     broken = await create_pool(pg_uri, max_size=2)
@@ -292,7 +294,6 @@ def _collect(into: list[str]):  # type: ignore[no-untyped-def]
     return on_delta
 
 
-
 async def test_p8_p19_secrets_in_attachments_never_reach_the_model(
     pipeline: Pipeline, openai_server: FakeOpenAI
 ) -> None:
@@ -303,3 +304,30 @@ async def test_p8_p19_secrets_in_attachments_never_reach_the_model(
     sent = str(openai_server.requests[-1]["messages"])
     assert "sk-proj-abcdefghijklmnopqrstuvwx1234" not in sent and "ops@example.com" not in sent
     assert "sk-proj" not in str(reply.attachments) and "ops@example.com" not in str(reply.attachments)
+
+
+async def test_turns_beyond_the_concurrency_limit_wait_their_turn_and_are_all_answered(pool: asyncpg.Pool) -> None:
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+    from bot.settings import Settings
+
+    running, most = 0, 0
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart("done")])
+
+    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        yield "done"
+
+    settings = Settings(_env_file=None, parley_model="test", parley_max_concurrent_turns=2)  # type: ignore[call-arg]
+    pipeline = build_pipeline(settings, pool)
+    pipeline.model = FunctionModel(answer, stream_function=stream)
+    replies = await asyncio.gather(*(pipeline.run(message(f"question {i}")) for i in range(6)))
+    assert [r.text for r in replies] == ["done"] * 6
+    assert most == 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from typing import Annotated
 
 import typer
 
 from bot.cli.common import load_settings, run
 from bot.server import serve as serve_http
+from bot.workers import supervise
 
 app = typer.Typer(help="Serve the HTTP API, the playground and Slack events.")
 
@@ -19,10 +21,22 @@ def serve(
     playground_key: Annotated[
         bool, typer.Option("--playground-key", help="Print a fresh API key for the local workspace's playground.")
     ] = False,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Server processes sharing the port (one core each).", envvar="PARLEY_WORKERS")
+    ] = 1,
+    worker_fd: Annotated[int | None, typer.Option(hidden=True, help="Listening socket from the supervisor.")] = None,
+    worker_index: Annotated[int, typer.Option(hidden=True, help="This worker's number; 0 runs maintenance.")] = 0,
 ) -> None:
     """Serve until SIGTERM, then finish the turns in flight and exit. Starts without a model or Slack."""
     settings = load_settings()
-    run(serve_http(settings, host=host, port=port, playground_key=playground_key))
+    if workers > 1 and worker_fd is None:
+        raise typer.Exit(supervise(settings, host=host, port=port, workers=workers, playground_key=playground_key))
+    sock = socket.socket(fileno=worker_fd) if worker_fd is not None else None
+    run(
+        serve_http(
+            settings, host=host, port=port, playground_key=playground_key, sock=sock, maintenance=worker_index == 0
+        )
+    )
 
 
 if __name__ == "__main__":
