@@ -15,15 +15,13 @@ blocked per set:
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-for _name, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import SAFETY_DATA, offline_environment
+
+offline_environment()
 
 import argparse
 import asyncio
@@ -78,7 +76,7 @@ def rate(flags: list[bool]) -> dict[str, float]:
 async def evaluate(harmful: list[Path], benign: list[Path]) -> dict[str, object]:
     guard = Guard(GuardConfig())
     await guard.warm()
-    examples: list[Example] = load_examples(REPO / "datasets" / "safety")
+    examples: list[Example] = load_examples(SAFETY_DATA)
     started = time.perf_counter()
     flags = await blocked_flags(guard, [e.text for e in examples])
     held_ids = set(json.loads((DATA_DIR / "harm_classifier.json").read_text())["held_out_ids"])

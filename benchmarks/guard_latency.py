@@ -9,22 +9,20 @@ average of the machine is printed too: the rails are CPU-bound, so a busy machin
 
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-for _name, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import SAFETY_DATA, offline_environment, percentile, summary_ms
+
+offline_environment()
 
 import argparse
 import asyncio
 import json
+import os
 import platform
 import random
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -40,21 +38,6 @@ from core.models import UserKey
 TARGET_P95_MS = 60.0
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def summary(values: list[float]) -> dict[str, float]:
-    return {
-        "n": len(values),
-        "p50_ms": round(percentile(values, 0.50), 2),
-        "p95_ms": round(percentile(values, 0.95), 2),
-        "mean_ms": round(statistics.fmean(values), 2),
-        "max_ms": round(max(values), 2),
-    }
-
-
 async def measure(messages: int) -> dict[str, object]:
     import torch
 
@@ -62,7 +45,7 @@ async def measure(messages: int) -> dict[str, object]:
     guard = Guard(GuardConfig())
     await guard.warm()
     ready_s = time.perf_counter() - started
-    texts = [e.text for e in load_examples(REPO / "datasets" / "safety") if e.source.startswith("parley")]
+    texts = [e.text for e in load_examples(SAFETY_DATA) if e.source.startswith("parley")]
     random.Random(7).shuffle(texts)
     texts = texts[:messages]
     user = UserKey(platform="eval", workspace_id="guard-latency", user_id="bench")
@@ -79,10 +62,10 @@ async def measure(messages: int) -> dict[str, object]:
         await guard.check_output(reply, user=user)
         output_ms.append((time.perf_counter() - t0) * 1000)
     report: dict[str, object] = {
-        "input_rails": summary(input_ms),
-        "output_rails": summary(output_ms),
+        "input_rails": summary_ms(input_ms),
+        "output_rails": summary_ms(output_ms),
         "target_p95_ms": TARGET_P95_MS,
-        "target_met": percentile(input_ms, 0.95) <= TARGET_P95_MS,
+        "target_met": (percentile(input_ms, 0.95) or 0.0) <= TARGET_P95_MS,
         "ready_s": round(ready_s, 2),
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),

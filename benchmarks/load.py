@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import itertools
 import json
-import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -58,18 +57,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from slack_sdk.signature import SignatureVerifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import OFFLINE_ENV, percentile
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack, Workspace, event_callback, mention
 
-TELEMETRY_OFF = {
-    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
-    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
-    "DEEPEVAL_DISABLE_DOTENV": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "LOGFIRE_IGNORE_NO_CONFIG": "1",
-}
+TELEMETRY_OFF = OFFLINE_ENV
 """Set for the server and the CLI it runs (this process loads no model)."""
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -104,6 +96,9 @@ def main() -> None:
     parser.add_argument("--model-delay", type=float, default=1.0, help="seconds the fake model takes per answer")
     parser.add_argument("--time-limit", type=float, default=1800.0, help="stop sending after this many seconds")
     parser.add_argument("--workers", type=int, default=2, help="server processes (parley serve --workers)")
+    parser.add_argument(
+        "--max-turns", type=int, default=64, help="turns each worker works on at once (PARLEY_MAX_CONCURRENT_TURNS)"
+    )
     parser.add_argument("--server-log-level", default="INFO", help="the server's PARLEY_LOG_LEVEL")
     parser.add_argument("--keep", action="store_true", help="keep the data folder (server log, database)")
     parser.add_argument("--json", action="store_true", help="print the JSON on one line")
@@ -137,15 +132,6 @@ async def stoppable(work: Coroutine[Any, Any, T]) -> T:
 
 
 # -- pure helpers ------------------------------------------------------------------------------
-def percentile(samples: Sequence[float], q: float) -> float | None:
-    """The nearest-rank q-quantile (0 < q <= 1); None for no samples."""
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    rank = max(1, math.ceil(q * len(ordered)))
-    return ordered[rank - 1]
-
-
 def latency_summary(seconds: Sequence[float], prefix: str = "") -> dict[str, float | None]:
     """p50/p95/p99/max in milliseconds, rounded, under keys like `ack_p99_ms`."""
     out: dict[str, float | None] = {}
@@ -333,8 +319,14 @@ class Fakes:
             process.kill()
             raise BenchmarkError("the fake model and fake Slack did not start within 60 s")
         info = parent.recv()
-        return cls(process=process, conn=parent, sink=sink, model_url=info["model_url"],
-                   slack_url=info["slack_url"], workspace=info["workspace"])
+        return cls(
+            process=process,
+            conn=parent,
+            sink=sink,
+            model_url=info["model_url"],
+            slack_url=info["slack_url"],
+            workspace=info["workspace"],
+        )
 
     def stats(self) -> dict[str, Any]:
         if not self.process.is_alive():
@@ -401,30 +393,38 @@ class Server:
         return self.process.returncode
 
 
-def server_env(data_dir: Path, fakes: Fakes, log_level: str) -> dict[str, str]:
+def server_env(data_dir: Path, fakes: Fakes, log_level: str, max_turns: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith(("SLACK_", "PARLEY_"))}
     env.update(TELEMETRY_OFF)
-    env.update({
-        "PARLEY_DATA_DIR": str(data_dir),
-        "PARLEY_MODEL": "openai:fake",
-        "OPENAI_BASE_URL": fakes.model_url,
-        "OPENAI_API_KEY": "sk-load",
-        "PARLEY_MODEL_TIMEOUT": "30",
-        "PARLEY_RATE_USER_PER_MIN": UNLIMITED,
-        "PARLEY_RATE_WORKSPACE_PER_MIN": UNLIMITED,
-        "PARLEY_API_RATE_PER_MIN": UNLIMITED,
-        "PARLEY_LOG_LEVEL": log_level,
-        "SLACK_BOT_TOKEN": fakes.workspace.token,
-        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
-        "SLACK_API_URL": fakes.slack_url,
-    })
+    env.update(
+        {
+            "PARLEY_DATA_DIR": str(data_dir),
+            "PARLEY_MODEL": "openai:fake",
+            "OPENAI_BASE_URL": fakes.model_url,
+            "OPENAI_API_KEY": "sk-load",
+            "PARLEY_MODEL_TIMEOUT": "30",
+            "PARLEY_RATE_USER_PER_MIN": UNLIMITED,
+            "PARLEY_RATE_WORKSPACE_PER_MIN": UNLIMITED,
+            "PARLEY_API_RATE_PER_MIN": UNLIMITED,
+            "PARLEY_LOG_LEVEL": log_level,
+            "PARLEY_MAX_CONCURRENT_TURNS": str(max_turns),
+            "SLACK_BOT_TOKEN": fakes.workspace.token,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": fakes.slack_url,
+        }
+    )
     return env
 
 
 def create_api_key(env: dict[str, str], cwd: Path) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "bot", "apikey", "create", "--workspace", WORKSPACE, "--name", "load"],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=STARTUP_TIMEOUT_S, check=False,
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT_S,
+        check=False,
     )
     if done.returncode != 0:
         raise BenchmarkError(f"`parley apikey create` failed ({done.returncode}):\n{done.stderr[-3000:]}")
@@ -440,7 +440,11 @@ async def start_server(env: dict[str, str], data_dir: Path, workers: int) -> Ser
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "bot", "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)],
-            env=env, cwd=data_dir, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=env,
+            cwd=data_dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     server = Server(process=process, url=f"http://{HOST}:{port}", data_dir=data_dir, log_path=log_path)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -578,8 +582,12 @@ class Driver:
                 body = {"message": message_text(next(self._texts)), "session_id": session_id, "user_id": user}
                 started = time.perf_counter()
                 try:
-                    async with self.session.post(f"{self.server.url}/v1/chat", json=body, headers=headers,
-                                                 timeout=aiohttp.ClientTimeout(total=self.request_timeout_s)) as r:
+                    async with self.session.post(
+                        f"{self.server.url}/v1/chat",
+                        json=body,
+                        headers=headers,
+                        timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+                    ) as r:
                         data = await r.json(content_type=None)
                         status = r.status
                 except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
@@ -607,9 +615,14 @@ class Driver:
                     return
                 ts = slack_ts(next(self._ts))
                 root = root or ts
-                event = mention(self.workspace, channel=channel, user=user, ts=ts,
-                                text=message_text(next(self._texts)),
-                                thread_ts=None if root == ts else root)
+                event = mention(
+                    self.workspace,
+                    channel=channel,
+                    user=user,
+                    ts=ts,
+                    text=message_text(next(self._texts)),
+                    thread_ts=None if root == ts else root,
+                )
                 waiter: asyncio.Future[tuple[float, bool]] = loop.create_future()
                 self.waiters[(channel, root)] = waiter
                 sent_at = time.time()
@@ -645,8 +658,12 @@ class Driver:
         }
         started = time.perf_counter()
         try:
-            async with self.session.post(f"{self.server.url}/slack/events", data=body.encode(), headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=self.request_timeout_s)) as response:
+            async with self.session.post(
+                f"{self.server.url}/slack/events",
+                data=body.encode(),
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.request_timeout_s),
+            ) as response:
                 await response.read()
                 status = response.status
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -728,7 +745,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     fakes = Fakes.start(args.model_delay)
     server: Server | None = None
     try:
-        env = server_env(data_dir, fakes, args.server_log_level)
+        env = server_env(data_dir, fakes, args.server_log_level, args.max_turns)
         api_key = await asyncio.to_thread(create_api_key, env, data_dir)
         server = await start_server(env, data_dir, args.workers)
         err.print(f"server ready at {server.url} (pid {server.process.pid}) in {time.monotonic() - started:.0f} s")
@@ -736,30 +753,60 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # races the server closing the connection it is sent on.
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=KEEPALIVE_S)
         async with aiohttp.ClientSession(connector=connector) as session:
-            driver = Driver(session=session, server=server, api_key=api_key, workspace=fakes.workspace,
-                            request_timeout_s=REQUEST_TIMEOUT_S, conversation_turns=args.conversation_turns)
-            relay = threading.Thread(target=relay_replies, args=(fakes.sink, asyncio.get_running_loop(), driver),
-                                     daemon=True, name="slack-replies")
+            driver = Driver(
+                session=session,
+                server=server,
+                api_key=api_key,
+                workspace=fakes.workspace,
+                request_timeout_s=REQUEST_TIMEOUT_S,
+                conversation_turns=args.conversation_turns,
+            )
+            relay = threading.Thread(
+                target=relay_replies,
+                args=(fakes.sink, asyncio.get_running_loop(), driver),
+                daemon=True,
+                name="slack-replies",
+            )
             relay.start()
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=err) as progress:
+            with Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err
+            ) as progress:
                 if args.warmup:
                     await asyncio.gather(
-                        run_door("api warm-up", driver, turns=args.warmup, concurrency=args.concurrency,
-                                 deadline=deadline, progress=progress),
-                        run_door("slack warm-up", driver, turns=args.warmup, concurrency=args.concurrency,
-                                 deadline=deadline, progress=progress),
+                        run_door(
+                            "api warm-up",
+                            driver,
+                            turns=args.warmup,
+                            concurrency=args.concurrency,
+                            deadline=deadline,
+                            progress=progress,
+                        ),
+                        run_door(
+                            "slack warm-up",
+                            driver,
+                            turns=args.warmup,
+                            concurrency=args.concurrency,
+                            deadline=deadline,
+                            progress=progress,
+                        ),
                     )
                 rss_after_warmup = server.rss_bytes()
                 rss_samples: list[tuple[float, int]] = []
                 stop_sampling = asyncio.Event()
                 sampler = asyncio.create_task(sample_rss(server, rss_samples, stop_sampling))
                 cpu0, pg0 = cpu_snapshot(server, fakes), await postgres_counters(server)
-                api = await run_door("api", driver, turns=api_turns, concurrency=args.concurrency,
-                                     deadline=deadline, progress=progress)
+                api = await run_door(
+                    "api", driver, turns=api_turns, concurrency=args.concurrency, deadline=deadline, progress=progress
+                )
                 cpu1, pg1 = cpu_snapshot(server, fakes), await postgres_counters(server)
-                slack = await run_door("slack", driver, turns=slack_turns, concurrency=args.concurrency,
-                                       deadline=deadline, progress=progress)
+                slack = await run_door(
+                    "slack",
+                    driver,
+                    turns=slack_turns,
+                    concurrency=args.concurrency,
+                    deadline=deadline,
+                    progress=progress,
+                )
                 cpu2, pg2 = cpu_snapshot(server, fakes), await postgres_counters(server)
                 stop_sampling.set()
                 await sampler
@@ -792,6 +839,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "conversation_turns": args.conversation_turns,
         "model_delay_s": args.model_delay,
         "workers": args.workers,
+        "max_concurrent_turns": args.max_turns,
         "model_requests": final_fakes.get("model_requests", fake_stats.get("model_requests")),
         "slack_api_calls": final_fakes.get("slack_calls", fake_stats.get("slack_calls")),
         "server_exit_code": exit_code,

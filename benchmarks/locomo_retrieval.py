@@ -10,23 +10,20 @@ per category. Runs on a throwaway embedded Postgres unless --database-url is giv
 The LoCoMo data is CC BY-NC 4.0: it is read from --data, never copied into the project.
 """
 
-
 from __future__ import annotations
 
-import os
+import sys
+from pathlib import Path
 
-for _name, _value in {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
-    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
-}.items():
-    os.environ.setdefault(_name, _value)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import offline_environment, summary_ms
+
+offline_environment()
 
 import argparse
 import asyncio
 import json
+import os
 import platform
 import re
 import statistics
@@ -96,11 +93,6 @@ def evidence_recall(ranked: Sequence[set[str]], evidence: Sequence[str], k: int)
     return sum(e in found for e in evidence) / len(evidence)
 
 
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 async def run(data: Path, ks: Sequence[int], database_url: str | None, model: str) -> dict[str, Any]:
     samples = json.loads(data.read_text())
     uri = database_url or _throwaway_database()
@@ -153,10 +145,7 @@ async def run(data: Path, ks: Sequence[int], database_url: str | None, model: st
     return {
         "recall": {str(k): mean(v) for k, v in per_k.items()},
         "per_category": {c: {str(k): mean(v) for k, v in d.items()} for c, d in per_cat.items()},
-        "latency_ms": {
-            "p50": round(percentile(latencies, 0.5), 2) if latencies else None,
-            "p95": round(percentile(latencies, 0.95), 2) if latencies else None,
-        },
+        "latency_ms": {k: summary_ms(latencies)[f"{k}_ms"] for k in ("p50", "p95")},
         "questions": len(per_k[ks[0]]),
         "conversations": len(samples),
         "skipped_evidence_ids": skipped_ids,

@@ -13,9 +13,13 @@ own partial HNSW index (`ensure_scope_indexes`) and measures the approximate pat
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import offline_environment, summary_ms
+
+offline_environment()
 
 import argparse
 import asyncio
@@ -87,11 +91,6 @@ def records(
         )
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     uri = args.database_url or _throwaway_database()
     await migrate(uri)
@@ -155,8 +154,7 @@ async def _query_people(
             progress.advance(task)
     return {
         "queries": len(sample),
-        "p50_ms": round(percentile(latencies, 0.5), 2),
-        "p95_ms": round(percentile(latencies, 0.95), 2),
+        **{k: summary_ms(latencies)[k] for k in ("p50_ms", "p95_ms")},
         "recall_at_10": round(statistics.fmean(recalls), 4),
         "path": "exact scan inside the (platform, workspace_id, user_id) B-tree scope",
     }
@@ -204,8 +202,7 @@ async def _large_scope(
     return {
         "memories": args.large_scope,
         "index_build_s": round(build_s, 1),
-        "p50_ms": round(percentile(latencies, 0.5), 2),
-        "p95_ms": round(percentile(latencies, 0.95), 2),
+        **{k: summary_ms(latencies)[k] for k in ("p50_ms", "p95_ms")},
         "recall_at_10": round(statistics.fmean(recalls), 4),
         "path": sorted(paths),
         "vectors": "clustered unit vectors (200 topics)",

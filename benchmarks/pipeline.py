@@ -18,24 +18,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import re
-import statistics
 import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
-for _name, _value in {
-    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "LOGFIRE_IGNORE_NO_CONFIG": "1",
-}.items():
-    os.environ.setdefault(_name, _value)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import offline_environment, summary_ms
+
+offline_environment()
 
 import numpy as np
 from pydantic_ai import Agent
@@ -58,16 +53,30 @@ QUESTIONS = [
     "Which room do we use on Thursdays?",
 ]
 WORDS = [
-    "release", "deploy", "standup", "falcon", "atlas", "budget", "review", "design", "customer", "incident",
-    "roadmap", "hiring", "onboarding", "offsite", "demo", "metrics", "latency", "migration",
+    "release",
+    "deploy",
+    "standup",
+    "falcon",
+    "atlas",
+    "budget",
+    "review",
+    "design",
+    "customer",
+    "incident",
+    "roadmap",
+    "hiring",
+    "onboarding",
+    "offsite",
+    "demo",
+    "metrics",
+    "latency",
+    "migration",
 ]
 
 
 def answer_to(messages: list[ModelMessage]) -> str:
     """The canned answer, naming the ticket of the question so that every answer is new text."""
-    question = next(
-        (str(p.content) for m in reversed(messages) for p in m.parts if isinstance(p, UserPromptPart)), ""
-    )
+    question = next((str(p.content) for m in reversed(messages) for p in m.parts if isinstance(p, UserPromptPart)), "")
     tickets = re.findall(r"ticket \d+", question)
     return ANSWER.format(ticket=tickets[-1] if tickets else "it")
 
@@ -84,20 +93,7 @@ def instant_model() -> FunctionModel:
     return FunctionModel(answer, stream_function=stream)
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-
-    def pct(q: float) -> float:
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2)
-
-    return {
-        "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "mean_ms": round(statistics.mean(samples), 2)
-    }
-
-
-async def seed(
-    pool: Any, workspace: str, user: UserKey, memories: int, mine: int, dims: int, model: str
-) -> None:
+async def seed(pool: Any, workspace: str, user: UserKey, memories: int, mine: int, dims: int, model: str) -> None:
     """`memories` rows in the workspace: `mine` for the benchmark user, the rest over 999 colleagues."""
     rng = np.random.default_rng(7)
     text_rng = random.Random(7)
@@ -110,11 +106,24 @@ async def seed(
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             rows = []
             for i in range(n):
-                owner = owners[0] if (start + i) * mine // memories != (start + i + 1) * mine // memories \
+                owner = (
+                    owners[0]
+                    if (start + i) * mine // memories != (start + i + 1) * mine // memories
                     else owners[1 + (start + i) % 999]
+                )
                 content = f"note {start + i}: " + " ".join(text_rng.choices(WORDS, k=8))
-                rows.append((owner.platform, owner.workspace_id, owner.user_id, content, store.content_hash(content),
-                             "turn", vectors[i], model))
+                rows.append(
+                    (
+                        owner.platform,
+                        owner.workspace_id,
+                        owner.user_id,
+                        content,
+                        store.content_hash(content),
+                        "turn",
+                        vectors[i],
+                        model,
+                    )
+                )
             await store.copy_memories(conn, rows)
         await conn.execute("ANALYZE memories")
 
@@ -148,8 +157,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 for i in range(total):
                     thread = f"t{i // 10}"
                     question = f"{QUESTIONS[i % len(QUESTIONS)]} (ticket {i})"
-                    inbound = Inbound(platform="bench", workspace_id=workspace, channel_id="C", thread_id=thread,
-                                      user_id=user.user_id, text=question, event_id=uuid.uuid4().hex)
+                    inbound = Inbound(
+                        platform="bench",
+                        workspace_id=workspace,
+                        channel_id="C",
+                        thread_id=thread,
+                        user_id=user.user_id,
+                        text=question,
+                        event_id=uuid.uuid4().hex,
+                    )
                     t0 = time.perf_counter()
                     reply = await pipeline.run(inbound, on_delta=on_delta)
                     t1 = time.perf_counter()
@@ -164,12 +180,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         bare_ms.append((t2 - t1) * 1000)
                     progress.advance(task)
             guard = type(steps.guard).__name__
-    p, b = summary(parley_ms), summary(bare_ms)
+    p, b = summary_ms(parley_ms), summary_ms(bare_ms)
+    p95, bare_p95 = p["p95_ms"] or 0.0, b["p95_ms"] or 0.0
     return {
         "parley": p,
         "bare": b,
-        "overhead_p95_ms": round(p["p95_ms"] - b["p95_ms"], 2),
-        "ratio_p95": round(p["p95_ms"] / b["p95_ms"], 1) if b["p95_ms"] else None,
+        "overhead_p95_ms": round(p95 - bare_p95, 2),
+        "ratio_p95": round(p95 / bare_p95, 1) if bare_p95 else None,
         "turns": args.turns,
         "memories_in_workspace": args.memories,
         "memories_of_the_user": args.user_memories,
@@ -183,8 +200,12 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--memories", type=int, default=100_000)
-    parser.add_argument("--user-memories", type=int, default=1_000,
-                        help="how many of them belong to the person asking (the rest: 999 colleagues)")
+    parser.add_argument(
+        "--user-memories",
+        type=int,
+        default=1_000,
+        help="how many of them belong to the person asking (the rest: 999 colleagues)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()
     result = asyncio.run(run(args))

@@ -1,0 +1,59 @@
+"""What every benchmark shares: an offline, telemetry-free environment and one way to read latencies.
+
+Import it before anything heavy and call `offline_environment()`: the variables must be set before
+transformers, NeMo or DeepEval are imported.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SAFETY_DATA = REPO / "datasets" / "safety"
+"""AdvBench, XSTest and Parley's own labelled prompts (datasets/safety/README.md)."""
+
+OFFLINE_ENV = {
+    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
+    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
+    "DEEPEVAL_DISABLE_DOTENV": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "LOGFIRE_IGNORE_NO_CONFIG": "1",
+}
+"""Set in every benchmark process and in the servers they start."""
+
+
+def offline_environment() -> None:
+    """No model download, no telemetry, no tokenizer threads; values already set are kept."""
+    for name, value in OFFLINE_ENV.items():
+        os.environ.setdefault(name, value)
+
+
+def percentile(samples: Sequence[float], q: float) -> float | None:
+    """The nearest-rank q-quantile (0 < q <= 1); None for no samples."""
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]
+
+
+def summary_ms(samples_ms: Sequence[float]) -> dict[str, float | None]:
+    """n, p50/p95/p99, mean and max of latencies already in milliseconds, rounded to 0.01 ms."""
+
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 2)
+
+    return {
+        "n": len(samples_ms),
+        "p50_ms": rounded(percentile(samples_ms, 0.50)),
+        "p95_ms": rounded(percentile(samples_ms, 0.95)),
+        "p99_ms": rounded(percentile(samples_ms, 0.99)),
+        "mean_ms": rounded(statistics.fmean(samples_ms)) if samples_ms else None,
+        "max_ms": rounded(max(samples_ms)) if samples_ms else None,
+    }
