@@ -29,6 +29,7 @@ from bot import observability
 from bot.app import running
 from bot.settings import Settings
 from core.apikeys import create_api_key, revoke_named
+from core.embeddings import one_thread_per_native_pool
 from core.pipeline import Pipeline
 from core.steps import NoMedia
 
@@ -114,6 +115,7 @@ async def serve(
         # Everything loaded so far (models, NeMo, libraries) lives as long as the process: moved out of
         # the collector's sight, a full collection no longer walks it, which stalled every request for
         # up to hundreds of milliseconds under load.
+        one_thread_per_native_pool()
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)

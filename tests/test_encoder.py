@@ -103,5 +103,8 @@ async def test_a_caller_cancelled_mid_pass_leaves_the_result_for_others(encoder:
 def test_native_thread_pools_run_one_thread_each() -> None:
     from threadpoolctl import threadpool_info
 
-    shared_sentence_transformer()
-    assert {pool["num_threads"] for pool in threadpool_info()} == {1}
+    from core.embeddings import one_thread_per_native_pool
+
+    one_thread_per_native_pool()
+    pools = threadpool_info()
+    assert {pool["num_threads"] for pool in pools} == {1}, [(p["filepath"], p["num_threads"]) for p in pools]
