@@ -2,7 +2,8 @@
 
 Spans: every pipeline step (core.pipeline), every model and tool call (`instrument_pydantic_ai`),
 every database query (`instrument_asyncpg`, statements only, never parameters) and every HTTP
-request (`instrument_app`). Logs: one JSON object a line with request, workspace and trace ids.
+request (`instrument_app`); model, tool and query spans only where traces are recorded (see
+`configure`). Logs: one JSON object a line with request, workspace and trace ids.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def configure(
     _configured = True
     import logfire
 
+    rate = _sample_rate(trace_sample, logfire_token, span_processors)
     logfire.configure(
         token=logfire_token,
         send_to_logfire="if-token-present",
@@ -137,11 +139,12 @@ def configure(
         inspect_arguments=False,
         scrubbing=logfire.ScrubbingOptions(extra_patterns=SCRUB_PATTERNS),
         additional_span_processors=list(span_processors),
-        sampling=logfire.SamplingOptions(head=_sample_rate(trace_sample, logfire_token, span_processors)),
+        sampling=logfire.SamplingOptions(head=rate),
     )
-    # Prompts carry personal data: model and tool spans keep their shape and timing, not their text.
-    logfire.instrument_pydantic_ai(include_content=False)
-    logfire.instrument_asyncpg()
+    if rate > 0:
+        # Prompts carry personal data: model and tool spans keep their shape and timing, not their text.
+        logfire.instrument_pydantic_ai(include_content=False)
+        logfire.instrument_asyncpg()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RequestContextFilter())
     handler.addFilter(ScrubFilter())

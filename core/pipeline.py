@@ -337,18 +337,25 @@ class Pipeline:
         """
         assert self.model is not None
         toolsets = self.registry.toolsets_for(tools)
-        if self.config.cache_ttl_s > 0:
-            model: Model = CachingModel(
-                self.model,
-                PostgresCacheStore(self.pool, inbound.workspace_id, self.config.cache_ttl_s),
-                self.cache_stats,
+        caching = self.config.cache_ttl_s > 0
+        if caching or on_delta is None:
+            # Nobody reads the reply before it is complete: one plain request, no stream to parse.
+            model: Model = (
+                CachingModel(
+                    self.model,
+                    PostgresCacheStore(self.pool, inbound.workspace_id, self.config.cache_ttl_s),
+                    self.cache_stats,
+                )
+                if caching
+                else self.model
             )
             hits = self.cache_stats.hits
             result = await self.agent.run(
                 prompt, model=model, message_history=history, instructions=instructions,
                 model_settings=settings, deps=deps, toolsets=toolsets,
             )
-            metrics.CACHE.labels("hit" if self.cache_stats.hits > hits else "miss").inc()
+            if caching:
+                metrics.CACHE.labels("hit" if self.cache_stats.hits > hits else "miss").inc()
             if on_delta is None:
                 return result.output, result.new_messages(), None
             verdict = await self.guard.check_output(result.output, user=inbound.user)

@@ -314,20 +314,27 @@ async def test_turns_beyond_the_concurrency_limit_wait_their_turn_and_are_all_an
 
     running, most = 0, 0
 
-    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
-        return ModelResponse(parts=[TextPart("done")])
-
-    async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+    async def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         nonlocal running, most
         running += 1
         most = max(most, running)
         await asyncio.sleep(0.05)
         running -= 1
-        yield "done"
+        return ModelResponse(parts=[TextPart("done")])
 
     settings = Settings(_env_file=None, parley_model="test", parley_max_concurrent_turns=2)  # type: ignore[call-arg]
     pipeline = build_pipeline(settings, pool)
-    pipeline.model = FunctionModel(answer, stream_function=stream)
+    pipeline.model = FunctionModel(answer)
     replies = await asyncio.gather(*(pipeline.run(message(f"question {i}")) for i in range(6)))
     assert [r.text for r in replies] == ["done"] * 6
     assert most == 2
+
+
+async def test_a_reply_nobody_streams_is_asked_for_in_one_plain_request(
+    pool: asyncpg.Pool, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.reset()
+    pipeline = build_pipeline(settings_for(fake_openai), pool)
+    reply = await pipeline.run(message("no stream please"))
+    assert reply.text == "You said: no stream please"
+    assert not fake_openai.requests[-1].get("stream")
