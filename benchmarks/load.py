@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=1800.0, help="stop sending after this many seconds")
     parser.add_argument("--workers", type=int, default=2, help="server processes (parley serve --workers)")
     parser.add_argument(
-        "--max-turns", type=int, default=64, help="turns each worker works on at once (PARLEY_MAX_CONCURRENT_TURNS)"
+        "--max-turns", type=int, default=32, help="turns each worker works on at once (PARLEY_MAX_CONCURRENT_TURNS)"
     )
     parser.add_argument("--server-log-level", default="INFO", help="the server's PARLEY_LOG_LEVEL")
     parser.add_argument("--keep", action="store_true", help="keep the data folder (server log, database)")

@@ -95,7 +95,7 @@ class Settings(BaseSettings):
     parley_judge_model: str | None = None
     parley_online_eval_fraction: float = 0.0
     logfire_token: SecretStr | None = None
-    parley_max_concurrent_turns: int = Field(default=64, ge=1)
+    parley_max_concurrent_turns: int = Field(default=32, ge=1)
     """Turns one server process works on at once; more wait in line (keeps acks and probes fast)."""
     parley_trace_sample: float | None = Field(default=None, ge=0.0, le=1.0)
     """Share of traces recorded. Default: all when spans have somewhere to go (LOGFIRE_TOKEN or

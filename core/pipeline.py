@@ -66,7 +66,7 @@ class PipelineConfig:
     rate_workspace_per_min: int = 600
     cache_ttl_s: int = 0
     turn_timeout_s: float = 120.0
-    max_concurrent_turns: int = 64
+    max_concurrent_turns: int = 32
     """Turns worked on at once; later ones wait their turn. An event loop given more than it can run
     serves everyone late, acknowledgements included (Slack wants its ack within 3 s)."""
     media_timeout_s: float = 300.0
