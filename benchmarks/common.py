@@ -12,19 +12,13 @@ import statistics
 from collections.abc import Sequence
 from pathlib import Path
 
+from core.telemetry import QUIET_ENV
+
 REPO = Path(__file__).resolve().parents[1]
 SAFETY_DATA = REPO / "datasets" / "safety"
 """AdvBench, XSTest and Parley's own labelled prompts (datasets/safety/README.md)."""
 
-OFFLINE_ENV = {
-    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
-    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
-    "DEEPEVAL_DISABLE_DOTENV": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-    "LOGFIRE_IGNORE_NO_CONFIG": "1",
-}
+OFFLINE_ENV = {**QUIET_ENV, "LOGFIRE_IGNORE_NO_CONFIG": "1"}
 """Set in every benchmark process and in the servers they start."""
 
 

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
+from core.telemetry import quiet_libraries
+
+quiet_libraries(force=True)
+
 import os
-
-for _name, _value in {
-    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
-    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
-    "DEEPEVAL_DISABLE_DOTENV": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ[_name] = _value
-
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator

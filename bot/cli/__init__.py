@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from core.telemetry import quiet_libraries
+
+quiet_libraries()
+
 import typer
 
 from bot.cli import apikey, core_commands, guard, history, memory, profile, serve

@@ -16,7 +16,6 @@ import argparse
 import csv
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,13 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-for _name, _value in {
-    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "TOKENIZERS_PARALLELISM": "false",
-}.items():
-    os.environ.setdefault(_name, _value)
+from core.telemetry import quiet_libraries
+
+quiet_libraries()
 
 REPO = Path(__file__).resolve().parents[3]
 SEED = 20240601

@@ -1,0 +1,29 @@
+"""Third-party libraries stay quiet in every Parley process: no usage telemetry, no hub downloads.
+
+NeMo Guardrails reports usage and DeepEval phones home unless told not to; the bundled MiniLM needs
+no Hugging Face hub. Values already in the environment win, so an operator who wants a hub model
+for `PARLEY_EMBEDDING_MODEL` sets `HF_HUB_OFFLINE=0`. Call `quiet_libraries()` before those
+libraries are imported: they read the variables at import time.
+"""
+
+from __future__ import annotations
+
+import os
+
+QUIET_ENV: dict[str, str] = {
+    "NEMO_GUARDRAILS_NO_USAGE_STATS": "1",
+    "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
+    "DEEPEVAL_DISABLE_DOTENV": "1",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+}
+
+
+def quiet_libraries(*, force: bool = False) -> None:
+    """Set `QUIET_ENV`; with `force`, over values already set (tests must not depend on the shell)."""
+    for name, value in QUIET_ENV.items():
+        if force:
+            os.environ[name] = value
+        else:
+            os.environ.setdefault(name, value)
