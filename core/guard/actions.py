@@ -9,7 +9,6 @@ where the operator chose 'allow', a pass that the Guard logs as an 'error' event
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -176,61 +175,49 @@ class RailActions:
     # --- NeMo self-check (PARLEY_GUARD_LLM=on) ---------------------------------------------------
 
     def llm_actions(self) -> dict[str, Callable[..., Awaitable[RailOutcome]]]:
-        return {
-            "parley_self_check_input": self.parley_self_check_input,
-            "parley_self_check_output": self.parley_self_check_output,
-        }
-
-    async def parley_self_check_input(
-        self,
-        llms: dict[str, Any],
-        llm_task_manager: Any,
-        context: dict[str, Any] | None = None,
-        events: list[dict[str, Any]] | None = None,
-        llm: Any = None,
-        config: Any = None,
-    ) -> RailOutcome:
         from nemoguardrails.library.self_check.input_check.actions import self_check_input
-
-        return await self._self_check(
-            "self_check_input",
-            "the model's self-check flagged the message",
-            self_check_input(
-                llms=llms, llm_task_manager=llm_task_manager, context=context, events=events, llm=llm, config=config
-            ),
-        )
-
-    async def parley_self_check_output(
-        self,
-        llms: dict[str, Any],
-        llm_task_manager: Any,
-        context: dict[str, Any] | None = None,
-        events: list[dict[str, Any]] | None = None,
-        llm: Any = None,
-        config: Any = None,
-    ) -> RailOutcome:
         from nemoguardrails.library.self_check.output_check.actions import self_check_output
 
-        return await self._self_check(
-            "self_check_output",
-            "the model's self-check flagged the reply",
-            self_check_output(
-                llms=llms, llm_task_manager=llm_task_manager, context=context, events=events, llm=llm, config=config
+        return {
+            "parley_self_check_input": self._self_check(
+                "self_check_input", "the model's self-check flagged the message", self_check_input
             ),
-        )
+            "parley_self_check_output": self._self_check(
+                "self_check_output", "the model's self-check flagged the reply", self_check_output
+            ),
+        }
 
-    async def _self_check(self, rail: str, reason: str, check: Awaitable[Any]) -> RailOutcome:
-        """NeMo's self-check under Parley's timeout and failure policy, its outcome labelled as `rail`."""
+    def _self_check(
+        self, rail: str, reason: str, check: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[RailOutcome]]:
+        """NeMo's self-check `check` as an action under Parley's timeout and failure policy, its outcome
+        labelled as `rail`. NeMo fills the parameters by name, so the signature is NeMo's own."""
 
-        async def run() -> RailOutcome:
-            outcome = await asyncio.wait_for(check, self.config.llm_timeout_s + 1)
-            return _labelled(outcome, rail, reason)
+        async def action(
+            llms: dict[str, Any],
+            llm_task_manager: Any,
+            context: dict[str, Any] | None = None,
+            events: list[dict[str, Any]] | None = None,
+            llm: Any = None,
+            config: Any = None,
+        ) -> RailOutcome:
+            async def run() -> RailOutcome:
+                outcome = await asyncio.wait_for(
+                    check(
+                        llms=llms,
+                        llm_task_manager=llm_task_manager,
+                        context=context,
+                        events=events,
+                        llm=llm,
+                        config=config,
+                    ),
+                    self.config.llm_timeout_s + 1,
+                )
+                return _labelled(outcome, rail, reason)
 
-        try:
             return await self._run(rail, run)
-        finally:
-            if inspect.iscoroutine(check):
-                check.close()
+
+        return action
 
     # --- helpers ---------------------------------------------------------------------------------
 
