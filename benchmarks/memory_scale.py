@@ -79,16 +79,7 @@ def records(
     for i, vec in enumerate(vectors):
         owner = owners[(start + i) % len(owners)]
         content = f"memory {start + i}: " + " ".join(rng.choices(words, k=8))
-        yield (
-            owner.platform,
-            owner.workspace_id,
-            owner.user_id,
-            content,
-            store.content_hash(content),
-            "turn",
-            vec,
-            MODEL,
-        )
+        yield store.copy_record(owner, content, vec, MODEL)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -112,18 +112,7 @@ async def seed(pool: Any, workspace: str, user: UserKey, memories: int, mine: in
                     else owners[1 + (start + i) % 999]
                 )
                 content = f"note {start + i}: " + " ".join(text_rng.choices(WORDS, k=8))
-                rows.append(
-                    (
-                        owner.platform,
-                        owner.workspace_id,
-                        owner.user_id,
-                        content,
-                        store.content_hash(content),
-                        "turn",
-                        vectors[i],
-                        model,
-                    )
-                )
+                rows.append(store.copy_record(owner, content, vectors[i], model))
             await store.copy_memories(conn, rows)
         await conn.execute("ANALYZE memories")
 

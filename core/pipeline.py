@@ -388,24 +388,13 @@ class Pipeline:
 
     async def _blocked(self, inbound: Inbound, verdict: Verdict, attachments: list[AttachmentText]) -> Reply:
         """A refused message: the turn is recorded, the text never reaches a model or the history."""
-        turn_id = await self.pool.fetchval(
-            """INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, status,
-                                  blocked, block_rail)
-               VALUES ($1, $2, $3, $4, $5, $6, 'blocked', true, $7) RETURNING id""",
-            inbound.platform,
-            inbound.workspace_id,
-            inbound.channel_id,
-            inbound.thread_id,
-            inbound.user_id,
-            inbound.event_id,
-            verdict.rail,
-        )
+        turn_id = await turns.record_blocked(self.pool, inbound, rail=verdict.rail)
         return Reply(
             text=verdict.message or _KIND_REFUSAL,
             thread_id=inbound.thread_id,
             blocked=True,
             block_rail=verdict.rail,
-            turn_id=int(turn_id),
+            turn_id=turn_id,
             attachments=tuple(attachments),
         )
 

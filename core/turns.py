@@ -55,6 +55,23 @@ async def start_turn(pool: asyncpg.Pool, inbound: Inbound, *, text: str, model: 
     return int(turn_id), int(message_id)
 
 
+async def record_blocked(pool: asyncpg.Pool, inbound: Inbound, *, rail: str | None) -> int:
+    """A turn refused by the input rails: recorded with its rail, without the message."""
+    turn_id = await pool.fetchval(
+        """INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, status,
+                              blocked, block_rail)
+           VALUES ($1, $2, $3, $4, $5, $6, 'blocked', true, $7) RETURNING id""",
+        inbound.platform,
+        inbound.workspace_id,
+        inbound.channel_id,
+        inbound.thread_id,
+        inbound.user_id,
+        inbound.event_id,
+        rail,
+    )
+    return int(turn_id)
+
+
 async def finish_turn(
     pool: asyncpg.Pool,
     inbound: Inbound,

@@ -264,20 +264,7 @@ async def test_a_large_scope_is_served_by_its_own_partial_hnsw_index(
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     async with pool.acquire() as conn:
         await store.copy_memories(
-            conn,
-            [
-                (
-                    user.platform,
-                    user.workspace_id,
-                    user.user_id,
-                    f"row {i}",
-                    store.content_hash(f"row {i}"),
-                    "turn",
-                    v,
-                    service.model,
-                )
-                for i, v in enumerate(vectors)
-            ],
+            conn, [store.copy_record(user, f"row {i}", v, service.model) for i, v in enumerate(vectors)]
         )
     [name] = await store.ensure_scope_indexes(pool, model=service.model, dimensions=64, min_rows=1000)
     query = vectors[0] * 0.6 + vectors[1] * 0.4

@@ -466,8 +466,15 @@ COPY_COLUMNS: tuple[str, ...] = (
 )
 
 
+def copy_record(
+    user: UserKey, content: str, embedding: np.ndarray, model: str, *, kind: str = "turn"
+) -> tuple[object, ...]:
+    """One memory as `copy_memories` takes it, in `COPY_COLUMNS` order."""
+    return (user.platform, user.workspace_id, user.user_id, content, content_hash(content), kind, embedding, model)
+
+
 async def copy_memories(conn: asyncpg.Connection, records: Iterable[Sequence[object]]) -> int:
-    """Bulk-load memories with binary COPY; each record follows `COPY_COLUMNS`."""
+    """Bulk-load memories with binary COPY; each record follows `COPY_COLUMNS` (see `copy_record`)."""
     status: str = await conn.copy_records_to_table("memories", records=records, columns=list(COPY_COLUMNS))
     return int(status.split()[-1])
 
