@@ -2,11 +2,12 @@
 
 `PARLEY_EMBEDDING_MODEL` names any pydantic-ai embedding backend (`openai:text-embedding-3-small`,
 `cohere:embed-v4.0`, ...). The default name means the bundled all-MiniLM-L6-v2 that the process
-already shares with the guardrails (`core.embeddings.shared_sentence_transformer`), so it is never
-downloaded and never loaded twice.
+already shares with the guardrails through `core.encoder`, so it is never downloaded, never loaded
+twice, and a text the input rails have just read is not run through it again.
 
-The batcher lets concurrent turns share one forward pass: while one batch is being embedded, new
-requests queue, and the next pass takes all of them. A lone request is embedded at once.
+For provider models the batcher lets concurrent turns share one request: while one batch is being
+embedded, new requests queue, and the next call takes all of them. A lone request goes at once.
+(The bundled model batches in the shared encoder.)
 """
 
 from __future__ import annotations
@@ -32,15 +33,11 @@ DEFAULT_EMBEDDING_MODEL = f"sentence-transformers:{BUNDLED_MODEL}"
 
 
 def build_embedder(name: str = DEFAULT_EMBEDDING_MODEL, *, max_batch: int = 64) -> Embedder:
-    """An `Embedder` for the model `name`, batching concurrent calls."""
-    return Embedder(BatchingEmbeddingModel(embedding_model(name), max_batch=max_batch))
-
-
-def embedding_model(name: str) -> EmbeddingModel:
-    """The pydantic-ai model for `name`; the default name is the process-wide bundled MiniLM."""
+    """An `Embedder` for the model `name`, batching concurrent calls. The bundled model batches in
+    the encoder it shares with the guardrails (`core.encoder`), so it needs no batcher of its own."""
     if name == DEFAULT_EMBEDDING_MODEL:
-        return bundled_embedding_model()
-    return infer_embedding_model(name)
+        return Embedder(bundled_embedding_model())
+    return Embedder(BatchingEmbeddingModel(infer_embedding_model(name), max_batch=max_batch))
 
 
 def bundled_embedding_model() -> EmbeddingModel:
