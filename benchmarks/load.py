@@ -773,22 +773,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ) as progress:
                 if args.warmup:
                     await asyncio.gather(
-                        run_door(
-                            "api warm-up",
-                            driver,
-                            turns=args.warmup,
-                            concurrency=args.concurrency,
-                            deadline=deadline,
-                            progress=progress,
-                        ),
-                        run_door(
-                            "slack warm-up",
-                            driver,
-                            turns=args.warmup,
-                            concurrency=args.concurrency,
-                            deadline=deadline,
-                            progress=progress,
-                        ),
+                        *(
+                            run_door(
+                                f"{door} warm-up",
+                                driver,
+                                turns=args.warmup,
+                                concurrency=args.concurrency,
+                                deadline=deadline,
+                                progress=progress,
+                            )
+                            for door in ("api", "slack")
+                        )
                     )
                 rss_after_warmup = server.rss_bytes()
                 rss_samples: list[tuple[float, int]] = []
