@@ -43,15 +43,11 @@ _CONDITION = re.compile(r"\$(?P<key>\w+)\.(is_blocked|is_transform)")
 class RailEngine(Protocol):
     """Runs one stage's rails on a text and returns every rail's outcome."""
 
-    name: str
-
     async def outcomes(self, stage: Stage, text: str, context: dict[str, Any]) -> list[RailOutcome]: ...
 
 
 class NemoEngine:
     """The rails through NeMo's LLMRails and its Colang runtime (any flow, LLM rails included)."""
-
-    name = "nemo"
 
     def __init__(self, config: Any, *, llm: Any, actions: Mapping[str, Action]) -> None:
         from nemoguardrails import LLMRails
@@ -97,8 +93,6 @@ class DirectRail:
 
 class DirectEngine:
     """The rails' actions called concurrently, with no Colang runtime in between."""
-
-    name = "direct"
 
     def __init__(self, rails: Mapping[Stage, list[DirectRail]]) -> None:
         self._rails = rails
