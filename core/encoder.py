@@ -239,9 +239,6 @@ class SharedEncoder:
         """A synchronous pass (for worker threads), bypassing the queue and the cache."""
         return self.runner(texts)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
     def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Futures belong to one event loop; a new loop (a test, a restarted CLI) starts a fresh queue."""
         if self._loop is not loop:
