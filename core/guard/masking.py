@@ -3,12 +3,20 @@
 Memory, logging and the input/output rails all call `mask_sensitive` (or `scrub`), so one set of
 detectors decides what counts as sensitive. Detectors return spans; overlapping spans are resolved
 once (the earliest, then the longest wins) and replaced right to left, so a tag is never re-matched.
-Card numbers must pass the Luhn check and IBANs their mod-97 checksum, which keeps ordinary
-numbers (years, prices, order ids) readable.
+Card numbers must pass the Luhn check, IBANs their mod-97 checksum and SSNs the SSA's ranges, which
+keeps ordinary numbers (years, prices, order ids) readable.
+
+Every detector is linear in the length of the text, whatever the text: logs and chat messages are
+attacker input. Each pattern can start only at the left edge of a run it could match (a
+lookbehind), its repetitions are possessive where nothing after them needs to give characters back,
+and work beyond one regex pass looks at a bounded window (a card is at most 19 digits, a value
+follows its keyword within a few dozen characters). `tests/test_guard_masking.py` checks the ratio of
+the time for 1 MB and 100 KB of near-misses; `benchmarks/masking.py` measures the throughput.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import Callable, Iterator
@@ -22,7 +30,10 @@ EMAIL = "EMAIL"
 PHONE = "PHONE"
 CARD = "CARD"
 IBAN = "IBAN"
-KINDS: tuple[str, ...] = (SECRET, EMAIL, PHONE, CARD, IBAN)
+SSN = "SSN"
+KINDS: tuple[str, ...] = (SECRET, EMAIL, PHONE, CARD, IBAN, SSN)
+OFF_LOOP_CHARS = 16_384
+"""Texts longer than this are masked in a worker thread by `scrub_off_loop`: a few milliseconds."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,6 +72,13 @@ def scrub(text: str) -> str:
     return mask_sensitive(text).text
 
 
+async def scrub_off_loop(text: str) -> str:
+    """`scrub` for a coroutine: long texts go to a worker thread so other requests keep being served."""
+    if len(text) <= OFF_LOOP_CHARS:
+        return scrub(text)
+    return await asyncio.to_thread(scrub, text)
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class _Span:
     start: int
@@ -88,17 +106,17 @@ def _resolve(spans: Iterator[_Span]) -> list[_Span]:
 _SECRET_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
     re.compile(p)
     for p in (
-        r"(?<![A-Za-z0-9_-])sk-(?:[A-Za-z0-9]+-)*[A-Za-z0-9_-]{16,}",  # OpenAI, Anthropic sk-ant-...
-        r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{8,}",  # Slack tokens
-        r"(?<![A-Za-z0-9])xapp-[A-Za-z0-9-]{8,}",  # Slack app-level tokens
+        r"(?<![A-Za-z0-9_-])sk-[A-Za-z0-9_-]{16,}+",  # OpenAI, Anthropic sk-ant-...
+        r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{8,}+",  # Slack tokens
+        r"(?<![A-Za-z0-9])xapp-[A-Za-z0-9-]{8,}+",  # Slack app-level tokens
         r"(?<![A-Za-z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA)[A-Z0-9]{16}(?![A-Za-z0-9])",  # AWS key ids
-        r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,}",  # GitHub tokens
-        r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,}",
-        r"(?<![A-Za-z0-9])glpat-[A-Za-z0-9_-]{20,}",  # GitLab
+        r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,}+",  # GitHub tokens
+        r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,}+",
+        r"(?<![A-Za-z0-9])glpat-[A-Za-z0-9_-]{20,}+",  # GitLab
         r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_-]{35}",  # Google API keys
-        r"(?<![A-Za-z0-9])[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}",  # Stripe
-        r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}",  # Hugging Face
-        r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",  # JWT
+        r"(?<![A-Za-z0-9])[rsp]k_(?:live|test)_[A-Za-z0-9]{16,}+",  # Stripe
+        r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}+",  # Hugging Face
+        r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}+\.eyJ[A-Za-z0-9_-]{8,}+\.[A-Za-z0-9_-]{8,}+",  # JWT
         r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|\Z)",
     )
 )
@@ -110,19 +128,36 @@ _KEYWORD = (
     r"|credentials?|aws_secret_access_key|passcode|pin)"
 )
 _ASSIGNED = re.compile(
-    rf"(?i)(?<![A-Za-z0-9]){_KEYWORD}[\"']?\s*(?::|=|=>|:=)\s*"
-    r"(?:\"(?P<dq>[^\"\n]+)\"|'(?P<sq>[^'\n]+)'|(?P<bare>[^\s,;\"'<>]+))"
+    rf"(?i)(?<![A-Za-z0-9]){_KEYWORD}[\"']?+\s*+(?::|=|=>|:=)\s*+"
+    r"(?:\"(?P<dq>[^\"\n]++)\"|'(?P<sq>[^'\n]++)'|(?P<bare>[^\s,;\"'<>]++))"
 )
-# "my password is hunter2": only when the value looks like one (holds a digit or a symbol).
+# "my password is hunter2": only when the value looks like one (holds a digit or a symbol); the
+# value ends before trailing sentence punctuation.
 _STATED = re.compile(
-    rf"(?i)(?<![A-Za-z0-9]){_KEYWORD}\s+(?:is|was|=)\s+[\"'`]?"
-    r"(?P<value>(?=[^\s\"'`]*[0-9!@#$%^&*_+=~?])[^\s\"'`,;]{4,}?)[\"'`]?(?=[\s,;.!?]*(?:\s|$))"
+    rf"(?i)(?<![A-Za-z0-9]){_KEYWORD}\s++(?:is|was|=)\s++[\"'`]?+"
+    r"(?P<value>[^\s\"'`,;]{4,}+)[\"'`]?+(?=[,;.!?]*+(?:\s|$))"
 )
+_PASSWORD_MARKS = frozenset("0123456789!@#$%^&*_+=~?")
 _TAG = re.compile(r"\[[A-Z]+\]")
-_BEARER = re.compile(r"(?i)(?<![A-Za-z0-9])(?:bearer|basic|token)\s+(?P<value>[A-Za-z0-9._~+/=-]{16,})")
-_URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^\s:/@]+:(?P<value>[^\s@/]+)@")
+_BEARER = re.compile(r"(?i)(?<![A-Za-z0-9])(?:bearer|basic|token)\s++(?P<value>[A-Za-z0-9._~+/=-]{16,}+)")
+# scheme://user:password@host; the scheme is a run that starts with its first letter.
+_URL_CREDENTIALS = re.compile(
+    r"(?<![a-z0-9+.-])[0-9+.-]*+[a-z][a-z0-9+.-]*+://[^\s:/@]++:(?P<value>[^\s@/]++)@"
+)
 # Long random-looking strings (mixed case and digits, no spaces): most leaked tokens look like this.
-_HIGH_ENTROPY = re.compile(r"(?<![A-Za-z0-9_+=-])[A-Za-z0-9_+=-]{32,}(?![A-Za-z0-9_+=-])")
+_HIGH_ENTROPY = re.compile(r"(?<![A-Za-z0-9_+=-])[A-Za-z0-9_+=-]{32,}+")
+# "aws secret key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY": a base64-looking token (an AWS secret
+# access key is 40 of them) shortly after a word that announces a secret.
+_SECRET_CONTEXT = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(?:aws[_ -]?)?(?:secret(?:[_ -]?access)?(?:[_ -]?key)?|client[_ -]?secret"
+    r"|private[_ -]?key|api[_ -]?key|access[_ -]?key|(?:auth[_ -]?)?token|pass(?:word|wd|phrase)"
+    r"|credentials?)(?![A-Za-z0-9])"
+)
+_BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9/+=_-])[A-Za-z0-9/+]{20,200}+={0,2}+(?![A-Za-z0-9/+=_-])")
+_CONTEXT_WINDOW = 48
+"""How far after its keyword a value may start ("secret key for prod is: ...")."""
+_MAX_CONTEXT_VALUE = 210
+"""Longer than any value `_after_keyword` looks for (a 200-character token and its padding)."""
 
 
 def _secrets(text: str) -> Iterator[_Span]:
@@ -133,13 +168,44 @@ def _secrets(text: str) -> Iterator[_Span]:
         group = next(g for g in ("dq", "sq", "bare") if m.group(g) is not None)
         if not _TAG.fullmatch(m.group(group)):
             yield _Span(start=m.start(group), end=m.end(group), kind=SECRET)
-    for pattern in (_STATED, _BEARER, _URL_CREDENTIALS):
+    for m in _STATED.finditer(text):
+        value = m.group("value")
+        if _PASSWORD_MARKS.isdisjoint(value):
+            continue
+        kept = max(len(value.rstrip(".!?")), 4)
+        yield _Span(start=m.start("value"), end=m.start("value") + kept, kind=SECRET)
+    for pattern in (_BEARER, _URL_CREDENTIALS):
         for m in pattern.finditer(text):
             yield _Span(start=m.start("value"), end=m.end("value"), kind=SECRET)
     for m in _HIGH_ENTROPY.finditer(text):
         token = m.group()
         if any(c.isupper() for c in token) and any(c.islower() for c in token) and any(c.isdigit() for c in token):
             yield _Span(start=m.start(), end=m.end(), kind=SECRET)
+    yield from _after_keyword(text, _SECRET_CONTEXT, _BASE64_TOKEN, _looks_random, SECRET)
+
+
+def _looks_random(token: str) -> bool:
+    """Both cases and a digit or a base64 symbol: generated keys, not words or paths."""
+    return (
+        any(c.isupper() for c in token)
+        and any(c.islower() for c in token)
+        and any(c.isdigit() or c in "/+" for c in token)
+    )
+
+
+def _after_keyword(
+    text: str, keyword: re.Pattern[str], value: re.Pattern[str], accept: Callable[[str], bool] | None, kind: str
+) -> Iterator[_Span]:
+    """Values (that `accept` takes, if given) starting within `_CONTEXT_WINDOW` characters of a keyword.
+    Each search looks at a bounded window, so the whole scan stays linear; a value cut off by the
+    window is not one."""
+    for m in keyword.finditer(text):
+        stop = min(len(text), m.end() + _CONTEXT_WINDOW + _MAX_CONTEXT_VALUE)
+        found = value.search(text, m.end(), stop)
+        if found is None or found.start() > m.end() + _CONTEXT_WINDOW:
+            continue
+        if (found.end() < stop or stop == len(text)) and (accept is None or accept(found.group())):
+            yield _Span(start=found.start(), end=found.end(), kind=kind)
 
 
 # --- personal data -------------------------------------------------------------------------------
@@ -157,7 +223,7 @@ def _emails(text: str) -> Iterator[_Span]:
 # International numbers (+CC ...), North-American (415) 555-0123 / 415-555-0123 / 415.555.0123,
 # and trunk-prefixed national numbers written in groups (020 7946 0958, 0151-123-4567).
 _PHONE_RES: tuple[re.Pattern[str], ...] = (
-    re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]?\(?\d{1,4}\)?){2,6}(?![\w])"),
+    re.compile(r"(?<![\w+])\+\d{1,3}(?>[ .-]?\(?\d{1,4}\)?){2,6}(?![\w])"),
     re.compile(r"(?<![\w(])(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}(?![\w])"),
     re.compile(r"(?<![\w+.,-])0\d{2,4}[ /-]\d{3,4}[ -]\d{3,4}(?![\w.,-]?\d)"),
 )
@@ -188,7 +254,7 @@ def _cards(text: str) -> Iterator[_Span]:
         groups = [(run.start() + g.start(), run.start() + g.end(), g.group()) for g in _GROUP.finditer(run.group())]
         i = 0
         while i < len(groups):
-            last = next((j for j in range(len(groups) - 1, i - 1, -1) if _is_card(text, groups[i : j + 1])), None)
+            last = next((j for j in _card_ends(groups, i) if _is_card(text, groups[i : j + 1])), None)
             if last is None:
                 i += 1
                 continue
@@ -196,18 +262,35 @@ def _cards(text: str) -> Iterator[_Span]:
             i = last + 1
 
 
+def _card_ends(groups: list[tuple[int, int, str]], i: int) -> list[int]:
+    """The groups (last first) a card starting at group `i` could end with: it holds 13 to 19 digits
+    and starts with a group of four or is one block, so at most a few windows are ever checked."""
+    first = len(groups[i][2])
+    if first != 4 and not 13 <= first <= 19:
+        return []
+    ends: list[int] = []
+    digits = 0
+    for j in range(i, len(groups)):
+        digits += len(groups[j][2])
+        if digits > 19:
+            break
+        if digits >= 13:
+            ends.append(j)
+    return ends[::-1]
+
+
 def _is_card(text: str, groups: list[tuple[int, int, str]]) -> bool:
-    digits = "".join(g[2] for g in groups)
-    if not 13 <= len(digits) <= 19:
-        return False
-    separators = {text[a[1]] for a, _ in itertools.pairwise(groups)}
     lengths = [len(g[2]) for g in groups]
     shaped = (
         len(groups) == 1
         or (all(n == 4 for n in lengths[:-1]) and 1 <= lengths[-1] <= 4)
         or lengths in ([4, 6, 5], [4, 6, 4])
     )
-    return shaped and len(separators) <= 1 and _issuer_prefix(digits) and luhn.is_valid(digits)
+    if not shaped:
+        return False
+    separators = {text[a[1]] for a, _ in itertools.pairwise(groups)}
+    digits = "".join(g[2] for g in groups)
+    return len(separators) <= 1 and _issuer_prefix(digits) and luhn.is_valid(digits)
 
 
 def _issuer_prefix(digits: str) -> bool:
@@ -222,12 +305,44 @@ _IBAN_RUN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,32}(?!
 def _ibans(text: str) -> Iterator[_Span]:
     for m in _IBAN_RUN.finditer(text):
         candidate = m.group()
-        for end in range(len(candidate), 14, -1):
-            if candidate[end - 1] == " ":
-                continue
+        for end in reversed(_mod97_ends(candidate)):
             if stdnum_iban.is_valid(candidate[:end]):
                 yield _Span(start=m.start(), end=m.start() + end, kind=IBAN)
                 break
 
 
-_DETECTORS: tuple[Callable[[str], Iterator[_Span]], ...] = (_secrets, _emails, _ibans, _cards, _phones)
+def _mod97_ends(candidate: str) -> list[int]:
+    """The ends (shortest first, 15 characters at least) at which `candidate[:end]` passes the IBAN
+    checksum, computed in one pass: a run of near-IBANs then costs one stdnum call per real
+    checksum match instead of one per possible length."""
+    head = int("".join(str(int(c, 36)) for c in candidate[:4]))
+    head_scale = 10 ** len(str(head))
+    rest = 0
+    ends: list[int] = []
+    for end in range(5, len(candidate) + 1):
+        char = candidate[end - 1]
+        if char == " ":
+            continue
+        value = int(char, 36)
+        rest = (rest * (10 if value < 10 else 100) + value) % 97
+        if end >= 15 and (rest * head_scale + head) % 97 == 1:
+            ends.append(end)
+    return ends
+
+
+# US Social Security numbers: 123-45-6789 or 123 45 6789 anywhere, nine bare digits only shortly after
+# "SSN". Numbers the SSA never issues (area 000, 666 or 9xx, group 00, serial 0000) stay readable.
+_SSN_GROUPED = re.compile(r"(?<![\w.,/$€£¥+-])(?!000|666|9)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?!\w|[.,/-]\d)")
+_SSN_BARE = re.compile(r"(?<![\w.,/$€£¥+-])(?!000|666|9)\d{3}(?!00)\d{2}(?!0000)\d{4}(?!\w|[.,/-]\d)")
+_SSN_CONTEXT = re.compile(
+    r"(?i)(?<![A-Za-z0-9])(?:ssn|social[ -]security(?:[ -](?:number|no))?|ss#)(?![A-Za-z0-9])"
+)
+
+
+def _ssns(text: str) -> Iterator[_Span]:
+    for m in _SSN_GROUPED.finditer(text):
+        yield _Span(start=m.start(), end=m.end(), kind=SSN)
+    yield from _after_keyword(text, _SSN_CONTEXT, _SSN_BARE, None, SSN)
+
+
+_DETECTORS: tuple[Callable[[str], Iterator[_Span]], ...] = (_secrets, _emails, _ibans, _cards, _phones, _ssns)
