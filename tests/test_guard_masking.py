@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import string
+import time
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from stdnum import iban, luhn
 
@@ -206,3 +207,102 @@ def test_masked_kinds_are_listed_once_in_order() -> None:
     masked = mask_sensitive("a@b.io then sk-Abcdefghijklmnop1234 and c@d.io")
     assert masked.kinds == ("EMAIL", "SECRET")
     assert masked.changed
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my aws secret key is wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ok", "my aws secret key is [SECRET] ok"),
+        ("aws_secret_access_key\nwJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "aws_secret_access_key\n[SECRET]"),
+        ("SecretAccessKey: 'h7Gf2kLq9Zx+Pw3Rt5Yu8Io0Ap1Sd4Fg6Hj2Kl9M'", "SecretAccessKey: '[SECRET]'"),
+        ("the secret key lives in /etc/parley/secrets/production", "the secret key lives in /etc/parley/secrets/production"),
+        ("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY is a sample value", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY is a sample value"),
+    ],
+)
+def test_base64_secrets_are_masked_after_a_secret_keyword(text: str, expected: str) -> None:
+    assert scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("my SSN is 123-45-6789.", "my SSN is [SSN]."),
+        ("ssn 078 05 1120 on file", "ssn [SSN] on file"),
+        ("Social Security number: 123456789", "Social Security number: [SSN]"),
+        ("applicant 219-09-9999 passed", "applicant [SSN] passed"),
+    ],
+)
+def test_us_social_security_numbers_are_masked(text: str, expected: str) -> None:
+    masked = mask_sensitive(text)
+    assert masked.text == expected
+    assert masked.kinds == ("SSN",)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "000-12-3456",  # area 000 is never issued
+        "666-12-3456",
+        "912-34-5678",  # 9xx areas are not SSNs
+        "123-00-4567",  # group 00
+        "123-45-0000",  # serial 0000
+        "order 123456789 shipped",  # nine bare digits without "SSN" nearby
+        "build 2024-11-0012",
+    ],
+)
+def test_numbers_that_cannot_be_ssns_stay_readable(text: str) -> None:
+    assert scrub(text) == text
+
+
+@given(
+    area=st.integers(1, 899).filter(lambda a: a != 666),
+    group=st.integers(1, 99),
+    serial=st.integers(1, 9999),
+    sep=st.sampled_from(["-", " "]),
+    prefix=surrounding,
+    suffix=surrounding,
+)
+def test_valid_ssns_never_survive(area: int, group: int, serial: int, sep: str, prefix: str, suffix: str) -> None:
+    ssn = f"{area:03d}{sep}{group:02d}{sep}{serial:04d}"
+    assume(ssn not in prefix and ssn not in suffix)
+    assert ssn not in scrub(_embedded(prefix, ssn, suffix))
+
+
+# --- cost: linear on any input -------------------------------------------------------------------
+
+ADVERSARIAL = string.ascii_letters[:6] + string.digits[:4] + "@:/.-+ _='\"!"
+NEAR_MISSES = [
+    "postgres://", "a:", "ab://c:d", "@", "a@b.", "x@a-", "password is a1", "pin=\"", "token ", "secret key ",
+    "Bearer ", "ssn ", "sk-", "xoxb-", "eyJaaaaaaaa.", "-----BEGIN ", "-----END ", "+1234567890123456789",
+    "4111 ", "1 ", "1-", "GB82 ", "GB82WEST1234", "123-45-", "0151-123-", "(415) 555-",
+]
+
+
+@st.composite
+def near_miss_texts(draw: st.DrawFn) -> tuple[str, str]:
+    """A prefix and a unit repeated to any length: long runs of what almost matches each detector."""
+    parts = st.one_of(st.sampled_from(NEAR_MISSES), _chars(ADVERSARIAL, 1, 4))
+    unit = "".join(draw(st.lists(parts, min_size=1, max_size=4)))
+    return draw(st.sampled_from(["", *NEAR_MISSES])), unit
+
+
+def _masking_seconds(prefix: str, unit: str, size: int) -> float:
+    text = prefix + unit * (size // len(unit) + 1)
+    text = text[:size]
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        mask_sensitive(text)
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+@settings(max_examples=4, deadline=None)
+@given(near_miss_texts())
+@example(("", "a"))  # once quadratic: the URL-credential pattern rescanned every run of letters
+@example(("", "1 "))  # once cubic: every window of digit groups was checked as a card
+def test_masking_time_grows_linearly_with_length(sample: tuple[str, str]) -> None:
+    prefix, unit = sample
+    small = _masking_seconds(prefix, unit, 100_000)
+    large = _masking_seconds(prefix, unit, 1_000_000)
+    assert large / max(small, 1e-4) < 15, f"10x the text took {large / small:.1f}x the time"
