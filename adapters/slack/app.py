@@ -6,12 +6,19 @@
 The listeners below only parse the payload and hand the work to tracked background tasks, so Bolt
 runs them before it acknowledges (`process_before_response`) and the ack still leaves within
 milliseconds, with every piece of work already tracked for a shutdown to drain.
+
+POST /slack/events reads at most `verify.MAX_BODY_BYTES` and checks the signature on the raw bytes
+before anything parses them: unsigned, stale, oversized or malformed requests get a 4xx and one log
+line, and Bolt (which would log a failing body) only ever sees requests Slack signed. A signed event
+of an unexpected shape, or one a listener fails on, is acknowledged with a warning: Slack would
+otherwise retry it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -21,7 +28,9 @@ import asyncpg
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from slack_bolt import BoltResponse
 from slack_bolt.adapter.fastapi.async_handler import AsyncSlackRequestHandler
+from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -52,13 +61,22 @@ from adapters.slack.commands import (
     parse_command,
 )
 from adapters.slack.delivery import DeliveryOptions
-from adapters.slack.events import parse_message, parse_reaction
+from adapters.slack.events import MalformedEvent, parse_message, parse_reaction
 from adapters.slack.files import file_hosts
 from adapters.slack.formatting import SLACK_TEXT_LIMIT
 from adapters.slack.handlers import AssistantHooks, FileLimits, SlackHandlers, command_user
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.tasks import TaskTracker
+from adapters.slack.verify import (
+    MAX_BODY_BYTES,
+    TOO_LARGE,
+    Refusal,
+    check_signature,
+    declared_too_large,
+    parse_payload,
+    unexpected_shape,
+)
 from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.slack")
@@ -234,6 +252,7 @@ class SlackAdapter:
         app.command("/parley")(self._on_command)
         app.action(FORGET_CONFIRM_ACTION)(self._on_forget)
         app.action(FORGET_CANCEL_ACTION)(self._on_forget_cancel)
+        app.error(self._on_listener_error)
         return app
 
     def _build_router(self) -> APIRouter:
@@ -251,7 +270,7 @@ class SlackAdapter:
         async def slack_events(request: Request) -> Response:
             if not verified:
                 return JSONResponse({"error": "SLACK_SIGNING_SECRET is not set"}, status_code=503)
-            return await handler.handle(request)
+            return await self._handle_events(request)
 
         if self.config.oauth:
 
@@ -264,6 +283,39 @@ class SlackAdapter:
                 return await handler.handle(request)
 
         return router
+
+    async def _handle_events(self, request: Request) -> Response:
+        """Cap, verify, parse, then hand to Bolt; see the module docstring."""
+        assert self.config.signing_secret is not None
+        if declared_too_large(request.headers):
+            return _refused(TOO_LARGE)
+        body = await _read_capped(request)
+        if body is None:
+            return _refused(TOO_LARGE)
+        refusal = check_signature(body, request.headers, signing_secret=self.config.signing_secret, now=time.time())
+        if refusal is not None:
+            return _refused(refusal)
+        payload = parse_payload(body, request.headers.get("content-type"))
+        if isinstance(payload, Refusal):
+            return _refused(payload)
+        problem = unexpected_shape(payload)
+        if problem is not None:
+            log.warning("slack event skipped: %s", problem)
+            return Response(status_code=200)
+        try:
+            bolt_request = to_async_bolt_request(request, body)
+        except Exception as exc:
+            log.warning("slack event skipped: Bolt cannot read it (%s)", type(exc).__name__)
+            log.debug("unreadable slack event", exc_info=exc)
+            return Response(status_code=200)
+        return to_starlette_response(await self.app.async_dispatch(bolt_request))
+
+    async def _on_listener_error(self, error: Exception) -> BoltResponse:
+        """Acknowledged all the same: a retry of the same event would fail the same way."""
+        reason = str(error) if isinstance(error, MalformedEvent) else type(error).__name__
+        log.warning("slack event skipped: %s", reason)
+        log.debug("slack listener failed", exc_info=error)
+        return BoltResponse(status=200, body="")
 
     # -- Bolt listeners: parse, spawn, return (Bolt has already acknowledged) ----------------
     async def _on_message_event(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
@@ -343,3 +395,20 @@ def _team(context: AsyncBoltContext) -> str:
 
 def _token(context: AsyncBoltContext) -> str:
     return str(context.bot_token or "")
+
+
+async def _read_capped(request: Request) -> bytes | None:
+    """The body, or None as soon as it grows past the cap (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _refused(refusal: Refusal) -> Response:
+    log.warning("slack request refused: %s", refusal.reason)
+    return JSONResponse({"error": refusal.reason}, status_code=refusal.status)

@@ -14,6 +14,10 @@ from typing import Any
 
 from core.models import Attachment, Inbound, Platform, Reaction
 
+class MalformedEvent(ValueError):
+    """A signed event with fields of types Slack does not send: skipped with a warning, never retried."""
+
+
 ANSWERED_SUBTYPES = frozenset({None, "file_share", "thread_broadcast"})
 """Message subtypes a person writes; every other subtype (message_changed, bot_message, joins...)
 is ignored."""
@@ -69,27 +73,27 @@ class SlackMessage:
 
 def parse_message(event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None) -> SlackMessage | None:
     """A `message` or `app_mention` event as a SlackMessage; None for anything Parley must not answer
-    (its own messages, other bots, edits, deletions, joins)."""
-    if event.get("subtype") not in ANSWERED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
+    (its own messages, other bots, edits, deletions, joins). Raises MalformedEvent on wrong types."""
+    if _string(event, "subtype") not in ANSWERED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
         return None
-    user = event.get("user")
-    channel = event.get("channel")
-    ts = event.get("ts")
+    user = _string(event, "user")
+    channel = _string(event, "channel")
+    ts = _string(event, "ts")
     if not user or not channel or not ts or user == bot_user_id:
         return None
-    text = str(event.get("text") or "")
+    text = _string(event, "text") or ""
     mentioned = event.get("type") == "app_mention" or (bot_user_id is not None and _mention(bot_user_id) in text)
-    thread_ts = event.get("thread_ts")
+    thread_ts = _string(event, "thread_ts")
     return SlackMessage(
-        team_id=str(event.get("team") or team_id),
-        channel_id=str(channel),
-        user_id=str(user),
-        ts=str(ts),
-        thread_ts=str(thread_ts) if thread_ts and thread_ts != ts else None,
+        team_id=_string(event, "team") or team_id,
+        channel_id=channel,
+        user_id=user,
+        ts=ts,
+        thread_ts=thread_ts if thread_ts and thread_ts != ts else None,
         text=strip_mention(text, bot_user_id),
-        is_dm=event.get("channel_type") == "im" or str(channel).startswith("D"),
+        is_dm=_string(event, "channel_type") == "im" or channel.startswith("D"),
         mentioned=mentioned,
-        files=tuple(f for f in (parse_file(raw) for raw in event.get("files") or ()) if f is not None),
+        files=tuple(f for f in (parse_file(raw) for raw in _objects(event, "files")) if f is not None),
     )
 
 
@@ -109,17 +113,19 @@ def strip_mention(text: str, bot_user_id: str | None) -> str:
 
 def parse_file(raw: Mapping[str, Any]) -> SlackFile | None:
     """A file object from an event; None for a file hidden from the app (`mode: tombstone`...)."""
-    file_id = raw.get("id")
-    if not file_id or raw.get("mode") in {"tombstone", "hidden_by_limit"}:
+    file_id = _string(raw, "id")
+    if not file_id or _string(raw, "mode") in {"tombstone", "hidden_by_limit"}:
         return None
     size = raw.get("size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int | float)):
+        raise MalformedEvent(f"file size is a {type(size).__name__}, not a number")
     return SlackFile(
-        id=str(file_id),
-        name=str(raw.get("name") or raw.get("title") or file_id),
-        url=raw.get("url_private_download") or raw.get("url_private"),
-        size=int(size) if isinstance(size, int | float) else None,
-        mimetype=raw.get("mimetype"),
-        subtype=raw.get("subtype"),
+        id=file_id,
+        name=_string(raw, "name") or _string(raw, "title") or file_id,
+        url=_string(raw, "url_private_download") or _string(raw, "url_private"),
+        size=int(size) if size is not None else None,
+        mimetype=_string(raw, "mimetype"),
+        subtype=_string(raw, "subtype"),
     )
 
 
@@ -160,18 +166,24 @@ class ReactionEvent:
 
 
 def parse_reaction(event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None) -> ReactionEvent | None:
-    """`reaction_added` / `reaction_removed` on a message Parley wrote; None otherwise."""
+    """`reaction_added` / `reaction_removed` on a message Parley wrote; None otherwise. Raises
+    MalformedEvent on wrong types."""
     item = event.get("item") or {}
-    if item.get("type") != "message" or not bot_user_id or event.get("item_user") != bot_user_id:
+    if not isinstance(item, Mapping):
+        raise MalformedEvent(f"item is a {type(item).__name__}, not an object")
+    if _string(item, "type") != "message" or not bot_user_id or _string(event, "item_user") != bot_user_id:
         return None
-    if not event.get("user") or event.get("user") == bot_user_id or not item.get("channel") or not item.get("ts"):
+    user = _string(event, "user")
+    channel = _string(item, "channel")
+    ts = _string(item, "ts")
+    if not user or user == bot_user_id or not channel or not ts:
         return None
     return ReactionEvent(
         team_id=team_id,
-        channel_id=str(item["channel"]),
-        ts=str(item["ts"]),
-        user_id=str(event["user"]),
-        emoji=str(event.get("reaction") or ""),
+        channel_id=channel,
+        ts=ts,
+        user_id=user,
+        emoji=_string(event, "reaction") or "",
         removed=event.get("type") == "reaction_removed",
     )
 
@@ -183,3 +195,17 @@ def message_id(channel_id: str, ts: str) -> str:
 
 def _mention(user_id: str) -> str:
     return f"<@{user_id}"
+
+
+def _string(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MalformedEvent(f"{key} is a {type(value).__name__}, not a string")
+
+
+def _objects(obj: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    value = obj.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise MalformedEvent(f"{key} is not a list of objects")
+    return value
