@@ -36,8 +36,17 @@ SCRUB_PATTERNS = ["xox[abpre]", "sk-", "bearer", "signing", "parley_[0-9a-f]{12}
 """Extra logfire scrubbing patterns: Slack and OpenAI-style tokens, bearer headers, Parley API keys."""
 NOT_TRACED = "/healthz,/readyz,/metrics"
 QUIET_LOGGERS = (
-    "httpx", "httpx2", "httpcore", "sentence_transformers", "nemoguardrails", "asyncio", "pgserver", "yoyo"
+    "httpx", "httpx2", "httpcore", "sentence_transformers", "nemoguardrails", "asyncio", "pgserver", "yoyo",
+    "slack_sdk", "discord.gateway", "discord.http", "websockets",
 )
+"""Libraries held at WARNING: at INFO and DEBUG they log requests and payloads (slack_sdk, discord.py)."""
+LIBRARY_LOGGERS = ("slack_bolt", "slack_sdk", "parley.slack.bolt", "uvicorn", "httpx", "httpcore", "discord", "aiohttp")
+"""Loggers of libraries that see raw requests: their records never carry a body (see LibraryRecordFilter)."""
+MAX_LOG_CHARS = 4096
+"""A message is cut to this length before it is scrubbed: a log line is no place for a request body,
+and scrubbing then costs microseconds however large the text that was logged."""
+LIBRARY_LOG_CHARS = 300
+_REQUEST_CONTENT = re.compile(r"(?i)\b(?:json_)?(?:body|payload|data)\b|[{]")
 
 HTTP_REQUESTS = Counter("parley_http_requests_total", "HTTP requests answered", ["method", "route", "status"])
 HTTP_LATENCY = Histogram(
@@ -51,11 +60,26 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 access_log = logging.getLogger("parley.http")
 
 
-class ScrubFilter(logging.Filter):
-    """Masks secrets and personal data in a record's message, arguments and extras (property 8)."""
+class LibraryRecordFilter(logging.Filter):
+    """Records of libraries that handle raw requests (Bolt logs the whole body of a request that fails
+    verification, and of one no listener handles) keep their first words, never the request content."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub(record.getMessage())
+        if record.name.startswith(LIBRARY_LOGGERS):
+            message = record.getMessage()[:LIBRARY_LOG_CHARS]
+            content = _REQUEST_CONTENT.search(message)
+            if content is not None:
+                message = f"{message[: content.start()].rstrip(' (:=,')} [request content omitted]"
+            record.msg, record.args = message, None
+        return True
+
+
+class ScrubFilter(logging.Filter):
+    """Masks secrets and personal data in a record's message, arguments and extras (property 8), each
+    cut to `MAX_LOG_CHARS` first."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub(_capped(record.getMessage()))
         record.args = None
         for key, value in list(vars(record).items()):
             if key not in _STANDARD:
@@ -63,9 +87,15 @@ class ScrubFilter(logging.Filter):
         return True
 
 
+def _capped(text: str) -> str:
+    if len(text) <= MAX_LOG_CHARS:
+        return text
+    return f"{text[:MAX_LOG_CHARS]}… [{len(text) - MAX_LOG_CHARS} more characters]"
+
+
 def _scrub_value(value: Any) -> Any:
     if isinstance(value, str):
-        return scrub(value)
+        return scrub(_capped(value))
     if isinstance(value, dict):
         return {k: _scrub_value(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -99,7 +129,7 @@ class JsonFormatter(logging.Formatter):
         payload.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             payload["error_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
-            payload["stack"] = scrub(self.formatException(record.exc_info))
+            payload["stack"] = scrub(_capped(self.formatException(record.exc_info)))
         from opentelemetry import trace
 
         span = trace.get_current_span().get_span_context()
@@ -147,6 +177,7 @@ def configure(
         logfire.instrument_asyncpg()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RequestContextFilter())
+    handler.addFilter(LibraryRecordFilter())
     handler.addFilter(ScrubFilter())
     handler.setFormatter(
         JsonFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -32,7 +32,7 @@ from core import metrics, turns
 from core.agent import TurnDeps, build_agent
 from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
-from core.guard.masking import scrub
+from core.guard.masking import scrub_off_loop
 from core.knowledge import Knowledge
 from core.memory.history import StoredMessage, thread_messages, to_model_messages
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
@@ -188,9 +188,9 @@ class Pipeline:
                 if inbound.attachments
                 else []
             )
-            attachments = [replace(a, text=scrub(a.text)) if a.text else a for a in attachments]
+            attachments = [replace(a, text=await scrub_off_loop(a.text)) if a.text else a for a in attachments]
         # Context is read while the input rails run: reads only, abandoned if the message is refused.
-        reading = asyncio.ensure_future(self._read_context(inbound, scrub(inbound.text)))
+        reading = asyncio.ensure_future(self._read_context(inbound, await scrub_off_loop(inbound.text)))
         try:
             with logfire.span("input_rails"):
                 verdict = await self.guard.check_input(
