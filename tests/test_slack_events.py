@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from typing import Any
 
 import pytest
@@ -17,9 +19,17 @@ from adapters.slack.commands import (
     parse_command,
     profile_text,
 )
-from adapters.slack.events import is_addressed, parse_message, parse_reaction, strip_mention, to_inbound
+from adapters.slack.events import (
+    MalformedEvent,
+    is_addressed,
+    parse_message,
+    parse_reaction,
+    strip_mention,
+    to_inbound,
+)
 from adapters.slack.files import file_hosts, token_may_go_to
 from adapters.slack.pacing import stream_expired, update_due
+from adapters.slack.verify import Refusal, check_signature, declared_too_large, parse_payload, unexpected_shape
 from core.steps import Profile
 
 BOT = "UPARLEY"
@@ -189,3 +199,110 @@ def test_edits_are_paced_and_old_streams_expire() -> None:
     assert not stream_expired(started=None, now=1000.0, max_age_s=300)
     assert not stream_expired(started=0.0, now=300.0, max_age_s=300)
     assert stream_expired(started=0.0, now=300.5, max_age_s=300)
+
+
+# --- request checks on raw bytes (adapters/slack/verify.py) ---------------------------------------
+
+SECRET = "verify-secret"
+NOW = 1_800_000_000
+
+
+def signed_headers(body: bytes, *, stamp: int = NOW) -> dict[str, str]:
+    signature = "v0=" + hmac.new(SECRET.encode(), f"v0:{stamp}:".encode() + body, hashlib.sha256).hexdigest()
+    return {"x-slack-request-timestamp": str(stamp), "x-slack-signature": signature}
+
+
+def test_a_signed_body_passes_the_signature_check() -> None:
+    body = b'{"type": "event_callback"}'
+    assert check_signature(body, signed_headers(body), signing_secret=SECRET, now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "reason"),
+    [
+        ({}, b"{}", 401, "missing Slack signature headers"),
+        ({"x-slack-request-timestamp": "soon", "x-slack-signature": "v0=1"}, b"{}", 401, "malformed Slack timestamp"),
+        ({"x-slack-request-timestamp": "١٢٣", "x-slack-signature": "v0=1"}, b"{}", 401, "malformed Slack timestamp"),
+        (signed_headers(b"{}", stamp=NOW - 301), b"{}", 401, "stale Slack timestamp"),
+        (signed_headers(b"{}"), b'{"x": 1}', 401, "invalid Slack signature"),
+        (signed_headers(b"\xff"), b"\xff", 400, "body is not UTF-8"),
+    ],
+    ids=["unsigned", "non-numeric", "non-ascii-digits", "stale", "tampered", "not-utf8"],
+)
+def test_requests_slack_did_not_sign_are_refused(
+    headers: dict[str, str], body: bytes, status: int, reason: str
+) -> None:
+    assert check_signature(body, headers, signing_secret=SECRET, now=NOW) == Refusal(status=status, reason=reason)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+        (b"payload=%5B1%5D", "application/x-www-form-urlencoded"),
+        (b"a&&b", "application/x-www-form-urlencoded"),
+        (b"", "application/json"),
+        (b"[" * 100_000, "application/json"),
+    ],
+    ids=["garbage-json", "json-array", "bad-payload", "payload-array", "bad-form", "empty", "deep-nesting"],
+)
+def test_malformed_bodies_are_refused_with_400(body: bytes, content_type: str) -> None:
+    refusal = parse_payload(body, content_type)
+    assert isinstance(refusal, Refusal) and refusal.status == 400
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        (b'{"type": "url_verification", "challenge": "c"}', "application/json", {"type": "url_verification"}),
+        (b"payload=%7B%22type%22%3A%22block_actions%22%7D", "application/x-www-form-urlencoded", {}),
+        (b"command=%2Fparley&text=help", "application/x-www-form-urlencoded", {"command": "/parley"}),
+    ],
+)
+def test_well_formed_bodies_parse_as_bolt_reads_them(body: bytes, content_type: str, expected: dict[str, str]) -> None:
+    payload = parse_payload(body, content_type)
+    assert isinstance(payload, dict) and expected.items() <= payload.items()
+
+
+@pytest.mark.parametrize(
+    ("payload", "problem"),
+    [
+        ({"type": "event_callback"}, "event_callback without an event object"),
+        ({"type": "event_callback", "event": "message"}, "event_callback without an event object"),
+        ({"type": "event_callback", "event": {"user": "U1"}}, "event without a type"),
+        ({"type": "event_callback", "event": {"type": "message"}, "team_id": 7}, "team_id is not a string"),
+        ({"type": "event_callback", "event": {"type": "message"}, "team_id": "T1"}, None),
+        ({"type": "url_verification", "challenge": "c"}, None),
+    ],
+)
+def test_signed_payloads_slack_would_not_send_are_named(payload: dict[str, Any], problem: str | None) -> None:
+    assert unexpected_shape(payload) == problem
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_reading() -> None:
+    assert declared_too_large({"content-length": str(50 * 1024 * 1024)})
+    assert not declared_too_large({"content-length": "2048"})
+    assert not declared_too_large({})
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"files": ["F1", "F2"]},
+        {"files": "F1"},
+        {"user": 7},
+        {"text": {"rich": True}},
+        {"subtype": "file_share", "files": [{"id": "F1", "size": "big"}]},
+    ],
+)
+def test_messages_with_wrong_field_types_are_malformed(fields: dict[str, Any]) -> None:
+    with pytest.raises(MalformedEvent):
+        parse_message(event(**fields), team_id=TEAM, bot_user_id=BOT)
+
+
+def test_a_reaction_whose_item_is_not_an_object_is_malformed() -> None:
+    with pytest.raises(MalformedEvent):
+        parse_reaction({"type": "reaction_added", "user": "U1", "item": "x", "item_user": BOT}, team_id=TEAM,
+                       bot_user_id=BOT)

@@ -14,6 +14,7 @@ from typing import Any
 
 from core.models import Attachment, Inbound, Platform, Reaction
 
+
 class MalformedEvent(ValueError):
     """A signed event with fields of types Slack does not send: skipped with a warning, never retried."""
 
