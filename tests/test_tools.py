@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import time
+from collections.abc import Iterator
 
+import psutil
 import pytest
+from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic_ai import Agent
@@ -17,6 +22,7 @@ from core.agent import TurnDeps
 from core.models import ConversationKey, UserKey
 from core.tools import builtin
 from core.tools.registry import ToolPolicy, ToolRegistry
+from tests.fakes.background import BackgroundApp
 
 
 def deps() -> TurnDeps:
@@ -198,3 +204,133 @@ async def test_fetch_url_reads_a_page_when_private_addresses_are_allowed(openai_
 def test_html_is_reduced_to_its_text() -> None:
     html = "<html><head><style>x{}</style><script>evil()</script></head><body><h1>Title</h1><p>Body</p></body>"
     assert builtin.html_to_text(html) == "Title\nBody"
+
+
+# --- fetch_url under attack (issue 14, finding 4) -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1", "10.0.0.1", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1", "0.0.0.0",
+        "224.0.0.1", "240.0.0.1", "255.255.255.255",
+        "::1", "::", "fe80::1", "fc00::1", "ff02::1",
+        "::ffff:127.0.0.1",  # IPv4-mapped
+        "::127.0.0.1", "::10.0.0.1",  # IPv4-compatible
+        "2002:7f00:1::", "2002:a9fe:a9fe::1",  # 6to4 around loopback, link-local
+        "64:ff9b::7f00:1", "64:ff9b::a00:1",  # NAT64 well-known prefix
+        "64:ff9b:1::a00:1",  # NAT64 local-use prefix
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+    ],
+)
+def test_private_addresses_in_every_form_are_not_public(address: str) -> None:
+    assert not builtin.is_public_ip(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "2002:808:808::"])
+def test_public_addresses_are_public(address: str) -> None:
+    assert builtin.is_public_ip(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://2130706433/", "http://0x7f000001/", "http://0177.0.0.1/", "http://127.1/", "http://[::127.0.0.1]/",
+        "http://[::ffff:127.0.0.1]/", "http://[64:ff9b::a9fe:a9fe]/latest", "http://[2002:a9fe:a9fe::]/",
+    ],
+)
+async def test_fetch_url_refuses_literal_private_addresses_in_any_notation(url: str) -> None:
+    async def no_dns(host: str, port: int) -> list[str]:
+        raise AssertionError("a literal address needs no lookup")
+
+    with pytest.raises(builtin.ToolInputError, match="not a public address"):
+        await builtin.fetch_url(url, resolve=no_dns)
+
+
+class Pages:
+    """A local web server: a page that echoes the Host header, a redirect, and an endless page."""
+
+    def __init__(self) -> None:
+        self.hosts: list[str] = []
+        self.server = BackgroundApp("pages")
+        self.port = self.server.start(self._app)
+
+    def _app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/page", self._page)
+        app.router.add_get("/redirect", self._redirect)
+        app.router.add_get("/huge", self._huge)
+        return app
+
+    async def _page(self, request: web.Request) -> web.Response:
+        self.hosts.append(request.headers["Host"])
+        return web.Response(text=f"<html><body><p>hello {request.headers['Host']}</p></body></html>",
+                            content_type="text/html")
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        raise web.HTTPFound(request.query["to"])
+
+    async def _huge(self, request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/plain", "Content-Length": str(400 * MB)})
+        await response.prepare(request)
+        chunk = b"x" * (64 * 1024)
+        with contextlib.suppress(ConnectionError):
+            for _ in range(400 * MB // len(chunk)):
+                await response.write(chunk)
+        return response
+
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def pages() -> Iterator[Pages]:
+    server = Pages()
+    yield server
+    server.server.stop()
+
+
+def only_loopback(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Stands in for "public" so that the local test server counts as the internet."""
+    return str(address) == "127.0.0.1"
+
+
+async def test_fetch_url_connects_to_the_address_it_checked_with_the_original_host(pages: Pages) -> None:
+    answers = iter([["127.0.0.1"], ["10.0.0.1"]])  # a rebinding name: public first, private afterwards
+    looked_up: list[str] = []
+
+    async def rebinding(host: str, port: int) -> list[str]:
+        looked_up.append(host)
+        return next(answers)
+
+    text = await builtin.fetch_url(f"http://rebind.test:{pages.port}/page", resolve=rebinding, allowed=only_loopback)
+    assert text == f"hello rebind.test:{pages.port}"
+    assert looked_up == ["rebind.test"]
+
+
+async def test_fetch_url_refuses_a_name_with_any_private_address(pages: Pages) -> None:
+    async def mixed(host: str, port: int) -> list[str]:
+        return ["127.0.0.1", "10.0.0.1"]
+
+    with pytest.raises(builtin.ToolInputError, match="not a public address"):
+        await builtin.fetch_url(f"http://mixed.test:{pages.port}/page", resolve=mixed, allowed=only_loopback)
+
+
+@pytest.mark.parametrize("to", ["http://inside.test/", "http://[::ffff:10.0.0.1]/", "http://169.254.169.254/latest"])
+async def test_fetch_url_checks_every_redirect_again(pages: Pages, to: str) -> None:
+    async def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == "outside.test" else ["10.0.0.1"]
+
+    with pytest.raises(builtin.ToolInputError, match="not a public address"):
+        await builtin.fetch_url(
+            f"http://outside.test:{pages.port}/redirect?to={to}", resolve=resolve, allowed=only_loopback
+        )
+
+
+async def test_fetch_url_stops_reading_a_huge_page_at_the_cap(pages: Pages) -> None:
+    process = psutil.Process()
+    before = process.memory_info().rss
+    text = await builtin.fetch_url(f"http://127.0.0.1:{pages.port}/huge", allow_private=True)
+    grown = process.memory_info().rss - before
+    assert text.startswith("x" * builtin.MAX_PAGE_CHARS) and text.endswith("[... the rest of the page]")
+    assert grown < 50 * MB, f"fetching a 400 MB page grew the process by {grown / MB:.0f} MB"
