@@ -1,8 +1,10 @@
 """Images: the text in them (tesseract) and a clean copy for vision models.
 
 Pixels are counted from the header before anything is decoded, so a small file that expands to
-gigabytes is refused cheaply. The copy for the model is re-encoded, which drops EXIF (camera GPS
-positions are personal data) and applies the camera's rotation, which OCR needs as well.
+gigabytes is refused cheaply; and however many images arrive at once (in one turn or across turns),
+at most `DECODING_BUDGET_PIXELS` are decoded at a time: the rest wait their turn, briefly. The copy
+for the model is re-encoded, which drops EXIF (camera GPS positions are personal data) and applies
+the camera's rotation, which OCR needs as well.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 import asyncio
 import io
 import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytesseract
@@ -21,6 +27,9 @@ from core.media.errors import Unreadable
 _UPSCALE_BELOW = 1000
 """Tesseract misses small screen text; images whose longer side is shorter are read at twice the size."""
 _JPEG_QUALITY = 90
+DECODING_BUDGET_PIXELS = 100_000_000
+"""Pixels decoded at once in this process (about 400 MB as RGBA, with the copies OCR makes): two
+images of the largest size allowed, or many small ones."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,24 +47,59 @@ async def read_image(data: bytes, config: MediaConfig) -> ImageText:
 
 
 def _read_image(data: bytes, config: MediaConfig) -> ImageText:
-    image, source_format = open_image(data, max_pixels=config.limits.max_image_pixels)
-    try:
-        copy, media_type = _vision_copy(image, as_jpeg=source_format == "JPEG", max_side=config.vision_max_side)
-    except (OSError, ValueError) as exc:
-        raise Unreadable(f"unsupported image mode {image.mode}") from exc
-    text = _ocr(_flatten(image), languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
+    header = _header(data, max_pixels=config.limits.max_image_pixels)
+    with DECODING.hold(header.width * header.height, timeout_s=config.timeouts.ocr_s):
+        image, source_format = _decode(header)
+        try:
+            copy, media_type = _vision_copy(image, as_jpeg=source_format == "JPEG", max_side=config.vision_max_side)
+        except (OSError, ValueError) as exc:
+            raise Unreadable(f"unsupported image mode {image.mode}") from exc
+        text = _ocr(_flatten(image), languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
     return ImageText(text=text, image=copy, media_type=media_type)
 
 
 def ocr_bytes(data: bytes, config: MediaConfig) -> str:
     """OCR text of an encoded image (a page of a scanned PDF); blocking, run it in a thread."""
-    image, _ = open_image(data, max_pixels=config.limits.max_image_pixels)
-    return _ocr(_flatten(image), languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
+    header = _header(data, max_pixels=config.limits.max_image_pixels)
+    with DECODING.hold(header.width * header.height, timeout_s=config.timeouts.ocr_s):
+        image, _ = _decode(header)
+        return _ocr(_flatten(image), languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
 
 
-def open_image(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str | None]:
-    """The first frame, decoded and upright, and the file's format; the pixel count is checked from
-    the header first. Any failure of a decoder on hostile bytes is a corrupt image."""
+class PixelBudget:
+    """A process-wide bound on pixels being decoded at once, shared by the worker threads that decode.
+    An image larger than the whole budget waits until it has it to itself; a wait longer than
+    `timeout_s` ends in a clear error rather than a queue that grows without bound."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, pixels: int, *, timeout_s: float) -> Iterator[None]:
+        wanted = min(pixels, self.capacity)
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while self.in_use + wanted > self.capacity:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._changed.wait(left):
+                    raise Unreadable("too many images are being read at once; send this one again in a moment")
+            self.in_use += wanted
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.in_use -= wanted
+                self._changed.notify_all()
+
+
+DECODING = PixelBudget(DECODING_BUDGET_PIXELS)
+
+
+def _header(data: bytes, *, max_pixels: int) -> Image.Image:
+    """The image opened lazily (only its header read), its size within `max_pixels`: a small file that
+    would expand to gigabytes is refused before a pixel is decoded."""
     too_large = f"image too large: more than {max_pixels:,} pixels"
     try:
         image = Image.open(io.BytesIO(data))
@@ -68,12 +112,18 @@ def open_image(data: bytes, *, max_pixels: int) -> tuple[Image.Image, str | None
         raise Unreadable(f"image too large: {width:,} × {height:,} pixels > {max_pixels:,} pixels")
     if width == 0 or height == 0:
         raise Unreadable("corrupt image")
+    return image
+
+
+def _decode(image: Image.Image) -> tuple[Image.Image, str | None]:
+    """The first frame, decoded and upright, and the file's format. Any failure of a decoder on
+    hostile bytes is a corrupt image. Hold `DECODING` around this and every use of the result."""
     try:
         image.load()
         upright = ImageOps.exif_transpose(image)
         return (upright if upright is not None else image), image.format
     except Image.DecompressionBombError as exc:
-        raise Unreadable(too_large) from exc
+        raise Unreadable("image too large") from exc
     except Exception as exc:
         raise Unreadable("corrupt image") from exc
 
