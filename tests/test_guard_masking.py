@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import string
 import time
 
@@ -10,7 +11,7 @@ from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 from stdnum import iban, luhn
 
-from core.guard.masking import mask_sensitive, scrub
+from core.guard.masking import mask_sensitive, scrub, scrub_off_loop
 
 ALNUM = string.ascii_letters + string.digits
 B64URL = ALNUM + "_-"
@@ -316,3 +317,28 @@ def test_masking_time_grows_linearly_with_length(sample: tuple[str, str]) -> Non
     small = _masking_seconds(prefix, unit, 100_000)
     large = _masking_seconds(prefix, unit, 1_000_000)
     assert large / max(small, 1e-4) < 15, f"10x the text took {large / small:.1f}x the time"
+
+
+async def test_long_texts_are_masked_without_holding_the_event_loop() -> None:
+    text = ("reach ana@example.org, key sk-proj-Abc123Def456Ghi789Jkl0 " * 20_000)[:1_000_000]
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    started = time.perf_counter()
+    masked = await scrub_off_loop(text)
+    elapsed = time.perf_counter() - started
+    ticking.cancel()
+    assert masked == scrub(text) and "ana@example.org" not in masked
+    assert max(gaps) < elapsed / 2, "the loop stood still while the text was masked"
+
+
+async def test_short_texts_are_masked_in_place() -> None:
+    assert await scrub_off_loop("mail ana@example.org") == "mail [EMAIL]"
