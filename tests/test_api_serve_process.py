@@ -4,13 +4,8 @@ stopped with SIGTERM while turns are in flight."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -23,50 +18,6 @@ from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def serve(pg_uri: str, tmp_path: Path) -> Iterator[object]:
-    """Start `parley serve` with the given extra environment; always stopped at the end."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
-        env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(tmp_path))
-        env.update(extra_env)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli.serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"parley serve exited early: {process.communicate()[1][-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("parley serve did not become healthy in 60 s")
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
 
 
 async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
