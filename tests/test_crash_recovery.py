@@ -165,8 +165,7 @@ async def test_a_slack_turn_killed_mid_answer_is_answered_exactly_once_when_slac
     replies = [m for m in fake_slack.posted(channel) if "You said" in m.text]
     assert len(replies) == 1
     states = await pool.fetch(
-        "SELECT status, error FROM turns WHERE workspace_id = $1 AND event_id = $2 ORDER BY id", ws.team_id,
-        sent.event_id,
+        "SELECT status, error FROM turns WHERE workspace_id = $1 AND channel_id = $2 ORDER BY id", ws.team_id, channel
     )
     assert [(s["status"], s["error"]) for s in states] == [("error", "interrupted"), ("answered", None)]
     asked = await pool.fetchval(
