@@ -110,16 +110,39 @@ async def revoke_named(pool: asyncpg.Pool, *, workspace_id: str, name: str) -> i
     return int(status.split()[-1])
 
 
-async def authenticate(pool: asyncpg.Pool, key: str) -> ApiKeyInfo | None:
-    """The live key matching `key`, or None. Unknown, malformed and revoked keys look the same.
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Checked:
+    """What authenticating a request found: the key (None: invalid), and how long to wait when over a
+    rate limit (the key's own, or its address's for invalid keys)."""
 
-    The workspace is not known yet, so the lookup is the SECURITY DEFINER function of migration 0011:
-    it returns the key only when the presented key's hash matches, and never returns a hash."""
+    key: ApiKeyInfo | None
+    wait_s: float = 0.0
+
+
+async def authenticate(
+    pool: asyncpg.Pool, key: str, *, address: str, per_key: int, invalid_per_address: int
+) -> Checked:
+    """The live key matching `key` and its rate limit, in one round trip. Unknown, malformed and revoked
+    keys look the same; an address that sent too many invalid keys is refused before any lookup.
+
+    The workspace is not known yet, so this is the SECURITY DEFINER function of migration 0012: it returns
+    the key only when the presented key's hash matches, and never returns a hash."""
     key_id = key_id_of(key)
     if key_id is None:
-        return None
-    row = await pool.fetchrow("SELECT * FROM parley_authenticate_key($1, $2)", key_id, hash_key(key))
-    return ApiKeyInfo(**dict(row)) if row is not None else None
+        return Checked(key=None)
+    row = await pool.fetchrow(
+        "SELECT * FROM parley_authenticate_key($1, $2, $3, $4, $5)",
+        key_id,
+        hash_key(key),
+        address,
+        per_key,
+        invalid_per_address,
+    )
+    if row is None:
+        return Checked(key=None)
+    values = dict(row)
+    wait = values.pop("wait_s")
+    return Checked(key=ApiKeyInfo(**values) if values["key_id"] is not None else None, wait_s=wait)
 
 
 def _workspace(workspace_id: str) -> WorkspaceKey:

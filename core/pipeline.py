@@ -38,7 +38,7 @@ from core.memory.history import StoredMessage, thread_messages, to_model_message
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
 from core.outbox import RETRYABLE, Outbox
 from core.prompts import PromptTemplate, load_template
-from core.ratelimit import RateBudget, SlidingWindow
+from core.ratelimit import Budget, turn_budgets
 from core.steps import GuardStep, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
 from core.store.instance import Instance
 from core.tools.registry import ToolRegistry
@@ -86,7 +86,6 @@ class Pipeline:
     guard: GuardStep
     memory: MemoryStep
     knowledge: Knowledge = field(default_factory=lambda: Knowledge(None))
-    clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     services: dict[str, Any] = field(default_factory=dict)
     cache_stats: CacheStats = field(default_factory=CacheStats)
@@ -98,10 +97,6 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.agent = build_agent()
-        self.rate = RateBudget(
-            per_user=SlidingWindow(self.config.rate_user_per_min),
-            per_workspace=SlidingWindow(self.config.rate_workspace_per_min),
-        )
         self.template: PromptTemplate = load_template("system")
         self._admission = asyncio.Semaphore(self.config.max_concurrent_turns)
 
@@ -153,6 +148,15 @@ class Pipeline:
             log.info("turn done", extra={**_context(inbound), "outcome": outcome, "latency_ms": reply.latency_ms})
             return reply
 
+    def _budgets(self, inbound: Inbound) -> list[Budget]:
+        return turn_budgets(
+            platform=inbound.platform,
+            workspace_id=inbound.workspace_id,
+            user_id=inbound.user_id,
+            per_user=self.config.rate_user_per_min,
+            per_workspace=self.config.rate_workspace_per_min,
+        )
+
     def _owner(self) -> int | None:
         return self.instance.number if self.instance is not None else None
 
@@ -186,11 +190,12 @@ class Pipeline:
     async def _turn(self, inbound: Inbound, on_delta: OnDelta | None, started: float) -> Reply:
         inbound = replace(inbound, text=inbound.text.replace("\x00", ""))
         with logfire.span("dedupe"):
-            if not await turns.claim_event(self.pool, inbound.user.workspace, inbound.event_id, owner=self._owner()):
+            claim = await turns.claim_turn(
+                self.pool, inbound.user.workspace, inbound.event_id, owner=self._owner(), budgets=self._budgets(inbound)
+            )
+            if not claim.claimed:
                 return Reply(text="", thread_id=inbound.thread_id, duplicate=True)
-        wait = self.rate.check(
-            workspace=f"{inbound.platform}/{inbound.workspace_id}", user=inbound.user_id, now=self.clock()
-        )
+        wait = claim.wait_s
         if wait:
             return self._failure(
                 inbound,

@@ -10,7 +10,9 @@ from datetime import datetime
 
 import asyncpg
 
+from core import ratelimit
 from core.models import Inbound, Reply, Step
+from core.ratelimit import Budget
 from core.store.tenancy import TenantKey, scoped
 
 
@@ -28,7 +30,24 @@ async def claim_event(pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *
     """True when this instance may answer the event: the first time it is seen on any instance sharing
     the database, or on a retry of an event whose turn never finished because its owner (instance
     `owner` of core/store/instance.py) is gone. Taking over closes the dead turn as `interrupted`."""
-    took = await scoped(pool, workspace).fetchval(
+    claim = await claim_turn(pool, workspace, event_id, owner=owner, budgets=())
+    return claim.claimed
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    claimed: bool
+    """This instance answers the event (see `claim_event`)."""
+    wait_s: float
+    """Over a rate budget: the seconds to wait (the event is claimed all the same)."""
+
+
+async def claim_turn(
+    pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *, owner: int | None, budgets: Sequence[Budget]
+) -> Claim:
+    """Claim the event and, when claimed, take one hit from each rate budget: one statement."""
+    buckets, limits = ratelimit.arguments(budgets)
+    row = await scoped(pool, workspace).fetchrow(
         """WITH claim AS (
                INSERT INTO processed_events AS e (platform, workspace_id, event_id, owner) VALUES ($1, $2, $3, $4)
                ON CONFLICT (platform, workspace_id, event_id) DO UPDATE SET owner = EXCLUDED.owner, seen_at = now()
@@ -40,14 +59,23 @@ async def claim_event(pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *
                UPDATE turns SET status = 'error', error = 'interrupted'
                WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'
                  AND EXISTS (SELECT 1 FROM claim WHERE took_over)
-           )
-           SELECT count(*) FROM claim""",
+           ),
+           claimed AS (SELECT count(*) > 0 AS claimed FROM claim)
+           SELECT claimed,
+                  CASE WHEN claimed AND cardinality($5::text[]) > 0
+                       THEN parley_rate_take($5::text[], $6::integer[], $7::float8)
+                       ELSE 0 END AS wait_s
+           FROM claimed""",
         workspace.platform,
         workspace.workspace_id,
         event_id,
         owner,
+        buckets,
+        limits,
+        ratelimit.WINDOW_S,
     )
-    return bool(took)
+    assert row is not None
+    return Claim(claimed=row["claimed"], wait_s=row["wait_s"])
 
 
 async def finish_event(pool: asyncpg.Pool, inbound: Inbound, *, error: str) -> None:

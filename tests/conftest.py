@@ -78,6 +78,8 @@ def allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
 
 StartServe = Callable[[dict[str, str]], tuple[subprocess.Popen[str], str]]
 ROOT = Path(__file__).resolve().parents[1]
+SERVE_START_S = 150
+"""Loading the models takes seconds alone and a minute or more on a busy 2-core machine."""
 
 
 def free_port() -> int:
@@ -107,7 +109,7 @@ def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
         )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + SERVE_START_S
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise AssertionError(f"parley serve exited early: {process.communicate()[1][-3000:]}")
@@ -116,7 +118,7 @@ def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
                     return process, url
             except httpx.TransportError:
                 time.sleep(0.2)
-        raise AssertionError("parley serve did not become healthy in 60 s")
+        raise AssertionError(f"parley serve did not become healthy in {SERVE_START_S} s")
 
     yield start
     for process in started:

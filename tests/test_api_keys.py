@@ -16,7 +16,6 @@ from bot import observability
 from bot.cli import apikey
 from bot.settings import get_settings
 from core.apikeys import (
-    authenticate,
     create_api_key,
     generate_key,
     hash_key,
@@ -25,6 +24,7 @@ from core.apikeys import (
     revoke_api_key,
     revoke_named,
 )
+from tests.api_helpers import key_of
 
 
 def test_generated_keys_are_unique_well_formed_and_verify_against_their_hash() -> None:
@@ -54,14 +54,14 @@ async def test_keys_are_stored_hashed_authenticated_and_revoked(pool: asyncpg.Po
     info, key = await create_api_key(pool, workspace_id=workspace, name="ci")
     stored = await pool.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", info.key_id)
     assert key not in str(dict(stored)) and bytes(stored["key_hash"]) == hash_key(key)
-    found = await authenticate(pool, key)
+    found = await key_of(pool, key)
     assert found is not None and found.workspace_id == workspace and found.name == "ci"
-    assert await authenticate(pool, key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert await key_of(pool, key[:-1] + ("A" if key[-1] != "A" else "B")) is None
     assert [k.key_id for k in await list_api_keys(pool, workspace_id=workspace)] == [info.key_id]
     assert (await list_api_keys(pool, workspace_id=workspace))[0].last_used_at is not None
     assert await revoke_api_key(pool, info.key_id)
     assert not await revoke_api_key(pool, info.key_id)
-    assert await authenticate(pool, key) is None
+    assert await key_of(pool, key) is None
 
 
 async def test_revoke_named_replaces_the_previous_playground_key(pool: asyncpg.Pool) -> None:
@@ -69,8 +69,8 @@ async def test_revoke_named_replaces_the_previous_playground_key(pool: asyncpg.P
     _, old = await create_api_key(pool, workspace_id=workspace, name="playground")
     _, kept = await create_api_key(pool, workspace_id=workspace, name="ci")
     assert await revoke_named(pool, workspace_id=workspace, name="playground") == 1
-    assert await authenticate(pool, old) is None
-    assert await authenticate(pool, kept) is not None
+    assert await key_of(pool, old) is None
+    assert await key_of(pool, kept) is not None
 
 
 @pytest.fixture

@@ -13,11 +13,13 @@ import httpx
 import psutil
 import pytest
 
+from bot.app import APPLICATION_NAME
 from tests.api_helpers import bearer, new_key, sse_events
+from tests.conftest import StartServe
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)
 
 
 async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
@@ -100,3 +102,25 @@ async def test_workers_share_the_port_come_back_after_a_crash_and_all_drain_on_s
     assert process.returncode == 0, stderr[-3000:]
     assert "SIGTERM: no new turns" in stderr
     assert not [p for p in psutil.Process().children(recursive=True) if "--worker-fd" in " ".join(p.cmdline())]
+
+
+async def test_serve_connects_as_the_app_role_and_never_as_a_superuser(
+    serve: StartServe, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    _, url = serve({"PARLEY_MODEL": "openai:fake", "OPENAI_BASE_URL": openai_server.base_url, "OPENAI_API_KEY": "k"})
+    _, key = await new_key(pool)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        answer = await http.post("/v1/chat", json={"message": "who am I"}, headers=bearer(key))
+    assert answer.json()["reply"] == "You said: who am I"
+    # The owner connects only for a maintenance round (at start, then hourly) and lets go when it ends.
+    deadline = time.monotonic() + 30
+    while True:
+        rows = await pool.fetch(
+            """SELECT a.usename, r.rolsuper FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
+               WHERE a.application_name = $1""",
+            APPLICATION_NAME,
+        )
+        if not any(r["rolsuper"] for r in rows) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert rows and {(r["usename"], r["rolsuper"]) for r in rows} == {("parley_app", False)}

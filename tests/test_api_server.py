@@ -370,3 +370,19 @@ def _app_routes() -> list[APIRoute]:
     from adapters.api.routes import all_routers
 
     return [r for router in all_routers() for r in router.routes if isinstance(r, APIRoute)]
+
+
+async def test_invalid_keys_from_one_address_are_refused_before_any_lookup(
+    pool: asyncpg.Pool, fake_openai: FakeOpenAI
+) -> None:
+    settings = fake_model_settings(fake_openai.base_url)
+    app = create_app(settings, build_pipeline(settings, pool), pool, config=ApiConfig(invalid_keys_per_min=3))
+    _, key = await new_key(pool)
+    forged = key[:-4] + "AAAA"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(f"10.9.{uuid.uuid4().int % 250}.1", 1)),
+                                 base_url="http://api") as http:
+        statuses = [(await http.get("/v1/capabilities", headers=bearer(forged))).status_code for _ in range(4)]
+        refused_valid = await http.get("/v1/capabilities", headers=bearer(key))
+    assert statuses == [401, 401, 401, 429]
+    assert refused_valid.status_code == 429 and int(refused_valid.headers["retry-after"]) >= 1
+    assert_explains(refused_valid.json(), "rate_limited")

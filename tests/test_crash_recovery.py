@@ -22,7 +22,7 @@ from tests.conftest import StartServe
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import EventSender, FakeSlack, mention
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(400)
 SECRET = "crash-signing-secret"
 
 

@@ -15,7 +15,7 @@ from adapters.api.sessions import open_session
 from adapters.discord.store import NewMessage, remember_messages
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from core import turns
-from core.apikeys import authenticate, create_api_key
+from core.apikeys import create_api_key
 from core.cache import PostgresCacheStore
 from core.feedback import record_feedback
 from core.guard.events import SafetyEvent, record_event
@@ -25,6 +25,7 @@ from core.store.pool import create_pool
 from core.store.roles import app_password, app_uri, ensure_app_login
 from core.store.tenancy import scoped, tenant
 from core.workspace import set_override
+from tests.api_helpers import key_of
 
 FORBIDDEN = (asyncpg.InsufficientPrivilegeError,)
 
@@ -158,9 +159,9 @@ async def test_an_api_key_is_found_before_its_workspace_is_known_and_only_with_i
     app_pool: asyncpg.Pool,
 ) -> None:
     info, key = await create_api_key(app_pool, workspace_id=f"ws-{uuid.uuid4().hex[:8]}")
-    found = await authenticate(app_pool, key)
+    found = await key_of(app_pool, key)
     assert found is not None and found.key_id == info.key_id
-    assert await authenticate(app_pool, key[:-4] + "AAAA") is None
+    assert await key_of(app_pool, key[:-4] + "AAAA") is None
 
 
 async def test_a_row_for_another_workspace_cannot_be_written_from_a_scope(app_pool: asyncpg.Pool) -> None:

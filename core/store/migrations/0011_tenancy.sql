@@ -5,7 +5,7 @@
 -- only inside a tenant scope (core/store/tenancy.py): transaction-local settings `parley.platform`,
 -- `parley.workspace_id` and, for a person's scope, `parley.user_id`. With no tenant set it reads,
 -- changes and deletes nothing. Lookups that must happen before the tenant is known (an API key by
--- its id, an OAuth state, the delivery of a finished turn) go through the narrow SECURITY DEFINER
+-- its id (migration 0012), an OAuth state, the delivery of a finished turn) go through the narrow SECURITY DEFINER
 -- functions at the end, never through a blanket bypass.
 
 -- A workspace's scope: both keys set and equal to the row's.
@@ -91,26 +91,6 @@ ALTER TABLE slack_oauth_states ENABLE ROW LEVEL SECURITY;
 ALTER TABLE eval_runs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE eval_metric_results ENABLE ROW LEVEL SECURITY;
 
--- An API key by its public id, before the workspace is known: the row only when the presented key's
--- hash matches a live key, `last_used_at` touched at most once a minute. The hash never leaves.
-CREATE FUNCTION parley_authenticate_key(presented_key_id text, presented_hash bytea)
-    RETURNS TABLE (key_id text, platform text, workspace_id text, name text, created_at timestamptz,
-                   last_used_at timestamptz, revoked_at timestamptz)
-    LANGUAGE sql VOLATILE SECURITY DEFINER
-    SET search_path = public, pg_temp
-    AS $$
-        WITH live AS (
-            SELECT k.id, k.key_id, k.platform, k.workspace_id, k.name, k.created_at, k.last_used_at, k.revoked_at
-            FROM api_keys k
-            WHERE k.key_id = presented_key_id AND k.key_hash = presented_hash AND k.revoked_at IS NULL
-        ),
-        touched AS (
-            UPDATE api_keys SET last_used_at = now()
-            WHERE id IN (SELECT id FROM live WHERE last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
-        )
-        SELECT key_id, platform, workspace_id, name, created_at, last_used_at, revoked_at FROM live
-    $$;
-
 CREATE FUNCTION parley_issue_oauth_state(new_state text, ttl interval) RETURNS void
     LANGUAGE sql VOLATILE SECURITY DEFINER
     SET search_path = public, pg_temp
@@ -142,8 +122,8 @@ CREATE FUNCTION parley_record_delivery(delivered_turn bigint, message_id text) R
         WHERE turn_id IN (SELECT id FROM turn) AND role = 'assistant';
     $$;
 
-REVOKE ALL ON FUNCTION parley_authenticate_key(text, bytea), parley_issue_oauth_state(text, interval),
+REVOKE ALL ON FUNCTION parley_issue_oauth_state(text, interval),
     parley_consume_oauth_state(text), parley_record_delivery(bigint, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION parley_authenticate_key(text, bytea), parley_issue_oauth_state(text, interval),
+GRANT EXECUTE ON FUNCTION parley_issue_oauth_state(text, interval),
     parley_consume_oauth_state(text), parley_record_delivery(bigint, text) TO parley_app;
 GRANT USAGE ON SCHEMA public TO parley_app;
