@@ -1,5 +1,6 @@
-"""Exactly-once replies across crashes (issue #14): a turn killed with kill -9 mid-answer is answered
-once when the event comes again, and a turn a dead process left `started` is closed as interrupted."""
+"""Several processes on one database (issues #14, #15): a turn killed with kill -9 mid-answer is answered
+once when the event comes again, a turn a dead process left `started` is closed as interrupted, and two
+instances share one rate limit and answer an event delivered to both once."""
 
 from __future__ import annotations
 
@@ -201,3 +202,32 @@ async def test_an_api_client_retrying_after_a_crash_gets_one_answer_and_a_clean_
         ("user", "remember the milk"),
         ("assistant", "You said: remember the milk"),
     ]
+
+
+async def test_two_instances_share_a_persons_rate_limit_and_answer_an_event_delivered_to_both_once(
+    serve: StartServe, pool: asyncpg.Pool, openai_server: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    ws = fake_slack.add_workspace()
+    env = {**slack_env(fake_slack, ws.token, openai_server), "PARLEY_RATE_USER_PER_MIN": "2"}
+    (_, one), (_, two) = await asyncio.gather(asyncio.to_thread(serve, env), asyncio.to_thread(serve, env))
+    _, key = await new_key(pool)
+    async with httpx.AsyncClient(timeout=30) as http:
+        replies = [
+            (await http.post(f"{url}/v1/chat", json={"message": f"hi {i}", "user_id": "ahab"}, headers=bearer(key)))
+            for i, url in enumerate((one, two, one))
+        ]
+    assert [r.json()["error"] for r in replies] == [None, None, "rate_limited"]
+
+    channel = f"C{uuid.uuid4().hex[:8].upper()}"
+    event = mention(ws, channel=channel, user="UBOTH", text="only once", ts=f"{time.time():.6f}")
+    senders = [EventSender(url=f"{url}/slack/events", signing_secret=SECRET) for url in (one, two)]
+    try:
+        event_id = f"Ev{uuid.uuid4().hex[:10].upper()}"
+        acks = await asyncio.gather(*(s.event(ws, event, event_id=event_id) for s in senders))
+        assert [a.response.status_code for a in acks] == [200, 200]
+        await wait_for(lambda: any("You said: only once" in m.text for m in fake_slack.posted(channel)))
+        await asyncio.sleep(2)
+    finally:
+        for sender in senders:
+            await sender.aclose()
+    assert len([m for m in fake_slack.posted(channel) if "You said" in m.text]) == 1
