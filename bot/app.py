@@ -242,7 +242,7 @@ async def started(
         if steps.guard_service is not None:
             await steps.guard_service.warm()
         if memory is not None:
-            await memory.start(reembed_in_background=maintenance)
+            await memory.start(reembed_in_background=maintenance, owner_pool=owner_pool)
             if maintenance and memory.dimensions:
                 background = asyncio.create_task(
                     maintenance_loop(
