@@ -88,18 +88,13 @@ async def require_key(
     )
     if checked.wait_s:
         seconds = max(1, math.ceil(checked.wait_s))
-        limit = (
-            f"This API key made more than {state.config.rate_per_min} requests in the last minute."
-            if checked.key
-            else f"This address sent more than {state.config.invalid_keys_per_min} invalid API keys in the last minute."
-        )
-        raise ApiError(
-            429,
-            "rate_limited",
-            limit,
-            f"Wait {seconds} s (see Retry-After) and retry, or spread requests over several keys.",
-            headers={"Retry-After": str(seconds)},
-        )
+        if checked.key is None:
+            why = f"This address sent more than {state.config.invalid_keys_per_min} invalid API keys in a minute."
+            fix = f"Wait {seconds} s (see Retry-After), then send a valid key; `parley apikey list` shows live keys."
+        else:
+            why = f"This API key made more than {state.config.rate_per_min} requests in the last minute."
+            fix = f"Wait {seconds} s (see Retry-After) and retry, or spread requests over several keys."
+        raise ApiError(429, "rate_limited", why, fix, headers={"Retry-After": str(seconds)})
     if checked.key is None:
         raise ApiError(
             401,
