@@ -28,13 +28,17 @@ from core.memory.tools import ToolScope, memory_toolset
 from core.pipeline import Pipeline, PipelineConfig
 from core.steps import GuardStep, MediaStep, MemoryStep
 from core.store.embedded import start_embedded
+from core.store.instance import Instance
 from core.store.migrations import migrate
 from core.store.pool import create_pool
+from core.store.roles import ensure_app_login
 from core.tools import builtin
 from core.tools.registry import ToolPolicy, ToolRegistry, load_entry_point_tools, load_mcp_servers
 from evals.online import online_scorer
 
 SELF_RETRYING_PROVIDERS = ("openai:", "openai-chat:", "anthropic:")
+APPLICATION_NAME = "parley"
+"""`application_name` of a serving process's connections, as pg_stat_activity shows them."""
 
 
 def database_uri(settings: Settings) -> str:
@@ -45,10 +49,19 @@ def database_uri(settings: Settings) -> str:
 
 
 async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
-    """Connect and apply pending migrations (every serving command migrates on start)."""
+    """Connect as the owner and apply pending migrations (operator commands: they work across tenants)."""
     uri = database_uri(settings)
     await migrate(uri)
     return await create_pool(uri, max_size=max_size)
+
+
+async def app_database_uri(settings: Settings) -> str:
+    """Migrate as the owner, then the URL a serving process connects with: the non-superuser app role."""
+    owner = database_uri(settings)
+    await migrate(owner)
+    if settings.parley_database_app_url is not None:
+        return settings.parley_database_app_url.get_secret_value()
+    return await ensure_app_login(owner)
 
 
 def model_config(settings: Settings) -> ModelConfig:
@@ -207,11 +220,17 @@ def build_pipeline(
 
 @asynccontextmanager
 async def started(
-    settings: Settings, pool: asyncpg.Pool, steps: Steps, *, maintenance: bool = False
+    settings: Settings,
+    pool: asyncpg.Pool,
+    steps: Steps,
+    *,
+    maintenance: bool = False,
+    owner_pool: asyncpg.Pool | None = None,
 ) -> AsyncIterator[Pipeline]:
     """A pipeline on an open pool with its steps started; on exit its background work drains.
 
-    With `maintenance`, memory retention and large-scope indexing run periodically (serving processes).
+    With `maintenance`, memory retention and large-scope indexing run periodically (serving processes),
+    on `owner_pool` when given: they work across tenants and build indexes, which only the owner may.
     """
     pipeline = build_pipeline(settings, pool, steps=steps)
     scorer = online_scorer(settings, pool)
@@ -223,11 +242,11 @@ async def started(
         if steps.guard_service is not None:
             await steps.guard_service.warm()
         if memory is not None:
-            await memory.start(reembed_in_background=maintenance)
+            await memory.start(reembed_in_background=maintenance, owner_pool=owner_pool)
             if maintenance and memory.dimensions:
                 background = asyncio.create_task(
                     maintenance_loop(
-                        pool,
+                        owner_pool or pool,
                         retention_days=settings.parley_retention_days,
                         model=memory.model,
                         dimensions=memory.dimensions,
@@ -251,11 +270,22 @@ async def started(
 async def running(
     settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False
 ) -> AsyncIterator[Pipeline]:
-    """Open the database (migrating it), start a pipeline, and close everything on exit."""
-    pool = await open_pool(settings)
+    """Open the database (migrating it) as the app role, start a pipeline, and close everything on exit.
+
+    The process holds its instance lock for its life (exactly-once replies across crashes)."""
+    uri = await app_database_uri(settings)
+    pool = await create_pool(uri, application_name=APPLICATION_NAME)
+    # The owner connects only while a maintenance round runs (hourly), never for a turn.
+    owner_pool = await create_pool(
+        database_uri(settings), min_size=0, max_size=1, application_name=APPLICATION_NAME, idle_close_s=5
+    )
+    instance = await Instance(uri, application_name=APPLICATION_NAME).start()
     try:
         steps = build_steps(settings, pool, voice_format=voice_format)
-        async with started(settings, pool, steps, maintenance=maintenance) as pipeline:
+        async with started(settings, pool, steps, maintenance=maintenance, owner_pool=owner_pool) as pipeline:
+            pipeline.instance = instance
             yield pipeline
     finally:
+        await instance.close()
+        await owner_pool.close()
         await pool.close()

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
 
     # storage
     database_url: SecretStr | None = None
+    parley_database_app_url: SecretStr | None = None
+    """How serving processes log in as `parley_app`; absent: derived from DATABASE_URL (core/store/roles.py)."""
     parley_data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("parley")))
 
     # memory

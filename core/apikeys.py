@@ -1,14 +1,15 @@
-"""API keys per workspace: made once, shown once, stored as a hash, compared in constant time.
+"""API keys per workspace: made once, shown once, stored as a hash.
 
 A key reads `parley_<key_id>_<secret>`. The `key_id` is public (it names the key in listings and
 finds its row); only the SHA-256 of the whole key is stored, so a database leak yields no usable
-key. The secret carries 256 bits from `secrets`, so a plain hash is enough (no slow KDF needed).
+key. The secret carries 256 bits from `secrets`, so a plain hash is enough (no slow KDF needed). The
+database compares digests: what a comparison's timing could reveal is how much of a guess's SHA-256
+matches, which brings no one closer to a key.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import re
 import secrets
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from datetime import datetime
 
 import asyncpg
 
-from core.models import Platform
+from core.models import Platform, WorkspaceKey
+from core.store.tenancy import scoped
 
 PREFIX = "parley"
 KEY_ID_BYTES = 6
@@ -62,11 +64,6 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def verify(key: str, stored_hash: bytes) -> bool:
-    """Constant-time comparison of a presented key with a stored hash."""
-    return hmac.compare_digest(hash_key(key), stored_hash)
-
-
 # -- storage ----------------------------------------------------------------------------------
 _COLUMNS = "key_id, platform, workspace_id, name, created_at, last_used_at, revoked_at"
 
@@ -74,7 +71,7 @@ _COLUMNS = "key_id, platform, workspace_id, name, created_at, last_used_at, revo
 async def create_api_key(pool: asyncpg.Pool, *, workspace_id: str, name: str = "") -> tuple[ApiKeyInfo, str]:
     """Store a new key for `workspace_id`; return its description and the key (shown once)."""
     new = generate_key()
-    row = await pool.fetchrow(
+    row = await scoped(pool, _workspace(workspace_id)).fetchrow(
         f"""INSERT INTO api_keys (key_id, key_hash, platform, workspace_id, name)
             VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}""",
         new.key_id,
@@ -83,6 +80,7 @@ async def create_api_key(pool: asyncpg.Pool, *, workspace_id: str, name: str = "
         workspace_id,
         name,
     )
+    assert row is not None
     return ApiKeyInfo(**dict(row)), new.key
 
 
@@ -104,7 +102,7 @@ async def revoke_api_key(pool: asyncpg.Pool, key_id: str) -> bool:
 
 async def revoke_named(pool: asyncpg.Pool, *, workspace_id: str, name: str) -> int:
     """Revoke every live key of `workspace_id` called `name` (the one-time playground key)."""
-    status: str = await pool.execute(
+    status: str = await scoped(pool, _workspace(workspace_id)).execute(
         "UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 AND name = $2 AND revoked_at IS NULL",
         workspace_id,
         name,
@@ -112,24 +110,40 @@ async def revoke_named(pool: asyncpg.Pool, *, workspace_id: str, name: str) -> i
     return int(status.split()[-1])
 
 
-async def authenticate(pool: asyncpg.Pool, key: str) -> ApiKeyInfo | None:
-    """The live key matching `key`, or None. Unknown, malformed and revoked keys look the same."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Checked:
+    """What authenticating a request found: the key (None: invalid), and how long to wait when over a
+    rate limit (the key's own, or its address's for invalid keys)."""
+
+    key: ApiKeyInfo | None
+    wait_s: float = 0.0
+
+
+async def authenticate(
+    pool: asyncpg.Pool, key: str, *, address: str, per_key: int, invalid_per_address: int
+) -> Checked:
+    """The live key matching `key` and its rate limit, in one round trip. Unknown, malformed and revoked
+    keys look the same; an address that sent too many invalid keys is refused before any lookup.
+
+    The workspace is not known yet, so this is the SECURITY DEFINER function of migration 0012: it returns
+    the key only when the presented key's hash matches, and never returns a hash."""
     key_id = key_id_of(key)
     if key_id is None:
-        return None
+        return Checked(key=None)
     row = await pool.fetchrow(
-        f"SELECT key_hash, {_COLUMNS} FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id
+        "SELECT * FROM parley_authenticate_key($1, $2, $3, $4, $5)",
+        key_id,
+        hash_key(key),
+        address,
+        per_key,
+        invalid_per_address,
     )
     if row is None:
-        return None
+        return Checked(key=None)
     values = dict(row)
-    if not verify(key, bytes(values.pop("key_hash"))):
-        return None
-    if _stale(values["last_used_at"]):
-        await pool.execute("UPDATE api_keys SET last_used_at = now() WHERE key_id = $1", key_id)
-    return ApiKeyInfo(**values)
+    wait = values.pop("wait_s")
+    return Checked(key=ApiKeyInfo(**values) if values["key_id"] is not None else None, wait_s=wait)
 
 
-def _stale(last: datetime | None) -> bool:
-    """Touch `last_used_at` at most once a minute per key, not on every request."""
-    return last is None or (datetime.now(last.tzinfo) - last).total_seconds() > 60
+def _workspace(workspace_id: str) -> WorkspaceKey:
+    return WorkspaceKey(platform=Platform.API, workspace_id=workspace_id)

@@ -19,6 +19,9 @@ from pydantic_ai.models import Model, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
+from core.models import WorkspaceKey
+from core.store.tenancy import scoped
+
 _RESPONSE = TypeAdapter(ModelResponse)
 VOLATILE_KEYS = frozenset(
     {"timestamp", "run_id", "conversation_id", "provider_response_id", "provider_details", "tool_call_id", "id"}
@@ -58,12 +61,16 @@ class CacheStore(Protocol):
 @dataclass
 class PostgresCacheStore:
     pool: asyncpg.Pool
-    workspace_id: str
+    workspace: WorkspaceKey
     ttl_s: int
 
     async def get(self, key: str) -> ModelResponse | None:
-        raw = await self.pool.fetchval(
-            "SELECT response FROM response_cache WHERE key = $1 AND expires_at > now()", key
+        raw = await scoped(self.pool, self.workspace).fetchval(
+            """SELECT response FROM response_cache
+               WHERE platform = $1 AND workspace_id = $2 AND key = $3 AND expires_at > now()""",
+            self.workspace.platform,
+            self.workspace.workspace_id,
+            key,
         )
         if raw is None:
             return None
@@ -71,11 +78,14 @@ class PostgresCacheStore:
 
     async def put(self, key: str, response: ModelResponse) -> None:
         body = _RESPONSE.dump_json(response).decode()
-        await self.pool.execute(
-            """INSERT INTO response_cache (key, workspace_id, response, expires_at) VALUES ($1, $2, $3::jsonb, $4)
-               ON CONFLICT (key) DO UPDATE SET response = EXCLUDED.response, expires_at = EXCLUDED.expires_at""",
+        await scoped(self.pool, self.workspace).execute(
+            """INSERT INTO response_cache (platform, key, workspace_id, response, expires_at)
+               VALUES ($1, $2, $3, $4::jsonb, $5)
+               ON CONFLICT (platform, workspace_id, key)
+               DO UPDATE SET response = EXCLUDED.response, expires_at = EXCLUDED.expires_at""",
+            self.workspace.platform,
             key,
-            self.workspace_id,
+            self.workspace.workspace_id,
             body,
             datetime.now(UTC) + timedelta(seconds=self.ttl_s),
         )

@@ -7,7 +7,8 @@ from datetime import datetime
 
 import asyncpg
 
-from core.models import Reaction
+from core.models import Reaction, WorkspaceKey
+from core.store.tenancy import scoped
 
 EMOJI_SCORES: dict[str, int] = {
     "+1": 1,
@@ -44,7 +45,7 @@ async def record_feedback(
     """One rating per person per turn; a later rating replaces the earlier one."""
     if score not in (-1, 1):
         raise ValueError("score must be +1 or -1")
-    await pool.execute(
+    await scoped(pool, WorkspaceKey(platform=platform, workspace_id=workspace_id)).execute(
         """INSERT INTO feedback (platform, workspace_id, user_id, turn_id, score, source)
            VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (platform, workspace_id, user_id, turn_id)
@@ -63,7 +64,8 @@ async def record_reaction(pool: asyncpg.Pool, reaction: Reaction) -> int | None:
     score = score_of(reaction.emoji)
     if score is None:
         return None
-    turn_id = await pool.fetchval(
+    workspace = WorkspaceKey(platform=reaction.platform, workspace_id=reaction.workspace_id)
+    turn_id = await scoped(pool, workspace).fetchval(
         "SELECT id FROM turns WHERE platform = $1 AND workspace_id = $2 AND platform_message_id = $3",
         reaction.platform,
         reaction.workspace_id,
@@ -72,7 +74,7 @@ async def record_reaction(pool: asyncpg.Pool, reaction: Reaction) -> int | None:
     if turn_id is None:
         return None
     if reaction.removed:
-        await pool.execute(
+        await scoped(pool, workspace).execute(
             """DELETE FROM feedback WHERE platform = $1 AND workspace_id = $2 AND user_id = $3
                AND turn_id = $4 AND score = $5""",
             reaction.platform,

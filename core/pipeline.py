@@ -38,8 +38,9 @@ from core.memory.history import StoredMessage, thread_messages, to_model_message
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
 from core.outbox import RETRYABLE, Outbox
 from core.prompts import PromptTemplate, load_template
-from core.ratelimit import RateBudget, SlidingWindow
+from core.ratelimit import Budget, turn_budgets
 from core.steps import GuardStep, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
+from core.store.instance import Instance
 from core.tools.registry import ToolRegistry
 from core.workspace import WorkspaceOverrides, load_overrides
 
@@ -85,20 +86,17 @@ class Pipeline:
     guard: GuardStep
     memory: MemoryStep
     knowledge: Knowledge = field(default_factory=lambda: Knowledge(None))
-    clock: Callable[[], float] = time.monotonic
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     services: dict[str, Any] = field(default_factory=dict)
     cache_stats: CacheStats = field(default_factory=CacheStats)
     outbox: Outbox = field(default_factory=Outbox)
     after_turn: AfterTurn | None = None
     """Called once a turn is stored (online quality scoring); must return at once."""
+    instance: Instance | None = None
+    """This process's lock in the database: claims record it, so a retry after a crash can take over."""
 
     def __post_init__(self) -> None:
         self.agent = build_agent()
-        self.rate = RateBudget(
-            per_user=SlidingWindow(self.config.rate_user_per_min),
-            per_workspace=SlidingWindow(self.config.rate_workspace_per_min),
-        )
         self.template: PromptTemplate = load_template("system")
         self._admission = asyncio.Semaphore(self.config.max_concurrent_turns)
 
@@ -133,6 +131,8 @@ class Pipeline:
                     f"Something went wrong on my side ({type(exc).__name__}). It has been logged; "
                     "please try again.",
                 )
+            if reply.error and reply.turn_id is None:
+                await self._finish_event(inbound, reply.error)
             if not reply.latency_ms:
                 reply = replace(reply, latency_ms=_elapsed_ms(started))
             latency = reply.latency_ms
@@ -147,6 +147,25 @@ class Pipeline:
                 metrics.ERRORS.labels(reply.error).inc()
             log.info("turn done", extra={**_context(inbound), "outcome": outcome, "latency_ms": reply.latency_ms})
             return reply
+
+    def _budgets(self, inbound: Inbound) -> list[Budget]:
+        return turn_budgets(
+            platform=inbound.platform,
+            workspace_id=inbound.workspace_id,
+            user_id=inbound.user_id,
+            per_user=self.config.rate_user_per_min,
+            per_workspace=self.config.rate_workspace_per_min,
+        )
+
+    def _owner(self) -> int | None:
+        return self.instance.number if self.instance is not None else None
+
+    async def _finish_event(self, inbound: Inbound, error: str) -> None:
+        """A turn that failed before it was stored: its event is done (a retry is not answered again)."""
+        try:
+            await turns.finish_event(self.pool, inbound, error=error)
+        except DB_ERRORS as exc:
+            log.warning("could not close event %s: %s", inbound.event_id, type(exc).__name__)
 
     async def record_delivery(self, reply: Reply, platform_message_id: str) -> None:
         if reply.turn_id is not None:
@@ -171,11 +190,12 @@ class Pipeline:
     async def _turn(self, inbound: Inbound, on_delta: OnDelta | None, started: float) -> Reply:
         inbound = replace(inbound, text=inbound.text.replace("\x00", ""))
         with logfire.span("dedupe"):
-            if not await turns.claim_event(self.pool, inbound.platform, inbound.event_id):
+            claim = await turns.claim_turn(
+                self.pool, inbound.user.workspace, inbound.event_id, owner=self._owner(), budgets=self._budgets(inbound)
+            )
+            if not claim.claimed:
                 return Reply(text="", thread_id=inbound.thread_id, duplicate=True)
-        wait = self.rate.check(
-            workspace=f"{inbound.platform}/{inbound.workspace_id}", user=inbound.user_id, now=self.clock()
-        )
+        wait = claim.wait_s
         if wait:
             return self._failure(
                 inbound,
@@ -208,7 +228,10 @@ class Pipeline:
 
         with logfire.span("context"):
             (turn_id, message_id), (overrides, profile, memories, history) = await asyncio.gather(
-                turns.start_turn(self.pool, inbound, text=verdict.text, model=self.config.model_name), reading
+                turns.start_turn(
+                    self.pool, inbound, text=verdict.text, model=self.config.model_name, instance=self._owner()
+                ),
+                reading,
             )
             earlier = [m for m in history if m.id != message_id][-self.config.history_messages :]
             instructions = self._instructions(inbound, verdict.text, overrides, profile, memories)
@@ -343,7 +366,7 @@ class Pipeline:
             model: Model = (
                 CachingModel(
                     self.model,
-                    PostgresCacheStore(self.pool, inbound.workspace_id, self.config.cache_ttl_s),
+                    PostgresCacheStore(self.pool, inbound.user.workspace, self.config.cache_ttl_s),
                     self.cache_stats,
                 )
                 if caching

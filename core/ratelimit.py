@@ -1,43 +1,53 @@
-"""Rate budgets per user and per workspace: a sliding window, pure, with the clock passed in."""
+"""Rate budgets shared by every worker and instance: sliding windows kept in Postgres.
+
+Each budget is a bucket ('user:slack/T1/U1') with a limit of hits per window. The window itself is
+`parley_rate_take` of migration 0012: it checks several buckets in one statement, all or nothing (a
+person refused does not use up the workspace's share), and returns the seconds to wait. One round trip
+per check, and for a turn none at all: the claim of its event carries its budgets (core/turns.py).
+"""
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+WINDOW_S = 60.0
+TAKE = "parley_rate_take($1::text[], $2::integer[], $3::float8, $4::timestamptz)"
 
 
-@dataclass
-class SlidingWindow:
-    """At most `limit` events in any `window_s` seconds for each key."""
+class Executor(Protocol):
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
 
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Budget:
+    """At most `limit` hits per window in `bucket`."""
+
+    bucket: str
     limit: int
-    window_s: float = 60.0
-    events: dict[str, deque[float]] = field(default_factory=dict)
-
-    def try_acquire(self, key: str, now: float) -> float:
-        """Record an event and return 0, or return the seconds to wait without recording."""
-        times = self.events.setdefault(key, deque())
-        while times and now - times[0] >= self.window_s:
-            times.popleft()
-        if len(times) >= self.limit:
-            return self.window_s - (now - times[0])
-        times.append(now)
-        return 0.0
 
 
-@dataclass
-class RateBudget:
-    """Both walls at once: a person may not take the whole workspace's share."""
+def turn_budgets(*, platform: str, workspace_id: str, user_id: str, per_user: int, per_workspace: int) -> list[Budget]:
+    """A turn counts against its person and its workspace."""
+    workspace = f"{platform}/{workspace_id}"
+    return [
+        Budget(bucket=f"workspace:{workspace}", limit=per_workspace),
+        Budget(bucket=f"user:{workspace}/{user_id}", limit=per_user),
+    ]
 
-    per_user: SlidingWindow
-    per_workspace: SlidingWindow
 
-    def check(self, *, workspace: str, user: str, now: float) -> float:
-        wait = self.per_workspace.try_acquire(workspace, now)
-        if wait:
-            return wait
-        wait = self.per_user.try_acquire(f"{workspace}/{user}", now)
-        if wait:
-            ws = self.per_workspace.events[workspace]
-            ws.pop()
-        return wait
+def arguments(budgets: Sequence[Budget]) -> tuple[list[str], list[int]]:
+    """The buckets and limits as `parley_rate_take` takes them."""
+    return [b.bucket for b in budgets], [b.limit for b in budgets]
+
+
+async def take(
+    db: Executor, budgets: Sequence[Budget], *, window_s: float = WINDOW_S, at: datetime | None = None
+) -> float:
+    """Count one hit in every budget and return 0, or return the seconds to wait and count nothing.
+    `at` is the database's clock unless given (tests pass their own)."""
+    buckets, limits = arguments(budgets)
+    wait: float = await db.fetchval(f"SELECT {TAKE}", buckets, limits, window_s, at)
+    return wait

@@ -1,4 +1,5 @@
-"""Persistence of turns: dedupe, the two messages, usage and cost, latency, the reply's platform id."""
+"""Persistence of turns: claims (exactly once, across crashes), the two messages, usage and cost, latency,
+the reply's platform id. Every statement runs in the turn's tenant scope (core/store/tenancy.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from datetime import datetime
 
 import asyncpg
 
+from core import ratelimit
 from core.models import Inbound, Reply, Step
+from core.ratelimit import Budget
+from core.store.tenancy import TenantKey, scoped
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -22,22 +26,93 @@ class ModelCall:
     cost_usd: float | None
 
 
-async def claim_event(pool: asyncpg.Pool, platform: str, event_id: str) -> bool:
-    """True the first time an event is seen, on any instance sharing the database."""
-    row = await pool.fetchval(
-        "INSERT INTO processed_events (platform, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING 1",
-        platform,
+async def claim_event(pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *, owner: int | None = None) -> bool:
+    """True when this instance may answer the event: the first time it is seen on any instance sharing
+    the database, or on a retry of an event whose turn never finished because its owner (instance
+    `owner` of core/store/instance.py) is gone. Taking over closes the dead turn as `interrupted`."""
+    claim = await claim_turn(pool, workspace, event_id, owner=owner, budgets=())
+    return claim.claimed
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Claim:
+    claimed: bool
+    """This instance answers the event (see `claim_event`)."""
+    wait_s: float
+    """Over a rate budget: the seconds to wait (the event is claimed all the same)."""
+
+
+async def claim_turn(
+    pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *, owner: int | None, budgets: Sequence[Budget]
+) -> Claim:
+    """Claim the event and, when claimed, take one hit from each rate budget: one statement."""
+    buckets, limits = ratelimit.arguments(budgets)
+    row = await scoped(pool, workspace).fetchrow(
+        """WITH claim AS (
+               INSERT INTO processed_events AS e (platform, workspace_id, event_id, owner) VALUES ($1, $2, $3, $4)
+               ON CONFLICT (platform, workspace_id, event_id) DO UPDATE SET owner = EXCLUDED.owner, seen_at = now()
+               WHERE e.finished_at IS NULL AND e.owner IS NOT NULL AND EXCLUDED.owner IS NOT NULL
+                 AND e.owner <> EXCLUDED.owner AND NOT parley_instance_alive(e.owner)
+               RETURNING xmax <> 0 AS took_over
+           ),
+           interrupted AS (
+               UPDATE turns SET status = 'error', error = 'interrupted'
+               WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'
+                 AND EXISTS (SELECT 1 FROM claim WHERE took_over)
+           ),
+           claimed AS (SELECT count(*) > 0 AS claimed FROM claim)
+           SELECT claimed,
+                  CASE WHEN claimed AND cardinality($5::text[]) > 0
+                       THEN parley_rate_take($5::text[], $6::integer[], $7::float8)
+                       ELSE 0 END AS wait_s
+           FROM claimed""",
+        workspace.platform,
+        workspace.workspace_id,
         event_id,
+        owner,
+        buckets,
+        limits,
+        ratelimit.WINDOW_S,
     )
-    return row is not None
+    assert row is not None
+    return Claim(claimed=row["claimed"], wait_s=row["wait_s"])
 
 
-async def start_turn(pool: asyncpg.Pool, inbound: Inbound, *, text: str, model: str | None) -> tuple[int, int]:
-    """Open the turn and store the (already masked) user message in one statement; return (turn id, message id)."""
-    row = await pool.fetchrow(
-        """WITH turn AS (
-               INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, model)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id
+async def finish_event(pool: asyncpg.Pool, inbound: Inbound, *, error: str) -> None:
+    """A turn that ended without being stored (refused early, timed out, failed): its event is done, so a
+    retry is not answered twice, and a turn it left `started` is closed with `error`."""
+    await scoped(pool, inbound.user).execute(
+        """WITH done AS (
+               UPDATE processed_events SET finished_at = now()
+               WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND finished_at IS NULL
+           )
+           UPDATE turns SET status = 'error', error = $4
+           WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'""",
+        inbound.platform,
+        inbound.workspace_id,
+        inbound.event_id,
+        error,
+    )
+
+
+async def start_turn(
+    pool: asyncpg.Pool, inbound: Inbound, *, text: str, model: str | None, instance: int | None = None
+) -> tuple[int, int]:
+    """Open the turn and store the (already masked) user message in one statement; return (turn id, message id).
+
+    The same message left unanswered in this conversation by an interrupted turn (a client retrying after
+    a crash) is removed, so the history holds it once."""
+    row = await scoped(pool, inbound.user).fetchrow(
+        """WITH orphan AS (
+               DELETE FROM messages m USING turns t
+               WHERE m.platform = $1 AND m.workspace_id = $2 AND m.channel_id = $3 AND m.thread_id = $4
+                 AND m.user_id = $5 AND m.role = 'user' AND m.content = $8 AND t.id = m.turn_id
+                 AND ((t.status = 'error' AND t.error = 'interrupted')
+                      OR (t.status = 'started' AND t.instance IS NOT NULL AND NOT parley_instance_alive(t.instance)))
+           ),
+           turn AS (
+               INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, model, instance)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $9) RETURNING id
            )
            INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)
            SELECT $1, $2, $3, $4, $5, 'user', $8, id FROM turn
@@ -50,15 +125,21 @@ async def start_turn(pool: asyncpg.Pool, inbound: Inbound, *, text: str, model: 
         inbound.event_id,
         model,
         text,
+        instance,
     )
+    assert row is not None
     turn_id, message_id = row["turn_id"], row["id"]
     return int(turn_id), int(message_id)
 
 
 async def record_blocked(pool: asyncpg.Pool, inbound: Inbound, *, rail: str | None) -> int:
     """A turn refused by the input rails: recorded with its rail, without the message."""
-    turn_id = await pool.fetchval(
-        """INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, status,
+    turn_id = await scoped(pool, inbound.user).fetchval(
+        """WITH done AS (
+               UPDATE processed_events SET finished_at = now()
+               WHERE platform = $1 AND workspace_id = $2 AND event_id = $6
+           )
+           INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, status,
                               blocked, block_rail)
            VALUES ($1, $2, $3, $4, $5, $6, 'blocked', true, $7) RETURNING id""",
         inbound.platform,
@@ -84,8 +165,12 @@ async def finish_turn(
     """Store the reply (unless it was blocked), usage rows, totals and latency in one statement."""
     cost = sum(c.cost_usd for c in calls if c.cost_usd is not None) if calls else None
     answered = not reply.blocked and not reply.error
-    await pool.execute(
-        """WITH reply AS (
+    await scoped(pool, inbound.user).execute(
+        """WITH done AS (
+               UPDATE processed_events SET finished_at = now()
+               WHERE platform = $2 AND workspace_id = $3 AND event_id = $23
+           ),
+           reply AS (
                INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)
                SELECT $2, $3, $14, $15, $4, 'assistant', $16, $1 WHERE $17
            ),
@@ -121,6 +206,7 @@ async def finish_turn(
         [c.output_tokens for c in calls],
         [c.cost_usd for c in calls],
         json.dumps([_step_json(s) for s in reply.steps]),
+        inbound.event_id,
     )
 
 
@@ -129,13 +215,10 @@ def _step_json(step: Step) -> dict[str, object]:
 
 
 async def record_delivery(pool: asyncpg.Pool, turn_id: int, platform_message_id: str) -> None:
-    """Remember which platform message carried the reply, so a reaction on it finds the turn."""
-    await pool.execute(
-        """WITH turn AS (UPDATE turns SET platform_message_id = $2 WHERE id = $1)
-           UPDATE messages SET platform_message_id = $2 WHERE turn_id = $1 AND role = 'assistant'""",
-        turn_id,
-        platform_message_id,
-    )
+    """Remember which platform message carried the reply, so a reaction on it finds the turn.
+
+    Adapters know the turn but not its scope here: a SECURITY DEFINER function that only fills an empty slot."""
+    await pool.execute("SELECT parley_record_delivery($1, $2)", turn_id, platform_message_id)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 
 from core.models import WorkspaceKey
+from core.store.tenancy import scoped
 
 KNOWN_KEYS = frozenset(
     {"system_prompt", "temperature", "max_tokens", "top_p", "presence_penalty", "frequency_penalty", "tools"}
@@ -24,7 +25,7 @@ class WorkspaceOverrides:
 
 
 async def load_overrides(pool: asyncpg.Pool, workspace: WorkspaceKey) -> WorkspaceOverrides:
-    rows = await pool.fetch(
+    rows = await scoped(pool, workspace).fetch(
         "SELECT key, value FROM workspace_settings WHERE platform = $1 AND workspace_id = $2",
         workspace.platform,
         workspace.workspace_id,
@@ -40,7 +41,7 @@ async def load_overrides(pool: asyncpg.Pool, workspace: WorkspaceKey) -> Workspa
 async def set_override(pool: asyncpg.Pool, workspace: WorkspaceKey, key: str, value: Any) -> None:
     if key not in KNOWN_KEYS:
         raise ValueError(f"unknown workspace setting {key!r}; known: {', '.join(sorted(KNOWN_KEYS))}")
-    await pool.execute(
+    await scoped(pool, workspace).execute(
         """INSERT INTO workspace_settings (platform, workspace_id, key, value) VALUES ($1, $2, $3, $4::jsonb)
            ON CONFLICT (platform, workspace_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
         workspace.platform,
@@ -51,7 +52,7 @@ async def set_override(pool: asyncpg.Pool, workspace: WorkspaceKey, key: str, va
 
 
 async def unset_override(pool: asyncpg.Pool, workspace: WorkspaceKey, key: str) -> None:
-    await pool.execute(
+    await scoped(pool, workspace).execute(
         "DELETE FROM workspace_settings WHERE platform = $1 AND workspace_id = $2 AND key = $3",
         workspace.platform,
         workspace.workspace_id,

@@ -21,6 +21,7 @@ import asyncpg
 from bot.settings import Settings
 from core.guard.masking import scrub
 from core.models import Inbound, Reply
+from core.store.tenancy import scoped
 from evals.results import CaseScore
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ async def score_sample(sample: Sample, judge: DeepEvalBaseLLM) -> dict[str, Case
 
 
 async def store_scores(pool: asyncpg.Pool, sample: Sample, scores: dict[str, CaseScore], *, judge: str) -> None:
-    await pool.executemany(
+    await scoped(pool, sample).executemany(
         """INSERT INTO turn_scores (turn_id, platform, workspace_id, user_id, metric, score, reason, error, judge)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
            ON CONFLICT (turn_id, metric) DO UPDATE

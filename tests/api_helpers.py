@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from bot.app import build_pipeline
 from bot.server import create_app
 from bot.settings import Settings
-from core.apikeys import create_api_key
+from core.apikeys import ApiKeyInfo, authenticate, create_api_key
 from core.store.pool import create_pool
 
 
@@ -34,6 +34,12 @@ async def new_key(pool: asyncpg.Pool, workspace: str | None = None) -> tuple[str
     workspace = workspace or f"ws-{uuid.uuid4().hex[:10]}"
     _, key = await create_api_key(pool, workspace_id=workspace, name="test")
     return workspace, key
+
+
+async def key_of(pool: asyncpg.Pool, key: str) -> ApiKeyInfo | None:
+    """The key a request carrying `key` authenticates as (no rate limit in the way)."""
+    checked = await authenticate(pool, key, address="test", per_key=10_000, invalid_per_address=10_000)
+    return checked.key
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -8,11 +8,16 @@ quiet_libraries(force=True)
 
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pydantic_ai.models
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -69,3 +74,54 @@ def openai_server(fake_openai: FakeOpenAI) -> Iterator[FakeOpenAI]:
 def allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real model clients may run: every test that asks for this talks to a local fake server."""
     monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+
+
+StartServe = Callable[[dict[str, str]], tuple[subprocess.Popen[str], str]]
+ROOT = Path(__file__).resolve().parents[1]
+SERVE_START_S = 150
+"""Loading the models takes seconds alone and a minute or more on a busy 2-core machine."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
+    """Start `parley serve` (a real process, on the session's database) with the given extra environment;
+    returns the process and its URL once /healthz answers. Every process is killed at the end."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
+        env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(tmp_path))
+        env.update(extra_env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli.serve", "--port", str(port)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + SERVE_START_S
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"parley serve exited early: {process.communicate()[1][-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    return process, url
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError(f"parley serve did not become healthy in {SERVE_START_S} s")
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()

@@ -16,7 +16,6 @@ from bot import observability
 from bot.cli import apikey
 from bot.settings import get_settings
 from core.apikeys import (
-    authenticate,
     create_api_key,
     generate_key,
     hash_key,
@@ -24,8 +23,8 @@ from core.apikeys import (
     list_api_keys,
     revoke_api_key,
     revoke_named,
-    verify,
 )
+from tests.api_helpers import key_of
 
 
 def test_generated_keys_are_unique_well_formed_and_verify_against_their_hash() -> None:
@@ -33,14 +32,13 @@ def test_generated_keys_are_unique_well_formed_and_verify_against_their_hash() -
     assert len({k.key for k in keys}) == 50
     for k in keys:
         assert key_id_of(k.key) == k.key_id
-        assert verify(k.key, k.key_hash)
         assert k.key_hash == hash_key(k.key) and k.key.encode() not in k.key_hash
 
 
 @given(st.text(max_size=120))
 def test_p52_arbitrary_text_is_never_a_valid_key(text: str) -> None:
     real = generate_key()
-    assert not verify(text, real.key_hash) or text == real.key
+    assert hash_key(text) != real.key_hash or text == real.key
 
 
 @given(st.integers(min_value=0, max_value=94), st.characters(codec="ascii", exclude_characters="\x00"))
@@ -48,7 +46,7 @@ def test_p52_changing_one_character_of_a_key_fails_verification(position: int, c
     real = generate_key()
     position %= len(real.key)
     tampered = real.key[:position] + char + real.key[position + 1 :]
-    assert verify(tampered, real.key_hash) == (tampered == real.key)
+    assert (hash_key(tampered) == real.key_hash) == (tampered == real.key)
 
 
 async def test_keys_are_stored_hashed_authenticated_and_revoked(pool: asyncpg.Pool) -> None:
@@ -56,14 +54,14 @@ async def test_keys_are_stored_hashed_authenticated_and_revoked(pool: asyncpg.Po
     info, key = await create_api_key(pool, workspace_id=workspace, name="ci")
     stored = await pool.fetchrow("SELECT * FROM api_keys WHERE key_id = $1", info.key_id)
     assert key not in str(dict(stored)) and bytes(stored["key_hash"]) == hash_key(key)
-    found = await authenticate(pool, key)
+    found = await key_of(pool, key)
     assert found is not None and found.workspace_id == workspace and found.name == "ci"
-    assert await authenticate(pool, key[:-1] + ("A" if key[-1] != "A" else "B")) is None
+    assert await key_of(pool, key[:-1] + ("A" if key[-1] != "A" else "B")) is None
     assert [k.key_id for k in await list_api_keys(pool, workspace_id=workspace)] == [info.key_id]
     assert (await list_api_keys(pool, workspace_id=workspace))[0].last_used_at is not None
     assert await revoke_api_key(pool, info.key_id)
     assert not await revoke_api_key(pool, info.key_id)
-    assert await authenticate(pool, key) is None
+    assert await key_of(pool, key) is None
 
 
 async def test_revoke_named_replaces_the_previous_playground_key(pool: asyncpg.Pool) -> None:
@@ -71,8 +69,8 @@ async def test_revoke_named_replaces_the_previous_playground_key(pool: asyncpg.P
     _, old = await create_api_key(pool, workspace_id=workspace, name="playground")
     _, kept = await create_api_key(pool, workspace_id=workspace, name="ci")
     assert await revoke_named(pool, workspace_id=workspace, name="playground") == 1
-    assert await authenticate(pool, old) is None
-    assert await authenticate(pool, kept) is not None
+    assert await key_of(pool, old) is None
+    assert await key_of(pool, kept) is not None
 
 
 @pytest.fixture

@@ -4,13 +4,8 @@ stopped with SIGTERM while turns are in flight."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -18,55 +13,13 @@ import httpx
 import psutil
 import pytest
 
+from bot.app import APPLICATION_NAME
 from tests.api_helpers import bearer, new_key, sse_events
+from tests.conftest import StartServe
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.timeout(120)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def serve(pg_uri: str, tmp_path: Path) -> Iterator[object]:
-    """Start `parley serve` with the given extra environment; always stopped at the end."""
-    started: list[subprocess.Popen[str]] = []
-
-    def start(extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
-        env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(tmp_path))
-        env.update(extra_env)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli.serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"parley serve exited early: {process.communicate()[1][-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError("parley serve did not become healthy in 60 s")
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+pytestmark = pytest.mark.timeout(300)
 
 
 async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
@@ -149,3 +102,25 @@ async def test_workers_share_the_port_come_back_after_a_crash_and_all_drain_on_s
     assert process.returncode == 0, stderr[-3000:]
     assert "SIGTERM: no new turns" in stderr
     assert not [p for p in psutil.Process().children(recursive=True) if "--worker-fd" in " ".join(p.cmdline())]
+
+
+async def test_serve_connects_as_the_app_role_and_never_as_a_superuser(
+    serve: StartServe, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    _, url = serve({"PARLEY_MODEL": "openai:fake", "OPENAI_BASE_URL": openai_server.base_url, "OPENAI_API_KEY": "k"})
+    _, key = await new_key(pool)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+        answer = await http.post("/v1/chat", json={"message": "who am I"}, headers=bearer(key))
+    assert answer.json()["reply"] == "You said: who am I"
+    # The owner connects only for a maintenance round (at start, then hourly) and lets go when it ends.
+    deadline = time.monotonic() + 30
+    while True:
+        rows = await pool.fetch(
+            """SELECT a.usename, r.rolsuper FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
+               WHERE a.application_name = $1""",
+            APPLICATION_NAME,
+        )
+        if not any(r["rolsuper"] for r in rows) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    assert rows and {(r["usename"], r["rolsuper"]) for r in rows} == {("parley_app", False)}

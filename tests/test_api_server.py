@@ -124,24 +124,42 @@ async def test_p52_a_revoked_key_is_refused(client: httpx.AsyncClient, pool: asy
     assert "revoked" in response.json()["message"]
 
 
-async def test_another_workspaces_session_is_forbidden(
+async def test_another_workspaces_session_is_as_missing_as_one_never_made(
     client: httpx.AsyncClient, pool: asyncpg.Pool, key: str
 ) -> None:
     first = await client.post("/v1/chat", json={"message": "secret plans"}, headers=bearer(key))
     session = first.json()["session_id"]
     _, other = await new_key(pool)
-    for method, path, body in [
-        ("GET", f"/v1/sessions/{session}", None),
-        ("DELETE", f"/v1/sessions/{session}", None),
-        ("POST", "/v1/chat", {"message": "continue", "session_id": session}),
-        ("POST", "/v1/chat/stream", {"message": "continue", "session_id": session}),
-    ]:
-        response = await client.request(method, path, json=body, headers=bearer(other))
-        assert response.status_code == 403, (method, path)
-        assert_explains(response.json(), "forbidden")
-        assert "secret plans" not in response.text
+    for target in (session, uuid.uuid4().hex):
+        for method in ("GET", "DELETE"):
+            response = await client.request(method, f"/v1/sessions/{target}", headers=bearer(other))
+            assert response.status_code == 404, (method, target)
+            assert_explains(response.json(), "session_not_found")
     still = await client.get(f"/v1/sessions/{session}", headers=bearer(key))
     assert still.json()["messages"][0]["content"] == "secret plans"
+
+
+async def test_a_session_id_is_per_workspace_so_it_cannot_be_squatted(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, key: str
+) -> None:
+    chosen = uuid.uuid4().hex
+    _, squatter = await new_key(pool)
+    await client.post("/v1/chat", json={"message": "mine first", "session_id": chosen}, headers=bearer(squatter))
+    answer = await client.post("/v1/chat", json={"message": "secret plans", "session_id": chosen}, headers=bearer(key))
+    assert answer.status_code == 200 and answer.json()["session_id"] == chosen
+    mine = (await client.get(f"/v1/sessions/{chosen}", headers=bearer(key))).json()
+    theirs = (await client.get(f"/v1/sessions/{chosen}", headers=bearer(squatter))).json()
+    assert [m["content"] for m in mine["messages"]] == ["secret plans", "You said: secret plans"]
+    assert "secret plans" not in str(theirs)
+
+
+async def test_a_repeated_idempotency_key_is_answered_once(client: httpx.AsyncClient, key: str) -> None:
+    headers = {**bearer(key), "Idempotency-Key": uuid.uuid4().hex}
+    first = await client.post("/v1/chat", json={"message": "once"}, headers=headers)
+    again = await client.post("/v1/chat", json={"message": "once"}, headers=headers)
+    assert first.status_code == 200 and first.json()["reply"] == "You said: once"
+    assert again.status_code == 409
+    assert_explains(again.json(), "already_answered")
 
 
 async def test_session_can_be_read_and_deleted(client: httpx.AsyncClient, key: str) -> None:
@@ -352,3 +370,19 @@ def _app_routes() -> list[APIRoute]:
     from adapters.api.routes import all_routers
 
     return [r for router in all_routers() for r in router.routes if isinstance(r, APIRoute)]
+
+
+async def test_invalid_keys_from_one_address_are_refused_before_any_lookup(
+    pool: asyncpg.Pool, fake_openai: FakeOpenAI
+) -> None:
+    settings = fake_model_settings(fake_openai.base_url)
+    app = create_app(settings, build_pipeline(settings, pool), pool, config=ApiConfig(invalid_keys_per_min=3))
+    _, key = await new_key(pool)
+    forged = key[:-4] + "AAAA"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(f"10.9.{uuid.uuid4().int % 250}.1", 1)),
+                                 base_url="http://api") as http:
+        statuses = [(await http.get("/v1/capabilities", headers=bearer(forged))).status_code for _ in range(4)]
+        refused_valid = await http.get("/v1/capabilities", headers=bearer(key))
+    assert statuses == [401, 401, 401, 429]
+    assert refused_valid.status_code == 429 and int(refused_valid.headers["retry-after"]) >= 1
+    assert_explains(refused_valid.json(), "rate_limited")

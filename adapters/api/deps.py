@@ -1,11 +1,9 @@
-"""What every route needs: the shared state, the caller's API key, and the per-key rate limit."""
+"""What every route needs: the shared state, the caller's API key, and the rate limits on keys."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -16,7 +14,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from adapters.api.errors import ApiError
 from core.apikeys import ApiKeyInfo, authenticate
 from core.pipeline import Pipeline
-from core.ratelimit import SlidingWindow
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -24,7 +21,9 @@ class ApiConfig:
     """The REST API's knobs; `bot/` fills them from settings."""
 
     rate_per_min: int = 60
-    """Requests per API key per minute, over every /v1 endpoint."""
+    """Requests per API key per minute, over every /v1 endpoint, counted across all instances."""
+    invalid_keys_per_min: int = 10
+    """Invalid keys one address may present per minute before it is refused without a lookup."""
     max_file_mb: float = 20.0
     max_body_bytes: int = 64 * 1024 * 1024
     voice_reply: bool = False
@@ -41,13 +40,8 @@ class ApiState:
     pool: asyncpg.Pool
     config: ApiConfig
     memory_enabled: bool = True
-    clock: Callable[[], float] = time.monotonic
-    limiter: SlidingWindow = field(init=False)
     turns: set[asyncio.Task[object]] = field(default_factory=set)
     draining: bool = False
-
-    def __post_init__(self) -> None:
-        self.limiter = SlidingWindow(self.config.rate_per_min)
 
     def track(self, task: asyncio.Task[object]) -> None:
         """Keep a turn task until it ends, so shutdown can wait for it."""
@@ -84,8 +78,24 @@ async def require_key(
             "Send `Authorization: Bearer <key>`; an operator creates keys with `parley apikey create --workspace W`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    key = await authenticate(state.pool, credentials.credentials)
-    if key is None:
+    address = request.client.host if request.client else "unknown"
+    checked = await authenticate(
+        state.pool,
+        credentials.credentials,
+        address=address,
+        per_key=state.config.rate_per_min,
+        invalid_per_address=state.config.invalid_keys_per_min,
+    )
+    if checked.wait_s:
+        seconds = max(1, math.ceil(checked.wait_s))
+        if checked.key is None:
+            why = f"This address sent more than {state.config.invalid_keys_per_min} invalid API keys in a minute."
+            fix = f"Wait {seconds} s (see Retry-After), then send a valid key; `parley apikey list` shows live keys."
+        else:
+            why = f"This API key made more than {state.config.rate_per_min} requests in the last minute."
+            fix = f"Wait {seconds} s (see Retry-After) and retry, or spread requests over several keys."
+        raise ApiError(429, "rate_limited", why, fix, headers={"Retry-After": str(seconds)})
+    if checked.key is None:
         raise ApiError(
             401,
             "unauthorized",
@@ -93,18 +103,8 @@ async def require_key(
             "Check the key you send; `parley apikey list` shows live keys, `parley apikey create` makes a new one.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
-    request.state.workspace_id = key.workspace_id
-    wait = state.limiter.try_acquire(key.key_id, state.clock())
-    if wait:
-        seconds = max(1, math.ceil(wait))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"This API key made more than {state.config.rate_per_min} requests in the last minute.",
-            f"Wait {seconds} s (see Retry-After) and retry, or spread requests over several keys.",
-            headers={"Retry-After": str(seconds)},
-        )
-    return key
+    request.state.workspace_id = checked.key.workspace_id
+    return checked.key
 
 
 KeyDep = Annotated[ApiKeyInfo, Depends(require_key)]

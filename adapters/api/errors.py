@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.api.schemas import ErrorBody, FieldProblem
+from core.outbox import RETRYABLE
 
 log = logging.getLogger("parley.api")
 
@@ -36,10 +37,18 @@ def error_response(status: int, body: ErrorBody, headers: Mapping[str, str] | No
 
 
 # The responses each protected route documents in /openapi.json.
+DATABASE_RETRY_AFTER_S = 5
+DATABASE_AWAY = ErrorBody(
+    error="database_unavailable",
+    message="The database cannot be reached right now; nothing was stored or changed.",
+    fix="Retry after the seconds in Retry-After; if it lasts, an operator should check the database.",
+)
+
+
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     texts = {
         401: "Missing or invalid API key",
-        403: "The session belongs to another workspace",
+        409: "Already answered (same Idempotency-Key)",
         404: "Not found",
         413: "Request body too large",
         422: "Invalid request body or parameters",
@@ -83,6 +92,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, RETRYABLE):
+            log.warning("database unavailable (%s)", type(exc).__name__, extra={"path": request.url.path})
+            return error_response(503, DATABASE_AWAY, {"Retry-After": str(DATABASE_RETRY_AFTER_S)})
         log.error("request failed", exc_info=exc, extra={"path": request.url.path})
         body = ErrorBody(
             error="internal_error",

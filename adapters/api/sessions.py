@@ -1,4 +1,4 @@
-"""API sessions: one conversation (thread) each, owned by the workspace whose key opened it."""
+"""API sessions: one conversation (thread) each, keyed by the workspace whose key opened it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
-from core.models import Platform
+from core.models import Platform, WorkspaceKey
+from core.store.tenancy import scoped, tenant
 
 API_CHANNEL = "api"
 
@@ -33,26 +34,29 @@ def new_session_id() -> str:
     return uuid.uuid4().hex
 
 
-async def find_session(pool: asyncpg.Pool, session_id: str) -> Session | None:
-    row = await pool.fetchrow(
+async def find_session(pool: asyncpg.Pool, workspace_id: str, session_id: str) -> Session | None:
+    """The workspace's session with this id; another workspace's is as missing as one never made."""
+    row = await scoped(pool, _workspace(workspace_id)).fetchrow(
         """SELECT session_id, workspace_id, user_id, created_at FROM api_sessions
-           WHERE session_id = $1 AND platform = $2""",
-        session_id,
+           WHERE platform = $1 AND workspace_id = $2 AND session_id = $3""",
         Platform.API.value,
+        workspace_id,
+        session_id,
     )
     return Session(**dict(row)) if row else None
 
 
 async def open_session(pool: asyncpg.Pool, session_id: str, *, workspace_id: str, user_id: str) -> Session:
-    """The session with this id, created for `workspace_id` if new; the owner is never changed."""
-    row = await pool.fetchrow(
+    """The workspace's session with this id, created if new; the owner is never changed."""
+    row = await scoped(pool, _workspace(workspace_id)).fetchrow(
         """WITH added AS (
                INSERT INTO api_sessions (session_id, platform, workspace_id, user_id) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (session_id) DO NOTHING
+               ON CONFLICT (platform, workspace_id, session_id) DO NOTHING
                RETURNING session_id, workspace_id, user_id, created_at)
            SELECT * FROM added
            UNION ALL
-           SELECT session_id, workspace_id, user_id, created_at FROM api_sessions WHERE session_id = $1
+           SELECT session_id, workspace_id, user_id, created_at FROM api_sessions
+           WHERE platform = $2 AND workspace_id = $3 AND session_id = $1
            LIMIT 1""",
         session_id,
         Platform.API.value,
@@ -64,7 +68,7 @@ async def open_session(pool: asyncpg.Pool, session_id: str, *, workspace_id: str
 
 
 async def session_messages(pool: asyncpg.Pool, session: Session) -> list[Message]:
-    rows = await pool.fetch(
+    rows = await scoped(pool, _workspace(session.workspace_id)).fetch(
         """SELECT role, content, turn_id, created_at FROM messages
            WHERE platform = $1 AND workspace_id = $2 AND channel_id = $3 AND thread_id = $4 ORDER BY id""",
         Platform.API.value,
@@ -79,21 +83,20 @@ async def delete_session(pool: asyncpg.Pool, session: Session) -> dict[str, int]
     """Delete the conversation: its messages, its turns (with their usage and feedback), the session."""
     scope = (Platform.API.value, session.workspace_id, API_CHANNEL, session.session_id)
     where = "platform = $1 AND workspace_id = $2 AND channel_id = $3 AND thread_id = $4"
-    async with pool.acquire() as conn, conn.transaction():
+    async with tenant(pool, _workspace(session.workspace_id)) as conn:
         messages = await conn.execute(f"DELETE FROM messages WHERE {where}", *scope)
         turns = await conn.execute(f"DELETE FROM turns WHERE {where}", *scope)
-        await conn.execute("DELETE FROM api_sessions WHERE session_id = $1", session.session_id)
+        await conn.execute(
+            "DELETE FROM api_sessions WHERE platform = $1 AND workspace_id = $2 AND session_id = $3",
+            Platform.API.value,
+            session.workspace_id,
+            session.session_id,
+        )
     return {"messages": _count(messages), "turns": _count(turns)}
 
 
-async def turn_in_workspace(pool: asyncpg.Pool, turn_id: int, workspace_id: str) -> bool:
-    found = await pool.fetchval(
-        "SELECT 1 FROM turns WHERE id = $1 AND platform = $2 AND workspace_id = $3",
-        turn_id,
-        Platform.API.value,
-        workspace_id,
-    )
-    return found is not None
+def _workspace(workspace_id: str) -> WorkspaceKey:
+    return WorkspaceKey(platform=Platform.API, workspace_id=workspace_id)
 
 
 def _count(status: str) -> int:

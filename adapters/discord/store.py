@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from core.models import Platform, WorkspaceKey
+from core.store.tenancy import scoped
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KnownMessage:
@@ -27,7 +30,7 @@ class NewMessage:
 
 
 async def known_message(pool: asyncpg.Pool, workspace_id: str, message_id: str) -> KnownMessage | None:
-    row = await pool.fetchrow(
+    row = await scoped(pool, _workspace(workspace_id)).fetchrow(
         "SELECT thread_id, from_parley, reply_message_id FROM discord_messages"
         " WHERE workspace_id = $1 AND message_id = $2",
         workspace_id,
@@ -39,7 +42,7 @@ async def known_message(pool: asyncpg.Pool, workspace_id: str, message_id: str) 
 async def remember_messages(
     pool: asyncpg.Pool, *, workspace_id: str, user_id: str, thread_id: str, messages: Sequence[NewMessage]
 ) -> None:
-    await pool.executemany(
+    await scoped(pool, _workspace(workspace_id)).executemany(
         """INSERT INTO discord_messages
                (workspace_id, user_id, channel_id, message_id, thread_id, from_parley, reply_message_id)
            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
@@ -52,7 +55,7 @@ async def remember_messages(
 
 async def people_messages(pool: asyncpg.Pool, workspace_id: str, thread_id: str) -> int:
     """How many messages people have sent in this conversation so far."""
-    count = await pool.fetchval(
+    count = await scoped(pool, _workspace(workspace_id)).fetchval(
         "SELECT count(*) FROM discord_messages WHERE workspace_id = $1 AND thread_id = $2 AND NOT from_parley",
         workspace_id,
         thread_id,
@@ -68,7 +71,7 @@ class ParleyThread:
 
 async def parley_thread(pool: asyncpg.Pool, workspace_id: str, thread_id: str) -> ParleyThread | None:
     """A thread Parley started, or None when Parley did not start it."""
-    row = await pool.fetchrow(
+    row = await scoped(pool, _workspace(workspace_id)).fetchrow(
         "SELECT conversation_id, parent_channel_id FROM discord_threads WHERE workspace_id = $1 AND thread_id = $2",
         workspace_id,
         thread_id,
@@ -85,7 +88,7 @@ async def remember_thread(
     parent_channel_id: str,
     conversation_id: str,
 ) -> None:
-    await pool.execute(
+    await scoped(pool, _workspace(workspace_id)).execute(
         """INSERT INTO discord_threads (workspace_id, user_id, thread_id, parent_channel_id, conversation_id)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
         workspace_id,
@@ -94,3 +97,7 @@ async def remember_thread(
         parent_channel_id,
         conversation_id,
     )
+
+
+def _workspace(workspace_id: str) -> WorkspaceKey:
+    return WorkspaceKey(platform=Platform.DISCORD, workspace_id=workspace_id)

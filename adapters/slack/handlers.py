@@ -24,7 +24,7 @@ from adapters.slack.files import Downloads, download_all
 from adapters.slack.formatting import file_notes
 from adapters.slack.pacing import ChannelPacer
 from core import turns
-from core.models import Platform, Reply, UserKey
+from core.models import Platform, Reply, UserKey, WorkspaceKey
 from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.slack")
@@ -125,7 +125,8 @@ class SlackHandlers:
         )
         writer = ReplyWriter(client, destination, pacer=self.pacer, options=self.delivery)
         if not message.text.strip() and not downloads.attachments:
-            if downloads.failures and await turns.claim_event(self.pool, Platform.SLACK, message.key):
+            workspace = WorkspaceKey(platform=Platform.SLACK, workspace_id=message.team_id)
+            if downloads.failures and await turns.claim_event(self.pool, workspace, message.key):
                 await writer.finish(file_notes([(f.name, f.reason) for f in downloads.failures]))
             return
         if assistant is not None:

@@ -19,6 +19,9 @@ from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
+from core.models import Platform, WorkspaceKey
+from core.store.tenancy import scoped
+
 _log = logging.getLogger("parley.slack.installation")
 BOT_FIELDS = (
     "app_id",
@@ -43,7 +46,8 @@ class PostgresInstallationStore(AsyncInstallationStore):
         return _log
 
     async def async_save(self, installation: Installation) -> None:
-        await self.pool.execute(
+        await scoped(self.pool, _scope(installation.enterprise_id, installation.team_id,
+                                       installation.is_enterprise_install)).execute(
             """INSERT INTO slack_installations
                    (client_id, enterprise_id, team_id, user_id, is_enterprise_install, data)
                VALUES ($1, $2, $3, $4, $5, $6::jsonb)""",
@@ -58,7 +62,7 @@ class PostgresInstallationStore(AsyncInstallationStore):
             await self.async_save_bot(installation.to_bot())
 
     async def async_save_bot(self, bot: Bot) -> None:
-        await self.pool.execute(
+        await scoped(self.pool, _scope(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)).execute(
             """INSERT INTO slack_bots (client_id, enterprise_id, team_id, is_enterprise_install, data)
                VALUES ($1, $2, $3, $4, $5::jsonb)""",
             self.client_id,
@@ -71,7 +75,7 @@ class PostgresInstallationStore(AsyncInstallationStore):
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
-        data = await self.pool.fetchval(
+        data = await scoped(self.pool, _scope(enterprise_id, team_id, is_enterprise_install)).fetchval(
             """SELECT data FROM slack_bots WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3
                ORDER BY installed_at DESC, id DESC LIMIT 1""",
             self.client_id,
@@ -89,8 +93,9 @@ class PostgresInstallationStore(AsyncInstallationStore):
         is_enterprise_install: bool | None = False,
     ) -> Installation | None:
         team = _team(team_id, is_enterprise_install)
+        db = scoped(self.pool, _scope(enterprise_id, team_id, is_enterprise_install))
         if user_id is None:
-            data = await self.pool.fetchval(
+            data = await db.fetchval(
                 """SELECT data FROM slack_installations
                    WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3
                    ORDER BY installed_at DESC, id DESC LIMIT 1""",
@@ -99,7 +104,7 @@ class PostgresInstallationStore(AsyncInstallationStore):
                 team,
             )
         else:
-            data = await self.pool.fetchval(
+            data = await db.fetchval(
                 """SELECT data FROM slack_installations
                    WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3 AND user_id = $4
                    ORDER BY installed_at DESC, id DESC LIMIT 1""",
@@ -120,7 +125,7 @@ class PostgresInstallationStore(AsyncInstallationStore):
         return Installation(**values)
 
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
-        await self.pool.execute(
+        await scoped(self.pool, _scope(enterprise_id, team_id, False)).execute(
             "DELETE FROM slack_bots WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3",
             self.client_id,
             enterprise_id or "",
@@ -130,15 +135,16 @@ class PostgresInstallationStore(AsyncInstallationStore):
     async def async_delete_installation(
         self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
     ) -> None:
+        db = scoped(self.pool, _scope(enterprise_id, team_id, False))
         if user_id is None:
-            await self.pool.execute(
+            await db.execute(
                 "DELETE FROM slack_installations WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3",
                 self.client_id,
                 enterprise_id or "",
                 team_id or "",
             )
         else:
-            await self.pool.execute(
+            await db.execute(
                 """DELETE FROM slack_installations
                    WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3 AND user_id = $4""",
                 self.client_id,
@@ -161,19 +167,18 @@ class PostgresOAuthStateStore(AsyncOAuthStateStore):
 
     async def async_issue(self, *args: Any, **kwargs: Any) -> str:
         state = secrets.token_urlsafe(24)
-        await self.pool.execute(
-            "INSERT INTO slack_oauth_states (state, expires_at) VALUES ($1, now() + $2::interval)",
-            state,
-            self.expiration,
-        )
-        await self.pool.execute("DELETE FROM slack_oauth_states WHERE expires_at < now()")
+        await self.pool.execute("SELECT parley_issue_oauth_state($1, $2::interval)", state, self.expiration)
         return state
 
     async def async_consume(self, state: str) -> bool:
-        found = await self.pool.fetchval(
-            "DELETE FROM slack_oauth_states WHERE state = $1 AND expires_at >= now() RETURNING 1", state
-        )
-        return found is not None
+        found: bool = await self.pool.fetchval("SELECT parley_consume_oauth_state($1)", state)
+        return found
+
+
+def _scope(enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None) -> WorkspaceKey:
+    """The tenant a row belongs to (migration 0011's policy): its team, or its org for an org-wide install."""
+    workspace = _team(team_id, is_enterprise_install) or enterprise_id or ""
+    return WorkspaceKey(platform=Platform.SLACK, workspace_id=workspace)
 
 
 def _team(team_id: str | None, is_enterprise_install: bool | None) -> str:

@@ -16,6 +16,7 @@ from prometheus_client import Counter
 
 from core.guard.masking import scrub
 from core.models import UserKey, WorkspaceKey
+from core.store.tenancy import scoped
 
 Stage = Literal["input", "output"]
 Action = Literal["blocked", "masked", "error"]
@@ -64,7 +65,7 @@ def count(event: SafetyEvent) -> None:
 
 async def record_event(pool: asyncpg.Pool, event: SafetyEvent) -> int:
     """Store one event; returns its id."""
-    row_id = await pool.fetchval(
+    row_id = await scoped(pool, event.user).fetchval(
         """INSERT INTO guard_events (platform, workspace_id, user_id, stage, rail, action, reason, excerpt, score)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id""",
         event.user.platform,

@@ -8,6 +8,7 @@ import asyncpg
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 
 from core.models import ConversationKey
+from core.store.tenancy import scoped
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -19,7 +20,7 @@ class StoredMessage:
 
 async def thread_messages(pool: asyncpg.Pool, conversation: ConversationKey, *, limit: int) -> list[StoredMessage]:
     """The last `limit` messages of the conversation, oldest first, scoped to its workspace."""
-    rows = await pool.fetch(
+    rows = await scoped(pool, conversation).fetch(
         """
         SELECT id, role, content FROM (
             SELECT id, role, content FROM messages

@@ -86,12 +86,14 @@ class MemoryService:
         self._recent_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._limit = asyncio.Semaphore(config.max_background)
 
-    async def start(self, *, reembed_in_background: bool = True) -> None:
+    async def start(self, *, reembed_in_background: bool = True, owner_pool: asyncpg.Pool | None = None) -> None:
         """Warm the model (the first turn should not pay for loading it) and, when memories carry
-        vectors of another model, re-embed them in the background."""
+        vectors of another model, re-embed them in the background: across tenants, so on `owner_pool`
+        when the service's own pool is the row-level-secured app role."""
         self.dimensions = await warm_up(self.embedder)
-        if reembed_in_background and await pending_reembed(self.pool, self.model):
-            self._spawn(self._reembed())
+        owner = owner_pool or self.pool
+        if reembed_in_background and await pending_reembed(owner, self.model):
+            self._spawn(self._reembed(owner))
 
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         if k <= 0:
@@ -208,7 +210,7 @@ class MemoryService:
                             conn, user, change.target, content=fact, embedding=fact_vector, model=self.model
                         )
 
-    async def _reembed(self) -> None:
+    async def _reembed(self, owner: asyncpg.Pool) -> None:
         async with self._limit:
-            done = await reembed(self.pool, self.embedder)
+            done = await reembed(owner, self.embedder)
             log.info("memory: re-embedded %d memories with %s", done, self.model)

@@ -1,1 +1,1 @@
-"""Postgres: the pool, the migrations and the embedded server."""
+"""Postgres: the pool, the migrations, the embedded server, the app role and tenancy, the instance lock."""

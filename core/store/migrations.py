@@ -19,9 +19,8 @@ def migrate_sync(uri: str) -> list[str]:
     """Apply every pending migration; return the ids applied."""
     from yoyo import get_backend, read_migrations
 
-    backend = get_backend(_yoyo_uri(uri))
     migrations = read_migrations(str(MIGRATIONS_DIR))
-    with backend.lock():
+    with get_backend(_yoyo_uri(uri)) as backend, backend.lock():
         pending = backend.to_apply(migrations)
         backend.apply_migrations(pending)
     return [m.id for m in pending]

@@ -5,19 +5,30 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from adapters.api.deps import ApiState, KeyDep, StateDep, refuse_when_draining
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import ChatRequest, ChatResponse, DeltaEvent
-from adapters.api.sessions import API_CHANNEL, Session, find_session, new_session_id, open_session
+from adapters.api.sessions import API_CHANNEL, Session, new_session_id, open_session
 from core.apikeys import ApiKeyInfo
 from core.models import Inbound, Platform, Reply
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-ERRORS = documented(401, 403, 413, 422, 429, 503)
+ERRORS = documented(401, 409, 413, 422, 429, 503)
+IdempotencyDep = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Retries of one message carry the same key: it is answered once, also across a crash "
+        "of the server (a retry of a turn whose server died is answered anew).",
+    ),
+]
 STREAM_EVENT = {
     "type": "object",
     "description": "One server-sent event (OpenAPI 3.1: this schema describes each event of the stream).",
@@ -34,12 +45,14 @@ STREAM_EVENT = {
 
 
 @router.post("/chat", response_model=ChatResponse, responses=ERRORS, summary="Send a message, get the reply")
-async def chat(body: ChatRequest, key: KeyDep, state: StateDep) -> ChatResponse:
+async def chat(body: ChatRequest, key: KeyDep, state: StateDep, idempotency: IdempotencyDep = None) -> ChatResponse:
     refuse_when_draining(state)
-    session, inbound = await _turn_input(body, key, state)
+    session, inbound = await _turn_input(body, key, state, idempotency)
     task = asyncio.create_task(_run(state, inbound))
     state.track(task)
     reply = await asyncio.shield(task)
+    if reply.duplicate:
+        raise already_answered(session.session_id)
     return ChatResponse.of(reply, session.session_id)
 
 
@@ -55,9 +68,11 @@ async def chat(body: ChatRequest, key: KeyDep, state: StateDep) -> ChatResponse:
     },
     summary="Send a message, stream the reply",
 )
-async def chat_stream(body: ChatRequest, key: KeyDep, state: StateDep) -> EventSourceResponse:
+async def chat_stream(
+    body: ChatRequest, key: KeyDep, state: StateDep, idempotency: IdempotencyDep = None
+) -> EventSourceResponse:
     refuse_when_draining(state)
-    session, inbound = await _turn_input(body, key, state)
+    session, inbound = await _turn_input(body, key, state, idempotency)
     deltas: asyncio.Queue[str | None] = asyncio.Queue()
 
     async def on_delta(text: str) -> None:
@@ -89,7 +104,9 @@ async def _run(state: ApiState, inbound: Inbound, on_delta: object = None) -> Re
     return reply
 
 
-async def _turn_input(body: ChatRequest, key: ApiKeyInfo, state: ApiState) -> tuple[Session, Inbound]:
+async def _turn_input(
+    body: ChatRequest, key: ApiKeyInfo, state: ApiState, idempotency: str | None
+) -> tuple[Session, Inbound]:
     user_id = body.user_id or default_user(key)
     session = await session_for(state, key, body.session_id, user_id=user_id)
     inbound = Inbound(
@@ -101,7 +118,7 @@ async def _turn_input(body: ChatRequest, key: ApiKeyInfo, state: ApiState) -> tu
         user_name=user_id,
         channel_name=API_CHANNEL,
         text=body.message,
-        event_id=uuid.uuid4().hex,
+        event_id=f"idempotency:{idempotency}" if idempotency else uuid.uuid4().hex,
         is_dm=True,
         attachments=tuple(a.to_attachment() for a in body.attachments),
         voice_reply=body.voice_reply,
@@ -115,21 +132,17 @@ def default_user(key: ApiKeyInfo) -> str:
 
 
 async def session_for(state: ApiState, key: ApiKeyInfo, session_id: str | None, *, user_id: str) -> Session:
-    """The caller's session (opened on first use); 403 when another workspace owns that id."""
-    if session_id is None:
-        return await open_session(state.pool, new_session_id(), workspace_id=key.workspace_id, user_id=user_id)
-    session = await find_session(state.pool, session_id) or await open_session(
-        state.pool, session_id, workspace_id=key.workspace_id, user_id=user_id
+    """The caller's session in its workspace (opened on first use); ids are per workspace, so another
+    workspace's session of the same id is never seen, let alone continued."""
+    return await open_session(
+        state.pool, session_id or new_session_id(), workspace_id=key.workspace_id, user_id=user_id
     )
-    if session.workspace_id != key.workspace_id:
-        raise forbidden_session()
-    return session
 
 
-def forbidden_session() -> ApiError:
+def already_answered(session_id: str) -> ApiError:
     return ApiError(
-        403,
-        "forbidden",
-        "This session belongs to another workspace; your API key cannot read or continue it.",
-        "Use a session_id your workspace created, or omit session_id to start a new conversation.",
+        409,
+        "already_answered",
+        "A message with this Idempotency-Key was already taken (answered, or being answered now).",
+        f"Read the answer with GET /v1/sessions/{session_id}; send a new Idempotency-Key for a new message.",
     )

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Path
 
 from adapters.api.deps import ApiState, KeyDep, StateDep
 from adapters.api.errors import ApiError, documented
-from adapters.api.routes.chat import forbidden_session
 from adapters.api.schemas import SESSION_ID, Deleted, SessionMessage, SessionOut
 from adapters.api.sessions import Session, delete_session, find_session, session_messages
 from core.apikeys import ApiKeyInfo
@@ -17,7 +16,7 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 SessionId = Annotated[str, Path(pattern=SESSION_ID, description="A session_id from /v1/chat.")]
 
 
-@router.get("/{session_id}", response_model=SessionOut, responses=documented(401, 403, 404, 422, 429))
+@router.get("/{session_id}", response_model=SessionOut, responses=documented(401, 404, 422, 429))
 async def get_session(session_id: SessionId, key: KeyDep, state: StateDep) -> SessionOut:
     session = await _owned(state, key, session_id)
     messages = await session_messages(state.pool, session)
@@ -33,21 +32,19 @@ async def get_session(session_id: SessionId, key: KeyDep, state: StateDep) -> Se
     )
 
 
-@router.delete("/{session_id}", response_model=Deleted, responses=documented(401, 403, 404, 422, 429))
+@router.delete("/{session_id}", response_model=Deleted, responses=documented(401, 404, 422, 429))
 async def remove_session(session_id: SessionId, key: KeyDep, state: StateDep) -> Deleted:
     session = await _owned(state, key, session_id)
     return Deleted(counts=await delete_session(state.pool, session))
 
 
 async def _owned(state: ApiState, key: ApiKeyInfo, session_id: str) -> Session:
-    session = await find_session(state.pool, session_id)
+    session = await find_session(state.pool, key.workspace_id, session_id)
     if session is None:
         raise ApiError(
             404,
             "session_not_found",
-            f"There is no session {session_id!r} (it never existed or was deleted).",
+            f"Your workspace has no session {session_id!r} (it never existed or was deleted).",
             "Use the session_id returned by POST /v1/chat, or start a new conversation without one.",
         )
-    if session.workspace_id != key.workspace_id:
-        raise forbidden_session()
     return session
