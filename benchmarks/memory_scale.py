@@ -2,7 +2,7 @@
 
 Loads N memories (default 1,000,000) spread over 10,000 people in 100 workspaces, with random unit
 vectors (embedding is excluded), by binary COPY through `core.memory.store.copy_memories`. Then it
-queries random people through the store's real search (`core.memory.store.search`, the exact scan
+queries random people through the store's real search (`core.memory.search.search`, the exact scan
 inside the person's scope, as the service does) and compares the top 10 with a brute-force scan of
 that person's vectors in numpy (recall@10). A second part gives one person a large scope with its
 own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way.
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from core.memory import store
+from core.memory import maintenance, search, store
 from core.memory.scope import person_scope
 from core.models import UserKey
 from core.store.migrations import migrate
@@ -138,7 +138,7 @@ async def _query_people(
             query = unit_vectors(rng, 1, args.dims)[0]
             started = time.perf_counter()
             async with person_scope(pool, person) as conn:
-                found = await store.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
+                found = await search.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
             latencies.append((time.perf_counter() - started) * 1000)
             top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1.0, reverse=True)[:10]
             recalls.append(await _recall_vs_brute_force(pool, person, query, [c.id for c in top]))
@@ -174,7 +174,7 @@ async def _large_scope(
     async with pool.acquire() as conn:
         await store.copy_memories(conn, records([person], vectors, 10**9, words, text_rng))
     started = time.perf_counter()
-    await store.ensure_scope_indexes(pool, model=MODEL, dimensions=args.dims, min_rows=args.large_scope)
+    await maintenance.ensure_scope_indexes(pool, model=MODEL, dimensions=args.dims, min_rows=args.large_scope)
     build_s = time.perf_counter() - started
     latencies: list[float] = []
     recalls: list[float] = []
@@ -183,7 +183,7 @@ async def _large_scope(
         query = clustered_unit_vectors(rng, 1, args.dims)[0]
         started = time.perf_counter()
         async with person_scope(pool, person) as conn:
-            found = await store.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
+            found = await search.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
         latencies.append((time.perf_counter() - started) * 1000)
         paths.add(found.path)
         top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1.0, reverse=True)[:10]

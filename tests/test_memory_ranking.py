@@ -8,7 +8,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.memory.ranking import Candidate, RankWeights, ScopeStats, Signals, rank, recency, relevance
+from core.memory.ranking import (
+    Candidate,
+    RankWeights,
+    ScopeStats,
+    Signals,
+    in_window,
+    rank,
+    recency,
+    relevance,
+)
+from core.memory.when import TimeWindow
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 W = RankWeights()
@@ -68,6 +78,21 @@ def test_recency_breaks_ties_toward_newer_memories() -> None:
 @pytest.mark.parametrize(("age_days", "expected"), [(0, 1.0), (30, 0.5), (60, 0.25), (-5, 1.0)])
 def test_recency_halves_every_half_life(age_days: float, expected: float) -> None:
     assert recency(NOW - timedelta(days=age_days), now=NOW, half_life_days=30) == pytest.approx(expected)
+
+
+def test_a_memory_said_in_the_named_time_outranks_a_closer_one_said_long_before() -> None:
+    stats = ScopeStats(min_similarity=0.0, max_similarity=1.0, max_text_score=0.0)
+    window = TimeWindow(start=NOW - timedelta(days=40), end=NOW - timedelta(days=30))
+    then, before = cand(1, 0.6, age_days=35), cand(2, 0.7, age_days=200)
+    assert [r.id for r in rank([before, then], k=2, weights=W, stats=stats, now=NOW, window=window)] == [1, 2]
+    assert [r.id for r in rank([before, then], k=2, weights=W, stats=stats, now=NOW)] == [2, 1]
+
+
+@pytest.mark.parametrize(("days_after_end", "expected"), [(-3, 1.0), (0, 1.0), (3, 0.5), (6, 0.0), (60, 0.0)])
+def test_the_time_bonus_fades_linearly_past_the_window(days_after_end: float, expected: float) -> None:
+    window = TimeWindow(start=NOW - timedelta(days=10), end=NOW)
+    said = NOW + timedelta(days=days_after_end)
+    assert in_window(said, window, slack_days=6) == pytest.approx(expected)
 
 
 signals = st.builds(

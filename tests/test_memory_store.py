@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from pydantic_ai.embeddings import Embedder
 
 from core.guard.masking import scrub
-from core.memory import store
-from core.memory.embedding import BatchingEmbeddingModel, build_embedder
+from core.memory import maintenance, search, store
+from core.memory.embedding_backend import BatchingEmbeddingModel, build_embedder
 from core.memory.ranking import ScopeStats, Signals
 from core.memory.reembed import pending_reembed, reembed
 from core.memory.retention import cleanup_memories
@@ -266,10 +266,10 @@ async def test_a_large_scope_is_served_by_its_own_partial_hnsw_index(
         await store.copy_memories(
             conn, [store.copy_record(user, f"row {i}", v, service.model) for i, v in enumerate(vectors)]
         )
-    [name] = await store.ensure_scope_indexes(pool, model=service.model, dimensions=64, min_rows=1000)
+    [name] = await maintenance.ensure_scope_indexes(pool, model=service.model, dimensions=64, min_rows=1000)
     query = vectors[0] * 0.6 + vectors[1] * 0.4
     async with person_scope(pool, user) as conn:
-        found = await store.search(conn, user, query="", vector=query, model=service.model, pool_size=25, recent=0)
+        found = await search.search(conn, user, query="", vector=query, model=service.model, pool_size=25, recent=0)
         await conn.execute("SELECT set_config('plan_cache_mode', 'force_custom_plan', true)")
         plan = "\n".join(
             r[0]
@@ -290,7 +290,7 @@ async def test_a_large_scope_is_served_by_its_own_partial_hnsw_index(
     top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1, reverse=True)[:10]
     assert len(truth & {c.content for c in top}) >= 9
     assert len(await service.recall(user, "row", k=40)) == 40
-    await store.drop_scope_indexes(pool, user)
+    await maintenance.drop_scope_indexes(pool, user)
 
 
 async def test_reembed_gives_every_memory_a_vector_of_the_new_model(pool: asyncpg.Pool) -> None:
@@ -477,12 +477,12 @@ async def test_search_gathers_what_a_full_scan_of_the_scope_ranks(
                 MODEL,
                 vector,
                 query,
-                store.or_query(query),
+                search.or_query(query),
             )
         ]
         if generic:
             await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-        found = await store.search(conn, user, query=query, vector=vector, model=MODEL, pool_size=limit, recent=recent)
+        found = await search.search(conn, user, query=query, vector=vector, model=MODEL, pool_size=limit, recent=recent)
     expected, stats = full_scan(scanned, limit=limit, recent=recent)
     assert found.path == "exact"
     assert sorted(c.id for c in found.candidates) == sorted(expected)

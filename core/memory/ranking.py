@@ -1,4 +1,4 @@
-"""Memory ranking: vector similarity, full-text score and recency fused into one order.
+"""Memory ranking: vector similarity, full-text score, recency and the named time fused into one order.
 
 Pure functions of the candidates, the weights and the clock, so the fusion is tested without a
 database. The store gathers the signals (cosine similarity, BM25 over the person's memories, the
@@ -7,6 +7,10 @@ module decides the order.
 
 Why neighbours: a remembered turn often answers the turn before it ("what did you research?" ->
 "adoption agencies"), so a memory borrows part of the relevance of its thread neighbours.
+
+Why the named time: a question that names when ("what did I say about the budget in March?") is
+about what was said then; memories said inside that window (`core.memory.when`) get a bonus that
+fades over a few days past its edges, since people mention an event some days after it happened.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+
+from core.memory.when import TimeWindow
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,6 +38,10 @@ class RankWeights:
     """Share of the previous memory's relevance in the same thread."""
     following: float = 0.1
     """Share of the next memory's relevance in the same thread."""
+    when: float = 0.3
+    """Bonus of a memory said inside the time the query names."""
+    when_slack_days: float = 7.0
+    """Days past the named window over which that bonus fades to nothing."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -91,8 +101,10 @@ def rank(
     weights: RankWeights,
     stats: ScopeStats,
     now: datetime,
+    window: TimeWindow | None = None,
 ) -> list[Ranked]:
-    """The best `k` candidates, highest fused score first (ties: newer first, then higher id)."""
+    """The best `k` candidates, highest fused score first (ties: newer first, then higher id);
+    `window` is the time the query names, if any."""
     if k <= 0:
         return []
     scored = [
@@ -100,7 +112,7 @@ def rank(
             id=c.id,
             content=c.content,
             created_at=c.created_at,
-            score=fused_score(c, weights=weights, stats=stats, now=now),
+            score=fused_score(c, weights=weights, stats=stats, now=now, window=window),
         )
         for c in candidates
     ]
@@ -108,14 +120,24 @@ def rank(
     return scored[:k]
 
 
-def fused_score(candidate: Candidate, *, weights: RankWeights, stats: ScopeStats, now: datetime) -> float:
+def fused_score(
+    candidate: Candidate,
+    *,
+    weights: RankWeights,
+    stats: ScopeStats,
+    now: datetime,
+    window: TimeWindow | None = None,
+) -> float:
     score = relevance(candidate.signals, weights=weights, stats=stats)
     if candidate.previous is not None:
         score += weights.previous * relevance(candidate.previous, weights=weights, stats=stats)
     if candidate.following is not None:
         score += weights.following * relevance(candidate.following, weights=weights, stats=stats)
     fresh = recency(candidate.created_at, now=now, half_life_days=weights.recency_half_life_days)
-    return score + weights.recency * fresh
+    score += weights.recency * fresh
+    if window is not None:
+        score += weights.when * in_window(candidate.created_at, window, slack_days=weights.when_slack_days)
+    return score
 
 
 def relevance(signals: Signals, *, weights: RankWeights, stats: ScopeStats) -> float:
@@ -135,3 +157,11 @@ def recency(created_at: datetime, *, now: datetime, half_life_days: float) -> fl
     """1 for a memory made now, 0.5 one half-life ago; never above 1 (clock skew)."""
     age_days = max((now - created_at).total_seconds(), 0.0) / 86_400
     return math.exp(-math.log(2) * age_days / half_life_days) if half_life_days > 0 else 0.0
+
+
+def in_window(created_at: datetime, window: TimeWindow, *, slack_days: float) -> float:
+    """1 inside the window, falling linearly to 0 at `slack_days` past either edge."""
+    distance = window.distance_days(created_at)
+    if distance <= 0:
+        return 1.0
+    return max(0.0, 1.0 - distance / slack_days) if slack_days > 0 else 0.0
