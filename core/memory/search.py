@@ -19,7 +19,7 @@ from typing import Literal
 import asyncpg
 import numpy as np
 
-from core.memory.ranking import Candidate, ScopeStats, Signals
+from core.memory.ranking import Candidate, Signals
 from core.models import UserKey
 
 TEXT_SEARCH_CONFIG = "english"
@@ -32,7 +32,6 @@ HNSW_EF_SEARCH = 400
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SearchResult:
     candidates: list[Candidate]
-    stats: ScopeStats
     path: Literal["exact", "hnsw"]
 
 def or_query(text: str) -> str:
@@ -133,8 +132,7 @@ scope AS MATERIALIZED (
     WHERE platform = $1 AND workspace_id = $2 AND user_id = $3
 ),
 stats AS MATERIALIZED (
-    SELECT count(*)::float8 AS n, greatest(avg(dl), 1)::float8 AS avgdl,
-           min(similarity) AS min_similarity, max(similarity) AS max_similarity
+    SELECT count(*)::float8 AS n, greatest(avg(dl), 1)::float8 AS avgdl
     FROM scope
 ),
 hits AS MATERIALIZED (
@@ -174,14 +172,12 @@ picked AS (
           WHERE by_time <= $9 OR (silent AND by_time <= $8)  -- no signal (no query, other model): newest fill up to k
     UNION SELECT id FROM around
 )
-SELECT m.id, m.content, m.created_at,
+SELECT m.id, m.content, m.created_at, m.thread_id,
        CASE WHEN m.embedding_model = $4 THEN 1 - (m.embedding <=> $5) END AS similarity,
        {_text_score("m")} AS text_score,
        p.id AS prev_id, p.similarity AS prev_similarity, p.text_score AS prev_text,
-       n.id AS next_id, n.similarity AS next_similarity, n.text_score AS next_text,
-       st.min_similarity, st.max_similarity, (SELECT max(text_score) FROM bm25) AS max_text
+       n.id AS next_id, n.similarity AS next_similarity, n.text_score AS next_text
 FROM picked JOIN memories m USING (id)
-CROSS JOIN stats st
 LEFT JOIN LATERAL {_neighbour("m", "<")} p ON true
 LEFT JOIN LATERAL {_neighbour("m", ">")} n ON true
 WHERE m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
@@ -189,7 +185,7 @@ WHERE m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
 """Exact search of one person's scope. The scope is read once (similarity, length, the query's
 terms of each memory); everything after works on bounded sets: the `$8` best by vector and by
 BM25, the newest, the thread neighbours of the best (index probes), so no sort or window runs over
-the whole scope. The candidates, their signals and the scope's min/max match a window over all
+the whole scope. The candidates and their signals match a window over all
 rows: ranks by similarity, then by text; the newest `$9`; the rows before and after each best
 row in its thread; with no signal at all, the newest fill up to `$8`."""
 
@@ -216,17 +212,7 @@ async def _search_exact(
         limit,
         recent,
     )
-    candidates = [_candidate(r) for r in rows]
-    if rows:
-        first = rows[0]
-        stats = ScopeStats(
-            min_similarity=float(first["min_similarity"] or 0.0),
-            max_similarity=float(first["max_similarity"] or 0.0),
-            max_text_score=float(first["max_text"] or 0.0),
-        )
-    else:
-        stats = ScopeStats.of(())
-    return SearchResult(candidates=candidates, stats=stats, path="exact")
+    return SearchResult(candidates=[_candidate(r) for r in rows], path="exact")
 
 
 async def _search_indexed(
@@ -266,7 +252,7 @@ async def _search_indexed(
     ),
     {_BM25_CTES},
     top_text AS (SELECT id, text_score FROM bm25 ORDER BY text_score DESC, id DESC LIMIT $8)
-    SELECT m.id, m.content, m.created_at,
+    SELECT m.id, m.content, m.created_at, m.thread_id,
            CASE WHEN m.embedding_model = $4 THEN 1 - (m.embedding <=> $5) END AS similarity,
            coalesce(t.text_score, 0)::float8 AS text_score,
            NULL::bigint AS prev_id, NULL::float8 AS prev_similarity, NULL::float8 AS prev_text,
@@ -278,8 +264,7 @@ async def _search_indexed(
     rows = await conn.fetch(
         sql, user.platform, user.workspace_id, user.user_id, model, vector, query, or_query(query), limit
     )
-    candidates = [_candidate(r) for r in rows]
-    return SearchResult(candidates=candidates, stats=ScopeStats.of(c.signals for c in candidates), path="hnsw")
+    return SearchResult(candidates=[_candidate(r) for r in rows], path="hnsw")
 
 
 def _candidate(r: asyncpg.Record) -> Candidate:
@@ -291,6 +276,7 @@ def _candidate(r: asyncpg.Record) -> Candidate:
         content=r["content"],
         created_at=r["created_at"],
         signals=signals(r["similarity"], r["text_score"]),
+        thread_id=r["thread_id"],
         previous=signals(r["prev_similarity"], r["prev_text"]) if r["prev_id"] is not None else None,
         following=signals(r["next_similarity"], r["next_text"]) if r["next_id"] is not None else None,
     )

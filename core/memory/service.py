@@ -50,8 +50,8 @@ class MemoryConfig:
     k: int = 6
     """Memories put into a prompt."""
     retention_days: int = 365
-    candidate_pool: int = 50
-    """Candidates taken per signal (vector, text) before fusion."""
+    candidate_pool: int = 100
+    """Candidates taken per signal (vector, text) before fusion (LoCoMo recall@50 gains a point over 50)."""
     recent: int = 5
     """The newest memories always considered, so recency can break ties."""
     weights: RankWeights = field(default_factory=RankWeights)
@@ -121,7 +121,6 @@ class MemoryService:
             found.candidates,
             k=k,
             weights=self.config.weights,
-            stats=found.stats,
             now=now,
             window=mentioned_window(masked, now=now),
         )
