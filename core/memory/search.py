@@ -26,7 +26,8 @@ TEXT_SEARCH_CONFIG = "english"
 _WORD = re.compile(r"[^\W_]+")
 HNSW_EF_SEARCH = 400
 """Candidates an HNSW scan of a large scope keeps: pgvector's default 40 gives recall@10 near 0.4 on
-384-dimensional vectors of a 20k scope, 400 near 0.96 (benchmarks/memory_scale.py)."""
+384-dimensional vectors of a 20k scope, 400 near 0.99 with the scope indexes' ef_construction 200
+(`core.memory.maintenance`, benchmarks/memory_scale.py)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -226,7 +227,8 @@ async def _search_indexed(
     limit: int,
 ) -> SearchResult:
     """Approximate search through the scope's own partial HNSW index (custom plans, so the planner
-    can prove the index predicate from the parameter values)."""
+    can prove the index predicate from the parameter values, and skips the full-text part outright
+    when the query has no words: otherwise it tests every row of the scope against a null query)."""
     await conn.execute(
         "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('hnsw.ef_search', $1, true)",
         str(max(HNSW_EF_SEARCH, 2 * limit)),
@@ -248,7 +250,8 @@ async def _search_indexed(
     hits AS MATERIALIZED (
         SELECT m.id, t.lexeme, greatest(cardinality(t.positions), 1)::float8 AS tf, length(m.tsv)::float8 AS dl
         FROM memories m CROSS JOIN LATERAL unnest({_query_terms("m.tsv")}) AS t(lexeme, positions, weights)
-        WHERE m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3 AND m.tsv @@ (SELECT tsq FROM query)
+        WHERE $7 <> '' AND m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
+          AND m.tsv @@ (SELECT tsq FROM query)
     ),
     {_BM25_CTES},
     top_text AS (SELECT id, text_score FROM bm25 ORDER BY text_score DESC, id DESC LIMIT $8)
