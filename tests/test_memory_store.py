@@ -112,6 +112,24 @@ async def test_empty_turns_are_not_remembered(pool: asyncpg.Pool, service: Memor
     assert await stored(pool, user) == []
 
 
+async def test_an_imported_message_keeps_when_it_was_said(pool: asyncpg.Pool, service: MemoryService) -> None:
+    user = person()
+    said = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
+    await service.store(user, "We adopted a puppy called Coco", said_at=said)
+    [memory] = await stored(pool, user)
+    assert memory.created_at == said
+
+
+async def test_recall_prefers_what_was_said_in_the_time_the_question_names(service: MemoryService) -> None:
+    user = person()
+    await service.store(user, "dinner with my sister at the harbour", said_at=datetime(2023, 3, 3, tzinfo=UTC))
+    await service.store(user, "dinner with my brother at the harbour", said_at=datetime(2023, 7, 9, tzinfo=UTC))
+    await service.store(user, "the quarterly report is due soon", said_at=datetime(2023, 7, 1, tzinfo=UTC))
+    for month, expected in (("March", "sister"), ("July", "brother")):
+        [hit] = await service.recall(user, f"who did I have dinner with in {month} 2023?", k=1)
+        assert expected in hit.content
+
+
 @DB_SETTINGS
 @given(texts=st.lists(memory_texts, max_size=30), k=st.integers(1, 40), query=memory_texts)
 async def test_recall_returns_k_rows_whenever_k_exist(

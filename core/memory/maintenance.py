@@ -20,6 +20,7 @@ HNSW_EF_CONSTRUCTION = 200
 recall@10 0.96 with ef_search 400, 200 reaches 0.99 (benchmarks/memory_scale.py); the build takes
 about three times longer, once, in the background."""
 
+
 async def delete_expired(pool: asyncpg.Pool, *, before: datetime, batch: int = 10_000) -> int:
     """Delete memories created before `before`, in batches so no transaction grows large."""
     total = 0

@@ -35,9 +35,11 @@ class SearchResult:
     candidates: list[Candidate]
     path: Literal["exact", "hnsw"]
 
+
 def or_query(text: str) -> str:
     """The words of `text` joined as an OR full-text query (stop words drop out in Postgres)."""
     return " | ".join(dict.fromkeys(w.lower() for w in _WORD.findall(text)))
+
 
 async def search(
     conn: asyncpg.Connection,

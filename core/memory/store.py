@@ -19,6 +19,7 @@ from core.models import UserKey
 
 MemoryKind = Literal["turn", "fact"]
 
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class StoredMemory:
     id: int
@@ -169,7 +170,6 @@ async def nearest(
         kind,
     )
     return [(r["id"], r["content"], float(r["similarity"])) for r in rows]
-
 
 
 COPY_COLUMNS: tuple[str, ...] = (
