@@ -1,11 +1,15 @@
 """LoCoMo evidence recall@k of Parley's memory store.
 
 For each LoCoMo conversation, every dialog turn (with its image caption) is stored through the real
-`MemoryService` as a memory of one person, one session per thread; each question of categories 1-4
-is then recalled, and the share of its evidence turns found in the top k is averaged, overall and
-per category. Runs on a throwaway embedded Postgres unless --database-url is given.
+`MemoryService` as a memory of one person, one session per thread, dated when its session took
+place; each question of categories 1-4 is then recalled (the clock a day after the last session),
+and the share of its evidence turns found in the top k is averaged, overall and per category,
+separately for the development conversations (`--dev`, the ones tuned on) and the unseen rest.
+Runs on a throwaway embedded Postgres unless --database-url is given (with --reuse, conversations
+already stored there are not embedded again).
 
-    python benchmarks/locomo_retrieval.py --data ../shared/datasets/locomo_dev.json --k 5 10 25 50 --json
+    python benchmarks/locomo_retrieval.py --data locomo10.json --k 5 10 25 50 --json
+    python benchmarks/locomo_retrieval.py --data locomo10.json --set weights.when=0 --only unseen
 
 The LoCoMo data is CC BY-NC 4.0: it is read from --data, never copied into the project.
 """
@@ -22,6 +26,7 @@ offline_environment()
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import os
 import platform
@@ -30,8 +35,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +46,20 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.progress import Progress
 
-from core.memory.embedding import DEFAULT_EMBEDDING_MODEL, build_embedder
+from core.guard.masking import scrub
+from core.memory.embedding_backend import DEFAULT_EMBEDDING_MODEL, build_embedder
+from core.memory.scope import person_scope
 from core.memory.service import MemoryConfig, MemoryService
+from core.memory.store import find_by_content
 from core.models import UserKey
 from core.store.migrations import migrate
 from core.store.pool import create_pool
 
 CATEGORIES = ("1", "2", "3", "4")
+DEV_CONVERSATIONS = ("conv-26", "conv-30")
 _SESSION = re.compile(r"^session_(\d+)$")
+_SESSION_DATE = "%I:%M %p on %d %B, %Y"
+"""LoCoMo's `session_N_date_time`, e.g. "1:56 pm on 8 May, 2023"."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,6 +67,7 @@ class Turn:
     dia_id: str
     session: int
     text: str
+    said_at: datetime | None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -72,11 +85,41 @@ def turns_of(conversation: dict[str, Any]) -> Iterator[Turn]:
         if (m := _SESSION.match(key)) and isinstance(value, list)
     )
     for number, turns in sessions:
-        for t in turns:
+        started = session_date(conversation.get(f"session_{number}_date_time"))
+        for i, t in enumerate(turns):
             text = f"{t['speaker']}: {t['text']}"
             if t.get("blip_caption"):
                 text += f" [shares an image: {t['blip_caption']}]"
-            yield Turn(dia_id=str(t["dia_id"]).strip(), session=number, text=text)
+            said_at = None if started is None else started + timedelta(seconds=30 * i)
+            yield Turn(dia_id=str(t["dia_id"]).strip(), session=number, text=text, said_at=said_at)
+
+
+def session_date(value: object) -> datetime | None:
+    """When a session took place (UTC), None when it is missing or unreadable."""
+    try:
+        return datetime.strptime(str(value).strip(), _SESSION_DATE).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+def asked_after(turns: Sequence[Turn]) -> Callable[[], datetime]:
+    """The clock of the questions: a day after the last session (now, for undated conversations)."""
+    last = max((t.said_at for t in turns if t.said_at is not None), default=None)
+    asked = datetime.now(UTC) if last is None else last + timedelta(days=1)
+    return lambda: asked
+
+
+def with_overrides(config: MemoryConfig, assignments: Sequence[str]) -> MemoryConfig:
+    """`config` with `name=value` (or `weights.name=value`) numbers replaced, for ablations."""
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        if name.startswith("weights."):
+            weights = dataclasses.replace(config.weights, **{name.removeprefix("weights."): float(value)})
+            config = dataclasses.replace(config, weights=weights)
+        else:
+            current = getattr(config, name)
+            config = dataclasses.replace(config, **{name: type(current)(value)})
+    return config
 
 
 def questions_of(sample: dict[str, Any]) -> Iterator[Question]:
@@ -93,33 +136,63 @@ def evidence_recall(ranked: Sequence[set[str]], evidence: Sequence[str], k: int)
     return sum(e in found for e in evidence) / len(evidence)
 
 
-async def run(data: Path, ks: Sequence[int], database_url: str | None, model: str) -> dict[str, Any]:
-    samples = json.loads(data.read_text())
-    uri = database_url or _throwaway_database()
+@dataclass(kw_only=True)
+class Tally:
+    """Recall of one group of conversations, per k and per category."""
+
+    ks: Sequence[int]
+    per_k: dict[int, list[float]] = dataclasses.field(default_factory=dict)
+    per_cat: dict[str, dict[int, list[float]]] = dataclasses.field(default_factory=dict)
+    conversations: list[str] = dataclasses.field(default_factory=list)
+
+    def add(self, category: str, recalls: dict[int, float]) -> None:
+        for k, r in recalls.items():
+            self.per_k.setdefault(k, []).append(r)
+            self.per_cat.setdefault(category, {}).setdefault(k, []).append(r)
+
+    def summary(self) -> dict[str, Any]:
+        def mean(values: list[float]) -> float | None:
+            return round(statistics.fmean(values), 4) if values else None
+
+        return {
+            "conversations": self.conversations,
+            "questions": len(self.per_k.get(self.ks[0], [])),
+            "recall": {str(k): mean(self.per_k.get(k, [])) for k in self.ks},
+            "per_category": {
+                c: {str(k): mean(self.per_cat.get(c, {}).get(k, [])) for k in self.ks} for c in CATEGORIES
+            },
+        }
+
+
+async def run(args: argparse.Namespace, ks: Sequence[int]) -> dict[str, Any]:
+    dev = set(args.dev.split(",")) if args.dev else set()
+    samples = [
+        s
+        for s in json.loads(args.data.read_text())
+        if args.only == "all" or (str(s.get("sample_id")) in dev) == (args.only == "dev")
+    ]
+    uri = args.database_url or _throwaway_database()
     await migrate(uri)
     pool = await create_pool(uri, max_size=4)
-    service = MemoryService(pool, build_embedder(model), MemoryConfig())
+    config = with_overrides(MemoryConfig(), args.set)
+    service = MemoryService(pool, build_embedder(args.embedding_model), config)
     await service.start(reembed_in_background=False)
     max_k = max(ks)
-    per_k: dict[int, list[float]] = {k: [] for k in ks}
-    per_cat: dict[str, dict[int, list[float]]] = {c: {k: [] for k in ks} for c in CATEGORIES}
+    groups = {"dev": Tally(ks=ks), "unseen": Tally(ks=ks)}
     latencies: list[float] = []
     skipped_ids = skipped_questions = 0
-    run_tag = f"{time.time_ns()}"
+    run_tag = "reuse" if args.reuse else f"{time.time_ns()}"
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         for sample in samples:
             sample_id = str(sample.get("sample_id", len(latencies)))
+            tally = groups["dev" if sample_id in dev else "unseen"]
+            tally.conversations.append(sample_id)
             user = UserKey(platform="eval", workspace_id=f"locomo-{run_tag}-{sample_id}", user_id="locomo")
             turns = list(turns_of(sample["conversation"]))
             turn_ids = {t.dia_id for t in turns}
-            by_memory: dict[int, set[str]] = {}
-            storing = progress.add_task(f"{sample_id}: storing turns", total=len(turns))
-            for turn in turns:
-                memory_id = await service.store(user, turn.text, thread_id=f"session-{turn.session}")
-                if memory_id is not None:
-                    by_memory.setdefault(memory_id, set()).add(turn.dia_id)
-                progress.advance(storing)
+            by_memory = await _store_turns(service, user, turns, progress, sample_id)
+            service.clock = asked_after(turns)
             questions = list(questions_of(sample))
             asking = progress.add_task(f"{sample_id}: recalling", total=len(questions))
             for q in questions:
@@ -133,27 +206,38 @@ async def run(data: Path, ks: Sequence[int], database_url: str | None, model: st
                 hits = await service.recall(user, q.text, k=max_k)
                 latencies.append((time.perf_counter() - started) * 1000)
                 ranked = [by_memory.get(h.id, set()) for h in hits]
-                for k in ks:
-                    r = evidence_recall(ranked, evidence, k)
-                    per_k[k].append(r)
-                    per_cat[q.category][k].append(r)
+                tally.add(q.category, {k: evidence_recall(ranked, evidence, k) for k in ks})
     await pool.close()
-
-    def mean(values: list[float]) -> float | None:
-        return round(statistics.fmean(values), 4) if values else None
-
     return {
-        "recall": {str(k): mean(v) for k, v in per_k.items()},
-        "per_category": {c: {str(k): mean(v) for k, v in d.items()} for c, d in per_cat.items()},
+        **{name: tally.summary() for name, tally in groups.items() if tally.conversations},
+        "config": args.set,
         "latency_ms": {k: summary_ms(latencies)[f"{k}_ms"] for k in ("p50", "p95")},
-        "questions": len(per_k[ks[0]]),
-        "conversations": len(samples),
         "skipped_evidence_ids": skipped_ids,
         "skipped_questions": skipped_questions,
         "embedding_model": service.model,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.python_implementation()} "
         f"{platform.python_version()}",
     }
+
+
+async def _store_turns(
+    service: MemoryService, user: UserKey, turns: Sequence[Turn], progress: Progress, sample_id: str
+) -> dict[int, set[str]]:
+    """Store the turns as the person's memories; return which turns each memory holds. Turns already
+    stored (a reused database) are looked up instead of embedded again."""
+    by_memory: dict[int, set[str]] = {}
+    storing = progress.add_task(f"{sample_id}: storing turns", total=len(turns))
+    for turn in turns:
+        async with person_scope(service.pool, user) as conn:
+            memory_id = await find_by_content(conn, user, scrub(turn.text).strip())
+        if memory_id is None:
+            memory_id = await service.store(
+                user, turn.text, thread_id=f"session-{turn.session}", said_at=turn.said_at
+            )
+        if memory_id is not None:
+            by_memory.setdefault(memory_id, set()).add(turn.dia_id)
+        progress.advance(storing)
+    return by_memory
 
 
 def _throwaway_database() -> str:
@@ -173,8 +257,18 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     parser.add_argument("--database-url", default=None, help="use this Postgres instead of a throwaway one")
     parser.add_argument("--embedding-model", default=DEFAULT_EMBEDDING_MODEL)
+    parser.add_argument(
+        "--dev",
+        default=",".join(DEV_CONVERSATIONS),
+        help="comma-separated sample ids tuned on, reported apart from the unseen rest",
+    )
+    parser.add_argument("--only", choices=("all", "dev", "unseen"), default="all")
+    parser.add_argument("--reuse", action="store_true", help="keep the stored conversations across runs")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="NAME=VALUE", help="override a MemoryConfig number"
+    )
     args = parser.parse_args()
-    result = asyncio.run(run(args.data, sorted(set(args.k)), args.database_url, args.embedding_model))
+    result = asyncio.run(run(args, sorted(set(args.k))))
     if args.json:
         print(json.dumps(result))
     else:

@@ -2,10 +2,12 @@
 
 Loads N memories (default 1,000,000) spread over 10,000 people in 100 workspaces, with random unit
 vectors (embedding is excluded), by binary COPY through `core.memory.store.copy_memories`. Then it
-queries random people through the store's real search (`core.memory.store.search`, the exact scan
+queries random people through the store's real search (`core.memory.search.search`, the exact scan
 inside the person's scope, as the service does) and compares the top 10 with a brute-force scan of
 that person's vectors in numpy (recall@10). A second part gives one person a large scope with its
-own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way.
+own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way,
+side by side on an index built with pgvector's default ef_construction (the baseline) and on one
+built as maintenance builds it. Compare ratios within one run: latencies on a shared machine move.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
@@ -41,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from core.memory import store
+from core.memory import maintenance, search, store
 from core.memory.scope import person_scope
 from core.models import UserKey
 from core.store.migrations import migrate
@@ -138,7 +140,7 @@ async def _query_people(
             query = unit_vectors(rng, 1, args.dims)[0]
             started = time.perf_counter()
             async with person_scope(pool, person) as conn:
-                found = await store.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
+                found = await search.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
             latencies.append((time.perf_counter() - started) * 1000)
             top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1.0, reverse=True)[:10]
             recalls.append(await _recall_vs_brute_force(pool, person, query, [c.id for c in top]))
@@ -169,21 +171,40 @@ async def _recall_vs_brute_force(pool: Any, person: UserKey, query: np.ndarray, 
 async def _large_scope(
     pool: Any, rng: np.random.Generator, words: list[str], text_rng: random.Random, args: argparse.Namespace
 ) -> dict[str, Any]:
+    """One person with `args.large_scope` memories, queried on a scope index built with the baseline's
+    ef_construction and then on one built as maintenance builds it, with the same queries."""
     person = UserKey(platform="bench", workspace_id="W-large", user_id="U-large")
     vectors = clustered_unit_vectors(rng, args.large_scope, args.dims)
     async with pool.acquire() as conn:
         await store.copy_memories(conn, records([person], vectors, 10**9, words, text_rng))
-    started = time.perf_counter()
-    await store.ensure_scope_indexes(pool, model=MODEL, dimensions=args.dims, min_rows=args.large_scope)
-    build_s = time.perf_counter() - started
+    queries = clustered_unit_vectors(rng, args.queries, args.dims)
+    result: dict[str, Any] = {"memories": args.large_scope, "vectors": "clustered unit vectors (200 topics)"}
+    builds = {"baseline": args.baseline_ef_construction, "current": maintenance.HNSW_EF_CONSTRUCTION}
+    for label, ef_construction in builds.items():
+        if not ef_construction:
+            continue
+        await maintenance.drop_scope_indexes(pool, person)
+        started = time.perf_counter()
+        await maintenance.ensure_scope_indexes(
+            pool, model=MODEL, dimensions=args.dims, min_rows=args.large_scope, ef_construction=ef_construction
+        )
+        build_s = time.perf_counter() - started
+        result[label] = {
+            "ef_construction": ef_construction,
+            "index_build_s": round(build_s, 1),
+            **await _query_large_scope(pool, person, vectors, queries),
+        }
+    return result
+
+
+async def _query_large_scope(pool: Any, person: UserKey, vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
     latencies: list[float] = []
     recalls: list[float] = []
     paths: set[str] = set()
-    for _ in range(args.queries):
-        query = clustered_unit_vectors(rng, 1, args.dims)[0]
+    for query in queries:
         started = time.perf_counter()
         async with person_scope(pool, person) as conn:
-            found = await store.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
+            found = await search.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
         latencies.append((time.perf_counter() - started) * 1000)
         paths.add(found.path)
         top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1.0, reverse=True)[:10]
@@ -191,12 +212,9 @@ async def _large_scope(
         got_rows = {c.content.split(":")[0] for c in top}
         recalls.append(sum(f"memory {10**9 + int(i)}" in got_rows for i in truth) / 10)
     return {
-        "memories": args.large_scope,
-        "index_build_s": round(build_s, 1),
         **{k: summary_ms(latencies)[k] for k in ("p50_ms", "p95_ms")},
         "recall_at_10": round(statistics.fmean(recalls), 4),
         "path": sorted(paths),
-        "vectors": "clustered unit vectors (200 topics)",
     }
 
 
@@ -230,6 +248,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--batch", type=int, default=20_000, help="rows per COPY")
     parser.add_argument("--large-scope", type=int, default=20_000, help="memories of the one large person (0: skip)")
+    parser.add_argument(
+        "--baseline-ef-construction",
+        type=int,
+        default=64,
+        help="also measure the large scope on an index built so (pgvector's default; 0: skip)",
+    )
     parser.add_argument("--database-url", default=None, help="use this Postgres instead of a throwaway one")
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()

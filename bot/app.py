@@ -20,7 +20,7 @@ from core.knowledge import Knowledge
 from core.llm import ModelConfig, ModelFactory, ModelNotConfigured
 from core.media import ElevenLabsConfig, Media, MediaConfig, MediaLimits
 from core.media.config import VoiceFormat
-from core.memory.embedding import build_embedder
+from core.memory.embedding_backend import build_embedder
 from core.memory.extraction import agent_extractor
 from core.memory.retention import maintenance_loop
 from core.memory.service import MemoryConfig, MemoryService

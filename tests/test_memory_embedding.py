@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from pydantic_ai.embeddings import Embedder
 
-from core.memory.embedding import (
+from core.memory.embedding_backend import (
     DEFAULT_EMBEDDING_MODEL,
     BatchingEmbeddingModel,
     build_embedder,

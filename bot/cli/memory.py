@@ -14,7 +14,7 @@ from rich.table import Table
 
 from bot.app import open_pool
 from bot.cli.common import err, load_settings, run
-from core.memory.embedding import build_embedder, model_label
+from core.memory.embedding_backend import build_embedder, model_label
 from core.memory.forget import export_user, forget_user
 from core.memory.reembed import pending_reembed, reembed
 from core.memory.retention import cleanup_memories

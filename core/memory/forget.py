@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from core.memory import store
+from core.memory import maintenance
 from core.memory.scope import person_scope
 from core.models import UserKey
 
@@ -53,7 +53,7 @@ async def forget_user(pool: asyncpg.Pool, user: UserKey) -> dict[str, int]:
                 user.user_id,
             )
             counts[table] = int(status.split()[-1])
-    await store.drop_scope_indexes(pool, user)
+    await maintenance.drop_scope_indexes(pool, user)
     return counts
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import asyncpg
 from pydantic_ai import Embedder
 
-from core.memory.embedding import embed_many, model_label
+from core.memory.embedding_backend import embed_many, model_label
 from core.models import WorkspaceKey
 
 _STALE = "embedding_model IS DISTINCT FROM $1 AND ($2::text IS NULL OR (platform = $2 AND workspace_id = $3))"

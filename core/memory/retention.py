@@ -1,6 +1,6 @@
 """Retention (property 18): memories older than the configured number of days are deleted, by a
 periodic task in the server and by `parley memory cleanup`. The same task keeps large scopes
-indexed (`core.memory.store.ensure_scope_indexes`).
+indexed (`core.memory.maintenance.ensure_scope_indexes`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from core.memory import store
+from core.memory import maintenance
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ def retention_cutoff(now: datetime, retention_days: int) -> datetime:
 
 async def cleanup_memories(pool: asyncpg.Pool, *, retention_days: int, now: datetime) -> int:
     """Delete expired memories across all workspaces; return how many."""
-    return await store.delete_expired(pool, before=retention_cutoff(now, retention_days))
+    return await maintenance.delete_expired(pool, before=retention_cutoff(now, retention_days))
 
 
 async def maintenance_loop(
@@ -41,7 +41,7 @@ async def maintenance_loop(
     while True:
         try:
             deleted = await cleanup_memories(pool, retention_days=retention_days, now=clock())
-            created = await store.ensure_scope_indexes(
+            created = await maintenance.ensure_scope_indexes(
                 pool, model=model, dimensions=dimensions, min_rows=large_scope_rows
             )
             log.info("memory maintenance: %d expired memories deleted, %d scope indexes built", deleted, len(created))
