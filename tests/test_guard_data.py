@@ -64,7 +64,13 @@ def test_the_shipped_workplace_file_is_what_the_generator_makes() -> None:
 
 def test_workplace_requests_cover_every_kind_of_work() -> None:
     assert {f.category for f in FAMILIES} >= {
-        "engineering", "security_defence", "hr_management", "medicine_first_aid", "history", "fiction", "cooking",
+        "engineering",
+        "security_defence",
+        "hr_management",
+        "medicine_first_aid",
+        "history",
+        "fiction",
+        "cooking",
         "jokes",
     }
 

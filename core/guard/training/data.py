@@ -89,7 +89,9 @@ def by_id_half(identifier: str) -> Split:
 def _advbench(data: Path) -> Iterator[Example]:
     with (data / "advbench_harmful_behaviors.csv").open(newline="", encoding="utf-8") as f:
         for i, row in enumerate(csv.DictReader(f)):
-            yield Example(id=f"advbench-{i}", text=row["goal"], harmful=True, source="advbench", category="", split="dev")
+            yield Example(
+                id=f"advbench-{i}", text=row["goal"], harmful=True, source="advbench", category="", split="dev"
+            )
 
 
 def _harmbench(data: Path) -> Iterator[Example]:
