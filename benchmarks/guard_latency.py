@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
-from core.guard.training.train_harm import load_examples
+from core.guard.training.data import load_examples
 from core.models import UserKey
 
 TARGET_P95_MS = 60.0
@@ -45,7 +45,7 @@ async def measure(messages: int) -> dict[str, object]:
     guard = Guard(GuardConfig())
     await guard.warm()
     ready_s = time.perf_counter() - started
-    texts = [e.text for e in load_examples(SAFETY_DATA) if e.source.startswith("parley")]
+    texts = [e.text for e in load_examples(SAFETY_DATA) if e.source.startswith("parley") or e.source == "workplace"]
     random.Random(7).shuffle(texts)
     texts = texts[:messages]
     user = UserKey(platform="eval", workspace_id="guard-latency", user_id="bench")

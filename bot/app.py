@@ -160,13 +160,18 @@ def build_memory(settings: Settings, pool: asyncpg.Pool) -> MemoryService:
 
 
 def build_guard(settings: Settings, pool: asyncpg.Pool) -> Guard:
-    """The offline rails; NeMo's LLM self-check on top when PARLEY_GUARD_LLM=on and a model is set."""
+    """The offline rails; with a model, NeMo's self-check on grey-zone scores (PARLEY_GUARD_LLM=auto)
+    or on everything (on)."""
+    mode = settings.parley_guard_llm
     llm = (
         pydantic_ai_complete(ModelFactory(model_config(settings)).build())
-        if settings.parley_guard_llm == "on" and settings.parley_model
+        if mode != "off" and settings.parley_model
         else None
     )
-    return Guard(GuardConfig(policy_dir=settings.parley_knowledge_dir, llm=llm), events=pool_sink(pool))
+    return Guard(
+        GuardConfig(policy_dir=settings.parley_knowledge_dir, llm=llm, llm_mode="on" if mode == "on" else "auto"),
+        events=pool_sink(pool),
+    )
 
 
 def build_steps(settings: Settings, pool: asyncpg.Pool, *, voice_format: VoiceFormat = "ogg") -> Steps:

@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     parley_fact_extraction: bool = False
 
     # guard
-    parley_guard_llm: Literal["on", "off"] = "off"
+    parley_guard_llm: Literal["auto", "on", "off"] = "auto"
+    """With PARLEY_MODEL set: 'auto' asks the model only about grey-zone scores, 'on' about everything."""
 
     # media
     parley_max_file_mb: float = 20.0

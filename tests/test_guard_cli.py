@@ -99,3 +99,47 @@ def test_events_lists_recent_events_as_json(pg_uri: str, monkeypatch: pytest.Mon
     assert datetime.fromisoformat(rows[0]["created_at"]) <= datetime.now(UTC)
     table = runner.invoke(app, ["events", "--since", "1d", "--workspace", "TCLI", "--platform", "slack"])
     assert table.exit_code == 0 and "Safety events since" in table.stdout and "(1)" in table.stdout
+
+
+def _store(pg_uri: str, text: str, workspace: str) -> int:
+    user = UserKey(platform="slack", workspace_id=workspace, user_id="UFP")
+    event = make_event(
+        user=user, stage="input", rail="harm", action="blocked", reason="harmful request", text=text, score=0.91
+    )
+
+    async def store() -> int:
+        pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
+        try:
+            return await record_event(pool, event)
+        finally:
+            await pool.close()
+
+    return asyncio.run(store())
+
+
+def test_marked_false_positives_show_in_the_list_and_export_as_benign_dev_rows(
+    pg_uri: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    event_id = _store(pg_uri, "How do I choke off traffic to a flaky service?", "TFP1")
+    monkeypatch.setenv("DATABASE_URL", pg_uri)
+    get_settings.cache_clear()
+    marked = runner.invoke(app, ["events", "--false-positive", str(event_id)])
+    assert marked.exit_code == 0, marked.output
+    listed = runner.invoke(app, ["events", "--workspace", "TFP1", "--platform", "slack", "--json"])
+    assert [json.loads(line)["false_positive"] for line in listed.stdout.splitlines()] == [True]
+    target = tmp_path / "false_positives.jsonl"
+    for _ in range(2):
+        exported = runner.invoke(app, ["events", "--export-false-positives", str(target)])
+        assert exported.exit_code == 0, exported.output
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    row = next(r for r in rows if r["id"] == f"operator-{event_id}")
+    assert row["label"] == "safe" and row["text"] == "How do I choke off traffic to a flaky service?"
+    assert len(rows) == len({r["id"] for r in rows})
+
+
+def test_marking_an_unknown_event_says_so_and_fails(pg_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", pg_uri)
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["events", "--false-positive", "999999999"])
+    assert result.exit_code == 1
+    assert "No blocked event with id 999999999" in result.output

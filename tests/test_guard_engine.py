@@ -12,7 +12,7 @@ from nemoguardrails.actions.rail_outcome import RailOutcome
 from core.guard.engine import DirectEngine, DirectRail, NemoEngine, compile_direct, select_engine
 from core.guard.guard import Guard, build_rails_config
 from core.guard.settings import GuardConfig
-from core.guard.training.train_harm import load_examples
+from core.guard.training.data import load_examples
 from core.models import UserKey
 
 USER = UserKey(platform="slack", workspace_id="T1", user_id="U1")

@@ -38,7 +38,7 @@ def _guard(judge: Judge, **config: object) -> tuple[Guard, list[SafetyEvent]]:
         events.append(event)
 
     complete = pydantic_ai_complete(FunctionModel(judge))
-    return Guard(GuardConfig(llm=complete, **config), events=sink), events  # type: ignore[arg-type]
+    return Guard(GuardConfig(llm=complete, llm_mode="on", **config), events=sink), events  # type: ignore[arg-type]
 
 
 def test_self_check_flows_are_added_only_with_a_model(tmp_path: object) -> None:

@@ -71,3 +71,14 @@ def test_a_workspace_id_cannot_escape_the_policy_folder(tmp_path: Path) -> None:
 
 def test_no_policy_folder_means_an_empty_policy() -> None:
     assert PolicyStore(None, _embed).for_workspace("T1").empty
+
+
+def test_a_workspace_can_set_its_own_harm_threshold(tmp_path: Path) -> None:
+    (tmp_path / "policy.yml").write_text("harm_threshold: 0.7\n")
+    (tmp_path / "T1").mkdir()
+    (tmp_path / "T1" / "policy.yml").write_text("harm_threshold: 0.95\n")
+    store = PolicyStore(tmp_path, _embed)
+    assert store.for_workspace("T1").harm_threshold == 0.95
+    assert store.for_workspace("T2").harm_threshold == 0.7
+    with pytest.raises(ValidationError):
+        PolicyFile.model_validate({"harm_threshold": 1.5})

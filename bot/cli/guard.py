@@ -86,24 +86,54 @@ def events_command(
     platform: Annotated[str, typer.Option("--platform", "-p", help="Platform of --workspace.")] = "slack",
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     limit: Annotated[int, typer.Option(min=1, help="At most this many events.")] = 1000,
+    false_positive: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--false-positive", help="Mark the blocked event with this id as a mistaken refusal (repeatable)."
+        ),
+    ] = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "--export-false-positives",
+            help="Append every marked refusal to this JSONL file as a benign row (for "
+            "datasets/safety/false_positives.jsonl, which retraining reads into the dev set).",
+        ),
+    ] = None,
 ) -> None:
-    """List stored safety events (rail activations), newest first; excerpts are masked."""
+    """List stored safety events (rail activations), newest first; excerpts are masked.
+
+    A refusal shows its rail, its score and, for harmful requests, the kind of harm in its reason.
+    """
     settings = load_settings()
     start = parse_since(since)
     from bot.app import open_pool
-    from core.guard.events import SafetyEvent, list_events
+    from core.guard.events import SafetyEvent, false_positive_excerpts, list_events, mark_false_positive
     from core.models import WorkspaceKey
 
     scope = WorkspaceKey(platform=platform, workspace_id=workspace) if workspace else None
 
-    async def main() -> list[SafetyEvent]:
+    async def main() -> tuple[list[SafetyEvent], list[int], list[tuple[int, str, str]]]:
         pool = await open_pool(settings)
         try:
-            return await list_events(pool, start, workspace=scope, limit=limit)
+            unknown = [i for i in false_positive or [] if not await mark_false_positive(pool, i)]
+            marked = await false_positive_excerpts(pool) if export else []
+            return await list_events(pool, start, workspace=scope, limit=limit), unknown, marked
         finally:
             await pool.close()
 
-    events = run(main())
+    events, unknown, marked = run(main())
+    if unknown:
+        err.print(f"[red]No blocked event with id {', '.join(map(str, unknown))}; nothing marked for it.[/red]")
+    if false_positive and len(unknown) < len(false_positive):
+        err.print(f"Marked {len(false_positive) - len(unknown)} event(s) as false positives.")
+    if export is not None:
+        written = _export_false_positives(export, marked)
+        err.print(f"Wrote {written} new false positive(s) to {export}.")
+    if false_positive or export is not None:
+        if unknown:
+            raise typer.Exit(1)
+        return
     if as_json:
         for e in events:
             sys.stdout.write(
@@ -120,16 +150,18 @@ def events_command(
                         "reason": e.reason,
                         "score": round(e.score, 4),
                         "excerpt": e.excerpt,
+                        "false_positive": e.false_positive,
                     }
                 )
                 + "\n"
             )
         return
     table = Table(title=f"Safety events since {start:%Y-%m-%d %H:%M} UTC ({len(events)})")
-    for column in ("when", "workspace", "user", "stage", "rail", "action", "score", "reason", "excerpt"):
+    for column in ("id", "when", "workspace", "user", "stage", "rail", "action", "score", "reason", "excerpt"):
         table.add_column(column, overflow="fold")
     for e in events:
         table.add_row(
+            f"{e.id}{' (false positive)' if e.false_positive else ''}",
             f"{e.created_at:%Y-%m-%d %H:%M:%S}" if e.created_at else "",
             f"{e.user.platform}:{e.user.workspace_id}",
             e.user.user_id,
@@ -141,6 +173,22 @@ def events_command(
             e.excerpt,
         )
     out.print(table)
+
+
+def _export_false_positives(path: Path, marked: list[tuple[int, str, str]]) -> int:
+    """Append the marked refusals not yet in `path` as benign dev rows; returns how many were new."""
+    seen: set[str] = set()
+    if path.is_file():
+        with path.open(encoding="utf-8") as f:
+            seen = {json.loads(line)["id"] for line in f if line.strip()}
+    rows = [
+        {"id": f"operator-{event_id}", "text": excerpt, "category": f"false_positive_{rail}", "label": "safe"}
+        for event_id, rail, excerpt in marked
+        if f"operator-{event_id}" not in seen and excerpt.strip()
+    ]
+    with path.open("a", encoding="utf-8") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    return len(rows)
 
 
 def _open(path: str) -> TextIO:

@@ -19,6 +19,7 @@ import numpy as np
 from nemoguardrails.actions.rail_outcome import RailOutcome, TransformTarget
 
 from core.guard.bias import bias_score
+from core.guard.categories import CategoryModel
 from core.guard.harm import HarmClassifier
 from core.guard.jailbreak import scan_all
 from core.guard.masking import mask_sensitive
@@ -44,14 +45,17 @@ class RailActions:
         config: GuardConfig,
         encoder: SharedEncoder,
         classifier: HarmClassifier,
+        categories: CategoryModel,
         executor: ThreadPoolExecutor,
     ) -> None:
         self.config = config
         self._encoder = encoder
         self._classifier = classifier
+        self._categories = categories
         self._executor = executor
         self.policies = PolicyStore(config.policy_dir, lambda texts: encoder.encode_now(texts).sentence)
         self.harm_threshold = config.harm_threshold if config.harm_threshold is not None else classifier.threshold
+        self.grey_zone = config.grey_zone if config.grey_zone is not None else classifier.grey
 
     def actions(self) -> dict[str, Callable[..., Awaitable[RailOutcome]]]:
         """Name -> action, as the Colang flows call them."""
@@ -114,16 +118,20 @@ class RailActions:
                 return RailOutcome.allow(metadata={"rail": "harm", "score": 0.0})
             layers, vector = await self._encode_one(text)
             score = float(self._classifier.score(layers[None, :])[0])
-            metadata: dict[str, Any] = {"rail": "harm", "score": round(score, 4)}
-            if score < self.harm_threshold:
-                return RailOutcome.allow(metadata=metadata)
             policy = await self._policy(context)
+            threshold = policy.harm_threshold if policy.harm_threshold is not None else self.harm_threshold
+            metadata: dict[str, Any] = {"rail": "harm", "score": round(score, 4), "threshold": threshold}
+            if score < min(threshold, self.grey_zone[0]):
+                return RailOutcome.allow(metadata=metadata)
+            metadata["category"] = self._categories.predict(vector)
+            if score < threshold:
+                return RailOutcome.allow(metadata=metadata)
             allowed = best_match(vector, policy.allowed, policy.threshold) if policy.allowed else None
             if allowed:
                 return RailOutcome.allow(
                     reason=f"allowed topic '{allowed.name}'", metadata={**metadata, "allowed": allowed.name}
                 )
-            return RailOutcome.block(reason="harmful request", metadata=metadata)
+            return RailOutcome.block(reason=f"harmful request ({metadata['category']})", metadata=metadata)
 
         return await self._run("harm", run)
 

@@ -39,6 +39,8 @@ class SafetyEvent:
     score: float = 0.0
     created_at: datetime | None = None
     id: int | None = None
+    false_positive: bool = False
+    """An operator marked this refusal a mistake."""
 
 
 EventSink = Callable[[SafetyEvent], Awaitable[None]]
@@ -90,7 +92,8 @@ async def list_events(
 ) -> list[SafetyEvent]:
     """Events from `since` on, newest first; optionally for one workspace only."""
     rows = await pool.fetch(
-        """SELECT id, platform, workspace_id, user_id, stage, rail, action, reason, excerpt, score, created_at
+        """SELECT id, platform, workspace_id, user_id, stage, rail, action, reason, excerpt, score, created_at,
+                  false_positive_at IS NOT NULL AS false_positive
            FROM guard_events
            WHERE created_at >= $1
              AND ($2::text IS NULL OR (platform = $2 AND workspace_id = $3))
@@ -112,9 +115,26 @@ async def list_events(
             excerpt=r["excerpt"],
             score=float(r["score"]),
             created_at=r["created_at"],
+            false_positive=r["false_positive"],
         )
         for r in rows
     ]
+
+
+async def mark_false_positive(pool: asyncpg.Pool, event_id: int) -> bool:
+    """Mark a blocked event as a mistaken refusal; False when no blocked event has that id."""
+    status = await pool.execute(
+        "UPDATE guard_events SET false_positive_at = now() WHERE id = $1 AND action = 'blocked'", event_id
+    )
+    return status.split()[-1] != "0"
+
+
+async def false_positive_excerpts(pool: asyncpg.Pool) -> list[tuple[int, str, str]]:
+    """(id, rail, masked excerpt) of every marked refusal, oldest first: benign rows for the dev set."""
+    rows = await pool.fetch(
+        "SELECT id, rail, excerpt FROM guard_events WHERE false_positive_at IS NOT NULL ORDER BY id"
+    )
+    return [(int(r["id"]), r["rail"], r["excerpt"]) for r in rows]
 
 
 async def delete_user_events(pool: asyncpg.Pool, user: UserKey) -> int:

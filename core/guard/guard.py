@@ -3,7 +3,12 @@
 NeMo's configuration (config.yml and rails.co in `config/`) says which rails run; an engine
 (core/guard/engine.py) runs one stage's rails and returns every rail's `RailOutcome`, from which the
 Guard reads the blocking rail, its reason and score. The custom actions do the work on the one shared
-MiniLM. No language model is called unless `GuardConfig.llm` is set.
+MiniLM. No language model is called unless `GuardConfig.llm` is set; then `llm_mode` says when:
+
+- 'on': NeMo's self-check rails run on every message and reply, beside the offline rails;
+- 'auto': the offline rails decide clear cases; only a harm score inside the grey zone (between two
+  calibrated thresholds) is referred to NeMo's self-check, whose answer then decides. Should the model
+  fail or time out, the offline verdict stands and the failure is logged as an 'error' event.
 
     guard = Guard(GuardConfig(policy_dir=..., llm=complete_or_None), events=pool_sink(pool))
     await guard.warm()
@@ -16,16 +21,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from nemoguardrails.actions.rail_outcome import RailOutcome
 
 from core.guard.actions import RailActions
-from core.guard.engine import RailEngine, select_engine
+from core.guard.categories import ILLEGAL, CategoryModel
+from core.guard.engine import NemoEngine, RailEngine, select_engine
 from core.guard.events import Action, EventSink, SafetyEvent, Stage, count, make_event
 from core.guard.harm import HarmClassifier
 from core.guard.llm import CompletionLLM
@@ -41,19 +47,27 @@ MODEL_PLACEHOLDER = "__BUNDLED_MINILM__"
 DEDUPE_S = 60.0
 
 
-def build_rails_config(*, embeddings_model: Path, llm: bool) -> Any:
-    """The NeMo RailsConfig from `config/`, with this install's MiniLM path filled in."""
+SelfCheck = Literal["none", "with", "only"]
+
+
+def build_rails_config(*, embeddings_model: Path, llm: bool | SelfCheck) -> Any:
+    """The NeMo RailsConfig from `config/`, with this install's MiniLM path filled in.
+
+    `llm`: 'none' (or False) the offline rails; 'with' (or True) NeMo's self-check rails after them;
+    'only' the self-check rails alone (what the 'auto' cascade refers grey-zone texts to)."""
     from nemoguardrails import RailsConfig
 
+    self_check: SelfCheck = "with" if llm is True else "none" if llm is False else llm
     raw = yaml.safe_load((CONFIG_DIR / "config.yml").read_text())
     for model in raw.get("models", []):
         if model.get("model") == MODEL_PLACEHOLDER:
             model["model"] = str(embeddings_model)
     colang = (CONFIG_DIR / "rails.co").read_text()
-    if llm:
+    if self_check != "none":
         extra = yaml.safe_load((CONFIG_DIR / "llm.yml").read_text())
-        raw["rails"]["input"]["flows"] += extra["rails"]["input"]["flows"]
-        raw["rails"]["output"]["flows"] += extra["rails"]["output"]["flows"]
+        for stage in ("input", "output"):
+            before = raw["rails"][stage]["flows"] if self_check == "with" else []
+            raw["rails"][stage]["flows"] = before + extra["rails"][stage]["flows"]
         raw["prompts"] = extra["prompts"]
         colang += "\n" + (CONFIG_DIR / "llm.co").read_text()
     return RailsConfig.from_content(colang_content=colang, yaml_content=yaml.safe_dump(raw))
@@ -63,6 +77,12 @@ def build_rails_config(*, embeddings_model: Path, llm: bool) -> Any:
 def load_classifier(path: Path) -> HarmClassifier:
     """The classifier weights, read once per process and path."""
     return HarmClassifier.load(path)
+
+
+@cache
+def load_categories() -> CategoryModel:
+    """The kind-of-harm model, read once per process."""
+    return CategoryModel.load()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -93,16 +113,26 @@ class Guard:
             config=config,
             encoder=shared_encoder(),
             classifier=load_classifier(config.harm_weights),
+            categories=load_categories(),
             executor=self._executor,
         )
         llm = CompletionLLM(config.llm, timeout_s=config.llm_timeout_s) if config.llm else None
-        actions = self.actions.actions() | (self.actions.llm_actions() if llm is not None else {})
+        every = llm is not None and config.llm_mode == "on"
+        actions = self.actions.actions() | (self.actions.llm_actions() if every else {})
         self.engine: RailEngine = select_engine(
-            build_rails_config(embeddings_model=bundled_model_path(), llm=llm is not None),
-            llm=llm,
+            build_rails_config(embeddings_model=bundled_model_path(), llm=every),
+            llm=llm if every else None,
             actions=actions,
             choice=config.engine,
         )
+        self.referee: RailEngine | None = None
+        """NeMo's self-check alone, asked about grey-zone scores (llm_mode 'auto')."""
+        if llm is not None and not every:
+            self.referee = NemoEngine(
+                build_rails_config(embeddings_model=bundled_model_path(), llm="only"),
+                llm=llm,
+                actions=self.actions.llm_actions(),
+            )
         self._recent: OrderedDict[tuple[str, ...], float] = OrderedDict()
 
     async def warm(self) -> None:
@@ -135,17 +165,56 @@ class Guard:
         except Exception as exc:
             log.warning("guard engine failed on %s: %s", stage, type(exc).__name__, exc_info=exc)
             return await self._engine_failure(stage, text, user, exc)
+        if self.referee is not None:
+            results = await self._refer(stage, text, attachments, user, results)
         verdict = self._verdict(stage, text, results)
         await self._record(stage, text, verdict, results, user)
         return verdict
 
-    async def _run(self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey) -> list[RailResult]:
+    async def _run(
+        self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey, engine: RailEngine | None = None
+    ) -> list[RailResult]:
         context = {
             "platform": user.platform,
             "workspace_id": user.workspace_id,
             "attachments": list(attachments),
         }
-        return [_result(outcome) for outcome in await self.engine.outcomes(stage, text, context)]
+        return [_result(outcome) for outcome in await (engine or self.engine).outcomes(stage, text, context)]
+
+    async def _refer(
+        self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey, results: list[RailResult]
+    ) -> list[RailResult]:
+        """The 'auto' cascade: a grey-zone harm score is decided by NeMo's self-check through the model.
+
+        Only the harm rails' own verdicts are referred (a jailbreak, policy, leak or bias block stands),
+        the model sees the masked text, and a failing model leaves the offline results as they were."""
+        harm = next((r for r in results if r.rail in ("harm", "harm_output")), None)
+        other_block = any(r.decision == "block" and r.rail not in ("harm", "harm_output") for r in results)
+        low, high = self.actions.grey_zone if stage == "input" else self.config.output_grey_zone
+        if harm is None or other_block or harm.failed or not low <= harm.score < high:
+            return results
+        masked = next((r.transformed for r in results if r.decision == "transform" and r.transformed), text)
+        rail = f"self_check_{stage}"
+        try:
+            referred = await self._run(stage, masked, attachments, user, self.referee)
+        except Exception as exc:
+            referred = [_error_result(rail, type(exc).__name__)]
+        answer = next((r for r in referred if r.rail == rail), None) or _error_result(rail, "no answer")
+        if answer.failed or "error" in answer.metadata:
+            cause = answer.metadata.get("error", answer.reason)
+            log.warning("guard model check failed on a grey-zone %s (%s); the offline verdict stands", stage, cause)
+            return [*results, _error_result(rail, str(cause))]
+        kept = [r for r in results if r is not harm]
+        decided = replace(harm, decision="allow", metadata={**harm.metadata, "referred": answer.decision})
+        if answer.decision == "block":
+            category = harm.metadata.get("category")
+            reason = "the model's self-check confirmed a grey-zone score" + (f" ({category})" if category else "")
+            return [
+                *kept,
+                decided,
+                replace(answer, score=harm.score, reason=reason, metadata={**harm.metadata, **answer.metadata}),
+            ]
+        return [*kept, decided]
 
     def _verdict(self, stage: Stage, text: str, results: list[RailResult]) -> Verdict:
         messages = self.config.messages
@@ -170,7 +239,7 @@ class Guard:
         elif blocking.rail == "policy":
             message = blocking.metadata.get("message") or messages.policy
         else:
-            message = messages.harm
+            message = messages.harm.format(category=blocking.metadata.get("category") or ILLEGAL)
         return Verdict(
             blocked=True,
             # A block can stop the rails before masking has reported, so mask here as well.
@@ -254,6 +323,18 @@ class Guard:
             await self._events(event)
         except Exception as exc:
             log.error("could not store guard event for rail %s: %s", event.rail, type(exc).__name__, exc_info=exc)
+
+
+def _error_result(rail: str, cause: str) -> RailResult:
+    """A rail that could not decide, passed through (the Guard records it as an 'error' event)."""
+    return RailResult(
+        rail=rail,
+        decision="allow",
+        reason=f"{rail} failed: {cause}",
+        score=0.0,
+        failed=False,
+        metadata={"rail": rail, "error": cause},
+    )
 
 
 def _result(outcome: RailOutcome) -> RailResult:

@@ -1,8 +1,10 @@
 """The harmful-request classifier: an RBF support-vector machine over MiniLM layer features.
 
-Trained by `python -m core.guard.training.train_harm` on AdvBench, half of XSTest and Parley's own
-benign and harmful prompts; the weights ship as `data/harm_classifier.npz` (plain arrays, no pickle)
-and its measured figures as `data/harm_classifier.json`. Inference is a few matrix products in numpy.
+Trained by `python -m core.guard.training.train_harm` on the dev split of the safety sets
+(core/guard/training/data.py); the weights ship as `data/harm_classifier.npz` (plain arrays, no
+pickle) with the block threshold and the grey zone (the scores PARLEY_GUARD_LLM=auto refers to the
+model), and the measured figures as `data/harm_classifier.json`. The features come from the shared
+MiniLM pass (core/encoder.py), so the classifier adds a few matrix products in numpy and no model.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ DEFAULT_WEIGHTS = DATA_DIR / "harm_classifier.npz"
 
 @dataclass(frozen=True, kw_only=True)
 class HarmClassifier:
-    """Scores texts from 0 (benign) to 1 (harmful request); `threshold` is the calibrated cut."""
+    """Scores texts from 0 (benign) to 1 (harmful request); `threshold` is the calibrated cut and
+    `grey` (low, high) the uncertain scores a configured language model may be asked about."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -30,6 +33,7 @@ class HarmClassifier:
     platt_a: float
     platt_b: float
     threshold: float
+    grey: tuple[float, float]
 
     @classmethod
     def load(cls, path: Path = DEFAULT_WEIGHTS) -> HarmClassifier:
@@ -44,6 +48,7 @@ class HarmClassifier:
                 platt_a=float(data["platt_a"]),
                 platt_b=float(data["platt_b"]),
                 threshold=float(data["threshold"]),
+                grey=(float(data["grey_low"]), float(data["grey_high"])),
             )
 
     def decision(self, features: np.ndarray) -> np.ndarray:

@@ -14,6 +14,8 @@ Layout, beside the knowledge files: `<dir>/policy.yml` applies to every workspac
         examples:
           - How would an attacker exploit this SQL injection in our staging app?
     threshold: 0.62                  # optional cosine similarity cut, default 0.6
+    harm_threshold: 0.8              # optional: this workspace's cut on the harmful-request score
+                                     # (0-1; higher refuses less), instead of the calibrated default
 
 Each topic works like an embedding intent: a message matches when its MiniLM sentence embedding is
 at least `threshold` similar to one of the topic's examples. Files are re-read when they change.
@@ -52,6 +54,7 @@ class PolicyFile(BaseModel):
     blocked_topics: list[TopicFile] = Field(default_factory=list)
     allowed_topics: list[TopicFile] = Field(default_factory=list)
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    harm_threshold: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,10 +70,12 @@ class WorkspacePolicy:
     blocked: tuple[Topic, ...] = ()
     allowed: tuple[Topic, ...] = ()
     threshold: float = DEFAULT_SIMILARITY
+    harm_threshold: float | None = None
+    """The workspace's own cut on the harm score; None: the guard's."""
 
     @property
     def empty(self) -> bool:
-        return not self.blocked and not self.allowed
+        return not self.blocked and not self.allowed and self.harm_threshold is None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -136,6 +141,7 @@ class PolicyStore:
             blocked=tuple(self._topic(t) for f in files for t in f.blocked_topics),
             allowed=tuple(self._topic(t) for f in files for t in f.allowed_topics),
             threshold=threshold,
+            harm_threshold=next((f.harm_threshold for f in reversed(files) if f.harm_threshold is not None), None),
         )
 
     def _topic(self, topic: TopicFile) -> Topic:

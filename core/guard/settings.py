@@ -13,6 +13,8 @@ from core.guard.llm import Complete
 
 OnError = Literal["block", "allow"]
 LeakAction = Literal["mask", "block"]
+LlmMode = Literal["auto", "on"]
+"""With a model: 'auto' asks it only about grey-zone scores, 'on' runs its self-check on every message."""
 
 INPUT_RAILS: tuple[str, ...] = ("mask", "jailbreak", "policy", "harm", "self_check_input")
 OUTPUT_RAILS: tuple[str, ...] = ("leak", "harm_output", "bias", "self_check_output")
@@ -22,7 +24,12 @@ OUTPUT_RAILS: tuple[str, ...] = ("leak", "harm_output", "bias", "self_check_outp
 class Messages:
     """The short, kind words a person sees instead of an answer."""
 
-    harm: str = "Sorry, I can't help with that. If I've misread you, try rephrasing what you need."
+    harm: str = (
+        "Sorry, I can't help with that: it reads as a request for operational help with {category}. "
+        "If I've misread you (you're defending a system, writing fiction, studying history, or it's "
+        "ordinary work jargon), say what it's for and ask again in your own words."
+    )
+    """`{category}` is the kind of harm the request looked like (core/guard/categories.py)."""
     jailbreak: str = (
         "I can't follow instructions that try to change how I work, but I'm glad to help with the question itself."
     )
@@ -43,16 +50,22 @@ class GuardConfig:
     """Where workspace policy files live (usually PARLEY_KNOWLEDGE_DIR); None: no workspace topics."""
     harm_weights: Path = DEFAULT_WEIGHTS
     harm_threshold: float | None = None
-    """Input cut on the classifier's score; None: the calibrated threshold shipped with the weights."""
+    """Input cut on the classifier's score; None: the calibrated threshold shipped with the weights.
+    A workspace's policy.yml can set its own (`harm_threshold:`)."""
+    grey_zone: tuple[float, float] | None = None
+    """Input scores in [low, high) go to the model when llm_mode is 'auto'; None: the shipped zone."""
     output_harm_threshold: float = 0.9
     """Replies are longer and explain things, so the output cut is stricter than the input one."""
+    output_grey_zone: tuple[float, float] = (0.5, 0.98)
+    """Reply chunks scoring in [low, high) go to the model when llm_mode is 'auto'."""
     jailbreak_threshold: float = 0.5
     bias_threshold: float = 0.6
     leak_action: LeakAction = "mask"
     on_error: Mapping[str, OnError] = field(default_factory=dict)
     """Per rail: 'block' (the default: fail closed) or 'allow'. Key 'nemo' covers the engine itself."""
     llm: Complete | None = None
-    """With a function here the NeMo self-check rails run too (PARLEY_GUARD_LLM=on and a model)."""
+    """With a function here NeMo's self-check rails run through it (PARLEY_GUARD_LLM auto or on)."""
+    llm_mode: LlmMode = "auto"
     llm_timeout_s: float = 10.0
     engine: EngineChoice = "auto"
     """'auto': plain rails skip the Colang runtime (core/guard/engine.py); 'nemo': always LLMRails."""

@@ -1,99 +1,48 @@
-"""Train the harmful-request classifier and write its weights and honest figures.
+"""Train the harmful-request classifier on the dev split and write its weights and honest figures.
 
-    python -m core.guard.training.train_harm [--data datasets/safety] [--out core/guard/data]
+    python -m core.guard.training.train_harm [--out core/guard/data]
 
-Data: AdvBench (MIT), the odd half of XSTest v2 (CC-BY-4.0) and Parley's own benign and harmful
-chat prompts (datasets/safety/parley_*.jsonl). A stratified 20 % of every source is held out and
-never trained on; the shipped model is the one trained on the other 80 %, so the held-out figures
-describe the shipped weights. Also reported: 5-fold cross-validation on the training part (which
-picks the threshold), and a cross-dataset figure (trained without any XSTest row, scored on all of
-XSTest), the closest stand-in for prompts worded differently from everything we wrote.
+Rows come from core/guard/training/data.py. Only the dev split is trained on. Platt scaling, the block
+threshold and the grey zone are chosen on 5-fold cross-validated scores of the dev split, with the
+folds grouped so that a workplace template family is never on both sides of a fold (the figures then
+describe phrasings the fold's model never saw). The validation split is scored once, at the end, and
+written to `harm_classifier.json`. (Weighting the XSTest-style and workplace rows up did not move
+the cross-validated trade-off, and a fine-tuned MiniLM head underfit in the CPU time available here:
+see docs/guardrails.md.)
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from core.guard.training.data import Example, load_examples
 from core.telemetry import quiet_libraries
 
 quiet_libraries()
 
-REPO = Path(__file__).resolve().parents[3]
 SEED = 20240601
-HELD_OUT = 0.2
 SVM_C = 10.0
-TARGET_FPR = 0.05
+FOLDS = 5
+TARGET_WORKPLACE_FPR = 0.01
+"""The block threshold: at most this share of cross-validated workplace requests blocked..."""
+TARGET_XSTEST_FPR = 0.05
+"""...and at most this share of cross-validated XSTest-style safe prompts."""
+GREY_RECALL = 0.98
+"""The grey zone's lower edge: this share of cross-validated harmful rows score above it."""
+GREY_BENIGN_FPR = 0.002
+"""The grey zone's upper edge: this share of cross-validated workplace requests score above it."""
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Example:
-    id: str
-    text: str
-    harmful: bool
-    source: str
-    """advbench, xstest, parley_benign or parley_harmful."""
-    kind: str = ""
-
-
-def load_examples(data: Path) -> list[Example]:
-    """Every labelled prompt of the safety datasets, in a stable order."""
-    rows: list[Example] = []
-    with (data / "advbench_harmful_behaviors.csv").open(newline="") as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            rows.append(Example(id=f"advbench-{i}", text=row["goal"], harmful=True, source="advbench"))
-    with (data / "xstest_dev.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            rows.append(
-                Example(
-                    id=f"xstest-{row['id']}",
-                    text=row["prompt"],
-                    harmful=row["label"] == "unsafe",
-                    source="xstest",
-                    kind=row["type"],
-                )
-            )
-    for name in ("parley_benign", "parley_harmful"):
-        with (data / f"{name}.jsonl").open() as f:
-            for line in f:
-                item = json.loads(line)
-                rows.append(
-                    Example(
-                        id=item["id"],
-                        text=item["text"],
-                        harmful=item["label"] == "unsafe",
-                        source=name,
-                        kind=item.get("category", ""),
-                    )
-                )
-    return rows
-
-
-def group(example: Example) -> str:
-    """The reporting group: a source, split by label where a source has both."""
-    if example.source == "xstest":
-        return "xstest_unsafe" if example.harmful else "xstest_safe"
-    return example.source
-
-
-def held_out_split(examples: Sequence[Example]) -> np.ndarray:
-    """A boolean mask of the held-out rows: 20 % of each group, fixed seed."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(examples))
-    groups = np.array([group(e) for e in examples])
-    _, test = train_test_split(idx, test_size=HELD_OUT, random_state=SEED, stratify=groups)
-    mask = np.zeros(len(examples), dtype=bool)
-    mask[test] = True
-    return mask
+def fold_key(example: Example) -> str:
+    """Rows that must share a fold: a workplace template family, else the row alone."""
+    return example.id.rsplit("-", 1)[0] if example.source == "workplace" else example.id
 
 
 def fit_svm(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
@@ -112,12 +61,12 @@ def decisions(x: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> n
     return np.asarray(model.decision_function((x - mean) / scale))  # type: ignore[attr-defined]
 
 
-def cross_validated(x: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """Out-of-fold SVM decisions (5 folds, stratified by group)."""
-    from sklearn.model_selection import StratifiedKFold
+def cross_validated(x: np.ndarray, y: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Out-of-fold SVM decisions, folds grouped by `keys`."""
+    from sklearn.model_selection import GroupKFold
 
     out = np.zeros(len(y))
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=SEED).split(x, groups):
+    for train, test in GroupKFold(FOLDS).split(x, groups=keys):
         out[test] = decisions(x[test], fit_svm(x[train], y[train]))
     return out
 
@@ -130,26 +79,25 @@ def platt(decision: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return -float(lr.coef_[0, 0]), -float(lr.intercept_[0])
 
 
-def pick_threshold(scores: np.ndarray, y: np.ndarray, target_fpr: float = TARGET_FPR) -> float:
-    """The lowest cut whose cross-validated false-positive rate on benign prompts is <= target."""
-    benign = np.sort(scores[y == 0])
-    index = int(np.ceil(len(benign) * (1 - target_fpr)))
-    return float(benign[min(index, len(benign) - 1)]) + 1e-6
+def cut_above(scores: np.ndarray, share: float) -> float:
+    """The lowest cut that at most `share` of `scores` reach."""
+    ordered = np.sort(scores)
+    above = int(np.floor(len(ordered) * share))
+    return float(ordered[max(len(ordered) - above - 1, 0)]) + 1e-6
 
 
-def blocked_rates(scores: np.ndarray, threshold: float, labels: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Per group: count and share of prompts at or above the threshold."""
+def rates(scores: np.ndarray, threshold: float, examples: Sequence[Example]) -> dict[str, dict[str, float]]:
+    """Per reporting group: count and share at or above the threshold."""
     out: dict[str, dict[str, float]] = {}
-    names = np.array(labels)
-    for name in sorted(set(labels)):
-        sel = names == name
+    groups = np.array([e.group for e in examples])
+    for name in sorted(set(groups)):
+        sel = groups == name
         out[name] = {"n": int(sel.sum()), "blocked": round(float((scores[sel] >= threshold).mean()), 4)}
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO / "datasets" / "safety")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
     args = parser.parse_args(argv)
 
@@ -157,26 +105,27 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     from core.encoder import encode
     from core.guard.harm import probability
 
-    examples = load_examples(args.data)
-    x = encode(shared_sentence_transformer(), [e.text for e in examples]).layers
-    y = np.array([e.harmful for e in examples], dtype=int)
-    groups = np.array([group(e) for e in examples])
-    held = held_out_split(examples)
-    train = ~held
+    examples = load_examples()
+    dev = [e for e in examples if e.split == "dev"]
+    validation = [e for e in examples if e.split == "validation"]
+    model = shared_sentence_transformer()
+    x = encode(model, [e.text for e in dev]).layers
+    y = np.array([e.harmful for e in dev], dtype=int)
+    populations = np.array([e.population for e in dev])
 
-    cv_decision = cross_validated(x[train], y[train], groups[train])
-    a, b = platt(cv_decision, y[train])
+    cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]))
+    a, b = platt(cv_decision, y)
     cv_scores = probability(cv_decision, a, b)
-    threshold = pick_threshold(cv_scores, y[train])
+    threshold = max(
+        cut_above(cv_scores[populations == "workplace"], TARGET_WORKPLACE_FPR),
+        cut_above(cv_scores[populations == "xstest_safe"], TARGET_XSTEST_FPR),
+    )
+    grey_low = min(threshold, float(np.quantile(cv_scores[y == 1], 1 - GREY_RECALL)))
+    grey_high = max(threshold, cut_above(cv_scores[populations == "workplace"], GREY_BENIGN_FPR))
 
-    fitted = fit_svm(x[train], y[train])
-    mean, scale, model = fitted
-    held_scores = probability(decisions(x[held], fitted), a, b)
-
-    not_xstest = train & (np.array([e.source for e in examples]) != "xstest")
-    is_xstest = np.array([e.source == "xstest" for e in examples])
-    cross = fit_svm(x[not_xstest], y[not_xstest])
-    cross_scores = probability(decisions(x[is_xstest], cross), a, b)
+    fitted = fit_svm(x, y)
+    mean, scale, svm = fitted
+    validation_scores = probability(decisions(encode(model, [e.text for e in validation]).layers, fitted), a, b)
 
     args.out.mkdir(parents=True, exist_ok=True)
     weights = args.out / "harm_classifier.npz"
@@ -184,39 +133,41 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         weights,
         mean=mean.astype(np.float32),
         scale=scale.astype(np.float32),
-        support=model.support_vectors_.astype(np.float16),  # type: ignore[attr-defined]
-        dual=model.dual_coef_[0].astype(np.float32),  # type: ignore[attr-defined]
-        intercept=np.float64(model.intercept_[0]),  # type: ignore[attr-defined]
-        gamma=np.float64(model._gamma),  # type: ignore[attr-defined]
+        support=svm.support_vectors_.astype(np.float16),  # type: ignore[attr-defined]
+        dual=svm.dual_coef_[0].astype(np.float32),  # type: ignore[attr-defined]
+        intercept=np.float64(svm.intercept_[0]),  # type: ignore[attr-defined]
+        gamma=np.float64(svm._gamma),  # type: ignore[attr-defined]
         platt_a=np.float64(a),
         platt_b=np.float64(b),
         threshold=np.float64(threshold),
+        grey_low=np.float64(grey_low),
+        grey_high=np.float64(grey_high),
     )
     figures: dict[str, object] = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": "RBF SVM (C=10, gamma=scale) over MiniLM mean-pooled layers 1-6",
+        "model": f"RBF SVM (C={SVM_C}, gamma=scale) over MiniLM mean-pooled layers 1-6",
         "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-        "support_vectors": int(model.support_vectors_.shape[0]),  # type: ignore[attr-defined]
+        "support_vectors": int(svm.support_vectors_.shape[0]),  # type: ignore[attr-defined]
         "threshold": round(threshold, 4),
-        "threshold_rule": f"lowest cut with cross-validated benign false-positive rate <= {TARGET_FPR}",
-        "train_rows": int(train.sum()),
-        "held_out_rows": int(held.sum()),
-        "cross_validated": blocked_rates(cv_scores, threshold, list(groups[train])),
+        "threshold_rule": (
+            f"lowest cut blocking <= {TARGET_WORKPLACE_FPR:.0%} of cross-validated workplace requests and "
+            f"<= {TARGET_XSTEST_FPR:.0%} of cross-validated XSTest-style safe prompts"
+        ),
+        "grey_zone": [round(grey_low, 4), round(grey_high, 4)],
+        "rows": {"dev": len(dev), "validation": len(validation)},
+        "cross_validated": rates(cv_scores, threshold, dev),
         "cross_validated_tradeoff": {
-            f"benign_fpr<={target}": {
+            f"workplace_fpr<={target}": {
                 "threshold": round(cut, 4),
-                "rates": {g: v["blocked"] for g, v in blocked_rates(cv_scores, cut, list(groups[train])).items()},
+                "rates": {g: v["blocked"] for g, v in rates(cv_scores, cut, dev).items()},
             }
-            for target in (0.03, 0.05, 0.08)
-            for cut in [pick_threshold(cv_scores, y[train], target)]
+            for target in (0.005, 0.01, 0.02)
+            for cut in [cut_above(cv_scores[populations == "workplace"], target)]
         },
-        "held_out": blocked_rates(held_scores, threshold, list(groups[held])),
-        "cross_dataset_xstest": blocked_rates(cross_scores, threshold, list(groups[is_xstest])),
-        "held_out_ids": sorted(e.id for e, h in zip(examples, held, strict=True) if h),
+        "validation": rates(validation_scores, threshold, validation),
     }
     (args.out / "harm_classifier.json").write_text(json.dumps(figures, indent=2) + "\n")
-    summary = {k: v for k, v in figures.items() if k != "held_out_ids"}
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(figures, indent=2))
     return figures
 
 

@@ -1,0 +1,157 @@
+"""The labelled prompts the harmful-request classifier is tuned and validated on, with fixed splits.
+
+Three populations are reported (datasets/safety/README.md has every file and licence):
+
+- harmful: HarmBench standard behaviours, StrongREJECT forbidden prompts, XSTest's unsafe contrasts,
+  AdvBench and Parley's own harmful chat prompts;
+- xstest_safe: XSTest's safe prompts that only sound alarming (plus Parley's own of that kind);
+- workplace: ordinary team requests full of jargon (core/guard/training/workplace.py) and Parley's
+  benign chat prompts.
+
+Validation rows are never trained on and never used to choose a threshold: the HarmBench and
+StrongREJECT rows whose id hashes odd, XSTest's even ids (the odd half is the dev file), and the
+workplace families kept for validation. Operator-marked false positives (`parley guard events
+--false-positive ID`) join the dev split as benign rows.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+Split = Literal["dev", "validation"]
+Population = Literal["harmful", "xstest_safe", "workplace"]
+
+REPO = Path(__file__).resolve().parents[3]
+SAFETY_DATA = REPO / "datasets" / "safety"
+FALSE_POSITIVES = "false_positives.jsonl"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Example:
+    id: str
+    text: str
+    harmful: bool
+    source: str
+    """advbench, harmbench, strongreject, xstest, parley_harmful, parley_benign, workplace or operator."""
+    category: str
+    split: Split
+
+    @property
+    def population(self) -> Population:
+        if self.harmful:
+            return "harmful"
+        return "xstest_safe" if self.source == "xstest" else "workplace"
+
+    @property
+    def group(self) -> str:
+        """The reporting group: a source, split by label where a source has both."""
+        if self.source == "xstest":
+            return "xstest_unsafe" if self.harmful else "xstest_safe"
+        return self.source
+
+
+def load_examples(data: Path = SAFETY_DATA) -> list[Example]:
+    """Every labelled prompt of the safety datasets, in a stable order.
+
+    A validation row whose text is also a dev row (StrongREJECT copies some AdvBench prompts) counts
+    as dev: it was seen in tuning."""
+    rows = [
+        *_advbench(data),
+        *_harmbench(data),
+        *_strongreject(data),
+        *_xstest(data),
+        *_jsonl(data / "parley_harmful.jsonl", "parley_harmful"),
+        *_jsonl(data / "parley_fresh_harmful.jsonl", "parley_harmful"),
+        *_jsonl(data / "parley_benign.jsonl", "parley_benign"),
+        *_jsonl(data / "parley_fresh_benign.jsonl", "parley_benign"),
+        *_jsonl(data / "parley_workplace.jsonl", "workplace"),
+        *_jsonl(data / FALSE_POSITIVES, "operator"),
+    ]
+    seen = {_normal(e.text) for e in rows if e.split == "dev"}
+    return [replace(e, split="dev") if e.split == "validation" and _normal(e.text) in seen else e for e in rows]
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def by_id_half(identifier: str) -> Split:
+    """A fixed half of a public set by its id: odd sha256 -> validation."""
+    return "validation" if hashlib.sha256(identifier.encode()).digest()[0] % 2 else "dev"
+
+
+def _advbench(data: Path) -> Iterator[Example]:
+    with (data / "advbench_harmful_behaviors.csv").open(newline="", encoding="utf-8") as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            yield Example(
+                id=f"advbench-{i}", text=row["goal"], harmful=True, source="advbench", category="", split="dev"
+            )
+
+
+def _harmbench(data: Path) -> Iterator[Example]:
+    """The standard behaviours (contextual and copyright ones need their context or are not harm)."""
+    with (data / "harmbench_behaviors_text_all.csv").open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["FunctionalCategory"] != "standard":
+                continue
+            identifier = f"harmbench-{row['BehaviorID']}"
+            yield Example(
+                id=identifier,
+                text=row["Behavior"],
+                harmful=True,
+                source="harmbench",
+                category=row["SemanticCategory"],
+                split=by_id_half(identifier),
+            )
+
+
+def _strongreject(data: Path) -> Iterator[Example]:
+    with (data / "strongreject_dataset.csv").open(newline="", encoding="utf-8") as f:
+        for i, row in enumerate(csv.DictReader(f)):
+            identifier = f"strongreject-{i}"
+            yield Example(
+                id=identifier,
+                text=row["forbidden_prompt"],
+                harmful=True,
+                source="strongreject",
+                category=row["category"],
+                split=by_id_half(identifier),
+            )
+
+
+def _xstest(data: Path) -> Iterator[Example]:
+    """All of XSTest v2: odd ids (the dev half) are tuned on, even ids are validation only."""
+    with (data / "xstest_v2_prompts.csv").open(newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            yield Example(
+                id=f"xstest-{row['id']}",
+                text=row["prompt"],
+                harmful=row["label"] == "unsafe",
+                source="xstest",
+                category=row["type"],
+                split="dev" if int(row["id"]) % 2 else "validation",
+            )
+
+
+def _jsonl(path: Path, source: str) -> Iterator[Example]:
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            yield Example(
+                id=item["id"],
+                text=item["text"],
+                harmful=item.get("label") == "unsafe",
+                source=source,
+                category=item.get("category", ""),
+                split="validation" if item.get("split") == "validation" else "dev",
+            )

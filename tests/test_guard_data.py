@@ -1,0 +1,92 @@
+"""The guard's labelled sets: fixed splits, validation never tuned on, new phrasings in validation."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from core.guard.categories import CATEGORY_OF
+from core.guard.training.data import SAFETY_DATA, Example, by_id_half, load_examples
+from core.guard.training.workplace import FAMILIES, VALIDATION_FAMILIES, generate
+
+
+@pytest.fixture(scope="module")
+def examples() -> list[Example]:
+    return load_examples()
+
+
+def test_every_population_has_dev_and_validation_rows(examples: list[Example]) -> None:
+    counts = Counter((e.population, e.split) for e in examples)
+    for population in ("harmful", "xstest_safe", "workplace"):
+        assert counts[(population, "dev")] > 100
+        assert counts[(population, "validation")] > 100
+
+
+def test_public_sets_are_split_in_fixed_halves_by_id(examples: list[Example]) -> None:
+    for source in ("harmbench", "strongreject"):
+        rows = [e for e in examples if e.source == source]
+        share = sum(e.split == "validation" for e in rows) / len(rows)
+        assert 0.4 < share < 0.6
+        assert all(e.split == by_id_half(e.id) for e in rows if e.split == "validation")
+    xstest = [e for e in examples if e.source == "xstest"]
+    assert len(xstest) == 450
+    odd = [e for e in xstest if int(e.id.split("-")[1]) % 2]
+    even = [e for e in xstest if not int(e.id.split("-")[1]) % 2]
+    assert {e.split for e in odd} == {"dev"}
+    assert sum(e.split == "validation" for e in even) >= len(even) - 5  # a few short prompts recur in our own sets
+
+
+def test_advbench_and_parleys_own_prompts_are_dev_only(examples: list[Example]) -> None:
+    assert {e.split for e in examples if e.source in ("advbench", "parley_harmful", "parley_benign")} == {"dev"}
+
+
+def test_validation_texts_never_appear_in_dev(examples: list[Example]) -> None:
+    dev = {" ".join(e.text.lower().split()) for e in examples if e.split == "dev"}
+    leaked = [e.text for e in examples if e.split == "validation" and " ".join(e.text.lower().split()) in dev]
+    assert leaked == []
+
+
+def test_workplace_validation_families_are_disjoint_from_dev_families() -> None:
+    rows = generate()
+    families = {split: {r["family"] for r in rows if r["split"] == split} for split in ("dev", "validation")}
+    assert families["validation"] == set(VALIDATION_FAMILIES)
+    assert not families["dev"] & families["validation"]
+    assert len(rows) == len({r["id"] for r in rows})
+
+
+def test_the_shipped_workplace_file_is_what_the_generator_makes() -> None:
+    shipped = [json.loads(line) for line in (SAFETY_DATA / "parley_workplace.jsonl").read_text().splitlines()]
+    assert shipped == generate()
+
+
+def test_workplace_requests_cover_every_kind_of_work() -> None:
+    assert {f.category for f in FAMILIES} >= {
+        "engineering",
+        "security_defence",
+        "hr_management",
+        "medicine_first_aid",
+        "history",
+        "fiction",
+        "cooking",
+        "jokes",
+    }
+
+
+def test_operator_false_positives_join_the_dev_split_as_benign(tmp_path: Path) -> None:
+    for path in SAFETY_DATA.iterdir():
+        if path.is_file():
+            (tmp_path / path.name).symlink_to(path)
+    (tmp_path / "false_positives.jsonl").unlink(missing_ok=True)
+    (tmp_path / "false_positives.jsonl").write_text(
+        json.dumps({"id": "operator-7", "text": "How do I choke off traffic?", "label": "safe"}) + "\n"
+    )
+    (row,) = [e for e in load_examples(tmp_path) if e.source == "operator"]
+    assert (row.split, row.harmful, row.population) == ("dev", False, "workplace")
+
+
+def test_every_named_category_maps_to_a_kind_of_harm(examples: list[Example]) -> None:
+    named = {e.category for e in examples if e.harmful and e.source in ("harmbench", "strongreject")}
+    assert named <= set(CATEGORY_OF)
