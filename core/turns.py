@@ -22,6 +22,13 @@ class ModelCall:
     cost_usd: float | None
 
 
+def total_cost(calls: Sequence[ModelCall]) -> float | None:
+    """The turn's cost; None ("unknown") when there were no calls or any call's price is unknown, never 0."""
+    if not calls or any(c.cost_usd is None for c in calls):
+        return None
+    return sum(c.cost_usd for c in calls if c.cost_usd is not None)
+
+
 async def claim_event(pool: asyncpg.Pool, platform: str, event_id: str) -> bool:
     """True the first time an event is seen, on any instance sharing the database."""
     row = await pool.fetchval(
@@ -82,7 +89,7 @@ async def finish_turn(
     trace_id: str | None,
 ) -> None:
     """Store the reply (unless it was blocked), usage rows, totals and latency in one statement."""
-    cost = sum(c.cost_usd for c in calls if c.cost_usd is not None) if calls else None
+    cost = total_cost(calls)
     answered = not reply.blocked and not reply.error
     await pool.execute(
         """WITH reply AS (

@@ -43,6 +43,9 @@ from evals.thresholds import Threshold
 from evals.transcripts import Kind, Role, Transcript
 
 OnCase = Callable[[], None]
+JUDGE_GIVE_UP_AFTER = 3
+"""A metric whose first cases all went unscored by the judge stops asking it: a judge that cannot
+produce a verdict three times in a row will not on the fourth, and each try costs minutes on a slow one."""
 
 
 # -- deterministic metrics: pure functions of the transcripts ------------------------------------
@@ -257,15 +260,45 @@ async def _judge_metric(
     gate: asyncio.Semaphore,
     tick: OnCase,
 ) -> MetricResult:
+    tally = _JudgeTally()
+
     async def one(t: Transcript) -> CaseScore:
         async with gate:
             try:
-                return await measure(spec.build(judge, threshold.value), spec.test_case(t), t.case_id)
+                if tally.hopeless:
+                    return CaseScore(case_id=t.case_id, score=None, error=tally.give_up_reason)
+                case = await measure(spec.build(judge, threshold.value), spec.test_case(t), t.case_id)
+                tally.add(case)
+                return case
             finally:
                 tick()
 
     cases = await asyncio.gather(*(one(t) for t in transcripts))
     return aggregate(spec.name, spec.kind, threshold, cases, needs_judge=True)
+
+
+@dataclass
+class _JudgeTally:
+    """Verdicts so far for one metric: once the judge failed its first cases, the rest are not asked."""
+
+    scored: int = 0
+    failed: int = 0
+    first_error: str | None = None
+
+    def add(self, case: CaseScore) -> None:
+        if case.score is None:
+            self.failed += 1
+            self.first_error = self.first_error or case.error
+        else:
+            self.scored += 1
+
+    @property
+    def hopeless(self) -> bool:
+        return self.scored == 0 and self.failed >= JUDGE_GIVE_UP_AFTER
+
+    @property
+    def give_up_reason(self) -> str:
+        return f"not asked: the judge failed on the first {self.failed} case(s) ({self.first_error})"
 
 
 async def measure(metric: AnyMetric, test_case: AnyCase, case_id: str) -> CaseScore:

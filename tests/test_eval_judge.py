@@ -10,7 +10,9 @@ from deepeval.metrics import AnswerRelevancyMetric, BaseMetric, FaithfulnessMetr
 from deepeval.metrics.answer_relevancy.schema import Statements
 from deepeval.test_case import LLMTestCase, ToolCall
 
-from evals.judge import JudgeUnavailable, PydanticAIJudge, Unavailable, build_judge
+from bot.app import model_factory
+from bot.evaluation import build_judge
+from evals.judge import JudgeUnavailable, PydanticAIJudge, Unavailable
 from evals.metrics import measure
 from tests.fakes.judge_responder import responder
 from tests.fakes.openai_server import FakeOpenAI, Text
@@ -32,7 +34,10 @@ def _allow_requests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def judge_on(server: FakeOpenAI) -> PydanticAIJudge:
-    return build_judge(settings_for(server), "openai:fake-judge")
+    settings = settings_for(server)
+    models = model_factory(settings)
+    assert models is not None
+    return build_judge(settings, models, "openai:fake-judge")
 
 
 async def test_the_judge_answers_with_the_schema_deepeval_asks_for(openai_server: FakeOpenAI) -> None:

@@ -10,7 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.settings import Settings
 from core.models import Step
 from evals.charts import Point, trend_svg
 from evals.goldens import MemoryGolden, QualityGolden, SafetyPrompt
@@ -121,14 +120,13 @@ def test_error_rate_counts_goldens_with_an_error_reply() -> None:
     assert [c.score for c in cases] == [0.0, 1.0] and cases[1].reason == "ModelHTTPError"
 
 
-def test_the_judge_is_chosen_from_the_flag_then_the_settings() -> None:
-    settings = Settings(_env_file=None, parley_model="openai:m", parley_judge_model="anthropic:j")  # type: ignore[call-arg]
-    assert choose_judge(None, settings).name == "anthropic:j"
-    assert choose_judge("ollama:x", settings).name == "ollama:x"
-    off = choose_judge("none", settings)
+def test_the_judge_is_chosen_from_the_flag_then_the_judge_model_then_the_model() -> None:
+    assert choose_judge(None, judge_model="anthropic:j", model="openai:m").name == "anthropic:j"
+    assert choose_judge("ollama:x", judge_model="anthropic:j", model="openai:m").name == "ollama:x"
+    off = choose_judge("none", judge_model="anthropic:j", model="openai:m")
     assert off.name is None and "--judge none" in (off.reason or "")
-    assert choose_judge(None, Settings(_env_file=None, parley_model="openai:m")).name == "openai:m"  # type: ignore[call-arg]
-    missing = choose_judge(None, Settings(_env_file=None))  # type: ignore[call-arg]
+    assert choose_judge(None, judge_model=None, model="openai:m").name == "openai:m"
+    missing = choose_judge(None, judge_model=None, model=None)
     assert missing.name is None and "PARLEY_JUDGE_MODEL" in (missing.reason or "")
 
 
