@@ -17,7 +17,7 @@ from core.llm import ModelFactory
 from core.pipeline import Pipeline
 from core.steps import NoGuard
 from evals.evaluate import PipelineFactory
-from evals.judge import PydanticAIJudge, judge_settings
+from evals.judge import JUDGE_MAX_TOKENS, PydanticAIJudge, judge_settings
 
 StepsFactory = Callable[..., Steps]
 
@@ -70,9 +70,11 @@ def candidate_pipelines(
     return pipelines
 
 
-def build_judge(settings: Settings, models: ModelFactory, name: str) -> PydanticAIJudge:
+def build_judge(
+    settings: Settings, models: ModelFactory, name: str, *, max_tokens: int | None = None
+) -> PydanticAIJudge:
     """A judge on model `name`, built by the process's factory (its keys, base URLs, breakers, pools)."""
-    bounded = judge_settings(settings.parley_model_timeout)
+    bounded = judge_settings(settings.parley_model_timeout, max_tokens or JUDGE_MAX_TOKENS)
     if name.startswith(SELF_RETRYING_PROVIDERS):
         bounded["max_retries"] = 0  # type: ignore[typeddict-unknown-key]
     return PydanticAIJudge(models.build(name), name=name, settings=bounded)

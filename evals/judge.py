@@ -63,9 +63,9 @@ def choose_judge(flag: str | None, *, judge_model: str | None, model: str | None
     return JudgeChoice(name=name)
 
 
-def judge_settings(timeout_s: float) -> ModelSettings:
+def judge_settings(timeout_s: float, max_tokens: int = JUDGE_MAX_TOKENS) -> ModelSettings:
     """Bounded, repeatable verdicts: no sampling, a cap on length, the operator's timeout."""
-    return ModelSettings(temperature=0.0, max_tokens=JUDGE_MAX_TOKENS, timeout=timeout_s)
+    return ModelSettings(temperature=0.0, max_tokens=max_tokens, timeout=timeout_s)
 
 
 class PydanticAIJudge(DeepEvalBaseLLM):

@@ -62,6 +62,9 @@ def eval_suite(
     history: Annotated[bool, typer.Option("--history/--no-history",
                                           help="Store the run in Postgres and chart trends.")] = True,
     verbose: Annotated[bool, typer.Option(help="Keep Parley's per-turn log lines.")] = False,
+    judge_max_tokens: Annotated[int | None, typer.Option(
+        min=16, help="Longest verdict the judge may write (default: its own bound; lower for a slow local judge)."
+    )] = None,
 ) -> None:
     """Run a suite; exit 1 naming the failing metrics, 0 when every metric that ran passed."""
     if ctx.invoked_subcommand is not None:
@@ -93,7 +96,8 @@ def eval_suite(
     )
     try:
         result, files, base = run(
-            _evaluate_and_report(candidate, request, report, guard=guard, compare=compare, history=history)
+            _evaluate_and_report(candidate, request, report, guard=guard, compare=compare, history=history,
+                                 judge_max_tokens=judge_max_tokens)
         )
     except (UserError, ModelNotConfigured) as exc:  # an unknown model name, a provider without its key
         err.print(f"[red]Cannot build the candidate or the judge: {exc}[/red]")
@@ -110,7 +114,7 @@ def eval_suite(
 
 async def _evaluate_and_report(
     candidate: Settings, request: EvalRequest, folder: Path, *, guard: bool, compare: CompareWith | None,
-    history: bool,
+    history: bool, judge_max_tokens: int | None,
 ) -> tuple[EvalRun, ReportFiles, Baseline | None]:
     from bot.evaluation import build_judge, candidate_pipelines
     from evals.evaluate import evaluate
@@ -121,7 +125,7 @@ async def _evaluate_and_report(
         result = await evaluate(
             request,
             pipelines=candidate_pipelines(candidate, models, guard=guard),
-            judge=build_judge(candidate, models, judge_name) if judge_name else None,
+            judge=build_judge(candidate, models, judge_name, max_tokens=judge_max_tokens) if judge_name else None,
             console=err,
         )
     if not history:
