@@ -124,6 +124,7 @@ class ModelFactory:
             model_name,
             provider=OpenAIProvider(base_url=base_url, api_key=api_key, http_client=self._client(provider)),
             quirks=quirks,
+            own_server=base_url is not None,
         )
 
 

@@ -1,9 +1,10 @@
 """Chat completions that adapt to what an OpenAI-compatible server accepts.
 
-Local servers (llama.cpp's, LM Studio, text-generation-webui, some vLLM templates) may reject `tools`
-or `stream_options`. The first rejection is logged and remembered for the server and model (the
-`ServerQuirks` the process's `ModelFactory` keeps), and the request is sent once more without it, so a
-server without tool calling still answers.
+Local servers (llama.cpp's, LM Studio, text-generation-webui, some vLLM templates) read `max_tokens`,
+not OpenAI's newer `max_completion_tokens`, and may reject `tools` or `stream_options`. The first
+rejection is logged and remembered for the server and model (the `ServerQuirks` the process's
+`ModelFactory` keeps), and the request is sent once more without it, so a server without tool calling
+still answers.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pydantic_ai.exceptions import ModelHTTPError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.openai import OpenAIChatModel, OpenAIChatModelSettings
+from pydantic_ai.profiles.openai import OpenAIModelProfile
 from pydantic_ai.providers.openai import OpenAIProvider
 from pydantic_ai.settings import ModelSettings
 
@@ -40,8 +42,11 @@ class CompatibleChatModel(OpenAIChatModel):
     """Chat completions that adapt to what the server accepts: a rejected `tools` or `stream_options`
     is logged, remembered in `quirks` and the request sent once more without it."""
 
-    def __init__(self, model_name: str, *, provider: OpenAIProvider, quirks: ServerQuirks) -> None:
-        super().__init__(model_name, provider=provider)
+    def __init__(self, model_name: str, *, provider: OpenAIProvider, quirks: ServerQuirks, own_server: bool) -> None:
+        """`own_server`: a server of the operator's (a base URL), not OpenAI's: it gets `max_tokens`, which
+        llama.cpp, vLLM, LM Studio and Ollama read, instead of `max_completion_tokens`, which they ignore."""
+        profile = OpenAIModelProfile(openai_chat_supports_max_completion_tokens=False) if own_server else None
+        super().__init__(model_name, provider=provider, profile=profile)
         self.quirks = quirks
 
     async def request(

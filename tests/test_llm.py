@@ -233,3 +233,9 @@ async def test_an_unknown_price_is_an_unknown_cost_not_zero(openai_server: FakeO
     reply = await build_pipeline(settings_for(openai_server), pool).run(message("what does it cost?"))
     assert reply.usage.input_tokens > 0
     assert reply.usage.cost_usd is None
+
+
+async def test_a_server_of_ones_own_gets_max_tokens_which_local_servers_read(openai_server: FakeOpenAI) -> None:
+    await Agent(factory(openai_server).build()).run("hi", model_settings=no_sdk_retries(max_tokens=32))
+    body = openai_server.requests[-1]
+    assert body["max_tokens"] == 32 and "max_completion_tokens" not in body

@@ -228,3 +228,10 @@ def wait_healthy(url: str, timeout_s: float = 120) -> None:
             pass
         time.sleep(0.5)
     raise AssertionError(f"{url} did not become healthy in {timeout_s:.0f} s")
+
+
+def test_without_a_model_or_key_chat_answers_with_the_local_model_and_says_so(cli_data: Path) -> None:
+    result = parley("chat", "-m", "Say hello.", "--json", data=cli_data, env={"PARLEY_MAX_TOKENS": REPLY_TOKENS})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout)["error"] is None
+    assert "small local demo model" in result.stderr and "PARLEY_MODEL" in result.stderr
