@@ -33,6 +33,8 @@ JUDGE_REQUESTS = 2
 OutputMode = Literal["tool", "native", "prompted"]
 OUTPUT_MODES: tuple[OutputMode, ...] = ("tool", "native", "prompted")
 CLIENT_ERRORS_ABOUT_AUTH_OR_LIMITS = frozenset({401, 403, 404, 408, 429})
+FORM_FIELDS: dict[OutputMode, str] = {"tool": "tool", "native": "response_format", "prompted": "response_format"}
+"""The request field each output form adds, as a server's error message would name it."""
 
 
 class JudgeUnavailable(RuntimeError):
@@ -103,7 +105,7 @@ class PydanticAIJudge(DeepEvalBaseLLM):
                 try:
                     return (await self._run(text, _as(mode, schema))).output
                 except ModelHTTPError as exc:
-                    if mode == self.modes[-1] or not _rejects_the_form(exc):
+                    if mode == self.modes[-1] or not _rejects_the_form(exc, mode):
                         raise
                     self._drop(mode)
                 except (UnexpectedModelBehavior, UsageLimitExceeded) as exc:
@@ -156,8 +158,12 @@ def _form_ignored(mode: OutputMode, messages: Sequence[ModelMessage]) -> bool:
     return False
 
 
-def _rejects_the_form(exc: ModelHTTPError) -> bool:
-    """A 4xx that is about the request's shape, not credentials, a missing model or rate limits."""
+def _rejects_the_form(exc: ModelHTTPError, mode: OutputMode) -> bool:
+    """The server refused the form itself: its error names the field (llama.cpp's server answers 500 to
+    a `response_format` it cannot validate), or a 4xx about the request's shape, not credentials, a
+    missing model or rate limits."""
+    if FORM_FIELDS[mode] in f"{exc.message} {exc.body}".lower():
+        return True
     return 400 <= exc.status_code < 500 and exc.status_code not in CLIENT_ERRORS_ABOUT_AUTH_OR_LIMITS
 
 

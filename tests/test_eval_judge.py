@@ -22,7 +22,7 @@ from evals.suites import Suite, SuiteName
 from evals.thresholds import DEFAULT_THRESHOLDS, load_thresholds
 from evals.transcripts import Exchange, Kind, Transcript
 from tests.fakes.judge_responder import judgement, responder
-from tests.fakes.openai_server import FakeOpenAI, Response, Text, last_user_text
+from tests.fakes.openai_server import Error, FakeOpenAI, Response, Text, last_user_text
 from tests.pipeline_helpers import settings_for
 
 CASE = LLMTestCase(
@@ -144,3 +144,20 @@ def quality_transcript(i: int) -> Transcript:
     golden = QualityGolden(id=f"q{i}", input="How do I undo a commit?", expected_output="git reset --soft HEAD~1")
     exchange = Exchange(user_id="U1", thread_id="T1", message=golden.input, reply="Use git reset --soft HEAD~1.")
     return Transcript(kind=Kind.QUALITY, golden=golden, exchanges=(exchange,))
+
+
+async def test_a_server_that_fails_on_a_json_schema_is_asked_for_prompted_json(openai_server: FakeOpenAI) -> None:
+    """llama-cpp-python's server ignores tools and answers 500 to `response_format: json_schema`."""
+
+    def llama_like(body: dict[str, Any]) -> Response:
+        if body.get("response_format", {}).get("type") == "json_schema":
+            return Error(500, message="response_format.type: Input should be 'text' or 'json_object'")
+        if body.get("response_format", {}).get("type") == "json_object":
+            return Text(json.dumps({"statements": ["git is a VCS."]}))
+        return Text("Sure, here are the statements.")
+
+    openai_server.responder = llama_like
+    judge = judge_on(openai_server)
+    statements = await judge.a_generate("List the statements in: 'git is a VCS.'", schema=Statements)
+    assert isinstance(statements, Statements) and statements.statements == ["git is a VCS."]
+    assert judge.modes == ["prompted"]
