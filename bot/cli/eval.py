@@ -143,7 +143,9 @@ async def _evaluate_and_report(
 def print_summary(result: EvalRun, files: ReportFiles, base: Baseline | None, *, console: Console) -> None:
     table = Table("metric", "goldens", "score", "threshold", "status", *(["Δ " + base.label] if base else []),
                   "notes", title=f"parley eval --suite {result.info.suite}")
-    colours = {Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}
+    colours = {
+        Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow", Status.JUDGE_FAILED: "magenta",
+    }
     for m in result.metrics:
         change = delta(m, base)
         table.add_row(
