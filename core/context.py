@@ -122,14 +122,21 @@ def build_instructions(
 
 def build_user_content(
     text: str, attachments: Sequence[AttachmentText], *, vision: bool
-) -> list[UserContent]:
-    """The message with attachment text fenced as untrusted data, and images for vision models."""
-    parts: list[UserContent] = [text or "(no text, see the attachments)"]
+) -> str | list[UserContent]:
+    """The message with attachment text fenced as untrusted data, and images for vision models.
+
+    Text alone goes as one string: many servers' chat templates (llama.cpp, LM Studio, some vLLM ones)
+    fail on a list of content parts. Parts are sent only when an image goes to a vision model.
+    """
+    texts = [text or "(no text, see the attachments)"]
+    images: list[UserContent] = []
     for a in attachments:
         if a.error:
-            parts.append(f'<attachment name="{a.name}" kind="{a.kind}" error="{a.error}"></attachment>')
+            texts.append(f'<attachment name="{a.name}" kind="{a.kind}" error="{a.error}"></attachment>')
         elif a.text is not None:
-            parts.append(f'<attachment name="{a.name}" kind="{a.kind}">\n{a.text}\n</attachment>')
+            texts.append(f'<attachment name="{a.name}" kind="{a.kind}">\n{a.text}\n</attachment>')
         if vision and a.image is not None and a.image_media_type:
-            parts.append(BinaryContent(data=a.image, media_type=a.image_media_type))
-    return parts
+            images.append(BinaryContent(data=a.image, media_type=a.image_media_type))
+    if not images:
+        return "\n\n".join(texts)
+    return [*texts, *images]

@@ -1,5 +1,10 @@
 """Models from names: any pydantic-ai model, chat completions for OpenAI-compatible servers,
 retries with backoff and jitter honouring Retry-After, a circuit breaker per provider, fallbacks.
+
+One `ModelFactory` per process (built in `bot/`) holds one breaker and one HTTP pool per provider,
+and what it learned about each OpenAI-compatible server: local servers (llama.cpp, LM Studio, some
+vLLM templates) may reject `tools` or `stream_options`; the first rejection is logged and remembered,
+and the request is sent once more without them.
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ from pydantic_ai.settings import ModelSettings
 from tenacity import retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from core.circuit import CircuitBreaker
+from core.openai_compat import ServerQuirks
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+LOCAL_PROVIDER = "local"
+"""`local` or `local:NAME`: the model behind `ModelConfig.local_base_url` (the bundled demo model)."""
 
 
 class ModelNotConfigured(RuntimeError):
-    """No PARLEY_MODEL: every command that needs a model stops at once with this."""
+    """No model configured: commands that need one stop with this; turns answer with its text."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +43,8 @@ class ModelConfig:
     openai_base_url: str | None = None
     openai_api_key: str | None = None
     anthropic_api_key: str | None = None
+    local_base_url: str | None = None
+    """Where the local model's OpenAI-compatible server listens, when `bot/` started one."""
     retries: int = 3
     """Retries after the first attempt, on 429, 5xx, timeouts and broken connections."""
     max_backoff_s: float = 20.0
@@ -44,10 +54,13 @@ class ModelConfig:
 
 @dataclass
 class ModelFactory:
-    """Builds models and keeps one circuit breaker per provider for the life of the process."""
+    """Builds models; one per process keeps one breaker and one HTTP pool per provider, and the quirks
+    learned about each OpenAI-compatible server."""
 
     config: ModelConfig
     breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
+    clients: dict[str, httpx2.AsyncClient] = field(default_factory=dict)
+    quirks: dict[tuple[str, str], ServerQuirks] = field(default_factory=dict)
 
     def build(self, name: str | None = None) -> Model:
         names = [name] if name else [self.config.name, *self.config.fallbacks]
@@ -57,7 +70,7 @@ class ModelFactory:
         return FallbackModel(models[0], *models[1:])
 
     def _guarded(self, name: str) -> Model:
-        provider = name.split(":", 1)[0] if ":" in name else name
+        provider = provider_of(name)
         breaker = self.breakers.setdefault(
             provider,
             CircuitBreaker(
@@ -66,31 +79,30 @@ class ModelFactory:
         )
         return BreakerModel(self._raw(name), breaker)
 
+    def _client(self, provider: str) -> httpx2.AsyncClient:
+        if provider not in self.clients:
+            self.clients[provider] = retrying_client(self.config.retries, self.config.max_backoff_s)
+        return self.clients[provider]
+
     def _raw(self, name: str) -> Model:
         provider, _, model_name = name.partition(":")
         cfg = self.config
+        if provider == LOCAL_PROVIDER:
+            if cfg.local_base_url is None:
+                raise ModelNotConfigured(
+                    "The local model is not running here; it is started by `parley serve`, `parley chat` and "
+                    "`parley eval`."
+                )
+            return self._compatible(provider, model_name or LOCAL_PROVIDER, cfg.local_base_url, "unused")
         if provider in {"openai", "openai-chat"} and (cfg.openai_base_url or provider == "openai-chat"):
-            from pydantic_ai.models.openai import OpenAIChatModel
-            from pydantic_ai.providers.openai import OpenAIProvider
-
-            return OpenAIChatModel(
-                model_name,
-                provider=OpenAIProvider(
-                    base_url=cfg.openai_base_url,
-                    api_key=cfg.openai_api_key or "unused",
-                    http_client=retrying_client(cfg.retries, cfg.max_backoff_s),
-                ),
-            )
+            return self._compatible(provider, model_name, cfg.openai_base_url, cfg.openai_api_key or "unused")
         if provider == "openai":
             from pydantic_ai.models.openai import OpenAIResponsesModel
             from pydantic_ai.providers.openai import OpenAIProvider
 
             return OpenAIResponsesModel(
                 model_name,
-                provider=OpenAIProvider(
-                    api_key=cfg.openai_api_key,
-                    http_client=retrying_client(cfg.retries, cfg.max_backoff_s),
-                ),
+                provider=OpenAIProvider(api_key=cfg.openai_api_key, http_client=self._client(provider)),
             )
         if provider == "anthropic":
             from pydantic_ai.models.anthropic import AnthropicModel
@@ -98,12 +110,27 @@ class ModelFactory:
 
             return AnthropicModel(
                 model_name,
-                provider=AnthropicProvider(
-                    api_key=cfg.anthropic_api_key,
-                    http_client=retrying_client(cfg.retries, cfg.max_backoff_s),
-                ),
+                provider=AnthropicProvider(api_key=cfg.anthropic_api_key, http_client=self._client(provider)),
             )
         return infer_model(name)
+
+    def _compatible(self, provider: str, model_name: str, base_url: str | None, api_key: str) -> Model:
+        from pydantic_ai.providers.openai import OpenAIProvider
+
+        from core.openai_compat import CompatibleChatModel
+
+        quirks = self.quirks.setdefault((base_url or "", model_name), ServerQuirks())
+        return CompatibleChatModel(
+            model_name,
+            provider=OpenAIProvider(base_url=base_url, api_key=api_key, http_client=self._client(provider)),
+            quirks=quirks,
+            own_server=base_url is not None,
+        )
+
+
+def provider_of(name: str) -> str:
+    """`openai:gpt-4.1` -> `openai`; a bare name is its own provider."""
+    return name.split(":", 1)[0]
 
 
 def _retryable(exc: BaseException) -> bool:

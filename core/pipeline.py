@@ -34,6 +34,7 @@ from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
 from core.guard.masking import scrub_off_loop
 from core.knowledge import Knowledge
+from core.llm import ModelNotConfigured
 from core.memory.history import StoredMessage, thread_messages, to_model_messages
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
 from core.outbox import RETRYABLE, Outbox
@@ -49,10 +50,6 @@ OnDelta = Callable[[str], Awaitable[None]]
 AfterTurn = Callable[[Inbound, Reply, Sequence[str]], object]
 STREAM_CHECK_CHARS = 160
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, ConnectionError)
-
-
-class ModelUnavailable(RuntimeError):
-    """No model configured: turns answer with the configuration help."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +71,8 @@ class PipelineConfig:
     vision: bool = False
     allow_private_urls: bool = False
     missing_model_help: str = "No model is configured."
+    model_notice: str | None = None
+    """A caveat people are shown beside the model's name (the local demo model's)."""
 
 
 @dataclass
@@ -111,7 +110,7 @@ class Pipeline:
         with logfire.span("turn", platform=inbound.platform, workspace=inbound.workspace_id) as span:
             try:
                 reply = await asyncio.wait_for(self._turn(inbound, on_delta, started), self.config.turn_timeout_s)
-            except ModelUnavailable as exc:
+            except ModelNotConfigured as exc:
                 reply = self._failure(inbound, "model_not_configured", str(exc))
             except TimeoutError:
                 reply = self._failure(inbound, "timeout", "That took too long and I stopped. Please try again.")
@@ -217,7 +216,7 @@ class Pipeline:
                     inbound.text, attachments=[a.text for a in attachments if a.text], user=inbound.user
                 )
             if self.model is None and not verdict.blocked:
-                raise ModelUnavailable(self.config.missing_model_help)
+                raise ModelNotConfigured(self.config.missing_model_help)
         except BaseException:
             await _abandon(reading)
             raise
@@ -268,7 +267,7 @@ class Pipeline:
             input_tokens=sum(c.input_tokens for c in calls),
             output_tokens=sum(c.output_tokens for c in calls),
             requests=len(calls),
-            cost_usd=sum(c.cost_usd for c in calls if c.cost_usd is not None) if calls else None,
+            cost_usd=turns.total_cost(calls),
         )
         metrics.TOKENS.labels("input").inc(usage.input_tokens)
         metrics.TOKENS.labels("output").inc(usage.output_tokens)
@@ -343,7 +342,7 @@ class Pipeline:
 
     async def _run_agent(
         self,
-        prompt: list[Any],
+        prompt: str | list[Any],
         *,
         history: list[ModelMessage],
         instructions: str,
@@ -442,7 +441,7 @@ _KIND_REFUSAL = "Sorry, I can't help with that one. If you think this is a mista
 
 def explain_model_error(exc: BaseException) -> str:
     """A sentence a person understands for a provider failure (seed property 53)."""
-    if isinstance(exc, ModelUnavailable):
+    if isinstance(exc, ModelNotConfigured):
         return str(exc)
     if isinstance(exc, ModelHTTPError):
         if exc.status_code == 429:

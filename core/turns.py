@@ -26,6 +26,13 @@ class ModelCall:
     cost_usd: float | None
 
 
+def total_cost(calls: Sequence[ModelCall]) -> float | None:
+    """The turn's cost; None ("unknown") when there were no calls or any call's price is unknown, never 0."""
+    if not calls or any(c.cost_usd is None for c in calls):
+        return None
+    return sum(c.cost_usd for c in calls if c.cost_usd is not None)
+
+
 async def claim_event(pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *, owner: int | None = None) -> bool:
     """True when this instance may answer the event: the first time it is seen on any instance sharing
     the database, or on a retry of an event whose turn never finished because its owner (instance
@@ -163,7 +170,7 @@ async def finish_turn(
     trace_id: str | None,
 ) -> None:
     """Store the reply (unless it was blocked), usage rows, totals and latency in one statement."""
-    cost = sum(c.cost_usd for c in calls if c.cost_usd is not None) if calls else None
+    cost = total_cost(calls)
     answered = not reply.blocked and not reply.error
     await scoped(pool, inbound.user).execute(
         """WITH done AS (

@@ -43,6 +43,9 @@ from evals.thresholds import Threshold
 from evals.transcripts import Kind, Role, Transcript
 
 OnCase = Callable[[], None]
+JUDGE_GIVE_UP_AFTER = 3
+"""A metric (or a whole run) whose first cases all went unscored by the judge stops asking it: a judge
+that gave no valid verdict three times will not on the fourth, and each try costs minutes on a slow one."""
 
 
 # -- deterministic metrics: pure functions of the transcripts ------------------------------------
@@ -217,6 +220,7 @@ async def score_run(
     tick = on_case or (lambda: None)
     results: list[MetricResult] = []
     jobs = []
+    run_tally = _JudgeTally()
     for spec in JUDGE_METRICS:
         if spec.kind not in kinds:
             continue
@@ -224,7 +228,7 @@ async def score_run(
             results.append(skipped(spec.name, spec.kind, thresholds[spec.name], f"needs a judge: {judge_reason}"))
             continue
         jobs.append(_judge_metric(spec, _judged_cases(spec, suite, transcripts), judge, thresholds[spec.name],
-                                  gate, tick))
+                                  gate, tick, run_tally))
     results.extend(await asyncio.gather(*jobs))
     if Kind.TOOLS in kinds:
         tool_judge = judge or Unavailable(judge_reason or "no judge")
@@ -256,16 +260,50 @@ async def _judge_metric(
     threshold: Threshold,
     gate: asyncio.Semaphore,
     tick: OnCase,
+    run_tally: _JudgeTally,
 ) -> MetricResult:
+    """One judge metric over its cases; `run_tally` is shared by every metric of the run."""
+    tally = _JudgeTally()
+
     async def one(t: Transcript) -> CaseScore:
         async with gate:
             try:
-                return await measure(spec.build(judge, threshold.value), spec.test_case(t), t.case_id)
+                for given_up in (tally, run_tally):
+                    if given_up.hopeless:
+                        return CaseScore(case_id=t.case_id, score=None, error=given_up.give_up_reason)
+                case = await measure(spec.build(judge, threshold.value), spec.test_case(t), t.case_id)
+                tally.add(case)
+                run_tally.add(case)
+                return case
             finally:
                 tick()
 
     cases = await asyncio.gather(*(one(t) for t in transcripts))
     return aggregate(spec.name, spec.kind, threshold, cases, needs_judge=True)
+
+
+@dataclass
+class _JudgeTally:
+    """Verdicts so far for one metric: once the judge failed its first cases, the rest are not asked."""
+
+    scored: int = 0
+    failed: int = 0
+    first_error: str | None = None
+
+    def add(self, case: CaseScore) -> None:
+        if case.score is None:
+            self.failed += 1
+            self.first_error = self.first_error or case.error
+        else:
+            self.scored += 1
+
+    @property
+    def hopeless(self) -> bool:
+        return self.scored == 0 and self.failed >= JUDGE_GIVE_UP_AFTER
+
+    @property
+    def give_up_reason(self) -> str:
+        return f"not asked: the judge failed on the first {self.failed} case(s) ({self.first_error})"
 
 
 async def measure(metric: AnyMetric, test_case: AnyCase, case_id: str) -> CaseScore:

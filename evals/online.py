@@ -3,7 +3,8 @@
 `OnlineScorer.after_turn` returns at once; the judging runs as a task of its own and its scores
 (answer relevancy, and faithfulness when the turn had context) are stored with the turn in
 `turn_scores`. A judge failure is stored as an error and logged; nothing reaches the person.
-Everything sent to the judge is masked first. DeepEval is imported only when scoring is on.
+Everything sent to the judge is masked first. `bot/` builds the scorer, with the process's judge,
+only when scoring is on (DeepEval takes seconds to import).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from bot.settings import Settings
 from core.guard.masking import scrub
 from core.models import Inbound, Reply
 from core.store.tenancy import scoped
@@ -138,21 +138,6 @@ async def store_scores(pool: asyncpg.Pool, sample: Sample, scores: dict[str, Cas
             for metric, s in scores.items()
         ],
     )
-
-
-def online_scorer(settings: Settings, pool: asyncpg.Pool) -> OnlineScorer | None:
-    """The scorer `bot/` wires into the pipeline, or None when PARLEY_ONLINE_EVAL_FRACTION is 0 or no judge."""
-    if settings.parley_online_eval_fraction <= 0:
-        return None
-    # DeepEval (seconds to import) is loaded only when online scoring is on.
-    from evals.judge import build_judge, choose_judge
-
-    choice = choose_judge(None, settings)
-    if choice.name is None:
-        log.warning("online scoring is on but %s", choice.reason)
-        return None
-    fraction = min(1.0, settings.parley_online_eval_fraction)
-    return OnlineScorer(pool, build_judge(settings, choice.name), fraction=fraction)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -116,7 +116,7 @@ def junit_xml(run: EvalRun) -> str:
         tests=str(len(run.metrics)),
         failures=str(sum(m.status is Status.FAILED for m in run.metrics)),
         skipped=str(sum(m.status is Status.SKIPPED for m in run.metrics)),
-        errors="0",
+        errors=str(sum(m.status is Status.JUDGE_FAILED for m in run.metrics)),
         timestamp=run.info.started_at.isoformat(timespec="seconds"),
         time=f"{(run.info.finished_at - run.info.started_at).total_seconds():.1f}",
     )
@@ -124,6 +124,8 @@ def junit_xml(run: EvalRun) -> str:
         case = ET.SubElement(suite, "testcase", classname=f"evals.{m.kind or 'all'}", name=m.name)
         if m.status is Status.SKIPPED:
             ET.SubElement(case, "skipped", message=m.reason or "skipped")
+        elif m.status is Status.JUDGE_FAILED:
+            ET.SubElement(case, "error", message=f"{m.name}: {m.reason}", type="judge failed")
         elif m.status is Status.FAILED:
             failure = ET.SubElement(case, "failure", message=f"{m.name}: {m.reason}", type="threshold")
             failure.text = "\n".join(

@@ -23,6 +23,8 @@ class Status(StrEnum):
     PASSED = "passed"
     FAILED = "failed"
     SKIPPED = "skipped"
+    JUDGE_FAILED = "judge failed"
+    """The judge gave no valid verdict for most cases: the metric was not measured (not a pass, not a fail)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -61,13 +63,23 @@ def aggregate(
     *,
     needs_judge: bool = False,
 ) -> MetricResult:
-    """The mean over the cases against the threshold; unscored cases count as the worst score."""
+    """The mean over the cases against the threshold; unscored cases count as the worst score.
+
+    A judge metric the judge could not score for more than half of its cases is "judge failed", with
+    the judge's first error as the reason: a weak judge's failures are not a measure of the assistant.
+    """
     if not cases:
         return MetricResult(name=name, kind=kind, needs_judge=needs_judge, status=Status.SKIPPED,
                             threshold=threshold, reason="no golden in this suite exercises it")
     judged = tuple(
         replace(c, passed=c.score is not None and threshold.meets(c.score)) for c in cases
     )
+    unscored = [c for c in judged if c.score is None]
+    if needs_judge and len(unscored) * 2 > len(judged):
+        return MetricResult(
+            name=name, kind=kind, needs_judge=True, status=Status.JUDGE_FAILED, threshold=threshold, cases=judged,
+            reason=f"judge failed on {len(unscored)} of {len(judged)} case(s): {unscored[0].error}",
+        )
     score = fmean(c.score if c.score is not None else threshold.worst for c in judged)
     passed = threshold.meets(score)
     notes = []

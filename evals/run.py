@@ -37,8 +37,14 @@ class EvalRun:
         return [m.name for m in self.metrics if m.status is Status.FAILED]
 
     @property
+    def judge_failed(self) -> list[str]:
+        """Names of the metrics the judge could not measure."""
+        return [m.name for m in self.metrics if m.status is Status.JUDGE_FAILED]
+
+    @property
     def passed(self) -> bool:
-        return not self.failing
+        """Every metric that ran met its threshold, and none went unmeasured for a failing judge."""
+        return not self.failing and not self.judge_failed
 
     def transcript(self, case_id: str) -> Transcript | None:
         return next((t for t in self.transcripts if t.case_id == case_id), None)

@@ -11,7 +11,6 @@ import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from bot.settings import Settings
 from core.models import Attachment, Inbound, Platform
 from core.pipeline import Pipeline
 from evals.goldens import PAGES_PLACEHOLDER, ConversationGolden, MemoryGolden, QualityGolden, SafetyPrompt, ToolGolden
@@ -22,25 +21,6 @@ OnTurn = Callable[[], None]
 EVAL_CHANNEL = "team-chat"
 EVAL_USER_NAME = "Sam"
 COLLEAGUE_NAME = "Alex"
-
-
-def candidate_settings(settings: Settings, *, model: str | None = None) -> Settings:
-    """The settings of the candidate under test: the operator's, with limits that suit a batch run.
-
-    Rate limits are lifted (a suite sends hundreds of turns), the response cache and the operator's
-    static knowledge are off (answers must come from the goldens), and private addresses may be
-    fetched (tool goldens read pages from a local server).
-    """
-    update: dict[str, Any] = {
-        "parley_rate_user_per_min": 1_000_000,
-        "parley_rate_workspace_per_min": 1_000_000,
-        "parley_cache_ttl_s": 0,
-        "parley_knowledge_dir": None,
-        "parley_tools_allow_private": True,
-    }
-    if model:
-        update["parley_model"] = model
-    return settings.model_copy(update=update)
 
 
 async def collect(

@@ -57,7 +57,7 @@ async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
 
 
 async def test_serve_starts_without_slack_or_a_model_and_says_so(serve: object, pool: asyncpg.Pool) -> None:
-    process, url = serve({})  # type: ignore[operator]
+    process, url = serve({"PARLEY_MODEL": "none"})  # type: ignore[operator]
     _, key = await new_key(pool)
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         body = (await http.post("/v1/chat", json={"message": "hello?"}, headers=bearer(key))).json()

@@ -75,7 +75,7 @@ def test_chat_survives_429_twice_then_answers(cli_data: Path, openai_server: Fak
 
 def test_without_a_model_chat_fails_fast_and_says_what_to_set(cli_data: Path) -> None:
     started = time.monotonic()
-    result = parley("chat", "-m", "hi", data=cli_data, timeout=30)
+    result = parley("chat", "-m", "hi", data=cli_data, timeout=30, env={"PARLEY_MODEL": "none"})
     assert time.monotonic() - started < 5
     assert result.returncode != 0
     for name in ("PARLEY_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):

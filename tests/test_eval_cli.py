@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
@@ -184,3 +185,24 @@ def test_a_missing_model_or_an_unknown_judge_is_a_configuration_error(
     get_settings.cache_clear()
     missing = invoke(parley, openai_server, "--suite", "tools")
     assert missing.exit_code == 2 and "PARLEY_MODEL" in missing.output
+
+
+def test_the_summary_shows_a_judge_failed_metric_with_its_reason(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from bot.cli.eval import print_summary
+    from evals.report import write_reports
+    from evals.results import CaseScore, aggregate
+    from evals.run import EvalRun, RunInfo
+    from evals.thresholds import Threshold
+    from evals.transcripts import Kind
+
+    metric = aggregate("answer_relevancy", Kind.QUALITY, Threshold(min=0.7),
+                       [CaseScore(case_id="q-1", score=None, error="JudgeFailed: no valid verdict")], needs_judge=True)
+    now = datetime.now(UTC)
+    run = EvalRun(info=RunInfo(suite="smoke", model="m", judge="j", started_at=now, finished_at=now),
+                  metrics=[metric], transcripts=[])
+    console = Console(record=True, width=200)
+    print_summary(run, write_reports(run, tmp_path), None, console=console)
+    shown = console.export_text()
+    assert "judge failed" in shown and "JudgeFailed: no valid verdict" in shown

@@ -12,10 +12,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.app import build_pipeline
+from bot.app import build_online_scorer, build_pipeline, model_factory
+from bot.evaluation import build_judge
 from core.models import Reply
-from evals.judge import Unavailable, build_judge
-from evals.online import OnlineScorer, daily_scores, online_scorer, sample_of
+from evals.judge import Unavailable
+from evals.online import OnlineScorer, daily_scores, sample_of
 from tests.fakes.judge_responder import responder
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.pipeline_helpers import message, settings_for
@@ -26,7 +27,10 @@ pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 def scorer(server: FakeOpenAI, pool: asyncpg.Pool, fraction: float = 1.0) -> OnlineScorer:
-    judge = build_judge(settings_for(server), "openai:fake-judge")
+    settings = settings_for(server)
+    models = model_factory(settings)
+    assert models is not None
+    judge = build_judge(settings, models, "openai:fake-judge")
     return OnlineScorer(pool, judge, fraction=fraction, rng=random.Random(7))
 
 
@@ -90,7 +94,9 @@ async def test_a_judge_failure_is_stored_as_an_error_not_a_score(openai_server: 
 
 
 def test_online_scoring_is_off_unless_a_fraction_is_configured(openai_server: FakeOpenAI) -> None:
-    assert online_scorer(settings_for(openai_server), pool=None) is None  # type: ignore[arg-type]
-    on = online_scorer(settings_for(openai_server, parley_online_eval_fraction=0.1), pool=None)  # type: ignore[arg-type]
+    off = settings_for(openai_server)
+    assert build_online_scorer(off, pool=None, models=model_factory(off)) is None  # type: ignore[arg-type]
+    sampled = settings_for(openai_server, parley_online_eval_fraction=0.1)
+    on = build_online_scorer(sampled, pool=None, models=model_factory(sampled))  # type: ignore[arg-type]
     assert on is not None and on.fraction == 0.1
 

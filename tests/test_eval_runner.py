@@ -9,15 +9,16 @@ import asyncpg
 import pytest
 from rich.console import Console
 
-from bot.app import Steps, build_steps
+from bot.app import Steps, build_steps, model_factory
+from bot.evaluation import StepsFactory, build_judge, candidate_description, candidate_pipelines, candidate_settings
 from bot.settings import Settings
+from core.llm import ModelFactory
 from core.models import UserKey
 from core.steps import MemoryHit, MemoryStep, NoGuard, NoMedia, NoMemory, Profile, Verdict
-from evals.evaluate import EvalRequest, StepsFactory, evaluate
+from evals.evaluate import EvalRequest, evaluate
 from evals.judge import JudgeChoice
 from evals.results import METRIC_NAMES, Status
 from evals.run import EvalRun
-from evals.runner import candidate_settings
 from evals.suites import SUITES, Suite, SuiteName
 from evals.thresholds import DEFAULT_THRESHOLDS, load_thresholds
 from evals.transcripts import Kind, Role
@@ -33,24 +34,24 @@ SMALL_MEMORY = Suite(name=SuiteName.MEMORY, memory=4)
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
-def request(server: FakeOpenAI, suite: Suite, judge: JudgeChoice = JUDGE, *, guard: bool = True) -> EvalRequest:
-    return EvalRequest(
-        suite=suite,
-        settings=candidate_settings(settings_for(server)),
-        judge=judge,
-        thresholds=load_thresholds(DEFAULT_THRESHOLDS, METRIC_NAMES),
-        concurrency=4,
-        guard=guard,
-    )
-
-
 async def run(
     server: FakeOpenAI, pool: asyncpg.Pool, suite: Suite, judge: JudgeChoice = JUDGE, *,
     candidate: Candidate = "helpful", approve: bool = True, guard: bool = True, steps: StepsFactory = build_steps,
 ) -> EvalRun:
     server.responder = responder(candidate, "lenient" if approve else "harsh")
-    return await evaluate(request(server, suite, judge, guard=guard), pool=pool, steps_factory=steps,
-                          console=Console(quiet=True))
+    settings = candidate_settings(settings_for(server))
+    models = model_factory(settings)
+    assert models is not None
+    request = EvalRequest(
+        suite=suite, model=settings.parley_model, judge=judge,
+        thresholds=load_thresholds(DEFAULT_THRESHOLDS, METRIC_NAMES),
+        candidate=candidate_description(settings, guard=guard), concurrency=4,
+    )
+    return await evaluate(
+        request, pipelines=candidate_pipelines(settings, models, guard=guard, steps_factory=steps),
+        judge=build_judge(settings, models, judge.name) if judge.name else None, pool=pool,
+        console=Console(quiet=True),
+    )
 
 
 def status(run: EvalRun) -> dict[str, Status]:
@@ -109,8 +110,8 @@ class OracleGuard:
         return Verdict(blocked=False, text=text)
 
 
-def with_guard(settings: Settings, pool: asyncpg.Pool) -> Steps:
-    return replace(build_steps(settings, pool), guard=OracleGuard())
+def with_guard(settings: Settings, pool: asyncpg.Pool, *, models: ModelFactory | None) -> Steps:
+    return replace(build_steps(settings, pool, models=models), guard=OracleGuard())
 
 
 async def test_turning_the_guard_off_fails_the_harmful_refusal_rate(
@@ -154,7 +155,7 @@ class SharedMemory:
 
 
 def with_memory(memory: MemoryStep) -> StepsFactory:
-    def factory(settings: Settings, pool: asyncpg.Pool) -> Steps:
+    def factory(settings: Settings, pool: asyncpg.Pool, *, models: ModelFactory | None) -> Steps:
         return Steps(media=NoMedia(), guard=NoGuard(), memory=memory)
 
     return factory

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.settings import Settings
 from core.models import Step
 from evals.charts import Point, trend_svg
 from evals.goldens import MemoryGolden, QualityGolden, SafetyPrompt
+from evals.history import save_run
 from evals.judge import choose_judge
 from evals.metrics import error_cases, memory_cases, refusal_cases
 from evals.report import html_page, junit_xml, run_json, write_reports
@@ -82,6 +84,25 @@ def test_a_case_the_judge_could_not_score_counts_as_the_worst_score() -> None:
     assert ceiling.score == 1.0 and ceiling.status is Status.FAILED
 
 
+def test_a_judge_metric_mostly_unscored_is_judge_failed_not_a_score() -> None:
+    cases = [CaseScore(case_id="a", score=1.0), CaseScore(case_id="b", score=None, error="JudgeFailed: not JSON"),
+             CaseScore(case_id="c", score=None, error="JudgeFailed: not JSON")]
+    result = aggregate("m", Kind.QUALITY, AT_LEAST, cases, needs_judge=True)
+    assert result.status is Status.JUDGE_FAILED and result.score is None
+    assert result.reason == "judge failed on 2 of 3 case(s): JudgeFailed: not JSON"
+    assert aggregate("m", Kind.QUALITY, AT_LEAST, cases).status is Status.FAILED, "only judge metrics"
+
+
+def test_a_run_with_a_judge_failed_metric_has_not_passed() -> None:
+    run = sample_run()
+    failed = replace(run.metrics[0], status=Status.JUDGE_FAILED, score=None, reason="judge failed on 2 of 2 case(s)")
+    judged = replace(run, metrics=[failed, run.metrics[2]])
+    assert judged.judge_failed == ["answer_relevancy"] and judged.failing == [] and not judged.passed
+    root = ET.fromstring(junit_xml(judged))
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("errors") == "1" and suite.get("failures") == "0"
+
+
 def test_a_metric_with_no_cases_is_skipped_not_passed() -> None:
     result = aggregate("m", Kind.TOOLS, AT_LEAST, [])
     assert result.status is Status.SKIPPED and result.score is None and result.reason
@@ -121,14 +142,13 @@ def test_error_rate_counts_goldens_with_an_error_reply() -> None:
     assert [c.score for c in cases] == [0.0, 1.0] and cases[1].reason == "ModelHTTPError"
 
 
-def test_the_judge_is_chosen_from_the_flag_then_the_settings() -> None:
-    settings = Settings(_env_file=None, parley_model="openai:m", parley_judge_model="anthropic:j")  # type: ignore[call-arg]
-    assert choose_judge(None, settings).name == "anthropic:j"
-    assert choose_judge("ollama:x", settings).name == "ollama:x"
-    off = choose_judge("none", settings)
+def test_the_judge_is_chosen_from_the_flag_then_the_judge_model_then_the_model() -> None:
+    assert choose_judge(None, judge_model="anthropic:j", model="openai:m").name == "anthropic:j"
+    assert choose_judge("ollama:x", judge_model="anthropic:j", model="openai:m").name == "ollama:x"
+    off = choose_judge("none", judge_model="anthropic:j", model="openai:m")
     assert off.name is None and "--judge none" in (off.reason or "")
-    assert choose_judge(None, Settings(_env_file=None, parley_model="openai:m")).name == "openai:m"  # type: ignore[call-arg]
-    missing = choose_judge(None, Settings(_env_file=None))  # type: ignore[call-arg]
+    assert choose_judge(None, judge_model=None, model="openai:m").name == "openai:m"
+    missing = choose_judge(None, judge_model=None, model=None)
     assert missing.name is None and "PARLEY_JUDGE_MODEL" in (missing.reason or "")
 
 
@@ -202,3 +222,11 @@ def test_the_json_report_carries_cases_transcripts_and_the_baseline_delta(tmp_pa
     assert data["transcripts"][1]["exchanges"][0]["steps"][0]["tool"] == "calculate"
     files = write_reports(run, tmp_path / "out")
     assert all(p.is_file() and p.stat().st_size > 0 for p in (files.json, files.junit, files.html))
+
+
+async def test_a_judge_failed_metric_is_stored_with_the_run(pool: asyncpg.Pool) -> None:
+    run = sample_run()
+    failed = replace(run.metrics[0], status=Status.JUDGE_FAILED, score=None, reason="judge failed on 2 of 2 case(s)")
+    run_id = await save_run(pool, replace(run, metrics=[failed]))
+    stored = await pool.fetchrow("SELECT status, score FROM eval_metric_results WHERE run_id = $1", run_id)
+    assert stored is not None and (stored["status"], stored["score"]) == ("judge failed", None)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,9 +15,11 @@ from pydantic_ai.exceptions import ModelAPIError, ModelHTTPError
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.settings import ModelSettings
 
+from bot.app import build_pipeline
 from core.circuit import CircuitBreaker
 from core.llm import BreakerModel, ModelConfig, ModelFactory
-from tests.fakes.openai_server import Error, FakeOpenAI, Hang, Text
+from tests.fakes.openai_server import Error, FakeOpenAI, Hang, Response, Text, echo
+from tests.pipeline_helpers import message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
@@ -144,3 +148,94 @@ def test_a_success_resets_the_failure_count() -> None:
     breaker.record_success()
     breaker.record_failure()
     assert breaker.state == "closed"
+
+
+async def test_two_consumers_of_one_provider_trip_the_same_breaker(openai_server: FakeOpenAI) -> None:
+    """Turns and the judge (or extraction, or the guard's LLM) share the process's one factory."""
+    models = factory(openai_server, retries=0, breaker_failures=2, breaker_reset_s=60)
+    turns, judge = Agent(models.build()), Agent(models.build("openai:judge"))
+    openai_server.queue(Error(500), Error(500))
+    for _ in range(2):
+        with pytest.raises(ModelAPIError):
+            await turns.run("hi", model_settings=no_sdk_retries())
+    with pytest.raises(ModelAPIError, match="circuit open"):
+        await judge.run("score this", model_settings=no_sdk_retries())
+    assert len(openai_server.requests) == 2
+
+
+def test_one_http_pool_per_provider() -> None:
+    models = ModelFactory(ModelConfig(name="openai:a", openai_base_url="http://127.0.0.1:9/v1", openai_api_key="k"))
+    first, second = models.build(), models.build("openai:b")
+    assert isinstance(first, BreakerModel) and isinstance(second, BreakerModel)
+    assert first.breaker is second.breaker
+    assert first.wrapped.client._client is second.wrapped.client._client  # type: ignore[attr-defined]
+
+
+def rejects(field: str) -> Callable[[dict[str, Any]], Response]:
+    """A server that answers 400 to any request carrying `field`, as some local servers do."""
+    refusal = Error(400, message=f"'{field}' is not supported by this server")
+    return lambda body: refusal if field in body else echo(body)
+
+
+def clock() -> str:
+    """The time."""
+    return "10:00"
+
+
+async def test_a_server_that_rejects_tools_still_answers_and_is_remembered(
+    openai_server: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    openai_server.responder = rejects("tools")
+    agent = Agent(factory(openai_server, retries=0).build(), tools=[clock])
+    first = await agent.run("what time is it?", model_settings=no_sdk_retries())
+    second = await agent.run("and now?", model_settings=no_sdk_retries())
+    assert (first.output, second.output) == ("You said: what time is it?", "You said: and now?")
+    assert ["tools" in r for r in openai_server.requests] == [True, False, False]
+    assert "rejected `tools`" in caplog.text
+
+
+async def test_a_server_that_rejects_stream_options_still_streams_and_is_remembered(
+    openai_server: FakeOpenAI,
+) -> None:
+    openai_server.responder = rejects("stream_options")
+    agent = Agent(factory(openai_server, retries=0).build())
+    for text in ("one", "two"):
+        async with agent.run_stream(text, model_settings=no_sdk_retries()) as stream:
+            assert await stream.get_output() == f"You said: {text}"
+    assert ["stream_options" in r for r in openai_server.requests] == [True, False, False]
+
+
+async def test_other_client_errors_are_not_retried_without_tools(openai_server: FakeOpenAI) -> None:
+    openai_server.queue(Error(400, message="your message is too long"))
+    agent = Agent(factory(openai_server, retries=0).build(), tools=[clock])
+    with pytest.raises(ModelHTTPError):
+        await agent.run("hi", model_settings=no_sdk_retries())
+    assert len(openai_server.requests) == 1
+
+
+async def test_the_quirks_are_per_server_and_model(openai_server: FakeOpenAI) -> None:
+    openai_server.responder = rejects("tools")
+    models = factory(openai_server, retries=0)
+    await Agent(models.build(), tools=[clock]).run("hi", model_settings=no_sdk_retries())
+    openai_server.reset()
+    await Agent(models.build("openai:other"), tools=[clock]).run("hi", model_settings=no_sdk_retries())
+    assert "tools" in openai_server.requests[0]
+
+
+async def test_a_text_only_turn_sends_the_message_as_one_string(openai_server: FakeOpenAI, pool: asyncpg.Pool) -> None:
+    """Chat templates of local servers fail on a list of content parts (llama.cpp answers 500)."""
+    reply = await build_pipeline(settings_for(openai_server), pool).run(message("plain words"))
+    assert reply.error is None
+    assert openai_server.requests[-1]["messages"][-1] == {"role": "user", "content": "plain words"}
+
+
+async def test_an_unknown_price_is_an_unknown_cost_not_zero(openai_server: FakeOpenAI, pool: asyncpg.Pool) -> None:
+    reply = await build_pipeline(settings_for(openai_server), pool).run(message("what does it cost?"))
+    assert reply.usage.input_tokens > 0
+    assert reply.usage.cost_usd is None
+
+
+async def test_a_server_of_ones_own_gets_max_tokens_which_local_servers_read(openai_server: FakeOpenAI) -> None:
+    await Agent(factory(openai_server).build()).run("hi", model_settings=no_sdk_retries(max_tokens=32))
+    body = openai_server.requests[-1]
+    assert body["max_tokens"] == 32 and "max_completion_tokens" not in body

@@ -103,16 +103,21 @@ def test_chunking_keeps_paragraphs_together() -> None:
 
 
 def test_attachments_are_fenced_as_untrusted_and_errors_named() -> None:
-    parts = ctx.build_user_content(
+    content = ctx.build_user_content(
         "what does it say?",
         [AttachmentText(name="a.png", kind="image", text="PINEAPPLE", image=b"png", image_media_type="image/png"),
          AttachmentText(name="b.pdf", kind="document", error="encrypted PDF")],
         vision=False,
     )
-    assert parts[0] == "what does it say?"
-    assert '<attachment name="a.png" kind="image">\nPINEAPPLE\n</attachment>' in parts
-    assert any('error="encrypted PDF"' in str(p) for p in parts)
-    assert len(parts) == 3
+    assert content == (
+        "what does it say?\n\n"
+        '<attachment name="a.png" kind="image">\nPINEAPPLE\n</attachment>\n\n'
+        '<attachment name="b.pdf" kind="document" error="encrypted PDF"></attachment>'
+    )
+
+
+def test_text_only_messages_are_one_string_for_any_chat_template() -> None:
+    assert ctx.build_user_content("hello", [], vision=True) == "hello"
 
 
 def test_vision_models_also_get_the_image() -> None:
@@ -122,4 +127,6 @@ def test_vision_models_also_get_the_image() -> None:
         "look", [AttachmentText(name="a.png", kind="image", text="", image=b"\x89PNG", image_media_type="image/png")],
         vision=True,
     )
+    assert isinstance(parts, list)
+    assert parts[0] == "look"
     assert isinstance(parts[-1], BinaryContent)

@@ -211,6 +211,9 @@ class FeedbackOut(BaseModel):
 # -- capabilities -----------------------------------------------------------------------------
 class Capabilities(BaseModel):
     model: str | None = Field(description="The configured model, or null when none is (turns then explain how).")
+    model_notice: str | None = Field(
+        default=None, description="A caveat to show beside the model (the small local demo model's), or null."
+    )
     streaming: bool
     attachments: list[str] = Field(description="Kinds of files read: image (OCR), document, audio (speech to text).")
     max_file_mb: float

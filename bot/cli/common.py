@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bot import observability
+from bot.local_model import with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings, get_settings
 
 T = TypeVar("T")
@@ -35,13 +36,14 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def load_settings(*, need_model: bool = False) -> Settings:
-    """Settings, or exit 2 with what is wrong; with `need_model`, fail at once without PARLEY_MODEL."""
+    """Settings, or exit 2 with what is wrong; with `need_model`, fail at once when no model would answer
+    (no PARLEY_MODEL, and no local model to fall back on)."""
     try:
         settings = get_settings()
     except ValidationError as exc:
         err.print(f"[red]Invalid configuration:[/red]\n{exc}")
         raise typer.Exit(2) from exc
-    if need_model and not settings.parley_model:
+    if need_model and not with_default_model(settings).parley_model:
         err.print(f"[red]{MISSING_MODEL_HELP}[/red]")
         raise typer.Exit(2)
     observability.configure(

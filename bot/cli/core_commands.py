@@ -60,6 +60,8 @@ def chat(
     async def main() -> int:
         voice_format: VoiceFormat = "mp3" if voice_reply is not None and voice_reply.suffix.lower() == ".mp3" else "ogg"
         async with running(settings, voice_format=voice_format) as pipeline:
+            if pipeline.config.model_notice:
+                err.print(f"[yellow]{pipeline.config.model_notice}[/yellow]")
             if message is None:
                 await console_chat.interactive(pipeline, workspace=workspace, user=user, thread=thread, console=out)
                 return 0

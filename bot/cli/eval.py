@@ -11,9 +11,11 @@ from pydantic_ai.exceptions import UserError
 from rich.console import Console
 from rich.table import Table
 
-from bot.app import open_pool
+from bot.app import models_for, open_pool
 from bot.cli.common import err, load_settings, parse_since, run
+from bot.local_model import model_notice, with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings
+from core.llm import ModelNotConfigured
 from evals.goldens import DATASETS_DIR
 from evals.harvest import harvest, to_jsonl
 from evals.history import CompareWith, baseline, save_run, trends
@@ -21,7 +23,6 @@ from evals.online import daily_scores
 from evals.report import ReportFiles, delta, write_reports
 from evals.results import METRIC_NAMES, Status
 from evals.run import Baseline, EvalRun
-from evals.runner import candidate_settings
 from evals.suites import SUITES, SuiteName
 from evals.thresholds import DEFAULT_THRESHOLDS, load_thresholds
 
@@ -61,50 +62,75 @@ def eval_suite(
     history: Annotated[bool, typer.Option("--history/--no-history",
                                           help="Store the run in Postgres and chart trends.")] = True,
     verbose: Annotated[bool, typer.Option(help="Keep Parley's per-turn log lines.")] = False,
+    judge_max_tokens: Annotated[int | None, typer.Option(
+        min=16, help="Longest verdict the judge may write (default: its own bound; lower for a slow local judge)."
+    )] = None,
 ) -> None:
     """Run a suite; exit 1 naming the failing metrics, 0 when every metric that ran passed."""
     if ctx.invoked_subcommand is not None:
         return
     # DeepEval takes seconds to import: only `parley eval` itself pays for it, not every command.
+    from bot.evaluation import candidate_description, candidate_settings
     from evals.evaluate import EvalRequest
     from evals.judge import choose_judge
 
     settings = load_settings()
     if not verbose:
         logging.getLogger("parley").setLevel(logging.WARNING)
-    candidate = candidate_settings(settings, model=model)
+    candidate = with_default_model(candidate_settings(settings, model=model))
     if not candidate.parley_model:
         err.print(f"[red]{MISSING_MODEL_HELP}[/red]")
         raise typer.Exit(2)
+    if notice := model_notice(candidate):
+        err.print(f"[yellow]{notice}[/yellow]")
     try:
         marks = load_thresholds(thresholds, METRIC_NAMES)
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
     request = EvalRequest(
-        suite=SUITES[suite], settings=candidate, judge=choose_judge(judge, settings), thresholds=marks,
-        datasets=datasets, concurrency=concurrency, guard=guard, release=release, git_ref=git_ref,
+        suite=SUITES[suite], model=candidate.parley_model,
+        judge=choose_judge(judge, judge_model=settings.parley_judge_model, model=candidate.parley_model),
+        thresholds=marks, candidate=candidate_description(candidate, guard=guard), datasets=datasets,
+        concurrency=concurrency, release=release, git_ref=git_ref,
     )
     try:
-        result, files, base = run(_evaluate_and_report(settings, request, report, compare=compare, history=history))
-    except UserError as exc:  # an unknown model name, a provider without its key
+        result, files, base = run(
+            _evaluate_and_report(candidate, request, report, guard=guard, compare=compare, history=history,
+                                 judge_max_tokens=judge_max_tokens)
+        )
+    except (UserError, ModelNotConfigured) as exc:  # an unknown model name, a provider without its key
         err.print(f"[red]Cannot build the candidate or the judge: {exc}[/red]")
         raise typer.Exit(2) from exc
     print_summary(result, files, base, console=out)
-    if not result.passed:
+    if result.judge_failed:
+        err.print(f"[yellow]Judge failed (not measured): {', '.join(result.judge_failed)}. The judge model gave no "
+                  "valid verdicts; pick a stronger one with --judge or PARLEY_JUDGE_MODEL.[/yellow]")
+    if result.failing:
         err.print(f"[red]Failing metrics: {', '.join(result.failing)}[/red]")
+    if not result.passed:
         raise typer.Exit(1)
 
 
 async def _evaluate_and_report(
-    settings: Settings, request: EvalRequest, folder: Path, *, compare: CompareWith | None, history: bool
+    candidate: Settings, request: EvalRequest, folder: Path, *, guard: bool, compare: CompareWith | None,
+    history: bool, judge_max_tokens: int | None,
 ) -> tuple[EvalRun, ReportFiles, Baseline | None]:
+    from bot.evaluation import build_judge, candidate_pipelines
     from evals.evaluate import evaluate
 
-    result = await evaluate(request, console=err)
+    judge_name = request.judge.name
+    async with models_for(candidate, also=[judge_name] if judge_name else []) as models:
+        assert models is not None, "the candidate has a model (checked before)"
+        result = await evaluate(
+            request,
+            pipelines=candidate_pipelines(candidate, models, guard=guard),
+            judge=build_judge(candidate, models, judge_name, max_tokens=judge_max_tokens) if judge_name else None,
+            console=err,
+        )
     if not history:
         return result, write_reports(result, folder), None
-    pool = await open_pool(settings, max_size=2)
+    pool = await open_pool(candidate, max_size=2)
     try:
         run_id = await save_run(pool, result)
         base = await baseline(pool, compare, suite=result.info.suite, before=run_id) if compare else None
@@ -117,7 +143,9 @@ async def _evaluate_and_report(
 def print_summary(result: EvalRun, files: ReportFiles, base: Baseline | None, *, console: Console) -> None:
     table = Table("metric", "goldens", "score", "threshold", "status", *(["Δ " + base.label] if base else []),
                   "notes", title=f"parley eval --suite {result.info.suite}")
-    colours = {Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow"}
+    colours = {
+        Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow", Status.JUDGE_FAILED: "magenta",
+    }
     for m in result.metrics:
         change = delta(m, base)
         table.add_row(

@@ -16,6 +16,7 @@ async def capabilities(key: KeyDep, state: StateDep) -> Capabilities:
     pipeline = state.pipeline
     return Capabilities(
         model=pipeline.config.model_name if pipeline.model is not None else None,
+        model_notice=pipeline.config.model_notice,
         streaming=True,
         attachments=["image", "document", "audio"],
         max_file_mb=state.config.max_file_mb,

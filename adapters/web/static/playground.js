@@ -98,6 +98,8 @@ async function useKey(key) {
   }
   localStorage.setItem("parley.key", key);
   $("status").textContent = state.caps.model ? `model: ${state.caps.model}` : "no model configured";
+  $("model-notice").textContent = state.caps.model_notice || "";
+  $("model-notice").hidden = !state.caps.model_notice;
   $("voice-reply").closest("label").hidden = !state.caps.voice_reply;
   await Promise.all([loadProfile(), loadMemories(), loadSession()]);
   return true;

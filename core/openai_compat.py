@@ -1,0 +1,117 @@
+"""Chat completions that adapt to what an OpenAI-compatible server accepts.
+
+Local servers (llama.cpp's, LM Studio, text-generation-webui, some vLLM templates) read `max_tokens`,
+not OpenAI's newer `max_completion_tokens`, and may reject `tools` or `stream_options`. The first
+rejection is logged and remembered for the server and model (the `ServerQuirks` the process's
+`ModelFactory` keeps), and the request is sent once more without it, so a server without tool calling
+still answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
+from typing import Any, cast
+
+from openai import omit
+from openai.types import chat
+from pydantic_ai.exceptions import ModelHTTPError
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.openai import OpenAIChatModel, OpenAIChatModelSettings
+from pydantic_ai.profiles.openai import OpenAIModelProfile
+from pydantic_ai.providers.openai import OpenAIProvider
+from pydantic_ai.settings import ModelSettings
+
+log = logging.getLogger("parley.llm")
+NOT_A_FIELD_PROBLEM = frozenset({401, 403, 404, 408, 409, 429})
+"""Statuses that say nothing about the request's fields (auth, missing model, rate limits)."""
+
+
+@dataclass(slots=True)
+class ServerQuirks:
+    """What one OpenAI-compatible server and model accept, learned from its first rejections."""
+
+    tools: bool = True
+    stream_options: bool = True
+
+
+class CompatibleChatModel(OpenAIChatModel):
+    """Chat completions that adapt to what the server accepts: a rejected `tools` or `stream_options`
+    is logged, remembered in `quirks` and the request sent once more without it."""
+
+    def __init__(self, model_name: str, *, provider: OpenAIProvider, quirks: ServerQuirks, own_server: bool) -> None:
+        """`own_server`: a server of the operator's (a base URL), not OpenAI's: it gets `max_tokens`, which
+        llama.cpp, vLLM, LM Studio and Ollama read, instead of `max_completion_tokens`, which they ignore."""
+        profile = OpenAIModelProfile(openai_chat_supports_max_completion_tokens=False) if own_server else None
+        super().__init__(model_name, provider=provider, profile=profile)
+        self.quirks = quirks
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        try:
+            return await super().request(messages, model_settings, self._adapted(model_request_parameters))
+        except ModelHTTPError as exc:
+            if not self._learn(exc, model_request_parameters, streaming=False):
+                raise
+        return await super().request(messages, model_settings, self._adapted(model_request_parameters))
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: Any = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        async with AsyncExitStack() as stack:
+            try:
+                stream = await stack.enter_async_context(
+                    super().request_stream(
+                        messages, model_settings, self._adapted(model_request_parameters), run_context
+                    )
+                )
+            except ModelHTTPError as exc:
+                if not self._learn(exc, model_request_parameters, streaming=True):
+                    raise
+                stream = await stack.enter_async_context(
+                    super().request_stream(
+                        messages, model_settings, self._adapted(model_request_parameters), run_context
+                    )
+                )
+            yield stream
+
+    def _get_stream_options(self, model_settings: OpenAIChatModelSettings) -> chat.ChatCompletionStreamOptionsParam:
+        if not self.quirks.stream_options:
+            return cast(chat.ChatCompletionStreamOptionsParam, omit)
+        return super()._get_stream_options(model_settings)
+
+    def _adapted(self, parameters: ModelRequestParameters) -> ModelRequestParameters:
+        if self.quirks.tools or not (parameters.function_tools or parameters.output_tools):
+            return parameters
+        return replace(parameters, function_tools=[], output_tools=[])
+
+    def _learn(self, exc: ModelHTTPError, parameters: ModelRequestParameters, *, streaming: bool) -> bool:
+        """Whether `exc` is the server rejecting a field it can do without; if so, stop sending it."""
+        if exc.status_code < 400 or exc.status_code in NOT_A_FIELD_PROBLEM:
+            return False
+        said = f"{exc.message} {exc.body}".lower()
+        if streaming and self.quirks.stream_options and "stream_options" in said:
+            self.quirks.stream_options = False
+            field_name = "stream_options"
+        elif self.quirks.tools and (parameters.function_tools or parameters.output_tools) and "tool" in said:
+            self.quirks.tools = False
+            field_name = "tools"
+        else:
+            return False
+        log.warning(
+            "model server at %s rejected `%s` for %s (%d); sending requests without it from now on",
+            self.base_url, field_name, self.model_name, exc.status_code,
+        )
+        return True

