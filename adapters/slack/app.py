@@ -28,9 +28,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.context.say.async_say import AsyncSay
-from slack_bolt.context.set_status.async_set_status import AsyncSetStatus
 from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import AsyncSetSuggestedPrompts
-from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -53,9 +51,10 @@ from adapters.slack.commands import (
 )
 from adapters.slack.delivery import DeliveryOptions
 from adapters.slack.events import parse_message, parse_reaction
+from adapters.slack.feedback import FEEDBACK_ACTION, parse_feedback_click
 from adapters.slack.files import file_hosts
 from adapters.slack.formatting import SLACK_TEXT_LIMIT
-from adapters.slack.handlers import AssistantHooks, FileLimits, SlackHandlers, command_user
+from adapters.slack.handlers import GREETING, SUGGESTED_PROMPTS, FileLimits, SlackHandlers, command_user
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.tasks import TaskTracker
@@ -70,6 +69,7 @@ BOT_SCOPES: tuple[str, ...] = (
     "app_mentions:read",
     "assistant:write",
     "channels:history",
+    "channels:read",
     "chat:write",
     "commands",
     "files:read",
@@ -80,12 +80,6 @@ BOT_SCOPES: tuple[str, ...] = (
     "im:write",
     "mpim:history",
     "reactions:read",
-)
-GREETING = "Hi, I'm Parley. Ask me anything, or send me a file, a screenshot or a voice clip."
-SUGGESTED_PROMPTS: tuple[dict[str, str], ...] = (
-    {"title": "Summarise a file", "message": "Summarise the file I'm about to send."},
-    {"title": "What do you remember?", "message": "What do you remember about me?"},
-    {"title": "Answer briefly", "message": "From now on, please answer briefly."},
 )
 
 
@@ -108,6 +102,9 @@ class SlackConfig:
     redirect_uri: str | None = None
     thread_followups: bool = True
     """Answer follow-ups in a thread Parley is part of without a new mention."""
+    agent_view: bool = True
+    """The app uses Slack's agent messaging experience (manifest `agent_view`): each top-level DM is
+    answered in a thread of its own. False for an app still on `assistant_view` or a plain bot DM."""
     max_file_bytes: int = 20_000_000
     streaming: bool = True
     channel_messages_per_s: float = 1.0
@@ -166,6 +163,7 @@ class SlackAdapter:
             ),
             files=FileLimits(max_bytes=config.max_file_bytes, extra_hosts=file_hosts(config.api_url)),
             thread_followups=config.thread_followups,
+            agent_view=config.agent_view,
         )
         self.app = self._build_app(pool)
         self.router = self._build_router()
@@ -222,9 +220,11 @@ class SlackAdapter:
             oauth_settings=oauth,
             installation_store_bot_only=True if oauth else None,
         )
+        # Apps created before the agent messaging experience (manifest `assistant_view`) still get
+        # assistant_thread_started and assistant-thread messages; both experiences are served.
         assistant = AsyncAssistant()
         assistant.thread_started(self._on_thread_started)
-        assistant.user_message(self._on_assistant_message)
+        assistant.user_message(self._on_message_event)
         app.use(assistant)
         app.event("app_mention")(self._on_message_event)
         app.event("message")(self._on_message_event)
@@ -234,6 +234,7 @@ class SlackAdapter:
         app.command("/parley")(self._on_command)
         app.action(FORGET_CONFIRM_ACTION)(self._on_forget)
         app.action(FORGET_CANCEL_ACTION)(self._on_forget_cancel)
+        app.action(FEEDBACK_ACTION)(self._on_feedback)
         return app
 
     def _build_router(self) -> APIRouter:
@@ -274,17 +275,6 @@ class SlackAdapter:
                 name=f"slack-message-{message.key}",
             )
 
-    async def _on_assistant_message(
-        self, payload: dict[str, Any], context: AsyncBoltContext, set_status: AsyncSetStatus, set_title: AsyncSetTitle
-    ) -> None:
-        message = parse_message(payload, team_id=_team(context), bot_user_id=context.bot_user_id)
-        if message is not None:
-            hooks = AssistantHooks(set_status=set_status, set_title=set_title)
-            self.tasks.spawn(
-                self.handlers.message(message, client=context.client, token=_token(context), assistant=hooks),
-                name=f"slack-assistant-{message.key}",
-            )
-
     async def _on_thread_started(self, say: AsyncSay, set_suggested_prompts: AsyncSetSuggestedPrompts) -> None:
         async def greet() -> None:
             await say(GREETING)
@@ -298,9 +288,22 @@ class SlackAdapter:
             self.tasks.spawn(self.handlers.reaction(reaction), name=f"slack-reaction-{reaction.ts}")
 
     async def _on_home_opened(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """The Home tab shows the profile; the Messages tab (the agent view's entry) offers suggested prompts."""
         if event.get("tab") == "home" and event.get("user"):
             user = command_user(_team(context), str(event["user"]))
             self.tasks.spawn(self.handlers.publish_home(user, context.client), name="slack-home")
+        elif event.get("tab") == "messages" and event.get("channel"):
+            self.tasks.spawn(
+                self.handlers.suggest_prompts(str(event["channel"]), context.client), name="slack-suggested-prompts"
+            )
+
+    async def _on_feedback(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        click = parse_feedback_click(body, team_id=_team(context))
+        if click is not None:
+            self.tasks.spawn(self.handlers.feedback(click, respond), name=f"slack-feedback-{click.ts}")
 
     async def _on_command(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
