@@ -56,14 +56,15 @@ def parse_feedback_click(body: Mapping[str, Any], *, team_id: str) -> FeedbackCl
         None,
     )
     score = SCORES.get(str(action.get("value"))) if action is not None else None
-    container = body.get("container") if isinstance(body.get("container"), Mapping) else {}
-    message = body.get("message") if isinstance(body.get("message"), Mapping) else {}
-    channel = body.get("channel") if isinstance(body.get("channel"), Mapping) else {}
-    user = body.get("user") if isinstance(body.get("user"), Mapping) else {}
-    ts = container.get("message_ts") or message.get("ts")
-    channel_id = container.get("channel_id") or channel.get("id")
-    if score is None or not ts or not channel_id or not user.get("id"):
+    container = _object(body, "container")
+    ts = container.get("message_ts") or _object(body, "message").get("ts")
+    channel_id = container.get("channel_id") or _object(body, "channel").get("id")
+    user_id = _object(body, "user").get("id")
+    if score is None or not ts or not channel_id or not user_id:
         return None
-    return FeedbackClick(
-        team_id=team_id, channel_id=str(channel_id), ts=str(ts), user_id=str(user["id"]), score=score
-    )
+    return FeedbackClick(team_id=team_id, channel_id=str(channel_id), ts=str(ts), user_id=str(user_id), score=score)
+
+
+def _object(body: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = body.get(key)
+    return value if isinstance(value, Mapping) else {}

@@ -33,12 +33,13 @@ def task_chunk(progress: ToolProgress) -> TaskUpdateChunk:
         if progress.tool in SOURCE_TOOLS and urlsplit(url).scheme in ("http", "https")
         else None
     )
+    over = progress.status in ("complete", "error")
     return TaskUpdateChunk(
         id=progress.call_id,
         title=tool_title(progress.tool),
         status=progress.status,
         details=_short(details, DETAIL_CHARS) or None,
-        output=(_short(progress.output or "", OUTPUT_CHARS) or None) if progress.status in ("complete", "error") else None,
+        output=(_short(progress.output or "", OUTPUT_CHARS) or None) if over else None,
         sources=sources,
     )
 

@@ -1,8 +1,9 @@
 """The tool registry: typed Python functions, plugins and MCP servers, each call guarded.
 
 Every call goes through `GuardedToolset`: rate limit, timeout, retries, a log line with masked
-arguments, a reasoning step on the turn, and its progress to the turn's `on_tool` listener if any. A failing tool returns a clear error to the model
-instead of ending the turn, so the person hears what went wrong.
+arguments, a reasoning step on the turn, and its progress to the turn's `on_tool` listener (if any).
+A failing tool returns a clear error to the model instead of ending the turn, so the person hears
+what went wrong.
 """
 
 from __future__ import annotations
@@ -134,7 +135,9 @@ class GuardedToolset(WrapperToolset[Any]):
             steps: list[Step] | None = getattr(ctx.deps, "steps", None)
             if steps is not None:
                 steps.append(
-                    Step(tool=name, args=masked_args, result=short, ok=outcome == "ok", duration_ms=round(duration_ms, 1))
+                    Step(
+                        tool=name, args=masked_args, result=short, ok=outcome == "ok", duration_ms=round(duration_ms, 1)
+                    )
                 )
             await _report(ctx, replace(progress, status="complete" if outcome == "ok" else "error", output=short))
 
