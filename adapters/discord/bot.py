@@ -24,6 +24,7 @@ from adapters.discord import store
 from adapters.discord.commands import build_tree
 from adapters.discord.config import DM_WORKSPACE, DiscordConfig
 from adapters.discord.convert import SkippedFile, clean_text, download, notes, with_quote
+from adapters.discord.feedback import FEEDBACK_SOURCE, FeedbackButtons, buttons_for_answer, thanks
 from adapters.discord.invite import required_intents
 from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFacts, moves_to_thread, route, thread_name
 from adapters.discord.store import NewMessage
@@ -72,6 +73,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         await super().start(token or self.config.token, reconnect=reconnect)
 
     async def setup_hook(self) -> None:
+        self.add_view(FeedbackButtons(self.rate))
         synced = await self.tree.sync()
         log.info("slash commands synced: %s", ", ".join(c.name for c in synced))
 
@@ -202,8 +204,10 @@ class ParleyDiscordClient(discord.AutoShardedClient):
 
     # -- slash command /ask -----------------------------------------------------------------------
     async def ask(self, interaction: discord.Interaction, question: str, file: discord.Attachment | None) -> None:
-        """/ask: the same turn as a mention; the answer streams into the interaction's response."""
-        await interaction.response.defer(thinking=True)
+        """/ask: the same turn as a mention; the answer streams into the interaction's response
+        (privately in a server that never installed Parley: only the asker did, to their account)."""
+        private = interaction.guild_id is not None and not interaction.is_guild_integration()
+        await interaction.response.defer(thinking=True, ephemeral=private)
         workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
         channel = interaction.channel
         if isinstance(channel, discord.Thread):
@@ -227,7 +231,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             is_dm=interaction.guild_id is None,
             attachments=files,
         )
-        await self._deliver(inbound, InteractionSurface(interaction), skipped=skipped, typing=None)
+        await self._deliver(inbound, InteractionSurface(interaction, ephemeral=private), skipped=skipped, typing=None)
 
     # -- one turn, start to delivery -----------------------------------------------------------------
     async def _deliver(
@@ -245,6 +249,11 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         if reply.duplicate:
             return None
         await streamer.finish("\n\n".join(p for p in (reply.text, notes(skipped, reply.attachments)) if p))
+        if reply.turn_id is not None:
+            try:
+                await surface.add_buttons(buttons_for_answer(self.rate))
+            except discord.HTTPException as exc:
+                log.warning("could not add feedback buttons (%s %s)", exc.status, exc.code)
         if reply.audio is not None:
             name = f"parley-reply.{reply.audio_format or 'ogg'}"
             await surface.upload(discord.File(io.BytesIO(reply.audio), filename=name))
@@ -263,7 +272,27 @@ class ParleyDiscordClient(discord.AutoShardedClient):
                         type(exc).__name__, extra={"platform": Platform.DISCORD, "event_id": inbound.event_id})
         return reply
 
-    # -- reactions ------------------------------------------------------------------------------
+    # -- feedback: buttons and reactions -------------------------------------------------------
+    async def rate(self, interaction: discord.Interaction, score: int) -> None:
+        """A 👍/👎 button under an answer: store it for the answer's turn (a second click replaces the
+        first) and tell only the person who clicked."""
+        message_id = str(interaction.message.id) if interaction.message is not None else ""
+        workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
+        known = await store.known_message(self.pool, workspace, message_id)
+        turn = None
+        if known is not None and known.from_parley:
+            turn = await self.pipeline.react(
+                Reaction(
+                    platform=Platform.DISCORD,
+                    workspace_id=workspace,
+                    user_id=str(interaction.user.id),
+                    platform_message_id=known.reply_message_id or message_id,
+                    emoji="👍" if score > 0 else "👎",
+                    source=FEEDBACK_SOURCE,
+                )
+            )
+        await interaction.response.send_message(thanks(score, stored=turn is not None), ephemeral=True)
+
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         await self._react(payload, removed=False)
 

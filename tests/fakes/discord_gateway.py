@@ -279,20 +279,33 @@ class FakeDiscord:
         guild_id: int | None = None,
         options: list[Payload] | None = None,
         resolved: Payload | None = None,
+        user_install: bool = False,
+        private_channel: bool = False,
     ) -> Payload:
-        """A slash command used by `user`: INTERACTION_CREATE type 2 for a command synced earlier."""
+        """A slash command used by `user`: INTERACTION_CREATE type 2 for a command synced earlier.
+
+        `user_install`: the app is installed to the user's account only (not to the server);
+        `private_channel`: used in a DM or group DM between people, where Parley is no member.
+        Discord offers a command only in the install types and contexts it was synced with."""
         command = next(c for c in self.commands if c["name"] == name)
+        install = 1 if user_install else 0
+        context = 0 if guild_id else 2 if private_channel else 1
+        if install not in command.get("integration_types", [0]) or context not in command.get("contexts", [0, 1]):
+            raise ValueError(f"/{name} is not offered for install type {install} in context {context}")
         data: Payload = {"id": command["id"], "name": name, "type": 1, "options": options or []}
         if resolved:
             data["resolved"] = resolved
-        return await self._interaction(2, data, user, channel_id=channel_id, guild_id=guild_id)
+        owners = {"1": user["id"]} if user_install else {"0": str(guild_id or 0)}
+        return await self._interaction(2, data, user, channel_id=channel_id, guild_id=guild_id, owners=owners,
+                                       context=context)
 
     async def click(
         self, message: Payload, custom_id: str, user: Payload, *, channel_id: int, guild_id: int | None = None
     ) -> Payload:
         """A button press on `message`: INTERACTION_CREATE type 3."""
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self._interaction(3, data, user, channel_id=channel_id, guild_id=guild_id, message=message)
+        return await self._interaction(3, data, user, channel_id=channel_id, guild_id=guild_id, message=message,
+                                       owners={"0": str(guild_id or 0)}, context=0 if guild_id else 1)
 
     async def dispatch(self, event: str, data: Payload, *, guild_id: int | None = None) -> None:
         """Send a DISPATCH to the shard owning `guild_id` (shard 0 for DMs)."""
@@ -395,7 +408,7 @@ class FakeDiscord:
 
     async def _interaction(
         self, kind: int, data: Payload, user: Payload, *, channel_id: int, guild_id: int | None,
-        message: Payload | None = None,
+        owners: Payload, context: int, message: Payload | None = None,
     ) -> Payload:
         payload: Payload = {
             "id": str(self.snowflake()),
@@ -410,8 +423,8 @@ class FakeDiscord:
             "app_permissions": str((1 << 41) - 1),
             "attachment_size_limit": 25 * 1024 * 1024,
             "entitlements": [],
-            "authorizing_integration_owners": {},
-            "context": 0 if guild_id else 1,
+            "authorizing_integration_owners": owners,
+            "context": context,
         }
         if guild_id is not None:
             payload["guild_id"] = str(guild_id)
