@@ -538,3 +538,88 @@ async def _until_async(
 
 def contents(messages: list[Payload]) -> list[str]:
     return [str(m["content"]) for m in messages]
+
+
+# -- feedback buttons ----------------------------------------------------------------------------
+
+
+async def feedback_rows(pool: asyncpg.Pool, workspace_id: str) -> list[tuple[str, int, str]]:
+    rows = await pool.fetch(
+        "SELECT user_id, score, source FROM feedback WHERE platform = 'discord' AND workspace_id = $1", workspace_id
+    )
+    return [(r["user_id"], r["score"], r["source"]) for r in rows]
+
+
+async def test_an_answer_carries_feedback_buttons_and_a_click_stores_the_rating(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    ada, bob = fake.user("Ada"), fake.user("Bob")
+    asked = await fake.post_message(guild.channel_id, ada, mention(fake, "rate me"), guild_id=guild.id)
+    answer = fake.messages[int(await delivered(pool, str(guild.id), asked["id"]))]
+    [row] = answer["components"]
+    assert [(b["type"], b["custom_id"], b["emoji"]["name"]) for b in row["components"]] == [
+        (2, "parley:feedback:up", "👍"), (2, "parley:feedback:down", "👎"),
+    ]
+
+    pressed = await fake.click(answer, "parley:feedback:up", bob, channel_id=guild.channel_id, guild_id=guild.id)
+    thanked = await fake.wait_for_call("POST", f"/interactions/{pressed['id']}/")
+    assert (thanked.json["type"], thanked.json["data"]["flags"]) == (4, 64), "only the clicker sees the thanks"
+    assert "helped" in thanked.json["data"]["content"]
+    assert await feedback_rows(pool, str(guild.id)) == [(bob["id"], 1, "discord_feedback_button")]
+
+    again = await fake.click(answer, "parley:feedback:down", bob, channel_id=guild.channel_id, guild_id=guild.id)
+    await fake.wait_for_call("POST", f"/interactions/{again['id']}/")
+    assert await feedback_rows(pool, str(guild.id)) == [(bob["id"], -1, "discord_feedback_button")]
+
+
+async def test_a_feedback_click_under_a_message_parley_did_not_record_stores_nothing(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    ada = fake.user("Ada")
+    stranger = await fake.post_message(guild.channel_id, ada, "not an answer", guild_id=guild.id)
+    pressed = await fake.click(stranger, "parley:feedback:up", ada, channel_id=guild.channel_id, guild_id=guild.id)
+    answered = await fake.wait_for_call("POST", f"/interactions/{pressed['id']}/")
+    assert "nothing was stored" in answered.json["data"]["content"]
+    assert await feedback_rows(pool, str(guild.id)) == []
+
+
+# -- user installs -------------------------------------------------------------------------------
+
+
+async def test_commands_are_offered_to_user_installs_in_servers_and_every_kind_of_dm(
+    fake: FakeDiscord, parley: ParleyDiscordClient
+) -> None:
+    for command in fake.commands:
+        assert sorted(command["integration_types"]) == [0, 1], command["name"]
+        assert sorted(command["contexts"]) == [0, 1, 2], command["name"]
+
+
+async def test_a_user_installed_ask_works_in_a_dm_between_people(
+    fake: FakeDiscord, parley: ParleyDiscordClient, pool: asyncpg.Pool
+) -> None:
+    ada, friends_dm = fake.user("Ada"), fake.dm_channel()
+    used = await fake.slash(
+        "ask", ada, channel_id=friends_dm, user_install=True, private_channel=True,
+        options=[{"name": "question", "type": 3, "value": "what is a snowflake id?"}],
+    )
+    deferred = await fake.wait_for_call("POST", f"/interactions/{used['id']}/")
+    assert deferred.json["type"] == 5 and not deferred.json.get("data", {}).get("flags")
+    await delivered(pool, "dm", used["id"])
+    answer = fake.interactions[used["token"]]
+    assert answer["content"] == "You said: what is a snowflake id?"
+    assert answer["components"], "the answer carries the feedback buttons"
+    assert not fake.calls_to("POST", f"/channels/{friends_dm}/messages"), "Parley is no member there"
+
+
+async def test_a_user_installed_ask_in_a_server_without_parley_answers_privately(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    ada = fake.user("Ada")
+    used = await fake.slash(
+        "ask", ada, channel_id=guild.channel_id, guild_id=guild.id, user_install=True,
+        options=[{"name": "question", "type": 3, "value": "quietly please"}],
+    )
+    deferred = await fake.wait_for_call("POST", f"/interactions/{used['id']}/")
+    assert deferred.json["data"]["flags"] & 64, "ephemeral"
+    await delivered(pool, str(guild.id), used["id"])
+    assert fake.interactions[used["token"]]["content"] == "You said: quietly please"
