@@ -5,6 +5,7 @@ ElevenLabs) and real Postgres."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -296,11 +297,7 @@ async def test_a_voice_message_in_a_channel_is_answered_only_when_it_replies_to_
     assert await pool.fetchval("SELECT count(*) FROM turns WHERE event_id = $1", stray["id"]) == 0
 
 
-async def test_a_voice_reply_is_uploaded_when_the_profile_asks_for_it(
-    fake: FakeDiscord, parley: ParleyDiscordClient, pool: asyncpg.Pool
-) -> None:
-    bob = fake.user("Bob")
-    dm = fake.dm_channel()
+async def wants_voice(fake: FakeDiscord, bob: Payload, dm: int) -> None:
     setting = await fake.slash(
         "profile", bob, channel_id=dm,
         options=[{"name": "set", "type": 1, "options": [
@@ -309,6 +306,36 @@ async def test_a_voice_reply_is_uploaded_when_the_profile_asks_for_it(
     )
     saved = await fake.wait_for_call("POST", f"/interactions/{setting['id']}/")
     assert saved.json["data"]["content"].startswith("Saved.")
+
+
+async def test_a_voice_reply_goes_out_as_a_voice_message_with_a_waveform_of_the_audio(
+    fake: FakeDiscord, parley: ParleyDiscordClient, pool: asyncpg.Pool
+) -> None:
+    bob, dm = fake.user("Bob"), fake.dm_channel()
+    await wants_voice(fake, bob, dm)
+    asked = await fake.post_message(dm, bob, "say something")
+    await delivered(pool, "dm", asked["id"])
+    await fake.wait_for_call("POST", f"/channels/{dm}/attachments")
+    posted = await fake.wait_for_call("POST", f"/channels/{dm}/messages", where=lambda c: bool(c.json.get("flags")))
+    assert posted.json["flags"] == 1 << 13 and "content" not in posted.json
+    [voice] = [m for m in fake.bot_messages(dm) if m["flags"] & (1 << 13)]
+    [audio] = voice["attachments"]
+    assert fake.uploads[posted.json["attachments"][0]["uploaded_filename"]].startswith(b"OggS")
+    assert audio["duration_secs"] > 0.1
+    waveform = base64.b64decode(audio["waveform"])
+    assert 1 < len(waveform) <= 256 and max(waveform) == 255 and len(set(waveform)) > 3, "amplitudes of real speech"
+    recorded = await pool.fetchval(
+        "SELECT reply_message_id FROM discord_messages WHERE workspace_id = 'dm' AND message_id = $1", voice["id"]
+    )
+    assert recorded is not None, "the voice message belongs to the answer's turn"
+
+
+async def test_a_refused_voice_message_falls_back_to_the_ogg_file(
+    fake: FakeDiscord, parley: ParleyDiscordClient, pool: asyncpg.Pool
+) -> None:
+    bob, dm = fake.user("Bob"), fake.dm_channel()
+    await wants_voice(fake, bob, dm)
+    fake.fail_next("POST", f"/channels/{dm}/attachments", status=403)
     asked = await fake.post_message(dm, bob, "say something")
     await delivered(pool, "dm", asked["id"])
     upload = await fake.wait_for_call("POST", f"/channels/{dm}/messages", where=lambda c: bool(c.files))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -16,6 +18,7 @@ from adapters.discord.convert import SkippedFile, clean_text, notes, with_quote
 from adapters.discord.invite import SCOPES, invite_url, required_intents, required_permissions
 from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFacts, moves_to_thread, route, thread_name
 from adapters.discord.streaming import EMPTY_REPLY, Delete, Edit, Send, Streamer, Throttle, diff
+from adapters.discord.voice import describe, waveform
 from core.models import AttachmentText
 
 # -- splitting -----------------------------------------------------------------------------------
@@ -297,3 +300,24 @@ def test_shard_ids_accept_lists_and_ranges() -> None:
 
 def test_the_token_never_shows_in_the_configs_repr() -> None:
     assert "secret-token" not in repr(DiscordConfig(token="secret-token"))
+
+
+# -- voice messages ------------------------------------------------------------------------------
+
+
+def test_the_waveform_follows_the_loudness_of_the_audio_in_at_most_256_bytes() -> None:
+    quiet, loud = np.full(16_000, 300, dtype="<i2"), np.full(16_000, 12_000, dtype="<i2")
+    shape = waveform(np.concatenate([quiet, loud, quiet]).tobytes())
+    assert len(shape) == 256
+    assert max(shape) == 255 and shape[128] == 255 and shape[0] < 20 and shape[-1] < 20
+
+
+def test_short_and_silent_audio_give_short_or_flat_waveforms() -> None:
+    assert waveform(b"") == b""
+    assert waveform(np.zeros(100, dtype="<i2").tobytes()) == bytes(100)
+
+
+def test_voice_metadata_has_the_duration_and_a_base64_waveform() -> None:
+    meta = describe(np.full(24_000, 1000, dtype="<i2").tobytes())
+    assert meta.duration_secs == 1.5
+    assert base64.b64decode(meta.waveform) == bytes([255] * 256)

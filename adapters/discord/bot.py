@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import discord
+import httpx
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
@@ -30,13 +31,16 @@ from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFac
 from adapters.discord.store import NewMessage
 from adapters.discord.streaming import Streamer
 from adapters.discord.surfaces import NOBODY, ChannelSurface, InteractionSurface
+from adapters.discord.voice import measure, send_voice_message
 from core.feedback import score_of
+from core.media.errors import Unreadable
 from core.models import Inbound, Platform, Reaction, Reply
 from core.pipeline import DB_ERRORS, Pipeline
 
 log = logging.getLogger("parley.discord")
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
 ORDINARY_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+VOICE_DECODE_TIMEOUT_S = 60.0
 
 
 def build_discord(config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool) -> ParleyDiscordClient:
@@ -66,11 +70,17 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         self.pipeline = pipeline
         self.pool = pool
         self.tree = build_tree(self, pool=pool, ask=self.ask)
+        self.uploads = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        """Puts voice messages to the upload URLs Discord hands out."""
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self, token: str | None = None, *, reconnect: bool = True) -> None:
         """Log in, sync the slash commands, connect every shard and serve until closed."""
         await super().start(token or self.config.token, reconnect=reconnect)
+
+    async def close(self) -> None:
+        await super().close()
+        await self.uploads.aclose()
 
     async def setup_hook(self) -> None:
         self.add_view(FeedbackButtons(self.rate))
@@ -107,11 +117,12 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             text = with_quote(text, author=referenced.author.display_name, quoted=referenced.clean_content)
         files, skipped = await download(message.attachments, max_bytes=self.config.max_file_bytes)
         channel: discord.abc.Messageable = message.channel
+        channel_id = message.channel.id
         reply_to: discord.Message | None = message
         if facts.thread is None and await self._moves_to_thread(target, workspace, message.channel):
             thread = await self._start_thread(message, name=thread_name(text), home=home, target=target)
             if thread is not None:
-                channel, reply_to = thread, None
+                channel, channel_id, reply_to = thread, thread.id, None
         inbound = Inbound(
             platform=Platform.DISCORD,
             workspace_id=workspace,
@@ -129,7 +140,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             self.pool, workspace_id=workspace, user_id=inbound.user_id, thread_id=target.thread_id,
             messages=[NewMessage(message_id=str(message.id), channel_id=str(message.channel.id), from_parley=False)],
         )
-        surface = ChannelSurface(channel, reply_to=reply_to, asker_id=message.author.id)
+        surface = ChannelSurface(channel, channel_id=channel_id, reply_to=reply_to, asker_id=message.author.id)
         await self._deliver(inbound, surface, skipped=skipped, typing=channel)
 
     async def _facts(self, message: discord.Message, workspace: str) -> tuple[MessageFacts, str]:
@@ -255,8 +266,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             except discord.HTTPException as exc:
                 log.warning("could not add feedback buttons (%s %s)", exc.status, exc.code)
         if reply.audio is not None:
-            name = f"parley-reply.{reply.audio_format or 'ogg'}"
-            await surface.upload(discord.File(io.BytesIO(reply.audio), filename=name))
+            await self._send_voice(reply.audio, reply.audio_format, surface)
         sent = surface.sent()
         first = sent[0][0]
         try:
@@ -271,6 +281,25 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             log.warning("reply delivered but not recorded (%s): replies and reactions to it will not find the turn",
                         type(exc).__name__, extra={"platform": Platform.DISCORD, "event_id": inbound.event_id})
         return reply
+
+    async def _send_voice(
+        self, audio: bytes, audio_format: str | None, surface: ChannelSurface | InteractionSurface
+    ) -> None:
+        """A native voice message where Parley posts in the channel; the audio file otherwise (an
+        interaction's answer, an MP3, or a voice message Discord refused)."""
+        if isinstance(surface, ChannelSurface) and audio_format == "ogg":
+            try:
+                meta = await measure(audio, timeout_s=VOICE_DECODE_TIMEOUT_S)
+                sent = await send_voice_message(
+                    self.http, self.uploads, channel_id=surface.channel_id, audio=audio, meta=meta
+                )
+            except (discord.HTTPException, httpx.HTTPError, Unreadable, TimeoutError) as exc:
+                log.warning("voice message not possible (%s); uploading the audio file", type(exc).__name__)
+            else:
+                surface.add_sent(str(sent["id"]))
+                return
+        name = f"parley-reply.{audio_format or 'ogg'}"
+        await surface.upload(discord.File(io.BytesIO(audio), filename=name))
 
     # -- feedback: buttons and reactions -------------------------------------------------------
     async def rate(self, interaction: discord.Interaction, score: int) -> None:

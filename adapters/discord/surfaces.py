@@ -24,12 +24,15 @@ class ChannelSurface:
     """Messages in a channel or thread; the first one replies to the person's message, if given."""
 
     def __init__(
-        self, channel: discord.abc.Messageable, *, reply_to: discord.Message | None, asker_id: int
+        self, channel: discord.abc.Messageable, *, channel_id: int, reply_to: discord.Message | None, asker_id: int
     ) -> None:
         self.channel = channel
+        self.channel_id = channel_id
         self.reply_to = reply_to
         self.mentions = only_the_asker(asker_id, replied_user=True)
         self.messages: list[discord.Message] = []
+        self.raw: list[str] = []
+        """Ids of messages posted around discord.py's models (voice messages), after the others."""
 
     async def send(self, index: int, content: str) -> None:
         if index == 0 and self.reply_to is not None:
@@ -51,9 +54,12 @@ class ChannelSurface:
     async def upload(self, file: discord.File) -> None:
         self.messages.append(await self.channel.send(file=file, allowed_mentions=self.mentions))
 
+    def add_sent(self, message_id: str) -> None:
+        self.raw.append(message_id)
+
     def sent(self) -> list[tuple[str, str]]:
         """(message id, channel id) of every message on screen, first first."""
-        return [(str(m.id), str(m.channel.id)) for m in self.messages]
+        return [(str(m.id), str(m.channel.id)) for m in self.messages] + [(m, str(self.channel_id)) for m in self.raw]
 
 
 class InteractionSurface:
