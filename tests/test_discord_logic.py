@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from adapters.discord.chunking import DISCORD_LIMIT, plan_pieces, split_message, toggles
 from adapters.discord.config import DiscordConfig, parse_shard_ids
 from adapters.discord.convert import SkippedFile, clean_text, notes, with_quote
-from adapters.discord.invite import SCOPES, invite_url, required_intents, required_permissions
+from adapters.discord.invite import SCOPES, invite_url, required_intents, required_permissions, user_install_url
 from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFacts, moves_to_thread, route, thread_name
 from adapters.discord.streaming import EMPTY_REPLY, Delete, Edit, Send, Streamer, Throttle, diff
 from adapters.discord.voice import describe, waveform
@@ -259,14 +259,19 @@ def test_invite_url_asks_for_exactly_the_scopes_and_permissions_parley_uses() ->
     assert (url.netloc, url.path) == ("discord.com", "/oauth2/authorize")
     assert query["client_id"] == ["123456789012345678"]
     assert query["scope"] == [" ".join(SCOPES)] == ["bot applications.commands"]
-    view, send, attach, history, in_threads = 1 << 10, 1 << 11, 1 << 15, 1 << 16, 1 << 38
-    assert query["permissions"] == [str(view | send | attach | history | in_threads)] == ["274878008320"]
+    view, send, attach, history, in_threads, voice = 1 << 10, 1 << 11, 1 << 15, 1 << 16, 1 << 38, 1 << 46
+    assert query["permissions"] == [str(view | send | attach | history | in_threads | voice)] == ["70643622185984"]
+
+
+def test_the_user_install_url_asks_for_commands_only() -> None:
+    query = parse_qs(urlsplit(user_install_url("123456789012345678")).query)
+    assert query == {"client_id": ["123456789012345678"], "integration_type": ["1"], "scope": ["applications.commands"]}
 
 
 def test_auto_threads_add_only_the_create_public_threads_permission() -> None:
     without = required_permissions(auto_thread=False).value
     assert required_permissions(auto_thread=True).value == without | (1 << 35)
-    assert "permissions=309237746688" in invite_url("1", auto_thread=True)
+    assert "permissions=70677981924352" in invite_url("1", auto_thread=True)
 
 
 def test_message_content_intent_is_requested_and_nothing_more_privileged() -> None:
