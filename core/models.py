@@ -96,6 +96,8 @@ class Inbound:
     channel_name: str | None = None
     voice_reply: bool | None = None
     """Ask for a spoken reply; None means: follow the user's profile."""
+    viewing_channel: str | None = None
+    """In a DM: the name of the channel the person is looking at (Slack's agent view)."""
 
     @property
     def user(self) -> UserKey:

@@ -314,6 +314,7 @@ class Pipeline:
             channel=inbound.channel_name or inbound.channel_id,
             user_name=profile.display_name or inbound.user_name or inbound.user_id,
             is_dm=inbound.is_dm,
+            viewing=inbound.viewing_channel,
         )
         values = ctx.template_values(facts)
         custom = overrides.system_prompt or self.config.system_prompt

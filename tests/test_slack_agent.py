@@ -251,3 +251,51 @@ async def ratings(pool: asyncpg.Pool, slack: Harness, since: datetime) -> list[t
     rows = await list_feedback(pool, since)
     return [(r.user_id, r.score, r.source) for r in rows if r.workspace_id == slack.workspace.team_id]
 
+
+
+# -- the channel being viewed -----------------------------------------------------------------------
+def context_changed(user: str, viewed: str) -> dict[str, Any]:
+    return {
+        "type": "app_context_changed",
+        "user": user,
+        "context": {"entities": [{"type": "slack#/types/channel_id", "value": viewed}]},
+        "event_ts": f"{datetime.now(UTC).timestamp():.6f}",
+    }
+
+
+def prompt_of(model: FakeOpenAI) -> str:
+    return json.dumps(model.requests[-1]["messages"])
+
+
+async def test_asking_about_this_channel_reads_the_viewed_channels_recent_messages(slack: Harness) -> None:
+    viewed, dm = channel_id(), "D" + channel_id()[1:]
+    slack.fake.add_channel(viewed, "launch-plan", [("UCAROL", "We ship on Friday."), ("UDAN", "Docs are late.")])
+    await slack.sender.event(slack.workspace, context_changed("UALICE", viewed))
+    await slack.sender.event(slack.workspace, message(channel=dm, user="UALICE", text="Summarise this channel",
+                                                      ts=slack.ts(), channel_type="im"))
+    await slack.settle()
+    prompt = prompt_of(slack.model)
+    assert "#launch-plan" in prompt
+    assert "UCAROL: We ship on Friday.\\nUDAN: Docs are late." in prompt, "oldest first, as untrusted data"
+    assert [c.args["channel"] for c in slack.fake.calls_to("conversations.history")][-1] == viewed
+
+
+async def test_other_questions_get_the_viewed_channels_name_only(slack: Harness) -> None:
+    viewed, dm = channel_id(), "D" + channel_id()[1:]
+    slack.fake.add_channel(viewed, "random", [("UCAROL", "lunch?")])
+    await slack.sender.event(slack.workspace, context_changed("UALICE", viewed))
+    await slack.sender.event(slack.workspace, message(channel=dm, user="UALICE", text="What is 2+2?",
+                                                      ts=slack.ts(), channel_type="im"))
+    await slack.settle()
+    assert "#random" in prompt_of(slack.model) and "lunch?" not in prompt_of(slack.model)
+    assert viewed not in [c.args["channel"] for c in slack.fake.calls_to("conversations.history")]
+
+
+async def test_a_viewed_channel_parley_cannot_read_leaves_the_turn_as_it_was(slack: Harness) -> None:
+    dm = "D" + channel_id()[1:]
+    await slack.sender.event(slack.workspace, context_changed("UALICE", channel_id()))
+    await slack.sender.event(slack.workspace, message(channel=dm, user="UALICE", text="Summarise this channel",
+                                                      ts=slack.ts(), channel_type="im"))
+    await slack.settle()
+    assert slack.thread(dm, None) == [] and len(slack.fake.posted(dm)) == 1
+    assert "viewing" not in prompt_of(slack.model)

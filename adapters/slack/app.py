@@ -58,6 +58,7 @@ from adapters.slack.handlers import GREETING, SUGGESTED_PROMPTS, FileLimits, Sla
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.tasks import TaskTracker
+from adapters.slack.viewing import viewed_channel
 from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.slack")
@@ -224,8 +225,10 @@ class SlackAdapter:
         # assistant_thread_started and assistant-thread messages; both experiences are served.
         assistant = AsyncAssistant()
         assistant.thread_started(self._on_thread_started)
+        assistant.thread_context_changed(self._on_context_changed)
         assistant.user_message(self._on_message_event)
         app.use(assistant)
+        app.event("app_context_changed")(self._on_context_changed)
         app.event("app_mention")(self._on_message_event)
         app.event("message")(self._on_message_event)
         app.event("reaction_added")(self._on_reaction)
@@ -269,6 +272,9 @@ class SlackAdapter:
     # -- Bolt listeners: parse, spawn, return (Bolt has already acknowledged) ----------------
     async def _on_message_event(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         message = parse_message(event, team_id=_team(context), bot_user_id=context.bot_user_id)
+        viewed = viewed_channel(event)
+        if message is not None and viewed is not None:
+            self.handlers.viewing.note(message.team_id, message.user_id, viewed)
         if message is not None:
             self.tasks.spawn(
                 self.handlers.message(message, client=context.client, token=_token(context)),
@@ -281,6 +287,14 @@ class SlackAdapter:
             await set_suggested_prompts(prompts=list(SUGGESTED_PROMPTS))
 
         self.tasks.spawn(greet(), name="slack-assistant-greeting")
+
+    async def _on_context_changed(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """Remember which channel the person is viewing (agent view, or an assistant_view app)."""
+        thread = event.get("assistant_thread")
+        user = event.get("user") or (thread.get("user_id") if isinstance(thread, dict) else None)
+        viewed = viewed_channel(event)
+        if user and viewed:
+            self.handlers.viewing.note(_team(context), str(user), viewed)
 
     async def _on_reaction(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         reaction = parse_reaction(event, team_id=_team(context), bot_user_id=context.bot_user_id)

@@ -29,8 +29,9 @@ from adapters.slack.files import Downloads, download_all
 from adapters.slack.formatting import file_notes
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.progress import status_line
+from adapters.slack.viewing import ViewedChannels, asks_about_channel, channel_transcript
 from core import turns
-from core.models import Platform, Reaction, Reply, ToolProgress, UserKey
+from core.models import Attachment, Inbound, Platform, Reaction, Reply, ToolProgress, UserKey
 from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.slack")
@@ -46,6 +47,8 @@ SUGGESTED_PROMPTS: tuple[dict[str, str], ...] = (
 """The same prompts as the manifest's `agent_view.suggested_prompts`."""
 DELIVERY_FAILED = "Sorry, I wrote an answer but could not post it here. Please try again."
 FEEDBACK_LOST = "I couldn't find the answer you rated, so nothing was stored."
+CHANNEL_HISTORY = 50
+"""Recent messages of the viewed channel a turn may read when the person asks about it."""
 Respond = Callable[..., Awaitable[object]]
 
 
@@ -112,6 +115,7 @@ class SlackHandlers:
         self.files = files
         self.thread_followups = thread_followups
         self.agent_view = agent_view
+        self.viewing = ViewedChannels()
         self._in_flight: set[str] = set()
         """Message keys being answered by this process: a mention's twin `message` event (or a
         retry) arriving meanwhile is dropped before it downloads anything; the pipeline's
@@ -171,9 +175,10 @@ class SlackHandlers:
             return
         status = await self._thread_status(message, client)
         listeners = [writer.on_tool] if status is None else [writer.on_tool, status.on_tool]
-        reply = await self.pipeline.run(
-            to_inbound(message, downloads.attachments), on_delta=writer.on_delta, on_tool=_each(listeners)
-        )
+        inbound = to_inbound(message, downloads.attachments)
+        if message.is_dm:
+            inbound = await self._with_viewed_channel(inbound, message, client)
+        reply = await self.pipeline.run(inbound, on_delta=writer.on_delta, on_tool=_each(listeners))
         if reply.duplicate:
             return
         problems = [(f.name, f.reason) for f in downloads.failures]
@@ -192,6 +197,29 @@ class SlackHandlers:
         )
         if reply.audio is not None:
             await self._upload_voice(reply, destination, client)
+
+    async def _with_viewed_channel(self, inbound: Inbound, message: SlackMessage, client: AsyncWebClient) -> Inbound:
+        """The channel the person is viewing (agent view): its name for the turn, and its recent messages
+        as a text attachment when they ask about it. Slack returns only what Parley may read there."""
+        channel = self.viewing.get(message.team_id, message.user_id)
+        if channel is None:
+            return inbound
+        try:
+            info = await client.conversations_info(channel=channel)
+            name = str(info["channel"].get("name") or channel)
+            attachments = inbound.attachments
+            if asks_about_channel(message.text):
+                history = await client.conversations_history(channel=channel, limit=CHANNEL_HISTORY)
+                transcript = channel_transcript(history.get("messages") or [])
+                if transcript:
+                    recent = Attachment(
+                        name=f"#{name} recent messages.txt", data=transcript.encode(), content_type="text/plain"
+                    )
+                    attachments = (*attachments, recent)
+        except SlackApiError as exc:
+            log.info("the viewed channel is not readable: %s", exc.response.get("error"))
+            return inbound
+        return replace(inbound, viewing_channel=name, attachments=attachments)
 
     async def _thread_status(self, message: SlackMessage, client: AsyncWebClient) -> ThreadStatus | None:
         """In a DM thread: show that Parley is working, and name a new thread after its first message."""
