@@ -21,6 +21,7 @@ from core.store.embedded import start_embedded
 from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
 hypothesis_settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
@@ -69,3 +70,11 @@ def openai_server(fake_openai: FakeOpenAI) -> Iterator[FakeOpenAI]:
 def allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     """Real model clients may run: every test that asks for this talks to a local fake server."""
     monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+
+
+@pytest.fixture(scope="module")
+def fake_slack() -> Iterator[FakeSlack]:
+    """A fake Slack for one test module (each test adds its own workspace)."""
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()

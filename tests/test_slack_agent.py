@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,13 +31,6 @@ MANIFEST = Path(__file__).parent.parent / "adapters" / "slack" / "manifest.yml"
 AGENT_EVENTS = {"app_home_opened", "app_context_changed", "message.im", "app_mention"}
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
-
-
-@pytest.fixture(scope="module")
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
@@ -113,18 +106,19 @@ def tool_turn(model: FakeOpenAI) -> None:
     )
 
 
-def streamed_reply(fake: FakeSlack, channel: str) -> Message:
-    [reply] = [m for m in fake.posted(channel) if m.chunks]
-    return reply
-
-
-async def test_a_tool_call_streams_as_a_task_card_from_pending_to_complete(slack: Harness) -> None:
+async def answered_with_tools(slack: Harness) -> Message:
+    """A mention answered after a calculation and a (refused) fetch: the streamed reply."""
     channel, ts = channel_id(), slack.ts()
     tool_turn(slack.model)
     await slack.sender.event(slack.workspace, mention(slack.workspace, channel=channel, user="UALICE",
                                                       text="what is 6*7?", ts=ts))
     await slack.settle()
-    reply = streamed_reply(slack.fake, channel)
+    [reply] = [m for m in slack.fake.posted(channel) if m.chunks]
+    return reply
+
+
+async def test_a_tool_call_streams_as_a_task_card_from_pending_to_complete(slack: Harness) -> None:
+    reply = await answered_with_tools(slack)
     assert reply.text == "It is 42."
     tasks = [c for c in reply.chunks if c["type"] == "task_update"]
     calculate = [c for c in tasks if c["title"] == "Calculate"]
@@ -134,12 +128,7 @@ async def test_a_tool_call_streams_as_a_task_card_from_pending_to_complete(slack
 
 
 async def test_a_failed_fetch_is_an_error_card_with_its_url_as_source_in_a_plan(slack: Harness) -> None:
-    channel, ts = channel_id(), slack.ts()
-    tool_turn(slack.model)
-    await slack.sender.event(slack.workspace, mention(slack.workspace, channel=channel, user="UALICE",
-                                                      text="read my notes", ts=ts))
-    await slack.settle()
-    reply = streamed_reply(slack.fake, channel)
+    reply = await answered_with_tools(slack)
     fetch = [c for c in reply.chunks if c["type"] == "task_update" and c["title"] == "Fetch url"]
     assert fetch[-1]["status"] == "error" and "fetch_url tool failed" in fetch[-1]["output"]
     assert fetch[-1]["sources"] == [{"type": "url", "url": "http://127.0.0.1:9/notes", "text": "127.0.0.1"}]

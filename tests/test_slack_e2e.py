@@ -10,7 +10,7 @@ import json
 import re
 import statistics
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,13 +36,6 @@ SECRET = "test-signing-secret"
 ACK_LIMIT_S = 3.0
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
-
-
-@pytest.fixture(scope="module")
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
 
 
 @dataclass

@@ -206,20 +206,23 @@ class SlackHandlers:
             return inbound
         try:
             info = await client.conversations_info(channel=channel)
-            name = str(info["channel"].get("name") or channel)
-            attachments = inbound.attachments
-            if asks_about_channel(message.text):
-                history = await client.conversations_history(channel=channel, limit=CHANNEL_HISTORY)
-                transcript = channel_transcript(history.get("messages") or [])
-                if transcript:
-                    recent = Attachment(
-                        name=f"#{name} recent messages.txt", data=transcript.encode(), content_type="text/plain"
-                    )
-                    attachments = (*attachments, recent)
         except SlackApiError as exc:
-            log.info("the viewed channel is not readable: %s", exc.response.get("error"))
+            log.info("the viewed channel is not visible to Parley: %s", exc.response.get("error"))
             return inbound
-        return replace(inbound, viewing_channel=name, attachments=attachments)
+        name = str(info["channel"].get("name") or channel)
+        inbound = replace(inbound, viewing_channel=name)
+        if not asks_about_channel(message.text):
+            return inbound
+        try:
+            history = await client.conversations_history(channel=channel, limit=CHANNEL_HISTORY)
+        except SlackApiError as exc:
+            log.info("the viewed channel's messages are not readable: %s", exc.response.get("error"))
+            return inbound
+        transcript = channel_transcript(history.get("messages") or [])
+        if not transcript:
+            return inbound
+        recent = Attachment(name=f"#{name} recent messages.txt", data=transcript.encode(), content_type="text/plain")
+        return replace(inbound, attachments=(*inbound.attachments, recent))
 
     async def _thread_status(self, message: SlackMessage, client: AsyncWebClient) -> ThreadStatus | None:
         """In a DM thread: show that Parley is working, and name a new thread after its first message."""
