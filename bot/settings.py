@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     slack_client_secret: SecretStr | None = None
     slack_state_secret: SecretStr | None = None
     parley_thread_followups: bool = True
+    slack_agent_view: bool = True
+    """The Slack app uses the agent messaging experience (manifest `agent_view`); false for `assistant_view` apps."""
 
     # discord
     discord_token: SecretStr | None = None

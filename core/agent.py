@@ -6,13 +6,16 @@ run time, so per-workspace choices never need a second agent.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 from pydantic_ai import Agent
 
-from core.models import ConversationKey, Step, UserKey
+from core.models import ConversationKey, Step, ToolProgress, UserKey
+
+OnTool = Callable[[ToolProgress], Awaitable[None]]
 
 
 @dataclass(kw_only=True)
@@ -24,6 +27,8 @@ class TurnDeps:
     pool: asyncpg.Pool | None = None
     steps: list[Step] = field(default_factory=list)
     """Reasoning steps, appended by the tool guard as calls finish."""
+    on_tool: OnTool | None = None
+    """Told when a tool call is queued, starts and ends (an adapter's progress display)."""
     allow_private_urls: bool = False
     services: dict[str, Any] = field(default_factory=dict)
     """Named services for plugin tools (memory, media) without importing them here."""

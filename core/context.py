@@ -38,6 +38,8 @@ class Facts:
     channel: str
     user_name: str
     is_dm: bool
+    viewing: str | None = None
+    """In a DM: the channel the person is looking at while they write (Slack's agent view)."""
 
 
 def local_time(now: datetime, timezone: str | None) -> str:
@@ -54,10 +56,17 @@ def template_values(facts: Facts, assistant_name: str = "Parley") -> dict[str, s
         "assistant_name": assistant_name,
         "platform": facts.platform,
         "workspace": facts.workspace,
-        "channel": "a direct message" if facts.is_dm else f"#{facts.channel}",
+        "channel": _where(facts),
         "user_name": facts.user_name,
         "now": local_time(facts.now, facts.timezone),
     }
+
+
+def _where(facts: Facts) -> str:
+    if not facts.is_dm:
+        return f"#{facts.channel}"
+    viewing = "".join(c for c in facts.viewing or "" if c.isalnum() or c in "-_.")[:80]
+    return f"a direct message (they are viewing #{viewing})" if viewing else "a direct message"
 
 
 def render_profile(profile: Profile) -> str:

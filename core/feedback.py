@@ -91,7 +91,7 @@ async def record_reaction(pool: asyncpg.Pool, reaction: Reaction) -> int | None:
             user_id=reaction.user_id,
             turn_id=turn_id,
             score=score,
-            source=reaction.emoji,
+            source=reaction.source or reaction.emoji,
         )
     return int(turn_id)
 

@@ -96,6 +96,8 @@ class Inbound:
     channel_name: str | None = None
     voice_reply: bool | None = None
     """Ask for a spoken reply; None means: follow the user's profile."""
+    viewing_channel: str | None = None
+    """In a DM: the name of the channel the person is looking at (Slack's agent view)."""
 
     @property
     def user(self) -> UserKey:
@@ -121,6 +123,8 @@ class Reaction:
     platform_message_id: str
     emoji: str
     removed: bool = False
+    source: str | None = None
+    """How the rating was given, as stored; None stores the emoji (a platform's feedback button names itself)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -132,6 +136,19 @@ class Step:
     result: str
     ok: bool
     duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolProgress:
+    """A tool call changing state during a turn, for adapters that show progress (status lines, task cards)."""
+
+    call_id: str
+    tool: str
+    args: dict[str, object]
+    """Masked, like a Step's."""
+    status: Literal["pending", "in_progress", "complete", "error"]
+    output: str | None = None
+    """A short, masked summary of the result once the call is over."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -29,7 +29,7 @@ from pydantic_ai.settings import ModelSettings
 
 from core import context as ctx
 from core import metrics, turns
-from core.agent import TurnDeps, build_agent
+from core.agent import OnTool, TurnDeps, build_agent
 from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
 from core.guard.masking import scrub_off_loop
@@ -100,16 +100,22 @@ class Pipeline:
         self._admission = asyncio.Semaphore(self.config.max_concurrent_turns)
 
     # -- public entry points -----------------------------------------------------------------
-    async def run(self, inbound: Inbound, on_delta: OnDelta | None = None) -> Reply:
-        """Answer one message. Never raises for anything a person or a provider can cause."""
+    async def run(self, inbound: Inbound, on_delta: OnDelta | None = None, on_tool: OnTool | None = None) -> Reply:
+        """Answer one message. Never raises for anything a person or a provider can cause.
+
+        `on_delta` receives the reply's text as it passes the output rails; `on_tool` each tool call's progress."""
         started = time.perf_counter()
         async with self._admission:
-            return await self._run(inbound, on_delta, started)
+            return await self._run(inbound, on_delta, on_tool, started)
 
-    async def _run(self, inbound: Inbound, on_delta: OnDelta | None, started: float) -> Reply:
+    async def _run(
+        self, inbound: Inbound, on_delta: OnDelta | None, on_tool: OnTool | None, started: float
+    ) -> Reply:
         with logfire.span("turn", platform=inbound.platform, workspace=inbound.workspace_id) as span:
             try:
-                reply = await asyncio.wait_for(self._turn(inbound, on_delta, started), self.config.turn_timeout_s)
+                reply = await asyncio.wait_for(
+                    self._turn(inbound, on_delta, on_tool, started), self.config.turn_timeout_s
+                )
             except ModelNotConfigured as exc:
                 reply = self._failure(inbound, "model_not_configured", str(exc))
             except TimeoutError:
@@ -186,7 +192,9 @@ class Pipeline:
         return turn_id
 
     # -- the turn ----------------------------------------------------------------------------
-    async def _turn(self, inbound: Inbound, on_delta: OnDelta | None, started: float) -> Reply:
+    async def _turn(
+        self, inbound: Inbound, on_delta: OnDelta | None, on_tool: OnTool | None, started: float
+    ) -> Reply:
         inbound = replace(inbound, text=inbound.text.replace("\x00", ""))
         with logfire.span("dedupe"):
             claim = await turns.claim_turn(
@@ -241,6 +249,7 @@ class Pipeline:
             pool=self.pool,
             allow_private_urls=self.config.allow_private_urls,
             services=self.services,
+            on_tool=on_tool,
         )
         try:
             with logfire.span("agent"):
@@ -327,6 +336,7 @@ class Pipeline:
             channel=inbound.channel_name or inbound.channel_id,
             user_name=profile.display_name or inbound.user_name or inbound.user_id,
             is_dm=inbound.is_dm,
+            viewing=inbound.viewing_channel,
         )
         values = ctx.template_values(facts)
         custom = overrides.system_prompt or self.config.system_prompt

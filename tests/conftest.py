@@ -26,6 +26,7 @@ from core.store.embedded import start_embedded
 from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
 from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
 hypothesis_settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
@@ -125,3 +126,11 @@ def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
         if process.poll() is None:
             process.kill()
             process.communicate()
+
+
+@pytest.fixture(scope="module")
+def fake_slack() -> Iterator[FakeSlack]:
+    """A fake Slack for one test module (each test adds its own workspace)."""
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()

@@ -5,6 +5,7 @@ ElevenLabs) and real Postgres."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -296,11 +297,7 @@ async def test_a_voice_message_in_a_channel_is_answered_only_when_it_replies_to_
     assert await pool.fetchval("SELECT count(*) FROM turns WHERE event_id = $1", stray["id"]) == 0
 
 
-async def test_a_voice_reply_is_uploaded_when_the_profile_asks_for_it(
-    fake: FakeDiscord, parley: ParleyDiscordClient, pool: asyncpg.Pool
-) -> None:
-    bob = fake.user("Bob")
-    dm = fake.dm_channel()
+async def wants_voice(fake: FakeDiscord, bob: Payload, dm: int) -> None:
     setting = await fake.slash(
         "profile", bob, channel_id=dm,
         options=[{"name": "set", "type": 1, "options": [
@@ -309,6 +306,36 @@ async def test_a_voice_reply_is_uploaded_when_the_profile_asks_for_it(
     )
     saved = await fake.wait_for_call("POST", f"/interactions/{setting['id']}/")
     assert saved.json["data"]["content"].startswith("Saved.")
+
+
+async def test_a_voice_reply_goes_out_as_a_voice_message_with_a_waveform_of_the_audio(
+    fake: FakeDiscord, parley: ParleyDiscordClient, pool: asyncpg.Pool
+) -> None:
+    bob, dm = fake.user("Bob"), fake.dm_channel()
+    await wants_voice(fake, bob, dm)
+    asked = await fake.post_message(dm, bob, "say something")
+    await delivered(pool, "dm", asked["id"])
+    await fake.wait_for_call("POST", f"/channels/{dm}/attachments")
+    posted = await fake.wait_for_call("POST", f"/channels/{dm}/messages", where=lambda c: bool(c.json.get("flags")))
+    assert posted.json["flags"] == 1 << 13 and "content" not in posted.json
+    [voice] = [m for m in fake.bot_messages(dm) if m["flags"] & (1 << 13)]
+    [audio] = voice["attachments"]
+    assert fake.uploads[posted.json["attachments"][0]["uploaded_filename"]].startswith(b"OggS")
+    assert audio["duration_secs"] > 0.1
+    waveform = base64.b64decode(audio["waveform"])
+    assert 1 < len(waveform) <= 256 and max(waveform) == 255 and len(set(waveform)) > 3, "amplitudes of real speech"
+    recorded = await pool.fetchval(
+        "SELECT reply_message_id FROM discord_messages WHERE workspace_id = 'dm' AND message_id = $1", voice["id"]
+    )
+    assert recorded is not None, "the voice message belongs to the answer's turn"
+
+
+async def test_a_refused_voice_message_falls_back_to_the_ogg_file(
+    fake: FakeDiscord, parley: ParleyDiscordClient, pool: asyncpg.Pool
+) -> None:
+    bob, dm = fake.user("Bob"), fake.dm_channel()
+    await wants_voice(fake, bob, dm)
+    fake.fail_next("POST", f"/channels/{dm}/attachments", status=403)
     asked = await fake.post_message(dm, bob, "say something")
     await delivered(pool, "dm", asked["id"])
     upload = await fake.wait_for_call("POST", f"/channels/{dm}/messages", where=lambda c: bool(c.files))
@@ -538,3 +565,88 @@ async def _until_async(
 
 def contents(messages: list[Payload]) -> list[str]:
     return [str(m["content"]) for m in messages]
+
+
+# -- feedback buttons ----------------------------------------------------------------------------
+
+
+async def feedback_rows(pool: asyncpg.Pool, workspace_id: str) -> list[tuple[str, int, str]]:
+    rows = await pool.fetch(
+        "SELECT user_id, score, source FROM feedback WHERE platform = 'discord' AND workspace_id = $1", workspace_id
+    )
+    return [(r["user_id"], r["score"], r["source"]) for r in rows]
+
+
+async def test_an_answer_carries_feedback_buttons_and_a_click_stores_the_rating(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    ada, bob = fake.user("Ada"), fake.user("Bob")
+    asked = await fake.post_message(guild.channel_id, ada, mention(fake, "rate me"), guild_id=guild.id)
+    answer = fake.messages[int(await delivered(pool, str(guild.id), asked["id"]))]
+    [row] = answer["components"]
+    assert [(b["type"], b["custom_id"], b["emoji"]["name"]) for b in row["components"]] == [
+        (2, "parley:feedback:up", "👍"), (2, "parley:feedback:down", "👎"),
+    ]
+
+    pressed = await fake.click(answer, "parley:feedback:up", bob, channel_id=guild.channel_id, guild_id=guild.id)
+    thanked = await fake.wait_for_call("POST", f"/interactions/{pressed['id']}/")
+    assert (thanked.json["type"], thanked.json["data"]["flags"]) == (4, 64), "only the clicker sees the thanks"
+    assert "helped" in thanked.json["data"]["content"]
+    assert await feedback_rows(pool, str(guild.id)) == [(bob["id"], 1, "discord_feedback_button")]
+
+    again = await fake.click(answer, "parley:feedback:down", bob, channel_id=guild.channel_id, guild_id=guild.id)
+    await fake.wait_for_call("POST", f"/interactions/{again['id']}/")
+    assert await feedback_rows(pool, str(guild.id)) == [(bob["id"], -1, "discord_feedback_button")]
+
+
+async def test_a_feedback_click_under_a_message_parley_did_not_record_stores_nothing(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    ada = fake.user("Ada")
+    stranger = await fake.post_message(guild.channel_id, ada, "not an answer", guild_id=guild.id)
+    pressed = await fake.click(stranger, "parley:feedback:up", ada, channel_id=guild.channel_id, guild_id=guild.id)
+    answered = await fake.wait_for_call("POST", f"/interactions/{pressed['id']}/")
+    assert "nothing was stored" in answered.json["data"]["content"]
+    assert await feedback_rows(pool, str(guild.id)) == []
+
+
+# -- user installs -------------------------------------------------------------------------------
+
+
+async def test_commands_are_offered_to_user_installs_in_servers_and_every_kind_of_dm(
+    fake: FakeDiscord, parley: ParleyDiscordClient
+) -> None:
+    for command in fake.commands:
+        assert sorted(command["integration_types"]) == [0, 1], command["name"]
+        assert sorted(command["contexts"]) == [0, 1, 2], command["name"]
+
+
+async def test_a_user_installed_ask_works_in_a_dm_between_people(
+    fake: FakeDiscord, parley: ParleyDiscordClient, pool: asyncpg.Pool
+) -> None:
+    ada, friends_dm = fake.user("Ada"), fake.dm_channel()
+    used = await fake.slash(
+        "ask", ada, channel_id=friends_dm, user_install=True, private_channel=True,
+        options=[{"name": "question", "type": 3, "value": "what is a snowflake id?"}],
+    )
+    deferred = await fake.wait_for_call("POST", f"/interactions/{used['id']}/")
+    assert deferred.json["type"] == 5 and not deferred.json.get("data", {}).get("flags")
+    await delivered(pool, "dm", used["id"])
+    answer = fake.interactions[used["token"]]
+    assert answer["content"] == "You said: what is a snowflake id?"
+    assert answer["components"], "the answer carries the feedback buttons"
+    assert not fake.calls_to("POST", f"/channels/{friends_dm}/messages"), "Parley is no member there"
+
+
+async def test_a_user_installed_ask_in_a_server_without_parley_answers_privately(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    ada = fake.user("Ada")
+    used = await fake.slash(
+        "ask", ada, channel_id=guild.channel_id, guild_id=guild.id, user_install=True,
+        options=[{"name": "question", "type": 3, "value": "quietly please"}],
+    )
+    deferred = await fake.wait_for_call("POST", f"/interactions/{used['id']}/")
+    assert deferred.json["data"]["flags"] & 64, "ephemeral"
+    await delivered(pool, str(guild.id), used["id"])
+    assert fake.interactions[used["token"]]["content"] == "You said: quietly please"

@@ -29,15 +29,31 @@ def test_invite_url_prints_the_oauth2_link(monkeypatch: pytest.MonkeyPatch) -> N
     assert result.exit_code == 0, result.output
     assert result.stdout.strip() == (
         "https://discord.com/oauth2/authorize?client_id=123456789012345678"
-        "&scope=bot+applications.commands&permissions=274878008320"
+        "&scope=bot+applications.commands&permissions=70643622185984"
     )
+
+
+def test_invite_prints_the_server_and_the_user_install_links(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_APPLICATION_ID", "123456789012345678")
+    result = runner.invoke(app, ["invite"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[1] == (
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678"
+        "&scope=bot+applications.commands&permissions=70643622185984"
+    )
+    assert lines[3] == (
+        "https://discord.com/oauth2/authorize?client_id=123456789012345678"
+        "&integration_type=1&scope=applications.commands"
+    )
+    assert "server" in lines[0] and "your own account" in lines[2]
 
 
 def test_invite_url_with_auto_threads_may_create_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DISCORD_APPLICATION_ID", "123456789012345678")
     monkeypatch.setenv("PARLEY_DISCORD_AUTO_THREAD", "true")
     result = runner.invoke(app, ["invite-url"])
-    assert result.stdout.strip().endswith("&permissions=309237746688")
+    assert result.stdout.strip().endswith("&permissions=70677981924352")
 
 
 def test_invite_url_without_an_application_id_or_token_says_what_to_set() -> None:

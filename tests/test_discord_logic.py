@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import itertools
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,9 +15,10 @@ from hypothesis import strategies as st
 from adapters.discord.chunking import DISCORD_LIMIT, plan_pieces, split_message, toggles
 from adapters.discord.config import DiscordConfig, parse_shard_ids
 from adapters.discord.convert import SkippedFile, clean_text, notes, with_quote
-from adapters.discord.invite import SCOPES, invite_url, required_intents, required_permissions
+from adapters.discord.invite import SCOPES, invite_url, required_intents, required_permissions, user_install_url
 from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFacts, moves_to_thread, route, thread_name
 from adapters.discord.streaming import EMPTY_REPLY, Delete, Edit, Send, Streamer, Throttle, diff
+from adapters.discord.voice import describe, waveform
 from core.models import AttachmentText
 
 # -- splitting -----------------------------------------------------------------------------------
@@ -256,14 +259,19 @@ def test_invite_url_asks_for_exactly_the_scopes_and_permissions_parley_uses() ->
     assert (url.netloc, url.path) == ("discord.com", "/oauth2/authorize")
     assert query["client_id"] == ["123456789012345678"]
     assert query["scope"] == [" ".join(SCOPES)] == ["bot applications.commands"]
-    view, send, attach, history, in_threads = 1 << 10, 1 << 11, 1 << 15, 1 << 16, 1 << 38
-    assert query["permissions"] == [str(view | send | attach | history | in_threads)] == ["274878008320"]
+    view, send, attach, history, in_threads, voice = 1 << 10, 1 << 11, 1 << 15, 1 << 16, 1 << 38, 1 << 46
+    assert query["permissions"] == [str(view | send | attach | history | in_threads | voice)] == ["70643622185984"]
+
+
+def test_the_user_install_url_asks_for_commands_only() -> None:
+    query = parse_qs(urlsplit(user_install_url("123456789012345678")).query)
+    assert query == {"client_id": ["123456789012345678"], "integration_type": ["1"], "scope": ["applications.commands"]}
 
 
 def test_auto_threads_add_only_the_create_public_threads_permission() -> None:
     without = required_permissions(auto_thread=False).value
     assert required_permissions(auto_thread=True).value == without | (1 << 35)
-    assert "permissions=309237746688" in invite_url("1", auto_thread=True)
+    assert "permissions=70677981924352" in invite_url("1", auto_thread=True)
 
 
 def test_message_content_intent_is_requested_and_nothing_more_privileged() -> None:
@@ -297,3 +305,24 @@ def test_shard_ids_accept_lists_and_ranges() -> None:
 
 def test_the_token_never_shows_in_the_configs_repr() -> None:
     assert "secret-token" not in repr(DiscordConfig(token="secret-token"))
+
+
+# -- voice messages ------------------------------------------------------------------------------
+
+
+def test_the_waveform_follows_the_loudness_of_the_audio_in_at_most_256_bytes() -> None:
+    quiet, loud = np.full(16_000, 300, dtype="<i2"), np.full(16_000, 12_000, dtype="<i2")
+    shape = waveform(np.concatenate([quiet, loud, quiet]).tobytes())
+    assert len(shape) == 256
+    assert max(shape) == 255 and shape[128] == 255 and shape[0] < 20 and shape[-1] < 20
+
+
+def test_short_and_silent_audio_give_short_or_flat_waveforms() -> None:
+    assert waveform(b"") == b""
+    assert waveform(np.zeros(100, dtype="<i2").tobytes()) == bytes(100)
+
+
+def test_voice_metadata_has_the_duration_and_a_base64_waveform() -> None:
+    meta = describe(np.full(24_000, 1000, dtype="<i2").tobytes())
+    assert meta.duration_secs == 1.5
+    assert base64.b64decode(meta.waveform) == bytes([255] * 256)

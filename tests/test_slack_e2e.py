@@ -10,7 +10,7 @@ import json
 import re
 import statistics
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,13 +36,6 @@ SECRET = "test-signing-secret"
 ACK_LIMIT_S = 3.0
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
-
-
-@pytest.fixture(scope="module")
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    yield fake
-    fake.stop()
 
 
 @dataclass
@@ -206,14 +199,39 @@ async def test_own_messages_and_edits_are_ignored(slack: Harness) -> None:
 
 
 # -- DMs, the assistant panel, threads ----------------------------------------------------------
-async def test_top_level_dm_is_answered_at_the_top_level(slack: Harness) -> None:
+async def test_top_level_dm_is_answered_at_the_top_level_without_the_agent_view(
+    fake_slack: FakeSlack, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    async with running(fake_slack, pool, openai_server, agent_view=False) as slack:
+        channel, ts = "D" + channel_id()[1:], slack.ts()
+        await slack.sender.event(slack.workspace, message(channel=channel, user="UALICE", text="dm me", ts=ts,
+                                                          channel_type="im"))
+        await slack.settle()
+        assert slack.thread(channel, None) == ["You said: dm me"]
+        streamed = [c for c in slack.fake.calls_to("chat.startStream") if c.args["channel"] == channel]
+        assert streamed == [], "a top-level DM has no thread to stream into"
+
+
+async def test_agent_view_dm_is_answered_in_its_own_thread_with_status_and_history(slack: Harness) -> None:
     channel, ts = "D" + channel_id()[1:], slack.ts()
-    await slack.sender.event(slack.workspace, message(channel=channel, user="UALICE", text="dm me", ts=ts,
-                                                      channel_type="im"))
+    await slack.sender.event(slack.workspace, message(channel=channel, user="UALICE", text="my dog is Rex",
+                                                      ts=ts, channel_type="im"))
     await slack.settle()
-    assert slack.thread(channel, None) == ["You said: dm me"]
-    streamed = [c for c in slack.fake.calls_to("chat.startStream") if c.args["channel"] == channel]
-    assert streamed == [], "a top-level DM has no thread to stream into"
+    assert slack.thread(channel, ts) == ["You said: my dog is Rex"]
+    assert slack.thread(channel, None) == []
+    [status] = [c.args for c in slack.fake.calls_to("assistant.threads.setStatus") if c.args["channel_id"] == channel]
+    assert (status["thread_ts"], status["status"]) == (ts, "is thinking…")
+    [title] = [c.args for c in slack.fake.calls_to("assistant.threads.setTitle") if c.args["channel_id"] == channel]
+    assert (title["thread_ts"], title["title"]) == (ts, "my dog is Rex")
+    streams = [c.args["thread_ts"] for c in slack.fake.calls_to("chat.startStream") if c.args["channel"] == channel]
+    assert streams == [ts]
+
+    await slack.sender.event(slack.workspace, message(channel=channel, user="UALICE", text="what is my dog called?",
+                                                      ts=slack.ts(), thread_ts=ts, channel_type="im"))
+    await slack.settle()
+    assert slack.thread(channel, ts)[-1] == "You said: what is my dog called?"
+    history = [m["content"] for m in slack.model.requests[-1]["messages"] if m["role"] != "system"]
+    assert history[0] == "my dog is Rex", "the follow-up in the thread carries the thread's history"
 
 
 async def test_assistant_thread_greets_and_shows_status_and_title(slack: Harness) -> None:
@@ -318,7 +336,7 @@ async def test_voice_clip_reaches_the_pipeline_as_audio(slack: Harness) -> None:
     assert (audio.name, audio.content_type, audio.data) == ("audio_message.m4a", "audio/mp4",
                                                            b"\x00\x00\x00\x18ftypM4A audio")
     assert "please book the meeting room" in str(slack.model.requests[-1]["messages"])
-    assert len(slack.thread(channel, None)) == 1
+    assert len(slack.thread(channel, ts)) == 1
 
 
 async def test_file_without_token_access_is_named(slack: Harness) -> None:
@@ -348,7 +366,7 @@ async def test_a_spoken_reply_is_uploaded_to_the_conversation(
         await slack.sender.event(slack.workspace, message(channel=channel, user="UALICE", text="say hi", ts=ts,
                                                           channel_type="im"))
         await slack.settle()
-        assert slack.thread(channel, None) == ["You said: say hi"]
+        assert slack.thread(channel, ts) == ["You said: say hi"]
         [done] = [c for c in slack.fake.calls_to("files.completeUploadExternal") if c.args["channel_id"] == channel]
         [uploaded] = json.loads(done.args["files"])
         assert slack.fake.uploads[uploaded["id"]] == b"ID3-fake-mp3"
@@ -406,7 +424,8 @@ async def test_long_reply_is_split_into_paced_messages_without_breaking_code(sla
     assert all(len(p) <= 3900 for p in parts)
     assert all(p.count("```") % 2 == 0 for p in parts)
     assert any("print(0)" in p and "print(59)" in p for p in parts), "the code block stays in one message"
-    assert "*Part 0*" in parts[0] and "*Part 4*" in parts[-1]
+    assert "*Part 0*" in parts[0] and "*Part 4*" in "\n".join(parts[-2:])
+    assert len(parts[-1]) <= 3000, "the last part, with the feedback buttons, fits a section block"
     posts = slack.fake.calls_to("chat.postMessage")
     times = [c.at for c in posts if c.args.get("channel") == channel]
     assert all(b - a >= 0.8 for a, b in itertools.pairwise(times)), "about one message per second per channel"

@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import discord
+import httpx
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
@@ -24,18 +25,22 @@ from adapters.discord import store
 from adapters.discord.commands import build_tree
 from adapters.discord.config import DM_WORKSPACE, DiscordConfig
 from adapters.discord.convert import SkippedFile, clean_text, download, notes, with_quote
+from adapters.discord.feedback import FEEDBACK_SOURCE, FeedbackButtons, buttons_for_answer, thanks
 from adapters.discord.invite import required_intents
 from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFacts, moves_to_thread, route, thread_name
 from adapters.discord.store import NewMessage
 from adapters.discord.streaming import Streamer
 from adapters.discord.surfaces import NOBODY, ChannelSurface, InteractionSurface
+from adapters.discord.voice import measure, send_voice_message
 from core.feedback import score_of
+from core.media.errors import Unreadable
 from core.models import Inbound, Platform, Reaction, Reply
 from core.pipeline import DB_ERRORS, Pipeline
 
 log = logging.getLogger("parley.discord")
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
 ORDINARY_TYPES = (discord.MessageType.default, discord.MessageType.reply)
+VOICE_DECODE_TIMEOUT_S = 60.0
 
 
 def build_discord(config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool) -> ParleyDiscordClient:
@@ -65,13 +70,20 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         self.pipeline = pipeline
         self.pool = pool
         self.tree = build_tree(self, pool=pool, ask=self.ask)
+        self.uploads = httpx.AsyncClient(timeout=httpx.Timeout(60.0))
+        """Puts voice messages to the upload URLs Discord hands out."""
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def start(self, token: str | None = None, *, reconnect: bool = True) -> None:
         """Log in, sync the slash commands, connect every shard and serve until closed."""
         await super().start(token or self.config.token, reconnect=reconnect)
 
+    async def close(self) -> None:
+        await super().close()
+        await self.uploads.aclose()
+
     async def setup_hook(self) -> None:
+        self.add_view(FeedbackButtons(self.rate))
         synced = await self.tree.sync()
         log.info("slash commands synced: %s", ", ".join(c.name for c in synced))
 
@@ -105,11 +117,12 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             text = with_quote(text, author=referenced.author.display_name, quoted=referenced.clean_content)
         files, skipped = await download(message.attachments, max_bytes=self.config.max_file_bytes)
         channel: discord.abc.Messageable = message.channel
+        channel_id = message.channel.id
         reply_to: discord.Message | None = message
         if facts.thread is None and await self._moves_to_thread(target, workspace, message.channel):
             thread = await self._start_thread(message, name=thread_name(text), home=home, target=target)
             if thread is not None:
-                channel, reply_to = thread, None
+                channel, channel_id, reply_to = thread, thread.id, None
         inbound = Inbound(
             platform=Platform.DISCORD,
             workspace_id=workspace,
@@ -127,7 +140,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             self.pool, workspace_id=workspace, user_id=inbound.user_id, thread_id=target.thread_id,
             messages=[NewMessage(message_id=str(message.id), channel_id=str(message.channel.id), from_parley=False)],
         )
-        surface = ChannelSurface(channel, reply_to=reply_to, asker_id=message.author.id)
+        surface = ChannelSurface(channel, channel_id=channel_id, reply_to=reply_to, asker_id=message.author.id)
         await self._deliver(inbound, surface, skipped=skipped, typing=channel)
 
     async def _facts(self, message: discord.Message, workspace: str) -> tuple[MessageFacts, str]:
@@ -202,8 +215,10 @@ class ParleyDiscordClient(discord.AutoShardedClient):
 
     # -- slash command /ask -----------------------------------------------------------------------
     async def ask(self, interaction: discord.Interaction, question: str, file: discord.Attachment | None) -> None:
-        """/ask: the same turn as a mention; the answer streams into the interaction's response."""
-        await interaction.response.defer(thinking=True)
+        """/ask: the same turn as a mention; the answer streams into the interaction's response
+        (privately in a server that never installed Parley: only the asker did, to their account)."""
+        private = interaction.guild_id is not None and not interaction.is_guild_integration()
+        await interaction.response.defer(thinking=True, ephemeral=private)
         workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
         channel = interaction.channel
         if isinstance(channel, discord.Thread):
@@ -227,7 +242,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             is_dm=interaction.guild_id is None,
             attachments=files,
         )
-        await self._deliver(inbound, InteractionSurface(interaction), skipped=skipped, typing=None)
+        await self._deliver(inbound, InteractionSurface(interaction, ephemeral=private), skipped=skipped, typing=None)
 
     # -- one turn, start to delivery -----------------------------------------------------------------
     async def _deliver(
@@ -245,9 +260,13 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         if reply.duplicate:
             return None
         await streamer.finish("\n\n".join(p for p in (reply.text, notes(skipped, reply.attachments)) if p))
+        if reply.turn_id is not None:
+            try:
+                await surface.add_buttons(buttons_for_answer(self.rate))
+            except discord.HTTPException as exc:
+                log.warning("could not add feedback buttons (%s %s)", exc.status, exc.code)
         if reply.audio is not None:
-            name = f"parley-reply.{reply.audio_format or 'ogg'}"
-            await surface.upload(discord.File(io.BytesIO(reply.audio), filename=name))
+            await self._send_voice(reply.audio, reply.audio_format, surface)
         sent = surface.sent()
         first = sent[0][0]
         try:
@@ -263,7 +282,46 @@ class ParleyDiscordClient(discord.AutoShardedClient):
                         type(exc).__name__, extra={"platform": Platform.DISCORD, "event_id": inbound.event_id})
         return reply
 
-    # -- reactions ------------------------------------------------------------------------------
+    async def _send_voice(
+        self, audio: bytes, audio_format: str | None, surface: ChannelSurface | InteractionSurface
+    ) -> None:
+        """A native voice message where Parley posts in the channel; the audio file otherwise (an
+        interaction's answer, an MP3, or a voice message Discord refused)."""
+        if isinstance(surface, ChannelSurface) and audio_format == "ogg":
+            try:
+                meta = await measure(audio, timeout_s=VOICE_DECODE_TIMEOUT_S)
+                sent = await send_voice_message(
+                    self.http, self.uploads, channel_id=surface.channel_id, audio=audio, meta=meta
+                )
+            except (discord.HTTPException, httpx.HTTPError, Unreadable, TimeoutError) as exc:
+                log.warning("voice message not possible (%s); uploading the audio file", type(exc).__name__)
+            else:
+                surface.add_sent(str(sent["id"]))
+                return
+        name = f"parley-reply.{audio_format or 'ogg'}"
+        await surface.upload(discord.File(io.BytesIO(audio), filename=name))
+
+    # -- feedback: buttons and reactions -------------------------------------------------------
+    async def rate(self, interaction: discord.Interaction, score: int) -> None:
+        """A 👍/👎 button under an answer: store it for the answer's turn (a second click replaces the
+        first) and tell only the person who clicked."""
+        message_id = str(interaction.message.id) if interaction.message is not None else ""
+        workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
+        known = await store.known_message(self.pool, workspace, message_id)
+        turn = None
+        if known is not None and known.from_parley:
+            turn = await self.pipeline.react(
+                Reaction(
+                    platform=Platform.DISCORD,
+                    workspace_id=workspace,
+                    user_id=str(interaction.user.id),
+                    platform_message_id=known.reply_message_id or message_id,
+                    emoji="👍" if score > 0 else "👎",
+                    source=FEEDBACK_SOURCE,
+                )
+            )
+        await interaction.response.send_message(thanks(score, stored=turn is not None), ephemeral=True)
+
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
         await self._react(payload, removed=False)
 

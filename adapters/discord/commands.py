@@ -2,7 +2,8 @@
 
 The commands translate only: /ask goes through the same pipeline as a mention, /profile and
 /forget call the memory package's profile and forgetting functions for the person who asked, in
-the server (or DMs) they asked in. Everything except /ask answers ephemerally.
+the server (or DMs) they asked in. Everything except /ask answers ephemerally; /ask does too in a
+server where Parley is only installed to the asker's account (the server never invited it).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ HELP = """**Parley** answers questions, reads files and voice messages, and reme
 - Mention me in a channel; reply to my answers or talk in my threads to go on without mentioning me.
 - DM me any time; voice messages work in DMs, in my threads and as replies to me.
 - React 👍 or 👎 to my answers to tell the team what helped.
-- `/ask` asks me anything, anywhere (the answer is visible in that channel).
+- `/ask` asks me anything, anywhere (the answer is visible in that channel). Install me to your own \
+account and `/ask`, `/profile` and `/forget` work in any server or DM, even where I am not a member.
 - `/profile show` and `/profile set` manage how I answer you: name, language, time zone, short or \
 detailed answers, voice replies.
 - `/forget` deletes everything I know about you here."""
@@ -63,8 +65,15 @@ def validation_message(error: ValidationError) -> str:
 
 
 def build_tree(client: discord.Client, *, pool: asyncpg.Pool, ask: Ask) -> app_commands.CommandTree:
-    """The command tree with all four commands; `client.setup_hook` syncs it."""
-    tree: app_commands.CommandTree = app_commands.CommandTree(client)
+    """The command tree with all four commands; `client.setup_hook` syncs it.
+
+    Every command works where the app is installed to a server and where a person installed it to
+    their own account: in servers, in DMs with Parley and in their other DMs and group DMs."""
+    tree: app_commands.CommandTree = app_commands.CommandTree(
+        client,
+        allowed_installs=app_commands.AppInstallationType(guild=True, user=True),
+        allowed_contexts=app_commands.AppCommandContext(guild=True, dm_channel=True, private_channel=True),
+    )
 
     @tree.command(name="ask", description="Ask Parley a question (the answer is visible in this channel).")
     @app_commands.describe(question="What you want to know", file="A file, image or voice note to read along")

@@ -24,12 +24,15 @@ class ChannelSurface:
     """Messages in a channel or thread; the first one replies to the person's message, if given."""
 
     def __init__(
-        self, channel: discord.abc.Messageable, *, reply_to: discord.Message | None, asker_id: int
+        self, channel: discord.abc.Messageable, *, channel_id: int, reply_to: discord.Message | None, asker_id: int
     ) -> None:
         self.channel = channel
+        self.channel_id = channel_id
         self.reply_to = reply_to
         self.mentions = only_the_asker(asker_id, replied_user=True)
         self.messages: list[discord.Message] = []
+        self.raw: list[str] = []
+        """Ids of messages posted around discord.py's models (voice messages), after the others."""
 
     async def send(self, index: int, content: str) -> None:
         if index == 0 and self.reply_to is not None:
@@ -44,19 +47,28 @@ class ChannelSurface:
     async def delete(self, index: int) -> None:
         await self.messages.pop(index).delete()
 
+    async def add_buttons(self, view: discord.ui.View) -> None:
+        """Put `view`'s components under the last message of the answer."""
+        self.messages[-1] = await self.messages[-1].edit(view=view)
+
     async def upload(self, file: discord.File) -> None:
         self.messages.append(await self.channel.send(file=file, allowed_mentions=self.mentions))
 
+    def add_sent(self, message_id: str) -> None:
+        self.raw.append(message_id)
+
     def sent(self) -> list[tuple[str, str]]:
         """(message id, channel id) of every message on screen, first first."""
-        return [(str(m.id), str(m.channel.id)) for m in self.messages]
+        return [(str(m.id), str(m.channel.id)) for m in self.messages] + [(m, str(self.channel_id)) for m in self.raw]
 
 
 class InteractionSurface:
     """A deferred slash command: the first message is the original response, the rest follow-ups."""
 
-    def __init__(self, interaction: discord.Interaction) -> None:
+    def __init__(self, interaction: discord.Interaction, *, ephemeral: bool = False) -> None:
         self.interaction = interaction
+        self.ephemeral = ephemeral
+        """Follow-ups are private like the deferred response (the app is only user-installed here)."""
         self.mentions = only_the_asker(interaction.user.id, replied_user=False)
         self.messages: list[discord.InteractionMessage | discord.WebhookMessage] = []
 
@@ -66,8 +78,17 @@ class InteractionSurface:
                 await self.interaction.edit_original_response(content=content, allowed_mentions=self.mentions)
             )
         else:
-            sent = await self.interaction.followup.send(content, wait=True, allowed_mentions=self.mentions)
+            sent = await self.interaction.followup.send(
+                content, wait=True, allowed_mentions=self.mentions, ephemeral=self.ephemeral
+            )
         self.messages.append(sent)
+
+    async def add_buttons(self, view: discord.ui.View) -> None:
+        """Put `view`'s components under the last message of the answer."""
+        if len(self.messages) == 1:
+            self.messages[0] = await self.interaction.edit_original_response(view=view)
+        else:
+            self.messages[-1] = await self.messages[-1].edit(view=view)
 
     async def edit(self, index: int, content: str) -> None:
         if index == 0:
@@ -81,7 +102,11 @@ class InteractionSurface:
         await self.messages.pop(index).delete()
 
     async def upload(self, file: discord.File) -> None:
-        self.messages.append(await self.interaction.followup.send(file=file, wait=True, allowed_mentions=self.mentions))
+        self.messages.append(
+            await self.interaction.followup.send(
+                file=file, wait=True, allowed_mentions=self.mentions, ephemeral=self.ephemeral
+            )
+        )
 
     def sent(self) -> list[tuple[str, str]]:
         """(message id, channel id) of every message on screen, first first."""

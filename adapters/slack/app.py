@@ -37,9 +37,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.context.say.async_say import AsyncSay
-from slack_bolt.context.set_status.async_set_status import AsyncSetStatus
 from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import AsyncSetSuggestedPrompts
-from slack_bolt.context.set_title.async_set_title import AsyncSetTitle
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -62,9 +60,10 @@ from adapters.slack.commands import (
 )
 from adapters.slack.delivery import DeliveryOptions
 from adapters.slack.events import MalformedEvent, parse_message, parse_reaction
+from adapters.slack.feedback import FEEDBACK_ACTION, parse_feedback_click
 from adapters.slack.files import file_hosts
 from adapters.slack.formatting import SLACK_TEXT_LIMIT
-from adapters.slack.handlers import AssistantHooks, FileLimits, SlackHandlers, command_user
+from adapters.slack.handlers import GREETING, SUGGESTED_PROMPTS, FileLimits, SlackHandlers, command_user
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.tasks import TaskTracker
@@ -77,6 +76,7 @@ from adapters.slack.verify import (
     parse_payload,
     unexpected_shape,
 )
+from adapters.slack.viewing import viewed_channel
 from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.slack")
@@ -88,6 +88,7 @@ BOT_SCOPES: tuple[str, ...] = (
     "app_mentions:read",
     "assistant:write",
     "channels:history",
+    "channels:read",
     "chat:write",
     "commands",
     "files:read",
@@ -98,12 +99,6 @@ BOT_SCOPES: tuple[str, ...] = (
     "im:write",
     "mpim:history",
     "reactions:read",
-)
-GREETING = "Hi, I'm Parley. Ask me anything, or send me a file, a screenshot or a voice clip."
-SUGGESTED_PROMPTS: tuple[dict[str, str], ...] = (
-    {"title": "Summarise a file", "message": "Summarise the file I'm about to send."},
-    {"title": "What do you remember?", "message": "What do you remember about me?"},
-    {"title": "Answer briefly", "message": "From now on, please answer briefly."},
 )
 
 
@@ -126,6 +121,9 @@ class SlackConfig:
     redirect_uri: str | None = None
     thread_followups: bool = True
     """Answer follow-ups in a thread Parley is part of without a new mention."""
+    agent_view: bool = True
+    """The app uses Slack's agent messaging experience (manifest `agent_view`): each top-level DM is
+    answered in a thread of its own. False for an app still on `assistant_view` or a plain bot DM."""
     max_file_bytes: int = 20_000_000
     streaming: bool = True
     channel_messages_per_s: float = 1.0
@@ -184,6 +182,7 @@ class SlackAdapter:
             ),
             files=FileLimits(max_bytes=config.max_file_bytes, extra_hosts=file_hosts(config.api_url)),
             thread_followups=config.thread_followups,
+            agent_view=config.agent_view,
         )
         self.app = self._build_app(pool)
         self.router = self._build_router()
@@ -240,10 +239,14 @@ class SlackAdapter:
             oauth_settings=oauth,
             installation_store_bot_only=True if oauth else None,
         )
+        # Apps created before the agent messaging experience (manifest `assistant_view`) still get
+        # assistant_thread_started and assistant-thread messages; both experiences are served.
         assistant = AsyncAssistant()
         assistant.thread_started(self._on_thread_started)
-        assistant.user_message(self._on_assistant_message)
+        assistant.thread_context_changed(self._on_context_changed)
+        assistant.user_message(self._on_message_event)
         app.use(assistant)
+        app.event("app_context_changed")(self._on_context_changed)
         app.event("app_mention")(self._on_message_event)
         app.event("message")(self._on_message_event)
         app.event("reaction_added")(self._on_reaction)
@@ -253,6 +256,7 @@ class SlackAdapter:
         app.action(FORGET_CONFIRM_ACTION)(self._on_forget)
         app.action(FORGET_CANCEL_ACTION)(self._on_forget_cancel)
         app.error(self._on_listener_error)
+        app.action(FEEDBACK_ACTION)(self._on_feedback)
         return app
 
     def _build_router(self) -> APIRouter:
@@ -320,21 +324,13 @@ class SlackAdapter:
     # -- Bolt listeners: parse, spawn, return (Bolt has already acknowledged) ----------------
     async def _on_message_event(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         message = parse_message(event, team_id=_team(context), bot_user_id=context.bot_user_id)
+        viewed = viewed_channel(event)
+        if message is not None and viewed is not None:
+            self.handlers.viewing.note(message.team_id, message.user_id, viewed)
         if message is not None:
             self.tasks.spawn(
                 self.handlers.message(message, client=context.client, token=_token(context)),
                 name=f"slack-message-{message.key}",
-            )
-
-    async def _on_assistant_message(
-        self, payload: dict[str, Any], context: AsyncBoltContext, set_status: AsyncSetStatus, set_title: AsyncSetTitle
-    ) -> None:
-        message = parse_message(payload, team_id=_team(context), bot_user_id=context.bot_user_id)
-        if message is not None:
-            hooks = AssistantHooks(set_status=set_status, set_title=set_title)
-            self.tasks.spawn(
-                self.handlers.message(message, client=context.client, token=_token(context), assistant=hooks),
-                name=f"slack-assistant-{message.key}",
             )
 
     async def _on_thread_started(self, say: AsyncSay, set_suggested_prompts: AsyncSetSuggestedPrompts) -> None:
@@ -344,15 +340,36 @@ class SlackAdapter:
 
         self.tasks.spawn(greet(), name="slack-assistant-greeting")
 
+    async def _on_context_changed(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """Remember which channel the person is viewing (agent view, or an assistant_view app)."""
+        thread = event.get("assistant_thread")
+        user = event.get("user") or (thread.get("user_id") if isinstance(thread, dict) else None)
+        viewed = viewed_channel(event)
+        if user and viewed:
+            self.handlers.viewing.note(_team(context), str(user), viewed)
+
     async def _on_reaction(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
         reaction = parse_reaction(event, team_id=_team(context), bot_user_id=context.bot_user_id)
         if reaction is not None:
             self.tasks.spawn(self.handlers.reaction(reaction), name=f"slack-reaction-{reaction.ts}")
 
     async def _on_home_opened(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
+        """The Home tab shows the profile; the Messages tab (the agent view's entry) offers suggested prompts."""
         if event.get("tab") == "home" and event.get("user"):
             user = command_user(_team(context), str(event["user"]))
             self.tasks.spawn(self.handlers.publish_home(user, context.client), name="slack-home")
+        elif event.get("tab") == "messages" and event.get("channel"):
+            self.tasks.spawn(
+                self.handlers.suggest_prompts(str(event["channel"]), context.client), name="slack-suggested-prompts"
+            )
+
+    async def _on_feedback(
+        self, ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext
+    ) -> None:
+        await ack()
+        click = parse_feedback_click(body, team_id=_team(context))
+        if click is not None:
+            self.tasks.spawn(self.handlers.feedback(click, respond), name=f"slack-feedback-{click.ts}")
 
     async def _on_command(
         self, ack: AsyncAck, command: dict[str, Any], respond: AsyncRespond, context: AsyncBoltContext

@@ -7,6 +7,10 @@ than `stream_max_age_s` (Slack ends them after about five minutes) is finished w
 The final text always wins: if it differs from what was streamed (blocked by the output rails, a
 note about a file appended, too long for one message), the first message is replaced by its first
 chunk and the rest follow as new messages, paced per channel.
+
+While streaming, tool calls show as task cards (and a plan once a turn takes several steps); a
+workspace that refuses those chunks gets the text alone. A rateable answer ends with Slack's
+feedback buttons.
 """
 
 from __future__ import annotations
@@ -18,14 +22,21 @@ from dataclasses import dataclass
 from enum import Enum
 
 from slack_sdk.errors import SlackApiError
+from slack_sdk.models.blocks import Block, MarkdownTextObject, SectionBlock
+from slack_sdk.models.messages.chunk import Chunk
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.formatting import SLACK_TEXT_LIMIT, render_chunks, to_mrkdwn
+from adapters.slack.feedback import feedback_blocks
+from adapters.slack.formatting import SLACK_TEXT_LIMIT, render_chunks, split_message, to_mrkdwn
 from adapters.slack.pacing import ChannelPacer, stream_expired, update_due
+from adapters.slack.progress import plan_chunk, task_chunk
+from core.models import ToolProgress
 
 log = logging.getLogger("parley.slack.delivery")
 EMPTY_REPLY = "_(no reply)_"
+SECTION_LIMIT = 3000
+"""A section block's text limit: the message carrying the feedback buttons holds its text in one."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -47,6 +58,8 @@ class DeliveryOptions:
     """Characters gathered before each appendStream call."""
     stream_max_age_s: float = 300.0
     update_interval_s: float = 1.0
+    task_cards: bool = True
+    """Stream tool calls as task cards; False (or a workspace refusing them) streams the text alone."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,6 +101,9 @@ class ReplyWriter:
         """Markdown received so far."""
         self.frozen = False
         """Stop showing progress: too long for one message, or the stream expired."""
+        self.task_cards = options.task_cards
+        self._calls: dict[str, str] = {}
+        """Tool call id -> tool, in the order the calls began."""
         self._stream: AsyncChatStream | None = None
         self._ts: str | None = None
         self._started: float | None = None
@@ -108,20 +124,49 @@ class ReplyWriter:
         if self.mode is Mode.UPDATE:
             await self._show_progress(now)
 
-    async def finish(self, markdown: str) -> Delivered:
-        """Make Slack show exactly `markdown` (converted and split) and return the messages."""
+    async def on_tool(self, progress: ToolProgress) -> None:
+        """Show a tool call as a task card in the stream, and the turn as a plan once it takes several steps."""
+        if self.frozen or not self.task_cards:
+            return
+        if self.mode is Mode.IDLE:
+            await self._begin(self.clock())
+        if self.mode is not Mode.STREAM or self._stream is None:
+            return
+        if stream_expired(started=self._started, now=self.clock(), max_age_s=self.options.stream_max_age_s):
+            self.frozen = True
+            return
+        chunks: list[Chunk] = [task_chunk(progress)]
+        if progress.call_id not in self._calls:
+            self._calls[progress.call_id] = progress.tool
+            if len(self._calls) > 1:
+                chunks.insert(0, plan_chunk(list(self._calls.values())))
+        try:
+            await self._stream.append(chunks=chunks)
+        except SlackApiError as exc:
+            log.info("task cards refused (%s); streaming the text alone", exc.response.get("error"))
+            self.task_cards = False
+
+    async def finish(self, markdown: str, *, feedback: bool = False) -> Delivered:
+        """Make Slack show exactly `markdown` (converted and split) and return the messages; with
+        `feedback`, the last one carries the feedback buttons."""
+        buttons = feedback_blocks() if feedback else None
         if self.mode is Mode.STREAM and self._stream is not None:
-            done = await self._stop_stream(markdown)
+            done = await self._stop_stream(markdown, buttons)
             if done is not None:
                 return done
         chunks = render_chunks(markdown, self.options.limit) or [EMPTY_REPLY]
+        if buttons is not None and len(chunks[-1]) > SECTION_LIMIT:
+            chunks[-1:] = split_message(chunks[-1], SECTION_LIMIT)
         delivered: list[str] = []
-        if self._ts is not None:
-            await self.client.chat_update(channel=self.destination.channel_id, ts=self._ts, text=chunks[0])
-            delivered.append(self._ts)
-            chunks = chunks[1:]
-        for chunk in chunks:
-            delivered.append(await self._post(chunk))
+        for i, chunk in enumerate(chunks):
+            blocks = _with_buttons(chunk, buttons) if buttons is not None and i == len(chunks) - 1 else None
+            if i == 0 and self._ts is not None:
+                await self.client.chat_update(
+                    channel=self.destination.channel_id, ts=self._ts, text=chunk, blocks=blocks
+                )
+                delivered.append(self._ts)
+            else:
+                delivered.append(await self._post(chunk, blocks))
         return Delivered(ts=tuple(delivered))
 
     # -- streaming ---------------------------------------------------------------------------
@@ -163,7 +208,7 @@ class ReplyWriter:
             await self.client.chat_update(channel=self.destination.channel_id, ts=self._ts, text=preview)
         self._last_update = now
 
-    async def _stop_stream(self, markdown: str) -> Delivered | None:
+    async def _stop_stream(self, markdown: str, buttons: list[Block] | None) -> Delivered | None:
         """Finish the stream. Returns the delivery when the stream already shows the whole reply;
         None when `finish` must replace its text with chat.update."""
         assert self._stream is not None
@@ -172,7 +217,7 @@ class ReplyWriter:
         whole = not self.frozen and markdown.startswith(self.streamed) and len(markdown) <= self.options.limit
         if not expired and whole and markdown.strip():
             try:
-                await stream.stop(markdown_text=markdown[len(self.streamed):] or None)
+                await stream.stop(markdown_text=markdown[len(self.streamed):] or None, blocks=buttons)
             except SlackApiError as exc:
                 log.info("chat.stopStream refused (%s); finishing with chat.update", exc.response.get("error"))
             else:
@@ -186,13 +231,19 @@ class ReplyWriter:
         self._ts = stream.ts
         return None
 
-    async def _post(self, text: str) -> str:
+    async def _post(self, text: str, blocks: list[Block] | None = None) -> str:
         async with self.pacer.slot(self.destination.channel_id):
             response = await self.client.chat_postMessage(
                 channel=self.destination.channel_id,
                 thread_ts=self.destination.thread_ts,
                 text=text,
+                blocks=blocks,
                 unfurl_links=False,
                 unfurl_media=False,
             )
         return str(response["ts"])
+
+
+def _with_buttons(mrkdwn: str, buttons: list[Block]) -> list[Block]:
+    """A message's text as a section (with blocks, `text` is only the notification fallback) and the buttons."""
+    return [SectionBlock(text=MarkdownTextObject(text=mrkdwn)), *buttons]

@@ -2,14 +2,18 @@
 
 Bolt listeners (registered in `adapters.slack.app`) only parse and `spawn`; the coroutines here do
 the work: download files, run the turn with streaming, deliver, remember which messages are
-Parley's, store reactions, answer `/parley`, publish the App Home.
+Parley's, store reactions and feedback-button clicks, answer `/parley`, publish the App Home, offer
+suggested prompts in the agent view.
+
+In the agent messaging experience (`agent_view`) every top-level DM starts a thread of its own, which
+the answer, its status ("is thinking…", the tool in use) and later follow-ups share.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 
 import asyncpg
 import httpx
@@ -20,26 +24,66 @@ from adapters.slack import messages
 from adapters.slack.commands import MemoryAdmin, SetProfile, ShowProfile, forgotten_text, home_view, profile_text
 from adapters.slack.delivery import DeliveryOptions, Destination, ReplyWriter
 from adapters.slack.events import ReactionEvent, SlackMessage, is_addressed, message_id, to_inbound
+from adapters.slack.feedback import FEEDBACK_SOURCE, THANKS, FeedbackClick
 from adapters.slack.files import Downloads, download_all
 from adapters.slack.formatting import file_notes
 from adapters.slack.pacing import ChannelPacer
+from adapters.slack.progress import status_line
+from adapters.slack.viewing import ViewedChannels, asks_about_channel, channel_transcript
 from core import turns
-from core.models import Platform, Reply, UserKey, WorkspaceKey
+from core.models import Attachment, Inbound, Platform, Reaction, Reply, ToolProgress, UserKey, WorkspaceKey
 from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.slack")
 THINKING_STATUS = "is thinking…"
 TITLE_CHARS = 60
+GREETING = "Hi, I'm Parley. Ask me anything, or send me a file, a screenshot or a voice clip."
+PROMPTS_TITLE = "Try asking"
+SUGGESTED_PROMPTS: tuple[dict[str, str], ...] = (
+    {"title": "Summarise this channel", "message": "Summarise what happened in this channel recently."},
+    {"title": "Summarise a file", "message": "Summarise the file I'm about to send."},
+    {"title": "What do you remember?", "message": "What do you remember about me?"},
+)
+"""The same prompts as the manifest's `agent_view.suggested_prompts`."""
 DELIVERY_FAILED = "Sorry, I wrote an answer but could not post it here. Please try again."
+FEEDBACK_LOST = "I couldn't find the answer you rated, so nothing was stored."
+CHANNEL_HISTORY = 50
+"""Recent messages of the viewed channel a turn may read when the person asks about it."""
 Respond = Callable[..., Awaitable[object]]
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AssistantHooks:
-    """Bolt's Assistant utilities for one assistant thread (setStatus, setTitle)."""
+class ThreadStatus:
+    """The status line under a DM thread (assistant.threads.setStatus); Slack clears it when the answer
+    is posted. A workspace that refuses it is told nothing more for this turn."""
 
-    set_status: Callable[..., Awaitable[object]]
-    set_title: Callable[..., Awaitable[object]]
+    def __init__(self, client: AsyncWebClient, *, channel_id: str, thread_ts: str) -> None:
+        self.client = client
+        self.channel_id = channel_id
+        self.thread_ts = thread_ts
+        self.enabled = True
+
+    async def show(self, status: str) -> None:
+        if not self.enabled:
+            return
+        try:
+            await self.client.assistant_threads_setStatus(
+                channel_id=self.channel_id, thread_ts=self.thread_ts, status=status
+            )
+        except SlackApiError as exc:
+            log.info("assistant status refused: %s", exc.response.get("error"))
+            self.enabled = False
+
+    async def name(self, title: str) -> None:
+        try:
+            await self.client.assistant_threads_setTitle(
+                channel_id=self.channel_id, thread_ts=self.thread_ts, title=title
+            )
+        except SlackApiError as exc:
+            log.info("assistant title refused: %s", exc.response.get("error"))
+
+    async def on_tool(self, progress: ToolProgress) -> None:
+        if progress.status == "in_progress":
+            await self.show(status_line(progress))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -60,6 +104,7 @@ class SlackHandlers:
         delivery: DeliveryOptions,
         files: FileLimits,
         thread_followups: bool,
+        agent_view: bool,
     ) -> None:
         self.pipeline = pipeline
         self.pool = pool
@@ -69,18 +114,20 @@ class SlackHandlers:
         self.delivery = delivery
         self.files = files
         self.thread_followups = thread_followups
+        self.agent_view = agent_view
+        self.viewing = ViewedChannels()
         self._in_flight: set[str] = set()
         """Message keys being answered by this process: a mention's twin `message` event (or a
         retry) arriving meanwhile is dropped before it downloads anything; the pipeline's
         persistent dedupe covers other instances."""
 
     # -- messages ----------------------------------------------------------------------------
-    async def message(
-        self, message: SlackMessage, *, client: AsyncWebClient, token: str, assistant: AssistantHooks | None = None
-    ) -> None:
+    async def message(self, message: SlackMessage, *, client: AsyncWebClient, token: str) -> None:
         """Answer `message` if it is addressed to Parley; never raises."""
         if message.key in self._in_flight:
             return
+        if self.agent_view and message.is_dm and message.thread_ts is None:
+            message = replace(message, thread_ts=message.ts)
         self._in_flight.add(message.key)
         try:
             in_thread = (
@@ -96,16 +143,14 @@ class SlackHandlers:
                 )
             )
             if is_addressed(message, in_parley_thread=in_thread, thread_followups=self.thread_followups):
-                await self._answer(message, client=client, token=token, assistant=assistant)
+                await self._answer(message, client=client, token=token)
         except Exception:
             log.exception("slack message failed", extra=_context(message))
             await self._apologise(message, client)
         finally:
             self._in_flight.discard(message.key)
 
-    async def _answer(
-        self, message: SlackMessage, *, client: AsyncWebClient, token: str, assistant: AssistantHooks | None
-    ) -> None:
+    async def _answer(self, message: SlackMessage, *, client: AsyncWebClient, token: str) -> None:
         downloads = (
             await download_all(
                 message.files,
@@ -129,15 +174,18 @@ class SlackHandlers:
             if downloads.failures and await turns.claim_event(self.pool, workspace, message.key):
                 await writer.finish(file_notes([(f.name, f.reason) for f in downloads.failures]))
             return
-        if assistant is not None:
-            await self._assistant_started(message, assistant)
-        reply = await self.pipeline.run(to_inbound(message, downloads.attachments), on_delta=writer.on_delta)
+        status = await self._thread_status(message, client)
+        listeners = [writer.on_tool] if status is None else [writer.on_tool, status.on_tool]
+        inbound = to_inbound(message, downloads.attachments)
+        if message.is_dm:
+            inbound = await self._with_viewed_channel(inbound, message, client)
+        reply = await self.pipeline.run(inbound, on_delta=writer.on_delta, on_tool=_each(listeners))
         if reply.duplicate:
             return
         problems = [(f.name, f.reason) for f in downloads.failures]
         problems += [(a.name, a.error) for a in reply.attachments if a.error]
         text = "\n\n".join(part for part in (reply.text, file_notes(problems)) if part)
-        delivered = await writer.finish(text)
+        delivered = await writer.finish(text, feedback=reply.turn_id is not None)
         primary = message_id(message.channel_id, delivered.primary)
         await self.pipeline.record_delivery(reply, primary)
         await messages.record_reply(
@@ -151,16 +199,43 @@ class SlackHandlers:
         if reply.audio is not None:
             await self._upload_voice(reply, destination, client)
 
-    async def _assistant_started(self, message: SlackMessage, assistant: AssistantHooks) -> None:
-        """Show that Parley is working; name a new assistant thread after its first message."""
+    async def _with_viewed_channel(self, inbound: Inbound, message: SlackMessage, client: AsyncWebClient) -> Inbound:
+        """The channel the person is viewing (agent view): its name for the turn, and its recent messages
+        as a text attachment when they ask about it. Slack returns only what Parley may read there."""
+        channel = self.viewing.get(message.team_id, message.user_id)
+        if channel is None:
+            return inbound
         try:
-            await assistant.set_status(THINKING_STATUS)
-            if message.thread_ts and not await messages.in_thread(
-                self.pool, workspace_id=message.team_id, channel_id=message.channel_id, thread_ts=message.thread_ts
-            ):
-                await assistant.set_title(message.text[:TITLE_CHARS] or "Files")
+            info = await client.conversations_info(channel=channel)
         except SlackApiError as exc:
-            log.info("assistant status/title refused: %s", exc.response.get("error"))
+            log.info("the viewed channel is not visible to Parley: %s", exc.response.get("error"))
+            return inbound
+        name = str(info["channel"].get("name") or channel)
+        inbound = replace(inbound, viewing_channel=name)
+        if not asks_about_channel(message.text):
+            return inbound
+        try:
+            history = await client.conversations_history(channel=channel, limit=CHANNEL_HISTORY)
+        except SlackApiError as exc:
+            log.info("the viewed channel's messages are not readable: %s", exc.response.get("error"))
+            return inbound
+        transcript = channel_transcript(history.get("messages") or [])
+        if not transcript:
+            return inbound
+        recent = Attachment(name=f"#{name} recent messages.txt", data=transcript.encode(), content_type="text/plain")
+        return replace(inbound, attachments=(*inbound.attachments, recent))
+
+    async def _thread_status(self, message: SlackMessage, client: AsyncWebClient) -> ThreadStatus | None:
+        """In a DM thread: show that Parley is working, and name a new thread after its first message."""
+        if not message.is_dm or message.reply_thread_ts is None:
+            return None
+        status = ThreadStatus(client, channel_id=message.channel_id, thread_ts=message.reply_thread_ts)
+        await status.show(THINKING_STATUS)
+        if not await messages.in_thread(
+            self.pool, workspace_id=message.team_id, channel_id=message.channel_id, thread_ts=message.reply_thread_ts
+        ):
+            await status.name(message.text[:TITLE_CHARS] or "Files")
+        return status
 
     async def _upload_voice(self, reply: Reply, destination: Destination, client: AsyncWebClient) -> None:
         assert reply.audio is not None
@@ -191,7 +266,26 @@ class SlackHandlers:
         )
         return await self.pipeline.react(event.to_reaction(reply_id or message_id(event.channel_id, event.ts)))
 
-    # -- /parley and the App Home ------------------------------------------------------------
+    async def feedback(self, click: FeedbackClick, respond: Respond) -> None:
+        """Store a feedback-button click on the reply it sits under (a second click replaces the first)
+        and tell the person, only them, that it was registered."""
+        reply_id = await messages.reply_message_id(
+            self.pool, workspace_id=click.team_id, channel_id=click.channel_id, ts=click.ts
+        )
+        turn = await self.pipeline.react(
+            Reaction(
+                platform=Platform.SLACK,
+                workspace_id=click.team_id,
+                user_id=click.user_id,
+                platform_message_id=reply_id or message_id(click.channel_id, click.ts),
+                emoji="+1" if click.score > 0 else "-1",
+                source=FEEDBACK_SOURCE,
+            )
+        )
+        text = THANKS[click.score] if turn is not None else FEEDBACK_LOST
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+
+    # -- /parley, the App Home, the agent view -----------------------------------------------
     async def profile_command(self, command: ShowProfile | SetProfile, user: UserKey, respond: Respond) -> None:
         try:
             if isinstance(command, SetProfile):
@@ -211,10 +305,27 @@ class SlackHandlers:
         if client is not None:
             await self.publish_home(user, client)
 
+    async def suggest_prompts(self, channel_id: str, client: AsyncWebClient) -> None:
+        """Offer the suggested prompts at the top of the app's Messages tab (the agent view)."""
+        try:
+            await client.assistant_threads_setSuggestedPrompts(
+                channel_id=channel_id, title=PROMPTS_TITLE, prompts=list(SUGGESTED_PROMPTS)
+            )
+        except SlackApiError as exc:
+            log.info("suggested prompts refused: %s", exc.response.get("error"))
+
     async def publish_home(self, user: UserKey, client: AsyncWebClient) -> None:
         profile = await self.memory.profile(user)
         count = await self.memory.memory_count(user)
         await client.views_publish(user_id=user.user_id, view=home_view(profile, count))
+
+
+def _each(listeners: Sequence[Callable[[ToolProgress], Awaitable[None]]]) -> Callable[[ToolProgress], Awaitable[None]]:
+    async def tell(progress: ToolProgress) -> None:
+        for listener in listeners:
+            await listener(progress)
+
+    return tell
 
 
 def command_user(team_id: str, user_id: str) -> UserKey:

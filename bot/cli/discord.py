@@ -1,5 +1,6 @@
 """`parley discord`: run Parley as a Discord bot (one process, or some shards of many), and
-`parley discord invite-url`: the link that adds it to a server."""
+`parley discord invite`: the links that install it to a server and to a person's own account
+(`invite-url` prints the server link alone)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rich.console import Console
 
 from adapters.discord import DiscordConfig, build_discord, invite_url
 from adapters.discord.config import DEFAULT_API_BASE, parse_shard_ids
-from adapters.discord.invite import fetch_application_id
+from adapters.discord.invite import fetch_application_id, user_install_url
 from bot.app import running
 from bot.cli.common import err, load_settings, run
 from bot.settings import Settings
@@ -70,18 +71,33 @@ def serve(
     run(main())
 
 
-@app.command("invite-url")
+@app.command("invite")
 def invite() -> None:
-    """Print the OAuth2 URL that adds Parley to a server with exactly the permissions it uses."""
+    """Print both install links: to a server (with exactly the permissions Parley uses) and to a
+    person's own account (its commands then work in any server or DM)."""
     settings = load_settings()
-    application_id = settings.discord_application_id
-    if application_id is None:
-        if settings.discord_token is None:
-            err.print("[red]Set DISCORD_APPLICATION_ID (or DISCORD_TOKEN to look it up).[/red]")
-            raise typer.Exit(2)
-        application_id = run(
-            fetch_application_id(
-                settings.discord_token.get_secret_value(), api_base=settings.discord_api_base or DEFAULT_API_BASE
-            )
-        )
+    application_id = _application_id(settings)
+    print("Add Parley to a server (server install):")
     print(invite_url(application_id, auto_thread=settings.parley_discord_auto_thread))
+    print("Install Parley to your own account (user install: /ask, /profile, /forget in any server or DM):")
+    print(user_install_url(application_id))
+
+
+@app.command("invite-url")
+def invite_server() -> None:
+    """Print only the link that adds Parley to a server (for scripts)."""
+    settings = load_settings()
+    print(invite_url(_application_id(settings), auto_thread=settings.parley_discord_auto_thread))
+
+
+def _application_id(settings: Settings) -> str:
+    if settings.discord_application_id is not None:
+        return settings.discord_application_id
+    if settings.discord_token is None:
+        err.print("[red]Set DISCORD_APPLICATION_ID (or DISCORD_TOKEN to look it up).[/red]")
+        raise typer.Exit(2)
+    return run(
+        fetch_application_id(
+            settings.discord_token.get_secret_value(), api_base=settings.discord_api_base or DEFAULT_API_BASE
+        )
+    )

@@ -40,6 +40,7 @@ def slack_config(settings: Settings) -> SlackConfig:
         client_secret=_secret(settings.slack_client_secret),
         state_secret=_secret(settings.slack_state_secret),
         thread_followups=settings.parley_thread_followups,
+        agent_view=settings.slack_agent_view,
         max_file_bytes=int(settings.parley_max_file_mb * 1_000_000),
     )
 

@@ -1,8 +1,9 @@
 """The tool registry: typed Python functions, plugins and MCP servers, each call guarded.
 
 Every call goes through `GuardedToolset`: rate limit, timeout, retries, a log line with masked
-arguments, and a reasoning step on the turn. A failing tool returns a clear error to the model
-instead of ending the turn, so the person hears what went wrong.
+arguments, a reasoning step on the turn, and its progress to the turn's `on_tool` listener (if any).
+A failing tool returns a clear error to the model instead of ending the turn, so the person hears
+what went wrong.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
 from typing import Any, Protocol
 
@@ -23,7 +24,7 @@ from pydantic_ai.toolsets.abstract import ToolsetTool
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from core.guard.masking import scrub
-from core.models import Step
+from core.models import Step, ToolProgress
 from core.tools import builtin
 
 log = logging.getLogger("parley.tools")
@@ -101,10 +102,16 @@ class GuardedToolset(WrapperToolset[Any]):
         limiter = self.limiters.setdefault(name, AsyncLimiter(policy.rate_per_min, 60))
         started = time.perf_counter()
         outcome = "ok"
+        masked_args: dict[str, object] = {k: scrub(str(v)) for k, v in tool_args.items()}
+        progress = ToolProgress(
+            call_id=ctx.tool_call_id or f"{name}-{started}", tool=name, args=masked_args, status="pending"
+        )
+        await _report(ctx, progress)
         try:
             if not limiter.has_capacity():
                 raise RuntimeError(f"rate limit of {policy.rate_per_min:g} calls a minute reached")
             await limiter.acquire()
+            await _report(ctx, replace(progress, status="in_progress"))
             result = await self._attempts(name, tool_args, ctx, tool, policy)
             summary = str(result)
             return result
@@ -118,24 +125,21 @@ class GuardedToolset(WrapperToolset[Any]):
             return summary
         finally:
             duration_ms = (time.perf_counter() - started) * 1000
-            masked_args: dict[str, object] = {k: scrub(str(v)) for k, v in tool_args.items()}
             log.info(
                 "tool call",
                 extra={
                     "tool": name, "tool_args": masked_args, "duration_ms": round(duration_ms, 1), "outcome": outcome
                 },
             )
+            short = scrub(summary)[:RESULT_SUMMARY_CHARS]
             steps: list[Step] | None = getattr(ctx.deps, "steps", None)
             if steps is not None:
                 steps.append(
                     Step(
-                        tool=name,
-                        args=masked_args,
-                        result=scrub(summary)[:RESULT_SUMMARY_CHARS],
-                        ok=outcome == "ok",
-                        duration_ms=round(duration_ms, 1),
+                        tool=name, args=masked_args, result=short, ok=outcome == "ok", duration_ms=round(duration_ms, 1)
                     )
                 )
+            await _report(ctx, replace(progress, status="complete" if outcome == "ok" else "error", output=short))
 
     async def _attempts(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any], policy: ToolPolicy
@@ -149,6 +153,17 @@ class GuardedToolset(WrapperToolset[Any]):
             with attempt:
                 return await asyncio.wait_for(super().call_tool(name, tool_args, ctx, tool), policy.timeout_s)
         raise AssertionError("unreachable")
+
+
+async def _report(ctx: RunContext[Any], progress: ToolProgress) -> None:
+    """Tell the turn's listener (an adapter showing progress); its failure never fails the tool."""
+    listener = getattr(ctx.deps, "on_tool", None)
+    if listener is None:
+        return
+    try:
+        await listener(progress)
+    except Exception as exc:
+        log.warning("tool progress listener failed: %s", type(exc).__name__)
 
 
 def _reason(exc: BaseException) -> str:

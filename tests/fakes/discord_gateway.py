@@ -7,8 +7,12 @@ MESSAGE_REACTION_ADD, INTERACTION_CREATE, ...), routed to the shard that owns th
 REST (`/api/v10`): what discord.py calls to log in (`/users/@me`, `/oauth2/applications/@me`),
 find the gateway (`/gateway/bot`), sync commands (bulk overwrite), post, edit and delete messages
 (JSON or multipart uploads), show typing, start threads, answer interactions and their follow-ups.
-Attachments are served from `/cdn/...`. Every request is recorded as a `Call`; `fail_next` makes the
-next matching request answer 429 (with the headers discord.py needs to retry) or any error.
+Attachments are served from `/cdn/...`. Voice messages follow Discord's upload flow: POST
+/channels/{id}/attachments hands out upload URLs (`PUT /upload/...`), and a message with flag 1<<13
+must carry exactly one uploaded Ogg/Opus file with `duration_secs` and a base64 `waveform` of at
+most 256 bytes, and no text (else 400, Invalid Form Body). Every request is recorded as a `Call`;
+`fail_next` makes the next matching request answer 429 (with the headers discord.py needs to retry)
+or any error.
 
 JSON bodies carry the exact Content-Type `application/json` (discord.py compares it literally) and
 every id is a snowflake. The server runs in the test's event loop:
@@ -22,6 +26,8 @@ every id is a snowflake. The server runs in the test's event loop:
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import itertools
 import json
 import secrets
@@ -99,6 +105,9 @@ class FakeDiscord:
         """Interaction token -> its original response message (once answered)."""
         self._interaction_payloads: dict[str, Payload] = {}
         self._files: dict[str, bytes] = {}
+        self.uploads: dict[str, bytes] = {}
+        """Upload filename -> bytes PUT to its upload URL."""
+        self._slots: set[str] = set()
         self._sessions: list[_Session] = []
         self._failures: deque[_Failure] = deque()
         self._changed = asyncio.Condition()
@@ -122,6 +131,7 @@ class FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_get("/cdn/{key}/{name}", self._cdn)
+        app.router.add_put("/upload/{key}", self._upload)
         app.router.add_route("*", "/api/v10/{path:.*}", self._rest)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -279,20 +289,33 @@ class FakeDiscord:
         guild_id: int | None = None,
         options: list[Payload] | None = None,
         resolved: Payload | None = None,
+        user_install: bool = False,
+        private_channel: bool = False,
     ) -> Payload:
-        """A slash command used by `user`: INTERACTION_CREATE type 2 for a command synced earlier."""
+        """A slash command used by `user`: INTERACTION_CREATE type 2 for a command synced earlier.
+
+        `user_install`: the app is installed to the user's account only (not to the server);
+        `private_channel`: used in a DM or group DM between people, where Parley is no member.
+        Discord offers a command only in the install types and contexts it was synced with."""
         command = next(c for c in self.commands if c["name"] == name)
+        install = 1 if user_install else 0
+        context = 0 if guild_id else 2 if private_channel else 1
+        if install not in command.get("integration_types", [0]) or context not in command.get("contexts", [0, 1]):
+            raise ValueError(f"/{name} is not offered for install type {install} in context {context}")
         data: Payload = {"id": command["id"], "name": name, "type": 1, "options": options or []}
         if resolved:
             data["resolved"] = resolved
-        return await self._interaction(2, data, user, channel_id=channel_id, guild_id=guild_id)
+        owners = {"1": user["id"]} if user_install else {"0": str(guild_id or 0)}
+        return await self._interaction(2, data, user, channel_id=channel_id, guild_id=guild_id, owners=owners,
+                                       context=context)
 
     async def click(
         self, message: Payload, custom_id: str, user: Payload, *, channel_id: int, guild_id: int | None = None
     ) -> Payload:
         """A button press on `message`: INTERACTION_CREATE type 3."""
         data = {"custom_id": custom_id, "component_type": 2}
-        return await self._interaction(3, data, user, channel_id=channel_id, guild_id=guild_id, message=message)
+        return await self._interaction(3, data, user, channel_id=channel_id, guild_id=guild_id, message=message,
+                                       owners={"0": str(guild_id or 0)}, context=0 if guild_id else 1)
 
     async def dispatch(self, event: str, data: Payload, *, guild_id: int | None = None) -> None:
         """Send a DISPATCH to the shard owning `guild_id` (shard 0 for DMs)."""
@@ -395,7 +418,7 @@ class FakeDiscord:
 
     async def _interaction(
         self, kind: int, data: Payload, user: Payload, *, channel_id: int, guild_id: int | None,
-        message: Payload | None = None,
+        owners: Payload, context: int, message: Payload | None = None,
     ) -> Payload:
         payload: Payload = {
             "id": str(self.snowflake()),
@@ -410,8 +433,8 @@ class FakeDiscord:
             "app_permissions": str((1 << 41) - 1),
             "attachment_size_limit": 25 * 1024 * 1024,
             "entitlements": [],
-            "authorizing_integration_owners": {},
-            "context": 0 if guild_id else 1,
+            "authorizing_integration_owners": owners,
+            "context": context,
         }
         if guild_id is not None:
             payload["guild_id"] = str(guild_id)
@@ -475,6 +498,15 @@ class FakeDiscord:
                 return _json(self.commands)
             case "POST", ["channels", _, "typing"]:
                 return web.Response(status=204)
+            case "POST", ["channels", _, "attachments"]:
+                return _json({"attachments": [self._slot(f) for f in body.get("files") or []]})
+            case "POST", ["channels", channel, "messages"] if int(body.get("flags") or 0) & VOICE_FLAG:
+                problem = self._voice_problem(body)
+                if problem:
+                    return _error(400, f"Invalid Form Body: {problem}", code=50035)
+                message = self._voice_message(int(channel), body)
+                await self._announce(message)
+                return _json(message)
             case "POST", ["channels", channel, "messages"]:
                 message = self._bot_message(int(channel), body, files)
                 await self._announce(message)
@@ -503,6 +535,51 @@ class FakeDiscord:
                 self.messages.pop(int(message_id), None)
                 return web.Response(status=204)
         return _error(404, "404: Not Found", code=10_000)
+
+    def _slot(self, file: Payload) -> Payload:
+        key = f"{secrets.token_hex(6)}/{file['filename']}"
+        self._slots.add(key)
+        return {"id": file["id"], "upload_url": f"{self.base_url}/upload/{key.replace('/', '-')}",
+                "upload_filename": key}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        key = request.match_info["key"].replace("-", "/", 1)
+        if key not in self._slots:
+            return web.Response(status=404)
+        self.uploads[key] = await request.read()
+        await self._notify()
+        return web.Response(status=200)
+
+    def _voice_problem(self, body: Payload) -> str | None:
+        """Why Discord would refuse this voice message, or None."""
+        attachments = body.get("attachments") or []
+        if body.get("content") or body.get("embeds") or len(attachments) != 1:
+            return "a voice message has exactly one audio attachment and nothing else"
+        voice = attachments[0]
+        data = self.uploads.get(voice.get("uploaded_filename", ""))
+        if data is None:
+            return "unknown uploaded_filename"
+        if not (data.startswith(b"OggS") and b"OpusHead" in data[:200]):
+            return "a voice message is Opus in Ogg"
+        duration = voice.get("duration_secs")
+        if not isinstance(duration, int | float) or duration <= 0:
+            return "duration_secs must be a positive number"
+        try:
+            waveform = base64.b64decode(voice.get("waveform") or "", validate=True)
+        except (binascii.Error, ValueError):
+            return "waveform must be base64"
+        if not 0 < len(waveform) <= 256:
+            return "waveform must hold 1 to 256 bytes"
+        return None
+
+    def _voice_message(self, channel_id: int, body: Payload) -> Payload:
+        voice = body["attachments"][0]
+        data = self.uploads[voice["uploaded_filename"]]
+        attachment = self.attachment(voice["filename"], data, content_type="audio/ogg") | {
+            "duration_secs": voice["duration_secs"], "waveform": voice["waveform"],
+        }
+        return self._message(channel_id, self.bot, "", guild_id=self._guild_of(channel_id),
+                             attachments=[attachment], flags=int(body["flags"]))
 
     async def _cdn(self, request: web.Request) -> web.Response:
         data = self._files.get(request.match_info["key"])

@@ -4,7 +4,11 @@ Socket Mode websocket, plus a sender of correctly signed Events API requests.
 The real slack_sdk / slack-bolt clients talk to it (`AsyncWebClient(base_url=fake.base_url)`). Every
 Web API call is recorded with its arguments, token and time; `fail(method, 429, retry_after=0)`
 injects rate limiting. Like Slack, it answers an unauthorised file download with an HTML login page
-and status 200, and refuses text over 4,000 characters with `msg_too_long`.
+and status 200, and refuses text over 4,000 characters with `msg_too_long`. Streaming chunks and
+message blocks are checked against slack_sdk's own model classes (`invalid_chunks`, `invalid_blocks`
+for anything they would not build back exactly); `chunks_supported = False` plays a workspace that
+refuses structured chunks. Channels added with `add_channel` answer conversations.info and
+conversations.history.
 Run it alone with `python -m tests.fakes.slack_api --port 8766`.
 """
 
@@ -25,11 +29,14 @@ from urllib.parse import urlencode
 
 import httpx
 from aiohttp import WSMsgType, web
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.messages.chunk import Chunk
 from slack_sdk.signature import SignatureVerifier
 
 from tests.fakes.background import BackgroundApp
 
 MAX_TEXT = 4000
+TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
 LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
 NO_AUTH_METHODS = frozenset({"oauth.v2.access", "apps.connections.open"})
 
@@ -65,6 +72,9 @@ class Message:
     text: str
     streaming: bool = False
     edits: int = 0
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    """Every structured chunk streamed into it (task updates, plan updates), in order."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +89,10 @@ class FakeSlack:
     port: int = 0
     streaming_supported: bool = True
     """False: chat.startStream answers `unknown_method` (an app without the AI feature)."""
+    chunks_supported: bool = True
+    """False: stream calls carrying task or plan chunks answer `invalid_chunks` (markdown text still works)."""
+    channels: dict[str, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
+    """channel id -> (name, its messages newest first) for conversations.info / conversations.history."""
     calls: list[Call] = field(default_factory=list)
     workspaces: dict[str, Workspace] = field(default_factory=dict)
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
@@ -117,6 +131,13 @@ class FakeSlack:
         )
         self.workspaces[workspace.token] = workspace
         return workspace
+
+    def add_channel(self, channel_id: str, name: str, messages: list[tuple[str, str]]) -> None:
+        """A channel people wrote in: (user, text) pairs, oldest first."""
+        history = [
+            {"type": "message", "user": user, "text": text, "ts": self.next_ts()} for user, text in messages
+        ]
+        self.channels[channel_id] = (name, history[::-1])
 
     def add_oauth_code(self, workspace: Workspace) -> str:
         code = f"code-{uuid.uuid4().hex[:8]}"
@@ -242,7 +263,9 @@ class FakeSlack:
             "chat.stopStream": self._stop_stream,
             "assistant.threads.setStatus": _ok,
             "assistant.threads.setTitle": _ok,
-            "assistant.threads.setSuggestedPrompts": _ok,
+            "assistant.threads.setSuggestedPrompts": _suggested_prompts,
+            "conversations.info": self._conversation_info,
+            "conversations.history": self._conversation_history,
             "views.publish": lambda args, ws: {"ok": True, "view": {"id": f"V{uuid.uuid4().hex[:8]}"}},
             "reactions.add": _ok,
             "files.getUploadURLExternal": self._upload_url,
@@ -270,8 +293,12 @@ class FakeSlack:
             return {"ok": False, "error": "channel_not_found"}
         if len(text) > MAX_TEXT:
             return {"ok": False, "error": "msg_too_long"}
+        blocks = _blocks(args)
+        if blocks is None:
+            return {"ok": False, "error": "invalid_blocks"}
         ts = self.next_ts()
-        message = Message(channel=str(args["channel"]), ts=ts, thread_ts=args.get("thread_ts") or None, text=text)
+        message = Message(channel=str(args["channel"]), ts=ts, thread_ts=args.get("thread_ts") or None, text=text,
+                          blocks=blocks)
         self.messages[(message.channel, ts)] = message
         return {"ok": True, "channel": message.channel, "ts": ts, "message": {"text": text, "ts": ts}}
 
@@ -282,7 +309,11 @@ class FakeSlack:
             return {"ok": False, "error": "message_not_found"}
         if len(text) > MAX_TEXT:
             return {"ok": False, "error": "msg_too_long"}
+        blocks = _blocks(args)
+        if blocks is None:
+            return {"ok": False, "error": "invalid_blocks"}
         message.text = text
+        message.blocks = blocks
         message.streaming = False
         message.edits += 1
         return {"ok": True, "channel": message.channel, "ts": message.ts, "text": text}
@@ -295,9 +326,12 @@ class FakeSlack:
             return {"ok": False, "error": "invalid_arguments"}
         if not channel.startswith("D") and not (args.get("recipient_team_id") and args.get("recipient_user_id")):
             return {"ok": False, "error": "invalid_arguments"}
+        chunks = self._chunks(args)
+        if chunks is None:
+            return {"ok": False, "error": "invalid_chunks"}
         ts = self.next_ts()
         message = Message(channel=channel, ts=ts, thread_ts=str(args["thread_ts"]), text=_stream_text(args),
-                          streaming=True)
+                          streaming=True, chunks=[c for c in chunks if c["type"] != "markdown_text"])
         self.messages[(channel, ts)] = message
         return {"ok": True, "channel": channel, "ts": ts}
 
@@ -305,14 +339,49 @@ class FakeSlack:
         message = self.messages.get((str(args.get("channel")), str(args.get("ts"))))
         if message is None or not message.streaming:
             return {"ok": False, "error": "message_not_in_streaming_state"}
+        chunks = self._chunks(args)
+        if chunks is None:
+            return {"ok": False, "error": "invalid_chunks"}
         message.text += _stream_text(args)
+        message.chunks += [c for c in chunks if c["type"] != "markdown_text"]
         return {"ok": True, "channel": message.channel, "ts": message.ts}
 
     def _stop_stream(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
+        blocks = _blocks(args)
+        if blocks is None:
+            return {"ok": False, "error": "invalid_blocks"}
         result = self._append_stream(args, ws)
         if result["ok"]:
-            self.messages[(str(args["channel"]), str(args["ts"]))].streaming = False
+            message = self.messages[(str(args["channel"]), str(args["ts"]))]
+            message.streaming = False
+            message.blocks = blocks
         return result
+
+    def _chunks(self, args: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The call's chunks if slack_sdk's models build each back exactly (and this workspace takes them)."""
+        chunks = _json_list(args.get("chunks"))
+        for chunk in chunks:
+            parsed = Chunk.parse(chunk) if isinstance(chunk, dict) else None
+            if parsed is None or parsed.to_dict() != chunk:
+                return None
+            if chunk["type"] == "task_update" and chunk.get("status") not in TASK_STATUSES:
+                return None
+            if chunk["type"] != "markdown_text" and not self.chunks_supported:
+                return None
+        return chunks
+
+    def _conversation_info(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
+        found = self.channels.get(str(args.get("channel")))
+        if found is None:
+            return {"ok": False, "error": "channel_not_found"}
+        return {"ok": True, "channel": {"id": args["channel"], "name": found[0], "is_channel": True}}
+
+    def _conversation_history(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
+        found = self.channels.get(str(args.get("channel")))
+        if found is None:
+            return {"ok": False, "error": "channel_not_found"}
+        limit = int(args.get("limit") or 100)
+        return {"ok": True, "messages": found[1][:limit], "has_more": len(found[1]) > limit}
 
     def _upload_url(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
         file_id = f"F{uuid.uuid4().hex[:10].upper()}"
@@ -535,6 +604,32 @@ def _ok(args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
     return {"ok": True}
 
 
+def _suggested_prompts(args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
+    """Like Slack: a channel and one to four prompts, each with a title and a message."""
+    prompts = _json_list(args.get("prompts"))
+    valid = 1 <= len(prompts) <= 4 and all(isinstance(p, dict) and p.get("title") and p.get("message") for p in prompts)
+    if not args.get("channel_id") or not valid:
+        return {"ok": False, "error": "invalid_arguments"}
+    return {"ok": True}
+
+
+def _json_list(value: Any) -> list[Any]:
+    """A list argument, sent as JSON or as a form field holding JSON."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return list(value or [])
+
+
+def _blocks(args: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The call's blocks if slack_sdk's models build each back exactly; None for an invalid one."""
+    blocks = _json_list(args.get("blocks"))
+    for block in blocks:
+        parsed = Block.parse(block) if isinstance(block, dict) else None
+        if parsed is None or type(parsed) is Block or parsed.to_dict() != block:
+            return None
+    return blocks
+
+
 def _basic_auth(request: web.Request) -> dict[str, str]:
     """oauth.v2.access sends the app's client id and secret as HTTP Basic auth."""
     header = request.headers.get("Authorization", "")
@@ -561,9 +656,7 @@ async def _arguments(request: web.Request) -> dict[str, Any]:
 
 def _stream_text(args: dict[str, Any]) -> str:
     text = str(args.get("markdown_text") or "")
-    chunks = args.get("chunks") or []
-    if isinstance(chunks, str):
-        chunks = json.loads(chunks)
+    chunks = _json_list(args.get("chunks"))
     return text + "".join(str(c.get("text") or "") for c in chunks if c.get("type") == "markdown_text")
 
 
