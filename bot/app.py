@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 from pydantic_ai.settings import ModelSettings
 
+from bot.database import open_pool
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.guard.events import pool_sink
 from core.guard.guard import Guard
@@ -27,28 +28,11 @@ from core.memory.service import MemoryConfig, MemoryService
 from core.memory.tools import ToolScope, memory_toolset
 from core.pipeline import Pipeline, PipelineConfig
 from core.steps import GuardStep, MediaStep, MemoryStep
-from core.store.embedded import start_embedded
-from core.store.migrations import migrate
-from core.store.pool import create_pool
 from core.tools import builtin
 from core.tools.registry import ToolPolicy, ToolRegistry, load_entry_point_tools, load_mcp_servers
 from evals.online import online_scorer
 
 SELF_RETRYING_PROVIDERS = ("openai:", "openai-chat:", "anthropic:")
-
-
-def database_uri(settings: Settings) -> str:
-    """DATABASE_URL, or the embedded Postgres under PARLEY_DATA_DIR."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    return start_embedded(settings.parley_data_dir)
-
-
-async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
-    """Connect and apply pending migrations (every serving command migrates on start)."""
-    uri = database_uri(settings)
-    await migrate(uri)
-    return await create_pool(uri, max_size=max_size)
 
 
 def model_config(settings: Settings) -> ModelConfig:

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.app import database_uri
+from bot.database import database_uri
 from bot.settings import Settings
 from core.store.migrations import migrate_sync
 

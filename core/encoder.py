@@ -158,6 +158,16 @@ def graph_path(model_dir: Path, cache_dir: Path) -> Path:
     return cache_dir / f"minilm-layers-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}.onnx"
 
 
+def ensure_graph(model_dir: Path, cache_dir: Path) -> Path:
+    """The graph of `model_dir`, exported first if this install has none yet (seconds, with torch)."""
+    from core.embeddings import shared_sentence_transformer
+
+    graph = graph_path(model_dir, cache_dir)
+    if not graph.exists():
+        export_graph(shared_sentence_transformer(), graph)
+    return graph
+
+
 def export_graph(model: SentenceTransformer, path: Path) -> None:
     """Trace the model with its pooling into `path`, written atomically (two processes may race).
 
@@ -208,10 +218,7 @@ def best_runner(model_dir: Path, cache_dir: Path) -> Runner:
     from core.embeddings import shared_sentence_transformer
 
     try:
-        graph = graph_path(model_dir, cache_dir)
-        if not graph.exists():
-            export_graph(shared_sentence_transformer(), graph)
-        return OnnxEncoder(graph, model_dir)
+        return OnnxEncoder(ensure_graph(model_dir, cache_dir), model_dir)
     except Exception as exc:
         log.warning("encoder: onnxruntime unavailable (%s: %s); using torch", type(exc).__name__, exc)
         return lambda texts: encode(shared_sentence_transformer(), texts)
@@ -295,8 +302,13 @@ def _retrieve(future: asyncio.Future[TextVectors]) -> None:
 @cache
 def shared_encoder() -> SharedEncoder:
     """The process's one encoder over the bundled MiniLM, its ONNX graph kept in the user cache."""
-    from platformdirs import user_cache_dir
-
     from core.embeddings import bundled_model_path
 
-    return SharedEncoder(best_runner(bundled_model_path(), Path(user_cache_dir("parley"))))
+    return SharedEncoder(best_runner(bundled_model_path(), graph_cache_dir()))
+
+
+def graph_cache_dir() -> Path:
+    """Where this user's exported graphs are kept."""
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("parley"))

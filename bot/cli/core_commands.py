@@ -5,21 +5,22 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.console import chat as console_chat
-from bot.app import build_registry, database_uri, open_pool, running
 from bot.cli.common import err, load_settings, parse_since, run
+from bot.database import database_uri, open_pool
 from core.feedback import list_feedback
-from core.media.config import VoiceFormat
 from core.models import WorkspaceKey
 from core.store.migrations import migrate
 from core.turns import usage_since
 from core.workspace import load_overrides, set_override, unset_override
+
+if TYPE_CHECKING:
+    from core.media.config import VoiceFormat
 
 out = Console()
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
@@ -33,16 +34,6 @@ WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace 
 PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, slack, discord or api.")]
 
 
-def register(app: typer.Typer) -> None:
-    app.command("chat")(chat)
-    app.command("usage")(usage)
-    app.add_typer(config_app, name="config")
-    app.add_typer(db_app, name="db")
-    app.add_typer(feedback_app, name="feedback")
-    app.add_typer(workspace_app, name="workspace")
-    app.add_typer(tools_app, name="tools")
-
-
 def chat(
     message: Annotated[str | None, typer.Option("--message", "-m", help="Answer this once and exit.")] = None,
     workspace: Annotated[str, typer.Option("--workspace", "-w")] = "local",
@@ -54,6 +45,9 @@ def chat(
 ) -> None:
     """Chat with Parley in the terminal (interactive without -m)."""
     settings = load_settings(need_model=True)
+    from adapters.console import chat as console_chat
+    from bot.app import running
+
     user = user or console_chat.default_user()
     thread = thread or console_chat.new_thread()
 
@@ -216,6 +210,8 @@ def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "c
 @tools_app.command("list")
 def tools_list() -> None:
     """Every registered tool: built-ins, entry-point plugins and MCP servers."""
+    from bot.app import build_registry
+
     settings = load_settings()
     registry = build_registry(settings)
     for name in registry.names:

@@ -11,8 +11,8 @@ from pydantic_ai.exceptions import UserError
 from rich.console import Console
 from rich.table import Table
 
-from bot.app import open_pool
 from bot.cli.common import err, load_settings, parse_since, run
+from bot.database import open_pool
 from bot.settings import MISSING_MODEL_HELP, Settings
 from evals.goldens import DATASETS_DIR
 from evals.harvest import harvest, to_jsonl

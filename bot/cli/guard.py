@@ -90,7 +90,7 @@ def events_command(
     """List stored safety events (rail activations), newest first; excerpts are masked."""
     settings = load_settings()
     start = parse_since(since)
-    from bot.app import open_pool
+    from bot.database import open_pool
     from core.guard.events import SafetyEvent, list_events
     from core.models import WorkspaceKey
 
