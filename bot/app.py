@@ -28,6 +28,7 @@ from core.memory.service import MemoryConfig, MemoryService
 from core.memory.tools import ToolScope, memory_toolset
 from core.pipeline import Pipeline, PipelineConfig
 from core.steps import GuardStep, MediaStep, MemoryStep
+from core.telemetry import startup_phase
 from core.tools import builtin
 from core.tools.registry import ToolPolicy, ToolRegistry, load_entry_point_tools, load_mcp_servers
 from evals.online import online_scorer
@@ -142,7 +143,8 @@ def build_guard(settings: Settings, pool: asyncpg.Pool) -> Guard:
 
 def build_steps(settings: Settings, pool: asyncpg.Pool, *, voice_format: VoiceFormat = "ogg") -> Steps:
     memory = build_memory(settings, pool)
-    guard = build_guard(settings, pool)
+    with startup_phase("guard load"):
+        guard = build_guard(settings, pool)
     return Steps(
         media=build_media(settings, voice_format=voice_format),
         guard=guard,
@@ -205,9 +207,11 @@ async def started(
     memory = steps.memory_service
     try:
         if steps.guard_service is not None:
-            await steps.guard_service.warm()
+            with startup_phase("guard warm-up"):
+                await steps.guard_service.warm()
         if memory is not None:
-            await memory.start(reembed_in_background=maintenance)
+            with startup_phase("memory warm-up"):
+                await memory.start(reembed_in_background=maintenance)
             if maintenance and memory.dimensions:
                 background = asyncio.create_task(
                     maintenance_loop(

@@ -12,6 +12,7 @@ from bot.settings import Settings
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate
 from core.store.pool import create_pool
+from core.telemetry import startup_phase
 
 
 def database_uri(settings: Settings) -> str:
@@ -23,6 +24,9 @@ def database_uri(settings: Settings) -> str:
 
 async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
     """Connect and apply pending migrations (every serving command migrates on start)."""
-    uri = database_uri(settings)
-    await migrate(uri)
-    return await create_pool(uri, max_size=max_size)
+    with startup_phase("database start"):
+        uri = database_uri(settings)
+    with startup_phase("migrations"):
+        await migrate(uri)
+    with startup_phase("database start"):
+        return await create_pool(uri, max_size=max_size)

@@ -303,8 +303,10 @@ def _retrieve(future: asyncio.Future[TextVectors]) -> None:
 def shared_encoder() -> SharedEncoder:
     """The process's one encoder over the bundled MiniLM, its ONNX graph kept in the user cache."""
     from core.embeddings import bundled_model_path
+    from core.telemetry import startup_phase
 
-    return SharedEncoder(best_runner(bundled_model_path(), graph_cache_dir()))
+    with startup_phase("encoder load"):
+        return SharedEncoder(best_runner(bundled_model_path(), graph_cache_dir()))
 
 
 def graph_cache_dir() -> Path:

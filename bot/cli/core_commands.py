@@ -16,6 +16,7 @@ from bot.database import database_uri, open_pool
 from core.feedback import list_feedback
 from core.models import WorkspaceKey
 from core.store.migrations import migrate
+from core.telemetry import startup_phase
 from core.turns import usage_since
 from core.workspace import load_overrides, set_override, unset_override
 
@@ -45,8 +46,9 @@ def chat(
 ) -> None:
     """Chat with Parley in the terminal (interactive without -m)."""
     settings = load_settings(need_model=True)
-    from adapters.console import chat as console_chat
-    from bot.app import running
+    with startup_phase("imports"):
+        from adapters.console import chat as console_chat
+        from bot.app import running
 
     user = user or console_chat.default_user()
     thread = thread or console_chat.new_thread()
@@ -65,7 +67,8 @@ def chat(
                 attachments=console_chat.read_attachments(attach or []),
                 voice_reply=True if voice_reply else None,
             )
-            reply = await pipeline.run(inbound)
+            with startup_phase("first turn"):
+                reply = await pipeline.run(inbound)
             if voice_reply is not None:
                 if reply.audio is None:
                     err.print("[yellow]No voice reply was produced (the reply was blocked or failed).[/yellow]")
