@@ -6,6 +6,10 @@ Apart from `bot.app` so that commands which only read the database (`usage`, `fe
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import threading
+
 import asyncpg
 
 from bot.settings import Settings
@@ -13,6 +17,8 @@ from core.store.embedded import start_embedded
 from core.store.migrations import migrate
 from core.store.pool import create_pool
 from core.telemetry import startup_phase
+
+log = logging.getLogger(__name__)
 
 
 def database_uri(settings: Settings) -> str:
@@ -22,10 +28,24 @@ def database_uri(settings: Settings) -> str:
     return start_embedded(settings.parley_data_dir)
 
 
+def start_early(settings: Settings) -> None:
+    """Start the embedded Postgres in a thread now, while the command imports the rest (seconds), so
+    that `open_pool` finds it running. A failure is reported by `open_pool`, which starts it again."""
+    if settings.database_url is None:
+        threading.Thread(target=_start_quietly, args=(settings,), name="postgres-start", daemon=True).start()
+
+
+def _start_quietly(settings: Settings) -> None:
+    try:
+        database_uri(settings)
+    except Exception as exc:
+        log.debug("early Postgres start failed (open_pool will say why): %s", exc)
+
+
 async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
     """Connect and apply pending migrations (every serving command migrates on start)."""
     with startup_phase("database start"):
-        uri = database_uri(settings)
+        uri = await asyncio.to_thread(database_uri, settings)
     with startup_phase("migrations"):
         await migrate(uri)
     with startup_phase("database start"):

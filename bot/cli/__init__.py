@@ -9,7 +9,7 @@ To add a command, give it a line in `COMMANDS`: its name, where it lives (a func
 
 from __future__ import annotations
 
-from core.telemetry import quiet_libraries
+from core.telemetry import quiet_libraries, startup_phase
 
 quiet_libraries()
 
@@ -92,7 +92,8 @@ class LazyGroup(TyperGroup):
         lazy = COMMANDS.get(cmd_name)
         if lazy is None or self._listing:
             return super().get_command(ctx, cmd_name)
-        return lazy.load(cmd_name)
+        with startup_phase("imports"):
+            return lazy.load(cmd_name)
 
     def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         """The help lists the commands by their help lines, importing none of them."""

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.cli.common import err, load_settings, parse_since, run
-from bot.database import database_uri, open_pool
+from bot.database import database_uri, open_pool, start_early
 from core.feedback import list_feedback
 from core.models import WorkspaceKey
 from core.store.migrations import migrate
@@ -46,6 +46,7 @@ def chat(
 ) -> None:
     """Chat with Parley in the terminal (interactive without -m)."""
     settings = load_settings(need_model=True)
+    start_early(settings)
     with startup_phase("imports"):
         from adapters.console import chat as console_chat
         from bot.app import running
