@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -41,8 +42,8 @@ def quiet_libraries(*, force: bool = False) -> None:
 
 PHASES_ENV = "PARLEY_STARTUP_PHASES"
 """A file path: every start-up phase appends one JSON line to it (benchmarks/startup.py reads them)."""
-_open_phases: list[list[float]] = []
-"""Wall and CPU seconds of the phases running inside the current one, per level (to report self time)."""
+_local = threading.local()
+"""Per thread, `open`: the wall and CPU seconds spent in the inner phases of each open phase."""
 
 
 @contextmanager
@@ -52,16 +53,17 @@ def startup_phase(name: str) -> Iterator[None]:
     Phases nest; each reports its own time without its inner phases', so they add up. The result is
     logged at debug level and appended to the file `PARLEY_STARTUP_PHASES` names, if set, as
     {"phase", "start", "wall_ms", "cpu_ms"} with `start` in seconds since the epoch."""
+    open_phases: list[list[float]] = _local.__dict__.setdefault("open", [])
     start, wall, cpu = time.time(), time.perf_counter(), time.process_time()
-    _open_phases.append([0.0, 0.0])
+    open_phases.append([0.0, 0.0])
     try:
         yield
     finally:
-        inner_wall, inner_cpu = _open_phases.pop()
+        inner_wall, inner_cpu = open_phases.pop()
         took_wall, took_cpu = time.perf_counter() - wall, time.process_time() - cpu
-        if _open_phases:
-            _open_phases[-1][0] += took_wall
-            _open_phases[-1][1] += took_cpu
+        if open_phases:
+            open_phases[-1][0] += took_wall
+            open_phases[-1][1] += took_cpu
         record = {
             "phase": name,
             "start": round(start, 4),

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from typer.testing import CliRunner
 from bot.cli import COMMANDS, app
 from core.embeddings import bundled_model_path
 from core.encoder import ensure_graph, graph_cache_dir
-from core.telemetry import QUIET_ENV
+from core.telemetry import PHASES_ENV, QUIET_ENV, startup_phase
 from tests.fakes.openai_server import FakeOpenAI
 
 NO_MODELS = {"torch", "sentence_transformers", "transformers", "nemoguardrails", "slack_bolt", "slack_sdk",
@@ -85,3 +86,18 @@ def test_a_mistyped_command_is_answered_with_the_nearest_name() -> None:
     result = CliRunner().invoke(app, ["confg"])
     assert result.exit_code == 2
     assert "Did you mean 'config'?" in result.output
+
+
+def test_a_phase_reports_its_own_time_without_its_inner_phases(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    phases = tmp_path / "phases.jsonl"
+    monkeypatch.setenv(PHASES_ENV, str(phases))
+    with startup_phase("outer"):
+        time.sleep(0.02)
+        with startup_phase("inner"):
+            time.sleep(0.2)
+    inner, outer = (json.loads(line) for line in phases.read_text().splitlines())
+    assert (inner["phase"], outer["phase"]) == ("inner", "outer")
+    assert inner["wall_ms"] >= 200 > outer["wall_ms"] >= 20
+    assert outer["start"] <= inner["start"]
