@@ -199,7 +199,8 @@ async def started(
 
     With `maintenance`, memory retention and large-scope indexing run periodically (serving processes).
     """
-    pipeline = build_pipeline(settings, pool, steps=steps)
+    with startup_phase("pipeline build"):
+        pipeline = build_pipeline(settings, pool, steps=steps)
     scorer = online_scorer(settings, pool)
     if scorer is not None:
         pipeline.after_turn = lambda inbound, reply, context: scorer.after_turn(inbound, reply, context=context)
