@@ -159,7 +159,8 @@ def graph_path(model_dir: Path, cache_dir: Path) -> Path:
 
 
 def ensure_graph(model_dir: Path, cache_dir: Path) -> Path:
-    """The graph of `model_dir`, exported first if this install has none yet (seconds, with torch)."""
+    """The graph of `model_dir` (the bundled MiniLM's folder, the model `shared_sentence_transformer`
+    loads to export it), exported first if this install has none yet (seconds, with torch)."""
     from core.embeddings import shared_sentence_transformer
 
     graph = graph_path(model_dir, cache_dir)

