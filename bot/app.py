@@ -193,11 +193,12 @@ def build_pipeline(
 
 @asynccontextmanager
 async def started(
-    settings: Settings, pool: asyncpg.Pool, steps: Steps, *, maintenance: bool = False
+    settings: Settings, pool: asyncpg.Pool, steps: Steps, *, maintenance: bool = False, warm_guard: bool = True
 ) -> AsyncIterator[Pipeline]:
     """A pipeline on an open pool with its steps started; on exit its background work drains.
 
     With `maintenance`, memory retention and large-scope indexing run periodically (serving processes).
+    Without `warm_guard`, the first turn warms the rails itself (a one-shot command has only that turn).
     """
     with startup_phase("pipeline build"):
         pipeline = build_pipeline(settings, pool, steps=steps)
@@ -207,7 +208,7 @@ async def started(
     background: asyncio.Task[None] | None = None
     memory = steps.memory_service
     try:
-        if steps.guard_service is not None:
+        if warm_guard and steps.guard_service is not None:
             with startup_phase("guard warm-up"):
                 await steps.guard_service.warm()
         if memory is not None:
@@ -238,13 +239,13 @@ async def started(
 
 @asynccontextmanager
 async def running(
-    settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False
+    settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False, warm_guard: bool = True
 ) -> AsyncIterator[Pipeline]:
     """Open the database (migrating it), start a pipeline, and close everything on exit."""
     pool = await open_pool(settings)
     try:
         steps = build_steps(settings, pool, voice_format=voice_format)
-        async with started(settings, pool, steps, maintenance=maintenance) as pipeline:
+        async with started(settings, pool, steps, maintenance=maintenance, warm_guard=warm_guard) as pipeline:
             yield pipeline
     finally:
         await pool.close()

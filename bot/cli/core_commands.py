@@ -56,7 +56,7 @@ def chat(
 
     async def main() -> int:
         voice_format: VoiceFormat = "mp3" if voice_reply is not None and voice_reply.suffix.lower() == ".mp3" else "ogg"
-        async with running(settings, voice_format=voice_format) as pipeline:
+        async with running(settings, voice_format=voice_format, warm_guard=message is None) as pipeline:
             if message is None:
                 await console_chat.interactive(pipeline, workspace=workspace, user=user, thread=thread, console=out)
                 return 0
