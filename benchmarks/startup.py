@@ -15,7 +15,8 @@ for; the embedded Postgres runs as a daemon of its own and is not counted), and 
 (MiB). Parley's phases come from `PARLEY_STARTUP_PHASES` (core/telemetry.py): each phase's own wall
 and CPU milliseconds, plus `before first phase` (interpreter, CLI, settings) and, for chat, `exit`
 (draining and closing) or, for serve, `until ready` (the app and uvicorn). The fake model answers at
-once, so the ratios show start-up alone. Every figure is the median of `--runs` rounds.
+once, so the ratios show start-up alone. Every figure is the median of `--runs` rounds, and every
+ratio the median of the rounds' own ratios.
 
 Progress goes to stderr; the JSON to stdout:
 
@@ -185,7 +186,10 @@ def report(samples: dict[str, list[Sample]], *, runs: int, info: dict[str, Any])
     summary = {name: median_of(found) for name, found in samples.items()}
 
     def ratio(a: str, b: str, key: str) -> float:
-        return round(summary[a][key] / summary[b][key], 2)
+        """The median over rounds of a round's ratio: each round runs both back to back, so a busy
+        moment of the machine weighs on both sides of it."""
+        pairs = zip(samples[a], samples[b], strict=True)
+        return round(statistics.median(getattr(x, key) / getattr(y, key) for x, y in pairs), 2)
 
     ratios = {
         "chat_wall": ratio("chat", "bare_agent", "wall_s"),
