@@ -23,7 +23,11 @@ COPY bot ./bot
 COPY core ./core
 COPY adapters ./adapters
 COPY evals ./evals
+# The encoder's ONNX graph is exported here, once, with torch: a container then starts without
+# importing torch or sentence-transformers (seconds and hundreds of MB on every start).
+ENV XDG_CACHE_HOME=/opt/cache
 RUN pip install . \
+    && cd / && python -c "from core.embeddings import bundled_model_path as m; from core.encoder import ensure_graph, graph_cache_dir as c; print(ensure_graph(m(), c()))" \
     && find /opt/venv -name "__pycache__" -type d -prune -exec rm -rf {} +
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS runtime
@@ -33,7 +37,9 @@ RUN apt-get update \
     && useradd --create-home --uid 10001 --shell /usr/sbin/nologin parley \
     && mkdir -p /data && chown parley:parley /data
 COPY --from=build /opt/venv /opt/venv
+COPY --from=build --chown=parley:parley /opt/cache /opt/cache
 ENV PATH=/opt/venv/bin:$PATH \
+    XDG_CACHE_HOME=/opt/cache \
     PYTHONUNBUFFERED=1 \
     PARLEY_HOST=0.0.0.0 \
     PORT=8080 \

@@ -6,11 +6,16 @@ transformers, NeMo or DeepEval are imported.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import platform
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 from core.telemetry import QUIET_ENV
 
@@ -50,4 +55,22 @@ def summary_ms(samples_ms: Sequence[float]) -> dict[str, float | None]:
         "p99_ms": rounded(percentile(samples_ms, 0.99)),
         "mean_ms": rounded(statistics.fmean(samples_ms)) if samples_ms else None,
         "max_ms": rounded(max(samples_ms)) if samples_ms else None,
+    }
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on, and how busy it was when the run started."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
     }

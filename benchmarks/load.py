@@ -34,7 +34,6 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -57,7 +56,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from slack_sdk.signature import SignatureVerifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.common import OFFLINE_ENV, percentile
+from benchmarks.common import OFFLINE_ENV, machine, percentile
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack, Workspace, event_callback, mention
 
@@ -535,23 +534,6 @@ def cpu_snapshot(server: Server, fakes: Fakes) -> CpuSnapshot:
         driver=cpu_seconds([psutil.Process()]),
         at=time.monotonic(),
     )
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-        "load_avg_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 # -- driving load ------------------------------------------------------------------------------

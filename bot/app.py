@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from pydantic_ai.settings import ModelSettings
 
+from bot.database import APPLICATION_NAME, app_database_uri, database_uri
 from bot.local_model import gguf_path, local_name, local_server, model_names, model_notice, with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.guard.events import pool_sink
@@ -34,42 +35,15 @@ from core.memory.service import MemoryConfig, MemoryService
 from core.memory.tools import ToolScope, memory_toolset
 from core.pipeline import Pipeline, PipelineConfig
 from core.steps import GuardStep, MediaStep, MemoryStep
-from core.store.embedded import start_embedded
 from core.store.instance import Instance
-from core.store.migrations import migrate
 from core.store.pool import create_pool
-from core.store.roles import ensure_app_login
+from core.telemetry import startup_phase
 from core.tools import builtin
 from core.tools.registry import ToolPolicy, ToolRegistry, load_entry_point_tools, load_mcp_servers
 from evals.online import OnlineScorer
 
 log = logging.getLogger("parley.app")
 SELF_RETRYING_PROVIDERS = ("openai:", "openai-chat:", "anthropic:", "local")
-APPLICATION_NAME = "parley"
-"""`application_name` of a serving process's connections, as pg_stat_activity shows them."""
-
-
-def database_uri(settings: Settings) -> str:
-    """DATABASE_URL, or the embedded Postgres under PARLEY_DATA_DIR."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    return start_embedded(settings.parley_data_dir)
-
-
-async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
-    """Connect as the owner and apply pending migrations (operator commands: they work across tenants)."""
-    uri = database_uri(settings)
-    await migrate(uri)
-    return await create_pool(uri, max_size=max_size)
-
-
-async def app_database_uri(settings: Settings) -> str:
-    """Migrate as the owner, then the URL a serving process connects with: the non-superuser app role."""
-    owner = database_uri(settings)
-    await migrate(owner)
-    if settings.parley_database_app_url is not None:
-        return settings.parley_database_app_url.get_secret_value()
-    return await ensure_app_login(owner)
 
 
 def model_config(settings: Settings, *, local_base_url: str | None = None) -> ModelConfig:
@@ -203,7 +177,8 @@ def build_steps(
     """The real media, guard and memory steps; `models` is the process's factory (a fresh one if None)."""
     models = models or model_factory(settings)
     memory = build_memory(settings, pool, models)
-    guard = build_guard(settings, pool, models)
+    with startup_phase("guard load"):
+        guard = build_guard(settings, pool, models)
     return Steps(
         media=build_media(settings, voice_format=voice_format),
         guard=guard,
@@ -279,24 +254,29 @@ async def started(
     models: ModelFactory | None = None,
     maintenance: bool = False,
     owner_pool: asyncpg.Pool | None = None,
+    warm_guard: bool = True,
 ) -> AsyncIterator[Pipeline]:
     """A pipeline on an open pool with its steps started; on exit its background work drains.
 
     With `maintenance`, memory retention and large-scope indexing run periodically (serving processes),
     on `owner_pool` when given: they work across tenants and build indexes, which only the owner may.
+    Without `warm_guard`, the first turn warms the rails itself (a one-shot command has only that turn).
     """
     models = models or model_factory(settings)
-    pipeline = build_pipeline(settings, pool, models=models, steps=steps)
+    with startup_phase("pipeline build"):
+        pipeline = build_pipeline(settings, pool, models=models, steps=steps)
     scorer = build_online_scorer(settings, pool, models)
     if scorer is not None:
         pipeline.after_turn = lambda inbound, reply, context: scorer.after_turn(inbound, reply, context=context)
     background: asyncio.Task[None] | None = None
     memory = steps.memory_service
     try:
-        if steps.guard_service is not None:
-            await steps.guard_service.warm()
+        if warm_guard and steps.guard_service is not None:
+            with startup_phase("guard warm-up"):
+                await steps.guard_service.warm()
         if memory is not None:
-            await memory.start(reembed_in_background=maintenance, owner_pool=owner_pool)
+            with startup_phase("memory warm-up"):
+                await memory.start(reembed_in_background=maintenance, owner_pool=owner_pool)
             if maintenance and memory.dimensions:
                 background = asyncio.create_task(
                     maintenance_loop(
@@ -322,7 +302,7 @@ async def started(
 
 @asynccontextmanager
 async def running(
-    settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False
+    settings: Settings, *, voice_format: VoiceFormat = "ogg", maintenance: bool = False, warm_guard: bool = True
 ) -> AsyncIterator[Pipeline]:
     """Open the database (migrating it) as the app role, start the model (the local one in its own
     process) and a pipeline, and close everything on exit. Without PARLEY_MODEL the local demo model
@@ -341,7 +321,8 @@ async def running(
         try:
             steps = build_steps(settings, pool, models=models, voice_format=voice_format)
             async with started(
-                settings, pool, steps, models=models, maintenance=maintenance, owner_pool=owner_pool
+                settings, pool, steps, models=models, maintenance=maintenance, owner_pool=owner_pool,
+                warm_guard=warm_guard,
             ) as pipeline:
                 pipeline.instance = instance
                 yield pipeline

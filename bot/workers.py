@@ -13,6 +13,7 @@ per-minute limits, so divide them by N where that matters.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -24,9 +25,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.app import database_uri
+from bot.database import database_uri
 from bot.settings import Settings
-from core.store.migrations import migrate_sync
+from core.store.migrations import migrate
 
 log = logging.getLogger("parley.workers")
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
@@ -87,7 +88,7 @@ class Supervisor:
 def supervise(settings: Settings, *, host: str, port: int, workers: int, playground_key: bool) -> int:
     """Run `workers` server processes on one socket until SIGTERM/SIGINT; return the exit status."""
     uri = database_uri(settings)
-    migrate_sync(uri)
+    asyncio.run(migrate(uri))
     sock = socket.create_server((host, port), backlog=2048)
     sock.set_inheritable(True)
     supervisor = Supervisor(

@@ -1,10 +1,13 @@
-"""The one local sentence-transformers model of the process, shared by memory and guardrails.
+"""The bundled MiniLM of the process, shared by memory and guardrails.
 
-Loading it costs seconds and hundreds of MB, so it is loaded once, lazily, and warmed up.
+Turns run it through the ONNX graph (`core.encoder`), which needs only the model folder. The
+sentence-transformers model (torch: seconds and hundreds of MB to import) is loaded once, lazily, and
+only where it is needed: to export that graph, as the fallback without onnxruntime, and in training.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from functools import cache
 from pathlib import Path
@@ -29,11 +32,12 @@ def one_thread_per_native_pool() -> None:
     """Hold every loaded native thread pool (torch's and others' OpenMP, numpy's OpenBLAS) to one
     thread. Turns run concurrently, so a pool per call only adds threads that spin waiting for work:
     numpy's OpenBLAS pool alone burned 0.8 of this machine's 2 cores under load (measured). Pools
-    load with their libraries, so the server calls this again once everything is imported."""
-    import torch
+    load with their libraries, so the server calls this again once everything is imported. Torch is
+    held too if something loaded it, never imported for this."""
     from threadpoolctl import threadpool_limits
 
-    torch.set_num_threads(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
     threadpool_limits(limits=1)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import warnings
@@ -35,6 +36,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -103,51 +105,74 @@ class OnnxEncoder:
     """MiniLM and its pooling compiled into one ONNX graph and run by onnxruntime on one thread.
 
     Same numbers as `encode` (within 3e-7), at less than half the CPU: 4.0 ms instead of 9.3 ms for
-    one short text, 32 ms instead of 70 ms for 16 (measured here). The graph is exported from the
-    loaded model once and kept in `cache_dir` under a name that changes with the model and torch.
+    one short text, 32 ms instead of 70 ms for 16 (measured here). Running it needs neither torch nor
+    sentence-transformers (seconds and hundreds of MB to import): the model folder's `tokenizer.json`
+    goes to `tokenizers` directly and the graph to onnxruntime. Only `export_graph` needs torch.
     """
 
-    def __init__(self, model: SentenceTransformer, cache_dir: Path) -> None:
+    def __init__(self, graph: Path, model_dir: Path) -> None:
         import onnxruntime
 
-        self.model = model
-        path = cache_dir / f"minilm-layers-{_fingerprint(model)}.onnx"
-        if not path.exists():
-            _export(model, path)
+        self._tokenizer = _tokenizer(model_dir)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in self._session.get_inputs()]
 
     def __call__(self, texts: list[str], *, batch_size: int = 32) -> Encoded:
         layers: list[np.ndarray] = [np.zeros((0, len(LAYERS) * WIDTH), np.float32)]
         for start in range(0, len(texts), batch_size):
-            batch = self.model.tokenizer(
-                texts[start : start + batch_size],
-                padding=True,
-                truncation=True,
-                max_length=self.model.get_max_seq_length(),
-                return_tensors="np",
-            )
-            feeds = {name: np.asarray(batch[name], dtype=np.int64) for name in self._inputs}
+            batch = self._tokenizer.encode_batch(texts[start : start + batch_size])
+            columns = {
+                "input_ids": [e.ids for e in batch],
+                "attention_mask": [e.attention_mask for e in batch],
+                "token_type_ids": [e.type_ids for e in batch],
+            }
+            feeds = {name: np.asarray(columns[name], dtype=np.int64) for name in self._inputs}
             layers.append(np.asarray(self._session.run(None, feeds)[0], dtype=np.float32))
         stacked = np.concatenate(layers)
         return Encoded(layers=stacked, sentence=np.ascontiguousarray(stacked[:, -WIDTH:]))
 
 
-def _fingerprint(model: SentenceTransformer) -> str:
-    """Changes when the weights, the layers pooled or torch (the exporter) change."""
-    import torch
+def _tokenizer(model_dir: Path) -> Tokenizer:
+    """The model's fast tokenizer as sentence-transformers calls it: truncated at the model's maximum
+    sequence length, padded to the longest text of a batch (the file itself pads everything to 128)."""
+    from tokenizers import Tokenizer
 
-    folder = Path(str(cast(Any, model[0].auto_model).config._name_or_path))
-    weights = sorted(folder.glob("*.safetensors"))
-    parts = [torch.__version__, repr(LAYERS), *(f"{w.name}:{w.stat().st_size}" for w in weights)]
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    config = json.loads((model_dir / "sentence_bert_config.json").read_text())
+    tokenizer.enable_truncation(max_length=int(config["max_seq_length"]))
+    padding = tokenizer.padding or {}
+    tokenizer.enable_padding(pad_id=padding.get("pad_id", 0), pad_token=padding.get("pad_token", "[PAD]"))
+    return tokenizer
 
 
-def _export(model: SentenceTransformer, path: Path) -> None:
-    """Trace the model with its pooling into `path`, written atomically (two processes may race)."""
+def graph_path(model_dir: Path, cache_dir: Path) -> Path:
+    """Where the graph of `model_dir` lives: the name changes with the weights, the layers pooled and
+    the torch that exports it (read from the installed package's metadata, not by importing torch)."""
+    from importlib.metadata import version
+
+    weights = sorted(model_dir.glob("*.safetensors"))
+    parts = [version("torch"), repr(LAYERS), *(f"{w.name}:{w.stat().st_size}" for w in weights)]
+    return cache_dir / f"minilm-layers-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}.onnx"
+
+
+def ensure_graph(model_dir: Path, cache_dir: Path) -> Path:
+    """The graph of `model_dir` (the bundled MiniLM's folder, the model `shared_sentence_transformer`
+    loads to export it), exported first if this install has none yet (seconds, with torch)."""
+    from core.embeddings import shared_sentence_transformer
+
+    graph = graph_path(model_dir, cache_dir)
+    if not graph.exists():
+        export_graph(shared_sentence_transformer(), graph)
+    return graph
+
+
+def export_graph(model: SentenceTransformer, path: Path) -> None:
+    """Trace the model with its pooling into `path`, written atomically (two processes may race).
+
+    The one step that needs torch; it runs once per install (or model, or torch version)."""
     import torch
 
     transformer = cast(torch.nn.Module, model[0].auto_model)
@@ -188,13 +213,16 @@ def _export(model: SentenceTransformer, path: Path) -> None:
     partial.replace(path)
 
 
-def best_runner(model: SentenceTransformer, cache_dir: Path) -> Runner:
-    """onnxruntime where it works; torch otherwise (slower, same numbers), with the reason logged."""
+def best_runner(model_dir: Path, cache_dir: Path) -> Runner:
+    """onnxruntime where it works (exporting the graph first if this install has none); torch
+    otherwise (slower, same numbers), with the reason logged."""
+    from core.embeddings import shared_sentence_transformer
+
     try:
-        return OnnxEncoder(model, cache_dir)
+        return OnnxEncoder(ensure_graph(model_dir, cache_dir), model_dir)
     except Exception as exc:
         log.warning("encoder: onnxruntime unavailable (%s: %s); using torch", type(exc).__name__, exc)
-        return lambda texts: encode(model, texts)
+        return lambda texts: encode(shared_sentence_transformer(), texts)
 
 
 class SharedEncoder:
@@ -275,8 +303,15 @@ def _retrieve(future: asyncio.Future[TextVectors]) -> None:
 @cache
 def shared_encoder() -> SharedEncoder:
     """The process's one encoder over the bundled MiniLM, its ONNX graph kept in the user cache."""
+    from core.embeddings import bundled_model_path
+    from core.telemetry import startup_phase
+
+    with startup_phase("encoder load"):
+        return SharedEncoder(best_runner(bundled_model_path(), graph_cache_dir()))
+
+
+def graph_cache_dir() -> Path:
+    """Where this user's exported graphs are kept."""
     from platformdirs import user_cache_dir
 
-    from core.embeddings import shared_sentence_transformer
-
-    return SharedEncoder(best_runner(shared_sentence_transformer(), Path(user_cache_dir("parley"))))
+    return Path(user_cache_dir("parley"))

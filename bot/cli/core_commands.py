@@ -5,21 +5,23 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.console import chat as console_chat
-from bot.app import build_registry, database_uri, open_pool, running
 from bot.cli.common import err, load_settings, parse_since, run
+from bot.database import database_uri, open_pool, start_early
 from core.feedback import list_feedback
-from core.media.config import VoiceFormat
 from core.models import WorkspaceKey
 from core.store.migrations import migrate
+from core.telemetry import startup_phase
 from core.turns import usage_since
 from core.workspace import load_overrides, set_override, unset_override
+
+if TYPE_CHECKING:
+    from core.media.config import VoiceFormat
 
 out = Console()
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
@@ -33,16 +35,6 @@ WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace 
 PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, slack, discord or api.")]
 
 
-def register(app: typer.Typer) -> None:
-    app.command("chat")(chat)
-    app.command("usage")(usage)
-    app.add_typer(config_app, name="config")
-    app.add_typer(db_app, name="db")
-    app.add_typer(feedback_app, name="feedback")
-    app.add_typer(workspace_app, name="workspace")
-    app.add_typer(tools_app, name="tools")
-
-
 def chat(
     message: Annotated[str | None, typer.Option("--message", "-m", help="Answer this once and exit.")] = None,
     workspace: Annotated[str, typer.Option("--workspace", "-w")] = "local",
@@ -54,12 +46,17 @@ def chat(
 ) -> None:
     """Chat with Parley in the terminal (interactive without -m)."""
     settings = load_settings(need_model=True)
+    start_early(settings)
+    with startup_phase("imports"):
+        from adapters.console import chat as console_chat
+        from bot.app import running
+
     user = user or console_chat.default_user()
     thread = thread or console_chat.new_thread()
 
     async def main() -> int:
         voice_format: VoiceFormat = "mp3" if voice_reply is not None and voice_reply.suffix.lower() == ".mp3" else "ogg"
-        async with running(settings, voice_format=voice_format) as pipeline:
+        async with running(settings, voice_format=voice_format, warm_guard=message is None) as pipeline:
             if pipeline.config.model_notice:
                 err.print(f"[yellow]{pipeline.config.model_notice}[/yellow]")
             if message is None:
@@ -73,7 +70,8 @@ def chat(
                 attachments=console_chat.read_attachments(attach or []),
                 voice_reply=True if voice_reply else None,
             )
-            reply = await pipeline.run(inbound)
+            with startup_phase("first turn"):
+                reply = await pipeline.run(inbound)
             if voice_reply is not None:
                 if reply.audio is None:
                     err.print("[yellow]No voice reply was produced (the reply was blocked or failed).[/yellow]")
@@ -218,6 +216,8 @@ def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "c
 @tools_app.command("list")
 def tools_list() -> None:
     """Every registered tool: built-ins, entry-point plugins and MCP servers."""
+    from bot.app import build_registry
+
     settings = load_settings()
     registry = build_registry(settings)
     for name in registry.names:

@@ -11,8 +11,9 @@ from pydantic_ai.exceptions import UserError
 from rich.console import Console
 from rich.table import Table
 
-from bot.app import models_for, open_pool
+from bot.app import models_for
 from bot.cli.common import err, load_settings, parse_since, run
+from bot.database import open_pool
 from bot.local_model import model_notice, with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.llm import ModelNotConfigured

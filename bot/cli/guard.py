@@ -107,7 +107,7 @@ def events_command(
     """
     settings = load_settings()
     start = parse_since(since)
-    from bot.app import open_pool
+    from bot.database import open_pool
     from core.guard.events import SafetyEvent, false_positive_excerpts, list_events, mark_false_positive
     from core.models import WorkspaceKey
 

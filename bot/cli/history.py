@@ -9,8 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.app import open_pool
 from bot.cli.common import load_settings, run
+from bot.database import open_pool
 from core.memory.conversations import HistoryMessage, user_history, user_platforms
 from core.models import UserKey
 

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bot.app import open_pool
 from bot.cli.common import err, load_settings, run
+from bot.database import open_pool
 from core.memory.embedding_backend import build_embedder, model_label
 from core.memory.forget import export_user, forget_user
 from core.memory.reembed import pending_reembed, reembed

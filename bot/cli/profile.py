@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from bot.app import open_pool
 from bot.cli.common import err, load_settings, run
+from bot.database import open_pool
 from core.memory.profiles import AnswerStyle, ProfileChanges, get_profile, update_profile
 from core.models import UserKey
 from core.steps import Profile

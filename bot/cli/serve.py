@@ -8,8 +8,9 @@ from typing import Annotated
 import typer
 
 from bot.cli.common import load_settings, run
-from bot.server import serve as serve_http
+from bot.database import start_early
 from bot.workers import supervise
+from core.telemetry import startup_phase
 
 app = typer.Typer(help="Serve the HTTP API, the playground and Slack events.")
 
@@ -31,6 +32,9 @@ def serve(
     settings = load_settings()
     if workers > 1 and worker_fd is None:
         raise typer.Exit(supervise(settings, host=host, port=port, workers=workers, playground_key=playground_key))
+    start_early(settings)
+    with startup_phase("imports"):
+        from bot.server import serve as serve_http
     sock = socket.socket(fileno=worker_fd) if worker_fd is not None else None
     run(
         serve_http(

@@ -12,15 +12,16 @@ import io
 import logging
 import time
 from dataclasses import dataclass
-
-from pypdf import PdfReader
-from pypdf.errors import DependencyError, EmptyFileError, FileNotDecryptedError
+from typing import TYPE_CHECKING
 
 from core.media.config import MediaConfig
 from core.media.errors import Unreadable
 from core.media.images import ocr_bytes
 from core.media.sniff import decode_text
 from core.media.text import trim_text
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,11 @@ def _read_pdf(data: bytes, config: MediaConfig, deadline: float) -> str:
 
 
 def _open_pdf(data: bytes) -> PdfReader:
+    """The PDF, decrypted if it opens with an empty password. pypdf (with Pillow) is imported here, on
+    the first document, not by every process that only might read one."""
+    from pypdf import PdfReader
+    from pypdf.errors import DependencyError, EmptyFileError, FileNotDecryptedError
+
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
     except EmptyFileError as exc:
@@ -91,6 +97,8 @@ def _open_pdf(data: bytes) -> PdfReader:
 
 
 def _extract_text(reader: PdfReader, total: int, config: MediaConfig, deadline: float) -> _Pages:
+    from pypdf.errors import DependencyError, FileNotDecryptedError
+
     budget = config.limits.max_document_chars
     limit = min(total, config.limits.max_pdf_pages)
     texts: list[str] = []

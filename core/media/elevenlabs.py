@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import httpx
-from elevenlabs.client import AsyncElevenLabs
-from elevenlabs.core.api_error import ApiError
-from elevenlabs.core.request_options import RequestOptions
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from core.media.config import ElevenLabsConfig
 
+if TYPE_CHECKING:
+    from elevenlabs.client import AsyncElevenLabs
+    from elevenlabs.core.request_options import RequestOptions
+
 TTS_OUTPUT_FORMAT = "mp3_44100_128"
-_NO_SDK_RETRIES = RequestOptions(max_retries=0)
+_NO_SDK_RETRIES: RequestOptions = {"max_retries": 0}
 _RETRY_STATUSES = frozenset({408, 409, 429})
 
 
@@ -35,6 +37,8 @@ async def scribe(
     account: ElevenLabsConfig, audio: bytes, *, filename: str, mime: str, timeout_s: float
 ) -> str:
     """The transcript of `audio` (the file as received) by Scribe."""
+    from elevenlabs.core.api_error import ApiError
+
     async with _client(account, timeout_s) as client:
         try:
             async for attempt in _retrying(account):
@@ -51,6 +55,8 @@ async def scribe(
 
 async def speak(account: ElevenLabsConfig, text: str, *, timeout_s: float) -> bytes:
     """MP3 speech of `text` in the configured voice."""
+    from elevenlabs.core.api_error import ApiError
+
     async with _client(account, timeout_s) as client:
         try:
             async for attempt in _retrying(account):
@@ -85,6 +91,8 @@ def _retrying(account: ElevenLabsConfig) -> AsyncRetrying:
 
 
 def is_transient(exc: BaseException) -> bool:
+    from elevenlabs.core.api_error import ApiError
+
     if isinstance(exc, httpx.TransportError):
         return True
     status = getattr(exc, "status_code", None) if isinstance(exc, ApiError) else None
@@ -93,7 +101,10 @@ def is_transient(exc: BaseException) -> bool:
 
 @asynccontextmanager
 async def _client(account: ElevenLabsConfig, timeout_s: float) -> AsyncIterator[AsyncElevenLabs]:
-    """An AsyncElevenLabs over an httpx client that is closed when the call ends."""
+    """An AsyncElevenLabs over an httpx client that is closed when the call ends. The SDK (half a second
+    to import) is imported on the first call, not by every process that has a voice to offer."""
+    from elevenlabs.client import AsyncElevenLabs
+
     async with httpx.AsyncClient(timeout=timeout_s, follow_redirects=True) as http:
         yield AsyncElevenLabs(api_key=account.api_key, base_url=account.base_url, httpx_client=http)
 

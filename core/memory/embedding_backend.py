@@ -36,45 +36,49 @@ def build_embedder(name: str = DEFAULT_EMBEDDING_MODEL, *, max_batch: int = 64) 
     """An `Embedder` for the model `name`, batching concurrent calls. The bundled model batches in
     the encoder it shares with the guardrails (`core.encoder`), so it needs no batcher of its own."""
     if name == DEFAULT_EMBEDDING_MODEL:
-        return Embedder(bundled_embedding_model())
+        return Embedder(SharedMiniLM())
     return Embedder(BatchingEmbeddingModel(infer_embedding_model(name), max_batch=max_batch))
 
 
-def bundled_embedding_model() -> EmbeddingModel:
-    """The shared bundled MiniLM as a pydantic-ai model, normalising vectors (cosine = dot)."""
-    from pydantic_ai.embeddings.sentence_transformers import (
-        SentenceTransformerEmbeddingModel,
-        SentenceTransformersEmbeddingSettings,
-    )
+class SharedMiniLM(EmbeddingModel):
+    """The bundled MiniLM as a pydantic-ai model with normalised vectors (cosine = dot), run by the
+    process's one encoder that the guardrails share (`core.encoder`): a turn's text
+    that the input rails have just read is not run through it again, and neither torch nor
+    sentence-transformers is imported. Named as pydantic-ai's sentence-transformers model of the
+    bundled MiniLM, so the label stored beside every vector stays the same."""
 
-    from core.embeddings import shared_sentence_transformer
-    from core.encoder import shared_encoder
+    @property
+    def model_name(self) -> str:
+        return BUNDLED_MODEL
 
-    class SharedSentenceTransformer(SentenceTransformerEmbeddingModel):
-        """The process's one loaded model, through the encoder the guardrails share: a turn's text
-        that the input rails have just read is not run through MiniLM again."""
+    @property
+    def system(self) -> str:
+        return "sentence-transformers"
 
-        def __init__(self) -> None:
-            normalise = SentenceTransformersEmbeddingSettings(sentence_transformers_normalize_embeddings=True)
-            super().__init__(BUNDLED_MODEL, settings=normalise)
-            self._model = shared_sentence_transformer()
+    async def embed(
+        self, inputs: str | Sequence[str], *, input_type: EmbedInputType, settings: EmbeddingSettings | None = None
+    ) -> EmbeddingResult:
+        from core.encoder import shared_encoder
 
-        async def embed(
-            self, inputs: str | Sequence[str], *, input_type: EmbedInputType, settings: EmbeddingSettings | None = None
-        ) -> EmbeddingResult:
-            texts, merged = self.prepare_embed(inputs, settings)
-            if merged.get("dimensions"):
-                return await super().embed(texts, input_type=input_type, settings=settings)
-            vectors = await shared_encoder().vectors(texts)
-            return EmbeddingResult(
-                embeddings=[v.sentence.tolist() for v in vectors],
-                inputs=texts,
-                input_type=input_type,
-                model_name=self.model_name,
-                provider_name=self.system,
-            )
+        texts, merged = self.prepare_embed(inputs, settings)
+        vectors = [v.sentence for v in await shared_encoder().vectors(texts)]
+        dimensions = merged.get("dimensions")
+        if dimensions:
+            vectors = [_truncated(v, dimensions) for v in vectors]
+        return EmbeddingResult(
+            embeddings=[v.tolist() for v in vectors],
+            inputs=texts,
+            input_type=input_type,
+            model_name=self.model_name,
+            provider_name=self.system,
+        )
 
-    return SharedSentenceTransformer()
+
+def _truncated(vector: np.ndarray, dimensions: int) -> np.ndarray:
+    """The first `dimensions` numbers, normalised again (as sentence-transformers' `truncate_dim`)."""
+    head = vector[:dimensions]
+    norm = float(np.linalg.norm(head))
+    return head / norm if norm else head
 
 
 def model_label(embedder: Embedder) -> str:

@@ -6,11 +6,14 @@ kernel's 107-byte limit, so a too-deep data folder is refused with a clear messa
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
 SOCKET_LIMIT = 107
 _servers: dict[Path, Any] = {}
+_starting = threading.Lock()
+"""One start at a time: a command may start the server early in a thread while it imports the rest."""
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -27,12 +30,13 @@ def start_embedded(data_dir: Path) -> str:
         raise EmbeddedPostgresError(
             f"PARLEY_DATA_DIR is too deep for Postgres' socket path ({pgdata}); choose a shorter folder"
         )
-    if pgdata not in _servers:
-        import pgserver
+    with _starting:
+        if pgdata not in _servers:
+            import pgserver
 
-        pgdata.parent.mkdir(parents=True, exist_ok=True)
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
-        server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
-        _servers[pgdata] = server
+            pgdata.parent.mkdir(parents=True, exist_ok=True)
+            server = pgserver.get_server(pgdata, cleanup_mode="stop")
+            server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
+            _servers[pgdata] = server
     uri: str = _servers[pgdata].get_uri()
     return uri

@@ -192,11 +192,13 @@ def load_entry_point_tools(registry: ToolRegistry) -> list[str]:
 
 
 def load_mcp_servers(registry: ToolRegistry, servers: Sequence[dict[str, Any]]) -> list[str]:
-    """Add MCP servers from settings: {"name", "url"} or {"name", "command", "args", "env"}."""
-    from pydantic_ai.mcp import MCPToolset
+    """Add MCP servers from settings: {"name", "url"} or {"name", "command", "args", "env"}.
 
+    The MCP client (about a second to import) is imported only when a server is configured."""
     added: list[str] = []
     for server in servers:
+        from pydantic_ai.mcp import MCPToolset
+
         name = str(server["name"])
         spec = {k: v for k, v in server.items() if k != "name"}
         registry.add_toolset(name, MCPToolset({"mcpServers": {name: spec}}, id=name))

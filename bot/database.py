@@ -1,0 +1,66 @@
+"""The database every command opens: DATABASE_URL or the embedded Postgres, migrated, as a pool.
+
+Apart from `bot.app` so that commands which only read the database (`usage`, `feedback list`,
+`apikey`) start without importing the pipeline, its models and its guardrails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import asyncpg
+
+from bot.settings import Settings
+from core.store.embedded import start_embedded
+from core.store.migrations import migrate
+from core.store.pool import create_pool
+from core.store.roles import ensure_app_login
+from core.telemetry import startup_phase
+
+log = logging.getLogger(__name__)
+APPLICATION_NAME = "parley"
+"""`application_name` of a serving process's connections, as pg_stat_activity shows them."""
+
+
+def database_uri(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded Postgres under PARLEY_DATA_DIR."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    return start_embedded(settings.parley_data_dir)
+
+
+def start_early(settings: Settings) -> None:
+    """Start the embedded Postgres in a thread now, while the command imports the rest (seconds), so
+    that `open_pool` finds it running. A failure is reported by `open_pool`, which starts it again."""
+    if settings.database_url is None:
+        threading.Thread(target=_start_quietly, args=(settings,), name="postgres-start", daemon=True).start()
+
+
+def _start_quietly(settings: Settings) -> None:
+    try:
+        database_uri(settings)
+    except Exception as exc:
+        log.debug("early Postgres start failed (open_pool will say why): %s", exc)
+
+
+async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
+    """Connect as the owner and apply pending migrations (operator commands: they work across tenants)."""
+    with startup_phase("database start"):
+        uri = await asyncio.to_thread(database_uri, settings)
+    with startup_phase("migrations"):
+        await migrate(uri)
+    with startup_phase("database start"):
+        return await create_pool(uri, max_size=max_size)
+
+
+async def app_database_uri(settings: Settings) -> str:
+    """Migrate as the owner, then the URL a serving process connects with: the non-superuser app role."""
+    with startup_phase("database start"):
+        owner = await asyncio.to_thread(database_uri, settings)
+    with startup_phase("migrations"):
+        await migrate(owner)
+    if settings.parley_database_app_url is not None:
+        return settings.parley_database_app_url.get_secret_value()
+    return await ensure_app_login(owner)
