@@ -33,4 +33,6 @@ app.add_typer(guard.app, name="guard")
 
 
 def main() -> None:
-    app()
+    from bot.cli.common import run_cli
+
+    run_cli(app)

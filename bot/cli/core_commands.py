@@ -11,15 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from adapters.console import chat as console_chat
-from bot.app import build_registry, database_uri, open_pool, running
-from bot.cli.common import err, load_settings, parse_since, run
-from core.feedback import list_feedback
-from core.media.config import VoiceFormat
+from bot.cli.common import err, load_settings, log_file, parse_since, run
 from core.models import WorkspaceKey
-from core.store.migrations import migrate
-from core.turns import usage_since
-from core.workspace import load_overrides, set_override, unset_override
 
 out = Console()
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
@@ -53,7 +46,12 @@ def chat(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Chat with Parley in the terminal (interactive without -m)."""
-    settings = load_settings(need_model=True)
+    interactive = message is None
+    settings = load_settings(need_model=True, log_to_file=interactive)
+    from adapters.console import chat as console_chat
+    from bot.app import running
+    from core.media.config import VoiceFormat
+
     user = user or console_chat.default_user()
     thread = thread or console_chat.new_thread()
 
@@ -61,7 +59,11 @@ def chat(
         voice_format: VoiceFormat = "mp3" if voice_reply is not None and voice_reply.suffix.lower() == ".mp3" else "ogg"
         async with running(settings, voice_format=voice_format) as pipeline:
             if message is None:
-                await console_chat.interactive(pipeline, workspace=workspace, user=user, thread=thread, console=out)
+                chat_session = console_chat.ConsoleChat(
+                    pipeline=pipeline, workspace=workspace, user=user, thread=thread, console=out,
+                    history_file=settings.parley_data_dir / "chat_history", log_file=log_file(settings),
+                )
+                await chat_session.run()
                 return 0
             inbound = console_chat.inbound(
                 message,
@@ -89,6 +91,8 @@ def chat(
 def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] = "7d") -> None:
     """Tokens and cost per workspace, user and model."""
     settings = load_settings()
+    from bot.app import open_pool
+    from core.turns import usage_since
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -120,6 +124,9 @@ def config_show() -> None:
 def db_migrate() -> None:
     """Apply pending database migrations."""
     settings = load_settings()
+    from bot.app import database_uri
+    from core.store.migrations import migrate
+
     applied = run(migrate(database_uri(settings)))
     out.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
 
@@ -131,6 +138,8 @@ def feedback_list(
 ) -> None:
     """Ratings of Parley's replies, oldest first."""
     settings = load_settings()
+    from bot.app import open_pool
+    from core.feedback import list_feedback
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -160,6 +169,9 @@ def workspace_set(
 ) -> None:
     """Override a setting for one workspace."""
     settings = load_settings()
+    from bot.app import open_pool
+    from core.workspace import set_override
+
     parsed: Any
     try:
         parsed = json.loads(value)
@@ -185,6 +197,8 @@ def workspace_set(
 def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
     """Remove a workspace override."""
     settings = load_settings()
+    from bot.app import open_pool
+    from core.workspace import unset_override
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -201,6 +215,8 @@ def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: Platf
 def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
     """The overrides in force for one workspace."""
     settings = load_settings()
+    from bot.app import open_pool
+    from core.workspace import load_overrides
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -216,7 +232,9 @@ def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "c
 @tools_app.command("list")
 def tools_list() -> None:
     """Every registered tool: built-ins, entry-point plugins and MCP servers."""
-    settings = load_settings()
+    settings = load_settings(database=False)
+    from bot.app import build_registry
+
     registry = build_registry(settings)
     for name in registry.names:
         out.print(name)
