@@ -2,9 +2,10 @@
 
 NeMo Guardrails reports usage and DeepEval phones home unless told not to; the bundled MiniLM needs
 no Hugging Face hub; pydantic-ai prints a first-run banner (a Logfire pitch) into a terminal and
-transformers a progress bar per model load, both in the middle of a chat. Values already in the
-environment win, so an operator who wants a hub model
-for `PARLEY_EMBEDDING_MODEL` sets `HF_HUB_OFFLINE=0`. Call `quiet_libraries()` before those
+transformers a progress bar per model load, both in the middle of a chat; logfire's pydantic plugin,
+which Parley does not use, costs every process a second of imports on its first model. Values already
+in the environment win, so an operator who wants a hub model for `PARLEY_EMBEDDING_MODEL` sets
+`HF_HUB_OFFLINE=0`. Call `quiet_libraries()` before those
 libraries are imported: they read the variables at import time.
 """
 
@@ -21,6 +22,7 @@ QUIET_ENV: dict[str, str] = {
     "TOKENIZERS_PARALLELISM": "false",
     "PYDANTIC_AI_NO_BANNER": "1",
     "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "PYDANTIC_DISABLE_PLUGINS": "logfire-plugin",
 }
 
 

@@ -118,7 +118,7 @@ async def test_p5_p14_a_provider_that_keeps_failing_gets_a_clear_reply(
 ) -> None:
     openai_server.queue(*[Error(429, retry_after=0)] * 3)
     reply = await pipeline.run(message("hi"))
-    assert reply.error == "ModelRateLimitError"
+    assert reply.error == "model_rate_limited"
     assert "rate-limiting" in reply.text
     status = await pool.fetchval("SELECT status FROM turns WHERE id = $1", reply.turn_id)
     assert status == "error"

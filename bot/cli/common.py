@@ -10,13 +10,14 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from bot import config_check, observability
 from bot.settings import MISSING_MODEL_HELP, Settings
+from core.models import UserKey
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -63,6 +64,18 @@ def load_settings(*, need_model: bool = False, database: bool = True, log_to_fil
     return settings
 
 
+PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, slack, discord or api.")]
+WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
+UserOpt = Annotated[str | None, typer.Option("--user", "-u", help="User id (default: you, the OS user).")]
+"""The same flags on every command about one person, defaulting like `parley chat`: console, local, you."""
+
+
+def person(platform: str, workspace: str, user: str | None) -> UserKey:
+    from adapters.console.chat import default_user
+
+    return UserKey(platform=platform, workspace_id=workspace, user_id=user or default_user())
+
+
 def log_file(settings: Settings) -> Path:
     """Where a command that owns the terminal (an interactive chat) writes its logs."""
     return settings.parley_data_dir / "logs" / "parley.log"
@@ -95,6 +108,13 @@ def run_cli(app: Callable[[], Any]) -> None:
         err.print("Run it again with --debug (or PARLEY_DEBUG=1) for the details; `parley doctor` checks "
                   "every component.", markup=False, highlight=False)
         raise SystemExit(1) from None
+
+
+async def open_pool(settings: Settings, *, max_size: int = 10) -> Any:
+    """bot.app's pool (migrated), imported only when a command reaches the database: commands start fast."""
+    from bot.app import open_pool as open_migrated_pool
+
+    return await open_migrated_pool(settings, max_size=max_size)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.common import err, load_settings, log_file, parse_since, run
+from bot.cli.common import err, load_settings, log_file, parse_since, report_problems, run
+from bot.settings import get_settings
 from core.models import WorkspaceKey
 
 out = Console()
@@ -112,12 +115,22 @@ def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] =
 
 @config_app.command("show")
 def config_show() -> None:
-    """Print the effective settings, every secret masked."""
-    settings = load_settings()
+    """Print every setting's effective value, secrets masked, then what needs fixing (exit 2 if anything)."""
+    from bot import config_check
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        report_problems(tuple(config_check.from_validation(exc, config_check.secret_fields())))
+        raise typer.Exit(2) from None
     table = Table("setting", "value")
     for name, value in settings.masked().items():
         table.add_row(name, value)
     out.print(table)
+    found = config_check.problems(settings, os.environ)
+    if found:
+        report_problems(tuple(found))
+        raise typer.Exit(2)
 
 
 @db_app.command("migrate")

@@ -3,17 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from adapters.discord import DiscordConfig, build_discord, invite_url
-from adapters.discord.config import DEFAULT_API_BASE, parse_shard_ids
-from adapters.discord.invite import fetch_application_id
-from bot.app import running
 from bot.cli.common import err, load_settings, run
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.discord import DiscordConfig
 
 out = Console()
 app = typer.Typer(help="Run Parley as a Discord bot.", no_args_is_help=False, invoke_without_command=True)
@@ -23,6 +22,9 @@ def discord_config(
     settings: Settings, *, shard_ids: tuple[int, ...] | None = None, shard_count: int | None = None
 ) -> DiscordConfig:
     """The adapter's configuration from the settings (DISCORD_* and PARLEY_* variables)."""
+    from adapters.discord import DiscordConfig
+    from adapters.discord.config import DEFAULT_API_BASE
+
     if settings.discord_token is None:
         raise ValueError("DISCORD_TOKEN is not set: create a bot in the Discord developer portal (docs/discord.md)")
     return DiscordConfig(
@@ -51,6 +53,10 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings(need_model=True)
+    from adapters.discord import build_discord
+    from adapters.discord.config import parse_shard_ids
+    from bot.app import running
+
     try:
         config = discord_config(
             settings, shard_ids=parse_shard_ids(shard_ids) if shard_ids else None, shard_count=shard_count
@@ -73,7 +79,11 @@ def serve(
 @app.command("invite-url")
 def invite() -> None:
     """Print the OAuth2 URL that adds Parley to a server with exactly the permissions it uses."""
-    settings = load_settings()
+    settings = load_settings(database=False)
+    from adapters.discord import invite_url
+    from adapters.discord.config import DEFAULT_API_BASE
+    from adapters.discord.invite import fetch_application_id
+
     application_id = settings.discord_application_id
     if application_id is None:
         if settings.discord_token is None:
