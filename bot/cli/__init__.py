@@ -12,6 +12,7 @@ from bot.cli import apikey, core_commands, guard, history, memory, profile, serv
 from bot.cli import discord as discord_cli
 from bot.cli import eval as eval_cli
 from bot.cli import slack as slack_cli
+from bot.cli.doctor import doctor
 
 app = typer.Typer(
     name="parley",
@@ -30,6 +31,8 @@ app.add_typer(slack_cli.app, name="slack")
 app.add_typer(serve.app, name="serve")
 app.add_typer(apikey.app, name="apikey")
 app.add_typer(guard.app, name="guard")
+
+app.command("doctor")(doctor)
 
 
 def main() -> None:
