@@ -244,7 +244,8 @@ def _tcp_connect(host: str, port: int, timeout_s: float) -> str | None:
 
 
 def platform_problems(settings: Settings) -> list[Problem]:
-    """Slack and Discord credentials come in pairs; one without the other can never connect."""
+    """Slack credentials come in pairs; one without the other can never connect. (Discord needs one token;
+    DISCORD_APPLICATION_ID alone is enough for `parley discord invite-url`.)"""
     problems = []
     bot, signing, app, client = (
         settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token, settings.slack_client_id
@@ -261,17 +262,16 @@ def platform_problems(settings: Settings) -> list[Problem]:
     if client is not None and settings.slack_client_secret is None:
         problems.append(Problem(variable="SLACK_CLIENT_ID", value=client, what="set without SLACK_CLIENT_SECRET",
                                 fix="set SLACK_CLIENT_SECRET from your Slack app's Basic Information page"))
-    if settings.discord_application_id and settings.discord_token is None:
-        problems.append(Problem(variable="DISCORD_APPLICATION_ID", value=settings.discord_application_id,
-                                what="set without DISCORD_TOKEN",
-                                fix="set DISCORD_TOKEN from the Discord developer portal's Bot page (docs/discord.md)"))
     return problems
 
 
-def problems(settings: Settings, env: Mapping[str, str], *, database: bool = True) -> list[Problem]:
-    """Everything wrong with valid-looking settings; `database` adds the reachability of DATABASE_URL."""
+def problems(
+    settings: Settings, env: Mapping[str, str], *, database: bool = True, model: bool = True
+) -> list[Problem]:
+    """Everything wrong with valid-looking settings; `database` adds the reachability of DATABASE_URL,
+    `model` the model names (off for commands that never call a model)."""
     found = []
-    for variable, names in (
+    for variable, names in () if not model else (
         ("PARLEY_MODEL", [settings.parley_model] if settings.parley_model else []),
         ("PARLEY_FALLBACK_MODELS", settings.parley_fallback_models),
         ("PARLEY_JUDGE_MODEL", [settings.parley_judge_model] if settings.parley_judge_model else []),
@@ -290,13 +290,13 @@ def secret_fields() -> frozenset[str]:
     )
 
 
-def load(*, database: bool = True) -> Settings:
+def load(*, database: bool = True, model: bool = True) -> Settings:
     """The settings, or ConfigError naming every problem at once."""
     try:
         settings = get_settings()
     except ValidationError as exc:
         raise ConfigError(from_validation(exc, secret_fields())) from exc
-    found = problems(settings, os.environ, database=database)
+    found = problems(settings, os.environ, database=database, model=model)
     if found:
         raise ConfigError(found)
     return settings

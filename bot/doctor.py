@@ -59,12 +59,25 @@ async def run_checks(
             probes.append(("slack", check_slack, "check SLACK_BOT_TOKEN (xoxb-...) on your Slack app's OAuth page"))
         if settings.discord_token is not None:
             probes.append(("discord", check_discord, "check DISCORD_TOKEN on the Discord developer portal's Bot page"))
-    results = []
+    results = [configuration(settings)]
     for name, probe, fix in probes:
         if on_start is not None:
             on_start(name)
         results.append(await _run(name, probe, fix, settings))
     return results
+
+
+def configuration(settings: Settings) -> Check:
+    """The start-up checks of bot.config_check, as the first row (the doctor runs even when they fail)."""
+    import os
+
+    from bot.config_check import problems
+
+    found = problems(settings, os.environ)
+    if not found:
+        return Check(name="configuration", ok=True, detail="every setting valid")
+    return Check(name="configuration", ok=False, detail="; ".join(f"{p.variable}={p.value}: {p.what}" for p in found),
+                 fix="; ".join(p.fix for p in found))
 
 
 async def _run(name: str, probe: Probe, fix: str, settings: Settings) -> Check:

@@ -22,6 +22,8 @@ from tenacity import retry_if_exception, stop_after_attempt, wait_random_exponen
 from core.circuit import CircuitBreaker
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+TEST_MODEL_ANSWER = "This is Parley's test model. Set PARLEY_MODEL to a real model for real answers."
+"""`PARLEY_MODEL=test`: one plain, deterministic answer and no tool calls (pydantic-ai's TestModel calls every tool)."""
 
 
 class ModelNotConfigured(RuntimeError):
@@ -67,6 +69,10 @@ class ModelFactory:
         return BreakerModel(self._raw(name), breaker)
 
     def _raw(self, name: str) -> Model:
+        if name == "test":
+            from pydantic_ai.models.test import TestModel
+
+            return TestModel(call_tools=[], custom_output_text=TEST_MODEL_ANSWER)
         provider, _, model_name = name.partition(":")
         cfg = self.config
         if provider in {"openai", "openai-chat"} and (cfg.openai_base_url or provider == "openai-chat"):

@@ -149,3 +149,14 @@ def test_config_show_lists_every_setting_and_then_what_needs_fixing(cli_data: Pa
     for name in Settings.model_fields:
         assert name.upper() in result.stdout
     assert "PARLEY_MODEL=bogus:x" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_test_model_gives_one_plain_answer_without_tool_calls(cli_data: Path) -> None:
+    from core.llm import TEST_MODEL_ANSWER
+
+    result = parley("chat", "-m", "what's the time? then forget me", "--json", data=cli_data,
+                    env={"PARLEY_MODEL": "test"})
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["reply"] == TEST_MODEL_ANSWER and body["steps"] == []
+    assert "cost_usd" in body["usage"]

@@ -42,7 +42,7 @@ def test_doctor_checks_every_component_with_a_real_call(
     result = parley("doctor", "--json", data=data, env=env, timeout=600)
     report = json.loads(result.stdout)
     checks = {c["name"]: c for c in report["checks"]}
-    assert list(checks) == ["model", "database", "migrations", "embeddings", "ocr", "speech", "slack"]
+    assert list(checks) == ["configuration", "model", "database", "migrations", "embeddings", "ocr", "speech", "slack"]
     assert [c for c in checks.values() if not c["ok"]] == []
     assert result.returncode == 0 and report["ok"] is True
     assert len(openai_server.requests) == 1
@@ -57,12 +57,12 @@ async def test_a_broken_component_is_a_row_with_its_fix_not_the_end_of_the_repor
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, parley_model="openai:m", openai_base_url=f"http://127.0.0.1:{closed}/v1", database_url=pg_uri
     )
-    model, database = await run_checks(settings, cheap=True)
+    _, model, database = await run_checks(settings, cheap=True)
     assert not model.ok and model.detail == f"model_unreachable: connect to 127.0.0.1:{closed} refused"
     assert "OPENAI_BASE_URL" in model.fix
     assert database.ok and "pgvector" in database.detail
 
 
 async def test_without_a_model_the_doctor_says_what_to_set(pg_uri: str) -> None:
-    [model, _] = await run_checks(Settings(_env_file=None, database_url=pg_uri), cheap=True)  # type: ignore[call-arg]
+    [_, model, _] = await run_checks(Settings(_env_file=None, database_url=pg_uri), cheap=True)  # type: ignore[call-arg]
     assert not model.ok and "PARLEY_MODEL" in model.fix

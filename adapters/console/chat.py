@@ -84,7 +84,7 @@ def reply_json(reply: Reply) -> dict[str, Any]:
             "input_tokens": reply.usage.input_tokens,
             "output_tokens": reply.usage.output_tokens,
             "requests": reply.usage.requests,
-            "cost": reply.usage.cost_usd,
+            "cost_usd": reply.usage.cost_usd,
         },
         "latency_ms": reply.latency_ms,
         "attachments": [

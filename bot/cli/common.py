@@ -38,12 +38,15 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def load_settings(*, need_model: bool = False, database: bool = True, log_to_file: bool = False) -> Settings:
+def load_settings(
+    *, need_model: bool = False, model: bool = True, database: bool = True, log_to_file: bool = False
+) -> Settings:
     """Settings checked before any model or database work (bot.config_check), or exit 2 saying what to
-    fix; with `need_model`, also without PARLEY_MODEL. `database`: whether DATABASE_URL must answer.
+    fix; with `need_model`, also without PARLEY_MODEL. `model`: whether the command may call a model (its
+    name and key are checked), `database`: whether it uses DATABASE_URL (it must answer).
     `log_to_file`: logs go to `log_file(settings)`, not stderr (an interactive chat keeps its screen to itself)."""
     try:
-        settings = config_check.load(database=database)
+        settings = config_check.load(database=database, model=model or need_model)
     except config_check.ConfigError as exc:
         report_problems(exc.problems)
         raise typer.Exit(2) from None

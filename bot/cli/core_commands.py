@@ -93,7 +93,7 @@ def chat(
 
 def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] = "7d") -> None:
     """Tokens and cost per workspace, user and model."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from bot.app import open_pool
     from core.turns import usage_since
 
@@ -103,7 +103,9 @@ def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] =
             rows = await usage_since(pool, parse_since(since))
         finally:
             await pool.close()
-        table = Table("platform", "workspace", "user", "model", "calls", "input", "output", "cost (USD)")
+        table = Table("platform", "workspace", "user", "model", "calls", "input", "output", "cost_usd")
+        for column in table.columns:
+            column.overflow = "fold"
         for r in rows:
             cost = f"{r.cost_usd:.6f}" if r.cost_usd is not None else "unknown"
             table.add_row(r.platform, r.workspace_id, r.user_id, r.model, str(r.calls), str(r.input_tokens),
@@ -136,7 +138,7 @@ def config_show() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending database migrations."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from bot.app import database_uri
     from core.store.migrations import migrate
 
@@ -150,7 +152,7 @@ def feedback_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Ratings of Parley's replies, oldest first."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from bot.app import open_pool
     from core.feedback import list_feedback
 
@@ -181,7 +183,7 @@ def workspace_set(
     platform: PlatformOpt = "console",
 ) -> None:
     """Override a setting for one workspace."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from bot.app import open_pool
     from core.workspace import set_override
 
@@ -209,7 +211,7 @@ def workspace_set(
 @workspace_app.command("unset")
 def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
     """Remove a workspace override."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from bot.app import open_pool
     from core.workspace import unset_override
 
@@ -227,7 +229,7 @@ def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: Platf
 @workspace_app.command("show")
 def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
     """The overrides in force for one workspace."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from bot.app import open_pool
     from core.workspace import load_overrides
 
@@ -245,7 +247,7 @@ def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "c
 @tools_app.command("list")
 def tools_list() -> None:
     """Every registered tool: built-ins, entry-point plugins and MCP servers."""
-    settings = load_settings(database=False)
+    settings = load_settings(database=False, model=False)
     from bot.app import build_registry
 
     registry = build_registry(settings)

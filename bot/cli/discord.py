@@ -79,7 +79,7 @@ def serve(
 @app.command("invite-url")
 def invite() -> None:
     """Print the OAuth2 URL that adds Parley to a server with exactly the permissions it uses."""
-    settings = load_settings(database=False)
+    settings = load_settings(database=False, model=False)
     from adapters.discord import invite_url
     from adapters.discord.config import DEFAULT_API_BASE
     from adapters.discord.invite import fetch_application_id

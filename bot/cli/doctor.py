@@ -17,7 +17,7 @@ out = Console()
 
 def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
     """Check the model, database, migrations, embeddings, OCR, speech, Slack and Discord with a real call each."""
-    settings = load_settings(database=False, log_to_file=True)
+    settings = load_settings(database=False, model=False, log_to_file=True)
     from bot.doctor import run_checks
 
     with err.status("checking…") as status:

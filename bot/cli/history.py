@@ -29,7 +29,7 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Print the messages of one person in one workspace (or one of their threads)."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     user = person("console", workspace, user).user_id
 
     async def main() -> list[tuple[str, HistoryMessage]]:

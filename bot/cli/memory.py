@@ -24,7 +24,7 @@ def reembed_command(
     batch: Annotated[int, typer.Option(min=1, help="Memories per forward pass.")] = 64,
 ) -> None:
     """Give every memory a vector of PARLEY_EMBEDDING_MODEL (after changing the model)."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from core.memory.embedding import build_embedder, model_label
     from core.memory.reembed import pending_reembed, reembed
 
@@ -58,7 +58,7 @@ def cleanup_command(
     days: Annotated[int | None, typer.Option(min=1, help="Retention in days (default PARLEY_RETENTION_DAYS).")] = None,
 ) -> None:
     """Delete memories older than the retention period."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     retention = days or settings.parley_retention_days
     from core.memory.retention import cleanup_memories
 
@@ -81,7 +81,7 @@ def forget_command(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete all of one person's rows in one workspace (memories, messages, profile, feedback, usage)."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from core.memory.forget import forget_user
 
     key = person(platform, workspace, user)
@@ -112,7 +112,7 @@ def export_command(
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write all of one person's rows in one workspace as JSON."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from core.memory.forget import export_user
 
     key = person(platform, workspace, user)

@@ -22,7 +22,7 @@ app = typer.Typer(help="Per-person profiles: name, language, time zone, answer s
 @app.command("show")
 def show(platform: PlatformOpt = "console", workspace: WorkspaceOpt = "local", user: UserOpt = None) -> None:
     """Print the profile as JSON."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from core.memory.profiles import get_profile
 
     key = person(platform, workspace, user)
@@ -50,7 +50,7 @@ def set_(
     about: Annotated[str | None, typer.Option(help="Free notes about the person ('' clears).")] = None,
 ) -> None:
     """Change some fields of the profile; the others stay."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     from core.memory.profiles import ProfileChanges, update_profile
 
     key = person(platform, workspace, user)
