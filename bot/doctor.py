@@ -67,6 +67,22 @@ async def run_checks(
     return results
 
 
+def cached_status(settings: Settings, *, ttl_s: float = 60.0) -> Callable[[], Awaitable[list[Check]]]:
+    """The cheap checks (configuration, one tiny model request, the database) for the playground's header,
+    at most once a minute however often pages load; concurrent callers share one run."""
+    import time
+
+    last: list[tuple[float, asyncio.Task[list[Check]]]] = []
+
+    async def status() -> list[Check]:
+        now = time.monotonic()
+        if not last or now - last[0][0] > ttl_s:
+            last[:] = [(now, asyncio.ensure_future(run_checks(settings, cheap=True)))]
+        return await asyncio.shield(last[0][1])
+
+    return status
+
+
 def configuration(settings: Settings) -> Check:
     """The start-up checks of bot.config_check, as the first row (the doctor runs even when they fail)."""
     import os

@@ -29,6 +29,7 @@ from adapters.web.app import LINK_KEY_NAME
 from adapters.web.app import router as web_router
 from bot import observability
 from bot.app import running
+from bot.doctor import cached_status
 from bot.settings import Settings
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
@@ -85,6 +86,7 @@ def create_app(
         ],
     )
     app.state.api = state
+    app.state.status = cached_status(settings)
     errors.install(app)
     for router in (*all_routers(), web_router, *extra_routers):
         app.include_router(router)

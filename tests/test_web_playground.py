@@ -233,6 +233,9 @@ def test_the_printed_link_opens_a_signed_in_playground_that_answers(
     expect(p.locator("#status")).to_have_text("model: openai:fake")  # type: ignore[attr-defined]
     assert p.url == f"{url}/"  # type: ignore[attr-defined]
     expect(p.locator("#key-dialog")).not_to_be_visible()  # type: ignore[attr-defined]
+    expect(p.locator("#health")).to_contain_text("✓ model")  # type: ignore[attr-defined]
+    expect(p.locator("#health")).to_contain_text("✓ database")  # type: ignore[attr-defined]
+    fake_openai.reset()
     p.fill("#message", "Hello from the link")  # type: ignore[attr-defined]
     p.press("#message", "Enter")  # type: ignore[attr-defined]
     expect(p.locator(".msg.assistant").last.locator(".text")).to_have_text(  # type: ignore[attr-defined]

@@ -10,12 +10,13 @@ server's Host check (bot/server.py) keeps DNS-rebinding pages out.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from adapters.api.deps import SESSION_COOKIE, StateDep
+from adapters.api.deps import SESSION_COOKIE, KeyDep, StateDep
 from core.apikeys import authenticate, create_api_key, revoke_api_key
 
 STATIC = Path(__file__).parent / "static"
@@ -45,6 +46,13 @@ async def index(request: Request, state: StateDep, token: str | None = None) -> 
         secure=request.url.scheme == "https",
     )
     return response
+
+
+@router.get("/playground/status")
+async def status(request: Request, _: KeyDep) -> list[dict[str, object]]:
+    """The doctor's cheap checks (configuration, model, database), for the page's header."""
+    checks = await request.app.state.status()
+    return [asdict(check) for check in checks]
 
 
 @router.get("/playground.js")

@@ -105,7 +105,24 @@ async function useKey(key) {
   $("status").textContent = state.caps.model ? `model: ${state.caps.model}` : "no model configured";
   $("voice-reply").closest("label").hidden = !state.caps.voice_reply;
   await Promise.all([loadProfile(), loadMemories(), loadSession()]);
+  loadHealth();
   return true;
+}
+
+// The doctor's cheap checks: configuration, model, database; the fix shows on hover.
+async function loadHealth() {
+  try {
+    const checks = await api("GET", "/playground/status");
+    $("health").replaceChildren(...checks.map((c) => {
+      const item = document.createElement("span");
+      item.className = c.ok ? "ok" : "bad";
+      item.textContent = `${c.ok ? "✓" : "✗"} ${c.name} `;
+      item.title = c.ok ? c.detail : `${c.detail} — ${c.fix}`;
+      return item;
+    }));
+  } catch (err) {
+    $("health").textContent = `status unavailable: ${err.message}`;
+  }
 }
 
 // -- conversation ---------------------------------------------------------------------------
