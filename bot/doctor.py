@@ -117,7 +117,7 @@ async def check_model(settings: Settings) -> str:
 
     from bot.app import model_config
     from core.llm import ModelFactory
-    from core.pipeline import model_failure
+    from core.pipeline import OPERATOR_FIXES, model_failure
 
     if not settings.parley_model:
         raise Failed("PARLEY_MODEL is not set", "set PARLEY_MODEL, e.g. openai:gpt-4.1-mini with OPENAI_API_KEY")
@@ -129,18 +129,11 @@ async def check_model(settings: Settings) -> str:
         )
     except AgentRunError as exc:
         code, cause = model_failure(exc)
-        raise Failed(f"{code}: {cause}", MODEL_FIXES.get(code, "check the model server's log")) from exc
+        raise Failed(f"{code}: {cause}", OPERATOR_FIXES.get(code, "check the model server's log")) from exc
     text = "".join(p.content for p in response.parts if isinstance(p, TextPart)).strip()
     return f"{settings.parley_model} answered {text[:30]!r}"
 
 
-MODEL_FIXES = {
-    "model_unreachable": "start the model server or correct OPENAI_BASE_URL / the provider's address",
-    "model_auth_failed": "set a valid API key for the provider (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)",
-    "model_not_found": "correct the model name in PARLEY_MODEL (the provider lists the ones it serves)",
-    "model_rate_limited": "wait, or raise the provider account's limits",
-    "model_timeout": "check the model server's load, or raise PARLEY_MODEL_TIMEOUT",
-}
 
 
 async def check_database(settings: Settings) -> str:

@@ -450,6 +450,19 @@ _MODEL_REPLIES = {
 }
 
 
+OPERATOR_FIXES = {
+    "model_unreachable": "start the model server or correct OPENAI_BASE_URL / the provider's address",
+    "model_auth_failed": "set a valid API key for the provider (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)",
+    "model_not_found": "correct the model name in PARLEY_MODEL (the provider lists the ones it serves)",
+    "model_rate_limited": "wait, or raise the provider account's limits",
+    "model_timeout": "check the model server's load, or raise PARLEY_MODEL_TIMEOUT",
+    "model_server_error": "check the provider's status page or the model server's log",
+    "database_unavailable": "check that Postgres is up and DATABASE_URL points at it (`parley doctor`)",
+    "internal_error": "run with PARLEY_LOG_LEVEL=DEBUG for the traceback and report it",
+}
+"""What the operator does about each failure code; the log line ends with it."""
+
+
 def model_failure(exc: BaseException) -> tuple[str, str]:
     """An error code and the cause an operator acts on, e.g. `model_unreachable`,
     `connect to 127.0.0.1:11434 refused`."""
@@ -510,8 +523,10 @@ def _describe(value: object) -> str:
 
 def _log_failure(code: str, cause: str, exc: BaseException, inbound: Inbound, *, turn_id: int | None = None) -> None:
     """One log line an operator acts on; the traceback only at DEBUG, where someone asked for it."""
+    fix = OPERATOR_FIXES.get(code)
     log.error(
-        "%s: %s (turn %s)", code, cause, turn_id if turn_id is not None else "not started",
+        "%s: %s (turn %s)%s", code, cause, turn_id if turn_id is not None else "not started",
+        f"; fix: {fix}" if fix else "",
         exc_info=exc if log.isEnabledFor(logging.DEBUG) else None,
         extra={**_context(inbound), "error": code, "turn_id": turn_id},
     )
