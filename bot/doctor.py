@@ -104,7 +104,9 @@ async def _run(name: str, probe: Probe, fix: str, settings: Settings) -> Check:
     except TimeoutError:
         return Check(name=name, ok=False, detail=f"no answer within {CHECK_TIMEOUT_S:g} s", fix=fix)
     except Exception as exc:
-        return Check(name=name, ok=False, detail=_one_line(exc), fix=fix)
+        from core.pipeline import describe_error
+
+        return Check(name=name, ok=False, detail=describe_error(exc), fix=fix)
     return Check(name=name, ok=True, detail=detail)
 
 
@@ -244,8 +246,3 @@ async def check_discord(settings: Settings) -> str:
     except discord.LoginFailure as exc:
         raise Failed("Discord refused the token", "reset the token on the developer portal's Bot page") from exc
     return f"signed in; application {application}"
-
-
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return " ".join(text.split())[:200]

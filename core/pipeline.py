@@ -119,7 +119,7 @@ class Pipeline:
             except TimeoutError:
                 reply = self._failure(inbound, "timeout", "That took too long and I stopped. Please try again.")
             except DB_ERRORS as exc:
-                _log_failure("database_unavailable", _describe(exc), exc, inbound)
+                _log_failure("database_unavailable", describe_error(exc), exc, inbound)
                 reply = self._failure(
                     inbound,
                     "database_unavailable",
@@ -127,7 +127,7 @@ class Pipeline:
                     "Please try again in a minute.",
                 )
             except Exception as exc:
-                _log_failure("internal_error", _describe(exc), exc, inbound)
+                _log_failure("internal_error", describe_error(exc), exc, inbound)
                 reply = self._failure(
                     inbound,
                     "internal_error",
@@ -474,14 +474,14 @@ def model_failure(exc: BaseException) -> tuple[str, str]:
             "model_not_found" if status == 404 else
             "model_server_error" if status >= 500 else "model_rejected"
         )
-        return code, f"{exc.model_name} answered HTTP {status}: {_describe(exc.body or exc.message)}"
+        return code, f"{exc.model_name} answered HTTP {status}: {describe_error(exc.body or exc.message)}"
     if isinstance(exc, UsageLimitExceeded):
         return "model_usage_limit", str(exc)
     if isinstance(exc, ModelTimeoutError):
         return "model_timeout", f"{exc.model_name}: {_transport_cause(exc) or exc.message}"
     if isinstance(exc, ModelAPIError):
         return "model_unreachable", _transport_cause(exc) or f"{exc.model_name}: {exc.message}"
-    return "model_failed", _describe(exc)
+    return "model_failed", describe_error(exc)
 
 
 def _transport_cause(exc: BaseException) -> str | None:
@@ -493,7 +493,7 @@ def _transport_cause(exc: BaseException) -> str | None:
     os_error = next((e for e in chain if isinstance(e, OSError) and not isinstance(e, TimeoutError)), None)
     if address is None and os_error is None:
         return None
-    what = "refused" if refused else f"failed ({_describe(os_error or exc.__cause__ or exc)})"
+    what = "refused" if refused else f"failed ({describe_error(os_error or exc.__cause__ or exc)})"
     return f"connect to {address or 'the model server'} {what}"
 
 
@@ -512,7 +512,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             stack += list(current.exceptions)
 
 
-def _describe(value: object) -> str:
+def describe_error(value: object) -> str:
     """One line, at most 300 characters: what an operator reads next to the error code."""
     if isinstance(value, BaseException):
         text = f"{type(value).__name__}: {value}" if str(value) else type(value).__name__

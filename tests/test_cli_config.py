@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from bot.cli.common import run_cli
+from tests.test_cli import CONFIG_PREFIXES
 
 PARLEY = [sys.executable, "-m", "bot"]
-CONFIG_PREFIXES = ("PARLEY_", "OPENAI_", "ANTHROPIC_", "SLACK_", "DISCORD_", "ELEVENLABS_", "DATABASE_URL")
 LOOSE_SECONDS = 20
 """Wall time allowed, loosely: the check itself takes well under a second, but this machine's cores are
 shared and the interpreter's start is counted too. Model loading or a database start would take longer."""

@@ -18,9 +18,9 @@ import pytest
 
 from adapters.console.chat import command
 from tests.fakes.openai_server import FakeOpenAI
+from tests.test_cli import CONFIG_PREFIXES
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux for a pseudo-terminal")
-CONFIG_PREFIXES = ("PARLEY_", "OPENAI_", "ANTHROPIC_", "SLACK_", "DISCORD_", "ELEVENLABS_", "DATABASE_URL")
 PROMPT = "you>"
 
 
