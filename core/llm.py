@@ -30,6 +30,8 @@ from core.openai_compat import ServerQuirks
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 LOCAL_PROVIDER = "local"
 """`local` or `local:NAME`: the model behind `ModelConfig.local_base_url` (the bundled demo model)."""
+TEST_MODEL_ANSWER = "This is Parley's test model. Set PARLEY_MODEL to a real model for real answers."
+"""`PARLEY_MODEL=test`: one plain, deterministic answer and no tool calls (pydantic-ai's TestModel calls every tool)."""
 
 
 class ModelNotConfigured(RuntimeError):
@@ -85,6 +87,10 @@ class ModelFactory:
         return self.clients[provider]
 
     def _raw(self, name: str) -> Model:
+        if name == "test":
+            from pydantic_ai.models.test import TestModel
+
+            return TestModel(call_tools=[], custom_output_text=TEST_MODEL_ANSWER)
         provider, _, model_name = name.partition(":")
         cfg = self.config
         if provider == LOCAL_PROVIDER:

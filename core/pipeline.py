@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +21,7 @@ from pydantic_ai.exceptions import (
     AgentRunError,
     ModelAPIError,
     ModelHTTPError,
+    ModelTimeoutError,
     UsageLimitExceeded,
 )
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -121,7 +122,7 @@ class Pipeline:
             except TimeoutError:
                 reply = self._failure(inbound, "timeout", "That took too long and I stopped. Please try again.")
             except DB_ERRORS as exc:
-                log.error("database unavailable", exc_info=exc, extra=_context(inbound))
+                _log_failure("database_unavailable", describe_error(exc), exc, inbound)
                 reply = self._failure(
                     inbound,
                     "database_unavailable",
@@ -129,12 +130,12 @@ class Pipeline:
                     "Please try again in a minute.",
                 )
             except Exception as exc:
-                log.exception("turn failed", extra=_context(inbound))
+                _log_failure("internal_error", describe_error(exc), exc, inbound)
                 reply = self._failure(
                     inbound,
-                    type(exc).__name__,
-                    f"Something went wrong on my side ({type(exc).__name__}). It has been logged; "
-                    "please try again.",
+                    "internal_error",
+                    f"Something went wrong on my side ({type(exc).__name__}). Please try again; if it happens "
+                    "again, tell whoever runs Parley (their log says internal_error).",
                 )
             if reply.error and reply.turn_id is None:
                 await self._finish_event(inbound, reply.error)
@@ -264,10 +265,11 @@ class Pipeline:
                     inbound=inbound,
                 )
         except AgentRunError as exc:
-            log.warning("model failed: %s", type(exc).__name__, exc_info=exc, extra=_context(inbound))
+            code, cause = model_failure(exc)
+            _log_failure(code, cause, exc, inbound, turn_id=turn_id)
             failed = Reply(
                 text=explain_model_error(exc), thread_id=inbound.thread_id, turn_id=turn_id,
-                error=type(exc).__name__, attachments=tuple(attachments),
+                error=code, attachments=tuple(attachments),
             )
             await turns.finish_turn(self.pool, inbound, turn_id=turn_id, reply=failed, calls=[], trace_id=_trace_id())
             return failed
@@ -450,22 +452,116 @@ _KIND_REFUSAL = "Sorry, I can't help with that one. If you think this is a mista
 
 
 def explain_model_error(exc: BaseException) -> str:
-    """A sentence a person understands for a provider failure (seed property 53)."""
+    """A sentence a person understands for a provider failure, saying whether to retry or to tell
+    an operator (seed property 53)."""
     if isinstance(exc, ModelNotConfigured):
         return str(exc)
+    code, _ = model_failure(exc)
+    return _MODEL_REPLIES.get(code, _MODEL_REPLIES["model_failed"])
+
+
+_OPERATOR = "tell whoever runs Parley (their log says {code})."
+_MODEL_REPLIES = {
+    "model_rate_limited": "The AI provider is rate-limiting me right now, even after retries. "
+    "Please try again in a minute.",
+    "model_auth_failed": "The AI provider refused my credentials, so retrying won't help: "
+    + _OPERATOR.format(code="model_auth_failed"),
+    "model_not_found": "The AI provider doesn't know the model I'm set up to use, so retrying won't help: "
+    + _OPERATOR.format(code="model_not_found"),
+    "model_server_error": "The AI provider is having trouble (server error), even after retries. "
+    "Please try again soon.",
+    "model_rejected": "The AI provider rejected this request. Please rephrase or shorten it; if it keeps "
+    "happening, " + _OPERATOR.format(code="model_rejected"),
+    "model_usage_limit": "This request needed more model calls than I'm allowed for one message. "
+    "Please ask for less at once.",
+    "model_timeout": "The AI model took too long to answer. Please try again.",
+    "model_unreachable": "I couldn't reach the AI model. Please try again in a few minutes; if it keeps "
+    "happening, " + _OPERATOR.format(code="model_unreachable"),
+    "model_failed": "The AI model failed to produce an answer. Please try again; if it keeps happening, "
+    + _OPERATOR.format(code="model_failed"),
+}
+
+
+OPERATOR_FIXES = {
+    "model_unreachable": "start the model server or correct OPENAI_BASE_URL / the provider's address",
+    "model_auth_failed": "set a valid API key for the provider (OPENAI_API_KEY, ANTHROPIC_API_KEY, ...)",
+    "model_not_found": "correct the model name in PARLEY_MODEL (the provider lists the ones it serves)",
+    "model_rate_limited": "wait, or raise the provider account's limits",
+    "model_timeout": "check the model server's load, or raise PARLEY_MODEL_TIMEOUT",
+    "model_server_error": "check the provider's status page or the model server's log",
+    "database_unavailable": "check that Postgres is up and DATABASE_URL points at it (`parley doctor`)",
+    "internal_error": "run with PARLEY_LOG_LEVEL=DEBUG for the traceback and report it",
+}
+"""What the operator does about each failure code; the log line ends with it."""
+
+
+def model_failure(exc: BaseException) -> tuple[str, str]:
+    """An error code and the cause an operator acts on, e.g. `model_unreachable`,
+    `connect to 127.0.0.1:11434 refused`."""
     if isinstance(exc, ModelHTTPError):
-        if exc.status_code == 429:
-            return "The AI provider is rate-limiting me right now, even after retries. Please try again in a minute."
-        if exc.status_code in (401, 403):
-            return "The AI provider refused my credentials. An operator needs to check the API key."
-        if exc.status_code >= 500:
-            return "The AI provider is having trouble (server error), even after retries. Please try again soon."
-        return f"The AI provider rejected the request ({exc.status_code}). Please rephrase or try again."
+        status = exc.status_code
+        code = (
+            "model_rate_limited" if status == 429 else
+            "model_auth_failed" if status in (401, 403) else
+            "model_not_found" if status == 404 else
+            "model_server_error" if status >= 500 else "model_rejected"
+        )
+        return code, f"{exc.model_name} answered HTTP {status}: {describe_error(exc.body or exc.message)}"
     if isinstance(exc, UsageLimitExceeded):
-        return "This request needed more model calls than I'm allowed for one message."
+        return "model_usage_limit", str(exc)
+    if isinstance(exc, ModelTimeoutError):
+        return "model_timeout", f"{exc.model_name}: {_transport_cause(exc) or exc.message}"
     if isinstance(exc, ModelAPIError):
-        return "I couldn't reach the AI provider (it timed out or the connection broke). Please try again."
-    return "The AI model failed to produce an answer. Please try again."
+        return "model_unreachable", _transport_cause(exc) or f"{exc.model_name}: {exc.message}"
+    return "model_failed", describe_error(exc)
+
+
+def _transport_cause(exc: BaseException) -> str | None:
+    """'connect to HOST:PORT refused' from the transport errors under a provider error, when there are any."""
+    chain = list(_chain(exc))
+    urls = [url for e in chain if (url := getattr(getattr(e, "_request", None), "url", None)) is not None]
+    address = f"{urls[0].host}:{urls[0].port or (443 if urls[0].scheme == 'https' else 80)}" if urls else None
+    refused = any(isinstance(e, ConnectionRefusedError) for e in chain)
+    os_error = next((e for e in chain if isinstance(e, OSError) and not isinstance(e, TimeoutError)), None)
+    if address is None and os_error is None:
+        return None
+    what = "refused" if refused else f"failed ({describe_error(os_error or exc.__cause__ or exc)})"
+    return f"connect to {address or 'the model server'} {what}"
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, its causes and contexts, and the members of exception groups among them."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        stack += [e for e in (current.__cause__, current.__context__) if e is not None]
+        if isinstance(current, BaseExceptionGroup):
+            stack += list(current.exceptions)
+
+
+def describe_error(value: object) -> str:
+    """One line, at most 300 characters: what an operator reads next to the error code."""
+    if isinstance(value, BaseException):
+        text = f"{type(value).__name__}: {value}" if str(value) else type(value).__name__
+    else:
+        text = str(value)
+    return " ".join(text.split())[:300]
+
+
+def _log_failure(code: str, cause: str, exc: BaseException, inbound: Inbound, *, turn_id: int | None = None) -> None:
+    """One log line an operator acts on; the traceback only at DEBUG, where someone asked for it."""
+    fix = OPERATOR_FIXES.get(code)
+    log.error(
+        "%s: %s (turn %s)%s", code, cause, turn_id if turn_id is not None else "not started",
+        f"; fix: {fix}" if fix else "",
+        exc_info=exc if log.isEnabledFor(logging.DEBUG) else None,
+        extra={**_context(inbound), "error": code, "turn_id": turn_id},
+    )
 
 
 def _model_calls(messages: list[ModelMessage]) -> list[turns.ModelCall]:

@@ -84,7 +84,8 @@ def test_without_a_model_chat_fails_fast_and_says_what_to_set(cli_data: Path) ->
 
 def test_config_show_masks_secrets(cli_data: Path) -> None:
     result = parley("config", "show", data=cli_data,
-                    env={"OPENAI_API_KEY": "sk-supersecretvalue123456", "SLACK_BOT_TOKEN": "xoxb-123-456-abc"})
+                    env={"OPENAI_API_KEY": "sk-supersecretvalue123456", "SLACK_BOT_TOKEN": "xoxb-123-456-abc",
+                         "SLACK_SIGNING_SECRET": "0123456789abcdef"})
     assert result.returncode == 0, result.stderr
     assert "OPENAI_API_KEY" in result.stdout
     assert "sk-supersecretvalue123456" not in result.stdout + result.stderr
@@ -138,3 +139,24 @@ def test_chat_names_a_corrupt_attachment_and_still_answers(
     body = json.loads(result.stdout)
     assert body["attachments"][0]["name"] == "report.pdf" and body["attachments"][0]["error"]
     assert body["reply"].startswith("You said: summarise")
+
+
+def test_config_show_lists_every_setting_and_then_what_needs_fixing(cli_data: Path) -> None:
+    from bot.settings import Settings
+
+    result = parley("config", "show", data=cli_data, env={"PARLEY_MODEL": "bogus:x"})
+    assert result.returncode == 2
+    for name in Settings.model_fields:
+        assert name.upper() in result.stdout
+    assert "PARLEY_MODEL=bogus:x" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_the_test_model_gives_one_plain_answer_without_tool_calls(cli_data: Path) -> None:
+    from core.llm import TEST_MODEL_ANSWER
+
+    result = parley("chat", "-m", "what's the time? then forget me", "--json", data=cli_data,
+                    env={"PARLEY_MODEL": "test"})
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["reply"] == TEST_MODEL_ANSWER and body["steps"] == []
+    assert "cost_usd" in body["usage"]

@@ -18,6 +18,7 @@ def _environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in ("DISCORD_TOKEN", "DISCORD_APPLICATION_ID", "DISCORD_API_BASE", "PARLEY_DISCORD_AUTO_THREAD"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("PARLEY_MODEL", "openai:gpt-4.1-mini")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()

@@ -157,7 +157,7 @@ async def test_spans_cover_the_request_pipeline_steps_model_call_and_database_qu
     assert float(str((turn.attributes or {})["latency_ms"])) > 0
 
 
-async def test_errors_are_logged_with_type_stack_and_context(
+async def test_errors_are_one_line_with_code_turn_cause_and_context(
     http: httpx.AsyncClient, pool: asyncpg.Pool, captured: Captured, openai_server: FakeOpenAI
 ) -> None:
     from tests.fakes.openai_server import Error
@@ -166,7 +166,8 @@ async def test_errors_are_logged_with_type_stack_and_context(
     openai_server.queue(Error(401, message=f"invalid key {OPENAI_KEY}"))
     body = (await http.post("/v1/chat", headers=bearer(key), json={"message": "hi"})).json()
     assert body["error"]
-    failure = next(line for line in captured.log_lines() if line["message"].startswith("model failed"))
-    assert failure["level"] == "WARNING" and failure["error_type"] and "Traceback" in failure["stack"]
+    failure = next(line for line in captured.log_lines() if line["message"].startswith("model_auth_failed: "))
+    assert failure["level"] == "ERROR" and "HTTP 401" in failure["message"] and failure["turn_id"]
+    assert f"(turn {failure['turn_id']})" in failure["message"] and "stack" not in failure
     assert failure["workspace"] == workspace and failure["platform"] == "api"
     assert OPENAI_KEY not in captured.logs.getvalue()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Sequence
 
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from bot.app import build_pipeline
 from core.models import Reply, UserKey
-from core.pipeline import Pipeline
+from core.pipeline import OPERATOR_FIXES, Pipeline
 from core.steps import Verdict
 from core.workspace import set_override
 from tests.fakes.openai_server import BrokenStream, Error, FakeOpenAI, Text, ToolCalls, last_user_text
@@ -103,6 +105,40 @@ async def test_p29_p30_tool_calls_are_reported_as_steps(pipeline: Pipeline, open
     assert all(s.duration_ms >= 0 for s in reply.steps)
 
 
+def unreachable_pipeline(pool: asyncpg.Pool, server: FakeOpenAI) -> tuple[Pipeline, int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    settings = settings_for(server, openai_base_url=f"http://127.0.0.1:{port}/v1", parley_model_retries=0)
+    return build_pipeline(settings, pool), port
+
+
+async def test_an_unreachable_model_is_one_log_line_with_code_cause_turn_and_fix(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline, port = unreachable_pipeline(pool, openai_server)
+    with caplog.at_level(logging.INFO, logger="parley.pipeline"):
+        reply = await pipeline.run(message("hi"))
+    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert line.getMessage() == (
+        f"model_unreachable: connect to 127.0.0.1:{port} refused (turn {reply.turn_id}); "
+        f"fix: {OPERATOR_FIXES['model_unreachable']}"
+    )
+    assert line.exc_info is None
+    assert reply.error == "model_unreachable"
+    assert "try again" in reply.text and "tell whoever runs Parley" in reply.text
+
+
+async def test_the_traceback_of_a_failure_is_logged_at_debug(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    pipeline, _ = unreachable_pipeline(pool, openai_server)
+    with caplog.at_level(logging.DEBUG, logger="parley.pipeline"):
+        await pipeline.run(message("hi"))
+    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert line.exc_info is not None
+
+
 async def test_p27_a_failing_tool_is_explained_to_the_model_and_the_turn_goes_on(
     pipeline: Pipeline, openai_server: FakeOpenAI
 ) -> None:
@@ -118,7 +154,7 @@ async def test_p5_p14_a_provider_that_keeps_failing_gets_a_clear_reply(
 ) -> None:
     openai_server.queue(*[Error(429, retry_after=0)] * 3)
     reply = await pipeline.run(message("hi"))
-    assert reply.error == "ModelRateLimitError"
+    assert reply.error == "model_rate_limited"
     assert "rate-limiting" in reply.text
     status = await pool.fetchval("SELECT status FROM turns WHERE id = $1", reply.turn_id)
     assert status == "error"

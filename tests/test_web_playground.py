@@ -4,18 +4,25 @@ attach a file, record a voice note, rate a reply, edit the profile, see and forg
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import httpx
 import pydantic_ai.models
 import pytest
 
-from core.apikeys import key_id_of
+from adapters.web.app import LINK_KEY_NAME
+from core.apikeys import create_api_key, key_id_of
 from core.memory import store
 from core.memory.scope import person_scope
 from core.models import UserKey
@@ -23,6 +30,7 @@ from tests.api_helpers import fake_model_settings, threaded_server
 from tests.fakes.openai_server import FakeOpenAI
 
 T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[1]
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOT_TO = os.environ.get("PARLEY_PLAYGROUND_SCREENSHOT")
@@ -156,6 +164,16 @@ def test_playground_chats_streams_attaches_records_rates_and_forgets(
     assert problems == []
 
 
+async def another_link(pg_uri: str) -> str:
+    """A sign-in token as `parley serve` prints one (without spending the one it printed)."""
+    pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
+    try:
+        _, token = await create_api_key(pool, workspace_id="local", name=LINK_KEY_NAME)
+    finally:
+        await pool.close()
+    return token
+
+
 def _workspace_of(pg_uri: str, key: str) -> str:
     async def main() -> str:
         conn = await asyncpg.connect(pg_uri)
@@ -171,3 +189,85 @@ def off_thread(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine on a thread of its own: Playwright's sync API owns this thread's event loop."""
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, main()).result()
+
+
+@pytest.fixture(scope="module")
+def served(
+    pg_uri: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
+    """A real `parley serve` on a free port: its base URL and the sign-in link it printed."""
+    tmp_path = tmp_path_factory.mktemp("serve")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
+    env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path),
+               PARLEY_MODEL="openai:fake", OPENAI_BASE_URL=fake_openai.base_url)
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert process.stdout is not None
+        link = next((line for line in process.stdout if "?token=" in line), "")
+        assert link, "parley serve printed no sign-in link"
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            time.sleep(0.2)
+        yield url, link.split()[-1]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def test_the_printed_link_opens_a_signed_in_playground_that_answers(
+    served: tuple[str, str], page: object, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, link = served
+    assert link.startswith(f"{url}/?token=")
+    fake_openai.reset()
+    p = page  # a playwright Page
+    expect = playwright_api.expect
+    p.goto(link)  # type: ignore[attr-defined]
+    expect(p.locator("#status")).to_have_text("model: openai:fake")  # type: ignore[attr-defined]
+    assert p.url == f"{url}/"  # type: ignore[attr-defined]
+    expect(p.locator("#key-dialog")).not_to_be_visible()  # type: ignore[attr-defined]
+    expect(p.locator("#health")).to_contain_text("✓ model")  # type: ignore[attr-defined]
+    expect(p.locator("#health")).to_contain_text("✓ database")  # type: ignore[attr-defined]
+    fake_openai.reset()
+    p.fill("#message", "Hello from the link")  # type: ignore[attr-defined]
+    p.press("#message", "Enter")  # type: ignore[attr-defined]
+    expect(p.locator(".msg.assistant").last.locator(".text")).to_have_text(  # type: ignore[attr-defined]
+        "You said: Hello from the link"
+    )
+    [cookie] = p.context.cookies()  # type: ignore[attr-defined]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+
+def test_a_link_works_once_and_the_dialog_then_says_where_links_come_from(
+    served: tuple[str, str], page: object, pg_uri: str
+) -> None:
+    url, _ = served
+    link = f"{url}/?token={off_thread(lambda: another_link(pg_uri))}"
+    first = httpx.get(link, follow_redirects=False)
+    assert first.status_code == 303 and first.headers["location"] == "/"
+    assert "httponly" in first.headers["set-cookie"].lower()
+    assert "samesite=strict" in first.headers["set-cookie"].lower()
+    p = page  # a playwright Page, without that cookie
+    p.goto(link)  # type: ignore[attr-defined]
+    expect = playwright_api.expect
+    expect(p.locator("#key-dialog")).to_be_visible()  # type: ignore[attr-defined]
+    expect(p.locator("#key-error")).to_contain_text("already used")  # type: ignore[attr-defined]
+    expect(p.locator("#link-hint")).to_contain_text("parley serve")  # type: ignore[attr-defined]
+
+
+def test_the_api_stays_closed_without_a_key_or_the_cookie(served: tuple[str, str]) -> None:
+    url, _ = served
+    assert httpx.get(f"{url}/v1/capabilities").status_code == 401
+
+
+def test_a_request_for_another_host_name_is_refused(served: tuple[str, str]) -> None:
+    url, _ = served
+    assert httpx.get(f"{url}/healthz", headers={"Host": "rebound.attacker.example"}).status_code == 400
+    assert httpx.get(f"{url}/healthz", headers={"Host": "localhost"}).status_code == 200

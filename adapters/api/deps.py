@@ -61,6 +61,8 @@ def get_state(request: Request) -> ApiState:
 
 
 StateDep = Annotated[ApiState, Depends(get_state)]
+SESSION_COOKIE = "parley_session"
+"""The playground's sign-in: an API key in an HttpOnly, SameSite=Strict cookie (adapters/web/app.py)."""
 _bearer = HTTPBearer(auto_error=False, description="An API key from `parley apikey create --workspace W`.")
 
 
@@ -69,8 +71,10 @@ async def require_key(
     state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> ApiKeyInfo:
-    """The caller's live API key, counted against its rate limit; 401 or 429 otherwise."""
-    if credentials is None:
+    """The caller's live API key (the bearer token, else the playground's session cookie), counted against
+    its rate limit; 401 or 429 otherwise."""
+    token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
+    if token is None:
         raise ApiError(
             401,
             "unauthorized",
@@ -81,7 +85,7 @@ async def require_key(
     address = request.client.host if request.client else "unknown"
     checked = await authenticate(
         state.pool,
-        credentials.credentials,
+        token,
         address=address,
         per_key=state.config.rate_per_min,
         invalid_per_address=state.config.invalid_keys_per_min,

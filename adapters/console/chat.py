@@ -1,22 +1,31 @@
 """The terminal adapter: platform `console`, workspace `local`, the operating-system user.
 
-Translates terminal input into an Inbound and a Reply back into text or JSON; no business logic.
+Translates terminal input into an Inbound and a Reply back into text or JSON, and runs the interactive
+chat (prompt, slash commands, streamed Markdown); no business logic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import getpass
-import sys
+import signal
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.text import Text
 
-from core.models import Attachment, Inbound, Platform, Reply
-from core.pipeline import Pipeline
+from core.models import Attachment, Inbound, Platform, Reply, UserKey
+
+if TYPE_CHECKING:
+    from prompt_toolkit import PromptSession
+
+    from core.pipeline import Pipeline
 
 CONSOLE_CHANNEL = "terminal"
 
@@ -75,7 +84,7 @@ def reply_json(reply: Reply) -> dict[str, Any]:
             "input_tokens": reply.usage.input_tokens,
             "output_tokens": reply.usage.output_tokens,
             "requests": reply.usage.requests,
-            "cost": reply.usage.cost_usd,
+            "cost_usd": reply.usage.cost_usd,
         },
         "latency_ms": reply.latency_ms,
         "attachments": [
@@ -85,31 +94,136 @@ def reply_json(reply: Reply) -> dict[str, Any]:
     }
 
 
-async def interactive(pipeline: Pipeline, *, workspace: str, user: str, thread: str, console: Console) -> None:
-    """A chat loop that streams each reply as it arrives; Ctrl-D or /exit ends it."""
-    console.print(f"[bold]Parley[/bold] — workspace [cyan]{workspace}[/cyan], thread [cyan]{thread}[/cyan]. "
-                  "Type /exit to leave.")
-    while True:
+HELP = """\
+[bold]/help[/bold]     this list
+[bold]/new[/bold]      start a new conversation (a new thread)
+[bold]/profile[/bold]  what Parley keeps about how to answer you
+[bold]/forget[/bold]   delete everything Parley keeps about you here (asks first)
+[bold]/exit[/bold]     leave (Ctrl-D or Ctrl-C at the prompt do the same)
+Ctrl-C while Parley answers stops that answer. Arrow keys scroll through what you typed before."""
+
+COMMANDS = ("/help", "/new", "/profile", "/forget", "/exit", "/quit")
+
+
+def command(text: str) -> str | None:
+    """The chat command `text` names (`/exit` for `/quit`), `"unknown"` for another `/word`, None for a message."""
+    word = text.split(maxsplit=1)[0].lower() if text.startswith("/") else ""
+    if not word or "/" in word[1:]:
+        return None
+    if word == "/quit":
+        return "/exit"
+    return word if word in COMMANDS else "unknown"
+
+
+@dataclass
+class ConsoleChat:
+    """An interactive chat: prompt with history, replies streamed as Markdown, slash commands, and
+    Ctrl-C that stops the answer in progress (or, at the prompt, leaves)."""
+
+    pipeline: Pipeline
+    workspace: str
+    user: str
+    thread: str
+    console: Console
+    history_file: Path | None = None
+    log_file: Path | None = None
+
+    async def run(self) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.formatted_text import HTML
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+        history = FileHistory(str(self.history_file)) if self.history_file else InMemoryHistory()
+        session: PromptSession[str] = PromptSession(history=history)
+        self.console.print(f"[bold]Parley[/bold] — workspace [cyan]{self.workspace}[/cyan], "
+                           f"you are [cyan]{self.user}[/cyan]. /help lists the commands; /exit leaves.")
+        if self.log_file is not None:
+            self.console.print(f"[dim]Logs go to {self.log_file}.[/dim]", highlight=False)
+        while True:
+            try:
+                raw = await session.prompt_async(HTML("<b><ansigreen>you&gt;</ansigreen></b> "))
+            except (EOFError, KeyboardInterrupt):
+                self.console.print()
+                return
+            text = raw.strip()
+            if not text:
+                continue
+            match command(raw):
+                case None:
+                    await self.answer(text)
+                case "/exit":
+                    return
+                case "/help":
+                    self.console.print(HELP)
+                case "/new":
+                    self.thread = new_thread()
+                    self.console.print(f"[dim]New conversation (thread {self.thread}).[/dim]")
+                case "/profile":
+                    await self.show_profile()
+                case "/forget":
+                    await self.forget(session)
+                case _:
+                    self.console.print(f"[yellow]{text.split()[0]} is not a command.[/yellow] /help lists them; "
+                                       "to send it to Parley, start with a space.")
+
+    async def answer(self, text: str) -> None:
+        """Stream one reply; Ctrl-C (SIGINT) cancels it and the chat goes on."""
+        loop = asyncio.get_running_loop()
+        shown = ""
+        with Live(Text(""), console=self.console, refresh_per_second=12, transient=False) as live:
+
+            async def show(delta: str) -> None:
+                nonlocal shown
+                shown += delta
+                live.update(Markdown(shown))
+
+            task = asyncio.ensure_future(
+                self.pipeline.run(
+                    inbound(text, workspace=self.workspace, user=self.user, thread=self.thread), on_delta=show
+                )
+            )
+            loop.add_signal_handler(signal.SIGINT, task.cancel)
+            try:
+                reply = await task
+            except asyncio.CancelledError:
+                live.update(Markdown(shown + "\n\n*(stopped)*" if shown else "*(stopped)*"))
+                return
+            finally:
+                loop.remove_signal_handler(signal.SIGINT)
+            if reply.error or reply.blocked:
+                live.update(Text(reply.text, style="yellow" if reply.error else "magenta"))
+            else:
+                live.update(Markdown(reply.text))
+
+    async def show_profile(self) -> None:
+        from core.memory.profiles import get_profile
+
+        profile = await get_profile(self.pipeline.pool, self.key)
+        fields = {k: v for k, v in asdict(profile).items() if v not in (None, "", {}, False)}
+        if not fields:
+            self.console.print("[dim]Parley keeps no profile for you yet.[/dim]")
+            return
+        for name, value in fields.items():
+            self.console.print(f"[bold]{name}[/bold]: {value}", highlight=False)
+
+    async def forget(self, session: PromptSession[str]) -> None:
+        from core.memory.forget import forget_user
+
         try:
-            text = console.input("[bold green]you>[/bold green] ").strip()
+            sure = await session.prompt_async(
+                f"Delete everything Parley keeps about {self.user} in {self.workspace}? [y/N] "
+            )
         except (EOFError, KeyboardInterrupt):
-            console.print()
+            sure = ""
+        if sure.strip().lower() not in {"y", "yes"}:
+            self.console.print("[dim]Nothing deleted.[/dim]")
             return
-        if text in {"/exit", "/quit"}:
-            return
-        if not text:
-            continue
-        console.print("[bold blue]parley>[/bold blue] ", end="")
-        streamed = False
+        counts = await forget_user(self.pipeline.pool, self.key)
+        self.thread = new_thread()
+        self.console.print(f"Deleted {sum(counts.values())} record(s); a new conversation starts.")
 
-        async def show(delta: str) -> None:
-            nonlocal streamed
-            streamed = True
-            sys.stdout.write(delta)
-            sys.stdout.flush()
+    @property
+    def key(self) -> UserKey:
+        return UserKey(platform=Platform.CONSOLE, workspace_id=self.workspace, user_id=self.user)
 
-        reply = await pipeline.run(inbound(text, workspace=workspace, user=user, thread=thread), on_delta=show)
-        if not streamed or reply.blocked or reply.error:
-            console.print(("\n" if streamed else "") + reply.text, style="yellow" if reply.error else None)
-        else:
-            console.print()
+

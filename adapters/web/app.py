@@ -1,20 +1,58 @@
-"""Serves the playground's three static files; everything it does goes through /v1 with an API key."""
+"""Serves the playground's three static files and signs a browser in; everything the page does goes
+through /v1 with an API key.
+
+Signing in works as Jupyter's does: `parley serve` prints a link carrying a one-time token (an API key
+named `playground-link`); opening it trades the token for a fresh session key in an HttpOnly,
+SameSite=Strict cookie and redirects to the bare page, so the token never stays in the address bar or
+the history. The API is never keyless: a page on another site cannot send that cookie, and the
+server's Host check (bot/server.py) keeps DNS-rebinding pages out.
+"""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from adapters.api.deps import SESSION_COOKIE, KeyDep, StateDep
+from core.apikeys import authenticate, create_api_key, revoke_api_key
 
 STATIC = Path(__file__).parent / "static"
+LINK_KEY_NAME = "playground-link"
+SESSION_KEY_NAME = "playground-session"
+SESSION_DAYS = 30
 router = APIRouter(include_in_schema=False)
 _NO_STORE = {"Cache-Control": "no-cache"}
 
 
-@router.get("/")
-async def index() -> FileResponse:
-    return FileResponse(STATIC / "index.html", media_type="text/html", headers=_NO_STORE)
+@router.get("/", response_model=None)
+async def index(request: Request, state: StateDep, token: str | None = None) -> Response:
+    """The page; with `?token=`, first the one-time sign-in (the token is spent even when it fails)."""
+    if token is None:
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=_NO_STORE)
+    key = await authenticate(state.pool, token)
+    if key is None or key.name != LINK_KEY_NAME or not await revoke_api_key(state.pool, key.key_id):
+        return RedirectResponse("/#link=used", status_code=303, headers=_NO_STORE)
+    _, session = await create_api_key(state.pool, workspace_id=key.workspace_id, name=SESSION_KEY_NAME)
+    response = RedirectResponse("/", status_code=303, headers=_NO_STORE)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session,
+        max_age=SESSION_DAYS * 86_400,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.get("/playground/status")
+async def status(request: Request, _: KeyDep) -> list[dict[str, object]]:
+    """The doctor's cheap checks (configuration, model, database), for the page's header."""
+    checks = await request.app.state.status()
+    return [asdict(check) for check in checks]
 
 
 @router.get("/playground.js")

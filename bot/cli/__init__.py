@@ -76,6 +76,7 @@ COMMANDS: dict[str, Lazy] = {
     "serve": Lazy(target="bot.cli.serve:app", help="Serve the HTTP API, the playground and Slack events."),
     "apikey": Lazy(target="bot.cli.apikey:app", help="API keys for the REST API and the playground."),
     "guard": Lazy(target="bot.cli.guard:app", help="Guardrails: check texts offline, list safety events."),
+    "doctor": Lazy(target="bot.cli.doctor:doctor", help="Check every component with a real call; say how to fix it."),
 }
 
 
@@ -119,8 +120,10 @@ def parley() -> None:
 
 
 def main() -> None:
+    from bot.cli.common import run_cli
+
     try:
-        app()
+        run_cli(app)
     finally:
         # The process is ending. Python's finalisation runs full collections over every object the
         # command made or imported (NeMo, pydantic-ai, the encoder: seconds after a one-shot chat,

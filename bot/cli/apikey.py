@@ -10,8 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.common import err, load_settings, run
-from bot.database import open_pool
+from bot.cli.common import err, load_settings, open_pool, run
 from core.apikeys import ApiKeyInfo, create_api_key, list_api_keys, revoke_api_key
 
 app = typer.Typer(help="API keys for the REST API and the playground.", no_args_is_help=True)
@@ -24,7 +23,7 @@ def create(
     name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
 ) -> None:
     """Make a key; it is printed once, alone on the last line, and cannot be shown again."""
-    settings = load_settings()
+    settings = load_settings(model=False)
 
     async def main() -> tuple[ApiKeyInfo, str]:
         pool = await open_pool(settings, max_size=2)
@@ -44,7 +43,7 @@ def list_keys(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Keys by id (never the keys themselves), revoked ones included."""
-    settings = load_settings()
+    settings = load_settings(model=False)
 
     async def main() -> list[ApiKeyInfo]:
         pool = await open_pool(settings, max_size=2)
@@ -73,7 +72,7 @@ def list_keys(
 @app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="The key's id, as `parley apikey list` shows it.")]) -> None:
     """Revoke a key at once; requests with it get 401 from then on."""
-    settings = load_settings()
+    settings = load_settings(model=False)
 
     async def main() -> bool:
         pool = await open_pool(settings, max_size=2)

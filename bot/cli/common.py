@@ -1,20 +1,24 @@
-"""Helpers every CLI module shares: durations, async entry, settings with a clear failure."""
+"""Helpers every CLI module shares: durations, async entry, settings with a clear failure, and the
+top-level handler that turns an unexpected error into one line (the traceback only with --debug)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
-from collections.abc import Coroutine
+import sys
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from bot import observability
+from bot import config_check, observability
 from bot.local_model import with_default_model
-from bot.settings import MISSING_MODEL_HELP, Settings, get_settings
+from bot.settings import MISSING_MODEL_HELP, Settings
+from core.models import UserKey
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -35,24 +39,86 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def load_settings(*, need_model: bool = False) -> Settings:
-    """Settings, or exit 2 with what is wrong; with `need_model`, fail at once when no model would answer
-    (no PARLEY_MODEL, and no local model to fall back on)."""
+def load_settings(
+    *, need_model: bool = False, model: bool = True, database: bool = True, log_to_file: bool = False
+) -> Settings:
+    """Settings checked before any model or database work (bot.config_check), or exit 2 saying what to
+    fix; with `need_model`, also without PARLEY_MODEL. `model`: whether the command may call a model (its
+    name and key are checked), `database`: whether it uses DATABASE_URL (it must answer).
+    `log_to_file`: logs go to `log_file(settings)`, not stderr (an interactive chat keeps its screen to itself)."""
     try:
-        settings = get_settings()
-    except ValidationError as exc:
-        err.print(f"[red]Invalid configuration:[/red]\n{exc}")
-        raise typer.Exit(2) from exc
+        settings = config_check.load(database=database, model=model or need_model)
+    except config_check.ConfigError as exc:
+        report_problems(exc.problems)
+        raise typer.Exit(2) from None
     if need_model and not with_default_model(settings).parley_model:
-        err.print(f"[red]{MISSING_MODEL_HELP}[/red]")
+        err.print(MISSING_MODEL_HELP, style="red", markup=False, highlight=False)
         raise typer.Exit(2)
+    stream = None
+    if log_to_file:
+        log_file(settings).parent.mkdir(parents=True, exist_ok=True)
+        stream = log_file(settings).open("a", encoding="utf-8")
     observability.configure(
+        stream=stream,
         level=settings.parley_log_level,
         json_logs=settings.parley_log_json,
         logfire_token=settings.logfire_token.get_secret_value() if settings.logfire_token else None,
         trace_sample=settings.parley_trace_sample,
     )
     return settings
+
+
+PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, slack, discord or api.")]
+WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
+UserOpt = Annotated[str | None, typer.Option("--user", "-u", help="User id (default: you, the OS user).")]
+"""The same flags on every command about one person, defaulting like `parley chat`: console, local, you."""
+
+
+def person(platform: str, workspace: str, user: str | None) -> UserKey:
+    from adapters.console.chat import default_user
+
+    return UserKey(platform=platform, workspace_id=workspace, user_id=user or default_user())
+
+
+def log_file(settings: Settings) -> Path:
+    """Where a command that owns the terminal (an interactive chat) writes its logs."""
+    return settings.parley_data_dir / "logs" / "parley.log"
+
+
+def report_problems(problems: tuple[config_check.Problem, ...]) -> None:
+    """One line a problem, under one heading: what to change, never a traceback."""
+    heading = "Parley can't start: fix this setting." if len(problems) == 1 else (
+        f"Parley can't start: fix these {len(problems)} settings."
+    )
+    err.print(heading, style="bold red", highlight=False)
+    for problem in problems:
+        err.print(f"  {problem}", markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def run_cli(app: Callable[[], Any]) -> None:
+    """Run the CLI; an unexpected error becomes one line with what to do, its traceback only with
+    `--debug` (anywhere on the command line) or PARLEY_DEBUG=1."""
+    if "--debug" in sys.argv[1:]:
+        sys.argv.remove("--debug")
+        os.environ["PARLEY_DEBUG"] = "1"
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if config_check.debug_requested():
+            raise
+        err.print(f"parley: {type(exc).__name__}: {exc}", style="red", markup=False, highlight=False, emoji=False)
+        err.print("Run it again with --debug (or PARLEY_DEBUG=1) for the details; `parley doctor` checks "
+                  "every component.", markup=False, highlight=False)
+        raise SystemExit(1) from None
+
+
+async def open_pool(settings: Settings, *, max_size: int = 10) -> Any:
+    """The owner's pool (migrated), from bot.database, which imports no pipeline: commands start fast."""
+    from bot.database import open_pool as open_migrated_pool
+
+    return await open_migrated_pool(settings, max_size=max_size)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

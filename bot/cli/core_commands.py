@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.common import err, load_settings, parse_since, run
-from bot.database import database_uri, open_pool, start_early
+from bot.cli.common import err, load_settings, log_file, parse_since, report_problems, run
+from bot.database import start_early
+from bot.settings import get_settings
 from core.feedback import list_feedback
 from core.models import WorkspaceKey
 from core.store.migrations import migrate
@@ -45,7 +48,8 @@ def chat(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Chat with Parley in the terminal (interactive without -m)."""
-    settings = load_settings(need_model=True)
+    interactive = message is None
+    settings = load_settings(need_model=True, log_to_file=interactive)
     start_early(settings)
     with startup_phase("imports"):
         from adapters.console import chat as console_chat
@@ -60,7 +64,11 @@ def chat(
             if pipeline.config.model_notice:
                 err.print(f"[yellow]{pipeline.config.model_notice}[/yellow]")
             if message is None:
-                await console_chat.interactive(pipeline, workspace=workspace, user=user, thread=thread, console=out)
+                chat_session = console_chat.ConsoleChat(
+                    pipeline=pipeline, workspace=workspace, user=user, thread=thread, console=out,
+                    history_file=settings.parley_data_dir / "chat_history", log_file=log_file(settings),
+                )
+                await chat_session.run()
                 return 0
             inbound = console_chat.inbound(
                 message,
@@ -88,7 +96,8 @@ def chat(
 
 def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] = "7d") -> None:
     """Tokens and cost per workspace, user and model."""
-    settings = load_settings()
+    settings = load_settings(model=False)
+    from bot.database import open_pool
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -96,7 +105,9 @@ def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] =
             rows = await usage_since(pool, parse_since(since))
         finally:
             await pool.close()
-        table = Table("platform", "workspace", "user", "model", "calls", "input", "output", "cost (USD)")
+        table = Table("platform", "workspace", "user", "model", "calls", "input", "output", "cost_usd")
+        for column in table.columns:
+            column.overflow = "fold"
         for r in rows:
             cost = f"{r.cost_usd:.6f}" if r.cost_usd is not None else "unknown"
             table.add_row(r.platform, r.workspace_id, r.user_id, r.model, str(r.calls), str(r.input_tokens),
@@ -108,18 +119,30 @@ def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] =
 
 @config_app.command("show")
 def config_show() -> None:
-    """Print the effective settings, every secret masked."""
-    settings = load_settings()
+    """Print every setting's effective value, secrets masked, then what needs fixing (exit 2 if anything)."""
+    from bot import config_check
+
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        report_problems(tuple(config_check.from_validation(exc, config_check.secret_fields())))
+        raise typer.Exit(2) from None
     table = Table("setting", "value")
     for name, value in settings.masked().items():
         table.add_row(name, value)
     out.print(table)
+    found = config_check.problems(settings, os.environ)
+    if found:
+        report_problems(tuple(found))
+        raise typer.Exit(2)
 
 
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending database migrations."""
-    settings = load_settings()
+    settings = load_settings(model=False)
+    from bot.database import database_uri
+
     applied = run(migrate(database_uri(settings)))
     out.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
 
@@ -130,7 +153,8 @@ def feedback_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Ratings of Parley's replies, oldest first."""
-    settings = load_settings()
+    settings = load_settings(model=False)
+    from bot.database import open_pool
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -159,7 +183,9 @@ def workspace_set(
     platform: PlatformOpt = "console",
 ) -> None:
     """Override a setting for one workspace."""
-    settings = load_settings()
+    settings = load_settings(model=False)
+    from bot.database import open_pool
+
     parsed: Any
     try:
         parsed = json.loads(value)
@@ -184,7 +210,8 @@ def workspace_set(
 @workspace_app.command("unset")
 def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
     """Remove a workspace override."""
-    settings = load_settings()
+    settings = load_settings(model=False)
+    from bot.database import open_pool
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -200,7 +227,8 @@ def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: Platf
 @workspace_app.command("show")
 def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
     """The overrides in force for one workspace."""
-    settings = load_settings()
+    settings = load_settings(model=False)
+    from bot.database import open_pool
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -216,9 +244,9 @@ def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "c
 @tools_app.command("list")
 def tools_list() -> None:
     """Every registered tool: built-ins, entry-point plugins and MCP servers."""
+    settings = load_settings(database=False, model=False)
     from bot.app import build_registry
 
-    settings = load_settings()
     registry = build_registry(settings)
     for name in registry.names:
         out.print(name)

@@ -4,17 +4,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from adapters.discord import DiscordConfig, build_discord, invite_url
-from adapters.discord.config import DEFAULT_API_BASE, parse_shard_ids
-from adapters.discord.invite import fetch_application_id, user_install_url
-from bot.app import running
 from bot.cli.common import err, load_settings, run
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from adapters.discord import DiscordConfig
 
 out = Console()
 app = typer.Typer(help="Run Parley as a Discord bot.", no_args_is_help=False, invoke_without_command=True)
@@ -24,6 +23,9 @@ def discord_config(
     settings: Settings, *, shard_ids: tuple[int, ...] | None = None, shard_count: int | None = None
 ) -> DiscordConfig:
     """The adapter's configuration from the settings (DISCORD_* and PARLEY_* variables)."""
+    from adapters.discord import DiscordConfig
+    from adapters.discord.config import DEFAULT_API_BASE
+
     if settings.discord_token is None:
         raise ValueError("DISCORD_TOKEN is not set: create a bot in the Discord developer portal (docs/discord.md)")
     return DiscordConfig(
@@ -52,6 +54,10 @@ def serve(
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings(need_model=True)
+    from adapters.discord import build_discord
+    from adapters.discord.config import parse_shard_ids
+    from bot.app import running
+
     try:
         config = discord_config(
             settings, shard_ids=parse_shard_ids(shard_ids) if shard_ids else None, shard_count=shard_count
@@ -75,7 +81,10 @@ def serve(
 def invite() -> None:
     """Print both install links: to a server (with exactly the permissions Parley uses) and to a
     person's own account (its commands then work in any server or DM)."""
-    settings = load_settings()
+    from adapters.discord import invite_url
+    from adapters.discord.invite import user_install_url
+
+    settings = load_settings(database=False, model=False)
     application_id = _application_id(settings)
     print("Add Parley to a server (server install):")
     print(invite_url(application_id, auto_thread=settings.parley_discord_auto_thread))
@@ -86,7 +95,9 @@ def invite() -> None:
 @app.command("invite-url")
 def invite_server() -> None:
     """Print only the link that adds Parley to a server (for scripts)."""
-    settings = load_settings()
+    from adapters.discord import invite_url
+
+    settings = load_settings(database=False, model=False)
     print(invite_url(_application_id(settings), auto_thread=settings.parley_discord_auto_thread))
 
 
@@ -96,6 +107,9 @@ def _application_id(settings: Settings) -> str:
     if settings.discord_token is None:
         err.print("[red]Set DISCORD_APPLICATION_ID (or DISCORD_TOKEN to look it up).[/red]")
         raise typer.Exit(2)
+    from adapters.discord.config import DEFAULT_API_BASE
+    from adapters.discord.invite import fetch_application_id
+
     return run(
         fetch_application_id(
             settings.discord_token.get_secret_value(), api_base=settings.discord_api_base or DEFAULT_API_BASE

@@ -1,4 +1,4 @@
-"""`parley history --workspace W --user U [--thread T]`: a person's conversation history (property 50)."""
+"""`parley history [--workspace W] [--user U] [--thread T]`: a person's conversation history (property 50)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.common import load_settings, run
-from bot.database import open_pool
+from bot.cli.common import UserOpt, WorkspaceOpt, load_settings, open_pool, person, run
 from core.memory.conversations import HistoryMessage, user_history, user_platforms
 from core.models import UserKey
 
@@ -20,8 +19,8 @@ out = Console()
 
 @app.callback(invoke_without_command=True)
 def history(
-    workspace: Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")],
-    user: Annotated[str, typer.Option("--user", "-u", help="User id.")],
+    workspace: WorkspaceOpt = "local",
+    user: UserOpt = None,
     thread: Annotated[str | None, typer.Option("--thread", "-t", help="Only this thread.")] = None,
     platform: Annotated[
         str | None, typer.Option("--platform", "-p", help="console, slack, discord or api (default: all).")
@@ -30,7 +29,8 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
     """Print the messages of one person in one workspace (or one of their threads)."""
-    settings = load_settings()
+    settings = load_settings(model=False)
+    user = person("console", workspace, user).user_id
 
     async def main() -> list[tuple[str, HistoryMessage]]:
         pool = await open_pool(settings)

@@ -12,20 +12,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bot.cli.common import err, load_settings, run
-from bot.database import open_pool
-from core.memory.embedding_backend import build_embedder, model_label
-from core.memory.forget import export_user, forget_user
-from core.memory.reembed import pending_reembed, reembed
-from core.memory.retention import cleanup_memories
-from core.models import UserKey
+from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, open_pool, person, run
 
 app = typer.Typer(help="Long-term memories: re-embed, retention, forget, export.", no_args_is_help=True)
 out = Console()
 
-PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, slack, discord or api.")]
-WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
-UserOpt = Annotated[str, typer.Option("--user", "-u", help="User id.")]
 
 
 @app.command("reembed")
@@ -33,7 +24,10 @@ def reembed_command(
     batch: Annotated[int, typer.Option(min=1, help="Memories per forward pass.")] = 64,
 ) -> None:
     """Give every memory a vector of PARLEY_EMBEDDING_MODEL (after changing the model)."""
-    settings = load_settings()
+    settings = load_settings(model=False)
+    from core.memory.embedding import build_embedder, model_label
+
+    from core.memory.reembed import pending_reembed, reembed
 
     async def main() -> int:
         embedder = build_embedder(settings.parley_embedding_model)
@@ -65,8 +59,9 @@ def cleanup_command(
     days: Annotated[int | None, typer.Option(min=1, help="Retention in days (default PARLEY_RETENTION_DAYS).")] = None,
 ) -> None:
     """Delete memories older than the retention period."""
-    settings = load_settings()
+    settings = load_settings(model=False)
     retention = days or settings.parley_retention_days
+    from core.memory.retention import cleanup_memories
 
     async def main() -> int:
         pool = await open_pool(settings)
@@ -81,16 +76,18 @@ def cleanup_command(
 
 @app.command("forget")
 def forget_command(
-    platform: PlatformOpt,
-    workspace: WorkspaceOpt,
-    user: UserOpt,
+    platform: PlatformOpt = "console",
+    workspace: WorkspaceOpt = "local",
+    user: UserOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
 ) -> None:
     """Delete all of one person's rows in one workspace (memories, messages, profile, feedback, usage)."""
-    settings = load_settings()
-    key = UserKey(platform=platform, workspace_id=workspace, user_id=user)
+    settings = load_settings(model=False)
+    from core.memory.forget import forget_user
+
+    key = person(platform, workspace, user)
     if not yes and not typer.confirm(
-        f"Delete everything about {user} in {platform}/{workspace}? This cannot be undone"
+        f"Delete everything about {key.user_id} in {platform}/{workspace}? This cannot be undone"
     ):
         raise typer.Exit(1)
 
@@ -110,14 +107,16 @@ def forget_command(
 
 @app.command("export")
 def export_command(
-    platform: PlatformOpt,
-    workspace: WorkspaceOpt,
-    user: UserOpt,
+    platform: PlatformOpt = "console",
+    workspace: WorkspaceOpt = "local",
+    user: UserOpt = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write all of one person's rows in one workspace as JSON."""
-    settings = load_settings()
-    key = UserKey(platform=platform, workspace_id=workspace, user_id=user)
+    settings = load_settings(model=False)
+    from core.memory.forget import export_user
+
+    key = person(platform, workspace, user)
 
     async def main() -> dict[str, object]:
         pool = await open_pool(settings)

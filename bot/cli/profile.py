@@ -4,29 +4,28 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
 
-from bot.cli.common import err, load_settings, run
-from bot.database import open_pool
-from core.memory.profiles import AnswerStyle, ProfileChanges, get_profile, update_profile
-from core.models import UserKey
+from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, open_pool, person, run
 from core.steps import Profile
+
+if TYPE_CHECKING:
+    from core.memory.profiles import AnswerStyle
 
 app = typer.Typer(help="Per-person profiles: name, language, time zone, answer style, voice.", no_args_is_help=True)
 
-PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, slack, discord or api.")]
-WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
-UserOpt = Annotated[str, typer.Option("--user", "-u", help="User id.")]
 
 
 @app.command("show")
-def show(platform: PlatformOpt, workspace: WorkspaceOpt, user: UserOpt) -> None:
+def show(platform: PlatformOpt = "console", workspace: WorkspaceOpt = "local", user: UserOpt = None) -> None:
     """Print the profile as JSON."""
-    settings = load_settings()
-    key = UserKey(platform=platform, workspace_id=workspace, user_id=user)
+    settings = load_settings(model=False)
+    from core.memory.profiles import get_profile
+
+    key = person(platform, workspace, user)
 
     async def main() -> Profile:
         pool = await open_pool(settings)
@@ -40,9 +39,9 @@ def show(platform: PlatformOpt, workspace: WorkspaceOpt, user: UserOpt) -> None:
 
 @app.command("set")
 def set_(
-    platform: PlatformOpt,
-    workspace: WorkspaceOpt,
-    user: UserOpt,
+    platform: PlatformOpt = "console",
+    workspace: WorkspaceOpt = "local",
+    user: UserOpt = None,
     name: Annotated[str | None, typer.Option("--name", help="Display name ('' clears).")] = None,
     language: Annotated[str | None, typer.Option(help="Answer language ('' clears).")] = None,
     timezone: Annotated[str | None, typer.Option(help="IANA time zone, e.g. Europe/Berlin.")] = None,
@@ -51,8 +50,10 @@ def set_(
     about: Annotated[str | None, typer.Option(help="Free notes about the person ('' clears).")] = None,
 ) -> None:
     """Change some fields of the profile; the others stay."""
-    settings = load_settings()
-    key = UserKey(platform=platform, workspace_id=workspace, user_id=user)
+    settings = load_settings(model=False)
+    from core.memory.profiles import ProfileChanges, update_profile
+
+    key = person(platform, workspace, user)
     try:
         changes = ProfileChanges(
             display_name=name,

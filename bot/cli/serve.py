@@ -17,19 +17,24 @@ app = typer.Typer(help="Serve the HTTP API, the playground and Slack events.")
 
 @app.callback(invoke_without_command=True)
 def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.", envvar="PARLEY_HOST")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", envvar="PORT")] = 8000,
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default PARLEY_HOST, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on (default PORT, 8000).")] = None,
     playground_key: Annotated[
         bool, typer.Option("--playground-key", help="Print a fresh API key for the local workspace's playground.")
     ] = False,
     workers: Annotated[
-        int, typer.Option(min=1, help="Server processes sharing the port (one core each).", envvar="PARLEY_WORKERS")
-    ] = 1,
+        int | None, typer.Option(min=1, help="Server processes sharing the port (default PARLEY_WORKERS, 1).")
+    ] = None,
     worker_fd: Annotated[int | None, typer.Option(hidden=True, help="Listening socket from the supervisor.")] = None,
     worker_index: Annotated[int, typer.Option(hidden=True, help="This worker's number; 0 runs maintenance.")] = 0,
 ) -> None:
     """Serve until SIGTERM, then finish the turns in flight and exit. Starts without a model or Slack."""
     settings = load_settings()
+    from bot.server import serve as serve_http
+
+    host = host or settings.parley_host
+    port = port or settings.port
+    workers = workers or settings.parley_workers
     if workers > 1 and worker_fd is None:
         raise typer.Exit(supervise(settings, host=host, port=port, workers=workers, playground_key=playground_key))
     start_early(settings)

@@ -9,16 +9,17 @@ import asyncio
 import dataclasses
 import signal
 from importlib.resources import files
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import SecretStr
 
-from adapters.slack.app import SlackConfig, build_slack
-from bot.app import running
 from bot.cli.common import err, load_settings, run
 from bot.settings import Settings
-from core.media.config import VoiceFormat
+
+if TYPE_CHECKING:
+    from adapters.slack.app import SlackConfig
+    from core.media.config import VoiceFormat
 
 SLACK_VOICE_FORMAT: VoiceFormat = "mp3"
 """Spoken replies as mp3, which Slack's file preview plays in the thread."""
@@ -31,6 +32,8 @@ app = typer.Typer(
 
 def slack_config(settings: Settings) -> SlackConfig:
     """The Slack adapter's config from the environment (`parley serve` uses it too)."""
+    from adapters.slack.app import SlackConfig
+
     return SlackConfig(
         bot_token=_secret(settings.slack_bot_token),
         signing_secret=_secret(settings.slack_signing_secret),
@@ -57,6 +60,8 @@ def slack(
     if settings.slack_app_token is None or (settings.slack_bot_token is None and settings.slack_client_id is None):
         err.print("[red]Socket Mode needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN (see docs/slack.md).[/red]")
         raise typer.Exit(2)
+    from adapters.slack.app import build_slack
+    from bot.app import running
 
     async def main() -> None:
         stop_on_sigterm()

@@ -34,6 +34,14 @@ def migrate_sync(uri: str) -> list[str]:
     return [m.id for m in pending]
 
 
+def pending_sync(uri: str) -> tuple[list[str], int]:
+    """The ids of migrations not yet applied, and how many there are in all (for `parley doctor`)."""
+    from yoyo import get_backend, read_migrations
+
+    migrations = read_migrations(str(MIGRATIONS_DIR))
+    return [m.id for m in get_backend(_yoyo_uri(uri)).to_apply(migrations)], len(migrations)
+
+
 async def migrate(uri: str) -> list[str]:
     """Apply every pending migration (none pending: one query); return the ids applied."""
     if not await pending(uri):

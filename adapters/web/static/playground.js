@@ -22,7 +22,8 @@ class ApiProblem extends Error {
 
 // -- API ------------------------------------------------------------------------------------
 async function request(method, path, body) {
-  const headers = { Authorization: `Bearer ${state.key}` };
+  // Without a pasted key, the session cookie from the printed sign-in link authenticates.
+  const headers = state.key ? { Authorization: `Bearer ${state.key}` } : {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   if (!res.ok) throw await problemOf(res);
@@ -79,6 +80,9 @@ function keyFromFragment() {
     localStorage.setItem("parley.key", decodeURIComponent(match[1]));
     history.replaceState(null, "", location.pathname + location.search);
   }
+  const spent = location.hash === "#link=used";
+  if (spent) history.replaceState(null, "", location.pathname);
+  return spent;
 }
 
 function askKey(message) {
@@ -93,16 +97,34 @@ async function useKey(key) {
   try {
     state.caps = await api("GET", "/v1/capabilities");
   } catch (err) {
-    askKey(err.status === 401 ? "That key was not accepted. " + err.fix : `${err.message} ${err.fix}`);
+    if (key === null && err.status === 401) askKey("");
+    else askKey(err.status === 401 ? "That key was not accepted. " + err.fix : `${err.message} ${err.fix}`);
     return false;
   }
-  localStorage.setItem("parley.key", key);
+  if (key !== null) localStorage.setItem("parley.key", key);
   $("status").textContent = state.caps.model ? `model: ${state.caps.model}` : "no model configured";
   $("model-notice").textContent = state.caps.model_notice || "";
   $("model-notice").hidden = !state.caps.model_notice;
   $("voice-reply").closest("label").hidden = !state.caps.voice_reply;
   await Promise.all([loadProfile(), loadMemories(), loadSession()]);
+  loadHealth();
   return true;
+}
+
+// The doctor's cheap checks: configuration, model, database; the fix shows on hover.
+async function loadHealth() {
+  try {
+    const checks = await api("GET", "/playground/status");
+    $("health").replaceChildren(...checks.map((c) => {
+      const item = document.createElement("span");
+      item.className = c.ok ? "ok" : "bad";
+      item.textContent = `${c.ok ? "✓" : "✗"} ${c.name} `;
+      item.title = c.ok ? c.detail : `${c.detail} — ${c.fix}`;
+      return item;
+    }));
+  } catch (err) {
+    $("health").textContent = `status unavailable: ${err.message}`;
+  }
 }
 
 // -- conversation ---------------------------------------------------------------------------
@@ -414,10 +436,11 @@ function wire() {
 
 async function start() {
   wire();
-  keyFromFragment();
-  const key = localStorage.getItem("parley.key");
-  if (key) await useKey(key);
-  else askKey("");
+  const spent = keyFromFragment();
+  const signedIn = await useKey(localStorage.getItem("parley.key"));
+  if (!signedIn && spent) {
+    askKey("That sign-in link was already used (each works once). Restart `parley serve` for a new one.");
+  }
 }
 
 start();

@@ -1,0 +1,68 @@
+"""`parley doctor`: a real call per component, against the fakes, and the fix for each failure."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.doctor import run_checks
+from bot.settings import Settings
+from tests.fakes.openai_server import FakeOpenAI
+from tests.fakes.slack_api import FakeSlack
+from tests.test_cli import parley
+
+
+@pytest.fixture(scope="module")
+def data() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="pd", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    yield fake
+    fake.stop()
+
+
+def test_doctor_checks_every_component_with_a_real_call(
+    data: Path, openai_server: FakeOpenAI, fake_slack: FakeSlack
+) -> None:
+    workspace = fake_slack.add_workspace()
+    env = {"PARLEY_MODEL": "openai:some-model", "OPENAI_BASE_URL": openai_server.base_url,
+           "SLACK_BOT_TOKEN": workspace.token, "SLACK_SIGNING_SECRET": "0123456789abcdef",
+           "SLACK_API_URL": fake_slack.base_url}
+    result = parley("doctor", "--json", data=data, env=env, timeout=600)
+    report = json.loads(result.stdout)
+    checks = {c["name"]: c for c in report["checks"]}
+    assert list(checks) == ["configuration", "model", "database", "migrations", "embeddings", "ocr", "speech", "slack"]
+    assert [c for c in checks.values() if not c["ok"]] == []
+    assert result.returncode == 0 and report["ok"] is True
+    assert len(openai_server.requests) == 1
+    assert [call.method for call in fake_slack.calls if call.token == workspace.token] == ["auth.test"]
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_broken_component_is_a_row_with_its_fix_not_the_end_of_the_report(pg_uri: str) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, parley_model="openai:m", openai_base_url=f"http://127.0.0.1:{closed}/v1", database_url=pg_uri
+    )
+    _, model, database = await run_checks(settings, cheap=True)
+    assert not model.ok and model.detail == f"model_unreachable: connect to 127.0.0.1:{closed} refused"
+    assert "OPENAI_BASE_URL" in model.fix
+    assert database.ok and "pgvector" in database.detail
+
+
+async def test_without_a_model_the_doctor_says_what_to_set(pg_uri: str) -> None:
+    [_, model, _] = await run_checks(Settings(_env_file=None, database_url=pg_uri), cheap=True)  # type: ignore[call-arg]
+    assert not model.ok and "PARLEY_MODEL" in model.fix
