@@ -158,9 +158,11 @@ def build_memory(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | 
 
 def build_guard(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | None) -> Guard:
     """The offline rails; with a model, NeMo's self-check on grey-zone scores (PARLEY_GUARD_LLM=auto)
-    or on everything (on)."""
+    or on everything (on). `auto` leaves the small local demo model out: it cannot judge safety."""
     mode = settings.parley_guard_llm
-    llm = pydantic_ai_complete(models.build()) if mode != "off" and models else None
+    demo_model = local_name(model_names(settings)) is not None
+    wanted = mode == "on" or (mode == "auto" and not demo_model)
+    llm = pydantic_ai_complete(models.build()) if wanted and models else None
     return Guard(
         GuardConfig(policy_dir=settings.parley_knowledge_dir, llm=llm, llm_mode="on" if mode == "on" else "auto"),
         events=pool_sink(pool),
