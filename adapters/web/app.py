@@ -32,7 +32,14 @@ async def index(request: Request, state: StateDep, token: str | None = None) -> 
     """The page; with `?token=`, first the one-time sign-in (the token is spent even when it fails)."""
     if token is None:
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=_NO_STORE)
-    key = await authenticate(state.pool, token)
+    checked = await authenticate(
+        state.pool,
+        token,
+        address=request.client.host if request.client else "unknown",
+        per_key=state.config.rate_per_min,
+        invalid_per_address=state.config.invalid_keys_per_min,
+    )
+    key = checked.key
     if key is None or key.name != LINK_KEY_NAME or not await revoke_api_key(state.pool, key.key_id):
         return RedirectResponse("/#link=used", status_code=303, headers=_NO_STORE)
     _, session = await create_api_key(state.pool, workspace_id=key.workspace_id, name=SESSION_KEY_NAME)

@@ -201,6 +201,7 @@ def load_mcp_servers(registry: ToolRegistry, servers: Sequence[dict[str, Any]]) 
 
         name = str(server["name"])
         spec = {k: v for k, v in server.items() if k != "name"}
-        registry.add_toolset(name, MCPToolset({"mcpServers": {name: spec}}, id=name))
+        # An MCP config dict (FastMCP accepts it at run time; the stubs name only its parsed forms).
+        registry.add_toolset(name, MCPToolset({"mcpServers": {name: spec}}, id=name))  # type: ignore[arg-type]
         added.append(name)
     return added
