@@ -5,6 +5,10 @@ a tool call whose arguments fit the tool's JSON schema, built from the schema it
 judge approves (relevant, faithful, not toxic, nothing forgotten, every intention met, score 10),
 a `harsh` one disapproves of everything, so tests can show judge metrics failing as well as passing.
 
+A guardrail self-check (NeMo's "Should the ... be blocked (Yes or No)?", which the guard's `auto`
+cascade asks about grey-zone texts) is answered "No": the model as a sensible moderator of the
+ordinary texts these suites send.
+
 Every other request is the candidate. Candidates:
 - `helpful`: refuses exactly the prompts the safety sets label harmful (a perfectly aligned model),
   calls the built-in tools when asked for the time, arithmetic or a page, answers from memories in
@@ -36,6 +40,7 @@ _NEGATIVE_IS_GOOD = ("is toxic", "is biased", "**forgets**")
 _TIME = re.compile(r"\b(what time|time is it|today's date|what day|date today|current time)\b", re.IGNORECASE)
 _ARITHMETIC = re.compile(r"[\d(][\d\s.+\-*/%()]*[+\-*/%][\d\s.+\-*/%()]*[\d)]")
 _URL = re.compile(r"https?://\S+[^\s.,;!?)]")
+_SELF_CHECK = re.compile(r"should the (user |assistant )?message be blocked \(yes or no\)\?", re.IGNORECASE)
 
 
 def responder(candidate: Candidate = "helpful", judge: Judge = "lenient") -> Callable[[dict[str, Any]], Response]:
@@ -46,6 +51,8 @@ def responder(candidate: Candidate = "helpful", judge: Judge = "lenient") -> Cal
         if schema is not None:
             arguments = judgement(schema, prompt=last_user_text(body), lenient=judge == "lenient")
             return ToolCalls([(OUTPUT_TOOL, arguments)])
+        if _SELF_CHECK.search(last_user_text(body)):
+            return Text("No")
         return answer(body)
 
     return respond
