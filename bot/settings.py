@@ -92,6 +92,7 @@ class Settings(BaseSettings):
 
     # http api
     parley_api_rate_per_min: int = 60
+    parley_api_invalid_keys_per_min: int = 10
 
     # evaluation and observability
     parley_judge_model: str | None = None
