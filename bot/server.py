@@ -50,6 +50,7 @@ def api_config(settings: Settings, pipeline: Pipeline) -> ApiConfig:
     max_file = settings.parley_max_file_mb * MIB
     return ApiConfig(
         rate_per_min=settings.parley_api_rate_per_min,
+        invalid_keys_per_min=settings.parley_api_invalid_keys_per_min,
         max_file_mb=settings.parley_max_file_mb,
         max_body_bytes=int(max_file * 4 / 3 * 2 + MIB),
         voice_reply=not isinstance(pipeline.media, NoMedia),

@@ -98,6 +98,7 @@ class Settings(BaseSettings):
 
     # http api
     parley_api_rate_per_min: int = Field(default=60, ge=0)
+    parley_api_invalid_keys_per_min: int = Field(default=10, ge=1)
     parley_host: str = "127.0.0.1"
     """Address `parley serve` listens on."""
     port: int = Field(default=8000, ge=1, le=65535)

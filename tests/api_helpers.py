@@ -26,7 +26,10 @@ def fake_model_settings(base_url: str | None, **overrides: Any) -> Settings:
     model = (
         {"parley_model": "openai:fake", "openai_base_url": base_url, "openai_api_key": "sk-test"} if base_url else {}
     )
-    return Settings(_env_file=None, **{**model, **overrides})  # type: ignore[call-arg]
+    # Tests share one database and one client address: invalid keys sent by one test must not lock out
+    # the next (tests of that limit set their own).
+    quiet = {"parley_api_invalid_keys_per_min": 10_000}
+    return Settings(_env_file=None, **{**model, **quiet, **overrides})  # type: ignore[call-arg]
 
 
 async def new_key(pool: asyncpg.Pool, workspace: str | None = None) -> tuple[str, str]:

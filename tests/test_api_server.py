@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("allow_model_requ
 async def server(pool: asyncpg.Pool, fake_openai: FakeOpenAI) -> AsyncIterator[str]:
     settings = fake_model_settings(fake_openai.base_url)
     pipeline = build_pipeline(settings, pool)
-    app = create_app(settings, pipeline, pool, config=ApiConfig(rate_per_min=1000, max_body_bytes=BODY_LIMIT))
+    app = create_app(settings, pipeline, pool, config=ApiConfig(
+        rate_per_min=1000, invalid_keys_per_min=1000, max_body_bytes=BODY_LIMIT
+    ))
     async with live_server(app) as url:
         yield url
 
@@ -330,7 +332,8 @@ async def test_the_playground_page_is_served(client: httpx.AsyncClient) -> None:
 # -- app-level behaviour that needs its own configuration (in-process, no socket needed) ------
 async def test_rate_limit_per_key_is_429_with_retry_after(pool: asyncpg.Pool, fake_openai: FakeOpenAI) -> None:
     settings = fake_model_settings(fake_openai.base_url)
-    app = create_app(settings, build_pipeline(settings, pool), pool, config=ApiConfig(rate_per_min=3))
+    config = ApiConfig(rate_per_min=3, invalid_keys_per_min=1000)
+    app = create_app(settings, build_pipeline(settings, pool), pool, config=config)
     _, key = await new_key(pool)
     _, other = await new_key(pool)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as http:

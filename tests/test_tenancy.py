@@ -21,6 +21,7 @@ from core.feedback import record_feedback
 from core.guard.events import SafetyEvent, record_event
 from core.memory.profiles import ProfileChanges, update_profile
 from core.models import Inbound, Reply, UserKey, WorkspaceKey
+from core.ratelimit import take, turn_budgets
 from core.store.pool import create_pool
 from core.store.roles import app_password, app_uri, ensure_app_login
 from core.store.tenancy import scoped, tenant
@@ -66,6 +67,7 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
     await open_session(pool, uuid.uuid4().hex, workspace_id=team, user_id="U1")
     await remember_messages(pool, workspace_id=team, user_id="U1", thread_id="t", messages=[
         NewMessage(channel_id="C1", message_id=uuid.uuid4().hex, from_parley=False)])
+    await take(pool, turn_budgets(platform="slack", workspace_id=team, user_id="U1", per_user=5, per_workspace=5))
     await seed_as_owner(pool, inbound, turn_id)
     return inbound
 

@@ -36,6 +36,7 @@ class Instance:
     number: int | None = None
     _conn: asyncpg.Connection | None = field(default=None, repr=False)
     _sweeper: asyncio.Task[None] | None = field(default=None, repr=False)
+    _closing: bool = field(default=False, repr=False)
 
     async def start(self) -> Instance:
         """Take a number and its lock, close what dead instances left behind, start sweeping."""
@@ -46,6 +47,7 @@ class Instance:
 
     async def close(self) -> None:
         """Release the lock (by closing its connection): unfinished claims become takeable."""
+        self._closing = True
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -72,8 +74,9 @@ class Instance:
                 return
 
     def _lost(self, conn: asyncpg.Connection) -> None:
-        log.error("instance lock connection lost (instance %s); its unfinished events may be retried elsewhere",
-                  self.number)
+        if not self._closing:
+            log.error("instance lock connection lost (instance %s); its unfinished events may be retried elsewhere",
+                      self.number)
 
     async def _sweep_forever(self) -> None:
         while True:
