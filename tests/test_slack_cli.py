@@ -43,7 +43,7 @@ def test_the_manifest_asks_for_what_the_adapter_uses() -> None:
     assert sorted(manifest["oauth_config"]["scopes"]["bot"]) == sorted(BOT_SCOPES)
     events = set(manifest["settings"]["event_subscriptions"]["bot_events"])
     assert {"app_mention", "message.im", "message.channels", "reaction_added", "reaction_removed",
-            "assistant_thread_started", "app_home_opened"} <= events
+            "app_context_changed", "app_home_opened"} <= events
     assert manifest["features"]["slash_commands"][0]["command"] == "/parley"
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
-    assert "assistant_view" in manifest["features"]
+    assert "agent_view" in manifest["features"] and "assistant_view" not in manifest["features"]
