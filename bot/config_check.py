@@ -84,8 +84,9 @@ PROVIDERS: dict[str, Provider] = {
 """The providers pydantic-ai knows that a Parley install can use; `tests/test_settings.py` keeps this in step."""
 
 COMMON_PROVIDERS = ("openai", "anthropic", "ollama", "google-gla", "groq", "mistral")
-LOCAL_MODELS = ("test", "local")
-"""Names that need no provider: pydantic-ai's deterministic test model and the bundled local model."""
+LOCAL_MODELS = ("test", "local", "none")
+"""Names that need no provider: pydantic-ai's deterministic test model, the bundled local model, and
+`none` (no model at all, not even the local one)."""
 SUGGESTED = "openai"
 _BARE_HINTS = {"claude": "anthropic", "gemini": "google-gla", "llama": "ollama", "qwen": "ollama", "mistral": "mistral"}
 
