@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from urllib.parse import parse_qs, urlsplit
 
 from pydantic import SecretStr, ValidationError
@@ -271,14 +271,12 @@ def problems(
 ) -> list[Problem]:
     """Everything wrong with valid-looking settings; `database` adds the reachability of DATABASE_URL,
     `model` the model names (off for commands that never call a model)."""
-    found = []
-    for variable, names in () if not model else (
+    models = (
         ("PARLEY_MODEL", [settings.parley_model] if settings.parley_model else []),
         ("PARLEY_FALLBACK_MODELS", settings.parley_fallback_models),
         ("PARLEY_JUDGE_MODEL", [settings.parley_judge_model] if settings.parley_judge_model else []),
-    ):
-        for name in names:
-            found += model_problems(variable, name, settings, env)
+    ) if model else ()
+    found = [p for variable, names in models for name in names for p in model_problems(variable, name, settings, env)]
     found += platform_problems(settings)
     if database and settings.database_url is not None:
         found += database_problems(settings.database_url.get_secret_value())
@@ -286,9 +284,9 @@ def problems(
 
 
 def secret_fields() -> frozenset[str]:
-    return frozenset(
-        name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
-    )
+    """The settings whose values are masked wherever they are shown."""
+    fields = Settings.model_fields.items()
+    return frozenset(name for name, field in fields if SecretStr in (field.annotation, *get_args(field.annotation)))
 
 
 def load(*, database: bool = True, model: bool = True) -> Settings:

@@ -464,7 +464,7 @@ _OPERATOR = "tell whoever runs Parley (their log says {code})."
 _MODEL_REPLIES = {
     "model_rate_limited": "The AI provider is rate-limiting me right now, even after retries. "
     "Please try again in a minute.",
-    "model_auth_failed": "The AI provider refused my credentials, so retrying won't help: "
+    "model_auth_failed": "The AI provider refused my API key, so retrying won't help: "
     + _OPERATOR.format(code="model_auth_failed"),
     "model_not_found": "The AI provider doesn't know the model I'm set up to use, so retrying won't help: "
     + _OPERATOR.format(code="model_not_found"),

@@ -64,8 +64,6 @@ CASES = {
                                      "SLACK_BOT_TOKEN=xoxb****", "SLACK_SIGNING_SECRET"),
     "slack_secret_without_a_token": ({**MODEL, "SLACK_SIGNING_SECRET": "0123456789abcdef0123"},
                                      "SLACK_SIGNING_SECRET=0123****", "SLACK_BOT_TOKEN"),
-    "discord_application_without_a_token": ({**MODEL, "DISCORD_APPLICATION_ID": "123456789012345678"},
-                                            "DISCORD_APPLICATION_ID=123456789012345678", "DISCORD_TOKEN"),
 }
 
 
