@@ -92,11 +92,12 @@ async def list_api_keys(pool: asyncpg.Pool, *, workspace_id: str | None = None) 
     return [ApiKeyInfo(**dict(r)) for r in rows]
 
 
-async def revoke_api_key(pool: asyncpg.Pool, key_id: str) -> bool:
-    """Revoke a key by its public id; False when no live key has that id."""
-    done = await pool.fetchval(
-        "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING 1", key_id
-    )
+async def revoke_api_key(pool: asyncpg.Pool, key_id: str, *, workspace_id: str | None = None) -> bool:
+    """Revoke a key by its public id; False when no live key has that id. An operator's pool (the owner)
+    sees every workspace; the app role must name the key's workspace, whose scope it then acts in."""
+    sql = "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING 1"
+    runner = pool if workspace_id is None else scoped(pool, _workspace(workspace_id))
+    done = await runner.fetchval(sql, key_id)
     return done is not None
 
 

@@ -40,7 +40,9 @@ async def index(request: Request, state: StateDep, token: str | None = None) -> 
         invalid_per_address=state.config.invalid_keys_per_min,
     )
     key = checked.key
-    if key is None or key.name != LINK_KEY_NAME or not await revoke_api_key(state.pool, key.key_id):
+    if key is None or key.name != LINK_KEY_NAME or not await revoke_api_key(
+        state.pool, key.key_id, workspace_id=key.workspace_id
+    ):
         return RedirectResponse("/#link=used", status_code=303, headers=_NO_STORE)
     _, session = await create_api_key(state.pool, workspace_id=key.workspace_id, name=SESSION_KEY_NAME)
     response = RedirectResponse("/", status_code=303, headers=_NO_STORE)
