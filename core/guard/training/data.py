@@ -96,33 +96,27 @@ def _advbench(data: Path) -> Iterator[Example]:
 
 def _harmbench(data: Path) -> Iterator[Example]:
     """The standard behaviours (contextual and copyright ones need their context or are not harm)."""
-    with (data / "harmbench_behaviors_text_all.csv").open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row["FunctionalCategory"] != "standard":
-                continue
-            identifier = f"harmbench-{row['BehaviorID']}"
-            yield Example(
-                id=identifier,
-                text=row["Behavior"],
-                harmful=True,
-                source="harmbench",
-                category=row["SemanticCategory"],
-                split=by_id_half(identifier),
-            )
+    rows = _csv(data / "harmbench_behaviors_text_all.csv")
+    for row in (r for r in rows if r["FunctionalCategory"] == "standard"):
+        yield _public_harm("harmbench", row["BehaviorID"], row["Behavior"], row["SemanticCategory"])
 
 
 def _strongreject(data: Path) -> Iterator[Example]:
-    with (data / "strongreject_dataset.csv").open(newline="", encoding="utf-8") as f:
-        for i, row in enumerate(csv.DictReader(f)):
-            identifier = f"strongreject-{i}"
-            yield Example(
-                id=identifier,
-                text=row["forbidden_prompt"],
-                harmful=True,
-                source="strongreject",
-                category=row["category"],
-                split=by_id_half(identifier),
-            )
+    for i, row in enumerate(_csv(data / "strongreject_dataset.csv")):
+        yield _public_harm("strongreject", str(i), row["forbidden_prompt"], row["category"])
+
+
+def _public_harm(source: str, row_id: str, text: str, category: str) -> Example:
+    """A harmful row of a public set, in the half its id falls in."""
+    identifier = f"{source}-{row_id}"
+    return Example(
+        id=identifier, text=text, harmful=True, source=source, category=category, split=by_id_half(identifier)
+    )
+
+
+def _csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
 
 
 def _xstest(data: Path) -> Iterator[Example]:
