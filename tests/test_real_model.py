@@ -44,6 +44,8 @@ CONFIG_PREFIXES = ("PARLEY_", "OPENAI_", "ANTHROPIC_", "SLACK_", "DISCORD_", "EL
 MODEL = "openai:smollm2"
 REPLY_TOKENS = "48"
 """Short replies keep a CPU-only run quick; the 135M model rarely needs more for these questions."""
+MODEL_TIMEOUT_S = "300"
+"""A CPU shared with other jobs can take minutes for one long answer; a timeout would be a false failure."""
 JUDGE_METRICS = {"answer_relevancy", "faithfulness", "correctness", "knowledge_retention", "role_adherence",
                  "conversation_completeness", "toxicity_free", "bias_free"}
 
@@ -103,7 +105,8 @@ def parley(*args: str, data: Path, env: dict[str, str], timeout: float = 400) ->
 
 
 def server_env(proxy: RecordingProxy) -> dict[str, str]:
-    return {"PARLEY_MODEL": MODEL, "OPENAI_BASE_URL": proxy.base_url, "PARLEY_MAX_TOKENS": REPLY_TOKENS}
+    return {"PARLEY_MODEL": MODEL, "OPENAI_BASE_URL": proxy.base_url, "PARLEY_MAX_TOKENS": REPLY_TOKENS,
+            "PARLEY_MODEL_TIMEOUT": MODEL_TIMEOUT_S}
 
 
 def settings_for(proxy: RecordingProxy) -> Settings:
