@@ -15,6 +15,7 @@ from rich.console import Console
 from bot import observability
 from bot.local_model import with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings, get_settings
+from core.llm import ModelNotConfigured
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -56,4 +57,9 @@ def load_settings(*, need_model: bool = False) -> Settings:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    """Run a command's main coroutine; a model that cannot start (the local one) is a message, exit 2."""
+    try:
+        return asyncio.run(coro)
+    except ModelNotConfigured as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
