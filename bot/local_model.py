@@ -94,7 +94,7 @@ async def local_server(gguf: Path, *, log_file: Path, console: Console | None = 
     """Start llama-cpp-python's server on 127.0.0.1 with `gguf`; yield its base URL; stop it on exit."""
     if importlib.util.find_spec("llama_cpp") is None:
         raise ModelNotConfigured(INSTALL_HELP)
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", LOCAL_PROVIDER,
         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(CONTEXT_TOKENS),
@@ -142,7 +142,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

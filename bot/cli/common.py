@@ -122,4 +122,11 @@ async def open_pool(settings: Settings, *, max_size: int = 10) -> Any:
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    """Run a command's main coroutine; a model that cannot start (the local one) is a message, exit 2."""
+    from core.llm import ModelNotConfigured
+
+    try:
+        return asyncio.run(coro)
+    except ModelNotConfigured as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
