@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=1.0, help="size of each text (default 1 MB)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline-ref", default="main")
-    parser.add_argument("--baseline-adversarial-kb", type=int, default=5)
+    parser.add_argument("--baseline-adversarial-kb", type=int, default=2)
     args = parser.parse_args()
     size = int(args.mb * 1_000_000)
     small = args.baseline_adversarial_kb * 1000

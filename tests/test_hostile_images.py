@@ -94,3 +94,15 @@ def test_an_image_larger_than_the_budget_runs_alone() -> None:
     with budget.hold(10_000, timeout_s=1):
         assert budget.in_use == 100
     assert budget.in_use == 0
+
+
+async def test_images_waiting_for_the_budget_leave_the_shared_threads_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    budget = PixelBudget(capacity=100)
+    monkeypatch.setattr(images, "DECODING", budget)
+    data = blank_png(50)
+    with budget.hold(100, timeout_s=5):
+        waiting = [asyncio.ensure_future(images.read_image(data, MediaConfig())) for _ in range(10)]
+        await asyncio.sleep(0.1)
+        assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), timeout=5) == "free"
+    results = await asyncio.gather(*waiting)
+    assert len(results) == 10 and budget.in_use == 0

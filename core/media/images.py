@@ -15,6 +15,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -27,9 +28,10 @@ from core.media.errors import Unreadable
 _UPSCALE_BELOW = 1000
 """Tesseract misses small screen text; images whose longer side is shorter are read at twice the size."""
 _JPEG_QUALITY = 90
-DECODING_BUDGET_PIXELS = 100_000_000
-"""Pixels decoded at once in this process (about 400 MB as RGBA, with the copies OCR makes): two
-images of the largest size allowed, or many small ones."""
+DECODING_BUDGET_PIXELS = 50_000_000
+"""Pixels decoded at once in this process: one image of the largest size allowed (with the copies OCR
+and the vision model need, about 7 bytes a pixel: 350 MB), or many small ones."""
+_IMAGE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="parley-image")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -41,9 +43,11 @@ class ImageText:
 
 
 async def read_image(data: bytes, config: MediaConfig) -> ImageText:
-    """OCR `data` and prepare the model's copy. Raises Unreadable or TimeoutError."""
+    """OCR `data` and prepare the model's copy. Raises Unreadable or TimeoutError. Runs on the image
+    threads, so images waiting for the decoding budget never hold the threads everything else uses."""
     timeout = config.timeouts.ocr_s
-    return await asyncio.wait_for(asyncio.to_thread(_read_image, data, config), timeout=timeout + 1)
+    work = asyncio.get_running_loop().run_in_executor(_IMAGE_THREADS, _read_image, data, config)
+    return await asyncio.wait_for(work, timeout=timeout + 1)
 
 
 def _read_image(data: bytes, config: MediaConfig) -> ImageText:
