@@ -6,8 +6,10 @@ from core.telemetry import quiet_libraries
 
 quiet_libraries(force=True)
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -107,6 +109,9 @@ def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            # Its own process group: the end of the test kills the workers with it, so nothing holds
+            # the pipes open and the teardown's wait cannot hang on an orphaned worker.
+            start_new_session=True,
         )
         started.append(process)
         url = f"http://127.0.0.1:{port}"
@@ -123,9 +128,10 @@ def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
 
     yield start
     for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.communicate(timeout=30)
 
 
 @pytest.fixture(scope="module")
