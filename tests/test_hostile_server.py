@@ -25,9 +25,9 @@ import psutil
 import pytest
 
 from tests.api_helpers import bearer, new_key
+from tests.conftest import ROOT, free_port
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import EventSender, FakeSlack, event_callback
-from tests.conftest import ROOT, free_port
 
 pytestmark = pytest.mark.timeout(120)
 SIGNING_SECRET = "hostile-test-signing-secret"
