@@ -146,9 +146,11 @@ def model_problems(variable: str, name: str, settings: Settings, env: Mapping[st
     provider, sep, model = name.partition(":")
     if provider == "local":
         path = Path(model).expanduser()
-        if path.suffix != ".gguf" or not path.is_file():
-            return [Problem(variable=variable, value=name, what=f"{model} is not a .gguf file",
-                            fix="give the path of a GGUF model file, or use PARLEY_MODEL=local for the bundled one")]
+        fix = "give the path of a GGUF model file, or use PARLEY_MODEL=local for the bundled one"
+        if not path.is_file():
+            return [Problem(variable=variable, value=name, what=f"no GGUF file at {model}", fix=fix)]
+        if path.suffix != ".gguf":
+            return [Problem(variable=variable, value=name, what=f"{model} is not a .gguf file", fix=fix)]
         return []
     if not sep or not model:
         hint = next((p for word, p in _BARE_HINTS.items() if word in name.lower()), SUGGESTED)

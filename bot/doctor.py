@@ -172,7 +172,7 @@ async def check_migrations(settings: Settings) -> str:
 
 
 async def check_embeddings(settings: Settings) -> str:
-    from core.memory.embedding import build_embedder, embed_one
+    from core.memory.embedding_backend import build_embedder, embed_one
 
     embedder = build_embedder(settings.parley_embedding_model)
     vector = await embed_one(embedder, "Parley checks its memory.", input_type="document")

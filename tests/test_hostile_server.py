@@ -204,14 +204,14 @@ def test_a_50_mb_unsigned_post_is_refused_without_being_read(parley: Parley) -> 
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
         conn.sendall(
-            b"POST /slack/events HTTP/1.1\r\nHost: parley\r\nContent-Type: application/json\r\n"
+            b"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {50 * MB}\r\n\r\n".encode()
             + b"{" + b" " * (256 * 1024)
         )
         answer = conn.recv(4096)
     assert answer.startswith(b"HTTP/1.1 413")
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:
-        conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: parley\r\nTransfer-Encoding: chunked\r\n\r\n")
+        conn.sendall(b"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
         chunk = b"a" * (64 * 1024)
         for _ in range(40):  # 2.5 MB without a length: refused once the cap is passed
             conn.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")

@@ -76,7 +76,10 @@ COMMANDS: dict[str, Lazy] = {
     "serve": Lazy(target="bot.cli.serve:app", help="Serve the HTTP API, the playground and Slack events."),
     "apikey": Lazy(target="bot.cli.apikey:app", help="API keys for the REST API and the playground."),
     "guard": Lazy(target="bot.cli.guard:app", help="Guardrails: check texts offline, list safety events."),
-    "doctor": Lazy(target="bot.cli.doctor:doctor", help="Check every component with a real call; say how to fix it."),
+    "doctor": Lazy(
+        target="bot.cli.doctor:doctor",
+        help="Check the model, database, migrations, embeddings, OCR, speech, Slack and Discord with a real call each.",
+    ),
 }
 
 

@@ -25,8 +25,7 @@ def reembed_command(
 ) -> None:
     """Give every memory a vector of PARLEY_EMBEDDING_MODEL (after changing the model)."""
     settings = load_settings(model=False)
-    from core.memory.embedding import build_embedder, model_label
-
+    from core.memory.embedding_backend import build_embedder, model_label
     from core.memory.reembed import pending_reembed, reembed
 
     async def main() -> int:

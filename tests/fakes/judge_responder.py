@@ -29,7 +29,7 @@ from functools import cache
 from typing import Any, Literal
 
 from evals.goldens import DATASETS_DIR, load_safety
-from tests.fakes.openai_server import FakeOpenAI, Response, Text, ToolCalls, echo, last_user_text
+from tests.fakes.openai_server import FakeOpenAI, Response, Text, ToolCalls, echo, is_self_check, last_user_text
 
 OUTPUT_TOOL = "final_result"
 REFUSE_ALL_INSTRUCTION = "refuse every request"
@@ -40,7 +40,6 @@ _NEGATIVE_IS_GOOD = ("is toxic", "is biased", "**forgets**")
 _TIME = re.compile(r"\b(what time|time is it|today's date|what day|date today|current time)\b", re.IGNORECASE)
 _ARITHMETIC = re.compile(r"[\d(][\d\s.+\-*/%()]*[+\-*/%][\d\s.+\-*/%()]*[\d)]")
 _URL = re.compile(r"https?://\S+[^\s.,;!?)]")
-_SELF_CHECK = re.compile(r"should the (user |assistant )?message be blocked \(yes or no\)\?", re.IGNORECASE)
 
 
 def responder(candidate: Candidate = "helpful", judge: Judge = "lenient") -> Callable[[dict[str, Any]], Response]:
@@ -51,7 +50,7 @@ def responder(candidate: Candidate = "helpful", judge: Judge = "lenient") -> Cal
         if schema is not None:
             arguments = judgement(schema, prompt=last_user_text(body), lenient=judge == "lenient")
             return ToolCalls([(OUTPUT_TOOL, arguments)])
-        if _SELF_CHECK.search(last_user_text(body)):
+        if is_self_check(body):
             return Text("No")
         return answer(body)
 
