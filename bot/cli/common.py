@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 
 from bot import config_check, observability
-from bot.local_model import with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.models import UserKey
 
@@ -51,6 +50,10 @@ def load_settings(
     except config_check.ConfigError as exc:
         report_problems(exc.problems)
         raise typer.Exit(2) from None
+    # Imported once the settings are known to be good: it brings the model clients (a second of imports),
+    # which a misconfiguration should not wait for.
+    from bot.local_model import with_default_model
+
     if need_model and not with_default_model(settings).parley_model:
         err.print(MISSING_MODEL_HELP, style="red", markup=False, highlight=False)
         raise typer.Exit(2)
