@@ -105,8 +105,9 @@ def install(app: FastAPI) -> None:
 
 
 class BodyLimit:
-    """Refuse request bodies over `max_bytes` with 413: by Content-Length, or by reading a chunked body
-    (buffered up to the limit, then handed on whole)."""
+    """Refuse request bodies over `max_bytes` with 413: by Content-Length at once, or for a chunked body
+    by counting as the route reads it, so no body is ever buffered here (a route with a smaller cap of
+    its own, such as /slack/events, stops reading at its cap)."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
@@ -123,23 +124,31 @@ class BodyLimit:
                 return
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
         size = 0
-        while True:
+        started = refused = False
+
+        async def counting() -> Message:
+            # Past the limit: answer 413 now and tell the route the client went away; whatever the
+            # route then tries to send is dropped.
+            nonlocal size, refused
             message = await receive()
-            if message["type"] != "http.request":
-                await self.app(scope, _replay([message], receive), send)
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.max_bytes and not refused:
+                    refused = True
+                    if not started:
+                        await self._refuse(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            if refused:
                 return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_bytes:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        whole: Message = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
-        await self.app(scope, _replay([whole], receive), send)
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counting, watching)
 
     async def _refuse(self, send: Send) -> None:
         mb = self.max_bytes / 1024 / 1024
@@ -159,11 +168,3 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
-    """A `receive` that gives `messages` first, then defers to the real one (for disconnects)."""
-    pending = list(messages)
-
-    async def replay() -> Message:
-        return pending.pop(0) if pending else await receive()
-
-    return replay
