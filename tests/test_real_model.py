@@ -121,7 +121,7 @@ def test_chat_answers_with_usage_and_a_follow_up_sends_the_first_exchange(
     answer = json.loads(first.stdout)
     assert answer["error"] is None and answer["reply"].strip()
     assert answer["usage"]["input_tokens"] > 0 and answer["usage"]["output_tokens"] > 0
-    assert answer["usage"]["cost"] is None, "no price is known for a local model: unknown, not 0"
+    assert answer["usage"]["cost_usd"] is None, "no price is known for a local model: unknown, not 0"
     sent = proxy.chats()[-1]["messages"]
     assert sent[-1] == {"role": "user", "content": "What is the capital of France?"}
 
