@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.common import err, load_settings, open_pool, run
+from bot.cli.common import err, load_settings, run
+from bot.database import open_pool
 from core.apikeys import ApiKeyInfo, create_api_key, list_api_keys, revoke_api_key
 
 app = typer.Typer(help="API keys for the REST API and the playground.", no_args_is_help=True)

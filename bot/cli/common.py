@@ -117,13 +117,6 @@ def run_cli(app: Callable[[], Any]) -> None:
         raise SystemExit(1) from None
 
 
-async def open_pool(settings: Settings, *, max_size: int = 10) -> Any:
-    """The owner's pool (migrated), from bot.database, which imports no pipeline: commands start fast."""
-    from bot.database import open_pool as open_migrated_pool
-
-    return await open_migrated_pool(settings, max_size=max_size)
-
-
 def run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's main coroutine; a model that cannot start (the local one) is a message, exit 2."""
     from core.llm import ModelNotConfigured

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot.cli.common import err, load_settings, log_file, parse_since, report_problems, run
-from bot.database import start_early
+from bot.database import open_pool, start_early
 from bot.settings import get_settings
 from core.feedback import list_feedback
 from core.models import WorkspaceKey
@@ -97,7 +97,6 @@ def chat(
 def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] = "7d") -> None:
     """Tokens and cost per workspace, user and model."""
     settings = load_settings(model=False)
-    from bot.database import open_pool
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -154,7 +153,6 @@ def feedback_list(
 ) -> None:
     """Ratings of Parley's replies, oldest first."""
     settings = load_settings(model=False)
-    from bot.database import open_pool
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -184,7 +182,6 @@ def workspace_set(
 ) -> None:
     """Override a setting for one workspace."""
     settings = load_settings(model=False)
-    from bot.database import open_pool
 
     parsed: Any
     try:
@@ -211,7 +208,6 @@ def workspace_set(
 def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
     """Remove a workspace override."""
     settings = load_settings(model=False)
-    from bot.database import open_pool
 
     async def main() -> None:
         pool = await open_pool(settings)
@@ -228,7 +224,6 @@ def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: Platf
 def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
     """The overrides in force for one workspace."""
     settings = load_settings(model=False)
-    from bot.database import open_pool
 
     async def main() -> None:
         pool = await open_pool(settings)

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bot.cli.common import UserOpt, WorkspaceOpt, load_settings, open_pool, person, run
+from bot.cli.common import UserOpt, WorkspaceOpt, load_settings, person, run
+from bot.database import open_pool
 from core.memory.conversations import HistoryMessage, user_history, user_platforms
 from core.models import UserKey
 

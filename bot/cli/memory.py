@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, open_pool, person, run
+from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run
+from bot.database import open_pool
 
 app = typer.Typer(help="Long-term memories: re-embed, retention, forget, export.", no_args_is_help=True)
 out = Console()

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import ValidationError
 
-from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, open_pool, person, run
+from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run
+from bot.database import open_pool
 from core.steps import Profile
 
 if TYPE_CHECKING:
