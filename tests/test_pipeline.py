@@ -119,7 +119,9 @@ async def test_an_unreachable_model_is_one_log_line_with_code_cause_turn_and_fix
     pipeline, port = unreachable_pipeline(pool, openai_server)
     with caplog.at_level(logging.INFO, logger="parley.pipeline"):
         reply = await pipeline.run(message("hi"))
-    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    [line] = [
+        r for r in caplog.records if r.name == "parley.pipeline" and r.levelno >= logging.WARNING
+    ]
     assert line.getMessage() == (
         f"model_unreachable: connect to 127.0.0.1:{port} refused (turn {reply.turn_id}); "
         f"fix: {OPERATOR_FIXES['model_unreachable']}"
@@ -135,7 +137,9 @@ async def test_the_traceback_of_a_failure_is_logged_at_debug(
     pipeline, _ = unreachable_pipeline(pool, openai_server)
     with caplog.at_level(logging.DEBUG, logger="parley.pipeline"):
         await pipeline.run(message("hi"))
-    [line] = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    [line] = [
+        r for r in caplog.records if r.name == "parley.pipeline" and r.levelno >= logging.WARNING
+    ]
     assert line.exc_info is not None
 
 
