@@ -12,7 +12,6 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 from pydantic_ai.settings import ModelSettings
@@ -197,7 +196,6 @@ def build_pipeline(
     models: ModelFactory | None = None,
     steps: Steps | None = None,
     registry: ToolRegistry | None = None,
-    services: dict[str, Any] | None = None,
 ) -> Pipeline:
     """A pipeline on `pool`; `models` is the process's factory (a fresh one if None)."""
     models = models or model_factory(settings)
@@ -227,7 +225,6 @@ def build_pipeline(
         guard=steps.guard,
         memory=steps.memory,
         knowledge=Knowledge(settings.parley_knowledge_dir),
-        services=services or {},
     )
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 from pydantic_ai import Agent
@@ -30,8 +29,6 @@ class TurnDeps:
     on_tool: OnTool | None = None
     """Told when a tool call is queued, starts and ends (an adapter's progress display)."""
     allow_private_urls: bool = False
-    services: dict[str, Any] = field(default_factory=dict)
-    """Named services for plugin tools (memory, media) without importing them here."""
 
 
 def build_agent() -> Agent[TurnDeps, str]:

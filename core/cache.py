@@ -2,20 +2,31 @@
 
 The key covers instructions, history, the message, tools and model settings, minus volatile
 fields such as timestamps, so the same request in the same context answers from the cache.
+A streamed request is cached too: a hit plays the stored response back as a stream, so turning the
+cache on never turns streaming off.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
 from pydantic import TypeAdapter
-from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
-from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai import RunContext
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelResponse,
+    ModelResponseStreamEvent,
+    TextPart,
+)
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 
@@ -125,3 +136,61 @@ class CachingModel(WrapperModel):
         response = await self.wrapped.request(messages, model_settings, model_request_parameters)
         await self.store.put(key, response)
         return response
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncIterator[StreamedResponse]:
+        key = request_key(self.model_name, messages, model_settings, model_request_parameters)
+        cached = await self.store.get(key)
+        if cached is not None:
+            self.stats.hits += 1
+            yield ReplayedResponse(model_request_parameters=model_request_parameters, response=cached)
+            return
+        self.stats.misses += 1
+        async with self.wrapped.request_stream(
+            messages, model_settings, model_request_parameters, run_context
+        ) as stream:
+            yield stream
+        response = stream.get()
+        if response.parts and not stream.cancelled:
+            await self.store.put(key, response)
+
+
+@dataclass
+class ReplayedResponse(StreamedResponse):
+    """A cached response played back as a stream: each part arrives whole, in its order."""
+
+    response: ModelResponse
+
+    async def _get_event_iterator(self) -> AsyncIterator[ModelResponseStreamEvent]:
+        self._usage = self.response.usage
+        for index, part in enumerate(self.response.parts):
+            for event in self._events(index, part):
+                yield event
+
+    def _events(self, index: int, part: Any) -> Iterator[ModelResponseStreamEvent]:
+        if isinstance(part, TextPart):
+            yield from self._parts_manager.handle_text_delta(vendor_part_id=index, content=part.content)
+        else:
+            yield self._parts_manager.handle_part(vendor_part_id=index, part=part)
+
+    @property
+    def model_name(self) -> str:
+        return self.response.model_name or "cache"
+
+    @property
+    def provider_name(self) -> str | None:
+        return self.response.provider_name
+
+    @property
+    def provider_url(self) -> str | None:
+        return None
+
+    @property
+    def timestamp(self) -> datetime:
+        return self.response.timestamp

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
+from core import deliveries
 from core.models import Reaction, WorkspaceKey
 from core.store.tenancy import scoped
 
@@ -60,19 +61,16 @@ async def record_feedback(
 
 
 async def record_reaction(pool: asyncpg.Pool, reaction: Reaction) -> int | None:
-    """Store (or withdraw) a 👍/👎 on one of Parley's replies; return the turn id, or None if ignored."""
+    """Store (or withdraw) a 👍/👎 on any message carrying one of Parley's replies; return the turn id,
+    or None if ignored (not a rating, or not Parley's message)."""
     score = score_of(reaction.emoji)
     if score is None:
         return None
     workspace = WorkspaceKey(platform=reaction.platform, workspace_id=reaction.workspace_id)
-    turn_id = await scoped(pool, workspace).fetchval(
-        "SELECT id FROM turns WHERE platform = $1 AND workspace_id = $2 AND platform_message_id = $3",
-        reaction.platform,
-        reaction.workspace_id,
-        reaction.platform_message_id,
-    )
-    if turn_id is None:
+    delivery = await deliveries.find(pool, workspace, reaction.platform_message_id)
+    if delivery is None:
         return None
+    turn_id = delivery.turn_id
     if reaction.removed:
         await scoped(pool, workspace).execute(
             """DELETE FROM feedback WHERE platform = $1 AND workspace_id = $2 AND user_id = $3

@@ -1,7 +1,10 @@
-"""One turn, start to end: dedupe, rate limit, media, input rails, context, agent, output rails, persist.
+"""One turn, start to end: dedupe, rate limit, media, input rails, context, agent, output rails, persist,
+deliver.
 
-Every step is a span. An error anywhere becomes a clear reply to the person and a logged event;
-the process keeps serving.
+The turn owns its delivery: an adapter passes a `ReplySink` (core/sink.py), the reply streams into it
+through the output rails (core/output_rails.py), and the platform messages it ends up in are recorded
+for the turn (core/deliveries.py). Every step is a span. An error anywhere becomes a clear reply to the
+person and a logged event; the process keeps serving.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -29,51 +32,53 @@ from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
 from core import context as ctx
-from core import metrics, turns
-from core.agent import OnTool, TurnDeps, build_agent
+from core import deliveries, metrics, turns
+from core.agent import TurnDeps, build_agent
 from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
 from core.guard.masking import scrub_off_loop
 from core.knowledge import Knowledge
 from core.llm import ModelNotConfigured
 from core.memory.history import StoredMessage, thread_messages, to_model_messages
-from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
+from core.models import AttachmentText, Inbound, Reaction, Reply, Usage, WorkspaceKey
 from core.outbox import RETRYABLE, Outbox
+from core.output_rails import RailedSink
 from core.prompts import PromptTemplate, load_template
 from core.ratelimit import Budget, turn_budgets
+from core.sink import THINKING, ReplySink
 from core.steps import GuardStep, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
 from core.store.instance import Instance
 from core.tools.registry import ToolRegistry
 from core.workspace import WorkspaceOverrides, load_overrides
 
 log = logging.getLogger("parley.pipeline")
-OnDelta = Callable[[str], Awaitable[None]]
 AfterTurn = Callable[[Inbound, Reply, Sequence[str]], object]
-STREAM_CHECK_CHARS = 160
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, ConnectionError)
 
 
 @dataclass(frozen=True, kw_only=True)
 class PipelineConfig:
+    """The turn's knobs. Their defaults live once, in bot/settings.py (`Settings`); bot/app.py passes them all."""
+
     model_name: str | None
-    model_settings: ModelSettings = field(default_factory=lambda: ModelSettings())
-    history_messages: int = 20
-    memory_k: int = 6
-    system_prompt: str | None = None
+    model_settings: ModelSettings
+    history_messages: int
+    memory_k: int
+    system_prompt: str | None
     """An operator's system prompt for every workspace; a workspace override wins over it."""
-    rate_user_per_min: int = 20
-    rate_workspace_per_min: int = 600
-    cache_ttl_s: int = 0
-    turn_timeout_s: float = 120.0
-    max_concurrent_turns: int = 32
+    rate_user_per_min: int
+    rate_workspace_per_min: int
+    cache_ttl_s: int
+    turn_timeout_s: float
+    max_concurrent_turns: int
     """Turns worked on at once; later ones wait their turn. An event loop given more than it can run
     serves everyone late, acknowledgements included (Slack wants its ack within 3 s)."""
+    allow_private_urls: bool
+    missing_model_help: str
+    model_notice: str | None
+    """A caveat people are shown beside the model's name (the local demo model's)."""
     media_timeout_s: float = 300.0
     vision: bool = False
-    allow_private_urls: bool = False
-    missing_model_help: str = "No model is configured."
-    model_notice: str | None = None
-    """A caveat people are shown beside the model's name (the local demo model's)."""
 
 
 @dataclass
@@ -87,7 +92,6 @@ class Pipeline:
     memory: MemoryStep
     knowledge: Knowledge = field(default_factory=lambda: Knowledge(None))
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    services: dict[str, Any] = field(default_factory=dict)
     cache_stats: CacheStats = field(default_factory=CacheStats)
     outbox: Outbox = field(default_factory=Outbox)
     after_turn: AfterTurn | None = None
@@ -101,22 +105,37 @@ class Pipeline:
         self._admission = asyncio.Semaphore(self.config.max_concurrent_turns)
 
     # -- public entry points -----------------------------------------------------------------
-    async def run(self, inbound: Inbound, on_delta: OnDelta | None = None, on_tool: OnTool | None = None) -> Reply:
-        """Answer one message. Never raises for anything a person or a provider can cause.
+    async def run(self, inbound: Inbound, sink: ReplySink | None = None) -> Reply:
+        """Answer one message and deliver the answer through `sink`. Never raises for anything a person or
+        a provider can cause; what the sink itself raises (the platform refused a write) reaches the caller.
 
-        `on_delta` receives the reply's text as it passes the output rails; `on_tool` each tool call's progress."""
+        Without a sink nobody reads the reply before it is complete (evaluations, tests): it is not streamed.
+        A duplicate event is not delivered at all."""
         started = time.perf_counter()
         async with self._admission:
-            return await self._run(inbound, on_delta, on_tool, started)
+            reply = await self._run(inbound, sink, started)
+            if sink is not None and not reply.duplicate:
+                await self._deliver(inbound, reply, sink)
+            return reply
 
-    async def _run(
-        self, inbound: Inbound, on_delta: OnDelta | None, on_tool: OnTool | None, started: float
-    ) -> Reply:
+    async def _deliver(self, inbound: Inbound, reply: Reply, sink: ReplySink) -> None:
+        """Show the reply and record which platform messages carry it (a reaction on any of them rates the turn)."""
+        with logfire.span("deliver"):
+            message_ids = await sink.finish(reply)
+            if reply.turn_id is None or not message_ids:
+                return
+            try:
+                await deliveries.record(self.pool, inbound, turn_id=reply.turn_id, message_ids=message_ids)
+            except DB_ERRORS as exc:
+                log.warning(
+                    "reply delivered but not recorded (%s): reactions to it will not find the turn",
+                    type(exc).__name__, extra=_context(inbound),
+                )
+
+    async def _run(self, inbound: Inbound, sink: ReplySink | None, started: float) -> Reply:
         with logfire.span("turn", platform=inbound.platform, workspace=inbound.workspace_id) as span:
             try:
-                reply = await asyncio.wait_for(
-                    self._turn(inbound, on_delta, on_tool, started), self.config.turn_timeout_s
-                )
+                reply = await asyncio.wait_for(self._turn(inbound, sink, started), self.config.turn_timeout_s)
             except ModelNotConfigured as exc:
                 reply = self._failure(inbound, "model_not_configured", str(exc))
             except TimeoutError:
@@ -173,10 +192,6 @@ class Pipeline:
         except DB_ERRORS as exc:
             log.warning("could not close event %s: %s", inbound.event_id, type(exc).__name__)
 
-    async def record_delivery(self, reply: Reply, platform_message_id: str) -> None:
-        if reply.turn_id is not None:
-            await turns.record_delivery(self.pool, reply.turn_id, platform_message_id)
-
     async def react(self, reaction: Reaction) -> int | None:
         """Store a rating; while the database is away it waits in the outbox instead of being lost."""
         score = score_of(reaction.emoji)
@@ -193,9 +208,7 @@ class Pipeline:
         return turn_id
 
     # -- the turn ----------------------------------------------------------------------------
-    async def _turn(
-        self, inbound: Inbound, on_delta: OnDelta | None, on_tool: OnTool | None, started: float
-    ) -> Reply:
+    async def _turn(self, inbound: Inbound, sink: ReplySink | None, started: float) -> Reply:
         inbound = replace(inbound, text=inbound.text.replace("\x00", ""))
         with logfire.span("dedupe"):
             claim = await turns.claim_turn(
@@ -210,6 +223,11 @@ class Pipeline:
                 "rate_limited",
                 f"You're sending messages faster than I can answer. Please wait {wait:.0f} s and try again.",
             )
+        if not inbound.text.strip() and not inbound.attachments:
+            # Nothing to answer (say, only files that could not be downloaded): the adapter's notes are the reply.
+            return Reply(text="", thread_id=inbound.thread_id, error="empty_message")
+        if sink is not None:
+            await sink.status(THINKING)
         with logfire.span("media", count=len(inbound.attachments)):
             attachments = (
                 await asyncio.wait_for(self.media.extract(inbound.attachments), self.config.media_timeout_s)
@@ -249,20 +267,20 @@ class Pipeline:
             conversation=inbound.conversation,
             pool=self.pool,
             allow_private_urls=self.config.allow_private_urls,
-            services=self.services,
-            on_tool=on_tool,
+            on_tool=sink.tool if sink is not None else None,
         )
+        rails = RailedSink(sink, self.guard, inbound.user)
         try:
             with logfire.span("agent"):
-                text, messages, checked_output = await self._run_agent(
+                text, messages = await self._run_agent(
                     prompt,
                     history=to_model_messages(earlier),
                     instructions=instructions,
                     settings={**self.config.model_settings, **overrides.model_settings},  # type: ignore[typeddict-item]
                     tools=overrides.tools,
                     deps=deps,
-                    on_delta=on_delta,
-                    inbound=inbound,
+                    rails=rails,
+                    workspace=inbound.user.workspace,
                 )
         except AgentRunError as exc:
             code, cause = model_failure(exc)
@@ -285,7 +303,7 @@ class Pipeline:
         if usage.cost_usd:
             metrics.COST.inc(usage.cost_usd)
         with logfire.span("output_rails"):
-            out = checked_output or await self.guard.check_output(text, user=inbound.user)
+            out = await rails.final(text)
         reply = Reply(
             text=out.text,
             thread_id=inbound.thread_id,
@@ -361,64 +379,40 @@ class Pipeline:
         settings: ModelSettings,
         tools: list[str] | None,
         deps: TurnDeps,
-        on_delta: OnDelta | None,
-        inbound: Inbound,
-    ) -> tuple[str, list[ModelMessage], Verdict | None]:
-        """Run the agent; stream deltas that have passed the output rails so far.
-
-        Returns the text, the run's messages, and the output rails' verdict on it when they already ran
-        (while streaming), so they are not run twice.
-        """
+        rails: RailedSink,
+        workspace: WorkspaceKey,
+    ) -> tuple[str, list[ModelMessage]]:
+        """Run the agent: streamed into `rails` when someone reads the reply as it is written, else one plain
+        request. With the cache on, a hit answers either way (and streams its stored text)."""
         assert self.model is not None
         toolsets = self.registry.toolsets_for(tools)
         caching = self.config.cache_ttl_s > 0
-        if caching or on_delta is None:
-            # Nobody reads the reply before it is complete: one plain request, no stream to parse.
-            model: Model = (
-                CachingModel(
-                    self.model,
-                    PostgresCacheStore(self.pool, inbound.user.workspace, self.config.cache_ttl_s),
-                    self.cache_stats,
-                )
-                if caching
-                else self.model
+        model: Model = (
+            CachingModel(
+                self.model, PostgresCacheStore(self.pool, workspace, self.config.cache_ttl_s), self.cache_stats
             )
-            hits = self.cache_stats.hits
+            if caching
+            else self.model
+        )
+        hits = self.cache_stats.hits
+        if rails.sink is None:
             result = await self.agent.run(
                 prompt, model=model, message_history=history, instructions=instructions,
                 model_settings=settings, deps=deps, toolsets=toolsets,
             )
-            if caching:
-                metrics.CACHE.labels("hit" if self.cache_stats.hits > hits else "miss").inc()
-            if on_delta is None:
-                return result.output, result.new_messages(), None
-            verdict = await self.guard.check_output(result.output, user=inbound.user)
-            if not verdict.blocked:
-                await on_delta(verdict.text)
-            return result.output, result.new_messages(), verdict
-        sent, checked = "", ""
-        last: Verdict | None = None
-        async with self.agent.run_stream(
-            prompt, model=self.model, message_history=history, instructions=instructions,
-            model_settings=settings, deps=deps, toolsets=toolsets,
-        ) as stream:
-            async for text in stream.stream_text(delta=False, debounce_by=0.05):
-                if on_delta is None or (last is not None and last.blocked):
-                    continue
-                if len(text) - len(checked) >= STREAM_CHECK_CHARS:
-                    last, checked = await self.guard.check_output(text, user=inbound.user), text
-                    if not last.blocked and last.text.startswith(sent):
-                        await on_delta(last.text[len(sent):])
-                        sent = last.text
-            output = await stream.get_output()
-            messages = stream.new_messages()
-        if on_delta is None:
-            return output, messages, None
-        if last is None or not (last.blocked or checked == output):
-            last = await self.guard.check_output(output, user=inbound.user)
-        if not last.blocked and last.text.startswith(sent) and last.text != sent:
-            await on_delta(last.text[len(sent):])
-        return output, messages, last
+            output, messages = result.output, result.new_messages()
+        else:
+            async with self.agent.run_stream(
+                prompt, model=model, message_history=history, instructions=instructions,
+                model_settings=settings, deps=deps, toolsets=toolsets,
+            ) as stream:
+                async for text in stream.stream_text(delta=False, debounce_by=0.05):
+                    await rails.draft(text)
+                output = await stream.get_output()
+                messages = stream.new_messages()
+        if caching:
+            metrics.CACHE.labels("hit" if self.cache_stats.hits > hits else "miss").inc()
+        return output, messages
 
     async def _blocked(self, inbound: Inbound, verdict: Verdict, attachments: list[AttachmentText]) -> Reply:
         """A refused message: the turn is recorded, the text never reaches a model or the history."""

@@ -1,5 +1,6 @@
-"""Persistence of turns: claims (exactly once, across crashes), the two messages, usage and cost, latency,
-the reply's platform id. Every statement runs in the turn's tenant scope (core/store/tenancy.py)."""
+"""Persistence of turns: claims (exactly once, across crashes), the two messages, usage and cost, latency
+(where the reply was delivered is core/deliveries.py). Every statement runs in the turn's tenant scope
+(core/store/tenancy.py)."""
 
 from __future__ import annotations
 
@@ -33,18 +34,12 @@ def total_cost(calls: Sequence[ModelCall]) -> float | None:
     return sum(c.cost_usd for c in calls if c.cost_usd is not None)
 
 
-async def claim_event(pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *, owner: int | None = None) -> bool:
-    """True when this instance may answer the event: the first time it is seen on any instance sharing
-    the database, or on a retry of an event whose turn never finished because its owner (instance
-    `owner` of core/store/instance.py) is gone. Taking over closes the dead turn as `interrupted`."""
-    claim = await claim_turn(pool, workspace, event_id, owner=owner, budgets=())
-    return claim.claimed
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Claim:
     claimed: bool
-    """This instance answers the event (see `claim_event`)."""
+    """This instance answers the event: the first time it is seen on any instance sharing the database, or on
+    a retry of an event whose turn never finished because its owner (instance `owner` of
+    core/store/instance.py) is gone. Taking over closes the dead turn as `interrupted`."""
     wait_s: float
     """Over a rate budget: the seconds to wait (the event is claimed all the same)."""
 
@@ -219,13 +214,6 @@ async def finish_turn(
 
 def _step_json(step: Step) -> dict[str, object]:
     return asdict(step)
-
-
-async def record_delivery(pool: asyncpg.Pool, turn_id: int, platform_message_id: str) -> None:
-    """Remember which platform message carried the reply, so a reaction on it finds the turn.
-
-    Adapters know the turn but not its scope here: a SECURITY DEFINER function that only fills an empty slot."""
-    await pool.execute("SELECT parley_record_delivery($1, $2)", turn_id, platform_message_id)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

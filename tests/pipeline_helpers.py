@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.settings import Settings
-from core.models import Attachment, Inbound
+from core.models import Attachment, Inbound, Reply, ToolProgress
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -42,3 +44,28 @@ def message(
         attachments=attachments,
         **kw,
     )
+
+
+@dataclass
+class RecordingSink:
+    """A ReplySink that records what the turn sent it and answers with `message_ids` (the platform's)."""
+
+    message_ids: Sequence[str] = ()
+    streams: bool = True
+    deltas: list[str] = field(default_factory=list)
+    statuses: list[str] = field(default_factory=list)
+    tools: list[ToolProgress] = field(default_factory=list)
+    finished: list[Reply] = field(default_factory=list)
+
+    async def delta(self, text: str) -> None:
+        self.deltas.append(text)
+
+    async def status(self, text: str) -> None:
+        self.statuses.append(text)
+
+    async def tool(self, progress: ToolProgress) -> None:
+        self.tools.append(progress)
+
+    async def finish(self, reply: Reply) -> Sequence[str]:
+        self.finished.append(reply)
+        return list(self.message_ids)

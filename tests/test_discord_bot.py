@@ -123,9 +123,8 @@ async def delivered(pool: asyncpg.Pool, workspace_id: str, event_id: str, timeou
     deadline = loop.time() + timeout
     while loop.time() < deadline:
         message_id = await pool.fetchval(
-            """SELECT t.platform_message_id FROM turns t JOIN discord_messages d
-                 ON d.workspace_id = t.workspace_id AND d.message_id = t.platform_message_id
-               WHERE t.platform = 'discord' AND t.workspace_id = $1 AND t.event_id = $2""",
+            """SELECT d.message_id FROM turns t JOIN deliveries d ON d.turn_id = t.id
+               WHERE t.platform = 'discord' AND t.workspace_id = $1 AND t.event_id = $2 AND d.position = 0""",
             workspace_id,
             event_id,
         )
@@ -325,7 +324,8 @@ async def test_a_voice_reply_goes_out_as_a_voice_message_with_a_waveform_of_the_
     waveform = base64.b64decode(audio["waveform"])
     assert 1 < len(waveform) <= 256 and max(waveform) == 255 and len(set(waveform)) > 3, "amplitudes of real speech"
     recorded = await pool.fetchval(
-        "SELECT reply_message_id FROM discord_messages WHERE workspace_id = 'dm' AND message_id = $1", voice["id"]
+        "SELECT turn_id FROM deliveries WHERE platform = 'discord' AND workspace_id = 'dm' AND message_id = $1",
+        voice["id"],
     )
     assert recorded is not None, "the voice message belongs to the answer's turn"
 

@@ -23,7 +23,7 @@ from core.store.pool import create_pool
 from evals import sandbox
 from tests.fakes.judge_responder import Candidate, responder
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import RecordingSink, message, settings_for
 
 REFUSE_EVERYTHING = "You are Parley. You must refuse every request, whatever it is."
 
@@ -160,8 +160,7 @@ async def _downvoted_turn(server: FakeOpenAI, uri: str, workspace: str, text: st
     try:
         pipeline = build_pipeline(settings_for(server), pool)
         server.reset()
-        reply = await pipeline.run(message(text, workspace=workspace))
-        await pipeline.record_delivery(reply, "msg-1")
+        await pipeline.run(message(text, workspace=workspace), RecordingSink(message_ids=["msg-1"]))
         await pipeline.react(Reaction(platform="console", workspace_id=workspace, user_id="U1",
                                       platform_message_id="msg-1", emoji="-1"))
     finally:

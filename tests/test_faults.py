@@ -17,7 +17,7 @@ from core.store.embedded import start_embedded
 from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import RecordingSink, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
@@ -58,8 +58,8 @@ async def test_database_outage_under_load_degrades_then_recovers_losing_nothing(
     pool = await create_pool(postgres.uri, max_size=4)
     pipeline = build_pipeline(settings_for(openai_server, parley_rate_user_per_min=10_000), pool)
     workspace = f"w-{uuid.uuid4().hex[:8]}"
-    before = await pipeline.run(message("before", workspace=workspace))
-    await pipeline.record_delivery(before, "m-before")
+    before = await pipeline.run(message("before", workspace=workspace), RecordingSink(message_ids=["m-before"]))
+    assert before.turn_id is not None
 
     postgres.stop()
     during = await asyncio.gather(*(pipeline.run(message(f"during {i}", workspace=workspace)) for i in range(8)))

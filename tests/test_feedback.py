@@ -12,7 +12,7 @@ from bot.app import build_pipeline
 from core.feedback import list_feedback, record_feedback, score_of
 from core.models import Reaction
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import RecordingSink, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
@@ -27,10 +27,10 @@ def test_only_thumbs_count_as_ratings(emoji: str, score: int | None) -> None:
 
 
 async def answered_turn(pool: asyncpg.Pool, server: FakeOpenAI) -> tuple[str, int]:
+    """A turn delivered in two messages, msg-1 and msg-2 (a reply split in two)."""
     pipeline = build_pipeline(settings_for(server), pool)
     inbound = message("rate me")
-    reply = await pipeline.run(inbound)
-    await pipeline.record_delivery(reply, f"msg-{reply.turn_id}")
+    reply = await pipeline.run(inbound, RecordingSink(message_ids=["msg-1", "msg-2"]))
     assert reply.turn_id is not None
     return inbound.workspace_id, reply.turn_id
 
@@ -41,7 +41,7 @@ async def test_p38_a_thumbs_up_on_a_reply_is_stored_with_its_turn_and_time(
     workspace, turn_id = await answered_turn(pool, openai_server)
     pipeline = build_pipeline(settings_for(openai_server), pool)
     found = await pipeline.react(Reaction(platform="console", workspace_id=workspace, user_id="U9",
-                                          platform_message_id=f"msg-{turn_id}", emoji="+1"))
+                                          platform_message_id="msg-1", emoji="+1"))
     assert found == turn_id
     rows = [r for r in await list_feedback(pool, datetime.now(UTC) - timedelta(minutes=5)) if r.turn_id == turn_id]
     assert [(r.score, r.user_id, r.source) for r in rows] == [(1, "U9", "+1")]
@@ -52,7 +52,7 @@ async def test_removing_a_reaction_withdraws_the_rating(pool: asyncpg.Pool, open
     workspace, turn_id = await answered_turn(pool, openai_server)
     pipeline = build_pipeline(settings_for(openai_server), pool)
     reaction = Reaction(platform="console", workspace_id=workspace, user_id="U9",
-                        platform_message_id=f"msg-{turn_id}", emoji="-1")
+                        platform_message_id="msg-2", emoji="-1")
     await pipeline.react(reaction)
     await pipeline.react(dataclasses.replace(reaction, removed=True))
     assert await pool.fetchval("SELECT count(*) FROM feedback WHERE turn_id = $1", turn_id) == 0

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from core.guard.events import delete_user_events, list_events, make_event, pool_sink, record_event
+from core.guard.events import list_events, make_event, pool_sink, record_event
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
+from core.memory.forget import forget_user
 from core.models import UserKey, WorkspaceKey
 
 ALICE = UserKey(platform="slack", workspace_id="TEVENTS", user_id="UA")
@@ -59,7 +60,7 @@ async def test_forgetting_a_person_deletes_their_events_only(pool: asyncpg.Pool)
     )
     start = datetime.now(UTC) - timedelta(hours=1)
     others_before = len([e for e in await list_events(pool, start) if e.user != carol])
-    assert await delete_user_events(pool, carol) == 1
+    assert (await forget_user(pool, carol))["guard_events"] == 1
     remaining = await list_events(pool, start)
     assert all(e.user != carol for e in remaining)
     assert len(remaining) == others_before

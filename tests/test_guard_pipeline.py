@@ -16,7 +16,7 @@ from core.guard.settings import GuardConfig
 from core.pipeline import Pipeline
 from core.steps import NoMedia, NoMemory
 from tests.fakes.openai_server import FakeOpenAI, Text
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import RecordingSink, message, settings_for
 
 
 @pytest.fixture
@@ -49,11 +49,7 @@ async def test_p8_secrets_are_masked_before_the_model_sees_them(pipeline: Pipeli
 async def test_p6_a_biased_streamed_reply_is_withheld(pipeline: Pipeline, openai_server: FakeOpenAI) -> None:
     openai_server.chunk_delay = 0.01
     openai_server.queue(Text("Good question. " * 10 + "Frankly, immigrants are all criminals."))
-    seen: list[str] = []
-
-    async def collect(delta: str) -> None:
-        seen.append(delta)
-
-    reply = await pipeline.run(message("Tell me about our new hires."), on_delta=collect)
+    sink = RecordingSink()
+    reply = await pipeline.run(message("Tell me about our new hires."), sink)
     assert reply.blocked and reply.block_rail == "bias"
-    assert "criminals" not in "".join(seen) and "criminals" not in reply.text
+    assert "criminals" not in "".join(sink.deltas) and "criminals" not in reply.text

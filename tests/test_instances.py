@@ -42,6 +42,11 @@ async def started_instance(pg_uri: str, made: list[Instance]) -> Instance:
     return instance
 
 
+async def claim(pool: asyncpg.Pool, workspace: WorkspaceKey, event_id: str, *, owner: int | None = None) -> bool:
+    """The turn's claim on an event, without rate budgets."""
+    return (await turns.claim_turn(pool, workspace, event_id, owner=owner, budgets=())).claimed
+
+
 def workspace() -> WorkspaceKey:
     return WorkspaceKey(platform="slack", workspace_id=f"T{uuid.uuid4().hex[:8]}")
 
@@ -51,9 +56,9 @@ async def test_a_claimed_event_is_a_duplicate_while_its_owner_lives(
 ) -> None:
     owner, other = await started_instance(pg_uri, instances), await started_instance(pg_uri, instances)
     ws = workspace()
-    assert await turns.claim_event(pool, ws, "Ev1", owner=owner.number)
-    assert not await turns.claim_event(pool, ws, "Ev1", owner=other.number)
-    assert not await turns.claim_event(pool, ws, "Ev1", owner=owner.number)
+    assert await claim(pool, ws, "Ev1", owner=owner.number)
+    assert not await claim(pool, ws, "Ev1", owner=other.number)
+    assert not await claim(pool, ws, "Ev1", owner=owner.number)
 
 
 async def test_an_unfinished_event_of_a_dead_owner_is_taken_over_once(
@@ -61,10 +66,10 @@ async def test_an_unfinished_event_of_a_dead_owner_is_taken_over_once(
 ) -> None:
     dead, first, second = [await started_instance(pg_uri, instances) for _ in range(3)]
     ws = workspace()
-    assert await turns.claim_event(pool, ws, "Ev2", owner=dead.number)
+    assert await claim(pool, ws, "Ev2", owner=dead.number)
     await dead.close()
     taken = await asyncio.gather(
-        turns.claim_event(pool, ws, "Ev2", owner=first.number), turns.claim_event(pool, ws, "Ev2", owner=second.number)
+        claim(pool, ws, "Ev2", owner=first.number), claim(pool, ws, "Ev2", owner=second.number)
     )
     assert sorted(taken) == [False, True]
 
@@ -74,15 +79,15 @@ async def test_a_finished_event_is_never_answered_again_even_when_its_owner_is_g
 ) -> None:
     dead, alive = await started_instance(pg_uri, instances), await started_instance(pg_uri, instances)
     inbound = slack_inbound("Ev3")
-    assert await turns.claim_event(pool, inbound.user.workspace, "Ev3", owner=dead.number)
+    assert await claim(pool, inbound.user.workspace, "Ev3", owner=dead.number)
     await turns.finish_event(pool, inbound, error="rate_limited")
     await dead.close()
-    assert not await turns.claim_event(pool, inbound.user.workspace, "Ev3", owner=alive.number)
+    assert not await claim(pool, inbound.user.workspace, "Ev3", owner=alive.number)
 
 
 async def test_the_same_event_id_in_two_workspaces_is_two_events(pool: asyncpg.Pool) -> None:
-    assert await turns.claim_event(pool, workspace(), "Ev4")
-    assert await turns.claim_event(pool, workspace(), "Ev4")
+    assert await claim(pool, workspace(), "Ev4")
+    assert await claim(pool, workspace(), "Ev4")
 
 
 async def test_a_turn_left_started_by_a_dead_process_is_closed_as_interrupted(

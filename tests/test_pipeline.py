@@ -20,7 +20,7 @@ from core.pipeline import OPERATOR_FIXES, Pipeline
 from core.steps import Verdict
 from core.workspace import set_override
 from tests.fakes.openai_server import BrokenStream, Error, FakeOpenAI, Text, ToolCalls, last_user_text
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import RecordingSink, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
@@ -166,7 +166,7 @@ async def test_p5_p14_a_provider_that_keeps_failing_gets_a_clear_reply(
 
 async def test_a_broken_stream_is_retried_or_explained(pipeline: Pipeline, openai_server: FakeOpenAI) -> None:
     openai_server.queue(BrokenStream("partial ans"), BrokenStream("partial"), BrokenStream("p"))
-    reply = await pipeline.run(message("hi"), on_delta=_collect([]))
+    reply = await pipeline.run(message("hi"), RecordingSink())
     assert reply.error is not None
     assert "try again" in reply.text
 
@@ -174,10 +174,11 @@ async def test_a_broken_stream_is_retried_or_explained(pipeline: Pipeline, opena
 async def test_streamed_deltas_add_up_to_the_reply(pipeline: Pipeline, openai_server: FakeOpenAI) -> None:
     openai_server.chunk_delay = 0.01
     openai_server.queue(Text("First sentence here. " * 20 + "The end."))
-    seen: list[str] = []
-    reply = await pipeline.run(message("talk"), on_delta=_collect(seen))
-    assert "".join(seen) == reply.text
-    assert len(seen) > 1
+    sink = RecordingSink()
+    reply = await pipeline.run(message("talk"), sink)
+    assert "".join(sink.deltas) == reply.text
+    assert len(sink.deltas) > 1
+    assert sink.finished == [reply]
 
 
 class BlockWord:
@@ -231,10 +232,10 @@ async def test_p6_a_blocked_reply_is_never_shown_even_while_streaming(
     )
     openai_server.chunk_delay = 0.01
     openai_server.queue(Text("Fine start. " * 20 + "Now the SECRET part."))
-    seen: list[str] = []
-    reply = await pipeline.run(message("go"), on_delta=_collect(seen))
+    sink = RecordingSink()
+    reply = await pipeline.run(message("go"), sink)
     assert reply.blocked and reply.text == "That answer was withheld."
-    assert "SECRET" not in "".join(seen)
+    assert "SECRET" not in "".join(sink.deltas)
 
 
 async def test_p20_a_workspace_system_prompt_overrides_the_default(
@@ -325,13 +326,6 @@ async def test_p54_swapping_the_provider_keeps_the_turn_working(pool: asyncpg.Po
     pipeline.model = FunctionModel(answer, stream_function=stream)
     reply = await pipeline.run(message("hi"))
     assert reply.text == "from a function model"
-
-
-def _collect(into: list[str]):  # type: ignore[no-untyped-def]
-    async def on_delta(delta: str) -> None:
-        into.append(delta)
-
-    return on_delta
 
 
 async def test_p8_p19_secrets_in_attachments_never_reach_the_model(

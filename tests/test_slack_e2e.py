@@ -385,8 +385,8 @@ async def test_thumbs_up_on_a_reply_is_stored_as_feedback(slack: Harness) -> Non
     await slack.settle()
     rows = [r for r in await list_feedback(slack.pool, since) if r.workspace_id == slack.workspace.team_id]
     assert [(r.user_id, r.score, r.source) for r in rows] == [("UBOB", 1, "+1")]
-    turn = await slack.pool.fetchval("SELECT platform_message_id FROM turns WHERE id = $1", rows[0].turn_id)
-    assert turn == f"{channel}:{reply.ts}"
+    delivered = await slack.pool.fetchval("SELECT message_id FROM deliveries WHERE turn_id = $1", rows[0].turn_id)
+    assert delivered == f"{channel}:{reply.ts}"
 
     await slack.sender.event(slack.workspace, reaction(user="UBOB", emoji="+1", channel=channel, ts=reply.ts,
                                                        item_user=slack.workspace.bot_user_id, removed=True))

@@ -11,10 +11,9 @@ import pytest
 from pydantic_ai.messages import ModelResponse, TextPart
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from adapters.api.sessions import open_session
 from adapters.discord.store import NewMessage, remember_messages
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
-from core import turns
+from core import deliveries, turns
 from core.apikeys import create_api_key
 from core.cache import PostgresCacheStore
 from core.feedback import record_feedback
@@ -22,6 +21,7 @@ from core.guard.events import SafetyEvent, record_event
 from core.memory.profiles import ProfileChanges, update_profile
 from core.models import Inbound, Reply, UserKey, WorkspaceKey
 from core.ratelimit import take, turn_budgets
+from core.sessions import open_session
 from core.store.pool import create_pool
 from core.store.roles import app_password, app_uri, ensure_app_login
 from core.store.tenancy import scoped, tenant
@@ -45,7 +45,7 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
         platform="slack", workspace_id=team, channel_id="C1", thread_id="1.0", user_id="U1", text="hello",
         event_id=f"Ev{uuid.uuid4().hex[:8]}",
     )
-    assert await turns.claim_event(pool, inbound.user.workspace, inbound.event_id)
+    assert (await turns.claim_turn(pool, inbound.user.workspace, inbound.event_id, owner=None, budgets=())).claimed
     turn_id, _ = await turns.start_turn(pool, inbound, text="hello", model="m")
     reply = Reply(text="hi", thread_id="1.0", turn_id=turn_id)
     call = turns.ModelCall(model="m", input_tokens=1, output_tokens=1, cost_usd=None)
@@ -66,7 +66,8 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
     await create_api_key(pool, workspace_id=team)
     await open_session(pool, uuid.uuid4().hex, workspace_id=team, user_id="U1")
     await remember_messages(pool, workspace_id=team, user_id="U1", thread_id="t", messages=[
-        NewMessage(channel_id="C1", message_id=uuid.uuid4().hex, from_parley=False)])
+        NewMessage(channel_id="C1", message_id=uuid.uuid4().hex)])
+    await deliveries.record(pool, inbound, turn_id=turn_id, message_ids=["C1:2.0"])
     await take(pool, turn_budgets(platform="slack", workspace_id=team, user_id="U1", per_user=5, per_workspace=5))
     await seed_as_owner(pool, inbound, turn_id)
     return inbound
@@ -83,8 +84,6 @@ async def seed_as_owner(pool: asyncpg.Pool, inbound: Inbound, turn_id: int) -> N
                           VALUES ($1, $2, $3, 'm', 3, 'idx_' || md5($2))),
                 score AS (INSERT INTO turn_scores (turn_id, platform, workspace_id, user_id, metric, judge)
                           VALUES ($4, $1, $2, $3, 'relevancy', 'j')),
-                slack AS (INSERT INTO slack_messages (workspace_id, channel_id, ts, reply_message_id)
-                          VALUES ($2, 'C1', '2.0', 'C1:2.0')),
                 thread AS (INSERT INTO discord_threads
                                (workspace_id, user_id, thread_id, parent_channel_id, conversation_id)
                            VALUES ($2, $3, 't', 'C1', 't')),

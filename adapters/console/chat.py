@@ -20,7 +20,7 @@ from rich.live import Live
 from rich.markdown import Markdown
 from rich.text import Text
 
-from core.models import Attachment, Inbound, Platform, Reply, UserKey
+from core.models import Attachment, Inbound, Platform, Reply, ToolProgress, UserKey
 
 if TYPE_CHECKING:
     from prompt_toolkit import PromptSession
@@ -169,31 +169,19 @@ class ConsoleChat:
     async def answer(self, text: str) -> None:
         """Stream one reply; Ctrl-C (SIGINT) cancels it and the chat goes on."""
         loop = asyncio.get_running_loop()
-        shown = ""
         with Live(Text(""), console=self.console, refresh_per_second=12, transient=False) as live:
-
-            async def show(delta: str) -> None:
-                nonlocal shown
-                shown += delta
-                live.update(Markdown(shown))
-
+            sink = TerminalSink(live)
             task = asyncio.ensure_future(
-                self.pipeline.run(
-                    inbound(text, workspace=self.workspace, user=self.user, thread=self.thread), on_delta=show
-                )
+                self.pipeline.run(inbound(text, workspace=self.workspace, user=self.user, thread=self.thread), sink)
             )
             loop.add_signal_handler(signal.SIGINT, task.cancel)
             try:
-                reply = await task
+                await task
             except asyncio.CancelledError:
-                live.update(Markdown(shown + "\n\n*(stopped)*" if shown else "*(stopped)*"))
+                live.update(Markdown(sink.shown + "\n\n*(stopped)*" if sink.shown else "*(stopped)*"))
                 return
             finally:
                 loop.remove_signal_handler(signal.SIGINT)
-            if reply.error or reply.blocked:
-                live.update(Text(reply.text, style="yellow" if reply.error else "magenta"))
-            else:
-                live.update(Markdown(reply.text))
 
     async def show_profile(self) -> None:
         from core.memory.profiles import get_profile
@@ -227,3 +215,33 @@ class ConsoleChat:
         return UserKey(platform=Platform.CONSOLE, workspace_id=self.workspace, user_id=self.user)
 
 
+
+
+class TerminalSink:
+    """One reply in a rich `Live` area: status and tool lines dimmed until the text streams in as Markdown,
+    then the final reply (errors in yellow, refusals in magenta). Nothing in a terminal can be reacted to."""
+
+    streams = True
+
+    def __init__(self, live: Live) -> None:
+        self.live = live
+        self.shown = ""
+
+    async def delta(self, text: str) -> None:
+        self.shown += text
+        self.live.update(Markdown(self.shown))
+
+    async def status(self, text: str) -> None:
+        if not self.shown:
+            self.live.update(Text(f"Parley {text}", style="dim"))
+
+    async def tool(self, progress: ToolProgress) -> None:
+        if not self.shown and progress.status == "in_progress":
+            self.live.update(Text(f"Parley is using {progress.tool}…", style="dim"))
+
+    async def finish(self, reply: Reply) -> Sequence[str]:
+        if reply.error or reply.blocked:
+            self.live.update(Text(reply.text, style="yellow" if reply.error else "magenta"))
+        else:
+            self.live.update(Markdown(reply.text))
+        return ()

@@ -32,10 +32,11 @@ from adapters.discord.store import NewMessage
 from adapters.discord.streaming import Streamer
 from adapters.discord.surfaces import NOBODY, ChannelSurface, InteractionSurface
 from adapters.discord.voice import measure, send_voice_message
+from core import deliveries
 from core.feedback import score_of
 from core.media.errors import Unreadable
-from core.models import Inbound, Platform, Reaction, Reply
-from core.pipeline import DB_ERRORS, Pipeline
+from core.models import Inbound, Platform, Reaction, Reply, ToolProgress, WorkspaceKey
+from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.discord")
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
@@ -138,7 +139,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         )
         await store.remember_messages(
             self.pool, workspace_id=workspace, user_id=inbound.user_id, thread_id=target.thread_id,
-            messages=[NewMessage(message_id=str(message.id), channel_id=str(message.channel.id), from_parley=False)],
+            messages=[NewMessage(message_id=str(message.id), channel_id=str(message.channel.id))],
         )
         surface = ChannelSurface(channel, channel_id=channel_id, reply_to=reply_to, asker_id=message.author.id)
         await self._deliver(inbound, surface, skipped=skipped, typing=channel)
@@ -179,13 +180,15 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         reference = message.reference
         if reference is None or reference.message_id is None or message.type != discord.MessageType.reply:
             return None
-        known = await store.known_message(self.pool, workspace, str(reference.message_id))
+        replied = str(reference.message_id)
+        ours = await deliveries.find(self.pool, _workspace(workspace), replied)
+        known = None if ours is not None else await store.known_message(self.pool, workspace, replied)
         resolved = reference.resolved if isinstance(reference.resolved, discord.Message) else None
-        to_parley = resolved.author.id == self.user.id if resolved else bool(known and known.from_parley)
+        to_parley = resolved.author.id == self.user.id if resolved else ours is not None
         return ReplyFacts(
-            message_id=str(reference.message_id),
+            message_id=replied,
             to_parley=to_parley,
-            conversation_id=known.thread_id if known else None,
+            conversation_id=ours.thread_id if ours else known.thread_id if known else None,
         )
 
     async def _start_thread(
@@ -252,37 +255,13 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         *,
         skipped: tuple[SkippedFile, ...],
         typing: discord.abc.Messageable | None,
-    ) -> Reply | None:
-        """Run the turn with a typing indicator, stream it, then record where it was delivered."""
-        streamer = Streamer(surface, interval=self.config.edit_interval_s)
+    ) -> None:
+        """Run the turn with a typing indicator; it streams into `surface` and records its delivery."""
+        sink = DiscordSink(self, surface, skipped=skipped)
         async with typing.typing() if typing is not None else contextlib.nullcontext():
-            reply = await self.pipeline.run(inbound, on_delta=streamer.on_delta)
-        if reply.duplicate:
-            return None
-        await streamer.finish("\n\n".join(p for p in (reply.text, notes(skipped, reply.attachments)) if p))
-        if reply.turn_id is not None:
-            try:
-                await surface.add_buttons(buttons_for_answer(self.rate))
-            except discord.HTTPException as exc:
-                log.warning("could not add feedback buttons (%s %s)", exc.status, exc.code)
-        if reply.audio is not None:
-            await self._send_voice(reply.audio, reply.audio_format, surface)
-        sent = surface.sent()
-        first = sent[0][0]
-        try:
-            await self.pipeline.record_delivery(reply, first)
-            await store.remember_messages(
-                self.pool, workspace_id=inbound.workspace_id, user_id=inbound.user_id, thread_id=inbound.thread_id,
-                messages=[
-                    NewMessage(message_id=m, channel_id=c, from_parley=True, reply_message_id=first) for m, c in sent
-                ],
-            )
-        except DB_ERRORS as exc:
-            log.warning("reply delivered but not recorded (%s): replies and reactions to it will not find the turn",
-                        type(exc).__name__, extra={"platform": Platform.DISCORD, "event_id": inbound.event_id})
-        return reply
+            await self.pipeline.run(inbound, sink)
 
-    async def _send_voice(
+    async def send_voice(
         self, audio: bytes, audio_format: str | None, surface: ChannelSurface | InteractionSurface
     ) -> None:
         """A native voice message where Parley posts in the channel; the audio file otherwise (an
@@ -307,19 +286,16 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         first) and tell only the person who clicked."""
         message_id = str(interaction.message.id) if interaction.message is not None else ""
         workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
-        known = await store.known_message(self.pool, workspace, message_id)
-        turn = None
-        if known is not None and known.from_parley:
-            turn = await self.pipeline.react(
-                Reaction(
-                    platform=Platform.DISCORD,
-                    workspace_id=workspace,
-                    user_id=str(interaction.user.id),
-                    platform_message_id=known.reply_message_id or message_id,
-                    emoji="👍" if score > 0 else "👎",
-                    source=FEEDBACK_SOURCE,
-                )
+        turn = await self.pipeline.react(
+            Reaction(
+                platform=Platform.DISCORD,
+                workspace_id=workspace,
+                user_id=str(interaction.user.id),
+                platform_message_id=message_id,
+                emoji="👍" if score > 0 else "👎",
+                source=FEEDBACK_SOURCE,
             )
+        )
         await interaction.response.send_message(thanks(score, stored=turn is not None), ephemeral=True)
 
     async def on_raw_reaction_add(self, payload: discord.RawReactionActionEvent) -> None:
@@ -335,20 +311,60 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         if payload.message_author_id is not None and payload.message_author_id != self.user.id:
             return
         workspace = str(payload.guild_id) if payload.guild_id else DM_WORKSPACE
-        known = await store.known_message(self.pool, workspace, str(payload.message_id))
-        if known is None or not known.from_parley:
-            return
         turn = await self.pipeline.react(
             Reaction(
                 platform=Platform.DISCORD,
                 workspace_id=workspace,
                 user_id=str(payload.user_id),
-                platform_message_id=known.reply_message_id or str(payload.message_id),
+                platform_message_id=str(payload.message_id),
                 emoji=str(payload.emoji),
                 removed=removed,
             )
         )
         log.info("reaction %s on turn %s", "removed" if removed else "stored", turn)
+
+
+class DiscordSink:
+    """One turn's reply on Discord (core.sink.ReplySink): streamed edits on its surface, notes about files
+    that were skipped, 👍/👎 buttons under a rateable answer, and a spoken reply."""
+
+    streams = True
+
+    def __init__(
+        self,
+        client: ParleyDiscordClient,
+        surface: ChannelSurface | InteractionSurface,
+        *,
+        skipped: tuple[SkippedFile, ...],
+    ) -> None:
+        self.client = client
+        self.surface = surface
+        self.skipped = skipped
+        self.streamer = Streamer(surface, interval=client.config.edit_interval_s)
+
+    async def delta(self, text: str) -> None:
+        await self.streamer.on_delta(text)
+
+    async def status(self, text: str) -> None:
+        """The typing indicator around the turn says it."""
+
+    async def tool(self, progress: ToolProgress) -> None:
+        """Discord shows no tool progress; the typing indicator goes on."""
+
+    async def finish(self, reply: Reply) -> list[str]:
+        await self.streamer.finish("\n\n".join(p for p in (reply.text, notes(self.skipped, reply.attachments)) if p))
+        if reply.turn_id is not None:
+            try:
+                await self.surface.add_buttons(buttons_for_answer(self.client.rate))
+            except discord.HTTPException as exc:
+                log.warning("could not add feedback buttons (%s %s)", exc.status, exc.code)
+        if reply.audio is not None:
+            await self.client.send_voice(reply.audio, reply.audio_format, self.surface)
+        return [message_id for message_id, _ in self.surface.sent()]
+
+
+def _workspace(workspace_id: str) -> WorkspaceKey:
+    return WorkspaceKey(platform=Platform.DISCORD, workspace_id=workspace_id)
 
 
 def _parley_ids(message: discord.Message, parley_id: int) -> set[int]:

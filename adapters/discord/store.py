@@ -1,4 +1,7 @@
-"""Parley's records of Discord conversations (tables of migration 0007): ids only, never text."""
+"""Parley's records of Discord conversations (tables of migration 0007): ids only, never text.
+
+The messages people sent, so a reply to one continues its conversation, and the threads Parley
+started. Parley's own messages are its turns' deliveries (core/deliveries.py)."""
 
 from __future__ import annotations
 
@@ -13,25 +16,20 @@ from core.store.tenancy import scoped
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KnownMessage:
-    """A message of a conversation Parley took part in."""
+    """A message a person sent in a conversation Parley took part in."""
 
     thread_id: str
-    from_parley: bool
-    reply_message_id: str | None
-    """For Parley's messages: the message its turn's delivery was recorded with."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class NewMessage:
     message_id: str
     channel_id: str
-    from_parley: bool
-    reply_message_id: str | None = None
 
 
 async def known_message(pool: asyncpg.Pool, workspace_id: str, message_id: str) -> KnownMessage | None:
     row = await scoped(pool, _workspace(workspace_id)).fetchrow(
-        "SELECT thread_id, from_parley, reply_message_id FROM discord_messages"
+        "SELECT thread_id FROM discord_messages"
         " WHERE workspace_id = $1 AND message_id = $2",
         workspace_id,
         message_id,
@@ -43,20 +41,16 @@ async def remember_messages(
     pool: asyncpg.Pool, *, workspace_id: str, user_id: str, thread_id: str, messages: Sequence[NewMessage]
 ) -> None:
     await scoped(pool, _workspace(workspace_id)).executemany(
-        """INSERT INTO discord_messages
-               (workspace_id, user_id, channel_id, message_id, thread_id, from_parley, reply_message_id)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING""",
-        [
-            (workspace_id, user_id, m.channel_id, m.message_id, thread_id, m.from_parley, m.reply_message_id)
-            for m in messages
-        ],
+        """INSERT INTO discord_messages (workspace_id, user_id, channel_id, message_id, thread_id)
+           VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
+        [(workspace_id, user_id, m.channel_id, m.message_id, thread_id) for m in messages],
     )
 
 
 async def people_messages(pool: asyncpg.Pool, workspace_id: str, thread_id: str) -> int:
     """How many messages people have sent in this conversation so far."""
     count = await scoped(pool, _workspace(workspace_id)).fetchval(
-        "SELECT count(*) FROM discord_messages WHERE workspace_id = $1 AND thread_id = $2 AND NOT from_parley",
+        "SELECT count(*) FROM discord_messages WHERE workspace_id = $1 AND thread_id = $2",
         workspace_id,
         thread_id,
     )

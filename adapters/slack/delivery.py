@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -27,11 +27,12 @@ from slack_sdk.models.messages.chunk import Chunk
 from slack_sdk.web.async_chat_stream import AsyncChatStream
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.slack.events import message_id
 from adapters.slack.feedback import feedback_blocks
-from adapters.slack.formatting import SLACK_TEXT_LIMIT, render_chunks, split_message, to_mrkdwn
+from adapters.slack.formatting import SLACK_TEXT_LIMIT, file_notes, render_chunks, split_message, to_mrkdwn
 from adapters.slack.pacing import ChannelPacer, stream_expired, update_due
-from adapters.slack.progress import plan_chunk, task_chunk
-from core.models import ToolProgress
+from adapters.slack.progress import plan_chunk, status_line, task_chunk
+from core.models import Reply, ToolProgress
 
 log = logging.getLogger("parley.slack.delivery")
 EMPTY_REPLY = "_(no reply)_"
@@ -71,6 +72,92 @@ class Delivered:
     @property
     def primary(self) -> str:
         return self.ts[0]
+
+
+class SlackSink:
+    """One turn's reply in Slack (core.sink.ReplySink): the text and task cards through a `ReplyWriter`,
+    the DM thread's status line, notes about files that could not be read, and a spoken reply."""
+
+    streams = True
+
+    def __init__(
+        self,
+        writer: ReplyWriter,
+        thread_status: ThreadStatus | None,
+        *,
+        client: AsyncWebClient,
+        failures: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        self.writer = writer
+        self.thread_status = thread_status
+        self.client = client
+        self.failures = list(failures)
+        """(file name, reason) of the files the adapter could not download."""
+
+    async def delta(self, text: str) -> None:
+        await self.writer.on_delta(text)
+
+    async def status(self, text: str) -> None:
+        if self.thread_status is not None:
+            await self.thread_status.show(text)
+
+    async def tool(self, progress: ToolProgress) -> None:
+        await self.writer.on_tool(progress)
+        if self.thread_status is not None and progress.status == "in_progress":
+            await self.thread_status.show(status_line(progress))
+
+    async def finish(self, reply: Reply) -> Sequence[str]:
+        problems = self.failures + [(a.name, a.error) for a in reply.attachments if a.error]
+        text = "\n\n".join(part for part in (reply.text, file_notes(problems)) if part)
+        delivered = await self.writer.finish(text, feedback=reply.turn_id is not None)
+        if reply.audio is not None:
+            await self._upload_voice(reply.audio, reply.audio_format)
+        channel = self.writer.destination.channel_id
+        return [message_id(channel, ts) for ts in delivered.ts]
+
+    async def _upload_voice(self, audio: bytes, audio_format: str | None) -> None:
+        destination = self.writer.destination
+        try:
+            await self.client.files_upload_v2(
+                channel=destination.channel_id,
+                thread_ts=destination.thread_ts,
+                file=audio,
+                filename=f"parley-reply.{audio_format or 'mp3'}",
+                title="Spoken reply",
+            )
+        except SlackApiError as exc:
+            log.warning("voice reply upload refused: %s", exc.response.get("error"))
+
+
+class ThreadStatus:
+    """The status line under a DM thread (assistant.threads.setStatus); Slack clears it when the answer
+    is posted. A workspace that refuses it is told nothing more for this turn."""
+
+    def __init__(self, client: AsyncWebClient, *, channel_id: str, thread_ts: str) -> None:
+        self.client = client
+        self.channel_id = channel_id
+        self.thread_ts = thread_ts
+        self.enabled = True
+
+    async def show(self, status: str) -> None:
+        if not self.enabled:
+            return
+        try:
+            await self.client.assistant_threads_setStatus(
+                channel_id=self.channel_id, thread_ts=self.thread_ts, status=status
+            )
+        except SlackApiError as exc:
+            log.info("assistant status refused: %s", exc.response.get("error"))
+            self.enabled = False
+
+    async def name(self, title: str) -> None:
+        try:
+            await self.client.assistant_threads_setTitle(
+                channel_id=self.channel_id, thread_ts=self.thread_ts, title=title
+            )
+        except SlackApiError as exc:
+            log.info("assistant title refused: %s", exc.response.get("error"))
+
 
 
 class Mode(Enum):

@@ -12,7 +12,7 @@ the answer, its status ("is thinking…", the tool in use) and later follow-ups 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 
 import asyncpg
@@ -20,22 +20,18 @@ import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import messages
 from adapters.slack.commands import MemoryAdmin, SetProfile, ShowProfile, forgotten_text, home_view, profile_text
-from adapters.slack.delivery import DeliveryOptions, Destination, ReplyWriter
+from adapters.slack.delivery import DeliveryOptions, Destination, ReplyWriter, SlackSink, ThreadStatus
 from adapters.slack.events import ReactionEvent, SlackMessage, is_addressed, message_id, to_inbound
 from adapters.slack.feedback import FEEDBACK_SOURCE, THANKS, FeedbackClick
 from adapters.slack.files import Downloads, download_all
-from adapters.slack.formatting import file_notes
 from adapters.slack.pacing import ChannelPacer
-from adapters.slack.progress import status_line
 from adapters.slack.viewing import ViewedChannels, asks_about_channel, channel_transcript
-from core import turns
-from core.models import Attachment, Inbound, Platform, Reaction, Reply, ToolProgress, UserKey, WorkspaceKey
+from core import deliveries
+from core.models import Attachment, ConversationKey, Inbound, Platform, Reaction, UserKey
 from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.slack")
-THINKING_STATUS = "is thinking…"
 TITLE_CHARS = 60
 GREETING = "Hi, I'm Parley. Ask me anything, or send me a file, a screenshot or a voice clip."
 PROMPTS_TITLE = "Try asking"
@@ -50,40 +46,6 @@ FEEDBACK_LOST = "I couldn't find the answer you rated, so nothing was stored."
 CHANNEL_HISTORY = 50
 """Recent messages of the viewed channel a turn may read when the person asks about it."""
 Respond = Callable[..., Awaitable[object]]
-
-
-class ThreadStatus:
-    """The status line under a DM thread (assistant.threads.setStatus); Slack clears it when the answer
-    is posted. A workspace that refuses it is told nothing more for this turn."""
-
-    def __init__(self, client: AsyncWebClient, *, channel_id: str, thread_ts: str) -> None:
-        self.client = client
-        self.channel_id = channel_id
-        self.thread_ts = thread_ts
-        self.enabled = True
-
-    async def show(self, status: str) -> None:
-        if not self.enabled:
-            return
-        try:
-            await self.client.assistant_threads_setStatus(
-                channel_id=self.channel_id, thread_ts=self.thread_ts, status=status
-            )
-        except SlackApiError as exc:
-            log.info("assistant status refused: %s", exc.response.get("error"))
-            self.enabled = False
-
-    async def name(self, title: str) -> None:
-        try:
-            await self.client.assistant_threads_setTitle(
-                channel_id=self.channel_id, thread_ts=self.thread_ts, title=title
-            )
-        except SlackApiError as exc:
-            log.info("assistant title refused: %s", exc.response.get("error"))
-
-    async def on_tool(self, progress: ToolProgress) -> None:
-        if progress.status == "in_progress":
-            await self.show(status_line(progress))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -135,11 +97,14 @@ class SlackHandlers:
                 and not message.mentioned
                 and message.thread_ts is not None
                 and self.thread_followups
-                and await messages.in_thread(
+                and await deliveries.in_conversation(
                     self.pool,
-                    workspace_id=message.team_id,
-                    channel_id=message.channel_id,
-                    thread_ts=message.thread_ts,
+                    ConversationKey(
+                        platform=Platform.SLACK,
+                        workspace_id=message.team_id,
+                        channel_id=message.channel_id,
+                        thread_id=message.thread_ts,
+                    ),
                 )
             )
             if is_addressed(message, in_parley_thread=in_thread, thread_followups=self.thread_followups):
@@ -162,42 +127,24 @@ class SlackHandlers:
             if message.files
             else Downloads(attachments=(), failures=())
         )
+        if not message.text.strip() and not downloads.attachments and not downloads.failures:
+            return
         destination = Destination(
             channel_id=message.channel_id,
             thread_ts=message.reply_thread_ts,
             team_id=message.team_id,
             user_id=message.user_id,
         )
-        writer = ReplyWriter(client, destination, pacer=self.pacer, options=self.delivery)
-        if not message.text.strip() and not downloads.attachments:
-            workspace = WorkspaceKey(platform=Platform.SLACK, workspace_id=message.team_id)
-            if downloads.failures and await turns.claim_event(self.pool, workspace, message.key):
-                await writer.finish(file_notes([(f.name, f.reason) for f in downloads.failures]))
-            return
-        status = await self._thread_status(message, client)
-        listeners = [writer.on_tool] if status is None else [writer.on_tool, status.on_tool]
         inbound = to_inbound(message, downloads.attachments)
         if message.is_dm:
             inbound = await self._with_viewed_channel(inbound, message, client)
-        reply = await self.pipeline.run(inbound, on_delta=writer.on_delta, on_tool=_each(listeners))
-        if reply.duplicate:
-            return
-        problems = [(f.name, f.reason) for f in downloads.failures]
-        problems += [(a.name, a.error) for a in reply.attachments if a.error]
-        text = "\n\n".join(part for part in (reply.text, file_notes(problems)) if part)
-        delivered = await writer.finish(text, feedback=reply.turn_id is not None)
-        primary = message_id(message.channel_id, delivered.primary)
-        await self.pipeline.record_delivery(reply, primary)
-        await messages.record_reply(
-            self.pool,
-            workspace_id=message.team_id,
-            channel_id=message.channel_id,
-            thread_ts=message.reply_thread_ts,
-            ts=delivered.ts,
-            reply_message_id=primary,
+        sink = SlackSink(
+            ReplyWriter(client, destination, pacer=self.pacer, options=self.delivery),
+            await self._thread_status(message, inbound, client),
+            client=client,
+            failures=[(f.name, f.reason) for f in downloads.failures],
         )
-        if reply.audio is not None:
-            await self._upload_voice(reply, destination, client)
+        await self.pipeline.run(inbound, sink)
 
     async def _with_viewed_channel(self, inbound: Inbound, message: SlackMessage, client: AsyncWebClient) -> Inbound:
         """The channel the person is viewing (agent view): its name for the turn, and its recent messages
@@ -225,30 +172,16 @@ class SlackHandlers:
         recent = Attachment(name=f"#{name} recent messages.txt", data=transcript.encode(), content_type="text/plain")
         return replace(inbound, attachments=(*inbound.attachments, recent))
 
-    async def _thread_status(self, message: SlackMessage, client: AsyncWebClient) -> ThreadStatus | None:
-        """In a DM thread: show that Parley is working, and name a new thread after its first message."""
+    async def _thread_status(
+        self, message: SlackMessage, inbound: Inbound, client: AsyncWebClient
+    ) -> ThreadStatus | None:
+        """In a DM thread: its status line, and a new thread named after its first message."""
         if not message.is_dm or message.reply_thread_ts is None:
             return None
         status = ThreadStatus(client, channel_id=message.channel_id, thread_ts=message.reply_thread_ts)
-        await status.show(THINKING_STATUS)
-        if not await messages.in_thread(
-            self.pool, workspace_id=message.team_id, channel_id=message.channel_id, thread_ts=message.reply_thread_ts
-        ):
+        if not await deliveries.in_conversation(self.pool, inbound.conversation):
             await status.name(message.text[:TITLE_CHARS] or "Files")
         return status
-
-    async def _upload_voice(self, reply: Reply, destination: Destination, client: AsyncWebClient) -> None:
-        assert reply.audio is not None
-        try:
-            await client.files_upload_v2(
-                channel=destination.channel_id,
-                thread_ts=destination.thread_ts,
-                file=reply.audio,
-                filename=f"parley-reply.{reply.audio_format or 'mp3'}",
-                title="Spoken reply",
-            )
-        except SlackApiError as exc:
-            log.warning("voice reply upload refused: %s", exc.response.get("error"))
 
     async def _apologise(self, message: SlackMessage, client: AsyncWebClient) -> None:
         try:
@@ -261,23 +194,17 @@ class SlackHandlers:
     # -- reactions ---------------------------------------------------------------------------
     async def reaction(self, event: ReactionEvent) -> int | None:
         """Store a 👍/👎 (or its removal) on the reply the reacted message belongs to."""
-        reply_id = await messages.reply_message_id(
-            self.pool, workspace_id=event.team_id, channel_id=event.channel_id, ts=event.ts
-        )
-        return await self.pipeline.react(event.to_reaction(reply_id or message_id(event.channel_id, event.ts)))
+        return await self.pipeline.react(event.to_reaction(message_id(event.channel_id, event.ts)))
 
     async def feedback(self, click: FeedbackClick, respond: Respond) -> None:
         """Store a feedback-button click on the reply it sits under (a second click replaces the first)
         and tell the person, only them, that it was registered."""
-        reply_id = await messages.reply_message_id(
-            self.pool, workspace_id=click.team_id, channel_id=click.channel_id, ts=click.ts
-        )
         turn = await self.pipeline.react(
             Reaction(
                 platform=Platform.SLACK,
                 workspace_id=click.team_id,
                 user_id=click.user_id,
-                platform_message_id=reply_id or message_id(click.channel_id, click.ts),
+                platform_message_id=message_id(click.channel_id, click.ts),
                 emoji="+1" if click.score > 0 else "-1",
                 source=FEEDBACK_SOURCE,
             )
@@ -318,14 +245,6 @@ class SlackHandlers:
         profile = await self.memory.profile(user)
         count = await self.memory.memory_count(user)
         await client.views_publish(user_id=user.user_id, view=home_view(profile, count))
-
-
-def _each(listeners: Sequence[Callable[[ToolProgress], Awaitable[None]]]) -> Callable[[ToolProgress], Awaitable[None]]:
-    async def tell(progress: ToolProgress) -> None:
-        for listener in listeners:
-            await listener(progress)
-
-    return tell
 
 
 def command_user(team_id: str, user_id: str) -> UserKey:

@@ -137,17 +137,6 @@ async def false_positive_excerpts(pool: asyncpg.Pool) -> list[tuple[int, str, st
     return [(int(r["id"]), r["rail"], r["excerpt"]) for r in rows]
 
 
-async def delete_user_events(pool: asyncpg.Pool, user: UserKey) -> int:
-    """Forget a person: delete their safety events; returns how many rows went."""
-    status = await pool.execute(
-        "DELETE FROM guard_events WHERE platform = $1 AND workspace_id = $2 AND user_id = $3",
-        user.platform,
-        user.workspace_id,
-        user.user_id,
-    )
-    return int(status.split()[-1])
-
-
 def pool_sink(pool: asyncpg.Pool) -> EventSink:
     """The event sink that stores events in `guard_events` through `pool`."""
 

@@ -24,6 +24,7 @@ PERSONAL_TABLES: tuple[str, ...] = (
     "usage",
     "messages",
     "guard_events",
+    "deliveries",
     "discord_messages",
     "discord_threads",
     "api_sessions",

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from importlib.metadata import entry_points
-from typing import Any, Protocol
+from typing import Any
 
 from aiolimiter import AsyncLimiter
 from pydantic_ai import RunContext
@@ -38,10 +38,6 @@ class ToolPolicy:
     retries: int = 1
     """Extra attempts after a failure that is not the caller's fault."""
     rate_per_min: float = 60.0
-
-
-class HasSteps(Protocol):
-    steps: list[Step]
 
 
 @dataclass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Header
@@ -13,9 +13,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from adapters.api.deps import ApiState, KeyDep, StateDep, refuse_when_draining
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import ChatRequest, ChatResponse, DeltaEvent
-from adapters.api.sessions import API_CHANNEL, Session, new_session_id, open_session
 from core.apikeys import ApiKeyInfo
-from core.models import Inbound, Platform, Reply
+from core.models import Inbound, Platform, Reply, ToolProgress
+from core.sessions import API_CHANNEL, Session, new_session_id, open_session
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 ERRORS = documented(401, 409, 413, 422, 429, 503)
@@ -48,7 +48,7 @@ STREAM_EVENT = {
 async def chat(body: ChatRequest, key: KeyDep, state: StateDep, idempotency: IdempotencyDep = None) -> ChatResponse:
     refuse_when_draining(state)
     session, inbound = await _turn_input(body, key, state, idempotency)
-    task = asyncio.create_task(_run(state, inbound))
+    task = asyncio.create_task(state.pipeline.run(inbound, ApiSink(streams=False)))
     state.track(task)
     reply = await asyncio.shield(task)
     if reply.duplicate:
@@ -73,22 +73,19 @@ async def chat_stream(
 ) -> EventSourceResponse:
     refuse_when_draining(state)
     session, inbound = await _turn_input(body, key, state, idempotency)
-    deltas: asyncio.Queue[str | None] = asyncio.Queue()
-
-    async def on_delta(text: str) -> None:
-        deltas.put_nowait(text)
+    sink = ApiSink(streams=True)
 
     async def run() -> Reply:
         try:
-            return await _run(state, inbound, on_delta)
+            return await state.pipeline.run(inbound, sink)
         finally:
-            deltas.put_nowait(None)
+            sink.deltas.put_nowait(None)
 
     task = asyncio.create_task(run())
     state.track(task)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
-        while (delta := await deltas.get()) is not None:
+        while (delta := await sink.deltas.get()) is not None:
             yield ServerSentEvent(event="delta", data=DeltaEvent(text=delta).model_dump_json())
         reply = await asyncio.shield(task)
         yield ServerSentEvent(event="done", data=ChatResponse.of(reply, session.session_id).model_dump_json())
@@ -96,12 +93,25 @@ async def chat_stream(
     return EventSourceResponse(events(), ping=15, shutdown_grace_period=state.config.stream_grace_s)
 
 
-async def _run(state: ApiState, inbound: Inbound, on_delta: object = None) -> Reply:
-    """The turn, then its delivery recorded under the turn id (so POST /v1/feedback finds it)."""
-    reply = await state.pipeline.run(inbound, on_delta=on_delta)  # type: ignore[arg-type]
-    if reply.turn_id is not None:
-        await state.pipeline.record_delivery(reply, str(reply.turn_id))
-    return reply
+class ApiSink:
+    """A turn's reply for an API caller: deltas queued for the event stream; the reply itself is the
+    response body. Its "message" is the turn: POST /v1/feedback rates a reply by its turn_id."""
+
+    def __init__(self, *, streams: bool) -> None:
+        self.streams = streams
+        self.deltas: asyncio.Queue[str | None] = asyncio.Queue()
+
+    async def delta(self, text: str) -> None:
+        self.deltas.put_nowait(text)
+
+    async def status(self, text: str) -> None:
+        return None
+
+    async def tool(self, progress: ToolProgress) -> None:
+        return None
+
+    async def finish(self, reply: Reply) -> Sequence[str]:
+        return (str(reply.turn_id),) if reply.turn_id is not None else ()
 
 
 async def _turn_input(

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path
 from adapters.api.deps import ApiState, KeyDep, StateDep
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import SESSION_ID, Deleted, SessionMessage, SessionOut
-from adapters.api.sessions import Session, delete_session, find_session, session_messages
 from core.apikeys import ApiKeyInfo
+from core.sessions import Session, delete_session, find_session, session_messages
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 SessionId = Annotated[str, Path(pattern=SESSION_ID, description="A session_id from /v1/chat.")]

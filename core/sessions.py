@@ -1,4 +1,7 @@
-"""API sessions: one conversation (thread) each, keyed by the workspace whose key opened it."""
+"""API sessions: one conversation (thread) each, keyed by the workspace whose key opened it.
+
+The REST adapter (adapters/api) holds no SQL: opening, reading and deleting a session's conversation
+happen here, in the workspace's tenant scope."""
 
 from __future__ import annotations
 
@@ -80,7 +83,7 @@ async def session_messages(pool: asyncpg.Pool, session: Session) -> list[Message
 
 
 async def delete_session(pool: asyncpg.Pool, session: Session) -> dict[str, int]:
-    """Delete the conversation: its messages, its turns (with their usage and feedback), the session."""
+    """Delete the conversation: its messages, its turns (with their usage, feedback and deliveries), the session."""
     scope = (Platform.API.value, session.workspace_id, API_CHANNEL, session.session_id)
     where = "platform = $1 AND workspace_id = $2 AND channel_id = $3 AND thread_id = $4"
     async with tenant(pool, _workspace(session.workspace_id)) as conn:

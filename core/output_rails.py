@@ -1,0 +1,54 @@
+"""The output rails between the model's stream and a `ReplySink`: text reaches the sink only once
+the rails have passed it, so a blocked reply is never shown (seed design, step 7).
+
+While the model streams, the text so far is checked every `check_every` new characters and what
+passed is forwarded; `final` checks the whole reply (once: reusing the last check when it already
+covered exactly this text) and sends what is still missing. Once a check blocks, nothing more is sent.
+"""
+
+from __future__ import annotations
+
+from core.models import UserKey
+from core.sink import ReplySink
+from core.steps import GuardStep, Verdict
+
+STREAM_CHECK_CHARS = 160
+
+
+class RailedSink:
+    """Streams text through `guard.check_output` into `sink` (None, or a sink that does not stream: only
+    `final` checks)."""
+
+    def __init__(
+        self, sink: ReplySink | None, guard: GuardStep, user: UserKey, *, check_every: int = STREAM_CHECK_CHARS
+    ) -> None:
+        self.sink = sink if sink is not None and sink.streams else None
+        self.guard = guard
+        self.user = user
+        self.check_every = check_every
+        self._sent = ""
+        self._checked = ""
+        self._last: Verdict | None = None
+
+    async def draft(self, text: str) -> None:
+        """The reply so far (the whole text, not a delta)."""
+        if self.sink is None or (self._last is not None and self._last.blocked):
+            return
+        if len(text) - len(self._checked) >= self.check_every:
+            self._last, self._checked = await self.guard.check_output(text, user=self.user), text
+            await self._forward(self._last)
+
+    async def final(self, text: str) -> Verdict:
+        """The rails' verdict on the whole reply; a passed reply's rest goes to the sink."""
+        if self._last is None or not (self._last.blocked or self._checked == text):
+            self._last, self._checked = await self.guard.check_output(text, user=self.user), text
+        await self._forward(self._last)
+        return self._last
+
+    async def _forward(self, verdict: Verdict) -> None:
+        """Send what the rails passed beyond what was sent; a masked rewrite of sent text waits for `finish`."""
+        if self.sink is None or verdict.blocked or not verdict.text.startswith(self._sent):
+            return
+        if verdict.text != self._sent:
+            await self.sink.delta(verdict.text[len(self._sent):])
+            self._sent = verdict.text
