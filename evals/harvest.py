@@ -56,9 +56,10 @@ async def harvest(pool: asyncpg.Pool, since: datetime) -> list[Candidate]:
     rated = await pool.fetch(
         """SELECT t.id, t.platform, t.workspace_id, t.channel_id, t.thread_id,
                   max(f.created_at) AS rated_at, count(*) AS downvotes
-           FROM feedback f JOIN turns t ON t.id = f.turn_id
+           FROM feedback f
+           JOIN turns t ON t.platform = f.platform AND t.workspace_id = f.workspace_id AND t.id = f.turn_id
            WHERE f.score = -1 AND f.created_at >= $1
-           GROUP BY t.id ORDER BY rated_at, t.id""",
+           GROUP BY t.platform, t.workspace_id, t.id ORDER BY rated_at, t.id""",
         since,
     )
     out: list[Candidate] = []

@@ -129,7 +129,7 @@ async def store_scores(pool: asyncpg.Pool, sample: Sample, scores: dict[str, Cas
     await scoped(pool, sample).executemany(
         """INSERT INTO turn_scores (turn_id, platform, workspace_id, user_id, metric, score, reason, error, judge)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-           ON CONFLICT (turn_id, metric) DO UPDATE
+           ON CONFLICT (platform, workspace_id, turn_id, metric) DO UPDATE
            SET score = EXCLUDED.score, reason = EXCLUDED.reason, error = EXCLUDED.error, judge = EXCLUDED.judge,
                created_at = now()""",
         [
