@@ -41,7 +41,7 @@ from rich.progress import Progress
 from bot.app import build_steps, started
 from bot.settings import Settings
 from core.memory import store
-from core.models import Inbound, UserKey
+from core.models import Inbound, Reply, ToolProgress, UserKey
 from evals.sandbox import throwaway_database
 
 ANSWER = "Sure. Standups are at 9:30 in the Atlas room, and the notes for {ticket} go to #team-notes afterwards."
@@ -117,6 +117,25 @@ async def seed(pool: Any, workspace: str, user: UserKey, memories: int, mine: in
         await conn.execute("ANALYZE memories")
 
 
+class BenchSink:
+    """A platform that shows the stream and posts one message per reply: the turn records its delivery,
+    as it does for Slack and Discord."""
+
+    streams = True
+
+    async def delta(self, text: str) -> None:
+        return None
+
+    async def status(self, text: str) -> None:
+        return None
+
+    async def tool(self, progress: ToolProgress) -> None:
+        return None
+
+    async def finish(self, reply: Reply) -> list[str]:
+        return [uuid.uuid4().hex]
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, parley_model="test", parley_rate_user_per_min=10**6, parley_rate_workspace_per_min=10**6
@@ -140,9 +159,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 total = args.warmup + args.turns
                 task = progress.add_task("turns", total=total)
 
-                async def on_delta(delta: str) -> None:
-                    return None
-
                 for i in range(total):
                     thread = f"t{i // 10}"
                     question = f"{QUESTIONS[i % len(QUESTIONS)]} (ticket {i})"
@@ -156,7 +172,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         event_id=uuid.uuid4().hex,
                     )
                     t0 = time.perf_counter()
-                    reply = await pipeline.run(inbound, on_delta=on_delta)
+                    reply = await pipeline.run(inbound, BenchSink())
                     t1 = time.perf_counter()
                     async with bare.run_stream(question) as result:
                         async for _ in result.stream_text(delta=True):
