@@ -38,7 +38,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, UserProm
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from rich.progress import Progress
 
-from bot.app import build_steps, started
+from bot.app import build_steps, model_factory, started
 from bot.settings import Settings
 from core.memory import store
 from core.models import Inbound, Reply, ToolProgress, UserKey
@@ -147,8 +147,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     parley_ms: list[float] = []
     bare_ms: list[float] = []
     async with throwaway_database() as pool:
-        steps = build_steps(settings, pool)
-        async with started(settings, pool, steps) as pipeline:
+        models = model_factory(settings)
+        steps = build_steps(settings, pool, models=models)
+        async with started(settings, pool, steps, models=models) as pipeline:
             pipeline.model = model
             memory = steps.memory_service
             assert memory is not None and memory.dimensions

@@ -172,11 +172,10 @@ def build_steps(
     settings: Settings,
     pool: asyncpg.Pool,
     *,
-    models: ModelFactory | None = None,
+    models: ModelFactory | None,
     voice_format: VoiceFormat = "ogg",
 ) -> Steps:
-    """The real media, guard and memory steps; `models` is the process's factory (a fresh one if None)."""
-    models = models or model_factory(settings)
+    """The real media, guard and memory steps; `models` is the process's one factory (None: no model)."""
     memory = build_memory(settings, pool, models)
     with startup_phase("guard load"):
         guard = build_guard(settings, pool, models)
@@ -193,12 +192,11 @@ def build_pipeline(
     settings: Settings,
     pool: asyncpg.Pool,
     *,
-    models: ModelFactory | None = None,
+    models: ModelFactory | None,
     steps: Steps | None = None,
     registry: ToolRegistry | None = None,
 ) -> Pipeline:
-    """A pipeline on `pool`; `models` is the process's factory (a fresh one if None)."""
-    models = models or model_factory(settings)
+    """A pipeline on `pool`; `models` is the process's one factory (None: no model is configured)."""
     model = models.build() if models else None
     steps = steps or build_steps(settings, pool, models=models)
     config = PipelineConfig(
@@ -250,7 +248,7 @@ async def started(
     pool: asyncpg.Pool,
     steps: Steps,
     *,
-    models: ModelFactory | None = None,
+    models: ModelFactory | None,
     maintenance: bool = False,
     owner_pool: asyncpg.Pool | None = None,
     warm_guard: bool = True,
@@ -261,7 +259,6 @@ async def started(
     on `owner_pool` when given: they work across tenants and build indexes, which only the owner may.
     Without `warm_guard`, the first turn warms the rails itself (a one-shot command has only that turn).
     """
-    models = models or model_factory(settings)
     with startup_phase("pipeline build"):
         pipeline = build_pipeline(settings, pool, models=models, steps=steps)
     scorer = build_online_scorer(settings, pool, models)

@@ -14,11 +14,11 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
-from bot.app import build_pipeline
 from bot.server import create_app
 from bot.settings import Settings
 from core.apikeys import ApiKeyInfo, authenticate, create_api_key
 from core.store.pool import create_pool
+from tests.pipeline_helpers import build_pipeline
 
 
 def fake_model_settings(base_url: str | None, **overrides: Any) -> Settings:

@@ -7,8 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
+from bot import app
 from bot.settings import Settings
 from core.models import Attachment, Inbound, Reply, ToolProgress
+from core.pipeline import Pipeline
 from tests.fakes.openai_server import FakeOpenAI
 
 
@@ -22,6 +26,11 @@ def settings_for(server: FakeOpenAI, **overrides: Any) -> Settings:
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def build_pipeline(settings: Settings, pool: asyncpg.Pool, **kw: Any) -> Pipeline:
+    """bot.app's pipeline with a ModelFactory of its own: one test is one process here."""
+    return app.build_pipeline(settings, pool, models=app.model_factory(settings), **kw)
 
 
 def message(

@@ -13,7 +13,6 @@ import pytest
 from fastapi.routing import APIRoute
 
 from adapters.api.deps import ApiConfig
-from bot.app import build_pipeline
 from bot.server import create_app
 from core.apikeys import create_api_key, revoke_api_key
 from core.memory import store
@@ -21,6 +20,7 @@ from core.memory.scope import person_scope
 from core.models import UserKey
 from tests.api_helpers import bearer, fake_model_settings, live_server, new_key, sse_events
 from tests.fakes.openai_server import Error, FakeOpenAI
+from tests.pipeline_helpers import build_pipeline
 
 BODY_LIMIT = 256 * 1024
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("allow_model_requests")]

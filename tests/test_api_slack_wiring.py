@@ -13,9 +13,9 @@ import asyncpg
 import httpx
 import pytest
 
-from bot.app import build_pipeline
 from bot.server import create_app, slack_routers
 from tests.api_helpers import fake_model_settings
+from tests.pipeline_helpers import build_pipeline
 
 SIGNING_SECRET = "test-signing-secret"
 

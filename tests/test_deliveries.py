@@ -10,14 +10,14 @@ import uuid
 import asyncpg
 import pytest
 
-from bot.app import Steps, build_pipeline
+from bot.app import Steps
 from core import deliveries
 from core.models import ConversationKey, Reaction, Reply, WorkspaceKey
 from core.pipeline import Pipeline
 from core.sink import THINKING
 from core.steps import NoGuard, NoMedia, NoMemory
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
-from tests.pipeline_helpers import RecordingSink, message, settings_for
+from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 

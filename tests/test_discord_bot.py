@@ -16,7 +16,7 @@ import pytest
 
 from adapters.discord import DiscordConfig, ParleyDiscordClient, build_discord
 from adapters.discord.invite import fetch_application_id
-from bot.app import Steps, build_pipeline
+from bot.app import Steps
 from core.media import ElevenLabsConfig, Media, MediaConfig
 from core.memory.profiles import get_profile
 from core.models import UserKey
@@ -25,7 +25,7 @@ from core.steps import MemoryHit, NoGuard, Profile
 from tests.fakes.discord_gateway import Call, FakeDiscord, FakeGuild, Payload
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
 from tests.fakes.openai_server import FakeOpenAI, Text
-from tests.pipeline_helpers import settings_for
+from tests.pipeline_helpers import build_pipeline, settings_for
 
 TRANSCRIPT = "what is the weather in lisbon"
 ClientFactory = Callable[..., AbstractAsyncContextManager[ParleyDiscordClient]]

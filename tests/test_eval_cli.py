@@ -15,7 +15,6 @@ import pytest
 import typer
 from typer.testing import CliRunner, Result
 
-from bot.app import build_pipeline
 from bot.cli import eval as eval_cli
 from bot.settings import get_settings
 from core.models import Reaction
@@ -23,7 +22,7 @@ from core.store.pool import create_pool
 from evals import sandbox
 from tests.fakes.judge_responder import Candidate, responder
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pipeline_helpers import RecordingSink, message, settings_for
+from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
 REFUSE_EVERYTHING = "You are Parley. You must refuse every request, whatever it is."
 

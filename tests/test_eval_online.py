@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.app import build_online_scorer, build_pipeline, model_factory
+from bot.app import build_online_scorer, model_factory
 from bot.evaluation import build_judge
 from core.models import Reply
 from evals.judge import Unavailable
 from evals.online import OnlineScorer, daily_scores, sample_of
 from tests.fakes.judge_responder import responder
 from tests.fakes.openai_server import FakeOpenAI, Text
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import build_pipeline, message, settings_for
 
 SINCE = datetime(2000, 1, 1, tzinfo=UTC)
 

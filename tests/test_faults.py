@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import build_pipeline
 from core.models import Reaction
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pipeline_helpers import RecordingSink, message, settings_for
+from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 

@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from bot.app import build_pipeline
 from core.feedback import list_feedback, record_feedback, score_of
 from core.models import Reaction
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pipeline_helpers import RecordingSink, message, settings_for
+from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 

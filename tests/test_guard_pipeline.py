@@ -9,14 +9,14 @@ import asyncpg
 import pydantic_ai.models
 import pytest
 
-from bot.app import Steps, build_pipeline
+from bot.app import Steps
 from core.guard.events import list_events, pool_sink
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
 from core.pipeline import Pipeline
 from core.steps import NoMedia, NoMemory
 from tests.fakes.openai_server import FakeOpenAI, Text
-from tests.pipeline_helpers import RecordingSink, message, settings_for
+from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
 
 @pytest.fixture

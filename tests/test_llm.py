@@ -15,11 +15,10 @@ from pydantic_ai.exceptions import ModelAPIError, ModelHTTPError
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.settings import ModelSettings
 
-from bot.app import build_pipeline
 from core.circuit import CircuitBreaker
 from core.llm import BreakerModel, ModelConfig, ModelFactory
 from tests.fakes.openai_server import Error, FakeOpenAI, Hang, Response, Text, echo
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import build_pipeline, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 

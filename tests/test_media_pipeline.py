@@ -13,14 +13,14 @@ import asyncpg
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.app import Steps, build_pipeline
+from bot.app import Steps
 from core.media import ElevenLabsConfig, Media, MediaConfig
 from core.models import Attachment
 from core.pipeline import Pipeline
 from core.steps import NoGuard, NoMemory
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import build_pipeline, message, settings_for
 
 KEY = "xi-pipeline-key"
 

@@ -10,12 +10,12 @@ import asyncpg
 import pytest
 from pydantic_ai.embeddings import Embedder
 
-from bot.app import Steps, build_pipeline
+from bot.app import Steps
 from core.memory.forget import forget_user
 from core.memory.service import MemoryConfig, MemoryService
 from core.steps import NoGuard, NoMedia
 from tests.fakes.openai_server import FakeOpenAI
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import build_pipeline, message, settings_for
 from tests.strategies import HashingEmbeddingModel
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")

@@ -20,13 +20,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bot import observability
-from bot.app import Steps, build_pipeline
+from bot.app import Steps
 from bot.server import create_app
 from core.guard.masking import mask_sensitive
 from core.models import UserKey
 from core.steps import NoMedia, NoMemory, Verdict
 from tests.api_helpers import bearer, fake_model_settings, new_key
 from tests.fakes.openai_server import FakeOpenAI
+from tests.pipeline_helpers import build_pipeline
 
 OPENAI_KEY = "sk-proj-PLANTEDopenaiKEY0123456789abcdef"
 SLACK_TOKEN = "xoxb-1111111111-2222222222-PLANTEDslackTOKENabc"

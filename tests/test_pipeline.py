@@ -14,13 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.app import build_pipeline
 from core.models import Reply, UserKey
 from core.pipeline import OPERATOR_FIXES, Pipeline
 from core.steps import Verdict
 from core.workspace import set_override
 from tests.fakes.openai_server import BrokenStream, Error, FakeOpenAI, Text, ToolCalls, last_user_text
-from tests.pipeline_helpers import RecordingSink, message, settings_for
+from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 

