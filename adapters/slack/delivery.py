@@ -10,7 +10,8 @@ chunk and the rest follow as new messages, paced per channel.
 
 While streaming, tool calls show as task cards (and a plan once a turn takes several steps); a
 workspace that refuses those chunks gets the text alone. A rateable answer ends with Slack's
-feedback buttons.
+feedback buttons. `SlackSink` is the turn's view of all this (core.sink.ReplySink), with the DM
+thread's status line and the spoken reply.
 """
 
 from __future__ import annotations
@@ -65,13 +66,9 @@ class DeliveryOptions:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Delivered:
-    """The messages that carry the reply, in order; the first is the one reactions are keyed on."""
+    """The messages that carry the reply, in order (a reaction on any of them rates the turn)."""
 
     ts: tuple[str, ...]
-
-    @property
-    def primary(self) -> str:
-        return self.ts[0]
 
 
 class SlackSink:

@@ -1,9 +1,9 @@
 """What Parley does with each Slack event, in background tasks outside the ack path.
 
 Bolt listeners (registered in `adapters.slack.app`) only parse and `spawn`; the coroutines here do
-the work: download files, run the turn with streaming, deliver, remember which messages are
-Parley's, store reactions and feedback-button clicks, answer `/parley`, publish the App Home, offer
-suggested prompts in the agent view.
+the work: download files, hand the turn an Inbound and a `SlackSink` (the turn streams, delivers and
+records its messages itself), store reactions and feedback-button clicks, answer `/parley`, publish
+the App Home, offer suggested prompts in the agent view.
 
 In the agent messaging experience (`agent_view`) every top-level DM starts a thread of its own, which
 the answer, its status ("is thinking…", the tool in use) and later follow-ups share.
