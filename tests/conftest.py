@@ -96,11 +96,11 @@ def serve_env(pg_uri: str, data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_serve(env: dict[str, str], folder: Path) -> ServerProcess:
-    """`parley serve` on a free port with `env`, its log under `folder`, once /healthz answers."""
+def start_serve(env: dict[str, str], folder: Path, *args: str) -> ServerProcess:
+    """`parley serve ARGS` on a free port with `env`, its log under `folder`, once /healthz answers."""
     port = free_port()
     return start_server(
-        [sys.executable, "-m", "bot.cli.serve", "--port", str(port)],
+        [sys.executable, "-m", "bot.cli.serve", "--port", str(port), *args],
         url=f"http://127.0.0.1:{port}",
         env=env,
         cwd=folder,
