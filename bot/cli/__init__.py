@@ -22,8 +22,6 @@ import typer
 from typer._click.exceptions import NoSuchOption
 from typer.core import TyperCommand, TyperGroup
 
-from bot.cli.suggest import with_suggestion
-
 if TYPE_CHECKING:
     from typer._click import Command, Context, HelpFormatter
 
@@ -93,6 +91,8 @@ class SuggestingGroup(TyperGroup):
     def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
         known = self.list_commands(ctx)
         if args and not ctx.resilient_parsing and not args[0].startswith("-") and args[0] not in known:
+            from bot.cli.suggest import with_suggestion  # only for a mistake: the root imports only Typer
+
             ctx.fail(with_suggestion(f"No such command {args[0]!r}.", args[0], known))
         return super().resolve_command(ctx, args)
 
@@ -109,12 +109,18 @@ class SuggestingGroup(TyperGroup):
             raise _with_suggestion(exc) from None
 
 
+class _Suggested(NoSuchOption):
+    """An unknown option whose message already carries its suggestion (groups above pass it on)."""
+
+
 def _with_suggestion(exc: NoSuchOption) -> NoSuchOption:
-    if exc.ctx is None or exc.possibilities is None:
+    if exc.ctx is None or isinstance(exc, _Suggested):
         return exc
+    from bot.cli.suggest import with_suggestion
+
     names = [o for p in exc.ctx.command.get_params(exc.ctx) for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
     message = with_suggestion(f"No such option: {exc.option_name}.", exc.option_name, names)
-    return NoSuchOption(exc.option_name, message=message, possibilities=None, ctx=exc.ctx)
+    return _Suggested(exc.option_name, message=message, ctx=exc.ctx)
 
 
 class LazyGroup(SuggestingGroup):
