@@ -320,7 +320,7 @@ async def running(
         pool = await create_pool(uri, application_name=APPLICATION_NAME)
         # Memory maintenance connects as `parley_maintenance` (no superuser; it owns the memory tables
         # and nothing else), only while a round runs, never for a turn.
-        owner_pool = await create_pool(
+        maintenance_pool = await create_pool(
             await maintenance_database_uri(settings),
             min_size=0,
             max_size=1,
@@ -331,12 +331,12 @@ async def running(
         try:
             steps = build_steps(settings, pool, models=models, voice_format=voice_format)
             async with started(
-                settings, pool, steps, models=models, maintenance=maintenance, owner_pool=owner_pool,
+                settings, pool, steps, models=models, maintenance=maintenance, owner_pool=maintenance_pool,
                 warm_guard=warm_guard,
             ) as pipeline:
                 pipeline.instance = instance
                 yield pipeline
         finally:
             await instance.close()
-            await owner_pool.close()
+            await maintenance_pool.close()
             await pool.close()
