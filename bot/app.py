@@ -12,11 +12,12 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 from pydantic_ai.settings import ModelSettings
 
-from bot.database import APPLICATION_NAME, app_database_uri, database_uri
+from bot.database import APPLICATION_NAME, app_database_uri, maintenance_database_uri
 from bot.local_model import gguf_path, local_name, local_server, model_names, model_notice, with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.guard.events import pool_sink
@@ -255,8 +256,9 @@ async def started(
 ) -> AsyncIterator[Pipeline]:
     """A pipeline on an open pool with its steps started; on exit its background work drains.
 
-    With `maintenance`, memory retention and large-scope indexing run periodically (serving processes),
-    on `owner_pool` when given: they work across tenants and build indexes, which only the owner may.
+    With `maintenance`, memory retention and large-scope indexing run every PARLEY_MAINTENANCE_EVERY_S
+    (serving processes), on `owner_pool` when given: they work across tenants and build indexes, which
+    only the memory tables' owner may (the `parley_maintenance` role in a serving process).
     Without `warm_guard`, the first turn warms the rails itself (a one-shot command has only that turn).
     """
     with startup_phase("pipeline build"):
@@ -281,6 +283,7 @@ async def started(
                         model=memory.model,
                         dimensions=memory.dimensions,
                         large_scope_rows=memory.config.large_scope_rows,
+                        every=timedelta(seconds=settings.parley_maintenance_every_s),
                     )
                 )
         yield pipeline
@@ -309,20 +312,25 @@ async def running(
     async with models_for(settings) as models:
         uri = await app_database_uri(settings)
         pool = await create_pool(uri, application_name=APPLICATION_NAME)
-        # The owner connects only while a maintenance round runs (hourly), never for a turn.
-        owner_pool = await create_pool(
-            database_uri(settings), min_size=0, max_size=1, application_name=APPLICATION_NAME, idle_close_s=5
+        # Memory maintenance connects as `parley_maintenance` (no superuser; it owns the memory tables
+        # and nothing else), only while a round runs, never for a turn.
+        maintenance_pool = await create_pool(
+            await maintenance_database_uri(settings),
+            min_size=0,
+            max_size=1,
+            application_name=APPLICATION_NAME,
+            idle_close_s=5,
         )
         instance = await Instance(uri, application_name=APPLICATION_NAME).start()
         try:
             steps = build_steps(settings, pool, models=models, voice_format=voice_format)
             async with started(
-                settings, pool, steps, models=models, maintenance=maintenance, owner_pool=owner_pool,
+                settings, pool, steps, models=models, maintenance=maintenance, owner_pool=maintenance_pool,
                 warm_guard=warm_guard,
             ) as pipeline:
                 pipeline.instance = instance
                 yield pipeline
         finally:
             await instance.close()
-            await owner_pool.close()
+            await maintenance_pool.close()
             await pool.close()

@@ -16,7 +16,7 @@ from bot.settings import Settings
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate
 from core.store.pool import create_pool
-from core.store.roles import ensure_app_login
+from core.store.roles import MAINTENANCE_ROLE, ensure_app_login
 from core.telemetry import startup_phase
 
 log = logging.getLogger(__name__)
@@ -64,3 +64,12 @@ async def app_database_uri(settings: Settings) -> str:
     if settings.parley_database_app_url is not None:
         return settings.parley_database_app_url.get_secret_value()
     return await ensure_app_login(owner)
+
+
+async def maintenance_database_uri(settings: Settings) -> str:
+    """The URL a serving process's memory maintenance connects with: the non-superuser role that owns the
+    memory tables (migration 0027), never the owner. Call after `app_database_uri` has migrated."""
+    if settings.parley_database_maintenance_url is not None:
+        return settings.parley_database_maintenance_url.get_secret_value()
+    owner = await asyncio.to_thread(database_uri, settings)
+    return await ensure_app_login(owner, MAINTENANCE_ROLE)

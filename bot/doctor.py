@@ -12,8 +12,13 @@ import asyncio
 import io
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    import asyncpg
 
 CHECK_TIMEOUT_S = 120.0
 """Per check: the first model load or embedded-database start can take a minute on a small machine."""
@@ -41,12 +46,19 @@ Probe = Callable[[Settings], Awaitable[str]]
 
 
 async def run_checks(
-    settings: Settings, *, cheap: bool = False, on_start: Callable[[str], None] | None = None
+    settings: Settings,
+    *,
+    cheap: bool = False,
+    on_start: Callable[[str], None] | None = None,
+    pool: asyncpg.Pool | None = None,
 ) -> list[Check]:
-    """Every check that applies to these settings, in order; `cheap`: the model and the database only."""
+    """Every check that applies to these settings, in order; `cheap`: the model and the database only.
+    With `pool` (a serving process's, as the app role) the database check uses it instead of connecting
+    as the owner: a server never opens a superuser connection."""
+    database: Probe = check_database if pool is None else partial(check_pool, pool)
     probes: list[tuple[str, Probe, str]] = [
         ("model", check_model, "set PARLEY_MODEL and its provider's key or base URL (README, 'Models')"),
-        ("database", check_database, "start Postgres or unset DATABASE_URL for the embedded one"),
+        ("database", database, "start Postgres or unset DATABASE_URL for the embedded one"),
     ]
     if not cheap:
         probes += [
@@ -67,7 +79,9 @@ async def run_checks(
     return results
 
 
-def cached_status(settings: Settings, *, ttl_s: float = 60.0) -> Callable[[], Awaitable[list[Check]]]:
+def cached_status(
+    settings: Settings, *, ttl_s: float = 60.0, pool: asyncpg.Pool | None = None
+) -> Callable[[], Awaitable[list[Check]]]:
     """The cheap checks (configuration, one tiny model request, the database) for the playground's header,
     at most once a minute however often pages load; concurrent callers share one run."""
     import time
@@ -77,7 +91,7 @@ def cached_status(settings: Settings, *, ttl_s: float = 60.0) -> Callable[[], Aw
     async def status() -> list[Check]:
         now = time.monotonic()
         if not last or now - last[0][0] > ttl_s:
-            last[:] = [(now, asyncio.ensure_future(run_checks(settings, cheap=True)))]
+            last[:] = [(now, asyncio.ensure_future(run_checks(settings, cheap=True, pool=pool)))]
         return await asyncio.shield(last[0][1])
 
     return status
@@ -147,13 +161,23 @@ async def check_database(settings: Settings) -> str:
     uri = await asyncio.to_thread(database_uri, settings)
     connection = await asyncpg.connect(uri, timeout=10)
     try:
-        server = await connection.fetchval("SHOW server_version")
-        vector = await connection.fetchval(
-            "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
-            " (SELECT default_version FROM pg_available_extensions WHERE name = 'vector'))"
-        )
+        return await _describe_database(connection, settings)
     finally:
         await connection.close()
+
+
+async def check_pool(pool: asyncpg.Pool, settings: Settings) -> str:
+    """The database check on a serving process's own pool."""
+    async with pool.acquire(timeout=10) as connection:
+        return await _describe_database(connection, settings)
+
+
+async def _describe_database(connection: asyncpg.Connection, settings: Settings) -> str:
+    server = await connection.fetchval("SHOW server_version")
+    vector = await connection.fetchval(
+        "SELECT coalesce((SELECT extversion FROM pg_extension WHERE extname = 'vector'),"
+        " (SELECT default_version FROM pg_available_extensions WHERE name = 'vector'))"
+    )
     if vector is None:
         raise Failed(f"Postgres {server} without pgvector", "install pgvector on the database server")
     where = "embedded" if settings.database_url is None else "DATABASE_URL"

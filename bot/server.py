@@ -87,7 +87,7 @@ def create_app(
         ],
     )
     app.state.api = state
-    app.state.status = cached_status(settings)
+    app.state.status = cached_status(settings, pool=pool)
     errors.install(app)
     for router in (*all_routers(), web_router, *extra_routers):
         app.include_router(router)

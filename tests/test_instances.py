@@ -5,8 +5,6 @@ instances share one rate limit and answer an event delivered to both once."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -137,17 +135,13 @@ async def wait_for(condition: object, timeout_s: float = 30.0) -> None:
         await asyncio.sleep(0.1)
 
 
-def kill_hard(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=30)
-
-
 async def test_a_slack_turn_killed_mid_answer_is_answered_exactly_once_when_slack_retries(
     serve: StartServe, pool: asyncpg.Pool, openai_server: FakeOpenAI, fake_slack: FakeSlack
 ) -> None:
     ws = fake_slack.add_workspace()
     env = slack_env(fake_slack, ws.token, openai_server)
-    first, url = serve(env)
+    first = serve(env)
+    url = first.url
     channel, ts = f"C{uuid.uuid4().hex[:8].upper()}", f"{time.time():.6f}"
     event = mention(ws, channel=channel, user="UCRASH", text="are you there", ts=ts)
     openai_server.delay = 60.0
@@ -155,11 +149,11 @@ async def test_a_slack_turn_killed_mid_answer_is_answered_exactly_once_when_slac
     sent = await sender.event(ws, event)
     assert sent.response.status_code == 200
     await wait_for(lambda: len(openai_server.requests) >= 1)
-    kill_hard(first)
+    first.kill()
     await sender.aclose()
 
     openai_server.delay = 0.0
-    _, url = serve(env)
+    url = serve(env).url
     retry = EventSender(url=f"{url}/slack/events", signing_secret=SECRET)
     try:
         assert (await retry.event(ws, event, event_id=sent.event_id, retry_num=1)).response.status_code == 200
@@ -186,7 +180,8 @@ async def test_an_api_client_retrying_after_a_crash_gets_one_answer_and_a_clean_
     serve: StartServe, pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
     env = {"PARLEY_MODEL": "openai:fake", "OPENAI_BASE_URL": openai_server.base_url, "OPENAI_API_KEY": "sk-test"}
-    first, url = serve(env)
+    first = serve(env)
+    url = first.url
     _, key = await new_key(pool)
     session = uuid.uuid4().hex
     body = {"message": "remember the milk", "session_id": session}
@@ -194,11 +189,11 @@ async def test_an_api_client_retrying_after_a_crash_gets_one_answer_and_a_clean_
     async with httpx.AsyncClient(base_url=url, timeout=90) as http:
         lost = asyncio.create_task(http.post("/v1/chat", json=body, headers=bearer(key)))
         await wait_for(lambda: len(openai_server.requests) >= 1)
-        kill_hard(first)
+        first.kill()
         with pytest.raises(httpx.TransportError):
             await lost
     openai_server.delay = 0.0
-    _, url = serve(env)
+    url = serve(env).url
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         answer = await http.post("/v1/chat", json=body, headers=bearer(key))
         history = (await http.get(f"/v1/sessions/{session}", headers=bearer(key))).json()
@@ -214,7 +209,8 @@ async def test_two_instances_share_a_persons_rate_limit_and_answer_an_event_deli
 ) -> None:
     ws = fake_slack.add_workspace()
     env = {**slack_env(fake_slack, ws.token, openai_server), "PARLEY_RATE_USER_PER_MIN": "2"}
-    (_, one), (_, two) = await asyncio.gather(asyncio.to_thread(serve, env), asyncio.to_thread(serve, env))
+    first, second = await asyncio.gather(asyncio.to_thread(serve, env), asyncio.to_thread(serve, env))
+    one, two = first.url, second.url
     _, key = await new_key(pool)
     async with httpx.AsyncClient(timeout=30) as http:
         replies = [

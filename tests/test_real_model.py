@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -35,8 +34,10 @@ from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
 from core.steps import NoMedia, NoMemory
 from tests.api_helpers import bearer, live_server, new_key, sse_events
+from tests.conftest import start_serve
 from tests.pipeline_helpers import build_pipeline, message
 from tests.recording_proxy import RecordingProxy
+from tests.server_process import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 PARLEY = [sys.executable, "-m", "bot"]
@@ -56,26 +57,16 @@ pytestmark = [pytest.mark.real_model, pytest.mark.timeout(600), pytest.mark.usef
 def llama_server() -> Iterator[str]:
     """llama-cpp-python's server on 127.0.0.1 with the bundled SmolLM2 GGUF; its root URL."""
     port = free_port()
-    log = tempfile.NamedTemporaryFile(prefix="llama-", suffix=".log", delete=False)  # noqa: SIM115
-    process = subprocess.Popen(
+    folder = Path(tempfile.mkdtemp(prefix="llama", dir="/tmp"))
+    server = start_server(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf_path("local")), "--host", "127.0.0.1",
          "--port", str(port), "--n_ctx", "8192"],
-        stdout=log, stderr=subprocess.STDOUT,
+        url=f"http://127.0.0.1:{port}", env=dict(os.environ), cwd=folder, log_path=folder / "llama.log",
+        health_path="/v1/models", timeout_s=120,
     )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        assert process.poll() is None, Path(log.name).read_text()[-3000:]
-        assert time.monotonic() < deadline, "llama-cpp-python's server did not start in 120 s"
-        try:
-            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    yield url
-    process.terminate()
-    process.wait(30)
-    Path(log.name).unlink(missing_ok=True)
+    yield server.url
+    server.stop()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -194,39 +185,19 @@ def test_the_smoke_suite_with_the_tiny_model_as_candidate_and_judge_finishes_wit
 
 def test_without_a_model_or_key_serve_answers_with_the_local_model(cli_data: Path, pg_uri: str) -> None:
     """The README's first command: no PARLEY_MODEL, no provider key; the playground's API answers."""
-    port = free_port()
     env = clean_env(PARLEY_DATA_DIR=str(cli_data / "serve"), DATABASE_URL=pg_uri, PARLEY_MAX_TOKENS=REPLY_TOKENS)
-    process = subprocess.Popen([*PARLEY, "serve", "--port", str(port), "--playground-key"], cwd=cli_data, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = start_serve(env, cli_data, "--playground-key")
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert "#key=" in line, process.stderr.read() if process.stderr else line
-        key = line.strip().split("#key=", 1)[1]
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url)
-        with httpx.Client(base_url=url, timeout=300) as http:
+        key = server.wait_for_log("#key=").split("#key=", 1)[1].split()[0]
+        with httpx.Client(base_url=server.url, timeout=300) as http:
             caps = http.get("/v1/capabilities", headers=bearer(key)).json()
             reply = http.post("/v1/chat", json={"message": "Say hello."}, headers=bearer(key)).json()
         assert caps["model"] == "local" and caps["model_notice"] == LOCAL_NOTICE
         assert reply["error"] is None and reply["reply"].strip()
+        assert server.stop() == 0, server.log()[-3000:]
     finally:
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    assert process.returncode == 0, stderr[-3000:]
-    assert "local model" in stderr and "ready" in stderr
-
-
-def wait_healthy(url: str, timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not become healthy in {timeout_s:.0f} s")
+        server.kill()
+    assert "local model" in server.log() and "ready" in server.log()
 
 
 def test_without_a_model_or_key_chat_answers_with_the_local_model_and_says_so(cli_data: Path) -> None:

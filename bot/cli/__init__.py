@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import typer
+from typer._click.exceptions import NoSuchOption
 from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class Lazy:
         found = getattr(importlib.import_module(module), attribute)
         holder = typer.Typer()
         if isinstance(found, typer.Typer):
-            holder.add_typer(found, name=name)
+            holder.add_typer(found, name=name, cls=SuggestingGroup)
         else:
             holder.command(name)(found)
         return typer.main.get_group(holder).commands[name]
@@ -83,7 +84,46 @@ COMMANDS: dict[str, Lazy] = {
 }
 
 
-class LazyGroup(TyperGroup):
+class SuggestingGroup(TyperGroup):
+    """An unknown command or option is answered with the names a slip of the keyboard away, or with none
+    (bot.cli.suggest), instead of Click's near-misses; exit status 2 as for every usage error."""
+
+    def resolve_command(self, ctx: Context, args: list[str]) -> tuple[str | None, Command | None, list[str]]:
+        known = self.list_commands(ctx)
+        if args and not ctx.resilient_parsing and not args[0].startswith("-") and args[0] not in known:
+            from bot.cli.suggest import with_suggestion  # only for a mistake: the root imports only Typer
+
+            ctx.fail(with_suggestion(f"No such command {args[0]!r}.", args[0], known))
+        return super().resolve_command(ctx, args)
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except NoSuchOption as exc:
+            raise _with_suggestion(exc) from None
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoSuchOption as exc:  # a sub-command's option, parsed while this group invokes it
+            raise _with_suggestion(exc) from None
+
+
+class _Suggested(NoSuchOption):
+    """An unknown option whose message already carries its suggestion (groups above pass it on)."""
+
+
+def _with_suggestion(exc: NoSuchOption) -> NoSuchOption:
+    if exc.ctx is None or isinstance(exc, _Suggested):
+        return exc
+    from bot.cli.suggest import with_suggestion
+
+    names = [o for p in exc.ctx.command.get_params(exc.ctx) for o in (*p.opts, *p.secondary_opts) if o.startswith("-")]
+    message = with_suggestion(f"No such option: {exc.option_name}.", exc.option_name, names)
+    return _Suggested(exc.option_name, message=message, ctx=exc.ctx)
+
+
+class LazyGroup(SuggestingGroup):
     """Knows every command of `COMMANDS` by name and help line; imports one only to run it."""
 
     def __init__(self, **attrs: Any) -> None:

@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import err, load_settings, run
+from bot.cli.common import err, load_settings, run, wide_table
 from bot.database import open_pool
 from core.apikeys import ApiKeyInfo, create_api_key, list_api_keys, revoke_api_key
 
@@ -57,7 +56,7 @@ def list_keys(
     if as_json:
         print(json.dumps([asdict(k) for k in keys], default=str))
         return
-    table = Table("id", "workspace", "name", "created", "last used", "revoked")
+    table = wide_table("id", "workspace", "name", "created", "last used", "revoked")
     for k in keys:
         table.add_row(
             k.key_id,

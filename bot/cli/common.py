@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from bot import config_check, observability
 from bot.settings import MISSING_MODEL_HELP, Settings
@@ -23,6 +24,15 @@ T = TypeVar("T")
 err = Console(stderr=True)
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def wide_table(*columns: str, title: str | None = None) -> Table:
+    """A table whose cells wrap at spaces and fold long words (ids, model names, URLs) at any terminal
+    width: a value is never cut short with an ellipsis."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
 
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import err, load_settings, log_file, parse_since, report_problems, run
+from bot.cli.common import err, load_settings, log_file, parse_since, report_problems, run, wide_table
 from bot.database import open_pool, start_early
 from bot.settings import get_settings
 from core.feedback import list_feedback
@@ -104,9 +103,7 @@ def usage(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] =
             rows = await usage_since(pool, parse_since(since))
         finally:
             await pool.close()
-        table = Table("platform", "workspace", "user", "model", "calls", "input", "output", "cost_usd")
-        for column in table.columns:
-            column.overflow = "fold"
+        table = wide_table("platform", "workspace", "user", "model", "calls", "input", "output", "cost_usd")
         for r in rows:
             cost = f"{r.cost_usd:.6f}" if r.cost_usd is not None else "unknown"
             table.add_row(r.platform, r.workspace_id, r.user_id, r.model, str(r.calls), str(r.input_tokens),
@@ -126,7 +123,7 @@ def config_show() -> None:
     except ValidationError as exc:
         report_problems(tuple(config_check.from_validation(exc, config_check.secret_fields())))
         raise typer.Exit(2) from None
-    table = Table("setting", "value")
+    table = wide_table("setting", "value")
     for name, value in settings.masked().items():
         table.add_row(name, value)
     out.print(table)
@@ -163,7 +160,7 @@ def feedback_list(
         if as_json:
             print(json.dumps([asdict(r) for r in rows], default=str))
             return
-        table = Table("time", "platform", "workspace", "user", "turn", "score", "source")
+        table = wide_table("time", "platform", "workspace", "user", "turn", "score", "source")
         for r in rows:
             table.add_row(r.created_at.isoformat(timespec="seconds"), r.platform, r.workspace_id, r.user_id,
                           str(r.turn_id), f"{r.score:+d}", r.source)

@@ -8,9 +8,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import err, load_settings, run
+from bot.cli.common import err, load_settings, run, wide_table
 
 out = Console()
 
@@ -25,9 +24,7 @@ def doctor(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
     if as_json:
         print(json.dumps({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}))
     else:
-        table = Table("", "component", "result", "fix")
-        for column in table.columns[2:]:
-            column.overflow = "fold"
+        table = wide_table("", "component", "result", "fix")
         for c in checks:
             table.add_row("[green]✓[/green]" if c.ok else "[red]✗[/red]", c.name, c.detail, c.fix)
         out.print(table)

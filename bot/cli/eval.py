@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic_ai.exceptions import UserError
 from rich.console import Console
-from rich.table import Table
 
 from bot.app import models_for
-from bot.cli.common import err, load_settings, parse_since, run
+from bot.cli.common import err, load_settings, parse_since, run, wide_table
 from bot.database import open_pool
 from bot.local_model import model_notice, with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings
@@ -142,8 +141,8 @@ async def _evaluate_and_report(
 
 
 def print_summary(result: EvalRun, files: ReportFiles, base: Baseline | None, *, console: Console) -> None:
-    table = Table("metric", "goldens", "score", "threshold", "status", *(["Δ " + base.label] if base else []),
-                  "notes", title=f"parley eval --suite {result.info.suite}")
+    table = wide_table("metric", "goldens", "score", "threshold", "status", *(["Δ " + base.label] if base else []),
+                       "notes", title=f"parley eval --suite {result.info.suite}")
     colours = {
         Status.PASSED: "green", Status.FAILED: "red", Status.SKIPPED: "yellow", Status.JUDGE_FAILED: "magenta",
     }
@@ -193,7 +192,7 @@ def online_command(since: Annotated[str, typer.Option(help="7d, 24h, or an ISO d
             rows = await daily_scores(pool, parse_since(since))
         finally:
             await pool.close()
-        table = Table("day", "metric", "turns", "mean score", "judge errors")
+        table = wide_table("day", "metric", "turns", "mean score", "judge errors")
         for r in rows:
             table.add_row(r.day.isoformat(), r.metric, str(r.turns), f"{r.mean:.3f}" if r.mean is not None else "–",
                           str(r.errors))

@@ -11,9 +11,8 @@ from typing import Annotated, Literal, TextIO
 import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import err, load_settings, parse_since, run
+from bot.cli.common import err, load_settings, parse_since, run, wide_table
 
 app = typer.Typer(help="Guardrails: check texts offline, list safety events.", no_args_is_help=True)
 out = Console()
@@ -156,9 +155,10 @@ def events_command(
                 + "\n"
             )
         return
-    table = Table(title=f"Safety events since {start:%Y-%m-%d %H:%M} UTC ({len(events)})")
-    for column in ("id", "when", "workspace", "user", "stage", "rail", "action", "score", "reason", "excerpt"):
-        table.add_column(column, overflow="fold")
+    table = wide_table(
+        "id", "when", "workspace", "user", "stage", "rail", "action", "score", "reason", "excerpt",
+        title=f"Safety events since {start:%Y-%m-%d %H:%M} UTC ({len(events)})",
+    )
     for e in events:
         table.add_row(
             f"{e.id}{' (false positive)' if e.false_positive else ''}",

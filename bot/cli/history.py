@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import UserOpt, WorkspaceOpt, load_settings, person, run
+from bot.cli.common import UserOpt, WorkspaceOpt, load_settings, person, run, wide_table
 from bot.database import open_pool
 from core.memory.conversations import HistoryMessage, user_history, user_platforms
 from core.models import UserKey
@@ -63,7 +62,7 @@ def history(
                 )
             )
         return
-    table = Table("when", "platform", "thread", "role", "message")
+    table = wide_table("when", "platform", "thread", "role", "message")
     for p, m in rows:
         table.add_row(m.created_at.strftime("%Y-%m-%d %H:%M"), p, m.thread_id, m.role, m.content)
     out.print(table)

@@ -10,9 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run
+from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run, wide_table
 from bot.database import open_pool
 
 app = typer.Typer(help="Long-term memories: re-embed, retention, forget, export.", no_args_is_help=True)
@@ -99,7 +98,7 @@ def forget_command(
             await pool.close()
 
     counts = run(main())
-    table = Table("table", "rows deleted")
+    table = wide_table("table", "rows deleted")
     for name, n in counts.items():
         table.add_row(name, str(n))
     out.print(table)

@@ -10,6 +10,8 @@ the camera's rotation, which OCR needs as well.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import io
 import re
 import threading
@@ -54,11 +56,12 @@ def _read_image(data: bytes, config: MediaConfig) -> ImageText:
     header = _header(data, max_pixels=config.limits.max_image_pixels)
     with DECODING.hold(header.width * header.height, timeout_s=config.timeouts.ocr_s):
         image, source_format = _decode(header)
+        text = _ocr(_flatten(image), languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
         try:
+            # Last: the decoded image is not needed at full size after this, so it may shrink in place.
             copy, media_type = _vision_copy(image, as_jpeg=source_format == "JPEG", max_side=config.vision_max_side)
         except (OSError, ValueError) as exc:
             raise Unreadable(f"unsupported image mode {image.mode}") from exc
-        text = _ocr(_flatten(image), languages=config.ocr_languages, timeout_s=config.timeouts.ocr_s)
     return ImageText(text=text, image=copy, media_type=media_type)
 
 
@@ -99,6 +102,21 @@ class PixelBudget:
 
 
 DECODING = PixelBudget(DECODING_BUDGET_PIXELS)
+_M_MMAP_THRESHOLD = -3
+"""glibc's malloc.h: the mallopt parameter for the size from which allocations are their own mapping."""
+
+
+def _unmap_large_blocks() -> None:
+    """Make glibc give a freed block of 4 MiB or more back to the system at once. By default it raises
+    its mmap threshold after the first large free, so later 16 MB blocks of Pillow's come from the
+    thread's heap arena and stay there: with four image threads each kept its largest image (ten
+    49-megapixel PNGs read one at a time under the budget still left +2.5 GB; benchmarks/images.py).
+    A fixed threshold maps each such block on its own. Other C libraries are left as they are."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(_M_MMAP_THRESHOLD, 4 * 1024 * 1024)
+
+
+_unmap_large_blocks()
 
 
 def _header(data: bytes, *, max_pixels: int) -> Image.Image:
@@ -124,8 +142,9 @@ def _decode(image: Image.Image) -> tuple[Image.Image, str | None]:
     hostile bytes is a corrupt image. Hold `DECODING` around this and every use of the result."""
     try:
         image.load()
-        upright = ImageOps.exif_transpose(image)
-        return (upright if upright is not None else image), image.format
+        source_format = image.format
+        ImageOps.exif_transpose(image, in_place=True)  # without in_place, an upright image is copied whole
+        return image, source_format
     except Image.DecompressionBombError as exc:
         raise Unreadable("image too large") from exc
     except Exception as exc:
@@ -145,9 +164,11 @@ def _flatten(image: Image.Image) -> Image.Image:
 
 
 def _vision_copy(image: Image.Image, *, as_jpeg: bool, max_side: int) -> tuple[bytes, str]:
-    """Photos stay JPEG; everything else (screenshots, diagrams) becomes lossless PNG."""
+    """Photos stay JPEG; everything else (screenshots, diagrams) becomes lossless PNG. Scales `image`
+    itself down when it is already in the copy's mode (a full-size second copy is the largest cost)."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info
-    copy = image.convert("RGBA" if has_alpha and not as_jpeg else "RGB")
+    mode = "RGBA" if has_alpha and not as_jpeg else "RGB"
+    copy = image if image.mode == mode else image.convert(mode)
     copy.thumbnail((max_side, max_side))
     out = io.BytesIO()
     if as_jpeg:

@@ -7,6 +7,7 @@ kernel's 107-byte limit, so a too-deep data folder is refused with a clear messa
 from __future__ import annotations
 
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,11 @@ def start_embedded(data_dir: Path) -> str:
         )
     with _starting:
         if pgdata not in _servers:
-            import pgserver
+            with warnings.catch_warnings():
+                # pgserver asks for the user's runtime folder on import; without XDG_RUNTIME_DIR (any
+                # container) platformdirs warns on every command and falls back to /tmp, which is fine.
+                warnings.simplefilter("ignore", UserWarning)
+                import pgserver
 
             pgdata.parent.mkdir(parents=True, exist_ok=True)
             server = pgserver.get_server(pgdata, cleanup_mode="stop")
