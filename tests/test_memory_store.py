@@ -362,7 +362,10 @@ def full_scan(rows: Sequence[ScannedRow], *, limit: int, recent: int) -> dict[in
     for r in rows:
         if r.tf:
             text[r.id] = sum(
-                math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5)) * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * r.dl / avgdl))
+                math.log(1 + (n - df[w] + 0.5) / (df[w] + 0.5))
+                * tf
+                * (search.BM25_K1 + 1)
+                / (tf + search.BM25_K1 * (1 - search.BM25_B + search.BM25_B * r.dl / avgdl))
                 for w, tf in r.tf.items()
             )
     signals = {r.id: Signals(similarity=r.similarity, text_score=text.get(r.id, 0.0)) for r in rows}
