@@ -16,6 +16,7 @@ from adapters.discord.store import NewMessage, remember_messages
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from core import turns
 from core.apikeys import create_api_key
+from core.audit import Actor
 from core.cache import PostgresCacheStore
 from core.feedback import record_feedback
 from core.guard.events import SafetyEvent, record_event
@@ -55,7 +56,7 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
     )
     event = SafetyEvent(user=inbound.user, stage="input", rail="pii", action="masked", reason="r", excerpt="x")
     await record_event(pool, event)
-    await set_override(pool, inbound.user.workspace, "temperature", 0.1)
+    await set_override(pool, inbound.user.workspace, "temperature", 0.1, by=Actor(who="test", door="cli"))
     await PostgresCacheStore(pool, inbound.user.workspace, 60).put("k", ModelResponse(parts=[TextPart("x")]))
     await update_profile(pool, inbound.user, ProfileChanges(language="en"))
     await PostgresInstallationStore(pool, client_id="c").async_save(
