@@ -86,7 +86,7 @@ def refusal_text(standing: Standing, now: datetime) -> str:
     limit = standing.limit
     return (
         f"You've reached {_whose(limit)} {_adjective(limit.period)} limit of {_amount(limit.metric, limit.amount)} "
-        f"({_amount(limit.metric, standing.used)} used), so I won't answer until it resets "
+        f"({_number(limit.metric, standing.used)} used), so I won't answer until it resets "
         f"{_when(limit.period, now)}. If you need more sooner, {WHO_CAN_RAISE}."
     )
 
@@ -96,7 +96,7 @@ def warning_text(standing: Standing, now: datetime) -> str:
     share = standing.used / limit.amount if limit.amount else 1.0
     return (
         f"Heads-up: {share:.0%} of {_whose(limit)} {_adjective(limit.period)} limit is used "
-        f"({_amount(limit.metric, standing.used)} of {_amount(limit.metric, limit.amount)}); "
+        f"({_number(limit.metric, standing.used)} of {_amount(limit.metric, limit.amount)}); "
         f"it resets {_when(limit.period, now)}."
     )
 
@@ -111,6 +111,10 @@ def _adjective(period: Period) -> str:
 
 def _amount(metric: Metric, value: float) -> str:
     return f"{value:,.0f} tokens" if metric == "tokens" else f"${value:,.2f}"
+
+
+def _number(metric: Metric, value: float) -> str:
+    return f"{value:,.0f}" if metric == "tokens" else f"${value:,.2f}"
 
 
 def _when(period: Period, now: datetime) -> str:
