@@ -28,6 +28,11 @@ class Actor:
     door: Door
 
 
+def door_of(platform: str) -> Door:
+    """The door a person of `platform` comes through (the console is the terminal chat)."""
+    return next((d for d in DOORS if d == platform), "chat")
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AuditEntry:
     id: int

@@ -30,6 +30,13 @@ _SETTINGS: dict[str, tuple[TypeAdapter[Any], str]] = {
     "voice_replies": (TypeAdapter(bool), "answer with a voice note too, unless a person chose otherwise"),
 }
 KEYS: tuple[str, ...] = tuple(_SETTINGS)
+BUILTIN: dict[str, str] = {
+    "system_prompt": "Parley's built-in prompt",
+    "tools": "every registered tool",
+    "memory": "on",
+    "voice_replies": "off, unless a person turned them on",
+}
+"""What happens where no layer sets a key (the model settings: the provider's own defaults)."""
 MODEL_SETTING_KEYS: tuple[str, ...] = ("temperature", "max_tokens", "top_p", "presence_penalty", "frequency_penalty")
 
 

@@ -20,6 +20,7 @@ from core.audit import Actor
 from core.cache import PostgresCacheStore
 from core.feedback import record_feedback
 from core.guard.events import SafetyEvent, record_event
+from core.limits import SpendLimit, set_limit
 from core.memory.profiles import ProfileChanges, update_profile
 from core.models import Inbound, Reply, UserKey, WorkspaceKey
 from core.ratelimit import take, turn_budgets
@@ -69,6 +70,13 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
     await remember_messages(pool, workspace_id=team, user_id="U1", thread_id="t", messages=[
         NewMessage(channel_id="C1", message_id=uuid.uuid4().hex, from_parley=False)])
     await take(pool, turn_budgets(platform="slack", workspace_id=team, user_id="U1", per_user=5, per_workspace=5))
+    await set_limit(pool, inbound.user.workspace, SpendLimit(
+        platform="slack", workspace_id=team, scope="person", subject="U1", metric="tokens", period="day", amount=9,
+    ), by=Actor(who="test", door="cli"))
+    await pool.execute(
+        "INSERT INTO spend_warnings (platform, workspace_id, user_id, limit_id, period_start)"
+        " SELECT platform, workspace_id, subject, id, now() FROM spend_limits WHERE workspace_id = $1", team
+    )
     await seed_as_owner(pool, inbound, turn_id)
     return inbound
 

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run
+from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, operator, person, run
 from bot.database import open_pool
 
 app = typer.Typer(help="Long-term memories: re-embed, retention, forget, export.", no_args_is_help=True)
@@ -94,7 +94,7 @@ def forget_command(
     async def main() -> dict[str, int]:
         pool = await open_pool(settings)
         try:
-            return await forget_user(pool, key)
+            return await forget_user(pool, key, by=operator())
         finally:
             await pool.close()
 
