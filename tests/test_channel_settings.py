@@ -8,10 +8,11 @@ import uuid
 import asyncpg
 import pytest
 
-from bot.app import build_pipeline
+from bot.app import Steps, build_pipeline
 from core.audit import Actor, list_entries
 from core.channel_settings import UnknownSetting, parse, resolve, resolve_all, validate
-from core.models import WorkspaceKey
+from core.models import UserKey, WorkspaceKey
+from core.steps import MemoryHit, NoGuard, NoMedia, NoMemory
 from core.workspace import load_layers, load_overrides, set_override, unset_override
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pipeline_helpers import message, settings_for
@@ -121,3 +122,33 @@ async def test_channel_model_settings_reach_the_provider(pool: asyncpg.Pool, ope
     await set_override(pool, inbound.user.workspace, "temperature", 0.05, by=OPERATOR, channel_id="C1")
     await pipeline.run(inbound)
     assert openai_server.requests[-1]["temperature"] == 0.05
+
+
+class _RememberingMemory(NoMemory):
+    """Recalls one memory for everyone and records what it was asked to remember."""
+
+    def __init__(self) -> None:
+        self.remembered: list[str] = []
+
+    async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
+        return [MemoryHit(id=1, content="Ada's project is called Falcon", score=1.0)]
+
+    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+        self.remembered.append(text)
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_channel_with_memory_off_neither_recalls_nor_remembers(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    memory = _RememberingMemory()
+    steps = Steps(media=NoMedia(), guard=NoGuard(), memory=memory)
+    pipeline = build_pipeline(settings_for(openai_server), pool, steps=steps)
+    inbound = message("I moved to Lisbon")
+    await set_override(pool, inbound.user.workspace, "memory", False, by=OPERATOR, channel_id="C1")
+    await pipeline.run(inbound)
+    private = str(openai_server.requests[-1]["messages"][0])
+    await pipeline.run(dataclasses.replace(inbound, channel_id="C2", event_id=uuid.uuid4().hex))
+    elsewhere = str(openai_server.requests[-1]["messages"][0])
+    assert "Falcon" not in private and "Falcon" in elsewhere
+    assert memory.remembered == ["I moved to Lisbon"]
