@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.admin_reports import FeedbackDay, RatedTurn, RefusalCategory, UsageDay
 from core.channel_settings import KEYS
 
 ID = r"^[A-Za-z0-9_.@:#-]{1,128}$"
@@ -53,65 +54,14 @@ class LimitBody(BaseModel):
     amount: float = Field(ge=0, le=1e12)
 
 
-class UsageRowOut(BaseModel):
-    day: date
-    platform: str
-    workspace_id: str
-    channel_id: str
-    user_id: str
-    model: str
-    calls: int
-    input_tokens: int
-    output_tokens: int
-    cost_usd: float | None
-    unpriced_calls: int = Field(description="Calls of unknown cost: counted in tokens, not in cost.")
-
-
 class UsageOut(BaseModel):
     since: datetime
-    rows: list[UsageRowOut]
-
-
-class AuditOut(BaseModel):
-    id: int
-    platform: str
-    workspace_id: str
-    actor: str
-    door: str
-    action: str
-    target: str
-    old_value: Any
-    new_value: Any
-    created_at: datetime
-
-
-class FeedbackDayOut(BaseModel):
-    day: date
-    up: int
-    down: int
-
-
-class RatedTurnOut(BaseModel):
-    turn_id: int
-    platform: str
-    workspace_id: str
-    channel_id: str
-    created_at: datetime
-    score: int
-    ratings: int
-    reply: str
+    rows: list[UsageDay] = Field(description="Calls of unknown cost count in tokens, not in cost.")
 
 
 class FeedbackReport(BaseModel):
-    days: list[FeedbackDayOut]
-    worst: list[RatedTurnOut]
-
-
-class RefusalCategoryOut(BaseModel):
-    rail: str
-    stage: str
-    refusals: int
-    false_positives: int
+    days: list[FeedbackDay]
+    worst: list[RatedTurn]
 
 
 class RefusalOut(BaseModel):
@@ -128,16 +78,5 @@ class RefusalOut(BaseModel):
 
 
 class RefusalReport(BaseModel):
-    categories: list[RefusalCategoryOut]
+    categories: list[RefusalCategory]
     events: list[RefusalOut]
-
-
-class EvalRunOut(BaseModel):
-    id: int
-    suite: str
-    model: str | None
-    release: str | None
-    passed: bool
-    failing: list[str]
-    finished_at: datetime
-    scores: dict[str, float | None]

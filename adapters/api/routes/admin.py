@@ -17,8 +17,6 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from adapters.api.admin_schemas import (
     ID,
     OPTIONAL_ID,
-    AuditOut,
-    EvalRunOut,
     FeedbackReport,
     LimitBody,
     RefusalReport,
@@ -32,7 +30,7 @@ from adapters.api.deps import AdminDep, ApiState, StateDep
 from adapters.api.errors import ApiError, documented
 from core import admin_reports, limits
 from core.apikeys import ApiKeyInfo
-from core.audit import Actor, Door, list_entries
+from core.audit import Actor, AuditEntry, Door, list_entries
 from core.channel_settings import BUILTIN, UnknownSetting, describe, resolve_all
 from core.guard.events import list_events, mark_false_positive
 from core.models import WorkspaceKey
@@ -135,30 +133,28 @@ async def get_usage(_: AdminDep, state: StateDep, days: SinceDays = 30) -> Usage
     """Model calls, tokens and cost by day, workspace, channel, person and model."""
     since = _since(days)
     rows = await admin_reports.usage_by_day(_pool(state), since)
-    return UsageOut(since=since, rows=[asdict(r) for r in rows])  # type: ignore[misc]
+    return UsageOut(since=since, rows=rows)
 
 
-@router.get("/audit", response_model=list[AuditOut], responses=ADMIN)
+@router.get("/audit", response_model=list[AuditEntry], responses=ADMIN)
 async def get_audit(
     _: AdminDep, state: StateDep, days: SinceDays = 30,
     platform: Annotated[str | None, Query(pattern=ID)] = None,
     workspace_id: Annotated[str | None, Query(pattern=ID)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
-) -> list[AuditOut]:
+) -> list[AuditEntry]:
     """Changes of settings, limits and keys, and forget requests; newest first."""
-    entries = await list_entries(_pool(state), since=_since(days), platform=platform, workspace_id=workspace_id,
-                                 limit=limit)
-    return [AuditOut(**asdict(e)) for e in entries]
+    return await list_entries(_pool(state), since=_since(days), platform=platform, workspace_id=workspace_id,
+                              limit=limit)
 
 
 @router.get("/feedback", response_model=FeedbackReport, responses=ADMIN)
 async def get_feedback(_: AdminDep, state: StateDep, days: SinceDays = 30) -> FeedbackReport:
     """Ratings per day and the worst-rated turns."""
     pool, since = _pool(state), _since(days)
-    return FeedbackReport.model_validate({
-        "days": [asdict(d) for d in await admin_reports.feedback_by_day(pool, since)],
-        "worst": [asdict(t) for t in await admin_reports.worst_turns(pool, since)],
-    })
+    return FeedbackReport(
+        days=await admin_reports.feedback_by_day(pool, since), worst=await admin_reports.worst_turns(pool, since)
+    )
 
 
 @router.get("/refusals", response_model=RefusalReport, responses=ADMIN)
@@ -167,7 +163,7 @@ async def get_refusals(_: AdminDep, state: StateDep, days: SinceDays = 30) -> Re
     pool, since = _pool(state), _since(days)
     events = [e for e in await list_events(pool, since, limit=500) if e.action == "blocked"][:100]
     return RefusalReport.model_validate({
-        "categories": [asdict(c) for c in await admin_reports.refusals_by_category(pool, since)],
+        "categories": await admin_reports.refusals_by_category(pool, since),
         "events": [
             {"id": e.id, "platform": e.user.platform, "workspace_id": e.user.workspace_id, "stage": e.stage,
              "rail": e.rail, "action": e.action, "reason": e.reason, "excerpt": e.excerpt,
@@ -186,10 +182,12 @@ async def mark_refusal(event_id: Annotated[int, Path(ge=1, le=2**62)], _: AdminD
     return Response(status_code=204)
 
 
-@router.get("/evals", response_model=list[EvalRunOut], responses=ADMIN)
-async def get_evals(_: AdminDep, state: StateDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[EvalRunOut]:
+@router.get("/evals", response_model=list[admin_reports.EvalRunSummary], responses=ADMIN)
+async def get_evals(
+    _: AdminDep, state: StateDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[admin_reports.EvalRunSummary]:
     """The latest evaluation runs (`parley eval run`) and their metric scores, newest first."""
-    return [EvalRunOut(**asdict(r)) for r in await admin_reports.eval_runs(_pool(state), limit=limit)]
+    return await admin_reports.eval_runs(_pool(state), limit=limit)
 
 
 def _pool(state: ApiState) -> asyncpg.Pool:
