@@ -300,8 +300,6 @@ class Pipeline:
             usage=usage,
             attachments=tuple(attachments),
         )
-        if spend.warning and not out.blocked:
-            reply = replace(reply, text=f"{reply.text}\n\n_{spend.warning}_")
         if out.blocked:
             metrics.GUARD_BLOCKS_PIPELINE.labels("output").inc()
             reply = replace(reply, text=out.message or _KIND_REFUSAL, blocked=True, block_rail=out.rail)
@@ -317,6 +315,12 @@ class Pipeline:
                 if overrides.memory is not False
                 else asyncio.sleep(0),
             )
+        if spend.warning and not reply.blocked:
+            # After storing: the note is for the person, not part of the conversation the model sees again.
+            note = f"\n\n_{spend.warning}_"
+            reply = replace(reply, text=reply.text + note)
+            if on_delta is not None:
+                await on_delta(note)
         if self.after_turn is not None:
             self.after_turn(inbound, reply, [m.content for m in memories] + [a.text for a in attachments if a.text])
         return reply

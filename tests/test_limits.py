@@ -161,3 +161,23 @@ async def test_a_workspace_limit_naming_a_subject_is_refused(pool: asyncpg.Pool)
     inbound = message("x")
     with pytest.raises(ValueError, match="workspace limit"):
         await _limit_of(pool, inbound, scope="workspace", subject="U1", amount=1)
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_the_warning_reaches_a_streamed_reply_but_not_the_stored_conversation(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    first = message("one")
+    await _limit_of(pool, first, amount=100)
+    openai_server.queue(Text("a", 80, 5))
+    await pipeline.run(first)
+    streamed: list[str] = []
+
+    async def on_delta(text: str) -> None:
+        streamed.append(text)
+
+    reply = await pipeline.run(_next(first, text="two"), on_delta=on_delta)
+    assert "Heads-up" in reply.text and "Heads-up" in "".join(streamed)
+    stored = await pool.fetchval("SELECT content FROM messages WHERE turn_id = $1 AND role = 'assistant'",
+                                 reply.turn_id)
+    assert stored == "You said: two"
