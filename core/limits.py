@@ -21,9 +21,6 @@ from core.store.tenancy import TenantKey, scoped, tenant
 Scope = Literal["person", "channel", "workspace"]
 Metric = Literal["tokens", "usd"]
 Period = Literal["day", "month"]
-SCOPES: tuple[Scope, ...] = ("person", "channel", "workspace")
-METRICS: tuple[Metric, ...] = ("tokens", "usd")
-PERIODS: tuple[Period, ...] = ("day", "month")
 WARN_AT = 0.8
 WHO_CAN_RAISE = "a Parley operator of this workspace can raise it (`parley limits set` or the admin page)"
 

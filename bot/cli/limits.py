@@ -15,7 +15,7 @@ from rich.table import Table
 
 from bot.cli.common import PlatformOpt, WorkspaceOpt, err, load_settings, operator, run
 from bot.database import open_pool
-from core.limits import SCOPES, Metric, Period, Scope, SpendLimit, clear_limit, describe, list_limits, set_limit
+from core.limits import Metric, Period, Scope, SpendLimit, clear_limit, describe, list_limits, set_limit
 from core.models import WorkspaceKey
 
 app = typer.Typer(help="Spend limits in tokens or USD per day or month, per person, channel or workspace.",
@@ -117,7 +117,6 @@ def _limit(
         err.print("A limit is for a person (--user) or a channel (--channel), not both.", style="red")
         raise typer.Exit(2)
     scope: Scope = "person" if user else "channel" if channel else "workspace"
-    assert scope in SCOPES
     return SpendLimit(platform=platform, workspace_id=workspace, scope=scope, subject=user or channel or "",
                       metric=metric, period=period, amount=amount)
 
