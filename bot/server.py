@@ -25,16 +25,19 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from adapters.api import errors
 from adapters.api.deps import ApiConfig, ApiState
 from adapters.api.routes import all_routers
+from adapters.web.admin import router as admin_page_router
 from adapters.web.app import LINK_KEY_NAME
 from adapters.web.app import router as web_router
 from bot import observability
 from bot.app import running
+from bot.database import APPLICATION_NAME, database_uri
 from bot.doctor import cached_status
-from bot.settings import Settings
+from bot.settings import Settings, environment_layer
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
 from core.pipeline import Pipeline
 from core.steps import NoMedia
+from core.store.pool import create_pool
 
 log = logging.getLogger("parley.server")
 PLAYGROUND_WORKSPACE = "local"
@@ -65,10 +68,18 @@ def create_app(
     *,
     extra_routers: Sequence[APIRouter] = (),
     config: ApiConfig | None = None,
+    admin_pool: asyncpg.Pool | None = None,
 ) -> FastAPI:
-    """The whole HTTP surface: /v1/*, /healthz, /readyz, /metrics, the playground at /, and extras
-    such as the Slack events endpoint."""
-    state = ApiState(pipeline=pipeline, pool=pool, config=config or api_config(settings, pipeline))
+    """The whole HTTP surface: /v1/*, /healthz, /readyz, /metrics, the playground at /, the admin page at
+    /admin, and extras such as the Slack events endpoint. `admin_pool` (the owner's) serves /v1/admin's
+    reports across workspaces; without it `pool` must be an operator's pool."""
+    state = ApiState(
+        pipeline=pipeline,
+        pool=pool,
+        config=config or api_config(settings, pipeline),
+        admin_pool=admin_pool,
+        environment=environment_layer(settings),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,12 +95,13 @@ def create_app(
             {"name": "chat", "description": "Turns: send a message, get (or stream) the reply."},
             {"name": "sessions", "description": "Conversations of your workspace."},
             {"name": "memory", "description": "A person's profile and memories: see, edit, forget."},
+            {"name": "admin", "description": "For operators (admin keys only): settings, limits, usage, audit."},
         ],
     )
     app.state.api = state
     app.state.status = cached_status(settings, pool=pool)
     errors.install(app)
-    for router in (*all_routers(), web_router, *extra_routers):
+    for router in (*all_routers(), web_router, admin_page_router, *extra_routers):
         app.include_router(router)
     app.add_middleware(errors.BodyLimit, max_bytes=state.config.max_body_bytes)
     observability.instrument_app(app)
@@ -107,9 +119,11 @@ async def serve(
 ) -> None:
     """Run until SIGTERM/SIGINT; the process then finishes its turns and returns. `sock` is a listening
     socket shared with other workers (bot/workers.py); only one of them runs `maintenance`."""
-    async with running(settings, maintenance=maintenance) as pipeline:
+    async with running(settings, maintenance=maintenance) as pipeline, operator_pool(settings) as admin_pool:
         pool = pipeline.pool
-        app = create_app(settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline, pool))
+        app = create_app(
+            settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline, pool), admin_pool=admin_pool
+        )
         if pipeline.model is None:
             log.warning("No model configured (PARLEY_MODEL unset): turns answer with the configuration help")
         app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, settings.parley_allowed_hosts))
@@ -140,6 +154,19 @@ async def serve(
         server = DrainingServer(config, on_exit=lambda: setattr(state, "draining", True))
         await server.serve(sockets=[sock] if sock is not None else None)
         log.info("server stopped; %d turn(s) still running", len(state.turns))
+
+
+@asynccontextmanager
+async def operator_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """The owner's pool behind /v1/admin (reports across workspaces): connections open only while an
+    admin request runs and close soon after, as the admin page is used rarely."""
+    pool = await create_pool(
+        database_uri(settings), min_size=0, max_size=2, application_name=APPLICATION_NAME, idle_close_s=5
+    )
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -186,3 +186,16 @@ def _mask_nested(value: object) -> object:
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def environment_layer(settings: Settings) -> dict[str, Any]:
+    """The operator settings the environment sets: the layer under every workspace and channel."""
+    values = {
+        "system_prompt": settings.parley_system_prompt,
+        "temperature": settings.parley_temperature,
+        "max_tokens": settings.parley_max_tokens,
+        "top_p": settings.parley_top_p,
+        "presence_penalty": settings.parley_presence_penalty,
+        "frequency_penalty": settings.parley_frequency_penalty,
+    }
+    return {k: v for k, v in values.items() if v is not None}

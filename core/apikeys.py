@@ -12,13 +12,16 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from core import audit
 from core.models import Platform, WorkspaceKey
-from core.store.tenancy import scoped
+from core.store.tenancy import tenant
 
 PREFIX = "parley"
 KEY_ID_BYTES = 6
@@ -46,6 +49,8 @@ class ApiKeyInfo:
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    admin: bool = False
+    """An operator's key: it opens /v1/admin and the /admin page."""
 
 
 def generate_key() -> NewKey:
@@ -65,22 +70,32 @@ def hash_key(key: str) -> bytes:
 
 
 # -- storage ----------------------------------------------------------------------------------
-_COLUMNS = "key_id, platform, workspace_id, name, created_at, last_used_at, revoked_at"
+_COLUMNS = "key_id, platform, workspace_id, name, created_at, last_used_at, revoked_at, admin"
+AUTOMATIC = audit.Actor(who="parley", door="cli")
+"""Changes Parley makes by itself (the playground's one-time key at `parley serve`)."""
 
 
-async def create_api_key(pool: asyncpg.Pool, *, workspace_id: str, name: str = "") -> tuple[ApiKeyInfo, str]:
-    """Store a new key for `workspace_id`; return its description and the key (shown once)."""
+async def create_api_key(
+    pool: asyncpg.Pool, *, workspace_id: str, name: str = "", admin: bool = False, by: audit.Actor = AUTOMATIC
+) -> tuple[ApiKeyInfo, str]:
+    """Store a new key for `workspace_id` (an operator's with `admin`); return its description and the key
+    (shown once). The audit log records the key's id, never the key."""
     new = generate_key()
-    row = await scoped(pool, _workspace(workspace_id)).fetchrow(
-        f"""INSERT INTO api_keys (key_id, key_hash, platform, workspace_id, name)
-            VALUES ($1, $2, $3, $4, $5) RETURNING {_COLUMNS}""",
-        new.key_id,
-        new.key_hash,
-        Platform.API.value,
-        workspace_id,
-        name,
-    )
-    assert row is not None
+    workspace = _workspace(workspace_id)
+    async with tenant(pool, workspace) as conn:
+        row = await conn.fetchrow(
+            f"""INSERT INTO api_keys (key_id, key_hash, platform, workspace_id, name, admin)
+                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
+            new.key_id,
+            new.key_hash,
+            Platform.API.value,
+            workspace_id,
+            name,
+            admin,
+        )
+        assert row is not None
+        await audit.record(conn, workspace, by=by, action="apikey.create", target=new.key_id,
+                           new={"name": name, "admin": admin})
     return ApiKeyInfo(**dict(row)), new.key
 
 
@@ -92,23 +107,47 @@ async def list_api_keys(pool: asyncpg.Pool, *, workspace_id: str | None = None) 
     return [ApiKeyInfo(**dict(r)) for r in rows]
 
 
-async def revoke_api_key(pool: asyncpg.Pool, key_id: str, *, workspace_id: str | None = None) -> bool:
+async def revoke_api_key(
+    pool: asyncpg.Pool, key_id: str, *, workspace_id: str | None = None, by: audit.Actor = AUTOMATIC
+) -> bool:
     """Revoke a key by its public id; False when no live key has that id. An operator's pool (the owner)
     sees every workspace; the app role must name the key's workspace, whose scope it then acts in."""
-    sql = "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING 1"
-    runner = pool if workspace_id is None else scoped(pool, _workspace(workspace_id))
-    done = await runner.fetchval(sql, key_id)
-    return done is not None
+    async with _transaction(pool, workspace_id) as conn:
+        rows = await conn.fetch(
+            "UPDATE api_keys SET revoked_at = now() WHERE key_id = $1 AND revoked_at IS NULL RETURNING workspace_id",
+            key_id,
+        )
+        await _audit_revoked(conn, [(r["workspace_id"], key_id) for r in rows], by)
+    return bool(rows)
 
 
-async def revoke_named(pool: asyncpg.Pool, *, workspace_id: str, name: str) -> int:
+async def revoke_named(pool: asyncpg.Pool, *, workspace_id: str, name: str, by: audit.Actor = AUTOMATIC) -> int:
     """Revoke every live key of `workspace_id` called `name` (the one-time playground key)."""
-    status: str = await scoped(pool, _workspace(workspace_id)).execute(
-        "UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 AND name = $2 AND revoked_at IS NULL",
-        workspace_id,
-        name,
-    )
-    return int(status.split()[-1])
+    async with _transaction(pool, workspace_id) as conn:
+        rows = await conn.fetch(
+            """UPDATE api_keys SET revoked_at = now() WHERE workspace_id = $1 AND name = $2 AND revoked_at IS NULL
+               RETURNING key_id""",
+            workspace_id,
+            name,
+        )
+        await _audit_revoked(conn, [(workspace_id, r["key_id"]) for r in rows], by)
+    return len(rows)
+
+
+@asynccontextmanager
+async def _transaction(pool: asyncpg.Pool, workspace_id: str | None) -> AsyncIterator[asyncpg.Connection]:
+    """The workspace's scope, or (no workspace named: an operator's pool) a plain transaction."""
+    if workspace_id is not None:
+        async with tenant(pool, _workspace(workspace_id)) as conn:
+            yield conn
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+async def _audit_revoked(conn: asyncpg.Connection, keys: list[tuple[str, str]], by: audit.Actor) -> None:
+    for workspace_id, key_id in keys:
+        await audit.record(conn, _workspace(workspace_id), by=by, action="apikey.revoke", target=key_id)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -32,7 +32,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.settings import ModelSettings
 
 from core import context as ctx
-from core import deliveries, metrics, turns
+from core import deliveries, limits, metrics, turns
 from core.agent import TurnDeps, build_agent
 from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
@@ -226,6 +226,11 @@ class Pipeline:
         if not inbound.text.strip() and not inbound.attachments:
             # Nothing to answer (say, only files that could not be downloaded): the adapter's notes are the reply.
             return Reply(text="", thread_id=inbound.thread_id, error="empty_message")
+        spend = await limits.check(
+            self.pool, inbound.user.workspace, channel_id=inbound.channel_id, user_id=inbound.user_id, now=self.now()
+        )
+        if spend.refusal:
+            return self._failure(inbound, "spend_limit", spend.refusal)
         if sink is not None:
             await sink.status(THINKING)
         with logfire.span("media", count=len(inbound.attachments)):
@@ -260,6 +265,7 @@ class Pipeline:
                 reading,
             )
             earlier = [m for m in history if m.id != message_id][-self.config.history_messages :]
+            memories = memories if overrides.memory is not False else []
             instructions = self._instructions(inbound, verdict.text, overrides, profile, memories)
             prompt = ctx.build_user_content(verdict.text, attachments, vision=self.config.vision)
         deps = TurnDeps(
@@ -315,7 +321,7 @@ class Pipeline:
         if out.blocked:
             metrics.GUARD_BLOCKS_PIPELINE.labels("output").inc()
             reply = replace(reply, text=out.message or _KIND_REFUSAL, blocked=True, block_rail=out.rail)
-        elif self._wants_voice(inbound, profile):
+        elif self._wants_voice(inbound, profile, overrides):
             reply = await self._with_voice(reply)
         reply = replace(reply, latency_ms=_elapsed_ms(started))
         with logfire.span("persist"):
@@ -323,8 +329,14 @@ class Pipeline:
                 turns.finish_turn(
                     self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
                 ),
-                self.memory.remember(inbound.user, verdict.text, message_id=message_id),
+                self.memory.remember(inbound.user, verdict.text, message_id=message_id)
+                if overrides.memory is not False
+                else asyncio.sleep(0),
             )
+        if spend.warning and not reply.blocked:
+            # After storing: the note is for the person, not part of the conversation the model sees again; the
+    # sink's `finish` shows the final text, so it reaches a streamed reply too.
+            reply = replace(reply, text=f"{reply.text}\n\n_{spend.warning}_")
         if self.after_turn is not None:
             self.after_turn(inbound, reply, [m.content for m in memories] + [a.text for a in attachments if a.text])
         return reply
@@ -333,7 +345,7 @@ class Pipeline:
         self, inbound: Inbound, masked: str
     ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage]]:
         overrides, profile, memories, history = await asyncio.gather(
-            load_overrides(self.pool, inbound.user.workspace),
+            load_overrides(self.pool, inbound.user.workspace, inbound.channel_id),
             self.memory.profile(inbound.user),
             self.memory.recall(inbound.user, masked, k=self.config.memory_k),
             thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
@@ -426,8 +438,11 @@ class Pipeline:
             attachments=tuple(attachments),
         )
 
-    def _wants_voice(self, inbound: Inbound, profile: Profile) -> bool:
-        return inbound.voice_reply if inbound.voice_reply is not None else profile.voice_replies
+    def _wants_voice(self, inbound: Inbound, profile: Profile, overrides: WorkspaceOverrides) -> bool:
+        """The request's choice, else the person's, else the channel's or workspace's setting."""
+        if inbound.voice_reply is not None:
+            return inbound.voice_reply
+        return profile.voice_replies or bool(overrides.voice_replies)
 
     async def _with_voice(self, reply: Reply) -> Reply:
         try:

@@ -1,4 +1,8 @@
-"""Per-workspace overrides stored in Postgres: system prompt, model settings, enabled tools."""
+"""Operator settings stored in Postgres, per workspace (channel_id '') and per channel.
+
+core/channel_settings.py holds the vocabulary and which layer wins; this module reads and writes the
+layers, each change together with its audit entry in one transaction.
+"""
 
 from __future__ import annotations
 
@@ -8,53 +12,115 @@ from typing import Any
 
 import asyncpg
 
-from core.models import WorkspaceKey
-from core.store.tenancy import scoped
+from core import audit
+from core.channel_settings import MODEL_SETTING_KEYS, validate
+from core.store.tenancy import TenantKey, scoped, tenant
 
-KNOWN_KEYS = frozenset(
-    {"system_prompt", "temperature", "max_tokens", "top_p", "presence_penalty", "frequency_penalty", "tools"}
-)
-MODEL_SETTING_KEYS = ("temperature", "max_tokens", "top_p", "presence_penalty", "frequency_penalty")
+
+@dataclass(frozen=True, kw_only=True)
+class Layers:
+    """The values stored for one channel and for its workspace (keys absent where nothing is set)."""
+
+    channel: dict[str, Any] = field(default_factory=dict)
+    workspace: dict[str, Any] = field(default_factory=dict)
+
+    def nearest(self) -> dict[str, Any]:
+        """The stored values in force for the channel: its own over its workspace's."""
+        return {**self.workspace, **self.channel}
 
 
 @dataclass(frozen=True, kw_only=True)
 class WorkspaceOverrides:
+    """What the stored layers change for a turn; None (or empty) leaves the environment's value."""
+
     system_prompt: str | None = None
     model_settings: dict[str, Any] = field(default_factory=dict)
     tools: list[str] | None = None
+    memory: bool | None = None
+    voice_replies: bool | None = None
 
 
-async def load_overrides(pool: asyncpg.Pool, workspace: WorkspaceKey) -> WorkspaceOverrides:
-    rows = await scoped(pool, workspace).fetch(
-        "SELECT key, value FROM workspace_settings WHERE platform = $1 AND workspace_id = $2",
-        workspace.platform,
-        workspace.workspace_id,
-    )
-    values = {r["key"]: json.loads(r["value"]) for r in rows}
+def overrides_of(layers: Layers) -> WorkspaceOverrides:
+    values = layers.nearest()
     return WorkspaceOverrides(
         system_prompt=values.get("system_prompt"),
         model_settings={k: values[k] for k in MODEL_SETTING_KEYS if k in values},
         tools=values.get("tools"),
+        memory=values.get("memory"),
+        voice_replies=values.get("voice_replies"),
     )
 
 
-async def set_override(pool: asyncpg.Pool, workspace: WorkspaceKey, key: str, value: Any) -> None:
-    if key not in KNOWN_KEYS:
-        raise ValueError(f"unknown workspace setting {key!r}; known: {', '.join(sorted(KNOWN_KEYS))}")
-    await scoped(pool, workspace).execute(
-        """INSERT INTO workspace_settings (platform, workspace_id, key, value) VALUES ($1, $2, $3, $4::jsonb)
-           ON CONFLICT (platform, workspace_id, key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()""",
+async def load_layers(pool: asyncpg.Pool, workspace: TenantKey, channel_id: str = "") -> Layers:
+    """Both layers in one query; `channel_id` '' reads the workspace's alone."""
+    rows = await scoped(pool, workspace).fetch(
+        """SELECT channel_id, key, value FROM workspace_settings
+           WHERE platform = $1 AND workspace_id = $2 AND channel_id IN ('', $3)""",
         workspace.platform,
         workspace.workspace_id,
-        key,
-        json.dumps(value),
+        channel_id,
     )
+    channel = {r["key"]: json.loads(r["value"]) for r in rows if r["channel_id"] != "" and channel_id}
+    own = {r["key"]: json.loads(r["value"]) for r in rows if r["channel_id"] == ""}
+    return Layers(channel=channel, workspace=own)
 
 
-async def unset_override(pool: asyncpg.Pool, workspace: WorkspaceKey, key: str) -> None:
-    await scoped(pool, workspace).execute(
-        "DELETE FROM workspace_settings WHERE platform = $1 AND workspace_id = $2 AND key = $3",
-        workspace.platform,
-        workspace.workspace_id,
-        key,
-    )
+async def load_overrides(pool: asyncpg.Pool, workspace: TenantKey, channel_id: str = "") -> WorkspaceOverrides:
+    """The stored settings in force for a channel of `workspace` (the workspace's alone for '')."""
+    return overrides_of(await load_layers(pool, workspace, channel_id))
+
+
+async def set_override(
+    pool: asyncpg.Pool, workspace: TenantKey, key: str, value: Any, *, by: audit.Actor, channel_id: str = ""
+) -> Any:
+    """Store a checked value for the workspace or one of its channels; return the value it replaced."""
+    value = validate(key, value)
+    async with tenant(pool, workspace) as conn:
+        old = await conn.fetchval(
+            """WITH old AS (
+                   SELECT value FROM workspace_settings
+                   WHERE platform = $1 AND workspace_id = $2 AND channel_id = $3 AND key = $4 FOR UPDATE
+               ), up AS (
+                   INSERT INTO workspace_settings (platform, workspace_id, channel_id, key, value)
+                   VALUES ($1, $2, $3, $4, $5::jsonb)
+                   ON CONFLICT (platform, workspace_id, channel_id, key)
+                   DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+               )
+               SELECT value FROM old""",
+            workspace.platform,
+            workspace.workspace_id,
+            channel_id,
+            key,
+            json.dumps(value),
+        )
+        previous = None if old is None else json.loads(old)
+        await audit.record(
+            conn, workspace, by=by, action="setting.set", target=_target(key, channel_id), old=previous, new=value
+        )
+    return previous
+
+
+async def unset_override(
+    pool: asyncpg.Pool, workspace: TenantKey, key: str, *, by: audit.Actor, channel_id: str = ""
+) -> Any:
+    """Remove a stored value (the next layer then wins); return it, None when nothing was set."""
+    async with tenant(pool, workspace) as conn:
+        old = await conn.fetchval(
+            """DELETE FROM workspace_settings
+               WHERE platform = $1 AND workspace_id = $2 AND channel_id = $3 AND key = $4 RETURNING value""",
+            workspace.platform,
+            workspace.workspace_id,
+            channel_id,
+            key,
+        )
+        if old is None:
+            return None
+        previous = json.loads(old)
+        await audit.record(
+            conn, workspace, by=by, action="setting.unset", target=_target(key, channel_id), old=previous
+        )
+    return previous
+
+
+def _target(key: str, channel_id: str) -> str:
+    return f"#{channel_id} {key}" if channel_id else key

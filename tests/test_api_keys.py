@@ -97,3 +97,15 @@ def test_apikey_cli_creates_lists_and_revokes(cli_env: CliRunner) -> None:
     assert revoked.exit_code == 0
     again = cli_env.invoke(apikey.app, ["revoke", key_id])
     assert again.exit_code == 1 and "parley apikey list" in again.output
+
+
+async def test_creating_and_revoking_a_key_is_audited_without_the_key(pool: asyncpg.Pool) -> None:
+    from core.audit import Actor, list_entries
+
+    workspace = f"ws-{uuid.uuid4().hex[:8]}"
+    info, key = await create_api_key(pool, workspace_id=workspace, name="ci", by=Actor(who="ada", door="cli"))
+    await revoke_api_key(pool, info.key_id, by=Actor(who="ada", door="cli"))
+    entries = await list_entries(pool, workspace_id=workspace)
+    assert [(e.action, e.target, e.actor) for e in entries] == [
+        ("apikey.revoke", info.key_id, "ada"), ("apikey.create", info.key_id, "ada")]
+    assert key not in str(entries)

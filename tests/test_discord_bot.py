@@ -17,11 +17,13 @@ import pytest
 from adapters.discord import DiscordConfig, ParleyDiscordClient, build_discord
 from adapters.discord.invite import fetch_application_id
 from bot.app import Steps
+from core.audit import list_entries
 from core.media import ElevenLabsConfig, Media, MediaConfig
 from core.memory.profiles import get_profile
-from core.models import UserKey
+from core.models import UserKey, WorkspaceKey
 from core.pipeline import Pipeline
 from core.steps import MemoryHit, NoGuard, Profile
+from core.workspace import Layers, load_layers
 from tests.fakes.discord_gateway import Call, FakeDiscord, FakeGuild, Payload
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
 from tests.fakes.openai_server import FakeOpenAI, Text
@@ -386,7 +388,7 @@ async def test_a_thumbs_down_on_the_last_part_of_a_long_answer_rates_the_turn(
 
 
 async def test_slash_commands_are_synced_on_start(fake: FakeDiscord, parley: ParleyDiscordClient) -> None:
-    assert sorted(c["name"] for c in fake.commands) == ["ask", "forget", "help", "profile"]
+    assert sorted(c["name"] for c in fake.commands) == ["ask", "forget", "help", "profile", "settings"]
     assert fake.calls_to("PUT", f"/applications/{fake.application_id}/commands")
 
 
@@ -650,3 +652,37 @@ async def test_a_user_installed_ask_in_a_server_without_parley_answers_privately
     assert deferred.json["data"]["flags"] & 64, "ephemeral"
     await delivered(pool, str(guild.id), used["id"])
     assert fake.interactions[used["token"]]["content"] == "You said: quietly please"
+
+
+async def test_slash_settings_set_changes_this_channel_and_is_audited(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    ada = fake.user("Ada")
+    used = await fake.slash(
+        "settings", ada, channel_id=guild.channel_id, guild_id=guild.id,
+        options=[{"name": "set", "type": 1, "options": [
+            {"name": "key", "type": 3, "value": "system_prompt"}, {"name": "value", "type": 3, "value": "Be terse."},
+        ]}],
+    )
+    call = await fake.wait_for_call("POST", f"/interactions/{used['id']}/")
+    assert "Saved" in call.json["data"]["content"] and call.json["data"]["flags"] & 64
+    workspace = WorkspaceKey(platform="discord", workspace_id=str(guild.id))
+    layers = await load_layers(pool, workspace, str(guild.channel_id))
+    assert layers.channel == {"system_prompt": "Be terse."} and layers.workspace == {}
+    [entry] = await list_entries(pool, platform="discord", workspace_id=str(guild.id))
+    assert (entry.actor, entry.door, entry.new_value) == (ada["id"], "discord", "Be terse.")
+
+
+async def test_slash_settings_is_refused_to_members_who_cannot_manage_the_channel(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    used = await fake.slash(
+        "settings", fake.user("Bob"), channel_id=guild.channel_id, guild_id=guild.id, permissions=1 << 11,
+        options=[{"name": "set", "type": 1, "options": [
+            {"name": "key", "type": 3, "value": "memory"}, {"name": "value", "type": 3, "value": "false"},
+        ]}],
+    )
+    call = await fake.wait_for_call("POST", f"/interactions/{used['id']}/")
+    assert "Only members who can manage this channel" in call.json["data"]["content"]
+    workspace = WorkspaceKey(platform="discord", workspace_id=str(guild.id))
+    assert await load_layers(pool, workspace, str(guild.channel_id)) == Layers()

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.audit import Actor
 from core.models import Reply, UserKey
 from core.pipeline import OPERATOR_FIXES, Pipeline
 from core.steps import Verdict
@@ -22,6 +23,7 @@ from tests.fakes.openai_server import BrokenStream, Error, FakeOpenAI, Text, Too
 from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
+OPERATOR = Actor(who="operator", door="cli")
 
 
 @pytest.fixture
@@ -241,7 +243,7 @@ async def test_p20_a_workspace_system_prompt_overrides_the_default(
     pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
     inbound = message("hi")
-    await set_override(pool, inbound.user.workspace, "system_prompt", "You are Ahab's helper in $channel.")
+    await set_override(pool, inbound.user.workspace, "system_prompt", "You are Ahab's helper in $channel.", by=OPERATOR)
     await pipeline.run(inbound)
     system = str(openai_server.requests[-1]["messages"][0])
     assert "You are Ahab's helper in #C1." in system
@@ -251,7 +253,7 @@ async def test_p4_workspace_model_settings_reach_the_provider(
     pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
     inbound = message("hi")
-    await set_override(pool, inbound.user.workspace, "temperature", 0.15)
+    await set_override(pool, inbound.user.workspace, "temperature", 0.15, by=OPERATOR)
     await pipeline.run(inbound)
     assert openai_server.requests[-1]["temperature"] == 0.15
 

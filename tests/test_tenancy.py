@@ -15,9 +15,11 @@ from adapters.discord.store import NewMessage, remember_messages
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from core import deliveries, turns
 from core.apikeys import create_api_key
+from core.audit import Actor
 from core.cache import PostgresCacheStore
 from core.feedback import record_feedback
 from core.guard.events import SafetyEvent, record_event
+from core.limits import SpendLimit, set_limit
 from core.memory.profiles import ProfileChanges, update_profile
 from core.models import Inbound, Reply, UserKey, WorkspaceKey
 from core.ratelimit import take, turn_budgets
@@ -55,7 +57,7 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
     )
     event = SafetyEvent(user=inbound.user, stage="input", rail="pii", action="masked", reason="r", excerpt="x")
     await record_event(pool, event)
-    await set_override(pool, inbound.user.workspace, "temperature", 0.1)
+    await set_override(pool, inbound.user.workspace, "temperature", 0.1, by=Actor(who="test", door="cli"))
     await PostgresCacheStore(pool, inbound.user.workspace, 60).put("k", ModelResponse(parts=[TextPart("x")]))
     await update_profile(pool, inbound.user, ProfileChanges(language="en"))
     await PostgresInstallationStore(pool, client_id="c").async_save(
@@ -69,6 +71,13 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
         NewMessage(channel_id="C1", message_id=uuid.uuid4().hex)])
     await deliveries.record(pool, inbound, turn_id=turn_id, message_ids=["C1:2.0"])
     await take(pool, turn_budgets(platform="slack", workspace_id=team, user_id="U1", per_user=5, per_workspace=5))
+    await set_limit(pool, inbound.user.workspace, SpendLimit(
+        platform="slack", workspace_id=team, scope="person", subject="U1", metric="tokens", period="day", amount=9,
+    ), by=Actor(who="test", door="cli"))
+    await pool.execute(
+        "INSERT INTO spend_warnings (platform, workspace_id, user_id, limit_id, period_start)"
+        " SELECT platform, workspace_id, subject, id, now() FROM spend_limits WHERE workspace_id = $1", team
+    )
     await seed_as_owner(pool, inbound, turn_id)
     return inbound
 

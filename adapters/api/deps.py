@@ -40,6 +40,10 @@ class ApiState:
     pool: asyncpg.Pool
     config: ApiConfig
     memory_enabled: bool = True
+    admin_pool: asyncpg.Pool | None = None
+    """The operator's pool the admin API reads across workspaces with (the owner's); None: `pool` is one."""
+    environment: dict[str, object] = field(default_factory=dict)
+    """The settings the environment sets, the layer under every workspace (bot.settings.environment_layer)."""
     turns: set[asyncio.Task[object]] = field(default_factory=set)
     draining: bool = False
 
@@ -63,6 +67,8 @@ def get_state(request: Request) -> ApiState:
 StateDep = Annotated[ApiState, Depends(get_state)]
 SESSION_COOKIE = "parley_session"
 """The playground's sign-in: an API key in an HttpOnly, SameSite=Strict cookie (adapters/web/app.py)."""
+ADMIN_COOKIE = "parley_admin"
+"""The admin page's sign-in: an admin key in its own HttpOnly, SameSite=Strict cookie."""
 _bearer = HTTPBearer(auto_error=False, description="An API key from `parley apikey create --workspace W`.")
 
 
@@ -74,6 +80,11 @@ async def require_key(
     """The caller's live API key (the bearer token, else the playground's session cookie), counted against
     its rate limit; 401 or 429 otherwise."""
     token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
+    return await authenticated(request, state, token)
+
+
+async def authenticated(request: Request, state: ApiState, token: str | None) -> ApiKeyInfo:
+    """The live key `token` names, counted against its rate limit; 401 or 429 otherwise."""
     if token is None:
         raise ApiError(
             401,
@@ -112,6 +123,27 @@ async def require_key(
 
 
 KeyDep = Annotated[ApiKeyInfo, Depends(require_key)]
+
+
+async def require_admin(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> ApiKeyInfo:
+    """An admin key (the bearer token, else the admin page's cookie); 403 for an ordinary key."""
+    token = credentials.credentials if credentials is not None else request.cookies.get(ADMIN_COOKIE)
+    key = await authenticated(request, state, token)
+    if not key.admin:
+        raise ApiError(
+            403,
+            "admin_only",
+            "This endpoint is for operators and the API key is not an admin key.",
+            "Use a key from `parley apikey create --admin --workspace W`.",
+        )
+    return key
+
+
+AdminDep = Annotated[ApiKeyInfo, Depends(require_admin)]
 
 
 def refuse_when_draining(state: ApiState) -> None:

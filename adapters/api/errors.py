@@ -48,6 +48,7 @@ DATABASE_AWAY = ErrorBody(
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     texts = {
         401: "Missing or invalid API key",
+        403: "An admin key is needed (`parley apikey create --admin`)",
         409: "Already answered (same Idempotency-Key)",
         404: "Not found",
         413: "Request body too large",

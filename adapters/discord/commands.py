@@ -1,4 +1,5 @@
-"""Parley's slash commands: /ask, /profile show|set, /forget (with a confirmation button), /help.
+"""Parley's slash commands: /ask, /profile show|set, /forget (with a confirmation button), /help, and
+/settings show|set|unset for a channel's settings (members who can manage the channel).
 
 The commands translate only: /ask goes through the same pipeline as a mention, /profile and
 /forget call the memory package's profile and forgetting functions for the person who asked, in
@@ -18,10 +19,13 @@ from discord import app_commands
 from pydantic import ValidationError
 
 from adapters.discord.config import DM_WORKSPACE
+from core.audit import Actor
+from core.channel_settings import KEYS, UnknownSetting, parse
 from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import Platform, UserKey
 from core.steps import Profile
+from core.workspace import load_layers, set_override, unset_override
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +115,86 @@ def build_tree(client: discord.Client, *, pool: asyncpg.Pool, ask: Ask) -> app_c
             ephemeral=True,
         )
 
+    tree.add_command(settings_group(pool))
+
     @tree.command(name="help", description="What Parley can do and how to talk to it.")
     async def help_command(interaction: discord.Interaction) -> None:
         await interaction.response.send_message(HELP, ephemeral=True)
 
     return tree
+
+
+def settings_group(pool: asyncpg.Pool) -> app_commands.Group:
+    """/settings for this channel, offered to members with Manage Channels and checked again on use
+    (a server can change who sees a command). Changes are audited with the member's id."""
+    group = app_commands.Group(
+        name="settings", description="This channel's Parley settings (Manage Channels).", guild_only=True,
+        default_permissions=discord.Permissions(manage_channels=True),
+    )
+    keys = [app_commands.Choice(name=k, value=k) for k in KEYS]
+
+    @group.command(name="show", description="The settings this channel and this server set.")
+    async def settings_show(interaction: discord.Interaction) -> None:
+        if await _refused(interaction):
+            return
+        layers = await load_layers(pool, user_key(interaction).workspace, str(interaction.channel_id))
+        await interaction.response.send_message(describe_channel_settings(layers.channel, layers.workspace),
+                                                ephemeral=True)
+
+    @group.command(name="set", description="Set a value for this channel (it wins over the server's).")
+    @app_commands.describe(key="The setting", value='A value: text, a number, true/false or ["tool", ...]')
+    @app_commands.choices(key=keys)
+    async def settings_set(interaction: discord.Interaction, key: str, value: str) -> None:
+        if await _refused(interaction):
+            return
+        try:
+            parsed = parse(key, value)
+        except UnknownSetting as exc:
+            await interaction.response.send_message(f"That didn't work: {exc}", ephemeral=True)
+            return
+        await set_override(pool, user_key(interaction).workspace, key, parsed, by=_member(interaction),
+                           channel_id=str(interaction.channel_id))
+        await interaction.response.send_message(f"Saved: `{key}` for this channel.", ephemeral=True)
+
+    @group.command(name="unset", description="Remove this channel's value (the server's applies again).")
+    @app_commands.choices(key=keys)
+    async def settings_unset(interaction: discord.Interaction, key: str) -> None:
+        if await _refused(interaction):
+            return
+        old = await unset_override(pool, user_key(interaction).workspace, key, by=_member(interaction),
+                                   channel_id=str(interaction.channel_id))
+        done = "Removed" if old is not None else "This channel did not set"
+        await interaction.response.send_message(f"{done} `{key}`.", ephemeral=True)
+
+    return group
+
+
+def describe_channel_settings(channel: dict[str, object], workspace: dict[str, object]) -> str:
+    """Each setting this channel or its server sets, and which of the two it comes from."""
+    lines = []
+    for key in KEYS:
+        source = "this channel" if key in channel else "this server" if key in workspace else None
+        if source is not None:
+            value = channel.get(key, workspace.get(key))
+            shown = discord.utils.escape_markdown(str(value))[:300]
+            lines.append(f"- `{key}` = {shown} (from {source})")
+    if not lines:
+        return "Nothing is set for this channel or server: Parley's defaults apply."
+    return "**Settings here**\n" + "\n".join(lines)
+
+
+async def _refused(interaction: discord.Interaction) -> bool:
+    """Answer and return True when the member may not manage this channel."""
+    if interaction.guild_id is not None and interaction.permissions.manage_channels:
+        return False
+    await interaction.response.send_message(
+        "Only members who can manage this channel can change Parley's settings here.", ephemeral=True
+    )
+    return True
+
+
+def _member(interaction: discord.Interaction) -> Actor:
+    return Actor(who=str(interaction.user.id), door="discord")
 
 
 def _as_bool(value: str) -> str | bool:

@@ -55,9 +55,16 @@ COMMANDS: dict[str, Lazy] = {
     "config": Lazy(target="bot.cli.core_commands:config_app", help="Show the effective configuration."),
     "db": Lazy(target="bot.cli.core_commands:db_app", help="Database maintenance."),
     "feedback": Lazy(target="bot.cli.core_commands:feedback_app", help="Ratings people gave Parley's replies."),
-    "workspace": Lazy(
-        target="bot.cli.core_commands:workspace_app",
-        help="Per-workspace overrides (system prompt, model settings, tools).",
+    "settings": Lazy(
+        target="bot.cli.settings:app",
+        help="Settings per workspace and per channel: prompt, model settings, tools, memory, voice.",
+    ),
+    "limits": Lazy(
+        target="bot.cli.limits:app",
+        help="Spend limits in tokens or USD per day or month, per person, channel or workspace.",
+    ),
+    "audit": Lazy(
+        target="bot.cli.audit:app", help="The audit log: changes of settings, limits, API keys, and forget requests."
     ),
     "tools": Lazy(target="bot.cli.core_commands:tools_app", help="The tools the agent can call."),
     "memory": Lazy(target="bot.cli.memory:app", help="Long-term memories: re-embed, retention, forget, export."),

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.cli.common import err, load_settings, run, wide_table
+from bot.cli.common import err, load_settings, operator, run, wide_table
 from bot.database import open_pool
 from core.apikeys import ApiKeyInfo, create_api_key, list_api_keys, revoke_api_key
 
@@ -21,6 +21,7 @@ out = Console()
 def create(
     workspace: Annotated[str, typer.Option("--workspace", "-w", help="The workspace the key acts for.")],
     name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
+    admin: Annotated[bool, typer.Option("--admin", help="An operator's key: it opens /admin and /v1/admin.")] = False,
 ) -> None:
     """Make a key; it is printed once, alone on the last line, and cannot be shown again."""
     settings = load_settings(model=False)
@@ -28,12 +29,13 @@ def create(
     async def main() -> tuple[ApiKeyInfo, str]:
         pool = await open_pool(settings, max_size=2)
         try:
-            return await create_api_key(pool, workspace_id=workspace, name=name)
+            return await create_api_key(pool, workspace_id=workspace, name=name, admin=admin, by=operator())
         finally:
             await pool.close()
 
     info, key = run(main())
-    print(f"Created API key {info.key_id} for workspace {info.workspace_id!r}. Store it now; it is not shown again:")
+    kind = "admin API key" if admin else "API key"
+    print(f"Created {kind} {info.key_id} for workspace {info.workspace_id!r}. Store it now; it is not shown again:")
     print(key)
 
 
@@ -56,12 +58,13 @@ def list_keys(
     if as_json:
         print(json.dumps([asdict(k) for k in keys], default=str))
         return
-    table = wide_table("id", "workspace", "name", "created", "last used", "revoked")
+    table = wide_table("id", "workspace", "name", "admin", "created", "last used", "revoked")
     for k in keys:
         table.add_row(
             k.key_id,
             k.workspace_id,
             k.name,
+            "yes" if k.admin else "",
             k.created_at.isoformat(timespec="seconds"),
             k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "",
             k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
@@ -77,7 +80,7 @@ def revoke(key_id: Annotated[str, typer.Argument(help="The key's id, as `parley 
     async def main() -> bool:
         pool = await open_pool(settings, max_size=2)
         try:
-            return await revoke_api_key(pool, key_id)
+            return await revoke_api_key(pool, key_id, by=operator())
         finally:
             await pool.close()
 

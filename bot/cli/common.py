@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.table import Table
 from bot import config_check, observability
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.models import UserKey
+
+if TYPE_CHECKING:
+    from core.audit import Actor
 
 T = TypeVar("T")
 err = Console(stderr=True)
@@ -85,6 +88,15 @@ PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, sla
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
 UserOpt = Annotated[str | None, typer.Option("--user", "-u", help="User id (default: you, the OS user).")]
 """The same flags on every command about one person, defaulting like `parley chat`: console, local, you."""
+
+
+def operator() -> Actor:
+    """Who runs this command, as the audit log names them: the OS user at the terminal."""
+    import getpass
+
+    from core.audit import Actor
+
+    return Actor(who=getpass.getuser(), door="cli")
 
 
 def person(platform: str, workspace: str, user: str | None) -> UserKey:

@@ -1,4 +1,4 @@
-"""Foundation commands: chat, config, db, usage, feedback, workspace settings, tools."""
+"""Foundation commands: chat, config, db, usage, feedback, tools."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -16,11 +16,9 @@ from bot.cli.common import err, load_settings, log_file, parse_since, report_pro
 from bot.database import open_pool, start_early
 from bot.settings import get_settings
 from core.feedback import list_feedback
-from core.models import WorkspaceKey
 from core.store.migrations import migrate
 from core.telemetry import startup_phase
 from core.turns import usage_since
-from core.workspace import load_overrides, set_override, unset_override
 
 if TYPE_CHECKING:
     from core.media.config import VoiceFormat
@@ -29,8 +27,6 @@ out = Console()
 config_app = typer.Typer(help="Show the effective configuration.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 feedback_app = typer.Typer(help="Ratings people gave Parley's replies.", no_args_is_help=True)
-workspace_app = typer.Typer(help="Per-workspace overrides (system prompt, model settings, tools).",
-                            no_args_is_help=True)
 tools_app = typer.Typer(help="The tools the agent can call.", no_args_is_help=True)
 
 WorkspaceOpt = Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")]
@@ -165,70 +161,6 @@ def feedback_list(
             table.add_row(r.created_at.isoformat(timespec="seconds"), r.platform, r.workspace_id, r.user_id,
                           str(r.turn_id), f"{r.score:+d}", r.source)
         out.print(table)
-
-    run(main())
-
-
-@workspace_app.command("set")
-def workspace_set(
-    key: Annotated[str, typer.Argument(help="system_prompt, temperature, max_tokens, top_p, "
-                                            "presence_penalty, frequency_penalty or tools")],
-    value: Annotated[str, typer.Argument(help="A JSON value (a bare word is taken as a string).")],
-    workspace: WorkspaceOpt = "local",
-    platform: PlatformOpt = "console",
-) -> None:
-    """Override a setting for one workspace."""
-    settings = load_settings(model=False)
-
-    parsed: Any
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-
-    async def main() -> None:
-        pool = await open_pool(settings)
-        try:
-            await set_override(pool, WorkspaceKey(platform=platform, workspace_id=workspace), key, parsed)
-        finally:
-            await pool.close()
-
-    try:
-        run(main())
-    except ValueError as exc:
-        err.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    out.print(f"{platform}/{workspace}: {key} set")
-
-
-@workspace_app.command("unset")
-def workspace_unset(key: str, workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
-    """Remove a workspace override."""
-    settings = load_settings(model=False)
-
-    async def main() -> None:
-        pool = await open_pool(settings)
-        try:
-            await unset_override(pool, WorkspaceKey(platform=platform, workspace_id=workspace), key)
-        finally:
-            await pool.close()
-
-    run(main())
-    out.print(f"{platform}/{workspace}: {key} unset")
-
-
-@workspace_app.command("show")
-def workspace_show(workspace: WorkspaceOpt = "local", platform: PlatformOpt = "console") -> None:
-    """The overrides in force for one workspace."""
-    settings = load_settings(model=False)
-
-    async def main() -> None:
-        pool = await open_pool(settings)
-        try:
-            overrides = await load_overrides(pool, WorkspaceKey(platform=platform, workspace_id=workspace))
-        finally:
-            await pool.close()
-        print(json.dumps(asdict(overrides), indent=2))
 
     run(main())
 

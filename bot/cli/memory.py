@@ -11,7 +11,17 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run, wide_table
+from bot.cli.common import (
+    PlatformOpt,
+    UserOpt,
+    WorkspaceOpt,
+    err,
+    load_settings,
+    operator,
+    person,
+    run,
+    wide_table,
+)
 from bot.database import open_pool
 
 app = typer.Typer(help="Long-term memories: re-embed, retention, forget, export.", no_args_is_help=True)
@@ -93,7 +103,7 @@ def forget_command(
     async def main() -> dict[str, int]:
         pool = await open_pool(settings)
         try:
-            return await forget_user(pool, key)
+            return await forget_user(pool, key, by=operator())
         finally:
             await pool.close()
 

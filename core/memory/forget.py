@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from core import audit
 from core.memory import maintenance
 from core.memory.scope import person_scope
 from core.models import UserKey
@@ -41,8 +42,9 @@ ASK_TO_CONFIRM = (
 )
 
 
-async def forget_user(pool: asyncpg.Pool, user: UserKey) -> dict[str, int]:
-    """Delete every row of `user` in one transaction; return the number deleted per table."""
+async def forget_user(pool: asyncpg.Pool, user: UserKey, *, by: audit.Actor | None = None) -> dict[str, int]:
+    """Delete every row of `user` in one transaction; return the number deleted per table. The audit log
+    records the request: by `by`, or by the person themselves through their platform."""
     tables = await _personal_tables(pool)
     counts: dict[str, int] = {}
     async with person_scope(pool, user) as conn:
@@ -54,6 +56,10 @@ async def forget_user(pool: asyncpg.Pool, user: UserKey) -> dict[str, int]:
                 user.user_id,
             )
             counts[table] = int(status.split()[-1])
+        await audit.record(
+            conn, user, by=by or audit.Actor(who=user.user_id, door=audit.door_of(user.platform)),
+            action="memory.forget", target=user.user_id, new={"deleted": counts},
+        )
     await maintenance.drop_scope_indexes(pool, user)
     return counts
 

@@ -291,6 +291,7 @@ class FakeDiscord:
         resolved: Payload | None = None,
         user_install: bool = False,
         private_channel: bool = False,
+        permissions: int = (1 << 41) - 1,
     ) -> Payload:
         """A slash command used by `user`: INTERACTION_CREATE type 2 for a command synced earlier.
 
@@ -307,7 +308,7 @@ class FakeDiscord:
             data["resolved"] = resolved
         owners = {"1": user["id"]} if user_install else {"0": str(guild_id or 0)}
         return await self._interaction(2, data, user, channel_id=channel_id, guild_id=guild_id, owners=owners,
-                                       context=context)
+                                       context=context, permissions=permissions)
 
     async def click(
         self, message: Payload, custom_id: str, user: Payload, *, channel_id: int, guild_id: int | None = None
@@ -418,7 +419,7 @@ class FakeDiscord:
 
     async def _interaction(
         self, kind: int, data: Payload, user: Payload, *, channel_id: int, guild_id: int | None,
-        owners: Payload, context: int, message: Payload | None = None,
+        owners: Payload, context: int, message: Payload | None = None, permissions: int = (1 << 41) - 1,
     ) -> Payload:
         payload: Payload = {
             "id": str(self.snowflake()),
@@ -441,7 +442,7 @@ class FakeDiscord:
             payload["guild_locale"] = "en-US"
             payload["member"] = {
                 "user": user, "roles": [], "joined_at": _now(), "deaf": False, "mute": False, "flags": 0,
-                "permissions": str((1 << 41) - 1),
+                "permissions": str(permissions),
             }
         else:
             payload["user"] = user

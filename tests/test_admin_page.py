@@ -1,0 +1,183 @@
+"""The admin page in headless Chromium against a real `parley serve`: it refuses an ordinary key, and with
+an admin key renders usage and cost charts, feedback with the worst-rated turn, refusals with the
+false-positive marking, evaluation runs, and edits settings and limits that land in the audit log.
+
+`PARLEY_ADMIN_SCREENSHOTS=docs` refreshes docs/admin-*.png."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from core.apikeys import create_api_key
+from core.guard.events import SafetyEvent, record_event
+from core.models import UserKey
+from tests.api_helpers import bearer
+from tests.fakes.openai_server import FakeOpenAI
+from tests.test_web_playground import off_thread
+
+ROOT = Path(__file__).resolve().parents[1]
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = os.environ.get("PARLEY_ADMIN_SCREENSHOTS")
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed"),
+]
+
+
+@pytest.fixture(scope="module")
+def served(pg_uri: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `parley serve` (the app role for turns, the owner's pool for /v1/admin)."""
+    tmp_path = tmp_path_factory.mktemp("admin")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
+    env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path),
+               PARLEY_MODEL="openai:fake", OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="sk-test")
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            assert process.poll() is None, "parley serve exited"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def keys(pg_uri: str) -> tuple[str, str]:
+    """(an admin key, an ordinary key of a fresh workspace)."""
+
+    async def main() -> tuple[str, str]:
+        pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
+        try:
+            _, admin = await create_api_key(pool, workspace_id="ops", name="admin page", admin=True)
+            _, ordinary = await create_api_key(pool, workspace_id=f"ws-{uuid.uuid4().hex[:8]}", name="app")
+            return admin, ordinary
+        finally:
+            await pool.close()
+
+    return off_thread(main)
+
+
+def seed(url: str, pg_uri: str, ordinary: str) -> None:
+    """A few answered turns over the API, a thumbs-down, a refusal and two evaluation runs."""
+    for text in ("How do I rotate the on-call?", "Summarise the incident", "Draft the release note"):
+        answer = httpx.post(f"{url}/v1/chat", json={"message": text}, headers=bearer(ordinary), timeout=60)
+        assert answer.status_code == 200, answer.text
+    rated = httpx.post(f"{url}/v1/feedback", json={"turn_id": answer.json()["turn_id"], "score": -1},
+                       headers=bearer(ordinary), timeout=30)
+    assert rated.status_code == 200, rated.text
+
+    async def main() -> None:
+        pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
+        try:
+            person = UserKey(platform="slack", workspace_id="TDEMO", user_id="U1")
+            await record_event(pool, SafetyEvent(user=person, stage="input", rail="harm", action="blocked",
+                                                 reason="harmful request", excerpt="how can I pick the office lock"))
+            for passed, score in ((False, 0.62), (True, 0.81)):
+                run_id = await pool.fetchval(
+                    """INSERT INTO eval_runs (suite, model, passed, failing, started_at)
+                       VALUES ('smoke', 'openai:fake', $1, $2, now()) RETURNING id""",
+                    passed, [] if passed else ["answer_relevancy"],
+                )
+                await pool.execute(
+                    """INSERT INTO eval_metric_results (run_id, metric, status, score, threshold, direction)
+                       VALUES ($1, 'answer_relevancy', $2, $3, 0.7, 'min'),
+                              ($1, 'refusal', 'passed', 0.95, 0.9, 'min')""",
+                    run_id, "passed" if passed else "failed", score,
+                )
+        finally:
+            await pool.close()
+
+    off_thread(main)
+
+
+@pytest.fixture
+def page() -> Iterator[object]:
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"],
+        )
+        yield browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
+        browser.close()
+
+
+def test_the_admin_page_refuses_an_ordinary_key_and_renders_with_an_admin_key(
+    served: str, keys: tuple[str, str], page: object, pg_uri: str, fake_openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    admin, ordinary = keys
+    seed(served, pg_uri, ordinary)
+    p = page  # a playwright Page
+    expect = playwright_api.expect
+    p.goto(f"{served}/admin")  # type: ignore[attr-defined]
+    expect(p.locator("#sign-in")).to_be_visible()  # type: ignore[attr-defined]
+    p.fill("#key-input", ordinary)  # type: ignore[attr-defined]
+    p.click("#sign-in-form button")  # type: ignore[attr-defined]
+    expect(p.locator("#sign-in-error")).to_contain_text("not an admin key")  # type: ignore[attr-defined]
+    expect(p.locator("#dashboard")).to_be_hidden()  # type: ignore[attr-defined]
+    assert httpx.get(f"{served}/v1/admin/usage", headers=bearer(ordinary)).status_code == 403
+
+    p.fill("#key-input", admin)  # type: ignore[attr-defined]
+    p.click("#sign-in-form button")  # type: ignore[attr-defined]
+    expect(p.locator("#dashboard")).to_be_visible()  # type: ignore[attr-defined]
+    expect(p.locator("#status")).to_contain_text("Updated")  # type: ignore[attr-defined]
+    assert p.locator("#chart-tokens rect").count() >= 1  # type: ignore[attr-defined]
+    expect(p.locator("#by-model")).to_contain_text("fake")  # type: ignore[attr-defined]
+    expect(p.locator("#worst")).to_contain_text("You said: Draft the release note")  # type: ignore[attr-defined]
+    assert p.locator("#chart-feedback rect").count() >= 2  # type: ignore[attr-defined]
+    expect(p.locator("#refusal-categories")).to_contain_text("harm")  # type: ignore[attr-defined]
+    assert p.locator("#chart-evals polyline").count() == 2  # type: ignore[attr-defined]
+    expect(p.locator("#evals")).to_contain_text("failed: answer_relevancy")  # type: ignore[attr-defined]
+    if SCREENSHOTS:
+        p.screenshot(path=f"{SCREENSHOTS}/admin-overview.png", full_page=True)  # type: ignore[attr-defined]
+
+    refusal = p.locator("#refusals tr", has_text="pick the office lock")  # type: ignore[attr-defined]
+    refusal.locator("button").click()
+    expect(refusal.locator(".tag.fp")).to_be_visible()
+
+    p.fill("#set-platform", "slack")  # type: ignore[attr-defined]
+    p.fill("#set-workspace", "TDEMO")  # type: ignore[attr-defined]
+    p.fill("#set-channel", "CSUPPORT")  # type: ignore[attr-defined]
+    p.click("#settings-scope button")  # type: ignore[attr-defined]
+    p.select_option("#setting-key", "system_prompt")  # type: ignore[attr-defined]
+    p.fill("#setting-value", "You are the support desk. Be brief.")  # type: ignore[attr-defined]
+    p.click("#setting-edit button.primary")  # type: ignore[attr-defined]
+    expect(p.locator("#settings tr", has_text="system_prompt")).to_contain_text("channel")  # type: ignore[attr-defined]
+
+    p.fill("#limit-platform", "slack")  # type: ignore[attr-defined]
+    p.fill("#limit-workspace", "TDEMO")  # type: ignore[attr-defined]
+    p.fill("#limit-subject", "U1")  # type: ignore[attr-defined]
+    p.fill("#limit-amount", "50000")  # type: ignore[attr-defined]
+    p.click("#limit-edit button")  # type: ignore[attr-defined]
+    expect(p.locator("#limits")).to_contain_text("50,000 tokens per day")  # type: ignore[attr-defined]
+    audit = p.locator("#audit")  # type: ignore[attr-defined]
+    expect(audit).to_contain_text("setting.set")
+    expect(audit).to_contain_text("limit.set")
+    expect(audit).to_contain_text("admin page")
+    if SCREENSHOTS:
+        p.locator("#settings").scroll_into_view_if_needed()  # type: ignore[attr-defined]
+        p.screenshot(path=f"{SCREENSHOTS}/admin-editors.png", full_page=True)  # type: ignore[attr-defined]

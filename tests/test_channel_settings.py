@@ -1,0 +1,154 @@
+"""Settings per channel over per workspace over the environment: the resolver, the store, the turn."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+
+import asyncpg
+import pytest
+
+from bot.app import Steps
+from core.audit import Actor, list_entries
+from core.channel_settings import UnknownSetting, parse, resolve, resolve_all, validate
+from core.models import UserKey, WorkspaceKey
+from core.steps import MemoryHit, NoGuard, NoMedia, NoMemory
+from core.workspace import load_layers, load_overrides, set_override, unset_override
+from tests.fakes.openai_server import FakeOpenAI
+from tests.pipeline_helpers import build_pipeline, message, settings_for
+
+OPERATOR = Actor(who="ops", door="cli")
+
+
+def test_the_channel_value_wins_over_the_workspace_and_the_environment() -> None:
+    found = resolve("temperature", channel={"temperature": 0.1}, workspace={"temperature": 0.5},
+                    environment={"temperature": 0.9})
+    assert (found.value, found.source) == (0.1, "channel")
+
+
+def test_the_workspace_value_wins_where_the_channel_sets_none() -> None:
+    found = resolve("system_prompt", channel={"tools": []}, workspace={"system_prompt": "ws"}, environment={})
+    assert (found.value, found.source) == ("ws", "workspace")
+
+
+def test_the_environment_answers_where_no_layer_in_the_database_sets_the_key() -> None:
+    found = resolve("max_tokens", channel={}, workspace={}, environment={"max_tokens": 300})
+    assert (found.value, found.source) == (300, "environment")
+
+
+def test_a_key_set_nowhere_is_the_builtin_default() -> None:
+    every = resolve_all(channel={}, workspace={}, environment={})
+    assert all(e.source == "default" and e.value is None for e in every.values())
+
+
+def test_an_empty_tool_list_is_a_setting_not_an_absence() -> None:
+    found = resolve("tools", channel={"tools": []}, workspace={"tools": ["web"]}, environment={})
+    assert (found.value, found.source) == ([], "channel")
+
+
+def test_command_line_values_are_parsed_as_json_where_they_parse() -> None:
+    assert parse("temperature", "0.3") == 0.3
+    assert parse("memory", "false") is False
+    assert parse("tools", '["calculate"]') == ["calculate"]
+    assert parse("system_prompt", "You are terse.") == "You are terse."
+    assert parse("system_prompt", "42") == "42"
+
+
+@pytest.mark.parametrize(("key", "value"), [("temperature", 5), ("max_tokens", -1), ("memory", "perhaps"),
+                                            ("tools", "web"), ("system_prompt", "  ")])
+def test_a_bad_value_is_refused_with_what_is_allowed(key: str, value: object) -> None:
+    with pytest.raises(UnknownSetting, match=key):
+        validate(key, value)
+
+
+def test_an_unknown_key_is_refused_naming_the_known_ones() -> None:
+    with pytest.raises(UnknownSetting, match="system_prompt"):
+        validate("colour", "blue")
+
+
+async def test_a_channel_layer_and_a_workspace_layer_are_read_in_one_go(pool: asyncpg.Pool) -> None:
+    ws = WorkspaceKey(platform="slack", workspace_id=f"T{uuid.uuid4().hex[:8]}")
+    await set_override(pool, ws, "temperature", 0.5, by=OPERATOR)
+    await set_override(pool, ws, "temperature", 0.1, by=OPERATOR, channel_id="C9")
+    layers = await load_layers(pool, ws, "C9")
+    assert layers.channel == {"temperature": 0.1} and layers.workspace == {"temperature": 0.5}
+    assert (await load_overrides(pool, ws, "C8")).model_settings == {"temperature": 0.5}
+
+
+async def test_every_change_of_a_setting_is_audited_with_old_and_new(pool: asyncpg.Pool) -> None:
+    ws = WorkspaceKey(platform="discord", workspace_id=f"G{uuid.uuid4().hex[:8]}")
+    await set_override(pool, ws, "memory", True, by=OPERATOR, channel_id="C1")
+    await set_override(pool, ws, "memory", False, by=Actor(who="apikey:abc", door="api"), channel_id="C1")
+    await unset_override(pool, ws, "memory", by=OPERATOR, channel_id="C1")
+    entries = await list_entries(pool, platform="discord", workspace_id=ws.workspace_id)
+    assert [(e.action, e.target, e.old_value, e.new_value, e.door) for e in reversed(entries)] == [
+        ("setting.set", "#C1 memory", None, True, "cli"),
+        ("setting.set", "#C1 memory", True, False, "api"),
+        ("setting.unset", "#C1 memory", False, None, "cli"),
+    ]
+
+
+async def test_unsetting_what_was_never_set_changes_nothing_and_logs_nothing(pool: asyncpg.Pool) -> None:
+    ws = WorkspaceKey(platform="slack", workspace_id=f"T{uuid.uuid4().hex[:8]}")
+    assert await unset_override(pool, ws, "top_p", by=OPERATOR) is None
+    assert await list_entries(pool, workspace_id=ws.workspace_id) == []
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_channel_with_its_own_prompt_sends_it_while_another_channel_sends_the_workspaces(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    pipeline = build_pipeline(settings_for(openai_server), pool)
+    first = message("hello", channel_name="support")
+    ws = first.user.workspace
+    await set_override(pool, ws, "system_prompt", "You are the workspace helper.", by=OPERATOR)
+    await set_override(pool, ws, "system_prompt", "You are the support desk of $channel.", by=OPERATOR,
+                       channel_id="C1")
+    await pipeline.run(first)
+    support = str(openai_server.requests[-1]["messages"][0])
+    other = dataclasses.replace(first, channel_id="C2", channel_name="eng", thread_id="T2",
+                                event_id=uuid.uuid4().hex)
+    await pipeline.run(other)
+    eng = str(openai_server.requests[-1]["messages"][0])
+    assert "You are the support desk of #support." in support and "workspace helper" not in support
+    assert "You are the workspace helper." in eng and "support desk" not in eng
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_channel_model_settings_reach_the_provider(pool: asyncpg.Pool, openai_server: FakeOpenAI) -> None:
+    pipeline = build_pipeline(settings_for(openai_server), pool)
+    inbound = message("hi")
+    await set_override(pool, inbound.user.workspace, "temperature", 0.7, by=OPERATOR)
+    await set_override(pool, inbound.user.workspace, "temperature", 0.05, by=OPERATOR, channel_id="C1")
+    await pipeline.run(inbound)
+    assert openai_server.requests[-1]["temperature"] == 0.05
+
+
+class _RememberingMemory(NoMemory):
+    """Recalls one memory for everyone and records what it was asked to remember."""
+
+    def __init__(self) -> None:
+        self.remembered: list[str] = []
+
+    async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
+        return [MemoryHit(id=1, content="Ada's project is called Falcon", score=1.0)]
+
+    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+        self.remembered.append(text)
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_channel_with_memory_off_neither_recalls_nor_remembers(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    memory = _RememberingMemory()
+    steps = Steps(media=NoMedia(), guard=NoGuard(), memory=memory)
+    pipeline = build_pipeline(settings_for(openai_server), pool, steps=steps)
+    inbound = message("I moved to Lisbon")
+    await set_override(pool, inbound.user.workspace, "memory", False, by=OPERATOR, channel_id="C1")
+    await pipeline.run(inbound)
+    private = str(openai_server.requests[-1]["messages"][0])
+    await pipeline.run(dataclasses.replace(inbound, channel_id="C2", event_id=uuid.uuid4().hex))
+    elsewhere = str(openai_server.requests[-1]["messages"][0])
+    assert "Falcon" not in private and "Falcon" in elsewhere
+    assert memory.remembered == ["I moved to Lisbon"]
