@@ -43,6 +43,7 @@ from core.prompts import PromptTemplate, load_template
 from core.ratelimit import Budget, turn_budgets
 from core.steps import GuardStep, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
 from core.store.instance import Instance
+from core.store.tenancy import one_transaction
 from core.tools.registry import ToolRegistry
 from core.workspace import WorkspaceOverrides, load_overrides
 
@@ -301,12 +302,13 @@ class Pipeline:
             reply = await self._with_voice(reply)
         reply = replace(reply, latency_ms=_elapsed_ms(started))
         with logfire.span("persist"):
-            await asyncio.gather(
-                turns.finish_turn(
-                    self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
-                ),
-                self.memory.remember(inbound.user, verdict.text, message_id=message_id),
-            )
+            async with one_transaction(self.pool, inbound.user):  # the reply and the memory together
+                await asyncio.gather(
+                    turns.finish_turn(
+                        self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
+                    ),
+                    self.memory.remember(inbound.user, verdict.text, message_id=message_id),
+                )
         if self.after_turn is not None:
             self.after_turn(inbound, reply, [m.content for m in memories] + [a.text for a in attachments if a.text])
         return reply
@@ -314,12 +316,13 @@ class Pipeline:
     async def _read_context(
         self, inbound: Inbound, masked: str
     ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage]]:
-        overrides, profile, memories, history = await asyncio.gather(
-            load_overrides(self.pool, inbound.user.workspace),
-            self.memory.profile(inbound.user),
-            self.memory.recall(inbound.user, masked, k=self.config.memory_k),
-            thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
-        )
+        async with one_transaction(self.pool, inbound.user.workspace):  # one transaction for the four reads
+            overrides, profile, memories, history = await asyncio.gather(
+                load_overrides(self.pool, inbound.user.workspace),
+                self.memory.profile(inbound.user),
+                self.memory.recall(inbound.user, masked, k=self.config.memory_k),
+                thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
+            )
         return overrides, profile, memories, history
 
     def _instructions(

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.api.errors import ApiError
-from core.apikeys import ApiKeyInfo, authenticate
+from core.apikeys import ApiKeyInfo, Checked, Executor, authenticate
 from core.pipeline import Pipeline
 
 
@@ -63,16 +63,22 @@ def get_state(request: Request) -> ApiState:
 StateDep = Annotated[ApiState, Depends(get_state)]
 SESSION_COOKIE = "parley_session"
 """The playground's sign-in: an API key in an HttpOnly, SameSite=Strict cookie (adapters/web/app.py)."""
-_bearer = HTTPBearer(auto_error=False, description="An API key from `parley apikey create --workspace W`.")
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key from `parley apikey create --workspace W`.")
 
 
 async def require_key(
     request: Request,
     state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> ApiKeyInfo:
     """The caller's live API key (the bearer token, else the playground's session cookie), counted against
     its rate limit; 401 or 429 otherwise."""
+    checked = await check_key(state, state.pool, bearer_token(request, credentials), request)
+    return accept_key(checked, state, request)
+
+
+def bearer_token(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    """The key a request presents (the bearer token, else the playground's cookie); 401 without one."""
     token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
     if token is None:
         raise ApiError(
@@ -82,14 +88,24 @@ async def require_key(
             "Send `Authorization: Bearer <key>`; an operator creates keys with `parley apikey create --workspace W`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return token
+
+
+async def check_key(state: ApiState, db: Executor, token: str, request: Request) -> Checked:
+    """Look the key up and count the request against its limits (through `db`: the pool, or a scope
+    that shares a transaction with what the request does next)."""
     address = request.client.host if request.client else "unknown"
-    checked = await authenticate(
-        state.pool,
+    return await authenticate(
+        db,
         token,
         address=address,
         per_key=state.config.rate_per_min,
         invalid_per_address=state.config.invalid_keys_per_min,
     )
+
+
+def accept_key(checked: Checked, state: ApiState, request: Request) -> ApiKeyInfo:
+    """The checked key, or the 429 (over a limit) or 401 (not a live key) that refuses the request."""
     if checked.wait_s:
         seconds = max(1, math.ceil(checked.wait_s))
         if checked.key is None:
