@@ -55,6 +55,7 @@ def api_config(settings: Settings, pipeline: Pipeline) -> ApiConfig:
         max_body_bytes=int(max_file * 4 / 3 * 2 + MIB),
         voice_reply=not isinstance(pipeline.media, NoMedia),
         stream_grace_s=pipeline.config.turn_timeout_s,
+        max_turns=settings.parley_api_max_turns or settings.parley_max_concurrent_turns,
     )
 
 

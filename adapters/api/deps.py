@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -11,7 +12,9 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from adapters.api.admission import Admission, Ticket
 from adapters.api.errors import ApiError
+from core import metrics
 from core.apikeys import ApiKeyInfo, Checked, Executor, authenticate
 from core.pipeline import Pipeline
 
@@ -30,6 +33,10 @@ class ApiConfig:
     """A text-to-speech engine is wired, so `voice_reply` requests get audio."""
     stream_grace_s: float = 150.0
     """How long a streaming turn may go on finishing after shutdown begins."""
+    max_turns: int = 32
+    """API turns one worker takes at once (load shedding); the next is refused with 503 at once."""
+    busy_retry_after_s: int = 2
+    """What a refused client is told to wait: about one turn's time, when a slot is likely free."""
 
 
 @dataclass(kw_only=True)
@@ -42,6 +49,10 @@ class ApiState:
     memory_enabled: bool = True
     turns: set[asyncio.Task[object]] = field(default_factory=set)
     draining: bool = False
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(limit=self.config.max_turns)
 
     def track(self, task: asyncio.Task[object]) -> None:
         """Keep a turn task until it ends, so shutdown can wait for it."""
@@ -128,6 +139,30 @@ def accept_key(checked: Checked, state: ApiState, request: Request) -> ApiKeyInf
 
 
 KeyDep = Annotated[ApiKeyInfo, Depends(require_key)]
+
+
+async def admit_turn(state: StateDep) -> AsyncIterator[Ticket]:
+    """A slot for one turn, taken before any database work; 503 with Retry-After when there is none.
+    A request that fails before its turn starts gives the slot back; a started turn's task holds it."""
+    ticket = state.admission.enter()
+    if ticket is None:
+        metrics.SHED.labels("api").inc()
+        raise ApiError(
+            503,
+            "overloaded",
+            f"This server is answering as many messages as it can ({state.config.max_turns} at once) "
+            "and took no more; nothing was stored.",
+            f"Retry after {state.config.busy_retry_after_s} s (see Retry-After), or spread requests over time.",
+            headers={"Retry-After": str(state.config.busy_retry_after_s)},
+        )
+    try:
+        yield ticket
+    finally:
+        if not ticket.handed_over:
+            ticket.release()
+
+
+TicketDep = Annotated[Ticket, Depends(admit_turn)]
 
 
 def refuse_when_draining(state: ApiState) -> None:

@@ -15,6 +15,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from adapters.api.deps import (
     ApiState,
     StateDep,
+    TicketDep,
     accept_key,
     bearer_scheme,
     bearer_token,
@@ -94,12 +95,13 @@ STREAM_EVENT = {
 
 @router.post("/chat", response_model=ChatResponse, responses=ERRORS, summary="Send a message, get the reply")
 async def chat(
-    body: ChatRequest, caller: CallerDep, state: StateDep, idempotency: IdempotencyDep = None
+    body: ChatRequest, ticket: TicketDep, caller: CallerDep, state: StateDep, idempotency: IdempotencyDep = None
 ) -> ChatResponse:
     refuse_when_draining(state)
     session, inbound = _turn_input(body, caller, idempotency)
     task = asyncio.create_task(_run(state, inbound))
     state.track(task)
+    ticket.hand_to(task)
     reply = await asyncio.shield(task)
     if reply.duplicate:
         raise already_answered(session.session_id)
@@ -119,7 +121,7 @@ async def chat(
     summary="Send a message, stream the reply",
 )
 async def chat_stream(
-    body: ChatRequest, caller: CallerDep, state: StateDep, idempotency: IdempotencyDep = None
+    body: ChatRequest, ticket: TicketDep, caller: CallerDep, state: StateDep, idempotency: IdempotencyDep = None
 ) -> EventSourceResponse:
     refuse_when_draining(state)
     session, inbound = _turn_input(body, caller, idempotency)
@@ -136,6 +138,7 @@ async def chat_stream(
 
     task = asyncio.create_task(run())
     state.track(task)
+    ticket.hand_to(task)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         while (delta := await deltas.get()) is not None:
