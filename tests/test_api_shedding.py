@@ -73,21 +73,29 @@ async def client(server: str, openai_server: FakeOpenAI) -> AsyncIterator[httpx.
         yield http
 
 
-async def until_model_has(openai_server: FakeOpenAI, requests: int) -> None:
-    while len(openai_server.requests) < requests:
-        await asyncio.sleep(0.01)
+async def fill_every_slot(
+    client: httpx.AsyncClient, key: str, openai_server: FakeOpenAI, path: str
+) -> list[asyncio.Task[httpx.Response]]:
+    """LIMIT slow turns through `path`, returned once all of them are at the model."""
+    openai_server.delay = MODEL_DELAY_S
+    turns = [
+        asyncio.create_task(client.post(path, json={"message": f"slow {i}"}, headers=bearer(key)))
+        for i in range(LIMIT)
+    ]
+
+    async def all_at_the_model() -> None:
+        while len(openai_server.requests) < LIMIT:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(all_at_the_model(), 20)
+    return turns
 
 
 async def test_turns_over_the_limit_get_503_with_retry_after_while_the_admitted_ones_complete(
     client: httpx.AsyncClient, pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
     _, key = await new_key(pool)
-    openai_server.delay = MODEL_DELAY_S
-    admitted = [
-        asyncio.create_task(client.post("/v1/chat", json={"message": f"slow {i}"}, headers=bearer(key)))
-        for i in range(LIMIT)
-    ]
-    await asyncio.wait_for(until_model_has(openai_server, LIMIT), 20)
+    admitted = await fill_every_slot(client, key, openai_server, "/v1/chat")
     extra = await asyncio.gather(
         *(client.post("/v1/chat", json={"message": f"extra {i}"}, headers=bearer(key)) for i in range(2))
     )
@@ -119,12 +127,7 @@ async def test_a_streaming_turn_holds_its_slot_until_its_stream_ends(
     client: httpx.AsyncClient, pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
     _, key = await new_key(pool)
-    openai_server.delay = MODEL_DELAY_S
-    streams = [
-        asyncio.create_task(client.post("/v1/chat/stream", json={"message": f"s {i}"}, headers=bearer(key)))
-        for i in range(LIMIT)
-    ]
-    await asyncio.wait_for(until_model_has(openai_server, LIMIT), 20)
+    streams = await fill_every_slot(client, key, openai_server, "/v1/chat/stream")
     refused = await client.post("/v1/chat", json={"message": "one more"}, headers=bearer(key))
     assert refused.status_code == 503
     assert all(r.status_code == 200 for r in await asyncio.gather(*streams))
