@@ -86,6 +86,15 @@ async def test_a_persons_rows_stay_hidden_from_the_next_person_in_the_same_trans
         assert await scoped(app_pool, person(ws, "U2")).fetchval(count) == 0
 
 
+async def test_a_scope_nested_in_another_in_a_group_leaves_the_outer_scope_its_own_tenant(
+    app_pool: asyncpg.Pool,
+) -> None:
+    ws = workspace()
+    async with one_transaction(app_pool, ws), tenant(app_pool, person(ws, "U1")) as conn:
+        assert await scoped(app_pool, ws).fetchval(SETTINGS) == f"{ws.workspace_id}|"
+        assert await conn.fetchval(SETTINGS) == f"{ws.workspace_id}|U1"
+
+
 async def test_a_failure_inside_a_group_rolls_back_every_statement_of_it(app_pool: asyncpg.Pool) -> None:
     ws = workspace()
     insert = "INSERT INTO workspace_settings (platform, workspace_id, key, value) VALUES ($1, $2, 'k', '1')"

@@ -141,8 +141,12 @@ class _Group:
         """The connection, switched to `tenant`, for one scope at a time; None once the block has ended."""
         task = asyncio.current_task()
         if self.holder is task:  # a scope inside a scope of the same task: it already holds the lock
+            outer = self.current
             await self._switch(tenant)
-            yield self.conn
+            try:
+                yield self.conn
+            finally:
+                await self._switch(outer)  # the outer scope goes on seeing only its own rows
             return
         async with self.lock:
             if not self.open:
