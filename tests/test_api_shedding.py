@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
 import pytest
 
-from adapters.api.admission import Admission
+from adapters.api.admission import Admission, LoopLag, admits
 from adapters.api.deps import ApiConfig
 from bot.app import build_pipeline
 from bot.server import api_config, create_app
@@ -48,7 +49,8 @@ async def test_a_ticket_handed_to_a_task_is_given_back_when_the_task_ends_howeve
 
 def test_the_default_limit_is_the_turns_a_worker_works_on_at_once() -> None:
     settings = fake_model_settings(None, parley_max_concurrent_turns=12)
-    assert api_config(settings, build_pipeline(settings, None)).max_turns == 12  # type: ignore[arg-type]
+    config = api_config(settings, build_pipeline(settings, None))  # type: ignore[arg-type]
+    assert (config.max_turns, config.max_loop_lag_s) == (12, 1.0)
     settings = fake_model_settings(None, parley_max_concurrent_turns=12, parley_api_max_turns=5)
     assert api_config(settings, build_pipeline(settings, None)).max_turns == 5  # type: ignore[arg-type]
 
@@ -133,3 +135,27 @@ async def test_a_streaming_turn_holds_its_slot_until_its_stream_ends(
     assert all(r.status_code == 200 for r in await asyncio.gather(*streams))
     await asyncio.sleep(0.1)
     assert (await client.post("/v1/chat", json={"message": "now"}, headers=bearer(key))).status_code == 200
+
+
+# -- a worker whose CPU runs out -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("in_flight", "lag_s", "max_lag_s", "admitted"),
+    [(0, 0.0, 0.25, True), (0, 0.3, 0.25, False), (0, 5.0, None, True), (LIMIT, 0.0, 0.25, False)],
+)
+def test_a_turn_is_admitted_only_with_a_free_slot_and_a_loop_that_keeps_time(
+    in_flight: int, lag_s: float, max_lag_s: float | None, admitted: bool
+) -> None:
+    assert admits(in_flight=in_flight, limit=LIMIT, lag_s=lag_s, max_lag_s=max_lag_s) is admitted
+
+
+async def test_the_loop_lag_sees_a_stalled_event_loop_and_recovers() -> None:
+    lag = LoopLag(interval_s=0.01)
+    watching = asyncio.create_task(lag.watch())
+    await asyncio.sleep(0.05)
+    time.sleep(0.4)  # a stall, as when the CPU is taken by other work
+    await asyncio.sleep(0.02)
+    stalled = lag.lag_s
+    await asyncio.sleep(0.3)
+    watching.cancel()
+    assert stalled > 0.1
+    assert lag.lag_s < stalled / 4

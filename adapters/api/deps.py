@@ -12,7 +12,7 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from adapters.api.admission import Admission, Ticket
+from adapters.api.admission import Admission, LoopLag, Ticket
 from adapters.api.errors import ApiError
 from core import metrics
 from core.apikeys import ApiKeyInfo, Checked, Executor, authenticate
@@ -37,6 +37,9 @@ class ApiConfig:
     """API turns one worker takes at once (load shedding); the next is refused with 503 at once."""
     busy_retry_after_s: int = 2
     """What a refused client is told to wait: about one turn's time, when a slot is likely free."""
+    max_loop_lag_s: float | None = None
+    """No new API turn while the event loop runs its timers this late (the CPU is what runs out);
+    None: the limit alone decides."""
 
 
 @dataclass(kw_only=True)
@@ -50,9 +53,10 @@ class ApiState:
     turns: set[asyncio.Task[object]] = field(default_factory=set)
     draining: bool = False
     admission: Admission = field(init=False)
+    loop_lag: LoopLag = field(default_factory=LoopLag)
 
     def __post_init__(self) -> None:
-        self.admission = Admission(limit=self.config.max_turns)
+        self.admission = Admission(limit=self.config.max_turns, max_lag_s=self.config.max_loop_lag_s, lag=self.loop_lag)
 
     def track(self, task: asyncio.Task[object]) -> None:
         """Keep a turn task until it ends, so shutdown can wait for it."""
@@ -150,8 +154,7 @@ async def admit_turn(state: StateDep) -> AsyncIterator[Ticket]:
         raise ApiError(
             503,
             "overloaded",
-            f"This server is answering as many messages as it can ({state.config.max_turns} at once) "
-            "and took no more; nothing was stored.",
+            "This server is answering as many messages as it can right now and took no more; nothing was stored.",
             f"Retry after {state.config.busy_retry_after_s} s (see Retry-After), or spread requests over time.",
             headers={"Retry-After": str(state.config.busy_retry_after_s)},
         )
