@@ -7,7 +7,9 @@ reports every finished reply back here. This process drives load, closed-loop: `
 conversations at a time, each `--conversation-turns` turns long, one after another.
 
 - API door: `POST /v1/chat` with an API key. turns/s = completed turns / wall time; latency is the
-  HTTP request's.
+  HTTP request's. A turn the server sheds (503 `overloaded` with Retry-After, when more conversations
+  are in flight than the workers take) is counted apart (`shed`, `shed_p99_ms`) and sent again after
+  Retry-After, as a client would.
 - Slack door: signed Events API `app_mention` requests to `/slack/events`, the first turn of a
   conversation at the top level and the rest in its thread. ack = the event POST's response time;
   turns/s = replies finished at the fake Slack (chat.stopStream, or chat.postMessage without a
@@ -170,6 +172,14 @@ def message_text(serial: int) -> str:
     return f"{QUESTIONS[serial % len(QUESTIONS)]} This is about item {serial}."
 
 
+def retry_after_s(header: str | None) -> float:
+    """The seconds a 503's Retry-After asks for (1 when absent or not a number of seconds)."""
+    try:
+        return max(0.0, float(header)) if header is not None else 1.0
+    except ValueError:
+        return 1.0
+
+
 def is_answer(text: str) -> bool:
     """The fake model echoes; anything else is an error message or a refusal."""
     return REPLY_PREFIX in text
@@ -189,6 +199,10 @@ class Budget:
         self.left -= 1
         return True
 
+    def give_back(self) -> None:
+        """A turn refused by load shedding: it is sent again after Retry-After."""
+        self.left += 1
+
 
 @dataclass
 class DoorStats:
@@ -202,6 +216,8 @@ class DoorStats:
     acks: list[float] = field(default_factory=list)
     ok: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    shed: list[float] = field(default_factory=list)
+    """API: response times of turns refused with 503 + Retry-After (load shedding), not counted as turns."""
 
     @property
     def turns(self) -> int:
@@ -576,7 +592,13 @@ class Driver:
                     stats.errors[type(exc).__name__] += 1
                     tick()
                     continue
-                stats.latencies.append(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                if status == 503 and data.get("error") == "overloaded":
+                    stats.shed.append(elapsed)
+                    budget.give_back()
+                    await asyncio.sleep(retry_after_s(r.headers.get("Retry-After")))
+                    continue
+                stats.latencies.append(elapsed)
                 if status != 200:
                     stats.errors[f"http_{status}"] += 1
                 elif data.get("error") or not is_answer(str(data.get("reply"))):
@@ -709,6 +731,8 @@ def door_report(stats: DoorStats, before: CpuSnapshot, after: CpuSnapshot, concu
     }
     if stats.name.startswith("api"):
         report.update(latency_summary(stats.latencies))
+        report["shed"] = len(stats.shed)
+        report.update(latency_summary(stats.shed, "shed_"))
     else:
         report.update(latency_summary(stats.acks, "ack_"))
         report.update(latency_summary(stats.latencies, "reply_"))

@@ -7,6 +7,7 @@ finish (streams included), then closes the pool and exits 0.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -58,6 +59,8 @@ def api_config(settings: Settings, pipeline: Pipeline) -> ApiConfig:
         max_body_bytes=int(max_file * 4 / 3 * 2 + MIB),
         voice_reply=not isinstance(pipeline.media, NoMedia),
         stream_grace_s=pipeline.config.turn_timeout_s,
+        max_turns=settings.parley_api_max_turns or settings.parley_max_concurrent_turns,
+        max_loop_lag_s=settings.parley_api_max_loop_lag_ms / 1000 if settings.parley_api_max_loop_lag_ms else None,
     )
 
 
@@ -83,8 +86,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await state.drain(state.config.stream_grace_s)
+        watching = asyncio.create_task(state.loop_lag.watch(), name="parley-loop-lag")
+        try:
+            yield
+            await state.drain(state.config.stream_grace_s)
+        finally:
+            watching.cancel()
 
     app = FastAPI(
         title="Parley",

@@ -117,6 +117,12 @@ class Settings(BaseSettings):
     logfire_token: SecretStr | None = None
     parley_max_concurrent_turns: int = Field(default=32, ge=1)
     """Turns one server process works on at once; more wait in line (keeps acks and probes fast)."""
+    parley_api_max_turns: int | None = Field(default=None, ge=1)
+    """API turns one server process takes at once; the next gets 503 + Retry-After at once (load
+    shedding). Default: PARLEY_MAX_CONCURRENT_TURNS, so an API turn never waits in line."""
+    parley_api_max_loop_lag_ms: int | None = Field(default=1000, ge=1)
+    """No new API turn either while the process's event loop runs this late: on a machine whose CPU
+    runs out first, turns are refused instead of slowing every turn in flight and every Slack ack."""
     parley_trace_sample: float | None = Field(default=None, ge=0.0, le=1.0)
     """Share of traces recorded. Default: all when spans have somewhere to go (LOGFIRE_TOKEN or
     OTEL_EXPORTER_OTLP_ENDPOINT), none otherwise; logs carry trace ids either way."""

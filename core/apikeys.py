@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -159,8 +160,14 @@ class Checked:
     wait_s: float = 0.0
 
 
+class Executor(Protocol):
+    """The pool, or a tenant scope (core/store/tenancy.py) that runs the lookup inside a larger transaction."""
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None: ...
+
+
 async def authenticate(
-    pool: asyncpg.Pool, key: str, *, address: str, per_key: int, invalid_per_address: int
+    db: Executor, key: str, *, address: str, per_key: int, invalid_per_address: int
 ) -> Checked:
     """The live key matching `key` and its rate limit, in one round trip. Unknown, malformed and revoked
     keys look the same; an address that sent too many invalid keys is refused before any lookup.
@@ -170,7 +177,7 @@ async def authenticate(
     key_id = key_id_of(key)
     if key_id is None:
         return Checked(key=None)
-    row = await pool.fetchrow(
+    row = await db.fetchrow(
         "SELECT * FROM parley_authenticate_key($1, $2, $3, $4, $5)",
         key_id,
         hash_key(key),

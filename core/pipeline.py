@@ -48,6 +48,7 @@ from core.ratelimit import Budget, turn_budgets
 from core.sink import THINKING, ReplySink
 from core.steps import GuardStep, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
 from core.store.instance import Instance
+from core.store.tenancy import one_transaction
 from core.tools.registry import ToolRegistry
 from core.workspace import WorkspaceOverrides, load_overrides
 
@@ -325,17 +326,18 @@ class Pipeline:
             reply = await self._with_voice(reply)
         reply = replace(reply, latency_ms=_elapsed_ms(started))
         with logfire.span("persist"):
-            await asyncio.gather(
-                turns.finish_turn(
-                    self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
-                ),
-                self.memory.remember(inbound.user, verdict.text, message_id=message_id)
-                if overrides.memory is not False
-                else asyncio.sleep(0),
-            )
+            async with one_transaction(self.pool, inbound.user):  # the reply and the memory together
+                await asyncio.gather(
+                    turns.finish_turn(
+                        self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
+                    ),
+                    self.memory.remember(inbound.user, verdict.text, message_id=message_id)
+                    if overrides.memory is not False
+                    else asyncio.sleep(0),
+                )
         if spend.warning and not reply.blocked:
-            # After storing: the note is for the person, not part of the conversation the model sees again; the
-    # sink's `finish` shows the final text, so it reaches a streamed reply too.
+            # After storing: the note is for the person, not part of the conversation the model sees again;
+            # the sink's `finish` shows the final text, so it reaches a streamed reply too.
             reply = replace(reply, text=f"{reply.text}\n\n_{spend.warning}_")
         if self.after_turn is not None:
             self.after_turn(inbound, reply, [m.content for m in memories] + [a.text for a in attachments if a.text])
@@ -344,12 +346,13 @@ class Pipeline:
     async def _read_context(
         self, inbound: Inbound, masked: str
     ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage]]:
-        overrides, profile, memories, history = await asyncio.gather(
-            load_overrides(self.pool, inbound.user.workspace, inbound.channel_id),
-            self.memory.profile(inbound.user),
-            self.memory.recall(inbound.user, masked, k=self.config.memory_k),
-            thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
-        )
+        async with one_transaction(self.pool, inbound.user.workspace):  # one transaction for the four reads
+            overrides, profile, memories, history = await asyncio.gather(
+                load_overrides(self.pool, inbound.user.workspace, inbound.channel_id),
+                self.memory.profile(inbound.user),
+                self.memory.recall(inbound.user, masked, k=self.config.memory_k),
+                thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
+            )
         return overrides, profile, memories, history
 
     def _instructions(

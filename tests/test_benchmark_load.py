@@ -16,6 +16,7 @@ from benchmarks.load import (
     message_text,
     per_turn,
     percentile,
+    retry_after_s,
     slack_ts,
     spaced,
     split_turns,
@@ -92,3 +93,9 @@ def test_only_the_fake_models_echo_counts_as_an_answer() -> None:
 def test_every_turn_sends_a_different_message() -> None:
     texts = [message_text(n) for n in range(1, 500)]
     assert len(set(texts)) == len(texts)
+
+
+def test_a_shed_turn_waits_what_retry_after_asks_or_one_second() -> None:
+    assert retry_after_s("2") == 2.0
+    assert retry_after_s(None) == 1.0
+    assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 1.0

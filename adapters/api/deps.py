@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -11,8 +12,10 @@ import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from adapters.api.admission import Admission, LoopLag, Ticket
 from adapters.api.errors import ApiError
-from core.apikeys import ApiKeyInfo, authenticate
+from core import metrics
+from core.apikeys import ApiKeyInfo, Checked, Executor, authenticate
 from core.pipeline import Pipeline
 
 
@@ -30,6 +33,13 @@ class ApiConfig:
     """A text-to-speech engine is wired, so `voice_reply` requests get audio."""
     stream_grace_s: float = 150.0
     """How long a streaming turn may go on finishing after shutdown begins."""
+    max_turns: int = 32
+    """API turns one worker takes at once (load shedding); the next is refused with 503 at once."""
+    busy_retry_after_s: int = 2
+    """What a refused client is told to wait: about one turn's time, when a slot is likely free."""
+    max_loop_lag_s: float | None = None
+    """No new API turn while the event loop runs its timers this late (the CPU is what runs out);
+    None: the limit alone decides."""
 
 
 @dataclass(kw_only=True)
@@ -46,6 +56,11 @@ class ApiState:
     """The settings the environment sets, the layer under every workspace (bot.settings.environment_layer)."""
     turns: set[asyncio.Task[object]] = field(default_factory=set)
     draining: bool = False
+    admission: Admission = field(init=False)
+    loop_lag: LoopLag = field(default_factory=LoopLag)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission(limit=self.config.max_turns, max_lag_s=self.config.max_loop_lag_s, lag=self.loop_lag)
 
     def track(self, task: asyncio.Task[object]) -> None:
         """Keep a turn task until it ends, so shutdown can wait for it."""
@@ -69,22 +84,30 @@ SESSION_COOKIE = "parley_session"
 """The playground's sign-in: an API key in an HttpOnly, SameSite=Strict cookie (adapters/web/app.py)."""
 ADMIN_COOKIE = "parley_admin"
 """The admin page's sign-in: an admin key in its own HttpOnly, SameSite=Strict cookie."""
-_bearer = HTTPBearer(auto_error=False, description="An API key from `parley apikey create --workspace W`.")
+bearer_scheme = HTTPBearer(auto_error=False, description="An API key from `parley apikey create --workspace W`.")
 
 
 async def require_key(
     request: Request,
     state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> ApiKeyInfo:
     """The caller's live API key (the bearer token, else the playground's session cookie), counted against
     its rate limit; 401 or 429 otherwise."""
-    token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE)
-    return await authenticated(request, state, token)
+    checked = await check_key(state, state.pool, bearer_token(request, credentials), request)
+    return accept_key(checked, state, request)
 
 
-async def authenticated(request: Request, state: ApiState, token: str | None) -> ApiKeyInfo:
-    """The live key `token` names, counted against its rate limit; 401 or 429 otherwise."""
+def bearer_token(
+    request: Request, credentials: HTTPAuthorizationCredentials | None, *, cookie: str = SESSION_COOKIE
+) -> str:
+    """The key a request presents (the bearer token, else the sign-in `cookie`); 401 without one."""
+    token = credentials.credentials if credentials is not None else request.cookies.get(cookie)
+    return presented(token)
+
+
+def presented(token: str | None) -> str:
+    """The key itself; 401 when the request carried none."""
     if token is None:
         raise ApiError(
             401,
@@ -93,14 +116,24 @@ async def authenticated(request: Request, state: ApiState, token: str | None) ->
             "Send `Authorization: Bearer <key>`; an operator creates keys with `parley apikey create --workspace W`.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    return token
+
+
+async def check_key(state: ApiState, db: Executor, token: str, request: Request) -> Checked:
+    """Look the key up and count the request against its limits (through `db`: the pool, or a scope
+    that shares a transaction with what the request does next)."""
     address = request.client.host if request.client else "unknown"
-    checked = await authenticate(
-        state.pool,
+    return await authenticate(
+        db,
         token,
         address=address,
         per_key=state.config.rate_per_min,
         invalid_per_address=state.config.invalid_keys_per_min,
     )
+
+
+def accept_key(checked: Checked, state: ApiState, request: Request) -> ApiKeyInfo:
+    """The checked key, or the 429 (over a limit) or 401 (not a live key) that refuses the request."""
     if checked.wait_s:
         seconds = max(1, math.ceil(checked.wait_s))
         if checked.key is None:
@@ -125,14 +158,19 @@ async def authenticated(request: Request, state: ApiState, token: str | None) ->
 KeyDep = Annotated[ApiKeyInfo, Depends(require_key)]
 
 
+async def authenticated(request: Request, state: ApiState, token: str | None) -> ApiKeyInfo:
+    """The live key `token` names, counted against its rate limit; 401 or 429 otherwise."""
+    checked = await check_key(state, state.pool, presented(token), request)
+    return accept_key(checked, state, request)
+
+
 async def require_admin(
     request: Request,
     state: StateDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> ApiKeyInfo:
     """An admin key (the bearer token, else the admin page's cookie); 403 for an ordinary key."""
-    token = credentials.credentials if credentials is not None else request.cookies.get(ADMIN_COOKIE)
-    key = await authenticated(request, state, token)
+    key = await authenticated(request, state, bearer_token(request, credentials, cookie=ADMIN_COOKIE))
     if not key.admin:
         raise ApiError(
             403,
@@ -144,6 +182,29 @@ async def require_admin(
 
 
 AdminDep = Annotated[ApiKeyInfo, Depends(require_admin)]
+
+
+async def admit_turn(state: StateDep) -> AsyncIterator[Ticket]:
+    """A slot for one turn, taken before any database work; 503 with Retry-After when there is none.
+    A request that fails before its turn starts gives the slot back; a started turn's task holds it."""
+    ticket = state.admission.enter()
+    if ticket is None:
+        metrics.SHED.labels("api").inc()
+        raise ApiError(
+            503,
+            "overloaded",
+            "This server is answering as many messages as it can right now and took no more; nothing was stored.",
+            f"Retry after {state.config.busy_retry_after_s} s (see Retry-After), or spread requests over time.",
+            headers={"Retry-After": str(state.config.busy_retry_after_s)},
+        )
+    try:
+        yield ticket
+    finally:
+        if not ticket.handed_over:
+            ticket.release()
+
+
+TicketDep = Annotated[Ticket, Depends(admit_turn)]
 
 
 def refuse_when_draining(state: ApiState) -> None:

@@ -54,7 +54,7 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         422: "Invalid request body or parameters",
         429: "Rate limit reached (see Retry-After)",
-        503: "Shutting down or database unreachable",
+        503: "Overloaded (load shedding), shutting down or database unreachable; see Retry-After",
     }
     return {s: {"model": ErrorBody, "description": texts[s]} for s in statuses}
 

@@ -3,9 +3,11 @@
 `SlackAdapter.router` is a FastAPI router (POST /slack/events; with OAuth configured also GET
 /slack/install and /slack/oauth_redirect) for `parley serve` to include at the root;
 `SlackAdapter.run_socket_mode()` serves the same app over Socket Mode (`parley slack`).
-The listeners below only parse the payload and hand the work to tracked background tasks, so Bolt
-runs them before it acknowledges (`process_before_response`) and the ack still leaves within
-milliseconds, with every piece of work already tracked for a shutdown to drain.
+An Events API request is acknowledged as soon as its signature and shape are checked; Bolt (its
+authorization, with OAuth a database lookup, and the listeners) runs after, in a tracked task. Commands
+and actions, whose ack carries a reply, go through Bolt before it answers (`process_before_response`);
+their listeners only parse the payload and hand the work to tracked background tasks, so the ack still
+leaves within milliseconds, with every piece of work already tracked for a shutdown to drain.
 
 POST /slack/events reads at most `verify.MAX_BODY_BYTES` and checks the signature on the raw bytes
 before anything parses them: unsigned, stale, oversized or malformed requests get a 4xx and one log
@@ -40,6 +42,7 @@ from slack_bolt.context.say.async_say import AsyncSay
 from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import AsyncSetSuggestedPrompts
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
@@ -312,7 +315,18 @@ class SlackAdapter:
             log.warning("slack event skipped: Bolt cannot read it (%s)", type(exc).__name__)
             log.debug("unreadable slack event", exc_info=exc)
             return Response(status_code=200)
+        if payload.get("type") == "event_callback":
+            # An Events API ack carries nothing: it leaves now, before Bolt authorizes (with OAuth, an
+            # installation lookup in the database) or any listener runs, so it stays fast under load.
+            self.tasks.spawn(self._dispatch_acked(bolt_request), name="slack-event")
+            return Response(status_code=200)
         return to_starlette_response(await self.app.async_dispatch(bolt_request))
+
+    async def _dispatch_acked(self, request: AsyncBoltRequest) -> None:
+        """Bolt's work on an event already acknowledged; what it would have answered goes to the log."""
+        response = await self.app.async_dispatch(request)
+        if response.status >= 400:
+            log.warning("slack event not handled (Bolt answered %d)", response.status)
 
     async def _on_listener_error(self, error: Exception) -> BoltResponse:
         """Acknowledged all the same: a retry of the same event would fail the same way."""

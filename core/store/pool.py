@@ -10,6 +10,16 @@ async def _init(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Hand a released connection back as it is.
+
+    asyncpg's default reset (unlock advisory locks, close cursors, unlisten, RESET ALL) is one more
+    round trip and one more Postgres transaction for every statement. Nothing in Parley leaves session
+    state on a pooled connection: tenant settings and the role are transaction-local
+    (core/store/tenancy.py), and the one advisory lock lives on a connection of its own
+    (core/store/instance.py). An open transaction is still rolled back by the pool before this runs."""
+
+
 async def create_pool(
     uri: str,
     *,
@@ -24,6 +34,7 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=_init,
+        reset=_keep_session,
         max_inactive_connection_lifetime=idle_close_s,
         server_settings={"application_name": application_name} if application_name else None,
     )

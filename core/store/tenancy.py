@@ -8,20 +8,27 @@ commands, tests) gets the same wall inside a scope.
 
 `tenant(pool, key)` gives a connection in such a transaction, for several statements; `scoped(pool,
 key)` looks like the pool for one statement at a time, so a call site changes by one line. Either way
-a statement costs one transaction, as it did on the bare pool.
+a statement costs one transaction, and the transaction opens and names its tenant in one round trip.
+
+`one_transaction(pool, key)` groups: every scope entered inside it (in its own task or in tasks it
+starts, such as an `asyncio.gather` of reads) shares one connection and one transaction, statement
+after statement, the tenant settings switched only where a statement names another scope.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import asyncpg
 
 APP_ROLE = "parley_app"
 
-_ENTER = """
+_SWITCH = """
 SELECT set_config('role', $1, true),
        set_config('parley.platform', $2, true),
        set_config('parley.workspace_id', $3, true),
@@ -39,13 +46,131 @@ class TenantKey(Protocol):
     def workspace_id(self) -> str: ...
 
 
+Tenant = tuple[str, str, str]
+"""(platform, workspace_id, user_id): what a scope sets; user_id is '' for a whole workspace."""
+
+
+def tenant_of(key: TenantKey) -> Tenant:
+    return (str(key.platform), key.workspace_id, getattr(key, "user_id", ""))
+
+
+def begin_sql(tenant: Tenant) -> str:
+    """`BEGIN` and the tenant's settings as one simple-protocol script: one round trip instead of two.
+
+    The values travel hex-encoded and are decoded by Postgres, so no value can end the literal it is
+    in, whatever it holds and however the server quotes strings."""
+    platform, workspace_id, user_id = (_hex_text(value) for value in tenant)
+    return (
+        f"BEGIN; SELECT set_config('role', '{APP_ROLE}', true), set_config('parley.platform', {platform}, true), "
+        f"set_config('parley.workspace_id', {workspace_id}, true), set_config('parley.user_id', {user_id}, true)"
+    )
+
+
+def _hex_text(value: str) -> str:
+    return f"convert_from(decode('{value.encode().hex()}', 'hex'), 'UTF8')"
+
+
 @asynccontextmanager
 async def tenant(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[asyncpg.Connection]:
     """A connection in a transaction that sees only `key`'s rows (a person's, if `key` has a user_id)."""
-    user_id: str = getattr(key, "user_id", "")
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(_ENTER, APP_ROLE, key.platform, key.workspace_id, user_id)
+    group = _GROUP.get()
+    if group is not None and group.pool is pool:
+        async with group.lend(tenant_of(key)) as lent:
+            if lent is not None:
+                yield lent
+                return
+    async with pool.acquire() as conn, _transaction(conn, tenant_of(key)):
         yield conn
+
+
+@asynccontextmanager
+async def one_transaction(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[None]:
+    """Run every scope entered inside this block, here and in the tasks it starts, in one transaction.
+
+    Statements take turns on the one connection (concurrent reads queue behind each other rather than
+    each taking a connection and a transaction of their own). A block nested in another one joins it;
+    a task started inside the block that is still running after it takes transactions of its own."""
+    joined = _GROUP.get()
+    if joined is not None and joined.open:
+        yield
+        return
+    async with pool.acquire() as conn, _transaction(conn, tenant_of(key)):
+        group = _Group(pool=pool, conn=conn, current=tenant_of(key))
+        token = _GROUP.set(group)
+        try:
+            yield
+        finally:
+            _GROUP.reset(token)
+            await group.close()
+
+
+@asynccontextmanager
+async def _transaction(conn: asyncpg.Connection, tenant: Tenant) -> AsyncIterator[None]:
+    """Begin (naming the tenant in the same round trip), then commit, or roll back on any exception."""
+    await conn.execute(begin_sql(tenant))
+    try:
+        yield
+    except BaseException:
+        await _roll_back(conn)
+        raise
+    await conn.execute("COMMIT")
+
+
+async def _roll_back(conn: asyncpg.Connection) -> None:
+    """Roll back; a connection that cannot (cancelled mid-statement, broken) is dropped, not pooled."""
+    try:
+        if not conn.is_closed():
+            await conn.execute("ROLLBACK")
+    except Exception:
+        conn.terminate()
+
+
+@dataclass(kw_only=True)
+class _Group:
+    """The connection of a `one_transaction` block, lent to one scope at a time."""
+
+    pool: asyncpg.Pool
+    conn: asyncpg.Connection
+    current: Tenant
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    holder: asyncio.Task[Any] | None = None
+    open: bool = True
+
+    @asynccontextmanager
+    async def lend(self, tenant: Tenant) -> AsyncIterator[asyncpg.Connection | None]:
+        """The connection, switched to `tenant`, for one scope at a time; None once the block has ended."""
+        task = asyncio.current_task()
+        if self.holder is task:  # a scope inside a scope of the same task: it already holds the lock
+            outer = self.current
+            await self._switch(tenant)
+            try:
+                yield self.conn
+            finally:
+                await self._switch(outer)  # the outer scope goes on seeing only its own rows
+            return
+        async with self.lock:
+            if not self.open:
+                yield None
+                return
+            self.holder = task
+            try:
+                await self._switch(tenant)
+                yield self.conn
+            finally:
+                self.holder = None
+
+    async def close(self) -> None:
+        """No scope may start on the connection after this; one in progress is waited for."""
+        async with self.lock:
+            self.open = False
+
+    async def _switch(self, tenant: Tenant) -> None:
+        if tenant != self.current:
+            await self.conn.execute(_SWITCH, APP_ROLE, *tenant)
+            self.current = tenant
+
+
+_GROUP: ContextVar[_Group | None] = ContextVar("parley_tenant_group", default=None)
 
 
 def scoped(pool: asyncpg.Pool, key: TenantKey) -> Scoped:

@@ -5,17 +5,28 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Header
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.security import HTTPAuthorizationCredentials
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from adapters.api.deps import ApiState, KeyDep, StateDep, refuse_when_draining
+from adapters.api.deps import (
+    StateDep,
+    TicketDep,
+    accept_key,
+    bearer_scheme,
+    bearer_token,
+    check_key,
+    refuse_when_draining,
+)
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import ChatRequest, ChatResponse, DeltaEvent
 from core.apikeys import ApiKeyInfo
-from core.models import Inbound, Platform, Reply, ToolProgress
+from core.models import Inbound, Platform, Reply, ToolProgress, WorkspaceKey
 from core.sessions import API_CHANNEL, Session, new_session_id, open_session
+from core.store.tenancy import one_transaction, scoped
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 ERRORS = documented(401, 409, 413, 422, 429, 503)
@@ -29,6 +40,43 @@ IdempotencyDep = Annotated[
         "of the server (a retry of a turn whose server died is answered anew).",
     ),
 ]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Caller:
+    key: ApiKeyInfo
+    session: Session
+
+
+async def require_caller(
+    request: Request,
+    state: StateDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    body: ChatRequest,
+) -> Caller:
+    """The caller's key and its session in its workspace (opened on first use), found and counted in one
+    transaction. Session ids are per workspace: another workspace's session of the same id is never seen."""
+    token = bearer_token(request, credentials)
+    session = None
+    async with one_transaction(state.pool, API_GATE):
+        checked = await check_key(state, scoped(state.pool, API_GATE), token, request)
+        if checked.key is not None and not checked.wait_s:
+            session = await open_session(
+                state.pool,
+                body.session_id or new_session_id(),
+                workspace_id=checked.key.workspace_id,
+                user_id=body.user_id or default_user(checked.key),
+            )
+    key = accept_key(checked, state, request)
+    assert session is not None
+    return Caller(key=key, session=session)
+
+
+CallerDep = Annotated[Caller, Depends(require_caller)]
+API_GATE = WorkspaceKey(platform=Platform.API, workspace_id="")
+"""The scope a key is looked up in: no workspace yet, so no tenant rows are visible."""
+
+
 STREAM_EVENT = {
     "type": "object",
     "description": "One server-sent event (OpenAPI 3.1: this schema describes each event of the stream).",
@@ -45,11 +93,14 @@ STREAM_EVENT = {
 
 
 @router.post("/chat", response_model=ChatResponse, responses=ERRORS, summary="Send a message, get the reply")
-async def chat(body: ChatRequest, key: KeyDep, state: StateDep, idempotency: IdempotencyDep = None) -> ChatResponse:
+async def chat(
+    body: ChatRequest, ticket: TicketDep, caller: CallerDep, state: StateDep, idempotency: IdempotencyDep = None
+) -> ChatResponse:
     refuse_when_draining(state)
-    session, inbound = await _turn_input(body, key, state, idempotency)
+    session, inbound = _turn_input(body, caller, idempotency)
     task = asyncio.create_task(state.pipeline.run(inbound, ApiSink(streams=False)))
     state.track(task)
+    ticket.hand_to(task)
     reply = await asyncio.shield(task)
     if reply.duplicate:
         raise already_answered(session.session_id)
@@ -69,10 +120,10 @@ async def chat(body: ChatRequest, key: KeyDep, state: StateDep, idempotency: Ide
     summary="Send a message, stream the reply",
 )
 async def chat_stream(
-    body: ChatRequest, key: KeyDep, state: StateDep, idempotency: IdempotencyDep = None
+    body: ChatRequest, ticket: TicketDep, caller: CallerDep, state: StateDep, idempotency: IdempotencyDep = None
 ) -> EventSourceResponse:
     refuse_when_draining(state)
-    session, inbound = await _turn_input(body, key, state, idempotency)
+    session, inbound = _turn_input(body, caller, idempotency)
     sink = ApiSink(streams=True)
 
     async def run() -> Reply:
@@ -83,6 +134,7 @@ async def chat_stream(
 
     task = asyncio.create_task(run())
     state.track(task)
+    ticket.hand_to(task)
 
     async def events() -> AsyncIterator[ServerSentEvent]:
         while (delta := await sink.deltas.get()) is not None:
@@ -114,11 +166,9 @@ class ApiSink:
         return (str(reply.turn_id),) if reply.turn_id is not None else ()
 
 
-async def _turn_input(
-    body: ChatRequest, key: ApiKeyInfo, state: ApiState, idempotency: str | None
-) -> tuple[Session, Inbound]:
+def _turn_input(body: ChatRequest, caller: Caller, idempotency: str | None) -> tuple[Session, Inbound]:
+    key, session = caller.key, caller.session
     user_id = body.user_id or default_user(key)
-    session = await session_for(state, key, body.session_id, user_id=user_id)
     inbound = Inbound(
         platform=Platform.API,
         workspace_id=key.workspace_id,
@@ -139,14 +189,6 @@ async def _turn_input(
 def default_user(key: ApiKeyInfo) -> str:
     """Without a user_id, everything sent with one key is one person."""
     return f"key-{key.key_id}"
-
-
-async def session_for(state: ApiState, key: ApiKeyInfo, session_id: str | None, *, user_id: str) -> Session:
-    """The caller's session in its workspace (opened on first use); ids are per workspace, so another
-    workspace's session of the same id is never seen, let alone continued."""
-    return await open_session(
-        state.pool, session_id or new_session_id(), workspace_id=key.workspace_id, user_id=user_id
-    )
 
 
 def already_answered(session_id: str) -> ApiError:
