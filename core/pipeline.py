@@ -41,7 +41,7 @@ from core.models import AttachmentText, Inbound, Reaction, Reply, Usage
 from core.outbox import RETRYABLE, Outbox
 from core.prompts import PromptTemplate, load_template
 from core.ratelimit import Budget, turn_budgets
-from core.steps import GuardStep, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
+from core.steps import GuardStep, KnownFact, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
 from core.store.instance import Instance
 from core.tools.registry import ToolRegistry
 from core.workspace import WorkspaceOverrides, load_overrides
@@ -235,14 +235,14 @@ class Pipeline:
             return await self._blocked(inbound, verdict, attachments)
 
         with logfire.span("context"):
-            (turn_id, message_id), (overrides, profile, memories, history) = await asyncio.gather(
+            (turn_id, message_id), (overrides, profile, memories, history, known) = await asyncio.gather(
                 turns.start_turn(
                     self.pool, inbound, text=verdict.text, model=self.config.model_name, instance=self._owner()
                 ),
                 reading,
             )
             earlier = [m for m in history if m.id != message_id][-self.config.history_messages :]
-            instructions = self._instructions(inbound, verdict.text, overrides, profile, memories)
+            instructions = self._instructions(inbound, verdict.text, overrides, profile, memories, known)
             prompt = ctx.build_user_content(verdict.text, attachments, vision=self.config.vision)
         deps = TurnDeps(
             user=inbound.user,
@@ -305,7 +305,13 @@ class Pipeline:
                 turns.finish_turn(
                     self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
                 ),
-                self.memory.remember(inbound.user, verdict.text, message_id=message_id),
+                self.memory.remember(
+                    inbound.user,
+                    verdict.text,
+                    message_id=message_id,
+                    channel_id=inbound.channel_id,
+                    is_dm=inbound.is_dm,
+                ),
             )
         if self.after_turn is not None:
             self.after_turn(inbound, reply, [m.content for m in memories] + [a.text for a in attachments if a.text])
@@ -313,14 +319,14 @@ class Pipeline:
 
     async def _read_context(
         self, inbound: Inbound, masked: str
-    ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage]]:
-        overrides, profile, memories, history = await asyncio.gather(
+    ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage], Sequence[KnownFact]]:
+        return await asyncio.gather(
             load_overrides(self.pool, inbound.user.workspace),
             self.memory.profile(inbound.user),
             self.memory.recall(inbound.user, masked, k=self.config.memory_k),
             thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
+            self.memory.facts(inbound.user, channel_id=inbound.channel_id, is_dm=inbound.is_dm),
         )
-        return overrides, profile, memories, history
 
     def _instructions(
         self,
@@ -329,6 +335,7 @@ class Pipeline:
         overrides: WorkspaceOverrides,
         profile: Profile,
         memories: list[Any],
+        known: Sequence[KnownFact],
     ) -> str:
         facts = ctx.Facts(
             now=self.now(),
@@ -350,7 +357,9 @@ class Pipeline:
         knowledge = ctx.select_knowledge(
             text, self.knowledge.chunks_for(inbound.workspace_id), ctx.KNOWLEDGE_BUDGET_CHARS
         )
-        return ctx.build_instructions(system_prompt=system, profile=profile, memories=memories, knowledge=knowledge)
+        return ctx.build_instructions(
+            system_prompt=system, profile=profile, facts=known, memories=memories, knowledge=knowledge
+        )
 
     async def _run_agent(
         self,

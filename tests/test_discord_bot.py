@@ -21,7 +21,7 @@ from core.media import ElevenLabsConfig, Media, MediaConfig
 from core.memory.profiles import get_profile
 from core.models import UserKey
 from core.pipeline import Pipeline
-from core.steps import MemoryHit, NoGuard, Profile
+from core.steps import KnownFact, MemoryHit, NoGuard, Profile
 from tests.fakes.discord_gateway import Call, FakeDiscord, FakeGuild, Payload
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
 from tests.fakes.openai_server import FakeOpenAI, Text
@@ -41,8 +41,13 @@ class ProfilesOnly:
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         return []
 
-    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+    async def remember(
+        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    ) -> None:
         return None
+
+    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[KnownFact]:
+        return []
 
     async def profile(self, user: UserKey) -> Profile:
         return await get_profile(self.pool, user)

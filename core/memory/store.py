@@ -142,36 +142,6 @@ async def list_memories(conn: asyncpg.Connection, user: UserKey) -> list[StoredM
     return [StoredMemory(**dict(r)) for r in rows]
 
 
-async def nearest(
-    conn: asyncpg.Connection,
-    user: UserKey,
-    vector: np.ndarray,
-    *,
-    model: str,
-    limit: int,
-    kind: MemoryKind | None = None,
-) -> list[tuple[int, str, float]]:
-    """(id, content, cosine similarity) of the closest memories by exact scan, for fact upkeep."""
-    rows = await conn.fetch(
-        """
-        SELECT id, content, 1 - (embedding <=> $5) AS similarity
-        FROM memories
-        WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND embedding_model = $4
-          AND ($7::text IS NULL OR kind = $7)
-        ORDER BY embedding <=> $5, id
-        LIMIT $6
-        """,
-        user.platform,
-        user.workspace_id,
-        user.user_id,
-        model,
-        vector,
-        limit,
-        kind,
-    )
-    return [(r["id"], r["content"], float(r["similarity"])) for r in rows]
-
-
 COPY_COLUMNS: tuple[str, ...] = (
     "platform",
     "workspace_id",
