@@ -222,6 +222,28 @@ async def listing(conn: asyncpg.Connection, key: TenantKey, homes: list[Home], *
     return [_fact(r) for r in rows]
 
 
+def render_fact_history(found: list[Fact], *, about: str, now: datetime) -> str:
+    """Facts as lines with when each was said and whether it still holds; only those sharing a word
+    with `about` when it names something."""
+    words = {w for w in about.casefold().split() if len(w) > 2}
+    chosen = [f for f in found if not words or words & set(f.content.casefold().split())]
+    if not chosen:
+        return "They have told you nothing about that." if words else "They have told you nothing about themselves."
+    return "\n".join(f"- {f.content}: {describe(f, now)}" for f in chosen)
+
+
+def describe(fact: Fact, now: datetime) -> str:
+    """When a fact was said and where it stands: "said 2026-12-02 in C1; superseded 2026-12-05"."""
+    said = f"said {fact.said_at.date().isoformat()}" + (f" in {fact.said_in}" if fact.said_in else "")
+    if fact.valid_to is not None:
+        ended = "superseded" if fact.superseded_by else "no longer true since"
+        return f"{said}; {ended} {fact.valid_to.date().isoformat()}"
+    if fact.expires_at is not None:
+        verb = "expired" if fact.expires_at <= now else "holds until"
+        return f"{said}; {verb} {fact.expires_at.date().isoformat()}"
+    return said
+
+
 async def _close(
     conn: asyncpg.Connection, key: TenantKey, home: Home, fact_id: int, at: datetime, *, superseded_by: int | None
 ) -> bool:
