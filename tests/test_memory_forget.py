@@ -220,3 +220,33 @@ def test_memory_cleanup_command_reports_what_it_deleted(cli_env: CliRunner) -> N
     result = cli_env.invoke(app, ["cleanup", "--days", "36500"])
     assert result.exit_code == 0, result.output
     assert "memories older than 36500 days deleted" in result.output
+
+
+def test_memory_list_shows_facts_and_with_history_the_superseded_ones(
+    pg_uri: str, cli_env: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli.memory import app, out
+
+    monkeypatch.setattr(out, "width", 160)
+
+    user = person()
+
+    async def tell(pool: asyncpg.Pool) -> None:
+        service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+        for text in (
+            "Hi, I'm Sam. What's 17% of 2,340?",
+            "and in euros?",
+            "I'm on the payments team",
+            "I'm on the search team",
+        ):
+            await service.remember(user, text, message_id=None)
+        await service.drain()
+
+    on_db(pg_uri, tell)
+    where = ["-p", user.platform, "-w", user.workspace_id, "-u", user.user_id]
+    now = cli_env.invoke(app, ["list", *where])
+    assert now.exit_code == 0, now.output
+    assert "is called Sam" in now.output and "is on the search team" in now.output
+    assert "payments" not in now.output and "euros" not in now.output
+    past = cli_env.invoke(app, ["list", *where, "--history"])
+    assert "is on the payments team" in past.output and "superseded" in past.output

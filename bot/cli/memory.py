@@ -1,4 +1,5 @@
-"""`parley memory ...`: re-embed, retention cleanup, forget and export a person."""
+"""`parley memory ...`: list a person's facts (with their history), re-embed, retention cleanup,
+forget and export a person."""
 
 from __future__ import annotations
 
@@ -14,10 +15,51 @@ from rich.table import Table
 
 from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run
 from bot.database import open_pool
+from core.memory import facts
+from core.memory.scope import fact_scope
 
-app = typer.Typer(help="Long-term memories: re-embed, retention, forget, export.", no_args_is_help=True)
+app = typer.Typer(help="Long-term memories: facts, re-embed, retention, forget, export.", no_args_is_help=True)
 out = Console()
 
+
+@app.command("list")
+def list_command(
+    platform: PlatformOpt = "console",
+    workspace: WorkspaceOpt = "local",
+    user: UserOpt = None,
+    channel: Annotated[str | None, typer.Option("--channel", "-c", help="Also this channel's notes.")] = None,
+    history: Annotated[bool, typer.Option("--history", help="Also superseded and expired facts.")] = False,
+) -> None:
+    """What Parley knows about a person: their facts and the workspace's (and a channel's) notes."""
+    settings = load_settings(model=False)
+    key = person(platform, workspace, user)
+    homes = [facts.Home.person(key.user_id), facts.Home.workspace()]
+    if channel:
+        homes.append(facts.Home.channel(channel))
+
+    async def main() -> list[facts.Fact]:
+        pool = await open_pool(settings)
+        try:
+            async with fact_scope(pool, key, channel or "") as conn:
+                return await facts.listing(conn, key, homes, history=history)
+        finally:
+            await pool.close()
+
+    found = run(main())
+    if not found:
+        out.print(f"Nothing known about {key.user_id} in {platform}/{workspace} yet.")
+        return
+    now = datetime.now(UTC)
+    table = Table("id", "fact", "for", "said", "status")
+    for fact in found:
+        status = facts.describe(fact, now).partition("; ")[2] or "in force"
+        said = f"{fact.said_at:%Y-%m-%d %H:%M}" + (f" by {fact.author_id}" if fact.scope != "person" else "")
+        table.add_row(str(fact.id), fact.content, _home(fact), said, status)
+    out.print(table)
+
+
+def _home(fact: facts.Fact) -> str:
+    return {"person": "them", "channel": f"#{fact.channel_id}", "workspace": "workspace"}[fact.scope]
 
 
 @app.command("reembed")
