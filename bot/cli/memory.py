@@ -16,7 +16,7 @@ from rich.table import Table
 from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run
 from bot.database import open_pool
 from core.memory import facts
-from core.memory.scope import fact_scope
+from core.memory.facts_view import visible_facts
 
 app = typer.Typer(help="Long-term memories: facts, re-embed, retention, forget, export.", no_args_is_help=True)
 out = Console()
@@ -33,15 +33,11 @@ def list_command(
     """What Parley knows about a person: their facts and the workspace's (and a channel's) notes."""
     settings = load_settings(model=False)
     key = person(platform, workspace, user)
-    homes = [facts.Home.person(key.user_id), facts.Home.workspace()]
-    if channel:
-        homes.append(facts.Home.channel(channel))
 
     async def main() -> list[facts.Fact]:
         pool = await open_pool(settings)
         try:
-            async with fact_scope(pool, key, channel or "") as conn:
-                return await facts.listing(conn, key, homes, history=history)
+            return await visible_facts(pool, key, channel_id=channel or "", history=history)
         finally:
             await pool.close()
 

@@ -15,10 +15,9 @@ from adapters.api.errors import ApiError, documented
 from adapters.api.routes.chat import default_user
 from adapters.api.schemas import USER_ID, Deleted, FactOut, MemoriesOut, ProfileOut
 from core.apikeys import ApiKeyInfo
-from core.memory import facts
+from core.memory.facts_view import remove_fact, visible_facts
 from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
-from core.memory.scope import fact_scope
 from core.models import Platform, UserKey
 
 router = APIRouter(prefix="/v1", tags=["memory"])
@@ -47,11 +46,7 @@ async def read_memories(
 ) -> MemoriesOut:
     """The facts in force (newest first); with `history`, superseded and expired ones too."""
     user = _user(key, user_id)
-    homes = [facts.Home.person(user.user_id), facts.Home.workspace()]
-    if channel_id:
-        homes.append(facts.Home.channel(channel_id))
-    async with fact_scope(state.pool, user, channel_id or "") as conn:
-        found = await facts.listing(conn, user, homes, history=history)
+    found = await visible_facts(state.pool, user, channel_id=channel_id or "", history=history)
     return MemoriesOut(user_id=user.user_id, memories=[FactOut.of(f) for f in found])
 
 
@@ -65,9 +60,7 @@ async def forget_memory(
 ) -> Deleted:
     """Remove one fact with its history: the person's own, a workspace note, or a note of `channel_id`."""
     user = _user(key, user_id)
-    async with fact_scope(state.pool, user, channel_id or "") as conn:
-        removed = await facts.remove(conn, user, memory_id)
-    if removed is None:
+    if await remove_fact(state.pool, user, channel_id=channel_id or "", fact_id=memory_id) is None:
         raise ApiError(
             404,
             "memory_not_found",
