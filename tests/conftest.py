@@ -31,6 +31,10 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
+# The fake model server answers from one shared script: a background fact extraction after a turn would
+# take the next scripted answer. Tests of the model's extraction turn it on themselves; all others keep
+# facts with the deterministic rules.
+os.environ["PARLEY_FACT_EXTRACTION"] = "off"
 hypothesis_settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 hypothesis_settings.register_profile("dev", max_examples=100, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))

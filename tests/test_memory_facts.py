@@ -13,6 +13,7 @@ import pytest
 from pydantic_ai.embeddings import Embedder
 
 from bot.app import Steps, build_pipeline, model_factory
+from bot.settings import Settings
 from core.memory import facts as fact_store
 from core.memory.extraction import agent_extractor
 from core.memory.facts import Home, NewFact, Said
@@ -134,9 +135,9 @@ async def test_an_expired_fact_leaves_the_prompt_but_stays_listed_in_the_history
 async def test_the_model_extracts_facts_in_the_background_through_the_fake_server(
     pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
-    settings = settings_for(openai_server)
+    settings = settings_for(openai_server, parley_fact_extraction=True)
     factory = model_factory(settings)
-    assert factory is not None and settings.parley_fact_extraction
+    assert factory is not None
     memory = MemoryService(
         pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=agent_extractor(factory.build())
     )
@@ -168,3 +169,10 @@ async def test_row_level_security_shows_a_person_only_the_channel_of_their_turn(
         assert seen == {"channelC1", "workspace"}
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await fact_store.add_fact(conn, user, Home.channel("C2"), NewFact(content="planted"), said)
+
+
+def test_fact_extraction_by_the_model_is_on_by_default_and_off_disables_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PARLEY_FACT_EXTRACTION")
+    assert Settings(_env_file=None).parley_fact_extraction is True  # type: ignore[call-arg]
+    monkeypatch.setenv("PARLEY_FACT_EXTRACTION", "off")
+    assert Settings(_env_file=None).parley_fact_extraction is False  # type: ignore[call-arg]

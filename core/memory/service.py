@@ -29,6 +29,7 @@ from core.memory.embedding_backend import embed_one, model_label, warm_up
 from core.memory.extraction import Add, Delete, FactExtractor, extraction_prompt, plan_changes
 from core.memory.facts import Fact, Home, NewFact, Said
 from core.memory.facts_rules import read_statements
+from core.memory.facts_view import homes_for
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.memory.ranking import RankWeights, rank
 from core.memory.reembed import pending_reembed, reembed
@@ -155,12 +156,9 @@ class MemoryService:
     async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[Fact]:
         """The facts in force for a turn: the person's own, the workspace's, and (outside DMs) the
         channel's. Channel notes never reach a DM."""
-        homes = [Home.person(user.user_id), Home.workspace()]
         channel = "" if is_dm else channel_id
-        if channel:
-            homes.append(Home.channel(channel))
         async with fact_scope(self.pool, user, channel) as conn:
-            return await fact_store.in_force(conn, user, homes, self.clock())
+            return await fact_store.in_force(conn, user, homes_for(user, channel), self.clock())
 
     async def store(
         self,

@@ -1,4 +1,4 @@
-"""SQL for one person's long-term memories: write, correct, delete, list, bulk load.
+"""SQL for one person's long-term memories (the raw turns): write, list, bulk load.
 
 Per-person functions take a connection from `core.memory.scope.person_scope`. Recall lives in
 `core.memory.search`, retention and large-scope indexes in `core.memory.maintenance`.
@@ -91,42 +91,6 @@ async def insert_memory(
     existing = await find_by_content(conn, user, content)
     assert existing is not None
     return existing, False
-
-
-async def update_memory(
-    conn: asyncpg.Connection, user: UserKey, memory_id: int, *, content: str, embedding: np.ndarray, model: str
-) -> bool:
-    """Replace a memory's content (a corrected fact); False when it is gone or would duplicate another."""
-    try:
-        status: str = await conn.execute(
-            """
-            UPDATE memories SET content = $5, content_hash = $6, embedding = $7, embedding_model = $8,
-                                updated_at = now()
-            WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND id = $4
-            """,
-            user.platform,
-            user.workspace_id,
-            user.user_id,
-            memory_id,
-            content,
-            content_hash(content),
-            embedding,
-            model,
-        )
-    except asyncpg.UniqueViolationError:
-        return False
-    return status.endswith(" 1")
-
-
-async def delete_memory(conn: asyncpg.Connection, user: UserKey, memory_id: int) -> bool:
-    status: str = await conn.execute(
-        "DELETE FROM memories WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND id = $4",
-        user.platform,
-        user.workspace_id,
-        user.user_id,
-        memory_id,
-    )
-    return status.endswith(" 1")
 
 
 async def list_memories(conn: asyncpg.Connection, user: UserKey) -> list[StoredMemory]:
