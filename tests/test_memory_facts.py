@@ -14,9 +14,10 @@ from pydantic_ai.embeddings import Embedder
 
 from bot.app import Steps, build_pipeline, model_factory
 from bot.settings import Settings
+from core.context import render_facts
 from core.memory import facts as fact_store
 from core.memory.extraction import agent_extractor
-from core.memory.facts import Home, NewFact, Said
+from core.memory.facts import Fact, Home, NewFact, Said
 from core.memory.profiles import get_profile
 from core.memory.scope import fact_scope
 from core.memory.service import MemoryConfig, MemoryService
@@ -176,3 +177,22 @@ def test_fact_extraction_by_the_model_is_on_by_default_and_off_disables_it(monke
     assert Settings(_env_file=None).parley_fact_extraction is True  # type: ignore[call-arg]
     monkeypatch.setenv("PARLEY_FACT_EXTRACTION", "off")
     assert Settings(_env_file=None).parley_fact_extraction is False  # type: ignore[call-arg]
+
+
+def test_the_prompt_shows_each_scope_apart_with_days_in_the_persons_zone_and_tellers() -> None:
+    at = datetime(2026, 12, 1, 23, 30, tzinfo=UTC)
+
+    def fact(scope: str, content: str, author: str | None) -> Fact:
+        return Fact(id=1, scope=scope, user_id="", channel_id="", content=content, subject=None,  # type: ignore[arg-type]
+                    author_id=author, said_in=None, said_at=at, valid_to=None, expires_at=None, superseded_by=None)
+
+    sections = render_facts(
+        [fact("workspace", "office closed on the 24th", None), fact("person", "is called Sam", "U1"),
+         fact("channel", "deploys are on Fridays", "U2")],
+        timezone="Europe/Berlin",
+    )
+    assert [s.splitlines()[1] for s in sections] == [
+        "- is called Sam (said 2026-12-02)",
+        "- deploys are on Fridays (told by U2 on 2026-12-02)",
+        "- office closed on the 24th (told on 2026-12-02)",
+    ]
