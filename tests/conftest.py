@@ -105,6 +105,7 @@ def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
         env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(tmp_path))
+        env.update(PARLEY_FACT_EXTRACTION="off")
         env.update(extra_env)
         process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli.serve", "--port", str(port)],

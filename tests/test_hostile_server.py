@@ -63,6 +63,7 @@ def parley(pg_uri: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPa
         DATABASE_URL=pg_uri,
         PYTHONPATH=str(ROOT),
         PARLEY_LOG_JSON="true",
+        PARLEY_FACT_EXTRACTION="off",
         PARLEY_DATA_DIR=str(folder),
         PARLEY_MODEL="openai:fake",
         OPENAI_BASE_URL=fake_openai.base_url,
