@@ -133,3 +133,16 @@ def test_until_names_the_end_of_a_day_in_the_persons_zone(phrase: str, zone: str
 def test_an_expiring_fact_carries_its_end() -> None:
     [fact] = read_statements("I'm out of office until tomorrow", now=NOW).facts
     assert fact.expires_at == datetime(2026, 12, 4, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("said", "facts"),
+    [
+        ("Really?! I'm Sam.", ["is called Sam"]),
+        ("I'm on the payments team!!", ["is on the payments team"]),
+        ("I'm on the payments team?!", []),
+        ("I'm Sam... and you?", ["is called Sam"]),
+    ],
+)
+def test_runs_of_punctuation_end_one_sentence(said: str, facts: list[str]) -> None:
+    assert [f.content for f in read_statements(said, now=NOW).facts] == facts

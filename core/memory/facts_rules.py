@@ -104,7 +104,7 @@ _NOT_NAMES = LANGUAGES | frozenset(
 )
 _TRANSIENT = frozenset(["a bit", "a little", "a lot", "a tad"])
 
-_SENTENCE_END = re.compile(r"[.!?;]+(?=\s|$)|\n")
+_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|\n")
 _LEAD_IN = re.compile(
     r"^(?:(?:hi|hello|hey|hiya|yo|ok|okay|so|also|btw|and|oh|well|good (?:morning|afternoon|evening))\b[\s,!:-]*)+",
     re.IGNORECASE,
@@ -214,9 +214,10 @@ def _sentences(text: str) -> list[str]:
     start = 0
     for end in [*_SENTENCE_END.finditer(text), None]:
         stop = end.start() if end else len(text)
-        mark = end.group() if end else ""
-        sentence = _LEAD_IN.sub("", text[start:stop].strip()).strip(" ,")
-        if sentence and "?" not in mark:
+        piece = text[start:stop].strip()
+        question = (end is not None and end.group() == "?") or piece.endswith("?")
+        sentence = _LEAD_IN.sub("", piece.rstrip(".!?;")).strip(" ,")
+        if sentence and not question:
             out.append(sentence)
         start = end.end() if end else len(text)
     return out
