@@ -59,7 +59,7 @@ COMMANDS: dict[str, Lazy] = {
         help="Per-workspace overrides (system prompt, model settings, tools).",
     ),
     "tools": Lazy(target="bot.cli.core_commands:tools_app", help="The tools the agent can call."),
-    "memory": Lazy(target="bot.cli.memory:app", help="Long-term memories: re-embed, retention, forget, export."),
+    "memory": Lazy(target="bot.cli.memory:app", help="Long-term memories: facts, re-embed, retention, forget, export."),
     "profile": Lazy(
         target="bot.cli.profile:app", help="Per-person profiles: name, language, time zone, answer style, voice."
     ),
