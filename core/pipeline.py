@@ -46,7 +46,7 @@ from core.output_rails import RailedSink
 from core.prompts import PromptTemplate, load_template
 from core.ratelimit import Budget, turn_budgets
 from core.sink import THINKING, ReplySink
-from core.steps import GuardStep, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
+from core.steps import GuardStep, KnownFact, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
 from core.store.instance import Instance
 from core.store.tenancy import one_transaction
 from core.tools.registry import ToolRegistry
@@ -259,7 +259,7 @@ class Pipeline:
             return await self._blocked(inbound, verdict, attachments)
 
         with logfire.span("context"):
-            (turn_id, message_id), (overrides, profile, memories, history) = await asyncio.gather(
+            (turn_id, message_id), (overrides, profile, memories, history, known) = await asyncio.gather(
                 turns.start_turn(
                     self.pool, inbound, text=verdict.text, model=self.config.model_name, instance=self._owner()
                 ),
@@ -267,7 +267,8 @@ class Pipeline:
             )
             earlier = [m for m in history if m.id != message_id][-self.config.history_messages :]
             memories = memories if overrides.memory is not False else []
-            instructions = self._instructions(inbound, verdict.text, overrides, profile, memories)
+            known = known if overrides.memory is not False else []
+            instructions = self._instructions(inbound, verdict.text, overrides, profile, memories, known)
             prompt = ctx.build_user_content(verdict.text, attachments, vision=self.config.vision)
         deps = TurnDeps(
             user=inbound.user,
@@ -331,7 +332,13 @@ class Pipeline:
                     turns.finish_turn(
                         self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
                     ),
-                    self.memory.remember(inbound.user, verdict.text, message_id=message_id)
+                    self.memory.remember(
+                        inbound.user,
+                        verdict.text,
+                        message_id=message_id,
+                        channel_id=inbound.channel_id,
+                        is_dm=inbound.is_dm,
+                    )
                     if overrides.memory is not False
                     else asyncio.sleep(0),
                 )
@@ -345,15 +352,15 @@ class Pipeline:
 
     async def _read_context(
         self, inbound: Inbound, masked: str
-    ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage]]:
-        async with one_transaction(self.pool, inbound.user.workspace):  # one transaction for the four reads
-            overrides, profile, memories, history = await asyncio.gather(
+    ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage], Sequence[KnownFact]]:
+        async with one_transaction(self.pool, inbound.user.workspace):  # one transaction for the five reads
+            return await asyncio.gather(
                 load_overrides(self.pool, inbound.user.workspace, inbound.channel_id),
                 self.memory.profile(inbound.user),
                 self.memory.recall(inbound.user, masked, k=self.config.memory_k),
                 thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
+                self.memory.facts(inbound.user, channel_id=inbound.channel_id, is_dm=inbound.is_dm),
             )
-        return overrides, profile, memories, history
 
     def _instructions(
         self,
@@ -362,6 +369,7 @@ class Pipeline:
         overrides: WorkspaceOverrides,
         profile: Profile,
         memories: list[Any],
+        known: Sequence[KnownFact],
     ) -> str:
         facts = ctx.Facts(
             now=self.now(),
@@ -383,7 +391,9 @@ class Pipeline:
         knowledge = ctx.select_knowledge(
             text, self.knowledge.chunks_for(inbound.workspace_id), ctx.KNOWLEDGE_BUDGET_CHARS
         )
-        return ctx.build_instructions(system_prompt=system, profile=profile, memories=memories, knowledge=knowledge)
+        return ctx.build_instructions(
+            system_prompt=system, profile=profile, facts=known, memories=memories, knowledge=knowledge
+        )
 
     async def _run_agent(
         self,

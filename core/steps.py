@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Protocol
 
 from core.models import Attachment, AttachmentText, UserKey
@@ -33,6 +34,22 @@ class MemoryHit:
     content: str
     score: float
     created_at: str = ""
+
+
+class KnownFact(Protocol):
+    """A fact as the prompt shows it (`core.memory.facts.Fact`)."""
+
+    @property
+    def scope(self) -> str: ...
+
+    @property
+    def content(self) -> str: ...
+
+    @property
+    def author_id(self) -> str | None: ...
+
+    @property
+    def said_at(self) -> datetime: ...
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,7 +86,13 @@ class GuardStep(Protocol):
 class MemoryStep(Protocol):
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]: ...
 
-    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None: ...
+    async def remember(
+        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    ) -> None: ...
+
+    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> Sequence[KnownFact]:
+        """The facts in force for a turn in `channel_id`: the person's, the workspace's, the channel's."""
+        ...
 
     async def profile(self, user: UserKey) -> Profile: ...
 
@@ -108,8 +131,13 @@ class NoMemory:
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         return []
 
-    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+    async def remember(
+        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    ) -> None:
         return None
+
+    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> Sequence[KnownFact]:
+        return []
 
     async def profile(self, user: UserKey) -> Profile:
         return Profile()

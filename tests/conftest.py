@@ -27,6 +27,10 @@ from tests.fakes.slack_api import FakeSlack
 from tests.server_process import ServerProcess, start_server
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
+# The fake model server answers from one shared script: a background fact extraction after a turn would
+# take the next scripted answer. Tests of the model's extraction turn it on themselves; all others keep
+# facts with the deterministic rules.
+os.environ["PARLEY_FACT_EXTRACTION"] = "off"
 hypothesis_settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 hypothesis_settings.register_profile("dev", max_examples=100, deadline=None)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
@@ -92,6 +96,7 @@ def serve_env(pg_uri: str, data_dir: Path, **extra: str) -> dict[str, str]:
     session's database, JSON logs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
     env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_LOG_JSON="true", PARLEY_DATA_DIR=str(data_dir))
+    env.update(PARLEY_FACT_EXTRACTION="off")  # as in this process (see above)
     env.update(extra)
     return env
 

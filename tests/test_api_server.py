@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -15,8 +16,8 @@ from fastapi.routing import APIRoute
 from adapters.api.deps import ApiConfig
 from bot.server import create_app
 from core.apikeys import create_api_key, revoke_api_key
-from core.memory import store
-from core.memory.scope import person_scope
+from core.memory.facts import Home, NewFact, Said, add_fact
+from core.memory.scope import fact_scope
 from core.models import UserKey
 from tests.api_helpers import bearer, fake_model_settings, live_server, new_key, sse_events
 from tests.fakes.openai_server import Error, FakeOpenAI
@@ -280,9 +281,12 @@ async def test_profile_and_memories_can_be_seen_edited_and_forgotten(
 ) -> None:
     workspace, key = await new_key(pool)
     me = UserKey(platform="api", workspace_id=workspace, user_id="ada")
-    async with person_scope(pool, me) as conn:
-        memory_id, _ = await store.insert_memory(conn, me, content="Ada likes tea", embedding=None, model=None)
-        await store.insert_memory(conn, me, content="Ada lives in Lyon", embedding=None, model=None)
+    said = Said(author_id="ada", channel_id="C1", at=datetime.now(UTC))
+    async with fact_scope(pool, me, "C1") as conn:
+        memory_id = await add_fact(conn, me, Home.person("ada"), NewFact(content="likes tea"), said)
+        await add_fact(conn, me, Home.person("ada"), NewFact(content="lives in Lyon", subject="home"), said)
+        await add_fact(conn, me, Home.person("ada"), NewFact(content="lives in Paris", subject="home"), said)
+        note_id = await add_fact(conn, me, Home.channel("C1"), NewFact(content="deploys are on Fridays"), said)
     put = await client.put(
         "/v1/profile?user_id=ada", json={"display_name": "Ada", "timezone": "Europe/Paris"}, headers=bearer(key)
     )
@@ -292,12 +296,19 @@ async def test_profile_and_memories_can_be_seen_edited_and_forgotten(
     profile = (await client.get("/v1/profile?user_id=ada", headers=bearer(key))).json()
     assert profile["timezone"] == "Europe/Paris"
     listed = (await client.get("/v1/memories?user_id=ada", headers=bearer(key))).json()["memories"]
-    assert sorted(m["content"] for m in listed) == ["Ada likes tea", "Ada lives in Lyon"]
+    assert sorted(m["content"] for m in listed) == ["likes tea", "lives in Paris"]
+    assert listed[0]["said_in"] == "C1" and listed[0]["scope"] == "person"
+    history = await client.get("/v1/memories?user_id=ada&history=true&channel_id=C1", headers=bearer(key))
+    assert {(m["content"], m["valid_to"] is None) for m in history.json()["memories"]} == {
+        ("likes tea", True), ("lives in Lyon", False), ("lives in Paris", True), ("deploys are on Fridays", True)
+    }
+    assert (await client.delete(f"/v1/memories/{note_id}?user_id=ada", headers=bearer(key))).status_code == 404
+    assert (await client.delete(f"/v1/memories/{note_id}?user_id=ada&channel_id=C1", headers=bearer(key))).is_success
     one = await client.delete(f"/v1/memories/{memory_id}?user_id=ada", headers=bearer(key))
     assert one.status_code == 200
     assert (await client.delete(f"/v1/memories/{memory_id}?user_id=ada", headers=bearer(key))).status_code == 404
     forgotten = await client.delete("/v1/memories?user_id=ada", headers=bearer(key))
-    assert forgotten.json()["counts"]["memories"] == 1 and forgotten.json()["counts"]["profiles"] == 1
+    assert forgotten.json()["counts"]["facts"] == 2 and forgotten.json()["counts"]["profiles"] == 1
     assert (await client.get("/v1/memories?user_id=ada", headers=bearer(key))).json()["memories"] == []
     assert (await client.get("/v1/profile?user_id=ada", headers=bearer(key))).json()["display_name"] is None
 

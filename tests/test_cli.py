@@ -33,7 +33,7 @@ def parley(
     *args: str, data: Path, env: dict[str, str] | None = None, timeout: float = 90
 ) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
-    clean.update({"PARLEY_DATA_DIR": str(data), "COLUMNS": "200", **(env or {})})
+    clean.update({"PARLEY_DATA_DIR": str(data), "COLUMNS": "200", "PARLEY_FACT_EXTRACTION": "off", **(env or {})})
     return subprocess.run([*PARLEY, *args], capture_output=True, text=True, env=clean, timeout=timeout,
                           cwd=data)
 

@@ -39,7 +39,7 @@ def closed_port() -> int:
 
 def parley(data: Path, env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
-    clean.update({"PARLEY_DATA_DIR": str(data), "COLUMNS": "200", **env})
+    clean.update({"PARLEY_DATA_DIR": str(data), "COLUMNS": "200", "PARLEY_FACT_EXTRACTION": "off", **env})
     started = time.monotonic()
     result = subprocess.run([*PARLEY, *(args or ("chat", "-m", "hi"))], capture_output=True, text=True,
                             env=clean, cwd=data, timeout=60)

@@ -67,6 +67,7 @@ def terminal(openai_server: FakeOpenAI) -> Iterator[Terminal]:
     env.pop("PYTEST_CURRENT_TEST", None)
     env.update({
         "PARLEY_DATA_DIR": str(data), "PARLEY_MODEL": "openai:some-model", "OPENAI_BASE_URL": openai_server.base_url,
+        "PARLEY_FACT_EXTRACTION": "off",
         "TERM": "xterm-256color", "PYTHONPATH": os.pathsep.join(sys.path),
     })
     term = Terminal([sys.executable, "-m", "bot", "chat"], env, data)

@@ -9,6 +9,7 @@ import base64
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -19,10 +20,12 @@ from adapters.discord.invite import fetch_application_id
 from bot.app import Steps
 from core.audit import list_entries
 from core.media import ElevenLabsConfig, Media, MediaConfig
+from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.profiles import get_profile
+from core.memory.scope import fact_scope
 from core.models import UserKey, WorkspaceKey
 from core.pipeline import Pipeline
-from core.steps import MemoryHit, NoGuard, Profile
+from core.steps import KnownFact, MemoryHit, NoGuard, Profile
 from core.workspace import Layers, load_layers
 from tests.fakes.discord_gateway import Call, FakeDiscord, FakeGuild, Payload
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
@@ -43,8 +46,13 @@ class ProfilesOnly:
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         return []
 
-    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+    async def remember(
+        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    ) -> None:
         return None
+
+    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[KnownFact]:
+        return []
 
     async def profile(self, user: UserKey) -> Profile:
         return await get_profile(self.pool, user)
@@ -388,7 +396,7 @@ async def test_a_thumbs_down_on_the_last_part_of_a_long_answer_rates_the_turn(
 
 
 async def test_slash_commands_are_synced_on_start(fake: FakeDiscord, parley: ParleyDiscordClient) -> None:
-    assert sorted(c["name"] for c in fake.commands) == ["ask", "forget", "help", "profile", "settings"]
+    assert sorted(c["name"] for c in fake.commands) == ["ask", "forget", "help", "memory", "profile", "settings"]
     assert fake.calls_to("PUT", f"/applications/{fake.application_id}/commands")
 
 
@@ -686,3 +694,24 @@ async def test_slash_settings_is_refused_to_members_who_cannot_manage_the_channe
     assert "Only members who can manage this channel" in call.json["data"]["content"]
     workspace = WorkspaceKey(platform="discord", workspace_id=str(guild.id))
     assert await load_layers(pool, workspace, str(guild.channel_id)) == Layers()
+
+
+async def test_slash_memory_lists_the_channel_notes_and_forgets_one(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    server = WorkspaceKey(platform="discord", workspace_id=str(guild.id))
+    said = Said(author_id="42", channel_id=str(guild.channel_id), at=datetime.now(UTC))
+    async with fact_scope(pool, server) as conn:
+        home = Home.channel(str(guild.channel_id))
+        note = await add_fact(conn, server, home, NewFact(content="deploys are on Fridays"), said)
+        await add_fact(conn, server, Home.channel("1"), NewFact(content="not for here"), said)
+    ada = fake.user("Ada")
+    listed = await fake.slash("memory", ada, channel_id=guild.channel_id, guild_id=guild.id,
+                              options=[{"name": "list", "type": 1, "options": []}])
+    shown = (await fake.wait_for_call("POST", f"/interactions/{listed['id']}/")).json["data"]["content"]
+    assert f"{note} · deploys are on Fridays · this channel, told by 42" in shown and "not for here" not in shown
+    forgot = await fake.slash("memory", ada, channel_id=guild.channel_id, guild_id=guild.id,
+                              options=[{"name": "forget", "type": 1,
+                                        "options": [{"name": "fact_id", "type": 4, "value": note}]}])
+    done = await fake.wait_for_call("POST", f"/interactions/{forgot['id']}/")
+    assert done.json["data"]["content"] == f"Done: I forgot fact {note}."

@@ -14,7 +14,7 @@ from bot.evaluation import StepsFactory, build_judge, candidate_description, can
 from bot.settings import Settings
 from core.llm import ModelFactory
 from core.models import UserKey
-from core.steps import MemoryHit, MemoryStep, NoGuard, NoMedia, NoMemory, Profile, Verdict
+from core.steps import KnownFact, MemoryHit, MemoryStep, NoGuard, NoMedia, NoMemory, Profile, Verdict
 from evals.evaluate import EvalRequest, evaluate
 from evals.judge import JudgeChoice
 from evals.results import METRIC_NAMES, Status
@@ -147,8 +147,13 @@ class SharedMemory:
         said = self.said.get((user.platform, user.workspace_id), [])
         return [MemoryHit(id=i, content=c, score=1.0) for i, c in enumerate(said)][:k]
 
-    async def remember(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+    async def remember(
+        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    ) -> None:
         self.said.setdefault((user.platform, user.workspace_id), []).append(text)
+
+    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[KnownFact]:
+        return []
 
     async def profile(self, user: UserKey) -> Profile:
         return Profile()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import date
 
 import asyncpg
 import pytest
@@ -11,19 +12,20 @@ from pydantic_ai.embeddings import Embedder
 from pydantic_ai.messages import ModelMessage, ModelResponse, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from core.memory import store
+from core.memory import facts as fact_store
 from core.memory.extraction import (
     Add,
     Delete,
     FactDecision,
     FactOperation,
-    Update,
+    Supersede,
     agent_extractor,
     extraction_prompt,
     json_extractor,
     plan_changes,
 )
-from core.memory.scope import person_scope
+from core.memory.facts import Home
+from core.memory.scope import fact_scope
 from core.memory.service import MemoryConfig, MemoryService
 from core.models import UserKey
 from tests.strategies import HashingEmbeddingModel
@@ -34,7 +36,11 @@ from tests.strategies import HashingEmbeddingModel
     [
         ([FactOperation(op="add", fact=" Likes teal ")], [Add(fact="Likes teal")]),
         ([FactOperation(op="add", fact="  ")], []),
-        ([FactOperation(op="update", target=1, fact="Lives in Porto")], [Update(target=1, fact="Lives in Porto")]),
+        ([FactOperation(op="update", target=1, fact="Lives in Porto")], [Supersede(target=1, fact="Lives in Porto")]),
+        (
+            [FactOperation(op="supersede", target=1, fact="Lives in Porto", expires=date(2027, 1, 1))],
+            [Supersede(target=1, fact="Lives in Porto", expires=date(2027, 1, 1))],
+        ),
         ([FactOperation(op="update", target=99, fact="x")], []),  # not among the facts shown
         ([FactOperation(op="delete", target=2), FactOperation(op="update", target=2, fact="y")], [Delete(target=2)]),
         ([FactOperation(op="none")], []),
@@ -45,17 +51,18 @@ def test_plan_keeps_only_well_formed_operations(ops: list[FactOperation], expect
 
 
 def test_prompt_shows_the_message_and_the_facts_with_ids() -> None:
-    prompt = extraction_prompt("I moved to Porto", [(7, "Lives in Lisbon")])
+    prompt = extraction_prompt("I moved to Porto", [(7, "Lives in Lisbon")], today=date(2026, 12, 6))
     assert '"id": 7' in prompt and "Lives in Lisbon" in prompt and "I moved to Porto" in prompt
+    assert "2026-12-06" in prompt
 
 
 def person() -> UserKey:
     return UserKey(platform="api", workspace_id=f"W{uuid.uuid4().hex[:10]}", user_id="U1")
 
 
-async def facts(pool: asyncpg.Pool, user: UserKey) -> list[str]:
-    async with person_scope(pool, user) as conn:
-        return [m.content for m in await store.list_memories(conn, user) if m.kind == "fact"]
+async def facts(pool: asyncpg.Pool, user: UserKey, *, history: bool = False) -> list[str]:
+    async with fact_scope(pool, user) as conn:
+        return [f.content for f in await fact_store.listing(conn, user, [Home.person(user.user_id)], history=history)]
 
 
 def deciding(decisions: list[FactDecision]) -> FunctionModel:
@@ -67,7 +74,7 @@ def deciding(decisions: list[FactDecision]) -> FunctionModel:
     return FunctionModel(respond)
 
 
-async def test_facts_are_added_updated_and_deleted_by_the_model(pool: asyncpg.Pool) -> None:
+async def test_facts_are_added_superseded_and_deleted_by_the_model_with_history_kept(pool: asyncpg.Pool) -> None:
     user = person()
     decisions = [FactDecision(operations=[FactOperation(op="add", fact="Lives in Lisbon")])]
     service = MemoryService(
@@ -77,16 +84,18 @@ async def test_facts_are_added_updated_and_deleted_by_the_model(pool: asyncpg.Po
     await service.drain()
     assert await facts(pool, user) == ["Lives in Lisbon"]
 
-    async with person_scope(pool, user) as conn:
-        [fact_id] = [m.id for m in await store.list_memories(conn, user) if m.kind == "fact"]
-    decisions.append(FactDecision(operations=[FactOperation(op="update", target=fact_id, fact="Lives in Porto")]))
+    async with fact_scope(pool, user) as conn:
+        [fact_id] = [f.id for f in await fact_store.listing(conn, user, [Home.person(user.user_id)], history=False)]
+    decisions.append(FactDecision(operations=[FactOperation(op="supersede", target=fact_id, fact="Lives in Porto")]))
     await service.remember(user, "I moved to Porto", message_id=None)
     await service.drain()
     assert await facts(pool, user) == ["Lives in Porto"]
-    decisions.append(FactDecision(operations=[FactOperation(op="delete", target=fact_id)]))
+    [porto] = [f for f in await service.facts(user, channel_id="", is_dm=True)]
+    decisions.append(FactDecision(operations=[FactOperation(op="delete", target=porto.id)]))
     await service.remember(user, "I left Portugal", message_id=None)
     await service.drain()
     assert await facts(pool, user) == []
+    assert sorted(await facts(pool, user, history=True)) == ["Lives in Lisbon", "Lives in Porto"]
 
 
 async def test_extraction_never_delays_remembering(pool: asyncpg.Pool) -> None:

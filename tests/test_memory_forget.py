@@ -78,9 +78,11 @@ async def test_forget_user_deletes_every_row_of_the_person_in_one_go(pool: async
         await a_turn(pool, who, "my favourite colour is teal")
         await service.remember(who, "my favourite colour is teal", message_id=None)
         await update_profile(pool, who, ProfileChanges(language="Dutch"))
+    await service.drain()
     counts = await forget_user(pool, user)
     assert {k: v for k, v in counts.items() if v} == {
         "memories": 1,
+        "facts": 1,
         "profiles": 1,
         "feedback": 1,
         "usage": 1,
@@ -97,11 +99,36 @@ async def test_export_holds_the_persons_rows_as_json(pool: asyncpg.Pool) -> None
     await a_turn(pool, user, "I live in Porto")
     service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
     await service.remember(user, "I live in Porto", message_id=None)
+    await service.drain()
     exported = json.loads(json.dumps(await export_user(pool, user)))
     assert [m["content"] for m in exported["memories"]] == ["I live in Porto"]
+    assert [(f["content"], f["scope"]) for f in exported["facts"]] == [("lives in Porto", "person")]
     assert "embedding" not in exported["memories"][0]
     assert [m["role"] for m in exported["messages"]] == ["user", "assistant"]
     assert exported["turns"][0]["steps"] == []
+
+
+async def test_forgetting_an_author_keeps_their_shared_notes_anonymised_and_export_lists_them(
+    pool: asyncpg.Pool,
+) -> None:
+    user = person()
+    colleague = UserKey(platform=user.platform, workspace_id=user.workspace_id, user_id="U2")
+    service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    await service.remember(
+        user, "remember for this channel: deploys are on Fridays", message_id=None, channel_id="C7", is_dm=False
+    )
+    await service.remember(user, "I'm on the payments team", message_id=None, channel_id="C7", is_dm=False)
+    await service.remember(user, "I'm on the search team", message_id=None, channel_id="C7", is_dm=False)
+    await service.drain()
+    exported = json.loads(json.dumps(await export_user(pool, user)))
+    assert [f["content"] for f in exported["shared_facts_told"]] == ["deploys are on Fridays"]
+    assert sorted(f["content"] for f in exported["facts"]) == ["is on the payments team", "is on the search team"]
+
+    counts = await forget_user(pool, user)
+    assert (counts["facts"], counts["shared facts anonymised"]) == (2, 1)
+    [note] = await service.facts(colleague, channel_id="C7", is_dm=False)
+    assert (note.content, note.author_id) == ("deploys are on Fridays", None)
+    assert (await export_user(pool, user))["shared_facts_told"] == []
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -193,3 +220,33 @@ def test_memory_cleanup_command_reports_what_it_deleted(cli_env: CliRunner) -> N
     result = cli_env.invoke(app, ["cleanup", "--days", "36500"])
     assert result.exit_code == 0, result.output
     assert "memories older than 36500 days deleted" in result.output
+
+
+def test_memory_list_shows_facts_and_with_history_the_superseded_ones(
+    pg_uri: str, cli_env: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.cli.memory import app, out
+
+    monkeypatch.setattr(out, "width", 160)
+
+    user = person()
+
+    async def tell(pool: asyncpg.Pool) -> None:
+        service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+        for text in (
+            "Hi, I'm Sam. What's 17% of 2,340?",
+            "and in euros?",
+            "I'm on the payments team",
+            "I'm on the search team",
+        ):
+            await service.remember(user, text, message_id=None)
+        await service.drain()
+
+    on_db(pg_uri, tell)
+    where = ["-p", user.platform, "-w", user.workspace_id, "-u", user.user_id]
+    now = cli_env.invoke(app, ["list", *where])
+    assert now.exit_code == 0, now.output
+    assert "is called Sam" in now.output and "is on the search team" in now.output
+    assert "payments" not in now.output and "euros" not in now.output
+    past = cli_env.invoke(app, ["list", *where, "--history"])
+    assert "is on the payments team" in past.output and "superseded" in past.output

@@ -1,11 +1,13 @@
-"""Isolation: no recall, history, profile or export ever returns another tenant's row; row-level
-security blocks a query that forgot its WHERE clause; the store agrees with an in-memory model."""
+"""Isolation: no recall, history, profile, fact or export ever returns another tenant's row; row-level
+security blocks a query that forgot its WHERE clause; the store agrees with an in-memory model, and
+facts in person, channel and workspace scopes reach exactly the turns they may."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -15,9 +17,10 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initial
 from pydantic_ai.embeddings import Embedder
 
 from core.memory.conversations import user_history
+from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.forget import export_user, forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
-from core.memory.scope import person_scope
+from core.memory.scope import fact_scope, person_scope
 from core.memory.service import MemoryConfig, MemoryService
 from core.memory.store import content_hash
 from core.models import UserKey
@@ -46,6 +49,7 @@ async def test_no_tenant_ever_sees_another_tenants_rows(pool: asyncpg.Pool, tena
         tag = marker(user)
         await service.remember(user, f"{query} owned by {tag}", message_id=None)
         await service.remember(user, f"note {i} of {tag}", message_id=None)
+        await service.remember(user, f"my team is {tag}", message_id=None)
         await update_profile(pool, user, ProfileChanges(about=f"about {tag}"))
         await pool.execute(
             "INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content)"
@@ -58,11 +62,16 @@ async def test_no_tenant_ever_sees_another_tenants_rows(pool: asyncpg.Pool, tena
     for user in tenants:
         tag = marker(user)
         hits = await service.recall(user, query, k=50)
-        assert len(hits) == 2
+        assert len(hits) == 3
         assert all(h.content.endswith(tag) for h in hits)
         assert [m.content for m in await user_history(pool, user)] == [f"message of {tag}"]
         assert (await get_profile(pool, user)).about == f"about {tag}"
+        await service.drain()
+        [fact] = await service.facts(user, channel_id="C", is_dm=False)
+        assert (fact.scope, fact.author_id) == ("person", user.user_id)
+        assert f"their team is {tag}".startswith(fact.content)  # the tag may hold a sentence end
         exported = await export_user(pool, user)
+        assert all(f["author_id"] == user.user_id for f in exported.pop("shared_facts_told"))
         for table, rows in exported.items():
             if isinstance(rows, list):
                 assert all(
@@ -81,6 +90,7 @@ async def test_forgetting_one_tenant_leaves_every_other_tenant_intact(
     for user in tenants:
         await service.remember(user, f"fact of {marker(user)}", message_id=None)
         await update_profile(pool, user, ProfileChanges(language="German"))
+    await service.drain()
     gone = data.draw(st.sampled_from(tenants))
     counts = await forget_user(pool, gone)
     assert counts["memories"] == 1 and counts["profiles"] == 1
@@ -165,6 +175,7 @@ class MemoryAgreement(RuleBasedStateMachine):
     @rule(user=users, text=memory_texts)
     def remember(self, user: UserKey, text: str) -> None:
         self.loop.run_until_complete(self.service.remember(user, text, message_id=None))
+        self.loop.run_until_complete(self.service.drain())
         self.model.setdefault(user, {}).setdefault(normal(text), text)
 
     @rule(user=consumes(users))
@@ -187,6 +198,9 @@ class MemoryAgreement(RuleBasedStateMachine):
 
 
 PG_URI: list[str] = []
+WORKSPACES = st.sampled_from(["T1", "T2"])
+PEOPLE = st.sampled_from(["U1", "U2", "U3"])
+CHANNELS = st.sampled_from(["C1", "C2", ""])
 
 
 @pytest.fixture
@@ -201,3 +215,92 @@ def test_store_agrees_with_an_in_memory_model(state_machine_db: None) -> None:
         max_examples=15, stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck)
     )
     MemoryAgreement.TestCase().runTest()
+
+
+# --- facts in three scopes beside a model of who may see what ------------------------------------
+
+Place = tuple[str, str]
+"""(workspace, channel): a channel of a workspace; channel "" is a direct message."""
+
+
+class FactScopes(RuleBasedStateMachine):
+    """Person, channel and workspace facts, told and forgotten by several people in two workspaces:
+    what reaches a turn's prompt is always the person's own facts, the workspace's notes and the
+    channel's notes (none in a DM), never anyone else's, and forgetting an author keeps the team's
+    notes with the authorship blanked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.pool: asyncpg.Pool = self.loop.run_until_complete(create_pool(PG_URI[0], max_size=2))
+        self.service = MemoryService(self.pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+        self.run = uuid.uuid4().hex[:8]
+        self.told = 0
+        self.own: dict[UserKey, set[str]] = {}
+        self.shared: dict[Place, dict[str, str | None]] = {}
+        """(workspace, channel "" for the workspace's notes) -> note -> its author (None once forgotten)."""
+
+    def teardown(self) -> None:
+        self.loop.run_until_complete(self.pool.close())
+        self.loop.close()
+
+    def key(self, workspace: str, user: str) -> UserKey:
+        return UserKey(platform="slack", workspace_id=f"{self.run}:{workspace}", user_id=user)
+
+    def text(self, words: str) -> str:
+        self.told += 1
+        return f"{' '.join(words.split()) or 'x'} #{self.told}"
+
+    @rule(workspace=WORKSPACES, user=PEOPLE, words=memory_texts, channel=CHANNELS)
+    def tell_own(self, workspace: str, user: str, words: str, channel: str) -> None:
+        key, content = self.key(workspace, user), self.text(words)
+        self.loop.run_until_complete(self._add(key, channel, Home.person(user), content))
+        self.own.setdefault(key, set()).add(content)
+
+    @rule(workspace=WORKSPACES, user=PEOPLE, words=memory_texts, channel=st.sampled_from(["C1", "C2"]))
+    def tell_channel(self, workspace: str, user: str, words: str, channel: str) -> None:
+        content = self.text(words)
+        self.loop.run_until_complete(self._add(self.key(workspace, user), channel, Home.channel(channel), content))
+        self.shared.setdefault((workspace, channel), {})[content] = user
+
+    @rule(workspace=WORKSPACES, user=PEOPLE, words=memory_texts, channel=CHANNELS)
+    def tell_workspace(self, workspace: str, user: str, words: str, channel: str) -> None:
+        content = self.text(words)
+        self.loop.run_until_complete(self._add(self.key(workspace, user), channel, Home.workspace(), content))
+        self.shared.setdefault((workspace, ""), {})[content] = user
+
+    @rule(workspace=WORKSPACES, user=PEOPLE)
+    def forget(self, workspace: str, user: str) -> None:
+        self.loop.run_until_complete(forget_user(self.pool, self.key(workspace, user)))
+        self.own.pop(self.key(workspace, user), None)
+        for (place_workspace, _), notes in self.shared.items():
+            if place_workspace == workspace:
+                for note, author in notes.items():
+                    notes[note] = None if author == user else author
+
+    @invariant()
+    def every_turn_sees_exactly_what_it_may(self) -> None:
+        for workspace in ("T1", "T2"):
+            for user in ("U1", "U2", "U3"):
+                key = self.key(workspace, user)
+                for channel in ("C1", "C2", ""):
+                    seen = self.loop.run_until_complete(
+                        self.service.facts(key, channel_id=channel, is_dm=not channel)
+                    )
+                    expected = {(c, "person", user) for c in self.own.get(key, set())}
+                    expected |= {(c, "workspace", a) for c, a in self.shared.get((workspace, ""), {}).items()}
+                    if channel:
+                        expected |= {(c, "channel", a) for c, a in self.shared.get((workspace, channel), {}).items()}
+                    assert {(f.content, f.scope, f.author_id) for f in seen} == expected
+
+    async def _add(self, key: UserKey, channel: str, home: Home, content: str) -> None:
+        said = Said(author_id=key.user_id, channel_id=channel, at=datetime.now(UTC))
+        async with fact_scope(self.pool, key, channel) as conn:
+            await add_fact(conn, key, home, NewFact(content=content), said)
+
+
+def test_fact_scopes_agree_with_a_model_of_who_may_see_what(state_machine_db: None) -> None:
+    FactScopes.TestCase.settings = settings(
+        max_examples=8, stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck)
+    )
+    FactScopes.TestCase().runTest()

@@ -1,4 +1,4 @@
-"""Profiles (properties 25, 49) and the agent's update_profile / forget_me tools."""
+"""Profiles (properties 25, 49) and the agent's update_profile / forget_me / recall_facts tools."""
 
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCall
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from core.context import render_profile
+from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.forget import ASK_TO_CONFIRM, forget_me
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
+from core.memory.scope import fact_scope
 from core.memory.service import MemoryConfig, MemoryService
 from core.memory.tools import ToolScope, memory_toolset
 from core.models import UserKey
@@ -126,3 +128,25 @@ async def test_a_stale_forget_request_must_be_asked_again(pool: asyncpg.Pool) ->
     late = await forget_me(pool, user, confirm=True, turn="t2", now=start + timedelta(hours=1))
     assert not late.deleted
     assert (await forget_me(pool, user, confirm=True, turn="t3", now=start + timedelta(hours=1, minutes=1))).deleted
+
+
+async def test_recall_facts_tells_what_the_person_said_and_when_including_superseded_facts(
+    pool: asyncpg.Pool,
+) -> None:
+    user = person()
+    said = Said(author_id=user.user_id, channel_id="C1", at=datetime(2026, 11, 2, tzinfo=UTC))
+    later = Said(author_id=user.user_id, channel_id="C1", at=datetime(2026, 12, 1, tzinfo=UTC))
+    home = Home.person(user.user_id)
+    async with fact_scope(pool, user) as conn:
+        await add_fact(conn, user, home, NewFact(content="is on the payments team", subject="team"), said)
+        await add_fact(conn, user, home, NewFact(content="is on the search team", subject="team"), later)
+        await add_fact(conn, user, home, NewFact(content="likes tea"), later)
+    result = await agent().run(
+        "what did I tell you about my team, and when?",
+        deps=Deps(pool, user),
+        model=tool_then_text("recall_facts", {"about": "my team"}),
+    )
+    assert result.output.splitlines() == [
+        "- is on the search team: said 2026-12-01 in C1",
+        "- is on the payments team: said 2026-11-02 in C1; superseded 2026-12-01",
+    ]

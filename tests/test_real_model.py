@@ -85,7 +85,7 @@ def cli_data() -> Iterator[Path]:
 
 def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
-    return {**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **extra}
+    return {**env, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "PARLEY_FACT_EXTRACTION": "off", **extra}
 
 
 def parley(*args: str, data: Path, env: dict[str, str], timeout: float = 400) -> subprocess.CompletedProcess[str]:

@@ -27,6 +27,8 @@ from adapters.slack.app import SlackAdapter, SlackConfig, build_slack
 from bot.app import Steps
 from bot.settings import Settings
 from core.feedback import list_feedback
+from core.memory.facts import Home, NewFact, Said, add_fact
+from core.memory.scope import fact_scope
 from core.models import Attachment, AttachmentText, UserKey
 from core.steps import MemoryStep, NoGuard, NoMedia, NoMemory, Profile
 from tests.fakes.openai_server import FakeOpenAI, Text
@@ -520,6 +522,25 @@ async def test_parley_forget_asks_first_then_deletes(slack: Harness) -> None:
     await slack.sender.command(slack.workspace, user_id="UCAROL", text="profile", response_url=respond)
     await slack.settle()
     assert "Name: _not set_" in slack.fake.responses[-1]["text"]
+
+
+async def test_parley_memory_lists_the_channel_notes_and_forgets_one(slack: Harness, pool: asyncpg.Pool) -> None:
+    team = UserKey(platform="slack", workspace_id=slack.workspace.team_id, user_id="UERIN")
+    said = Said(author_id="UFRANK", channel_id="CCOMMANDS", at=datetime.now(UTC))
+    async with fact_scope(pool, team.workspace) as conn:
+        note = await add_fact(conn, team, Home.channel("CCOMMANDS"), NewFact(content="deploys are on Fridays"), said)
+        await add_fact(conn, team, Home.channel("COTHER"), NewFact(content="not for here"), said)
+    respond = f"{slack.fake.url}/respond/{uuid.uuid4().hex}"
+    await slack.sender.command(slack.workspace, user_id="UERIN", text="memory", response_url=respond)
+    await slack.settle()
+    shown = slack.fake.responses[-1]["text"]
+    assert f"{note} · deploys are on Fridays · this channel, told by UFRANK" in shown and "not for here" not in shown
+    await slack.sender.command(slack.workspace, user_id="UERIN", text=f"memory forget {note}", response_url=respond)
+    await slack.settle()
+    assert slack.fake.responses[-1]["text"] == f"Done: I forgot fact {note}."
+    await slack.sender.command(slack.workspace, user_id="UERIN", text="memory", response_url=respond)
+    await slack.settle()
+    assert "deploys" not in slack.fake.responses[-1]["text"]
 
 
 async def test_app_home_shows_the_profile_and_a_forget_button(slack: Harness) -> None:

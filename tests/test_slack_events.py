@@ -10,8 +10,10 @@ import pytest
 
 from adapters.slack.commands import (
     Forget,
+    ForgetFact,
     Help,
     SetProfile,
+    ShowMemory,
     ShowProfile,
     forget_confirmation_blocks,
     help_text,
@@ -156,6 +158,11 @@ def test_reactions_count_only_on_parleys_messages() -> None:
         ("profile set voice on", SetProfile(field="voice_replies", value="on")),
         ("profile clear tz", SetProfile(field="timezone", value="")),
         ("forget", Forget()),
+        ("memory", ShowMemory()),
+        ("memory history", ShowMemory(history=True)),
+        ("memory forget 12", ForgetFact(fact_id=12)),
+        ("memory forget twelve", Help(unknown="memory forget twelve")),
+        ("memory forget 99999999999999999999", Help(unknown="memory forget 99999999999999999999")),
         ("profile set colour blue", Help(unknown="profile set colour blue")),
         ("dance", Help(unknown="dance")),
     ],

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,8 +24,8 @@ import pytest
 
 from adapters.web.app import LINK_KEY_NAME
 from core.apikeys import create_api_key, key_id_of
-from core.memory import store
-from core.memory.scope import person_scope
+from core.memory.facts import Home, NewFact, Said, add_fact
+from core.memory.scope import fact_scope
 from core.models import UserKey
 from tests.api_helpers import fake_model_settings, threaded_server
 from tests.fakes.openai_server import FakeOpenAI
@@ -65,14 +66,15 @@ def page(api: tuple[str, str]) -> Iterator[object]:
 
 
 def run_db(pg_uri: str, user: UserKey, *, remember: str | None = None) -> list[tuple[int, str]]:
-    """Seed a memory and/or read back feedback, on a connection of its own (this test is synchronous)."""
+    """Seed a fact and/or read back feedback, on a connection of its own (this test is synchronous)."""
 
     async def main() -> list[tuple[int, str]]:
         pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
         try:
             if remember:
-                async with person_scope(pool, user) as conn:
-                    await store.insert_memory(conn, user, content=remember, embedding=None, model=None)
+                said = Said(author_id=user.user_id, channel_id="", at=datetime.now(UTC))
+                async with fact_scope(pool, user) as conn:
+                    await add_fact(conn, user, Home.person(user.user_id), NewFact(content=remember), said)
             rows = await pool.fetch(
                 "SELECT score, source FROM feedback WHERE platform = 'api' AND workspace_id = $1 AND user_id = $2",
                 user.workspace_id,
@@ -146,11 +148,11 @@ def test_playground_chats_streams_attaches_records_rates_and_forgets(
     p.click("#profile-save")  # type: ignore[attr-defined]
     expect(p.locator("#profile-note")).to_contain_text("unknown time zone")  # type: ignore[attr-defined]
 
-    assert run_db(pg_uri, me, remember="Ada prefers short answers") == [(1, "+1")]
+    assert run_db(pg_uri, me, remember="prefers short answers") == [(1, "+1")]
     p.reload()  # type: ignore[attr-defined]
     expect(p.locator("#profile-form [name=display_name]")).to_have_value("Ada")  # type: ignore[attr-defined]
     expect(p.locator(".msg.user")).to_have_count(2)  # type: ignore[attr-defined]
-    expect(p.locator("#memories")).to_contain_text("Ada prefers short answers")  # type: ignore[attr-defined]
+    expect(p.locator("#memories")).to_contain_text("prefers short answers")  # type: ignore[attr-defined]
 
     shot = Path(SCREENSHOT_TO) if SCREENSHOT_TO else tmp_path / "playground.png"
     p.screenshot(path=str(shot))  # type: ignore[attr-defined]

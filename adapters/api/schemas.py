@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from core.guard.masking import SECRET, mask_sensitive, scrub
+from core.memory.facts import Fact
 from core.models import Attachment, AttachmentText, Reply
 from core.steps import Profile
 
@@ -247,16 +248,41 @@ class ProfileOut(BaseModel):
         )
 
 
-class MemoryOut(BaseModel):
+class FactOut(BaseModel):
+    """One fact: the person's own, or a note told for a channel or the workspace (with its teller)."""
+
     id: int
     content: str
-    kind: str
-    created_at: datetime
+    scope: Literal["person", "channel", "workspace"]
+    channel_id: str | None = Field(description="The channel a channel note is for.")
+    author_id: str | None = Field(description="Who said it; null once that person was forgotten.")
+    said_in: str | None = Field(description="The channel it was said in.")
+    said_at: datetime
+    valid_to: datetime | None = Field(description="When it was superseded or stopped being true.")
+    expires_at: datetime | None
+    superseded_by: int | None
+
+    @classmethod
+    def of(cls, fact: Fact) -> FactOut:
+        return cls(
+            id=fact.id,
+            content=fact.content,
+            scope=fact.scope,
+            channel_id=fact.channel_id or None,
+            author_id=fact.author_id,
+            said_in=fact.said_in,
+            said_at=fact.said_at,
+            valid_to=fact.valid_to,
+            expires_at=fact.expires_at,
+            superseded_by=fact.superseded_by,
+        )
 
 
 class MemoriesOut(BaseModel):
+    """What Parley knows: facts, not the transcript (the raw turns stay searchable for recall)."""
+
     user_id: str
-    memories: list[MemoryOut]
+    memories: list[FactOut]
 
 
 # -- health -----------------------------------------------------------------------------------

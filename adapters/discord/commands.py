@@ -1,9 +1,9 @@
-"""Parley's slash commands: /ask, /profile show|set, /forget (with a confirmation button), /help, and
-/settings show|set|unset for a channel's settings (members who can manage the channel).
+"""Parley's slash commands: /ask, /profile show|set, /memory list|forget, /forget (with a confirmation
+button), /help, and /settings show|set|unset for a channel's settings (members who can manage the channel).
 
-The commands translate only: /ask goes through the same pipeline as a mention, /profile and
-/forget call the memory package's profile and forgetting functions for the person who asked, in
-the server (or DMs) they asked in. Everything except /ask answers ephemerally; /ask does too in a
+The commands translate only: /ask goes through the same pipeline as a mention, /profile, /memory and
+/forget call the memory package's profile, fact and forgetting functions for the person who asked, in
+the server (or DMs) and channel they asked in. Everything except /ask answers ephemerally; /ask does too in a
 server where Parley is only installed to the asker's account (the server never invited it).
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Literal
 
 import asyncpg
@@ -18,9 +19,11 @@ import discord
 from discord import app_commands
 from pydantic import ValidationError
 
+from adapters.discord.chunking import DISCORD_LIMIT
 from adapters.discord.config import DM_WORKSPACE
 from core.audit import Actor
 from core.channel_settings import KEYS, UnknownSetting, parse
+from core.memory.facts_view import fact_line, remove_fact, visible_facts
 from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import Platform, UserKey
@@ -41,6 +44,9 @@ HELP = """**Parley** answers questions, reads files and voice messages, and reme
 account and `/ask`, `/profile` and `/forget` work in any server or DM, even where I am not a member.
 - `/profile show` and `/profile set` manage how I answer you: name, language, time zone, short or \
 detailed answers, voice replies.
+- `/memory list` shows what I know about you, this channel and the server (with `history`, earlier \
+versions too); `/memory forget` removes one. Say "remember for this channel: …" or "remember for the \
+workspace: …" to tell me something for everyone there.
 - `/forget` deletes everything I know about you here."""
 
 
@@ -105,6 +111,30 @@ def build_tree(client: discord.Client, *, pool: asyncpg.Pool, ask: Ask) -> app_c
         await interaction.response.send_message("Saved.\n" + describe_profile(stored), ephemeral=True)
 
     tree.add_command(profile)
+
+    memory = app_commands.Group(name="memory", description="What Parley knows about you, this channel and server.")
+
+    @memory.command(name="list", description="Show what Parley knows here (history: earlier versions too).")
+    @app_commands.describe(history="Also facts that were corrected or have expired")
+    async def memory_list(interaction: discord.Interaction, history: bool = False) -> None:
+        now = datetime.now(UTC)
+        found = await visible_facts(
+            pool, user_key(interaction), channel_id=_fact_channel(interaction), history=history
+        )
+        lines = [f"- {discord.utils.escape_markdown(fact_line(f, now=now))}" for f in found]
+        text = "\n".join(["**What I know here**", *lines]) if lines else "I don't know anything here yet."
+        await interaction.response.send_message(_fit(text), ephemeral=True)
+
+    @memory.command(name="forget", description="Remove one fact (its id is in /memory list).")
+    @app_commands.describe(fact_id="The fact's id, as /memory list shows it")
+    async def memory_forget(interaction: discord.Interaction, fact_id: app_commands.Range[int, 1]) -> None:
+        removed = await remove_fact(
+            pool, user_key(interaction), channel_id=_fact_channel(interaction), fact_id=fact_id
+        )
+        text = f"Done: I forgot fact {fact_id}." if removed else f"I have no fact {fact_id} you can see here."
+        await interaction.response.send_message(text, ephemeral=True)
+
+    tree.add_command(memory)
 
     @tree.command(name="forget", description="Delete everything Parley knows about you here.")
     async def forget_command(interaction: discord.Interaction) -> None:
@@ -195,6 +225,16 @@ async def _refused(interaction: discord.Interaction) -> bool:
 
 def _member(interaction: discord.Interaction) -> Actor:
     return Actor(who=str(interaction.user.id), door="discord")
+
+
+def _fact_channel(interaction: discord.Interaction) -> str:
+    """The channel whose notes a member sees: none in DMs (channel notes stay out of them)."""
+    return str(interaction.channel_id or "") if interaction.guild_id else ""
+
+
+def _fit(text: str) -> str:
+    """Within Discord's 2,000 characters a message."""
+    return text if len(text) <= DISCORD_LIMIT else text[: DISCORD_LIMIT - 1] + "…"
 
 
 def _as_bool(value: str) -> str | bool:

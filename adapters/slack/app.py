@@ -55,8 +55,10 @@ from adapters.slack.commands import (
     FORGET_CONFIRM_ACTION,
     FORGET_WARNING,
     Forget,
+    ForgetFact,
     Help,
     MemoryAdmin,
+    ShowMemory,
     forget_confirmation_blocks,
     help_text,
     parse_command,
@@ -397,6 +399,13 @@ class SlackAdapter:
             return
         await ack()
         user = command_user(_team(context), str(command["user_id"]))
+        if isinstance(parsed, ShowMemory | ForgetFact):
+            channel = str(command.get("channel_id") or "")
+            in_dm = channel.startswith("D") or command.get("channel_name") == "directmessage"
+            self.tasks.spawn(
+                self.handlers.memory_command(parsed, user, "" if in_dm else channel, respond), name="slack-memory"
+            )
+            return
         self.tasks.spawn(self.handlers.profile_command(parsed, user, respond), name="slack-profile")
 
     async def _on_forget(

@@ -1,4 +1,4 @@
-"""`/parley help|profile|forget` and the App Home tab: parsing and Block Kit, pure.
+"""`/parley help|profile|memory|forget` and the App Home tab: parsing and Block Kit, pure.
 
 Profiles and forgetting belong to the memory area; the adapter reaches them through the small
 `MemoryAdmin` protocol below (implemented on core.memory by `adapters.slack.memory_admin`).
@@ -43,7 +43,15 @@ class MemoryAdmin(Protocol):
         """Set one profile field; raise ValueError with a sentence for the person on bad input."""
         ...
 
-    async def memory_count(self, user: UserKey) -> int: ...
+    async def memory_count(self, user: UserKey) -> int:
+        """How many facts about the person are in force."""
+        ...
+
+    async def memory_lines(self, user: UserKey, *, channel_id: str, history: bool) -> list[str]:
+        """What the person sees asking in `channel_id` ("" in a DM): one line per fact, id first."""
+        ...
+
+    async def remove_fact(self, user: UserKey, *, channel_id: str, fact_id: int) -> bool: ...
 
     async def forget(self, user: UserKey) -> dict[str, int]:
         """Delete every row of the person; the counts per table."""
@@ -71,7 +79,18 @@ class Forget:
     pass
 
 
-Command = Help | ShowProfile | SetProfile | Forget
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShowMemory:
+    history: bool = False
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ForgetFact:
+    fact_id: int
+
+
+MemoryCommand = ShowMemory | ForgetFact
+Command = Help | ShowProfile | SetProfile | Forget | MemoryCommand
 
 
 def parse_command(text: str) -> Command:
@@ -82,6 +101,11 @@ def parse_command(text: str) -> Command:
     head = words[0].lower()
     if head == "forget" and len(words) == 1:
         return Forget()
+    if head == "memory":
+        if len(words) == 1 or (len(words) == 2 and words[1].lower() in {"list", "history"}):
+            return ShowMemory(history=len(words) == 2 and words[1].lower() == "history")
+        if len(words) == 3 and words[1].lower() in {"forget", "remove"} and words[2].isdigit() and len(words[2]) < 19:
+            return ForgetFact(fact_id=int(words[2]))
     if head == "profile":
         if len(words) == 1 or (len(words) == 2 and words[1].lower() == "show"):
             return ShowProfile()
@@ -102,6 +126,10 @@ def help_text(unknown: str | None = None) -> str:
             "• `/parley profile set <field> <value>`: fields `name`, `language`, `timezone`, `style` "
             "(short or detailed), `voice` (on or off), `about`",
             "• `/parley profile clear <field>`",
+            "• `/parley memory`: what I know about you, this channel and the workspace "
+            "(`/parley memory history` adds earlier versions)",
+            "• `/parley memory forget <id>`: remove one of them",
+            "• Say _remember for this channel: …_ or _remember for the workspace: …_ to tell everyone's Parley",
             "• `/parley forget`: delete everything I remember about you here (asks first)",
             "React with :+1: or :-1: on my replies to tell me how I did.",
         ]
@@ -122,8 +150,24 @@ def profile_text(profile: Profile, memories: int | None = None) -> str:
         f"• About you: {shown(profile.about)}",
     ]
     if memories is not None:
-        lines.append(f"I remember {memories} {'thing' if memories == 1 else 'things'} about you here.")
+        lines.append(
+            f"I remember {memories} {'thing' if memories == 1 else 'things'} about you here (`/parley memory`)."
+        )
     return "\n".join(lines)
+
+
+def memory_text(lines: list[str], *, history: bool) -> str:
+    """The answer to `/parley memory`: one fact a line, with its id for `/parley memory forget <id>`."""
+    if not lines:
+        return "I don't know anything about you, this channel or the workspace yet."
+    title = "*What I know here, with earlier versions*" if history else "*What I know here*"
+    return "\n".join([title, *(f"• {escape(line)}" for line in lines), "Remove one with `/parley memory forget <id>`."])
+
+
+def fact_removed_text(removed: bool, fact_id: int) -> str:
+    if removed:
+        return f"Done: I forgot fact {fact_id}."
+    return f"I have no fact {fact_id} you can see here. `/parley memory` lists them with their ids."
 
 
 def forget_confirmation_blocks() -> list[dict[str, Any]]:

@@ -20,7 +20,18 @@ import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack.commands import MemoryAdmin, SetProfile, ShowProfile, forgotten_text, home_view, profile_text
+from adapters.slack.commands import (
+    MemoryAdmin,
+    MemoryCommand,
+    SetProfile,
+    ShowMemory,
+    ShowProfile,
+    fact_removed_text,
+    forgotten_text,
+    home_view,
+    memory_text,
+    profile_text,
+)
 from adapters.slack.delivery import DeliveryOptions, Destination, ReplyWriter, SlackSink, ThreadStatus
 from adapters.slack.events import ReactionEvent, SlackMessage, is_addressed, message_id, to_inbound
 from adapters.slack.feedback import FEEDBACK_SOURCE, THANKS, FeedbackClick
@@ -222,6 +233,16 @@ class SlackHandlers:
             text = profile_text(profile, await self.memory.memory_count(user))
         except ValueError as exc:
             text = f"I couldn't change that: {exc}"
+        await respond(text=text, response_type="ephemeral")
+
+    async def memory_command(self, command: MemoryCommand, user: UserKey, channel_id: str, respond: Respond) -> None:
+        """`/parley memory [history]` and `/parley memory forget <id>`, for where the person asked."""
+        if isinstance(command, ShowMemory):
+            lines = await self.memory.memory_lines(user, channel_id=channel_id, history=command.history)
+            text = memory_text(lines, history=command.history)
+        else:
+            removed = await self.memory.remove_fact(user, channel_id=channel_id, fact_id=command.fact_id)
+            text = fact_removed_text(removed, command.fact_id)
         await respond(text=text, response_type="ephemeral")
 
     async def forget(self, user: UserKey, *, respond: Respond | None, client: AsyncWebClient | None) -> None:

@@ -1,14 +1,15 @@
-"""`MemoryAdmin` on the memory area's functions (core.memory): profiles, memory counts, forgetting."""
+"""`MemoryAdmin` on the memory area's functions (core.memory): profiles, facts, forgetting."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import asyncpg
 from pydantic import ValidationError
 
+from core.memory.facts_view import fact_line, remove_fact, visible_facts
 from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
-from core.memory.scope import person_scope
-from core.memory.store import list_memories
 from core.models import UserKey
 from core.steps import Profile
 
@@ -28,8 +29,17 @@ class CoreMemoryAdmin:
         return await update_profile(self.pool, user, changes)
 
     async def memory_count(self, user: UserKey) -> int:
-        async with person_scope(self.pool, user) as conn:
-            return len(await list_memories(conn, user))
+        found = await visible_facts(self.pool, user, channel_id="", history=False)
+        now = datetime.now(UTC)
+        return sum(1 for f in found if f.scope == "person" and f.in_force(now))
+
+    async def memory_lines(self, user: UserKey, *, channel_id: str, history: bool) -> list[str]:
+        now = datetime.now(UTC)
+        found = await visible_facts(self.pool, user, channel_id=channel_id, history=history)
+        return [fact_line(f, now=now) for f in found]
+
+    async def remove_fact(self, user: UserKey, *, channel_id: str, fact_id: int) -> bool:
+        return await remove_fact(self.pool, user, channel_id=channel_id, fact_id=fact_id) is not None
 
     async def forget(self, user: UserKey) -> dict[str, int]:
         return await forget_user(self.pool, user)

@@ -67,7 +67,7 @@ COMMANDS: dict[str, Lazy] = {
         target="bot.cli.audit:app", help="The audit log: changes of settings, limits, API keys, and forget requests."
     ),
     "tools": Lazy(target="bot.cli.core_commands:tools_app", help="The tools the agent can call."),
-    "memory": Lazy(target="bot.cli.memory:app", help="Long-term memories: re-embed, retention, forget, export."),
+    "memory": Lazy(target="bot.cli.memory:app", help="Long-term memories: facts, re-embed, retention, forget, export."),
     "profile": Lazy(
         target="bot.cli.profile:app", help="Per-person profiles: name, language, time zone, answer style, voice."
     ),

@@ -9,9 +9,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import load_settings, parse_since, run
+from bot.cli.common import load_settings, parse_since, run, wide_table
 from bot.database import open_pool
 from core.audit import AuditEntry, list_entries
 
@@ -45,7 +44,7 @@ def audit_list(
     if as_json:
         print(json.dumps([asdict(e) for e in entries], default=str))
         return
-    table = Table("time", "workspace", "who", "door", "action", "what", "old", "new")
+    table = wide_table("time", "workspace", "who", "door", "action", "what", "old", "new")
     for e in entries:
         table.add_row(e.created_at.isoformat(timespec="seconds"), f"{e.platform}/{e.workspace_id}", e.actor, e.door,
                       e.action, e.target, _shown(e.old_value), _shown(e.new_value))

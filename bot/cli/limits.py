@@ -11,9 +11,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import PlatformOpt, WorkspaceOpt, err, load_settings, operator, run
+from bot.cli.common import PlatformOpt, WorkspaceOpt, err, load_settings, operator, run, wide_table
 from bot.database import open_pool
 from core.limits import Metric, Period, Scope, SpendLimit, clear_limit, describe, list_limits, set_limit
 from core.models import WorkspaceKey
@@ -101,8 +100,8 @@ def limits_show(
     if as_json:
         print(json.dumps([asdict(limit) for limit in found]))
         return
-    table = Table("platform", "workspace", "applies to", "metric", "period", "amount",
-                  caption="USD limits count turns of known cost only.")
+    table = wide_table("platform", "workspace", "applies to", "metric", "period", "amount")
+    table.caption = "USD limits count turns of known cost only."
     for limit in found:
         who = limit.scope if limit.scope == "workspace" else f"{limit.scope} {limit.subject}"
         table.add_row(limit.platform, limit.workspace_id, who, limit.metric, limit.period, f"{limit.amount:g}")

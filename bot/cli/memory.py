@@ -1,4 +1,5 @@
-"""`parley memory ...`: re-embed, retention cleanup, forget and export a person."""
+"""`parley memory ...`: list a person's facts (with their history), re-embed, retention cleanup,
+forget and export a person."""
 
 from __future__ import annotations
 
@@ -23,10 +24,47 @@ from bot.cli.common import (
     wide_table,
 )
 from bot.database import open_pool
+from core.memory import facts
+from core.memory.facts_view import visible_facts
 
-app = typer.Typer(help="Long-term memories: re-embed, retention, forget, export.", no_args_is_help=True)
+app = typer.Typer(help="Long-term memories: facts, re-embed, retention, forget, export.", no_args_is_help=True)
 out = Console()
 
+
+@app.command("list")
+def list_command(
+    platform: PlatformOpt = "console",
+    workspace: WorkspaceOpt = "local",
+    user: UserOpt = None,
+    channel: Annotated[str | None, typer.Option("--channel", "-c", help="Also this channel's notes.")] = None,
+    history: Annotated[bool, typer.Option("--history", help="Also superseded and expired facts.")] = False,
+) -> None:
+    """What Parley knows about a person: their facts and the workspace's (and a channel's) notes."""
+    settings = load_settings(model=False)
+    key = person(platform, workspace, user)
+
+    async def main() -> list[facts.Fact]:
+        pool = await open_pool(settings)
+        try:
+            return await visible_facts(pool, key, channel_id=channel or "", history=history)
+        finally:
+            await pool.close()
+
+    found = run(main())
+    if not found:
+        out.print(f"Nothing known about {key.user_id} in {platform}/{workspace} yet.")
+        return
+    now = datetime.now(UTC)
+    table = wide_table("id", "fact", "for", "said", "status")
+    for fact in found:
+        status = facts.describe(fact, now).partition("; ")[2] or "in force"
+        said = f"{fact.said_at:%Y-%m-%d %H:%M}" + (f" by {fact.author_id}" if fact.scope != "person" else "")
+        table.add_row(str(fact.id), fact.content, _home(fact), said, status)
+    out.print(table)
+
+
+def _home(fact: facts.Fact) -> str:
+    return {"person": "them", "channel": f"#{fact.channel_id}", "workspace": "workspace"}[fact.scope]
 
 
 @app.command("reembed")

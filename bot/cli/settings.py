@@ -11,9 +11,8 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from bot.cli.common import PlatformOpt, WorkspaceOpt, err, load_settings, operator, run
+from bot.cli.common import PlatformOpt, WorkspaceOpt, err, load_settings, operator, run, wide_table
 from bot.database import open_pool
 from bot.settings import environment_layer
 from core.channel_settings import BUILTIN, KEYS, UnknownSetting, describe, parse, resolve_all
@@ -101,7 +100,7 @@ def settings_show(
     if as_json:
         print(json.dumps({k: {"value": e.value, "source": e.source} for k, e in effective.items()}))
         return
-    table = Table("setting", "value", "from", "what it does", title=_where(platform, workspace, channel))
+    table = wide_table("setting", "value", "from", "what it does", title=_where(platform, workspace, channel))
     for key, found in effective.items():
         shown = json.dumps(found.value) if found.value is not None else BUILTIN.get(key, "provider's default")
         table.add_row(key, shown, found.source, describe(key))

@@ -1,5 +1,7 @@
-"""Fact extraction: a model turns a message into add / update / delete / no-op decisions against the
-person's nearest existing facts (the mem0 pattern), run in the background after the reply.
+"""Fact extraction with a model: a message becomes add / supersede / delete / no-op decisions against
+the person's facts in force (the mem0 pattern), run in the background after the reply. A supersession
+keeps the old fact in the history; a delete closes it. Without a model, `core.memory.facts_rules` reads
+explicit self-statements instead.
 
 The prompt and the validation of the model's decision are pure functions; the service does the I/O.
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -17,19 +20,23 @@ from pydantic_ai.models import Model
 
 EXTRACTION_INSTRUCTIONS = """\
 You maintain a short list of durable facts about one person (preferences, plans, relationships,
-biography, work). Given their new message and the most related facts already stored, decide:
-- add: a new durable fact stated in the message (one short sentence in the third person);
-- update: an existing fact the message changes or refines (give its id and the new sentence);
+biography, work). Given their new message and their facts stored so far, decide:
+- add: a new fact the person states about themselves, in their words, in the third person without
+  a subject ("is called Sam", "prefers answers in euros", "is on the payments team");
+- supersede: an existing fact the message changes or refines (give its id and the new sentence);
 - delete: an existing fact the message says is no longer true (give its id);
 - none: nothing worth remembering.
-Ignore greetings, questions and small talk. Never store secrets, passwords or tokens.
+A fact that holds only until a date ("I'm on holiday until Friday") gets `expires`: the last day it
+holds (YYYY-MM-DD). Follow-ups, greetings, questions and small talk are not facts, nor is anything
+about other people. Never store secrets, passwords or tokens.
 """
 
 
 class FactOperation(BaseModel):
-    op: Literal["add", "update", "delete", "none"]
-    fact: str | None = Field(default=None, description="The fact sentence, for add and update.")
-    target: int | None = Field(default=None, description="Id of the existing fact, for update and delete.")
+    op: Literal["add", "supersede", "update", "delete", "none"]
+    fact: str | None = Field(default=None, description="The fact sentence, for add and supersede.")
+    target: int | None = Field(default=None, description="Id of the existing fact, for supersede and delete.")
+    expires: date | None = Field(default=None, description="The last day the fact holds, if it ends.")
 
 
 class FactDecision(BaseModel):
@@ -43,12 +50,14 @@ FactExtractor = Callable[[str], Awaitable[FactDecision]]
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Add:
     fact: str
+    expires: date | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class Update:
+class Supersede:
     target: int
     fact: str
+    expires: date | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -56,7 +65,7 @@ class Delete:
     target: int
 
 
-Change = Add | Update | Delete
+Change = Add | Supersede | Delete
 
 
 def agent_extractor(model: Model | str) -> FactExtractor:
@@ -78,10 +87,11 @@ def json_extractor(complete: Callable[[str], Awaitable[str]]) -> FactExtractor:
     return extract
 
 
-def extraction_prompt(message: str, existing: Sequence[tuple[int, str]]) -> str:
-    """The message and the nearest stored facts, as the model sees them."""
+def extraction_prompt(message: str, existing: Sequence[tuple[int, str]], *, today: date) -> str:
+    """The message and the person's stored facts, as the model sees them."""
     facts = [{"id": i, "fact": text} for i, text in existing]
     return (
+        f"Today is {today.isoformat()}.\n"
         "Stored facts (JSON):\n"
         + json.dumps(facts, ensure_ascii=False)
         + "\n\nNew message from the person:\n"
@@ -91,21 +101,21 @@ def extraction_prompt(message: str, existing: Sequence[tuple[int, str]]) -> str:
 
 
 def plan_changes(decision: FactDecision, existing_ids: Sequence[int]) -> list[Change]:
-    """The model's operations that are well-formed: targets must be among the facts it was shown,
-    each target is touched once, and empty facts are dropped."""
+    """The model's well-formed operations ("update" is read as "supersede"): targets must be among the
+    facts it was shown, each target is touched once, and empty facts are dropped."""
     allowed = set(existing_ids)
     touched: set[int] = set()
     changes: list[Change] = []
     for op in decision.operations:
         fact = (op.fact or "").strip()
         if op.op == "add" and fact:
-            changes.append(Add(fact=fact))
-        elif op.op in ("update", "delete") and op.target in allowed and op.target not in touched:
+            changes.append(Add(fact=fact, expires=op.expires))
+        elif op.op in ("supersede", "update", "delete") and op.target in allowed and op.target not in touched:
             assert op.target is not None
             if op.op == "delete":
                 touched.add(op.target)
                 changes.append(Delete(target=op.target))
             elif fact:
                 touched.add(op.target)
-                changes.append(Update(target=op.target, fact=fact))
+                changes.append(Supersede(target=op.target, fact=fact, expires=op.expires))
     return changes

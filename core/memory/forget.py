@@ -1,6 +1,7 @@
 """Forgetting and export: all of one person's rows in one workspace, deleted in one transaction or
-written out as JSON. "Forget what you know about me" in chat asks first, and deletes only when the
-person confirms in a later message.
+written out as JSON. Their facts go with their history; the channel and workspace notes they told stay
+for the team, with their authorship blanked (or, in an export, listed). "Forget what you know about
+me" in chat asks first, and deletes only when the person confirms in a later message.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from core.models import UserKey
 
 PERSONAL_TABLES: tuple[str, ...] = (
     "memories",
+    "facts",
     "profiles",
     "feedback",
     "usage",
@@ -56,6 +58,14 @@ async def forget_user(pool: asyncpg.Pool, user: UserKey, *, by: audit.Actor | No
                 user.user_id,
             )
             counts[table] = int(status.split()[-1])
+        await _widen_to_workspace(conn)
+        status = await conn.execute(
+            "UPDATE facts SET author_id = NULL WHERE platform = $1 AND workspace_id = $2 AND author_id = $3",
+            user.platform,
+            user.workspace_id,
+            user.user_id,
+        )
+        counts["shared facts anonymised"] = int(status.split()[-1])
         await audit.record(
             conn, user, by=by or audit.Actor(who=user.user_id, door=audit.door_of(user.platform)),
             action="memory.forget", target=user.user_id, new={"deleted": counts},
@@ -87,7 +97,22 @@ async def export_user(pool: asyncpg.Pool, user: UserKey) -> dict[str, Any]:
                 }
                 for r in rows
             ]
+        await _widen_to_workspace(conn)
+        told = await conn.fetch(
+            "SELECT id, scope, channel_id, content, said_at, valid_to, expires_at FROM facts"
+            " WHERE platform = $1 AND workspace_id = $2 AND author_id = $3 AND scope <> 'person' ORDER BY id",
+            user.platform,
+            user.workspace_id,
+            user.user_id,
+        )
+        out["shared_facts_told"] = [{k: _jsonable(v) for k, v in r.items()} for r in told]
     return out
+
+
+async def _widen_to_workspace(conn: asyncpg.Connection) -> None:
+    """Within the person's transaction, see the workspace's shared facts: the notes they told for
+    channels they are not in now (only their authorship is touched or read)."""
+    await conn.execute("SELECT set_config('parley.user_id', '', true)")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -2,8 +2,9 @@
 
 Every user turn becomes a memory of that person in that workspace, masked before it is stored or
 embedded. Recall fuses vector similarity, full-text match and recency (`core.memory.ranking`) and
-returns k memories whenever the person has k. Optional fact extraction runs in the background and
-never delays a reply.
+returns k memories whenever the person has k. After the turn, in the background, the message's facts
+are learnt (`core.memory.facts`): by the model when extraction is on, else by the deterministic rules,
+which also fill the profile and keep "remember for this channel: …" notes. It never delays a reply.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import asyncpg
@@ -21,14 +22,18 @@ import numpy as np
 from pydantic_ai import Embedder
 
 from core.guard.masking import scrub
+from core.memory import facts as fact_store
 from core.memory import search as recall_search
 from core.memory import store as db
-from core.memory.embedding_backend import embed_many, embed_one, model_label, warm_up
-from core.memory.extraction import Add, Delete, FactExtractor, Update, extraction_prompt, plan_changes
-from core.memory.profiles import get_profile
+from core.memory.embedding_backend import embed_one, model_label, warm_up
+from core.memory.extraction import Add, Delete, FactExtractor, extraction_prompt, plan_changes
+from core.memory.facts import Fact, Home, NewFact, Said
+from core.memory.facts_rules import read_statements
+from core.memory.facts_view import homes_for
+from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.memory.ranking import RankWeights, rank
 from core.memory.reembed import pending_reembed, reembed
-from core.memory.scope import person_scope
+from core.memory.scope import fact_scope, person_scope
 from core.memory.when import mentioned_window
 from core.models import UserKey
 from core.steps import MemoryHit, Profile
@@ -55,8 +60,8 @@ class MemoryConfig:
     recent: int = 5
     """The newest memories always considered, so recency can break ties."""
     weights: RankWeights = field(default_factory=RankWeights)
-    fact_neighbours: int = 5
-    """Existing facts shown to the extraction model."""
+    fact_neighbours: int = 30
+    """The person's newest facts in force shown to the extraction model."""
     max_background: int = 2
     """Fact extractions and re-embeddings running at once."""
     large_scope_rows: int = 20_000
@@ -130,8 +135,30 @@ class MemoryService:
             MemoryHit(id=r.id, content=r.content, score=r.score, created_at=r.created_at.isoformat()) for r in ranked
         ]
 
-    async def remember(self, user: UserKey, text: str, *, message_id: int | None, thread_id: str | None = None) -> None:
+    async def remember(
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        thread_id: str | None = None,
+        channel_id: str = "",
+        is_dm: bool = True,
+    ) -> None:
+        """Store the turn, then learn its facts in the background. `channel_id` is where it was said
+        (a shared note "for this channel" needs one: in a DM, pass is_dm)."""
         await self.store(user, text, message_id=message_id, thread_id=thread_id)
+        content = scrub(text).strip()
+        if content:
+            said = Said(author_id=user.user_id, channel_id=channel_id, at=self.clock(), message_id=message_id)
+            self._spawn(self._learn(user, content, said, shared_channel="" if is_dm else channel_id))
+
+    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[Fact]:
+        """The facts in force for a turn: the person's own, the workspace's, and (outside DMs) the
+        channel's. Channel notes never reach a DM."""
+        channel = "" if is_dm else channel_id
+        async with fact_scope(self.pool, user, channel) as conn:
+            return await fact_store.in_force(conn, user, homes_for(user, channel), self.clock())
 
     async def store(
         self,
@@ -151,7 +178,7 @@ class MemoryService:
         if vector is None:
             vector = await embed_one(self.embedder, content, input_type="document")
         async with person_scope(self.pool, user) as conn:
-            memory_id, new = await db.insert_memory(
+            memory_id, _ = await db.insert_memory(
                 conn,
                 user,
                 content=content,
@@ -161,8 +188,6 @@ class MemoryService:
                 source_message_id=message_id,
                 said_at=said_at,
             )
-        if new and self.extractor is not None:
-            self._spawn(self._extract(user, content))
         return memory_id
 
     def _keep_vector(self, text: str, vector: np.ndarray) -> None:
@@ -196,38 +221,59 @@ class MemoryService:
         if not task.cancelled() and task.exception() is not None:
             log.warning("memory: background task failed (%s)", type(task.exception()).__name__)
 
-    async def _extract(self, user: UserKey, message: str) -> None:
-        """Ask the model what the message changes among the person's nearest facts, then apply it."""
-        assert self.extractor is not None
+    async def _learn(self, user: UserKey, message: str, said: Said, *, shared_channel: str) -> None:
+        """Learn what the message states: profile fields, a shared note, and the person's facts (by the
+        model when extraction is on, else by the rules)."""
         async with self._limit:
-            vector = await embed_one(self.embedder, message, input_type="query")
-            async with person_scope(self.pool, user) as conn:
-                near = await db.nearest(
-                    conn, user, vector, model=self.model, limit=self.config.fact_neighbours, kind="fact"
-                )
-            decision = await self.extractor(extraction_prompt(message, [(i, text) for i, text, _ in near]))
-            changes = plan_changes(decision, [i for i, _, _ in near])
-            facts = [scrub(c.fact).strip() for c in changes if isinstance(c, Add | Update)]
-            vectors = iter(await embed_many(self.embedder, facts, input_type="document"))
-            texts = iter(facts)
-            async with person_scope(self.pool, user) as conn:
-                for change in changes:
-                    if isinstance(change, Delete):
-                        await db.delete_memory(conn, user, change.target)
-                        continue
-                    fact, fact_vector = next(texts), next(vectors)
-                    if not fact:
-                        continue
-                    if isinstance(change, Add):
-                        await db.insert_memory(
-                            conn, user, content=fact, embedding=fact_vector, model=self.model, kind="fact"
-                        )
-                    else:
-                        await db.update_memory(
-                            conn, user, change.target, content=fact, embedding=fact_vector, model=self.model
-                        )
+            profile = await get_profile(self.pool, user)
+            statements = read_statements(message, now=said.at, timezone=profile.timezone)
+            if statements.profile:
+                await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
+            note = statements.shared
+            if note is not None:
+                home = Home.channel(shared_channel) if note.scope == "channel" else Home.workspace()
+                if home.scope == "channel" and not shared_channel:
+                    log.info("memory: a channel note told in a direct message is not kept")
+                    return
+                async with fact_scope(self.pool, user, shared_channel) as conn:
+                    await fact_store.add_fact(conn, user, home, NewFact(content=note.content), said)
+                return
+            if self.extractor is not None:
+                await self._extract(user, message, said)
+                return
+            async with fact_scope(self.pool, user) as conn:
+                for fact in statements.facts:
+                    await fact_store.add_fact(conn, user, Home.person(user.user_id), fact, said)
+
+    async def _extract(self, user: UserKey, message: str, said: Said) -> None:
+        """Ask the model what the message changes among the person's facts in force, then apply it."""
+        assert self.extractor is not None
+        mine = Home.person(user.user_id)
+        async with fact_scope(self.pool, user) as conn:
+            known = (await fact_store.listing(conn, user, [mine], history=False))[: self.config.fact_neighbours]
+        decision = await self.extractor(
+            extraction_prompt(message, [(f.id, f.content) for f in known], today=said.at.date())
+        )
+        async with fact_scope(self.pool, user) as conn:
+            for change in plan_changes(decision, [f.id for f in known]):
+                if isinstance(change, Delete):
+                    await fact_store.retire(conn, user, mine, change.target, said.at)
+                    continue
+                content = scrub(change.fact).strip()
+                if not content:
+                    continue
+                fact = NewFact(content=content, expires_at=_day_end(change.expires))
+                if isinstance(change, Add):
+                    await fact_store.add_fact(conn, user, mine, fact, said)
+                else:
+                    await fact_store.supersede(conn, user, mine, change.target, fact, said)
 
     async def _reembed(self, owner: asyncpg.Pool) -> None:
         async with self._limit:
             done = await reembed(owner, self.embedder)
             log.info("memory: re-embedded %d memories with %s", done, self.model)
+
+
+def _day_end(day: date | None) -> datetime | None:
+    """The end of the last day a fact holds (UTC: the model names no zone)."""
+    return None if day is None else datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)

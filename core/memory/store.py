@@ -1,4 +1,4 @@
-"""SQL for one person's long-term memories: write, correct, delete, list, bulk load.
+"""SQL for one person's long-term memories (the raw turns): write, list, bulk load.
 
 Per-person functions take a connection from `core.memory.scope.person_scope`. Recall lives in
 `core.memory.search`, retention and large-scope indexes in `core.memory.maintenance`.
@@ -93,42 +93,6 @@ async def insert_memory(
     return existing, False
 
 
-async def update_memory(
-    conn: asyncpg.Connection, user: UserKey, memory_id: int, *, content: str, embedding: np.ndarray, model: str
-) -> bool:
-    """Replace a memory's content (a corrected fact); False when it is gone or would duplicate another."""
-    try:
-        status: str = await conn.execute(
-            """
-            UPDATE memories SET content = $5, content_hash = $6, embedding = $7, embedding_model = $8,
-                                updated_at = now()
-            WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND id = $4
-            """,
-            user.platform,
-            user.workspace_id,
-            user.user_id,
-            memory_id,
-            content,
-            content_hash(content),
-            embedding,
-            model,
-        )
-    except asyncpg.UniqueViolationError:
-        return False
-    return status.endswith(" 1")
-
-
-async def delete_memory(conn: asyncpg.Connection, user: UserKey, memory_id: int) -> bool:
-    status: str = await conn.execute(
-        "DELETE FROM memories WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND id = $4",
-        user.platform,
-        user.workspace_id,
-        user.user_id,
-        memory_id,
-    )
-    return status.endswith(" 1")
-
-
 async def list_memories(conn: asyncpg.Connection, user: UserKey) -> list[StoredMemory]:
     rows = await conn.fetch(
         """
@@ -140,36 +104,6 @@ async def list_memories(conn: asyncpg.Connection, user: UserKey) -> list[StoredM
         user.user_id,
     )
     return [StoredMemory(**dict(r)) for r in rows]
-
-
-async def nearest(
-    conn: asyncpg.Connection,
-    user: UserKey,
-    vector: np.ndarray,
-    *,
-    model: str,
-    limit: int,
-    kind: MemoryKind | None = None,
-) -> list[tuple[int, str, float]]:
-    """(id, content, cosine similarity) of the closest memories by exact scan, for fact upkeep."""
-    rows = await conn.fetch(
-        """
-        SELECT id, content, 1 - (embedding <=> $5) AS similarity
-        FROM memories
-        WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND embedding_model = $4
-          AND ($7::text IS NULL OR kind = $7)
-        ORDER BY embedding <=> $5, id
-        LIMIT $6
-        """,
-        user.platform,
-        user.workspace_id,
-        user.user_id,
-        model,
-        vector,
-        limit,
-        kind,
-    )
-    return [(r["id"], r["content"], float(r["similarity"])) for r in rows]
 
 
 COPY_COLUMNS: tuple[str, ...] = (

@@ -1,5 +1,5 @@
-"""The agent's memory tools: `update_profile` and `forget_me`, thin wrappers over
-`core.memory.profiles.update_profile` and `core.memory.forget.forget_me`.
+"""The agent's memory tools: `update_profile`, `forget_me` and `recall_facts`, thin wrappers over
+`core.memory.profiles.update_profile`, `core.memory.forget.forget_me` and `core.memory.facts`.
 
 The agent's deps type belongs to `core.agent`; `memory_toolset` takes a function that finds the pool
 and the asking person in those deps, so the tools can only ever act on the person of the turn.
@@ -16,8 +16,11 @@ import asyncpg
 from pydantic_ai import RunContext
 from pydantic_ai.toolsets import FunctionToolset
 
+from core.memory import facts
+from core.memory.facts import render_fact_history
 from core.memory.forget import forget_me
 from core.memory.profiles import AnswerStyle, ProfileChanges, update_profile
+from core.memory.scope import fact_scope
 from core.models import UserKey
 
 
@@ -78,7 +81,20 @@ def memory_toolset(scope: Callable[[Any], ToolScope]) -> FunctionToolset[Any]:
         )
         return outcome.message
 
+    async def recall_facts_tool(ctx: RunContext[Any], about: str = "") -> str:
+        """What the person told you about themselves, and when, including facts that were later
+        corrected or have expired ("what did I tell you about my team, and when?").
+
+        Args:
+            about: Words of the topic (e.g. "team", "holiday"); empty for every fact.
+        """
+        target = scope(ctx.deps)
+        async with fact_scope(target.pool, target.user) as conn:
+            found = await facts.listing(conn, target.user, [facts.Home.person(target.user.user_id)], history=True)
+        return render_fact_history(found, about=about, now=datetime.now(UTC))
+
     toolset: FunctionToolset[Any] = FunctionToolset()
     toolset.add_function(update_profile_tool, name="update_profile")
     toolset.add_function(forget_me_tool, name="forget_me")
+    toolset.add_function(recall_facts_tool, name="recall_facts")
     return toolset

@@ -348,9 +348,10 @@ async function saveProfile() {
 
 async function loadMemories() {
   const list = $("memories");
+  const history = $("memories-history").checked;
   let data;
   try {
-    data = await api("GET", "/v1/memories");
+    data = await api("GET", `/v1/memories${history ? "?history=true" : ""}`);
   } catch {
     return;
   }
@@ -363,8 +364,13 @@ async function loadMemories() {
   }
   list.replaceChildren(...data.memories.map((m) => {
     const li = document.createElement("li");
+    if (m.valid_to) li.className = "past";
     const text = document.createElement("span");
-    text.textContent = m.content;
+    text.textContent = m.scope === "person" ? m.content : `${m.content} (for the ${m.scope})`;
+    const when = document.createElement("small");
+    when.className = "muted";
+    when.textContent = factDates(m);
+    text.append(document.createElement("br"), when);
     const remove = document.createElement("button");
     remove.type = "button";
     remove.className = "small";
@@ -378,6 +384,15 @@ async function loadMemories() {
     li.append(text, remove);
     return li;
   }));
+}
+
+function factDates(m) {
+  const day = (iso) => iso.slice(0, 10);
+  const parts = [`said ${day(m.said_at)}`];
+  if (m.author_id && m.scope !== "person") parts.push(`by ${m.author_id}`);
+  if (m.valid_to) parts.push(`${m.superseded_by ? "superseded" : "ended"} ${day(m.valid_to)}`);
+  else if (m.expires_at) parts.push(`until ${day(m.expires_at)}`);
+  return parts.join(" · ");
 }
 
 async function forgetEverything() {
@@ -425,6 +440,7 @@ function wire() {
   $("record").addEventListener("click", toggleRecording);
   $("profile-form").addEventListener("submit", (e) => { e.preventDefault(); saveProfile(); });
   $("memories-refresh").addEventListener("click", loadMemories);
+  $("memories-history").addEventListener("change", loadMemories);
   $("forget").addEventListener("click", forgetEverything);
   $("new-session").addEventListener("click", newSession);
   $("change-key").addEventListener("click", () => askKey(""));
