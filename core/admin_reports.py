@@ -84,11 +84,14 @@ async def worst_turns(pool: asyncpg.Pool, since: datetime, *, limit: int = 20) -
     rows = await pool.fetch(
         """SELECT t.id AS turn_id, t.platform, t.workspace_id, t.channel_id, t.created_at,
                   sum(f.score)::int AS score, count(*)::int AS ratings,
-                  left(coalesce((SELECT m.content FROM messages m WHERE m.turn_id = t.id AND m.role = 'assistant'
+                  left(coalesce((SELECT m.content FROM messages m
+                                 WHERE m.platform = t.platform AND m.workspace_id = t.workspace_id
+                                   AND m.turn_id = t.id AND m.role = 'assistant'
                                  ORDER BY m.id LIMIT 1), ''), 300) AS reply
-           FROM feedback f JOIN turns t ON t.id = f.turn_id
+           FROM feedback f
+           JOIN turns t ON t.platform = f.platform AND t.workspace_id = f.workspace_id AND t.id = f.turn_id
            WHERE f.created_at >= $1
-           GROUP BY t.id HAVING sum(f.score) < 0
+           GROUP BY t.platform, t.workspace_id, t.id HAVING sum(f.score) < 0
            ORDER BY sum(f.score), t.created_at DESC LIMIT $2""",
         since,
         limit,
