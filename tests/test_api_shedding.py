@@ -12,10 +12,10 @@ import pytest
 
 from adapters.api.admission import Admission, LoopLag, admits
 from adapters.api.deps import ApiConfig
-from bot.app import build_pipeline
 from bot.server import api_config, create_app
 from tests.api_helpers import bearer, fake_model_settings, live_server, new_key
 from tests.fakes.openai_server import FakeOpenAI
+from tests.pipeline_helpers import build_pipeline
 
 LIMIT = 3
 MODEL_DELAY_S = 1.5

@@ -86,4 +86,4 @@ def test_every_example_in_a_code_block_runs_from_the_virtual_environment_the_ins
 def test_the_checker_finds_an_unknown_command_and_an_unknown_flag() -> None:
     assert problems("memory lsit") == ["parley memory lsit: no such command"]
     assert problems("usage --sinse 7d") == ["parley usage: no option --sinse"]
-    assert problems("workspace set|unset|show") == []
+    assert problems("settings set|unset|show") == []

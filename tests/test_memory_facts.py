@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from pydantic_ai.embeddings import Embedder
 
-from bot.app import Steps, build_pipeline, model_factory
+from bot.app import Steps, model_factory
 from bot.settings import Settings
 from core.context import render_facts
 from core.memory import facts as fact_store
@@ -25,7 +25,7 @@ from core.models import Inbound, UserKey, WorkspaceKey
 from core.pipeline import Pipeline
 from core.steps import NoGuard, NoMedia
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
-from tests.pipeline_helpers import message, settings_for
+from tests.pipeline_helpers import build_pipeline, message, settings_for
 from tests.strategies import HashingEmbeddingModel
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
