@@ -14,7 +14,9 @@ def test_a_leading_no_lets_the_text_pass(answer: str) -> None:
     assert self_check_verdict(answer) == [True]
 
 
-@pytest.mark.parametrize("answer", ["Yes", "YES!", "Yes, it asks for help to hurt someone.", "Answer: Yes", "unsafe S1"])
+@pytest.mark.parametrize(
+    "answer", ["Yes", "YES!", "Yes, it asks for help to hurt someone.", "Answer: Yes", "unsafe S1"]
+)
 def test_a_leading_yes_blocks(answer: str) -> None:
     assert self_check_verdict(answer) == [False]
 

@@ -225,7 +225,9 @@ class RailActions:
                     )
                 except NoVerdict as exc:
                     log.warning("guard rail %s: %s; the offline verdict stands", rail, exc)
-                    return RailOutcome.allow(reason=f"{rail}: no verdict", metadata={"rail": rail, "error": "no verdict"})
+                    return RailOutcome.allow(
+                        reason=f"{rail}: no verdict", metadata={"rail": rail, "error": "no verdict"}
+                    )
                 return _labelled(outcome, rail, reason)
 
             return await self._run(rail, run)

@@ -3,8 +3,9 @@
 Three populations are reported (datasets/safety/README.md has every file and licence):
 
 - harmful: HarmBench standard behaviours, StrongREJECT forbidden prompts, XSTest's unsafe contrasts,
-  AdvBench and Parley's own harmful chat prompts;
-- xstest_safe: XSTest's safe prompts that only sound alarming (plus Parley's own of that kind);
+  AdvBench, Parley's own harmful chat prompts and the harmful side of the generated contrast pairs
+  (core/guard/training/contrasts.py);
+- xstest_safe: XSTest's safe prompts that only sound alarming, and the harmless side of the contrasts;
 - workplace: ordinary team requests full of jargon (core/guard/training/workplace.py) and Parley's
   benign chat prompts.
 

@@ -6,9 +6,11 @@ Rows come from core/guard/training/data.py. Only the dev split is trained on. Pl
 threshold and the grey zone are chosen on 5-fold cross-validated scores of the dev split, with the
 folds grouped so that a workplace template family is never on both sides of a fold (the figures then
 describe phrasings the fold's model never saw). The validation split is scored once, at the end, and
-written to `harm_classifier.json`. (Weighting the XSTest-style and workplace rows up did not move
-the cross-validated trade-off, and a fine-tuned MiniLM head underfit in the CPU time available here:
-see docs/guardrails.md.)
+written to `harm_classifier.json`. Measured and dropped in favour of this SVM (docs/guardrails.md):
+TF-IDF word and character n-grams, alone or stacked with the SVM; a logistic regression on the same
+features, alone or averaged with the SVM; other C values; per-kind-of-harm thresholds. (Weighting the
+XSTest-style and workplace rows up did not move the cross-validated trade-off, and a fine-tuned MiniLM
+head underfit in the CPU time available here: see docs/guardrails.md.)
 """
 
 from __future__ import annotations
@@ -153,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "threshold": round(threshold, 4),
         "threshold_rule": (
             f"lowest cut blocking <= {TARGET_WORKPLACE_FPR:.0%} of cross-validated workplace requests and "
-            f"<= {TARGET_XSTEST_FPR:.0%} of cross-validated XSTest-style safe prompts"
+            f"<= {TARGET_XSTEST_FPR:.0%} of cross-validated XSTest safe prompts"
         ),
         "grey_zone": [round(grey_low, 4), round(grey_high, 4)],
         "rows": {"dev": len(dev), "validation": len(validation)},
