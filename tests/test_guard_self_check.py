@@ -38,6 +38,13 @@ def test_an_answer_without_a_leading_yes_or_no_is_no_verdict(answer: str) -> Non
 @given(st.text(max_size=2_000))
 def test_any_answer_is_read_or_reported_as_no_verdict(answer: str) -> None:
     try:
-        assert self_check_verdict(answer) in ([True], [False])
-    except NoVerdict as exc:
-        assert answer[:40] not in str(exc) or not answer.strip()
+        verdict = self_check_verdict(answer)
+    except NoVerdict:
+        return
+    assert verdict in ([True], [False])
+
+
+def test_no_verdict_does_not_repeat_the_answer_which_may_quote_the_message() -> None:
+    with pytest.raises(NoVerdict) as raised:
+        self_check_verdict("The message says the password is hunter2secret, so I am unsure.")
+    assert "hunter2secret" not in str(raised.value)
