@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -68,6 +69,15 @@ def last_user_text(body: dict[str, Any]) -> str:
                 return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
             return str(content)
     return ""
+
+
+_SELF_CHECK = re.compile(r"should the (user |assistant )?message be blocked \(yes or no\)\?", re.IGNORECASE)
+
+
+def is_self_check(body: dict[str, Any]) -> bool:
+    """A guardrail self-check (NeMo's "Should the ... be blocked (Yes or No)?"), for responders that
+    want to answer it as a well-behaved moderator would; `echo` answers it like a chatty model."""
+    return _SELF_CHECK.search(last_user_text(body)) is not None
 
 
 def echo(body: dict[str, Any]) -> Response:
