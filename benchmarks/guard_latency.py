@@ -2,9 +2,13 @@
 
 Every text is new to the guard (its feature cache never hits), drawn from Parley's benign and
 harmful chat prompts; replies for the output rails are made by joining a few of them. The load
-average of the machine is printed too: the rails are CPU-bound, so a busy machine shows.
+average of the machine is printed too: the rails are CPU-bound, so a busy machine shows. With
+`--baseline-weights FILE` (say the previous classifier, `git show main:core/guard/data/harm_classifier.npz`)
+a second guard on those weights is timed in the same run, message by message in turn (each on its own
+new texts, so neither reads the other's cached features), and the p95 ratio is printed: on a shared
+machine that ratio, not the absolute figure, is what compares.
 
-    python benchmarks/guard_latency.py --json [--messages 300]
+    python benchmarks/guard_latency.py --json [--messages 300] [--baseline-weights OLD.npz]
 """
 
 from __future__ import annotations
@@ -38,34 +42,50 @@ from core.models import UserKey
 TARGET_P95_MS = 60.0
 
 
-async def measure(messages: int) -> dict[str, object]:
+async def measure(messages: int, baseline: Path | None = None) -> dict[str, object]:
     import torch
 
     started = time.perf_counter()
-    guard = Guard(GuardConfig())
-    await guard.warm()
+    guards = {"shipped": Guard(GuardConfig())}
+    if baseline is not None:
+        guards["baseline"] = Guard(GuardConfig(harm_weights=baseline))
+    for guard in guards.values():
+        await guard.warm()
     ready_s = time.perf_counter() - started
     texts = [e.text for e in load_examples(SAFETY_DATA) if e.source.startswith("parley") or e.source == "workplace"]
     random.Random(7).shuffle(texts)
-    texts = texts[:messages]
+    texts = texts[: messages * len(guards)]
     user = UserKey(platform="eval", workspace_id="guard-latency", user_id="bench")
     load_before = os.getloadavg()
-    input_ms: list[float] = []
-    for text in texts:
+    names = list(guards)
+    input_ms: dict[str, list[float]] = {name: [] for name in names}
+    for i, text in enumerate(texts):
+        name = names[i % len(names)]
         t0 = time.perf_counter()
-        await guard.check_input(text, attachments=(), user=user)
-        input_ms.append((time.perf_counter() - t0) * 1000)
-    output_ms: list[float] = []
-    for i in range(0, min(len(texts), messages // 3 * 3), 3):
+        await guards[name].check_input(text, attachments=(), user=user)
+        input_ms[name].append((time.perf_counter() - t0) * 1000)
+    output_ms: dict[str, list[float]] = {name: [] for name in names}
+    for i in range(0, len(texts) // 3 * 3, 3):
+        name = names[(i // 3) % len(names)]
         reply = " ".join(texts[i : i + 3]).replace("?", ".")
         t0 = time.perf_counter()
-        await guard.check_output(reply, user=user)
-        output_ms.append((time.perf_counter() - t0) * 1000)
+        await guards[name].check_output(reply, user=user)
+        output_ms[name].append((time.perf_counter() - t0) * 1000)
+    shipped_p95 = percentile(input_ms["shipped"], 0.95) or 0.0
     report: dict[str, object] = {
-        "input_rails": summary_ms(input_ms),
-        "output_rails": summary_ms(output_ms),
+        "input_rails": summary_ms(input_ms["shipped"]),
+        "output_rails": summary_ms(output_ms["shipped"]),
         "target_p95_ms": TARGET_P95_MS,
-        "target_met": (percentile(input_ms, 0.95) or 0.0) <= TARGET_P95_MS,
+        "target_met": shipped_p95 <= TARGET_P95_MS,
+    }
+    if baseline is not None:
+        report["baseline"] = {
+            "weights": str(baseline),
+            "input_rails": summary_ms(input_ms["baseline"]),
+            "output_rails": summary_ms(output_ms["baseline"]),
+            "input_p95_ratio": round(shipped_p95 / (percentile(input_ms["baseline"], 0.95) or 1.0), 3),
+        }
+    report |= {
         "ready_s": round(ready_s, 2),
         "torch_threads": torch.get_num_threads(),
         "cpus": os.cpu_count(),
@@ -80,9 +100,10 @@ async def measure(messages: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description="Guard latency with warm models.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
-    parser.add_argument("--messages", type=int, default=300, help="How many messages to time.")
+    parser.add_argument("--messages", type=int, default=300, help="How many messages to time (per guard).")
+    parser.add_argument("--baseline-weights", type=Path, help="Time a guard on these classifier weights alongside.")
     args = parser.parse_args()
-    report = asyncio.run(measure(args.messages))
+    report = asyncio.run(measure(args.messages, args.baseline_weights))
     if args.json:
         print(json.dumps(report, indent=2))
         return

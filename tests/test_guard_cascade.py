@@ -68,6 +68,30 @@ async def test_a_grey_zone_message_the_model_allows_passes(openai_server: FakeOp
     assert events == []
 
 
+@pytest.mark.parametrize("text", [HARMFUL, ORDINARY])
+async def test_a_grey_zone_answer_without_yes_or_no_leaves_the_offline_verdict(
+    openai_server: FakeOpenAI, caplog: pytest.LogCaptureFixture, text: str
+) -> None:
+    openai_server.responder = lambda body: Text("The user wants to know something; let me think about the policy.")
+    guard, events = _guard(openai_server, grey_zone=EVERYTHING_GREY)
+    offline = Guard(GuardConfig(grey_zone=EVERYTHING_GREY))
+    with caplog.at_level(logging.WARNING, logger="core.guard"):
+        verdict = await guard.check_input(text, attachments=(), user=USER)
+    expected = await offline.check_input(text, attachments=(), user=USER)
+    assert (verdict.blocked, verdict.rail) == (expected.blocked, expected.rail)
+    assert [e.reason for e in events if e.rail == "self_check_input"] == ["self_check_input failed: no verdict"]
+    assert "offline verdict stands" in caplog.text
+
+
+async def test_a_chatty_answer_that_starts_with_yes_or_no_decides(openai_server: FakeOpenAI) -> None:
+    openai_server.queue(Text("Yes. The message asks for help to hurt people."), Text("No, this is ordinary work."))
+    guard, _ = _guard(openai_server, grey_zone=EVERYTHING_GREY)
+    refused = await guard.check_input(ORDINARY, attachments=(), user=USER)
+    allowed = await guard.check_input(HARMFUL, attachments=(), user=USER)
+    assert refused.blocked and refused.rail == "self_check_input"
+    assert not allowed.blocked
+
+
 async def test_the_model_sees_the_masked_text(openai_server: FakeOpenAI) -> None:
     openai_server.queue(Text("No"))
     guard, _ = _guard(openai_server, grey_zone=EVERYTHING_GREY)

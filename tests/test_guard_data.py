@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.guard.categories import CATEGORY_OF
+from core.guard.training import contrasts
 from core.guard.training.data import SAFETY_DATA, Example, by_id_half, load_examples
 from core.guard.training.workplace import FAMILIES, VALIDATION_FAMILIES, generate
 
@@ -90,3 +91,22 @@ def test_operator_false_positives_join_the_dev_split_as_benign(tmp_path: Path) -
 def test_every_named_category_maps_to_a_kind_of_harm(examples: list[Example]) -> None:
     named = {e.category for e in examples if e.harmful and e.source in ("harmbench", "strongreject")}
     assert named <= set(CATEGORY_OF)
+
+
+def test_generated_contrasts_are_dev_only_and_copy_no_public_prompt(examples: list[Example]) -> None:
+    rows = [e for e in examples if e.source == "contrasts"]
+    public = {" ".join(e.text.lower().split()) for e in examples if e.source not in ("contrasts", "workplace")}
+    assert {e.split for e in rows} == {"dev"}
+    assert not [e.text for e in rows if " ".join(e.text.lower().split()) in public]
+
+
+def test_contrasts_pair_harmful_asks_with_harmless_twins_of_the_same_words(examples: list[Example]) -> None:
+    rows = [e for e in examples if e.source == "contrasts"]
+    assert {e.population for e in rows} == {"harmful", "xstest_safe"}
+    assert 0.35 < sum(e.harmful for e in rows) / len(rows) < 0.65
+    assert {e.category for e in rows if e.harmful} <= set(CATEGORY_OF)
+
+
+def test_the_shipped_contrast_file_is_what_the_generator_makes() -> None:
+    shipped = [json.loads(line) for line in (SAFETY_DATA / "parley_contrasts.jsonl").read_text().splitlines()]
+    assert shipped == contrasts.generate(contrasts.public_prompts())

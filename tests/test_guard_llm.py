@@ -19,15 +19,18 @@ USER = UserKey(platform="discord", workspace_id="G1", user_id="U7")
 class Judge:
     """A FunctionModel body that answers the self-check prompts and records them."""
 
-    def __init__(self, *, block_if: str = "", delay_s: float = 0.0) -> None:
+    def __init__(self, *, block_if: str = "", delay_s: float = 0.0, chatty: bool = False) -> None:
         self.block_if = block_if
         self.delay_s = delay_s
+        self.chatty = chatty
         self.prompts: list[str] = []
 
     async def __call__(self, messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         prompt = "".join(str(getattr(p, "content", "")) for m in messages for p in getattr(m, "parts", []))
         self.prompts.append(prompt)
         await asyncio.sleep(self.delay_s)
+        if self.chatty:
+            return ModelResponse(parts=[TextPart("Let me look at this message against the policy first.")])
         return ModelResponse(parts=[TextPart("Yes" if self.block_if and self.block_if in prompt else "No")])
 
 
@@ -86,3 +89,12 @@ async def test_a_model_timeout_can_be_allowed_by_policy() -> None:
     verdict = await guard.check_input("What is a good name for a build bot?", attachments=(), user=USER)
     assert not verdict.blocked
     assert [(e.rail, e.action) for e in events] == [("self_check_input", "error")]
+
+
+async def test_a_self_check_answer_without_yes_or_no_lets_the_offline_verdict_stand() -> None:
+    guard, events = _guard(Judge(chatty=True))
+    verdict = await guard.check_input("What is a good name for a build bot?", attachments=(), user=USER)
+    assert not verdict.blocked
+    assert [(e.rail, e.action, e.reason) for e in events] == [
+        ("self_check_input", "error", "self_check_input: no verdict")
+    ]

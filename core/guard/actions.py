@@ -24,6 +24,7 @@ from core.guard.harm import HarmClassifier
 from core.guard.jailbreak import scan_all
 from core.guard.masking import mask_sensitive
 from core.guard.policy import PolicyStore, WorkspacePolicy, best_match
+from core.guard.self_check import NoVerdict
 from core.guard.settings import GuardConfig
 
 if TYPE_CHECKING:
@@ -210,17 +211,23 @@ class RailActions:
             config: Any = None,
         ) -> RailOutcome:
             async def run() -> RailOutcome:
-                outcome = await asyncio.wait_for(
-                    check(
-                        llms=llms,
-                        llm_task_manager=llm_task_manager,
-                        context=context,
-                        events=events,
-                        llm=llm,
-                        config=config,
-                    ),
-                    self.config.llm_timeout_s + 1,
-                )
+                try:
+                    outcome = await asyncio.wait_for(
+                        check(
+                            llms=llms,
+                            llm_task_manager=llm_task_manager,
+                            context=context,
+                            events=events,
+                            llm=llm,
+                            config=config,
+                        ),
+                        self.config.llm_timeout_s + 1,
+                    )
+                except NoVerdict as exc:
+                    log.warning("guard rail %s: %s; the offline verdict stands", rail, exc)
+                    return RailOutcome.allow(
+                        reason=f"{rail}: no verdict", metadata={"rail": rail, "error": "no verdict"}
+                    )
                 return _labelled(outcome, rail, reason)
 
             return await self._run(rail, run)

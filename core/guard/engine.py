@@ -30,6 +30,7 @@ from typing import Any, Literal, Protocol
 from nemoguardrails.actions.rail_outcome import RailOutcome
 
 from core.guard.events import Stage
+from core.guard.self_check import PARSER_NAME, self_check_verdict
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class NemoEngine:
         # same conversation. Rails-only calls never continue one, so the cache only grows: measured
         # +80 % resident memory over 10,000 turns. A mapping that forgets what it is given stops that.
         self.rails.events_history_cache = _Forgetful()
+        self.rails.register_output_parser(self_check_verdict, PARSER_NAME)
         for name, action in actions.items():
             self.rails.register_action(action, name)
 

@@ -75,20 +75,17 @@ _SELF_CHECK = re.compile(r"should the (user |assistant )?message be blocked \(ye
 
 
 def is_self_check(body: dict[str, Any]) -> bool:
-    """A guardrail self-check (NeMo's "Should the ... be blocked (Yes or No)?"), which the guard's `auto`
-    cascade asks about grey-zone texts. The fakes answer it "No", as a sensible moderator of the
-    ordinary texts tests send: an echo would start "You said", which NeMo's parser reads as "block"."""
+    """A guardrail self-check (NeMo's "Should the ... be blocked (Yes or No)?"), for responders that
+    want to answer it as a well-behaved moderator would; `echo` answers it like a chatty model."""
     return _SELF_CHECK.search(last_user_text(body)) is not None
 
 
 def echo(body: dict[str, Any]) -> Response:
-    """Default behaviour: answer tool results with their content, a guardrail self-check with "No",
-    anything else with an echo."""
+    """Default behaviour: answer tool results with their content, anything else with an echo. A guardrail
+    self-check gets the echo too, as a chatty model's answer that is neither yes nor no would."""
     messages = body.get("messages", [])
     if messages and messages[-1].get("role") == "tool":
         return Text(f"Tool result: {messages[-1].get('content')}")
-    if is_self_check(body):
-        return Text("No")
     return Text(f"You said: {last_user_text(body)}")
 
 

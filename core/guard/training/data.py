@@ -3,8 +3,9 @@
 Three populations are reported (datasets/safety/README.md has every file and licence):
 
 - harmful: HarmBench standard behaviours, StrongREJECT forbidden prompts, XSTest's unsafe contrasts,
-  AdvBench and Parley's own harmful chat prompts;
-- xstest_safe: XSTest's safe prompts that only sound alarming (plus Parley's own of that kind);
+  AdvBench, Parley's own harmful chat prompts and the harmful side of the generated contrast pairs
+  (core/guard/training/contrasts.py);
+- xstest_safe: XSTest's safe prompts that only sound alarming, and the harmless side of the contrasts;
 - workplace: ordinary team requests full of jargon (core/guard/training/workplace.py) and Parley's
   benign chat prompts.
 
@@ -30,6 +31,8 @@ Population = Literal["harmful", "xstest_safe", "workplace"]
 REPO = Path(__file__).resolve().parents[3]
 SAFETY_DATA = REPO / "datasets" / "safety"
 FALSE_POSITIVES = "false_positives.jsonl"
+XSTEST_STYLE = frozenset({"xstest", "contrasts"})
+"""Sources of short prompts that only sound alarming, and their harmful twins."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,7 +41,7 @@ class Example:
     text: str
     harmful: bool
     source: str
-    """advbench, harmbench, strongreject, xstest, parley_harmful, parley_benign, workplace or operator."""
+    """advbench, harmbench, strongreject, xstest, parley_harmful, parley_benign, workplace, contrasts or operator."""
     category: str
     split: Split
 
@@ -46,13 +49,13 @@ class Example:
     def population(self) -> Population:
         if self.harmful:
             return "harmful"
-        return "xstest_safe" if self.source == "xstest" else "workplace"
+        return "xstest_safe" if self.source in XSTEST_STYLE else "workplace"
 
     @property
     def group(self) -> str:
         """The reporting group: a source, split by label where a source has both."""
-        if self.source == "xstest":
-            return "xstest_unsafe" if self.harmful else "xstest_safe"
+        if self.source in XSTEST_STYLE:
+            return f"{self.source}_{'unsafe' if self.harmful else 'safe'}"
         return self.source
 
 
@@ -71,6 +74,7 @@ def load_examples(data: Path = SAFETY_DATA) -> list[Example]:
         *_jsonl(data / "parley_benign.jsonl", "parley_benign"),
         *_jsonl(data / "parley_fresh_benign.jsonl", "parley_benign"),
         *_jsonl(data / "parley_workplace.jsonl", "workplace"),
+        *_jsonl(data / "parley_contrasts.jsonl", "contrasts"),
         *_jsonl(data / FALSE_POSITIVES, "operator"),
     ]
     seen = {_normal(e.text) for e in rows if e.split == "dev"}

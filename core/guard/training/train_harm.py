@@ -6,9 +6,11 @@ Rows come from core/guard/training/data.py. Only the dev split is trained on. Pl
 threshold and the grey zone are chosen on 5-fold cross-validated scores of the dev split, with the
 folds grouped so that a workplace template family is never on both sides of a fold (the figures then
 describe phrasings the fold's model never saw). The validation split is scored once, at the end, and
-written to `harm_classifier.json`. (Weighting the XSTest-style and workplace rows up did not move
-the cross-validated trade-off, and a fine-tuned MiniLM head underfit in the CPU time available here:
-see docs/guardrails.md.)
+written to `harm_classifier.json`. Measured and dropped in favour of this SVM (docs/guardrails.md):
+TF-IDF word and character n-grams, alone or stacked with the SVM; a logistic regression on the same
+features, alone or averaged with the SVM; other C values; per-kind-of-harm thresholds. (Weighting the
+XSTest-style and workplace rows up did not move the cross-validated trade-off, and a fine-tuned MiniLM
+head underfit in the CPU time available here: see docs/guardrails.md.)
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ FOLDS = 5
 TARGET_WORKPLACE_FPR = 0.01
 """The block threshold: at most this share of cross-validated workplace requests blocked..."""
 TARGET_XSTEST_FPR = 0.05
-"""...and at most this share of cross-validated XSTest-style safe prompts."""
+"""...and at most this share of cross-validated XSTest safe prompts (XSTest's own: the generated contrasts
+are training material, and a whole held-out family of them is harder than any real population)."""
 GREY_RECALL = 0.98
 """The grey zone's lower edge: this share of cross-validated harmful rows score above it."""
 GREY_BENIGN_FPR = 0.002
@@ -41,8 +44,8 @@ GREY_BENIGN_FPR = 0.002
 
 
 def fold_key(example: Example) -> str:
-    """Rows that must share a fold: a workplace template family, else the row alone."""
-    return example.id.rsplit("-", 1)[0] if example.source == "workplace" else example.id
+    """Rows that must share a fold: a generated template family, else the row alone."""
+    return example.id.rsplit("-", 1)[0] if example.source in ("workplace", "contrasts") else example.id
 
 
 def fit_svm(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:
@@ -112,13 +115,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     x = encode(model, [e.text for e in dev]).layers
     y = np.array([e.harmful for e in dev], dtype=int)
     populations = np.array([e.population for e in dev])
+    groups = np.array([e.group for e in dev])
 
     cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]))
     a, b = platt(cv_decision, y)
     cv_scores = probability(cv_decision, a, b)
     threshold = max(
         cut_above(cv_scores[populations == "workplace"], TARGET_WORKPLACE_FPR),
-        cut_above(cv_scores[populations == "xstest_safe"], TARGET_XSTEST_FPR),
+        cut_above(cv_scores[groups == "xstest_safe"], TARGET_XSTEST_FPR),
     )
     grey_low = min(threshold, float(np.quantile(cv_scores[y == 1], 1 - GREY_RECALL)))
     grey_high = max(threshold, cut_above(cv_scores[populations == "workplace"], GREY_BENIGN_FPR))
@@ -151,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "threshold": round(threshold, 4),
         "threshold_rule": (
             f"lowest cut blocking <= {TARGET_WORKPLACE_FPR:.0%} of cross-validated workplace requests and "
-            f"<= {TARGET_XSTEST_FPR:.0%} of cross-validated XSTest-style safe prompts"
+            f"<= {TARGET_XSTEST_FPR:.0%} of cross-validated XSTest safe prompts"
         ),
         "grey_zone": [round(grey_low, 4), round(grey_high, 4)],
         "rows": {"dev": len(dev), "validation": len(validation)},
