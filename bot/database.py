@@ -16,7 +16,7 @@ from bot.settings import Settings
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate
 from core.store.pool import create_pool
-from core.store.roles import MAINTENANCE_ROLE, ensure_app_login
+from core.store.roles import MAINTENANCE_ROLE, OPERATOR_ROLE, ensure_app_login
 from core.telemetry import startup_phase
 
 log = logging.getLogger(__name__)
@@ -73,3 +73,12 @@ async def maintenance_database_uri(settings: Settings) -> str:
         return settings.parley_database_maintenance_url.get_secret_value()
     owner = await asyncio.to_thread(database_uri, settings)
     return await ensure_app_login(owner, MAINTENANCE_ROLE)
+
+
+async def operator_database_uri(settings: Settings) -> str:
+    """The URL the admin API reads across workspaces with: the non-superuser `parley_operator` (migration
+    0028), never the owner. Call after `app_database_uri` has migrated."""
+    if settings.parley_database_operator_url is not None:
+        return settings.parley_database_operator_url.get_secret_value()
+    owner = await asyncio.to_thread(database_uri, settings)
+    return await ensure_app_login(owner, OPERATOR_ROLE)

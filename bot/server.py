@@ -31,7 +31,7 @@ from adapters.web.app import LINK_KEY_NAME
 from adapters.web.app import router as web_router
 from bot import observability
 from bot.app import running
-from bot.database import APPLICATION_NAME, database_uri
+from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
 from bot.settings import Settings, environment_layer
 from core.apikeys import create_api_key, revoke_named
@@ -74,7 +74,7 @@ def create_app(
     admin_pool: asyncpg.Pool | None = None,
 ) -> FastAPI:
     """The whole HTTP surface: /v1/*, /healthz, /readyz, /metrics, the playground at /, the admin page at
-    /admin, and extras such as the Slack events endpoint. `admin_pool` (the owner's) serves /v1/admin's
+    /admin, and extras such as the Slack events endpoint. `admin_pool` (`parley_operator`'s) serves /v1/admin's
     reports across workspaces; without it `pool` must be an operator's pool."""
     state = ApiState(
         pipeline=pipeline,
@@ -165,10 +165,11 @@ async def serve(
 
 @asynccontextmanager
 async def operator_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """The owner's pool behind /v1/admin (reports across workspaces): connections open only while an
-    admin request runs and close soon after, as the admin page is used rarely."""
+    """The pool behind /v1/admin (reports across workspaces), logged in as `parley_operator`, never the
+    owner: connections open only while an admin request runs and close soon after, as the page is used rarely."""
     pool = await create_pool(
-        database_uri(settings), min_size=0, max_size=2, application_name=APPLICATION_NAME, idle_close_s=5
+        await operator_database_uri(settings), min_size=0, max_size=2, application_name=APPLICATION_NAME,
+        idle_close_s=5,
     )
     try:
         yield pool

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     """How serving processes log in as `parley_app`; absent: derived from DATABASE_URL (core/store/roles.py)."""
     parley_database_maintenance_url: SecretStr | None = None
     """How serving processes' memory maintenance logs in as `parley_maintenance`; absent: derived likewise."""
+    parley_database_operator_url: SecretStr | None = None
+    """How the admin API reads across workspaces as `parley_operator`; absent: derived likewise."""
     parley_data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("parley")))
 
     # memory

@@ -150,7 +150,7 @@ def test_the_admin_page_refuses_an_ordinary_key_and_renders_with_an_admin_key(
     expect(p.locator("#worst")).to_contain_text("You said: Draft the release note")  # type: ignore[attr-defined]
     assert p.locator("#chart-feedback rect").count() >= 2  # type: ignore[attr-defined]
     expect(p.locator("#refusal-categories")).to_contain_text("harm")  # type: ignore[attr-defined]
-    assert p.locator("#chart-evals polyline").count() == 2  # type: ignore[attr-defined]
+    assert p.locator("#chart-evals polyline").count() >= 2  # type: ignore[attr-defined]
     expect(p.locator("#evals")).to_contain_text("failed: answer_relevancy")  # type: ignore[attr-defined]
     if SCREENSHOTS:
         p.screenshot(path=f"{SCREENSHOTS}/admin-overview.png", full_page=True)  # type: ignore[attr-defined]

@@ -16,11 +16,14 @@ import psutil
 import pytest
 
 from bot.database import APPLICATION_NAME
+from core.apikeys import create_api_key
 from tests.api_helpers import bearer, new_key, sse_events
 from tests.conftest import StartServe
 from tests.fakes.openai_server import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parents[1]
+ADMIN_REPORTS = ("usage", "audit", "feedback", "refusals", "evals", "limits")
+"""The admin API's reads across workspaces (the `parley_operator` role's)."""
 pytestmark = pytest.mark.timeout(300)
 
 
@@ -117,9 +120,9 @@ async def owner(pool: asyncpg.Pool, pg_uri: str) -> AsyncIterator[tuple[str, str
 async def test_serve_never_connects_as_a_superuser_once_ready(
     serve: StartServe, pool: asyncpg.Pool, openai_server: FakeOpenAI, owner: tuple[str, str]
 ) -> None:
-    """Issue 14: once ready, through turns, the playground's status check and several memory maintenance
-    rounds, the server neither holds nor opens a superuser connection: its owner may no longer log in,
-    and pg_stat_activity shows it only as `parley_app` and `parley_maintenance`."""
+    """Issue 14: once ready, through turns, the playground's status check, the admin API's reports and
+    several memory maintenance rounds, the server neither holds nor opens a superuser connection: its owner
+    may no longer log in, and pg_stat_activity shows it only as its three non-superuser roles."""
     name, uri = owner
     server = serve(
         {
@@ -133,6 +136,7 @@ async def test_serve_never_connects_as_a_superuser_once_ready(
     )
     await pool.execute(f'ALTER ROLE "{name}" NOLOGIN')
     _, key = await new_key(pool)
+    _, admin_key = await create_api_key(pool, workspace_id="ops", name="ops", admin=True)
     seen: set[tuple[str, bool]] = set()
 
     async def look() -> None:
@@ -148,7 +152,11 @@ async def test_serve_never_connects_as_a_superuser_once_ready(
         await look()
         answer = await http.post("/v1/chat", json={"message": "who am I"}, headers=bearer(key))
         status = (await http.get("/playground/status", headers=bearer(key))).json()
+        reports = [(await http.get(f"/v1/admin/{report}", headers=bearer(admin_key))) for report in ADMIN_REPORTS]
+        await look()
     assert answer.json()["reply"] == "You said: who am I"
+    assert [r.status_code for r in reports] == [200] * len(ADMIN_REPORTS), [r.text[:300] for r in reports]
+    assert any(r.json() for r in reports), "the reports read nothing across workspaces"
     assert [c["ok"] for c in status if c["name"] == "database"] == [True], status
     rounds_before = server.log().count("memory maintenance:")
     deadline = time.monotonic() + 60
@@ -157,5 +165,5 @@ async def test_serve_never_connects_as_a_superuser_once_ready(
         await look()
         await asyncio.sleep(0.05)
     assert "memory maintenance failed" not in server.log()
-    assert {user for user, _ in seen} == {"parley_app", "parley_maintenance"}
+    assert {user for user, _ in seen} == {"parley_app", "parley_maintenance", "parley_operator"}
     assert not any(superuser for _, superuser in seen)

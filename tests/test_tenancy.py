@@ -88,6 +88,8 @@ async def seed_as_owner(pool: asyncpg.Pool, inbound: Inbound, turn_id: int) -> N
     await pool.execute(
         """WITH memory AS (INSERT INTO memories (platform, workspace_id, user_id, content, content_hash)
                            VALUES ($1, $2, $3, 'likes tea', '\\x01'::bytea)),
+                fact AS (INSERT INTO facts (platform, workspace_id, scope, user_id, content)
+                         VALUES ($1, $2, 'person', $3, 'is called Ada')),
                 scope AS (INSERT INTO memory_scope_indexes
                               (platform, workspace_id, user_id, embedding_model, dimensions, index_name)
                           VALUES ($1, $2, $3, 'm', 3, 'idx_' || md5($2))),

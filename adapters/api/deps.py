@@ -51,7 +51,7 @@ class ApiState:
     config: ApiConfig
     memory_enabled: bool = True
     admin_pool: asyncpg.Pool | None = None
-    """The operator's pool the admin API reads across workspaces with (the owner's); None: `pool` is one."""
+    """The pool the admin API reads across workspaces with (`parley_operator`); None: `pool` is one."""
     environment: dict[str, object] = field(default_factory=dict)
     """The settings the environment sets, the layer under every workspace (bot.settings.environment_layer)."""
     turns: set[asyncio.Task[object]] = field(default_factory=set)

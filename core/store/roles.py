@@ -1,11 +1,14 @@
-"""Serving processes' logins: `parley_app` for turns, `parley_maintenance` for memory upkeep, never the owner.
+"""Serving processes' logins: `parley_app` for turns, `parley_maintenance` for memory upkeep,
+`parley_operator` for the admin API's reports; never the owner.
 
 The owner (DATABASE_URL, or the embedded server's superuser) runs the migrations; row-level security
 binds the non-superuser role `parley_app` (migration 0002 creates it, 0011 gives it its grants); the
 cross-tenant memory maintenance runs as `parley_maintenance`, which owns the memory tables and nothing
-else (migration 0027). Neither is a superuser. Each role's login comes from one of:
+else (migration 0027); the admin API reads across workspaces as `parley_operator` (migration 0028).
+None is a superuser. Each role's login comes from one of:
 
-- `PARLEY_DATABASE_APP_URL` / `PARLEY_DATABASE_MAINTENANCE_URL`, when the operator made the login;
+- `PARLEY_DATABASE_APP_URL` / `PARLEY_DATABASE_MAINTENANCE_URL` / `PARLEY_DATABASE_OPERATOR_URL`, when
+  the operator made the login;
 - otherwise Parley makes the role a LOGIN role as the owner, after migrating. Its password is
   derived from the owner's: HMAC-SHA256(owner password, a label naming the role). Every instance that shares the
   owner's URL computes the same password with nothing stored anywhere, rotating the owner's password
@@ -31,6 +34,8 @@ from core.store.tenancy import APP_ROLE
 
 MAINTENANCE_ROLE = "parley_maintenance"
 """Owns the memory tables (migration 0027): retention deletes, index builds and re-embeds across tenants."""
+OPERATOR_ROLE = "parley_operator"
+"""Reads the admin API's reports across workspaces (migration 0028); writes as `parley_app` in a scope."""
 
 
 def app_password(owner_uri: str, role: str = APP_ROLE) -> str | None:
