@@ -152,6 +152,7 @@ def test_the_admin_page_refuses_an_ordinary_key_and_renders_with_an_admin_key(
     expect(p.locator("#refusal-categories")).to_contain_text("harm")  # type: ignore[attr-defined]
     assert p.locator("#chart-evals polyline").count() >= 2  # type: ignore[attr-defined]
     expect(p.locator("#evals")).to_contain_text("failed: answer_relevancy")  # type: ignore[attr-defined]
+    assert "[object " not in p.inner_text("body")  # type: ignore[attr-defined]  # every cell shows text
     if SCREENSHOTS:
         p.screenshot(path=f"{SCREENSHOTS}/admin-overview.png", full_page=True)  # type: ignore[attr-defined]
 

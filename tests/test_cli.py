@@ -66,6 +66,13 @@ def test_chat_prints_the_servers_answer_and_a_thread_continues(cli_data: Path, o
     ]
 
 
+def test_a_one_shot_chat_prints_the_answer_without_log_lines(cli_data: Path, openai_server: FakeOpenAI) -> None:
+    result = parley("chat", "-m", "hi", data=cli_data, env=model_env(openai_server))
+    assert result.returncode == 0, result.stderr
+    assert "You said: hi" in result.stdout
+    assert "turn done" not in result.stderr and " INFO " not in result.stderr
+
+
 def test_chat_survives_429_twice_then_answers(cli_data: Path, openai_server: FakeOpenAI) -> None:
     openai_server.queue(Error(429, retry_after=0), Error(429, retry_after=0), Text("third time lucky"))
     result = parley("chat", "-m", "hi", "--json", data=cli_data, env=model_env(openai_server))

@@ -52,12 +52,19 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
 
 
 def load_settings(
-    *, need_model: bool = False, model: bool = True, database: bool = True, log_to_file: bool = False
+    *,
+    need_model: bool = False,
+    model: bool = True,
+    database: bool = True,
+    log_to_file: bool = False,
+    quiet: bool = False,
 ) -> Settings:
     """Settings checked before any model or database work (bot.config_check), or exit 2 saying what to
     fix; with `need_model`, also without PARLEY_MODEL. `model`: whether the command may call a model (its
     name and key are checked), `database`: whether it uses DATABASE_URL (it must answer).
-    `log_to_file`: logs go to `log_file(settings)`, not stderr (an interactive chat keeps its screen to itself)."""
+    `log_to_file`: logs go to `log_file(settings)`, not stderr (an interactive chat keeps its screen to itself);
+    `quiet`: stderr shows warnings and errors only, unless PARLEY_LOG_LEVEL asks for more (a one-shot answer
+    is not followed by "turn done")."""
     try:
         settings = config_check.load(database=database, model=model or need_model)
     except config_check.ConfigError as exc:
@@ -74,9 +81,12 @@ def load_settings(
     if log_to_file:
         log_file(settings).parent.mkdir(parents=True, exist_ok=True)
         stream = log_file(settings).open("a", encoding="utf-8")
+    level = settings.parley_log_level
+    if quiet and "parley_log_level" not in settings.model_fields_set and level in ("DEBUG", "INFO"):
+        level = "WARNING"
     observability.configure(
         stream=stream,
-        level=settings.parley_log_level,
+        level=level,
         json_logs=settings.parley_log_json,
         logfire_token=settings.logfire_token.get_secret_value() if settings.logfire_token else None,
         trace_sample=settings.parley_trace_sample,

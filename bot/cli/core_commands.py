@@ -44,7 +44,7 @@ def chat(
 ) -> None:
     """Chat with Parley in the terminal (interactive without -m)."""
     interactive = message is None
-    settings = load_settings(need_model=True, log_to_file=interactive)
+    settings = load_settings(need_model=True, log_to_file=interactive, quiet=not interactive)
     start_early(settings)
     with startup_phase("imports"):
         from adapters.console import chat as console_chat

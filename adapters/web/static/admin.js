@@ -69,11 +69,11 @@ function fill(table, headers, rows, numeric = [], empty = "Nothing in this perio
   headers.forEach((h, i) => head.append(el("th", h, numeric.includes(i) ? "num" : "")));
   table.append(head);
   if (!rows.length) {
-    const empty = el("tr");
+    const line = el("tr");
     const cell = el("td", empty, "muted");
     cell.colSpan = headers.length;
-    empty.append(cell);
-    table.append(empty);
+    line.append(cell);
+    table.append(line);
   }
   for (const row of rows) {
     const tr = el("tr");
