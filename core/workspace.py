@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
 from core import audit
-from core.channel_settings import MODEL_SETTING_KEYS, validate
+from core.channel_settings import KEYS, MODEL_SETTING_KEYS, validate
 from core.store.tenancy import TenantKey, scoped, tenant
 
 
@@ -27,6 +27,15 @@ class Layers:
     def nearest(self) -> dict[str, Any]:
         """The stored values in force for the channel: its own over its workspace's."""
         return {**self.workspace, **self.channel}
+
+    def stored(self) -> list[tuple[str, Any, Literal["channel", "workspace"]]]:
+        """(key, value in force, the layer it comes from) of each stored setting, in vocabulary order:
+        what a chat command shows (settings left to the environment are not listed)."""
+        return [
+            (key, self.channel[key], "channel") if key in self.channel else (key, self.workspace[key], "workspace")
+            for key in KEYS
+            if key in self.channel or key in self.workspace
+        ]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -26,11 +26,13 @@ from pydantic import SecretStr
 from adapters.slack.app import SlackAdapter, SlackConfig, build_slack
 from bot.app import Steps
 from bot.settings import Settings
+from core.audit import list_entries
 from core.feedback import list_feedback
 from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.scope import fact_scope
-from core.models import Attachment, AttachmentText, UserKey
+from core.models import Attachment, AttachmentText, UserKey, WorkspaceKey
 from core.steps import MemoryStep, NoGuard, NoMedia, NoMemory, Profile
+from core.workspace import load_layers
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.fakes.slack_api import EventSender, FakeSlack, Workspace, event_callback, mention, message, reaction
 from tests.pipeline_helpers import build_pipeline
@@ -541,6 +543,51 @@ async def test_parley_memory_lists_the_channel_notes_and_forgets_one(slack: Harn
     await slack.sender.command(slack.workspace, user_id="UERIN", text="memory", response_url=respond)
     await slack.settle()
     assert "deploys" not in slack.fake.responses[-1]["text"]
+
+
+async def test_parley_settings_set_by_the_channels_creator_changes_this_channel_and_is_audited(
+    slack: Harness, pool: asyncpg.Pool
+) -> None:
+    creator = f"U{uuid.uuid4().hex[:8].upper()}"
+    slack.fake.add_channel("CCOMMANDS", "general", [])
+    slack.fake.creators["CCOMMANDS"] = creator
+    respond = f"{slack.fake.url}/respond/{uuid.uuid4().hex}"
+    await slack.sender.command(slack.workspace, user_id=creator, text="settings set system_prompt Be terse.",
+                               response_url=respond)
+    await slack.settle()
+    assert slack.fake.responses[-1]["text"] == "Saved: `system_prompt` for this channel."
+    workspace = WorkspaceKey(platform="slack", workspace_id=slack.workspace.team_id)
+    layers = await load_layers(pool, workspace, "CCOMMANDS")
+    assert layers.channel == {"system_prompt": "Be terse."} and layers.workspace == {}
+    [entry] = await list_entries(pool, platform="slack", workspace_id=slack.workspace.team_id)
+    assert (entry.actor, entry.door, entry.new_value) == (creator, "slack", "Be terse.")
+    await slack.sender.command(slack.workspace, user_id=creator, text="settings", response_url=respond)
+    await slack.settle()
+    assert "`system_prompt` = Be terse. _(from this channel)_" in slack.fake.responses[-1]["text"]
+
+
+async def test_parley_settings_is_refused_to_a_member_who_is_neither_admin_nor_creator(
+    slack: Harness, pool: asyncpg.Pool
+) -> None:
+    slack.fake.add_channel("CCOMMANDS", "general", [])
+    respond = f"{slack.fake.url}/respond/{uuid.uuid4().hex}"
+    await slack.sender.command(slack.workspace, user_id="UMEMBER", text="settings set memory false",
+                               response_url=respond)
+    await slack.settle()
+    assert slack.fake.responses[-1]["text"].startswith("Only workspace admins and the channel's creator")
+    workspace = WorkspaceKey(platform="slack", workspace_id=slack.workspace.team_id)
+    assert (await load_layers(pool, workspace, "CCOMMANDS")).channel == {}
+
+
+async def test_a_workspace_admin_may_change_any_channels_settings(slack: Harness, pool: asyncpg.Pool) -> None:
+    admin = f"U{uuid.uuid4().hex[:8].upper()}"
+    slack.fake.admins.add(admin)
+    respond = f"{slack.fake.url}/respond/{uuid.uuid4().hex}"
+    await slack.sender.command(slack.workspace, user_id=admin, text="settings set memory false", response_url=respond)
+    await slack.settle()
+    assert slack.fake.responses[-1]["text"] == "Saved: `memory` for this channel."
+    workspace = WorkspaceKey(platform="slack", workspace_id=slack.workspace.team_id)
+    assert (await load_layers(pool, workspace, "CCOMMANDS")).channel == {"memory": False}
 
 
 async def test_app_home_shows_the_profile_and_a_forget_button(slack: Harness) -> None:

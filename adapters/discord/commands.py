@@ -28,7 +28,7 @@ from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import Platform, UserKey
 from core.steps import Profile
-from core.workspace import load_layers, set_override, unset_override
+from core.workspace import Layers, load_layers, set_override, unset_override
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ def settings_group(pool: asyncpg.Pool) -> app_commands.Group:
         if await _refused(interaction):
             return
         layers = await load_layers(pool, user_key(interaction).workspace, str(interaction.channel_id))
-        await interaction.response.send_message(describe_channel_settings(layers.channel, layers.workspace),
+        await interaction.response.send_message(describe_channel_settings(layers),
                                                 ephemeral=True)
 
     @group.command(name="set", description="Set a value for this channel (it wins over the server's).")
@@ -199,15 +199,13 @@ def settings_group(pool: asyncpg.Pool) -> app_commands.Group:
     return group
 
 
-def describe_channel_settings(channel: dict[str, object], workspace: dict[str, object]) -> str:
+def describe_channel_settings(layers: Layers) -> str:
     """Each setting this channel or its server sets, and which of the two it comes from."""
-    lines = []
-    for key in KEYS:
-        source = "this channel" if key in channel else "this server" if key in workspace else None
-        if source is not None:
-            value = channel.get(key, workspace.get(key))
-            shown = discord.utils.escape_markdown(str(value))[:300]
-            lines.append(f"- `{key}` = {shown} (from {source})")
+    lines = [
+        f"- `{key}` = {discord.utils.escape_markdown(str(value))[:300]} "
+        f"(from {'this channel' if layer == 'channel' else 'this server'})"
+        for key, value, layer in layers.stored()
+    ]
     if not lines:
         return "Nothing is set for this channel or server: Parley's defaults apply."
     return "**Settings here**\n" + "\n".join(lines)

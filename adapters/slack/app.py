@@ -58,7 +58,10 @@ from adapters.slack.commands import (
     ForgetFact,
     Help,
     MemoryAdmin,
+    SetSetting,
     ShowMemory,
+    ShowSettings,
+    UnsetSetting,
     forget_confirmation_blocks,
     help_text,
     parse_command,
@@ -99,11 +102,13 @@ BOT_SCOPES: tuple[str, ...] = (
     "files:read",
     "files:write",
     "groups:history",
+    "groups:read",
     "im:history",
     "im:read",
     "im:write",
     "mpim:history",
     "reactions:read",
+    "users:read",
 )
 
 
@@ -399,11 +404,19 @@ class SlackAdapter:
             return
         await ack()
         user = command_user(_team(context), str(command["user_id"]))
+        channel = str(command.get("channel_id") or "")
+        in_dm = channel.startswith("D") or command.get("channel_name") == "directmessage"
         if isinstance(parsed, ShowMemory | ForgetFact):
-            channel = str(command.get("channel_id") or "")
-            in_dm = channel.startswith("D") or command.get("channel_name") == "directmessage"
             self.tasks.spawn(
                 self.handlers.memory_command(parsed, user, "" if in_dm else channel, respond), name="slack-memory"
+            )
+            return
+        if isinstance(parsed, ShowSettings | SetSetting | UnsetSetting):
+            self.tasks.spawn(
+                self.handlers.settings_command(
+                    parsed, user, "" if in_dm else channel, client=context.client, respond=respond
+                ),
+                name="slack-settings",
             )
             return
         self.tasks.spawn(self.handlers.profile_command(parsed, user, respond), name="slack-profile")

@@ -1,4 +1,4 @@
-"""`/parley help|profile|memory|forget` and the App Home tab: parsing and Block Kit, pure.
+"""`/parley help|profile|memory|settings|forget` and the App Home tab: parsing and Block Kit, pure.
 
 Profiles and forgetting belong to the memory area; the adapter reaches them through the small
 `MemoryAdmin` protocol below (implemented on core.memory by `adapters.slack.memory_admin`).
@@ -6,6 +6,8 @@ Profiles and forgetting belong to the memory area; the adapter reaches them thro
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -89,8 +91,26 @@ class ForgetFact:
     fact_id: int
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ShowSettings:
+    pass
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SetSetting:
+    key: str
+    value: str
+    """As typed: core.channel_settings.parse reads JSON where it parses, else the text."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnsetSetting:
+    key: str
+
+
 MemoryCommand = ShowMemory | ForgetFact
-Command = Help | ShowProfile | SetProfile | Forget | MemoryCommand
+SettingsCommand = ShowSettings | SetSetting | UnsetSetting
+Command = Help | ShowProfile | SetProfile | Forget | MemoryCommand | SettingsCommand
 
 
 def parse_command(text: str) -> Command:
@@ -106,6 +126,13 @@ def parse_command(text: str) -> Command:
             return ShowMemory(history=len(words) == 2 and words[1].lower() == "history")
         if len(words) == 3 and words[1].lower() in {"forget", "remove"} and words[2].isdigit() and len(words[2]) < 19:
             return ForgetFact(fact_id=int(words[2]))
+    if head == "settings":
+        if len(words) == 1 or (len(words) == 2 and words[1].lower() == "show"):
+            return ShowSettings()
+        if words[1].lower() == "set" and len(words) >= 4:
+            return SetSetting(key=words[2].lower(), value=text.strip().split(None, 3)[3])
+        if words[1].lower() == "unset" and len(words) == 3:
+            return UnsetSetting(key=words[2].lower())
     if head == "profile":
         if len(words) == 1 or (len(words) == 2 and words[1].lower() == "show"):
             return ShowProfile()
@@ -130,10 +157,24 @@ def help_text(unknown: str | None = None) -> str:
             "(`/parley memory history` adds earlier versions)",
             "• `/parley memory forget <id>`: remove one of them",
             "• Say _remember for this channel: …_ or _remember for the workspace: …_ to tell everyone's Parley",
+            "• `/parley settings`, `/parley settings set <key> <value>`, `/parley settings unset <key>`: this "
+            "channel's settings (workspace admins and the channel's creator)",
             "• `/parley forget`: delete everything I remember about you here (asks first)",
             "React with :+1: or :-1: on my replies to tell me how I did.",
         ]
     )
+
+
+def settings_text(stored: Sequence[tuple[str, Any, str]]) -> str:
+    """The answer to `/parley settings`: each setting this channel or its workspace stores, and which."""
+    if not stored:
+        return "Nothing is set for this channel or workspace: Parley's defaults apply."
+    lines = [
+        f"• `{key}` = {escape(json.dumps(value) if not isinstance(value, str) else value)[:300]} "
+        f"_(from {'this channel' if layer == 'channel' else 'the workspace'})_"
+        for key, value, layer in stored
+    ]
+    return "\n".join(["*Settings here*", *lines, "Change one with `/parley settings set <key> <value>`."])
 
 
 def profile_text(profile: Profile, memories: int | None = None) -> str:

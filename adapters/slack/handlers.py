@@ -24,13 +24,17 @@ from adapters.slack.commands import (
     MemoryAdmin,
     MemoryCommand,
     SetProfile,
+    SetSetting,
+    SettingsCommand,
     ShowMemory,
     ShowProfile,
+    UnsetSetting,
     fact_removed_text,
     forgotten_text,
     home_view,
     memory_text,
     profile_text,
+    settings_text,
 )
 from adapters.slack.delivery import DeliveryOptions, Destination, ReplyWriter, SlackSink, ThreadStatus
 from adapters.slack.events import ReactionEvent, SlackMessage, is_addressed, message_id, to_inbound
@@ -39,8 +43,11 @@ from adapters.slack.files import Downloads, download_all
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.viewing import ViewedChannels, asks_about_channel, channel_transcript
 from core import deliveries
+from core.audit import Actor
+from core.channel_settings import KEYS, UnknownSetting, parse
 from core.models import Attachment, ConversationKey, Inbound, Platform, Reaction, UserKey
 from core.pipeline import Pipeline
+from core.workspace import load_layers, set_override, unset_override
 
 log = logging.getLogger("parley.slack")
 TITLE_CHARS = 60
@@ -244,6 +251,46 @@ class SlackHandlers:
             removed = await self.memory.remove_fact(user, channel_id=channel_id, fact_id=command.fact_id)
             text = fact_removed_text(removed, command.fact_id)
         await respond(text=text, response_type="ephemeral")
+
+    async def settings_command(
+        self, command: SettingsCommand, user: UserKey, channel_id: str, *, client: AsyncWebClient, respond: Respond
+    ) -> None:
+        """`/parley settings …` for the channel asked in, for workspace admins and owners and the channel's
+        creator (Slack offers apps no "channel manager" check); each change is audited with the member's id."""
+        if not channel_id:
+            text = "Settings belong to a channel: use `/parley settings` in the channel you want to change."
+        elif not await self._may_manage(client, user.user_id, channel_id):
+            text = "Only workspace admins and the channel's creator can see or change Parley's settings here."
+        else:
+            text = await self._settings(command, user, channel_id)
+        await respond(text=text, response_type="ephemeral")
+
+    async def _settings(self, command: SettingsCommand, user: UserKey, channel_id: str) -> str:
+        by = Actor(who=user.user_id, door="slack")
+        if isinstance(command, SetSetting | UnsetSetting) and command.key not in KEYS:
+            return f"I don't know the setting `{command.key}`. Settings: {', '.join(f'`{k}`' for k in KEYS)}."
+        if isinstance(command, SetSetting):
+            try:
+                await set_override(self.pool, user.workspace, command.key, parse(command.key, command.value),
+                                   by=by, channel_id=channel_id)
+            except UnknownSetting as exc:
+                return f"That didn't work: {exc}"
+            return f"Saved: `{command.key}` for this channel."
+        if isinstance(command, UnsetSetting):
+            old = await unset_override(self.pool, user.workspace, command.key, by=by, channel_id=channel_id)
+            return f"Removed `{command.key}`." if old is not None else f"This channel did not set `{command.key}`."
+        return settings_text((await load_layers(self.pool, user.workspace, channel_id)).stored())
+
+    async def _may_manage(self, client: AsyncWebClient, user_id: str, channel_id: str) -> bool:
+        try:
+            member = (await client.users_info(user=user_id)).get("user") or {}
+            if member.get("is_admin") or member.get("is_owner"):
+                return True
+            channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
+        except SlackApiError as exc:
+            log.warning("could not check who may change settings: %s", exc.response.get("error"))
+            return False
+        return bool(channel.get("creator") == user_id)
 
     async def forget(self, user: UserKey, *, respond: Respond | None, client: AsyncWebClient | None) -> None:
         """Delete the person's rows; confirm in the ephemeral message or refresh the App Home."""

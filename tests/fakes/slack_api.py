@@ -93,6 +93,10 @@ class FakeSlack:
     """False: stream calls carrying task or plan chunks answer `invalid_chunks` (markdown text still works)."""
     channels: dict[str, tuple[str, list[dict[str, Any]]]] = field(default_factory=dict)
     """channel id -> (name, its messages newest first) for conversations.info / conversations.history."""
+    admins: set[str] = field(default_factory=set)
+    """User ids users.info reports as workspace admins (everyone else is an ordinary member)."""
+    creators: dict[str, str] = field(default_factory=dict)
+    """channel id -> the user id conversations.info reports as the channel's creator."""
     calls: list[Call] = field(default_factory=list)
     workspaces: dict[str, Workspace] = field(default_factory=dict)
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
@@ -265,6 +269,7 @@ class FakeSlack:
             "assistant.threads.setTitle": _ok,
             "assistant.threads.setSuggestedPrompts": _suggested_prompts,
             "conversations.info": self._conversation_info,
+            "users.info": self._users_info,
             "conversations.history": self._conversation_history,
             "views.publish": lambda args, ws: {"ok": True, "view": {"id": f"V{uuid.uuid4().hex[:8]}"}},
             "reactions.add": _ok,
@@ -374,7 +379,17 @@ class FakeSlack:
         found = self.channels.get(str(args.get("channel")))
         if found is None:
             return {"ok": False, "error": "channel_not_found"}
-        return {"ok": True, "channel": {"id": args["channel"], "name": found[0], "is_channel": True}}
+        channel = {"id": args["channel"], "name": found[0], "is_channel": True}
+        if str(args["channel"]) in self.creators:
+            channel["creator"] = self.creators[str(args["channel"])]
+        return {"ok": True, "channel": channel}
+
+    def _users_info(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
+        if not args.get("user"):
+            return {"ok": False, "error": "user_not_found"}
+        user = str(args["user"])
+        return {"ok": True, "user": {"id": user, "name": user.lower(), "is_admin": user in self.admins,
+                                     "is_owner": False, "is_bot": False}}
 
     def _conversation_history(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:
         found = self.channels.get(str(args.get("channel")))
