@@ -155,7 +155,9 @@ async def test_the_loop_lag_sees_a_stalled_event_loop_and_recovers() -> None:
     time.sleep(0.4)  # a stall, as when the CPU is taken by other work
     await asyncio.sleep(0.02)
     stalled = lag.lag_s
-    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 5  # a loaded machine runs the timers late too: wait for the recovery
+    while lag.lag_s >= stalled / 4 and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     watching.cancel()
     assert stalled > 0.1
     assert lag.lag_s < stalled / 4
