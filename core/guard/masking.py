@@ -17,9 +17,13 @@ the time for 1 MB and 100 KB of near-misses; `benchmarks/masking.py` measures th
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
+import multiprocessing
 import re
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from stdnum import iban as stdnum_iban
@@ -34,6 +38,9 @@ SSN = "SSN"
 KINDS: tuple[str, ...] = (SECRET, EMAIL, PHONE, CARD, IBAN, SSN)
 OFF_LOOP_CHARS = 16_384
 """Texts longer than this are masked in a worker thread by `scrub_off_loop`: a few milliseconds."""
+OFF_PROCESS_CHARS = 262_144
+"""Texts longer than this are masked in a worker process: Python's regular expressions hold the GIL for a
+whole scan, so in a thread the longest scan of a long text would still stop the event loop."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -73,10 +80,23 @@ def scrub(text: str) -> str:
 
 
 async def scrub_off_loop(text: str) -> str:
-    """`scrub` for a coroutine: long texts go to a worker thread so other requests keep being served."""
+    """`scrub` for a coroutine: long texts go to a worker thread, very long ones to a worker process, so
+    other requests keep being served."""
     if len(text) <= OFF_LOOP_CHARS:
         return scrub(text)
-    return await asyncio.to_thread(scrub, text)
+    if len(text) <= OFF_PROCESS_CHARS:
+        return await asyncio.to_thread(scrub, text)
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_masking_process(), scrub, text)
+    except BrokenProcessPool:  # the worker died (killed for memory): a new one next time, a thread now
+        _masking_process.cache_clear()
+        return await asyncio.to_thread(scrub, text)
+
+
+@functools.cache
+def _masking_process() -> ProcessPoolExecutor:
+    """One worker process, started on first need (spawned: it imports this module alone, not the server)."""
+    return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
