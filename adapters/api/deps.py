@@ -94,8 +94,7 @@ async def require_key(
 ) -> ApiKeyInfo:
     """The caller's live API key (the bearer token, else the playground's session cookie), counted against
     its rate limit; 401 or 429 otherwise."""
-    checked = await check_key(state, state.pool, bearer_token(request, credentials), request)
-    return accept_key(checked, state, request)
+    return await authenticated(request, state, bearer_token(request, credentials))
 
 
 def bearer_token(
