@@ -108,7 +108,7 @@ async def running(
     adapter = build_slack(SlackConfig(**values), pipeline, pool)
     app = FastAPI()
     app.include_router(adapter.router)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.01)
