@@ -14,6 +14,7 @@ import pytest
 from fastapi.routing import APIRoute
 
 from adapters.api.deps import ApiConfig
+from adapters.web.app import LINK_KEY_NAME
 from bot.server import create_app
 from core.apikeys import create_api_key, revoke_api_key
 from core.memory.facts import Home, NewFact, Said, add_fact
@@ -400,3 +401,25 @@ async def test_invalid_keys_from_one_address_are_refused_before_any_lookup(
     assert statuses == [401, 401, 401, 429]
     assert refused_valid.status_code == 429 and int(refused_valid.headers["retry-after"]) >= 1
     assert_explains(refused_valid.json(), "rate_limited")
+
+
+async def test_a_sign_in_link_from_a_refused_address_says_wait_and_stays_unused(
+    pool: asyncpg.Pool, fake_openai: FakeOpenAI
+) -> None:
+    settings = fake_model_settings(fake_openai.base_url)
+    app = create_app(settings, build_pipeline(settings, pool), pool, config=ApiConfig(invalid_keys_per_min=2))
+    workspace, key = await new_key(pool)
+    _, link = await create_api_key(pool, workspace_id=workspace, name=LINK_KEY_NAME)
+    address = f"10.8.{uuid.uuid4().int % 250}.1"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(address, 1)),
+                                 base_url="http://api") as http:
+        for _ in range(3):
+            await http.get("/v1/capabilities", headers=bearer(key[:-4] + "AAAA"))
+        refused = await http.get("/", params={"token": link}, follow_redirects=False)
+    assert refused.status_code == 303 and refused.headers["location"].startswith("/#link=wait-")
+    assert "set-cookie" not in refused.headers
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=(f"10.7.{uuid.uuid4().int % 250}.1", 1)),
+                                 base_url="http://api") as http:
+        later = await http.get("/", params={"token": link}, follow_redirects=False)
+    assert later.status_code == 303 and later.headers["location"] == "/"
+    assert "httponly" in later.headers["set-cookie"].lower()

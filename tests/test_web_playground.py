@@ -204,7 +204,9 @@ def served(
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
     env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path),
-               PARLEY_MODEL="openai:fake", OPENAI_BASE_URL=fake_openai.base_url)
+               PARLEY_MODEL="openai:fake", OPENAI_BASE_URL=fake_openai.base_url,
+               # Tests share one database and one client address (see fake_model_settings).
+               PARLEY_API_INVALID_KEYS_PER_MIN="10000")
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:

@@ -10,6 +10,7 @@ server's Host check (bot/server.py) keeps DNS-rebinding pages out.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -29,7 +30,8 @@ _NO_STORE = {"Cache-Control": "no-cache"}
 
 @router.get("/", response_model=None)
 async def index(request: Request, state: StateDep, token: str | None = None) -> Response:
-    """The page; with `?token=`, first the one-time sign-in (the token is spent even when it fails)."""
+    """The page; with `?token=`, first the one-time sign-in (the token is spent even when it fails, unless
+    this address is refused for sending too many invalid keys: then it is never looked up)."""
     if token is None:
         return FileResponse(STATIC / "index.html", media_type="text/html", headers=_NO_STORE)
     checked = await authenticate(
@@ -40,6 +42,9 @@ async def index(request: Request, state: StateDep, token: str | None = None) -> 
         invalid_per_address=state.config.invalid_keys_per_min,
     )
     key = checked.key
+    if key is None and checked.wait_s:
+        # Refused before the lookup: the link is not spent, and saying "used" would send them to restart.
+        return RedirectResponse(f"/#link=wait-{math.ceil(checked.wait_s)}", status_code=303, headers=_NO_STORE)
     if key is None or key.name != LINK_KEY_NAME or not await revoke_api_key(
         state.pool, key.key_id, workspace_id=key.workspace_id
     ):

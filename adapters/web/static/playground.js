@@ -80,9 +80,13 @@ function keyFromFragment() {
     localStorage.setItem("parley.key", decodeURIComponent(match[1]));
     history.replaceState(null, "", location.pathname + location.search);
   }
-  const spent = location.hash === "#link=used";
-  if (spent) history.replaceState(null, "", location.pathname);
-  return spent;
+  const link = location.hash.match(/^#link=(used|wait-(\d+))$/);
+  if (!link) return null;
+  history.replaceState(null, "", location.pathname);
+  if (link[1] === "used") {
+    return "That sign-in link was already used (each works once). Restart `parley serve` for a new one.";
+  }
+  return `Too many invalid keys came from this address. Wait ${link[2]} s, then open the same link again: it is still unused.`;
 }
 
 function askKey(message) {
@@ -452,11 +456,9 @@ function wire() {
 
 async function start() {
   wire();
-  const spent = keyFromFragment();
+  const linkProblem = keyFromFragment();
   const signedIn = await useKey(localStorage.getItem("parley.key"));
-  if (!signedIn && spent) {
-    askKey("That sign-in link was already used (each works once). Restart `parley serve` for a new one.");
-  }
+  if (!signedIn && linkProblem) askKey(linkProblem);
 }
 
 start();
