@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.memory.scope import fact_scope
 from core.models import UserKey, WorkspaceKey
 from core.store.pool import create_pool
 from core.store.roles import ensure_app_login
@@ -63,6 +64,17 @@ async def test_scopes_inside_one_transaction_share_it_and_each_sees_its_own_tena
     assert [row["s"] for row in seen if row] == [
         f"{ws.workspace_id}|", f"{ws.workspace_id}|U1", f"{ws.workspace_id}|U2", f"{ws.workspace_id}|"
     ]
+
+
+async def test_a_channel_named_by_a_fact_scope_is_forgotten_by_the_next_scope_of_the_transaction(
+    app_pool: asyncpg.Pool,
+) -> None:
+    ws = workspace()
+    channel = "SELECT current_setting('parley.channel_id', true)"
+    async with one_transaction(app_pool, ws):
+        async with fact_scope(app_pool, person(ws, "U1"), "C1") as conn:
+            assert await conn.fetchval(channel) == "C1"
+        assert await scoped(app_pool, person(ws, "U2")).fetchval(channel) == ""
 
 
 async def test_scopes_outside_a_group_take_a_transaction_each(app_pool: asyncpg.Pool) -> None:

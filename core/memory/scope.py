@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import asyncpg
 
 from core.models import UserKey
-from core.store.tenancy import TenantKey, tenant
+from core.store.tenancy import TenantKey, shares_transaction, tenant
 
 
 def person_scope(pool: asyncpg.Pool, user: UserKey) -> AbstractAsyncContextManager[asyncpg.Connection]:
@@ -27,3 +27,7 @@ async def fact_scope(pool: asyncpg.Pool, key: TenantKey, channel_id: str = "") -
     async with tenant(pool, key) as conn:
         await conn.execute("SELECT set_config('parley.channel_id', $1, true)", channel_id)
         yield conn
+        if shares_transaction(conn):
+            # The setting lasts to the end of the transaction: the next scope of a `one_transaction` block
+            # must not see this channel's notes. (After an error the block rolls back, so nothing to undo.)
+            await conn.execute("SELECT set_config('parley.channel_id', '', true)")

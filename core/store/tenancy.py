@@ -83,6 +83,12 @@ async def tenant(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[asyncpg.Co
         yield conn
 
 
+def shares_transaction(conn: asyncpg.Connection) -> bool:
+    """Whether `conn` is the connection of a `one_transaction` block: its transaction outlives the scope."""
+    group = _GROUP.get()
+    return group is not None and group.conn is conn
+
+
 @asynccontextmanager
 async def one_transaction(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[None]:
     """Run every scope entered inside this block, here and in the tasks it starts, in one transaction.
