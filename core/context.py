@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic_ai.messages import BinaryContent, UserContent
 
+from core.memory.facts_rules import shared_note
 from core.models import AttachmentText
 from core.steps import KnownFact, MemoryHit, Profile
 
@@ -144,9 +145,10 @@ def build_instructions(
     memories: Sequence[MemoryHit],
     knowledge: Sequence[KnowledgeChunk],
     facts: Sequence[KnownFact] = (),
+    notices: Sequence[str] = (),
 ) -> str:
     """The instructions part of the prompt: everything but the thread history and the message."""
-    sections = [system_prompt.strip()]
+    sections = [system_prompt.strip(), *notices]
     rendered_profile = render_profile(profile)
     if rendered_profile:
         sections.append(f"What you know about this person (their profile):\n{rendered_profile}")
@@ -158,6 +160,21 @@ def build_instructions(
         body = "\n\n".join(f"[{k.source}]\n{k.text}" for k in knowledge)
         sections.append(f"Reference material for this workspace:\n{body}")
     return "\n\n".join(sections)
+
+
+CHANNEL_NOTE_IN_DM = (
+    "The person asked you to remember something for this channel, but this is a direct message, so it was "
+    "not kept: a channel note is kept only when said in that channel. Tell them so, and that they can say it "
+    "there, or ask you to remember it for the workspace instead."
+)
+
+
+def memory_notices(text: str, *, is_dm: bool) -> list[str]:
+    """What the reply must tell the person about a note memory will not keep from this message."""
+    note = shared_note(text)
+    if is_dm and note is not None and note.scope == "channel":
+        return [CHANNEL_NOTE_IN_DM]
+    return []
 
 
 def build_user_content(

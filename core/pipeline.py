@@ -392,7 +392,12 @@ class Pipeline:
             text, self.knowledge.chunks_for(inbound.workspace_id), ctx.KNOWLEDGE_BUDGET_CHARS
         )
         return ctx.build_instructions(
-            system_prompt=system, profile=profile, facts=known, memories=memories, knowledge=knowledge
+            system_prompt=system,
+            profile=profile,
+            facts=known,
+            memories=memories,
+            knowledge=knowledge,
+            notices=ctx.memory_notices(text, is_dm=inbound.is_dm),
         )
 
     async def _run_agent(

@@ -14,7 +14,7 @@ from pydantic_ai.embeddings import Embedder
 
 from bot.app import Steps, model_factory
 from bot.settings import Settings
-from core.context import render_facts
+from core.context import CHANNEL_NOTE_IN_DM, render_facts
 from core.memory import facts as fact_store
 from core.memory.extraction import agent_extractor
 from core.memory.facts import Fact, Home, NewFact, Said
@@ -93,7 +93,7 @@ async def test_a_workspace_note_reaches_every_channel_and_dm_of_the_workspace(
     assert "the office is closed on the 24th" in str(openai_server.requests[-1]["messages"])
 
 
-async def test_a_channel_note_told_in_a_dm_is_not_kept(
+async def test_a_channel_note_told_in_a_dm_is_not_kept_and_the_model_is_told_to_say_so(
     pool: asyncpg.Pool, openai_server: FakeOpenAI, memory: MemoryService
 ) -> None:
     pipeline = chat(openai_server, pool, memory)
@@ -101,6 +101,7 @@ async def test_a_channel_note_told_in_a_dm_is_not_kept(
     await say(pipeline, memory, told, told.text)
     async with fact_scope(pool, told.user.workspace) as conn:
         assert await conn.fetchval("SELECT count(*) FROM facts WHERE workspace_id = $1", told.workspace_id) == 0
+    assert CHANNEL_NOTE_IN_DM in str(openai_server.requests[-1]["messages"])
 
 
 async def test_a_superseded_fact_shows_in_the_history_and_not_in_the_prompt(

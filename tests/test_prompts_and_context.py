@@ -138,3 +138,16 @@ def test_vision_models_also_get_the_image() -> None:
     assert isinstance(parts, list)
     assert parts[0] == "look"
     assert isinstance(parts[-1], BinaryContent)
+
+
+@pytest.mark.parametrize(
+    ("text", "is_dm", "told"),
+    [
+        ("remember for this channel: deploys are on Fridays", True, True),
+        ("remember for this channel: deploys are on Fridays", False, False),
+        ("remember for the workspace: the office is closed", True, False),
+        ("what is on this channel?", True, False),
+    ],
+)
+def test_only_a_channel_note_said_in_a_dm_gets_a_notice(text: str, is_dm: bool, told: bool) -> None:
+    assert (ctx.memory_notices(text, is_dm=is_dm) == [ctx.CHANNEL_NOTE_IN_DM]) is told

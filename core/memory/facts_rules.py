@@ -192,12 +192,9 @@ class Statements:
 def read_statements(text: str, *, now: datetime, timezone: str | None = None) -> Statements:
     """The facts, profile fields and shared note in `text`, said at `now` by a person in `timezone`."""
     text = text[:MAX_CHARS].strip()
-    shared = _SHARED.match(text)
-    if shared:
-        where = shared.group(1).lower()
-        scope: FactScope = "channel" if "channel" in where else "workspace"
-        content = " ".join(shared.group(2).split())[:MAX_FACT_CHARS]
-        return Statements(shared=SharedNote(scope=scope, content=content))
+    shared = shared_note(text)
+    if shared is not None:
+        return Statements(shared=shared)
     zone = _zone(timezone)
     facts: list[NewFact] = []
     profile: dict[str, str] = {}
@@ -206,6 +203,16 @@ def read_statements(text: str, *, now: datetime, timezone: str | None = None) ->
         if found is not None and found.content not in {f.content for f in facts}:
             facts.append(found)
     return Statements(facts=tuple(facts), profile=profile)
+
+
+def shared_note(text: str) -> SharedNote | None:
+    """The note `text` asks to keep for the channel or the workspace ("remember for this channel: …")."""
+    shared = _SHARED.match(text[:MAX_CHARS].strip())
+    if not shared:
+        return None
+    where = shared.group(1).lower()
+    scope: FactScope = "channel" if "channel" in where else "workspace"
+    return SharedNote(scope=scope, content=" ".join(shared.group(2).split())[:MAX_FACT_CHARS])
 
 
 def _sentences(text: str) -> list[str]:
