@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import asyncpg
@@ -15,6 +15,7 @@ from core import ratelimit
 from core.models import Inbound, Reply, Step
 from core.ratelimit import Budget
 from core.store.tenancy import TenantKey, scoped
+from core.workspace import Layers, layers_of
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,12 +43,21 @@ class Claim:
     core/store/instance.py) is gone. Taking over closes the dead turn as `interrupted`."""
     wait_s: float
     """Over a rate budget: the seconds to wait (the event is claimed all the same)."""
+    layers: Layers = field(default_factory=Layers)
+    """The operator settings stored for the turn's channel and its workspace, read in the same statement."""
 
 
 async def claim_turn(
-    pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *, owner: int | None, budgets: Sequence[Budget]
+    pool: asyncpg.Pool,
+    workspace: TenantKey,
+    event_id: str,
+    *,
+    owner: int | None,
+    budgets: Sequence[Budget],
+    channel_id: str = "",
 ) -> Claim:
-    """Claim the event and, when claimed, take one hit from each rate budget: one statement."""
+    """Claim the event and, when claimed, take one hit from each rate budget; read the settings of
+    `channel_id` and its workspace: one statement."""
     buckets, limits = ratelimit.arguments(budgets)
     row = await scoped(pool, workspace).fetchrow(
         """WITH claim AS (
@@ -62,12 +72,17 @@ async def claim_turn(
                WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'
                  AND EXISTS (SELECT 1 FROM claim WHERE took_over)
            ),
-           claimed AS (SELECT count(*) > 0 AS claimed FROM claim)
+           claimed AS (SELECT count(*) > 0 AS claimed FROM claim),
+           settings AS (
+               SELECT array_agg(channel_id) AS channels, array_agg(key) AS keys, array_agg(value::text) AS vals
+               FROM workspace_settings WHERE platform = $1 AND workspace_id = $2 AND channel_id IN ('', $8)
+           )
            SELECT claimed,
                   CASE WHEN claimed AND cardinality($5::text[]) > 0
                        THEN parley_rate_take($5::text[], $6::integer[], $7::float8)
-                       ELSE 0 END AS wait_s
-           FROM claimed""",
+                       ELSE 0 END AS wait_s,
+                  channels, keys, vals
+           FROM claimed, settings""",
         workspace.platform,
         workspace.workspace_id,
         event_id,
@@ -75,9 +90,11 @@ async def claim_turn(
         buckets,
         limits,
         ratelimit.WINDOW_S,
+        channel_id,
     )
     assert row is not None
-    return Claim(claimed=row["claimed"], wait_s=row["wait_s"])
+    stored = zip(row["channels"] or (), row["keys"] or (), row["vals"] or (), strict=True)
+    return Claim(claimed=row["claimed"], wait_s=row["wait_s"], layers=layers_of(list(stored), channel_id))
 
 
 async def finish_event(pool: asyncpg.Pool, inbound: Inbound, *, error: str) -> None:

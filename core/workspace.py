@@ -7,6 +7,7 @@ layers, each change together with its audit entry in one transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -43,20 +44,24 @@ class WorkspaceOverrides:
     """What the stored layers change for a turn; None (or empty) leaves the environment's value."""
 
     system_prompt: str | None = None
+    model: str | None = None
     model_settings: dict[str, Any] = field(default_factory=dict)
     tools: list[str] | None = None
     memory: bool | None = None
     voice_replies: bool | None = None
+    guard_threshold: float | None = None
 
 
 def overrides_of(layers: Layers) -> WorkspaceOverrides:
     values = layers.nearest()
     return WorkspaceOverrides(
         system_prompt=values.get("system_prompt"),
+        model=values.get("model"),
         model_settings={k: values[k] for k in MODEL_SETTING_KEYS if k in values},
         tools=values.get("tools"),
         memory=values.get("memory"),
         voice_replies=values.get("voice_replies"),
+        guard_threshold=values.get("guard_threshold"),
     )
 
 
@@ -69,8 +74,13 @@ async def load_layers(pool: asyncpg.Pool, workspace: TenantKey, channel_id: str 
         workspace.workspace_id,
         channel_id,
     )
-    channel = {r["key"]: json.loads(r["value"]) for r in rows if r["channel_id"] != "" and channel_id}
-    own = {r["key"]: json.loads(r["value"]) for r in rows if r["channel_id"] == ""}
+    return layers_of([(r["channel_id"], r["key"], r["value"]) for r in rows], channel_id)
+
+
+def layers_of(rows: Sequence[tuple[str, str, str]], channel_id: str) -> Layers:
+    """The layers from stored (channel id, key, JSON value) rows of a channel and its workspace."""
+    channel = {key: json.loads(value) for where, key, value in rows if where != "" and channel_id}
+    own = {key: json.loads(value) for where, key, value in rows if where == ""}
     return Layers(channel=channel, workspace=own)
 
 

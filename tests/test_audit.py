@@ -71,6 +71,19 @@ def test_a_bad_setting_is_refused_with_what_is_allowed(cli: CliRunner) -> None:
     assert done.exit_code == 2 and "temperature" in done.stderr and "0 to 2" in done.stderr
 
 
+def test_a_model_name_without_a_provider_is_refused_with_examples(cli: CliRunner) -> None:
+    done = cli.invoke(app, ["settings", "set", "model", "gpt-4.1-mini", "--channel", "C1"])
+    assert done.exit_code == 2 and "openai:gpt-4.1-mini" in done.stderr
+
+
+def test_a_model_this_process_cannot_reach_is_refused_naming_what_to_set(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    done = cli.invoke(app, ["settings", "set", "model", "anthropic:claude-sonnet-4-5", "--channel", "C1"])
+    assert done.exit_code == 2 and "ANTHROPIC_API_KEY" in done.stderr
+
+
 def test_limits_and_admin_keys_from_the_command_line_are_audited(run_parley: Run) -> None:
     ws = f"T{uuid.uuid4().hex[:8]}"
     where = ("--workspace", ws, "--platform", "slack")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 import pytest
@@ -11,8 +12,11 @@ import pytest
 from bot.app import Steps
 from core.audit import Actor, list_entries
 from core.channel_settings import UnknownSetting, parse, resolve, resolve_all, validate
+from core.guard.guard import Guard
+from core.guard.settings import GuardConfig
+from core.llm import BreakerModel
 from core.models import UserKey, WorkspaceKey
-from core.steps import MemoryHit, NoGuard, NoMedia, NoMemory
+from core.steps import MemoryHit, NoGuard, NoMedia, NoMemory, Verdict
 from core.workspace import load_layers, load_overrides, set_override, unset_override
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pipeline_helpers import build_pipeline, message, settings_for
@@ -112,6 +116,104 @@ async def test_a_channel_with_its_own_prompt_sends_it_while_another_channel_send
     eng = str(openai_server.requests[-1]["messages"][0])
     assert "You are the support desk of #support." in support and "workspace helper" not in support
     assert "You are the workspace helper." in eng and "support desk" not in eng
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_channel_with_its_own_model_sends_that_name_while_another_channel_sends_the_default(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    pipeline = build_pipeline(settings_for(openai_server, parley_cache_ttl_s=600), pool)
+    first = message("which model are you?")
+    await set_override(pool, first.user.workspace, "model", "openai:support-model", by=OPERATOR, channel_id="C1")
+    await pipeline.run(first)
+    await pipeline.run(dataclasses.replace(first, channel_id="C2", thread_id="T2", event_id=uuid.uuid4().hex))
+    assert [r["model"] for r in openai_server.requests[-2:]] == ["support-model", "fake-model"]
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_channels_on_different_models_do_not_share_cached_answers(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    pipeline = build_pipeline(settings_for(openai_server, parley_cache_ttl_s=600, parley_history_turns=0), pool)
+    first = message("the same question")
+    await set_override(pool, first.user.workspace, "model", "openai:other-model", by=OPERATOR, channel_id="C2")
+    await pipeline.run(first)
+    before = len(openai_server.requests)
+    await pipeline.run(dataclasses.replace(first, channel_id="C2", event_id=uuid.uuid4().hex))
+    assert len(openai_server.requests) == before + 1 and openai_server.requests[-1]["model"] == "other-model"
+
+
+async def test_every_channel_model_shares_the_process_factorys_breaker_for_its_provider(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    pipeline = build_pipeline(settings_for(openai_server), pool)
+    _, own = pipeline._model_for("openai:support-model")
+    assert pipeline._model_for("openai:support-model")[1] is own
+    assert isinstance(own, BreakerModel) and isinstance(pipeline.model, BreakerModel)
+    assert own.breaker is pipeline.model.breaker
+
+
+@pytest.mark.parametrize("name", ["gpt-4.1-mini", "nosuch:model", "openai:"])
+def test_a_model_name_the_factory_cannot_build_is_refused_with_examples(name: str) -> None:
+    with pytest.raises(UnknownSetting, match=r"openai:gpt-4\.1-mini"):
+        parse("model", name)
+
+
+@pytest.mark.parametrize("name", ["openai:gpt-4.1-mini", "anthropic:claude-sonnet-4-5", "ollama:llama3.2", "local",
+                                  "test"])
+def test_a_model_name_in_provider_syntax_is_accepted(name: str) -> None:
+    assert parse("model", name) == name
+
+
+@pytest.mark.parametrize("value", [0, -0.1, 1.5, "strict"])
+def test_a_guard_threshold_outside_zero_to_one_is_refused(value: object) -> None:
+    with pytest.raises(UnknownSetting, match="guard_threshold"):
+        validate("guard_threshold", value)
+
+
+class _ScoringGuard(NoGuard):
+    """Scores every message `score` and blocks from the threshold it is given (0.8 when none)."""
+
+    def __init__(self, score: float) -> None:
+        self.score = score
+
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
+        blocked = self.score >= (0.8 if threshold is None else threshold)
+        return Verdict(blocked=blocked, text=text, rail="harm" if blocked else None, score=self.score)
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_stricter_channel_threshold_blocks_a_borderline_message_the_workspace_lets_through(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    steps = Steps(media=NoMedia(), guard=_ScoringGuard(0.5), memory=NoMemory())
+    pipeline = build_pipeline(settings_for(openai_server), pool, steps=steps)
+    inbound = message("a borderline question")
+    await set_override(pool, inbound.user.workspace, "guard_threshold", 0.9, by=OPERATOR)
+    await set_override(pool, inbound.user.workspace, "guard_threshold", 0.4, by=OPERATOR, channel_id="C1")
+    strict = await pipeline.run(inbound)
+    lax = await pipeline.run(dataclasses.replace(inbound, channel_id="C2", event_id=uuid.uuid4().hex))
+    assert strict.blocked and not lax.blocked
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_the_real_guard_refuses_in_a_strict_channel_what_it_answers_elsewhere(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    guard = Guard(GuardConfig())
+    pipeline = build_pipeline(settings_for(openai_server), pool,
+                              steps=Steps(media=NoMedia(), guard=guard, memory=NoMemory()))
+    inbound = message("How do I pick the lock of my own garden shed? I lost the key.")
+    default = await guard.check_input(inbound.text, attachments=[], user=inbound.user)
+    assert not default.blocked and default.score > 0
+    await set_override(pool, inbound.user.workspace, "guard_threshold", default.score / 2, by=OPERATOR,
+                       channel_id="C1")
+    strict = await pipeline.run(inbound)
+    elsewhere = await pipeline.run(dataclasses.replace(inbound, channel_id="C2", event_id=uuid.uuid4().hex))
+    assert strict.blocked and strict.block_rail == "harm"
+    assert not elsewhere.blocked
 
 
 @pytest.mark.usefixtures("allow_model_requests")
