@@ -105,6 +105,13 @@ def parse(key: str, text: str) -> Any:
     return validate(key, value)
 
 
+def answers_unmentioned(stored: Mapping[str, Any]) -> bool:
+    """Whether Parley answers a channel message that does not mention it, from the values stored for the
+    channel and its workspace (the nearest wins). Off unless a layer turns it on: the environment never
+    does, so a new workspace is never flooded with answers."""
+    return stored.get("respond_without_mention") is True
+
+
 def resolve(
     key: str,
     *,

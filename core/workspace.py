@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
+from cachetools import TTLCache
 
 from core import audit
-from core.channel_settings import KEYS, MODEL_SETTING_KEYS, validate
+from core.channel_settings import KEYS, MODEL_SETTING_KEYS, answers_unmentioned, validate
 from core.store.tenancy import TenantKey, scoped, tenant
 
 
@@ -84,9 +85,36 @@ def layers_of(rows: Sequence[tuple[str, str, str]], channel_id: str) -> Layers:
     return Layers(channel=channel, workspace=own)
 
 
-async def load_overrides(pool: asyncpg.Pool, workspace: TenantKey, channel_id: str = "") -> WorkspaceOverrides:
-    """The stored settings in force for a channel of `workspace` (the workspace's alone for '')."""
-    return overrides_of(await load_layers(pool, workspace, channel_id))
+class LayersCache:
+    """The stored layers of recently seen channels, for a few seconds.
+
+    Adapters ask for every channel message that does not mention Parley whether it should be answered
+    anyway (`respond_without_mention`); the cache spares each such message a database round trip. This
+    process's own writes drop a workspace's entries at once; another process's are seen within `ttl_s`."""
+
+    def __init__(self, *, ttl_s: float = 10.0, maxsize: int = 10_000) -> None:
+        self._entries: TTLCache[tuple[str, str, str], Layers] = TTLCache(maxsize=maxsize, ttl=ttl_s)
+
+    async def layers(self, pool: asyncpg.Pool, workspace: TenantKey, channel_id: str) -> Layers:
+        key = (str(workspace.platform), workspace.workspace_id, channel_id)
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = await load_layers(pool, workspace, channel_id)
+        return found
+
+    def invalidate(self, workspace: TenantKey) -> None:
+        platform, workspace_id = str(workspace.platform), workspace.workspace_id
+        for key in [k for k in self._entries if k[:2] == (platform, workspace_id)]:
+            self._entries.pop(key, None)
+
+
+RECENT = LayersCache()
+"""The process's cache; `set_override` and `unset_override` invalidate it."""
+
+
+async def answers_unmentioned_in(pool: asyncpg.Pool, workspace: TenantKey, channel_id: str) -> bool:
+    """Whether a message in `channel_id` that does not mention Parley is answered (cached briefly)."""
+    return answers_unmentioned((await RECENT.layers(pool, workspace, channel_id)).nearest())
 
 
 async def set_override(
@@ -116,6 +144,7 @@ async def set_override(
         await audit.record(
             conn, workspace, by=by, action="setting.set", target=_target(key, channel_id), old=previous, new=value
         )
+    RECENT.invalidate(workspace)
     return previous
 
 
@@ -138,6 +167,7 @@ async def unset_override(
         await audit.record(
             conn, workspace, by=by, action="setting.unset", target=_target(key, channel_id), old=previous
         )
+    RECENT.invalidate(workspace)
     return previous
 
 

@@ -11,13 +11,21 @@ import pytest
 
 from bot.app import Steps
 from core.audit import Actor, list_entries
-from core.channel_settings import UnknownSetting, parse, resolve, resolve_all, validate
+from core.channel_settings import UnknownSetting, answers_unmentioned, parse, resolve, resolve_all, validate
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
 from core.llm import BreakerModel
 from core.models import UserKey, WorkspaceKey
 from core.steps import MemoryHit, NoGuard, NoMedia, NoMemory, Verdict
-from core.workspace import load_layers, load_overrides, set_override, unset_override
+from core.workspace import (
+    Layers,
+    LayersCache,
+    answers_unmentioned_in,
+    load_layers,
+    overrides_of,
+    set_override,
+    unset_override,
+)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pipeline_helpers import build_pipeline, message, settings_for
 
@@ -76,7 +84,7 @@ async def test_a_channel_layer_and_a_workspace_layer_are_read_in_one_go(pool: as
     await set_override(pool, ws, "temperature", 0.1, by=OPERATOR, channel_id="C9")
     layers = await load_layers(pool, ws, "C9")
     assert layers.channel == {"temperature": 0.1} and layers.workspace == {"temperature": 0.5}
-    assert (await load_overrides(pool, ws, "C8")).model_settings == {"temperature": 0.5}
+    assert overrides_of(await load_layers(pool, ws, "C8")).model_settings == {"temperature": 0.5}
 
 
 async def test_every_change_of_a_setting_is_audited_with_old_and_new(pool: asyncpg.Pool) -> None:
@@ -214,6 +222,43 @@ async def test_the_real_guard_refuses_in_a_strict_channel_what_it_answers_elsewh
     elsewhere = await pipeline.run(dataclasses.replace(inbound, channel_id="C2", event_id=uuid.uuid4().hex))
     assert strict.blocked and strict.block_rail == "harm"
     assert not elsewhere.blocked
+
+
+def test_answering_without_a_mention_is_off_unless_a_layer_turns_it_on() -> None:
+    assert not answers_unmentioned({})
+    assert answers_unmentioned(Layers(workspace={"respond_without_mention": True}).nearest())
+    assert not answers_unmentioned(
+        Layers(channel={"respond_without_mention": False}, workspace={"respond_without_mention": True}).nearest()
+    )
+
+
+class _CountingPool:
+    """Counts the statements that reach the pool (the cache's whole point is not to send them)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool, self.statements = pool, 0
+
+    def acquire(self) -> object:
+        self.statements += 1
+        return self.pool.acquire()
+
+
+async def test_the_recent_layers_cache_reads_each_channel_once_within_its_ttl(pool: asyncpg.Pool) -> None:
+    ws = WorkspaceKey(platform="console", workspace_id=f"w-{uuid.uuid4().hex[:8]}")
+    counting, cache = _CountingPool(pool), LayersCache(ttl_s=60)
+    for _ in range(5):
+        await cache.layers(counting, ws, "C1")  # type: ignore[arg-type]
+    await cache.layers(counting, ws, "C2")  # type: ignore[arg-type]
+    assert counting.statements == 2
+
+
+async def test_this_processs_own_write_is_seen_at_once_through_the_cache(pool: asyncpg.Pool) -> None:
+    ws = WorkspaceKey(platform="console", workspace_id=f"w-{uuid.uuid4().hex[:8]}")
+    assert not await answers_unmentioned_in(pool, ws, "C1")
+    await set_override(pool, ws, "respond_without_mention", True, by=OPERATOR)
+    assert await answers_unmentioned_in(pool, ws, "C1")
+    await unset_override(pool, ws, "respond_without_mention", by=OPERATOR)
+    assert not await answers_unmentioned_in(pool, ws, "C1")
 
 
 @pytest.mark.usefixtures("allow_model_requests")
