@@ -3,6 +3,7 @@ they make is in `parley audit list`, with who, old and new value and the door.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,6 +15,8 @@ from typer.testing import CliRunner
 from bot import observability
 from bot.cli import app
 from bot.settings import get_settings
+from core.guard.events import make_event, record_event
+from core.models import UserKey
 
 Run = Callable[..., str]
 
@@ -69,6 +72,25 @@ def test_settings_show_names_where_each_effective_value_comes_from(run_parley: R
 def test_a_bad_setting_is_refused_with_what_is_allowed(cli: CliRunner) -> None:
     done = cli.invoke(app, ["settings", "set", "temperature", "hot"])
     assert done.exit_code == 2 and "temperature" in done.stderr and "0 to 2" in done.stderr
+
+
+def test_marking_a_false_positive_from_the_command_line_is_in_the_audit_log(run_parley: Run, pg_uri: str) -> None:
+    ws = f"T{uuid.uuid4().hex[:8]}"
+    user = UserKey(platform="slack", workspace_id=ws, user_id="U1")
+    event = make_event(user=user, stage="input", rail="harm", action="blocked", reason="r", text="kill it", score=0.9)
+
+    async def store() -> int:
+        pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
+        try:
+            return await record_event(pool, event)
+        finally:
+            await pool.close()
+
+    event_id = asyncio.run(store())
+    run_parley("guard", "events", "--false-positive", str(event_id))
+    entries = json.loads(run_parley("audit", "list", "--workspace", ws, "--json"))
+    assert [(e["action"], e["target"], e["actor"], e["door"], e["new_value"]) for e in entries] == [
+        ("refusal.false_positive", f"refusal {event_id} (harm)", "ada", "cli", True)]
 
 
 def test_a_model_name_without_a_provider_is_refused_with_examples(cli: CliRunner) -> None:
