@@ -222,6 +222,9 @@ class Pipeline:
                 owner=self._owner(),
                 budgets=self._budgets(inbound),
                 channel_id=inbound.channel_id,
+                user_id=inbound.user_id,
+                now=self.now(),
+                hold_s=self.config.turn_timeout_s,
             )
             if not claim.claimed:
                 return Reply(text="", thread_id=inbound.thread_id, duplicate=True)
@@ -236,9 +239,7 @@ class Pipeline:
         if not inbound.text.strip() and not inbound.attachments:
             # Nothing to answer (say, only files that could not be downloaded): the adapter's notes are the reply.
             return Reply(text="", thread_id=inbound.thread_id, error="empty_message")
-        spend = await limits.check(
-            self.pool, inbound.user.workspace, channel_id=inbound.channel_id, user_id=inbound.user_id, now=self.now()
-        )
+        spend = limits.decide(claim.standings, self.now())
         if spend.refusal:
             return self._failure(inbound, "spend_limit", spend.refusal)
         if sink is not None:
