@@ -3,7 +3,6 @@ they make is in `parley audit list`, with who, old and new value and the door.""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,8 +14,7 @@ from typer.testing import CliRunner
 from bot import observability
 from bot.cli import app
 from bot.settings import get_settings
-from core.guard.events import make_event, record_event
-from core.models import UserKey
+from tests.test_guard_cli import _store as store_refusal
 
 Run = Callable[..., str]
 
@@ -76,17 +74,7 @@ def test_a_bad_setting_is_refused_with_what_is_allowed(cli: CliRunner) -> None:
 
 def test_marking_a_false_positive_from_the_command_line_is_in_the_audit_log(run_parley: Run, pg_uri: str) -> None:
     ws = f"T{uuid.uuid4().hex[:8]}"
-    user = UserKey(platform="slack", workspace_id=ws, user_id="U1")
-    event = make_event(user=user, stage="input", rail="harm", action="blocked", reason="r", text="kill it", score=0.9)
-
-    async def store() -> int:
-        pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
-        try:
-            return await record_event(pool, event)
-        finally:
-            await pool.close()
-
-    event_id = asyncio.run(store())
+    event_id = store_refusal(pg_uri, "kill the stuck job", ws)
     run_parley("guard", "events", "--false-positive", str(event_id))
     entries = json.loads(run_parley("audit", "list", "--workspace", ws, "--json"))
     assert [(e["action"], e["target"], e["actor"], e["door"], e["new_value"]) for e in entries] == [
