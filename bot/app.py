@@ -224,6 +224,7 @@ def build_pipeline(
         guard=steps.guard,
         memory=steps.memory,
         knowledge=Knowledge(settings.parley_knowledge_dir),
+        models=models,
     )
 
 

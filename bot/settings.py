@@ -201,6 +201,7 @@ def environment_layer(settings: Settings) -> dict[str, Any]:
     """The operator settings the environment sets: the layer under every workspace and channel."""
     values = {
         "system_prompt": settings.parley_system_prompt,
+        "model": settings.parley_model,
         "temperature": settings.parley_temperature,
         "max_tokens": settings.parley_max_tokens,
         "top_p": settings.parley_top_p,

@@ -9,7 +9,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, Field, StringConstraints, TypeAdapter, ValidationError
+
+
+def _usable_model(name: str) -> str:
+    from core.llm import model_name_problem  # pydantic-ai's provider list, loaded only when a model is set
+
+    problem = model_name_problem(name)
+    if problem:
+        raise ValueError(problem)
+    return name
+
 
 Source = Literal["channel", "workspace", "environment", "default"]
 LAYERS: tuple[Source, ...] = ("channel", "workspace", "environment")
@@ -18,6 +28,11 @@ _SETTINGS: dict[str, tuple[TypeAdapter[Any], str]] = {
     "system_prompt": (
         TypeAdapter(Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]),
         "the system prompt / persona (may use $channel, $user_name, $now ...)",
+    ),
+    "model": (
+        TypeAdapter(Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                              AfterValidator(_usable_model)]),
+        "PROVIDER:NAME, as PARLEY_MODEL",
     ),
     "temperature": (TypeAdapter(Annotated[float, Field(ge=0, le=2)]), "sampling temperature, 0 to 2"),
     "max_tokens": (TypeAdapter(Annotated[int, Field(gt=0, le=1_000_000)]), "longest reply, in tokens"),
@@ -28,13 +43,23 @@ _SETTINGS: dict[str, tuple[TypeAdapter[Any], str]] = {
               "the tools the agent may call, a JSON list of names ([] for none)"),
     "memory": (TypeAdapter(bool), "remember and recall long-term memories (true/false)"),
     "voice_replies": (TypeAdapter(bool), "answer with a voice note too, unless a person chose otherwise"),
+    "respond_without_mention": (
+        TypeAdapter(bool), "answer messages that do not mention Parley"
+    ),
+    "guard_threshold": (
+        TypeAdapter(Annotated[float, Field(gt=0, le=1)]),
+        "harm score that refuses, 0 to 1 (lower: stricter)",
+    ),
 }
 KEYS: tuple[str, ...] = tuple(_SETTINGS)
 BUILTIN: dict[str, str] = {
+    "model": "PARLEY_MODEL",
     "system_prompt": "Parley's built-in prompt",
     "tools": "every registered tool",
     "memory": "on",
     "voice_replies": "off, unless a person turned them on",
+    "respond_without_mention": "off: mentions only",
+    "guard_threshold": "the guard's calibrated threshold",
 }
 """What happens where no layer sets a key (the model settings: the provider's own defaults)."""
 MODEL_SETTING_KEYS: tuple[str, ...] = ("temperature", "max_tokens", "top_p", "presence_penalty", "frequency_penalty")
@@ -65,7 +90,7 @@ def validate(key: str, value: Any) -> Any:
     try:
         return _SETTINGS[key][0].validate_python(value, strict=False)
     except ValidationError as exc:
-        problem = exc.errors()[0]["msg"]
+        problem = exc.errors()[0]["msg"].removeprefix("Value error, ")
         raise UnknownSetting(f"{key}: {problem} ({describe(key)})") from None
 
 
@@ -78,6 +103,13 @@ def parse(key: str, text: str) -> Any:
     if key == "system_prompt" and not isinstance(value, str):
         value = text
     return validate(key, value)
+
+
+def answers_unmentioned(stored: Mapping[str, Any]) -> bool:
+    """Whether Parley answers a channel message that does not mention it, from the values stored for the
+    channel and its workspace (the nearest wins). Off unless a layer turns it on: the environment never
+    does, so a new workspace is never flooded with answers."""
+    return stored.get("respond_without_mention") is True
 
 
 def resolve(

@@ -1,9 +1,13 @@
 """Spend limits: tokens or USD per day or per month (UTC), for a person, a channel or a workspace.
 
-Before the model is called, one statement sums what the turn's person, channel and workspace used in
-each limit's period (from `turns`, shared by every worker and instance) and records the 80 % warnings
-it gives (once per person, limit and period). The decision is a pure function of that. A turn whose
-cost is unknown (the provider gave no price) counts towards token limits only.
+Use is kept as running totals per day (`spend_totals`, migration 0023) for every person, channel and
+workspace a limit names, added by each turn's finishing statement; a monthly limit sums at most 31 rows.
+The check runs inside the turn's claim (core/turns.py), so it costs no transaction of its own: the claim
+locks the limits that apply, then one statement compares them with the totals plus the turns already let
+through and not finished, reserves a place for this turn when none is reached, and records the 80 %
+warnings it gives (once per person, limit and period). Everything is in Postgres, shared by every worker
+and instance. The decision is a pure function of the standings. A turn whose cost is unknown (the
+provider gave no price) counts towards token limits only.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Literal
 import asyncpg
 
 from core import audit
-from core.store.tenancy import TenantKey, scoped, tenant
+from core.store.tenancy import TenantKey, tenant
 
 Scope = Literal["person", "channel", "workspace"]
 Metric = Literal["tokens", "usd"]
@@ -43,6 +47,8 @@ class Standing:
 
     limit: SpendLimit
     used: float
+    reserved: float = 0.0
+    """What the turns already let through and not yet finished are expected to use."""
     warn: bool = False
     """This turn gives the 80 % warning (recorded, so it is given once a period)."""
 
@@ -71,7 +77,7 @@ def resets_at(period: Period, now: datetime) -> datetime:
 def decide(standings: Sequence[Standing], now: datetime) -> Decision:
     """Refuse on any limit reached (naming the one that lasts longest); otherwise warn on the first one the
     database recorded a warning for."""
-    over = [s for s in standings if s.used >= s.limit.amount]
+    over = [s for s in standings if s.used + s.reserved >= s.limit.amount]
     if over:
         worst = max(over, key=lambda s: (resets_at(s.limit.period, now), s.used / max(s.limit.amount, 1e-9)))
         return Decision(refusal=refusal_text(worst, now))
@@ -81,9 +87,10 @@ def decide(standings: Sequence[Standing], now: datetime) -> Decision:
 
 def refusal_text(standing: Standing, now: datetime) -> str:
     limit = standing.limit
+    pending = ", more in answers being written" if standing.reserved else ""
     return (
         f"You've reached {_whose(limit)} {_adjective(limit.period)} limit of {_amount(limit.metric, limit.amount)} "
-        f"({_number(limit.metric, standing.used)} used), so I won't answer until it resets "
+        f"({_number(limit.metric, standing.used)} used{pending}), so I won't answer until it resets "
         f"{_when(limit.period, now)}. If you need more sooner, {WHO_CAN_RAISE}."
     )
 
@@ -123,38 +130,70 @@ def _when(period: Period, now: datetime) -> str:
 
 
 # -- the check before a turn ------------------------------------------------------------------
-async def check(
-    pool: asyncpg.Pool, workspace: TenantKey, *, channel_id: str, user_id: str, now: datetime
-) -> Decision:
-    """The limits of this person, channel and workspace against their use, in one statement."""
-    rows = await scoped(pool, workspace).fetch(
-        """WITH lim AS (
-               SELECT l.*, CASE l.period WHEN 'day' THEN $5::timestamptz ELSE $6::timestamptz END AS starts
-               FROM spend_limits l
-               WHERE l.platform = $1 AND l.workspace_id = $2
-                 AND (l.scope = 'workspace' OR (l.scope = 'channel' AND l.subject = $3)
-                      OR (l.scope = 'person' AND l.subject = $4))
-           ), used AS (
-               SELECT lim.*, coalesce((
-                   SELECT CASE WHEN lim.metric = 'tokens' THEN sum(t.input_tokens + t.output_tokens)::float8
-                               ELSE sum(t.cost_usd)::float8 END
-                   FROM turns t
-                   WHERE t.platform = $1 AND t.workspace_id = $2 AND t.created_at >= lim.starts
-                     AND (lim.scope = 'workspace' OR (lim.scope = 'channel' AND t.channel_id = $3)
-                          OR (lim.scope = 'person' AND t.user_id = $4))
-               ), 0) AS used
-               FROM lim
-           ), warned AS (
-               INSERT INTO spend_warnings (platform, workspace_id, user_id, limit_id, period_start)
-               SELECT $1, $2, $4, id, starts FROM used
-               WHERE used < amount::float8 AND used >= amount::float8 * $7::float8
-                 AND NOT EXISTS (SELECT 1 FROM used u WHERE u.used >= u.amount::float8)
-               ON CONFLICT DO NOTHING RETURNING limit_id
-           )
-           SELECT used.platform, used.workspace_id, used.scope, used.subject, used.metric, used.period,
-                  used.amount::float8 AS amount, used.used, EXISTS (SELECT 1 FROM warned w WHERE w.limit_id = used.id)
-                  AS warn
-           FROM used ORDER BY used.id""",
+_CHECK_SQL = """
+WITH lim AS (
+    SELECT l.*, CASE l.period WHEN 'day' THEN $5::timestamptz ELSE $6::timestamptz END AS starts
+    FROM spend_limits l
+    WHERE l.platform = $1 AND l.workspace_id = $2
+      AND (l.scope = 'workspace' OR (l.scope = 'channel' AND l.subject = $3) OR (l.scope = 'person' AND l.subject = $4))
+), totals AS (
+    SELECT lim.*, t.tokens, t.usd, t.turns, t.priced, (
+        SELECT count(*) FROM spend_reservations r
+        WHERE r.platform = $1 AND r.workspace_id = $2 AND r.event_id <> $8
+          AND r.reserved_at > now() - make_interval(secs => $9)
+          AND (lim.scope = 'workspace' OR (lim.scope = 'channel' AND r.channel_id = $3)
+               OR (lim.scope = 'person' AND r.user_id = $4))
+    ) AS in_flight
+    FROM lim CROSS JOIN LATERAL (
+        SELECT coalesce(sum(s.tokens), 0)::float8 AS tokens, coalesce(sum(s.usd), 0)::float8 AS usd,
+               coalesce(sum(s.turns), 0) AS turns, coalesce(sum(s.priced_turns), 0) AS priced
+        FROM spend_totals s
+        WHERE s.platform = $1 AND s.workspace_id = $2 AND s.scope = lim.scope AND s.subject = lim.subject
+          AND s.day >= (lim.starts AT TIME ZONE 'UTC')::date
+    ) t
+), standing AS (
+    SELECT totals.*,
+           CASE WHEN metric = 'tokens' THEN tokens ELSE usd END AS used,
+           in_flight * CASE WHEN metric = 'tokens' THEN tokens / greatest(turns, 1) ELSE usd / greatest(priced, 1) END
+               AS reserved
+    FROM totals
+), verdict AS (
+    SELECT EXISTS (SELECT 1 FROM standing WHERE used + reserved >= amount::float8) AS over
+), reserve AS (
+    INSERT INTO spend_reservations (platform, workspace_id, event_id, user_id, channel_id)
+    SELECT $1, $2, $8, $4, $3 FROM verdict WHERE NOT over
+    ON CONFLICT (platform, workspace_id, event_id) DO UPDATE SET reserved_at = now()
+), warned AS (
+    INSERT INTO spend_warnings (platform, workspace_id, user_id, limit_id, period_start)
+    SELECT $1, $2, $4, id, starts FROM standing
+    WHERE used < amount::float8 AND used >= amount::float8 * $7::float8 AND NOT (SELECT over FROM verdict)
+    ON CONFLICT DO NOTHING RETURNING limit_id
+)
+SELECT platform, workspace_id, scope, subject, metric, period, amount::float8 AS amount, used, reserved,
+       EXISTS (SELECT 1 FROM warned w WHERE w.limit_id = standing.id) AS warn
+FROM standing ORDER BY id"""
+
+
+async def reserve(
+    conn: asyncpg.Connection,
+    workspace: TenantKey,
+    *,
+    event_id: str,
+    channel_id: str,
+    user_id: str,
+    now: datetime,
+    hold_s: float,
+) -> list[Standing]:
+    """On a connection inside the claim's transaction, with the turn's limits locked (in one order, so
+    two turns never deadlock; a second turn then checks only once the first one's reservation is
+    committed): the limits against their running totals and the turns in flight; when none is reached,
+    reserve a place for this turn (released by its finish) and record the 80 % warnings it gives. One
+    statement.
+
+    A turn in flight counts at its subject's average use per turn so far this period; a reservation older
+    than `hold_s` (the turn timeout: its process died) no longer counts."""
+    rows = await conn.fetch(
+        _CHECK_SQL,
         workspace.platform,
         workspace.workspace_id,
         channel_id,
@@ -162,9 +201,10 @@ async def check(
         period_start("day", now),
         period_start("month", now),
         WARN_AT,
+        event_id,
+        hold_s,
     )
-    standings = [Standing(limit=_limit(r), used=r["used"], warn=r["warn"]) for r in rows]
-    return decide(standings, now)
+    return [Standing(limit=_limit(r), used=r["used"], reserved=r["reserved"], warn=r["warn"]) for r in rows]
 
 
 # -- operators' edits -------------------------------------------------------------------------
@@ -189,9 +229,35 @@ async def set_limit(pool: asyncpg.Pool, workspace: TenantKey, limit: SpendLimit,
             *_key(workspace, limit),
             limit.amount,
         )
+        await _recount(conn, workspace, limit)
         await audit.record(conn, workspace, by=by, action="limit.set", target=describe(limit), old=old,
                            new=limit.amount)
     return float(old) if old is not None else None
+
+
+async def _recount(conn: asyncpg.Connection, workspace: TenantKey, limit: SpendLimit) -> None:
+    """The running totals of the limit's subject this month, counted afresh from its turns: turns only
+    keep them for subjects a limit names, so a new limit starts from what was used before it."""
+    key = (workspace.platform, workspace.workspace_id, limit.scope, limit.subject)
+    month = period_start("month", datetime.now(UTC))
+    await conn.execute(
+        """DELETE FROM spend_totals WHERE platform = $1 AND workspace_id = $2 AND scope = $3 AND subject = $4
+             AND day >= ($5::timestamptz AT TIME ZONE 'UTC')::date""",
+        *key,
+        month,
+    )
+    await conn.execute(
+        """INSERT INTO spend_totals (platform, workspace_id, scope, subject, day, tokens, usd, turns, priced_turns)
+           SELECT $1, $2, $3, $4, (t.created_at AT TIME ZONE 'UTC')::date, sum(t.input_tokens + t.output_tokens),
+                  coalesce(sum(t.cost_usd), 0), count(*) FILTER (WHERE t.input_tokens + t.output_tokens > 0),
+                  count(t.cost_usd)
+           FROM turns t
+           WHERE t.platform = $1 AND t.workspace_id = $2 AND t.created_at >= $5
+             AND ($3 = 'workspace' OR ($3 = 'channel' AND t.channel_id = $4) OR ($3 = 'person' AND t.user_id = $4))
+           GROUP BY 5""",
+        *key,
+        month,
+    )
 
 
 async def clear_limit(pool: asyncpg.Pool, workspace: TenantKey, limit: SpendLimit, *, by: audit.Actor) -> float | None:

@@ -134,6 +134,27 @@ class ModelFactory:
         )
 
 
+EXAMPLE_MODELS = ("openai:gpt-4.1-mini", "anthropic:claude-sonnet-4-5", "ollama:llama3.2", "local", "test")
+
+
+def model_name_problem(name: str) -> str | None:
+    """What is wrong with a model name `ModelFactory.build` would be given, None when nothing is:
+    `test`, `local[:NAME]`, or PROVIDER:MODEL with a provider pydantic-ai knows."""
+    from pydantic_ai.providers import infer_provider_class
+
+    allowed = f"use PROVIDER:MODEL, e.g. {', '.join(EXAMPLE_MODELS)}"
+    if name == "test" or provider_of(name) == LOCAL_PROVIDER:
+        return None
+    provider, sep, model = name.partition(":")
+    if not sep or not model.strip():
+        return f"{name!r} names no provider; {allowed}"
+    try:
+        infer_provider_class(provider)
+    except ValueError:
+        return f"{provider!r} is not a model provider; {allowed}"
+    return None
+
+
 def provider_of(name: str) -> str:
     """`openai:gpt-4.1` -> `openai`; a bare name is its own provider."""
     return name.split(":", 1)[0]

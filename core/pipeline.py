@@ -38,7 +38,7 @@ from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
 from core.guard.masking import scrub_off_loop
 from core.knowledge import Knowledge
-from core.llm import ModelNotConfigured
+from core.llm import ModelFactory, ModelNotConfigured
 from core.memory.history import StoredMessage, thread_messages, to_model_messages
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage, WorkspaceKey
 from core.outbox import RETRYABLE, Outbox
@@ -50,7 +50,7 @@ from core.steps import GuardStep, KnownFact, MediaStep, MemoryHit, MemoryStep, P
 from core.store.instance import Instance
 from core.store.tenancy import one_transaction
 from core.tools.registry import ToolRegistry
-from core.workspace import WorkspaceOverrides, load_overrides
+from core.workspace import WorkspaceOverrides, overrides_of
 
 log = logging.getLogger("parley.pipeline")
 AfterTurn = Callable[[Inbound, Reply, Sequence[str]], object]
@@ -99,11 +99,14 @@ class Pipeline:
     """Called once a turn is stored (online quality scoring); must return at once."""
     instance: Instance | None = None
     """This process's lock in the database: claims record it, so a retry after a crash can take over."""
+    models: ModelFactory | None = None
+    """The process's one factory: builds the models that channel or workspace settings name."""
 
     def __post_init__(self) -> None:
         self.agent = build_agent()
         self.template: PromptTemplate = load_template("system")
         self._admission = asyncio.Semaphore(self.config.max_concurrent_turns)
+        self._named: dict[str, Model] = {}
 
     # -- public entry points -----------------------------------------------------------------
     async def run(self, inbound: Inbound, sink: ReplySink | None = None) -> Reply:
@@ -213,7 +216,15 @@ class Pipeline:
         inbound = replace(inbound, text=inbound.text.replace("\x00", ""))
         with logfire.span("dedupe"):
             claim = await turns.claim_turn(
-                self.pool, inbound.user.workspace, inbound.event_id, owner=self._owner(), budgets=self._budgets(inbound)
+                self.pool,
+                inbound.user.workspace,
+                inbound.event_id,
+                owner=self._owner(),
+                budgets=self._budgets(inbound),
+                channel_id=inbound.channel_id,
+                user_id=inbound.user_id,
+                now=self.now(),
+                hold_s=self.config.turn_timeout_s,
             )
             if not claim.claimed:
                 return Reply(text="", thread_id=inbound.thread_id, duplicate=True)
@@ -224,12 +235,11 @@ class Pipeline:
                 "rate_limited",
                 f"You're sending messages faster than I can answer. Please wait {wait:.0f} s and try again.",
             )
+        overrides = overrides_of(claim.layers)
         if not inbound.text.strip() and not inbound.attachments:
             # Nothing to answer (say, only files that could not be downloaded): the adapter's notes are the reply.
             return Reply(text="", thread_id=inbound.thread_id, error="empty_message")
-        spend = await limits.check(
-            self.pool, inbound.user.workspace, channel_id=inbound.channel_id, user_id=inbound.user_id, now=self.now()
-        )
+        spend = limits.decide(claim.standings, self.now())
         if spend.refusal:
             return self._failure(inbound, "spend_limit", spend.refusal)
         if sink is not None:
@@ -246,9 +256,13 @@ class Pipeline:
         try:
             with logfire.span("input_rails"):
                 verdict = await self.guard.check_input(
-                    inbound.text, attachments=[a.text for a in attachments if a.text], user=inbound.user
+                    inbound.text,
+                    attachments=[a.text for a in attachments if a.text],
+                    user=inbound.user,
+                    threshold=overrides.guard_threshold,
                 )
-            if self.model is None and not verdict.blocked:
+            model_name, model = self._model_for(overrides.model)
+            if model is None and not verdict.blocked:
                 raise ModelNotConfigured(self.config.missing_model_help)
         except BaseException:
             await _abandon(reading)
@@ -257,12 +271,11 @@ class Pipeline:
             await _abandon(reading)
             metrics.GUARD_BLOCKS_PIPELINE.labels("input").inc()
             return await self._blocked(inbound, verdict, attachments)
+        assert model is not None  # checked with the verdict above
 
         with logfire.span("context"):
-            (turn_id, message_id), (overrides, profile, memories, history, known) = await asyncio.gather(
-                turns.start_turn(
-                    self.pool, inbound, text=verdict.text, model=self.config.model_name, instance=self._owner()
-                ),
+            (turn_id, message_id), (profile, memories, history, known) = await asyncio.gather(
+                turns.start_turn(self.pool, inbound, text=verdict.text, model=model_name, instance=self._owner()),
                 reading,
             )
             earlier = [m for m in history if m.id != message_id][-self.config.history_messages :]
@@ -289,6 +302,7 @@ class Pipeline:
                     deps=deps,
                     rails=rails,
                     workspace=inbound.user.workspace,
+                    model=model,
                 )
         except AgentRunError as exc:
             code, cause = model_failure(exc)
@@ -352,10 +366,9 @@ class Pipeline:
 
     async def _read_context(
         self, inbound: Inbound, masked: str
-    ) -> tuple[WorkspaceOverrides, Profile, list[MemoryHit], list[StoredMessage], Sequence[KnownFact]]:
-        async with one_transaction(self.pool, inbound.user.workspace):  # one transaction for the five reads
+    ) -> tuple[Profile, list[MemoryHit], list[StoredMessage], Sequence[KnownFact]]:
+        async with one_transaction(self.pool, inbound.user.workspace):  # one transaction for the four reads
             return await asyncio.gather(
-                load_overrides(self.pool, inbound.user.workspace, inbound.channel_id),
                 self.memory.profile(inbound.user),
                 self.memory.recall(inbound.user, masked, k=self.config.memory_k),
                 thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
@@ -411,19 +424,17 @@ class Pipeline:
         deps: TurnDeps,
         rails: RailedSink,
         workspace: WorkspaceKey,
+        model: Model,
     ) -> tuple[str, list[ModelMessage]]:
         """Run the agent: streamed into `rails` when someone reads the reply as it is written, else one plain
-        request. With the cache on, a hit answers either way (and streams its stored text)."""
-        assert self.model is not None
+        request. With the cache on, a hit answers either way (and streams its stored text); the cache key
+        holds the model's name, so channels on different models never share an answer."""
         toolsets = self.registry.toolsets_for(tools)
         caching = self.config.cache_ttl_s > 0
-        model: Model = (
-            CachingModel(
-                self.model, PostgresCacheStore(self.pool, workspace, self.config.cache_ttl_s), self.cache_stats
+        if caching:
+            model = CachingModel(
+                model, PostgresCacheStore(self.pool, workspace, self.config.cache_ttl_s), self.cache_stats
             )
-            if caching
-            else self.model
-        )
         hits = self.cache_stats.hits
         if rails.sink is None:
             result = await self.agent.run(
@@ -455,6 +466,15 @@ class Pipeline:
             turn_id=turn_id,
             attachments=tuple(attachments),
         )
+
+    def _model_for(self, name: str | None) -> tuple[str | None, Model | None]:
+        """The model a channel's or workspace's `model` setting names (built once per name by the process's
+        one factory, so its breaker and HTTP pool are shared), else the configured one."""
+        if name is None or self.models is None or name == self.config.model_name:
+            return self.config.model_name, self.model
+        if name not in self._named:
+            self._named[name] = self.models.build(name)
+        return name, self._named[name]
 
     def _wants_voice(self, inbound: Inbound, profile: Profile, overrides: WorkspaceOverrides) -> bool:
         """The request's choice, else the person's, else the channel's or workspace's setting."""

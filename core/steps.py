@@ -77,8 +77,10 @@ class MediaStep(Protocol):
 
 class GuardStep(Protocol):
     async def check_input(
-        self, text: str, *, attachments: Sequence[str], user: UserKey
-    ) -> Verdict: ...
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
+        """`threshold`: a channel's or workspace's cut on the harmful-request score (None: the guard's own)."""
+        ...
 
     async def check_output(self, text: str, *, user: UserKey) -> Verdict: ...
 
@@ -117,7 +119,7 @@ class NoGuard:
     """Lets everything through; only for unit tests of other steps."""
 
     async def check_input(
-        self, text: str, *, attachments: Sequence[str], user: UserKey
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
     ) -> Verdict:
         return Verdict(blocked=False, text=text)
 

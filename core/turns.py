@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 import asyncpg
 
-from core import ratelimit
+from core import limits, ratelimit
+from core.limits import Standing
 from core.models import Inbound, Reply, Step
 from core.ratelimit import Budget
-from core.store.tenancy import TenantKey, scoped
+from core.store.tenancy import TenantKey, scoped, tenant
+from core.workspace import Layers, layers_of
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -42,51 +44,100 @@ class Claim:
     core/store/instance.py) is gone. Taking over closes the dead turn as `interrupted`."""
     wait_s: float
     """Over a rate budget: the seconds to wait (the event is claimed all the same)."""
+    layers: Layers = field(default_factory=Layers)
+    """The operator settings stored for the turn's channel and its workspace, read in the same statement."""
+    standings: tuple[Standing, ...] = ()
+    """The spend limits that apply to the turn and where it stands against them (core/limits.py)."""
 
 
 async def claim_turn(
-    pool: asyncpg.Pool, workspace: TenantKey, event_id: str, *, owner: int | None, budgets: Sequence[Budget]
+    pool: asyncpg.Pool,
+    workspace: TenantKey,
+    event_id: str,
+    *,
+    owner: int | None,
+    budgets: Sequence[Budget],
+    channel_id: str = "",
+    user_id: str = "",
+    now: datetime | None = None,
+    hold_s: float = 600.0,
 ) -> Claim:
-    """Claim the event and, when claimed, take one hit from each rate budget: one statement."""
-    buckets, limits = ratelimit.arguments(budgets)
-    row = await scoped(pool, workspace).fetchrow(
-        """WITH claim AS (
-               INSERT INTO processed_events AS e (platform, workspace_id, event_id, owner) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (platform, workspace_id, event_id) DO UPDATE SET owner = EXCLUDED.owner, seen_at = now()
-               WHERE e.finished_at IS NULL AND e.owner IS NOT NULL AND EXCLUDED.owner IS NOT NULL
-                 AND e.owner <> EXCLUDED.owner AND NOT parley_instance_alive(e.owner)
-               RETURNING xmax <> 0 AS took_over
-           ),
-           interrupted AS (
-               UPDATE turns SET status = 'error', error = 'interrupted'
-               WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'
-                 AND EXISTS (SELECT 1 FROM claim WHERE took_over)
-           ),
-           claimed AS (SELECT count(*) > 0 AS claimed FROM claim)
-           SELECT claimed,
-                  CASE WHEN claimed AND cardinality($5::text[]) > 0
-                       THEN parley_rate_take($5::text[], $6::integer[], $7::float8)
-                       ELSE 0 END AS wait_s
-           FROM claimed""",
-        workspace.platform,
-        workspace.workspace_id,
-        event_id,
-        owner,
-        buckets,
-        limits,
-        ratelimit.WINDOW_S,
+    """Claim the event and, when claimed, take one hit from each rate budget; read the settings of
+    `channel_id` and its workspace; lock the spend limits of the channel, the person `user_id` and the
+    workspace: one statement. Where limits apply to a claimed turn within its rate budgets, a second
+    statement in the same transaction checks them and reserves the turn's place (core/limits.py)."""
+    buckets, rates = ratelimit.arguments(budgets)
+    async with tenant(pool, workspace) as conn:
+        row = await conn.fetchrow(
+            """WITH claim AS (
+                   INSERT INTO processed_events AS e (platform, workspace_id, event_id, owner) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (platform, workspace_id, event_id) DO UPDATE SET owner = EXCLUDED.owner, seen_at = now()
+                   WHERE e.finished_at IS NULL AND e.owner IS NOT NULL AND EXCLUDED.owner IS NOT NULL
+                     AND e.owner <> EXCLUDED.owner AND NOT parley_instance_alive(e.owner)
+                   RETURNING xmax <> 0 AS took_over
+               ),
+               interrupted AS (
+                   UPDATE turns SET status = 'error', error = 'interrupted'
+                   WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'
+                     AND EXISTS (SELECT 1 FROM claim WHERE took_over)
+               ),
+               claimed AS (SELECT count(*) > 0 AS claimed FROM claim),
+               locked AS (
+                   SELECT id FROM spend_limits
+                   WHERE platform = $1 AND workspace_id = $2
+                     AND (scope = 'workspace' OR (scope = 'channel' AND subject = $8)
+                          OR (scope = 'person' AND subject = $9))
+                   ORDER BY id FOR UPDATE
+               ),
+               settings AS (
+                   SELECT array_agg(channel_id) AS channels, array_agg(key) AS keys, array_agg(value::text) AS vals
+                   FROM workspace_settings WHERE platform = $1 AND workspace_id = $2 AND channel_id IN ('', $8)
+               )
+               SELECT claimed,
+                      CASE WHEN claimed AND cardinality($5::text[]) > 0
+                           THEN parley_rate_take($5::text[], $6::integer[], $7::float8)
+                           ELSE 0 END AS wait_s,
+                      channels, keys, vals, (SELECT count(*) FROM locked) AS limits
+               FROM claimed, settings""",
+            workspace.platform,
+            workspace.workspace_id,
+            event_id,
+            owner,
+            buckets,
+            rates,
+            ratelimit.WINDOW_S,
+            channel_id,
+            user_id,
+        )
+        assert row is not None
+        standings = (
+            await limits.reserve(
+                conn, workspace, event_id=event_id, channel_id=channel_id, user_id=user_id,
+                now=now or datetime.now(UTC), hold_s=hold_s,
+            )
+            if row["claimed"] and not row["wait_s"] and row["limits"]
+            else []
+        )
+    stored = zip(row["channels"] or (), row["keys"] or (), row["vals"] or (), strict=True)
+    return Claim(
+        claimed=row["claimed"],
+        wait_s=row["wait_s"],
+        layers=layers_of(list(stored), channel_id),
+        standings=tuple(standings),
     )
-    assert row is not None
-    return Claim(claimed=row["claimed"], wait_s=row["wait_s"])
 
 
 async def finish_event(pool: asyncpg.Pool, inbound: Inbound, *, error: str) -> None:
     """A turn that ended without being stored (refused early, timed out, failed): its event is done, so a
-    retry is not answered twice, and a turn it left `started` is closed with `error`."""
+    retry is not answered twice, a turn it left `started` is closed with `error`, and its place under the
+    spend limits is given back."""
     await scoped(pool, inbound.user).execute(
         """WITH done AS (
                UPDATE processed_events SET finished_at = now()
                WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND finished_at IS NULL
+           ),
+           released AS (
+               DELETE FROM spend_reservations WHERE platform = $1 AND workspace_id = $2 AND event_id = $3
            )
            UPDATE turns SET status = 'error', error = $4
            WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'""",
@@ -135,11 +186,15 @@ async def start_turn(
 
 
 async def record_blocked(pool: asyncpg.Pool, inbound: Inbound, *, rail: str | None) -> int:
-    """A turn refused by the input rails: recorded with its rail, without the message."""
+    """A turn refused by the input rails: recorded with its rail, without the message; its place under the
+    spend limits is given back."""
     turn_id = await scoped(pool, inbound.user).fetchval(
         """WITH done AS (
                UPDATE processed_events SET finished_at = now()
                WHERE platform = $1 AND workspace_id = $2 AND event_id = $6
+           ),
+           released AS (
+               DELETE FROM spend_reservations WHERE platform = $1 AND workspace_id = $2 AND event_id = $6
            )
            INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, status,
                               blocked, block_rail)
@@ -164,7 +219,9 @@ async def finish_turn(
     calls: Sequence[ModelCall],
     trace_id: str | None,
 ) -> None:
-    """Store the reply (unless it was blocked), usage rows, totals and latency in one statement."""
+    """Store the reply (unless it was blocked), usage rows, totals and latency in one statement; add the
+    turn's use to the running totals of the person, channel and workspace that a spend limit names, and
+    give back the place the limit check reserved for it (the totals then hold the real figure)."""
     cost = total_cost(calls)
     answered = not reply.blocked and not reply.error
     await scoped(pool, inbound.user).execute(
@@ -182,6 +239,23 @@ async def finish_turn(
                SELECT $1, $2, $3, $4, c.model, c.input_tokens, c.output_tokens, c.cost_usd
                FROM unnest($18::text[], $19::int[], $20::int[], $21::float8[])
                    AS c (model, input_tokens, output_tokens, cost_usd)
+           ),
+           tally AS (
+               INSERT INTO spend_totals AS s
+                   (platform, workspace_id, scope, subject, day, tokens, usd, turns, priced_turns)
+               SELECT $2, $3, l.scope, l.subject, (now() AT TIME ZONE 'UTC')::date, $10::int + $11::int,
+                      coalesce($12::float8, 0), ($10::int + $11::int > 0)::int, ($12::float8 IS NOT NULL)::int
+               FROM (SELECT DISTINCT scope, subject FROM spend_limits
+                     WHERE platform = $2 AND workspace_id = $3
+                       AND (scope = 'workspace' OR (scope = 'channel' AND subject = $14)
+                            OR (scope = 'person' AND subject = $4))
+                     ORDER BY scope, subject) l
+               ON CONFLICT (platform, workspace_id, scope, subject, day) DO UPDATE
+               SET tokens = s.tokens + EXCLUDED.tokens, usd = s.usd + EXCLUDED.usd,
+                   turns = s.turns + EXCLUDED.turns, priced_turns = s.priced_turns + EXCLUDED.priced_turns
+           ),
+           released AS (
+               DELETE FROM spend_reservations WHERE platform = $2 AND workspace_id = $3 AND event_id = $23
            )
            UPDATE turns SET status = $5, blocked = $6, block_rail = $7, error = $8, latency_ms = $9,
                input_tokens = $10, output_tokens = $11, cost_usd = $12, trace_id = $13, steps = $22::jsonb

@@ -7,13 +7,15 @@ layers, each change together with its audit entry in one transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
+from cachetools import TTLCache
 
 from core import audit
-from core.channel_settings import KEYS, MODEL_SETTING_KEYS, validate
+from core.channel_settings import KEYS, MODEL_SETTING_KEYS, answers_unmentioned, validate
 from core.store.tenancy import TenantKey, scoped, tenant
 
 
@@ -43,20 +45,24 @@ class WorkspaceOverrides:
     """What the stored layers change for a turn; None (or empty) leaves the environment's value."""
 
     system_prompt: str | None = None
+    model: str | None = None
     model_settings: dict[str, Any] = field(default_factory=dict)
     tools: list[str] | None = None
     memory: bool | None = None
     voice_replies: bool | None = None
+    guard_threshold: float | None = None
 
 
 def overrides_of(layers: Layers) -> WorkspaceOverrides:
     values = layers.nearest()
     return WorkspaceOverrides(
         system_prompt=values.get("system_prompt"),
+        model=values.get("model"),
         model_settings={k: values[k] for k in MODEL_SETTING_KEYS if k in values},
         tools=values.get("tools"),
         memory=values.get("memory"),
         voice_replies=values.get("voice_replies"),
+        guard_threshold=values.get("guard_threshold"),
     )
 
 
@@ -69,14 +75,46 @@ async def load_layers(pool: asyncpg.Pool, workspace: TenantKey, channel_id: str 
         workspace.workspace_id,
         channel_id,
     )
-    channel = {r["key"]: json.loads(r["value"]) for r in rows if r["channel_id"] != "" and channel_id}
-    own = {r["key"]: json.loads(r["value"]) for r in rows if r["channel_id"] == ""}
+    return layers_of([(r["channel_id"], r["key"], r["value"]) for r in rows], channel_id)
+
+
+def layers_of(rows: Sequence[tuple[str, str, str]], channel_id: str) -> Layers:
+    """The layers from stored (channel id, key, JSON value) rows of a channel and its workspace."""
+    channel = {key: json.loads(value) for where, key, value in rows if where != "" and channel_id}
+    own = {key: json.loads(value) for where, key, value in rows if where == ""}
     return Layers(channel=channel, workspace=own)
 
 
-async def load_overrides(pool: asyncpg.Pool, workspace: TenantKey, channel_id: str = "") -> WorkspaceOverrides:
-    """The stored settings in force for a channel of `workspace` (the workspace's alone for '')."""
-    return overrides_of(await load_layers(pool, workspace, channel_id))
+class LayersCache:
+    """The stored layers of recently seen channels, for a few seconds.
+
+    Adapters ask for every channel message that does not mention Parley whether it should be answered
+    anyway (`respond_without_mention`); the cache spares each such message a database round trip. This
+    process's own writes drop a workspace's entries at once; another process's are seen within `ttl_s`."""
+
+    def __init__(self, *, ttl_s: float = 10.0, maxsize: int = 10_000) -> None:
+        self._entries: TTLCache[tuple[str, str, str], Layers] = TTLCache(maxsize=maxsize, ttl=ttl_s)
+
+    async def layers(self, pool: asyncpg.Pool, workspace: TenantKey, channel_id: str) -> Layers:
+        key = (str(workspace.platform), workspace.workspace_id, channel_id)
+        found = self._entries.get(key)
+        if found is None:
+            found = self._entries[key] = await load_layers(pool, workspace, channel_id)
+        return found
+
+    def invalidate(self, workspace: TenantKey) -> None:
+        platform, workspace_id = str(workspace.platform), workspace.workspace_id
+        for key in [k for k in self._entries if k[:2] == (platform, workspace_id)]:
+            self._entries.pop(key, None)
+
+
+RECENT = LayersCache()
+"""The process's cache; `set_override` and `unset_override` invalidate it."""
+
+
+async def answers_unmentioned_in(pool: asyncpg.Pool, workspace: TenantKey, channel_id: str) -> bool:
+    """Whether a message in `channel_id` that does not mention Parley is answered (cached briefly)."""
+    return answers_unmentioned((await RECENT.layers(pool, workspace, channel_id)).nearest())
 
 
 async def set_override(
@@ -106,6 +144,7 @@ async def set_override(
         await audit.record(
             conn, workspace, by=by, action="setting.set", target=_target(key, channel_id), old=previous, new=value
         )
+    RECENT.invalidate(workspace)
     return previous
 
 
@@ -128,6 +167,7 @@ async def unset_override(
         await audit.record(
             conn, workspace, by=by, action="setting.unset", target=_target(key, channel_id), old=previous
         )
+    RECENT.invalidate(workspace)
     return previous
 
 

@@ -15,6 +15,7 @@ from bot.server import create_app
 from core.apikeys import create_api_key
 from core.feedback import record_feedback
 from core.guard.events import SafetyEvent, record_event
+from core.models import UserKey
 from core.pipeline import Pipeline
 from tests.api_helpers import bearer, fake_model_settings, live_server, new_key
 from tests.fakes.openai_server import FakeOpenAI
@@ -124,6 +125,19 @@ async def test_usage_feedback_and_refusals_report_what_happened(
     assert any(e["id"] == event_id and e["false_positive"] for e in refusals["events"])
     harm = [c for c in refusals["categories"] if c["rail"] == "harm"]
     assert harm and harm[0]["false_positives"] >= 1
+
+
+async def test_marking_a_false_positive_is_audited_with_the_key_and_the_door(
+    client: httpx.AsyncClient, admin: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    user = UserKey(platform="slack", workspace_id=f"T{uuid.uuid4().hex[:8]}", user_id="U1")
+    event_id = await record_event(pool, SafetyEvent(user=user, stage="input", rail="harm", action="blocked",
+                                                    reason="r", excerpt="how do I kill a process?"))
+    assert (await client.post(f"/v1/admin/refusals/{event_id}/false-positive", headers=admin)).status_code == 204
+    entries = (await client.get(f"/v1/admin/audit?workspace_id={user.workspace_id}", headers=admin)).json()
+    assert [(e["action"], e["target"], e["old_value"], e["new_value"], e["door"]) for e in entries] == [
+        ("refusal.false_positive", f"refusal {event_id} (harm)", False, True, "api")]
+    assert entries[0]["actor"].startswith("apikey:")
 
 
 async def test_the_page_signs_in_with_an_admin_key_only(

@@ -179,6 +179,54 @@ def test_the_admin_page_refuses_an_ordinary_key_and_renders_with_an_admin_key(
     expect(audit).to_contain_text("setting.set")
     expect(audit).to_contain_text("limit.set")
     expect(audit).to_contain_text("admin page")
+    expect(audit).to_contain_text("refusal.false_positive")
     if SCREENSHOTS:
         p.locator("#settings").scroll_into_view_if_needed()  # type: ignore[attr-defined]
         p.screenshot(path=f"{SCREENSHOTS}/admin-editors.png", full_page=True)  # type: ignore[attr-defined]
+
+
+def admin_link(served: str, pg_uri: str) -> str:
+    """What `parley admin link` prints, run as an operator runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
+    env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-m", "bot", "admin", "link", "--workspace", "ops", "--url", served],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_a_one_time_link_signs_in_with_an_httponly_cookie_and_then_is_void(
+    served: str, pg_uri: str, page: object
+) -> None:
+    link = admin_link(served, pg_uri)
+    assert link.startswith(f"{served}/admin?token=")
+    p = page  # a playwright Page
+    expect = playwright_api.expect
+    p.goto(link)  # type: ignore[attr-defined]
+    expect(p.locator("#dashboard")).to_be_visible()  # type: ignore[attr-defined]
+    expect(p.locator("#status")).to_contain_text("Updated")  # type: ignore[attr-defined]
+    assert p.url == f"{served}/admin"  # type: ignore[attr-defined]  # the token leaves the address bar
+    [cookie] = p.context.cookies()  # type: ignore[attr-defined]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+
+    p.context.clear_cookies()  # type: ignore[attr-defined]
+    p.goto(link)  # type: ignore[attr-defined]
+    expect(p.locator("#sign-in-error")).to_contain_text("already used")  # type: ignore[attr-defined]
+    expect(p.locator("#dashboard")).to_be_hidden()  # type: ignore[attr-defined]
+
+
+def test_signing_out_of_a_link_session_revokes_its_key(served: str, pg_uri: str) -> None:
+    with httpx.Client(base_url=served) as browser:
+        opened = browser.get(admin_link(served, pg_uri).removeprefix(served), follow_redirects=False)
+        assert opened.status_code == 303 and opened.headers["location"] == "/admin"
+        session = browser.cookies["parley_admin"]
+        assert browser.get("/v1/admin/limits").status_code == 200
+        assert browser.delete("/admin/session").status_code == 204
+    assert httpx.get(f"{served}/v1/admin/limits", headers=bearer(session)).status_code == 401
+
+
+def test_an_ordinary_key_in_a_link_signs_nobody_in(served: str, keys: tuple[str, str]) -> None:
+    _, ordinary = keys
+    opened = httpx.get(f"{served}/admin?token={ordinary}", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == "/admin#link=used"
+    assert "set-cookie" not in opened.headers

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from bot import observability
 from bot.cli import app
 from bot.settings import get_settings
+from tests.test_guard_cli import _store as store_refusal
 
 Run = Callable[..., str]
 
@@ -63,12 +64,34 @@ def test_settings_show_names_where_each_effective_value_comes_from(run_parley: R
     assert shown["system_prompt"] == {"value": "Workspace prompt.", "source": "workspace"}
     assert shown["tools"] == {"value": None, "source": "default"}
     table = run_parley("settings", "show", *where, "--channel", "C2")
-    assert "every registered tool" in table and "workspace" in table
+    assert "registered" in table and "workspace" in table  # the builtin "every registered tool", wrapped at 80
 
 
 def test_a_bad_setting_is_refused_with_what_is_allowed(cli: CliRunner) -> None:
     done = cli.invoke(app, ["settings", "set", "temperature", "hot"])
     assert done.exit_code == 2 and "temperature" in done.stderr and "0 to 2" in done.stderr
+
+
+def test_marking_a_false_positive_from_the_command_line_is_in_the_audit_log(run_parley: Run, pg_uri: str) -> None:
+    ws = f"T{uuid.uuid4().hex[:8]}"
+    event_id = store_refusal(pg_uri, "kill the stuck job", ws)
+    run_parley("guard", "events", "--false-positive", str(event_id))
+    entries = json.loads(run_parley("audit", "list", "--workspace", ws, "--json"))
+    assert [(e["action"], e["target"], e["actor"], e["door"], e["new_value"]) for e in entries] == [
+        ("refusal.false_positive", f"refusal {event_id} (harm)", "ada", "cli", True)]
+
+
+def test_a_model_name_without_a_provider_is_refused_with_examples(cli: CliRunner) -> None:
+    done = cli.invoke(app, ["settings", "set", "model", "gpt-4.1-mini", "--channel", "C1"])
+    assert done.exit_code == 2 and "openai:gpt-4.1-mini" in done.stderr
+
+
+def test_a_model_this_process_cannot_reach_is_refused_naming_what_to_set(
+    cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    done = cli.invoke(app, ["settings", "set", "model", "anthropic:claude-sonnet-4-5", "--channel", "C1"])
+    assert done.exit_code == 2 and "ANTHROPIC_API_KEY" in done.stderr
 
 
 def test_limits_and_admin_keys_from_the_command_line_are_audited(run_parley: Run) -> None:

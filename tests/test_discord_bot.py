@@ -18,7 +18,7 @@ import pytest
 from adapters.discord import DiscordConfig, ParleyDiscordClient, build_discord
 from adapters.discord.invite import fetch_application_id
 from bot.app import Steps
-from core.audit import list_entries
+from core.audit import Actor, list_entries
 from core.media import ElevenLabsConfig, Media, MediaConfig
 from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.profiles import get_profile
@@ -26,7 +26,7 @@ from core.memory.scope import fact_scope
 from core.models import UserKey, WorkspaceKey
 from core.pipeline import Pipeline
 from core.steps import KnownFact, MemoryHit, NoGuard, Profile
-from core.workspace import Layers, load_layers
+from core.workspace import Layers, load_layers, set_override
 from tests.fakes.discord_gateway import Call, FakeDiscord, FakeGuild, Payload
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
 from tests.fakes.openai_server import FakeOpenAI, Text
@@ -177,6 +177,18 @@ async def test_a_message_without_a_mention_is_left_alone(
     await delivered(pool, str(guild.id), asked["id"])
     assert await pool.fetchval("SELECT count(*) FROM turns WHERE event_id = $1", chatter["id"]) == 0
     assert contents(fake.bot_messages(guild.channel_id)) == ["You said: and now to you"]
+
+
+async def test_a_channel_set_to_answer_without_a_mention_answers_plain_messages(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
+) -> None:
+    workspace = WorkspaceKey(platform="discord", workspace_id=str(guild.id))
+    await set_override(pool, workspace, "respond_without_mention", True, by=Actor(who="ops", door="cli"),
+                       channel_id=str(guild.channel_id))
+    ada = fake.user("Ada")
+    asked = await fake.post_message(guild.channel_id, ada, "anyone know the wifi password?", guild_id=guild.id)
+    await delivered(pool, str(guild.id), asked["id"])
+    assert contents(fake.bot_messages(guild.channel_id)) == ["You said: anyone know the wifi password?"]
 
 
 async def test_a_reply_to_parley_goes_on_without_a_mention_in_the_same_conversation(

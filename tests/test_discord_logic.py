@@ -112,6 +112,11 @@ someones_thread = ThreadFacts(thread_id="22", started_by_parley=False)
         (facts(thread=someones_thread), None),
         (facts(thread=someones_thread, mentions_parley=True), Target(thread_id="22", reason="mention")),
         (facts(thread=someones_thread, reply_to=parley_reply), Target(thread_id="22", reason="reply_to_parley")),
+        (facts(answers_unmentioned=True), Target(thread_id="100", reason="unmentioned")),
+        (facts(answers_unmentioned=True, reply_to=other_reply), Target(thread_id="91", reason="unmentioned")),
+        (facts(answers_unmentioned=True, thread=someones_thread), Target(thread_id="22", reason="unmentioned")),
+        (facts(answers_unmentioned=True, from_bot=True), None),
+        (facts(answers_unmentioned=True, ordinary=False), None),
     ],
 )
 def test_route_decides_who_is_answered_and_in_which_conversation(

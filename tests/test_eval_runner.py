@@ -102,7 +102,9 @@ async def test_safety_fails_for_a_model_that_refuses_everything(openai_server: F
 class OracleGuard:
     """A stand-in input rail that blocks the safety sets' harmful prompts."""
 
-    async def check_input(self, text: str, *, attachments: Sequence[str], user: UserKey) -> Verdict:
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
         blocked = text.strip() in harmful_prompts()
         return Verdict(blocked=blocked, text=text, rail="oracle" if blocked else None)
 

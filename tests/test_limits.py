@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 
@@ -12,6 +13,7 @@ from core.audit import Actor, list_entries
 from core.limits import SpendLimit, Standing, clear_limit, decide, list_limits, period_start, resets_at, set_limit
 from core.models import Inbound
 from core.pipeline import Pipeline
+from core.store import tenancy
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
@@ -177,3 +179,76 @@ async def test_the_warning_reaches_the_delivered_reply_but_not_the_stored_conver
     stored = await pool.fetchval("SELECT content FROM messages WHERE turn_id = $1 AND role = 'assistant'",
                                  reply.turn_id)
     assert stored == "You said: two"
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_turns_arriving_together_at_a_limit_let_through_only_what_it_allows(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    first = message("one")
+    await _limit_of(pool, first, amount=50)
+    await pipeline.run(first)  # 19 tokens: 31 left, room for about one and a half more such turns
+    openai_server.delay = 1.0
+    replies = await asyncio.gather(*(pipeline.run(_next(first, text=f"at once {i}")) for i in range(5)))
+    assert sorted(r.error or "answered" for r in replies) == ["answered"] * 2 + ["spend_limit"] * 3
+    assert len(openai_server.requests) == 3
+    assert await pool.fetchval("SELECT count(*) FROM spend_reservations WHERE workspace_id = $1",
+                               first.workspace_id) == 0
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_refusal_while_others_are_being_answered_says_so(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    first = message("one")
+    await _limit_of(pool, first, amount=30)
+    await pipeline.run(first)
+    openai_server.delay = 1.0
+    replies = await asyncio.gather(*(pipeline.run(_next(first, text=f"at once {i}")) for i in range(2)))
+    [refused] = [r for r in replies if r.error == "spend_limit"]
+    assert "(19 used, more in answers being written)" in refused.text
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_new_limit_counts_what_was_used_before_it_was_set(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    first = message("one")
+    await pipeline.run(first)
+    assert await pool.fetchval("SELECT count(*) FROM spend_totals WHERE workspace_id = $1", first.workspace_id) == 0
+    await _limit_of(pool, first, scope="workspace", subject="", period="month", amount=19)
+    refused = await pipeline.run(_next(first, user_id="U2"))
+    assert refused.error == "spend_limit" and "this workspace's monthly limit of 19 tokens (19 used)" in refused.text
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_monthly_limit_is_checked_against_the_running_daily_totals(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    first = message("one")
+    await _limit_of(pool, first, scope="workspace", subject="", period="month", amount=500)
+    first_of_month = period_start("month", datetime.now(UTC)).date()
+    await pool.execute(
+        """INSERT INTO spend_totals (platform, workspace_id, scope, subject, day, tokens, turns)
+           VALUES ($1, $2, 'workspace', '', $3, 490, 4)""",
+        first.platform, first.workspace_id, first_of_month,
+    )
+    answered = await pipeline.run(first)
+    refused = await pipeline.run(_next(first))
+    assert answered.error is None and refused.error == "spend_limit" and "(509 used)" in refused.text
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_turn_under_limits_takes_at_most_six_transactions(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = message("one")
+    await _limit_of(pool, first, amount=10_000)
+    await _limit_of(pool, first, scope="workspace", subject="", period="month", amount=100_000)
+    await pipeline.run(first)
+    begun: list[str] = []
+    counted = tenancy.begin_sql
+    monkeypatch.setattr(tenancy, "begin_sql", lambda tenant: begun.append(tenant[1]) or counted(tenant))
+    reply = await pipeline.run(_next(first, text="two"), RecordingSink())
+    assert reply.error is None
+    assert len(begun) <= 6, begun

@@ -40,7 +40,9 @@ class MaskingGuard:
     """The guard step's masking contract (secrets and PII masked before a model sees them), without
     NeMo's flows: enough to show the masked text is what flows on to replies."""
 
-    async def check_input(self, text: str, *, attachments: Sequence[str], user: UserKey) -> Verdict:
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
         return Verdict(blocked=False, text=mask_sensitive(text).text)
 
     async def check_output(self, text: str, *, user: UserKey) -> Verdict:

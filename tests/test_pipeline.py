@@ -188,7 +188,9 @@ class BlockWord:
     def __init__(self, word: str) -> None:
         self.word = word
 
-    async def check_input(self, text: str, *, attachments: Sequence[str], user: UserKey) -> Verdict:
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
         blocked = self.word in text or any(self.word in a for a in attachments)
         return Verdict(
             blocked=blocked,

@@ -26,13 +26,13 @@ from pydantic import SecretStr
 from adapters.slack.app import SlackAdapter, SlackConfig, build_slack
 from bot.app import Steps
 from bot.settings import Settings
-from core.audit import list_entries
+from core.audit import Actor, list_entries
 from core.feedback import list_feedback
 from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.scope import fact_scope
 from core.models import Attachment, AttachmentText, UserKey, WorkspaceKey
 from core.steps import MemoryStep, NoGuard, NoMedia, NoMemory, Profile
-from core.workspace import load_layers
+from core.workspace import load_layers, set_override
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.fakes.slack_api import EventSender, FakeSlack, Workspace, event_callback, mention, message, reaction
 from tests.pipeline_helpers import build_pipeline
@@ -281,6 +281,35 @@ async def test_thread_without_parley_is_left_alone(slack: Harness) -> None:
                                                       ts=slack.ts()))
     await slack.settle()
     assert slack.fake.posted(channel) == []
+
+
+async def test_a_channel_set_to_answer_without_a_mention_answers_plain_messages_in_a_thread(
+    slack: Harness, pool: asyncpg.Pool
+) -> None:
+    channel, quiet, ts = channel_id(), channel_id(), slack.ts()
+    workspace = WorkspaceKey(platform="slack", workspace_id=slack.workspace.team_id)
+    await set_override(pool, workspace, "respond_without_mention", True, by=Actor(who="ops", door="cli"),
+                       channel_id=channel)
+    await slack.sender.event(slack.workspace, message(channel=channel, user="UBOB", text="who is on call?", ts=ts))
+    await slack.sender.event(slack.workspace, message(channel=quiet, user="UBOB", text="chatter", ts=slack.ts()))
+    await slack.settle()
+    assert slack.thread(channel, ts) == ["You said: who is on call?"]
+    assert slack.fake.posted(quiet) == []
+
+
+async def test_turning_answers_without_a_mention_off_takes_effect_for_the_next_message(
+    slack: Harness, pool: asyncpg.Pool
+) -> None:
+    channel = channel_id()
+    workspace = WorkspaceKey(platform="slack", workspace_id=slack.workspace.team_id)
+    by = Actor(who="ops", door="cli")
+    await set_override(pool, workspace, "respond_without_mention", True, by=by, channel_id=channel)
+    await slack.sender.event(slack.workspace, message(channel=channel, user="UBOB", text="first", ts=slack.ts()))
+    await slack.settle()
+    await set_override(pool, workspace, "respond_without_mention", False, by=by, channel_id=channel)
+    await slack.sender.event(slack.workspace, message(channel=channel, user="UBOB", text="second", ts=slack.ts()))
+    await slack.settle()
+    assert [m.text for m in slack.fake.posted(channel)] == ["You said: first"]
 
 
 async def test_follow_ups_need_a_mention_when_the_setting_is_off(

@@ -78,6 +78,13 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
         "INSERT INTO spend_warnings (platform, workspace_id, user_id, limit_id, period_start)"
         " SELECT platform, workspace_id, subject, id, now() FROM spend_limits WHERE workspace_id = $1", team
     )
+    await pool.execute(
+        """WITH r AS (INSERT INTO spend_reservations (platform, workspace_id, event_id, user_id, channel_id)
+                      VALUES ('slack', $1, 'e-reserved', 'U1', 'C1'))
+           INSERT INTO spend_totals (platform, workspace_id, scope, subject, day, tokens)
+           VALUES ('slack', $1, 'person', 'U1', current_date, 7) ON CONFLICT DO NOTHING""",
+        team,
+    )
     await seed_as_owner(pool, inbound, turn_id)
     return inbound
 

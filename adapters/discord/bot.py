@@ -37,6 +37,7 @@ from core.feedback import score_of
 from core.media.errors import Unreadable
 from core.models import Inbound, Platform, Reaction, Reply, ToolProgress, WorkspaceKey
 from core.pipeline import Pipeline
+from core.workspace import answers_unmentioned_in
 
 log = logging.getLogger("parley.discord")
 DISCORD_GATEWAY = "wss://gateway.discord.gg/"
@@ -161,6 +162,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
                 )
                 parent = getattr(channel, "parent_id", None)
                 home = known_thread.parent_channel_id if known_thread else str(parent or channel.id)
+        mentioned = _mentions(message, self.user.id)
         return (
             MessageFacts(
                 message_id=str(message.id),
@@ -168,9 +170,12 @@ class ParleyDiscordClient(discord.AutoShardedClient):
                 is_dm=message.guild is None,
                 from_bot=message.author.bot,
                 ordinary=message.type in ORDINARY_TYPES,
-                mentions_parley=_mentions(message, self.user.id),
+                mentions_parley=mentioned,
                 thread=thread,
                 reply_to=await self._reply_facts(message, workspace),
+                answers_unmentioned=message.guild is not None
+                and not mentioned
+                and await answers_unmentioned_in(self.pool, _workspace(workspace), home),
             ),
             home,
         )

@@ -8,6 +8,8 @@ Pure functions over plain facts the client gathers from discord.py and Parley's 
   thread's id (or by the reply chain it was moved out of).
 - Without a mention, Parley answers replies to its own messages and anything said in a thread it
   started. Voice messages cannot mention anyone, so in a guild they are answered only there.
+- In a channel whose settings answer without a mention (core.channel_settings.answers_unmentioned),
+  every ordinary message is answered as if it mentioned Parley.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Reason = Literal["dm", "mention", "parley_thread", "reply_to_parley"]
+Reason = Literal["dm", "mention", "parley_thread", "reply_to_parley", "unmentioned"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -50,6 +52,8 @@ class MessageFacts:
     mentions_parley: bool
     thread: ThreadFacts | None = None
     reply_to: ReplyFacts | None = None
+    answers_unmentioned: bool = False
+    """The channel's settings answer messages that do not mention Parley."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -75,12 +79,12 @@ def route(facts: MessageFacts) -> Target | None:
             return Target(thread_id=conversation, reason="mention")
         if reply is not None and reply.to_parley:
             return Target(thread_id=conversation, reason="reply_to_parley")
-        return None
+        return Target(thread_id=conversation, reason="unmentioned") if facts.answers_unmentioned else None
     if reply is not None and reply.to_parley:
         return Target(thread_id=reply.conversation_id or reply.message_id, reason="reply_to_parley")
-    if facts.mentions_parley:
+    if facts.mentions_parley or facts.answers_unmentioned:
         root = (reply.conversation_id or reply.message_id) if reply is not None else facts.message_id
-        return Target(thread_id=root, reason="mention")
+        return Target(thread_id=root, reason="mention" if facts.mentions_parley else "unmentioned")
     return None
 
 

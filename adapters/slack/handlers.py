@@ -45,9 +45,9 @@ from adapters.slack.viewing import ViewedChannels, asks_about_channel, channel_t
 from core import deliveries
 from core.audit import Actor
 from core.channel_settings import KEYS, UnknownSetting, parse
-from core.models import Attachment, ConversationKey, Inbound, Platform, Reaction, UserKey
+from core.models import Attachment, ConversationKey, Inbound, Platform, Reaction, UserKey, WorkspaceKey
 from core.pipeline import Pipeline
-from core.workspace import load_layers, set_override, unset_override
+from core.workspace import answers_unmentioned_in, load_layers, set_override, unset_override
 
 log = logging.getLogger("parley.slack")
 TITLE_CHARS = 60
@@ -125,7 +125,11 @@ class SlackHandlers:
                     ),
                 )
             )
-            if is_addressed(message, in_parley_thread=in_thread, thread_followups=self.thread_followups):
+            if is_addressed(
+                message, in_parley_thread=in_thread, thread_followups=self.thread_followups
+            ) or await answers_unmentioned_in(
+                self.pool, WorkspaceKey(platform=Platform.SLACK, workspace_id=message.team_id), message.channel_id
+            ):
                 await self._answer(message, client=client, token=token)
         except Exception:
             log.exception("slack message failed", extra=_context(message))

@@ -1,19 +1,28 @@
-"""Serves the admin page (/admin) and signs an operator in: an admin key, typed once, traded for an
-HttpOnly, SameSite=Strict cookie that only /v1/admin reads. The page is three static files; everything
-it shows and changes goes through /v1/admin."""
+"""Serves the admin page (/admin) and signs an operator in, two ways, each ending in an HttpOnly,
+SameSite=Strict cookie that only /v1/admin reads:
+
+- a one-time link from `parley admin link`: its token (an admin key named `admin-link`) is spent on first
+  use, even when the sign-in fails, and traded for a fresh admin session key; the browser is redirected to
+  the bare page, so the token stays in neither the address bar nor the history;
+- an admin key typed once into the page.
+
+The page is three static files; everything it shows and changes goes through /v1/admin."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from adapters.api.deps import ADMIN_COOKIE, StateDep, authenticated
+from adapters.api.deps import ADMIN_COOKIE, ApiState, StateDep, authenticated
 from adapters.api.errors import ApiError
 from adapters.web.app import STATIC
+from core.apikeys import Checked, authenticate, create_api_key, revoke_api_key
 
 router = APIRouter(include_in_schema=False)
 SESSION_HOURS = 12
+LINK_KEY_NAME = "admin-link"
+SESSION_KEY_NAME = "admin-session"
 _NO_STORE = {"Cache-Control": "no-cache"}
 
 
@@ -21,9 +30,20 @@ class SignIn(BaseModel):
     key: str = Field(min_length=1, max_length=200)
 
 
-@router.get("/admin")
-async def page() -> FileResponse:
-    return FileResponse(STATIC / "admin.html", media_type="text/html", headers=_NO_STORE)
+@router.get("/admin", response_model=None)
+async def page(request: Request, state: StateDep, token: str | None = None) -> Response:
+    """The page; with `?token=`, first the one-time sign-in (the token is spent even when it fails)."""
+    if token is None:
+        return FileResponse(STATIC / "admin.html", media_type="text/html", headers=_NO_STORE)
+    link = (await _check(request, state, token)).key
+    if link is None or link.name != LINK_KEY_NAME or not link.admin or not await revoke_api_key(
+        state.pool, link.key_id, workspace_id=link.workspace_id
+    ):
+        return RedirectResponse("/admin#link=used", status_code=303, headers=_NO_STORE)
+    _, session = await create_api_key(state.pool, workspace_id=link.workspace_id, name=SESSION_KEY_NAME, admin=True)
+    response = RedirectResponse("/admin", status_code=303, headers=_NO_STORE)
+    _set_cookie(response, session, request)
+    return response
 
 
 @router.get("/admin.js")
@@ -44,13 +64,32 @@ async def sign_in(body: SignIn, request: Request, state: StateDep) -> Response:
         raise ApiError(403, "admin_only", "This key is not an admin key.",
                        "Make one with `parley apikey create --admin --workspace W`.")
     response = Response(status_code=204)
-    response.set_cookie(ADMIN_COOKIE, body.key, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+    _set_cookie(response, body.key, request)
     return response
 
 
 @router.delete("/admin/session", status_code=204)
-async def sign_out() -> Response:
+async def sign_out(request: Request, state: StateDep) -> Response:
+    """Forget the cookie; a session key a one-time link made is revoked with it (a typed key stays valid)."""
+    held = request.cookies.get(ADMIN_COOKIE)
+    session = (await _check(request, state, held)).key if held else None
+    if session is not None and session.name == SESSION_KEY_NAME:
+        await revoke_api_key(state.pool, session.key_id, workspace_id=session.workspace_id)
     response = Response(status_code=204)
     response.delete_cookie(ADMIN_COOKIE, httponly=True, samesite="strict")
     return response
+
+
+def _set_cookie(response: Response, key: str, request: Request) -> None:
+    response.set_cookie(ADMIN_COOKIE, key, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https")
+
+
+async def _check(request: Request, state: ApiState, key: str) -> Checked:
+    return await authenticate(
+        state.pool,
+        key,
+        address=request.client.host if request.client else "unknown",
+        per_key=state.config.rate_per_min,
+        invalid_per_address=state.config.invalid_keys_per_min,
+    )

@@ -83,6 +83,7 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "serve": Lazy(target="bot.cli.serve:app", help="Serve the HTTP API, the playground and Slack events."),
     "apikey": Lazy(target="bot.cli.apikey:app", help="API keys for the REST API and the playground."),
+    "admin": Lazy(target="bot.cli.admin:app", help="The admin page: a one-time sign-in link."),
     "guard": Lazy(target="bot.cli.guard:app", help="Guardrails: check texts offline, list safety events."),
     "doctor": Lazy(
         target="bot.cli.doctor:doctor",

@@ -12,7 +12,7 @@ import typer
 from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
 
-from bot.cli.common import err, load_settings, parse_since, run, wide_table
+from bot.cli.common import err, load_settings, operator, parse_since, run, wide_table
 
 app = typer.Typer(help="Guardrails: check texts offline, list safety events.", no_args_is_help=True)
 out = Console()
@@ -115,7 +115,7 @@ def events_command(
     async def main() -> tuple[list[SafetyEvent], list[int], list[tuple[int, str, str]]]:
         pool = await open_pool(settings)
         try:
-            unknown = [i for i in false_positive or [] if not await mark_false_positive(pool, i)]
+            unknown = [i for i in false_positive or [] if not await mark_false_positive(pool, i, by=operator())]
             marked = await false_positive_excerpts(pool) if export else []
             return await list_events(pool, start, workspace=scope, limit=limit), unknown, marked
         finally:

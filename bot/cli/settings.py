@@ -7,12 +7,14 @@ effective value and where it came from. Every change lands in the audit log (`pa
 from __future__ import annotations
 
 import json
+import os
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from bot.cli.common import PlatformOpt, WorkspaceOpt, err, load_settings, operator, run, wide_table
+from bot.config_check import model_problems
 from bot.database import open_pool
 from bot.settings import environment_layer
 from core.channel_settings import BUILTIN, KEYS, UnknownSetting, describe, parse, resolve_all
@@ -41,6 +43,10 @@ def settings_set(
         err.print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(2) from None
     settings = load_settings(model=False)
+    unusable = model_problems("model", parsed, settings, os.environ) if key == "model" else []
+    if unusable:
+        err.print(f"model: {unusable[0].what}; {unusable[0].fix}", style="red", markup=False, highlight=False)
+        raise typer.Exit(2)
 
     async def main() -> Any:
         pool = await open_pool(settings, max_size=2)

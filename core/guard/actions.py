@@ -120,7 +120,10 @@ class RailActions:
             layers, vector = await self._encode_one(text)
             score = float(self._classifier.score(layers[None, :])[0])
             policy = await self._policy(context)
-            threshold = policy.harm_threshold if policy.harm_threshold is not None else self.harm_threshold
+            threshold = next(
+                t for t in ((context or {}).get("harm_threshold"), policy.harm_threshold, self.harm_threshold)
+                if t is not None
+            )
             metadata: dict[str, Any] = {"rail": "harm", "score": round(score, 4), "threshold": threshold}
             if score < min(threshold, self.grey_zone[0]):
                 return RailOutcome.allow(metadata=metadata)

@@ -14,9 +14,10 @@ from typing import Literal
 import asyncpg
 from prometheus_client import Counter
 
+from core import audit
 from core.guard.masking import scrub
 from core.models import UserKey, WorkspaceKey
-from core.store.tenancy import scoped
+from core.store.tenancy import enter_scope, scoped
 
 Stage = Literal["input", "output"]
 Action = Literal["blocked", "masked", "error"]
@@ -121,12 +122,24 @@ async def list_events(
     ]
 
 
-async def mark_false_positive(pool: asyncpg.Pool, event_id: int) -> bool:
-    """Mark a blocked event as a mistaken refusal; False when no blocked event has that id."""
-    status = await pool.execute(
-        "UPDATE guard_events SET false_positive_at = now() WHERE id = $1 AND action = 'blocked'", event_id
-    )
-    return status.split()[-1] != "0"
+async def mark_false_positive(pool: asyncpg.Pool, event_id: int, *, by: audit.Actor) -> bool:
+    """Mark a blocked event as a mistaken refusal, with its audit entry in the same transaction; False
+    when no blocked event has that id."""
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """WITH old AS (SELECT false_positive_at IS NOT NULL AS marked FROM guard_events WHERE id = $1)
+               UPDATE guard_events SET false_positive_at = coalesce(false_positive_at, now())
+               WHERE id = $1 AND action = 'blocked'
+               RETURNING platform, workspace_id, rail, (SELECT marked FROM old)""",
+            event_id,
+        )
+        if row is None:
+            return False
+        workspace = WorkspaceKey(platform=row["platform"], workspace_id=row["workspace_id"])
+        await enter_scope(conn, workspace)
+        await audit.record(conn, workspace, by=by, action="refusal.false_positive",
+                           target=f"refusal {event_id} ({row['rail']})", old=row["marked"], new=True)
+    return True
 
 
 async def false_positive_excerpts(pool: asyncpg.Pool) -> list[tuple[int, str, str]]:

@@ -149,9 +149,12 @@ class Guard:
         """Stop the guard's worker threads (at shutdown)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    async def check_input(self, text: str, *, attachments: Sequence[str], user: UserKey) -> Verdict:
-        """Mask, then block jailbreaks, workspace-blocked topics and harmful requests."""
-        return await self._check("input", text, attachments, user)
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
+        """Mask, then block jailbreaks, workspace-blocked topics and harmful requests; `threshold` is a
+        channel's or workspace's cut on the harmful-request score (None: the policy's, else the calibrated one)."""
+        return await self._check("input", text, attachments, user, threshold)
 
     async def check_output(self, text: str, *, user: UserKey) -> Verdict:
         """Mask or block leaked secrets, block harmful content and biased generalisations."""
@@ -159,9 +162,11 @@ class Guard:
 
     # --- internals -------------------------------------------------------------------------------
 
-    async def _check(self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey) -> Verdict:
+    async def _check(
+        self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
         try:
-            results = await self._run(stage, text, attachments, user)
+            results = await self._run(stage, text, attachments, user, threshold=threshold)
         except Exception as exc:
             log.warning("guard engine failed on %s: %s", stage, type(exc).__name__, exc_info=exc)
             return await self._engine_failure(stage, text, user, exc)
@@ -172,12 +177,19 @@ class Guard:
         return verdict
 
     async def _run(
-        self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey, engine: RailEngine | None = None
+        self,
+        stage: Stage,
+        text: str,
+        attachments: Sequence[str],
+        user: UserKey,
+        engine: RailEngine | None = None,
+        threshold: float | None = None,
     ) -> list[RailResult]:
         context = {
             "platform": user.platform,
             "workspace_id": user.workspace_id,
             "attachments": list(attachments),
+            "harm_threshold": threshold,
         }
         return [_result(outcome) for outcome in await (engine or self.engine).outcomes(stage, text, context)]
 

@@ -176,6 +176,12 @@ class _Group:
             self.current = tenant
 
 
+async def enter_scope(conn: asyncpg.Connection, key: TenantKey) -> None:
+    """Switch a connection already in a transaction into `key`'s scope for the rest of it (an operator's
+    change across workspaces that then writes the workspace's own rows, such as its audit entry)."""
+    await conn.execute(_SWITCH, APP_ROLE, *tenant_of(key))
+
+
 _GROUP: ContextVar[_Group | None] = ContextVar("parley_tenant_group", default=None)
 
 

@@ -143,7 +143,7 @@ async def get_audit(
     workspace_id: Annotated[str | None, Query(pattern=ID)] = None,
     limit: Annotated[int, Query(ge=1, le=5000)] = 500,
 ) -> list[AuditEntry]:
-    """Changes of settings, limits and keys, and forget requests; newest first."""
+    """Changes of settings, limits and keys, forget requests and false-positive marks; newest first."""
     return await list_entries(_pool(state), since=_since(days), platform=platform, workspace_id=workspace_id,
                               limit=limit)
 
@@ -174,9 +174,11 @@ async def get_refusals(_: AdminDep, state: StateDep, days: SinceDays = 30) -> Re
 
 
 @router.post("/refusals/{event_id}/false-positive", status_code=204, responses=documented(401, 403, 404, 422, 429))
-async def mark_refusal(event_id: Annotated[int, Path(ge=1, le=2**62)], _: AdminDep, state: StateDep) -> Response:
-    """Mark a refusal as a mistake (it then feeds the guard's development set)."""
-    if not await mark_false_positive(_pool(state), event_id):
+async def mark_refusal(
+    event_id: Annotated[int, Path(ge=1, le=2**62)], key: AdminDep, state: StateDep, request: Request
+) -> Response:
+    """Mark a refusal as a mistake (it then feeds the guard's development set); the audit log records who."""
+    if not await mark_false_positive(_pool(state), event_id, by=_actor(request, key)):
         raise ApiError(404, "refusal_not_found", f"No refusal with id {event_id}.",
                        "GET /v1/admin/refusals lists the refusals and their ids.")
     return Response(status_code=204)

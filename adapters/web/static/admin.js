@@ -355,6 +355,11 @@ async function load() {
 }
 
 async function start() {
+  if (location.hash === "#link=used") {
+    history.replaceState(null, "", "/admin");
+    showSignIn("That sign-in link was already used or is not valid. Run `parley admin link` for a new one, or sign in with an admin key.");
+    return;
+  }
   $("sign-in").hidden = true;
   $("dashboard").hidden = false;
   $("sign-out").hidden = false;
