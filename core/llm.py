@@ -26,6 +26,7 @@ from tenacity import retry_if_exception, stop_after_attempt, wait_random_exponen
 
 from core.circuit import CircuitBreaker
 from core.openai_compat import ServerQuirks
+from core.prices import remember_unknown_models
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 LOCAL_PROVIDER = "local"
@@ -65,6 +66,7 @@ class ModelFactory:
     quirks: dict[tuple[str, str], ServerQuirks] = field(default_factory=dict)
 
     def build(self, name: str | None = None) -> Model:
+        remember_unknown_models()
         names = [name] if name else [self.config.name, *self.config.fallbacks]
         models = [self._guarded(n) for n in names]
         if len(models) == 1:
