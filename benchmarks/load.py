@@ -777,6 +777,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     deadline = started + args.time_limit
     below_turns, overload_turns, slack_turns = split_turns(args.turns)
+    # The measured phases, one after the other: (JSON key, progress label, turns, conversations in flight).
+    plan = (
+        ("api_below_capacity", "api below capacity", below_turns, args.below_concurrency),
+        ("api_overload", "api overload", overload_turns, args.concurrency),
+        ("slack", "slack", slack_turns, args.concurrency),
+    )
     info = machine()
     data_dir = Path(tempfile.mkdtemp(prefix="plb", dir="/tmp"))
     err.print(f"[dim]data folder {data_dir}[/dim]")
@@ -827,34 +833,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rss_samples: list[tuple[float, int]] = []
                 stop_sampling = asyncio.Event()
                 sampler = asyncio.create_task(sample_rss(server, rss_samples, stop_sampling))
-                cpu0, pg0 = cpu_snapshot(server, fakes), await postgres_counters(server)
-                below = await run_door(
-                    "api below capacity",
-                    driver,
-                    turns=below_turns,
-                    concurrency=args.below_concurrency,
-                    deadline=deadline,
-                    progress=progress,
-                )
-                cpu_mid, pg_mid = cpu_snapshot(server, fakes), await postgres_counters(server)
-                overload = await run_door(
-                    "api overload",
-                    driver,
-                    turns=overload_turns,
-                    concurrency=args.concurrency,
-                    deadline=deadline,
-                    progress=progress,
-                )
-                cpu1, pg1 = cpu_snapshot(server, fakes), await postgres_counters(server)
-                slack = await run_door(
-                    "slack",
-                    driver,
-                    turns=slack_turns,
-                    concurrency=args.concurrency,
-                    deadline=deadline,
-                    progress=progress,
-                )
-                cpu2, pg2 = cpu_snapshot(server, fakes), await postgres_counters(server)
+                snapshots = [(cpu_snapshot(server, fakes), await postgres_counters(server))]
+                phases: list[DoorStats] = []
+                for _, name, turns, concurrency in plan:
+                    phases.append(
+                        await run_door(
+                            name, driver, turns=turns, concurrency=concurrency, deadline=deadline, progress=progress
+                        )
+                    )
+                    snapshots.append((cpu_snapshot(server, fakes), await postgres_counters(server)))
                 stop_sampling.set()
                 await sampler
             rss_end = server.rss_bytes()
@@ -869,12 +856,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             shutil.rmtree(data_dir, ignore_errors=True)
     peak = max([rss_end, *(rss for _, rss in rss_samples)])
     result: dict[str, Any] = {
-        "api_below_capacity": door_report(below, cpu0, cpu_mid, args.below_concurrency)
-        | {"postgres_per_turn": per_turn(pg0, pg_mid, below.turns)},
-        "api_overload": door_report(overload, cpu_mid, cpu1, args.concurrency)
-        | {"postgres_per_turn": per_turn(pg_mid, pg1, overload.turns)},
-        "slack": door_report(slack, cpu1, cpu2, args.concurrency)
-        | {"postgres_per_turn": per_turn(pg1, pg2, slack.turns), "late_replies": driver.late_replies},
+        **{
+            key: door_report(stats, cpu_before, cpu_after, concurrency)
+            | {"postgres_per_turn": per_turn(pg_before, pg_after, stats.turns)}
+            for (key, _, _, concurrency), stats, (cpu_before, pg_before), (cpu_after, pg_after) in zip(
+                plan, phases, snapshots[:-1], snapshots[1:], strict=True
+            )
+        },
         "rss_growth_pct": growth_pct(rss_after_warmup, rss_end),
         "rss_mb": {
             "after_warmup": round(rss_after_warmup / 2**20, 1),
@@ -897,6 +885,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": info | {"load_avg_at_end": [round(x, 2) for x in os.getloadavg()]},
         "targets": TARGETS,
     }
+    result["slack"]["late_replies"] = driver.late_replies
     result["met"] = targets_met(result)
     return result
 
