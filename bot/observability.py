@@ -220,8 +220,8 @@ def instrument_app(app: FastAPI) -> None:
     """The request context and access log around every request, and where spans are recorded a span
     per HTTP request (health probes and scrapes left out). Endpoint arguments are not recorded: bodies
     carry people's messages. With nothing receiving spans, OpenTelemetry's ASGI middleware is left out:
-    it cost about a tenth of the server's CPU per turn for spans and metrics nobody reads (the request
-    id still ties a request's log lines together)."""
+    with FastAPI's own telemetry it cost 0.6 ms of CPU per request where 0.26 ms remain, for spans and
+    metrics nobody reads (the request id still ties a request's log lines together)."""
     if _recording:
         import logfire
 

@@ -34,10 +34,19 @@ def test_openai_names_speak_chat_completions_to_a_base_url(openai_server: FakeOp
     assert isinstance(model.wrapped, OpenAIChatModel)
 
 
-def test_the_sdk_client_never_retries_itself_so_no_request_needs_a_copy_of_it(openai_server: FakeOpenAI) -> None:
-    model = factory(openai_server).build()
-    assert isinstance(model, BreakerModel) and isinstance(model.wrapped, OpenAIChatModel)
-    assert model.wrapped.client.max_retries == 0
+@pytest.mark.parametrize("name", ["openai:m", "local:m", "responses", "anthropic:claude-3-5-haiku-latest"])
+def test_the_sdk_client_never_retries_itself_so_no_request_needs_a_copy_of_it(
+    openai_server: FakeOpenAI, name: str
+) -> None:
+    config = ModelConfig(
+        name=name, openai_base_url=openai_server.base_url, openai_api_key="sk-test", anthropic_api_key="sk-ant",
+        local_base_url=openai_server.base_url,
+    )
+    if name == "responses":
+        config = ModelConfig(name="openai:gpt-4.1", openai_api_key="sk-test")
+    model = ModelFactory(config).build()
+    assert isinstance(model, BreakerModel)
+    assert model.wrapped.client.max_retries == 0  # type: ignore[attr-defined]
 
 
 async def test_p2_requests_carry_the_api_key(openai_server: FakeOpenAI) -> None:
