@@ -43,7 +43,6 @@ from core.tools.registry import ToolPolicy, ToolRegistry, load_entry_point_tools
 from evals.online import OnlineScorer
 
 log = logging.getLogger("parley.app")
-SELF_RETRYING_PROVIDERS = ("openai:", "openai-chat:", "anthropic:", "local")
 
 
 def model_config(settings: Settings, *, local_base_url: str | None = None) -> ModelConfig:
@@ -92,8 +91,6 @@ def model_settings(settings: Settings) -> ModelSettings:
     ):
         if value is not None:
             out[key] = value  # type: ignore[literal-required]
-    if settings.parley_model and settings.parley_model.startswith(SELF_RETRYING_PROVIDERS):
-        out["max_retries"] = 0
     return out
 
 

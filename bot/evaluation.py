@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from bot.app import SELF_RETRYING_PROVIDERS, Steps, build_steps, started
+from bot.app import Steps, build_steps, started
 from bot.settings import Settings
 from core.llm import ModelFactory
 from core.pipeline import Pipeline
@@ -75,6 +75,4 @@ def build_judge(
 ) -> PydanticAIJudge:
     """A judge on model `name`, built by the process's factory (its keys, base URLs, breakers, pools)."""
     bounded = judge_settings(settings.parley_model_timeout, max_tokens or JUDGE_MAX_TOKENS)
-    if name.startswith(SELF_RETRYING_PROVIDERS):
-        bounded["max_retries"] = 0  # type: ignore[typeddict-unknown-key]
     return PydanticAIJudge(models.build(name), name=name, settings=bounded)

@@ -27,10 +27,13 @@ from core.guard.masking import scrub
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from fastapi.telemetry import TelemetryConfig
     from opentelemetry.sdk.trace import SpanProcessor
 
 _STANDARD = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 _configured = False
+_recording = False
+"""Whether spans are recorded (something receives them): only then does each HTTP request get one."""
 OTLP_ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 SCRUB_PATTERNS = ["xox[abpre]", "sk-", "bearer", "signing", "parley_[0-9a-f]{12}_"]
 """Extra logfire scrubbing patterns: Slack and OpenAI-style tokens, bearer headers, Parley API keys."""
@@ -154,13 +157,14 @@ def configure(
     traces recorded; by default all of them when something receives spans, else none: building and
     scrubbing spans nobody reads cost a tenth of the server's CPU under load (measured). Unrecorded
     traces still have ids, so log lines keep their trace_id."""
-    global _configured
+    global _configured, _recording
     if _configured:
         return
     _configured = True
     import logfire
 
     rate = _sample_rate(trace_sample, logfire_token, span_processors)
+    _recording = rate > 0
     logfire.configure(
         token=logfire_token,
         send_to_logfire="if-token-present",
@@ -175,6 +179,8 @@ def configure(
         # Prompts carry personal data: model and tool spans keep their shape and timing, not their text.
         logfire.instrument_pydantic_ai(include_content=False)
         logfire.instrument_asyncpg()
+    else:
+        _plain_executors()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(RequestContextFilter())
     handler.addFilter(LibraryRecordFilter())
@@ -191,6 +197,18 @@ def configure(
     logging.getLogger("uvicorn.access").disabled = True
 
 
+def _plain_executors() -> None:
+    """Undo logfire's patch of `ThreadPoolExecutor.submit`, which serialises the trace context into a
+    carrier on every submit (each encoder batch, guard check and scrub handed to a thread): half as much
+    again as the submit itself, for traces nobody records. `asyncio.to_thread` copies the context itself."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from logfire._internal.integrations import executors
+
+    if ThreadPoolExecutor.submit is executors.submit_t:
+        ThreadPoolExecutor.submit = executors.submit_t_orig  # type: ignore[method-assign]
+
+
 def _sample_rate(chosen: float | None, token: str | None, processors: Sequence[SpanProcessor]) -> float:
     if chosen is not None:
         return chosen
@@ -199,12 +217,22 @@ def _sample_rate(chosen: float | None, token: str | None, processors: Sequence[S
 
 
 def instrument_app(app: FastAPI) -> None:
-    """A span per HTTP request (health probes and scrapes left out), with the request context and
-    access log around it. Endpoint arguments are not recorded: bodies carry people's messages."""
-    import logfire
+    """The request context and access log around every request, and where spans are recorded a span
+    per HTTP request (health probes and scrapes left out). Endpoint arguments are not recorded: bodies
+    carry people's messages. With nothing receiving spans, OpenTelemetry's ASGI middleware is left out:
+    with FastAPI's own telemetry it cost 0.6 ms of CPU per request where 0.26 ms remain, for spans and
+    metrics nobody reads (the request id still ties a request's log lines together)."""
+    if _recording:
+        import logfire
 
-    logfire.instrument_fastapi(app, excluded_urls=NOT_TRACED, request_attributes_mapper=_only_errors)
+        logfire.instrument_fastapi(app, excluded_urls=NOT_TRACED, request_attributes_mapper=_only_errors)
     app.add_middleware(RequestContext)
+
+
+def fastapi_telemetry() -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry spans, metrics and logs per request: only where spans are recorded.
+    FastAPI turns them on as soon as logfire has installed its providers, sampled or not."""
+    return {} if _recording else {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def _only_errors(request: Any, attributes: dict[str, Any]) -> dict[str, Any] | None:

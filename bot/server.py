@@ -98,6 +98,7 @@ def create_app(
         version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        telemetry=observability.fastapi_telemetry(),
         openapi_tags=[
             {"name": "chat", "description": "Turns: send a message, get (or stream) the reply."},
             {"name": "sessions", "description": "Conversations of your workspace."},

@@ -5,6 +5,10 @@ One `ModelFactory` per process (built in `bot/`) holds one breaker and one HTTP 
 and what it learned about each OpenAI-compatible server: local servers (llama.cpp, LM Studio, some
 vLLM templates) may reject `tools` or `stream_options`; the first rejection is logged and remembered,
 and the request is sent once more without them.
+
+The HTTP pool's transport alone retries: the SDK clients are built once with `max_retries=0`. Asking
+for that per request in `ModelSettings` made pydantic-ai copy the SDK client on every model call (and
+the copy look up the platform again, in a thread).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from tenacity import retry_if_exception, stop_after_attempt, wait_random_exponen
 
 from core.circuit import CircuitBreaker
 from core.openai_compat import ServerQuirks
+from core.prices import remember_unknown_models
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 LOCAL_PROVIDER = "local"
@@ -65,6 +70,7 @@ class ModelFactory:
     quirks: dict[tuple[str, str], ServerQuirks] = field(default_factory=dict)
 
     def build(self, name: str | None = None) -> Model:
+        remember_unknown_models()
         names = [name] if name else [self.config.name, *self.config.fallbacks]
         models = [self._guarded(n) for n in names]
         if len(models) == 1:
@@ -106,17 +112,18 @@ class ModelFactory:
             from pydantic_ai.models.openai import OpenAIResponsesModel
             from pydantic_ai.providers.openai import OpenAIProvider
 
+            plain = OpenAIProvider(api_key=cfg.openai_api_key, http_client=self._client(provider))
             return OpenAIResponsesModel(
-                model_name,
-                provider=OpenAIProvider(api_key=cfg.openai_api_key, http_client=self._client(provider)),
+                model_name, provider=OpenAIProvider(openai_client=plain.client.with_options(max_retries=0))
             )
         if provider == "anthropic":
             from pydantic_ai.models.anthropic import AnthropicModel
             from pydantic_ai.providers.anthropic import AnthropicProvider
 
+            plain_anthropic = AnthropicProvider(api_key=cfg.anthropic_api_key, http_client=self._client(provider))
             return AnthropicModel(
                 model_name,
-                provider=AnthropicProvider(api_key=cfg.anthropic_api_key, http_client=self._client(provider)),
+                provider=AnthropicProvider(anthropic_client=plain_anthropic.client.with_options(max_retries=0)),
             )
         return infer_model(name)
 
@@ -126,9 +133,10 @@ class ModelFactory:
         from core.openai_compat import CompatibleChatModel
 
         quirks = self.quirks.setdefault((base_url or "", model_name), ServerQuirks())
+        plain = OpenAIProvider(base_url=base_url, api_key=api_key, http_client=self._client(provider))
         return CompatibleChatModel(
             model_name,
-            provider=OpenAIProvider(base_url=base_url, api_key=api_key, http_client=self._client(provider)),
+            provider=OpenAIProvider(openai_client=plain.client.with_options(max_retries=0)),
             quirks=quirks,
             own_server=base_url is not None,
         )

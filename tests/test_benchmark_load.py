@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from benchmarks.load import (
     api_key_from_output,
+    below_capacity,
     growth_pct,
     is_answer,
     latency_summary,
@@ -20,6 +21,7 @@ from benchmarks.load import (
     slack_ts,
     spaced,
     split_turns,
+    targets_met,
 )
 
 samples = st.lists(st.floats(min_value=0, max_value=1e4, allow_nan=False), min_size=1, max_size=200)
@@ -56,10 +58,40 @@ def test_growth_pct_is_relative_to_the_baseline() -> None:
 
 
 @given(st.integers(min_value=0, max_value=10**6))
-def test_split_turns_gives_every_turn_to_one_door(total: int) -> None:
-    api, slack = split_turns(total)
-    assert api + slack == total
-    assert 0 <= api - slack <= 1
+def test_split_turns_gives_every_turn_to_one_phase(total: int) -> None:
+    below, overload, slack = split_turns(total)
+    assert below + overload + slack == total
+    assert 0 <= below + overload - slack <= 1
+    assert 0 <= below - overload <= 1
+
+
+def test_below_capacity_keeps_fewer_conversations_in_flight_than_the_workers_admit() -> None:
+    assert below_capacity(2, 32) == 48
+    assert below_capacity(1, 1) == 1
+
+
+def door(**fields: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "turns_per_s": 50.0, "p95_ms": 1500.0, "shed": 0, "shed_p99_ms": None, "ack_p99_ms": 40.0,
+        "cpu_ms_per_turn": {"server": 15.0}, "postgres_per_turn": {"transactions": 6.0},
+    }
+    return base | fields
+
+
+def test_targets_read_p95_below_capacity_and_shedding_in_overload() -> None:
+    result = {
+        "api_below_capacity": door(p95_ms=1500.0),
+        "api_overload": door(p95_ms=9000.0, shed=120, shed_p99_ms=30.0, turns_per_s=120.0),
+        "slack": door(),
+        "rss_growth_pct": 2.0,
+    }
+    met = targets_met(result)
+    assert met["api_p95_below_capacity"] and met["api_overload_shed"] and met["api_turns_per_s"]
+    assert met["server_cpu_ms_per_turn"] and met["postgres_transactions_per_turn"]
+    result["api_overload"] = door(shed=0)
+    result["api_below_capacity"] = door(cpu_ms_per_turn={"server": 36.0})
+    met = targets_met(result)
+    assert not met["api_overload_shed"] and not met["server_cpu_ms_per_turn"] and not met["api_turns_per_s"]
 
 
 def test_api_key_is_read_from_the_last_line() -> None:

@@ -27,10 +27,6 @@ def factory(server: FakeOpenAI, name: str = "openai:m", **kw: Any) -> ModelFacto
     return ModelFactory(ModelConfig(name=name, openai_base_url=server.base_url, openai_api_key="sk-test", **kw))
 
 
-def no_sdk_retries(**extra: object) -> ModelSettings:
-    return ModelSettings(max_retries=0, **extra)  # type: ignore[typeddict-item]
-
-
 @pytest.mark.parametrize("name", ["openai:gpt-4.1-mini", "openai-chat:gpt-4.1-mini"])
 def test_openai_names_speak_chat_completions_to_a_base_url(openai_server: FakeOpenAI, name: str) -> None:
     model = factory(openai_server, name).build()
@@ -38,9 +34,24 @@ def test_openai_names_speak_chat_completions_to_a_base_url(openai_server: FakeOp
     assert isinstance(model.wrapped, OpenAIChatModel)
 
 
+@pytest.mark.parametrize("name", ["openai:m", "local:m", "responses", "anthropic:claude-3-5-haiku-latest"])
+def test_the_sdk_client_never_retries_itself_so_no_request_needs_a_copy_of_it(
+    openai_server: FakeOpenAI, name: str
+) -> None:
+    config = ModelConfig(
+        name=name, openai_base_url=openai_server.base_url, openai_api_key="sk-test", anthropic_api_key="sk-ant",
+        local_base_url=openai_server.base_url,
+    )
+    if name == "responses":
+        config = ModelConfig(name="openai:gpt-4.1", openai_api_key="sk-test")
+    model = ModelFactory(config).build()
+    assert isinstance(model, BreakerModel)
+    assert model.wrapped.client.max_retries == 0  # type: ignore[attr-defined]
+
+
 async def test_p2_requests_carry_the_api_key(openai_server: FakeOpenAI) -> None:
     agent = Agent(factory(openai_server).build())
-    await agent.run("hi", model_settings=no_sdk_retries())
+    await agent.run("hi")
     assert openai_server.headers[-1]["Authorization"] == "Bearer sk-test"
 
 
@@ -55,7 +66,7 @@ async def test_p4_model_settings_reach_the_provider_unchanged(
     fake_openai: FakeOpenAI, temperature: float, max_tokens: int, top_p: float, presence: float, frequency: float
 ) -> None:
     agent = Agent(factory(fake_openai).build())
-    settings = no_sdk_retries(
+    settings = ModelSettings(
         temperature=temperature, max_tokens=max_tokens, top_p=top_p,
         presence_penalty=presence, frequency_penalty=frequency,
     )
@@ -70,7 +81,7 @@ async def test_p4_model_settings_reach_the_provider_unchanged(
 
 async def test_p10_429_twice_then_200_still_answers(openai_server: FakeOpenAI) -> None:
     openai_server.queue(Error(429, retry_after=0), Error(429, retry_after=0), Text("finally"))
-    result = await Agent(factory(openai_server).build()).run("hi", model_settings=no_sdk_retries())
+    result = await Agent(factory(openai_server).build()).run("hi")
     assert result.output == "finally"
     assert len(openai_server.requests) == 3
 
@@ -81,7 +92,7 @@ async def test_p10_retries_stop_at_the_configured_count(fake_openai: FakeOpenAI,
     fake_openai.queue(*[Error(500, retry_after=0)] * (retries + 2))
     agent = Agent(factory(fake_openai, retries=retries).build())
     with pytest.raises(ModelHTTPError):
-        await agent.run("hi", model_settings=no_sdk_retries())
+        await agent.run("hi")
     assert len(fake_openai.requests) == retries + 1
     fake_openai.reset()
 
@@ -89,7 +100,7 @@ async def test_p10_retries_stop_at_the_configured_count(fake_openai: FakeOpenAI,
 async def test_retry_after_header_is_honoured(openai_server: FakeOpenAI) -> None:
     openai_server.queue(Error(429, retry_after=1), Text("ok"))
     started = time.monotonic()
-    await Agent(factory(openai_server).build()).run("hi", model_settings=no_sdk_retries())
+    await Agent(factory(openai_server).build()).run("hi")
     assert time.monotonic() - started >= 0.9
 
 
@@ -98,7 +109,7 @@ async def test_p5_a_timeout_becomes_a_model_error_not_a_hang(openai_server: Fake
     agent = Agent(factory(openai_server, retries=1).build())
     started = time.monotonic()
     with pytest.raises(ModelAPIError):
-        await agent.run("hi", model_settings=no_sdk_retries(timeout=0.3))
+        await agent.run("hi", model_settings=ModelSettings(timeout=0.3))
     assert time.monotonic() - started < 4
 
 
@@ -108,7 +119,7 @@ async def test_fallback_model_answers_when_the_first_fails(openai_server: FakeOp
         ModelConfig(name="openai:first", fallbacks=("openai:second",), openai_base_url=openai_server.base_url,
                     retries=0)
     )
-    result = await Agent(f.build()).run("hi", model_settings=no_sdk_retries())
+    result = await Agent(f.build()).run("hi")
     assert result.output == "from the fallback"
     assert [r["model"] for r in openai_server.requests] == ["first", "second"]
 
@@ -119,9 +130,9 @@ async def test_open_circuit_skips_the_provider_without_a_request(openai_server: 
     openai_server.queue(Error(500), Error(500))
     for _ in range(2):
         with pytest.raises(ModelAPIError):
-            await agent.run("hi", model_settings=no_sdk_retries())
+            await agent.run("hi")
     with pytest.raises(ModelAPIError, match="circuit open"):
-        await agent.run("hi", model_settings=no_sdk_retries())
+        await agent.run("hi")
     assert len(openai_server.requests) == 2
 
 
@@ -156,9 +167,9 @@ async def test_two_consumers_of_one_provider_trip_the_same_breaker(openai_server
     openai_server.queue(Error(500), Error(500))
     for _ in range(2):
         with pytest.raises(ModelAPIError):
-            await turns.run("hi", model_settings=no_sdk_retries())
+            await turns.run("hi")
     with pytest.raises(ModelAPIError, match="circuit open"):
-        await judge.run("score this", model_settings=no_sdk_retries())
+        await judge.run("score this")
     assert len(openai_server.requests) == 2
 
 
@@ -186,8 +197,8 @@ async def test_a_server_that_rejects_tools_still_answers_and_is_remembered(
 ) -> None:
     openai_server.responder = rejects("tools")
     agent = Agent(factory(openai_server, retries=0).build(), tools=[clock])
-    first = await agent.run("what time is it?", model_settings=no_sdk_retries())
-    second = await agent.run("and now?", model_settings=no_sdk_retries())
+    first = await agent.run("what time is it?")
+    second = await agent.run("and now?")
     assert (first.output, second.output) == ("You said: what time is it?", "You said: and now?")
     assert ["tools" in r for r in openai_server.requests] == [True, False, False]
     assert "rejected `tools`" in caplog.text
@@ -199,7 +210,7 @@ async def test_a_server_that_rejects_stream_options_still_streams_and_is_remembe
     openai_server.responder = rejects("stream_options")
     agent = Agent(factory(openai_server, retries=0).build())
     for text in ("one", "two"):
-        async with agent.run_stream(text, model_settings=no_sdk_retries()) as stream:
+        async with agent.run_stream(text) as stream:
             assert await stream.get_output() == f"You said: {text}"
     assert ["stream_options" in r for r in openai_server.requests] == [True, False, False]
 
@@ -208,16 +219,16 @@ async def test_other_client_errors_are_not_retried_without_tools(openai_server: 
     openai_server.queue(Error(400, message="your message is too long"))
     agent = Agent(factory(openai_server, retries=0).build(), tools=[clock])
     with pytest.raises(ModelHTTPError):
-        await agent.run("hi", model_settings=no_sdk_retries())
+        await agent.run("hi")
     assert len(openai_server.requests) == 1
 
 
 async def test_the_quirks_are_per_server_and_model(openai_server: FakeOpenAI) -> None:
     openai_server.responder = rejects("tools")
     models = factory(openai_server, retries=0)
-    await Agent(models.build(), tools=[clock]).run("hi", model_settings=no_sdk_retries())
+    await Agent(models.build(), tools=[clock]).run("hi")
     openai_server.reset()
-    await Agent(models.build("openai:other"), tools=[clock]).run("hi", model_settings=no_sdk_retries())
+    await Agent(models.build("openai:other"), tools=[clock]).run("hi")
     assert "tools" in openai_server.requests[0]
 
 
@@ -235,6 +246,6 @@ async def test_an_unknown_price_is_an_unknown_cost_not_zero(openai_server: FakeO
 
 
 async def test_a_server_of_ones_own_gets_max_tokens_which_local_servers_read(openai_server: FakeOpenAI) -> None:
-    await Agent(factory(openai_server).build()).run("hi", model_settings=no_sdk_retries(max_tokens=32))
+    await Agent(factory(openai_server).build()).run("hi", model_settings=ModelSettings(max_tokens=32))
     body = openai_server.requests[-1]
     assert body["max_tokens"] == 32 and "max_completion_tokens" not in body

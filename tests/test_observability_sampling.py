@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import io
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from fastapi import FastAPI
+from logfire._internal.integrations import executors
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 
+from bot import observability
 from bot.observability import _sample_rate
 
 
@@ -40,3 +48,43 @@ def test_an_unrecorded_trace_still_has_an_id_for_the_logs() -> None:
         assert not span.is_recording()
         assert span.get_span_context().is_valid
     assert exporter.get_finished_spans() == ()
+
+
+@pytest.fixture
+def unconfigured(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`observability.configure` may run again; the root logger, executors and flags come back after."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    monkeypatch.setattr(observability, "_configured", False)
+    monkeypatch.setattr(observability, "_recording", observability._recording)
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", ThreadPoolExecutor.submit)
+    for name in observability.OTLP_ENDPOINTS:
+        monkeypatch.delenv(name, raising=False)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def test_thread_pools_skip_trace_propagation_when_nothing_records(unconfigured: None) -> None:
+    observability.configure(level="INFO", stream=io.StringIO())
+    assert not observability._recording
+    assert ThreadPoolExecutor.submit is executors.submit_t_orig
+
+
+def test_requests_get_no_opentelemetry_middleware_when_nothing_records(unconfigured: None) -> None:
+    observability.configure(level="INFO", stream=io.StringIO())
+    app = FastAPI(telemetry=observability.fastapi_telemetry())
+    observability.instrument_app(app)
+    layers = [m.cls.__name__ for m in app.user_middleware]  # type: ignore[attr-defined]
+    assert layers == ["RequestContext"]
+    assert observability.fastapi_telemetry()["tracing"] is False
+
+
+def test_requests_get_spans_when_something_records(unconfigured: None) -> None:
+    observability.configure(
+        level="INFO", stream=io.StringIO(), span_processors=[SimpleSpanProcessor(InMemorySpanExporter())]
+    )
+    app = FastAPI(telemetry=observability.fastapi_telemetry())
+    observability.instrument_app(app)
+    assert observability._recording and observability.fastapi_telemetry() == {}
+    assert ThreadPoolExecutor.submit is executors.submit_t

@@ -74,7 +74,9 @@ class ApiState:
             await asyncio.wait(list(self.turns), timeout=timeout_s)
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    """`async` although it awaits nothing: FastAPI runs a plain `def` dependency in a worker thread, a
+    thread hop (and two wake-ups of the event loop) on every request for one attribute lookup."""
     state: ApiState = request.app.state.api
     return state
 

@@ -316,22 +316,23 @@ class SlackAdapter:
         if problem is not None:
             log.warning("slack event skipped: %s", problem)
             return Response(status_code=200)
-        try:
-            bolt_request = to_async_bolt_request(request, body)
-        except Exception as exc:
-            log.warning("slack event skipped: Bolt cannot read it (%s)", type(exc).__name__)
-            log.debug("unreadable slack event", exc_info=exc)
-            return Response(status_code=200)
         if payload.get("type") == "event_callback":
-            # An Events API ack carries nothing: it leaves now, before Bolt authorizes (with OAuth, an
-            # installation lookup in the database) or any listener runs, so it stays fast under load.
-            self.tasks.spawn(self._dispatch_acked(bolt_request), name="slack-event")
+            # An Events API ack carries nothing: it leaves now, before Bolt reads the request (parsing it
+            # once more), authorizes it (with OAuth, an installation lookup in the database) or runs any
+            # listener, so the ack costs the event loop as little as it can under load.
+            self.tasks.spawn(self._dispatch_acked(request, body), name="slack-event")
+            return Response(status_code=200)
+        bolt_request = _bolt_request(request, body)
+        if bolt_request is None:
             return Response(status_code=200)
         return to_starlette_response(await self.app.async_dispatch(bolt_request))
 
-    async def _dispatch_acked(self, request: AsyncBoltRequest) -> None:
+    async def _dispatch_acked(self, request: Request, body: bytes) -> None:
         """Bolt's work on an event already acknowledged; what it would have answered goes to the log."""
-        response = await self.app.async_dispatch(request)
+        bolt_request = _bolt_request(request, body)
+        if bolt_request is None:
+            return
+        response = await self.app.async_dispatch(bolt_request)
         if response.status >= 400:
             log.warning("slack event not handled (Bolt answered %d)", response.status)
 
@@ -440,6 +441,17 @@ class SlackAdapter:
             respond(text="OK, I kept everything.", replace_original=True, response_type="ephemeral"),
             name="slack-forget-cancel",
         )
+
+
+def _bolt_request(request: Request, body: bytes) -> AsyncBoltRequest | None:
+    """Bolt's view of a verified request; None (with a warning) when Bolt cannot read it: acknowledged all
+    the same, as a retry would fail the same way."""
+    try:
+        return to_async_bolt_request(request, body)
+    except Exception as exc:
+        log.warning("slack event skipped: Bolt cannot read it (%s)", type(exc).__name__)
+        log.debug("unreadable slack event", exc_info=exc)
+        return None
 
 
 def _team(context: AsyncBoltContext) -> str:

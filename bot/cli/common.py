@@ -149,12 +149,13 @@ def run_cli(app: Callable[[], Any]) -> None:
         raise SystemExit(1) from None
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
+def run(coro: Coroutine[Any, Any, T], *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None) -> T:
     """Run a command's main coroutine; a model that cannot start (the local one) is a message, exit 2."""
     from core.llm import ModelNotConfigured
 
     try:
-        return asyncio.run(coro)
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(coro)
     except ModelNotConfigured as exc:
         err.print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(2) from None
