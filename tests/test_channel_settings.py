@@ -8,11 +8,11 @@ import uuid
 import asyncpg
 import pytest
 
-from bot.app import Steps
+from bot.app import Seams
 from core.audit import Actor, list_entries
 from core.channel_settings import UnknownSetting, parse, resolve, resolve_all, validate
 from core.models import UserKey, WorkspaceKey
-from core.steps import MemoryHit, NoGuard, NoMedia, NoMemory
+from core.seams import MemoryHit, NoGuard, NoMedia, NoMemory
 from core.workspace import load_layers, load_overrides, set_override, unset_override
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pipeline_helpers import build_pipeline, message, settings_for
@@ -144,8 +144,8 @@ async def test_a_channel_with_memory_off_neither_recalls_nor_remembers(
     pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
     memory = _RememberingMemory()
-    steps = Steps(media=NoMedia(), guard=NoGuard(), memory=memory)
-    pipeline = build_pipeline(settings_for(openai_server), pool, steps=steps)
+    seams = Seams(media=NoMedia(), guard=NoGuard(), memory=memory)
+    pipeline = build_pipeline(settings_for(openai_server), pool, seams=seams)
     inbound = message("I moved to Lisbon")
     await set_override(pool, inbound.user.workspace, "memory", False, by=OPERATOR, channel_id="C1")
     await pipeline.run(inbound)
