@@ -29,12 +29,17 @@ class Recorder:
         return [item.upper() for item in items]
 
 
-async def held_first_pass(batcher: MicroBatcher[str, str], recorder: Recorder) -> asyncio.Task[list[str]]:
-    """Start a pass on "first" that stays running until `recorder.release` is set."""
+Held = tuple[Recorder, MicroBatcher[str, str], "asyncio.Future[list[str]]"]
+
+
+async def a_held_pass(recorder: Recorder | None = None) -> Held:
+    """A batcher running a pass on "first" that stays running until `recorder.release` is set."""
+    recorder = recorder or Recorder()
     recorder.hold = True
+    batcher = MicroBatcher(recorder, max_batch=8)
     first = asyncio.ensure_future(batcher.submit(["first"]))
     await recorder.started.wait()
-    return first
+    return recorder, batcher, first
 
 
 async def test_a_lone_call_runs_one_pass_and_gets_its_results_in_order() -> None:
@@ -45,9 +50,7 @@ async def test_a_lone_call_runs_one_pass_and_gets_its_results_in_order() -> None
 
 
 async def test_callers_arriving_during_a_pass_share_the_next_one() -> None:
-    recorder = Recorder()
-    batcher = MicroBatcher(recorder, max_batch=8)
-    first = await held_first_pass(batcher, recorder)
+    recorder, batcher, first = await a_held_pass()
     later = [asyncio.ensure_future(batcher.submit([f"t{i}"])) for i in range(5)]
     await asyncio.sleep(0)
     recorder.release.set()
@@ -65,9 +68,7 @@ async def test_a_pass_takes_at_most_max_batch_items() -> None:
 
 
 async def test_an_item_already_in_a_running_pass_waits_for_that_pass() -> None:
-    recorder = Recorder()
-    batcher = MicroBatcher(recorder, max_batch=8)
-    first = await held_first_pass(batcher, recorder)
+    recorder, batcher, first = await a_held_pass()
     again = asyncio.ensure_future(batcher.submit(["first", "new"]))
     await asyncio.sleep(0)
     recorder.release.set()
@@ -77,9 +78,7 @@ async def test_an_item_already_in_a_running_pass_waits_for_that_pass() -> None:
 
 
 async def test_a_failing_pass_fails_every_waiter_and_the_next_pass_runs() -> None:
-    recorder = Recorder(fail_on="bad")
-    batcher = MicroBatcher(recorder, max_batch=8)
-    first = await held_first_pass(batcher, recorder)
+    recorder, batcher, first = await a_held_pass(Recorder(fail_on="bad"))
     same_pass = [asyncio.ensure_future(batcher.submit([name])) for name in ("bad", "innocent")]
     await asyncio.sleep(0)
     recorder.release.set()
@@ -91,9 +90,7 @@ async def test_a_failing_pass_fails_every_waiter_and_the_next_pass_runs() -> Non
 
 
 async def test_a_cancelled_caller_leaves_the_pass_to_the_others() -> None:
-    recorder = Recorder()
-    batcher = MicroBatcher(recorder, max_batch=8)
-    first = await held_first_pass(batcher, recorder)
+    recorder, batcher, first = await a_held_pass()
     sharer = asyncio.ensure_future(batcher.submit(["first"]))
     await asyncio.sleep(0)
     first.cancel()
@@ -114,9 +111,7 @@ async def test_a_pass_with_the_wrong_number_of_results_fails_its_callers() -> No
 
 
 async def test_stopping_the_batcher_cancels_its_waiters_instead_of_stranding_them() -> None:
-    recorder = Recorder()
-    batcher = MicroBatcher(recorder, max_batch=8)
-    first = await held_first_pass(batcher, recorder)
+    recorder, batcher, first = await a_held_pass()
     queued = asyncio.ensure_future(batcher.submit(["queued"]))
     await asyncio.sleep(0)
     (drain,) = asyncio.all_tasks() - {asyncio.current_task(), first, queued}
