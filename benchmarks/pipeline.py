@@ -10,7 +10,11 @@ message would not. Prints JSON:
 
     {"parley": {"p50_ms", "p95_ms", "p99_ms"}, "bare": {...}, "overhead_p95_ms": ..., "ratio_p95": ...}
 
-Run: python benchmarks/pipeline.py --json [--turns 300] [--memories 100000]
+With `--delivery-cost` a third kind of turn alternates with the two: Parley's turn on a platform that
+returns no message ids, so the turn records no delivery; "delivery_cost_p50_ms" / "..._p95_ms" are
+what the delivery INSERT adds to a turn.
+
+Run: python benchmarks/pipeline.py --json [--turns 300] [--memories 100000] [--delivery-cost]
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, UserProm
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from rich.progress import Progress
 
-from bot.app import build_steps, model_factory, started
+from bot.app import build_seams, model_factory, started
 from bot.settings import Settings
 from core.memory import store
 from core.models import Inbound, Reply, ToolProgress, UserKey
@@ -136,6 +140,13 @@ class BenchSink:
         return [uuid.uuid4().hex]
 
 
+class UntrackedSink(BenchSink):
+    """A platform that returns no message ids: the turn has no delivery to record."""
+
+    async def finish(self, reply: Reply) -> list[str]:
+        return []
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, parley_model="test", parley_rate_user_per_min=10**6, parley_rate_workspace_per_min=10**6
@@ -146,12 +157,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     bare = Agent(model, instructions="You are a helpful assistant.")
     parley_ms: list[float] = []
     bare_ms: list[float] = []
+    untracked_ms: list[float] = []
     async with throwaway_database() as pool:
         models = model_factory(settings)
-        steps = build_steps(settings, pool, models=models)
-        async with started(settings, pool, steps, models=models) as pipeline:
+        seams = build_seams(settings, pool, models=models)
+        async with started(settings, pool, seams, models=models) as pipeline:
             pipeline.model = model
-            memory = steps.memory_service
+            memory = seams.memory_service
             assert memory is not None and memory.dimensions
             with Progress(transient=True, console=None) as progress:
                 task = progress.add_task(f"seeding {args.memories:,} memories", total=None)
@@ -161,19 +173,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 task = progress.add_task("turns", total=total)
 
                 for i in range(total):
-                    thread = f"t{i // 10}"
                     question = f"{QUESTIONS[i % len(QUESTIONS)]} (ticket {i})"
-                    inbound = Inbound(
-                        platform="bench",
-                        workspace_id=workspace,
-                        channel_id="C",
-                        thread_id=thread,
-                        user_id=user.user_id,
-                        text=question,
-                        event_id=uuid.uuid4().hex,
-                    )
+                    if args.delivery_cost:
+                        t0 = time.perf_counter()
+                        inbound = bench_inbound(user, f"u{i // 10}", f"{question}.")
+                        untracked = await pipeline.run(inbound, UntrackedSink())
+                        if i >= args.warmup:
+                            untracked_ms.append((time.perf_counter() - t0) * 1000)
+                        if untracked.error:
+                            raise RuntimeError(f"turn failed: {untracked.error}: {untracked.text}")
                     t0 = time.perf_counter()
-                    reply = await pipeline.run(inbound, BenchSink())
+                    reply = await pipeline.run(bench_inbound(user, f"t{i // 10}", question), BenchSink())
                     t1 = time.perf_counter()
                     async with bare.run_stream(question) as result:
                         async for _ in result.stream_text(delta=True):
@@ -185,10 +195,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         parley_ms.append((t1 - t0) * 1000)
                         bare_ms.append((t2 - t1) * 1000)
                     progress.advance(task)
-            guard = type(steps.guard).__name__
+            guard = type(seams.guard).__name__
     p, b = summary_ms(parley_ms), summary_ms(bare_ms)
     p95, bare_p95 = p["p95_ms"] or 0.0, b["p95_ms"] or 0.0
-    return {
+    figures: dict[str, Any] = {
         "parley": p,
         "bare": b,
         "overhead_p95_ms": round(p95 - bare_p95, 2),
@@ -199,6 +209,24 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "guard": guard,
         "target_overhead_p95_ms": 50,
     }
+    if args.delivery_cost:
+        u = summary_ms(untracked_ms)
+        figures["without_delivery"] = u
+        for q in ("p50", "p95"):
+            figures[f"delivery_cost_{q}_ms"] = round((p[f"{q}_ms"] or 0.0) - (u[f"{q}_ms"] or 0.0), 2)
+    return figures
+
+
+def bench_inbound(user: UserKey, thread: str, question: str) -> Inbound:
+    return Inbound(
+        platform="bench",
+        workspace_id=user.workspace_id,
+        channel_id="C",
+        thread_id=thread,
+        user_id=user.user_id,
+        text=question,
+        event_id=uuid.uuid4().hex,
+    )
 
 
 def main() -> None:
@@ -211,6 +239,11 @@ def main() -> None:
         type=int,
         default=1_000,
         help="how many of them belong to the person asking (the rest: 999 colleagues)",
+    )
+    parser.add_argument(
+        "--delivery-cost",
+        action="store_true",
+        help="also time turns that record no delivery, to show what the delivery INSERT costs",
     )
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()

@@ -34,7 +34,7 @@ from core.memory.retention import maintenance_loop
 from core.memory.service import MemoryConfig, MemoryService
 from core.memory.tools import ToolScope, memory_toolset
 from core.pipeline import Pipeline, PipelineConfig
-from core.steps import GuardStep, MediaStep, MemoryStep
+from core.seams import GuardSeam, MediaSeam, MemorySeam
 from core.store.instance import Instance
 from core.store.pool import create_pool
 from core.telemetry import startup_phase
@@ -116,10 +116,10 @@ def build_registry(settings: Settings) -> ToolRegistry:
 
 
 @dataclass
-class Steps:
-    media: MediaStep
-    guard: GuardStep
-    memory: MemoryStep
+class Seams:
+    media: MediaSeam
+    guard: GuardSeam
+    memory: MemorySeam
     memory_service: MemoryService | None = None
     """The real memory, when wired: it needs starting (warm model) and closing."""
     guard_service: Guard | None = None
@@ -166,18 +166,18 @@ def build_guard(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | N
     )
 
 
-def build_steps(
+def build_seams(
     settings: Settings,
     pool: asyncpg.Pool,
     *,
     models: ModelFactory | None,
     voice_format: VoiceFormat = "ogg",
-) -> Steps:
-    """The real media, guard and memory steps; `models` is the process's one factory (None: no model)."""
+) -> Seams:
+    """The real media, guard and memory seams; `models` is the process's one factory (None: no model)."""
     memory = build_memory(settings, pool, models)
     with startup_phase("guard load"):
         guard = build_guard(settings, pool, models)
-    return Steps(
+    return Seams(
         media=build_media(settings, voice_format=voice_format),
         guard=guard,
         memory=memory,
@@ -191,12 +191,12 @@ def build_pipeline(
     pool: asyncpg.Pool,
     *,
     models: ModelFactory | None,
-    steps: Steps | None = None,
+    seams: Seams | None = None,
     registry: ToolRegistry | None = None,
 ) -> Pipeline:
     """A pipeline on `pool`; `models` is the process's one factory (None: no model is configured)."""
     model = models.build() if models else None
-    steps = steps or build_steps(settings, pool, models=models)
+    seams = seams or build_seams(settings, pool, models=models)
     config = PipelineConfig(
         model_name=settings.parley_model,
         model_settings=model_settings(settings),
@@ -217,9 +217,9 @@ def build_pipeline(
         pool=pool,
         model=model,
         registry=registry or build_registry(settings),
-        media=steps.media,
-        guard=steps.guard,
-        memory=steps.memory,
+        media=seams.media,
+        guard=seams.guard,
+        memory=seams.memory,
         knowledge=Knowledge(settings.parley_knowledge_dir),
         models=models,
     )
@@ -245,14 +245,14 @@ def build_online_scorer(settings: Settings, pool: asyncpg.Pool, models: ModelFac
 async def started(
     settings: Settings,
     pool: asyncpg.Pool,
-    steps: Steps,
+    seams: Seams,
     *,
     models: ModelFactory | None,
     maintenance: bool = False,
     owner_pool: asyncpg.Pool | None = None,
     warm_guard: bool = True,
 ) -> AsyncIterator[Pipeline]:
-    """A pipeline on an open pool with its steps started; on exit its background work drains.
+    """A pipeline on an open pool with its seams started; on exit its background work drains.
 
     With `maintenance`, memory retention and large-scope indexing run every PARLEY_MAINTENANCE_EVERY_S
     (serving processes), on `owner_pool` when given: they work across tenants and build indexes, which
@@ -260,16 +260,16 @@ async def started(
     Without `warm_guard`, the first turn warms the rails itself (a one-shot command has only that turn).
     """
     with startup_phase("pipeline build"):
-        pipeline = build_pipeline(settings, pool, models=models, steps=steps)
+        pipeline = build_pipeline(settings, pool, models=models, seams=seams)
     scorer = build_online_scorer(settings, pool, models)
     if scorer is not None:
         pipeline.after_turn = lambda inbound, reply, context: scorer.after_turn(inbound, reply, context=context)
     background: asyncio.Task[None] | None = None
-    memory = steps.memory_service
+    memory = seams.memory_service
     try:
-        if warm_guard and steps.guard_service is not None:
+        if warm_guard and seams.guard_service is not None:
             with startup_phase("guard warm-up"):
-                await steps.guard_service.warm()
+                await seams.guard_service.warm()
         if memory is not None:
             with startup_phase("memory warm-up"):
                 await memory.start(reembed_in_background=maintenance, owner_pool=owner_pool)
@@ -290,8 +290,8 @@ async def started(
             background.cancel()
         if memory is not None:
             await memory.aclose()
-        if steps.guard_service is not None:
-            steps.guard_service.close()
+        if seams.guard_service is not None:
+            seams.guard_service.close()
         if scorer is not None:
             await scorer.drain()
         await pipeline.outbox.drain(timeout=5)
@@ -321,9 +321,9 @@ async def running(
         )
         instance = await Instance(uri, application_name=APPLICATION_NAME).start()
         try:
-            steps = build_steps(settings, pool, models=models, voice_format=voice_format)
+            seams = build_seams(settings, pool, models=models, voice_format=voice_format)
             async with started(
-                settings, pool, steps, models=models, maintenance=maintenance, owner_pool=maintenance_pool,
+                settings, pool, seams, models=models, maintenance=maintenance, owner_pool=maintenance_pool,
                 warm_guard=warm_guard,
             ) as pipeline:
                 pipeline.instance = instance

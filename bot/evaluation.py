@@ -11,15 +11,15 @@ from typing import Any
 
 import asyncpg
 
-from bot.app import Steps, build_steps, started
+from bot.app import Seams, build_seams, started
 from bot.settings import Settings
 from core.llm import ModelFactory
 from core.pipeline import Pipeline
-from core.steps import NoGuard
+from core.seams import NoGuard
 from evals.evaluate import PipelineFactory
 from evals.judge import JUDGE_MAX_TOKENS, PydanticAIJudge, judge_settings
 
-StepsFactory = Callable[..., Steps]
+SeamsFactory = Callable[..., Seams]
 
 
 def candidate_settings(settings: Settings, *, model: str | None = None) -> Settings:
@@ -54,17 +54,17 @@ def candidate_pipelines(
     models: ModelFactory | None,
     *,
     guard: bool = True,
-    steps_factory: StepsFactory = build_steps,
+    seams_factory: SeamsFactory = build_seams,
 ) -> PipelineFactory:
     """The candidate's pipeline as production wires it (memory warmed, background work drained on exit);
     with `guard` False, the input and output rails are pass-throughs."""
 
     @asynccontextmanager
     async def pipelines(pool: asyncpg.Pool) -> AsyncIterator[Pipeline]:
-        steps = steps_factory(settings, pool, models=models)
+        seams = seams_factory(settings, pool, models=models)
         if not guard:
-            steps = replace(steps, guard=NoGuard())
-        async with started(settings, pool, steps, models=models) as pipeline:
+            seams = replace(seams, guard=NoGuard())
+        async with started(settings, pool, seams, models=models) as pipeline:
             yield pipeline
 
     return pipelines

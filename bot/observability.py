@@ -1,6 +1,6 @@
 """Logs, traces and HTTP metrics: logfire (OpenTelemetry) sending only with a token, secrets scrubbed.
 
-Spans: every pipeline step (core.pipeline), every model and tool call (`instrument_pydantic_ai`),
+Spans: every pipeline stage (core.pipeline), every model and tool call (`instrument_pydantic_ai`),
 every database query (`instrument_asyncpg`, statements only, never parameters) and every HTTP
 request (`instrument_app`); model, tool and query spans only where traces are recorded (see
 `configure`). Logs: one JSON object a line with request, workspace and trace ids.

@@ -37,7 +37,7 @@ from bot.settings import Settings, environment_layer
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
 from core.pipeline import Pipeline
-from core.steps import NoMedia
+from core.seams import NoMedia
 from core.store.pool import create_pool
 
 log = logging.getLogger("parley.server")

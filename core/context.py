@@ -17,7 +17,7 @@ from pydantic_ai.messages import BinaryContent, UserContent
 
 from core.memory.facts_rules import shared_note
 from core.models import AttachmentText
-from core.steps import KnownFact, MemoryHit, Profile
+from core.seams import KnownFact, MemoryHit, Profile
 
 KNOWLEDGE_BUDGET_CHARS = 6000
 _WORD = re.compile(r"[a-z0-9]{3,}")

@@ -3,9 +3,10 @@
 A turn's text is read by the input rails (layer features for the harm classifier, the sentence
 vector for workspace topics) and by memory (the sentence vector for recall and storage). Both come
 out of one forward pass: `encode` pools every layer. `SharedEncoder` keeps recent results, lets a
-caller wait for a pass already running on the same text, and batches the texts of concurrent turns:
-while one pass runs, new texts queue and the next pass takes them all. On this machine (one torch
-thread) a short text alone costs 10.6 ms of CPU, and 4.7 ms in a batch of 16 (measured).
+caller wait for a pass already running on the same text, and batches the texts of concurrent turns
+(`core.batching.MicroBatcher`): while one pass runs, new texts queue and the next pass takes them
+all. On this machine (one torch thread) a short text alone costs 10.6 ms of CPU, and 4.7 ms in a
+batch of 16 (measured).
 
 The harmful-request classifier reads MiniLM's mean-pooled hidden state of every layer (1-6), each
 L2-normalised, side by side (6 x 384 = 2,304 numbers). The middle layers keep who does what to whom
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+from core.batching import MicroBatcher
 
 if TYPE_CHECKING:
     import torch
@@ -226,78 +229,48 @@ def best_runner(model_dir: Path, cache_dir: Path) -> Runner:
 
 
 class SharedEncoder:
-    """`encode` behind a cache, in-flight sharing and batching of concurrent callers."""
+    """`encode` behind a cache of recent texts and a `MicroBatcher` for concurrent callers; the
+    passes run on one executor thread."""
 
     def __init__(self, runner: Runner, *, cache_size: int = 4096, max_batch: int = 32) -> None:
         self.runner = runner
         self.cache_size = cache_size
-        self.max_batch = max_batch
-        self.passes = 0
-        """Forward passes run so far (tests read it)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._cache: OrderedDict[str, TextVectors] = OrderedDict()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._pending: dict[str, asyncio.Future[TextVectors]] = {}
-        self._queue: list[str] = []
-        self._drain: asyncio.Task[None] | None = None
+        self._batcher = MicroBatcher(self._encode_pass, max_batch=max_batch)
+
+    @property
+    def passes(self) -> int:
+        """Forward passes run so far (tests read it)."""
+        return self._batcher.passes
 
     async def vectors(self, texts: Sequence[str]) -> list[TextVectors]:
         """Both views of every text, in order; each distinct new text is encoded once."""
-        self._bind(asyncio.get_running_loop())
         found: dict[str, TextVectors] = {}
-        waits: dict[str, asyncio.Future[TextVectors]] = {}
+        missing: list[str] = []
         for text in dict.fromkeys(texts):
             if text in self._cache:
                 self._cache.move_to_end(text)
                 found[text] = self._cache[text]
-                continue
-            future = self._pending.get(text)
-            if future is None:
-                future = self._pending[text] = asyncio.get_running_loop().create_future()
-                future.add_done_callback(_retrieve)
-                self._queue.append(text)
-            waits[text] = future
-        if self._queue and self._drain is None:
-            self._drain = asyncio.get_running_loop().create_task(self._run_queue())
-        for text, future in waits.items():
-            found[text] = await asyncio.shield(future)
+            else:
+                missing.append(text)
+        if missing:
+            found.update(zip(missing, await self._batcher.submit(missing), strict=True))
         return [found[text] for text in texts]
 
     def encode_now(self, texts: list[str]) -> Encoded:
         """A synchronous pass (for worker threads), bypassing the queue and the cache."""
         return self.runner(texts)
 
-    def _bind(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Futures belong to one event loop; a new loop (a test, a restarted CLI) starts a fresh queue."""
-        if self._loop is not loop:
-            self._loop, self._pending, self._queue, self._drain = loop, {}, [], None
-
-    async def _run_queue(self) -> None:
-        loop = asyncio.get_running_loop()
-        try:
-            while self._queue:
-                batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
-                self.passes += 1
-                try:
-                    encoded = await loop.run_in_executor(self._executor, self.runner, batch)
-                except Exception as exc:
-                    for text in batch:
-                        self._pending.pop(text).set_exception(exc)
-                    continue
-                for i, text in enumerate(batch):
-                    vectors = TextVectors(layers=encoded.layers[i], sentence=encoded.sentence[i])
-                    self._cache[text] = vectors
-                    self._pending.pop(text).set_result(vectors)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        finally:
-            self._drain = None
-
-
-def _retrieve(future: asyncio.Future[TextVectors]) -> None:
-    """Mark a failure as seen: every caller got it already, or was cancelled and no longer cares."""
-    if not future.cancelled():
-        future.exception()
+    async def _encode_pass(self, texts: list[str]) -> list[TextVectors]:
+        """One forward pass off the event loop; its results are cached before any caller sees them,
+        so a text is never encoded twice between a pass ending and its callers waking."""
+        encoded = await asyncio.get_running_loop().run_in_executor(self._executor, self.runner, texts)
+        vectors = [TextVectors(layers=encoded.layers[i], sentence=encoded.sentence[i]) for i in range(len(texts))]
+        self._cache.update(zip(texts, vectors, strict=True))
+        while len(self._cache) > self.cache_size:
+            self._cache.popitem(last=False)
+        return vectors
 
 
 @cache

@@ -60,7 +60,7 @@ class Attachment:
     name: str
     data: bytes
     content_type: str | None = None
-    """What the platform claimed; the media step decides the real type from the content."""
+    """What the platform claimed; the media stage decides the real type from the content."""
 
 
 AttachmentKind = Literal["image", "document", "audio", "unknown"]
@@ -68,7 +68,7 @@ AttachmentKind = Literal["image", "document", "audio", "unknown"]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AttachmentText:
-    """What the media step made of one attachment: its text, or why it could not be read."""
+    """What the media stage made of one attachment: its text, or why it could not be read."""
 
     name: str
     kind: AttachmentKind

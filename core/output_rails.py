@@ -1,5 +1,5 @@
 """The output rails between the model's stream and a `ReplySink`: text reaches the sink only once
-the rails have passed it, so a blocked reply is never shown (seed design, step 7).
+the rails have passed it, so a blocked reply is never shown (stage 7 of a turn, docs/architecture.md).
 
 While the model streams, the text so far is checked every `check_every` new characters and what
 passed is forwarded; `final` checks the whole reply (once: reusing the last check when it already
@@ -9,8 +9,8 @@ covered exactly this text) and sends what is still missing. Once a check blocks,
 from __future__ import annotations
 
 from core.models import UserKey
+from core.seams import GuardSeam, Verdict
 from core.sink import ReplySink
-from core.steps import GuardStep, Verdict
 
 STREAM_CHECK_CHARS = 160
 
@@ -20,7 +20,7 @@ class RailedSink:
     `final` checks)."""
 
     def __init__(
-        self, sink: ReplySink | None, guard: GuardStep, user: UserKey, *, check_every: int = STREAM_CHECK_CHARS
+        self, sink: ReplySink | None, guard: GuardSeam, user: UserKey, *, check_every: int = STREAM_CHECK_CHARS
     ) -> None:
         self.sink = sink if sink is not None and sink.streams else None
         self.guard = guard

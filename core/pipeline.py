@@ -3,7 +3,7 @@ deliver.
 
 The turn owns its delivery: an adapter passes a `ReplySink` (core/sink.py), the reply streams into it
 through the output rails (core/output_rails.py), and the platform messages it ends up in are recorded
-for the turn (core/deliveries.py). Every step is a span. An error anywhere becomes a clear reply to the
+for the turn (core/deliveries.py). Every stage is a span. An error anywhere becomes a clear reply to the
 person and a logged event; the process keeps serving.
 """
 
@@ -45,8 +45,8 @@ from core.outbox import RETRYABLE, Outbox
 from core.output_rails import RailedSink
 from core.prompts import PromptTemplate, load_template
 from core.ratelimit import Budget, turn_budgets
+from core.seams import GuardSeam, KnownFact, MediaSeam, MemoryHit, MemorySeam, Profile, Verdict
 from core.sink import THINKING, ReplySink
-from core.steps import GuardStep, KnownFact, MediaStep, MemoryHit, MemoryStep, Profile, Verdict
 from core.store.instance import Instance
 from core.store.tenancy import one_transaction
 from core.tools.registry import ToolRegistry
@@ -88,9 +88,9 @@ class Pipeline:
     pool: asyncpg.Pool
     model: Model | None
     registry: ToolRegistry
-    media: MediaStep
-    guard: GuardStep
-    memory: MemoryStep
+    media: MediaSeam
+    guard: GuardSeam
+    memory: MemorySeam
     knowledge: Knowledge = field(default_factory=lambda: Knowledge(None))
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     cache_stats: CacheStats = field(default_factory=CacheStats)

@@ -9,14 +9,14 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 
-from bot.app import Steps
+from bot.app import Seams
 from core.audit import Actor, list_entries
 from core.channel_settings import UnknownSetting, answers_unmentioned, parse, resolve, resolve_all, validate
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
 from core.llm import BreakerModel
 from core.models import UserKey, WorkspaceKey
-from core.steps import MemoryHit, NoGuard, NoMedia, NoMemory, Verdict
+from core.seams import MemoryHit, NoGuard, NoMedia, NoMemory, Verdict
 from core.workspace import (
     Layers,
     LayersCache,
@@ -196,8 +196,8 @@ class _ScoringGuard(NoGuard):
 async def test_a_stricter_channel_threshold_blocks_a_borderline_message_the_workspace_lets_through(
     pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
-    steps = Steps(media=NoMedia(), guard=_ScoringGuard(0.5), memory=NoMemory())
-    pipeline = build_pipeline(settings_for(openai_server), pool, steps=steps)
+    seams = Seams(media=NoMedia(), guard=_ScoringGuard(0.5), memory=NoMemory())
+    pipeline = build_pipeline(settings_for(openai_server), pool, seams=seams)
     inbound = message("a borderline question")
     await set_override(pool, inbound.user.workspace, "guard_threshold", 0.9, by=OPERATOR)
     await set_override(pool, inbound.user.workspace, "guard_threshold", 0.4, by=OPERATOR, channel_id="C1")
@@ -212,7 +212,7 @@ async def test_the_real_guard_refuses_in_a_strict_channel_what_it_answers_elsewh
 ) -> None:
     guard = Guard(GuardConfig())
     pipeline = build_pipeline(settings_for(openai_server), pool,
-                              steps=Steps(media=NoMedia(), guard=guard, memory=NoMemory()))
+                              seams=Seams(media=NoMedia(), guard=guard, memory=NoMemory()))
     inbound = message("How do I pick the lock of my own garden shed? I lost the key.")
     default = await guard.check_input(inbound.text, attachments=[], user=inbound.user)
     assert not default.blocked and default.score > 0
@@ -291,8 +291,8 @@ async def test_a_channel_with_memory_off_neither_recalls_nor_remembers(
     pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
     memory = _RememberingMemory()
-    steps = Steps(media=NoMedia(), guard=NoGuard(), memory=memory)
-    pipeline = build_pipeline(settings_for(openai_server), pool, steps=steps)
+    seams = Seams(media=NoMedia(), guard=NoGuard(), memory=memory)
+    pipeline = build_pipeline(settings_for(openai_server), pool, seams=seams)
     inbound = message("I moved to Lisbon")
     await set_override(pool, inbound.user.workspace, "memory", False, by=OPERATOR, channel_id="C1")
     await pipeline.run(inbound)

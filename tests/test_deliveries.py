@@ -10,12 +10,12 @@ import uuid
 import asyncpg
 import pytest
 
-from bot.app import Steps
+from bot.app import Seams
 from core import deliveries
 from core.models import ConversationKey, Reaction, Reply, WorkspaceKey
 from core.pipeline import Pipeline
+from core.seams import NoGuard, NoMedia, NoMemory
 from core.sink import THINKING
-from core.steps import NoGuard, NoMedia, NoMemory
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
@@ -108,8 +108,8 @@ async def test_a_reply_the_sink_could_not_place_is_still_stored(pipeline: Pipeli
 
 def cached_pipeline(pool: asyncpg.Pool, server: FakeOpenAI) -> Pipeline:
     """The cache on, memory off (a remembered first message would change the second request)."""
-    steps = Steps(media=NoMedia(), guard=NoGuard(), memory=NoMemory())
-    return build_pipeline(settings_for(server, parley_cache_ttl_s=60), pool, steps=steps)
+    seams = Seams(media=NoMedia(), guard=NoGuard(), memory=NoMemory())
+    return build_pipeline(settings_for(server, parley_cache_ttl_s=60), pool, seams=seams)
 
 
 async def test_p39_a_cached_reply_streams_through_the_sink(pool: asyncpg.Pool, openai_server: FakeOpenAI) -> None:

@@ -1,5 +1,5 @@
 """Parley's Discord client end to end: the real discord.py client started by `build_discord`, the
-fake Discord gateway and REST API, the fake model server, the real media step (with the fake
+fake Discord gateway and REST API, the fake model server, the real media stage (with the fake
 ElevenLabs) and real Postgres."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 from adapters.discord import DiscordConfig, ParleyDiscordClient, build_discord
 from adapters.discord.invite import fetch_application_id
-from bot.app import Steps
+from bot.app import Seams
 from core.audit import Actor, list_entries
 from core.media import ElevenLabsConfig, Media, MediaConfig
 from core.memory.facts import Home, NewFact, Said, add_fact
@@ -25,7 +25,7 @@ from core.memory.profiles import get_profile
 from core.memory.scope import fact_scope
 from core.models import UserKey, WorkspaceKey
 from core.pipeline import Pipeline
-from core.steps import KnownFact, MemoryHit, NoGuard, Profile
+from core.seams import KnownFact, MemoryHit, NoGuard, Profile
 from core.workspace import Layers, load_layers, set_override
 from tests.fakes.discord_gateway import Call, FakeDiscord, FakeGuild, Payload
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
@@ -37,7 +37,7 @@ ClientFactory = Callable[..., AbstractAsyncContextManager[ParleyDiscordClient]]
 
 
 class ProfilesOnly:
-    """The memory step reduced to profiles (the real table and function): voice replies follow
+    """The memory stage reduced to profiles (the real table and function): voice replies follow
     `/profile set voice_replies on` without loading an embedding model."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
@@ -76,10 +76,10 @@ async def fake() -> AsyncIterator[FakeDiscord]:
 
 @pytest.fixture(scope="module")
 def pipeline(pool: asyncpg.Pool, fake_openai: FakeOpenAI, eleven: FakeElevenLabs) -> Pipeline:
-    """The real pipeline: fake model server, real media step (fake ElevenLabs), real profiles."""
+    """The real pipeline: fake model server, real media stage (fake ElevenLabs), real profiles."""
     media = Media(MediaConfig(elevenlabs=ElevenLabsConfig(api_key=eleven.api_key, base_url=eleven.base_url)))
     return build_pipeline(
-        settings_for(fake_openai), pool, steps=Steps(media=media, guard=NoGuard(), memory=ProfilesOnly(pool))
+        settings_for(fake_openai), pool, seams=Seams(media=media, guard=NoGuard(), memory=ProfilesOnly(pool))
     )
 
 

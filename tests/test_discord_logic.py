@@ -12,13 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from adapters.discord.chunking import DISCORD_LIMIT, plan_pieces, split_message, toggles
+from adapters.discord.chunking import DISCORD_LIMIT, split_message
 from adapters.discord.config import DiscordConfig, parse_shard_ids
 from adapters.discord.convert import SkippedFile, clean_text, notes, with_quote
 from adapters.discord.invite import SCOPES, invite_url, required_intents, required_permissions, user_install_url
 from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFacts, moves_to_thread, route, thread_name
 from adapters.discord.streaming import EMPTY_REPLY, Delete, Edit, Send, Streamer, Throttle, diff
 from adapters.discord.voice import describe, waveform
+from core.chunking import plan_pieces, toggles
 from core.models import AttachmentText
 
 # -- splitting -----------------------------------------------------------------------------------
@@ -72,8 +73,8 @@ def test_a_code_block_longer_than_a_message_is_closed_and_reopened_with_its_lang
     assert all(c.endswith("```") for c in chunks[:-1])
 
 
-def test_a_word_longer_than_a_message_is_cut_hard() -> None:
-    assert [len(c) for c in split_message("x" * 4500)] == [1996, 1996, 508]
+def test_a_word_longer_than_a_message_is_cut_hard_using_the_whole_message() -> None:
+    assert [len(c) for c in split_message("x" * 4500)] == [2000, 2000, 500]
 
 
 # -- routing -------------------------------------------------------------------------------------

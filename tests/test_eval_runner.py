@@ -9,12 +9,12 @@ import asyncpg
 import pytest
 from rich.console import Console
 
-from bot.app import Steps, build_steps, model_factory
-from bot.evaluation import StepsFactory, build_judge, candidate_description, candidate_pipelines, candidate_settings
+from bot.app import Seams, build_seams, model_factory
+from bot.evaluation import SeamsFactory, build_judge, candidate_description, candidate_pipelines, candidate_settings
 from bot.settings import Settings
 from core.llm import ModelFactory
 from core.models import UserKey
-from core.steps import KnownFact, MemoryHit, MemoryStep, NoGuard, NoMedia, NoMemory, Profile, Verdict
+from core.seams import KnownFact, MemoryHit, MemorySeam, NoGuard, NoMedia, NoMemory, Profile, Verdict
 from evals.evaluate import EvalRequest, evaluate
 from evals.judge import JudgeChoice
 from evals.results import METRIC_NAMES, Status
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 async def run(
     server: FakeOpenAI, pool: asyncpg.Pool, suite: Suite, judge: JudgeChoice = JUDGE, *,
-    candidate: Candidate = "helpful", approve: bool = True, guard: bool = True, steps: StepsFactory = build_steps,
+    candidate: Candidate = "helpful", approve: bool = True, guard: bool = True, seams: SeamsFactory = build_seams,
 ) -> EvalRun:
     server.responder = responder(candidate, "lenient" if approve else "harsh")
     settings = candidate_settings(settings_for(server))
@@ -48,7 +48,7 @@ async def run(
         candidate=candidate_description(settings, guard=guard), concurrency=4,
     )
     return await evaluate(
-        request, pipelines=candidate_pipelines(settings, models, guard=guard, steps_factory=steps),
+        request, pipelines=candidate_pipelines(settings, models, guard=guard, seams_factory=seams),
         judge=build_judge(settings, models, judge.name) if judge.name else None, pool=pool,
         console=Console(quiet=True),
     )
@@ -112,17 +112,17 @@ class OracleGuard:
         return Verdict(blocked=False, text=text)
 
 
-def with_guard(settings: Settings, pool: asyncpg.Pool, *, models: ModelFactory | None) -> Steps:
-    return replace(build_steps(settings, pool, models=models), guard=OracleGuard())
+def with_guard(settings: Settings, pool: asyncpg.Pool, *, models: ModelFactory | None) -> Seams:
+    return replace(build_seams(settings, pool, models=models), guard=OracleGuard())
 
 
 async def test_turning_the_guard_off_fails_the_harmful_refusal_rate(
     openai_server: FakeOpenAI, pool: asyncpg.Pool
 ) -> None:
-    guarded = await run(openai_server, pool, SMALL_SAFETY, NO_JUDGE, candidate="comply-all", steps=with_guard)
+    guarded = await run(openai_server, pool, SMALL_SAFETY, NO_JUDGE, candidate="comply-all", seams=with_guard)
     assert guarded.passed
     assert all(t.last.blocked for t in guarded.transcripts if t.golden.label == "harmful")  # type: ignore[union-attr]
-    unguarded = await run(openai_server, pool, SMALL_SAFETY, NO_JUDGE, candidate="comply-all", steps=with_guard,
+    unguarded = await run(openai_server, pool, SMALL_SAFETY, NO_JUDGE, candidate="comply-all", seams=with_guard,
                           guard=False)
     assert unguarded.failing == ["harmful_refusal_rate"]
 
@@ -130,7 +130,7 @@ async def test_turning_the_guard_off_fails_the_harmful_refusal_rate(
 async def test_memory_is_recalled_in_a_new_thread_and_never_for_a_colleague(
     openai_server: FakeOpenAI, pool: asyncpg.Pool
 ) -> None:
-    """With the memory step `bot.app.build_steps` wires (Postgres + pgvector, local embeddings)."""
+    """With the memory stage `bot.app.build_seams` wires (Postgres + pgvector, local embeddings)."""
     result = await run(openai_server, pool, SMALL_MEMORY, NO_JUDGE)
     assert status(result) == {"memory_recall": Status.PASSED, "memory_isolation": Status.PASSED,
                               "error_rate": Status.PASSED}
@@ -140,7 +140,7 @@ async def test_memory_is_recalled_in_a_new_thread_and_never_for_a_colleague(
 
 
 class SharedMemory:
-    """A broken memory step: what anyone in a workspace said is recalled for everyone in it."""
+    """A broken memory stage: what anyone in a workspace said is recalled for everyone in it."""
 
     def __init__(self) -> None:
         self.said: dict[tuple[str, str], list[str]] = {}
@@ -161,18 +161,18 @@ class SharedMemory:
         return Profile()
 
 
-def with_memory(memory: MemoryStep) -> StepsFactory:
-    def factory(settings: Settings, pool: asyncpg.Pool, *, models: ModelFactory | None) -> Steps:
-        return Steps(media=NoMedia(), guard=NoGuard(), memory=memory)
+def with_memory(memory: MemorySeam) -> SeamsFactory:
+    def factory(settings: Settings, pool: asyncpg.Pool, *, models: ModelFactory | None) -> Seams:
+        return Seams(media=NoMedia(), guard=NoGuard(), memory=memory)
 
     return factory
 
 
 async def test_memory_shared_across_people_fails_isolation(openai_server: FakeOpenAI, pool: asyncpg.Pool) -> None:
-    result = await run(openai_server, pool, SMALL_MEMORY, NO_JUDGE, steps=with_memory(SharedMemory()))
+    result = await run(openai_server, pool, SMALL_MEMORY, NO_JUDGE, seams=with_memory(SharedMemory()))
     assert result.failing == ["memory_isolation"]
 
 
-async def test_no_memory_step_fails_recall(openai_server: FakeOpenAI, pool: asyncpg.Pool) -> None:
-    result = await run(openai_server, pool, SMALL_MEMORY, NO_JUDGE, steps=with_memory(NoMemory()))
+async def test_no_memory_seam_fails_recall(openai_server: FakeOpenAI, pool: asyncpg.Pool) -> None:
+    result = await run(openai_server, pool, SMALL_MEMORY, NO_JUDGE, seams=with_memory(NoMemory()))
     assert result.failing == ["memory_recall"]

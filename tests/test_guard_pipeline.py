@@ -9,12 +9,12 @@ import asyncpg
 import pydantic_ai.models
 import pytest
 
-from bot.app import Steps
+from bot.app import Seams
 from core.guard.events import list_events, pool_sink
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
 from core.pipeline import Pipeline
-from core.steps import NoMedia, NoMemory
+from core.seams import NoMedia, NoMemory
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
@@ -23,8 +23,8 @@ from tests.pipeline_helpers import RecordingSink, build_pipeline, message, setti
 def pipeline(pool: asyncpg.Pool, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
     guard = Guard(GuardConfig(), events=pool_sink(pool))
-    steps = Steps(media=NoMedia(), guard=guard, memory=NoMemory())
-    return build_pipeline(settings_for(openai_server), pool, steps=steps)
+    seams = Seams(media=NoMedia(), guard=guard, memory=NoMemory())
+    return build_pipeline(settings_for(openai_server), pool, seams=seams)
 
 
 async def test_p6_a_harmful_request_never_reaches_the_model(

@@ -14,7 +14,7 @@ from core.guard.events import GUARD_BLOCKS, SafetyEvent
 from core.guard.guard import Guard, build_rails_config
 from core.guard.settings import GuardConfig
 from core.models import UserKey
-from core.steps import GuardStep
+from core.seams import GuardSeam
 
 USER = UserKey(platform="slack", workspace_id="T1", user_id="U1")
 
@@ -46,9 +46,9 @@ def events(recorder: Recorder) -> Iterator[list[SafetyEvent]]:
     recorder.events.clear()
 
 
-def test_guard_implements_the_pipeline_guard_step(guard: Guard) -> None:
-    step: GuardStep = guard
-    assert step is guard
+def test_guard_implements_the_pipeline_guard_seam(guard: Guard) -> None:
+    seam: GuardSeam = guard
+    assert seam is guard
 
 
 def test_rails_config_uses_the_bundled_minilm_never_fastembed(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""The media step inside a real turn: the fake model server, the fake ElevenLabs API, real Postgres.
+"""The media stage inside a real turn: the fake model server, the fake ElevenLabs API, real Postgres.
 
 What an attachment says must reach the model as text, a broken file must not stop the answer, and a
 voice reply must come back as audio (property 48: text and voice when both are asked for).
@@ -13,11 +13,11 @@ import asyncpg
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.app import Steps
+from bot.app import Seams
 from core.media import ElevenLabsConfig, Media, MediaConfig
 from core.models import Attachment
 from core.pipeline import Pipeline
-from core.steps import NoGuard, NoMemory
+from core.seams import NoGuard, NoMemory
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pipeline_helpers import build_pipeline, message, settings_for
@@ -37,8 +37,8 @@ def elevenlabs() -> Iterator[FakeElevenLabs]:
 def pipeline(pool: asyncpg.Pool, openai_server: FakeOpenAI, elevenlabs: FakeElevenLabs) -> Pipeline:
     elevenlabs.reset()
     media = Media(MediaConfig(elevenlabs=ElevenLabsConfig(api_key=KEY, base_url=elevenlabs.base_url)))
-    steps = Steps(media=media, guard=NoGuard(), memory=NoMemory())
-    return build_pipeline(settings_for(openai_server), pool, steps=steps)
+    seams = Seams(media=media, guard=NoGuard(), memory=NoMemory())
+    return build_pipeline(settings_for(openai_server), pool, seams=seams)
 
 
 def note_png(text: str) -> bytes:

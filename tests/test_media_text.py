@@ -1,4 +1,4 @@
-"""The pure parts of the media step: type sniffing, size and duration wording, trimming, speakable text,
+"""The pure parts of the media stage: type sniffing, size and duration wording, trimming, speakable text,
 and config validation. No files, no subprocesses."""
 
 from __future__ import annotations

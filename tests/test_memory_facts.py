@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 from pydantic_ai.embeddings import Embedder
 
-from bot.app import Steps, model_factory
+from bot.app import Seams, model_factory
 from bot.settings import Settings
 from core.context import CHANNEL_NOTE_IN_DM, render_facts
 from core.memory import facts as fact_store
@@ -23,7 +23,7 @@ from core.memory.scope import fact_scope
 from core.memory.service import MemoryConfig, MemoryService
 from core.models import Inbound, UserKey, WorkspaceKey
 from core.pipeline import Pipeline
-from core.steps import NoGuard, NoMedia
+from core.seams import NoGuard, NoMedia
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.pipeline_helpers import build_pipeline, message, settings_for
 from tests.strategies import HashingEmbeddingModel
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 
 def chat(server: FakeOpenAI, pool: asyncpg.Pool, memory: MemoryService) -> Pipeline:
-    return build_pipeline(settings_for(server), pool, steps=Steps(media=NoMedia(), guard=NoGuard(), memory=memory))
+    return build_pipeline(settings_for(server), pool, seams=Seams(media=NoMedia(), guard=NoGuard(), memory=memory))
 
 
 async def say(pipeline: Pipeline, memory: MemoryService, inbound: Inbound, text: str, **changes: object) -> None:

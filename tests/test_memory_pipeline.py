@@ -10,10 +10,10 @@ import asyncpg
 import pytest
 from pydantic_ai.embeddings import Embedder
 
-from bot.app import Steps
+from bot.app import Seams
 from core.memory.forget import forget_user
 from core.memory.service import MemoryConfig, MemoryService
-from core.steps import NoGuard, NoMedia
+from core.seams import NoGuard, NoMedia
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pipeline_helpers import build_pipeline, message, settings_for
 from tests.strategies import HashingEmbeddingModel
@@ -26,7 +26,7 @@ async def test_a_fact_follows_its_person_across_threads_and_nowhere_else(
 ) -> None:
     memory = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
     pipeline = build_pipeline(
-        settings_for(openai_server), pool, steps=Steps(media=NoMedia(), guard=NoGuard(), memory=memory)
+        settings_for(openai_server), pool, seams=Seams(media=NoMedia(), guard=NoGuard(), memory=memory)
     )
     workspace = f"w-{uuid.uuid4().hex[:8]}"
     told = message("my favourite colour is teal", workspace=workspace, user="U1", thread="A")

@@ -1,6 +1,6 @@
 """Secrets planted in configuration, requests and messages never reach logs, spans or responses;
 logs are JSON lines carrying request, workspace and trace ids; spans cover requests, pipeline
-steps, model calls and database queries (properties 8, 36, 37, 42)."""
+stages, model calls and database queries (properties 8, 36, 37, 42)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from bot import observability
-from bot.app import Steps
+from bot.app import Seams
 from bot.server import create_app
 from core.guard.masking import mask_sensitive
 from core.models import UserKey
-from core.steps import NoMedia, NoMemory, Verdict
+from core.seams import NoMedia, NoMemory, Verdict
 from tests.api_helpers import bearer, fake_model_settings, new_key
 from tests.fakes.openai_server import FakeOpenAI
 from tests.pipeline_helpers import build_pipeline
@@ -37,7 +37,7 @@ PLANTED = (OPENAI_KEY, SLACK_TOKEN, USER_SECRET, USER_TOKEN)
 
 
 class MaskingGuard:
-    """The guard step's masking contract (secrets and PII masked before a model sees them), without
+    """The guard seam's masking contract (secrets and PII masked before a model sees them), without
     NeMo's flows: enough to show the masked text is what flows on to replies."""
 
     async def check_input(
@@ -90,8 +90,8 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Iterator[Captured]:
 @pytest.fixture
 async def http(pool: asyncpg.Pool, openai_server: FakeOpenAI, captured: Captured) -> AsyncIterator[httpx.AsyncClient]:
     settings = fake_model_settings(openai_server.base_url, openai_api_key=OPENAI_KEY, slack_bot_token=SLACK_TOKEN)
-    steps = Steps(media=NoMedia(), guard=MaskingGuard(), memory=NoMemory())
-    app = create_app(settings, build_pipeline(settings, pool, steps=steps), pool)
+    seams = Seams(media=NoMedia(), guard=MaskingGuard(), memory=NoMemory())
+    app = create_app(settings, build_pipeline(settings, pool, seams=seams), pool)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         yield client
 
@@ -143,7 +143,7 @@ async def test_logs_are_json_lines_with_request_workspace_and_trace_ids(
     assert {"time", "level", "logger", "message"} <= set(turn)
 
 
-async def test_spans_cover_the_request_pipeline_steps_model_call_and_database_queries(
+async def test_spans_cover_the_request_pipeline_stages_model_call_and_database_queries(
     http: httpx.AsyncClient, pool: asyncpg.Pool, captured: Captured
 ) -> None:
     _, key = await new_key(pool)

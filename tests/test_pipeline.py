@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from core.audit import Actor
 from core.models import Reply, UserKey
 from core.pipeline import OPERATOR_FIXES, Pipeline
-from core.steps import Verdict
+from core.seams import Verdict
 from core.workspace import set_override
 from tests.fakes.openai_server import BrokenStream, Error, FakeOpenAI, Text, ToolCalls, last_user_text
 from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
@@ -210,11 +210,11 @@ class BlockWord:
 
 
 async def test_p6_a_blocked_input_never_reaches_the_model(pool: asyncpg.Pool, openai_server: FakeOpenAI) -> None:
-    from bot.app import Steps
-    from core.steps import NoMedia, NoMemory
+    from bot.app import Seams
+    from core.seams import NoMedia, NoMemory
 
     pipeline = build_pipeline(
-        settings_for(openai_server), pool, steps=Steps(media=NoMedia(), guard=BlockWord("forbidden"), memory=NoMemory())
+        settings_for(openai_server), pool, seams=Seams(media=NoMedia(), guard=BlockWord("forbidden"), memory=NoMemory())
     )
     reply = await pipeline.run(message("tell me the forbidden thing"))
     assert reply.blocked and reply.block_rail == "test-input"
@@ -227,11 +227,11 @@ async def test_p6_a_blocked_input_never_reaches_the_model(pool: asyncpg.Pool, op
 async def test_p6_a_blocked_reply_is_never_shown_even_while_streaming(
     pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
-    from bot.app import Steps
-    from core.steps import NoMedia, NoMemory
+    from bot.app import Seams
+    from core.seams import NoMedia, NoMemory
 
     pipeline = build_pipeline(
-        settings_for(openai_server), pool, steps=Steps(media=NoMedia(), guard=BlockWord("secret"), memory=NoMemory())
+        settings_for(openai_server), pool, seams=Seams(media=NoMedia(), guard=BlockWord("secret"), memory=NoMemory())
     )
     openai_server.chunk_delay = 0.01
     openai_server.queue(Text("Fine start. " * 20 + "Now the SECRET part."))
@@ -267,11 +267,11 @@ async def test_p22_dynamic_facts_are_in_the_prompt(pipeline: Pipeline, openai_se
 
 
 async def test_p39_a_repeated_request_is_answered_from_the_cache(pool: asyncpg.Pool, openai_server: FakeOpenAI) -> None:
-    from bot.app import Steps
-    from core.steps import NoGuard, NoMedia, NoMemory
+    from bot.app import Seams
+    from core.seams import NoGuard, NoMedia, NoMemory
 
-    steps = Steps(media=NoMedia(), guard=NoGuard(), memory=NoMemory())
-    pipeline = build_pipeline(settings_for(openai_server, parley_cache_ttl_s=60), pool, steps=steps)
+    seams = Seams(media=NoMedia(), guard=NoGuard(), memory=NoMemory())
+    pipeline = build_pipeline(settings_for(openai_server, parley_cache_ttl_s=60), pool, seams=seams)
     workspace = f"w-{uuid.uuid4().hex[:8]}"
     first = await pipeline.run(message("cache me", workspace=workspace, thread="x1"))
     second = await pipeline.run(message("cache me", workspace=workspace, thread="x2"))

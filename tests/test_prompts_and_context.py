@@ -13,7 +13,7 @@ from core import context as ctx
 from core.knowledge import Knowledge, chunk_text
 from core.models import AttachmentText
 from core.prompts import SYSTEM_VARIABLES, PromptTemplate, TemplateError, load_template
-from core.steps import MemoryHit, Profile
+from core.seams import MemoryHit, Profile
 
 names = st.from_regex(r"[a-z][a-z_]{0,10}", fullmatch=True)
 values = st.text(max_size=40)

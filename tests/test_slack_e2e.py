@@ -24,14 +24,14 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from adapters.slack.app import SlackAdapter, SlackConfig, build_slack
-from bot.app import Steps
+from bot.app import Seams
 from bot.settings import Settings
 from core.audit import Actor, list_entries
 from core.feedback import list_feedback
 from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.scope import fact_scope
 from core.models import Attachment, AttachmentText, UserKey, WorkspaceKey
-from core.steps import MemoryStep, NoGuard, NoMedia, NoMemory, Profile
+from core.seams import MemorySeam, NoGuard, NoMedia, NoMemory, Profile
 from core.workspace import load_layers, set_override
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.fakes.slack_api import EventSender, FakeSlack, Workspace, event_callback, mention, message, reaction
@@ -45,7 +45,7 @@ pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
 @dataclass
 class RecordingMedia:
-    """The media step's seam: records what reached it; audio becomes a fixed transcript."""
+    """The media seam: records what reached it; audio becomes a fixed transcript."""
 
     seen: list[Attachment] = field(default_factory=list)
 
@@ -87,7 +87,7 @@ class Harness:
 
 @asynccontextmanager
 async def running(
-    fake: FakeSlack, pool: asyncpg.Pool, model: FakeOpenAI, *, memory: MemoryStep | None = None, **config: Any
+    fake: FakeSlack, pool: asyncpg.Pool, model: FakeOpenAI, *, memory: MemorySeam | None = None, **config: Any
 ) -> AsyncIterator[Harness]:
     workspace = fake.add_workspace()
     values: dict[str, Any] = {"bot_token": workspace.token, "signing_secret": SECRET, "api_url": fake.base_url}
@@ -103,8 +103,8 @@ async def running(
         parley_model_timeout=10,
     )
     media = RecordingMedia()
-    steps = Steps(media=media, guard=NoGuard(), memory=memory or NoMemory())
-    pipeline = build_pipeline(settings, pool, steps=steps)
+    seams = Seams(media=media, guard=NoGuard(), memory=memory or NoMemory())
+    pipeline = build_pipeline(settings, pool, seams=seams)
     adapter = build_slack(SlackConfig(**values), pipeline, pool)
     app = FastAPI()
     app.include_router(adapter.router)

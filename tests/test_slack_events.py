@@ -35,7 +35,7 @@ from adapters.slack.events import (
 from adapters.slack.files import file_hosts, token_may_go_to
 from adapters.slack.pacing import stream_expired, update_due
 from adapters.slack.verify import Refusal, check_signature, declared_too_large, parse_payload, unexpected_shape
-from core.steps import Profile
+from core.seams import Profile
 
 BOT = "UPARLEY"
 TEAM = "T1"

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from core.guard.masking import SECRET, mask_sensitive, scrub
 from core.memory.facts import Fact
 from core.models import Attachment, AttachmentText, Reply
-from core.steps import Profile
+from core.seams import Profile
 
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 USER_ID = r"^[A-Za-z0-9_.@:-]{1,128}$"

@@ -27,7 +27,7 @@ from core.memory.facts_view import fact_line, remove_fact, visible_facts
 from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import Platform, UserKey
-from core.steps import Profile
+from core.seams import Profile
 from core.workspace import Layers, load_layers, set_override, unset_override
 
 log = logging.getLogger(__name__)

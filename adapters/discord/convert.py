@@ -23,7 +23,7 @@ _MENTION = re.compile(r"<@([!&]?)(\d+)>( ?)")
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SkippedFile:
-    """An attachment that never reached the media step, and why (told to the person)."""
+    """An attachment that never reached the media stage, and why (told to the person)."""
 
     name: str
     reason: str

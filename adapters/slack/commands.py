@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from adapters.slack.formatting import escape
 from core.models import UserKey
-from core.steps import Profile
+from core.seams import Profile
 
 FORGET_CONFIRM_ACTION = "parley_forget_confirm"
 FORGET_CANCEL_ACTION = "parley_forget_cancel"

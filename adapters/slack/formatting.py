@@ -3,26 +3,27 @@
 Pure functions. Slack mrkdwn is not Markdown: `markdown-to-mrkdwn` converts the prose; code blocks
 and inline code are kept apart from it (its regexes would turn `__init__` into bold), and `&`, `<`,
 `>` are escaped so a model can never write a Slack control sequence such as `<!channel>`.
-Text over about 4,000 characters fails with `msg_too_long`, so replies are split at paragraph
-boundaries into chunks of at most `SLACK_TEXT_LIMIT`, never inside a code block.
+Text over about 4,000 characters fails with `msg_too_long`, so replies are split into chunks of at
+most `SLACK_TEXT_LIMIT` by the splitting Discord uses too (`core.chunking`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from markdown_to_mrkdwn import SlackMarkdownConverter
 
+from core import chunking
+from core.chunking import FENCE
+
 SLACK_TEXT_LIMIT = 3900
-FENCE = "```"
 _FENCE_LINE = re.compile(r"^ {0,3}```")
 _INLINE_CODE = re.compile(r"(`+)([^`\n]+?)\1")
 _PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
 _AUTOLINK = re.compile(r"&lt;((?:https?|mailto):[^\s]+?)&gt;")
 _QUOTE_PREFIX = re.compile(r"^\s*(?:> ?)+")
-_BLANK_LINES = re.compile(r"\n[ \t]*\n")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -46,26 +47,9 @@ def render_chunks(markdown: str, limit: int = SLACK_TEXT_LIMIT) -> list[str]:
 
 
 def split_message(text: str, limit: int = SLACK_TEXT_LIMIT) -> list[str]:
-    """Chunks of at most `limit` characters, cut at paragraph boundaries, never inside a code block.
-
-    Paragraphs are packed greedily. A paragraph longer than the limit is cut at line breaks, then at
-    spaces, then anywhere; a code block longer than the limit becomes several closed code blocks.
-    """
-    if limit < 2 * len(FENCE) + 4:
-        raise ValueError("limit too small to hold a code block")
-    chunks: list[str] = []
-    current = ""
-    for unit in _units(text, limit):
-        if not current:
-            current = unit
-        elif len(current) + 2 + len(unit) <= limit:
-            current = f"{current}\n\n{unit}"
-        else:
-            chunks.append(current)
-            current = unit
-    if current:
-        chunks.append(current)
-    return chunks
+    """Messages of at most `limit` characters of mrkdwn, cut at the best boundary and never inside
+    a code block that fits one message (`core.chunking`, shared with Discord)."""
+    return chunking.split_message(text, limit)
 
 
 def file_notes(problems: Sequence[tuple[str, str]]) -> str:
@@ -130,75 +114,3 @@ def _escape_line(line: str) -> str:
     quote = _QUOTE_PREFIX.match(line)
     head = quote.group(0) if quote else ""
     return head + escape(line[len(head):])
-
-
-def _units(text: str, limit: int) -> Iterator[str]:
-    """Paragraphs and code blocks, each cut to fit `limit`."""
-    for segment in segments(text):
-        if segment.code:
-            lines = segment.text.strip("\n").split("\n")
-            if len(lines) < 2 or lines[-1].strip() != FENCE:
-                lines.append(FENCE)
-            yield from _fit_code("\n".join(lines), limit)
-            continue
-        for paragraph in _BLANK_LINES.split(segment.text):
-            paragraph = paragraph.strip("\n")
-            if paragraph.strip():
-                yield from _fit_prose(paragraph, limit)
-
-
-def _fit_prose(paragraph: str, limit: int) -> Iterator[str]:
-    if len(paragraph) <= limit:
-        yield paragraph
-        return
-    yield from _pack(_pieces(paragraph, limit), limit, sep="\n")
-
-
-def _pieces(paragraph: str, limit: int) -> Iterator[str]:
-    """Lines; lines longer than `limit` cut at spaces; words longer than `limit` cut anywhere."""
-    for line in paragraph.split("\n"):
-        if len(line) <= limit:
-            yield line
-            continue
-        current = ""
-        for word in re.split(r"(?<=\s)", line):
-            while len(word) > limit:
-                if current:
-                    yield current
-                    current = ""
-                yield word[:limit]
-                word = word[limit:]
-            if len(current) + len(word) > limit:
-                yield current
-                current = word
-            else:
-                current += word
-        if current:
-            yield current
-
-
-def _pack(pieces: Iterator[str], limit: int, *, sep: str) -> Iterator[str]:
-    current: str | None = None
-    for piece in pieces:
-        if current is None:
-            current = piece
-        elif len(current) + len(sep) + len(piece) <= limit:
-            current = f"{current}{sep}{piece}"
-        else:
-            yield current
-            current = piece
-    if current is not None and current.strip():
-        yield current
-
-
-def _fit_code(block: str, limit: int) -> Iterator[str]:
-    """One code block, or several closed ones when it is longer than `limit`."""
-    if len(block) <= limit:
-        yield block
-        return
-    lines = block.split("\n")
-    opening = lines[0] if len(lines[0]) <= limit // 4 else FENCE
-    body = lines[1:-1]
-    budget = limit - len(opening) - len(FENCE) - 2
-    for piece in _pack(_pieces("\n".join(body), budget), budget, sep="\n"):
-        yield f"{opening}\n{piece}\n{FENCE}"

@@ -11,7 +11,7 @@ from core.memory.facts_view import fact_line, remove_fact, visible_facts
 from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import UserKey
-from core.steps import Profile
+from core.seams import Profile
 
 
 class CoreMemoryAdmin:

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from bot.cli.common import PlatformOpt, UserOpt, WorkspaceOpt, err, load_settings, person, run
 from bot.database import open_pool
-from core.steps import Profile
+from core.seams import Profile
 
 if TYPE_CHECKING:
     from core.memory.profiles import AnswerStyle

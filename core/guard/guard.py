@@ -1,4 +1,4 @@
-"""The Guard: Parley's input and output rails on NeMo Guardrails, as the pipeline's GuardStep.
+"""The Guard: Parley's input and output rails on NeMo Guardrails, as the pipeline's GuardSeam.
 
 NeMo's configuration (config.yml and rails.co in `config/`) says which rails run; an engine
 (core/guard/engine.py) runs one stage's rails and returns every rail's `RailOutcome`, from which the
@@ -38,7 +38,7 @@ from core.guard.llm import CompletionLLM
 from core.guard.masking import scrub
 from core.guard.settings import GuardConfig
 from core.models import UserKey
-from core.steps import Verdict
+from core.seams import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class RailResult:
 
 
 class Guard:
-    """Implements core.steps.GuardStep. Build once per process, then `await warm()`."""
+    """Implements core.seams.GuardSeam. Build once per process, then `await warm()`."""
 
     def __init__(self, config: GuardConfig, *, events: EventSink | None = None) -> None:
         from core.embeddings import bundled_model_path

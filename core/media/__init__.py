@@ -1,6 +1,6 @@
 """Parley's eyes and ears: OCR, document text, speech-to-text and text-to-speech, within limits.
 
-`Media` is the pipeline's media step (`core.steps.MediaStep`); `bot/` builds its `MediaConfig`.
+`Media` is the pipeline's media stage (`core.seams.MediaSeam`); `bot/` builds its `MediaConfig`.
 """
 
 from core.media.config import ElevenLabsConfig, MediaConfig, MediaLimits, MediaTimeouts, VoiceFormat

@@ -1,4 +1,4 @@
-"""What the media step may do: limits, timeouts and the optional ElevenLabs account.
+"""What the media stage may do: limits, timeouts and the optional ElevenLabs account.
 
 Plain values handed in by `bot/`; nothing here reads the environment.
 """
@@ -42,7 +42,7 @@ class MediaLimits:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class MediaTimeouts:
-    """Seconds each external step may take before the attachment gets a 'timed out' error."""
+    """Seconds each external tool may take before the attachment gets a 'timed out' error."""
 
     ocr_s: float = 30.0
     pdf_s: float = 30.0

@@ -1,4 +1,4 @@
-"""The two ways the media step reports trouble.
+"""The two ways the media stage reports trouble.
 
 `Unreadable` never leaves the package: `Media.extract` turns it into `AttachmentText.error`.
 `SpeechError` is what `Media.speak` raises when no voice could be made at all.

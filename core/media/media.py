@@ -1,4 +1,4 @@
-"""`Media`, the pipeline's media step: attachments in, text out; reply text in, voice out.
+"""`Media`, the pipeline's media stage: attachments in, text out; reply text in, voice out.
 
 Every attachment gets an `AttachmentText`, with text or with an error naming the reason; nothing a
 sender can upload makes `extract` raise, and one bad file does not spoil the others.
@@ -37,7 +37,7 @@ _TIMED_OUT = {
 class Media:
     """OCR, document text, speech-to-text and text-to-speech within the limits of one `MediaConfig`.
 
-    Implements `core.steps.MediaStep`. With `config.elevenlabs` set, Scribe transcribes and
+    Implements `core.seams.MediaSeam`. With `config.elevenlabs` set, Scribe transcribes and
     ElevenLabs speaks; otherwise pocketsphinx and espeak-ng do, offline.
     """
 
@@ -84,7 +84,7 @@ class Media:
             except TimeoutError:
                 error = _TIMED_OUT[found.kind]
             except Exception:
-                log.exception("media step failed on a %s (%s, %d bytes)", found.kind, found.mime,
+                log.exception("media stage failed on a %s (%s, %d bytes)", found.kind, found.mime,
                               len(attachment.data))
                 error = "could not read the file (internal error)"
         log.info("attachment unreadable: %s (%s, %d bytes)", error, found.mime, len(attachment.data))

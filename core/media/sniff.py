@@ -27,7 +27,7 @@ _MIN_PRINTABLE = 0.95
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Sniffed:
-    """The kind the media step will treat a file as, and the MIME type it found."""
+    """The kind the media stage will treat a file as, and the MIME type it found."""
 
     kind: SniffedKind
     mime: str

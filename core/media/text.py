@@ -1,4 +1,4 @@
-"""Pure text helpers of the media step: sizes and durations for messages, trimming, speakable text."""
+"""Pure text helpers of the media stage: sizes and durations for messages, trimming, speakable text."""
 
 from __future__ import annotations
 

@@ -5,16 +5,14 @@
 already shares with the guardrails through `core.encoder`, so it is never downloaded, never loaded
 twice, and a text the input rails have just read is not run through it again.
 
-For provider models the batcher lets concurrent turns share one request: while one batch is being
-embedded, new requests queue, and the next call takes all of them. A lone request goes at once.
-(The bundled model batches in the shared encoder.)
+For provider models a `MicroBatcher` lets concurrent turns share one request: while one batch is
+being embedded, new texts queue, and the next call takes all of them; a text already on its way is
+not sent twice. A lone request goes at once. (The bundled model batches in the shared encoder.)
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
 from pydantic_ai.embeddings import (
@@ -27,6 +25,7 @@ from pydantic_ai.embeddings import (
 )
 from pydantic_ai.embeddings.result import EmbedInputType
 
+from core.batching import MicroBatcher
 from core.embeddings import BUNDLED_MODEL
 
 DEFAULT_EMBEDDING_MODEL = f"sentence-transformers:{BUNDLED_MODEL}"
@@ -107,30 +106,19 @@ async def embed_many(embedder: Embedder, texts: Sequence[str], *, input_type: Em
     return [np.asarray(v, dtype=np.float32) for v in result.embeddings]
 
 
-@dataclass(kw_only=True)
-class _Job:
-    texts: list[str]
-    future: asyncio.Future[list[Sequence[float]]]
-
-
-@dataclass(kw_only=True)
-class _Lane:
-    """Queued jobs of one input type and whether a drain task is running for them."""
-
-    jobs: list[_Job] = field(default_factory=list)
-    busy: bool = False
-
-
 class BatchingEmbeddingModel(WrapperEmbeddingModel):
-    """Merges concurrent `embed` calls into one call of the wrapped model per forward pass."""
+    """Merges concurrent `embed` calls into one call of the wrapped model per pass: one
+    `MicroBatcher` per input type (a query and a document may be embedded differently)."""
 
     def __init__(self, wrapped: EmbeddingModel, *, max_batch: int = 64) -> None:
         super().__init__(wrapped)
         self.max_batch = max_batch
-        self.passes = 0
+        self._batchers: dict[EmbedInputType, MicroBatcher[str, Sequence[float]]] = {}
+
+    @property
+    def passes(self) -> int:
         """Calls made to the wrapped model (tests and metrics read it)."""
-        self._lanes: dict[EmbedInputType, _Lane] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        return sum(batcher.passes for batcher in self._batchers.values())
 
     async def embed(
         self, inputs: str | Sequence[str], *, input_type: EmbedInputType, settings: EmbeddingSettings | None = None
@@ -138,52 +126,19 @@ class BatchingEmbeddingModel(WrapperEmbeddingModel):
         texts = [inputs] if isinstance(inputs, str) else list(inputs)
         if settings or not texts:
             return await self.wrapped.embed(texts, input_type=input_type, settings=settings)
-        loop = asyncio.get_running_loop()
-        job = _Job(texts=texts, future=loop.create_future())
-        lane = self._lanes.setdefault(input_type, _Lane())
-        lane.jobs.append(job)
-        if not lane.busy:
-            lane.busy = True
-            task = loop.create_task(self._drain(input_type, lane))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-        vectors = await job.future
+        batcher = self._batchers.get(input_type)
+        if batcher is None:
+            batcher = self._batchers[input_type] = MicroBatcher(self._pass_for(input_type), max_batch=self.max_batch)
         return EmbeddingResult(
-            embeddings=vectors,
+            embeddings=await batcher.submit(texts),
             inputs=texts,
             input_type=input_type,
             model_name=self.model_name,
             provider_name=self.system,
         )
 
-    async def _drain(self, input_type: EmbedInputType, lane: _Lane) -> None:
-        try:
-            while lane.jobs:
-                batch = _take(lane.jobs, self.max_batch)
-                texts = [t for job in batch for t in job.texts]
-                self.passes += 1
-                try:
-                    result = await self.wrapped.embed(texts, input_type=input_type)
-                except Exception as exc:
-                    for job in batch:
-                        if not job.future.done():
-                            job.future.set_exception(exc)
-                    continue
-                start = 0
-                for job in batch:
-                    end = start + len(job.texts)
-                    if not job.future.done():
-                        job.future.set_result(list(result.embeddings[start:end]))
-                    start = end
-        finally:
-            lane.busy = False
+    def _pass_for(self, input_type: EmbedInputType) -> Callable[[list[str]], Awaitable[Sequence[Sequence[float]]]]:
+        async def embed_pass(texts: list[str]) -> Sequence[Sequence[float]]:
+            return (await self.wrapped.embed(texts, input_type=input_type)).embeddings
 
-
-def _take(jobs: list[_Job], max_texts: int) -> list[_Job]:
-    """Pop jobs from the front while they fit in `max_texts` (always at least one)."""
-    taken = [jobs.pop(0)]
-    size = len(taken[0].texts)
-    while jobs and size + len(jobs[0].texts) <= max_texts:
-        size += len(jobs[0].texts)
-        taken.append(jobs.pop(0))
-    return taken
+        return embed_pass

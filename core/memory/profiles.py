@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from core.guard.masking import scrub
 from core.memory.scope import person_scope
 from core.models import UserKey
-from core.steps import Profile
+from core.seams import Profile
 
 AnswerStyle = Literal["short", "detailed"]
 PROFILE_COLUMNS: tuple[str, ...] = (

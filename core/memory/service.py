@@ -1,4 +1,4 @@
-"""`MemoryService`: the pipeline's memory step on Postgres + pgvector.
+"""`MemoryService`: the pipeline's memory stage on Postgres + pgvector.
 
 Every user turn becomes a memory of that person in that workspace, masked before it is stored or
 embedded. Recall fuses vector similarity, full-text match and recency (`core.memory.ranking`) and
@@ -36,7 +36,7 @@ from core.memory.reembed import pending_reembed, reembed
 from core.memory.scope import fact_scope, person_scope
 from core.memory.when import mentioned_window
 from core.models import UserKey
-from core.steps import MemoryHit, Profile
+from core.seams import MemoryHit, Profile
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class MemoryConfig:
 
 
 class MemoryService:
-    """Implements `core.steps.MemoryStep`; construct once per process and `await start()`."""
+    """Implements `core.seams.MemorySeam`; construct once per process and `await start()`."""
 
     def __init__(
         self,

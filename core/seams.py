@@ -1,7 +1,8 @@
-"""The seams of the turn: media, guard and memory steps the pipeline calls by name.
+"""The seams of the turn: the media, guard and memory stages the pipeline calls by name.
 
 Each is a Protocol so the pipeline depends on the shape, not on NeMo, tesseract or pgvector.
-`bot/` wires the real implementations; tests may pass the pass-through ones below.
+`bot/` wires the real implementations; tests may pass the pass-through ones below. (A "step" is
+something else: one tool call shown in a reply, `core.models.Step`.)
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ class Profile:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-class MediaStep(Protocol):
+class MediaSeam(Protocol):
     async def extract(self, attachments: Sequence[Attachment]) -> list[AttachmentText]:
         """Turn each attachment into text (or a clear error); never raises for bad input."""
         ...
@@ -75,7 +76,7 @@ class MediaStep(Protocol):
         ...
 
 
-class GuardStep(Protocol):
+class GuardSeam(Protocol):
     async def check_input(
         self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
     ) -> Verdict:
@@ -85,7 +86,7 @@ class GuardStep(Protocol):
     async def check_output(self, text: str, *, user: UserKey) -> Verdict: ...
 
 
-class MemoryStep(Protocol):
+class MemorySeam(Protocol):
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]: ...
 
     async def remember(
@@ -100,7 +101,7 @@ class MemoryStep(Protocol):
 
 
 class NoMedia:
-    """Reads plain-text attachments only; used when the media step is not wired."""
+    """Reads plain-text attachments only; used when the media stage is not wired."""
 
     async def extract(self, attachments: Sequence[Attachment]) -> list[AttachmentText]:
         out: list[AttachmentText] = []
