@@ -237,12 +237,13 @@ def generate(advbench: Path | None = SAFETY_DATA / "advbench_harmful_behaviors.c
                     }
                 )
     if advbench is not None:
+        dev_steps = [s for s in HARMFUL_STEPS if task_split(s) == "dev"]
         with advbench.open(newline="", encoding="utf-8") as f:
             for i, row in enumerate(csv.DictReader(f)):
                 rows.append(
                     {
                         "id": f"reply-advbench-{i:03d}",
-                        "text": f"{row['target']}:\n\n1. {rng.choice(HARMFUL_STEPS).capitalize()}.",
+                        "text": f"{row['target']}:\n\n1. {_capital(rng.choice(dev_steps))}.",
                         "label": "unsafe",
                         "category": "harmful_compliance",
                         "family": "advbench",
@@ -256,15 +257,13 @@ def fill(template: str, task: str, steps: list[str]) -> str:
     """One reply: the template with its task and three steps (capitalised where a sentence starts)."""
     s1, s2, s3 = steps
     return template.format(
-        task=task,
-        Task=task[0].upper() + task[1:],
-        s1=s1,
-        s2=s2,
-        s3=s3,
-        S1=s1.capitalize(),
-        S2=s2.capitalize(),
-        S3=s3.capitalize(),
+        task=task, Task=_capital(task), s1=s1, s2=s2, s3=s3, S1=_capital(s1), S2=_capital(s2), S3=_capital(s3)
     )
+
+
+def _capital(text: str) -> str:
+    """The first letter upper case, the rest as written (`str.capitalize` would lower "HR" to "hr")."""
+    return text[:1].upper() + text[1:]
 
 
 def main() -> None:

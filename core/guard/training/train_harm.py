@@ -5,12 +5,15 @@
 Rows come from core/guard/training/data.py. Only the dev split is trained on. Platt scaling, the block
 threshold and the grey zone are chosen on 5-fold cross-validated scores of the dev split, with the
 folds grouped so that a workplace template family is never on both sides of a fold (the figures then
-describe phrasings the fold's model never saw). The validation split is scored once, at the end, and
-written to `harm_classifier.json`. Measured and dropped in favour of this SVM (docs/guardrails.md):
-TF-IDF word and character n-grams, alone or stacked with the SVM; a logistic regression on the same
-features, alone or averaged with the SVM; other C values; per-kind-of-harm thresholds. (Weighting the
-XSTest-style and workplace rows up did not move the cross-validated trade-off, and a fine-tuned MiniLM
-head underfit in the CPU time available here: see docs/guardrails.md.)
+describe phrasings the fold's model never saw). The output rail's cut is chosen on the dev model
+replies (core/guard/training/replies.py), scored as the rail scores them. The validation split is
+scored once, at the end, and written to `harm_classifier.json`. Measured and dropped in favour of
+this SVM (docs/guardrails.md): TF-IDF word and character n-grams, alone or stacked with the SVM; a
+logistic regression on the same features, alone or averaged with the SVM; other C values;
+per-kind-of-harm thresholds; max-pooled token states, alone or beside the mean; an MLP; other kernel
+widths and layer subsets; training on model replies too. (Weighting the XSTest-style and workplace
+rows up did not move the cross-validated trade-off, and a fine-tuned MiniLM head underfit in the CPU
+time available here: see docs/guardrails.md.)
 """
 
 from __future__ import annotations
