@@ -30,7 +30,7 @@ def test_validation_families_are_disjoint_from_dev_families(rows: list[dict[str,
 def test_validation_replies_answer_tasks_and_use_steps_never_seen_in_dev(rows: list[dict[str, str]]) -> None:
     dev_text = " ".join(r["text"] for r in rows if r["split"] == "dev").lower()
     for pieces in (replies.HARMFUL_TASKS, replies.BENIGN_TASKS, replies.HARMFUL_STEPS, replies.BENIGN_STEPS):
-        held_out = [p for p in pieces if replies.task_split(p) == "validation"]
+        held_out = [p for p in pieces if replies.split_of(p) == "validation"]
         assert held_out
         assert not [p for p in held_out if p.lower() in dev_text]
 
