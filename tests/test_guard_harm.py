@@ -32,6 +32,9 @@ def test_weights_are_plain_arrays_without_pickles() -> None:
         "threshold.npy",
         "grey_low.npy",
         "grey_high.npy",
+        "output_threshold.npy",
+        "output_grey_low.npy",
+        "output_grey_high.npy",
     } <= names
     with np.load(DEFAULT_WEIGHTS, allow_pickle=False) as data:
         assert all(data[name].dtype != object for name in data.files)
@@ -44,6 +47,9 @@ def test_figures_ship_with_the_weights_and_describe_a_validation_split(classifie
     assert abs(figures["threshold"] - classifier.threshold) < 1e-3
     assert figures["grey_zone"][0] <= classifier.threshold <= figures["grey_zone"][1]
     assert set(figures["validation"]) == {"harmbench", "strongreject", "workplace", "xstest_safe", "xstest_unsafe"}
+    assert abs(figures["output_threshold"] - classifier.output_threshold) < 1e-3
+    assert figures["output_grey_zone"][0] <= classifier.output_threshold <= figures["output_grey_zone"][1]
+    assert figures["output_validation"]["written_replies:harmful"]["n"] == 20
 
 
 def test_features_are_one_normalised_block_per_layer() -> None:

@@ -57,6 +57,12 @@ class RailActions:
         self.policies = PolicyStore(config.policy_dir, lambda texts: encoder.encode_now(texts).sentence)
         self.harm_threshold = config.harm_threshold if config.harm_threshold is not None else classifier.threshold
         self.grey_zone = config.grey_zone if config.grey_zone is not None else classifier.grey
+        self.output_threshold = (
+            config.output_harm_threshold if config.output_harm_threshold is not None else classifier.output_threshold
+        )
+        self.output_grey_zone = (
+            config.output_grey_zone if config.output_grey_zone is not None else classifier.output_grey
+        )
 
     def actions(self) -> dict[str, Callable[..., Awaitable[RailOutcome]]]:
         """Name -> action, as the Colang flows call them."""
@@ -168,7 +174,7 @@ class RailActions:
             worst = int(np.argmax(scores))
             score = round(float(scores[worst]), 4)
             metadata = {"rail": "harm_output", "score": score}
-            if score >= self.config.output_harm_threshold:
+            if score >= self.output_threshold:
                 return RailOutcome.block(reason="harmful content in reply", metadata=metadata)
             return RailOutcome.allow(metadata=metadata)
 

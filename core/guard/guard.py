@@ -202,7 +202,7 @@ class Guard:
         the model sees the masked text, and a failing model leaves the offline results as they were."""
         harm = next((r for r in results if r.rail in ("harm", "harm_output")), None)
         other_block = any(r.decision == "block" and r.rail not in ("harm", "harm_output") for r in results)
-        low, high = self.actions.grey_zone if stage == "input" else self.config.output_grey_zone
+        low, high = self.actions.grey_zone if stage == "input" else self.actions.output_grey_zone
         if harm is None or other_block or harm.failed or not low <= harm.score < high:
             return results
         masked = next((r.transformed for r in results if r.decision == "transform" and r.transformed), text)

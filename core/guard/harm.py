@@ -2,9 +2,10 @@
 
 Trained by `python -m core.guard.training.train_harm` on the dev split of the safety sets
 (core/guard/training/data.py); the weights ship as `data/harm_classifier.npz` (plain arrays, no
-pickle) with the block threshold and the grey zone (the scores PARLEY_GUARD_LLM=auto refers to the
-model), and the measured figures as `data/harm_classifier.json`. The features come from the shared
-MiniLM pass (core/encoder.py), so the classifier adds a few matrix products in numpy and no model.
+pickle) with the block thresholds and grey zones of messages and of replies (the scores
+PARLEY_GUARD_LLM=auto refers to the model), and the measured figures as `data/harm_classifier.json`.
+The features come from the shared MiniLM pass (core/encoder.py), so the classifier adds a few
+matrix products in numpy and no model.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ DEFAULT_WEIGHTS = DATA_DIR / "harm_classifier.npz"
 @dataclass(frozen=True, kw_only=True)
 class HarmClassifier:
     """Scores texts from 0 (benign) to 1 (harmful request); `threshold` is the calibrated cut and
-    `grey` (low, high) the uncertain scores a configured language model may be asked about."""
+    `grey` (low, high) the uncertain scores a configured language model may be asked about; the
+    `output_` pair are the same for replies."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -34,6 +36,9 @@ class HarmClassifier:
     platt_b: float
     threshold: float
     grey: tuple[float, float]
+    output_threshold: float
+    """The cut on a reply's worst chunk, chosen on generated model replies (core/guard/training/replies.py)."""
+    output_grey: tuple[float, float]
 
     @classmethod
     def load(cls, path: Path = DEFAULT_WEIGHTS) -> HarmClassifier:
@@ -49,6 +54,8 @@ class HarmClassifier:
                 platt_b=float(data["platt_b"]),
                 threshold=float(data["threshold"]),
                 grey=(float(data["grey_low"]), float(data["grey_high"])),
+                output_threshold=float(data["output_threshold"]),
+                output_grey=(float(data["output_grey_low"]), float(data["output_grey_high"])),
             )
 
     def decision(self, features: np.ndarray) -> np.ndarray:

@@ -54,10 +54,10 @@ class GuardConfig:
     A workspace's policy.yml can set its own (`harm_threshold:`)."""
     grey_zone: tuple[float, float] | None = None
     """Input scores in [low, high) go to the model when llm_mode is 'auto'; None: the shipped zone."""
-    output_harm_threshold: float = 0.9
-    """Replies are longer and explain things, so the output cut is stricter than the input one."""
-    output_grey_zone: tuple[float, float] = (0.5, 0.98)
-    """Reply chunks scoring in [low, high) go to the model when llm_mode is 'auto'."""
+    output_harm_threshold: float | None = None
+    """Cut on a reply's worst chunk; None: the cut shipped with the weights, chosen on model replies."""
+    output_grey_zone: tuple[float, float] | None = None
+    """Reply chunks scoring in [low, high) go to the model when llm_mode is 'auto'; None: the shipped zone."""
     jailbreak_threshold: float = 0.5
     bias_threshold: float = 0.6
     leak_action: LeakAction = "mask"

@@ -81,6 +81,16 @@ def load_examples(data: Path = SAFETY_DATA) -> list[Example]:
     return [replace(e, split="dev") if e.split == "validation" and _normal(e.text) in seen else e for e in rows]
 
 
+def load_replies(data: Path = SAFETY_DATA) -> list[Example]:
+    """Model replies labelled harmful compliance or ordinary answer, for the output rail's cut.
+
+    The generated set (core/guard/training/replies.py) has dev and validation families; the replies
+    written by hand (`parley_replies.jsonl`) are validation only."""
+    generated = _jsonl(data / "parley_reply_set.jsonl", "generated_replies")
+    written = (replace(e, split="validation") for e in _jsonl(data / "parley_replies.jsonl", "written_replies"))
+    return [*generated, *written]
+
+
 def _normal(text: str) -> str:
     return " ".join(text.lower().split())
 

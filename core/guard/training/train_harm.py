@@ -5,12 +5,15 @@
 Rows come from core/guard/training/data.py. Only the dev split is trained on. Platt scaling, the block
 threshold and the grey zone are chosen on 5-fold cross-validated scores of the dev split, with the
 folds grouped so that a workplace template family is never on both sides of a fold (the figures then
-describe phrasings the fold's model never saw). The validation split is scored once, at the end, and
-written to `harm_classifier.json`. Measured and dropped in favour of this SVM (docs/guardrails.md):
-TF-IDF word and character n-grams, alone or stacked with the SVM; a logistic regression on the same
-features, alone or averaged with the SVM; other C values; per-kind-of-harm thresholds. (Weighting the
-XSTest-style and workplace rows up did not move the cross-validated trade-off, and a fine-tuned MiniLM
-head underfit in the CPU time available here: see docs/guardrails.md.)
+describe phrasings the fold's model never saw). The output rail's cut is chosen on the dev model
+replies (core/guard/training/replies.py), scored as the rail scores them. The validation split is
+scored once, at the end, and written to `harm_classifier.json`. Measured and dropped in favour of
+this SVM (docs/guardrails.md): TF-IDF word and character n-grams, alone or stacked with the SVM; a
+logistic regression on the same features, alone or averaged with the SVM; other C values;
+per-kind-of-harm thresholds; max-pooled token states, alone or beside the mean; an MLP; other kernel
+widths and layer subsets; training on model replies too. (Weighting the XSTest-style and workplace
+rows up did not move the cross-validated trade-off, and a fine-tuned MiniLM head underfit in the CPU
+time available here: see docs/guardrails.md.)
 """
 
 from __future__ import annotations
@@ -18,13 +21,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
-from core.guard.training.data import Example, load_examples
+from core.guard.training.data import Example, load_examples, load_replies
 from core.telemetry import quiet_libraries
 
 quiet_libraries()
@@ -41,6 +44,14 @@ GREY_RECALL = 0.98
 """The grey zone's lower edge: this share of cross-validated harmful rows score above it."""
 GREY_BENIGN_FPR = 0.002
 """The grey zone's upper edge: this share of cross-validated workplace requests score above it."""
+TARGET_REPLY_FPR = 0.03
+"""The output cut: at most this share of the dev split's ordinary model answers withheld. Replies are
+never trained on (a reply-trained model, alone or joined with the prompts, was measured and dropped:
+docs/guardrails.md), so the full model's scores of the dev replies are already out of sample."""
+OUTPUT_GREY_RECALL = 0.99
+"""The output grey zone's lower edge: this share of dev harmful replies score above it."""
+OUTPUT_GREY_BENIGN_FPR = 0.005
+"""The output grey zone's upper edge: this share of dev ordinary answers score above it."""
 
 
 def fold_key(example: Example) -> str:
@@ -89,6 +100,24 @@ def cut_above(scores: np.ndarray, share: float) -> float:
     return float(ordered[max(len(ordered) - above - 1, 0)]) + 1e-6
 
 
+def reply_scores(score_chunks: Callable[[list[str]], np.ndarray], replies: Sequence[Example]) -> np.ndarray:
+    """Each reply's worst chunk, as the output rail reads it (`core.guard.actions.reply_chunks`)."""
+    from core.guard.actions import reply_chunks
+
+    chunks = [reply_chunks(r.text) for r in replies]
+    flat = score_chunks([c for cs in chunks for c in cs])
+    ends = np.cumsum([len(cs) for cs in chunks])
+    return np.array([float(flat[end - len(cs) : end].max()) for cs, end in zip(chunks, ends, strict=True)])
+
+
+def output_cuts(scores: np.ndarray, harmful: np.ndarray) -> tuple[float, float, float]:
+    """(threshold, grey low, grey high) for replies from the dev replies' scores."""
+    threshold = cut_above(scores[~harmful], TARGET_REPLY_FPR)
+    low = min(threshold, float(np.quantile(scores[harmful], 1 - OUTPUT_GREY_RECALL)))
+    high = max(threshold, cut_above(scores[~harmful], OUTPUT_GREY_BENIGN_FPR))
+    return threshold, low, high
+
+
 def rates(scores: np.ndarray, threshold: float, examples: Sequence[Example]) -> dict[str, dict[str, float]]:
     """Per reporting group: count and share at or above the threshold."""
     out: dict[str, dict[str, float]] = {}
@@ -96,6 +125,17 @@ def rates(scores: np.ndarray, threshold: float, examples: Sequence[Example]) -> 
     for name in sorted(set(groups)):
         sel = groups == name
         out[name] = {"n": int(sel.sum()), "blocked": round(float((scores[sel] >= threshold).mean()), 4)}
+    return out
+
+
+def reply_rates(scores: np.ndarray, threshold: float, replies: Sequence[Example]) -> dict[str, dict[str, float]]:
+    """Per source and label: count and share of replies withheld."""
+    out: dict[str, dict[str, float]] = {}
+    for source in sorted({r.source for r in replies}):
+        for harmful, name in ((True, "harmful"), (False, "ordinary")):
+            sel = np.array([r.source == source and r.harmful == harmful for r in replies])
+            withheld = round(float((scores[sel] >= threshold).mean()), 4)
+            out[f"{source}:{name}"] = {"n": int(sel.sum()), "withheld": withheld}
     return out
 
 
@@ -129,7 +169,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
 
     fitted = fit_svm(x, y)
     mean, scale, svm = fitted
-    validation_scores = probability(decisions(encode(model, [e.text for e in validation]).layers, fitted), a, b)
+
+    def score(texts: list[str]) -> np.ndarray:
+        return probability(decisions(encode(model, texts).layers, fitted), a, b)
+
+    validation_scores = score([e.text for e in validation])
+    replies = load_replies()
+    dev_replies = [r for r in replies if r.split == "dev"]
+    val_replies = [r for r in replies if r.split == "validation"]
+    output_threshold, output_low, output_high = output_cuts(
+        reply_scores(score, dev_replies), np.array([r.harmful for r in dev_replies])
+    )
+    val_reply_scores = reply_scores(score, val_replies)
 
     args.out.mkdir(parents=True, exist_ok=True)
     weights = args.out / "harm_classifier.npz"
@@ -146,6 +197,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         threshold=np.float64(threshold),
         grey_low=np.float64(grey_low),
         grey_high=np.float64(grey_high),
+        output_threshold=np.float64(output_threshold),
+        output_grey_low=np.float64(output_low),
+        output_grey_high=np.float64(output_high),
     )
     figures: dict[str, object] = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -169,6 +223,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             for cut in [cut_above(cv_scores[populations == "workplace"], target)]
         },
         "validation": rates(validation_scores, threshold, validation),
+        "output_threshold": round(output_threshold, 4),
+        "output_threshold_rule": (
+            f"lowest cut withholding <= {TARGET_REPLY_FPR:.0%} of the dev split's ordinary model answers "
+            "(core/guard/training/replies.py)"
+        ),
+        "output_grey_zone": [round(output_low, 4), round(output_high, 4)],
+        "output_validation": reply_rates(val_reply_scores, output_threshold, val_replies),
     }
     (args.out / "harm_classifier.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
