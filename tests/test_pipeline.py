@@ -276,7 +276,8 @@ async def test_p39_a_repeated_request_is_answered_from_the_cache(pool: asyncpg.P
     first = await pipeline.run(message("cache me", workspace=workspace, thread="x1"))
     second = await pipeline.run(message("cache me", workspace=workspace, thread="x2"))
     assert first.text == second.text == "You said: cache me"
-    assert len(openai_server.requests) == 1
+    # Counted by content: the session's fake server may also hear an earlier test's background work.
+    assert sum("cache me" in str(r["messages"]) for r in openai_server.requests) == 1
     assert pipeline.cache_stats.hits == 1 and pipeline.cache_stats.hit_rate == 0.5
 
 
