@@ -148,8 +148,14 @@ class UntrackedSink(BenchSink):
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    # Fact extraction is a second model call after the turn: off, so both sides make one model call a turn
+    # (left on, it asked the "test" model for structured output, which that model cannot give).
     settings = Settings(  # type: ignore[call-arg]
-        _env_file=None, parley_model="test", parley_rate_user_per_min=10**6, parley_rate_workspace_per_min=10**6
+        _env_file=None,
+        parley_model="test",
+        parley_rate_user_per_min=10**6,
+        parley_rate_workspace_per_min=10**6,
+        parley_fact_extraction=False,
     )
     workspace = "W-bench"
     user = UserKey(platform="bench", workspace_id=workspace, user_id="U-bench")
