@@ -108,30 +108,33 @@ def _text_score(alias: str) -> str:
 
 def _similarity(alias: str) -> str:
     """Cosine similarity of the query and memory `alias`, both taken relative to the candidates' mean
-    vector (`centre`); NULL for a memory of another model or without a query vector, 0 for a vector
-    (of the memory or the query) at the mean. Sentence embeddings share a large common direction, so
-    the raw cosines of one person's memories crowd together; measured from their mean, what sets a
-    memory apart from the others counts (LoCoMo unseen recall@5/25/50 +0.010/+0.013/+0.010,
-    docs/memory.md)."""
-    apart = f"({alias}.embedding - (SELECT mu FROM centre))"
-    query = "($5 - (SELECT mu FROM centre))"
+    vector (`centre`, joined as `c`); NULL for a memory of another model or without a query vector, 0
+    for a vector (of the memory or the query) at the mean. Sentence embeddings share a large common
+    direction, so the raw cosines of one person's memories crowd together; measured from their mean,
+    what sets a memory apart from the others counts (LoCoMo unseen recall@5/25/50 +0.010/+0.013/
+    +0.010, docs/memory.md). From inner products alone: |d - mu|^2 = d.d - 2 d.mu + mu.mu."""
+    e = f"{alias}.embedding"
+    apart = f"(({e} <#> c.mu) * 2 - ({e} <#> {e}) + c.mm)"
     return f"""CASE WHEN {alias}.embedding_model = $4 AND $5 IS NOT NULL THEN
-            CASE WHEN vector_norm({apart}) > {AT_MEAN} * vector_norm({alias}.embedding)
-                  AND vector_norm({query}) > {AT_MEAN} * vector_norm($5)
-                 THEN 1 - ({apart} <=> {query}) ELSE 0 END END"""
+            CASE WHEN {apart} > -{AT_MEAN**2:g} * ({e} <#> {e}) AND c.qq_c > {AT_MEAN**2:g} * c.qq
+                 THEN (({e} <#> c.mu) - ({e} <#> $5) - c.qm + c.mm) / sqrt({apart} * c.qq_c) ELSE 0 END END"""
 
 
-AT_MEAN = 1e-4
-"""A vector this close to the candidates' mean (relative to its length) has no direction of its own."""
+AT_MEAN = 0.01
+"""A vector this close to the candidates' mean (relative to its length) has no direction of its own;
+well above the rounding of pgvector's single-precision inner products."""
 
 
 _CENTRE_CTE = """
 centre AS MATERIALIZED (
-    SELECT avg(c.embedding) FILTER (WHERE c.embedding_model = $4) AS mu
-    FROM picked JOIN memories c USING (id)
-    WHERE c.platform = $1 AND c.workspace_id = $2 AND c.user_id = $3
+    SELECT mu, -(mu <#> $5) AS qm, -(mu <#> mu) AS mm, -($5 <#> $5) AS qq,
+           -($5 <#> $5) + 2 * (mu <#> $5) - (mu <#> mu) AS qq_c
+    FROM (SELECT avg(c.embedding) FILTER (WHERE c.embedding_model = $4) AS mu
+          FROM picked JOIN memories c USING (id)
+          WHERE c.platform = $1 AND c.workspace_id = $2 AND c.user_id = $3) a
 )"""
-"""The mean vector of the candidates (`picked`) of the query's model, for `_similarity`."""
+"""The mean vector `mu` of the candidates (`picked`) of the query's model and its inner products with
+itself and the query, for `_similarity`: |q - mu|^2 = q.q - 2 q.mu + mu.mu."""
 
 
 def _neighbour(alias: str, direction: Literal["<", ">"]) -> str:
@@ -140,7 +143,7 @@ def _neighbour(alias: str, direction: Literal["<", ">"]) -> str:
     order = "DESC" if direction == "<" else "ASC"
     return f"""(
     SELECT q.id, {_similarity("q")} AS similarity, {_text_score("q")} AS text_score
-    FROM memories q
+    FROM memories q CROSS JOIN centre c
     WHERE q.platform = $1 AND q.workspace_id = $2 AND q.user_id = $3
       AND q.thread_id = {alias}.thread_id AND q.id {direction} {alias}.id
     ORDER BY q.id {order} LIMIT 1
@@ -215,7 +218,7 @@ SELECT m.id, m.content, m.created_at, m.thread_id,
        {_text_score("m")} AS text_score,
        p.id AS prev_id, p.similarity AS prev_similarity, p.text_score AS prev_text,
        n.id AS next_id, n.similarity AS next_similarity, n.text_score AS next_text
-FROM picked JOIN memories m USING (id)
+FROM picked JOIN memories m USING (id) CROSS JOIN centre c
 LEFT JOIN LATERAL {_neighbour("m", "<")} p ON true
 LEFT JOIN LATERAL {_neighbour("m", ">")} n ON true
 WHERE m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
@@ -299,7 +302,7 @@ async def _search_indexed(
            coalesce(t.text_score, 0)::float8 AS text_score,
            NULL::bigint AS prev_id, NULL::float8 AS prev_similarity, NULL::float8 AS prev_text,
            NULL::bigint AS next_id, NULL::float8 AS next_similarity, NULL::float8 AS next_text
-    FROM picked JOIN memories m ON m.id = picked.id
+    FROM picked JOIN memories m ON m.id = picked.id CROSS JOIN centre c
     LEFT JOIN top_text t ON t.id = m.id
     """
     rows = await conn.fetch(
