@@ -310,51 +310,6 @@ async def test_a_large_scope_is_served_by_its_own_partial_hnsw_index(
     await maintenance.drop_scope_indexes(pool, user)
 
 
-async def test_a_large_scope_finds_its_text_hits_and_no_one_elses(pool: asyncpg.Pool, service: MemoryService) -> None:
-    user = person()
-    colleague = UserKey(platform=user.platform, workspace_id=user.workspace_id, user_id="U-colleague")
-    rng = np.random.default_rng(9)
-    vectors = rng.standard_normal((1200, 64)).astype(np.float32)
-    async with pool.acquire() as conn:
-        await store.copy_memories(
-            conn, [store.copy_record(user, f"row {i}", v, service.model) for i, v in enumerate(vectors)]
-        )
-        await store.copy_memories(
-            conn,
-            [
-                store.copy_record(user, "the zeppelin tour is on Friday", vectors[0], service.model),
-                store.copy_record(colleague, "my zeppelin ride was cancelled", vectors[0], service.model),
-            ],
-        )
-    await maintenance.ensure_scope_indexes(pool, model=service.model, dimensions=64, min_rows=1000)
-    async with person_scope(pool, user) as conn:
-        found = await search.search(
-            conn, user, query="zeppelin", vector=-vectors[0], model=service.model, pool_size=10, recent=0
-        )
-    assert found.path == "hnsw"
-    by_text = {c.content for c in found.candidates if c.signals.text_score > 0}
-    assert by_text == {"the zeppelin tour is on Friday"}
-    await maintenance.drop_scope_indexes(pool, user)
-
-
-async def test_the_text_hits_function_returns_only_the_scopes_own_rows(pool: asyncpg.Pool) -> None:
-    one, other = person(), person()
-    async with pool.acquire() as conn:
-        await store.copy_memories(
-            conn,
-            [
-                store.copy_record(one, "a walrus in the harbour", np.ones(8, dtype=np.float32), "test:walrus"),
-                store.copy_record(other, "a walrus on the beach", np.ones(8, dtype=np.float32), "test:walrus"),
-            ],
-        )
-    async with person_scope(pool, one) as conn:
-        assert await conn.fetchval("SELECT current_user") == "parley_app"
-        rows = await conn.fetch("SELECT id FROM memory_text_hits(to_tsquery('english', 'walrus'))")
-        mine = await conn.fetch("SELECT id FROM memories WHERE tsv @@ to_tsquery('english', 'walrus')")
-    assert len(rows) == 1
-    assert rows == mine
-
-
 async def test_reembed_gives_every_memory_a_vector_of_the_new_model(pool: asyncpg.Pool) -> None:
     user = person()
     old = MemoryService(pool, Embedder(HashingEmbeddingModel(dims=64)), MemoryConfig())

@@ -289,9 +289,9 @@ async def _search_indexed(
     ),
     hits AS MATERIALIZED (
         SELECT m.id, t.lexeme, greatest(cardinality(t.positions), 1)::float8 AS tf, length(m.tsv)::float8 AS dl
-        FROM memory_text_hits(to_tsquery('{TEXT_SEARCH_CONFIG}', $7)) m  -- the GIN index, in this scope (0024)
-        CROSS JOIN LATERAL unnest({_query_terms("m.tsv")}) AS t(lexeme, positions, weights)
-        WHERE $7 <> ''
+        FROM memories m CROSS JOIN LATERAL unnest({_query_terms("m.tsv")}) AS t(lexeme, positions, weights)
+        WHERE $7 <> '' AND m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
+          AND m.tsv @@ (SELECT tsq FROM query)
     ),
     {_BM25_CTES},
     top_text AS (SELECT id, text_score FROM bm25 ORDER BY text_score DESC, id DESC LIMIT $8),
