@@ -7,7 +7,9 @@ inside the person's scope, as the service does) and compares the top 10 with a b
 that person's vectors in numpy (recall@10). A second part gives one person a large scope with its
 own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way,
 side by side on an index built with pgvector's default ef_construction (the baseline) and on one
-built as maintenance builds it. Compare ratios within one run: latencies on a shared machine move.
+built as maintenance builds it; each with queries related to what the person said and queries on
+new topics (`near_stored`), without words and with words (the hybrid path a turn takes). Compare
+ratios within one run: latencies on a shared machine move.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
@@ -63,6 +65,15 @@ def clustered_unit_vectors(rng: np.random.Generator, n: int, dims: int, clusters
     vectors in 384 dimensions have no near neighbours worth the name, the worst case for HNSW)."""
     centres = unit_vectors(rng, clusters, dims)
     v = centres[rng.integers(0, clusters, n)] + 0.6 * unit_vectors(rng, n, dims)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def near_stored(rng: np.random.Generator, stored: np.ndarray, n: int) -> np.ndarray:
+    """Queries about something the person said: a stored memory's vector moved 0.3 of the way to a
+    random topic (the tenth nearest memory is then at cosine ~0.7; a LoCoMo question's is ~0.5 with
+    MiniLM). Vectors of new topics (`clustered_unit_vectors`) are the worst case: nothing related is
+    stored, the tenth nearest is at cosine ~0.16, and an approximate search has least to go on."""
+    v = 0.7 * stored[rng.integers(0, len(stored), n)] + 0.3 * clustered_unit_vectors(rng, n, stored.shape[1])
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
@@ -142,8 +153,7 @@ async def _query_people(
             async with person_scope(pool, person) as conn:
                 found = await search.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
             latencies.append((time.perf_counter() - started) * 1000)
-            top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1.0, reverse=True)[:10]
-            recalls.append(await _recall_vs_brute_force(pool, person, query, [c.id for c in top]))
+            recalls.append(await _recall_vs_brute_force(pool, person, query, [c.id for c in found.candidates]))
             progress.advance(task)
     return {
         "queries": len(sample),
@@ -177,7 +187,11 @@ async def _large_scope(
     vectors = clustered_unit_vectors(rng, args.large_scope, args.dims)
     async with pool.acquire() as conn:
         await store.copy_memories(conn, records([person], vectors, 10**9, words, text_rng))
-    queries = clustered_unit_vectors(rng, args.queries, args.dims)
+    query_sets = {
+        "related": near_stored(rng, vectors, args.queries),
+        "new_topic": clustered_unit_vectors(rng, args.queries, args.dims),
+    }
+    texts = [" ".join(text_rng.choices(words, k=5)) for _ in range(args.queries)]
     result: dict[str, Any] = {"memories": args.large_scope, "vectors": "clustered unit vectors (200 topics)"}
     builds = {"baseline": args.baseline_ef_construction, "current": maintenance.HNSW_EF_CONSTRUCTION}
     for label, ef_construction in builds.items():
@@ -189,27 +203,28 @@ async def _large_scope(
             pool, model=MODEL, dimensions=args.dims, min_rows=args.large_scope, ef_construction=ef_construction
         )
         build_s = time.perf_counter() - started
-        result[label] = {
-            "ef_construction": ef_construction,
-            "index_build_s": round(build_s, 1),
-            **await _query_large_scope(pool, person, vectors, queries),
-        }
+        result[label] = {"ef_construction": ef_construction, "index_build_s": round(build_s, 1)}
+        for kind, queries in query_sets.items():
+            result[label][kind] = await _query_large_scope(pool, person, vectors, queries, [""] * len(queries))
+            result[label][f"{kind}_with_words"] = await _query_large_scope(pool, person, vectors, queries, texts)
     return result
 
 
-async def _query_large_scope(pool: Any, person: UserKey, vectors: np.ndarray, queries: np.ndarray) -> dict[str, Any]:
+async def _query_large_scope(
+    pool: Any, person: UserKey, vectors: np.ndarray, queries: np.ndarray, texts: list[str]
+) -> dict[str, Any]:
+    """Top 10 by vector of each query through the store's search, with `texts` as its words."""
     latencies: list[float] = []
     recalls: list[float] = []
     paths: set[str] = set()
-    for query in queries:
+    for query, text in zip(queries, texts, strict=True):
         started = time.perf_counter()
         async with person_scope(pool, person) as conn:
-            found = await search.search(conn, person, query="", vector=query, model=MODEL, pool_size=10, recent=0)
+            found = await search.search(conn, person, query=text, vector=query, model=MODEL, pool_size=10, recent=0)
         latencies.append((time.perf_counter() - started) * 1000)
         paths.add(found.path)
-        top = sorted(found.candidates, key=lambda c: c.signals.similarity or -1.0, reverse=True)[:10]
         truth = np.argsort(-(vectors @ query), kind="stable")[:10]
-        got_rows = {c.content.split(":")[0] for c in top}
+        got_rows = {c.content.split(":")[0] for c in found.candidates}  # the 10 nearest asked for, and text hits
         recalls.append(sum(f"memory {10**9 + int(i)}" in got_rows for i in truth) / 10)
     return {
         **{k: summary_ms(latencies)[k] for k in ("p50_ms", "p95_ms")},

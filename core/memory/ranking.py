@@ -62,7 +62,8 @@ class Signals:
     """The raw relevance of one memory to the query."""
 
     similarity: float | None
-    """Cosine similarity; None when the memory has no vector of the current model yet."""
+    """Cosine similarity of query and memory measured from the candidates' mean vector
+    (`core.memory.search`); None when the memory has no vector of the current model yet."""
     text_score: float
 
 
