@@ -4,6 +4,7 @@ nobody elsewhere; row-level security walls the new scopes."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -197,3 +198,24 @@ def test_the_prompt_shows_each_scope_apart_with_days_in_the_persons_zone_and_tel
         "- deploys are on Fridays (told by U2 on 2026-12-02)",
         "- office closed on the 24th (told on 2026-12-02)",
     ]
+
+
+async def test_one_persons_messages_are_learned_in_the_order_they_were_said(pool: asyncpg.Pool) -> None:
+    from core.memory.extraction import FactDecision
+
+    seen: list[str] = []
+
+    async def slow_first(prompt: str) -> FactDecision:
+        first = not seen
+        seen.append("first" if "first message" in prompt else "second")
+        if first:
+            await asyncio.sleep(0.2)  # the second message must wait for this one, not overtake it
+        seen.append("done")
+        return FactDecision()
+
+    service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=slow_first)
+    user = message("x").user
+    await service.remember(user, "my first message", message_id=None)
+    await service.remember(user, "my second message", message_id=None)
+    await service.drain()
+    assert seen == ["first", "done", "second", "done"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -92,6 +93,8 @@ class MemoryService:
         """Query and document embeddings are the same function: a turn's text is embedded once."""
         self._recent_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._limit = asyncio.Semaphore(config.max_background)
+        self._learning: weakref.WeakValueDictionary[UserKey, asyncio.Lock] = weakref.WeakValueDictionary()
+        """One person's messages are learned one at a time, in the order said: a later fact supersedes."""
 
     async def start(self, *, reembed_in_background: bool = True, owner_pool: asyncpg.Pool | None = None) -> None:
         """Warm the model (the first turn should not pay for loading it) and, when memories carry
@@ -224,7 +227,8 @@ class MemoryService:
     async def _learn(self, user: UserKey, message: str, said: Said, *, shared_channel: str) -> None:
         """Learn what the message states: profile fields, a shared note, and the person's facts (by the
         model when extraction is on, else by the rules)."""
-        async with self._limit:
+        turn = self._learning.setdefault(user, asyncio.Lock())
+        async with turn, self._limit:
             profile = await get_profile(self.pool, user)
             statements = read_statements(message, now=said.at, timezone=profile.timezone)
             if statements.profile:
