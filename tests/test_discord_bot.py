@@ -25,7 +25,7 @@ from core.memory.profiles import get_profile
 from core.memory.scope import fact_scope
 from core.models import UserKey, WorkspaceKey
 from core.pipeline import Pipeline
-from core.seams import KnownFact, MemoryHit, NoGuard, Profile
+from core.seams import NoGuard, NoMemory, Profile
 from core.workspace import Layers, load_layers, set_override
 from tests.fakes.discord_gateway import Call, FakeDiscord, FakeGuild, Payload
 from tests.fakes.elevenlabs import FakeElevenLabs, synthesize
@@ -36,23 +36,12 @@ TRANSCRIPT = "what is the weather in lisbon"
 ClientFactory = Callable[..., AbstractAsyncContextManager[ParleyDiscordClient]]
 
 
-class ProfilesOnly:
-    """The memory stage reduced to profiles (the real table and function): voice replies follow
+class ProfilesOnly(NoMemory):
+    """The memory seam reduced to profiles (the real table and function): voice replies follow
     `/profile set voice_replies on` without loading an embedding model."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
-
-    async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
-        return []
-
-    async def remember(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
-    ) -> None:
-        return None
-
-    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[KnownFact]:
-        return []
 
     async def profile(self, user: UserKey) -> Profile:
         return await get_profile(self.pool, user)
