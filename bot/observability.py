@@ -119,6 +119,26 @@ class RequestContextFilter(logging.Filter):
         return True
 
 
+class PlainFormatter(logging.Formatter):
+    """Lines for a person's terminal: a failure is one line (its type and message) unless they asked for
+    debug output, where its traceback follows, whichever library logged it."""
+
+    def __init__(self, *, tracebacks: bool) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self.tracebacks = tracebacks
+
+    def formatException(self, ei: Any) -> str:
+        if self.tracebacks:
+            return super().formatException(ei)
+        kind, error = ei[0], ei[1]
+        name = kind.__name__ if kind else "error"
+        said = scrub(" ".join(str(error).split())[:300])
+        return f"  ({name}: {said})" if said else f"  ({name}; PARLEY_LOG_LEVEL=DEBUG shows where)"
+
+    def formatStack(self, stack_info: str) -> str:
+        return super().formatStack(stack_info) if self.tracebacks else ""
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line, with the extras (request, workspace, trace ids) as fields (property 42)."""
 
@@ -186,7 +206,7 @@ def configure(
     handler.addFilter(LibraryRecordFilter())
     handler.addFilter(ScrubFilter())
     handler.setFormatter(
-        JsonFormatter() if json_logs else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter() if json_logs else PlainFormatter(tracebacks=level.upper() == "DEBUG")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
