@@ -171,10 +171,10 @@ CHANNEL_NOTE_IN_DM = (
 
 def memory_notices(text: str, *, is_dm: bool) -> list[str]:
     """What the reply must tell the person about a note memory will not keep from this message."""
+    if not is_dm:
+        return []  # the ordinary case: no need to read the message for a note
     note = shared_note(text)
-    if is_dm and note is not None and note.scope == "channel":
-        return [CHANNEL_NOTE_IN_DM]
-    return []
+    return [CHANNEL_NOTE_IN_DM] if note is not None and note.scope == "channel" else []
 
 
 def build_user_content(
