@@ -26,6 +26,7 @@ from pydantic_ai.exceptions import (
     ModelHTTPError,
     ModelTimeoutError,
     UsageLimitExceeded,
+    UserError,
 )
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import Model
@@ -473,7 +474,11 @@ class Pipeline:
         if name is None or self.models is None or name == self.config.model_name:
             return self.config.model_name, self.model
         if name not in self._named:
-            self._named[name] = self.models.build(name)
+            try:
+                self._named[name] = self.models.build(name)
+            except (UserError, ImportError) as exc:
+                log.warning("the model setting %s cannot be built: %s", name, type(exc).__name__)
+                raise ModelNotConfigured(_unusable_channel_model(name, exc)) from exc
         return name, self._named[name]
 
     def _wants_voice(self, inbound: Inbound, profile: Profile, overrides: WorkspaceOverrides) -> bool:
@@ -493,6 +498,19 @@ class Pipeline:
 
     def _failure(self, inbound: Inbound, code: str, text: str) -> Reply:
         return Reply(text=text, thread_id=inbound.thread_id, error=code)
+
+
+def _unusable_channel_model(name: str, exc: BaseException) -> str:
+    """A channel's or workspace's `model` setting that cannot run in this process (no key for its
+    provider, or its SDK not installed): what a person can do, without the SDK's own advice."""
+    why = (
+        "its provider's library is not installed" if isinstance(exc, ImportError)
+        else "its provider has no API key here"
+    )
+    return (
+        f"This channel is set to use the model {name}, which can't run here: {why}. Ask whoever runs Parley "
+        "to set it up, or to unset the channel's `model` setting."
+    )
 
 
 _KIND_REFUSAL = "Sorry, I can't help with that one. If you think this is a mistake, try rephrasing."

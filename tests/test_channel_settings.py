@@ -151,6 +151,21 @@ async def test_channels_on_different_models_do_not_share_cached_answers(
     assert len(openai_server.requests) == before + 1 and openai_server.requests[-1]["model"] == "other-model"
 
 
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_channel_model_without_its_providers_key_answers_what_to_do_and_sends_nothing(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    pipeline = build_pipeline(settings_for(openai_server), pool)
+    first = message("hello")
+    await set_override(pool, first.user.workspace, "model", "anthropic:claude-x", by=OPERATOR, channel_id="C1")
+    before = len(openai_server.requests)
+    reply = await pipeline.run(first)
+    assert reply.error == "model_not_configured"
+    assert "anthropic:claude-x" in reply.text and "no API key" in reply.text and "ANTHROPIC" not in reply.text
+    assert len(openai_server.requests) == before
+
+
 async def test_every_channel_model_shares_the_process_factorys_breaker_for_its_provider(
     pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:

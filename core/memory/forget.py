@@ -67,8 +67,12 @@ async def forget_user(pool: asyncpg.Pool, user: UserKey, *, by: audit.Actor | No
         )
         counts["shared facts anonymised"] = int(status.split()[-1])
         await audit.record(
-            conn, user, by=by or audit.Actor(who=user.user_id, door=audit.door_of(user.platform)),
-            action="memory.forget", target=user.user_id, new={"deleted": counts},
+            conn,
+            user,
+            by=by or audit.Actor(who=user.user_id, door=audit.door_of(user.platform)),
+            action="memory.forget",
+            target=user.user_id,
+            new={"deleted": counts},
         )
     await maintenance.drop_scope_indexes(pool, user)
     return counts
