@@ -1,0 +1,78 @@
+"""The HTTP door on an event loop of its own, in its own thread, so that no answer waits for turns.
+
+A worker's turns keep its pipeline's event loop busy (pydantic-ai, the guard, the database
+driver); a request that needs none of that (a Slack ack) used to queue behind their callbacks, and
+its p99 grew with the load. Here uvicorn (sockets, HTTP parsing, writes) runs on the door's loop;
+`LoopBridge` carries every other request to the pipeline's loop and its messages back, and answers
+the `door` paths (POST /slack/events: verify, ack, then hand the work over) on the door's loop itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import signal
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from socket import socket
+
+import uvicorn
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.loops import on_loop
+
+
+class LoopBridge:
+    """ASGI app for the door's loop: each request runs `app` on the `work` loop, its receive and send
+    carried across; a request to one of `door`'s paths is answered by that app on the door's loop."""
+
+    def __init__(self, app: ASGIApp, work: asyncio.AbstractEventLoop, door: Mapping[str, ASGIApp]) -> None:
+        self.app = app
+        self.work = work
+        self.door = door
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        here = self.door.get(scope["path"]) if scope["type"] == "http" else None
+        if here is not None:
+            await here(scope, receive, send)
+            return
+        door = asyncio.get_running_loop()
+
+        async def receive_across() -> Message:
+            return await on_loop(door, receive)
+
+        async def send_across(message: Message) -> None:
+            await on_loop(door, partial(send, message))
+
+        await on_loop(self.work, partial(self.app, scope, receive_across, send_across))
+
+
+async def serve_in_thread(
+    server: uvicorn.Server,
+    *,
+    sockets: Sequence[socket] | None,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> None:
+    """Run `server` on a new loop in a thread of its own until it stops; SIGTERM and SIGINT, which only
+    the main thread receives, are passed on to it."""
+    loop = asyncio.get_running_loop()
+    finished: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+    def run() -> None:
+        try:
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(server.serve(sockets=list(sockets) if sockets is not None else None))
+        except BaseException as exc:
+            finished.set_exception(exc)
+        else:
+            finished.set_result(None)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.handle_exit, sig, None)
+    try:
+        threading.Thread(target=run, name="parley-http", daemon=True).start()
+        await asyncio.wrap_future(finished)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
