@@ -13,6 +13,7 @@ import gc
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -33,7 +34,7 @@ from bot import observability
 from bot.app import running
 from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
-from bot.front_door import LoopBridge, serve_in_thread
+from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, serve_in_thread
 from bot.settings import Settings, environment_layer
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
@@ -160,6 +161,7 @@ async def serve(
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         config = uvicorn.Config(
             LoopBridge(app, loop, door),
             host=host,
