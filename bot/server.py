@@ -26,6 +26,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from adapters.api import errors
 from adapters.api.deps import ApiConfig, ApiState
+from adapters.api.door import door_routes as api_door_routes
 from adapters.api.routes import all_routers
 from adapters.web.admin import router as admin_page_router
 from adapters.web.app import LINK_KEY_NAME
@@ -141,12 +142,8 @@ async def serve(
         if pipeline.model is None:
             log.warning("No model configured (PARLEY_MODEL unset): turns answer with the configuration help")
         hosts = allowed_hosts(host, settings.parley_allowed_hosts)
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=hosts)
         loop = asyncio.get_running_loop()
-        door = {
-            path: TrustedHostMiddleware(route, allowed_hosts=hosts)
-            for path, route in (slack.door_routes(loop) if slack else {}).items()
-        }
+        door = {**api_door_routes(app.state.api), **(slack.door_routes(loop) if slack else {})}
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         if playground_key:
             await revoke_named(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
@@ -163,7 +160,7 @@ async def serve(
         gc.set_threshold(20_000, 20, 20)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         config = uvicorn.Config(
-            LoopBridge(app, loop, door),
+            TrustedHostMiddleware(LoopBridge(app, loop, door), allowed_hosts=hosts),
             host=host,
             port=port,
             log_config=None,

@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.slack.handlers import SlackHandlers
-from bot.front_door import LoopBridge, serve_in_thread
+from bot.front_door import DoorRoute, LoopBridge, serve_in_thread
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import EventSender, FakeSlack, mention
 from tests.test_slack_e2e import SECRET, running
@@ -32,7 +32,7 @@ BLOCK_S = 1.5
 
 
 @asynccontextmanager
-async def door_server(app: ASGIApp, door: dict[str, ASGIApp]) -> AsyncIterator[str]:
+async def door_server(app: ASGIApp, door: dict[str, DoorRoute]) -> AsyncIterator[str]:
     """`app` behind a LoopBridge whose uvicorn runs in its own thread; yields the base URL."""
     server = uvicorn.Server(
         uvicorn.Config(LoopBridge(app, asyncio.get_running_loop(), door), host="127.0.0.1", port=0,
@@ -84,7 +84,7 @@ async def answered_on_the_door(scope: Scope, receive: Receive, send: Send) -> No
 
 async def test_a_door_path_is_answered_while_the_pipeline_loop_is_held_by_a_turn() -> None:
     blocking = threading.Event()
-    async with door_server(blocking_app(blocking), {"/ack": answered_on_the_door}) as url:
+    async with door_server(blocking_app(blocking), {"/ack": lambda _: answered_on_the_door}) as url:
 
         def client() -> tuple[float, float]:
             slow = threading.Thread(target=httpx.get, args=(f"{url}/slow",), kwargs={"timeout": 10})
@@ -105,7 +105,7 @@ async def test_a_door_path_is_answered_while_the_pipeline_loop_is_held_by_a_turn
 
 async def test_every_other_request_runs_on_the_pipeline_loop_with_its_body_and_stream() -> None:
     async with (
-        door_server(blocking_app(threading.Event()), {"/ack": answered_on_the_door}) as url,
+        door_server(blocking_app(threading.Event()), {"/ack": lambda _: answered_on_the_door}) as url,
         httpx.AsyncClient(base_url=url) as http,
     ):
         assert (await http.get("/loop")).json() == {"thread": threading.current_thread().name}
@@ -125,6 +125,21 @@ async def test_the_apps_lifespan_runs_on_the_pipeline_loop() -> None:
     async with door_server(FastAPI(lifespan=lifespan), {}):
         assert seen == [f"start:{threading.current_thread().name}"]
     assert seen[-1] == f"stop:{threading.current_thread().name}"
+
+
+async def test_a_door_route_may_carry_its_request_to_the_pipeline_loop() -> None:
+    def when_asked(forward: ASGIApp) -> ASGIApp:
+        async def route(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["method"] == "POST":
+                await answered_on_the_door(scope, receive, send)
+            else:
+                await forward(scope, receive, send)
+
+        return route
+
+    async with door_server(blocking_app(threading.Event()), {"/loop": when_asked}) as url, httpx.AsyncClient() as http:
+        assert (await http.post(f"{url}/loop")).text == "parley-http"
+        assert (await http.get(f"{url}/loop")).json() == {"thread": threading.current_thread().name}
 
 
 @pytest.mark.usefixtures("allow_model_requests")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -298,7 +298,7 @@ class SlackAdapter:
 
         return router
 
-    def door_routes(self, work: asyncio.AbstractEventLoop) -> dict[str, ASGIApp]:
+    def door_routes(self, work: asyncio.AbstractEventLoop) -> dict[str, Callable[[ASGIApp], ASGIApp]]:
         """POST /slack/events for a server whose HTTP side runs on a loop of its own (bot/front_door.py):
         the ack leaves from that loop, whatever the turns on `work` (the pipeline's loop) are doing, and
         Bolt and its listeners run on `work`."""
@@ -311,7 +311,7 @@ class SlackAdapter:
                 response = JSONResponse({"error": "method not allowed"}, status_code=405)
             await response(scope, receive, send)
 
-        return {EVENTS_PATH: events}
+        return {EVENTS_PATH: lambda _: events}
 
     async def _events(self, request: Request, work: asyncio.AbstractEventLoop) -> Response:
         if self.config.signing_secret is None:
