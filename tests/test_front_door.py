@@ -9,19 +9,19 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.slack.handlers import SlackHandlers
 from bot.front_door import DoorRoute, LoopBridge, serve_in_thread
+from tests.api_helpers import live_server
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import EventSender, FakeSlack, mention
 from tests.test_slack_e2e import SECRET, running
@@ -31,23 +31,11 @@ BLOCK_S = 1.5
 """How long the 'slow turn' holds the pipeline's loop without yielding."""
 
 
-@asynccontextmanager
-async def door_server(app: ASGIApp, door: dict[str, DoorRoute]) -> AsyncIterator[str]:
+def door_server(app: ASGIApp, door: dict[str, DoorRoute]) -> AbstractAsyncContextManager[str]:
     """`app` behind a LoopBridge whose uvicorn runs in its own thread; yields the base URL."""
-    server = uvicorn.Server(
-        uvicorn.Config(LoopBridge(app, asyncio.get_running_loop(), door), host="127.0.0.1", port=0,
-                       log_config=None, lifespan="on")
+    return live_server(
+        LoopBridge(app, asyncio.get_running_loop(), door), serve=lambda server: serve_in_thread(server, sockets=None)
     )
-    serving = asyncio.create_task(serve_in_thread(server, sockets=None))
-    while not server.started:
-        assert not serving.done(), serving
-        await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await serving
 
 
 def blocking_app(blocking: threading.Event) -> FastAPI:
