@@ -1,6 +1,8 @@
 """The HTTP face of Parley: the FastAPI app (REST API, playground, Slack events) and its server.
 
-`create_app` wires routers to a pipeline; `serve` runs it under uvicorn. On SIGTERM the server stops
+`create_app` wires routers to a pipeline; `serve` runs it under uvicorn, whose sockets and HTTP parsing
+run on an event loop of their own (bot/front_door.py): a Slack ack and a shed turn's 503 are answered
+there, and every other request is carried to the pipeline's loop. On SIGTERM the server stops
 accepting connections, answers 503 to new turns on open connections, lets the turns in flight
 finish (streams included), then closes the pool and exits 0.
 """
@@ -167,7 +169,6 @@ async def serve(
             access_log=False,
             proxy_headers=True,
             timeout_graceful_shutdown=int(pipeline.config.turn_timeout_s) + 5,
-            lifespan="on",
         )
         state: ApiState = app.state.api
         server = DrainingServer(config, on_exit=lambda: setattr(state, "draining", True))

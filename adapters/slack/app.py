@@ -4,7 +4,9 @@
 /slack/install and /slack/oauth_redirect) for `parley serve` to include at the root;
 `SlackAdapter.run_socket_mode()` serves the same app over Socket Mode (`parley slack`).
 An Events API request is acknowledged as soon as its signature and shape are checked; Bolt (its
-authorization, with OAuth a database lookup, and the listeners) runs after, in a tracked task. Commands
+authorization, with OAuth a database lookup, and the listeners) runs after, in a tracked task. Under
+`parley serve` that check and the ack run on the HTTP door's own event loop (`door_routes`), so no turn
+work on the pipeline's loop delays them; Bolt runs on the pipeline's loop. Commands
 and actions, whose ack carries a reply, go through Bolt before it answers (`process_before_response`);
 their listeners only parse the payload and hand the work to tracked background tasks, so the ack still
 leaves within milliseconds, with every piece of work already tracked for a shutdown to drain.
