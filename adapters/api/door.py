@@ -2,7 +2,7 @@
 door's own loop, before anything reaches the pipeline's.
 
 Under overload most turn requests are shed; refused on the pipeline's loop, each first waited behind
-the turns in flight and then cost a body parse and validation there (503 p50 104 ms, p99 0.6–1.1 s at
+the turns in flight and then cost a body parse and validation there (503 p50 104 ms, p99 0.6–0.9 s at
 a load average of 7–11; at the door p50 72 ms, p99 0.46 s, measured side by side). The door only looks
 at the worker's admission (`Admission.full`); the pipeline's loop still decides for every request it
 gets, so a turn is never taken beyond the limit.
