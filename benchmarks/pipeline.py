@@ -14,7 +14,11 @@ With `--delivery-cost` a third kind of turn alternates with the two: Parley's tu
 returns no message ids, so the turn records no delivery; "delivery_cost_p50_ms" / "..._p95_ms" are
 what the delivery INSERT adds to a turn.
 
-Run: python benchmarks/pipeline.py --json [--turns 300] [--memories 100000] [--delivery-cost]
+With `--stages` spans are recorded (as for an operator's trace backend, which costs CPU of its own) and
+"stages" gives each stage's latencies (turn, dedupe, input_rails, context, agent, output_rails, persist,
+deliver): where a turn's time goes; compare overheads from runs without it.
+
+Run: python benchmarks/pipeline.py --json [--turns 300] [--memories 100000] [--delivery-cost] [--stages]
 """
 
 from __future__ import annotations
@@ -27,9 +31,9 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import offline_environment, summary_ms
@@ -47,6 +51,10 @@ from bot.settings import Settings
 from core.memory import store
 from core.models import Inbound, Reply, ToolProgress, UserKey
 from evals.sandbox import throwaway_database
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 ANSWER = "Sure. Standups are at 9:30 in the Atlas room, and the notes for {ticket} go to #team-notes afterwards."
 QUESTIONS = [
@@ -164,6 +172,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     parley_ms: list[float] = []
     bare_ms: list[float] = []
     untracked_ms: list[float] = []
+    spans = record_spans() if args.stages else None
     async with throwaway_database() as pool:
         models = model_factory(settings)
         seams = build_seams(settings, pool, models=models)
@@ -179,6 +188,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 task = progress.add_task("turns", total=total)
 
                 for i in range(total):
+                    if spans is not None and i == args.warmup:
+                        spans.clear()
                     question = f"{QUESTIONS[i % len(QUESTIONS)]} (ticket {i})"
                     if args.delivery_cost:
                         t0 = time.perf_counter()
@@ -215,12 +226,38 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "guard": guard,
         "target_overhead_p95_ms": 50,
     }
+    if spans is not None:
+        figures["stages"] = stage_table(spans.get_finished_spans())
     if args.delivery_cost:
         u = summary_ms(untracked_ms)
         figures["without_delivery"] = u
         for q in ("p50", "p95"):
             figures[f"delivery_cost_{q}_ms"] = round((p[f"{q}_ms"] or 0.0) - (u[f"{q}_ms"] or 0.0), 2)
     return figures
+
+
+def record_spans() -> InMemorySpanExporter:
+    """Turn on span recording into memory (before anything logs): what an operator's trace backend gets."""
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from bot import observability
+
+    exporter = InMemorySpanExporter()
+    observability.configure(level="WARNING", span_processors=[SimpleSpanProcessor(exporter)])
+    return exporter
+
+
+def stage_table(spans: Sequence[ReadableSpan]) -> dict[str, dict[str, float | None]]:
+    """Each pipeline stage's span (a one-word lower-case name; library spans, such as SQL statements named
+    by their first keyword, are left out): its latencies in ms, slowest mean first."""
+    durations: dict[str, list[float]] = {}
+    for span in spans:
+        stage = span.name.isidentifier() and not span.name.isupper()
+        if stage and span.start_time is not None and span.end_time is not None:
+            durations.setdefault(span.name, []).append((span.end_time - span.start_time) / 1e6)
+    table = {name: summary_ms(ms) for name, ms in durations.items()}
+    return dict(sorted(table.items(), key=lambda item: -(item[1]["mean_ms"] or 0.0)))
 
 
 def bench_inbound(user: UserKey, thread: str, question: str) -> Inbound:
@@ -250,6 +287,11 @@ def main() -> None:
         "--delivery-cost",
         action="store_true",
         help="also time turns that record no delivery, to show what the delivery INSERT costs",
+    )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="record spans and add a per-stage table (recording costs CPU: compare overheads without it)",
     )
     parser.add_argument("--json", action="store_true", help="print only the JSON result")
     args = parser.parse_args()

@@ -1,6 +1,8 @@
 """The HTTP face of Parley: the FastAPI app (REST API, playground, Slack events) and its server.
 
-`create_app` wires routers to a pipeline; `serve` runs it under uvicorn. On SIGTERM the server stops
+`create_app` wires routers to a pipeline; `serve` runs it under uvicorn, whose sockets and HTTP parsing
+run on an event loop of their own (bot/front_door.py): a Slack ack and a shed turn's 503 are answered
+there, and every other request is carried to the pipeline's loop. On SIGTERM the server stops
 accepting connections, answers 503 to new turns on open connections, lets the turns in flight
 finish (streams included), then closes the pool and exits 0.
 """
@@ -13,10 +15,11 @@ import gc
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import uvicorn
@@ -25,6 +28,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from adapters.api import errors
 from adapters.api.deps import ApiConfig, ApiState
+from adapters.api.door import door_routes as api_door_routes
 from adapters.api.routes import all_routers
 from adapters.web.admin import router as admin_page_router
 from adapters.web.app import LINK_KEY_NAME
@@ -33,12 +37,16 @@ from bot import observability
 from bot.app import running
 from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
+from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, serve_in_thread
 from bot.settings import Settings, environment_layer
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
 from core.pipeline import Pipeline
 from core.seams import NoMedia
 from core.store.pool import create_pool
+
+if TYPE_CHECKING:
+    from adapters.slack.app import SlackAdapter
 
 log = logging.getLogger("parley.server")
 PLAYGROUND_WORKSPACE = "local"
@@ -129,12 +137,15 @@ async def serve(
     socket shared with other workers (bot/workers.py); only one of them runs `maintenance`."""
     async with running(settings, maintenance=maintenance) as pipeline, operator_pool(settings) as admin_pool:
         pool = pipeline.pool
+        slack = slack_adapter(settings, pipeline, pool)
         app = create_app(
-            settings, pipeline, pool, extra_routers=slack_routers(settings, pipeline, pool), admin_pool=admin_pool
+            settings, pipeline, pool, extra_routers=[slack.router] if slack else [], admin_pool=admin_pool
         )
         if pipeline.model is None:
             log.warning("No model configured (PARLEY_MODEL unset): turns answer with the configuration help")
-        app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host, settings.parley_allowed_hosts))
+        hosts = allowed_hosts(host, settings.parley_allowed_hosts)
+        loop = asyncio.get_running_loop()
+        door = {**api_door_routes(app.state.api), **(slack.door_routes(loop) if slack else {})}
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         if playground_key:
             await revoke_named(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
@@ -149,8 +160,9 @@ async def serve(
         gc.collect()
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         config = uvicorn.Config(
-            app,
+            TrustedHostMiddleware(LoopBridge(app, loop, door), allowed_hosts=hosts),
             host=host,
             port=port,
             log_config=None,
@@ -160,7 +172,7 @@ async def serve(
         )
         state: ApiState = app.state.api
         server = DrainingServer(config, on_exit=lambda: setattr(state, "draining", True))
-        await server.serve(sockets=[sock] if sock is not None else None)
+        await serve_in_thread(server, sockets=[sock] if sock is not None else None, loop_factory=door_loop_factory())
         log.info("server stopped; %d turn(s) still running", len(state.turns))
 
 
@@ -231,19 +243,26 @@ class DrainingServer(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
-def slack_routers(settings: Settings, pipeline: Pipeline, pool: asyncpg.Pool) -> list[APIRouter]:
-    """POST /slack/events when Slack is configured and its adapter is installed; else say why not."""
+def slack_adapter(settings: Settings, pipeline: Pipeline, pool: asyncpg.Pool) -> SlackAdapter | None:
+    """The adapter behind POST /slack/events when Slack is configured and installed; else say why not."""
     if settings.slack_signing_secret is None:
         log.info("Slack endpoint off: SLACK_SIGNING_SECRET not set")
-        return []
+        return None
     if settings.slack_bot_token is None and settings.slack_client_id is None:
         log.info("Slack endpoint off: SLACK_BOT_TOKEN not set (nor SLACK_CLIENT_ID for OAuth installs)")
-        return []
+        return None
     try:
         from adapters.slack.app import build_slack
         from bot.cli.slack import slack_config
     except ImportError as exc:
         log.warning("Slack endpoint off: the Slack adapter is not available (%s)", exc)
-        return []
+        return None
     log.info("Slack endpoint on: POST /slack/events")
-    return [build_slack(slack_config(settings), pipeline, pool).router]
+    return build_slack(slack_config(settings), pipeline, pool)
+
+
+def door_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:
+    """uvloop for the door's loop where installed, as for the pipeline's (bot/cli/serve.py)."""
+    from uvicorn.loops.auto import auto_loop_factory
+
+    return auto_loop_factory()

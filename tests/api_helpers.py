@@ -6,13 +6,13 @@ import asyncio
 import json
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import asyncpg
 import uvicorn
-from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from bot.server import create_app
 from bot.settings import Settings
@@ -50,11 +50,14 @@ def bearer(key: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def live_server(app: FastAPI) -> AsyncIterator[str]:
-    """Serve `app` with uvicorn on 127.0.0.1 in this event loop; yield its base URL."""
+async def live_server(
+    app: ASGIApp, *, serve: Callable[[uvicorn.Server], Coroutine[Any, Any, None]] | None = None
+) -> AsyncIterator[str]:
+    """Serve `app` with uvicorn on 127.0.0.1, in this event loop or as `serve` runs the server; yield its
+    base URL."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on"))
     server.capture_signals = _no_signals  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(serve(server) if serve is not None else server.serve())
     while not server.started:
         if task.done():
             task.result()

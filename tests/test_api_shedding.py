@@ -9,9 +9,12 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from adapters.api.admission import Admission, LoopLag, admits
-from adapters.api.deps import ApiConfig
+from adapters.api.deps import ApiConfig, ApiState
+from adapters.api.door import door_routes
 from bot.server import api_config, create_app
 from tests.api_helpers import bearer, fake_model_settings, live_server, new_key
 from tests.fakes.openai_server import FakeOpenAI
@@ -163,3 +166,25 @@ async def test_the_loop_lag_sees_a_stalled_event_loop_and_recovers() -> None:
     watching.cancel()
     assert stalled > 0.1
     assert lag.lag_s < stalled / 4
+
+
+# -- on the HTTP door's loop -----------------------------------------------------------------------
+async def test_a_full_worker_sheds_a_turn_at_the_door_without_carrying_it_to_the_pipeline() -> None:
+    settings = fake_model_settings(None)
+    pipeline = build_pipeline(settings, None)  # type: ignore[arg-type]
+    state = ApiState(pipeline=pipeline, pool=None, config=ApiConfig(max_turns=1))  # type: ignore[arg-type]
+    carried: list[str] = []
+
+    async def forward(scope: Scope, receive: Receive, send: Send) -> None:
+        carried.append(scope["path"])
+        await Response("carried")(scope, receive, send)
+
+    door = {path: route(forward) for path, route in door_routes(state).items()}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=door["/v1/chat"]), base_url="http://door") as http:
+        assert (await http.post("/v1/chat", json={"message": "hi"})).text == "carried"
+        assert state.admission.enter() is not None  # the one slot is taken
+        shed = await http.post("/v1/chat", json={"message": "hi"})
+    assert shed.status_code == 503 and shed.json()["error"] == "overloaded"
+    assert shed.headers["Retry-After"] == str(state.config.busy_retry_after_s)
+    assert carried == ["/v1/chat"]
+    assert set(door) == {"/v1/chat", "/v1/chat/stream"}

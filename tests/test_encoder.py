@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.embeddings import bundled_model_path, shared_sentence_transformer
-from core.encoder import Encoded, OnnxEncoder, SharedEncoder, best_runner, encode
+from core.encoder import Encoded, OnnxEncoder, SharedEncoder, best_runner, encode, length_buckets
 
 LONG = "My favourite colour is teal and I keep my notes in the Atlas wiki. " * 40
 
@@ -130,3 +130,22 @@ async def test_the_bundled_embedding_model_truncates_to_the_dimensions_asked_and
     vector = np.asarray(result.embeddings[0])
     assert vector.shape == (64,)
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_texts_of_different_lengths_go_through_separate_passes() -> None:
+    assert length_buckets([10, 100, 9, 11, 12], max_batch=32) == [[2, 0, 3, 4], [1]]
+
+
+def test_texts_of_about_one_length_share_a_pass_up_to_the_batch_size() -> None:
+    assert length_buckets([10] * 5, max_batch=2) == [[0, 1], [2, 3], [4]]
+
+
+def test_no_texts_make_no_passes() -> None:
+    assert length_buckets([], max_batch=8) == []
+
+
+def test_a_text_gets_the_same_vectors_in_a_mixed_batch_as_alone(onnx: OnnxEncoder) -> None:
+    texts = ["hi", LONG, "What is 17 times 23?", "Summarise the Falcon project for me. " * 8]
+    together = onnx(texts)
+    for row, text in enumerate(texts):
+        np.testing.assert_allclose(together.layers[row], onnx([text]).layers[0], atol=1e-5)

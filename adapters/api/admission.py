@@ -33,11 +33,15 @@ class Admission:
 
     def enter(self) -> Ticket | None:
         """A slot for one turn, or None when every slot is taken or the loop runs late."""
-        lag_s = self.lag.lag_s if self.lag is not None else 0.0
-        if not admits(in_flight=self.in_flight, limit=self.limit, lag_s=lag_s, max_lag_s=self.max_lag_s):
+        if self.full():
             return None
         self.in_flight += 1
         return Ticket(admission=self)
+
+    def full(self) -> bool:
+        """No room for another turn now (read from the HTTP door's thread too: a plain look, no change)."""
+        lag_s = self.lag.lag_s if self.lag is not None else 0.0
+        return not admits(in_flight=self.in_flight, limit=self.limit, lag_s=lag_s, max_lag_s=self.max_lag_s)
 
 
 def admits(*, in_flight: int, limit: int, lag_s: float, max_lag_s: float | None) -> bool:

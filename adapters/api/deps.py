@@ -190,14 +190,7 @@ async def admit_turn(state: StateDep) -> AsyncIterator[Ticket]:
     A request that fails before its turn starts gives the slot back; a started turn's task holds it."""
     ticket = state.admission.enter()
     if ticket is None:
-        metrics.SHED.labels("api").inc()
-        raise ApiError(
-            503,
-            "overloaded",
-            "This server is answering as many messages as it can right now and took no more; nothing was stored.",
-            f"Retry after {state.config.busy_retry_after_s} s (see Retry-After), or spread requests over time.",
-            headers={"Retry-After": str(state.config.busy_retry_after_s)},
-        )
+        raise overloaded(state)
     try:
         yield ticket
     finally:
@@ -206,6 +199,18 @@ async def admit_turn(state: StateDep) -> AsyncIterator[Ticket]:
 
 
 TicketDep = Annotated[Ticket, Depends(admit_turn)]
+
+
+def overloaded(state: ApiState) -> ApiError:
+    """The 503 of a shed turn (counted as shed)."""
+    metrics.SHED.labels("api").inc()
+    return ApiError(
+        503,
+        "overloaded",
+        "This server is answering as many messages as it can right now and took no more; nothing was stored.",
+        f"Retry after {state.config.busy_retry_after_s} s (see Retry-After), or spread requests over time.",
+        headers={"Retry-After": str(state.config.busy_retry_after_s)},
+    )
 
 
 def refuse_when_draining(state: ApiState) -> None:

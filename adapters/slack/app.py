@@ -4,7 +4,9 @@
 /slack/install and /slack/oauth_redirect) for `parley serve` to include at the root;
 `SlackAdapter.run_socket_mode()` serves the same app over Socket Mode (`parley slack`).
 An Events API request is acknowledged as soon as its signature and shape are checked; Bolt (its
-authorization, with OAuth a database lookup, and the listeners) runs after, in a tracked task. Commands
+authorization, with OAuth a database lookup, and the listeners) runs after, in a tracked task. Under
+`parley serve` that check and the ack run on the HTTP door's own event loop (`door_routes`), so no turn
+work on the pipeline's loop delays them; Bolt runs on the pipeline's loop. Commands
 and actions, whose ack carries a reply, go through Bolt before it answers (`process_before_response`);
 their listeners only parse the payload and hand the work to tracked background tasks, so the ack still
 leaves within milliseconds, with every piece of work already tracked for a shutdown to drain.
@@ -21,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -49,6 +52,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.oauth.state_store.stateless import StatelessOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.slack.commands import (
     FORGET_CANCEL_ACTION,
@@ -85,6 +89,7 @@ from adapters.slack.verify import (
     unexpected_shape,
 )
 from adapters.slack.viewing import viewed_channel
+from core.loops import call_on, on_loop
 from core.pipeline import Pipeline
 
 log = logging.getLogger("parley.slack")
@@ -278,13 +283,10 @@ class SlackAdapter:
             await self.aclose()
 
         router = APIRouter(lifespan=lifespan, tags=["slack"])
-        verified = self.config.signing_secret is not None
 
         @router.post(EVENTS_PATH, include_in_schema=False)
         async def slack_events(request: Request) -> Response:
-            if not verified:
-                return JSONResponse({"error": "SLACK_SIGNING_SECRET is not set"}, status_code=503)
-            return await self._handle_events(request)
+            return await self._events(request, asyncio.get_running_loop())
 
         if self.config.oauth:
 
@@ -298,8 +300,28 @@ class SlackAdapter:
 
         return router
 
-    async def _handle_events(self, request: Request) -> Response:
-        """Cap, verify, parse, then hand to Bolt; see the module docstring."""
+    def door_routes(self, work: asyncio.AbstractEventLoop) -> dict[str, Callable[[ASGIApp], ASGIApp]]:
+        """POST /slack/events for a server whose HTTP side runs on a loop of its own (bot/front_door.py):
+        the ack leaves from that loop, whatever the turns on `work` (the pipeline's loop) are doing, and
+        Bolt and its listeners run on `work`."""
+
+        async def events(scope: Scope, receive: Receive, send: Send) -> None:
+            request = Request(scope, receive)
+            if request.method == "POST":
+                response = await self._events(request, work)
+            else:
+                response = JSONResponse({"error": "method not allowed"}, status_code=405)
+            await response(scope, receive, send)
+
+        return {EVENTS_PATH: lambda _: events}
+
+    async def _events(self, request: Request, work: asyncio.AbstractEventLoop) -> Response:
+        if self.config.signing_secret is None:
+            return JSONResponse({"error": "SLACK_SIGNING_SECRET is not set"}, status_code=503)
+        return await self._handle_events(request, work)
+
+    async def _handle_events(self, request: Request, work: asyncio.AbstractEventLoop) -> Response:
+        """Cap, verify, parse, then hand to Bolt on the `work` loop; see the module docstring."""
         assert self.config.signing_secret is not None
         if declared_too_large(request.headers):
             return _refused(TOO_LARGE)
@@ -320,12 +342,12 @@ class SlackAdapter:
             # An Events API ack carries nothing: it leaves now, before Bolt reads the request (parsing it
             # once more), authorizes it (with OAuth, an installation lookup in the database) or runs any
             # listener, so the ack costs the event loop as little as it can under load.
-            self.tasks.spawn(self._dispatch_acked(request, body), name="slack-event")
+            call_on(work, lambda: self.tasks.spawn(self._dispatch_acked(request, body), name="slack-event"))
             return Response(status_code=200)
         bolt_request = _bolt_request(request, body)
         if bolt_request is None:
             return Response(status_code=200)
-        return to_starlette_response(await self.app.async_dispatch(bolt_request))
+        return to_starlette_response(await on_loop(work, partial(self.app.async_dispatch, bolt_request)))
 
     async def _dispatch_acked(self, request: Request, body: bytes) -> None:
         """Bolt's work on an event already acknowledged; what it would have answered goes to the log."""
