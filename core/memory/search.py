@@ -54,12 +54,12 @@ async def search(
     """Candidates for ranking: the best `pool_size` by vector and by text, the `recent` newest, and
     the thread neighbours of the best; with the signals `core.memory.ranking` fuses."""
     dims: int | None = await conn.fetchval(
-        "SELECT dimensions FROM memory_scope_indexes"
-        " WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND embedding_model = $4",
+        _INDEXED_SCOPE_SQL,
         user.platform,
         user.workspace_id,
         user.user_id,
         model,
+        str(max(HNSW_EF_SEARCH, 2 * pool_size)),
     )
     if dims is not None and vector is not None and len(vector) == dims:
         found = await _search_indexed(conn, user, query=query, vector=vector, model=model, dims=dims, limit=pool_size)
@@ -231,6 +231,18 @@ rows: ranks by similarity, then by text; the newest `$9`; the rows before and af
 row in its thread; with no signal at all, the newest fill up to `$8`."""
 
 
+_INDEXED_SCOPE_SQL = """
+SELECT dimensions,
+       set_config('plan_cache_mode', 'force_custom_plan', true), set_config('hnsw.ef_search', $5, true)
+FROM memory_scope_indexes
+WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND embedding_model = $4
+"""
+"""The dimensions of the scope's own HNSW index, if it has one; and then, in the same round trip, the
+settings its search needs: custom plans, so the planner can prove the partial index's predicate from
+the parameter values (and skips the full-text part outright when the query has no words), and
+`hnsw.ef_search` for the pool asked for. A scope without an index sets nothing."""
+
+
 async def _search_exact(
     conn: asyncpg.Connection,
     user: UserKey,
@@ -266,13 +278,11 @@ async def _search_indexed(
     dims: int,
     limit: int,
 ) -> SearchResult:
-    """Approximate search through the scope's own partial HNSW index (custom plans, so the planner
-    can prove the index predicate from the parameter values, and skips the full-text part outright
-    when the query has no words: otherwise it tests every row of the scope against a null query)."""
-    await conn.execute(
-        "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), set_config('hnsw.ef_search', $1, true)",
-        str(max(HNSW_EF_SEARCH, 2 * limit)),
-    )
+    """Approximate search through the scope's own partial HNSW index (`_INDEXED_SCOPE_SQL` set up
+    the plan and the walk). The text route asks `memory_text_hits` (migration 0024): the GIN index
+    of lexemes prefixed with their scope finds the person's matching rows, where under row-level
+    security the non-leakproof `@@` made Postgres read every row of the scope; BM25's n and average
+    length come from `memory_scope_stats` instead of a count of the scope."""
     sql = f"""
     WITH {_QUERY_CTE},
     near AS (
@@ -282,16 +292,14 @@ async def _search_indexed(
         LIMIT $8
     ),
     stats AS (
-        SELECT (SELECT count(*) FROM memories
-                WHERE platform = $1 AND workspace_id = $2 AND user_id = $3)::float8 AS n,
-               greatest((SELECT avg(length(tsv)) FROM memories WHERE id IN (SELECT id FROM near)), 1)::float8
-                   AS avgdl
+        SELECT memories::float8 AS n, greatest(text_length::float8 / memories, 1) AS avgdl
+        FROM memory_scope_stats WHERE platform = $1 AND workspace_id = $2 AND user_id = $3
     ),
     hits AS MATERIALIZED (
         SELECT m.id, t.lexeme, greatest(cardinality(t.positions), 1)::float8 AS tf, length(m.tsv)::float8 AS dl
-        FROM memories m CROSS JOIN LATERAL unnest({_query_terms("m.tsv")}) AS t(lexeme, positions, weights)
-        WHERE $7 <> '' AND m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
-          AND m.tsv @@ (SELECT tsq FROM query)
+        FROM memory_text_hits((SELECT words FROM query)) m
+        CROSS JOIN LATERAL unnest({_query_terms("m.tsv")}) AS t(lexeme, positions, weights)
+        WHERE $7 <> ''
     ),
     {_BM25_CTES},
     top_text AS (SELECT id, text_score FROM bm25 ORDER BY text_score DESC, id DESC LIMIT $8),
