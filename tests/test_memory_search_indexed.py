@@ -150,7 +150,9 @@ async def test_the_indexed_search_scores_words_as_the_exact_search_does(pool: as
     async with pool.acquire() as conn:
         for owner, theirs in ((user, texts), (colleague, texts[:200])):  # the colleague's words: never counted
             vectors = rng.standard_normal((len(theirs), 16)).astype(np.float32)
-            await store.copy_memories(conn, [store.copy_record(owner, t, v, MODEL) for t, v in zip(theirs, vectors)])
+            await store.copy_memories(
+                conn, [store.copy_record(owner, t, v, MODEL) for t, v in zip(theirs, vectors, strict=True)]
+            )
     query, vector = "kite in the garden", rng.standard_normal(16).astype(np.float32)
     async with person_scope(pool, user) as conn:
         exact = await search.search(conn, user, query=query, vector=vector, model=MODEL, pool_size=400, recent=0)

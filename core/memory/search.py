@@ -106,6 +106,12 @@ def _text_score(alias: str) -> str:
             JOIN idf i USING (lexeme)) END"""
 
 
+_COVERAGE = (
+    f"coalesce(length({_query_terms('m.tsv')}), 0)::float8 / greatest(cardinality((SELECT words FROM query)), 1)"
+)
+"""The share of the query's distinct lexemes that memory `m` holds (0 without words)."""
+
+
 def _similarity(alias: str) -> str:
     """Cosine similarity of the query and memory `alias`, both taken relative to the candidates' mean
     vector (`centre`, joined as `c`); NULL for a memory of another model or without a query vector, 0
@@ -215,7 +221,7 @@ picked AS (
 {_CENTRE_CTE}
 SELECT m.id, m.content, m.created_at, m.thread_id,
        {_similarity("m")} AS similarity,
-       {_text_score("m")} AS text_score,
+       {_text_score("m")} AS text_score, {_COVERAGE} AS coverage,
        p.id AS prev_id, p.similarity AS prev_similarity, p.text_score AS prev_text,
        n.id AS next_id, n.similarity AS next_similarity, n.text_score AS next_text
 FROM picked JOIN memories m USING (id) CROSS JOIN centre c
@@ -307,7 +313,7 @@ async def _search_indexed(
     {_CENTRE_CTE}
     SELECT m.id, m.content, m.created_at, m.thread_id,
            {_similarity("m")} AS similarity,
-           coalesce(t.text_score, 0)::float8 AS text_score,
+           coalesce(t.text_score, 0)::float8 AS text_score, {_COVERAGE} AS coverage,
            NULL::bigint AS prev_id, NULL::float8 AS prev_similarity, NULL::float8 AS prev_text,
            NULL::bigint AS next_id, NULL::float8 AS next_similarity, NULL::float8 AS next_text
     FROM picked JOIN memories m ON m.id = picked.id CROSS JOIN centre c
@@ -328,6 +334,7 @@ def _candidate(r: asyncpg.Record) -> Candidate:
         content=r["content"],
         created_at=r["created_at"],
         signals=signals(r["similarity"], r["text_score"]),
+        coverage=float(r["coverage"]),
         thread_id=r["thread_id"],
         previous=signals(r["prev_similarity"], r["prev_text"]) if r["prev_id"] is not None else None,
         following=signals(r["next_similarity"], r["next_text"]) if r["next_id"] is not None else None,
