@@ -8,8 +8,9 @@ that person's vectors in numpy (recall@10). A second part gives one person a lar
 own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way,
 side by side on an index built with pgvector's default ef_construction (the baseline) and on one
 built as maintenance builds it; each with queries related to what the person said and queries on
-new topics (`near_stored`), without words and with words (the hybrid path a turn takes). Compare
-ratios within one run: latencies on a shared machine move.
+new topics (`near_stored`), without words and with words (the hybrid path a turn takes), and with
+words at the pool of candidates a turn asks for (`_turn_pool`). Each reports the database server's CPU
+per query beside the wall times: compare ratios within one run, latencies on a shared machine move.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
@@ -47,11 +48,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from core.memory import maintenance, search, store
 from core.memory.scope import person_scope
+from core.memory.service import MemoryConfig
 from core.models import UserKey
 from core.store.migrations import migrate
 from core.store.pool import create_pool
 
 MODEL = "bench:random-unit"
+TURN_POOL = MemoryConfig().candidate_pool
+"""The candidates a turn's recall asks for (`MemoryService.recall`): the real query's size."""
 console = Console(stderr=True)
 
 
@@ -209,11 +213,14 @@ async def _large_scope(
         for kind, queries in query_sets.items():
             result[label][kind] = await _query_large_scope(pool, person, vectors, queries, [""] * len(queries))
             result[label][f"{kind}_with_words"] = await _query_large_scope(pool, person, vectors, queries, texts)
+            result[label][f"{kind}_with_words_turn_pool"] = await _query_large_scope(
+                pool, person, vectors, queries, texts, pool_size=TURN_POOL
+            )
     return result
 
 
 async def _query_large_scope(
-    pool: Any, person: UserKey, vectors: np.ndarray, queries: np.ndarray, texts: list[str]
+    pool: Any, person: UserKey, vectors: np.ndarray, queries: np.ndarray, texts: list[str], *, pool_size: int = 10
 ) -> dict[str, Any]:
     """Top 10 by vector of each query through the store's search, with `texts` as its words; with the
     CPU time the database server spent on each (robust to a busy machine, where wall times are not)."""
@@ -225,7 +232,9 @@ async def _query_large_scope(
         started = time.perf_counter()
         async with person_scope(pool, person) as conn:
             cpu_before = _server_cpu_s(conn)
-            found = await search.search(conn, person, query=text, vector=query, model=MODEL, pool_size=10, recent=0)
+            found = await search.search(
+                conn, person, query=text, vector=query, model=MODEL, pool_size=pool_size, recent=0
+            )
             cpu_after = _server_cpu_s(conn)
         latencies.append((time.perf_counter() - started) * 1000)
         if cpu_before is not None and cpu_after is not None:

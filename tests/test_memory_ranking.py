@@ -25,14 +25,7 @@ W = RankWeights()
 
 
 def cand(
-    i: int,
-    sim: float | None,
-    text: float = 0.0,
-    *,
-    age_days: float = 0.0,
-    thread_id: str | None = None,
-    previous: Signals | None = None,
-    coverage: float = 0.0,
+    i: int, sim: float | None, text: float = 0.0, *, age_days: float = 0.0, thread_id: str | None = None, **kw: Signals
 ) -> Candidate:
     return Candidate(
         id=i,
@@ -40,32 +33,27 @@ def cand(
         created_at=NOW - timedelta(days=age_days),
         signals=Signals(similarity=sim, text_score=text),
         thread_id=thread_id,
-        previous=previous,
-        coverage=coverage,
+        **kw,
     )
-
-
-def stats_of(scope: list[Signals]) -> SignalStats:
-    return SignalStats.of(Candidate(id=i, content="x", created_at=NOW, signals=s) for i, s in enumerate(scope))
 
 
 def test_relevance_is_the_weighted_standard_score_of_each_signal() -> None:
     scope = [Signals(similarity=0.2, text_score=0.0), Signals(similarity=0.6, text_score=4.0)]
-    stats = stats_of(scope)
+    stats = SignalStats.of(scope)
     assert relevance(scope[1], weights=W, stats=stats) == pytest.approx(W.vector + W.text)
     assert relevance(scope[0], weights=W, stats=stats) == pytest.approx(-(W.vector + W.text))
 
 
 def test_a_memory_without_a_vector_counts_as_the_least_similar() -> None:
     scope = [Signals(similarity=0.2, text_score=1.0), Signals(similarity=0.6, text_score=1.0)]
-    stats = stats_of(scope)
+    stats = SignalStats.of(scope)
     missing = Signals(similarity=None, text_score=1.0)
     assert relevance(missing, weights=W, stats=stats) == relevance(scope[0], weights=W, stats=stats)
 
 
 def test_equal_signals_standardise_to_zero_not_to_a_division_by_zero() -> None:
     same = [Signals(similarity=0.3, text_score=2.0)] * 3
-    assert relevance(same[0], weights=W, stats=stats_of(same)) == 0.0
+    assert relevance(same[0], weights=W, stats=SignalStats.of(same)) == 0.0
 
 
 def test_text_match_lifts_a_memory_above_a_slightly_closer_vector() -> None:
@@ -85,24 +73,6 @@ def test_a_memory_in_the_thread_of_the_best_match_outranks_an_equal_one_elsewher
     beside, elsewhere = cand(2, 0.5, thread_id="a"), cand(3, 0.5, thread_id="b")
     ranked = rank([elsewhere, beside, best, cand(4, 0.1, thread_id="c")], k=4, weights=W, now=NOW)
     assert [r.id for r in ranked][:3] == [1, 2, 3]
-
-
-def test_a_longer_memory_outranks_an_equally_relevant_short_one() -> None:
-    short, long = (
-        cand(1, 0.5),
-        Candidate(
-            id=2,
-            content="we drove to the lake on Sunday and swam",
-            created_at=NOW,
-            signals=Signals(similarity=0.5, text_score=0),
-        ),
-    )
-    assert [r.id for r in rank([short, long, cand(3, 0.1)], k=3, weights=W, now=NOW)][:2] == [2, 1]
-
-
-def test_a_memory_holding_more_of_the_querys_words_outranks_an_equal_one_with_fewer() -> None:
-    fewer, more = cand(1, 0.5, 2.0, coverage=0.25), cand(2, 0.5, 2.0, coverage=0.75)
-    assert [r.id for r in rank([fewer, more, cand(3, 0.1)], k=3, weights=W, now=NOW)][:2] == [2, 1]
 
 
 def test_recency_breaks_ties_toward_newer_memories() -> None:

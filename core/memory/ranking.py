@@ -55,12 +55,6 @@ class RankWeights:
     """Bonus of a memory said inside the time the query names."""
     when_slack_days: float = 7.0
     """Days past the named window over which that bonus fades to nothing."""
-    length: float = 0.2
-    """A prior for longer memories (log of the characters, standardised): "wow!" or "thanks!" rarely
-    holds what a question asks for, however close its vector."""
-    coverage: float = 0.1
-    """The share of the query's distinct words a memory holds, standardised: BM25 can rank one rare
-    word above several of the question's words together."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -82,8 +76,6 @@ class Candidate:
     thread_id: str | None = None
     previous: Signals | None = None
     following: Signals | None = None
-    coverage: float = 0.0
-    """The share of the query's distinct lexemes the memory holds (`core.memory.search`)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -96,35 +88,21 @@ class SignalStats:
     """The lowest similarity: a memory without a vector of the current model counts as this."""
     text_mean: float
     text_spread: float
-    length_mean: float = 0.0
-    length_spread: float = 1.0
-    coverage_mean: float = 0.0
-    coverage_spread: float = 1.0
 
     @classmethod
-    def of(cls, candidates: Iterable[Candidate]) -> SignalStats:
-        listed = list(candidates)
-        sims = [c.signals.similarity for c in listed if c.signals.similarity is not None]
+    def of(cls, signals: Iterable[Signals]) -> SignalStats:
+        listed = list(signals)
+        sims = [s.similarity for s in listed if s.similarity is not None]
+        texts = [s.text_score for s in listed]
         similarity_mean, similarity_spread = _mean_and_spread(sims)
-        text_mean, text_spread = _mean_and_spread([c.signals.text_score for c in listed])
-        length_mean, length_spread = _mean_and_spread([log_length(c.content) for c in listed])
-        coverage_mean, coverage_spread = _mean_and_spread([c.coverage for c in listed])
+        text_mean, text_spread = _mean_and_spread(texts)
         return cls(
             similarity_mean=similarity_mean,
             similarity_spread=similarity_spread,
             similarity_floor=min(sims, default=0.0),
             text_mean=text_mean,
             text_spread=text_spread,
-            length_mean=length_mean,
-            length_spread=length_spread,
-            coverage_mean=coverage_mean,
-            coverage_spread=coverage_spread,
         )
-
-
-def log_length(content: str) -> float:
-    """The length prior's raw value: log(1 + characters), so a long memory is not favoured without end."""
-    return math.log1p(len(content))
 
 
 def _mean_and_spread(values: Sequence[float]) -> tuple[float, float]:
@@ -157,7 +135,7 @@ def rank(
     `window` is the time the query names, if any."""
     if k <= 0:
         return []
-    stats = SignalStats.of(candidates)
+    stats = SignalStats.of(c.signals for c in candidates)
     own = {c.id: fused_score(c, weights=weights, stats=stats, now=now, window=window) for c in candidates}
     best_in_thread: dict[str, float] = {}
     for c in candidates:
@@ -184,11 +162,8 @@ def fused_score(
     now: datetime,
     window: TimeWindow | None = None,
 ) -> float:
-    """One memory's own score: its relevance, shares of its neighbours', its length and word coverage,
-    recency and the named time."""
+    """One memory's own score: its relevance, shares of its neighbours', recency and the named time."""
     score = relevance(candidate.signals, weights=weights, stats=stats)
-    score += weights.length * (log_length(candidate.content) - stats.length_mean) / stats.length_spread
-    score += weights.coverage * (candidate.coverage - stats.coverage_mean) / stats.coverage_spread
     if candidate.previous is not None:
         score += weights.previous * relevance(candidate.previous, weights=weights, stats=stats)
     if candidate.following is not None:

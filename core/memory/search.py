@@ -106,12 +106,6 @@ def _text_score(alias: str) -> str:
             JOIN idf i USING (lexeme)) END"""
 
 
-_COVERAGE = (
-    f"coalesce(length({_query_terms('m.tsv')}), 0)::float8 / greatest(cardinality((SELECT words FROM query)), 1)"
-)
-"""The share of the query's distinct lexemes that memory `m` holds (0 without words)."""
-
-
 def _similarity(alias: str) -> str:
     """Cosine similarity of the query and memory `alias`, both taken relative to the candidates' mean
     vector (`centre`, joined as `c`); NULL for a memory of another model or without a query vector, 0
@@ -131,23 +125,22 @@ AT_MEAN = 0.01
 well above the rounding of pgvector's single-precision inner products."""
 
 
-_CENTRE_CTE = """
+_BY_ID = "= ANY (ARRAY(SELECT id FROM picked))"
+"""Candidates fetched by id through the primary key's index whatever the planner believes of the scope:
+as a join, a heavy person's 200 candidates made it hash all 20,000 rows of the scope (the estimate of
+a scope assumes its keys are independent: 334 rows), 200 ms instead of 2."""
+
+_CENTRE_CTE = f"""
 centre AS MATERIALIZED (
     SELECT mu, -(mu <#> $5) AS qm, -(mu <#> mu) AS mm, -($5 <#> $5) AS qq,
            -($5 <#> $5) + 2 * (mu <#> $5) - (mu <#> mu) AS qq_c
     FROM (SELECT avg(c.embedding) FILTER (WHERE c.embedding_model = $4) AS mu
           FROM memories c
-          WHERE c.id = ANY (ARRAY(SELECT id FROM picked))
+          WHERE c.id {_BY_ID}
             AND c.platform = $1 AND c.workspace_id = $2 AND c.user_id = $3) a
 )"""
 """The mean vector `mu` of the candidates (`picked`) of the query's model and its inner products with
-itself and the query, for `_similarity`: |q - mu|^2 = q.q - 2 q.mu + mu.mu. The candidates are looked
-up as an array of ids (`_BY_ID`)."""
-
-_BY_ID = "= ANY (ARRAY(SELECT id FROM picked))"
-"""Candidates fetched by id through the primary key's index whatever the planner believes of the scope:
-as a join, a heavy person's 200 candidates made it hash all 20,000 rows of the scope (the estimate of
-a scope assumes its keys are independent: 334 rows), 200 ms instead of 2."""
+itself and the query, for `_similarity`: |q - mu|^2 = q.q - 2 q.mu + mu.mu."""
 
 
 def _neighbour(alias: str, direction: Literal["<", ">"]) -> str:
@@ -229,7 +222,7 @@ picked AS (
 {_CENTRE_CTE}
 SELECT m.id, m.content, m.created_at, m.thread_id,
        {_similarity("m")} AS similarity,
-       {_text_score("m")} AS text_score, {_COVERAGE} AS coverage,
+       {_text_score("m")} AS text_score,
        p.id AS prev_id, p.similarity AS prev_similarity, p.text_score AS prev_text,
        n.id AS next_id, n.similarity AS next_similarity, n.text_score AS next_text
 FROM memories m CROSS JOIN centre c
@@ -321,7 +314,7 @@ async def _search_indexed(
     {_CENTRE_CTE}
     SELECT m.id, m.content, m.created_at, m.thread_id,
            {_similarity("m")} AS similarity,
-           coalesce(t.text_score, 0)::float8 AS text_score, {_COVERAGE} AS coverage,
+           coalesce(t.text_score, 0)::float8 AS text_score,
            NULL::bigint AS prev_id, NULL::float8 AS prev_similarity, NULL::float8 AS prev_text,
            NULL::bigint AS next_id, NULL::float8 AS next_similarity, NULL::float8 AS next_text
     FROM memories m CROSS JOIN centre c
@@ -343,7 +336,6 @@ def _candidate(r: asyncpg.Record) -> Candidate:
         content=r["content"],
         created_at=r["created_at"],
         signals=signals(r["similarity"], r["text_score"]),
-        coverage=float(r["coverage"]),
         thread_id=r["thread_id"],
         previous=signals(r["prev_similarity"], r["prev_text"]) if r["prev_id"] is not None else None,
         following=signals(r["next_similarity"], r["next_text"]) if r["next_id"] is not None else None,
