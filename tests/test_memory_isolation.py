@@ -248,11 +248,7 @@ class FactScopes(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.pool: asyncpg.Pool = self.loop.run_until_complete(create_pool(PG_URI[0], max_size=2))
-        # a model of its own (no other test's scope gets an index here), and a pool of k: an indexed
-        # scope's approximate search then answers whenever it finds k
-        self.service = MemoryService(
-            self.pool, Embedder(HashingEmbeddingModel(dims=INDEXED_DIMS)), MemoryConfig(candidate_pool=1)
-        )
+        self.service = MemoryService(self.pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
         self.run = uuid.uuid4().hex[:8]
         self.told = 0
         self.own: dict[UserKey, set[str]] = {}
@@ -303,7 +299,9 @@ class FactScopes(RuleBasedStateMachine):
             for user in ("U1", "U2", "U3"):
                 key = self.key(workspace, user)
                 for channel in ("C1", "C2", ""):
-                    seen = self.loop.run_until_complete(self.service.facts(key, channel_id=channel, is_dm=not channel))
+                    seen = self.loop.run_until_complete(
+                        self.service.facts(key, channel_id=channel, is_dm=not channel)
+                    )
                     expected = {(c, "person", user) for c in self.own.get(key, set())}
                     expected |= {(c, "workspace", a) for c, a in self.shared.get((workspace, ""), {}).items()}
                     if channel:
