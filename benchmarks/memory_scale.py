@@ -8,8 +8,9 @@ that person's vectors in numpy (recall@10). A second part gives one person a lar
 own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way,
 side by side on an index built with pgvector's default ef_construction (the baseline) and on one
 built as maintenance builds it; each with queries related to what the person said and queries on
-new topics (`near_stored`), without words and with words (the hybrid path a turn takes). Compare
-ratios within one run: latencies on a shared machine move.
+new topics (`near_stored`), without words and with words (the hybrid path a turn takes), and with
+words at the pool of candidates a turn asks for (`_turn_pool`). Each reports the database server's CPU
+per query beside the wall times: compare ratios within one run, latencies on a shared machine move.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
@@ -47,11 +48,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from core.memory import maintenance, search, store
 from core.memory.scope import person_scope
+from core.memory.service import MemoryConfig
 from core.models import UserKey
 from core.store.migrations import migrate
 from core.store.pool import create_pool
 
 MODEL = "bench:random-unit"
+TURN_POOL = MemoryConfig().candidate_pool
+"""The candidates a turn's recall asks for (`MemoryService.recall`): the real query's size."""
 console = Console(stderr=True)
 
 
@@ -96,6 +100,7 @@ def records(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    load_at_start = os.getloadavg()[0]
     uri = args.database_url or _throwaway_database()
     await migrate(uri)
     pool = await create_pool(uri, max_size=4)
@@ -136,6 +141,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "large_scope": large,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.python_implementation()} "
         f"{platform.python_version()}",
+        "load_average": {"start": round(load_at_start, 1), "end": round(os.getloadavg()[0], 1)},
     }
 
 
@@ -207,21 +213,32 @@ async def _large_scope(
         for kind, queries in query_sets.items():
             result[label][kind] = await _query_large_scope(pool, person, vectors, queries, [""] * len(queries))
             result[label][f"{kind}_with_words"] = await _query_large_scope(pool, person, vectors, queries, texts)
+            result[label][f"{kind}_with_words_turn_pool"] = await _query_large_scope(
+                pool, person, vectors, queries, texts, pool_size=TURN_POOL
+            )
     return result
 
 
 async def _query_large_scope(
-    pool: Any, person: UserKey, vectors: np.ndarray, queries: np.ndarray, texts: list[str]
+    pool: Any, person: UserKey, vectors: np.ndarray, queries: np.ndarray, texts: list[str], *, pool_size: int = 10
 ) -> dict[str, Any]:
-    """Top 10 by vector of each query through the store's search, with `texts` as its words."""
+    """Top 10 by vector of each query through the store's search, with `texts` as its words; with the
+    CPU time the database server spent on each (robust to a busy machine, where wall times are not)."""
     latencies: list[float] = []
+    server_cpu: list[float] = []
     recalls: list[float] = []
     paths: set[str] = set()
     for query, text in zip(queries, texts, strict=True):
         started = time.perf_counter()
         async with person_scope(pool, person) as conn:
-            found = await search.search(conn, person, query=text, vector=query, model=MODEL, pool_size=10, recent=0)
+            cpu_before = _server_cpu_s(conn)
+            found = await search.search(
+                conn, person, query=text, vector=query, model=MODEL, pool_size=pool_size, recent=0
+            )
+            cpu_after = _server_cpu_s(conn)
         latencies.append((time.perf_counter() - started) * 1000)
+        if cpu_before is not None and cpu_after is not None:
+            server_cpu.append((cpu_after - cpu_before) * 1000)
         paths.add(found.path)
         truth = np.argsort(-(vectors @ query), kind="stable")[:10]
         got_rows = {c.content.split(":")[0] for c in found.candidates}  # the 10 nearest asked for, and text hits
@@ -229,8 +246,19 @@ async def _query_large_scope(
     return {
         **{k: summary_ms(latencies)[k] for k in ("p50_ms", "p95_ms")},
         "recall_at_10": round(statistics.fmean(recalls), 4),
+        "server_cpu_ms_mean": round(statistics.fmean(server_cpu), 2) if server_cpu else None,
         "path": sorted(paths),
     }
+
+
+def _server_cpu_s(conn: Any) -> float | None:
+    """CPU seconds (user + system) of the connection's server process so far, when the server runs on
+    this machine (the throwaway one does); None otherwise. Clock-tick resolution: average many queries."""
+    try:
+        fields = Path(f"/proc/{conn.get_server_pid()}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _progress() -> Progress:

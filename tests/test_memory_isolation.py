@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, initialize, invariant, rule
 from pydantic_ai.embeddings import Embedder
 
+from core.memory import maintenance
 from core.memory.conversations import user_history
 from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.forget import export_user, forget_user
@@ -154,7 +155,11 @@ class MemoryAgreement(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.pool: asyncpg.Pool = self.loop.run_until_complete(create_pool(PG_URI[0], max_size=2))
-        self.service = MemoryService(self.pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+        # a model of its own (no other test's scope gets an index here), and a pool of k: an indexed
+        # scope's approximate search then answers whenever it finds k
+        self.service = MemoryService(
+            self.pool, Embedder(HashingEmbeddingModel(dims=INDEXED_DIMS)), MemoryConfig(candidate_pool=1)
+        )
         self.model: dict[UserKey, dict[str, str]] = {}
         self.run = uuid.uuid4().hex[:8]
 
@@ -183,6 +188,15 @@ class MemoryAgreement(RuleBasedStateMachine):
         self.loop.run_until_complete(forget_user(self.pool, user))
         self.model[user] = {}
 
+    @rule(user=users, query=memory_texts)
+    def recall_from_an_indexed_scope(self, user: UserKey, query: str) -> None:
+        """Every scope gets its own HNSW index, as large ones do: recall then walks it and takes its text
+        hits from `memory_text_hits`, which runs outside row-level security."""
+        self.loop.run_until_complete(
+            maintenance.ensure_scope_indexes(self.pool, model=self.service.model, dimensions=INDEXED_DIMS, min_rows=1)
+        )
+        self.recall(user, query, 1)
+
     @rule(user=users, query=memory_texts, k=st.integers(1, 12))
     def recall(self, user: UserKey, query: str, k: int) -> None:
         hits = self.loop.run_until_complete(self.service.recall(user, query, k=k))
@@ -198,6 +212,7 @@ class MemoryAgreement(RuleBasedStateMachine):
 
 
 PG_URI: list[str] = []
+INDEXED_DIMS = 24
 WORKSPACES = st.sampled_from(["T1", "T2"])
 PEOPLE = st.sampled_from(["U1", "U2", "U3"])
 CHANNELS = st.sampled_from(["C1", "C2", ""])
