@@ -38,6 +38,7 @@ from core.memory.scope import fact_scope, person_scope
 from core.memory.when import mentioned_window
 from core.models import UserKey
 from core.seams import MemoryHit, Profile
+from core.store.tenancy import one_transaction
 
 log = logging.getLogger(__name__)
 
@@ -226,13 +227,12 @@ class MemoryService:
 
     async def _learn(self, user: UserKey, message: str, said: Said, *, shared_channel: str) -> None:
         """Learn what the message states: profile fields, a shared note, and the person's facts (by the
-        model when extraction is on, else by the rules)."""
+        model when extraction is on, else by the rules). A message that states nothing costs no transaction
+        (most do not), and the rules' reads and writes share one."""
         turn = self._learning.setdefault(user, asyncio.Lock())
         async with turn, self._limit:
-            profile = await get_profile(self.pool, user)
-            statements = read_statements(message, now=said.at, timezone=profile.timezone)
-            if statements.profile:
-                await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
+            # What the rules find does not depend on the person's time zone, only the dates they compute.
+            statements = read_statements(message, now=said.at)
             note = statements.shared
             if note is not None:
                 home = Home.channel(shared_channel) if note.scope == "channel" else Home.workspace()
@@ -243,14 +243,25 @@ class MemoryService:
                     await fact_store.add_fact(conn, user, home, NewFact(content=note.content), said)
                 return
             if self.extractor is not None:
+                if statements.profile:
+                    await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
                 await self._extract(user, message, said)
                 return
-            async with fact_scope(self.pool, user) as conn:
-                for fact in statements.facts:
-                    await fact_store.add_fact(conn, user, Home.person(user.user_id), fact, said)
+            if not statements.facts and not statements.profile:
+                return
+            async with one_transaction(self.pool, user):
+                if statements.facts:  # their dates in the person's own time zone
+                    profile = await get_profile(self.pool, user)
+                    statements = read_statements(message, now=said.at, timezone=profile.timezone)
+                if statements.profile:
+                    await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
+                async with fact_scope(self.pool, user) as conn:
+                    for fact in statements.facts:
+                        await fact_store.add_fact(conn, user, Home.person(user.user_id), fact, said)
 
     async def _extract(self, user: UserKey, message: str, said: Said) -> None:
-        """Ask the model what the message changes among the person's facts in force, then apply it."""
+        """Ask the model what the message changes among the person's facts in force, then apply it (a
+        decision that changes nothing costs no write)."""
         assert self.extractor is not None
         mine = Home.person(user.user_id)
         async with fact_scope(self.pool, user) as conn:
@@ -258,8 +269,11 @@ class MemoryService:
         decision = await self.extractor(
             extraction_prompt(message, [(f.id, f.content) for f in known], today=said.at.date())
         )
+        changes = plan_changes(decision, [f.id for f in known])
+        if not changes:
+            return
         async with fact_scope(self.pool, user) as conn:
-            for change in plan_changes(decision, [f.id for f in known]):
+            for change in changes:
                 if isinstance(change, Delete):
                     await fact_store.retire(conn, user, mine, change.target, said.at)
                     continue

@@ -1,0 +1,38 @@
+-- Statistics for a young database (issue #22). Until a table has been analyzed the planner knows
+-- nothing of its columns: every equality looks equally selective and each index scan is estimated at
+-- one row, so the history read of a thread picked the messages primary key or messages_user and
+-- filtered out every other thread's rows (hundreds to thousands read for two). Autovacuum analyzes a
+-- table only after 50 changes plus 10 % and at most once a minute per database, so a new install, or a
+-- table that grows fast while small, serves its first minutes on plans made without statistics.
+--
+-- `parley_analyze_grown()` analyzes every table of this schema that has changed by as many rows as it
+-- held when it was last analyzed (at least 50): right after its first rows, then at each doubling.
+-- Serving instances call it every few seconds (core/store/instance.py); a table past its first few
+-- doublings grows too slowly to qualify again, so autovacuum alone looks after a grown database. One
+-- caller at a time: another instance calling meanwhile skips its round.
+CREATE FUNCTION parley_analyze_grown() RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = public, pg_temp
+    AS $$
+DECLARE
+    grown regclass;
+    analyzed integer := 0;
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('parley_analyze_grown')) THEN
+        RETURN 0;
+    END IF;
+    FOR grown IN
+        SELECT s.relid::regclass FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+        WHERE s.schemaname = 'public' AND s.n_mod_since_analyze >= greatest(50, c.reltuples)
+          AND pg_has_role(c.relowner, 'USAGE')
+        ORDER BY s.relname
+    LOOP
+        EXECUTE format('ANALYZE %s', grown);
+        analyzed := analyzed + 1;
+    END LOOP;
+    RETURN analyzed;
+END
+$$;
+
+REVOKE ALL ON FUNCTION parley_analyze_grown() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION parley_analyze_grown() TO parley_app;
