@@ -15,6 +15,7 @@ from adapters.api.deps import ApiConfig
 from bot.app import Seams
 from bot.server import create_app
 from bot.settings import Settings
+from core.memory.extraction import FactDecision
 from core.memory.service import MemoryConfig, MemoryService
 from core.models import UserKey
 from core.pipeline import Pipeline
@@ -32,9 +33,16 @@ MOST = 6
 session check, or a platform's record of the messages that carried the reply."""
 
 
-@pytest.fixture
-def memory(pool: asyncpg.Pool) -> MemoryService:
-    return MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+async def nothing_new(prompt: str) -> FactDecision:
+    """The model's fact extraction, deciding what it mostly decides: nothing to keep."""
+    return FactDecision()
+
+
+@pytest.fixture(params=["rules", "model"])
+def memory(pool: asyncpg.Pool, request: pytest.FixtureRequest) -> MemoryService:
+    """Facts learned by the rules, or by the model's extraction (the default where a model is set)."""
+    extractor = nothing_new if request.param == "model" else None
+    return MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=extractor)
 
 
 @pytest.fixture
@@ -99,9 +107,10 @@ async def test_an_answered_platform_turn_takes_at_most_six_transactions_its_deli
     assert len(begun) <= MOST, begun
 
 
-async def test_learning_from_a_message_that_states_nothing_costs_no_transaction(
-    memory: MemoryService, begun: list[Tenant]
+async def test_learning_from_a_message_that_states_nothing_costs_no_transaction_with_the_rules(
+    pool: asyncpg.Pool, begun: list[Tenant]
 ) -> None:
+    memory = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
     await memory.remember(_person(), "what time is the standup?", message_id=None)
     stored = len(begun)
     await memory.drain()
@@ -109,8 +118,9 @@ async def test_learning_from_a_message_that_states_nothing_costs_no_transaction(
 
 
 async def test_learning_a_stated_fact_with_the_rules_takes_one_transaction(
-    memory: MemoryService, begun: list[Tenant]
+    pool: asyncpg.Pool, begun: list[Tenant]
 ) -> None:
+    memory = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
     user = _person()
     await memory.remember(user, "I work at Initech.", message_id=None)
     stored = len(begun)

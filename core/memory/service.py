@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 import asyncpg
@@ -66,6 +67,10 @@ class MemoryConfig:
     """The person's newest facts in force shown to the extraction model."""
     max_background: int = 2
     """Fact extractions and re-embeddings running at once."""
+    max_extraction_backlog: int = 100
+    """Messages waiting for the model's fact extraction at most. Under sustained load the model cannot keep
+    up with every turn, and a queue without a bound holds every waiting message in memory and learns it
+    ever later: past this many, a message is learned by the deterministic rules alone."""
     large_scope_rows: int = 20_000
     """A scope with this many memories gets its own partial HNSW index in maintenance."""
 
@@ -96,6 +101,11 @@ class MemoryService:
         self._limit = asyncio.Semaphore(config.max_background)
         self._learning: weakref.WeakValueDictionary[UserKey, asyncio.Lock] = weakref.WeakValueDictionary()
         """One person's messages are learned one at a time, in the order said: a later fact supersedes."""
+        self._unlearned: Counter[UserKey] = Counter()
+        """Messages of each person handed to background learning and not learned yet."""
+        self._extractions = 0
+        """Messages waiting for, or in, the model's fact extraction."""
+        self._behind_logged = 0.0
 
     async def start(self, *, reembed_in_background: bool = True, owner_pool: asyncpg.Pool | None = None) -> None:
         """Warm the model (the first turn should not pay for loading it) and, when memories carry
@@ -150,12 +160,44 @@ class MemoryService:
         is_dm: bool = True,
     ) -> None:
         """Store the turn, then learn its facts in the background. `channel_id` is where it was said
-        (a shared note "for this channel" needs one: in a DM, pass is_dm)."""
+        (a shared note "for this channel" needs one: in a DM, pass is_dm).
+
+        When the model extracts facts and none of the person's messages is still being learned, the facts
+        it is shown are read here, in the caller's transaction (the turn's final one), rather than in a
+        transaction of their own later: nothing of this person's can change them in between."""
         await self.store(user, text, message_id=message_id, thread_id=thread_id)
         content = scrub(text).strip()
-        if content:
-            said = Said(author_id=user.user_id, channel_id=channel_id, at=self.clock(), message_id=message_id)
-            self._spawn(self._learn(user, content, said, shared_channel="" if is_dm else channel_id))
+        if not content:
+            return
+        said = Said(author_id=user.user_id, channel_id=channel_id, at=self.clock(), message_id=message_id)
+        extract = self.extractor is not None and self._extraction_has_room()
+        known = None
+        if extract and not self._unlearned[user]:
+            async with fact_scope(self.pool, user) as conn:
+                known = await self._neighbours(conn, user)
+        self._unlearned[user] += 1
+        self._extractions += extract
+        task = self._spawn(
+            self._learn(user, content, said, shared_channel="" if is_dm else channel_id, extract=extract, known=known)
+        )
+        task.add_done_callback(lambda _: self._learned(user, extract=extract))
+
+    def _extraction_has_room(self) -> bool:
+        if self._extractions < self.config.max_extraction_backlog:
+            return True
+        if monotonic() - self._behind_logged > 60:
+            self._behind_logged = monotonic()
+            log.warning(
+                "memory: fact extraction is %d messages behind; learning new ones by the rules until it catches up",
+                self._extractions,
+            )
+        return False
+
+    def _learned(self, user: UserKey, *, extract: bool) -> None:
+        self._extractions -= extract
+        self._unlearned[user] -= 1
+        if not self._unlearned[user]:
+            del self._unlearned[user]
 
     async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[Fact]:
         """The facts in force for a turn: the person's own, the workspace's, and (outside DMs) the
@@ -215,22 +257,26 @@ class MemoryService:
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("memory: background task failed (%s)", type(task.exception()).__name__)
 
-    async def _learn(self, user: UserKey, message: str, said: Said, *, shared_channel: str) -> None:
+    async def _learn(
+        self, user: UserKey, message: str, said: Said, *, shared_channel: str, extract: bool, known: list[Fact] | None
+    ) -> None:
         """Learn what the message states: profile fields, a shared note, and the person's facts (by the
-        model when extraction is on, else by the rules). A message that states nothing costs no transaction
-        (most do not), and the rules' reads and writes share one."""
+        model when `extract`, given the facts `known` when they were read already, else by the rules). A
+        message that states nothing costs no transaction (most do not), and the rules' reads and writes
+        share one."""
         turn = self._learning.setdefault(user, asyncio.Lock())
-        async with turn, self._limit:
+        async with turn:
             # What the rules find does not depend on the person's time zone, only the dates they compute.
             statements = read_statements(message, now=said.at)
             note = statements.shared
@@ -242,10 +288,11 @@ class MemoryService:
                 async with fact_scope(self.pool, user, shared_channel) as conn:
                     await fact_store.add_fact(conn, user, home, NewFact(content=note.content), said)
                 return
-            if self.extractor is not None:
+            if extract:
                 if statements.profile:
                     await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
-                await self._extract(user, message, said)
+                async with self._limit:  # the model's work; the rules wait for no model
+                    await self._extract(user, message, said, known)
                 return
             if not statements.facts and not statements.profile:
                 return
@@ -259,13 +306,19 @@ class MemoryService:
                     for fact in statements.facts:
                         await fact_store.add_fact(conn, user, Home.person(user.user_id), fact, said)
 
-    async def _extract(self, user: UserKey, message: str, said: Said) -> None:
-        """Ask the model what the message changes among the person's facts in force, then apply it (a
-        decision that changes nothing costs no write)."""
+    async def _neighbours(self, conn: asyncpg.Connection, user: UserKey) -> list[Fact]:
+        """The person's newest facts not closed: what the extraction model is shown."""
+        found = await fact_store.listing(conn, user, [Home.person(user.user_id)], history=False)
+        return found[: self.config.fact_neighbours]
+
+    async def _extract(self, user: UserKey, message: str, said: Said, known: list[Fact] | None) -> None:
+        """Ask the model what the message changes among the person's facts in force (`known`, or read now),
+        then apply it (a decision that changes nothing costs no write)."""
         assert self.extractor is not None
         mine = Home.person(user.user_id)
-        async with fact_scope(self.pool, user) as conn:
-            known = (await fact_store.listing(conn, user, [mine], history=False))[: self.config.fact_neighbours]
+        if known is None:
+            async with fact_scope(self.pool, user) as conn:
+                known = await self._neighbours(conn, user)
         decision = await self.extractor(
             extraction_prompt(message, [(f.id, f.content) for f in known], today=said.at.date())
         )
