@@ -71,7 +71,7 @@ class Instance:
         return closed
 
     async def analyze_grown(self) -> int:
-        """Analyze the tables that doubled since their statistics were taken; return how many."""
+        """Analyze the tables whose rows doubled since their statistics were taken; return how many."""
         assert self._conn is not None
         analyzed: int = await self._conn.fetchval("SELECT parley_analyze_grown()")
         return analyzed

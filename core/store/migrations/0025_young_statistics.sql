@@ -5,11 +5,12 @@
 -- table only after 50 changes plus 10 % and at most once a minute per database, so a new install, or a
 -- table that grows fast while small, serves its first minutes on plans made without statistics.
 --
--- `parley_analyze_grown()` analyzes every table of this schema that has changed by as many rows as it
--- held when it was last analyzed (at least 50): right after its first rows, then at each doubling.
--- Serving instances call it every few seconds (core/store/instance.py); a table past its first few
--- doublings grows too slowly to qualify again, so autovacuum alone looks after a grown database. One
--- caller at a time: another instance calling meanwhile skips its round.
+-- `parley_analyze_grown()` analyzes every table of this schema that holds twice the rows it held when it
+-- was last analyzed (at least 50): right after its first rows, then at each doubling. Serving instances
+-- call it every few seconds (core/store/instance.py); a table past its first few doublings grows too
+-- slowly to qualify again (and one that only churns, such as the rate windows, never does), so
+-- autovacuum alone looks after a grown database. One caller at a time: another instance calling
+-- meanwhile skips its round.
 CREATE FUNCTION parley_analyze_grown() RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = public, pg_temp
@@ -23,7 +24,7 @@ BEGIN
     END IF;
     FOR grown IN
         SELECT s.relid::regclass FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-        WHERE s.schemaname = 'public' AND s.n_mod_since_analyze >= greatest(50, c.reltuples)
+        WHERE s.schemaname = 'public' AND s.n_live_tup >= 2 * greatest(25, c.reltuples)
           AND pg_has_role(c.relowner, 'USAGE')
         ORDER BY s.relname
     LOOP
