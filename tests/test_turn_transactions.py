@@ -3,6 +3,7 @@ takes at most six Postgres transactions through the API door and through a platf
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -113,6 +114,25 @@ async def test_learning_from_a_message_that_states_nothing_costs_no_transaction_
     memory = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
     await memory.remember(_person(), "what time is the standup?", message_id=None)
     stored = len(begun)
+    await memory.drain()
+    assert len(begun) == stored
+
+
+async def test_the_model_learning_a_persons_next_message_reads_no_facts_of_its_own(
+    pool: asyncpg.Pool, begun: list[Tenant]
+) -> None:
+    release = asyncio.Event()
+
+    async def slow(prompt: str) -> FactDecision:
+        await release.wait()
+        return FactDecision()
+
+    memory = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=slow)
+    user = _person()
+    await memory.remember(user, "good morning", message_id=None)
+    await memory.remember(user, "what is on today?", message_id=None)  # while the first is being learned
+    stored = len(begun)
+    release.set()
     await memory.drain()
     assert len(begun) == stored
 

@@ -105,6 +105,8 @@ class MemoryService:
         """Messages of each person handed to background learning and not learned yet."""
         self._extractions = 0
         """Messages waiting for, or in, the model's fact extraction."""
+        self._known: dict[UserKey, list[Fact]] = {}
+        """A person's facts as their last learned message left them, while more of their messages wait."""
         self._behind_logged = 0.0
 
     async def start(self, *, reembed_in_background: bool = True, owner_pool: asyncpg.Pool | None = None) -> None:
@@ -162,9 +164,9 @@ class MemoryService:
         """Store the turn, then learn its facts in the background. `channel_id` is where it was said
         (a shared note "for this channel" needs one: in a DM, pass is_dm).
 
-        When the model extracts facts and none of the person's messages is still being learned, the facts
-        it is shown are read here, in the caller's transaction (the turn's final one), rather than in a
-        transaction of their own later: nothing of this person's can change them in between."""
+        The facts the extraction model is shown cost no transaction of their own: with none of the
+        person's messages still being learned they are read here, in the caller's transaction (the turn's
+        final one), and otherwise the person's previous message hands them on as its learning left them."""
         await self.store(user, text, message_id=message_id, thread_id=thread_id)
         content = scrub(text).strip()
         if not content:
@@ -198,6 +200,11 @@ class MemoryService:
         self._unlearned[user] -= 1
         if not self._unlearned[user]:
             del self._unlearned[user]
+            self._known.pop(user, None)
+
+    def _next_waits(self, user: UserKey) -> bool:
+        """Another of the person's messages waits to be learned after the one being learned now."""
+        return self._unlearned[user] > 1
 
     async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[Fact]:
         """The facts in force for a turn: the person's own, the workspace's, and (outside DMs) the
@@ -305,6 +312,8 @@ class MemoryService:
                 async with fact_scope(self.pool, user) as conn:
                     for fact in statements.facts:
                         await fact_store.add_fact(conn, user, Home.person(user.user_id), fact, said)
+            if statements.facts:
+                self._known.pop(user, None)  # changed: the next extraction reads them afresh
 
     async def _neighbours(self, conn: asyncpg.Connection, user: UserKey) -> list[Fact]:
         """The person's newest facts not closed: what the extraction model is shown."""
@@ -312,10 +321,12 @@ class MemoryService:
         return found[: self.config.fact_neighbours]
 
     async def _extract(self, user: UserKey, message: str, said: Said, known: list[Fact] | None) -> None:
-        """Ask the model what the message changes among the person's facts in force (`known`, or read now),
-        then apply it (a decision that changes nothing costs no write)."""
+        """Ask the model what the message changes among the person's facts in force (`known`, else as the
+        previous message left them, else read now), then apply it (a decision that changes nothing costs no
+        write) and hand the facts on to the person's next message."""
         assert self.extractor is not None
         mine = Home.person(user.user_id)
+        known = known if known is not None else self._known.pop(user, None)
         if known is None:
             async with fact_scope(self.pool, user) as conn:
                 known = await self._neighbours(conn, user)
@@ -324,6 +335,8 @@ class MemoryService:
         )
         changes = plan_changes(decision, [f.id for f in known])
         if not changes:
+            if self._next_waits(user):
+                self._known[user] = known
             return
         async with fact_scope(self.pool, user) as conn:
             for change in changes:
@@ -338,6 +351,8 @@ class MemoryService:
                     await fact_store.add_fact(conn, user, mine, fact, said)
                 else:
                     await fact_store.supersede(conn, user, mine, change.target, fact, said)
+            if self._next_waits(user):
+                self._known[user] = await self._neighbours(conn, user)
 
     async def _reembed(self, owner: asyncpg.Pool) -> None:
         async with self._limit:
