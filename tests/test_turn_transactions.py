@@ -118,13 +118,16 @@ async def test_learning_from_a_message_that_states_nothing_costs_no_transaction_
     assert len(begun) == stored
 
 
+@pytest.mark.parametrize("outcome", ["nothing new", "failed"])
 async def test_the_model_learning_a_persons_next_message_reads_no_facts_of_its_own(
-    pool: asyncpg.Pool, begun: list[Tenant]
+    pool: asyncpg.Pool, begun: list[Tenant], outcome: str
 ) -> None:
     release = asyncio.Event()
 
     async def slow(prompt: str) -> FactDecision:
         await release.wait()
+        if outcome == "failed":
+            raise RuntimeError("the model answered no decision")
         return FactDecision()
 
     memory = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=slow)

@@ -28,7 +28,7 @@ from core.memory import facts as fact_store
 from core.memory import search as recall_search
 from core.memory import store as db
 from core.memory.embedding_backend import embed_one, model_label, warm_up
-from core.memory.extraction import Add, Delete, FactExtractor, extraction_prompt, plan_changes
+from core.memory.extraction import Add, Change, Delete, FactExtractor, extraction_prompt, plan_changes
 from core.memory.facts import Fact, Home, NewFact, Said
 from core.memory.facts_rules import read_statements
 from core.memory.facts_view import homes_for
@@ -330,13 +330,16 @@ class MemoryService:
         if known is None:
             async with fact_scope(self.pool, user) as conn:
                 known = await self._neighbours(conn, user)
-        decision = await self.extractor(
-            extraction_prompt(message, [(f.id, f.content) for f in known], today=said.at.date())
-        )
-        changes = plan_changes(decision, [f.id for f in known])
-        if not changes:
-            if self._next_waits(user):
+        changes: list[Change] = []
+        try:
+            decision = await self.extractor(
+                extraction_prompt(message, [(f.id, f.content) for f in known], today=said.at.date())
+            )
+            changes = plan_changes(decision, [f.id for f in known])
+        finally:
+            if not changes and self._next_waits(user):  # decided nothing, or failed: the facts are as they were
                 self._known[user] = known
+        if not changes:
             return
         async with fact_scope(self.pool, user) as conn:
             for change in changes:
