@@ -23,10 +23,11 @@ BEGIN
         RETURN 0;
     END IF;
     FOR grown IN
-        SELECT s.relid::regclass FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-        WHERE s.schemaname = 'public' AND s.n_live_tup >= 2 * greatest(25, c.reltuples)
+        SELECT c.oid::regclass FROM pg_class c
+        WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'r'
+          AND pg_stat_get_live_tuples(c.oid) >= 2 * greatest(25, c.reltuples)
           AND pg_has_role(c.relowner, 'USAGE')
-        ORDER BY s.relname
+        ORDER BY c.relname
     LOOP
         EXECUTE format('ANALYZE %s', grown);
         analyzed := analyzed + 1;
