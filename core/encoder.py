@@ -265,7 +265,9 @@ class SharedEncoder:
     """`encode` behind a cache of recent texts and a `MicroBatcher` for concurrent callers; the
     passes run on one executor thread."""
 
-    def __init__(self, runner: Runner, *, cache_size: int = 4096, max_batch: int = 32) -> None:
+    def __init__(self, runner: Runner, *, cache_size: int = 1024, max_batch: int = 32) -> None:
+        # An entry is about 11 KB (every layer's pooled view): 4,096 of them grew a serving worker by 57 MB
+        # over a load run, while a turn's own reuse (rails, recall) needs the texts of the turns in flight.
         self.runner = runner
         self.cache_size = cache_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")

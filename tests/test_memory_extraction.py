@@ -126,3 +126,48 @@ async def test_a_failing_extractor_leaves_the_turn_remembered(pool: asyncpg.Pool
     await service.remember(user, "I like tea", message_id=None)
     await service.drain()
     assert [h.content for h in await service.recall(user, "tea", k=1)] == ["I like tea"]
+
+
+async def test_past_the_extraction_backlog_a_message_is_learned_by_the_rules(pool: asyncpg.Pool) -> None:
+    release = asyncio.Event()
+    asked: list[str] = []
+
+    async def slow(prompt: str) -> FactDecision:
+        asked.append(prompt)
+        await release.wait()
+        return FactDecision()
+
+    service = MemoryService(
+        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(max_extraction_backlog=2), extractor=slow
+    )
+    people = [person() for _ in range(4)]
+    for user in people:
+        await service.remember(user, "I work at Initech.", message_id=None)
+    await asyncio.sleep(0.2)  # the two within the backlog reach the model; the rest are learned meanwhile
+    learned = [await facts(pool, user) for user in people]
+    release.set()
+    await service.drain()
+    assert len(asked) == 2
+    assert learned == [[], [], ["works at Initech"], ["works at Initech"]]
+
+
+async def test_the_facts_shown_to_the_model_are_read_again_after_an_earlier_message_was_learned(
+    pool: asyncpg.Pool,
+) -> None:
+    user = person()
+    decisions = [
+        FactDecision(operations=[FactOperation(op="add", fact="Lives in Lisbon")]),
+        FactDecision(operations=[FactOperation(op="none")]),
+    ]
+    shown: list[str] = []
+    model = agent_extractor(deciding(decisions))
+
+    async def recording(prompt: str) -> FactDecision:
+        shown.append(prompt)
+        return await model(prompt)
+
+    service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=recording)
+    await service.remember(user, "I live in Lisbon", message_id=None)
+    await service.remember(user, "I moved", message_id=None)  # said before the first was learned
+    await service.drain()
+    assert "Lives in Lisbon" not in shown[0] and "Lives in Lisbon" in shown[1]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from asyncpg.connection import LoggedQuery
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from core.store.tenancy import begin_sql, one_transaction, scoped, tenant
 
 XACT = "SELECT pg_current_xact_id()::text"
 SETTINGS = "SELECT current_setting('parley.workspace_id') || '|' || current_setting('parley.user_id')"
+CHANNEL = "SELECT current_setting('parley.channel_id', true)"
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +44,15 @@ TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x0
 """Anything Postgres can store as text (no NUL, no lone surrogates)."""
 
 
-@given(TEXT, TEXT)
+@given(TEXT, TEXT, TEXT)
 async def test_a_tenant_named_in_the_begin_script_arrives_unchanged_whatever_it_holds(
-    pool: asyncpg.Pool, workspace_id: str, user_id: str
+    pool: asyncpg.Pool, workspace_id: str, user_id: str, channel_id: str
 ) -> None:
     async with pool.acquire() as conn:
-        await conn.execute(begin_sql(("slack", workspace_id, user_id)))
+        await conn.execute(begin_sql(("slack", workspace_id, user_id, channel_id)))
         try:
             assert await conn.fetchval(SETTINGS) == f"{workspace_id}|{user_id}"
+            assert await conn.fetchval(CHANNEL) == channel_id
             assert await conn.fetchval("SELECT current_user") == "parley_app"
         finally:
             await conn.execute("ROLLBACK")
@@ -70,11 +73,10 @@ async def test_a_channel_named_by_a_fact_scope_is_forgotten_by_the_next_scope_of
     app_pool: asyncpg.Pool,
 ) -> None:
     ws = workspace()
-    channel = "SELECT current_setting('parley.channel_id', true)"
     async with one_transaction(app_pool, ws):
         async with fact_scope(app_pool, person(ws, "U1"), "C1") as conn:
-            assert await conn.fetchval(channel) == "C1"
-        assert await scoped(app_pool, person(ws, "U2")).fetchval(channel) == ""
+            assert await conn.fetchval(CHANNEL) == "C1"
+        assert await scoped(app_pool, person(ws, "U1")).fetchval(CHANNEL) == ""
 
 
 async def test_scopes_outside_a_group_take_a_transaction_each(app_pool: asyncpg.Pool) -> None:
@@ -161,3 +163,24 @@ async def test_a_released_connection_keeps_no_tenant_and_costs_no_reset(pg_uri: 
             assert len(sent) == 2  # nothing was sent on release
     finally:
         await pool.close()
+
+
+async def test_a_fact_scope_in_a_group_names_its_channel_in_the_one_statement_that_switches_scope(
+    app_pool: asyncpg.Pool,
+) -> None:
+    ws = workspace()
+    sent: list[str] = []
+
+    def count(query: LoggedQuery) -> None:
+        sent.append(query.query)
+
+    async with one_transaction(app_pool, ws):
+        async with tenant(app_pool, ws) as conn:
+            conn.add_query_logger(count)
+        try:
+            async with fact_scope(app_pool, person(ws, "U1"), "C1") as facts:
+                assert await facts.fetchval(CHANNEL) == "C1"
+            assert await scoped(app_pool, ws).fetchval(CHANNEL) == ""
+        finally:
+            conn.remove_query_logger(count)
+    assert len(sent) == 4, sent  # switch, read; switch back, read

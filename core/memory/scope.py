@@ -6,13 +6,12 @@ for the query that forgot to.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 
 import asyncpg
 
 from core.models import UserKey
-from core.store.tenancy import TenantKey, shares_transaction, tenant
+from core.store.tenancy import TenantKey, tenant
 
 
 def person_scope(pool: asyncpg.Pool, user: UserKey) -> AbstractAsyncContextManager[asyncpg.Connection]:
@@ -20,14 +19,12 @@ def person_scope(pool: asyncpg.Pool, user: UserKey) -> AbstractAsyncContextManag
     return tenant(pool, user)
 
 
-@asynccontextmanager
-async def fact_scope(pool: asyncpg.Pool, key: TenantKey, channel_id: str = "") -> AsyncIterator[asyncpg.Connection]:
+def fact_scope(
+    pool: asyncpg.Pool, key: TenantKey, channel_id: str = ""
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection for facts: a person's scope (`key` a `UserKey`) sees their own facts, the
-    workspace's and those of `channel_id` (none in a DM: pass ""); a workspace's scope sees all."""
-    async with tenant(pool, key) as conn:
-        await conn.execute("SELECT set_config('parley.channel_id', $1, true)", channel_id)
-        yield conn
-        if shares_transaction(conn):
-            # The setting lasts to the end of the transaction: the next scope of a `one_transaction` block
-            # must not see this channel's notes. (After an error the block rolls back, so nothing to undo.)
-            await conn.execute("SELECT set_config('parley.channel_id', '', true)")
+    workspace's and those of `channel_id` (none in a DM: pass ""); a workspace's scope sees all.
+
+    The channel is part of the tenant the scope names, so it is set with the rest in the statement that
+    opens or switches the scope, and the next scope of a `one_transaction` block no longer sees it."""
+    return tenant(pool, key, channel_id=channel_id)

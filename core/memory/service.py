@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 import asyncpg
@@ -27,7 +28,7 @@ from core.memory import facts as fact_store
 from core.memory import search as recall_search
 from core.memory import store as db
 from core.memory.embedding_backend import embed_one, model_label, warm_up
-from core.memory.extraction import Add, Delete, FactExtractor, extraction_prompt, plan_changes
+from core.memory.extraction import Add, Change, Delete, FactExtractor, extraction_prompt, plan_changes
 from core.memory.facts import Fact, Home, NewFact, Said
 from core.memory.facts_rules import read_statements
 from core.memory.facts_view import homes_for
@@ -38,6 +39,7 @@ from core.memory.scope import fact_scope, person_scope
 from core.memory.when import mentioned_window
 from core.models import UserKey
 from core.seams import MemoryHit, Profile
+from core.store.tenancy import one_transaction
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ class MemoryConfig:
     """The person's newest facts in force shown to the extraction model."""
     max_background: int = 2
     """Fact extractions and re-embeddings running at once."""
+    max_extraction_backlog: int = 100
+    """Messages waiting for the model's fact extraction at most. Under sustained load the model cannot keep
+    up with every turn, and a queue without a bound holds every waiting message in memory and learns it
+    ever later: past this many, a message is learned by the deterministic rules alone."""
     large_scope_rows: int = 20_000
     """A scope with this many memories gets its own partial HNSW index in maintenance."""
 
@@ -95,6 +101,13 @@ class MemoryService:
         self._limit = asyncio.Semaphore(config.max_background)
         self._learning: weakref.WeakValueDictionary[UserKey, asyncio.Lock] = weakref.WeakValueDictionary()
         """One person's messages are learned one at a time, in the order said: a later fact supersedes."""
+        self._unlearned: Counter[UserKey] = Counter()
+        """Messages of each person handed to background learning and not learned yet."""
+        self._extractions = 0
+        """Messages waiting for, or in, the model's fact extraction."""
+        self._known: dict[UserKey, list[Fact]] = {}
+        """A person's facts as their last learned message left them, while more of their messages wait."""
+        self._behind_logged = 0.0
 
     async def start(self, *, reembed_in_background: bool = True, owner_pool: asyncpg.Pool | None = None) -> None:
         """Warm the model (the first turn should not pay for loading it) and, when memories carry
@@ -149,12 +162,49 @@ class MemoryService:
         is_dm: bool = True,
     ) -> None:
         """Store the turn, then learn its facts in the background. `channel_id` is where it was said
-        (a shared note "for this channel" needs one: in a DM, pass is_dm)."""
+        (a shared note "for this channel" needs one: in a DM, pass is_dm).
+
+        The facts the extraction model is shown cost no transaction of their own: with none of the
+        person's messages still being learned they are read here, in the caller's transaction (the turn's
+        final one), and otherwise the person's previous message hands them on as its learning left them."""
         await self.store(user, text, message_id=message_id, thread_id=thread_id)
         content = scrub(text).strip()
-        if content:
-            said = Said(author_id=user.user_id, channel_id=channel_id, at=self.clock(), message_id=message_id)
-            self._spawn(self._learn(user, content, said, shared_channel="" if is_dm else channel_id))
+        if not content:
+            return
+        said = Said(author_id=user.user_id, channel_id=channel_id, at=self.clock(), message_id=message_id)
+        extract = self.extractor is not None and self._extraction_has_room()
+        known = None
+        if extract and not self._unlearned[user]:
+            async with fact_scope(self.pool, user) as conn:
+                known = await self._neighbours(conn, user)
+        self._unlearned[user] += 1
+        self._extractions += extract
+        task = self._spawn(
+            self._learn(user, content, said, shared_channel="" if is_dm else channel_id, extract=extract, known=known)
+        )
+        task.add_done_callback(lambda _: self._learned(user, extract=extract))
+
+    def _extraction_has_room(self) -> bool:
+        if self._extractions < self.config.max_extraction_backlog:
+            return True
+        if monotonic() - self._behind_logged > 60:
+            self._behind_logged = monotonic()
+            log.warning(
+                "memory: fact extraction is %d messages behind; learning new ones by the rules until it catches up",
+                self._extractions,
+            )
+        return False
+
+    def _learned(self, user: UserKey, *, extract: bool) -> None:
+        self._extractions -= extract
+        self._unlearned[user] -= 1
+        if not self._unlearned[user]:
+            del self._unlearned[user]
+            self._known.pop(user, None)
+
+    def _next_waits(self, user: UserKey) -> bool:
+        """Another of the person's messages waits to be learned after the one being learned now."""
+        return self._unlearned[user] > 1
 
     async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[Fact]:
         """The facts in force for a turn: the person's own, the workspace's, and (outside DMs) the
@@ -214,25 +264,28 @@ class MemoryService:
             task.cancel()
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+        return task
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("memory: background task failed (%s)", type(task.exception()).__name__)
 
-    async def _learn(self, user: UserKey, message: str, said: Said, *, shared_channel: str) -> None:
+    async def _learn(
+        self, user: UserKey, message: str, said: Said, *, shared_channel: str, extract: bool, known: list[Fact] | None
+    ) -> None:
         """Learn what the message states: profile fields, a shared note, and the person's facts (by the
-        model when extraction is on, else by the rules)."""
+        model when `extract`, given the facts `known` when they were read already, else by the rules). A
+        message that states nothing costs no transaction (most do not), and the rules' reads and writes
+        share one."""
         turn = self._learning.setdefault(user, asyncio.Lock())
-        async with turn, self._limit:
-            profile = await get_profile(self.pool, user)
-            statements = read_statements(message, now=said.at, timezone=profile.timezone)
-            if statements.profile:
-                await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
+        async with turn:
+            # What the rules find does not depend on the person's time zone, only the dates they compute.
+            statements = read_statements(message, now=said.at)
             note = statements.shared
             if note is not None:
                 home = Home.channel(shared_channel) if note.scope == "channel" else Home.workspace()
@@ -242,24 +295,54 @@ class MemoryService:
                 async with fact_scope(self.pool, user, shared_channel) as conn:
                     await fact_store.add_fact(conn, user, home, NewFact(content=note.content), said)
                 return
-            if self.extractor is not None:
-                await self._extract(user, message, said)
+            if extract:
+                if statements.profile:
+                    await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
+                async with self._limit:  # the model's work; the rules wait for no model
+                    await self._extract(user, message, said, known)
                 return
-            async with fact_scope(self.pool, user) as conn:
-                for fact in statements.facts:
-                    await fact_store.add_fact(conn, user, Home.person(user.user_id), fact, said)
+            if not statements.facts and not statements.profile:
+                return
+            async with one_transaction(self.pool, user):
+                if statements.facts:  # their dates in the person's own time zone
+                    profile = await get_profile(self.pool, user)
+                    statements = read_statements(message, now=said.at, timezone=profile.timezone)
+                if statements.profile:
+                    await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
+                async with fact_scope(self.pool, user) as conn:
+                    for fact in statements.facts:
+                        await fact_store.add_fact(conn, user, Home.person(user.user_id), fact, said)
+            if statements.facts:
+                self._known.pop(user, None)  # changed: the next extraction reads them afresh
 
-    async def _extract(self, user: UserKey, message: str, said: Said) -> None:
-        """Ask the model what the message changes among the person's facts in force, then apply it."""
+    async def _neighbours(self, conn: asyncpg.Connection, user: UserKey) -> list[Fact]:
+        """The person's newest facts not closed: what the extraction model is shown."""
+        found = await fact_store.listing(conn, user, [Home.person(user.user_id)], history=False)
+        return found[: self.config.fact_neighbours]
+
+    async def _extract(self, user: UserKey, message: str, said: Said, known: list[Fact] | None) -> None:
+        """Ask the model what the message changes among the person's facts in force (`known`, else as the
+        previous message left them, else read now), then apply it (a decision that changes nothing costs no
+        write) and hand the facts on to the person's next message."""
         assert self.extractor is not None
         mine = Home.person(user.user_id)
+        known = known if known is not None else self._known.pop(user, None)
+        if known is None:
+            async with fact_scope(self.pool, user) as conn:
+                known = await self._neighbours(conn, user)
+        changes: list[Change] = []
+        try:
+            decision = await self.extractor(
+                extraction_prompt(message, [(f.id, f.content) for f in known], today=said.at.date())
+            )
+            changes = plan_changes(decision, [f.id for f in known])
+        finally:
+            if not changes and self._next_waits(user):  # decided nothing, or failed: the facts are as they were
+                self._known[user] = known
+        if not changes:
+            return
         async with fact_scope(self.pool, user) as conn:
-            known = (await fact_store.listing(conn, user, [mine], history=False))[: self.config.fact_neighbours]
-        decision = await self.extractor(
-            extraction_prompt(message, [(f.id, f.content) for f in known], today=said.at.date())
-        )
-        async with fact_scope(self.pool, user) as conn:
-            for change in plan_changes(decision, [f.id for f in known]):
+            for change in changes:
                 if isinstance(change, Delete):
                     await fact_store.retire(conn, user, mine, change.target, said.at)
                     continue
@@ -271,6 +354,8 @@ class MemoryService:
                     await fact_store.add_fact(conn, user, mine, fact, said)
                 else:
                     await fact_store.supersede(conn, user, mine, change.target, fact, said)
+            if self._next_waits(user):
+                self._known[user] = await self._neighbours(conn, user)
 
     async def _reembed(self, owner: asyncpg.Pool) -> None:
         async with self._limit:

@@ -9,6 +9,10 @@ event records its owner, and a retry of an unfinished event whose owner is gone 
 
 If the lock connection drops while this process lives, other instances may take over its unfinished
 events: the process logs it and takes a new number, so its later turns are guarded again.
+
+The same connection keeps a young database's statistics current: every few seconds it analyzes the
+tables that have doubled since they were last analyzed (migration 0025), so the first minutes of a new
+install are not served on plans made without statistics while autovacuum waits for its next round.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -24,15 +29,17 @@ log = logging.getLogger("parley.instance")
 INSTANCE_LOCK_CLASS = 1885434476
 """The first key of every instance lock ('parl'); must match migration 0010."""
 SWEEP_EVERY_S = 60.0
+ANALYZE_EVERY_S = 5.0
 
 
 @dataclass
 class Instance:
-    """The lock-holding connection and the periodic sweep of orphaned turns."""
+    """The lock-holding connection, the periodic sweep of orphaned turns and of young tables' statistics."""
 
     uri: str
     application_name: str | None = None
     sweep_every_s: float = SWEEP_EVERY_S
+    analyze_every_s: float = ANALYZE_EVERY_S
     number: int | None = None
     _conn: asyncpg.Connection | None = field(default=None, repr=False)
     _sweeper: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -42,7 +49,7 @@ class Instance:
         """Take a number and its lock, close what dead instances left behind, start sweeping."""
         await self._register()
         await self.sweep()
-        self._sweeper = asyncio.create_task(self._sweep_forever(), name="parley-orphan-sweeper")
+        self._sweeper = asyncio.create_task(self._upkeep_forever(), name="parley-instance-upkeep")
         return self
 
     async def close(self) -> None:
@@ -63,6 +70,12 @@ class Instance:
             log.warning("closed %d turn(s) interrupted by a stopped instance", closed)
         return closed
 
+    async def analyze_grown(self) -> int:
+        """Analyze the tables whose rows doubled since their statistics were taken; return how many."""
+        assert self._conn is not None
+        analyzed: int = await self._conn.fetchval("SELECT parley_analyze_grown()")
+        return analyzed
+
     async def _register(self) -> None:
         settings = {"application_name": self.application_name} if self.application_name else None
         self._conn = await asyncpg.connect(self.uri, server_settings=settings)
@@ -78,12 +91,18 @@ class Instance:
             log.error("instance lock connection lost (instance %s); its unfinished events may be retried elsewhere",
                       self.number)
 
-    async def _sweep_forever(self) -> None:
+    async def _upkeep_forever(self) -> None:
+        """Statistics every `analyze_every_s`, orphaned turns every `sweep_every_s`, one at a time on the
+        one connection."""
+        swept = time.monotonic()
         while True:
-            await asyncio.sleep(self.sweep_every_s)
+            await asyncio.sleep(min(self.analyze_every_s, self.sweep_every_s))
             try:
                 if self._conn is None or self._conn.is_closed():
                     await self._register()
-                await self.sweep()
+                await self.analyze_grown()
+                if time.monotonic() - swept >= self.sweep_every_s:
+                    swept = time.monotonic()
+                    await self.sweep()
             except (asyncpg.PostgresError, OSError) as exc:
-                log.warning("orphaned-turn sweep failed (%s); retrying next round", type(exc).__name__)
+                log.warning("instance upkeep failed (%s); retrying next round", type(exc).__name__)

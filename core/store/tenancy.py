@@ -12,7 +12,8 @@ a statement costs one transaction, and the transaction opens and names its tenan
 
 `one_transaction(pool, key)` groups: every scope entered inside it (in its own task or in tasks it
 starts, such as an `asyncio.gather` of reads) shares one connection and one transaction, statement
-after statement, the tenant settings switched only where a statement names another scope.
+after statement, the tenant settings switched only where a statement names another scope (another
+workspace, person or fact channel: all of them are one tenant tuple, switched by one statement).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _SWITCH = """
 SELECT set_config('role', $1, true),
        set_config('parley.platform', $2, true),
        set_config('parley.workspace_id', $3, true),
-       set_config('parley.user_id', $4, true)
+       set_config('parley.user_id', $4, true),
+       set_config('parley.channel_id', $5, true)
 """
 
 
@@ -46,12 +48,13 @@ class TenantKey(Protocol):
     def workspace_id(self) -> str: ...
 
 
-Tenant = tuple[str, str, str]
-"""(platform, workspace_id, user_id): what a scope sets; user_id is '' for a whole workspace."""
+Tenant = tuple[str, str, str, str]
+"""(platform, workspace_id, user_id, channel_id): what a scope sets. user_id is '' for a whole workspace;
+channel_id names the channel whose shared facts a person's scope also sees (migration 0022), '' for none."""
 
 
-def tenant_of(key: TenantKey) -> Tenant:
-    return (str(key.platform), key.workspace_id, getattr(key, "user_id", ""))
+def tenant_of(key: TenantKey, channel_id: str = "") -> Tenant:
+    return (str(key.platform), key.workspace_id, getattr(key, "user_id", ""), channel_id)
 
 
 def begin_sql(tenant: Tenant) -> str:
@@ -59,10 +62,11 @@ def begin_sql(tenant: Tenant) -> str:
 
     The values travel hex-encoded and are decoded by Postgres, so no value can end the literal it is
     in, whatever it holds and however the server quotes strings."""
-    platform, workspace_id, user_id = (_hex_text(value) for value in tenant)
+    platform, workspace_id, user_id, channel_id = (_hex_text(value) for value in tenant)
     return (
         f"BEGIN; SELECT set_config('role', '{APP_ROLE}', true), set_config('parley.platform', {platform}, true), "
-        f"set_config('parley.workspace_id', {workspace_id}, true), set_config('parley.user_id', {user_id}, true)"
+        f"set_config('parley.workspace_id', {workspace_id}, true), set_config('parley.user_id', {user_id}, true), "
+        f"set_config('parley.channel_id', {channel_id}, true)"
     )
 
 
@@ -71,22 +75,18 @@ def _hex_text(value: str) -> str:
 
 
 @asynccontextmanager
-async def tenant(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[asyncpg.Connection]:
-    """A connection in a transaction that sees only `key`'s rows (a person's, if `key` has a user_id)."""
+async def tenant(pool: asyncpg.Pool, key: TenantKey, *, channel_id: str = "") -> AsyncIterator[asyncpg.Connection]:
+    """A connection in a transaction that sees only `key`'s rows (a person's, if `key` has a user_id), and
+    the shared facts of `channel_id` where one is named."""
+    scope = tenant_of(key, channel_id)
     group = _GROUP.get()
     if group is not None and group.pool is pool:
-        async with group.lend(tenant_of(key)) as lent:
+        async with group.lend(scope) as lent:
             if lent is not None:
                 yield lent
                 return
-    async with pool.acquire() as conn, _transaction(conn, tenant_of(key)):
+    async with pool.acquire() as conn, _transaction(conn, scope):
         yield conn
-
-
-def shares_transaction(conn: asyncpg.Connection) -> bool:
-    """Whether `conn` is the connection of a `one_transaction` block: its transaction outlives the scope."""
-    group = _GROUP.get()
-    return group is not None and group.conn is conn
 
 
 @asynccontextmanager
@@ -172,14 +172,19 @@ class _Group:
 
     async def _switch(self, tenant: Tenant) -> None:
         if tenant != self.current:
-            await self.conn.execute(_SWITCH, APP_ROLE, *tenant)
+            await _switch(self.conn, tenant)
             self.current = tenant
 
 
 async def enter_scope(conn: asyncpg.Connection, key: TenantKey) -> None:
     """Switch a connection already in a transaction into `key`'s scope for the rest of it (an operator's
     change across workspaces that then writes the workspace's own rows, such as its audit entry)."""
-    await conn.execute(_SWITCH, APP_ROLE, *tenant_of(key))
+    await _switch(conn, tenant_of(key))
+
+
+async def _switch(conn: asyncpg.Connection, tenant: Tenant) -> None:
+    """Name another tenant for the rest of the transaction: one statement, every setting at once."""
+    await conn.execute(_SWITCH, APP_ROLE, *tenant)
 
 
 _GROUP: ContextVar[_Group | None] = ContextVar("parley_tenant_group", default=None)
