@@ -8,7 +8,7 @@ from datetime import datetime
 import asyncpg
 
 from core import deliveries
-from core.models import Reaction, WorkspaceKey
+from core.models import Platform, Reaction, WorkspaceKey
 from core.store.tenancy import scoped
 
 EMOJI_SCORES: dict[str, int] = {
@@ -60,6 +60,24 @@ async def record_feedback(
     )
 
 
+async def rated_turn(pool: asyncpg.Pool, workspace: WorkspaceKey, message_id: str) -> int | None:
+    """The finished turn a rated message carries; None when Parley did not send it. An API reply is no
+    platform message: the caller rates it by its turn id, so recording a delivery would cost each API
+    turn a transaction for a row that only repeats the id."""
+    if workspace.platform != Platform.API:
+        delivery = await deliveries.find(pool, workspace, message_id)
+        return None if delivery is None else delivery.turn_id
+    if not message_id.isdecimal() or len(message_id) > 18:
+        return None
+    found = await scoped(pool, workspace).fetchval(
+        """SELECT id FROM turns WHERE platform = $1 AND workspace_id = $2 AND id = $3 AND status <> 'started'""",
+        workspace.platform,
+        workspace.workspace_id,
+        int(message_id),
+    )
+    return None if found is None else int(found)
+
+
 async def record_reaction(pool: asyncpg.Pool, reaction: Reaction) -> int | None:
     """Store (or withdraw) a 👍/👎 on any message carrying one of Parley's replies; return the turn id,
     or None if ignored (not a rating, or not Parley's message)."""
@@ -67,10 +85,9 @@ async def record_reaction(pool: asyncpg.Pool, reaction: Reaction) -> int | None:
     if score is None:
         return None
     workspace = WorkspaceKey(platform=reaction.platform, workspace_id=reaction.workspace_id)
-    delivery = await deliveries.find(pool, workspace, reaction.platform_message_id)
-    if delivery is None:
+    turn_id = await rated_turn(pool, workspace, reaction.platform_message_id)
+    if turn_id is None:
         return None
-    turn_id = delivery.turn_id
     if reaction.removed:
         await scoped(pool, workspace).execute(
             """DELETE FROM feedback WHERE platform = $1 AND workspace_id = $2 AND user_id = $3

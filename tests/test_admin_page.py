@@ -47,7 +47,8 @@ def served(pg_uri: str, fake_openai: FakeOpenAI, tmp_path_factory: pytest.TempPa
         port = sock.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "PARLEY_", "OPENAI_", "DISCORD_"))}
     env.update(DATABASE_URL=pg_uri, PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path),
-               PARLEY_MODEL="openai:fake", OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="sk-test")
+               PARLEY_MODEL="openai:fake", OPENAI_BASE_URL=fake_openai.base_url, OPENAI_API_KEY="sk-test",
+               PARLEY_API_INVALID_KEYS_PER_MIN="10000")  # invalid keys other tests sent from this address
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

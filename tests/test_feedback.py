@@ -77,3 +77,27 @@ async def test_a_score_other_than_plus_or_minus_one_is_refused(pool: asyncpg.Poo
     with pytest.raises(ValueError, match="score"):
         await record_feedback(pool, platform="console", workspace_id="w", user_id="u", turn_id=1, score=5,
                               source="api")
+
+
+async def test_an_api_reply_is_rated_by_its_turn_id_with_no_delivery_recorded(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    pipeline = build_pipeline(settings_for(openai_server), pool)
+    inbound = dataclasses.replace(message("rate me over the API"), platform="api")
+    reply = await pipeline.run(inbound, RecordingSink(message_ids=[]))
+    assert reply.turn_id is not None
+    assert await pool.fetchval("SELECT count(*) FROM deliveries WHERE turn_id = $1", reply.turn_id) == 0
+    rating = Reaction(platform="api", workspace_id=inbound.workspace_id, user_id="U9",
+                      platform_message_id=str(reply.turn_id), emoji="-1")
+    assert await pipeline.react(rating) == reply.turn_id
+    assert await pipeline.react(dataclasses.replace(rating, workspace_id="W-elsewhere")) is None
+
+
+@pytest.mark.parametrize("message_id", ["999999999", "not-a-turn", "9" * 40])
+async def test_an_api_rating_of_a_turn_that_is_not_in_the_workspace_is_ignored(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI, message_id: str
+) -> None:
+    pipeline = build_pipeline(settings_for(openai_server), pool)
+    rating = Reaction(platform="api", workspace_id="W-elsewhere", user_id="U9", platform_message_id=message_id,
+                      emoji="+1")
+    assert await pipeline.react(rating) is None

@@ -147,7 +147,8 @@ async def chat_stream(
 
 class ApiSink:
     """A turn's reply for an API caller: deltas queued for the event stream; the reply itself is the
-    response body. Its "message" is the turn: POST /v1/feedback rates a reply by its turn_id."""
+    response body. No platform message carries it, so no delivery is recorded: POST /v1/feedback rates
+    a reply by its turn_id (core.feedback.rated_turn)."""
 
     def __init__(self, *, streams: bool) -> None:
         self.streams = streams
@@ -163,7 +164,7 @@ class ApiSink:
         return None
 
     async def finish(self, reply: Reply) -> Sequence[str]:
-        return (str(reply.turn_id),) if reply.turn_id is not None else ()
+        return ()
 
 
 def _turn_input(body: ChatRequest, caller: Caller, idempotency: str | None) -> tuple[Session, Inbound]:
