@@ -1,6 +1,6 @@
 """Fine-tune MiniLM's top transformer layers as a harmful-request classifier, on CPU, and measure it.
 
-    python -m core.guard.training.finetune_harm [--tune 1] [--epochs 4] [--out finetune.json]
+    python -m core.guard.training.finetune_harm [--tune 5] [--epochs 3] [--out finetune_harm.json]
 
 The experiment of round 5 (issue #16): every classifier over frozen MiniLM features capped near 85 %
 harmful recall at <= 1 % workplace refusals. Here the bottom layers stay frozen (so the shared pass
@@ -59,8 +59,8 @@ DEPTH = 6
 class Settings:
     """What a run trains: the top `tune` layers, for `epochs`, at these learning rates."""
 
-    tune: int = 1
-    epochs: int = 4
+    tune: int = 5
+    epochs: int = 3
     batch: int = 32
     layer_lr: float = 1e-4
     head_lr: float = 2e-3
@@ -237,8 +237,8 @@ def population_rates(scores: np.ndarray, cut: float, examples: Sequence[Example]
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tune", type=int, default=1, help="top transformer layers to train (1-6)")
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--tune", type=int, default=5, help="top transformer layers to train (1-6)")
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--layer-lr", type=float, default=1e-4)
     parser.add_argument("--head-lr", type=float, default=2e-3)
     parser.add_argument("--out", type=Path, default=Path("finetune_harm.json"))
