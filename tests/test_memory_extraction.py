@@ -25,6 +25,7 @@ from core.memory.extraction import (
     plan_changes,
 )
 from core.memory.facts import Home
+from core.memory.profiles import get_profile
 from core.memory.scope import fact_scope
 from core.memory.service import MemoryConfig, MemoryService
 from core.models import UserKey
@@ -126,6 +127,19 @@ async def test_a_failing_extractor_leaves_the_turn_remembered(pool: asyncpg.Pool
     await service.remember(user, "I like tea", message_id=None)
     await service.drain()
     assert [h.content for h in await service.recall(user, "tea", k=1)] == ["I like tea"]
+
+
+async def test_a_message_the_model_fails_to_extract_is_learned_by_the_rules(pool: asyncpg.Pool) -> None:
+    user = person()
+
+    async def broken(prompt: str) -> FactDecision:
+        raise RuntimeError("no structured output")
+
+    service = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=broken)
+    await service.remember(user, "Hi, I'm Sam. What's 17% of 2,340?", message_id=None)
+    await service.drain()
+    assert await facts(pool, user) == ["is called Sam"]
+    assert (await get_profile(pool, user)).display_name == "Sam"
 
 
 async def test_past_the_extraction_backlog_a_message_is_learned_by_the_rules(pool: asyncpg.Pool) -> None:

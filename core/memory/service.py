@@ -296,11 +296,16 @@ class MemoryService:
                     await fact_store.add_fact(conn, user, home, NewFact(content=note.content), said)
                 return
             if extract:
-                if statements.profile:
-                    await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
-                async with self._limit:  # the model's work; the rules wait for no model
-                    await self._extract(user, message, said, known)
-                return
+                try:
+                    async with self._limit:  # the model's work; the rules wait for no model
+                        await self._extract(user, message, said, known)
+                except Exception as exc:  # a model that cannot extract (a small local one): the rules learn it
+                    log.warning("memory: fact extraction failed (%s); learning the message by the rules",
+                                type(exc).__name__)
+                else:
+                    if statements.profile:
+                        await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
+                    return
             if not statements.facts and not statements.profile:
                 return
             async with one_transaction(self.pool, user):
