@@ -44,6 +44,9 @@ from evals.online import OnlineScorer
 
 log = logging.getLogger("parley.app")
 
+LEARNING_GRACE_S = 15.0
+"""How long a command that is not serving waits at exit for background learning of its last messages."""
+
 
 def model_config(settings: Settings, *, local_base_url: str | None = None) -> ModelConfig:
     if not settings.parley_model:
@@ -289,12 +292,24 @@ async def started(
         if background is not None:
             background.cancel()
         if memory is not None:
+            if not maintenance:
+                await finish_learning(memory)
             await memory.aclose()
         if seams.guard_service is not None:
             seams.guard_service.close()
         if scorer is not None:
             await scorer.drain()
         await pipeline.outbox.drain(timeout=5)
+
+
+async def finish_learning(memory: MemoryService, *, timeout_s: float = LEARNING_GRACE_S) -> None:
+    """Let the last messages' background learning finish before a command exits: `parley chat -m "Hi,
+    I'm Sam"` (or /exit right after saying it) would otherwise cancel it and learn nothing. Bounded,
+    because an extraction model that hangs must not hold the terminal."""
+    try:
+        await asyncio.wait_for(memory.drain(), timeout_s)
+    except TimeoutError:
+        log.warning("memory: learning still running after %.0f s at exit; the rest of it is dropped", timeout_s)
 
 
 @asynccontextmanager

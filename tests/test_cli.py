@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes.openai_server import Error, FakeOpenAI, Text
+from tests.fakes.openai_server import Error, FakeOpenAI, Text, ToolCalls
 
 PARLEY = [sys.executable, "-m", "bot"]
 
@@ -70,6 +70,25 @@ def test_a_one_shot_chat_prints_the_answer_without_log_lines(cli_data: Path, ope
     assert result.returncode == 0, result.stderr
     assert "You said: hi" in result.stdout
     assert "turn done" not in result.stderr and " INFO " not in result.stderr
+
+
+def test_a_one_shot_chat_learns_what_the_person_said_before_it_exits(cli_data: Path, openai_server: FakeOpenAI) -> None:
+    said = parley("chat", "-m", "Hi, I'm Sam. What's 17% of 2,340?", "--user", "sam-rules", data=cli_data,
+                  env=model_env(openai_server))
+    assert said.returncode == 0, said.stderr
+    known = parley("memory", "list", "--user", "sam-rules", data=cli_data)
+    assert known.returncode == 0, known.stderr
+    assert "is called Sam" in known.stdout
+
+
+def test_a_one_shot_chat_waits_for_the_models_fact_extraction(cli_data: Path, openai_server: FakeOpenAI) -> None:
+    prefers = {"op": "add", "fact": "prefers answers in euros"}
+    openai_server.queue(Text("Noted."), ToolCalls([("final_result", {"operations": [prefers]})]))
+    said = parley("chat", "-m", "I prefer answers in euros", "--user", "sam-model", data=cli_data,
+                  env={**model_env(openai_server), "PARLEY_FACT_EXTRACTION": "on"})
+    assert said.returncode == 0, said.stderr
+    known = parley("memory", "list", "--user", "sam-model", data=cli_data)
+    assert "prefers answers in euros" in known.stdout
 
 
 def test_chat_survives_429_twice_then_answers(cli_data: Path, openai_server: FakeOpenAI) -> None:
