@@ -5,6 +5,8 @@ embedded. Recall fuses vector similarity, full-text match and recency (`core.mem
 returns k memories whenever the person has k. After the turn, in the background, the message's facts
 are learnt (`core.memory.facts`): by the model when extraction is on, else by the deterministic rules,
 which also fill the profile and keep "remember for this channel: …" notes. It never delays a reply.
+A model that keeps failing to extract (one without structured output) is not asked again for
+`extraction_pause_s`: the rules learn every message meanwhile, at no model call.
 """
 
 from __future__ import annotations
