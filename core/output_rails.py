@@ -8,7 +8,7 @@ this text) and sends what is still missing. Once a check blocks, nothing more is
 
 Every check reads the whole text so far (the leak and bias rails scan it, the harm rail encodes its
 unfinished last chunk again), so with a fixed step a long reply's checking grew with its square: a
-3,000-character reply was checked 18 times while streaming at 160 characters a step, and is checked 7
+3,000-character reply was checked 18 times while streaming at 160 characters a step, and is checked 8
 times with the step growing. The first text still shows after `check_every` characters.
 """
 
@@ -19,8 +19,9 @@ from core.seams import GuardSeam, Verdict
 from core.sink import ReplySink
 
 STREAM_CHECK_CHARS = 160
-MAX_CHECK_STEP = 800
-"""The most new characters a streaming check waits for (a long reply still moves every few seconds)."""
+MAX_CHECK_STEP = 480
+"""The most new characters a streaming check waits for: a model writing 100 characters a second still shows
+new text every 5 s."""
 
 
 class RailedSink:
