@@ -53,6 +53,7 @@ from rich.progress import Progress
 
 from bot.app import build_seams, model_factory, started
 from bot.settings import Settings
+from core.embeddings import one_thread_per_native_pool
 from core.memory import store
 from core.models import Inbound, Reply, ToolProgress, UserKey
 from evals.sandbox import throwaway_database
@@ -184,6 +185,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         models = model_factory(settings)
         seams = build_seams(settings, pool, models=models)
         async with started(settings, pool, seams, models=models) as pipeline:
+            one_thread_per_native_pool()  # as `parley serve` does once everything is loaded
             pipeline.model = model
             memory = seams.memory_service
             assert memory is not None and memory.dimensions
