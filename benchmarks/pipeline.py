@@ -8,7 +8,12 @@ alternate between the two so machine noise hits both alike. Every question and a
 (a ticket number in each), so no cache (encoder, response) serves a turn that a real person's new
 message would not. Prints JSON:
 
-    {"parley": {"p50_ms", "p95_ms", "p99_ms"}, "bare": {...}, "overhead_p95_ms": ..., "ratio_p95": ...}
+    {"parley": {"p50_ms", "p95_ms", "p99_ms"}, "bare": {...}, "overhead_p95_ms": ..., "ratio_p95": ...,
+     "cpu_ms_per_turn": {"parley", "bare"}}
+
+"cpu_ms_per_turn" is this process's CPU (every thread: the event loop, the encoder's, the guard's) while
+each kind of turn ran, mean over the measured turns; Postgres's own CPU is not in it. Turns run one at a
+time, so the encoder never batches two turns' texts: a lone turn's cost.
 
 With `--delivery-cost` a third kind of turn alternates with the two: Parley's turn on a platform that
 returns no message ids, so the turn records no delivery; "delivery_cost_p50_ms" / "..._p95_ms" are
@@ -48,6 +53,7 @@ from rich.progress import Progress
 
 from bot.app import build_seams, model_factory, started
 from bot.settings import Settings
+from core.embeddings import one_thread_per_native_pool
 from core.memory import store
 from core.models import Inbound, Reply, ToolProgress, UserKey
 from evals.sandbox import throwaway_database
@@ -171,12 +177,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     bare = Agent(model, instructions="You are a helpful assistant.")
     parley_ms: list[float] = []
     bare_ms: list[float] = []
+    parley_cpu_ms: list[float] = []
+    bare_cpu_ms: list[float] = []
     untracked_ms: list[float] = []
     spans = record_spans() if args.stages else None
     async with throwaway_database() as pool:
         models = model_factory(settings)
         seams = build_seams(settings, pool, models=models)
         async with started(settings, pool, seams, models=models) as pipeline:
+            one_thread_per_native_pool()  # as `parley serve` does once everything is loaded
             pipeline.model = model
             memory = seams.memory_service
             assert memory is not None and memory.dimensions
@@ -199,18 +208,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             untracked_ms.append((time.perf_counter() - t0) * 1000)
                         if untracked.error:
                             raise RuntimeError(f"turn failed: {untracked.error}: {untracked.text}")
-                    t0 = time.perf_counter()
+                    c0, t0 = time.process_time(), time.perf_counter()
                     reply = await pipeline.run(bench_inbound(user, f"t{i // 10}", question), BenchSink())
-                    t1 = time.perf_counter()
+                    c1, t1 = time.process_time(), time.perf_counter()
                     async with bare.run_stream(question) as result:
                         async for _ in result.stream_text(delta=True):
                             pass
-                    t2 = time.perf_counter()
+                    c2, t2 = time.process_time(), time.perf_counter()
                     if reply.error:
                         raise RuntimeError(f"turn failed: {reply.error}: {reply.text}")
                     if i >= args.warmup:
                         parley_ms.append((t1 - t0) * 1000)
                         bare_ms.append((t2 - t1) * 1000)
+                        parley_cpu_ms.append((c1 - c0) * 1000)
+                        bare_cpu_ms.append((c2 - c1) * 1000)
                     progress.advance(task)
             guard = type(seams.guard).__name__
     p, b = summary_ms(parley_ms), summary_ms(bare_ms)
@@ -220,6 +231,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "bare": b,
         "overhead_p95_ms": round(p95 - bare_p95, 2),
         "ratio_p95": round(p95 / bare_p95, 1) if bare_p95 else None,
+        "cpu_ms_per_turn": {
+            "parley": round(sum(parley_cpu_ms) / len(parley_cpu_ms), 2),
+            "bare": round(sum(bare_cpu_ms) / len(bare_cpu_ms), 2),
+        },
         "turns": args.turns,
         "memories_in_workspace": args.memories,
         "memories_of_the_user": args.user_memories,

@@ -368,13 +368,17 @@ class Pipeline:
     async def _read_context(
         self, inbound: Inbound, masked: str
     ) -> tuple[Profile, list[MemoryHit], list[StoredMessage], Sequence[KnownFact]]:
-        async with one_transaction(self.pool, inbound.user.workspace):  # one transaction for the four reads
-            return await asyncio.gather(
-                self.memory.profile(inbound.user),
-                self.memory.recall(inbound.user, masked, k=self.config.memory_k),
+        # One transaction for the four reads, in the order they reach its connection: the thread's (the
+        # workspace's scope it opens in), the facts (the person's, and outside a DM the channel's), then the
+        # person's own two (recall after its encoder pass): one tenant switch in a DM, two in a channel.
+        async with one_transaction(self.pool, inbound.user.workspace):
+            history, known, profile, memories = await asyncio.gather(
                 thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
                 self.memory.facts(inbound.user, channel_id=inbound.channel_id, is_dm=inbound.is_dm),
+                self.memory.profile(inbound.user),
+                self.memory.recall(inbound.user, masked, k=self.config.memory_k),
             )
+            return profile, memories, history, known
 
     def _instructions(
         self,

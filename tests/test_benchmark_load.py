@@ -15,6 +15,7 @@ from benchmarks.load import (
     is_answer,
     latency_summary,
     message_text,
+    model_answer,
     per_turn,
     percentile,
     retry_after_s,
@@ -23,6 +24,7 @@ from benchmarks.load import (
     split_turns,
     targets_met,
 )
+from tests.fakes.openai_server import Text, ToolCalls
 
 samples = st.lists(st.floats(min_value=0, max_value=1e4, allow_nan=False), min_size=1, max_size=200)
 quantiles = st.floats(min_value=0.001, max_value=1.0)
@@ -131,3 +133,19 @@ def test_a_shed_turn_waits_what_retry_after_asks_or_one_second() -> None:
     assert retry_after_s("2") == 2.0
     assert retry_after_s(None) == 1.0
     assert retry_after_s("Wed, 21 Oct 2015 07:28:00 GMT") == 1.0
+
+
+def test_fake_model_answers_structured_output_through_its_tool() -> None:
+    extraction = {
+        "messages": [{"role": "user", "content": "Stored facts (JSON): []"}],
+        "tools": [{"type": "function", "function": {"name": "final_result", "parameters": {}}}],
+    }
+    answer = model_answer(extraction)
+    assert isinstance(answer, ToolCalls)
+    assert answer.calls == [("final_result", {"operations": []})]
+
+
+def test_fake_model_echoes_a_chat_turn() -> None:
+    answer = model_answer({"messages": [{"role": "user", "content": "What is 17 times 23?"}]})
+    assert isinstance(answer, Text)
+    assert is_answer(answer.content)

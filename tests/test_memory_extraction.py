@@ -142,6 +142,54 @@ async def test_a_message_the_model_fails_to_extract_is_learned_by_the_rules(pool
     assert (await get_profile(pool, user)).display_name == "Sam"
 
 
+async def test_a_model_that_keeps_failing_to_extract_is_not_asked_until_the_pause_ends(pool: asyncpg.Pool) -> None:
+    user = person()
+    asked: list[str] = []
+
+    async def broken(prompt: str) -> FactDecision:
+        asked.append(prompt)
+        raise RuntimeError("no structured output")
+
+    service = MemoryService(
+        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(extraction_failures_to_pause=3), extractor=broken
+    )
+    for city in ("Lisbon", "Porto", "Braga", "Faro", "Evora"):
+        await service.remember(user, f"I work at {city} Labs.", message_id=None)
+        await service.drain()
+    assert len(asked) == 3
+    assert await facts(pool, user) == ["works at Evora Labs"]  # the rules learned every message meanwhile
+
+
+async def test_after_the_pause_the_model_is_asked_again(pool: asyncpg.Pool) -> None:
+    user = person()
+    failing = [True, True]
+    asked: list[str] = []
+
+    async def flaky(prompt: str) -> FactDecision:
+        asked.append(prompt)
+        if failing and failing.pop():
+            raise RuntimeError("overloaded")
+        return FactDecision(operations=[FactOperation(op="add", fact="Plays the cello")])
+
+    service = MemoryService(
+        pool,
+        Embedder(HashingEmbeddingModel()),
+        MemoryConfig(extraction_failures_to_pause=2, extraction_pause_s=0.05),
+        extractor=flaky,
+    )
+    for _ in range(2):
+        await service.remember(user, "Hello there", message_id=None)
+        await service.drain()
+    await service.remember(user, "Hello again", message_id=None)
+    await service.drain()
+    assert len(asked) == 2  # paused
+    await asyncio.sleep(0.1)
+    await service.remember(user, "I play the cello", message_id=None)
+    await service.drain()
+    assert len(asked) == 3
+    assert await facts(pool, user) == ["Plays the cello"]
+
+
 async def test_past_the_extraction_backlog_a_message_is_learned_by_the_rules(pool: asyncpg.Pool) -> None:
     release = asyncio.Event()
     asked: list[str] = []

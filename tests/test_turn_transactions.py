@@ -154,3 +154,24 @@ async def test_learning_a_stated_fact_with_the_rules_takes_one_transaction(
 
 def _person() -> UserKey:
     return UserKey(platform="console", workspace_id=f"w-{uuid.uuid4().hex[:8]}", user_id="U1")
+
+
+@pytest.mark.parametrize(("is_dm", "most"), [(True, 1), (False, 2)])
+async def test_a_turns_context_read_switches_tenant_once_in_a_dm_and_twice_in_a_channel(
+    pipeline: Pipeline, memory: MemoryService, monkeypatch: pytest.MonkeyPatch, is_dm: bool, most: int
+) -> None:
+    first = message("hello there", is_dm=is_dm)
+    await pipeline.run(first, RecordingSink())
+    await memory.drain()
+    switched: list[Tenant] = []
+    switch = tenancy._switch
+
+    async def count(conn: asyncpg.Connection, tenant: Tenant) -> None:
+        switched.append(tenant)
+        await switch(conn, tenant)
+
+    monkeypatch.setattr(tenancy, "_switch", count)
+    reply = await pipeline.run(message("and what now?", workspace=first.workspace_id, is_dm=is_dm), RecordingSink())
+    await memory.drain()
+    assert reply.error is None
+    assert len(switched) <= most, switched

@@ -5,6 +5,8 @@ embedded. Recall fuses vector similarity, full-text match and recency (`core.mem
 returns k memories whenever the person has k. After the turn, in the background, the message's facts
 are learnt (`core.memory.facts`): by the model when extraction is on, else by the deterministic rules,
 which also fill the profile and keep "remember for this channel: …" notes. It never delays a reply.
+A model that keeps failing to extract (one without structured output) is not asked again for
+`extraction_pause_s`: the rules learn every message meanwhile, at no model call.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import asyncpg
 import numpy as np
 from pydantic_ai import Embedder
 
+from core.circuit import CircuitBreaker
 from core.guard.masking import scrub
 from core.memory import facts as fact_store
 from core.memory import search as recall_search
@@ -71,6 +74,11 @@ class MemoryConfig:
     """Messages waiting for the model's fact extraction at most. Under sustained load the model cannot keep
     up with every turn, and a queue without a bound holds every waiting message in memory and learns it
     ever later: past this many, a message is learned by the deterministic rules alone."""
+    extraction_failures_to_pause: int = 5
+    """Failed extractions in a row after which the model is not asked for a while (a model that cannot give
+    structured output, such as a small local one, fails every time, each failure costing two model calls)."""
+    extraction_pause_s: float = 300.0
+    """How long messages are learned by the rules alone before the model is asked again."""
     large_scope_rows: int = 20_000
     """A scope with this many memories gets its own partial HNSW index in maintenance."""
 
@@ -108,6 +116,10 @@ class MemoryService:
         self._known: dict[UserKey, list[Fact]] = {}
         """A person's facts as their last learned message left them, while more of their messages wait."""
         self._behind_logged = 0.0
+        self._extraction_circuit = CircuitBreaker(
+            failure_threshold=config.extraction_failures_to_pause, reset_after_s=config.extraction_pause_s
+        )
+        """Open while the model keeps failing to extract: the rules learn messages, and no model call is made."""
 
     async def start(self, *, reembed_in_background: bool = True, owner_pool: asyncpg.Pool | None = None) -> None:
         """Warm the model (the first turn should not pay for loading it) and, when memories carry
@@ -172,7 +184,7 @@ class MemoryService:
         if not content:
             return
         said = Said(author_id=user.user_id, channel_id=channel_id, at=self.clock(), message_id=message_id)
-        extract = self.extractor is not None and self._extraction_has_room()
+        extract = self.extractor is not None and self._extraction_circuit.allow() and self._extraction_has_room()
         known = None
         if extract and not self._unlearned[user]:
             async with fact_scope(self.pool, user) as conn:
@@ -295,14 +307,14 @@ class MemoryService:
                 async with fact_scope(self.pool, user, shared_channel) as conn:
                     await fact_store.add_fact(conn, user, home, NewFact(content=note.content), said)
                 return
-            if extract:
+            if extract and self._extraction_circuit.allow():  # asked again: the circuit may have opened meanwhile
                 try:
                     async with self._limit:  # the model's work; the rules wait for no model
                         await self._extract(user, message, said, known)
                 except Exception as exc:  # a model that cannot extract (a small local one): the rules learn it
-                    log.warning("memory: fact extraction failed (%s); learning the message by the rules",
-                                type(exc).__name__)
+                    self._extraction_failed(exc)
                 else:
+                    self._extraction_circuit.record_success()
                     if statements.profile:
                         await update_profile(self.pool, user, ProfileChanges.model_validate(statements.profile))
                     return
@@ -319,6 +331,17 @@ class MemoryService:
                         await fact_store.add_fact(conn, user, Home.person(user.user_id), fact, said)
             if statements.facts:
                 self._known.pop(user, None)  # changed: the next extraction reads them afresh
+
+    def _extraction_failed(self, exc: Exception) -> None:
+        self._extraction_circuit.record_failure()
+        if self._extraction_circuit.allow():
+            log.warning("memory: fact extraction failed (%s); learning the message by the rules", type(exc).__name__)
+            return
+        log.warning(
+            "memory: fact extraction failed %d times in a row (%s); learning messages by the rules alone for %.0f s, "
+            "then asking the model again",
+            self._extraction_circuit.failures, type(exc).__name__, self.config.extraction_pause_s,
+        )
 
     async def _neighbours(self, conn: asyncpg.Connection, user: UserKey) -> list[Fact]:
         """The person's newest facts not closed: what the extraction model is shown."""

@@ -1,0 +1,78 @@
+"""The output rails between a streaming model and the sink: what is checked, and when."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from core.models import Reply, ToolProgress, UserKey
+from core.output_rails import MAX_CHECK_STEP, STREAM_CHECK_CHARS, RailedSink
+from core.seams import Verdict
+
+USER = UserKey(platform="console", workspace_id="W1", user_id="U1")
+
+
+@dataclass
+class CountingGuard:
+    """Passes every text and records what the output rails were asked to check."""
+
+    checked: list[str] = field(default_factory=list)
+
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
+        return Verdict(blocked=False, text=text)
+
+    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
+        self.checked.append(text)
+        return Verdict(blocked=False, text=text)
+
+
+@dataclass
+class StreamSink:
+    streams: bool = True
+    deltas: list[str] = field(default_factory=list)
+
+    async def delta(self, text: str) -> None:
+        self.deltas.append(text)
+
+    async def status(self, text: str) -> None:
+        return None
+
+    async def tool(self, progress: ToolProgress) -> None:
+        return None
+
+    async def finish(self, reply: Reply) -> Sequence[str]:
+        return []
+
+
+async def stream(reply: str, guard: CountingGuard, sink: StreamSink, *, step: int = 16) -> Verdict:
+    rails = RailedSink(sink, guard, USER)
+    for end in range(step, len(reply) + step, step):
+        await rails.draft(reply[:end])
+    return await rails.final(reply)
+
+
+async def test_a_short_reply_is_checked_once_when_it_is_complete() -> None:
+    guard, sink = CountingGuard(), StreamSink()
+    await stream("x" * (STREAM_CHECK_CHARS - 1), guard, sink)
+    assert guard.checked == ["x" * (STREAM_CHECK_CHARS - 1)]
+
+
+async def test_the_first_text_of_a_reply_shows_after_the_first_step() -> None:
+    guard, sink = CountingGuard(), StreamSink()
+    rails = RailedSink(sink, guard, USER)
+    await rails.draft("y" * STREAM_CHECK_CHARS)
+    assert sink.deltas == ["y" * STREAM_CHECK_CHARS]
+
+
+async def test_a_long_reply_is_checked_at_steps_that_grow_with_it_up_to_a_bound() -> None:
+    guard, sink = CountingGuard(), StreamSink()
+    reply = "z" * 6000
+    await stream(reply, guard, sink)
+    lengths = [len(text) for text in guard.checked]
+    steps = [b - a for a, b in zip([0, *lengths], lengths, strict=False)]
+    assert len(guard.checked) <= 16  # 38 at a fixed step of 160 characters
+    assert all(STREAM_CHECK_CHARS <= s <= MAX_CHECK_STEP + 16 for s in steps[:-1])
+    assert steps[-2] > steps[0]
+    assert "".join(sink.deltas) == reply
