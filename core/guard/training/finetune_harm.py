@@ -162,12 +162,14 @@ def train(
     settings: Settings,
     progress: Progress,
     label: str,
+    *,
+    seed: int = SEED,
 ) -> torch.nn.Module:
     """Fit the top layers and head on `rows` with class-balanced BCE; batches of similar length."""
     import torch
 
-    torch.manual_seed(SEED)
-    rng = random.Random(SEED)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
     top = build(model, settings.tune)
     top.train()
     head_params = list(top.head.parameters())  # type: ignore[union-attr]
