@@ -1,7 +1,8 @@
 """How often Parley's rails block harmful requests, and how often they refuse safe ones: validation figures.
 
 Runs every validation prompt through the real `Guard.check_input` (masking, jailbreak patterns, workspace
-policy, the harmful-request classifier; no language model, no network) and reports the share blocked:
+policy, the harmful-request score of the fine-tuned input head; no language model, no network) and reports
+the share blocked:
 
 - per population: harmful (HarmBench and StrongREJECT halves never tuned on, XSTest's even-id unsafe
   contrasts), xstest_safe (XSTest's even-id safe prompts), workplace (validation-only template families);
@@ -150,6 +151,7 @@ async def evaluate(harmful: list[Path], benign: list[Path], split: str) -> dict[
         targets_met[name] = met(figures["blocked"], op, bound)
     return {
         "split": split,
+        "input_scored_by": "fine-tuned head (core/guard/head.py)" if guard.config.head_weights else "svm",
         "threshold": guard.actions.harm_threshold,
         "grey_zone": list(guard.actions.grey_zone),
         "input_rails": populations,

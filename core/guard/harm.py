@@ -18,6 +18,8 @@ import numpy as np
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_WEIGHTS = DATA_DIR / "harm_classifier.npz"
+DEFAULT_HEAD = DATA_DIR / "harm_head.npz"
+"""The fine-tuned input head's weights (core/guard/head.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)

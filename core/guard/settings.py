@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.guard.engine import EngineChoice
-from core.guard.harm import DEFAULT_WEIGHTS
+from core.guard.harm import DEFAULT_HEAD, DEFAULT_WEIGHTS
 from core.guard.llm import Complete
 
 OnError = Literal["block", "allow"]
@@ -49,8 +49,11 @@ class GuardConfig:
     policy_dir: Path | None = None
     """Where workspace policy files live (usually PARLEY_KNOWLEDGE_DIR); None: no workspace topics."""
     harm_weights: Path = DEFAULT_WEIGHTS
+    """The SVM over frozen MiniLM features: the reply rail's classifier (and the input rail's without a head)."""
+    head_weights: Path | None = DEFAULT_HEAD
+    """The fine-tuned input head that scores messages; None: the SVM scores them (the round-5 rail)."""
     harm_threshold: float | None = None
-    """Input cut on the classifier's score; None: the calibrated threshold shipped with the weights.
+    """Input cut on the message score; None: the threshold chosen on dev and shipped with the weights.
     A workspace's policy.yml can set its own (`harm_threshold:`)."""
     grey_zone: tuple[float, float] | None = None
     """Input scores in [low, high) go to the model when llm_mode is 'auto'; None: the shipped zone."""
