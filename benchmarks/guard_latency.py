@@ -37,6 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from core.embeddings import one_thread_per_native_pool
 from core.guard.guard import Guard, load_head
 from core.guard.harm import DEFAULT_HEAD, DEFAULT_WEIGHTS
 from core.guard.settings import GuardConfig
@@ -66,6 +67,7 @@ async def measure(messages: int, baseline: Path | None = None, baseline_svm: boo
         )
     for guard in guards.values():
         await guard.warm()
+    one_thread_per_native_pool()  # as the server does once everything is loaded (bot/server.py)
     ready_s = time.perf_counter() - started
     texts = [e.text for e in load_examples(SAFETY_DATA) if e.source.startswith("parley") or e.source == "workplace"]
     random.Random(7).shuffle(texts)
@@ -98,7 +100,7 @@ async def measure(messages: int, baseline: Path | None = None, baseline_svm: boo
         "target_p95_ms": TARGET_P95_MS,
         "target_met": shipped_p95 <= TARGET_P95_MS,
     }
-    if baseline is not None:
+    if "baseline" in guards:
         report["baseline"] = {
             "weights": str(baseline or DEFAULT_WEIGHTS),
             "input_scored_by": "svm" if baseline_svm else "head",

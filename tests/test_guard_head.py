@@ -42,7 +42,7 @@ def trained_as(tmp_path_factory: pytest.TempPathFactory) -> tuple[torch.nn.Modul
     torch.manual_seed(0)
     top = build(shared_sentence_transformer(), 5).eval()
     with torch.no_grad():
-        top.head.weight.normal_(0, 0.3)  # type: ignore[union-attr]
+        top.head.weight.normal_(0, 0.3)  # type: ignore[union-attr, operator]
     arrays: dict[str, Any] = dict(as_shipped(top))
     arrays.update(
         threshold=np.float64(0.5), grey_low=np.float64(0.2), grey_high=np.float64(0.9), layer_norm_eps=np.float64(1e-12)
