@@ -1,4 +1,7 @@
-"""The harmful-request classifier: an RBF support-vector machine over MiniLM layer features.
+"""The harmful-content classifier of replies: an RBF support-vector machine over MiniLM layer features.
+
+Messages are scored by the fine-tuned input head (core/guard/head.py) since round 6; this SVM scores
+them only where no head is configured (`GuardConfig(head_weights=None)`).
 
 Trained by `python -m core.guard.training.train_harm` on the dev split of the safety sets
 (core/guard/training/data.py); the weights ship as `data/harm_classifier.npz` (plain arrays, no
