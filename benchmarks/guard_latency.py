@@ -6,12 +6,13 @@ average of the machine is printed too: the rails are CPU-bound, so a busy machin
 `--baseline-weights FILE` (say the previous classifier, `git show main:core/guard/data/harm_classifier.npz`)
 a second guard on those weights is timed in the same run, message by message in turn (each on its own
 new texts, so neither reads the other's cached features), and the p95 ratio is printed: on a shared
-machine that ratio, not the absolute figure, is what compares. `--baseline-svm` makes that second
-guard score messages with the SVM instead of the fine-tuned input head (the round-5 input rail), so
-the head's cost reads as a ratio. Besides wall times: CPU per check (the process's CPU time, all its
-threads), the resident memory the head's weights add when loaded, and their size on disk.
+machine that ratio, not the absolute figure, is what compares. `--head` makes the measured guard
+score messages with the fine-tuned input head (opt-in, core/guard/head.py) and `--baseline-svm` times
+the default, SVM-scored guard alongside it, so the head's cost reads as a ratio. Besides wall times:
+CPU per check (the process's CPU time, all its threads), the resident memory the head's weights add
+when loaded, and their size on disk.
 
-    python benchmarks/guard_latency.py --json [--messages 300] [--baseline-svm] [--baseline-weights OLD.npz]
+    python benchmarks/guard_latency.py --json [--messages 300] [--head [--baseline-svm]] [--baseline-weights OLD.npz]
 """
 
 from __future__ import annotations
@@ -53,17 +54,20 @@ def rss_mb() -> float:
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-async def measure(messages: int, baseline: Path | None = None, baseline_svm: bool = False) -> dict[str, object]:
+async def measure(
+    messages: int, baseline: Path | None = None, *, head: bool = False, baseline_svm: bool = False
+) -> dict[str, object]:
     import torch
 
     before_head = rss_mb()
     load_head(DEFAULT_HEAD)
     head_rss_mb = rss_mb() - before_head
     started = time.perf_counter()
-    guards = {"shipped": Guard(GuardConfig())}
+    scorer = DEFAULT_HEAD if head else None
+    guards = {"shipped": Guard(GuardConfig(head_weights=scorer))}
     if baseline is not None or baseline_svm:
         guards["baseline"] = Guard(
-            GuardConfig(harm_weights=baseline or DEFAULT_WEIGHTS, head_weights=None if baseline_svm else DEFAULT_HEAD)
+            GuardConfig(harm_weights=baseline or DEFAULT_WEIGHTS, head_weights=None if baseline_svm else scorer)
         )
     for guard in guards.values():
         await guard.warm()
@@ -92,6 +96,7 @@ async def measure(messages: int, baseline: Path | None = None, baseline_svm: boo
         output_ms[name].append((time.perf_counter() - t0) * 1000)
     shipped_p95 = percentile(input_ms["shipped"], 0.95) or 0.0
     report: dict[str, object] = {
+        "input_scored_by": "head" if head else "svm",
         "input_rails": summary_ms(input_ms["shipped"]),
         "input_rails_cpu": summary_ms(input_cpu_ms["shipped"]),
         "output_rails": summary_ms(output_ms["shipped"]),
@@ -132,11 +137,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     parser.add_argument("--messages", type=int, default=300, help="How many messages to time (per guard).")
     parser.add_argument("--baseline-weights", type=Path, help="Time a guard on these classifier weights alongside.")
+    parser.add_argument("--head", action="store_true", help="Score messages with the fine-tuned input head.")
     parser.add_argument(
         "--baseline-svm", action="store_true", help="Time a guard whose SVM scores messages (no head) alongside."
     )
     args = parser.parse_args()
-    report = asyncio.run(measure(args.messages, args.baseline_weights, args.baseline_svm))
+    report = asyncio.run(measure(args.messages, args.baseline_weights, head=args.head, baseline_svm=args.baseline_svm))
     if args.json:
         print(json.dumps(report, indent=2))
         return

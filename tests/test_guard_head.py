@@ -129,8 +129,8 @@ def test_the_shipped_weights_are_the_ones_the_figures_describe() -> None:
 USER = UserKey(platform="slack", workspace_id="T1", user_id="U1")
 
 
-async def test_the_input_rail_blocks_on_the_heads_score_at_its_shipped_cut() -> None:
-    guard = Guard(GuardConfig())
+async def test_with_the_head_configured_the_input_rail_blocks_on_its_score_at_its_shipped_cut() -> None:
+    guard = Guard(GuardConfig(head_weights=DEFAULT_HEAD))
     head = InputHead.load()
     harmful = TEXTS[2]
     encoded = encode(shared_sentence_transformer(), [harmful])
@@ -141,8 +141,8 @@ async def test_the_input_rail_blocks_on_the_heads_score_at_its_shipped_cut() -> 
     assert verdict.score == pytest.approx(head.score(encoded.tokens[0], encoded.layers[0, :WIDTH]), abs=2e-3)
 
 
-async def test_without_a_head_the_svm_scores_messages_at_its_own_cut() -> None:
-    guard = Guard(GuardConfig(head_weights=None))
+async def test_by_default_the_svm_scores_messages_at_its_own_cut() -> None:
+    guard = Guard(GuardConfig())
     classifier = HarmClassifier.load()
     verdict = await guard.check_input(TEXTS[1], attachments=(), user=USER)
     assert guard.actions.harm_threshold == classifier.threshold
@@ -151,7 +151,7 @@ async def test_without_a_head_the_svm_scores_messages_at_its_own_cut() -> None:
     assert verdict.score == pytest.approx(float(classifier.score(features)[0]), abs=1e-3)
 
 
-def test_the_input_rail_runs_without_torch(tmp_path: Path) -> None:
+def test_the_head_scored_input_rail_runs_without_torch(tmp_path: Path) -> None:
     ensure_graph(bundled_model_path(), graph_cache_dir())
     script = (
         "import asyncio, sys\n"
@@ -159,7 +159,9 @@ def test_the_input_rail_runs_without_torch(tmp_path: Path) -> None:
         "from core.guard.settings import GuardConfig\n"
         "from core.models import UserKey\n"
         "user = UserKey(platform='slack', workspace_id='T1', user_id='U1')\n"
-        "verdict = asyncio.run(Guard(GuardConfig()).check_input(sys.argv[1], attachments=(), user=user))\n"
+        "from core.guard.harm import DEFAULT_HEAD\n"
+        "guard = Guard(GuardConfig(head_weights=DEFAULT_HEAD))\n"
+        "verdict = asyncio.run(guard.check_input(sys.argv[1], attachments=(), user=user))\n"
         "print(verdict.blocked, sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}))\n"
     )
     done = subprocess.run(

@@ -199,17 +199,17 @@ async def test_leak_action_block_withholds_the_whole_reply(recorder: Recorder) -
 
 
 class ExplodingClassifier:
-    """Stands in for the input head that scores messages and raises, to exercise the failure policy."""
+    """Stands in for the harmful-request classifier and raises, to exercise the failure policy."""
 
     threshold = 0.5
 
-    def score(self, *features: object) -> object:
+    def score(self, features: object) -> object:
         raise RuntimeError("classifier unavailable")
 
 
 async def test_a_failing_rail_blocks_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     broken = Guard(GuardConfig())
-    monkeypatch.setattr(broken.actions, "_head", ExplodingClassifier())
+    monkeypatch.setattr(broken.actions, "_classifier", ExplodingClassifier())
     verdict = await broken.check_input("What's the weather like in Lisbon?", attachments=(), user=USER)
     assert verdict.blocked and verdict.rail == "harm"
     assert verdict.message == broken.config.messages.error
@@ -221,7 +221,7 @@ async def test_a_failing_rail_configured_to_allow_lets_the_text_through_and_logs
 ) -> None:
     recorder = Recorder()
     lenient = Guard(GuardConfig(on_error={"harm": "allow"}), events=recorder)
-    monkeypatch.setattr(lenient.actions, "_head", ExplodingClassifier())
+    monkeypatch.setattr(lenient.actions, "_classifier", ExplodingClassifier())
     verdict = await lenient.check_input("What's the weather like in Lisbon?", attachments=(), user=USER)
     assert not verdict.blocked
     assert [(e.rail, e.action) for e in recorder.events] == [("harm", "error")]

@@ -56,7 +56,7 @@ class RailActions:
         self._encoder = encoder
         self._classifier = classifier
         self._head = head
-        """The input rail's scorer; None: the SVM scores messages too (the round-5 rail)."""
+        """The input rail's scorer where configured; None: the SVM scores messages too."""
         self._categories = categories
         self._executor = executor
         self.policies = PolicyStore(config.policy_dir, lambda texts: encoder.encode_now(texts).sentence)

@@ -1,7 +1,7 @@
-"""The harmful-content classifier of replies: an RBF support-vector machine over MiniLM layer features.
+"""The harmful-request and harmful-reply classifier: an RBF support-vector machine over MiniLM layer features.
 
-Messages are scored by the fine-tuned input head (core/guard/head.py) since round 6; this SVM scores
-them only where no head is configured (`GuardConfig(head_weights=None)`).
+It scores messages too unless the fine-tuned input head (core/guard/head.py, round 6) is configured
+(`GuardConfig(head_weights=DEFAULT_HEAD)`).
 
 Trained by `python -m core.guard.training.train_harm` on the dev split of the safety sets
 (core/guard/training/data.py); the weights ship as `data/harm_classifier.npz` (plain arrays, no

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from core.guard.engine import EngineChoice
-from core.guard.harm import DEFAULT_HEAD, DEFAULT_WEIGHTS
+from core.guard.harm import DEFAULT_WEIGHTS
 from core.guard.llm import Complete
 
 OnError = Literal["block", "allow"]
@@ -50,8 +50,11 @@ class GuardConfig:
     """Where workspace policy files live (usually PARLEY_KNOWLEDGE_DIR); None: no workspace topics."""
     harm_weights: Path = DEFAULT_WEIGHTS
     """The SVM over frozen MiniLM features: the reply rail's classifier (and the input rail's without a head)."""
-    head_weights: Path | None = DEFAULT_HEAD
-    """The fine-tuned input head that scores messages; None: the SVM scores them (the round-5 rail)."""
+    head_weights: Path | None = None
+    """The fine-tuned input head (`DEFAULT_HEAD`) to score messages with; None (the default): the SVM
+    scores them. Opt-in: on validation the head blocks more harm and refuses less, but it refuses
+    ordinary requests about the asker's own details ("my name is Ada", "What is my email address?";
+    docs/guardrails.md, round 6)."""
     harm_threshold: float | None = None
     """Input cut on the message score; None: the threshold chosen on dev and shipped with the weights.
     A workspace's policy.yml can set its own (`harm_threshold:`)."""
