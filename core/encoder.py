@@ -17,8 +17,8 @@ false-positive rate. The last layer's pooled vector is the usual sentence embedd
 
 The same pass also hands out layer 1's token states (`TOKEN_LAYER`): the fine-tuned input head
 (core/guard/head.py) runs its own copies of layers 2-6 on them, so a message still costs one shared
-pass plus the head. They are kept in float16 (half the memory of a cached entry; the head reads them
-as float32).
+pass plus the head. They are kept in float16 (the head reads them as float32), and cached only where
+a head is configured (`SharedEncoder.keep_tokens`).
 """
 
 from __future__ import annotations
@@ -55,6 +55,8 @@ LAYERS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 WIDTH = 384
 TOKEN_LAYER = 1
 """The layer whose token states each pass also returns (the input head's starting point)."""
+NO_TOKENS = np.zeros((0, WIDTH), np.float16)
+"""A cached text's token states where none are kept."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -294,10 +296,13 @@ class SharedEncoder:
     passes run on one executor thread."""
 
     def __init__(self, runner: Runner, *, cache_size: int = 1024, max_batch: int = 32) -> None:
-        # An entry is about 11 KB (every layer's pooled view) plus 768 bytes a token (layer 1's states in
-        # float16): 4,096 of them (pooled only) grew a serving worker by 57 MB over a load run, while a
-        # turn's own reuse (rails, recall) needs the texts of the turns in flight.
+        # An entry is about 11 KB (every layer's pooled view), plus 768 bytes a token where token states are
+        # kept: 4,096 of them (pooled only) grew a serving worker by 57 MB over a load run, while a turn's
+        # own reuse (rails, recall) needs the texts of the turns in flight.
         self.runner = runner
+        self.keep_tokens = False
+        """Whether cached texts keep layer 1's token states: only the input head reads them, so a Guard
+        with a head turns this on; a text cached before that is encoded again when next asked for."""
         self.cache_size = cache_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._cache: OrderedDict[str, TextVectors] = OrderedDict()
@@ -313,7 +318,7 @@ class SharedEncoder:
         found: dict[str, TextVectors] = {}
         missing: list[str] = []
         for text in dict.fromkeys(texts):
-            if text in self._cache:
+            if text in self._cache and (len(self._cache[text].tokens) or not self.keep_tokens):
                 self._cache.move_to_end(text)
                 found[text] = self._cache[text]
             else:
@@ -331,7 +336,11 @@ class SharedEncoder:
         so a text is never encoded twice between a pass ending and its callers waking."""
         encoded = await asyncio.get_running_loop().run_in_executor(self._executor, self.runner, texts)
         vectors = [
-            TextVectors(layers=encoded.layers[i], sentence=encoded.sentence[i], tokens=encoded.tokens[i])
+            TextVectors(
+                layers=encoded.layers[i],
+                sentence=encoded.sentence[i],
+                tokens=encoded.tokens[i] if self.keep_tokens else NO_TOKENS,
+            )
             for i in range(len(texts))
         ]
         self._cache.update(zip(texts, vectors, strict=True))

@@ -116,9 +116,12 @@ class Guard:
         self.config = config
         self._events = events
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guard")
+        encoder = shared_encoder()
+        if config.head_weights is not None:
+            encoder.keep_tokens = True  # the head runs on layer 1's token states
         self.actions = RailActions(
             config=config,
-            encoder=shared_encoder(),
+            encoder=encoder,
             classifier=load_classifier(config.harm_weights),
             head=load_head(config.head_weights) if config.head_weights is not None else None,
             categories=load_categories(),
