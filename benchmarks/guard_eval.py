@@ -1,7 +1,8 @@
 """How often Parley's rails block harmful requests, and how often they refuse safe ones: validation figures.
 
 Runs every validation prompt through the real `Guard.check_input` (masking, jailbreak patterns, workspace
-policy, the harmful-request classifier; no language model, no network) and reports the share blocked:
+policy, the harmful-request classifier, or with `--head` the fine-tuned input head; no language model, no
+network) and reports the share blocked:
 
 - per population: harmful (HarmBench and StrongREJECT halves never tuned on, XSTest's even-id unsafe
   contrasts), xstest_safe (XSTest's even-id safe prompts), workplace (validation-only template families);
@@ -14,7 +15,7 @@ policy, the harmful-request classifier; no language model, no network) and repor
 - any extra sets given with --harmful / --benign (CSV with a prompt/goal/text column, or JSONL with a
   "text" field): the place for prompts the rails never saw.
 
-    python benchmarks/guard_eval.py --json [--harmful more_harmful.csv] [--benign more_benign.jsonl]
+    python benchmarks/guard_eval.py --json [--head] [--harmful more_harmful.csv] [--benign more_benign.jsonl]
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from collections.abc import Sequence
 from rich.progress import Progress
 
 from core.guard.guard import Guard
+from core.guard.harm import DEFAULT_HEAD
 from core.guard.settings import GuardConfig
 from core.guard.training.data import Example, load_examples, load_replies
 from core.models import UserKey
@@ -105,8 +107,8 @@ def breakdown(examples: Sequence[Example], results: Sequence[Verdict], grey: tup
     return out
 
 
-async def evaluate(harmful: list[Path], benign: list[Path], split: str) -> dict[str, object]:
-    guard = Guard(GuardConfig())
+async def evaluate(harmful: list[Path], benign: list[Path], split: str, head: bool = False) -> dict[str, object]:
+    guard = Guard(GuardConfig(head_weights=DEFAULT_HEAD if head else None))
     await guard.warm()
     examples = [e for e in load_examples() if e.split == split and e.source != "advbench"]
     replies = [r for r in load_replies() if r.split == split]
@@ -150,6 +152,7 @@ async def evaluate(harmful: list[Path], benign: list[Path], split: str) -> dict[
         targets_met[name] = met(figures["blocked"], op, bound)
     return {
         "split": split,
+        "input_scored_by": "fine-tuned head (core/guard/head.py)" if guard.config.head_weights else "svm",
         "threshold": guard.actions.harm_threshold,
         "grey_zone": list(guard.actions.grey_zone),
         "input_rails": populations,
@@ -170,8 +173,9 @@ def main() -> None:
     parser.add_argument("--split", choices=("validation", "dev"), default="validation")
     parser.add_argument("--harmful", type=Path, action="append", default=[], help="Extra harmful prompts (CSV/JSONL).")
     parser.add_argument("--benign", type=Path, action="append", default=[], help="Extra benign prompts (CSV/JSONL).")
+    parser.add_argument("--head", action="store_true", help="Score messages with the fine-tuned input head (opt-in).")
     args = parser.parse_args()
-    report = asyncio.run(evaluate(args.harmful, args.benign, args.split))
+    report = asyncio.run(evaluate(args.harmful, args.benign, args.split, args.head))
     if args.json:
         print(json.dumps(report, indent=2))
         return

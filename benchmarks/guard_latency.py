@@ -6,9 +6,13 @@ average of the machine is printed too: the rails are CPU-bound, so a busy machin
 `--baseline-weights FILE` (say the previous classifier, `git show main:core/guard/data/harm_classifier.npz`)
 a second guard on those weights is timed in the same run, message by message in turn (each on its own
 new texts, so neither reads the other's cached features), and the p95 ratio is printed: on a shared
-machine that ratio, not the absolute figure, is what compares.
+machine that ratio, not the absolute figure, is what compares. `--head` makes the measured guard
+score messages with the fine-tuned input head (opt-in, core/guard/head.py) and `--baseline-svm` times
+the default, SVM-scored guard alongside it, so the head's cost reads as a ratio. Besides wall times:
+CPU per check (the process's CPU time, all its threads), the resident memory the head's weights add
+when loaded, and their size on disk.
 
-    python benchmarks/guard_latency.py --json [--messages 300] [--baseline-weights OLD.npz]
+    python benchmarks/guard_latency.py --json [--messages 300] [--head [--baseline-svm]] [--baseline-weights OLD.npz]
 """
 
 from __future__ import annotations
@@ -34,7 +38,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from core.guard.guard import Guard
+from core.embeddings import one_thread_per_native_pool
+from core.guard.guard import Guard, load_head
+from core.guard.harm import DEFAULT_HEAD, DEFAULT_WEIGHTS
 from core.guard.settings import GuardConfig
 from core.guard.training.data import load_examples
 from core.models import UserKey
@@ -42,15 +48,30 @@ from core.models import UserKey
 TARGET_P95_MS = 60.0
 
 
-async def measure(messages: int, baseline: Path | None = None) -> dict[str, object]:
+def rss_mb() -> float:
+    """This process's resident memory now (Linux)."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+async def measure(
+    messages: int, baseline: Path | None = None, *, head: bool = False, baseline_svm: bool = False
+) -> dict[str, object]:
     import torch
 
+    before_head = rss_mb()
+    load_head(DEFAULT_HEAD)
+    head_rss_mb = rss_mb() - before_head
     started = time.perf_counter()
-    guards = {"shipped": Guard(GuardConfig())}
-    if baseline is not None:
-        guards["baseline"] = Guard(GuardConfig(harm_weights=baseline))
+    scorer = DEFAULT_HEAD if head else None
+    guards = {"shipped": Guard(GuardConfig(head_weights=scorer))}
+    if baseline is not None or baseline_svm:
+        guards["baseline"] = Guard(
+            GuardConfig(harm_weights=baseline or DEFAULT_WEIGHTS, head_weights=None if baseline_svm else scorer)
+        )
     for guard in guards.values():
         await guard.warm()
+    one_thread_per_native_pool()  # as the server does once everything is loaded (bot/server.py)
     ready_s = time.perf_counter() - started
     texts = [e.text for e in load_examples(SAFETY_DATA) if e.source.startswith("parley") or e.source == "workplace"]
     random.Random(7).shuffle(texts)
@@ -59,11 +80,13 @@ async def measure(messages: int, baseline: Path | None = None) -> dict[str, obje
     load_before = os.getloadavg()
     names = list(guards)
     input_ms: dict[str, list[float]] = {name: [] for name in names}
+    input_cpu_ms: dict[str, list[float]] = {name: [] for name in names}
     for i, text in enumerate(texts):
         name = names[i % len(names)]
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         await guards[name].check_input(text, attachments=(), user=user)
         input_ms[name].append((time.perf_counter() - t0) * 1000)
+        input_cpu_ms[name].append((time.process_time() - c0) * 1000)
     output_ms: dict[str, list[float]] = {name: [] for name in names}
     for i in range(0, len(texts) // 3 * 3, 3):
         name = names[(i // 3) % len(names)]
@@ -73,17 +96,29 @@ async def measure(messages: int, baseline: Path | None = None) -> dict[str, obje
         output_ms[name].append((time.perf_counter() - t0) * 1000)
     shipped_p95 = percentile(input_ms["shipped"], 0.95) or 0.0
     report: dict[str, object] = {
+        "input_scored_by": "head" if head else "svm",
         "input_rails": summary_ms(input_ms["shipped"]),
+        "input_rails_cpu": summary_ms(input_cpu_ms["shipped"]),
         "output_rails": summary_ms(output_ms["shipped"]),
+        "head_rss_added_mb": round(head_rss_mb, 1),
+        "head_weights_on_disk_mb": round(DEFAULT_HEAD.stat().st_size / 1e6, 1),
         "target_p95_ms": TARGET_P95_MS,
         "target_met": shipped_p95 <= TARGET_P95_MS,
     }
-    if baseline is not None:
+    if "baseline" in guards:
         report["baseline"] = {
-            "weights": str(baseline),
+            "weights": str(baseline or DEFAULT_WEIGHTS),
+            "input_scored_by": "svm" if baseline_svm else "head",
             "input_rails": summary_ms(input_ms["baseline"]),
+            "input_rails_cpu": summary_ms(input_cpu_ms["baseline"]),
             "output_rails": summary_ms(output_ms["baseline"]),
             "input_p95_ratio": round(shipped_p95 / (percentile(input_ms["baseline"], 0.95) or 1.0), 3),
+            "input_cpu_mean_ratio": round(
+                sum(input_cpu_ms["shipped"])
+                / len(input_cpu_ms["shipped"])
+                / max(sum(input_cpu_ms["baseline"]) / len(input_cpu_ms["baseline"]), 1e-9),
+                3,
+            ),
         }
     report |= {
         "ready_s": round(ready_s, 2),
@@ -102,8 +137,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
     parser.add_argument("--messages", type=int, default=300, help="How many messages to time (per guard).")
     parser.add_argument("--baseline-weights", type=Path, help="Time a guard on these classifier weights alongside.")
+    parser.add_argument("--head", action="store_true", help="Score messages with the fine-tuned input head.")
+    parser.add_argument(
+        "--baseline-svm", action="store_true", help="Time a guard whose SVM scores messages (no head) alongside."
+    )
     args = parser.parse_args()
-    report = asyncio.run(measure(args.messages, args.baseline_weights))
+    report = asyncio.run(measure(args.messages, args.baseline_weights, head=args.head, baseline_svm=args.baseline_svm))
     if args.json:
         print(json.dumps(report, indent=2))
         return

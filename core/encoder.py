@@ -14,6 +14,11 @@ L2-normalised, side by side (6 x 384 = 2,304 numbers). The middle layers keep wh
 on our held-out split this lifts recall on unseen harmful prompts by about ten points at the same
 false-positive rate. The last layer's pooled vector is the usual sentence embedding, the same as
 `model.encode(texts, normalize_embeddings=True)`.
+
+The same pass also hands out layer 1's token states (`TOKEN_LAYER`): the fine-tuned input head
+(core/guard/head.py) runs its own copies of layers 2-6 on them, so a message still costs one shared
+pass plus the head. They are kept in float16 (the head reads them as float32), and cached only where
+a head is configured (`SharedEncoder.keep_tokens`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,10 @@ Runner = Callable[[list[str]], "Encoded"]
 
 LAYERS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 WIDTH = 384
+TOKEN_LAYER = 1
+"""The layer whose token states each pass also returns (the input head's starting point)."""
+NO_TOKENS = np.zeros((0, WIDTH), np.float16)
+"""A cached text's token states where none are kept."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -58,6 +67,8 @@ class Encoded:
     """(n, len(LAYERS) * 384) float32: the harm classifier's input."""
     sentence: np.ndarray
     """(n, 384) float32: the normalised sentence embedding."""
+    tokens: list[np.ndarray]
+    """Per text, (its tokens, 384) float16: layer `TOKEN_LAYER`'s states of its real tokens."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,6 +77,7 @@ class TextVectors:
 
     layers: np.ndarray
     sentence: np.ndarray
+    tokens: np.ndarray
 
 
 def encode(model: SentenceTransformer, texts: list[str], *, batch_size: int = 32) -> Encoded:
@@ -76,6 +88,7 @@ def encode(model: SentenceTransformer, texts: list[str], *, batch_size: int = 32
     tokenizer = model.tokenizer
     layer_out: list[np.ndarray] = []
     sentence_out: list[np.ndarray] = []
+    tokens_out: list[np.ndarray] = []
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             batch = tokenizer(
@@ -89,10 +102,17 @@ def encode(model: SentenceTransformer, texts: list[str], *, batch_size: int = 32
             pooled = _pool(hidden, batch["attention_mask"]).float().numpy()
             layer_out.append(pooled)
             sentence_out.append(pooled[:, -WIDTH:])
+            tokens_out.extend(unpadded(hidden[TOKEN_LAYER].float().numpy(), batch["attention_mask"].numpy()))
     return Encoded(
         layers=np.concatenate(layer_out) if layer_out else np.zeros((0, len(LAYERS) * WIDTH), np.float32),
         sentence=np.concatenate(sentence_out) if sentence_out else np.zeros((0, WIDTH), np.float32),
+        tokens=tokens_out,
     )
+
+
+def unpadded(states: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
+    """Each row's states of its real tokens (the mask's ones lead each row), in float16."""
+    return [row[: int(mask.sum())].astype(np.float16) for row, mask in zip(states, attention_mask, strict=True)]
 
 
 def _pool(hidden: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
@@ -126,19 +146,24 @@ class OnnxEncoder:
     def __call__(self, texts: list[str], *, batch_size: int = 32) -> Encoded:
         encodings = self._tokenizer.encode_batch(texts)
         out = np.zeros((len(texts), len(LAYERS) * WIDTH), np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, WIDTH), np.float16)] * len(texts)
         for bucket in length_buckets([len(e.ids) for e in encodings], max_batch=batch_size):
-            out[bucket] = self._run([encodings[i] for i in bucket])
-        return Encoded(layers=out, sentence=np.ascontiguousarray(out[:, -WIDTH:]))
+            out[bucket], states = self._run([encodings[i] for i in bucket])
+            for i, state in zip(bucket, states, strict=True):
+                tokens[i] = state
+        return Encoded(layers=out, sentence=np.ascontiguousarray(out[:, -WIDTH:]), tokens=tokens)
 
-    def _run(self, batch: list[Encoding]) -> np.ndarray:
-        """One pass over texts of about one length, padded to the longest (the mask hides the padding)."""
+    def _run(self, batch: list[Encoding]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One pass over texts of about one length, padded to the longest (the mask hides the padding):
+        the pooled layers and each text's token states."""
         width = max(len(e.ids) for e in batch)
         feeds = {name: np.zeros((len(batch), width), np.int64) for name in self._inputs}
         for row, e in enumerate(batch):
             columns = {"input_ids": e.ids, "attention_mask": e.attention_mask, "token_type_ids": e.type_ids}
             for name, column in feeds.items():
                 column[row, : len(e.ids)] = columns[name]
-        return np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
+        pooled, states = self._session.run(None, feeds)
+        return np.asarray(pooled, dtype=np.float32), unpadded(np.asarray(states), feeds["attention_mask"])
 
 
 PAD_SLACK = 1.25
@@ -190,7 +215,12 @@ def graph_path(model_dir: Path, cache_dir: Path) -> Path:
     from importlib.metadata import version
 
     weights = sorted(model_dir.glob("*.safetensors"))
-    parts = [version("torch"), repr(LAYERS), *(f"{w.name}:{w.stat().st_size}" for w in weights)]
+    parts = [
+        version("torch"),
+        repr(LAYERS),
+        f"tokens:{TOKEN_LAYER}",
+        *(f"{w.name}:{w.stat().st_size}" for w in weights),
+    ]
     return cache_dir / f"minilm-layers-{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:16]}.onnx"
 
 
@@ -225,7 +255,7 @@ def export_graph(model: SentenceTransformer, path: Path) -> None:
                 token_type_ids=token_type_ids,
                 output_hidden_states=True,
             )
-            return _pool(out.hidden_states, attention_mask)
+            return _pool(out.hidden_states, attention_mask), out.hidden_states[TOKEN_LAYER]
 
     sample = model.tokenizer(["warm up the exporter"], return_tensors="pt")
     names = ["input_ids", "attention_mask", "token_type_ids"]
@@ -241,8 +271,8 @@ def export_graph(model: SentenceTransformer, path: Path) -> None:
             tuple(sample[name] for name in names),
             str(partial),
             input_names=names,
-            output_names=["layers"],
-            dynamic_axes={**axes, "layers": {0: "batch"}},
+            output_names=["layers", "tokens"],
+            dynamic_axes={**axes, "layers": {0: "batch"}, "tokens": {0: "batch", 1: "tokens"}},
             opset_version=17,
             dynamo=False,
         )
@@ -266,9 +296,13 @@ class SharedEncoder:
     passes run on one executor thread."""
 
     def __init__(self, runner: Runner, *, cache_size: int = 1024, max_batch: int = 32) -> None:
-        # An entry is about 11 KB (every layer's pooled view): 4,096 of them grew a serving worker by 57 MB
-        # over a load run, while a turn's own reuse (rails, recall) needs the texts of the turns in flight.
+        # An entry is about 11 KB (every layer's pooled view), plus 768 bytes a token where token states are
+        # kept: 4,096 of them (pooled only) grew a serving worker by 57 MB over a load run, while a turn's
+        # own reuse (rails, recall) needs the texts of the turns in flight.
         self.runner = runner
+        self.keep_tokens = False
+        """Whether cached texts keep layer 1's token states: only the input head reads them, so a Guard
+        with a head turns this on; a text cached before that is encoded again when next asked for."""
         self.cache_size = cache_size
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="encoder")
         self._cache: OrderedDict[str, TextVectors] = OrderedDict()
@@ -284,7 +318,7 @@ class SharedEncoder:
         found: dict[str, TextVectors] = {}
         missing: list[str] = []
         for text in dict.fromkeys(texts):
-            if text in self._cache:
+            if text in self._cache and (len(self._cache[text].tokens) or not self.keep_tokens):
                 self._cache.move_to_end(text)
                 found[text] = self._cache[text]
             else:
@@ -301,7 +335,14 @@ class SharedEncoder:
         """One forward pass off the event loop; its results are cached before any caller sees them,
         so a text is never encoded twice between a pass ending and its callers waking."""
         encoded = await asyncio.get_running_loop().run_in_executor(self._executor, self.runner, texts)
-        vectors = [TextVectors(layers=encoded.layers[i], sentence=encoded.sentence[i]) for i in range(len(texts))]
+        vectors = [
+            TextVectors(
+                layers=encoded.layers[i],
+                sentence=encoded.sentence[i],
+                tokens=encoded.tokens[i] if self.keep_tokens else NO_TOKENS,
+            )
+            for i in range(len(texts))
+        ]
         self._cache.update(zip(texts, vectors, strict=True))
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -149,3 +149,28 @@ def test_a_text_gets_the_same_vectors_in_a_mixed_batch_as_alone(onnx: OnnxEncode
     together = onnx(texts)
     for row, text in enumerate(texts):
         np.testing.assert_allclose(together.layers[row], onnx([text]).layers[0], atol=1e-5)
+
+
+async def test_token_states_are_not_cached_unless_asked_for(encoder: SharedEncoder) -> None:
+    (vectors,) = await encoder.vectors(["how do I rotate logs?"])
+    assert vectors.tokens.shape == (0, 384)
+
+
+async def test_a_text_cached_without_token_states_is_encoded_again_once_they_are_kept(
+    encoder: SharedEncoder, onnx: OnnxEncoder
+) -> None:
+    await encoder.vectors(["rotate the logs"])
+    encoder.keep_tokens = True
+    (vectors,) = await encoder.vectors(["rotate the logs"])
+    assert encoder.passes == 2
+    np.testing.assert_array_equal(vectors.tokens, onnx(["rotate the logs"]).tokens[0])
+    await encoder.vectors(["rotate the logs"])
+    assert encoder.passes == 2
+
+
+def test_each_pass_returns_layer_ones_token_states_of_the_real_tokens(onnx: OnnxEncoder) -> None:
+    texts = ["hi", "How do I kill a python process that hangs?"]
+    fast, reference = onnx(texts), encode(shared_sentence_transformer(), texts)
+    for got, want in zip(fast.tokens, reference.tokens, strict=True):
+        assert got.dtype == np.float16 and got.shape == want.shape
+        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=2e-3)

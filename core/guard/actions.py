@@ -18,17 +18,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from nemoguardrails.actions.rail_outcome import RailOutcome, TransformTarget
 
+from core.encoder import WIDTH
 from core.guard.bias import bias_score
 from core.guard.categories import CategoryModel
 from core.guard.harm import HarmClassifier
+from core.guard.head import InputHead
 from core.guard.jailbreak import scan_all
-from core.guard.masking import mask_sensitive
+from core.guard.masking import mask_sensitive, scrub
 from core.guard.policy import PolicyStore, WorkspacePolicy, best_match
 from core.guard.self_check import NoVerdict
 from core.guard.settings import GuardConfig
 
 if TYPE_CHECKING:
-    from core.encoder import SharedEncoder
+    from core.encoder import SharedEncoder, TextVectors
 
 log = logging.getLogger(__name__)
 
@@ -46,17 +48,21 @@ class RailActions:
         config: GuardConfig,
         encoder: SharedEncoder,
         classifier: HarmClassifier,
+        head: InputHead | None,
         categories: CategoryModel,
         executor: ThreadPoolExecutor,
     ) -> None:
         self.config = config
         self._encoder = encoder
         self._classifier = classifier
+        self._head = head
+        """The input rail's scorer where configured; None: the SVM scores messages too."""
         self._categories = categories
         self._executor = executor
         self.policies = PolicyStore(config.policy_dir, lambda texts: encoder.encode_now(texts).sentence)
-        self.harm_threshold = config.harm_threshold if config.harm_threshold is not None else classifier.threshold
-        self.grey_zone = config.grey_zone if config.grey_zone is not None else classifier.grey
+        shipped = (head.threshold, head.grey) if head is not None else (classifier.threshold, classifier.grey)
+        self.harm_threshold = config.harm_threshold if config.harm_threshold is not None else shipped[0]
+        self.grey_zone = config.grey_zone if config.grey_zone is not None else shipped[1]
         self.output_threshold = (
             config.output_harm_threshold if config.output_harm_threshold is not None else classifier.output_threshold
         )
@@ -108,7 +114,7 @@ class RailActions:
             policy = await self._policy(context)
             if not policy.blocked or not text or not text.strip():
                 return RailOutcome.allow(metadata={"rail": "policy"})
-            _, vector = await self._encode_one(text)
+            vector = (await self._encode_one(text)).sentence
             blocked = best_match(vector, policy.blocked, policy.threshold)
             if blocked:
                 return RailOutcome.block(
@@ -123,11 +129,15 @@ class RailActions:
         async def run() -> RailOutcome:
             if not text or not text.strip():
                 return RailOutcome.allow(metadata={"rail": "harm", "score": 0.0})
-            layers, vector = await self._encode_one(text)
-            score = float(self._classifier.score(layers[None, :])[0])
+            # Scored as the model will see it: a pasted key or address is masked first, so it is not
+            # what makes a request read as an attack ("my key is sk-..." scored 0.93 unmasked, 0.45 masked).
+            vectors = await self._encode_one(scrub(text))
+            vector = vectors.sentence
+            score = await self._input_score(vectors)
             policy = await self._policy(context)
             threshold = next(
-                t for t in ((context or {}).get("harm_threshold"), policy.harm_threshold, self.harm_threshold)
+                t
+                for t in ((context or {}).get("harm_threshold"), policy.harm_threshold, self.harm_threshold)
                 if t is not None
             )
             metadata: dict[str, Any] = {"rail": "harm", "score": round(score, 4), "threshold": threshold}
@@ -258,9 +268,17 @@ class RailActions:
                 return RailOutcome.allow(reason=reason, metadata=metadata)
             return RailOutcome.failure(reason=reason, metadata=metadata)
 
-    async def _encode_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
+    async def _encode_one(self, text: str) -> TextVectors:
         (vectors,) = await self._encoder.vectors([text])
-        return vectors.layers, vectors.sentence
+        return vectors
+
+    async def _input_score(self, vectors: TextVectors) -> float:
+        """A message's harm score: the fine-tuned head over its layer-1 states (five layers of work, off
+        the event loop), or the SVM's few products where no head is configured."""
+        if self._head is None:
+            return float(self._classifier.score(vectors.layers[None, :])[0])
+        first = vectors.layers[:WIDTH]
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._head.score, vectors.tokens, first)
 
 
 def _root_cause(exc: BaseException) -> str:

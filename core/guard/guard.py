@@ -34,6 +34,7 @@ from core.guard.categories import ILLEGAL, CategoryModel
 from core.guard.engine import NemoEngine, RailEngine, select_engine
 from core.guard.events import Action, EventSink, SafetyEvent, Stage, count, make_event
 from core.guard.harm import HarmClassifier
+from core.guard.head import InputHead
 from core.guard.llm import CompletionLLM
 from core.guard.masking import scrub
 from core.guard.settings import GuardConfig
@@ -80,6 +81,12 @@ def load_classifier(path: Path) -> HarmClassifier:
 
 
 @cache
+def load_head(path: Path) -> InputHead:
+    """The input head's weights, read once per process and path (about 35 MB as float32)."""
+    return InputHead.load(path)
+
+
+@cache
 def load_categories() -> CategoryModel:
     """The kind-of-harm model, read once per process."""
     return CategoryModel.load()
@@ -109,10 +116,14 @@ class Guard:
         self.config = config
         self._events = events
         self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="guard")
+        encoder = shared_encoder()
+        if config.head_weights is not None:
+            encoder.keep_tokens = True  # the head runs on layer 1's token states
         self.actions = RailActions(
             config=config,
-            encoder=shared_encoder(),
+            encoder=encoder,
             classifier=load_classifier(config.harm_weights),
+            head=load_head(config.head_weights) if config.head_weights is not None else None,
             categories=load_categories(),
             executor=self._executor,
         )

@@ -1,4 +1,7 @@
-"""The harmful-request classifier: an RBF support-vector machine over MiniLM layer features.
+"""The harmful-request and harmful-reply classifier: an RBF support-vector machine over MiniLM layer features.
+
+It scores messages too unless the fine-tuned input head (core/guard/head.py, round 6) is configured
+(`GuardConfig(head_weights=DEFAULT_HEAD)`).
 
 Trained by `python -m core.guard.training.train_harm` on the dev split of the safety sets
 (core/guard/training/data.py); the weights ship as `data/harm_classifier.npz` (plain arrays, no
@@ -18,6 +21,8 @@ import numpy as np
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_WEIGHTS = DATA_DIR / "harm_classifier.npz"
+DEFAULT_HEAD = DATA_DIR / "harm_head.npz"
+"""The fine-tuned input head's weights (core/guard/head.py)."""
 
 
 @dataclass(frozen=True, kw_only=True)

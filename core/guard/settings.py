@@ -49,8 +49,14 @@ class GuardConfig:
     policy_dir: Path | None = None
     """Where workspace policy files live (usually PARLEY_KNOWLEDGE_DIR); None: no workspace topics."""
     harm_weights: Path = DEFAULT_WEIGHTS
+    """The SVM over frozen MiniLM features: the reply rail's classifier (and the input rail's without a head)."""
+    head_weights: Path | None = None
+    """The fine-tuned input head (`DEFAULT_HEAD`) to score messages with; None (the default): the SVM
+    scores them. Opt-in: on validation the head blocks more harm and refuses less, but it refuses
+    ordinary requests about the asker's own details ("my name is Ada", "What is my email address?";
+    docs/guardrails.md, round 6)."""
     harm_threshold: float | None = None
-    """Input cut on the classifier's score; None: the calibrated threshold shipped with the weights.
+    """Input cut on the message score; None: the threshold chosen on dev and shipped with the weights.
     A workspace's policy.yml can set its own (`harm_threshold:`)."""
     grey_zone: tuple[float, float] | None = None
     """Input scores in [low, high) go to the model when llm_mode is 'auto'; None: the shipped zone."""

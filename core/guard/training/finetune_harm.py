@@ -9,7 +9,8 @@ linear head over their mean-pooled output, on the dev split only. The block cut 
 `train_harm` chooses it: on 5-fold out-of-fold scores of the dev split, folds grouped by template
 family; the output cut on the dev model replies. The validation split is scored once, at the end,
 beside the shipped SVM on the same rows (classifier only, no other rail), and written as JSON.
-Seeded; the frozen states are computed once per run and shared by the folds.
+Seeded; the frozen states are computed once per run and shared by the folds. The 5-layer model
+ships since round 6: `ship_head.py` trains it and writes its weights.
 """
 
 from __future__ import annotations
@@ -162,12 +163,14 @@ def train(
     settings: Settings,
     progress: Progress,
     label: str,
+    *,
+    seed: int = SEED,
 ) -> torch.nn.Module:
     """Fit the top layers and head on `rows` with class-balanced BCE; batches of similar length."""
     import torch
 
-    torch.manual_seed(SEED)
-    rng = random.Random(SEED)
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
     top = build(model, settings.tune)
     top.train()
     head_params = list(top.head.parameters())  # type: ignore[union-attr]

@@ -13,8 +13,9 @@ logistic regression on the same features, alone or averaged with the SVM; other 
 per-kind-of-harm thresholds; max-pooled token states, alone or beside the mean; an MLP; other kernel
 widths and layer subsets; training on model replies too. (Weighting the XSTest-style and workplace
 rows up did not move the cross-validated trade-off; fine-tuning MiniLM's top layers,
-`finetune_harm.py`, beat this SVM on validation only with five layers tuned, too late in round 5 to
-ship: see docs/guardrails.md.)
+`finetune_harm.py`, beat this SVM on validation with five layers tuned, and since round 6 that model
+scores messages (`ship_head.py`, core/guard/head.py) while this SVM scores replies: see
+docs/guardrails.md.)
 """
 
 from __future__ import annotations
