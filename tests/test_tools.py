@@ -131,6 +131,18 @@ async def test_p28_calls_over_a_tools_rate_limit_are_refused() -> None:
     assert sorted(s.ok for s in d.steps) == [False, True, True]
 
 
+async def test_p28_a_tools_rate_limit_holds_across_turns() -> None:
+    def ping() -> str:
+        """Ping."""
+        return "pong"
+
+    registry = ToolRegistry()
+    registry.register(ping, policy=ToolPolicy(rate_per_min=2))
+    first, _ = await run(registry, calls_then_answers(("ping", {}), ("ping", {})))
+    second, _ = await run(registry, calls_then_answers(("ping", {})))
+    assert first == "pong | pong" and "rate limit" in second
+
+
 async def test_p32_p40_independent_calls_in_one_step_run_concurrently() -> None:
     async def wait_a() -> str:
         """Wait A."""

@@ -48,6 +48,9 @@ class ToolRegistry:
     policies: dict[str, ToolPolicy] = field(default_factory=dict)
     external: dict[str, AbstractToolset[Any]] = field(default_factory=dict)
     default_policy: ToolPolicy = field(default_factory=ToolPolicy)
+    limiters: dict[str, AsyncLimiter] = field(default_factory=dict)
+    """Each tool's rate budget, kept by the registry: a turn's toolsets are built per turn, and a budget
+    that lived in them started full on every turn, so a per-minute limit never held across turns."""
 
     def register(
         self, func: Callable[..., Any], *, name: str | None = None, policy: ToolPolicy | None = None
@@ -72,11 +75,8 @@ class ToolRegistry:
             if allowed is None
             else self.functions.filtered(lambda ctx, tool: tool.name in allowed)
         )
-        sets: list[AbstractToolset[Any]] = [GuardedToolset(functions, self.policies, self.default_policy)]
-        for name, toolset in self.external.items():
-            if allowed is None or name in allowed:
-                sets.append(GuardedToolset(toolset, self.policies, self.default_policy))
-        return sets
+        chosen = [toolset for name, toolset in self.external.items() if allowed is None or name in allowed]
+        return [GuardedToolset(t, self.policies, self.default_policy, self.limiters) for t in (functions, *chosen)]
 
 
 class GuardedToolset(WrapperToolset[Any]):
@@ -85,11 +85,12 @@ class GuardedToolset(WrapperToolset[Any]):
         wrapped: AbstractToolset[Any],
         policies: dict[str, ToolPolicy],
         default: ToolPolicy,
+        limiters: dict[str, AsyncLimiter],
     ) -> None:
         super().__init__(wrapped)
         self.policies = policies
         self.default = default
-        self.limiters: dict[str, AsyncLimiter] = {}
+        self.limiters = limiters
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
