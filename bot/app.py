@@ -20,6 +20,7 @@ from pydantic_ai.settings import ModelSettings
 from bot.database import APPLICATION_NAME, app_database_uri, maintenance_database_uri
 from bot.local_model import gguf_path, local_name, local_server, model_names, model_notice, with_default_model
 from bot.settings import MISSING_MODEL_HELP, Settings
+from core.embeddings import one_thread_per_native_pool
 from core.guard.events import pool_sink
 from core.guard.guard import Guard
 from core.guard.llm import pydantic_ai_complete
@@ -287,6 +288,7 @@ async def started(
                         every=timedelta(seconds=settings.parley_maintenance_every_s),
                     )
                 )
+        one_thread_per_native_pool()
         yield pipeline
     finally:
         if background is not None:
