@@ -10,7 +10,7 @@ any ranking of that pool has.
 
     python benchmarks/locomo_retrieval.py --data locomo10.json --database-url URL --reuse
     python benchmarks/locomo_replay.py --data locomo10.json --database-url URL --pools /tmp/pools.pkl
-    python benchmarks/locomo_replay.py --data locomo10.json --pools /tmp/pools.pkl --set weights.thread=0.7
+    python benchmarks/locomo_replay.py --pools /tmp/pools.pkl --set weights.thread=0.7
 
 The pools file holds LoCoMo's text (CC BY-NC 4.0): keep it outside the project. It is a pickle, so
 load only one this script wrote.
@@ -151,7 +151,7 @@ async def save_pools(args: argparse.Namespace, config: MemoryConfig, pool_size: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="LoCoMo JSON (a list of conversations)")
+    parser.add_argument("--data", type=Path, help="LoCoMo JSON (a list of conversations), to save the pools")
     parser.add_argument("--pools", type=Path, required=True, help="saved pools: read if it exists, else written")
     parser.add_argument("--database-url", default=None, help="the database locomo_retrieval.py --reuse filled")
     parser.add_argument("--embedding-model", default=DEFAULT_EMBEDDING_MODEL)
@@ -165,8 +165,8 @@ def main() -> None:
     ks = sorted(set(args.k))
     if args.pools.exists():
         saved = pickle.loads(args.pools.read_bytes())
-    elif args.database_url is None:
-        parser.error(f"{args.pools} does not exist yet: give --database-url to save the pools first")
+    elif args.database_url is None or args.data is None:
+        parser.error(f"{args.pools} does not exist yet: give --data and --database-url to save the pools first")
     else:
         saved = asyncio.run(save_pools(args, config, max(config.candidate_pool, *ks)))
         args.pools.write_bytes(pickle.dumps(saved))
