@@ -58,6 +58,8 @@ from core.store.pool import create_pool
 CATEGORIES = ("1", "2", "3", "4")
 DEV_CONVERSATIONS = ("conv-26", "conv-30")
 _SESSION = re.compile(r"^session_(\d+)$")
+REUSE_TAG = "reuse"
+"""The run tag of conversations kept across runs (`--reuse`), which `locomo_replay.py` reads too."""
 _SESSION_DATE = "%I:%M %p on %d %B, %Y"
 """LoCoMo's `session_N_date_time`, e.g. "1:56 pm on 8 May, 2023"."""
 
@@ -181,17 +183,17 @@ async def run(args: argparse.Namespace, ks: Sequence[int]) -> dict[str, Any]:
     groups = {"dev": Tally(ks=ks), "unseen": Tally(ks=ks)}
     latencies: list[float] = []
     skipped_ids = skipped_questions = 0
-    run_tag = "reuse" if args.reuse else f"{time.time_ns()}"
+    run_tag = REUSE_TAG if args.reuse else f"{time.time_ns()}"
     console = Console(stderr=True)
     with Progress(console=console, transient=True) as progress:
         for sample in samples:
             sample_id = str(sample.get("sample_id", len(latencies)))
             tally = groups["dev" if sample_id in dev else "unseen"]
             tally.conversations.append(sample_id)
-            user = UserKey(platform="eval", workspace_id=f"locomo-{run_tag}-{sample_id}", user_id="locomo")
+            user = conversation_user(sample_id, run_tag)
             turns = list(turns_of(sample["conversation"]))
             turn_ids = {t.dia_id for t in turns}
-            by_memory = await _store_turns(service, user, turns, progress, sample_id)
+            by_memory = await store_turns(service, user, turns, progress, sample_id)
             service.clock = asked_after(turns)
             questions = list(questions_of(sample))
             asking = progress.add_task(f"{sample_id}: recalling", total=len(questions))
@@ -220,7 +222,12 @@ async def run(args: argparse.Namespace, ks: Sequence[int]) -> dict[str, Any]:
     }
 
 
-async def _store_turns(
+def conversation_user(sample_id: str, run_tag: str) -> UserKey:
+    """The one person whose memories hold a conversation's turns in the run tagged `run_tag`."""
+    return UserKey(platform="eval", workspace_id=f"locomo-{run_tag}-{sample_id}", user_id="locomo")
+
+
+async def store_turns(
     service: MemoryService, user: UserKey, turns: Sequence[Turn], progress: Progress, sample_id: str
 ) -> dict[int, set[str]]:
     """Store the turns as the person's memories; return which turns each memory holds. Turns already

@@ -142,6 +142,12 @@ async def test_only_the_app_role_may_call_text_hits(pool: asyncpg.Pool) -> None:
             await conn.fetch("SELECT id FROM memory_text_hits(ARRAY['secret'])")
 
 
+async def test_the_lexeme_index_takes_new_words_into_its_tree_without_a_pending_list(pool: asyncpg.Pool) -> None:
+    """Text hits would read GIN's whole pending list on every search (migration 0029)."""
+    options = await pool.fetchval("SELECT reloptions FROM pg_class WHERE relname = 'memories_scoped_lexemes'")
+    assert "fastupdate=off" in options
+
+
 async def test_the_indexed_search_scores_words_as_the_exact_search_does(pool: asyncpg.Pool) -> None:
     user, colleague = person(), person("U2")
     rng = np.random.default_rng(3)
