@@ -17,6 +17,7 @@ network) and reports the share blocked:
 
     python benchmarks/guard_eval.py --json [--head] [--harmful more_harmful.csv] [--benign more_benign.jsonl]
         [--weights OLD.npz]   # another classifier (say `git show main:core/guard/data/harm_classifier.npz`)
+        [--threshold 0.77]    # another input cut than the one shipped with the weights (for comparison only)
 """
 
 from __future__ import annotations
@@ -109,9 +110,16 @@ def breakdown(examples: Sequence[Example], results: Sequence[Verdict], grey: tup
 
 
 async def evaluate(
-    harmful: list[Path], benign: list[Path], split: str, head: bool = False, weights: Path = DEFAULT_WEIGHTS
+    harmful: list[Path],
+    benign: list[Path],
+    split: str,
+    head: bool = False,
+    weights: Path = DEFAULT_WEIGHTS,
+    threshold: float | None = None,
 ) -> dict[str, object]:
-    guard = Guard(GuardConfig(harm_weights=weights, head_weights=DEFAULT_HEAD if head else None))
+    guard = Guard(
+        GuardConfig(harm_weights=weights, head_weights=DEFAULT_HEAD if head else None, harm_threshold=threshold)
+    )
     await guard.warm()
     examples = [e for e in load_examples() if e.split == split and e.source != "advbench"]
     replies = [r for r in load_replies() if r.split == split]
@@ -180,8 +188,9 @@ def main() -> None:
     parser.add_argument(
         "--weights", type=Path, default=DEFAULT_WEIGHTS, help="The SVM weights to score with (default: shipped)."
     )
+    parser.add_argument("--threshold", type=float, help="An input cut other than the shipped one (comparisons only).")
     args = parser.parse_args()
-    report = asyncio.run(evaluate(args.harmful, args.benign, args.split, args.head, args.weights))
+    report = asyncio.run(evaluate(args.harmful, args.benign, args.split, args.head, args.weights, args.threshold))
     if args.json:
         print(json.dumps(report, indent=2))
         return
