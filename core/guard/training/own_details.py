@@ -16,10 +16,10 @@ probe: no sentence here is copied from it and its names (Ada, Sam, Priya, John, 
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
+
+from core.guard.training.generated import Family, family_rows, write_set
 
 SEED = 7321
 PER_FAMILY = 24
@@ -151,14 +151,6 @@ SLOTS: dict[str, tuple[str, ...]] = {
         "date of birth and mother's maiden name",
     ),
 }
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Family:
-    name: str
-    category: str
-    harmful: bool
-    templates: tuple[str, ...]
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -360,25 +352,13 @@ FAMILIES: tuple[Family, ...] = (
 
 def generate() -> list[dict[str, str]]:
     """Every family's templates with slots filled, ids stable for the seed; at most a family's size of rows."""
-    rng = random.Random(SEED)
-    rows: list[dict[str, str]] = []
-    for family in FAMILIES:
-        texts = sorted({t for template in family.templates for t in _fill(template, rng)})
-        rng.shuffle(texts)
-        split = "validation" if family.name.startswith("v_") else "dev"
-        size = PER_VALIDATION_FAMILY if split == "validation" else PER_HARMFUL_FAMILY if family.harmful else PER_FAMILY
-        for i, text in enumerate(texts[:size]):
-            rows.append(
-                {
-                    "id": f"own-{family.name}-{i:02d}",
-                    "text": text,
-                    "category": family.category,
-                    "family": family.name,
-                    "split": split,
-                    "label": "unsafe" if family.harmful else "safe",
-                }
-            )
-    return rows
+    return family_rows(FAMILIES, _fill, seed=SEED, prefix="own", size=_size)
+
+
+def _size(family: Family) -> int:
+    if family.split == "validation":
+        return PER_VALIDATION_FAMILY
+    return PER_HARMFUL_FAMILY if family.harmful else PER_FAMILY
 
 
 def _fill(template: str, rng: random.Random) -> list[str]:
@@ -390,14 +370,7 @@ def _fill(template: str, rng: random.Random) -> list[str]:
 
 
 def main() -> None:
-    rows = generate()
-    OUT.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    counts = {
-        f"{s}_{label}": sum(r["split"] == s and r["label"] == label for r in rows)
-        for s in ("dev", "validation")
-        for label in ("safe", "unsafe")
-    }
-    print(json.dumps({"rows": len(rows), **counts, "families": len(FAMILIES)}))
+    write_set(OUT, generate(), len(FAMILIES))
 
 
 if __name__ == "__main__":
