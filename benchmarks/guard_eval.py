@@ -16,6 +16,8 @@ network) and reports the share blocked:
   "text" field): the place for prompts the rails never saw.
 
     python benchmarks/guard_eval.py --json [--head] [--harmful more_harmful.csv] [--benign more_benign.jsonl]
+        [--weights OLD.npz]   # another classifier (say `git show main:core/guard/data/harm_classifier.npz`)
+        [--threshold 0.77]    # another input cut than the one shipped with the weights (for comparison only)
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from collections.abc import Sequence
 from rich.progress import Progress
 
 from core.guard.guard import Guard
-from core.guard.harm import DEFAULT_HEAD
+from core.guard.harm import DEFAULT_HEAD, DEFAULT_WEIGHTS
 from core.guard.settings import GuardConfig
 from core.guard.training.data import Example, load_examples, load_replies
 from core.models import UserKey
@@ -107,8 +109,17 @@ def breakdown(examples: Sequence[Example], results: Sequence[Verdict], grey: tup
     return out
 
 
-async def evaluate(harmful: list[Path], benign: list[Path], split: str, head: bool = False) -> dict[str, object]:
-    guard = Guard(GuardConfig(head_weights=DEFAULT_HEAD if head else None))
+async def evaluate(
+    harmful: list[Path],
+    benign: list[Path],
+    split: str,
+    head: bool = False,
+    weights: Path = DEFAULT_WEIGHTS,
+    threshold: float | None = None,
+) -> dict[str, object]:
+    guard = Guard(
+        GuardConfig(harm_weights=weights, head_weights=DEFAULT_HEAD if head else None, harm_threshold=threshold)
+    )
     await guard.warm()
     examples = [e for e in load_examples() if e.split == split and e.source != "advbench"]
     replies = [r for r in load_replies() if r.split == split]
@@ -174,8 +185,12 @@ def main() -> None:
     parser.add_argument("--harmful", type=Path, action="append", default=[], help="Extra harmful prompts (CSV/JSONL).")
     parser.add_argument("--benign", type=Path, action="append", default=[], help="Extra benign prompts (CSV/JSONL).")
     parser.add_argument("--head", action="store_true", help="Score messages with the fine-tuned input head (opt-in).")
+    parser.add_argument(
+        "--weights", type=Path, default=DEFAULT_WEIGHTS, help="The SVM weights to score with (default: shipped)."
+    )
+    parser.add_argument("--threshold", type=float, help="An input cut other than the shipped one (comparisons only).")
     args = parser.parse_args()
-    report = asyncio.run(evaluate(args.harmful, args.benign, args.split, args.head))
+    report = asyncio.run(evaluate(args.harmful, args.benign, args.split, args.head, args.weights, args.threshold))
     if args.json:
         print(json.dumps(report, indent=2))
         return

@@ -108,7 +108,7 @@ async def measure(
     if "baseline" in guards:
         report["baseline"] = {
             "weights": str(baseline or DEFAULT_WEIGHTS),
-            "input_scored_by": "svm" if baseline_svm else "head",
+            "input_scored_by": "head" if head and not baseline_svm else "svm",
             "input_rails": summary_ms(input_ms["baseline"]),
             "input_rails_cpu": summary_ms(input_cpu_ms["baseline"]),
             "output_rails": summary_ms(output_ms["baseline"]),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.guard.categories import CATEGORY_OF
-from core.guard.training import contrasts
+from core.guard.training import contrasts, own_details
 from core.guard.training.data import SAFETY_DATA, Example, by_id_half, load_examples
 from core.guard.training.workplace import FAMILIES, VALIDATION_FAMILIES, generate
 
@@ -110,3 +110,32 @@ def test_contrasts_pair_harmful_asks_with_harmless_twins_of_the_same_words(examp
 def test_the_shipped_contrast_file_is_what_the_generator_makes() -> None:
     shipped = [json.loads(line) for line in (SAFETY_DATA / "parley_contrasts.jsonl").read_text().splitlines()]
     assert shipped == contrasts.generate(contrasts.public_prompts())
+
+
+def test_own_details_validation_families_are_disjoint_from_dev_families() -> None:
+    rows = own_details.generate()
+    families = {split: {r["family"] for r in rows if r["split"] == split} for split in ("dev", "validation")}
+    assert families["validation"] == {f.name for f in own_details.FAMILIES if f.name.startswith("v_")}
+    assert not families["dev"] & families["validation"]
+    assert len(rows) == len({r["id"] for r in rows})
+
+
+def test_requests_about_oneself_are_workplace_and_asks_for_someone_elses_details_are_harmful(
+    examples: list[Example],
+) -> None:
+    rows = [e for e in examples if e.source == "own_details"]
+    kinds = {(e.population, e.split) for e in rows}
+    assert kinds == {(p, s) for p in ("workplace", "harmful") for s in ("dev", "validation")}
+    assert {e.group for e in rows} == {"own_details_safe", "own_details_unsafe"}
+    assert {e.category for e in rows if e.harmful} <= set(CATEGORY_OF)
+
+
+def test_own_details_copy_no_probe_sentence() -> None:
+    lines = (SAFETY_DATA / "probe_own_details.jsonl").read_text().splitlines()
+    probe = {" ".join(json.loads(line)["text"].lower().split()) for line in lines}
+    assert not [r["text"] for r in own_details.generate() if " ".join(r["text"].lower().split()) in probe]
+
+
+def test_the_shipped_own_details_file_is_what_the_generator_makes() -> None:
+    shipped = [json.loads(line) for line in (SAFETY_DATA / "parley_own_details.jsonl").read_text().splitlines()]
+    assert shipped == own_details.generate()

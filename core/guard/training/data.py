@@ -3,11 +3,13 @@
 Three populations are reported (datasets/safety/README.md has every file and licence):
 
 - harmful: HarmBench standard behaviours, StrongREJECT forbidden prompts, XSTest's unsafe contrasts,
-  AdvBench, Parley's own harmful chat prompts and the harmful side of the generated contrast pairs
-  (core/guard/training/contrasts.py);
+  AdvBench, Parley's own harmful chat prompts, the harmful side of the generated contrast pairs
+  (core/guard/training/contrasts.py) and asks for someone else's private details
+  (core/guard/training/own_details.py);
 - xstest_safe: XSTest's safe prompts that only sound alarming, and the harmless side of the contrasts;
-- workplace: ordinary team requests full of jargon (core/guard/training/workplace.py) and Parley's
-  benign chat prompts.
+- workplace: ordinary team requests full of jargon (core/guard/training/workplace.py), requests
+  about the asker's own details and memory (core/guard/training/own_details.py) and Parley's benign
+  chat prompts.
 
 Validation rows are never trained on and never used to choose a threshold: the HarmBench and
 StrongREJECT rows whose id hashes odd, XSTest's even ids (the odd half is the dev file), and the
@@ -33,6 +35,8 @@ SAFETY_DATA = REPO / "datasets" / "safety"
 FALSE_POSITIVES = "false_positives.jsonl"
 XSTEST_STYLE = frozenset({"xstest", "contrasts"})
 """Sources of short prompts that only sound alarming, and their harmful twins."""
+TWO_LABEL_SOURCES = XSTEST_STYLE | {"own_details"}
+"""Sources with benign and harmful rows, reported apart."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -54,7 +58,7 @@ class Example:
     @property
     def group(self) -> str:
         """The reporting group: a source, split by label where a source has both."""
-        if self.source in XSTEST_STYLE:
+        if self.source in TWO_LABEL_SOURCES:
             return f"{self.source}_{'unsafe' if self.harmful else 'safe'}"
         return self.source
 
@@ -75,6 +79,7 @@ def load_examples(data: Path = SAFETY_DATA) -> list[Example]:
         *_jsonl(data / "parley_fresh_benign.jsonl", "parley_benign"),
         *_jsonl(data / "parley_workplace.jsonl", "workplace"),
         *_jsonl(data / "parley_contrasts.jsonl", "contrasts"),
+        *_jsonl(data / "parley_own_details.jsonl", "own_details"),
         *_jsonl(data / FALSE_POSITIVES, "operator"),
     ]
     seen = {_normal(e.text) for e in rows if e.split == "dev"}

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.guard.training.generated import write_set
 
 SEED = 4242
 PER_FAMILY_AND_LABEL = 24
@@ -268,14 +269,7 @@ def _capital(text: str) -> str:
 
 
 def main() -> None:
-    rows = generate()
-    OUT.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    counts = {
-        f"{s}:{label}": sum(r["split"] == s and r["label"] == label for r in rows)
-        for s in ("dev", "validation")
-        for label in ("unsafe", "safe")
-    }
-    print(json.dumps({"rows": len(rows), **counts, "families": len(FAMILIES)}))
+    write_set(OUT, generate(), len(FAMILIES))
 
 
 if __name__ == "__main__":

@@ -58,7 +58,7 @@ OUTPUT_GREY_BENIGN_FPR = 0.005
 
 def fold_key(example: Example) -> str:
     """Rows that must share a fold: a generated template family, else the row alone."""
-    return example.id.rsplit("-", 1)[0] if example.source in ("workplace", "contrasts") else example.id
+    return example.id.rsplit("-", 1)[0] if example.source in ("workplace", "contrasts", "own_details") else example.id
 
 
 def fit_svm(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, object]:

@@ -11,10 +11,10 @@ never tuned on (a family is dev unless its name is in VALIDATION_FAMILIES).
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import dataclass
 from pathlib import Path
+
+from core.guard.training.generated import Family, family_rows, write_set
 
 SEED = 1729
 PER_FAMILY = 14
@@ -139,13 +139,6 @@ SLOTS: dict[str, tuple[str, ...]] = {
         "daylight saving time",
     ),
 }
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Family:
-    name: str
-    category: str
-    templates: tuple[str, ...]
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -707,24 +700,13 @@ VALIDATION_FAMILIES = frozenset(f.name for f in FAMILIES if f.name.startswith("v
 
 def generate() -> list[dict[str, str]]:
     """Every family's templates with slots filled, PER_FAMILY rows at most, ids stable for a seed."""
-    rng = random.Random(SEED)
-    rows: list[dict[str, str]] = []
-    for family in FAMILIES:
-        texts = sorted({t for template in family.templates for t in _fill(template, rng)})
-        rng.shuffle(texts)
-        split = "validation" if family.name in VALIDATION_FAMILIES else "dev"
-        for i, text in enumerate(texts[: PER_VALIDATION_FAMILY if split == "validation" else PER_FAMILY]):
-            rows.append(
-                {
-                    "id": f"workplace-{family.name}-{i:02d}",
-                    "text": text,
-                    "category": family.category,
-                    "family": family.name,
-                    "split": split,
-                    "label": "safe",
-                }
-            )
-    return rows
+    return family_rows(
+        FAMILIES,
+        _fill,
+        seed=SEED,
+        prefix="workplace",
+        size=lambda f: PER_VALIDATION_FAMILY if f.split == "validation" else PER_FAMILY,
+    )
 
 
 def _fill(template: str, rng: random.Random) -> list[str]:
@@ -742,10 +724,7 @@ def _fill(template: str, rng: random.Random) -> list[str]:
 
 
 def main() -> None:
-    rows = generate()
-    OUT.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    splits = {s: sum(r["split"] == s for r in rows) for s in ("dev", "validation")}
-    print(json.dumps({"rows": len(rows), **splits, "families": len(FAMILIES)}))
+    write_set(OUT, generate(), len(FAMILIES))
 
 
 if __name__ == "__main__":
