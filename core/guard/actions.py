@@ -22,7 +22,6 @@ from core.encoder import WIDTH
 from core.guard.bias import bias_score
 from core.guard.categories import CategoryModel
 from core.guard.harm import HarmClassifier
-from core.guard.head import InputHead
 from core.guard.jailbreak import scan_all
 from core.guard.masking import mask_sensitive, scrub
 from core.guard.policy import PolicyStore, WorkspacePolicy, best_match
@@ -31,6 +30,7 @@ from core.guard.settings import GuardConfig
 
 if TYPE_CHECKING:
     from core.encoder import SharedEncoder, TextVectors
+    from core.guard.head import InputHead
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from nemoguardrails.actions.rail_outcome import RailOutcome
@@ -34,12 +34,14 @@ from core.guard.categories import ILLEGAL, CategoryModel
 from core.guard.engine import NemoEngine, RailEngine, select_engine
 from core.guard.events import Action, EventSink, SafetyEvent, Stage, count, make_event
 from core.guard.harm import HarmClassifier
-from core.guard.head import InputHead
 from core.guard.llm import CompletionLLM
 from core.guard.masking import scrub
 from core.guard.settings import GuardConfig
 from core.models import UserKey
 from core.seams import Verdict
+
+if TYPE_CHECKING:
+    from core.guard.head import InputHead
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +84,10 @@ def load_classifier(path: Path) -> HarmClassifier:
 
 @cache
 def load_head(path: Path) -> InputHead:
-    """The input head's weights, read once per process and path (about 35 MB as float32)."""
+    """The input head's weights, read once per process and path (about 35 MB as float32). Imported here:
+    the head needs scipy, which a guard without it should not pay for at start-up (~140 ms)."""
+    from core.guard.head import InputHead
+
     return InputHead.load(path)
 
 
