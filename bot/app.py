@@ -148,7 +148,12 @@ def build_media(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> Med
 
 
 def build_memory(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | None) -> MemoryService:
-    extractor = agent_extractor(models.build()) if settings.parley_fact_extraction and models else None
+    """The memory service; facts are extracted by the model unless extraction is off or the model is the
+    small local demo model, which gives no structured output: every extraction failed after seconds of
+    CPU (a one-shot chat waited for it at exit), and the rules learned the message anyway."""
+    demo_model = local_name(model_names(settings)) is not None
+    wanted = settings.parley_fact_extraction and not demo_model
+    extractor = agent_extractor(models.build()) if wanted and models else None
     return MemoryService(
         pool,
         build_embedder(settings.parley_embedding_model),

@@ -72,7 +72,8 @@ class Settings(BaseSettings):
     parley_maintenance_every_s: float = Field(default=3600.0, gt=0)
     """Seconds between a serving process's memory maintenance rounds (expiry, large-scope indexes)."""
     parley_fact_extraction: bool = True
-    """With a model: the model keeps the person's facts after each turn; off: the deterministic rules do."""
+    """With a model: the model keeps the person's facts after each turn; off (or with the local demo model,
+    which gives no structured output): the deterministic rules do."""
 
     # guard
     parley_guard_llm: Literal["auto", "on", "off"] = "auto"

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 import pytest
 
 from bot import local_model
+from bot.app import build_memory, model_factory
 from bot.local_model import LOCAL_NOTICE, gguf_path, model_notice, with_default_model
 from bot.settings import Settings
 from core.llm import ModelNotConfigured
+
+NO_POOL = cast(asyncpg.Pool, None)
+"""Building the memory service opens no connection."""
 
 
 def settings(**values: Any) -> Settings:
@@ -78,3 +83,12 @@ def test_a_missing_gguf_is_a_clear_message_not_a_traceback(tmp_path: Path) -> No
                             env=env, cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert "no GGUF file at" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.usefixtures("installed")
+def test_the_demo_model_leaves_fact_extraction_to_the_rules() -> None:
+    demo = with_default_model(settings(parley_fact_extraction=True))
+    demo_memory = build_memory(demo, NO_POOL, model_factory(demo, local_base_url="http://127.0.0.1:9/v1"))
+    hosted = settings(parley_model="openai:gpt-4.1-mini", openai_api_key="sk-test", parley_fact_extraction=True)
+    assert demo_memory.extractor is None
+    assert build_memory(hosted, NO_POOL, model_factory(hosted)).extractor is not None
