@@ -56,7 +56,7 @@ WIDTH = 384
 TOKEN_LAYER = 1
 """The layer whose token states each pass also returns (the input head's starting point)."""
 NO_TOKENS = np.zeros((0, WIDTH), np.float16)
-"""A cached text's token states where none are kept."""
+"""Token states where there are none: a cached text's where none are kept, a text not yet encoded."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,10 +117,16 @@ def unpadded(states: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]
 
 def _pool(hidden: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
     """Mean-pool and L2-normalise each of LAYERS, side by side: (n, len(LAYERS) * 384)."""
+    return mean_pool([hidden[i] for i in LAYERS], attention_mask)
+
+
+def mean_pool(states: Sequence[torch.Tensor], attention_mask: torch.Tensor) -> torch.Tensor:
+    """Each layer's states mean-pooled over the real tokens and L2-normalised, side by side (also how the
+    fine-tuned input head is trained to pool its own layers, core/guard/training/finetune_harm.py)."""
     import torch
 
-    mask = attention_mask.unsqueeze(-1).to(hidden[0].dtype)
-    pooled = [(hidden[i] * mask).sum(1) / mask.sum(1).clamp(min=1) for i in LAYERS]
+    mask = attention_mask.unsqueeze(-1).to(states[0].dtype)
+    pooled = [(h * mask).sum(1) / mask.sum(1).clamp(min=1) for h in states]
     return torch.cat([torch.nn.functional.normalize(p, dim=-1) for p in pooled], dim=-1)
 
 
@@ -146,7 +152,7 @@ class OnnxEncoder:
     def __call__(self, texts: list[str], *, batch_size: int = 32) -> Encoded:
         encodings = self._tokenizer.encode_batch(texts)
         out = np.zeros((len(texts), len(LAYERS) * WIDTH), np.float32)
-        tokens: list[np.ndarray] = [np.zeros((0, WIDTH), np.float16)] * len(texts)
+        tokens = [NO_TOKENS] * len(texts)
         for bucket in length_buckets([len(e.ids) for e in encodings], max_batch=batch_size):
             out[bucket], states = self._run([encodings[i] for i in bucket])
             for i, state in zip(bucket, states, strict=True):

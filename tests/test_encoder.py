@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.embeddings import bundled_model_path, shared_sentence_transformer
-from core.encoder import Encoded, OnnxEncoder, SharedEncoder, best_runner, encode, length_buckets
+from core.encoder import Encoded, OnnxEncoder, SharedEncoder, best_runner, encode, length_buckets, mean_pool
 
 LONG = "My favourite colour is teal and I keep my notes in the Atlas wiki. " * 40
 
@@ -174,3 +174,11 @@ def test_each_pass_returns_layer_ones_token_states_of_the_real_tokens(onnx: Onnx
     for got, want in zip(fast.tokens, reference.tokens, strict=True):
         assert got.dtype == np.float16 and got.shape == want.shape
         np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=2e-3)
+
+
+def test_mean_pooling_ignores_padding_and_normalises_each_layer() -> None:
+    import torch
+
+    states = torch.tensor([[[3.0, 4.0], [100.0, 100.0]]])
+    pooled = mean_pool([states, states * 2], torch.tensor([[1, 0]]))
+    assert torch.allclose(pooled, torch.tensor([[0.6, 0.8, 0.6, 0.8]]))

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.guard.training.data import Example
-from core.guard.training.finetune_harm import block_cut, mean_pool, pad
+from core.guard.training.finetune_harm import block_cut, pad
 from core.guard.training.train_harm import TARGET_WORKPLACE_FPR, TARGET_XSTEST_FPR
 
 
@@ -23,12 +23,6 @@ def test_padding_keeps_each_texts_tokens_and_marks_the_rest() -> None:
     assert mask.tolist() == [[1, 1, 0, 0, 0], [1, 1, 1, 1, 1]]
     assert torch.equal(x[0, :2], short) and x[0, 2:].abs().sum() == 0
     assert torch.equal(x[1], long)
-
-
-def test_mean_pooling_ignores_padding_and_normalises_each_layer() -> None:
-    states = torch.tensor([[[3.0, 4.0], [100.0, 100.0]]])
-    pooled = mean_pool([states, states * 2], torch.tensor([[1, 0]]))
-    assert torch.allclose(pooled, torch.tensor([[0.6, 0.8, 0.6, 0.8]]))
 
 
 @settings(max_examples=50, deadline=None)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from rich.progress import Progress
 
+from core.encoder import mean_pool
 from core.guard.training.data import Example, load_examples, load_replies
 from core.guard.training.train_harm import (
     FOLDS,
@@ -101,15 +102,6 @@ def frozen_states(model: SentenceTransformer, texts: Sequence[str], cut: int, pr
                 out.append(row[: int(mask.sum())].clone())
             progress.advance(task, len(batch["input_ids"]))
     return Frozen(states=out, pooled=torch.cat(pooled) if pooled else torch.zeros(len(texts), 0))
-
-
-def mean_pool(hidden: Sequence[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-    """Each layer mean-pooled over real tokens and L2-normalised, side by side."""
-    import torch
-
-    weights = mask[..., None].to(hidden[0].dtype)
-    means = [(h * weights).sum(1) / weights.sum(1).clamp(min=1) for h in hidden]
-    return torch.cat([torch.nn.functional.normalize(m, dim=-1) for m in means], dim=-1)
 
 
 def pad(states: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
