@@ -18,7 +18,15 @@ import asyncpg
 from pydantic_ai.settings import ModelSettings
 
 from bot.database import APPLICATION_NAME, app_database_uri, maintenance_database_uri
-from bot.local_model import gguf_path, local_name, local_server, model_names, model_notice, with_default_model
+from bot.local_model import (
+    answers_with_demo_model,
+    gguf_path,
+    local_name,
+    local_server,
+    model_names,
+    model_notice,
+    with_default_model,
+)
 from bot.settings import MISSING_MODEL_HELP, Settings
 from core.embeddings import one_thread_per_native_pool
 from core.guard.events import pool_sink
@@ -151,8 +159,7 @@ def build_memory(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | 
     """The memory service; facts are extracted by the model unless extraction is off or the model is the
     small local demo model, which gives no structured output: every extraction failed after seconds of
     CPU (a one-shot chat waited for it at exit), and the rules learned the message anyway."""
-    demo_model = local_name(model_names(settings)) is not None
-    wanted = settings.parley_fact_extraction and not demo_model
+    wanted = settings.parley_fact_extraction and not answers_with_demo_model(settings)
     extractor = agent_extractor(models.build()) if wanted and models else None
     return MemoryService(
         pool,
@@ -166,8 +173,7 @@ def build_guard(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | N
     """The offline rails; with a model, NeMo's self-check on grey-zone scores (PARLEY_GUARD_LLM=auto)
     or on everything (on). `auto` leaves the small local demo model out: it cannot judge safety."""
     mode = settings.parley_guard_llm
-    demo_model = local_name(model_names(settings)) is not None
-    wanted = mode == "on" or (mode == "auto" and not demo_model)
+    wanted = mode == "on" or (mode == "auto" and not answers_with_demo_model(settings))
     llm = pydantic_ai_complete(models.build()) if wanted and models else None
     return Guard(
         GuardConfig(policy_dir=settings.parley_knowledge_dir, llm=llm, llm_mode="on" if mode == "on" else "auto"),

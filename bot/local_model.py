@@ -63,9 +63,15 @@ def local_name(names: Sequence[str]) -> str | None:
     return next((n for n in names if n == LOCAL_PROVIDER or n.startswith(f"{LOCAL_PROVIDER}:")), None)
 
 
+def answers_with_demo_model(settings: Settings) -> bool:
+    """The local demo model is the configured model or one of its fallbacks: it may answer, and it can
+    neither judge safety nor give structured output."""
+    return local_name(model_names(settings)) is not None
+
+
 def model_notice(settings: Settings) -> str | None:
     """What people are told beside the model's answers: the demo model's caveat, when it answers."""
-    return LOCAL_NOTICE if local_name(model_names(settings)) else None
+    return LOCAL_NOTICE if answers_with_demo_model(settings) else None
 
 
 def local_installed() -> bool:
