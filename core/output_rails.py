@@ -26,14 +26,21 @@ new text every 5 s."""
 
 class RailedSink:
     """Streams text through `guard.check_output` into `sink` (None, or a sink that does not stream: only
-    `final` checks)."""
+    `final` checks); `request`, the input verdict of the message being answered, goes with every check."""
 
     def __init__(
-        self, sink: ReplySink | None, guard: GuardSeam, user: UserKey, *, check_every: int = STREAM_CHECK_CHARS
+        self,
+        sink: ReplySink | None,
+        guard: GuardSeam,
+        user: UserKey,
+        *,
+        request: Verdict | None = None,
+        check_every: int = STREAM_CHECK_CHARS,
     ) -> None:
         self.sink = sink if sink is not None and sink.streams else None
         self.guard = guard
         self.user = user
+        self.request = request
         self.check_every = check_every
         self._sent = ""
         self._checked = ""
@@ -44,8 +51,11 @@ class RailedSink:
         if self.sink is None or (self._last is not None and self._last.blocked):
             return
         if len(text) - len(self._checked) >= self._step():
-            self._last, self._checked = await self.guard.check_output(text, user=self.user), text
+            self._last, self._checked = await self._check(text), text
             await self._forward(self._last)
+
+    async def _check(self, text: str) -> Verdict:
+        return await self.guard.check_output(text, user=self.user, request=self.request)
 
     def _step(self) -> int:
         """New characters the next streaming check waits for."""
@@ -54,7 +64,7 @@ class RailedSink:
     async def final(self, text: str) -> Verdict:
         """The rails' verdict on the whole reply; a passed reply's rest goes to the sink."""
         if self._last is None or not (self._last.blocked or self._checked == text):
-            self._last, self._checked = await self.guard.check_output(text, user=self.user), text
+            self._last, self._checked = await self._check(text), text
         await self._forward(self._last)
         return self._last
 

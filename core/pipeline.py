@@ -291,7 +291,7 @@ class Pipeline:
             allow_private_urls=self.config.allow_private_urls,
             on_tool=sink.tool if sink is not None else None,
         )
-        rails = RailedSink(sink, self.guard, inbound.user)
+        rails = RailedSink(sink, self.guard, inbound.user, request=verdict)
         try:
             with logfire.span("agent"):
                 text, messages = await self._run_agent(

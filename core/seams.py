@@ -27,6 +27,9 @@ class Verdict:
     score: float = 0.0
     message: str | None = None
     """The short, kind message the person sees when blocked."""
+    harm_score: float | None = None
+    """A passed message's harmful-request score, the evidence the output rail weighs its reply with (None:
+    not scored, e.g. the harm rail failed open)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -83,7 +86,9 @@ class GuardSeam(Protocol):
         """`threshold`: a channel's or workspace's cut on the harmful-request score (None: the guard's own)."""
         ...
 
-    async def check_output(self, text: str, *, user: UserKey) -> Verdict: ...
+    async def check_output(self, text: str, *, user: UserKey, request: Verdict | None = None) -> Verdict:
+        """`request`: the input rails' verdict on the message this text answers (None: judge the text alone)."""
+        ...
 
 
 class MemorySeam(Protocol):
@@ -124,7 +129,7 @@ class NoGuard:
     ) -> Verdict:
         return Verdict(blocked=False, text=text)
 
-    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
+    async def check_output(self, text: str, *, user: UserKey, request: Verdict | None = None) -> Verdict:
         return Verdict(blocked=False, text=text)
 
 

@@ -108,7 +108,7 @@ class OracleGuard:
         blocked = text.strip() in harmful_prompts()
         return Verdict(blocked=blocked, text=text, rail="oracle" if blocked else None)
 
-    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
+    async def check_output(self, text: str, *, user: UserKey, request: Verdict | None = None) -> Verdict:
         return Verdict(blocked=False, text=text)
 
 

@@ -45,7 +45,7 @@ class MaskingGuard:
     ) -> Verdict:
         return Verdict(blocked=False, text=mask_sensitive(text).text)
 
-    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
+    async def check_output(self, text: str, *, user: UserKey, request: Verdict | None = None) -> Verdict:
         return Verdict(blocked=False, text=mask_sensitive(text).text)
 
 

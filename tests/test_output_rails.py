@@ -23,7 +23,7 @@ class CountingGuard:
     ) -> Verdict:
         return Verdict(blocked=False, text=text)
 
-    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
+    async def check_output(self, text: str, *, user: UserKey, request: Verdict | None = None) -> Verdict:
         self.checked.append(text)
         return Verdict(blocked=False, text=text)
 

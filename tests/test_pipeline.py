@@ -199,7 +199,7 @@ class BlockWord:
             message="I can't help with that." if blocked else None,
         )
 
-    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
+    async def check_output(self, text: str, *, user: UserKey, request: Verdict | None = None) -> Verdict:
         blocked = self.word.upper() in text
         return Verdict(
             blocked=blocked,

@@ -25,6 +25,7 @@ from core.guard.harm import HarmClassifier
 from core.guard.jailbreak import scan_all
 from core.guard.masking import mask_sensitive, scrub
 from core.guard.policy import PolicyStore, WorkspacePolicy, best_match
+from core.guard.reply_rule import ReplyRule
 from core.guard.self_check import NoVerdict
 from core.guard.settings import GuardConfig
 
@@ -69,6 +70,8 @@ class RailActions:
         self.output_grey_zone = (
             config.output_grey_zone if config.output_grey_zone is not None else classifier.output_grey
         )
+        self.reply_rule = ReplyRule.load(config.reply_rule) if config.reply_rule is not None and head is None else None
+        """The request-aware reply cut; fitted on the SVM's request scores, so not applied to the head's."""
 
     def actions(self) -> dict[str, Callable[..., Awaitable[RailOutcome]]]:
         """Name -> action, as the Colang flows call them."""
@@ -174,17 +177,18 @@ class RailActions:
 
         return await self._run("leak", run)
 
-    async def parley_harm_output(self, text: str | None = None) -> RailOutcome:
+    async def parley_harm_output(self, text: str | None = None, context: dict[str, Any] | None = None) -> RailOutcome:
         async def run() -> RailOutcome:
             chunks = reply_chunks(text or "")
             if not chunks:
                 return RailOutcome.allow(metadata={"rail": "harm_output", "score": 0.0})
-            layers = np.stack([v.layers for v in await self._encoder.vectors(chunks)])
-            scores = self._classifier.score(layers)
+            vectors = await self._encoder.vectors(chunks)
+            scores = self._classifier.score(np.stack([v.layers for v in vectors]))
             worst = int(np.argmax(scores))
             score = round(float(scores[worst]), 4)
-            metadata = {"rail": "harm_output", "score": score}
-            if score >= self.output_threshold:
+            cut = await self._reply_cut((context or {}).get("request"), vectors)
+            metadata = {"rail": "harm_output", "score": score, "threshold": cut}
+            if score >= cut:
                 return RailOutcome.block(reason="harmful content in reply", metadata=metadata)
             return RailOutcome.allow(metadata=metadata)
 
@@ -267,6 +271,15 @@ class RailActions:
             if self.config.failure(rail) == "allow":
                 return RailOutcome.allow(reason=reason, metadata=metadata)
             return RailOutcome.failure(reason=reason, metadata=metadata)
+
+    async def _reply_cut(self, request: dict[str, Any] | None, chunks: Sequence[TextVectors]) -> float:
+        """The reply cut for this turn: the shipped one, or the request-aware rule's where the request's
+        harm score is known (the request's vectors are usually cached from its input check)."""
+        if self.reply_rule is None or not request or request.get("score") is None or not request.get("text"):
+            return self.output_threshold
+        asked = (await self._encode_one(request["text"])).sentence
+        relevance = max(float(c.sentence @ asked) for c in chunks)
+        return self.reply_rule.cut(self.output_threshold, float(request["score"]), relevance)
 
     async def _encode_one(self, text: str) -> TextVectors:
         (vectors,) = await self._encoder.vectors([text])

@@ -172,17 +172,28 @@ class Guard:
         channel's or workspace's cut on the harmful-request score (None: the policy's, else the calibrated one)."""
         return await self._check("input", text, attachments, user, threshold)
 
-    async def check_output(self, text: str, *, user: UserKey) -> Verdict:
-        """Mask or block leaked secrets, block harmful content and biased generalisations."""
-        return await self._check("output", text, (), user)
+    async def check_output(self, text: str, *, user: UserKey, request: Verdict | None = None) -> Verdict:
+        """Mask or block leaked secrets, block harmful content and biased generalisations. `request`, the
+        input verdict of the message this answers, lets the harm rail weigh the reply with it
+        (core/guard/reply_rule.py)."""
+        evidence = None
+        if request is not None and not request.blocked and request.harm_score is not None:
+            evidence = {"score": request.harm_score, "text": request.text}
+        return await self._check("output", text, (), user, request=evidence)
 
     # --- internals -------------------------------------------------------------------------------
 
     async def _check(
-        self, stage: Stage, text: str, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+        self,
+        stage: Stage,
+        text: str,
+        attachments: Sequence[str],
+        user: UserKey,
+        threshold: float | None = None,
+        request: dict[str, Any] | None = None,
     ) -> Verdict:
         try:
-            results = await self._run(stage, text, attachments, user, threshold=threshold)
+            results = await self._run(stage, text, attachments, user, threshold=threshold, request=request)
         except Exception as exc:
             log.warning("guard engine failed on %s: %s", stage, type(exc).__name__, exc_info=exc)
             return await self._engine_failure(stage, text, user, exc)
@@ -200,12 +211,14 @@ class Guard:
         user: UserKey,
         engine: RailEngine | None = None,
         threshold: float | None = None,
+        request: dict[str, Any] | None = None,
     ) -> list[RailResult]:
         context = {
             "platform": user.platform,
             "workspace_id": user.workspace_id,
             "attachments": list(attachments),
             "harm_threshold": threshold,
+            "request": request,
         }
         return [_result(outcome) for outcome in await (engine or self.engine).outcomes(stage, text, context)]
 
@@ -251,12 +264,14 @@ class Guard:
         carried = masked.transformed if masked and masked.transformed is not None else text
         if blocking is None:
             main = next((r for r in results if r.rail in ("harm", "harm_output")), None)
+            scored = main is not None and not main.failed and "error" not in main.metadata
             return Verdict(
                 blocked=False,
                 text=carried,
                 rail=masked.rail if masked else None,
                 reason=masked.reason if masked else None,
                 score=main.score if main else 0.0,
+                harm_score=main.score if main is not None and scored else None,
             )
         if blocking.failed:
             message = messages.error

@@ -10,6 +10,7 @@ from typing import Literal
 from core.guard.engine import EngineChoice
 from core.guard.harm import DEFAULT_WEIGHTS
 from core.guard.llm import Complete
+from core.guard.reply_rule import DEFAULT_REPLY_RULE
 
 OnError = Literal["block", "allow"]
 LeakAction = Literal["mask", "block"]
@@ -63,6 +64,9 @@ class GuardConfig:
     """Cut on a reply's worst chunk; None: the cut shipped with the weights, chosen on model replies."""
     output_grey_zone: tuple[float, float] | None = None
     """Reply chunks scoring in [low, high) go to the model when llm_mode is 'auto'; None: the shipped zone."""
+    reply_rule: Path | None = DEFAULT_REPLY_RULE
+    """The request-aware reply cut (core/guard/reply_rule.py), fitted on dev replies with the shipped SVM's
+    request scores; None: a reply's cut ignores its request. Not applied when the head scores messages."""
     jailbreak_threshold: float = 0.5
     bias_threshold: float = 0.6
     leak_action: LeakAction = "mask"

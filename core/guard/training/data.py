@@ -96,6 +96,28 @@ def load_replies(data: Path = SAFETY_DATA) -> list[Example]:
     return [*generated, *written]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplyPair:
+    """A model reply with a request it answers: the turn the output rail sees (core/guard/training/replies.py)."""
+
+    id: str
+    request: str
+    request_family: str
+    """How the task was asked for: plainly, role-play, fiction, a hypothetical, a follow-up that names nothing..."""
+    reply: Example
+
+
+def load_reply_pairs(data: Path = SAFETY_DATA) -> list[ReplyPair]:
+    """Each generated and written reply paired with a request from every request family of its label and split."""
+    replies = {r.id: r for r in load_replies(data)}
+    with (data / "parley_reply_requests.jsonl").open(encoding="utf-8") as f:
+        items = [json.loads(line) for line in f if line.strip()]
+    return [
+        ReplyPair(id=i["id"], request=i["request"], request_family=i["request_family"], reply=replies[i["reply_id"]])
+        for i in items
+    ]
+
+
 def _normal(text: str) -> str:
     return " ".join(text.lower().split())
 

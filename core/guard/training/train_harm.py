@@ -144,17 +144,26 @@ def reply_rates(scores: np.ndarray, threshold: float, replies: Sequence[Example]
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
+    parser.add_argument(
+        "--masked",
+        action="store_true",
+        help="Train and score prompts masked (core.guard.masking.scrub), as the input rail scores them.",
+    )
     args = parser.parse_args(argv)
 
     from core.embeddings import shared_sentence_transformer
     from core.encoder import encode
     from core.guard.harm import probability
+    from core.guard.masking import scrub
+
+    def prompt(text: str) -> str:
+        return scrub(text) if args.masked else text
 
     examples = load_examples()
     dev = [e for e in examples if e.split == "dev"]
     validation = [e for e in examples if e.split == "validation"]
     model = shared_sentence_transformer()
-    x = encode(model, [e.text for e in dev]).layers
+    x = encode(model, [prompt(e.text) for e in dev]).layers
     y = np.array([e.harmful for e in dev], dtype=int)
     populations = np.array([e.population for e in dev])
     groups = np.array([e.group for e in dev])
@@ -175,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     def score(texts: list[str]) -> np.ndarray:
         return probability(decisions(encode(model, texts).layers, fitted), a, b)
 
-    validation_scores = score([e.text for e in validation])
+    validation_scores = score([prompt(e.text) for e in validation])
     replies = load_replies()
     dev_replies = [r for r in replies if r.split == "dev"]
     val_replies = [r for r in replies if r.split == "validation"]
@@ -206,6 +215,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     figures: dict[str, object] = {
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": f"RBF SVM (C={SVM_C}, gamma=scale) over MiniLM mean-pooled layers 1-6",
+        "prompts": "masked (core.guard.masking.scrub)" if args.masked else "as written",
         "weights_sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
         "support_vectors": int(svm.support_vectors_.shape[0]),  # type: ignore[attr-defined]
         "threshold": round(threshold, 4),
