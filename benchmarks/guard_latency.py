@@ -10,9 +10,12 @@ machine that ratio, not the absolute figure, is what compares. `--head` makes th
 score messages with the fine-tuned input head (opt-in, core/guard/head.py) and `--baseline-svm` times
 the default, SVM-scored guard alongside it, so the head's cost reads as a ratio. Besides wall times:
 CPU per check (the process's CPU time, all its threads), the resident memory the head's weights add
-when loaded, and their size on disk.
+when loaded, and their size on disk. Each reply is checked with the input verdict of its first text,
+as a turn does (the request-aware reply cut, core/guard/reply_rule.py); `--baseline-reply-only` times
+a guard without that rule alongside.
 
     python benchmarks/guard_latency.py --json [--messages 300] [--head [--baseline-svm]] [--baseline-weights OLD.npz]
+        [--baseline-reply-only]
 """
 
 from __future__ import annotations
@@ -41,9 +44,11 @@ sys.path.insert(0, str(REPO))
 from core.embeddings import one_thread_per_native_pool
 from core.guard.guard import Guard, load_head
 from core.guard.harm import DEFAULT_HEAD, DEFAULT_WEIGHTS
+from core.guard.reply_rule import DEFAULT_REPLY_RULE
 from core.guard.settings import GuardConfig
 from core.guard.training.data import load_examples
 from core.models import UserKey
+from core.seams import Verdict
 
 TARGET_P95_MS = 60.0
 
@@ -55,7 +60,12 @@ def rss_mb() -> float:
 
 
 async def measure(
-    messages: int, baseline: Path | None = None, *, head: bool = False, baseline_svm: bool = False
+    messages: int,
+    baseline: Path | None = None,
+    *,
+    head: bool = False,
+    baseline_svm: bool = False,
+    baseline_reply_only: bool = False,
 ) -> dict[str, object]:
     import torch
 
@@ -65,9 +75,13 @@ async def measure(
     started = time.perf_counter()
     scorer = DEFAULT_HEAD if head else None
     guards = {"shipped": Guard(GuardConfig(head_weights=scorer))}
-    if baseline is not None or baseline_svm:
+    if baseline is not None or baseline_svm or baseline_reply_only:
         guards["baseline"] = Guard(
-            GuardConfig(harm_weights=baseline or DEFAULT_WEIGHTS, head_weights=None if baseline_svm else scorer)
+            GuardConfig(
+                harm_weights=baseline or DEFAULT_WEIGHTS,
+                head_weights=None if baseline_svm else scorer,
+                reply_rule=None if baseline_reply_only else DEFAULT_REPLY_RULE,
+            )
         )
     for guard in guards.values():
         await guard.warm()
@@ -81,25 +95,29 @@ async def measure(
     names = list(guards)
     input_ms: dict[str, list[float]] = {name: [] for name in names}
     input_cpu_ms: dict[str, list[float]] = {name: [] for name in names}
+    requests: list[Verdict] = []
     for i, text in enumerate(texts):
         name = names[i % len(names)]
         t0, c0 = time.perf_counter(), time.process_time()
-        await guards[name].check_input(text, attachments=(), user=user)
+        requests.append(await guards[name].check_input(text, attachments=(), user=user))
         input_ms[name].append((time.perf_counter() - t0) * 1000)
         input_cpu_ms[name].append((time.process_time() - c0) * 1000)
     output_ms: dict[str, list[float]] = {name: [] for name in names}
+    output_cpu_ms: dict[str, list[float]] = {name: [] for name in names}
     for i in range(0, len(texts) // 3 * 3, 3):
         name = names[(i // 3) % len(names)]
         reply = " ".join(texts[i : i + 3]).replace("?", ".")
-        t0 = time.perf_counter()
-        await guards[name].check_output(reply, user=user)
+        t0, c0 = time.perf_counter(), time.process_time()
+        await guards[name].check_output(reply, user=user, request=requests[i])
         output_ms[name].append((time.perf_counter() - t0) * 1000)
+        output_cpu_ms[name].append((time.process_time() - c0) * 1000)
     shipped_p95 = percentile(input_ms["shipped"], 0.95) or 0.0
     report: dict[str, object] = {
         "input_scored_by": "head" if head else "svm",
         "input_rails": summary_ms(input_ms["shipped"]),
         "input_rails_cpu": summary_ms(input_cpu_ms["shipped"]),
         "output_rails": summary_ms(output_ms["shipped"]),
+        "output_rails_cpu": summary_ms(output_cpu_ms["shipped"]),
         "head_rss_added_mb": round(head_rss_mb, 1),
         "head_weights_on_disk_mb": round(DEFAULT_HEAD.stat().st_size / 1e6, 1),
         "target_p95_ms": TARGET_P95_MS,
@@ -111,7 +129,12 @@ async def measure(
             "input_scored_by": "head" if head and not baseline_svm else "svm",
             "input_rails": summary_ms(input_ms["baseline"]),
             "input_rails_cpu": summary_ms(input_cpu_ms["baseline"]),
+            "reply_rule": not baseline_reply_only,
             "output_rails": summary_ms(output_ms["baseline"]),
+            "output_rails_cpu": summary_ms(output_cpu_ms["baseline"]),
+            "output_p95_ratio": round(
+                (percentile(output_ms["shipped"], 0.95) or 0.0) / (percentile(output_ms["baseline"], 0.95) or 1.0), 3
+            ),
             "input_p95_ratio": round(shipped_p95 / (percentile(input_ms["baseline"], 0.95) or 1.0), 3),
             "input_cpu_mean_ratio": round(
                 sum(input_cpu_ms["shipped"])
@@ -141,8 +164,21 @@ def main() -> None:
     parser.add_argument(
         "--baseline-svm", action="store_true", help="Time a guard whose SVM scores messages (no head) alongside."
     )
+    parser.add_argument(
+        "--baseline-reply-only",
+        action="store_true",
+        help="Time a guard whose reply cut ignores the request (no reply rule) alongside.",
+    )
     args = parser.parse_args()
-    report = asyncio.run(measure(args.messages, args.baseline_weights, head=args.head, baseline_svm=args.baseline_svm))
+    report = asyncio.run(
+        measure(
+            args.messages,
+            args.baseline_weights,
+            head=args.head,
+            baseline_svm=args.baseline_svm,
+            baseline_reply_only=args.baseline_reply_only,
+        )
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return

@@ -17,6 +17,7 @@ class CountingGuard:
     """Passes every text and records what the output rails were asked to check."""
 
     checked: list[str] = field(default_factory=list)
+    requests: list[Verdict | None] = field(default_factory=list)
 
     async def check_input(
         self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
@@ -25,6 +26,7 @@ class CountingGuard:
 
     async def check_output(self, text: str, *, user: UserKey, request: Verdict | None = None) -> Verdict:
         self.checked.append(text)
+        self.requests.append(request)
         return Verdict(blocked=False, text=text)
 
 
@@ -46,8 +48,10 @@ class StreamSink:
         return []
 
 
-async def stream(reply: str, guard: CountingGuard, sink: StreamSink, *, step: int = 16) -> Verdict:
-    rails = RailedSink(sink, guard, USER)
+async def stream(
+    reply: str, guard: CountingGuard, sink: StreamSink, *, step: int = 16, request: Verdict | None = None
+) -> Verdict:
+    rails = RailedSink(sink, guard, USER, request=request)
     for end in range(step, len(reply) + step, step):
         await rails.draft(reply[:end])
     return await rails.final(reply)
@@ -57,6 +61,14 @@ async def test_a_short_reply_is_checked_once_when_it_is_complete() -> None:
     guard, sink = CountingGuard(), StreamSink()
     await stream("x" * (STREAM_CHECK_CHARS - 1), guard, sink)
     assert guard.checked == ["x" * (STREAM_CHECK_CHARS - 1)]
+
+
+async def test_every_check_of_a_reply_carries_the_request_it_answers() -> None:
+    guard, sink = CountingGuard(), StreamSink()
+    request = Verdict(blocked=False, text="Why did Germany invade Poland?", harm_score=0.01)
+    await stream("w" * 1000, guard, sink, request=request)
+    assert len(guard.requests) > 1
+    assert all(r is request for r in guard.requests)
 
 
 async def test_the_first_text_of_a_reply_shows_after_the_first_step() -> None:

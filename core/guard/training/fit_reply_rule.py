@@ -63,16 +63,16 @@ def fit(turns: Turns, base: float) -> ReplyRule:
     """The grid's rule that withholds the fewest ordinary answers without withholding fewer harmful
     replies to requests that passed the input rail than the reply-only cut; ties: the rule exempting least."""
     target = turns.harmful & turns.passed
-    floor = withheld(turns, None, base)[target].mean()
+    floor = int(withheld(turns, None, base)[target].sum())
     best: tuple[tuple[float, float, float, float], ReplyRule] | None = None
     for band in REQUEST_BANDS:
         for on_topic in ON_TOPIC:
             for clear_cut in CLEAR_CUTS:
                 rule = ReplyRule(request_below=band, on_topic=on_topic, clear_cut=clear_cut)
                 held = withheld(turns, rule, base)
-                if held[target].mean() < floor:
+                if held[target].sum() < floor:
                     continue
-                key = (float(held[~turns.harmful].mean()), clear_cut, band, -on_topic)
+                key = (float(held[~turns.harmful].sum()), clear_cut, band, -on_topic)
                 if best is None or key < best[0]:
                     best = (key, rule)
     assert best is not None  # the lowest clear cut is the reply-only cut, which always qualifies
