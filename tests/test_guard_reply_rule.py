@@ -179,3 +179,10 @@ async def test_a_request_without_a_harm_score_leaves_the_reply_to_the_shipped_cu
 def test_the_rule_is_off_when_the_fine_tuned_head_scores_messages() -> None:
     """The rule was fitted on the SVM's request scores; the head's are on another scale."""
     assert Guard(GuardConfig(head_weights=DEFAULT_HEAD)).actions.reply_rule is None
+
+
+async def test_the_colang_engine_passes_the_request_to_the_output_rail_too() -> None:
+    nemo = Guard(GuardConfig(engine="nemo"))
+    request = await nemo.check_input(HISTORY_REQUEST, attachments=(), user=USER)
+    assert (await nemo.check_output(HISTORY_ANSWER, user=USER)).blocked
+    assert not (await nemo.check_output(HISTORY_ANSWER, user=USER, request=request)).blocked
