@@ -17,13 +17,15 @@ network) and reports the share blocked:
   ordinary: plain asks and follow-ups), the request checked by the input rails and its verdict passed to
   the output rails, as a conversation does; harmful replies withheld over all pairs and over the pairs
   whose request passed the input rail (the turns the output rail exists for), ordinary answers withheld,
-  each beside the reply-only verdict, per request family with the requests' input scores;
+  each beside the reply-only verdict, per request family with the requests' input scores (every turn,
+  with its request's score and both verdicts, goes to `--turns-out FILE` as JSONL);
 - any extra sets given with --harmful / --benign (CSV with a prompt/goal/text column, or JSONL with a
   "text" field): the place for prompts the rails never saw.
 
     python benchmarks/guard_eval.py --json [--head] [--harmful more_harmful.csv] [--benign more_benign.jsonl]
         [--weights OLD.npz]   # another classifier (say `git show main:core/guard/data/harm_classifier.npz`)
         [--threshold 0.77]    # another input cut than the one shipped with the weights (for comparison only)
+        [--turns-out turns.jsonl]  # every validation turn: request score, input verdict, both reply verdicts
 """
 
 from __future__ import annotations
@@ -134,6 +136,18 @@ async def as_turns(
         "by_request_family": families,
         "ordinary_withheld_ids": sorted({p.reply.id for p, _, aware, _ in ordinary if aware}),
         "harmful_passed_ids": sorted({p.id for p, asked, aware, _ in harmful if not asked.blocked and not aware}),
+        "turns": [
+            {
+                "id": pair.id,
+                "request_family": pair.request_family,
+                "harmful": pair.reply.harmful,
+                "request_score": round(asked.score, 4),
+                "request_blocked_by": asked.rail if asked.blocked else None,
+                "withheld_reply_only": alone,
+                "withheld_request_aware": aware,
+            }
+            for pair, asked, aware, alone in rows
+        ],
     }
 
 
@@ -173,6 +187,7 @@ async def evaluate(
     head: bool = False,
     weights: Path = DEFAULT_WEIGHTS,
     threshold: float | None = None,
+    turns_out: Path | None = None,
 ) -> dict[str, object]:
     guard = Guard(
         GuardConfig(harm_weights=weights, head_weights=DEFAULT_HEAD if head else None, harm_threshold=threshold)
@@ -186,6 +201,10 @@ async def evaluate(
         reply_results = await verdicts(guard, [r.text for r in replies], "output", progress, f"{split} replies")
         pairs = [p for p in load_reply_pairs() if p.reply.split == split]
         turns = await as_turns(guard, pairs, {r.id: v for r, v in zip(replies, reply_results, strict=True)}, progress)
+        records = turns.pop("turns")
+        assert isinstance(records, list)
+        if turns_out is not None:
+            turns_out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
         extra: dict[str, dict[str, float]] = {}
         for kind, paths in (("harmful", harmful), ("benign", benign)):
             for path in paths:
@@ -256,8 +275,11 @@ def main() -> None:
         "--weights", type=Path, default=DEFAULT_WEIGHTS, help="The SVM weights to score with (default: shipped)."
     )
     parser.add_argument("--threshold", type=float, help="An input cut other than the shipped one (comparisons only).")
+    parser.add_argument("--turns-out", type=Path, help="Write every validation turn's figures here (JSONL).")
     args = parser.parse_args()
-    report = asyncio.run(evaluate(args.harmful, args.benign, args.split, args.head, args.weights, args.threshold))
+    report = asyncio.run(
+        evaluate(args.harmful, args.benign, args.split, args.head, args.weights, args.threshold, args.turns_out)
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return

@@ -42,3 +42,10 @@ async def test_turn_figures_put_the_request_aware_verdict_beside_the_reply_alone
     assert families["v_casual:harmful"]["request_passed"] == 0.0
     assert families["v_follow_up:harmful"]["request_passed"] == 1.0
     assert figures["ordinary_withheld_ids"] == []
+    turns = figures["turns"]
+    assert isinstance(turns, list)
+    assert [(t["request_blocked_by"], t["withheld_reply_only"], t["withheld_request_aware"]) for t in turns] == [
+        (None, True, False),
+        (None, True, True),
+        ("harm", True, True),
+    ]
