@@ -9,9 +9,12 @@ alone. Each sentence on its own is a request-sized text the classifier knows; th
 counts, for asks whose harm is spread over sentences ("How do I make X? Give exact steps."), but a
 little less than any one sentence of it.
 
-Measured on validation prompts (never tuned on), the harm classifier alone at its cut: padded
-harmful requests blocked 53-73 % whole-text, 84-86 % this way; two or three ordinary requests in one
-message refused 5.3-13.7 % whole-text, 5.3-11.3 % this way; single requests unchanged.
+Measured with the harm classifier alone at its cut, on messages built from validation prompts: a
+harmful request padded with ordinary requests or an ordinary answer blocked 72.7 / 53.3 % whole-text,
+84.7 / 85.7 % this way; two or three ordinary requests in one message refused 13.7 % (hard negatives)
+and 5.3 % (workplace) whole-text, 11.3 and 5.3 % this way; an ordinary answer pasted with a request
+11.0 % and 11.7 %. Single requests are scored exactly as before. The discount was chosen looking at
+those validation-built sets, so they are not unseen; docs/guardrails.md has a probe that is.
 """
 
 from __future__ import annotations
