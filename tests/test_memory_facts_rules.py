@@ -34,6 +34,10 @@ NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)  # a Wednesday
         ("I'm on holiday until Friday", ["is on holiday until Friday"]),
         ("my time zone is Europe/Berlin", ["is in the Europe/Berlin time zone"]),
         ("Hey! I'm Ana. I'm on the data team. Can you help?", ["is called Ana", "is on the data team"]),
+        ("Hi, I'm Priya and I'm on the payments team", ["is called Priya", "is on the payments team"]),
+        ("I'm Ana, my manager is Tom", ["is called Ana", "their manager is Tom"]),
+        ("I work at Acme and I live in Porto", ["works at Acme", "lives in Porto"]),
+        ("I'm on holiday until Friday, and my backup is Tom", ["is on holiday until Friday", "their backup is Tom"]),
     ],
 )
 def test_explicit_self_statements_become_facts(said: str, facts: list[str]) -> None:
@@ -66,6 +70,9 @@ def test_explicit_self_statements_become_facts(said: str, facts: list[str]) -> N
         "what is 2+2",
         "Sam is on the payments team",
         "can you call me back later?",
+        "Tom and I are pairing on the deploy",
+        "Sam and my manager are on the payments team",
+        "She said I'm new and my desk is by the window",
     ],
 )
 def test_greetings_questions_and_passing_states_are_not_facts(said: str) -> None:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Literal, TextIO
 
 import typer
-from pydantic import BaseModel, ConfigDict, ValidationError
 from rich.console import Console
+from rich.progress import Progress
 
 from bot.cli.common import err, load_settings, operator, parse_since, run, wide_table
 
@@ -18,64 +17,76 @@ app = typer.Typer(help="Guardrails: check texts offline, list safety events.", n
 out = Console()
 
 
-class CheckLine(BaseModel):
-    """One input line of `parley guard check`."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    id: str | int
-    text: str
-    attachments: list[str] = []
-
-
 @app.command("check")
 def check_command(
-    source: Annotated[str, typer.Argument(help='A JSONL file of {"id", "text"} lines, or - for stdin.')] = "-",
+    source: Annotated[
+        str,
+        typer.Argument(
+            help='A JSONL file of {"text": ...} lines (or prompt, forbidden_prompt, Behavior, ...), a CSV file '
+            "with such a column, or - for JSONL on stdin."
+        ),
+    ] = "-",
     rails: Annotated[Literal["input", "output"], typer.Option(help="Which rails to run.")] = "input",
     out_file: Annotated[Path | None, typer.Option("--out", help="Write results here instead of stdout.")] = None,
+    expect: Annotated[
+        Literal["harmful", "safe"] | None,
+        typer.Option(help="What lines without a label should get, for the summary (a set of one kind)."),
+    ] = None,
     workspace: Annotated[str, typer.Option("--workspace", "-w", help="Workspace id for its policy file.")] = "cli",
     platform: Annotated[str, typer.Option("--platform", "-p", help="Platform of that workspace.")] = "console",
 ) -> None:
     """Run the input (or output) rails over each line; print {"id", "blocked", "rail", "score"} per line.
 
-    No language model and no network: only the local rails run.
+    No language model and no network: only the local rails run. A summary goes to stderr: how many
+    were blocked, and, where lines carry a label (safe/unsafe, harmful/benign, true/false) or
+    --expect gives one, the share blocked per label and per category.
     """
     settings = load_settings()
+    from bot.cli.guard_lines import BadLine, Tally, read_lines
     from core.guard.guard import Guard
     from core.guard.settings import GuardConfig
     from core.models import UserKey
 
     user = UserKey(platform=platform, workspace_id=workspace, user_id="cli")
+    tally = Tally()
 
-    async def main(lines: Iterable[CheckLine], sink: TextIO) -> int:
+    async def main(stream: TextIO, sink: TextIO) -> None:
         guard = Guard(GuardConfig(policy_dir=settings.parley_knowledge_dir))
-        blocked = 0
-        for line in lines:
-            if rails == "input":
-                verdict = await guard.check_input(line.text, attachments=line.attachments, user=user)
-            else:
-                verdict = await guard.check_output(line.text, user=user)
-            blocked += verdict.blocked
-            record = {
-                "id": line.id,
-                "blocked": verdict.blocked,
-                "rail": verdict.rail if verdict.blocked else None,
-                "score": round(verdict.score, 4),
-            }
-            sink.write(json.dumps(record) + "\n")
-            sink.flush()
-        return blocked
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+            task = progress.add_task("Checking", total=None)
+            for line in read_lines(stream, csv_file=source.lower().endswith(".csv")):
+                if expect is not None and line.label is None:
+                    line = line.model_copy(update={"label": expect})
+                if rails == "input":
+                    verdict = await guard.check_input(line.text, attachments=line.attachments, user=user)
+                else:
+                    verdict = await guard.check_output(line.text, user=user)
+                tally.add(line, blocked=verdict.blocked)
+                record = {
+                    "id": line.id,
+                    "blocked": verdict.blocked,
+                    "rail": verdict.rail if verdict.blocked else None,
+                    "score": round(verdict.score, 4),
+                }
+                sink.write(json.dumps(record) + "\n")
+                sink.flush()
+                progress.advance(task)
 
     stream = sys.stdin if source == "-" else _open(source)
     try:
         if out_file is None:
-            run(main(_parse(stream), sys.stdout))
+            run(main(stream, sys.stdout))
         else:
             with out_file.open("w", encoding="utf-8") as sink:
-                run(main(_parse(stream), sink))
+                run(main(stream, sink))
+    except BadLine as exc:
+        err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
     finally:
         if stream is not sys.stdin:
             stream.close()
+    for summary in tally.summary():
+        err.print(summary, highlight=False)
 
 
 @app.command("events")
@@ -197,15 +208,3 @@ def _open(path: str) -> TextIO:
     except OSError as exc:
         err.print(f"[red]Cannot read {path}: {exc.strerror}[/red]")
         raise typer.Exit(2) from exc
-
-
-def _parse(stream: TextIO) -> Iterator[CheckLine]:
-    """Validated lines; a bad line stops the run with its line number (exit 2)."""
-    for number, raw in enumerate(stream, start=1):
-        if not raw.strip():
-            continue
-        try:
-            yield CheckLine.model_validate_json(raw)
-        except ValidationError as exc:
-            err.print(f'[red]line {number}: expected {{"id": ..., "text": ...}}: {exc.errors()[0]["msg"]}[/red]')
-            raise typer.Exit(2) from exc

@@ -27,6 +27,7 @@ from core.guard.masking import mask_sensitive, scrub
 from core.guard.policy import PolicyStore, WorkspacePolicy, best_match
 from core.guard.reply_rule import ReplyRule
 from core.guard.self_check import NoVerdict
+from core.guard.sentences import message_score, split_sentences
 from core.guard.settings import GuardConfig
 
 if TYPE_CHECKING:
@@ -134,9 +135,14 @@ class RailActions:
                 return RailOutcome.allow(metadata={"rail": "harm", "score": 0.0})
             # Scored as the model will see it: a pasted key or address is masked first, so it is not
             # what makes a request read as an attack ("my key is sk-..." scored 0.93 unmasked, 0.45 masked).
-            vectors = await self._encode_one(scrub(text))
-            vector = vectors.sentence
-            score = await self._input_score(vectors)
+            # Each sentence is scored too, so ordinary text around a harmful ask cannot hide it.
+            masked = scrub(text)
+            pieces = split_sentences(masked)
+            texts = [masked, *pieces] if len(pieces) > 1 else [masked]
+            vectors = await self._encoder.vectors(texts)
+            scores = [await self._input_score(v) for v in vectors]
+            score, piece = message_score(scores[0], scores[1:])
+            vector = vectors[piece + 1].sentence
             policy = await self._policy(context)
             threshold = next(
                 t

@@ -105,6 +105,16 @@ _NOT_NAMES = LANGUAGES | frozenset(
 _TRANSIENT = frozenset(["a bit", "a little", "a lot", "a tad"])
 
 _SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|\n")
+_NEXT_STATEMENT = re.compile(
+    r",? (?:and|but|plus) (?=(?:i'm|i’m|i am|my|call me|you can call me|i prefer|i'd prefer|"
+    r"i work|i live|i speak|i use|i like|i love|i hate|i dislike) )|, (?=(?:i'm|i’m|i am|my) )",
+    re.IGNORECASE,
+)
+"""Where a sentence about its author joins a second self-statement ("I'm Priya and I'm on the
+payments team", "I'm Ana, my manager is Tom"). Only a statement opener after the joint splits:
+"Tom and I are pairing" stays one sentence. Matched on single-spaced text, so no part of it can
+rescan a run of spaces (linear)."""
+_FIRST_PERSON = re.compile(r"^(?:i|i'm|i’m|im|my|call me|you can call me)\b", re.IGNORECASE)
 _LEAD_IN = re.compile(
     r"^(?:(?:hi|hello|hey|hiya|yo|ok|okay|so|also|btw|and|oh|well|good (?:morning|afternoon|evening))\b[\s,!:-]*)+",
     re.IGNORECASE,
@@ -216,7 +226,8 @@ def shared_note(text: str) -> SharedNote | None:
 
 
 def _sentences(text: str) -> list[str]:
-    """The declarative sentences, lead-ins ("Hi,", "and") removed; questions are dropped."""
+    """The declarative sentences (and their joined self-statements), lead-ins ("Hi,", "and") removed;
+    questions are dropped."""
     out: list[str] = []
     start = 0
     for end in [*_SENTENCE_END.finditer(text), None]:
@@ -225,9 +236,17 @@ def _sentences(text: str) -> list[str]:
         question = (end is not None and end.group() == "?") or piece.endswith("?")
         sentence = _LEAD_IN.sub("", piece.rstrip(".!?;")).strip(" ,")
         if sentence and not question:
-            out.append(sentence)
+            out.extend(_clauses(sentence))
         start = end.end() if end else len(text)
     return out
+
+
+def _clauses(sentence: str) -> list[str]:
+    """A sentence about its author split at each further self-statement it joins on; any other
+    sentence whole ("Sam and my manager are on the payments team" is about others)."""
+    if not _FIRST_PERSON.match(sentence):
+        return [sentence]
+    return [clause for clause in _NEXT_STATEMENT.split(" ".join(sentence.split())) if clause]
 
 
 def _statement(sentence: str, *, now: datetime, zone: ZoneInfo, profile: dict[str, str]) -> NewFact | None:
