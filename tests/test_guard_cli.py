@@ -59,7 +59,8 @@ def test_check_output_rails_from_a_file_to_a_file(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", str(source), "--rails", "output", "--out", str(target)])
     assert result.exit_code == 0, result.output
     out = [json.loads(line) for line in target.read_text().splitlines()]
-    assert [(o["id"], o["blocked"], o["rail"]) for o in out] == [(1, False, None), (2, True, "bias")]
+    # Both the harm and the bias rail block it; the earlier in the flow is the one reported.
+    assert [(o["id"], o["blocked"], o["rail"]) for o in out] == [(1, False, None), (2, True, "harm_output")]
 
 
 def test_check_stops_at_a_malformed_line_with_its_number() -> None:

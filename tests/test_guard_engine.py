@@ -87,7 +87,7 @@ async def test_nemo_keeps_no_event_history_between_checks(nemo: Guard) -> None:
     assert len(nemo.engine.rails.events_history_cache) == 0
 
 
-async def test_the_first_block_stops_the_rails_still_running() -> None:
+async def test_a_block_cancels_the_rails_after_it_still_running() -> None:
     cancelled = asyncio.Event()
 
     async def block(text: str) -> RailOutcome:
@@ -104,8 +104,8 @@ async def test_the_first_block_stops_the_rails_still_running() -> None:
     engine = DirectEngine(
         {
             "input": [
-                DirectRail(flow="slow", action=slow, message_params=("text",), wants_context=True),
                 DirectRail(flow="fast", action=block, message_params=("text",), wants_context=False),
+                DirectRail(flow="slow", action=slow, message_params=("text",), wants_context=True),
             ],
             "output": [],
         }
@@ -113,6 +113,31 @@ async def test_the_first_block_stops_the_rails_still_running() -> None:
     outcomes = await asyncio.wait_for(engine.outcomes("input", "hi", {}), 5)
     assert [o.metadata["rail"] for o in outcomes] == ["fast"]
     await asyncio.wait_for(cancelled.wait(), 5)
+
+
+async def test_where_two_rails_block_the_earlier_in_the_flow_is_reported_whichever_finishes_first() -> None:
+    async def late_block(text: str) -> RailOutcome:
+        await asyncio.sleep(0.05)
+        return RailOutcome.block(reason="first in the flow", metadata={"rail": "early"})
+
+    async def quick_block(text: str) -> RailOutcome:
+        return RailOutcome.block(reason="second in the flow", metadata={"rail": "late"})
+
+    async def allow(text: str) -> RailOutcome:
+        return RailOutcome.allow(metadata={"rail": "mask"})
+
+    engine = DirectEngine(
+        {
+            "input": [],
+            "output": [
+                DirectRail(flow="mask", action=allow, message_params=("text",), wants_context=False),
+                DirectRail(flow="early", action=late_block, message_params=("text",), wants_context=False),
+                DirectRail(flow="late", action=quick_block, message_params=("text",), wants_context=False),
+            ],
+        }
+    )
+    outcomes = await asyncio.wait_for(engine.outcomes("output", "hi", {}), 5)
+    assert [o.metadata["rail"] for o in outcomes] == ["mask", "early"]
 
 
 async def test_actions_receive_the_conversation_context_only_when_they_take_it() -> None:
