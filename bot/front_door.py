@@ -60,6 +60,30 @@ class LoopBridge:
         await on_loop(self.work, partial(self.app, scope, receive_across, send_across))
 
 
+WORKER_HEADER = "X-Parley-Worker"
+
+
+class WorkerHeader:
+    """Names the worker that answered (`X-Parley-Worker: N`) where several serve one port, so an operator,
+    a test or the load benchmark sees how connections are spread over them. A number, nothing more."""
+
+    def __init__(self, app: ASGIApp, worker: int) -> None:
+        self.app = app
+        self.header = (WORKER_HEADER.lower().encode(), str(worker).encode())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, named)
+
+
 async def serve_in_thread(
     server: uvicorn.Server,
     *,

@@ -37,7 +37,7 @@ from bot import observability
 from bot.app import running
 from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
-from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, serve_in_thread
+from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, WorkerHeader, serve_in_thread
 from bot.settings import Settings, environment_layer
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
@@ -131,10 +131,12 @@ async def serve(
     port: int,
     playground_key: bool = False,
     sock: socket.socket | None = None,
-    maintenance: bool = True,
+    worker: int | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT; the process then finishes its turns and returns. `sock` is a listening
-    socket shared with other workers (bot/workers.py); only one of them runs `maintenance`."""
+    """Run until SIGTERM/SIGINT; the process then finishes its turns and returns. `sock` is the listening
+    socket from the supervisor of several workers (bot/workers.py), and `worker` this one's number: only
+    worker 0 runs maintenance, and every answer names its worker."""
+    maintenance = not worker
     async with running(settings, maintenance=maintenance) as pipeline, operator_pool(settings) as admin_pool:
         pool = pipeline.pool
         slack = slack_adapter(settings, pipeline, pool)
@@ -161,8 +163,9 @@ async def serve(
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        bridge = LoopBridge(app, loop, door)
         config = uvicorn.Config(
-            TrustedHostMiddleware(LoopBridge(app, loop, door), allowed_hosts=hosts),
+            TrustedHostMiddleware(bridge if worker is None else WorkerHeader(bridge, worker), allowed_hosts=hosts),
             host=host,
             port=port,
             log_config=None,
