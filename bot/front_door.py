@@ -13,7 +13,7 @@ import asyncio
 import concurrent.futures
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from socket import socket
 
@@ -63,22 +63,29 @@ class LoopBridge:
 WORKER_HEADER = "X-Parley-Worker"
 
 
-class WorkerHeader:
-    """Names the worker that answered (`X-Parley-Worker: N`) where several serve one port, so an operator,
-    a test or the load benchmark sees how connections are spread over them. A number, nothing more."""
+class WorkerAnswers:
+    """Where several workers serve one port (bot/workers.py): names the worker in every answer
+    (`X-Parley-Worker: N`, a number, nothing more), so an operator, a test or the load benchmark sees how
+    connections are spread over them; and closes the connection after an answer to one of `hand_off`'s
+    paths. Those (a Slack event: ack first, the turn after) leave their work on this worker once answered,
+    so a client (or a proxy's pool) that sends every event on its one or two busiest keep-alive connections
+    would give one worker every turn (2,295 of 2,400 Slack turns in a load run); closed, each event comes
+    on a new connection, which the kernel spreads as it spreads connections."""
 
-    def __init__(self, app: ASGIApp, worker: int) -> None:
+    def __init__(self, app: ASGIApp, *, worker: int, hand_off: Collection[str] = ()) -> None:
         self.app = app
         self.header = (WORKER_HEADER.lower().encode(), str(worker).encode())
+        self.hand_off = frozenset(hand_off)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        added = [self.header, (b"connection", b"close")] if scope["path"] in self.hand_off else [self.header]
 
         async def named(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+                message = {**message, "headers": [*message.get("headers", ()), *added]}
             await send(message)
 
         await self.app(scope, receive, named)

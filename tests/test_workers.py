@@ -7,8 +7,9 @@ import socket
 
 import httpx
 import pytest
+from starlette.responses import PlainTextResponse
 
-from bot.front_door import WORKER_HEADER
+from bot.front_door import WORKER_HEADER, WorkerAnswers
 from bot.workers import BALANCING_KERNEL, listening_sockets
 from tests.conftest import StartServe
 
@@ -89,3 +90,15 @@ async def test_keep_alive_connections_to_two_workers_are_answered_by_both(serve:
     assert set(workers) == {"0", "1"}, workers
     assert [r.headers[WORKER_HEADER] for r in again] == workers  # a connection keeps its worker
     assert await asyncio.to_thread(server.stop) == 0, server.log()[-3000:]
+
+
+async def test_a_worker_names_itself_and_closes_the_connection_only_after_handing_work_off() -> None:
+    """A Slack event's turn stays on the worker that acked it: the next event comes on a new connection,
+    which the kernel may give to another worker; an API turn's connection lives as long as its turn."""
+    app = WorkerAnswers(PlainTextResponse("ok"), worker=1, hand_off={"/slack/events"})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://worker") as http:
+        event = await http.post("/slack/events")
+        turn = await http.post("/v1/chat")
+    assert event.headers[WORKER_HEADER] == turn.headers[WORKER_HEADER] == "1"
+    assert event.headers["connection"] == "close"
+    assert "connection" not in turn.headers
