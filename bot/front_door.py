@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import signal
 import threading
+import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from socket import socket
@@ -20,6 +21,7 @@ from socket import socket
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import observability
 from core.loops import on_loop
 
 SWITCH_INTERVAL_S = 0.001
@@ -36,7 +38,9 @@ door's loop (carrying it across itself when it must)."""
 
 class LoopBridge:
     """ASGI app for the door's loop: each request runs `app` on the `work` loop, its receive and send
-    carried across; a request to one of `door`'s paths is answered by that route on the door's loop."""
+    carried across; a request to one of `door`'s paths is answered by that route on the door's loop, and
+    counted and access-logged here when the route answered it without carrying it across (where the app's
+    `RequestContext` does that)."""
 
     def __init__(self, app: ASGIApp, work: asyncio.AbstractEventLoop, door: Mapping[str, DoorRoute]) -> None:
         self.app = app
@@ -45,7 +49,20 @@ class LoopBridge:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         here = self.door.get(scope["path"]) if scope["type"] == "http" else None
-        await (here or self.across)(scope, receive, send)
+        if here is None:
+            await self.across(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def noted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await here(scope, receive, noted)
+        if not observability.was_recorded(scope):  # answered here (a Slack ack, a shed turn's 503): count and log it
+            observability.record_answer(scope, scope["path"], status, time.perf_counter() - started)
 
     async def across(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run `app` on the work loop for this request."""

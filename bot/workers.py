@@ -14,9 +14,9 @@ worker whose loop woke first took each new connection: in a load run one worker 
 therefore gets a socket of its own on the same port (`SO_REUSEPORT`), and the kernel spreads new
 connections over them by a hash of the client's address and port, whichever worker is busy or idle,
 as nginx's `reuseport` does. Where the kernel does not balance such sockets (macOS and the BSDs give
-every connection to one of them) the workers share one socket as before. A worker that sheds a turn
-also closes that connection (adapters/api/door.py), so a client sent to a full worker reconnects and
-may land on another.
+every connection to one of them) the workers share one socket as before. Answers that leave work or
+refusal behind close their connection, so the client's next request is spread afresh: a shed turn's 503
+(adapters/api/deps.py) and, with several workers, a Slack event's ack (bot/front_door.py).
 
 Each worker keeps its own rate-limit windows: with N workers, one person may get up to N times the
 per-minute limits, so divide them by N where that matters.
@@ -102,7 +102,7 @@ class Supervisor:
 
 
 def supervise(settings: Settings, *, host: str, port: int, workers: int, playground_key: bool) -> int:
-    """Run `workers` server processes on one socket until SIGTERM/SIGINT; return the exit status."""
+    """Run `workers` server processes on one port until SIGTERM/SIGINT; return the exit status."""
     uri = database_uri(settings)
     asyncio.run(migrate(uri))
     sockets = listening_sockets(host, port, workers)
