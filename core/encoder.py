@@ -165,7 +165,7 @@ class OnnxEncoder:
                 states[i] = state
         return Encoded(layers=out, sentence=np.ascontiguousarray(out[:, -WIDTH:]), tokens=states)
 
-    def _run(self, batch: list[Encoding], *, tokens: bool) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _run(self, batch: list[Encoding], *, tokens: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
         """One pass over texts of about one length, padded to the longest (the mask hides the padding):
         the pooled layers and, when `tokens`, each text's token states (else `NO_TOKENS` each: the
         graph's second output is then not fetched)."""
