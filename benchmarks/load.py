@@ -12,7 +12,8 @@ conversations at a time, each `--conversation-turns` turns long, one after anoth
   conversations, more than the workers admit, where the extra turns must be shed fast rather than
   queued. turns/s = completed turns / wall time; latency is the HTTP request's. A turn the server sheds
   (503 `overloaded` with Retry-After) is counted apart (`shed`, `shed_p99_ms`) and sent again after
-  Retry-After, as a client would.
+  Retry-After, as a client would. Each conversation slot is its own person (`user_id`, one conversation
+  at a time, as people talk), so the below-capacity phase is 48 people and the overload phase 200 by default.
 - Slack door: signed Events API `app_mention` requests to `/slack/events`, the first turn of a
   conversation at the top level and the rest in its thread. ack = the event POST's response time;
   turns/s = replies finished at the fake Slack (chat.stopStream, or chat.postMessage without a
@@ -20,7 +21,10 @@ conversations at a time, each `--conversation-turns` turns long, one after anoth
 
 The doors are measured one after the other, after a warm-up through both; the server's resident
 memory is sampled after the warm-up, every second during the run and at the end. CPU seconds of the
-server, its Postgres, the fakes and this driver are reported per turn, to show where time goes.
+server, its Postgres, the fakes and this driver are reported per turn, to show where time goes. Each phase
+also reports every worker apart (`workers`): the turns (Slack: acks) and sheds it answered, read from
+the X-Parley-Worker header, its own CPU per turn it answered and the cores it used, so an uneven spread
+of connections over the workers shows.
 Progress goes to stderr; the JSON to stdout:
 
     {"api_below_capacity": {"turns_per_s", "p95_ms", ...}, "api_overload": {"turns_per_s", "shed", ...},
@@ -65,6 +69,7 @@ from slack_sdk.signature import SignatureVerifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.common import OFFLINE_ENV, machine, percentile
+from bot.front_door import WORKER_HEADER
 from tests.fakes.openai_server import FakeOpenAI, Response, ToolCalls, echo
 from tests.fakes.slack_api import FakeSlack, Workspace, event_callback, mention
 
@@ -262,6 +267,9 @@ class DoorStats:
     errors: Counter[str] = field(default_factory=Counter)
     shed: list[float] = field(default_factory=list)
     """API: response times of turns refused with 503 + Retry-After (load shedding), not counted as turns."""
+    by_worker: Counter[str] = field(default_factory=Counter)
+    """Turns (API) or acks (Slack) per worker that answered (its X-Parley-Worker header)."""
+    shed_by_worker: Counter[str] = field(default_factory=Counter)
 
     @property
     def turns(self) -> int:
@@ -281,6 +289,8 @@ class CpuSnapshot:
     fakes: float
     driver: float
     at: float
+    workers: dict[str, float] = field(default_factory=dict)
+    """Each worker process's own CPU seconds, by its number (the supervisor's are only in `server`)."""
 
     def per_turn_ms(self, later: CpuSnapshot, turns: int) -> dict[str, float | None]:
         def per(a: float, b: float) -> float | None:
@@ -302,6 +312,22 @@ class CpuSnapshot:
             "fakes": round((later.fakes - self.fakes) / wall, 2),
             "driver": round((later.driver - self.driver) / wall, 2),
         }
+
+    def per_worker(self, later: CpuSnapshot, stats: DoorStats) -> dict[str, dict[str, Any]]:
+        """Each worker's share of the phase: its turns (API) or acks (Slack), sheds, CPU per turn it
+        answered, and cores used. A worker that answered nothing shows its CPU per turn as None."""
+        wall = max(later.at - self.at, 1e-9)
+        report: dict[str, dict[str, Any]] = {}
+        for worker in sorted(set(later.workers) | set(stats.by_worker)):
+            cpu = later.workers.get(worker, 0.0) - self.workers.get(worker, 0.0)
+            turns = stats.by_worker.get(worker, 0)
+            report[worker] = {
+                "turns": turns,
+                "shed": stats.shed_by_worker.get(worker, 0),
+                "cpu_ms_per_turn": round(cpu / turns * 1000, 2) if turns else None,
+                "cores_used": round(cpu / wall, 2),
+            }
+        return report
 
 
 class BenchmarkError(RuntimeError):
@@ -425,6 +451,17 @@ class Server:
         """A server that has died ends the run, with its log."""
         if self.process.poll() is not None:
             raise BenchmarkError(f"the server exited with {self.process.returncode} mid-run:\n{self.log_tail()}")
+
+    def workers(self) -> dict[str, psutil.Process]:
+        """The worker processes by number (`--worker-index`); a single server is worker 0."""
+        root = psutil.Process(self.process.pid)
+        found: dict[str, psutil.Process] = {}
+        for child in root.children():
+            with contextlib.suppress(psutil.Error):
+                cmdline = child.cmdline()
+                if "--worker-index" in cmdline:
+                    found[cmdline[cmdline.index("--worker-index") + 1]] = child
+        return found or {"0": root}
 
     def processes(self) -> list[psutil.Process]:
         """The server (the supervisor and its workers with --workers), without the embedded Postgres."""
@@ -593,6 +630,7 @@ def cpu_snapshot(server: Server, fakes: Fakes) -> CpuSnapshot:
         fakes=cpu_seconds([psutil.Process(fakes.process.pid)]),
         driver=cpu_seconds([psutil.Process()]),
         at=time.monotonic(),
+        workers={worker: cpu_seconds([process]) for worker, process in server.workers().items()},
     )
 
 
@@ -613,11 +651,11 @@ class Driver:
     _texts: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     _signer: SignatureVerifier = field(default_factory=lambda: SignatureVerifier(SIGNING_SECRET))
 
-    async def api_conversations(self, worker: int, budget: Budget, stats: DoorStats, tick: Callable[[], None]) -> None:
-        user = f"u-load-{worker}"
+    async def api_conversations(self, slot: int, budget: Budget, stats: DoorStats, tick: Callable[[], None]) -> None:
+        user = f"u-load-{slot}"
         headers = {"Authorization": f"Bearer {self.api_key}"}
         for n in itertools.count():
-            session_id = f"load-{worker}-{n}-{time.monotonic_ns()}"
+            session_id = f"load-{slot}-{n}-{time.monotonic_ns()}"
             for _ in range(self.conversation_turns):
                 if not budget.take():
                     return
@@ -632,6 +670,7 @@ class Driver:
                     ) as r:
                         data = await r.json(content_type=None)
                         status = r.status
+                        answered_by = r.headers.get(WORKER_HEADER, "?")
                 except (aiohttp.ClientError, TimeoutError, json.JSONDecodeError) as exc:
                     stats.errors[type(exc).__name__] += 1
                     tick()
@@ -639,10 +678,12 @@ class Driver:
                 elapsed = time.perf_counter() - started
                 if status == 503 and data.get("error") == "overloaded":
                     stats.shed.append(elapsed)
+                    stats.shed_by_worker[answered_by] += 1
                     budget.give_back()
                     await asyncio.sleep(retry_after_s(r.headers.get("Retry-After")))
                     continue
                 stats.latencies.append(elapsed)
+                stats.by_worker[answered_by] += 1
                 if status != 200:
                     stats.errors[f"http_{status}"] += 1
                 elif data.get("error") or not is_answer(str(data.get("reply"))):
@@ -652,9 +693,9 @@ class Driver:
                 tick()
 
     async def slack_conversations(
-        self, worker: int, budget: Budget, stats: DoorStats, tick: Callable[[], None]
+        self, slot: int, budget: Budget, stats: DoorStats, tick: Callable[[], None]
     ) -> None:
-        channel, user = f"CLOAD{worker:05d}", f"ULOAD{worker:05d}"
+        channel, user = f"CLOAD{slot:05d}", f"ULOAD{slot:05d}"
         loop = asyncio.get_running_loop()
         while True:
             root: str | None = None
@@ -714,6 +755,7 @@ class Driver:
             ) as response:
                 await response.read()
                 status = response.status
+                stats.by_worker[response.headers.get(WORKER_HEADER, "?")] += 1
         except (aiohttp.ClientError, TimeoutError) as exc:
             stats.errors[f"ack_{type(exc).__name__}"] += 1
             return None
@@ -784,6 +826,7 @@ def door_report(stats: DoorStats, before: CpuSnapshot, after: CpuSnapshot, concu
         report.update(latency_summary(stats.latencies, "reply_"))
     report["cpu_ms_per_turn"] = before.per_turn_ms(after, stats.turns)
     report["cores_used"] = before.utilisation(after)
+    report["workers"] = before.per_worker(after, stats)
     return report
 
 

@@ -13,13 +13,15 @@ import asyncio
 import concurrent.futures
 import signal
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from socket import socket
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import observability
 from core.loops import on_loop
 
 SWITCH_INTERVAL_S = 0.001
@@ -36,7 +38,9 @@ door's loop (carrying it across itself when it must)."""
 
 class LoopBridge:
     """ASGI app for the door's loop: each request runs `app` on the `work` loop, its receive and send
-    carried across; a request to one of `door`'s paths is answered by that route on the door's loop."""
+    carried across; a request to one of `door`'s paths is answered by that route on the door's loop, and
+    counted and access-logged here when the route answered it without carrying it across (where the app's
+    `RequestContext` does that)."""
 
     def __init__(self, app: ASGIApp, work: asyncio.AbstractEventLoop, door: Mapping[str, DoorRoute]) -> None:
         self.app = app
@@ -45,7 +49,20 @@ class LoopBridge:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         here = self.door.get(scope["path"]) if scope["type"] == "http" else None
-        await (here or self.across)(scope, receive, send)
+        if here is None:
+            await self.across(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def noted(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        await here(scope, receive, noted)
+        if not observability.was_recorded(scope):  # answered here (a Slack ack, a shed turn's 503): count and log it
+            observability.record_answer(scope, scope["path"], status, time.perf_counter() - started)
 
     async def across(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run `app` on the work loop for this request."""
@@ -58,6 +75,37 @@ class LoopBridge:
             await on_loop(door, partial(send, message))
 
         await on_loop(self.work, partial(self.app, scope, receive_across, send_across))
+
+
+WORKER_HEADER = "X-Parley-Worker"
+
+
+class WorkerAnswers:
+    """Where several workers serve one port (bot/workers.py): names the worker in every answer
+    (`X-Parley-Worker: N`, a number, nothing more), so an operator, a test or the load benchmark sees how
+    connections are spread over them; and closes the connection after an answer to one of `hand_off`'s
+    paths. Those (a Slack event: ack first, the turn after) leave their work on this worker once answered,
+    so a client (or a proxy's pool) that sends every event on its one or two busiest keep-alive connections
+    would give one worker every turn (2,295 of 2,400 Slack turns in a load run); closed, each event comes
+    on a new connection, which the kernel spreads as it spreads connections."""
+
+    def __init__(self, app: ASGIApp, *, worker: int, hand_off: Collection[str] = ()) -> None:
+        self.app = app
+        self.header = (WORKER_HEADER.lower().encode(), str(worker).encode())
+        self.hand_off = frozenset(hand_off)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        added = [self.header, (b"connection", b"close")] if scope["path"] in self.hand_off else [self.header]
+
+        async def named(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), *added]}
+            await send(message)
+
+        await self.app(scope, receive, named)
 
 
 async def serve_in_thread(

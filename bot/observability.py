@@ -289,17 +289,25 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            template = getattr(route, "path", None)
-            HTTP_REQUESTS.labels(scope["method"], template or "unmatched", str(status)).inc()
-            HTTP_LATENCY.labels(template or "unmatched").observe(elapsed)
-            if template not in NOT_TRACED.split(","):
-                access_log.info(
-                    "%s %s %s",
-                    scope["method"],
-                    template or scrub(scope["path"])[:200],
-                    status,
-                    extra={"status": status, "duration_ms": round(elapsed * 1000, 1), "path": scope["path"]},
-                )
+            record_answer(scope, getattr(scope.get("route"), "path", None), status, time.perf_counter() - started)
             _request.reset(token)
+
+
+def was_recorded(scope: Scope) -> bool:
+    """Whether `RequestContext` saw this request (a request answered on the HTTP door's loop it never sees)."""
+    return "request_id" in scope.get("state", {})
+
+
+def record_answer(scope: Scope, template: str | None, status: int, elapsed_s: float) -> None:
+    """Count and time one answered request, and write its access log line (health probes and scrapes left
+    out of the log). `template` is its route's path template; None where no route matched."""
+    HTTP_REQUESTS.labels(scope["method"], template or "unmatched", str(status)).inc()
+    HTTP_LATENCY.labels(template or "unmatched").observe(elapsed_s)
+    if template not in NOT_TRACED.split(","):
+        access_log.info(
+            "%s %s %s",
+            scope["method"],
+            template or scrub(scope["path"])[:200],
+            status,
+            extra={"status": status, "duration_ms": round(elapsed_s * 1000, 1), "path": scope["path"]},
+        )

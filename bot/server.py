@@ -37,7 +37,7 @@ from bot import observability
 from bot.app import running
 from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
-from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, serve_in_thread
+from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, WorkerAnswers, serve_in_thread
 from bot.settings import Settings, environment_layer
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
@@ -131,10 +131,12 @@ async def serve(
     port: int,
     playground_key: bool = False,
     sock: socket.socket | None = None,
-    maintenance: bool = True,
+    worker: int | None = None,
 ) -> None:
-    """Run until SIGTERM/SIGINT; the process then finishes its turns and returns. `sock` is a listening
-    socket shared with other workers (bot/workers.py); only one of them runs `maintenance`."""
+    """Run until SIGTERM/SIGINT; the process then finishes its turns and returns. `sock` is the listening
+    socket from the supervisor of several workers (bot/workers.py), and `worker` this one's number: only
+    worker 0 runs maintenance, and the answers are spread over the workers (`WorkerAnswers`)."""
+    maintenance = not worker
     async with running(settings, maintenance=maintenance) as pipeline, operator_pool(settings) as admin_pool:
         pool = pipeline.pool
         slack = slack_adapter(settings, pipeline, pool)
@@ -145,7 +147,8 @@ async def serve(
             log.warning("No model configured (PARLEY_MODEL unset): turns answer with the configuration help")
         hosts = allowed_hosts(host, settings.parley_allowed_hosts)
         loop = asyncio.get_running_loop()
-        door = {**api_door_routes(app.state.api), **(slack.door_routes(loop) if slack else {})}
+        slack_door = slack.door_routes(loop) if slack else {}
+        door = {**api_door_routes(app.state.api), **slack_door}
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
         if playground_key:
             await revoke_named(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
@@ -161,8 +164,10 @@ async def serve(
         gc.freeze()
         gc.set_threshold(20_000, 20, 20)
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        bridge = LoopBridge(app, loop, door)
+        front = bridge if worker is None else WorkerAnswers(bridge, worker=worker, hand_off=slack_door)
         config = uvicorn.Config(
-            TrustedHostMiddleware(LoopBridge(app, loop, door), allowed_hosts=hosts),
+            TrustedHostMiddleware(front, allowed_hosts=hosts),
             host=host,
             port=port,
             log_config=None,

@@ -1,11 +1,22 @@
-"""`parley serve --workers N`: N server processes sharing one listening socket.
+"""`parley serve --workers N`: N server processes on one port.
 
 One Python process spends one core on its event loop (the pipeline, pydantic-ai, HTTP) however many
 turns wait on the model; a second process uses the second core. The supervisor opens the database
 once (starting the embedded Postgres and migrating it), binds the port, and starts the workers with
-the socket and DATABASE_URL; worker 0 alone runs maintenance. The kernel hands each connection to
-whichever worker accepts first. SIGTERM or SIGINT goes to every worker, each drains its turns as a
-single server does, and the supervisor exits once all have. A worker that dies is started again.
+a listening socket and DATABASE_URL; worker 0 alone runs maintenance. SIGTERM or SIGINT goes to every
+worker, each drains its turns as a single server does, and the supervisor exits once all have. A
+worker that dies is started again on the same socket (connections that arrive meanwhile wait in its queue).
+
+How connections reach the workers (`listening_sockets`): a client keeps its connection for many
+requests, so whoever accepts it serves all of them. With one socket shared by every worker, the
+worker whose loop woke first took each new connection: in a load run one worker served every turn
+(33.8 against 0.2 ms of CPU per turn) and shed requests while the other sat idle. On Linux each worker
+therefore gets a socket of its own on the same port (`SO_REUSEPORT`), and the kernel spreads new
+connections over them by a hash of the client's address and port, whichever worker is busy or idle,
+as nginx's `reuseport` does. Where the kernel does not balance such sockets (macOS and the BSDs give
+every connection to one of them) the workers share one socket as before. Answers that leave work or
+refusal behind close their connection, so the client's next request is spread afresh: a shed turn's 503
+(adapters/api/deps.py) and, with several workers, a Slack event's ack (bot/front_door.py).
 
 Each worker keeps its own rate-limit windows: with N workers, one person may get up to N times the
 per-minute limits, so divide them by N where that matters.
@@ -41,7 +52,8 @@ class Supervisor:
     first_only: Sequence[str] = ()
     """Arguments for worker 0 alone (printing the playground key)."""
     env: dict[str, str]
-    sock: socket.socket
+    sockets: Sequence[socket.socket]
+    """Worker i listens on sockets[i % len(sockets)]: one each, or one shared by all."""
     workers: int
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     stopping: int = 0
@@ -49,7 +61,7 @@ class Supervisor:
     restarts: dict[int, int] = field(default_factory=dict)
 
     def start(self, index: int) -> None:
-        fd = self.sock.fileno()
+        fd = self.sockets[index % len(self.sockets)].fileno()
         args = [*self.command, *(self.first_only if index == 0 else ()), "--worker-fd", str(fd)]
         args += ["--worker-index", str(index)]
         self.processes[index] = subprocess.Popen(args, env=self.env, pass_fds=(fd,))
@@ -62,6 +74,10 @@ class Supervisor:
         for process in self.processes.values():
             if process.poll() is None:
                 process.send_signal(sig)
+        # Each worker closes its socket as it stops accepting; the port is free once this copy closes too,
+        # so new connections are refused (a balancer tries elsewhere) instead of queueing with nobody to accept.
+        for sock in self.sockets:
+            sock.close()
 
     def run(self) -> int:
         for index in range(self.workers):
@@ -86,16 +102,15 @@ class Supervisor:
 
 
 def supervise(settings: Settings, *, host: str, port: int, workers: int, playground_key: bool) -> int:
-    """Run `workers` server processes on one socket until SIGTERM/SIGINT; return the exit status."""
+    """Run `workers` server processes on one port until SIGTERM/SIGINT; return the exit status."""
     uri = database_uri(settings)
     asyncio.run(migrate(uri))
-    sock = socket.create_server((host, port), backlog=2048)
-    sock.set_inheritable(True)
+    sockets = listening_sockets(host, port, workers)
     supervisor = Supervisor(
         command=[sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port)],
         first_only=["--playground-key"] if playground_key else [],
         env={**os.environ, "DATABASE_URL": uri},
-        sock=sock,
+        sockets=sockets,
         workers=workers,
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -103,4 +118,35 @@ def supervise(settings: Settings, *, host: str, port: int, workers: int, playgro
     try:
         return supervisor.run()
     finally:
-        sock.close()
+        for sock in sockets:
+            sock.close()
+
+
+BACKLOG = 2048
+BALANCING_KERNEL = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+"""Linux (3.9 and later) spreads connections over sockets that share a port with SO_REUSEPORT."""
+
+
+def listening_sockets(host: str, port: int, workers: int, *, balanced: bool = BALANCING_KERNEL) -> list[socket.socket]:
+    """Listening sockets on (host, port) for `workers` processes, inheritable: one per worker where the
+    kernel balances connections over them (`balanced`), else one for all. Port 0 picks a free port.
+
+    The port is first bound once without SO_REUSEPORT, which fails while anything else listens there
+    (even another `parley serve` with SO_REUSEPORT, which would otherwise silently take half of the
+    connections); the sockets that share it are bound right after."""
+    probe = socket.create_server((host, port), backlog=BACKLOG)
+    if not balanced or workers == 1:
+        probe.set_inheritable(True)
+        return [probe]
+    port = probe.getsockname()[1]
+    probe.close()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(workers):
+            sockets.append(socket.create_server((host, port), backlog=BACKLOG, reuse_port=True))
+            sockets[-1].set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets

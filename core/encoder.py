@@ -17,8 +17,8 @@ false-positive rate. The last layer's pooled vector is the usual sentence embedd
 
 The same pass also hands out layer 1's token states (`TOKEN_LAYER`): the fine-tuned input head
 (core/guard/head.py) runs its own copies of layers 2-6 on them, so a message still costs one shared
-pass plus the head. They are kept in float16 (the head reads them as float32), and cached only where
-a head is configured (`SharedEncoder.keep_tokens`).
+pass plus the head. They are kept in float16 (the head reads them as float32), and fetched from the
+pass and cached only where a head is configured (`SharedEncoder.keep_tokens`): elsewhere nobody reads them.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 
@@ -48,8 +48,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Runner = Callable[[list[str]], "Encoded"]
-"""Texts -> both views; CPU-bound, called off the event loop."""
+class Runner(Protocol):
+    """Texts -> both views (and layer 1's token states when `tokens`); CPU-bound, called off the event loop."""
+
+    def __call__(self, texts: list[str], *, tokens: bool = True) -> Encoded: ...
+
 
 LAYERS: tuple[int, ...] = (1, 2, 3, 4, 5, 6)
 WIDTH = 384
@@ -68,7 +71,8 @@ class Encoded:
     sentence: np.ndarray
     """(n, 384) float32: the normalised sentence embedding."""
     tokens: list[np.ndarray]
-    """Per text, (its tokens, 384) float16: layer `TOKEN_LAYER`'s states of its real tokens."""
+    """Per text, (its tokens, 384) float16: layer `TOKEN_LAYER`'s states of its real tokens (`NO_TOKENS` for
+    each where the pass was asked for none)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,7 +84,7 @@ class TextVectors:
     tokens: np.ndarray
 
 
-def encode(model: SentenceTransformer, texts: list[str], *, batch_size: int = 32) -> Encoded:
+def encode(model: SentenceTransformer, texts: list[str], *, batch_size: int = 32, tokens: bool = True) -> Encoded:
     """Run MiniLM once over `texts` and pool every layer; CPU-bound, call it off the event loop."""
     import torch
 
@@ -102,11 +106,12 @@ def encode(model: SentenceTransformer, texts: list[str], *, batch_size: int = 32
             pooled = _pool(hidden, batch["attention_mask"]).float().numpy()
             layer_out.append(pooled)
             sentence_out.append(pooled[:, -WIDTH:])
-            tokens_out.extend(unpadded(hidden[TOKEN_LAYER].float().numpy(), batch["attention_mask"].numpy()))
+            if tokens:
+                tokens_out.extend(unpadded(hidden[TOKEN_LAYER].float().numpy(), batch["attention_mask"].numpy()))
     return Encoded(
         layers=np.concatenate(layer_out) if layer_out else np.zeros((0, len(LAYERS) * WIDTH), np.float32),
         sentence=np.concatenate(sentence_out) if sentence_out else np.zeros((0, WIDTH), np.float32),
-        tokens=tokens_out,
+        tokens=tokens_out if tokens else [NO_TOKENS] * len(texts),
     )
 
 
@@ -148,27 +153,32 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         self._session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self._inputs = [i.name for i in self._session.get_inputs()]
+        self._outputs = [o.name for o in self._session.get_outputs()]
 
-    def __call__(self, texts: list[str], *, batch_size: int = 32) -> Encoded:
+    def __call__(self, texts: list[str], *, batch_size: int = 32, tokens: bool = True) -> Encoded:
         encodings = self._tokenizer.encode_batch(texts)
         out = np.zeros((len(texts), len(LAYERS) * WIDTH), np.float32)
-        tokens = [NO_TOKENS] * len(texts)
+        states = [NO_TOKENS] * len(texts)
         for bucket in length_buckets([len(e.ids) for e in encodings], max_batch=batch_size):
-            out[bucket], states = self._run([encodings[i] for i in bucket])
-            for i, state in zip(bucket, states, strict=True):
-                tokens[i] = state
-        return Encoded(layers=out, sentence=np.ascontiguousarray(out[:, -WIDTH:]), tokens=tokens)
+            out[bucket], found = self._run([encodings[i] for i in bucket], tokens=tokens)
+            for i, state in zip(bucket, found, strict=True):
+                states[i] = state
+        return Encoded(layers=out, sentence=np.ascontiguousarray(out[:, -WIDTH:]), tokens=states)
 
-    def _run(self, batch: list[Encoding]) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _run(self, batch: list[Encoding], *, tokens: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
         """One pass over texts of about one length, padded to the longest (the mask hides the padding):
-        the pooled layers and each text's token states."""
+        the pooled layers and, when `tokens`, each text's token states (else `NO_TOKENS` each: the
+        graph's second output is then not fetched)."""
         width = max(len(e.ids) for e in batch)
         feeds = {name: np.zeros((len(batch), width), np.int64) for name in self._inputs}
         for row, e in enumerate(batch):
             columns = {"input_ids": e.ids, "attention_mask": e.attention_mask, "token_type_ids": e.type_ids}
             for name, column in feeds.items():
                 column[row, : len(e.ids)] = columns[name]
-        pooled, states = self._session.run(None, feeds)
+        if not tokens:
+            (pooled,) = self._session.run(self._outputs[:1], feeds)
+            return np.asarray(pooled, dtype=np.float32), [NO_TOKENS] * len(batch)
+        pooled, states = self._session.run(self._outputs, feeds)
         return np.asarray(pooled, dtype=np.float32), unpadded(np.asarray(states), feeds["attention_mask"])
 
 
@@ -294,7 +304,7 @@ def best_runner(model_dir: Path, cache_dir: Path) -> Runner:
         return OnnxEncoder(ensure_graph(model_dir, cache_dir), model_dir)
     except Exception as exc:
         log.warning("encoder: onnxruntime unavailable (%s: %s); using torch", type(exc).__name__, exc)
-        return lambda texts: encode(shared_sentence_transformer(), texts)
+        return lambda texts, *, tokens=True: encode(shared_sentence_transformer(), texts, tokens=tokens)
 
 
 class SharedEncoder:
@@ -334,19 +344,19 @@ class SharedEncoder:
         return [found[text] for text in texts]
 
     def encode_now(self, texts: list[str]) -> Encoded:
-        """A synchronous pass (for worker threads), bypassing the queue and the cache."""
-        return self.runner(texts)
+        """A synchronous pass (for worker threads), bypassing the queue and the cache: the pooled views
+        only, no token states."""
+        return self.runner(texts, tokens=False)
 
     async def _encode_pass(self, texts: list[str]) -> list[TextVectors]:
         """One forward pass off the event loop; its results are cached before any caller sees them,
         so a text is never encoded twice between a pass ending and its callers waking."""
-        encoded = await asyncio.get_running_loop().run_in_executor(self._executor, self.runner, texts)
+        tokens = self.keep_tokens
+        encoded = await asyncio.get_running_loop().run_in_executor(
+            self._executor, partial(self.runner, texts, tokens=tokens)
+        )
         vectors = [
-            TextVectors(
-                layers=encoded.layers[i],
-                sentence=encoded.sentence[i],
-                tokens=encoded.tokens[i] if self.keep_tokens else NO_TOKENS,
-            )
+            TextVectors(layers=encoded.layers[i], sentence=encoded.sentence[i], tokens=encoded.tokens[i])
             for i in range(len(texts))
         ]
         self._cache.update(zip(texts, vectors, strict=True))

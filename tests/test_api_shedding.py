@@ -113,6 +113,29 @@ async def test_turns_over_the_limit_get_503_with_retry_after_while_the_admitted_
     assert len(openai_server.requests) == LIMIT  # the refused turns never reached the model
 
 
+async def test_a_shed_turn_closes_its_connection_so_the_retry_connects_afresh(
+    server: str, client: httpx.AsyncClient, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    """With several workers on one port a connection stays with one worker: a retry on it would meet the
+    same full worker, a new connection may reach another."""
+    _, key = await new_key(pool)
+    admitted = await fill_every_slot(client, key, openai_server, "/v1/chat")
+    url = httpx.URL(server)
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    body = b'{"message": "one too many"}'
+    writer.write(
+        b"POST /v1/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        + f"Authorization: Bearer {key}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)  # returns only once the server closes the connection
+    writer.close()
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert head.startswith(b"http/1.1 503") and b"connection: close" in head
+    assert [r.status_code for r in await asyncio.gather(*admitted)] == [200] * LIMIT
+
+
 async def test_slots_come_back_when_turns_end_and_when_a_request_is_refused_before_its_turn(
     client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:

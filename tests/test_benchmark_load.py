@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.load import (
+    CpuSnapshot,
+    DoorStats,
     api_key_from_output,
     below_capacity,
     growth_pct,
@@ -149,3 +152,13 @@ def test_fake_model_echoes_a_chat_turn() -> None:
     answer = model_answer({"messages": [{"role": "user", "content": "What is 17 times 23?"}]})
     assert isinstance(answer, Text)
     assert is_answer(answer.content)
+
+
+def test_each_workers_cpu_is_divided_by_the_turns_it_answered() -> None:
+    before = CpuSnapshot(server=0, postgres=0, fakes=0, driver=0, at=0.0, workers={"0": 1.0, "1": 1.0})
+    after = CpuSnapshot(server=0, postgres=0, fakes=0, driver=0, at=10.0, workers={"0": 5.0, "1": 1.2})
+    stats = DoorStats(name="api", by_worker=Counter({"0": 200}), shed_by_worker=Counter({"0": 7}))
+    assert before.per_worker(after, stats) == {
+        "0": {"turns": 200, "shed": 7, "cpu_ms_per_turn": 20.0, "cores_used": 0.4},
+        "1": {"turns": 0, "shed": 0, "cpu_ms_per_turn": None, "cores_used": 0.02},
+    }

@@ -80,10 +80,10 @@ async def test_a_cached_text_needs_no_pass(encoder: SharedEncoder) -> None:
 async def test_a_failing_pass_fails_its_callers_and_the_next_pass_works(onnx: OnnxEncoder) -> None:
     failures = iter([MemoryError("no room")])
 
-    def flaky(texts: list[str]) -> Encoded:
+    def flaky(texts: list[str], *, tokens: bool = True) -> Encoded:
         for failure in failures:
             raise failure
-        return onnx(texts)
+        return onnx(texts, tokens=tokens)
 
     encoder = SharedEncoder(flaky)
     with pytest.raises(MemoryError):
@@ -182,3 +182,27 @@ def test_mean_pooling_ignores_padding_and_normalises_each_layer() -> None:
     states = torch.tensor([[[3.0, 4.0], [100.0, 100.0]]])
     pooled = mean_pool([states, states * 2], torch.tensor([[1, 0]]))
     assert torch.allclose(pooled, torch.tensor([[0.6, 0.8, 0.6, 0.8]]))
+
+
+def test_a_pass_without_token_states_gives_bit_identical_pooled_views(onnx: OnnxEncoder) -> None:
+    texts = ["hi", "How do I kill a python process that hangs?", LONG]
+    full, pooled_only = onnx(texts), onnx(texts, tokens=False)
+    assert np.array_equal(pooled_only.layers, full.layers)
+    assert np.array_equal(pooled_only.sentence, full.sentence)
+    assert [t.shape for t in pooled_only.tokens] == [(0, 384)] * len(texts)
+
+
+async def test_the_shared_encoder_asks_its_pass_for_token_states_only_once_they_are_kept(onnx: OnnxEncoder) -> None:
+    asked: list[bool] = []
+
+    def recording(texts: list[str], *, tokens: bool = True) -> Encoded:
+        asked.append(tokens)
+        return onnx(texts, tokens=tokens)
+
+    encoder = SharedEncoder(recording)
+    await encoder.vectors(["no head reads these"])
+    encoder.encode_now(["a policy's text"])
+    encoder.keep_tokens = True
+    (vectors,) = await encoder.vectors(["a head reads these"])
+    assert asked == [False, False, True]
+    assert vectors.tokens.shape[0] > 0

@@ -5,6 +5,7 @@ pipeline's loop with its body, streaming and lifespan intact."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 import uuid
@@ -21,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.slack.handlers import SlackHandlers
 from bot.front_door import DoorRoute, LoopBridge, serve_in_thread
+from bot.observability import RequestContext
 from tests.api_helpers import live_server
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import EventSender, FakeSlack, mention
@@ -170,3 +172,24 @@ async def test_a_slow_turn_does_not_delay_another_events_ack(
     assert ack_s < BLOCK_S / 3
     assert slack.thread(channel, first) == ["You said: slow"]
     assert slack.thread(channel, second) == ["You said: fast"]
+
+
+async def test_a_request_answered_on_the_door_is_access_logged_once_like_a_carried_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A shed turn's 503 and a Slack ack never reach the app's RequestContext; they are logged all the same."""
+
+    async def refused(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 503, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    door: dict[str, DoorRoute] = {"/v1/chat": lambda _: refused}
+    app = RequestContext(blocking_app(threading.Event()))
+    with caplog.at_level(logging.INFO, logger="parley.http"):
+        async with door_server(app, door) as url, httpx.AsyncClient(base_url=url) as http:
+            assert (await http.post("/v1/chat")).status_code == 503
+            assert (await http.get("/loop")).status_code == 200
+    assert sorted(r.getMessage() for r in caplog.records if r.name == "parley.http") == [
+        "GET /loop 200",
+        "POST /v1/chat 503",
+    ]

@@ -202,14 +202,16 @@ TicketDep = Annotated[Ticket, Depends(admit_turn)]
 
 
 def overloaded(state: ApiState) -> ApiError:
-    """The 503 of a shed turn (counted as shed)."""
+    """The 503 of a shed turn (counted as shed). It closes the connection: with several workers on one
+    port (bot/workers.py) a connection stays with the worker that accepted it, so the client's retry on a
+    new connection may reach one with room, where on this one it would meet the same full worker."""
     metrics.SHED.labels("api").inc()
     return ApiError(
         503,
         "overloaded",
         "This server is answering as many messages as it can right now and took no more; nothing was stored.",
         f"Retry after {state.config.busy_retry_after_s} s (see Retry-After), or spread requests over time.",
-        headers={"Retry-After": str(state.config.busy_retry_after_s)},
+        headers={"Retry-After": str(state.config.busy_retry_after_s), "Connection": "close"},
     )
 
 

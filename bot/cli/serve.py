@@ -47,7 +47,8 @@ def serve(
     # loop, whose scheduling and socket writes were a quarter of a worker's profile under load.
     run(
         serve_http(
-            settings, host=host, port=port, playground_key=playground_key, sock=sock, maintenance=worker_index == 0
+            settings, host=host, port=port, playground_key=playground_key, sock=sock,
+            worker=worker_index if worker_fd is not None else None,
         ),
         loop_factory=auto_loop_factory(),
     )
