@@ -174,10 +174,17 @@ async def serve(
             access_log=False,
             proxy_headers=True,
             timeout_graceful_shutdown=int(pipeline.config.turn_timeout_s) + 5,
+            # The app's lifespan runs here, on the pipeline's loop, around the server: run by uvicorn it
+            # crossed from the door's loop, and the crossing could still be pending when that loop
+            # closed, which uvicorn reported as "ASGI 'lifespan' protocol appears unsupported".
+            lifespan="off",
         )
         state: ApiState = app.state.api
         server = DrainingServer(config, on_exit=lambda: setattr(state, "draining", True))
-        await serve_in_thread(server, sockets=[sock] if sock is not None else None, loop_factory=door_loop_factory())
+        async with app.router.lifespan_context(app):
+            await serve_in_thread(
+                server, sockets=[sock] if sock is not None else None, loop_factory=door_loop_factory()
+            )
         log.info("server stopped; %d turn(s) still running", len(state.turns))
 
 
