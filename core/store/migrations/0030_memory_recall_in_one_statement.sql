@@ -56,6 +56,33 @@ SET search_path = pg_catalog, public, pg_temp
 AS $function$
 DECLARE
     dims integer;
+    -- the parts both searches share, formatted into each
+    query_cte constant text := $sql$query AS MATERIALIZED (
+    SELECT CASE WHEN $7 <> '' THEN to_tsquery('english', $7) END AS tsq,
+           tsvector_to_array(to_tsvector('english', $6)) AS words
+)$sql$;
+    bm25_ctes constant text := $sql$idf AS MATERIALIZED (
+    SELECT d.lexeme, ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf, st.avgdl
+    FROM (SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme) d CROSS JOIN stats st
+),
+bm25 AS MATERIALIZED (
+    SELECT h.id, sum(i.idf * h.tf * ($10 + 1) / (h.tf + $10 * (1 - $11 + $11 * h.dl / i.avgdl))) AS text_score
+    FROM hits h JOIN idf i USING (lexeme) GROUP BY h.id
+)$sql$;
+    centre_cte constant text := $sql$centre AS MATERIALIZED (
+    SELECT mu, -(mu <#> $5) AS qm, -(mu <#> mu) AS mm, -($5 <#> $5) AS qq,
+           -($5 <#> $5) + 2 * (mu <#> $5) - (mu <#> mu) AS qq_c
+    FROM (SELECT avg(c.embedding) FILTER (WHERE c.embedding_model = $4) AS mu
+          FROM memories c
+          WHERE c.id = ANY (ARRAY(SELECT id FROM picked))
+            AND c.platform = $1 AND c.workspace_id = $2 AND c.user_id = $3) a
+)$sql$;
+    similarity_sql constant text := $sql$CASE WHEN q.embedding_model = $4 AND $5 IS NOT NULL THEN
+    CASE WHEN ((q.embedding <#> c.mu) * 2 - (q.embedding <#> q.embedding) + c.mm) > -($12 * $12) * (q.embedding <#> q.embedding)
+              AND c.qq_c > ($12 * $12) * c.qq
+         THEN ((q.embedding <#> c.mu) - (q.embedding <#> $5) - c.qm + c.mm)
+              / sqrt(((q.embedding <#> c.mu) * 2 - (q.embedding <#> q.embedding) + c.mm) * c.qq_c)
+         ELSE 0 END END$sql$;
 BEGIN
     PERFORM set_config('parley.platform', memory_recall.platform, true),
             set_config('parley.workspace_id', memory_recall.workspace_id, true),
@@ -67,10 +94,7 @@ BEGIN
         -- pgvector's default 40 gives recall@10 near 0.4 on a 20k scope; its maximum is 1000
         PERFORM set_config('hnsw.ef_search', least(greatest(ef_search, 2 * pool_size), 1000)::text, true);
         RETURN QUERY EXECUTE format($indexed$
-WITH query AS MATERIALIZED (
-    SELECT CASE WHEN $7 <> '' THEN to_tsquery('english', $7) END AS tsq,
-           tsvector_to_array(to_tsvector('english', $6)) AS words
-),
+WITH %2$s,
 near AS (
     SELECT id FROM memories
     WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND embedding_model = $4
@@ -88,39 +112,20 @@ hits AS MATERIALIZED (  -- the scoped GIN index of migration 0024, skipped when 
         AS t(lexeme, positions, weights)
     WHERE $7 <> ''
 ),
-idf AS MATERIALIZED (
-    SELECT d.lexeme, ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf, st.avgdl
-    FROM (SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme) d CROSS JOIN stats st
-),
-bm25 AS MATERIALIZED (
-    SELECT h.id, sum(i.idf * h.tf * ($10 + 1) / (h.tf + $10 * (1 - $11 + $11 * h.dl / i.avgdl))) AS text_score
-    FROM hits h JOIN idf i USING (lexeme) GROUP BY h.id
-),
+%3$s,
 top_text AS (SELECT id, text_score FROM bm25 ORDER BY text_score DESC, id DESC LIMIT $8),
 picked AS (SELECT id FROM near UNION SELECT id FROM top_text),
-centre AS MATERIALIZED (
-    SELECT mu, -(mu <#> $5) AS qm, -(mu <#> mu) AS mm, -($5 <#> $5) AS qq,
-           -($5 <#> $5) + 2 * (mu <#> $5) - (mu <#> mu) AS qq_c
-    FROM (SELECT avg(c.embedding) FILTER (WHERE c.embedding_model = $4) AS mu
-          FROM memories c
-          WHERE c.id = ANY (ARRAY(SELECT id FROM picked))
-            AND c.platform = $1 AND c.workspace_id = $2 AND c.user_id = $3) a
-)
-SELECT 'hnsw'::text, m.id, m.content, m.created_at, m.thread_id,
-       CASE WHEN m.embedding_model = $4 AND $5 IS NOT NULL THEN
-            CASE WHEN ((m.embedding <#> c.mu) * 2 - (m.embedding <#> m.embedding) + c.mm) > -($12 * $12) * (m.embedding <#> m.embedding)
-                      AND c.qq_c > ($12 * $12) * c.qq
-                 THEN ((m.embedding <#> c.mu) - (m.embedding <#> $5) - c.qm + c.mm)
-                      / sqrt(((m.embedding <#> c.mu) * 2 - (m.embedding <#> m.embedding) + c.mm) * c.qq_c)
-                 ELSE 0 END END,
+%4$s
+SELECT 'hnsw'::text, q.id, q.content, q.created_at, q.thread_id,
+       %5$s,
        coalesce(t.text_score, 0)::float8,
        NULL::bigint, NULL::float8, NULL::float8,
        NULL::bigint, NULL::float8, NULL::float8
-FROM memories m CROSS JOIN centre c
-LEFT JOIN top_text t ON t.id = m.id
-WHERE m.id = ANY (ARRAY(SELECT id FROM picked)) AND m.platform = $1 AND m.workspace_id = $2 AND m.user_id = $3
+FROM memories q CROSS JOIN centre c
+LEFT JOIN top_text t ON t.id = q.id
+WHERE q.id = ANY (ARRAY(SELECT id FROM picked)) AND q.platform = $1 AND q.workspace_id = $2 AND q.user_id = $3
   AND (SELECT count(*) FROM picked) >= $8  -- a short answer: the exact scan below answers instead
-$indexed$, dims)
+$indexed$, dims, query_cte, bm25_ctes, centre_cte, similarity_sql)
         USING memory_recall.platform, memory_recall.workspace_id, memory_recall.user_id, model, query_vector,
               query_text, query_words, pool_size, recent, bm25_k1, bm25_b, at_mean;
         IF FOUND THEN
@@ -131,11 +136,8 @@ $indexed$, dims)
     -- everything after works on bounded sets: the $8 best by vector and by BM25, the newest, the thread
     -- neighbours of the best (index probes), so no sort or window runs over the whole scope. With no
     -- signal at all (no query, another model), the newest fill up to $8.
-    RETURN QUERY EXECUTE $exact$
-WITH query AS MATERIALIZED (
-    SELECT CASE WHEN $7 <> '' THEN to_tsquery('english', $7) END AS tsq,
-           tsvector_to_array(to_tsvector('english', $6)) AS words
-),
+    RETURN QUERY EXECUTE format($exact$
+WITH %2$s,
 scope AS MATERIALIZED (
     SELECT id, created_at, length(tsv) AS dl,
            CASE WHEN embedding_model = $4 THEN 1 - (embedding <=> $5) END AS similarity,
@@ -153,14 +155,7 @@ hits AS MATERIALIZED (
     FROM scope s CROSS JOIN LATERAL unnest(s.terms) AS t(lexeme, positions, weights)
     WHERE s.terms IS NOT NULL
 ),
-idf AS MATERIALIZED (
-    SELECT d.lexeme, ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf, st.avgdl
-    FROM (SELECT lexeme, count(*)::float8 AS df FROM hits GROUP BY lexeme) d CROSS JOIN stats st
-),
-bm25 AS MATERIALIZED (
-    SELECT h.id, sum(i.idf * h.tf * ($10 + 1) / (h.tf + $10 * (1 - $11 + $11 * h.dl / i.avgdl))) AS text_score
-    FROM hits h JOIN idf i USING (lexeme) GROUP BY h.id
-),
+%3$s,
 best AS (
     (SELECT id FROM scope WHERE similarity IS NOT NULL ORDER BY similarity DESC, id DESC LIMIT $8)
     UNION
@@ -192,14 +187,7 @@ picked AS (
     UNION SELECT id FROM newest WHERE by_time <= $9 OR (silent AND by_time <= $8)
     UNION SELECT id FROM around
 ),
-centre AS MATERIALIZED (
-    SELECT mu, -(mu <#> $5) AS qm, -(mu <#> mu) AS mm, -($5 <#> $5) AS qq,
-           -($5 <#> $5) + 2 * (mu <#> $5) - (mu <#> mu) AS qq_c
-    FROM (SELECT avg(c.embedding) FILTER (WHERE c.embedding_model = $4) AS mu
-          FROM memories c
-          WHERE c.id = ANY (ARRAY(SELECT id FROM picked))
-            AND c.platform = $1 AND c.workspace_id = $2 AND c.user_id = $3) a
-),
+%4$s,
 links AS MATERIALIZED (  -- each candidate and the previous and next memory of its thread
     SELECT m.id, m.content, m.created_at, m.thread_id, pl.id AS prev_id, nl.id AS next_id
     FROM memories m
@@ -219,12 +207,7 @@ links AS MATERIALIZED (  -- each candidate and the previous and next memory of i
 ),
 scored AS MATERIALIZED (  -- the signals of the candidates and of their neighbours
     SELECT q.id,
-           CASE WHEN q.embedding_model = $4 AND $5 IS NOT NULL THEN
-                CASE WHEN ((q.embedding <#> c.mu) * 2 - (q.embedding <#> q.embedding) + c.mm) > -($12 * $12) * (q.embedding <#> q.embedding)
-                          AND c.qq_c > ($12 * $12) * c.qq
-                     THEN ((q.embedding <#> c.mu) - (q.embedding <#> $5) - c.qm + c.mm)
-                          / sqrt(((q.embedding <#> c.mu) * 2 - (q.embedding <#> q.embedding) + c.mm) * c.qq_c)
-                     ELSE 0 END END AS similarity,
+           %5$s AS similarity,
            CASE WHEN q.tsv @@ (SELECT tsq FROM query) THEN (
                 SELECT sum(i.idf * h.tf * ($10 + 1) / (h.tf + $10 * (1 - $11 + $11 * h.dl / i.avgdl)))
                 FROM (SELECT lexeme, greatest(cardinality(positions), 1)::float8 AS tf, length(q.tsv)::float8 AS dl
@@ -239,7 +222,7 @@ SELECT 'exact'::text, l.id, l.content, l.created_at, l.thread_id, s.similarity, 
 FROM links l JOIN scored s ON s.id = l.id
 LEFT JOIN scored p ON p.id = l.prev_id
 LEFT JOIN scored n ON n.id = l.next_id
-$exact$
+$exact$, NULL, query_cte, bm25_ctes, centre_cte, similarity_sql)
         USING memory_recall.platform, memory_recall.workspace_id, memory_recall.user_id, model, query_vector,
               query_text, query_words, pool_size, recent, bm25_k1, bm25_b, at_mean;
 END
