@@ -51,11 +51,8 @@ from benchmarks.locomo_retrieval import (
     turns_of,
     with_overrides,
 )
-from core.guard.masking import scrub
-from core.memory.embedding_backend import DEFAULT_EMBEDDING_MODEL, build_embedder, embed_one
+from core.memory.embedding_backend import DEFAULT_EMBEDDING_MODEL, build_embedder
 from core.memory.ranking import Candidate, rank
-from core.memory.scope import person_scope
-from core.memory.search import search
 from core.memory.service import MemoryConfig, MemoryService
 from core.memory.when import mentioned_window
 from core.store.migrations import migrate
@@ -99,8 +96,9 @@ def replay(saved: Sequence[SavedQuestion], config: MemoryConfig, ks: Sequence[in
     }
 
 
-async def save_pools(args: argparse.Namespace, config: MemoryConfig, pool_size: int) -> list[SavedQuestion]:
-    """Every question's candidates from the reused database, through the same search as recall."""
+async def save_pools(args: argparse.Namespace, config: MemoryConfig, ks: Sequence[int]) -> list[SavedQuestion]:
+    """Every question's candidates from the reused database, as `MemoryService.recall` takes them for the
+    largest k (`MemoryService.candidate_pool`)."""
     uri = args.database_url
     await migrate(uri)
     pool = await create_pool(uri, max_size=2)
@@ -122,23 +120,12 @@ async def save_pools(args: argparse.Namespace, config: MemoryConfig, pool_size: 
                 evidence = tuple(e for e in q.evidence if e in turn_ids)
                 if not evidence:
                     continue
-                text = scrub(q.text).strip()
-                vector = await embed_one(service.embedder, text, input_type="query")
-                async with person_scope(pool, user) as conn:
-                    found = await search(
-                        conn,
-                        user,
-                        query=text,
-                        vector=vector,
-                        model=service.model,
-                        pool_size=pool_size,
-                        recent=config.recent,
-                    )
+                found = await service.candidate_pool(user, q.text, k=max(ks))
                 saved.append(
                     SavedQuestion(
                         conversation=sample_id,
                         category=q.category,
-                        text=text,
+                        text=found.query,
                         evidence=evidence,
                         asked_at=asked_at,
                         candidates=tuple(found.candidates),
@@ -168,7 +155,7 @@ def main() -> None:
     elif args.database_url is None or args.data is None:
         parser.error(f"{args.pools} does not exist yet: give --data and --database-url to save the pools first")
     else:
-        saved = asyncio.run(save_pools(args, config, max(config.candidate_pool, *ks)))
+        saved = asyncio.run(save_pools(args, config, ks))
         args.pools.write_bytes(pickle.dumps(saved))
     result = replay(saved, config, ks, set(args.dev.split(",")))
     print(json.dumps({**result, "config": args.set, "questions": len(saved)}))

@@ -36,13 +36,13 @@ from core.memory.facts import Fact, Home, NewFact, Said
 from core.memory.facts_rules import read_statements
 from core.memory.facts_view import homes_for
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
-from core.memory.ranking import RankWeights, rank
+from core.memory.ranking import Candidate, RankWeights, rank
 from core.memory.reembed import pending_reembed, reembed
 from core.memory.scope import fact_scope, person_scope
 from core.memory.when import mentioned_window
 from core.models import UserKey
 from core.seams import MemoryHit, Profile
-from core.store.tenancy import one_transaction
+from core.store.tenancy import one_transaction, self_scoped
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,14 @@ class MemoryConfig:
     """How long messages are learned by the rules alone before the model is asked again."""
     large_scope_rows: int = 20_000
     """A scope with this many memories gets its own partial HNSW index in maintenance."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CandidatePool:
+    """A recall's candidates before ranking, with the query they were found for (masked and stripped)."""
+
+    query: str
+    candidates: list[Candidate]
 
 
 class MemoryService:
@@ -133,6 +141,23 @@ class MemoryService:
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         if k <= 0:
             return []
+        pool = await self.candidate_pool(user, query, k=k)
+        now = self.clock()
+        ranked = rank(
+            pool.candidates,
+            k=k,
+            weights=self.config.weights,
+            now=now,
+            window=mentioned_window(pool.query, now=now),
+        )
+        return [
+            MemoryHit(id=r.id, content=r.content, score=r.score, created_at=r.created_at.isoformat()) for r in ranked
+        ]
+
+    async def candidate_pool(self, user: UserKey, query: str, *, k: int) -> CandidatePool:
+        """What `recall` ranks for the best `k`: the query masked as memories are, embedded, and the
+        person's candidates for it (one statement: `core.memory.search`). Benchmarks that re-rank saved
+        pools take them from here, so they measure the path a turn takes."""
         masked = scrub(query).strip()
         vector = None
         if masked:
@@ -141,7 +166,7 @@ class MemoryService:
                 self._keep_vector(masked, vector)
             except Exception as exc:  # a provider outage degrades recall to text and recency
                 log.warning("memory: query embedding failed (%s); recalling by text only", type(exc).__name__)
-        async with person_scope(self.pool, user) as conn:
+        async with self_scoped(self.pool) as conn:
             found = await recall_search.search(
                 conn,
                 user,
@@ -151,17 +176,7 @@ class MemoryService:
                 pool_size=max(self.config.candidate_pool, k),
                 recent=self.config.recent,
             )
-        now = self.clock()
-        ranked = rank(
-            found.candidates,
-            k=k,
-            weights=self.config.weights,
-            now=now,
-            window=mentioned_window(masked, now=now),
-        )
-        return [
-            MemoryHit(id=r.id, content=r.content, score=r.score, created_at=r.created_at.isoformat()) for r in ranked
-        ]
+        return CandidatePool(query=masked, candidates=found.candidates)
 
     async def remember(
         self,

@@ -90,6 +90,25 @@ async def tenant(pool: asyncpg.Pool, key: TenantKey, *, channel_id: str = "") ->
 
 
 @asynccontextmanager
+async def self_scoped(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection for one statement that names its tenant itself: a function that sets the role and the
+    tenant settings for its own run and restores them as it returns (migration 0030's `memory_recall`).
+
+    Inside a `one_transaction` block it is the block's connection, in its turn and left on the tenant it
+    has; elsewhere a pooled connection outside any transaction, where the statement is a transaction of
+    its own: one round trip, with no BEGIN or COMMIT. Any other statement on it would run outside the
+    tenancy wall."""
+    group = _GROUP.get()
+    if group is not None and group.pool is pool:
+        async with group.lend(None) as lent:
+            if lent is not None:
+                yield lent
+                return
+    async with pool.acquire() as conn:
+        yield conn
+
+
+@asynccontextmanager
 async def one_transaction(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[None]:
     """Run every scope entered inside this block, here and in the tasks it starts, in one transaction.
 
@@ -143,8 +162,9 @@ class _Group:
     open: bool = True
 
     @asynccontextmanager
-    async def lend(self, tenant: Tenant) -> AsyncIterator[asyncpg.Connection | None]:
-        """The connection, switched to `tenant`, for one scope at a time; None once the block has ended."""
+    async def lend(self, tenant: Tenant | None) -> AsyncIterator[asyncpg.Connection | None]:
+        """The connection, switched to `tenant` (None: as it is), for one scope at a time; None once the
+        block has ended."""
         task = asyncio.current_task()
         if self.holder is task:  # a scope inside a scope of the same task: it already holds the lock
             outer = self.current
@@ -170,8 +190,8 @@ class _Group:
         async with self.lock:
             self.open = False
 
-    async def _switch(self, tenant: Tenant) -> None:
-        if tenant != self.current:
+    async def _switch(self, tenant: Tenant | None) -> None:
+        if tenant is not None and tenant != self.current:
             await _switch(self.conn, tenant)
             self.current = tenant
 
