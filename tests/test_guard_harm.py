@@ -102,3 +102,11 @@ def test_reply_chunks_cover_the_reply_within_the_size(text: str) -> None:
     chunks = reply_chunks(text, size=200)
     assert all(0 < len(c) <= 200 for c in chunks)
     assert "".join("".join(chunks).split()) == "".join(text.split())
+
+
+@pytest.mark.parametrize("rows", [0, 1, 3, 4, 5, 9])
+def test_a_few_rows_score_as_they_would_in_a_large_batch(classifier: HarmClassifier, rows: int) -> None:
+    features = np.random.default_rng(rows).standard_normal((rows + 8, classifier.support.shape[1])).astype(np.float32)
+    alone = classifier.decision(features[:rows])
+    assert alone.shape == (rows,)
+    np.testing.assert_allclose(alone, classifier.decision(features)[:rows], rtol=1e-4, atol=1e-4)

@@ -25,6 +25,9 @@ DEFAULT_HEAD = DATA_DIR / "harm_head.npz"
 """The fine-tuned input head's weights (core/guard/head.py)."""
 
 
+FEW_ROWS = 4
+"""Up to this many rows a decision runs row by row (matrix-vector products), beyond it as one product."""
+
 @dataclass(frozen=True, kw_only=True)
 class HarmClassifier:
     """Scores texts from 0 (benign) to 1 (harmful request); `threshold` is the calibrated cut and
@@ -66,7 +69,12 @@ class HarmClassifier:
     def decision(self, features: np.ndarray) -> np.ndarray:
         """The SVM's signed distance for each row of layer features."""
         x = (features.astype(np.float32) - self.mean) / self.scale
-        sq = (x * x).sum(1)[:, None] + self._support_norms[None, :] - 2.0 * x @ self.support.T
+        # A few rows (a message's sentences, a reply's chunks) go one by one through BLAS's matrix-vector
+        # product: as one matrix product OpenBLAS first repacks all 1,724 x 2,304 support numbers, which
+        # cost 3 ms for two rows against 0.4 ms for one.
+        few = 0 < len(x) <= FEW_ROWS
+        products = np.stack([self.support @ row for row in x]) if few else (self.support @ x.T).T
+        sq = (x * x).sum(1)[:, None] + self._support_norms[None, :] - 2.0 * products
         kernel = np.exp(-self.gamma * np.maximum(sq, 0.0))
         return np.asarray(kernel @ self.dual + self.intercept, dtype=np.float64)
 
