@@ -26,6 +26,8 @@ Scope = Literal["person", "channel", "workspace"]
 Metric = Literal["tokens", "usd"]
 Period = Literal["day", "month"]
 WARN_AT = 0.8
+MAX_AMOUNT = 999_999_999_999.0
+"""The largest limit stored (tokens or USD): spend_limits.amount is numeric(18, 6), under 10^12."""
 WHO_CAN_RAISE = "a Parley operator of this workspace can raise it (`parley limits set` or the admin page)"
 
 
@@ -210,8 +212,8 @@ async def reserve(
 # -- operators' edits -------------------------------------------------------------------------
 async def set_limit(pool: asyncpg.Pool, workspace: TenantKey, limit: SpendLimit, *, by: audit.Actor) -> float | None:
     """Create or change a limit; return the amount it replaced."""
-    if limit.amount < 0:
-        raise ValueError("a limit is zero or more")
+    if not 0 <= limit.amount <= MAX_AMOUNT:
+        raise ValueError(f"a limit is between 0 and {MAX_AMOUNT:,.0f}")
     if (limit.scope == "workspace") != (limit.subject == ""):
         raise ValueError("a workspace limit names no subject; a person or channel limit names one")
     async with tenant(pool, workspace) as conn:

@@ -10,7 +10,17 @@ import asyncpg
 import pytest
 
 from core.audit import Actor, list_entries
-from core.limits import SpendLimit, Standing, clear_limit, decide, list_limits, period_start, resets_at, set_limit
+from core.limits import (
+    MAX_AMOUNT,
+    SpendLimit,
+    Standing,
+    clear_limit,
+    decide,
+    list_limits,
+    period_start,
+    resets_at,
+    set_limit,
+)
 from core.models import Inbound
 from core.pipeline import Pipeline
 from core.store import tenancy
@@ -252,3 +262,12 @@ async def test_a_turn_under_limits_takes_at_most_six_transactions(
     reply = await pipeline.run(_next(first, text="two"), RecordingSink())
     assert reply.error is None
     assert len(begun) <= 6, begun
+
+
+async def test_the_largest_limit_is_stored_and_a_larger_one_refused_before_the_database(pool: asyncpg.Pool) -> None:
+    inbound = message("hi")
+    await _limit_of(pool, inbound, amount=MAX_AMOUNT)
+    (stored,) = await list_limits(pool, platform=inbound.platform, workspace_id=inbound.workspace_id)
+    assert stored.amount == MAX_AMOUNT
+    with pytest.raises(ValueError, match="between 0 and"):
+        await _limit_of(pool, inbound, amount=1e12)

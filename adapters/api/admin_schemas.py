@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from core.admin_reports import FeedbackDay, RatedTurn, RefusalCategory, UsageDay
 from core.channel_settings import KEYS
+from core.limits import MAX_AMOUNT
 
 ID = r"^[A-Za-z0-9_.@:#-]{1,128}$"
 OPTIONAL_ID = r"^[A-Za-z0-9_.@:#-]{0,128}$"
@@ -51,7 +52,7 @@ class LimitBody(BaseModel):
     )
     metric: Literal["tokens", "usd"] = Field(description="usd counts only turns whose cost is known.")
     period: Literal["day", "month"] = Field(description="UTC days and calendar months.")
-    amount: float = Field(ge=0, le=1e12)
+    amount: float = Field(ge=0, le=MAX_AMOUNT)
 
 
 class UsageOut(BaseModel):

@@ -14,7 +14,17 @@ from rich.console import Console
 
 from bot.cli.common import PlatformOpt, WorkspaceOpt, err, load_settings, operator, run, wide_table
 from bot.database import open_pool
-from core.limits import Metric, Period, Scope, SpendLimit, clear_limit, describe, list_limits, set_limit
+from core.limits import (
+    MAX_AMOUNT,
+    Metric,
+    Period,
+    Scope,
+    SpendLimit,
+    clear_limit,
+    describe,
+    list_limits,
+    set_limit,
+)
 from core.models import WorkspaceKey
 
 app = typer.Typer(help="Spend limits in tokens or USD per day or month, per person, channel or workspace.",
@@ -30,7 +40,9 @@ PeriodArg = Annotated[Period, typer.Argument(help="day or month (UTC)")]
 def limits_set(
     metric: MetricArg,
     period: PeriodArg,
-    amount: Annotated[float, typer.Argument(min=0, help="The most a period may use (tokens, or USD).")],
+    amount: Annotated[
+        float, typer.Argument(min=0, max=MAX_AMOUNT, help="The most a period may use (tokens, or USD).")
+    ],
     workspace: WorkspaceOpt = "local",
     platform: PlatformOpt = "console",
     user: PersonOpt = None,
