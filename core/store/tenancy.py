@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -74,23 +74,15 @@ def _hex_text(value: str) -> str:
     return f"convert_from(decode('{value.encode().hex()}', 'hex'), 'UTF8')"
 
 
-@asynccontextmanager
-async def tenant(pool: asyncpg.Pool, key: TenantKey, *, channel_id: str = "") -> AsyncIterator[asyncpg.Connection]:
+def tenant(
+    pool: asyncpg.Pool, key: TenantKey, *, channel_id: str = ""
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection in a transaction that sees only `key`'s rows (a person's, if `key` has a user_id), and
     the shared facts of `channel_id` where one is named."""
-    scope = tenant_of(key, channel_id)
-    group = _GROUP.get()
-    if group is not None and group.pool is pool:
-        async with group.lend(scope) as lent:
-            if lent is not None:
-                yield lent
-                return
-    async with pool.acquire() as conn, _transaction(conn, scope):
-        yield conn
+    return _connection(pool, tenant_of(key, channel_id))
 
 
-@asynccontextmanager
-async def self_scoped(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+def self_scoped(pool: asyncpg.Pool) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection for one statement that names its tenant itself: a function that sets the role and the
     tenant settings for its own run and restores them as it returns (migration 0030's `memory_recall`).
 
@@ -98,14 +90,25 @@ async def self_scoped(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     has; elsewhere a pooled connection outside any transaction, where the statement is a transaction of
     its own: one round trip, with no BEGIN or COMMIT. Any other statement on it would run outside the
     tenancy wall."""
+    return _connection(pool, None)
+
+
+@asynccontextmanager
+async def _connection(pool: asyncpg.Pool, scope: Tenant | None) -> AsyncIterator[asyncpg.Connection]:
+    """The open `one_transaction` block's connection switched to `scope` (None: left as it is), one scope at
+    a time; else a pooled connection, in a transaction naming `scope`, or, for None, in none."""
     group = _GROUP.get()
     if group is not None and group.pool is pool:
-        async with group.lend(None) as lent:
+        async with group.lend(scope) as lent:
             if lent is not None:
                 yield lent
                 return
     async with pool.acquire() as conn:
-        yield conn
+        if scope is None:
+            yield conn
+            return
+        async with _transaction(conn, scope):
+            yield conn
 
 
 @asynccontextmanager
