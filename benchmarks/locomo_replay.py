@@ -52,9 +52,8 @@ from benchmarks.locomo_retrieval import (
     with_overrides,
 )
 from core.memory.embedding_backend import DEFAULT_EMBEDDING_MODEL, build_embedder
-from core.memory.ranking import Candidate, rank
-from core.memory.service import MemoryConfig, MemoryService
-from core.memory.when import mentioned_window
+from core.memory.ranking import Candidate
+from core.memory.service import CandidatePool, MemoryConfig, MemoryService, rank_pool
 from core.store.migrations import migrate
 from core.store.pool import create_pool
 
@@ -83,8 +82,8 @@ def replay(saved: Sequence[SavedQuestion], config: MemoryConfig, ks: Sequence[in
         group = "dev" if q.conversation in dev else "unseen"
         if q.conversation not in groups[group].conversations:
             groups[group].conversations.append(q.conversation)
-        window = mentioned_window(q.text, now=q.asked_at)
-        hits = rank(q.candidates, k=max(ks), weights=config.weights, now=q.asked_at, window=window)
+        pool = CandidatePool(query=q.text, candidates=q.candidates)
+        hits = rank_pool(pool, k=max(ks), weights=config.weights, now=q.asked_at)
         ranked = [set(q.turns.get(h.id, ())) for h in hits]
         groups[group].add(q.category, {k: evidence_recall(ranked, q.evidence, k) for k in ks})
         pooled = [set(q.turns.get(c.id, ())) for c in q.candidates]

@@ -15,7 +15,7 @@ import asyncio
 import logging
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from time import monotonic
@@ -36,7 +36,7 @@ from core.memory.facts import Fact, Home, NewFact, Said
 from core.memory.facts_rules import read_statements
 from core.memory.facts_view import homes_for
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
-from core.memory.ranking import Candidate, RankWeights, rank
+from core.memory.ranking import Candidate, Ranked, RankWeights, rank
 from core.memory.reembed import pending_reembed, reembed
 from core.memory.scope import fact_scope, person_scope
 from core.memory.when import mentioned_window
@@ -88,7 +88,13 @@ class CandidatePool:
     """A recall's candidates before ranking, with the query they were found for (masked and stripped)."""
 
     query: str
-    candidates: list[Candidate]
+    candidates: Sequence[Candidate]
+
+
+def rank_pool(pool: CandidatePool, *, k: int, weights: RankWeights, now: datetime) -> list[Ranked]:
+    """The best `k` of a pool as `recall` ranks them: the fused signals, and the time the query names
+    (benchmarks/locomo_replay.py re-ranks saved pools through this too)."""
+    return rank(pool.candidates, k=k, weights=weights, now=now, window=mentioned_window(pool.query, now=now))
 
 
 class MemoryService:
@@ -142,14 +148,7 @@ class MemoryService:
         if k <= 0:
             return []
         pool = await self.candidate_pool(user, query, k=k)
-        now = self.clock()
-        ranked = rank(
-            pool.candidates,
-            k=k,
-            weights=self.config.weights,
-            now=now,
-            window=mentioned_window(pool.query, now=now),
-        )
+        ranked = rank_pool(pool, k=k, weights=self.config.weights, now=self.clock())
         return [
             MemoryHit(id=r.id, content=r.content, score=r.score, created_at=r.created_at.isoformat()) for r in ranked
         ]
