@@ -28,6 +28,7 @@ DEFAULT_HEAD = DATA_DIR / "harm_head.npz"
 FEW_ROWS = 4
 """Up to this many rows a decision runs row by row (matrix-vector products), beyond it as one product."""
 
+
 @dataclass(frozen=True, kw_only=True)
 class HarmClassifier:
     """Scores texts from 0 (benign) to 1 (harmful request); `threshold` is the calibrated cut and
