@@ -9,8 +9,11 @@ own partial HNSW index (`ensure_scope_indexes`) and measures the approximate pat
 side by side on an index built with pgvector's default ef_construction (the baseline) and on one
 built as maintenance builds it; each with queries related to what the person said and queries on
 new topics (`near_stored`), without words and with words (the hybrid path a turn takes), and with
-words at the pool of candidates a turn asks for (`_turn_pool`). Each reports the database server's CPU
-per query beside the wall times: compare ratios within one run, latencies on a shared machine move.
+words at the pool of candidates a turn asks for (`_turn_pool`). Each query runs twice, one right after
+the other: through this tree's `memory_recall` and through main's (migration 0030's, installed beside it
+in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared machine. Each reports the
+database server's CPU per query beside the wall times (compare ratios within one run, latencies on a
+shared machine move) and how often the two give the same ranked top 10.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
@@ -31,15 +34,19 @@ import asyncio
 import json
 import platform
 import random
+import re
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+import asyncpg
 import numpy as np
 from asyncpg.connection import LoggedQuery
 
@@ -49,11 +56,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from core.memory import maintenance, search, store
+from core.memory.ranking import RankWeights, rank
 from core.memory.service import MemoryConfig
 from core.models import UserKey
-from core.store.migrations import migrate
+from core.store.migrations import MIGRATIONS_DIR, migrate
 from core.store.pool import create_pool
-from core.store.tenancy import begin_sql, tenant_of
 
 MODEL = "bench:random-unit"
 TURN_POOL = MemoryConfig().candidate_pool
@@ -105,7 +112,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     load_at_start = os.getloadavg()[0]
     uri = args.database_url or _throwaway_database()
     await migrate(uri)
+    await _install_baseline(uri)
     pool = await create_pool(uri, max_size=4)
+    main_pool = await create_pool(_with_search_path(uri, f"{BASELINE_SCHEMA}, public"), max_size=4)
+    pools = {"this_tree": pool, "main": main_pool}
     rng = np.random.default_rng(7)
     text_rng = random.Random(7)
     words = [f"w{i}" for i in range(2000)]
@@ -128,11 +138,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     await pool.execute("ANALYZE memories")
 
     # --- per-person queries -----------------------------------------------------------------------
-    per_person = await _query_people(pool, rng, owners, args)
+    per_person = await _query_people(pools, rng, owners, args)
 
     # --- one large scope with its own partial HNSW index -----------------------------------------
-    large = await _large_scope(pool, rng, words, text_rng, args) if args.large_scope else None
+    large = await _large_scope(pools, rng, words, text_rng, args) if args.large_scope else None
     await pool.close()
+    await main_pool.close()
     return {
         "memories": args.memories,
         "users": len(owners),
@@ -148,41 +159,74 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _query_people(
-    pool: Any, rng: np.random.Generator, owners: list[UserKey], args: argparse.Namespace
+    pools: dict[str, Any], rng: np.random.Generator, owners: list[UserKey], args: argparse.Namespace
 ) -> dict[str, Any]:
     sample = [owners[i] for i in rng.choice(len(owners), size=min(args.queries, len(owners)), replace=False)]
-    timed: dict[str, Timed] = {path: Timed() for path in ROUND_TRIPS}
+    timed: dict[str, Timed] = {path: Timed() for path in pools}
     recalls: list[float] = []
+    agree: list[bool] = []
     with _progress() as progress:
         task = progress.add_task("top-10 queries", total=len(sample))
         for person in sample:
             query = unit_vectors(rng, 1, args.dims)[0]
-            for path in ROUND_TRIPS:  # interleaved: both see the same moment of a shared machine
-                found = await _recall(pool, person, query, "", 10, path, timed[path])
-            recalls.append(await _recall_vs_brute_force(pool, person, query, [c.id for c in found.candidates]))
+            found = {path: await _recall(p, person, query, "", 10, timed[path]) for path, p in pools.items()}
+            agree.append(_same_top10(found["this_tree"], found["main"]))
+            got = [c.id for c in found["this_tree"].candidates]
+            recalls.append(await _recall_vs_brute_force(pools["this_tree"], person, query, got))
             progress.advance(task)
     return {
         "queries": len(sample),
-        **timed["one_statement"].summary(),
-        "baseline_four_round_trips": timed["baseline"].summary(),
+        **timed["this_tree"].summary(),
+        "main_0030": timed["main"].summary(),
+        "same_ranked_top10_as_main": round(statistics.fmean(agree), 4),
         "recall_at_10": round(statistics.fmean(recalls), 4),
         "path": "exact scan inside the (platform, workspace_id, user_id) B-tree scope",
     }
 
 
-ROUND_TRIPS = ("one_statement", "baseline")
-"""How a recall reaches the database: as the service does it (`memory_recall` alone, outside a
-transaction), and main's four round trips before migration 0030 (a transaction naming the tenant, the
-scope's index settings, the search, the commit) around the same search, so the two differ only in
-round trips."""
+BASELINE_SCHEMA = "parley_main_0030"
+"""Where main's recall (migration 0030's `memory_recall`, and 0024's `memory_text_hits` it calls) is
+installed beside this tree's, from the migration files themselves: the baseline pool finds it first on
+its search_path, so both go through the same `core.memory.search.search`."""
+_BASELINE_FUNCTIONS = (
+    ("0024_recall_stats.sql", "memory_text_hits", "\n$$;"),
+    ("0030_memory_recall_in_one_statement.sql", "memory_recall", "\n$function$;"),
+)
 
-_BASELINE_SETTINGS_SQL = """
-SELECT dimensions,
-       set_config('plan_cache_mode', 'force_custom_plan', true), set_config('hnsw.ef_search', $5, true)
-FROM memory_scope_indexes
-WHERE platform = $1 AND workspace_id = $2 AND user_id = $3 AND embedding_model = $4
-"""
-"""The statement main sent before each search until migration 0030 (the baseline's second round trip)."""
+
+async def _install_baseline(uri: str) -> None:
+    """Main's recall functions in `BASELINE_SCHEMA`, callable by the app role as main's are."""
+    conn = await asyncpg.connect(uri)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {BASELINE_SCHEMA} CASCADE; CREATE SCHEMA {BASELINE_SCHEMA}")
+        for file, name, end in _BASELINE_FUNCTIONS:
+            text = (MIGRATIONS_DIR / file).read_text()
+            start = text.index(f"CREATE FUNCTION {name}(")
+            ddl = text[start : text.index(end, start) + len(end)]
+            ddl = re.sub(r"\bCREATE FUNCTION (memory_\w+)\(", rf"CREATE FUNCTION {BASELINE_SCHEMA}.\1(", ddl)
+            ddl = ddl.replace("FROM memory_text_hits(", f"FROM {BASELINE_SCHEMA}.memory_text_hits(")
+            await conn.execute(ddl)
+        await conn.execute(
+            f"GRANT USAGE ON SCHEMA {BASELINE_SCHEMA} TO parley_app;"
+            f" GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {BASELINE_SCHEMA} TO parley_app"
+        )
+    finally:
+        await conn.close()
+
+
+def _with_search_path(uri: str, search_path: str) -> str:
+    """`uri` with a server setting for its connections (asyncpg passes unknown query parameters on)."""
+    return f"{uri}{'&' if '?' in uri else '?'}search_path={quote(search_path)}"
+
+
+def _same_top10(got: search.SearchResult, main: search.SearchResult) -> bool:
+    """Whether both searches rank to the same top 10, as a turn ranks them (the fused score)."""
+    now = datetime.now(UTC)
+
+    def top(found: search.SearchResult) -> list[int]:
+        return [r.id for r in rank(found.candidates, k=10, weights=RankWeights(), now=now)]
+
+    return top(got) == top(main)
 
 
 @dataclass
@@ -202,9 +246,9 @@ class Timed:
 
 
 async def _recall(
-    pool: Any, person: UserKey, query: np.ndarray, text: str, pool_size: int, path: str, timed: Timed
+    pool: Any, person: UserKey, query: np.ndarray, text: str, pool_size: int, timed: Timed
 ) -> search.SearchResult:
-    """One recall's search by `path` (`ROUND_TRIPS`), its costs added to `timed`."""
+    """One recall's search through `pool` (this tree's recall or main's), its costs added to `timed`."""
     sent: list[str] = []
 
     def log(query: LoggedQuery) -> None:
@@ -214,19 +258,7 @@ async def _recall(
     async with pool.acquire() as conn:
         conn.add_query_logger(log)
         cpu_before = _server_cpu_s(conn)
-        if path == "baseline":
-            await conn.execute(begin_sql(tenant_of(person)))
-            await conn.fetchval(
-                _BASELINE_SETTINGS_SQL,
-                person.platform,
-                person.workspace_id,
-                person.user_id,
-                MODEL,
-                str(max(search.HNSW_EF_SEARCH, 2 * pool_size)),
-            )
         found = await search.search(conn, person, query=text, vector=query, model=MODEL, pool_size=pool_size, recent=0)
-        if path == "baseline":
-            await conn.execute("COMMIT")
         cpu_after = _server_cpu_s(conn)
         conn.remove_query_logger(log)
     timed.wall_ms.append((time.perf_counter() - started) * 1000)
@@ -252,10 +284,15 @@ async def _recall_vs_brute_force(pool: Any, person: UserKey, query: np.ndarray, 
 
 
 async def _large_scope(
-    pool: Any, rng: np.random.Generator, words: list[str], text_rng: random.Random, args: argparse.Namespace
+    pools: dict[str, Any],
+    rng: np.random.Generator,
+    words: list[str],
+    text_rng: random.Random,
+    args: argparse.Namespace,
 ) -> dict[str, Any]:
     """One person with `args.large_scope` memories, queried on a scope index built with the baseline's
     ef_construction and then on one built as maintenance builds it, with the same queries."""
+    pool = pools["this_tree"]
     person = UserKey(platform="bench", workspace_id="W-large", user_id="U-large")
     vectors = clustered_unit_vectors(rng, args.large_scope, args.dims)
     async with pool.acquire() as conn:
@@ -278,33 +315,43 @@ async def _large_scope(
         build_s = time.perf_counter() - started
         result[label] = {"ef_construction": ef_construction, "index_build_s": round(build_s, 1)}
         for kind, queries in query_sets.items():
-            result[label][kind] = await _query_large_scope(pool, person, vectors, queries, [""] * len(queries))
-            result[label][f"{kind}_with_words"] = await _query_large_scope(pool, person, vectors, queries, texts)
+            result[label][kind] = await _query_large_scope(pools, person, vectors, queries, [""] * len(queries))
+            result[label][f"{kind}_with_words"] = await _query_large_scope(pools, person, vectors, queries, texts)
             result[label][f"{kind}_with_words_turn_pool"] = await _query_large_scope(
-                pool, person, vectors, queries, texts, pool_size=TURN_POOL
+                pools, person, vectors, queries, texts, pool_size=TURN_POOL
             )
     return result
 
 
 async def _query_large_scope(
-    pool: Any, person: UserKey, vectors: np.ndarray, queries: np.ndarray, texts: list[str], *, pool_size: int = 10
+    pools: dict[str, Any],
+    person: UserKey,
+    vectors: np.ndarray,
+    queries: np.ndarray,
+    texts: list[str],
+    *,
+    pool_size: int = 10,
 ) -> dict[str, Any]:
-    """Top 10 by vector of each query through the store's search, with `texts` as its words, by each of
-    `ROUND_TRIPS` in turn; with the CPU time the database server spent on each (robust to a busy
-    machine, where wall times are not) and the statements each sent."""
-    timed: dict[str, Timed] = {path: Timed() for path in ROUND_TRIPS}
+    """Top 10 by vector of each query through the store's search, with `texts` as its words, through this
+    tree's recall and main's in turn; with the CPU time the database server spent on each (robust to a
+    busy machine, where wall times are not), the statements each sent, and how often both rank the same
+    top 10."""
+    timed: dict[str, Timed] = {path: Timed() for path in pools}
     recalls: list[float] = []
+    agree: list[bool] = []
     paths: set[str] = set()
     for query, text in zip(queries, texts, strict=True):
-        for path in ROUND_TRIPS:
-            found = await _recall(pool, person, query, text, pool_size, path, timed[path])
+        both = {path: await _recall(p, person, query, text, pool_size, timed[path]) for path, p in pools.items()}
+        agree.append(_same_top10(both["this_tree"], both["main"]))
+        found = both["this_tree"]
         paths.add(found.path)
         truth = np.argsort(-(vectors @ query), kind="stable")[:10]
         got_rows = {c.content.split(":")[0] for c in found.candidates}  # the 10 nearest asked for, and text hits
         recalls.append(sum(f"memory {10**9 + int(i)}" in got_rows for i in truth) / 10)
     return {
-        **timed["one_statement"].summary(),
-        "baseline_four_round_trips": timed["baseline"].summary(),
+        **timed["this_tree"].summary(),
+        "main_0030": timed["main"].summary(),
+        "same_ranked_top10_as_main": round(statistics.fmean(agree), 4),
         "recall_at_10": round(statistics.fmean(recalls), 4),
         "path": sorted(paths),
     }

@@ -139,8 +139,9 @@ async def test_a_recall_inside_a_turns_transaction_shares_it_and_leaves_the_scop
 async def test_the_recall_walks_the_scopes_own_index_and_skips_the_text_route_without_words(
     pool: asyncpg.Pool,
 ) -> None:
-    """The plan inside the function, read from the statistics of the transaction that ran it: custom plans
-    prove the partial index's predicate from the person's keys and drop the full-text route."""
+    """The plan inside the function, read from the statistics of the transaction that ran it: the walk is
+    planned for the person's keys (which prove the partial index's predicate), and the rest's one-time
+    gate skips the full-text route for a query without words."""
     user, model = person(), "test:recall-plan"
     vectors = await fill(pool, user, model, 300)
     [index] = await maintenance.ensure_scope_indexes(pool, model=model, dimensions=16, min_rows=300)
@@ -157,6 +158,39 @@ async def test_the_recall_walks_the_scopes_own_index_and_skips_the_text_route_wi
                 assert "kite flight number 0" in {c.content for c in found.candidates}  # the query is its vector
     finally:
         await maintenance.drop_scope_indexes(pool, user)
+
+
+async def test_heavy_people_recalled_on_one_connection_each_get_only_their_own(
+    pool: asyncpg.Pool, app_pool: asyncpg.Pool, service: MemoryService
+) -> None:
+    """The statement after the walk is planned once per connection (migration 0031) and then serves
+    everyone: a plan kept from one person's recall must not answer another's."""
+    workspace = f"T{uuid.uuid4().hex[:10]}"
+    people = [person(workspace), UserKey(platform="slack", workspace_id=workspace, user_id="U2")]
+    vectors = [await fill(pool, user, service.model, 300) for user in people]
+    assert len(await maintenance.ensure_scope_indexes(pool, model=service.model, dimensions=16, min_rows=300)) >= 2
+    try:
+        for _ in range(3):  # beyond the first calls, whatever a plan cache does with them
+            for user, theirs in zip(people, vectors, strict=True):
+                async with app_pool.acquire() as conn:
+                    found = await search.search(
+                        conn, user, query="kite flight", vector=theirs[0], model=service.model, pool_size=10, recent=0
+                    )
+                assert found.path == "hnsw" and len(found.candidates) >= 10
+                assert {c.id for c in found.candidates} <= await ids_of(pool, user)
+    finally:
+        for user in people:
+            await maintenance.drop_scope_indexes(pool, user)
+
+
+async def ids_of(pool: asyncpg.Pool, user: UserKey) -> set[int]:
+    rows = await pool.fetch(
+        "SELECT id FROM memories WHERE platform = $1 AND workspace_id = $2 AND user_id = $3",
+        user.platform,
+        user.workspace_id,
+        user.user_id,
+    )
+    return {r["id"] for r in rows}
 
 
 async def test_a_recall_runs_with_its_callers_rights(pool: asyncpg.Pool) -> None:

@@ -15,6 +15,7 @@ from core.memory import maintenance, search, store
 from core.memory.scope import person_scope
 from core.models import UserKey
 from tests.strategies import memory_texts, tenant_sets
+from tests.test_memory_store import centred_similarity
 
 DB = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 MODEL = "test:indexed"
@@ -173,3 +174,36 @@ async def test_the_indexed_search_scores_words_as_the_exact_search_does(pool: as
     best_by_text = sorted(text_scores.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:20]
     scored = {c.id: c.signals.text_score for c in indexed.candidates if c.signals.text_score > 0}
     assert scored == pytest.approx(dict(best_by_text))
+
+
+async def test_the_indexed_search_measures_similarity_from_its_candidates_mean(pool: asyncpg.Pool) -> None:
+    """The centred cosine (docs/memory.md, Recall), with the mean over the candidates it returns; a text hit
+    whose vector is of another model has no similarity and stays out of the mean."""
+    user = person()
+    rng = np.random.default_rng(5)
+    model = "test:centred"
+    models = [model if i % 5 else "test:other" for i in range(300)]
+    texts = [f"kite number {i}" if i % 7 == 0 else f"river number {i}" for i in range(300)]
+    vectors = rng.standard_normal((300, 16)).astype(np.float32)
+    async with pool.acquire() as conn:
+        await store.copy_memories(
+            conn, [store.copy_record(user, t, v, m) for t, v, m in zip(texts, vectors, models, strict=True)]
+        )
+    assert await maintenance.ensure_scope_indexes(pool, model=model, dimensions=16, min_rows=240)
+    query = rng.standard_normal(16).astype(np.float32)
+    try:
+        async with person_scope(pool, user) as conn:
+            found = await search.search(conn, user, query="kite", vector=query, model=model, pool_size=20, recent=0)
+    finally:
+        await maintenance.drop_scope_indexes(pool, user)
+    by_content = {t: (v, m) for t, v, m in zip(texts, vectors, models, strict=True)}
+    theirs = {c.id: by_content[c.content] for c in found.candidates}
+    mean = np.mean([v.astype(np.float64) for v, m in theirs.values() if m == model], axis=0)
+    assert found.path == "hnsw" and any(m != model for _, m in theirs.values())
+    for c in found.candidates:
+        vector, kind = theirs[c.id]
+        if kind != model:
+            assert c.signals.similarity is None
+        else:
+            want = centred_similarity(vector, query, mean.astype(np.float32).astype(np.float64))
+            assert c.signals.similarity == pytest.approx(want, abs=1e-5)  # float4 vectors in Postgres
