@@ -167,9 +167,9 @@ async def _query_people(
     agree: list[bool] = []
     with _progress() as progress:
         task = progress.add_task("top-10 queries", total=len(sample))
-        for person in sample:
+        for turn, person in enumerate(sample):
             query = unit_vectors(rng, 1, args.dims)[0]
-            found = {path: await _recall(p, person, query, "", 10, timed[path]) for path, p in pools.items()}
+            found = {path: await _recall(p, person, query, "", 10, timed[path]) for path, p in _in_turn(pools, turn)}
             agree.append(_same_top10(found["this_tree"], found["main"]))
             got = [c.id for c in found["this_tree"].candidates]
             recalls.append(await _recall_vs_brute_force(pools["this_tree"], person, query, got))
@@ -217,6 +217,13 @@ async def _install_baseline(uri: str) -> None:
 def _with_search_path(uri: str, search_path: str) -> str:
     """`uri` with a server setting for its connections (asyncpg passes unknown query parameters on)."""
     return f"{uri}{'&' if '?' in uri else '?'}search_path={quote(search_path)}"
+
+
+def _in_turn(pools: dict[str, Any], turn: int) -> list[tuple[str, Any]]:
+    """Both pools, the one going first alternating by query: the first to read a person's rows pays for
+    bringing them into shared buffers, the second finds them there."""
+    ordered = list(pools.items())
+    return ordered if turn % 2 == 0 else ordered[::-1]
 
 
 def _same_top10(got: search.SearchResult, main: search.SearchResult) -> bool:
@@ -340,8 +347,10 @@ async def _query_large_scope(
     recalls: list[float] = []
     agree: list[bool] = []
     paths: set[str] = set()
-    for query, text in zip(queries, texts, strict=True):
-        both = {path: await _recall(p, person, query, text, pool_size, timed[path]) for path, p in pools.items()}
+    for turn, (query, text) in enumerate(zip(queries, texts, strict=True)):
+        both = {
+            path: await _recall(p, person, query, text, pool_size, timed[path]) for path, p in _in_turn(pools, turn)
+        }
         agree.append(_same_top10(both["this_tree"], both["main"]))
         found = both["this_tree"]
         paths.add(found.path)
