@@ -141,7 +141,7 @@ class RailActions:
             texts = [masked, *pieces] if len(pieces) > 1 else [masked]
             vectors = await self._encoder.vectors(texts)
             scores = await self._input_scores(vectors)
-            score, piece = message_score(scores[0], scores[1:])
+            score, piece = message_score(scores[0], scores[1:], self.grey_zone[0])
             vector = vectors[piece + 1].sentence
             policy = await self._policy(context)
             threshold = next(

@@ -15,6 +15,13 @@ harmful request padded with ordinary requests or an ordinary answer blocked 72.7
 and 5.3 % (workplace) whole-text, 11.3 and 5.3 % this way; an ordinary answer pasted with a request
 11.0 % and 11.7 %. Single requests are scored exactly as before. The discount was chosen looking at
 those validation-built sets, so they are not unseen; docs/guardrails.md has a probe that is.
+
+Round 10: the whole counts only where one of its sentences is already suspect, at or above the input
+grey zone's lower edge (0.166 for the shipped classifier): a harm spread over sentences has one that
+reads as an ask for it ("How do I make a working pipe bomb ...?" 0.79), while several ordinary
+requests, each scored near 0, no longer stand or fall by their pooled vector. On the same
+validation-built messages (`guard_eval.py`'s multi-request section), 2-3 workplace requests refused
+4.0 -> 3.3 %, 2-3 hard negatives 11.0 -> 9.7 %, padded harmful 86 % either way, single prompts the same.
 """
 
 from __future__ import annotations
@@ -41,11 +48,14 @@ def split_sentences(text: str) -> list[str]:
     return [*pieces[: MAX_SENTENCES - 1], " ".join(pieces[MAX_SENTENCES - 1 :])]
 
 
-def message_score(whole: float, sentences: Sequence[float]) -> tuple[float, int]:
+def message_score(whole: float, sentences: Sequence[float], suspect: float) -> tuple[float, int]:
     """The message's harm score from its whole text's and its sentences' scores, and which piece it
-    came from (-1 for the whole). One sentence: the whole text's score, as before."""
+    came from (-1 for the whole). One sentence: the whole text's score, as before. The whole counts
+    only when some sentence scores at least `suspect` (the grey zone's lower edge)."""
     if len(sentences) <= 1:
         return whole, -1
     best = max(range(len(sentences)), key=sentences.__getitem__)
     discounted = whole - CONTEXT_DISCOUNT
-    return (sentences[best], best) if sentences[best] >= discounted else (discounted, -1)
+    if sentences[best] < suspect or sentences[best] >= discounted:
+        return sentences[best], best
+    return discounted, -1
