@@ -162,7 +162,8 @@ WORDS = ["apple", "river", "Seven", "MARKET", "window", "garden", "Planet", "sil
 async def test_p47_ocr_extracts_the_text_of_any_generated_image(media: Media, lines: list[list[str]]) -> None:
     text = "\n".join(" ".join(words) for words in lines)
     result = await one(media, att("words.png", text_image(text)))
-    assert result.text == text
+    # Tesseract may read two identical lines as two paragraphs (a blank line between): layout, not text.
+    assert [line for line in result.text.splitlines() if line] == text.splitlines()
 
 
 async def test_text_on_a_transparent_background_is_read(media: Media) -> None:
