@@ -101,6 +101,7 @@ class Supervisor:
             raise
         self.processes[index] = process
         self.started[index] = time.monotonic()
+        self._forget_exit(index)
         if hasattr(os, "pidfd_open"):
             self.exits[index] = os.pidfd_open(process.pid)
         log.info("worker %d started (pid %d)", index, process.pid)
@@ -131,6 +132,8 @@ class Supervisor:
                 if when <= now and not self.stopping:
                     del self.due[index]
                     self.restart(index)
+        for index in list(self.exits):
+            self._forget_exit(index)
         # A worker still loading when the signal came dies of it, with nothing in flight: clean too.
         codes = [0 if p.returncode == -self.stopping else abs(p.returncode) for p in self.processes.values()]
         return max(codes, default=0)
@@ -138,8 +141,8 @@ class Supervisor:
     def wait(self) -> None:
         """Until a worker exits, a restart is due, or WAKE_S has passed."""
         for index, process in self.processes.items():
-            if process.poll() is not None and index in self.exits:
-                os.close(self.exits.pop(index))
+            if process.poll() is not None:
+                self._forget_exit(index)
         timeout = min([WAKE_S, *(when - time.monotonic() for when in self.due.values())])
         if timeout <= 0:
             return
@@ -147,6 +150,11 @@ class Supervisor:
             select.select(list(self.exits.values()), [], [], timeout)
         else:
             time.sleep(timeout)
+
+    def _forget_exit(self, index: int) -> None:
+        """Close worker `index`'s pidfd: once its process is reaped, it would wake every wait at once."""
+        if index in self.exits:
+            os.close(self.exits.pop(index))
 
     def died(self, index: int, code: int, now: float) -> None:
         """Close the worker's own socket, so new connections go to the others, and schedule its restart."""
