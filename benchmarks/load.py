@@ -343,7 +343,7 @@ class CountingSlack(FakeSlack):
     sink: Any = None
     counts: Counter[str] = field(default_factory=Counter)
 
-    def _record(self, method: str, args: dict[str, Any], token: str | None, status: int) -> None:
+    def _record(self, method: str, args: dict[str, Any], token: str | None, status: int, client: Any = None) -> None:
         self.counts[f"{method}:{status}"] += 1
 
     def _stop_stream(self, args: dict[str, Any], ws: Workspace | None) -> dict[str, Any]:

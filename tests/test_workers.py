@@ -10,7 +10,7 @@ import pytest
 from starlette.responses import PlainTextResponse
 
 from bot.front_door import WORKER_HEADER, WorkerAnswers
-from bot.workers import BALANCING_KERNEL, listening_sockets
+from bot.workers import BALANCING_KERNEL, worker_sockets
 from tests.conftest import StartServe
 
 CONNECTIONS = 16
@@ -23,9 +23,22 @@ def close_all(sockets: list[socket.socket]) -> None:
         sock.close()
 
 
+def accept_all(sock: socket.socket) -> int:
+    """Accept (and close) every connection waiting on `sock`; how many there were."""
+    sock.setblocking(False)
+    count = 0
+    while True:
+        try:
+            conn, _ = sock.accept()
+        except BlockingIOError:
+            return count
+        conn.close()
+        count += 1
+
+
 @linux_only
 def test_each_worker_gets_its_own_socket_on_one_port_where_the_kernel_balances() -> None:
-    sockets = listening_sockets("127.0.0.1", 0, 3)
+    sockets = worker_sockets("127.0.0.1", 0, 3)
     try:
         assert len({s.getsockname() for s in sockets}) == 1
         assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in sockets)
@@ -34,8 +47,20 @@ def test_each_worker_gets_its_own_socket_on_one_port_where_the_kernel_balances()
         close_all(sockets)
 
 
+@linux_only
+def test_a_workers_socket_takes_no_connections_until_its_worker_listens() -> None:
+    """A worker still loading leaves the port's connections to those that serve, instead of queueing some."""
+    sockets = worker_sockets("127.0.0.1", 0, 2)
+    sockets[0].listen()
+    clients = [socket.create_connection(sockets[0].getsockname()) for _ in range(CONNECTIONS)]
+    try:
+        assert accept_all(sockets[0]) == CONNECTIONS
+    finally:
+        close_all(clients + sockets)
+
+
 def test_workers_share_one_socket_where_the_kernel_does_not_balance() -> None:
-    sockets = listening_sockets("127.0.0.1", 0, 3, balanced=False)
+    sockets = worker_sockets("127.0.0.1", 0, 3, balanced=False)
     try:
         assert len(sockets) == 1 and sockets[0].get_inheritable()
     finally:
@@ -48,28 +73,19 @@ def test_a_port_another_server_shares_with_so_reuseport_is_refused() -> None:
     other = socket.create_server(("127.0.0.1", 0), reuse_port=True)
     try:
         with pytest.raises(OSError):
-            listening_sockets("127.0.0.1", other.getsockname()[1], 2)
+            worker_sockets("127.0.0.1", other.getsockname()[1], 2)
     finally:
         other.close()
 
 
 @linux_only
 def test_the_kernel_spreads_new_connections_over_the_workers_sockets() -> None:
-    sockets = listening_sockets("127.0.0.1", 0, 2)
+    sockets = worker_sockets("127.0.0.1", 0, 2)
+    for sock in sockets:
+        sock.listen()
     clients = [socket.create_connection(sockets[0].getsockname()) for _ in range(CONNECTIONS)]
     try:
-        accepted = []
-        for sock in sockets:
-            sock.setblocking(False)
-            count = 0
-            while True:
-                try:
-                    conn, _ = sock.accept()
-                except BlockingIOError:
-                    break
-                conn.close()
-                count += 1
-            accepted.append(count)
+        accepted = [accept_all(sock) for sock in sockets]
         assert sum(accepted) == CONNECTIONS
         assert min(accepted) > 0, accepted
     finally:

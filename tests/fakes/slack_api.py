@@ -51,6 +51,8 @@ class Call:
     at: float
     """time.monotonic() when it arrived."""
     status: int
+    client: Any = None
+    """The caller's (address, port): calls over one kept-alive connection share it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,10 +244,10 @@ class FakeSlack:
         queued = self._failures.get(method)
         if queued:
             failure = queued.popleft()
-            self._record(method, args, token, failure.status)
+            self._record(method, args, token, failure.status, _peer(request))
             headers = {"Retry-After": f"{failure.retry_after:g}"} if failure.retry_after is not None else {}
             return web.json_response({"ok": False, "error": failure.error}, status=failure.status, headers=headers)
-        self._record(method, args, token, 200)
+        self._record(method, args, token, 200, _peer(request))
         workspace = self.workspaces.get(token or "")
         if method not in NO_AUTH_METHODS and workspace is None:
             return web.json_response({"ok": False, "error": "invalid_auth"})
@@ -254,8 +256,10 @@ class FakeSlack:
             return web.json_response({"ok": False, "error": "unknown_method"})
         return web.json_response(handler(args, workspace))
 
-    def _record(self, method: str, args: dict[str, Any], token: str | None, status: int) -> None:
-        self.calls.append(Call(method=method, args=args, token=token, at=time.monotonic(), status=status))
+    def _record(self, method: str, args: dict[str, Any], token: str | None, status: int, client: Any = None) -> None:
+        self.calls.append(
+            Call(method=method, args=args, token=token, at=time.monotonic(), status=status, client=client)
+        )
 
     def _methods(self) -> dict[str, Callable[[dict[str, Any], Workspace | None], dict[str, Any]]]:
         return {
@@ -687,3 +691,7 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _peer(request: web.Request) -> Any:
+    return request.transport.get_extra_info("peername") if request.transport is not None else None

@@ -1,0 +1,171 @@
+"""`parley serve --workers N`'s supervisor: restarts that wait without stalling it, and a dead worker's socket
+closed so the port's new connections reach the workers that serve. Real processes (a stub worker that
+answers its number on every connection) and real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+
+from bot.workers import BALANCING_KERNEL, Supervisor, worker_sockets
+
+CONNECTIONS = 16
+"""Connections a test opens: all on one of two workers by chance about once in 30,000 runs."""
+STUB_WORKER = """
+import os, socket, sys, time
+index = sys.argv[sys.argv.index("--worker-index") + 1]
+if index in os.environ["STUB_CRASHING"].split(","):
+    sys.exit(3)
+sock = socket.socket(fileno=int(sys.argv[sys.argv.index("--worker-fd") + 1]))
+sock.listen(64)
+if index in os.environ["STUB_STALLED"].split(","):
+    time.sleep(3600)
+while True:
+    conn, _ = sock.accept()
+    conn.sendall(index.encode())
+    conn.close()
+"""
+"""A worker: crashes at once (STUB_CRASHING), listens but never accepts (STUB_STALLED), or answers its number."""
+pytestmark = pytest.mark.skipif(not BALANCING_KERNEL, reason="each worker has its own socket on Linux only")
+
+
+@dataclass(kw_only=True)
+class Running:
+    supervisor: Supervisor
+    thread: threading.Thread
+    status: list[int]
+
+    def pid(self, index: int) -> int:
+        return self.supervisor.processes[index].pid
+
+    def address(self) -> tuple[str, int]:
+        return self.supervisor.address
+
+
+@contextmanager
+def supervised(backoff: Sequence[float], *, crashing: str = "", stalled: str = "") -> Iterator[Running]:
+    """Two stub workers under a Supervisor running in a thread (signals reach only the main thread, so the
+    test calls `stop` as the signal handler would)."""
+    supervisor = Supervisor(
+        command=[sys.executable, "-c", STUB_WORKER],
+        env={**os.environ, "STUB_CRASHING": crashing, "STUB_STALLED": stalled},
+        sockets=worker_sockets("127.0.0.1", 0, 2),
+        workers=2,
+        backoff=backoff,
+    )
+    status: list[int] = []
+    thread = threading.Thread(target=lambda: status.append(supervisor.run()), daemon=True)
+    thread.start()
+    running = Running(supervisor=supervisor, thread=thread, status=status)
+    try:
+        yield running
+    finally:
+        if thread.is_alive():
+            supervisor.stop(signal.SIGTERM)
+            thread.join(10)
+        for sock in supervisor.sockets:
+            sock.close()
+
+
+def eventually(condition: Callable[[], bool], *, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def answers(address: tuple[str, int], count: int = CONNECTIONS, *, timeout_s: float = 5) -> list[str]:
+    """The worker number each of `count` new connections is answered with ('' if none answers or listens)."""
+    found = []
+    for _ in range(count):
+        try:
+            with socket.create_connection(address, timeout=timeout_s) as client:
+                found.append(client.recv(16).decode())
+        except (TimeoutError, ConnectionRefusedError):
+            found.append("")
+    return found
+
+
+def listening(sock: socket.socket) -> bool:
+    """Whether the worker given `sock` listens on it yet (the supervisor's copy shares the socket's state)."""
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+
+
+def alive(process_pid: int) -> bool:
+    try:
+        os.kill(process_pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_crash_looping_worker_delays_neither_another_workers_restart_nor_the_stop() -> None:
+    with supervised((0.05, 60.0), crashing="1") as running:
+        eventually(lambda: running.supervisor.restarts.get(1) == 2)  # worker 1 now waits 60 s to start again
+        first = running.pid(0)
+        os.kill(first, signal.SIGKILL)
+        eventually(lambda: running.pid(0) != first and alive(running.pid(0)), timeout_s=5)
+        running.supervisor.stop(signal.SIGTERM)
+        running.thread.join(5)
+        assert not running.thread.is_alive()
+        assert running.status == [3]  # worker 1's crash, not worker 0's SIGTERM
+
+
+def test_new_connections_go_to_the_other_worker_while_one_is_down() -> None:
+    with supervised((60.0,)) as running:
+        eventually(lambda: set(answers(running.address())) == {"0", "1"})
+        os.kill(running.pid(1), signal.SIGKILL)
+        eventually(lambda: 1 in running.supervisor.due)
+        assert answers(running.address()) == ["0"] * CONNECTIONS
+
+
+def test_a_restarted_worker_gets_connections_again_on_a_fresh_socket() -> None:
+    with supervised((0.1,)) as running:
+        eventually(lambda: set(answers(running.address())) == {"0", "1"})
+        first = running.pid(1)
+        os.kill(first, signal.SIGKILL)
+        eventually(lambda: running.pid(1) != first)
+        eventually(lambda: set(answers(running.address())) == {"0", "1"})
+
+
+def test_connections_waiting_on_a_dead_workers_socket_are_reset_or_moved_not_left_waiting() -> None:
+    """Worker 1 listens and never accepts: the connections the kernel queued on its socket are reset when it
+    dies (or, with net.ipv4.tcp_migrate_req=1, moved to worker 0, which answers them)."""
+    with supervised((60.0,), stalled="1") as running:
+        eventually(lambda: all(listening(sock) for sock in running.supervisor.sockets))
+        clients = [socket.create_connection(running.address(), timeout=0.5) for _ in range(CONNECTIONS)]
+        try:
+            waiting = [client for client in clients if not read_or_timeout(client)]
+            assert waiting  # the kernel put some on worker 1's socket
+            os.kill(running.pid(1), signal.SIGKILL)
+            assert {outcome(client) for client in waiting} <= {"reset", "0"}
+        finally:
+            for client in clients:
+                client.close()
+
+
+def outcome(client: socket.socket) -> str:
+    """What becomes of a waiting connection within 5 s: 'reset', the answering worker's number, or 'waiting'."""
+    client.settimeout(5)
+    try:
+        return client.recv(16).decode()
+    except ConnectionResetError:
+        return "reset"
+    except TimeoutError:
+        return "waiting"
+
+
+def read_or_timeout(client: socket.socket) -> bytes:
+    try:
+        return client.recv(16)
+    except TimeoutError:
+        return b""
