@@ -92,10 +92,22 @@ def test_the_kernel_spreads_new_connections_over_the_workers_sockets() -> None:
         close_all(clients + sockets)
 
 
+async def both_workers_listening(url: str, *, timeout_s: float = 120.0) -> None:
+    """Until new connections have reached both workers: a worker's socket joins the port only once that
+    worker is ready, so `/readyz` answers as soon as the first of them is."""
+    seen: set[str] = set()
+    async with asyncio.timeout(timeout_s):
+        while seen != {"0", "1"}:
+            async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                seen.add((await client.get("/healthz")).headers[WORKER_HEADER])
+            await asyncio.sleep(0.05)
+
+
 @linux_only
 @pytest.mark.timeout(300)
 async def test_keep_alive_connections_to_two_workers_are_answered_by_both(serve: StartServe) -> None:
     server = serve({"PARLEY_WORKERS": "2", "PARLEY_MODEL": "none"})
+    await both_workers_listening(server.url)
     clients = [httpx.AsyncClient(base_url=server.url, timeout=30) for _ in range(CONNECTIONS)]
     try:
         answers = await asyncio.gather(*(client.get("/healthz") for client in clients))
