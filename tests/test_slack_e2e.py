@@ -150,6 +150,19 @@ async def test_mention_is_acked_fast_and_answered_in_its_thread(slack: Harness) 
     assert slack.fake.calls_to("auth.test"), "Bolt verifies its token with auth.test"
 
 
+async def test_a_burst_of_first_events_asks_slack_who_the_bot_is_once(slack: Harness) -> None:
+    """Bolt's own authorization made one auth.test per event until its first returned (200 in a load run)."""
+    events = [mention(slack.workspace, channel=channel_id(), user="UALICE", text=f"burst {i}", ts=slack.ts())
+              for i in range(20)]
+    sent = await asyncio.gather(*(slack.sender.event(slack.workspace, event) for event in events))
+    assert all(s.response.status_code == 200 for s in sent)
+    await slack.settle()
+    assert sorted(m for e in events for m in slack.thread(e["channel"], e["ts"])) == sorted(
+        f"You said: burst {i}" for i in range(20)
+    )
+    assert len([c for c in slack.fake.calls_to("auth.test") if c.token == slack.workspace.token]) == 1
+
+
 async def test_the_web_api_calls_of_a_turn_reuse_kept_alive_connections(slack: Harness) -> None:
     """Every Slack call on a connection of its own cost a worker 3 % of its CPU in a load run's Slack phase."""
     channel, ts = channel_id(), slack.ts()

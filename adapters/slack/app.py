@@ -77,6 +77,7 @@ from adapters.slack.feedback import FEEDBACK_ACTION, parse_feedback_click
 from adapters.slack.files import file_hosts
 from adapters.slack.formatting import SLACK_TEXT_LIMIT
 from adapters.slack.handlers import GREETING, SUGGESTED_PROMPTS, FileLimits, SlackHandlers, command_user
+from adapters.slack.identity import bot_authorize
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from adapters.slack.pacing import ChannelPacer
 from adapters.slack.tasks import TaskTracker
@@ -183,7 +184,7 @@ class SlackAdapter:
         # worker's samples in a load run's Slack phase (py-spy) for the connecting alone. Built on the loop that runs
         # the adapter's work, as the session is bound to it.
         self.client = AsyncWebClient(
-            token=None if config.oauth else config.bot_token,
+            token=None,  # each event's client gets its workspace's token from the authorization (bot_authorize, OAuth)
             base_url=config.base_url,
             session=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)),
             retry_handlers=[
@@ -263,6 +264,7 @@ class SlackAdapter:
             request_verification_enabled=config.signing_secret is not None,
             oauth_settings=oauth,
             installation_store_bot_only=True if oauth else None,
+            authorize=None if oauth else bot_authorize(self.client, config.bot_token or ""),
         )
         # Apps created before the agent messaging experience (manifest `assistant_view`) still get
         # assistant_thread_started and assistant-thread messages; both experiences are served.
