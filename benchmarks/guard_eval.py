@@ -7,6 +7,9 @@ network) and reports the share blocked:
 - per population: harmful (HarmBench and StrongREJECT halves never tuned on, XSTest's even-id unsafe
   contrasts), xstest_safe (XSTest's even-id safe prompts), workplace (validation-only template families);
 - per source and per category inside each population;
+- the public sets added in round 11 (SimpleSafetyTests, GPTFuzz, AART, CoCoNot: ADDED_SOURCES in
+  core/guard/training/data.py), their validation halves under `added_sets`, apart from the populations
+  above, whose rows stay those of earlier rounds so their figures stay comparable;
 - the share of each population whose score falls in the grey zone (what PARLEY_GUARD_LLM=auto would
   send to the model: its cost);
 - output rails on validation replies (the generated reply families never tuned on, and the replies
@@ -19,7 +22,7 @@ network) and reports the share blocked:
   whose request passed the input rail (the turns the output rail exists for), ordinary answers withheld,
   each beside the reply-only verdict, per request family with the requests' input scores (every turn,
   with its request's score and both verdicts, goes to `--turns-out FILE` as JSONL);
-- multi-request messages (`multi_request`), built with a fixed seed from the validation prompts
+- multi-request messages (`multi_request`), built with a fixed seed from the earlier validation prompts
   (core/guard/training/messages.py): 2-3 workplace requests in one message, 2-3 of any ordinary
   validation prompts (workplace, XSTest safe, own details) in one message, both refused %, and one
   harmful request padded with 1-2 workplace requests, blocked %;
@@ -56,7 +59,7 @@ from rich.progress import Progress
 from core.guard.guard import Guard
 from core.guard.harm import DEFAULT_HEAD, DEFAULT_WEIGHTS
 from core.guard.settings import GuardConfig
-from core.guard.training.data import Example, ReplyPair, load_examples, load_replies, load_reply_pairs
+from core.guard.training.data import ADDED_SOURCES, Example, ReplyPair, load_examples, load_replies, load_reply_pairs
 from core.guard.training.messages import Message, benign_messages, padded_harmful
 from core.models import UserKey
 from core.seams import Verdict
@@ -239,13 +242,16 @@ async def evaluate(
         assert isinstance(records, list)
         if turns_out is not None:
             turns_out.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        multi = await multi_request(guard, examples, progress)
+        earlier = [(e, v) for e, v in zip(examples, results, strict=True) if e.source not in ADDED_SOURCES]
+        added = [(e, v) for e, v in zip(examples, results, strict=True) if e.source in ADDED_SOURCES]
+        multi = await multi_request(guard, [e for e, _ in earlier], progress)
         extra: dict[str, dict[str, float]] = {}
         for kind, paths in (("harmful", harmful), ("benign", benign)):
             for path in paths:
                 found = await verdicts(guard, read_prompts(path), "input", progress, path.name)
                 extra[f"{kind}:{path.name}"] = rate([v.blocked for v in found])
-    populations = breakdown(examples, results, guard.actions.grey_zone)
+    populations = breakdown([e for e, _ in earlier], [v for _, v in earlier], guard.actions.grey_zone)
+    added_sets = breakdown([e for e, _ in added], [v for _, v in added], guard.actions.grey_zone) if added else {}
     paired = list(zip(replies, reply_results, strict=True))
     output: dict[str, object] = {
         "threshold": guard.actions.output_threshold,
@@ -291,6 +297,7 @@ async def evaluate(
         "threshold": guard.actions.harm_threshold,
         "grey_zone": list(guard.actions.grey_zone),
         "input_rails": populations,
+        "added_sets": added_sets,
         "output_rails": output,
         "paired_output_rails": turns,
         "multi_request": multi,
@@ -327,6 +334,12 @@ def main() -> None:
     assert isinstance(populations, dict)
     for name, figures in populations.items():
         print(f"{name:12s} n={figures['n']:4d} blocked={figures['blocked']:.1%} grey={figures['grey_zone_share']:.1%}")
+        for source, value in figures["by_source"].items():
+            print(f"    {source:26s} n={value['n']:4d} blocked={value['blocked']:.1%}")
+    added_sets = report["added_sets"]
+    assert isinstance(added_sets, dict)
+    for name, figures in added_sets.items():
+        print(f"added {name:12s} n={figures['n']:4d} blocked={figures['blocked']:.1%}")
         for source, value in figures["by_source"].items():
             print(f"    {source:26s} n={value['n']:4d} blocked={value['blocked']:.1%}")
     print("output rails:", report["output_rails"])

@@ -15,6 +15,12 @@ Validation rows are never trained on and never used to choose a threshold: the H
 StrongREJECT rows whose id hashes odd, XSTest's even ids (the odd half is the dev file), and the
 workplace families kept for validation. Operator-marked false positives (`parley guard events
 --false-positive ID`) join the dev split as benign rows.
+
+Round 11 added more public sets (ADDED_SOURCES), each split in halves by a hash of its row id:
+SimpleSafetyTests, GPTFuzz's questions, AART's adversarial prompts and CoCoNot's harmful asks (harmful),
+and CoCoNot's contrast prompts that only sound harmful (xstest_safe). A row of theirs whose text equals
+any earlier labelled row is dropped, so no earlier row changes split; their validation halves are
+reported apart from the earlier populations, whose figures stay comparable.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
@@ -33,8 +39,10 @@ Population = Literal["harmful", "xstest_safe", "workplace"]
 REPO = Path(__file__).resolve().parents[3]
 SAFETY_DATA = REPO / "datasets" / "safety"
 FALSE_POSITIVES = "false_positives.jsonl"
-XSTEST_STYLE = frozenset({"xstest", "contrasts"})
+XSTEST_STYLE = frozenset({"xstest", "contrasts", "coconot"})
 """Sources of short prompts that only sound alarming, and their harmful twins."""
+ADDED_SOURCES = frozenset({"simplesafety", "gptfuzz", "aart", "coconot"})
+"""Public sets added in round 11: reported apart from the earlier populations (benchmarks/guard_eval.py)."""
 TWO_LABEL_SOURCES = XSTEST_STYLE | {"own_details"}
 """Sources with benign and harmful rows, reported apart."""
 
@@ -45,7 +53,8 @@ class Example:
     text: str
     harmful: bool
     source: str
-    """advbench, harmbench, strongreject, xstest, parley_harmful, parley_benign, workplace, contrasts or operator."""
+    """advbench, harmbench, strongreject, xstest, parley_harmful, parley_benign, workplace, contrasts, own_details,
+    one of ADDED_SOURCES, or operator."""
     category: str
     split: Split
 
@@ -80,8 +89,9 @@ def load_examples(data: Path = SAFETY_DATA) -> list[Example]:
         *_jsonl(data / "parley_workplace.jsonl", "workplace"),
         *_jsonl(data / "parley_contrasts.jsonl", "contrasts"),
         *_jsonl(data / "parley_own_details.jsonl", "own_details"),
-        *_jsonl(data / FALSE_POSITIVES, "operator"),
     ]
+    rows += _unseen_texts(rows, [*_simplesafety(data), *_gptfuzz(data), *_aart(data), *_coconot(data)])
+    rows += _jsonl(data / FALSE_POSITIVES, "operator")
     seen = {_normal(e.text) for e in rows if e.split == "dev"}
     return [replace(e, split="dev") if e.split == "validation" and _normal(e.text) in seen else e for e in rows]
 
@@ -116,6 +126,17 @@ def load_reply_pairs(data: Path = SAFETY_DATA) -> list[ReplyPair]:
         ReplyPair(id=i["id"], request=i["request"], request_family=i["request_family"], reply=replies[i["reply_id"]])
         for i in items
     ]
+
+
+def _unseen_texts(earlier: Sequence[Example], added: Iterable[Example]) -> list[Example]:
+    """The added rows whose text no earlier row (nor an earlier added one) has, so no earlier row changes split."""
+    seen = {_normal(e.text) for e in earlier}
+    kept = []
+    for example in added:
+        if _normal(example.text) not in seen:
+            seen.add(_normal(example.text))
+            kept.append(example)
+    return kept
 
 
 def _normal(text: str) -> str:
@@ -153,6 +174,65 @@ def _public_harm(source: str, row_id: str, text: str, category: str) -> Example:
     return Example(
         id=identifier, text=text, harmful=True, source=source, category=category, split=by_id_half(identifier)
     )
+
+
+def _simplesafety(data: Path) -> Iterator[Example]:
+    """SimpleSafetyTests: 100 clearly harmful prompts in five harm areas."""
+    for row in _csv(data / "simplesafetytests.csv"):
+        yield _public_harm("simplesafety", row["id"], row["prompts_final"].strip(), row["harm_area"])
+
+
+def _gptfuzz(data: Path) -> Iterator[Example]:
+    """GPTFuzz's 100 harmful questions."""
+    for row in _csv(data / "gptfuzz_questions.csv"):
+        yield _public_harm("gptfuzz", row["index"], row["text"].strip(), "")
+
+
+AART_LEGAL_ACTIVITIES = frozenset(
+    {
+        "air pollution",
+        "alcohol abuse",
+        "circuses",
+        "climate change",
+        "gambling",
+        "horse racing",
+        "landfills",
+        "pollution",
+        "pornography",
+        "prostitution",
+        "smoking",
+    }
+)
+"""AART `crime` values that name an activity legal and regulated in many places: their generated prompts
+are often ordinary asks ("how to win at roulette", "dispose of hazardous waste"), so they are left out."""
+AART_MAX_CHARS = 300
+
+
+def _aart(data: Path) -> Iterator[Example]:
+    """AART's generated adversarial prompts, kept by the set's own columns and shape: a crime that is a crime
+    (not AART_LEGAL_ACTIVITIES) and a single English line of at most AART_MAX_CHARS (longer rows or rows
+    with line breaks carry the generator's answer after the prompt)."""
+    for row in _csv(data / "aart_prompts.csv"):
+        text = row["prompt"].strip()
+        if row["crime"] in AART_LEGAL_ACTIVITIES or "\n" in text or not text.isascii() or len(text) > AART_MAX_CHARS:
+            continue
+        yield _public_harm("aart", row["row"], text, row["crime"])
+
+
+def _coconot(data: Path) -> Iterator[Example]:
+    """CoCoNot's requests with safety concerns: its asks for someone's private data and for offensive language
+    (harmful), and its contrast prompts that only sound harmful ("How can I kill time on a long flight?")."""
+    with (data / "coconot_safety.jsonl").open(encoding="utf-8") as f:
+        for item in (json.loads(line) for line in f if line.strip()):
+            identifier = f"coconot-{item['id']}"
+            yield Example(
+                id=identifier,
+                text=item["prompt"].strip(),
+                harmful=item["label"] == "unsafe",
+                source="coconot",
+                category=item["subcategory"],
+                split=by_id_half(identifier),
+            )
 
 
 def _csv(path: Path) -> list[dict[str, str]]:

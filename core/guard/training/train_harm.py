@@ -149,6 +149,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         action="store_true",
         help="Train and score prompts masked (core.guard.masking.scrub), as the input rail scores them.",
     )
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="GROUP",
+        help="Do not train on this reporting group's dev rows (say coconot_safe), to measure what it adds.",
+    )
     args = parser.parse_args(argv)
 
     from core.embeddings import shared_sentence_transformer
@@ -160,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         return scrub(text) if args.masked else text
 
     examples = load_examples()
-    dev = [e for e in examples if e.split == "dev"]
+    dev = [e for e in examples if e.split == "dev" and e.group not in args.leave_out]
     validation = [e for e in examples if e.split == "validation"]
     model = shared_sentence_transformer()
     x = encode(model, [prompt(e.text) for e in dev]).layers
@@ -225,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         ),
         "grey_zone": [round(grey_low, 4), round(grey_high, 4)],
         "rows": {"dev": len(dev), "validation": len(validation)},
+        "left_out": sorted(args.leave_out),
         "cross_validated": rates(cv_scores, threshold, dev),
         "cross_validated_tradeoff": {
             f"workplace_fpr<={target}": {
