@@ -181,9 +181,9 @@ class Supervisor:
         log.info("worker %d started (pid %d)", index, process.pid)
 
     def stop(self, sig: int, frame: Any = None) -> None:
-        if not self.stopping:
+        first, self.stopping = not self.stopping, sig  # before logging: a second signal may come during the log call
+        if first:
             log.info("signal %s: stopping %d worker(s)", signal.Signals(sig).name, len(self.processes))
-        self.stopping = sig
         self.due.clear()
         for process in self.processes.values():
             if process.poll() is None:
