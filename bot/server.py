@@ -39,6 +39,7 @@ from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
 from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, WorkerAnswers, serve_in_thread
 from bot.settings import Settings, environment_layer
+from bot.workers import pass_start_gate
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
 from core.pipeline import Pipeline
@@ -132,10 +133,12 @@ async def serve(
     playground_key: bool = False,
     sock: socket.socket | None = None,
     worker: int | None = None,
+    start_gate: str | None = None,
 ) -> None:
     """Run until SIGTERM/SIGINT; the process then finishes its turns and returns. `sock` is the listening
     socket from the supervisor of several workers (bot/workers.py), and `worker` this one's number: only
-    worker 0 runs maintenance, and the answers are spread over the workers (`WorkerAnswers`)."""
+    worker 0 runs maintenance, and the answers are spread over the workers (`WorkerAnswers`). At the first
+    start, `start_gate` holds a loaded worker back until the others have loaded (`StartGate`)."""
     maintenance = not worker
     async with running(settings, maintenance=maintenance) as pipeline, operator_pool(settings) as admin_pool:
         pool = pipeline.pool
@@ -150,6 +153,8 @@ async def serve(
         slack_door = slack.door_routes(loop) if slack else {}
         door = {**api_door_routes(app.state.api), **slack_door}
         shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        if start_gate:
+            await asyncio.to_thread(pass_start_gate, start_gate)
         if playground_key:
             await revoke_named(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
             _, key = await create_api_key(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)

@@ -5,7 +5,8 @@ turns wait on the model; a second process uses the second core. The supervisor o
 once (starting the embedded Postgres and migrating it), binds the port, and starts the workers with
 a socket and DATABASE_URL; worker 0 alone runs maintenance. SIGTERM or SIGINT goes to every
 worker, each drains its turns as a single server does, and the supervisor exits once all have. A
-worker that dies is started again after a backoff, on a fresh socket of its own (`Supervisor`).
+worker that dies is started again after a backoff, on a fresh socket of its own (`Supervisor`). At the
+first start the workers listen together, once all have loaded (`StartGate`).
 
 How connections reach the workers (`worker_sockets`): a client keeps its connection for many
 requests, so whoever accepts it serves all of them. With one socket shared by every worker, the
@@ -25,6 +26,7 @@ per-minute limits, so divide them by N where that matters.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import select
@@ -47,6 +49,73 @@ STEADY_S = 60.0
 """A worker that ran this long before it died starts again after the first backoff step, not the next one."""
 WAKE_S = 0.2
 """The longest the supervisor sleeps between looks at its workers (a worker's exit wakes it at once on Linux)."""
+GATE_S = 60.0
+"""At the first start, the longest a loaded worker waits for the others before it listens anyway."""
+
+
+@dataclass(kw_only=True)
+class StartGate:
+    """The first start's barrier, so the port's first connections spread over every worker.
+
+    Each worker's socket joins the port when that worker listens. Without a barrier the first worker to
+    load took every connection made before the others listened, `/readyz` included, and a client or proxy
+    that keeps its connections alive (as load balancers do) stayed on it. So at the first start each worker
+    reports that it has loaded (a byte on `loaded`) and listens only when the supervisor opens the gate
+    (closes `gate`, which the workers read to its end): once every worker has loaded or died, once
+    `GATE_S` has passed since the first loaded (a worker stuck loading holds nobody back for longer), or
+    at a stop. A restarted worker passes no gate: the others already serve."""
+
+    loaded_read: int
+    loaded_write: int
+    gate_read: int
+    gate_write: int
+    loaded: int = 0
+    first_loaded: float | None = None
+
+    @classmethod
+    def open_pipes(cls) -> StartGate:
+        loaded_read, loaded_write = os.pipe()
+        gate_read, gate_write = os.pipe()
+        return cls(loaded_read=loaded_read, loaded_write=loaded_write, gate_read=gate_read, gate_write=gate_write)
+
+    @property
+    def worker_fds(self) -> tuple[int, int]:
+        return (self.loaded_write, self.gate_read)
+
+    def argument(self) -> str:
+        return f"{self.loaded_write},{self.gate_read}"
+
+    def started(self) -> None:
+        """Every worker has its copies: the supervisor's own of the workers' ends go, so that `loaded`
+        reads to its end once each worker has either reported or died."""
+        os.close(self.loaded_write)
+        os.close(self.gate_read)
+
+    def heard(self, now: float) -> bool:
+        """Read what the workers reported; True once all have loaded or died (no writer is left)."""
+        data = os.read(self.loaded_read, 64)
+        if data and self.first_loaded is None:
+            self.first_loaded = now
+        self.loaded += len(data)
+        return not data
+
+    def due(self, now: float, wait_s: float) -> bool:
+        return self.first_loaded is not None and now - self.first_loaded >= wait_s
+
+    def open(self) -> None:
+        os.close(self.gate_write)
+        os.close(self.loaded_read)
+
+
+def pass_start_gate(argument: str) -> None:
+    """A worker's side of `StartGate`: report loaded, then wait until the supervisor opens the gate."""
+    loaded_write, gate_read = (int(fd) for fd in argument.split(","))
+    with contextlib.suppress(BrokenPipeError):  # the gate opened already, without waiting for this worker
+        os.write(loaded_write, b"1")
+    os.close(loaded_write)
+    while os.read(gate_read, 64):
+        pass
+    os.close(gate_read)
 
 
 @dataclass(kw_only=True)
@@ -68,6 +137,8 @@ class Supervisor:
     sockets: list[socket.socket]
     """Worker i listens on sockets[i % len(sockets)]: one each, or one shared by all."""
     workers: int
+    gate_s: float = GATE_S
+    """How long loaded workers wait at the first start for the others (`StartGate`)."""
     backoff: Sequence[float] = RESTART_BACKOFF_S
     """Seconds before the 1st, 2nd, ... restart of a worker that keeps dying; the last repeats."""
     processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -80,6 +151,8 @@ class Supervisor:
     started: dict[int, float] = field(default_factory=dict)
     exits: dict[int, int] = field(default_factory=dict)
     """A pidfd per running worker, readable once it exits (Linux), so its death wakes the supervisor."""
+    gate: StartGate | None = None
+    """The first start's barrier while it is closed (several workers with a socket each)."""
 
     def __post_init__(self) -> None:
         self.family = self.sockets[0].family
@@ -89,12 +162,13 @@ class Supervisor:
     def own_sockets(self) -> bool:
         return len(self.sockets) > 1
 
-    def start(self, index: int) -> None:
+    def start(self, index: int, gate: StartGate | None = None) -> None:
         fd = self.sockets[index % len(self.sockets)].fileno()
         args = [*self.command, *(self.first_only if index == 0 else ()), "--worker-fd", str(fd)]
         args += ["--worker-index", str(index)]
+        args += ["--start-gate", gate.argument()] if gate else []
         try:
-            process = subprocess.Popen(args, env=self.env, pass_fds=(fd,))
+            process = subprocess.Popen(args, env=self.env, pass_fds=(fd, *(gate.worker_fds if gate else ())))
         except ValueError:
             if self.stopping:  # the signal came after the restart was decided and closed the socket
                 return
@@ -107,9 +181,9 @@ class Supervisor:
         log.info("worker %d started (pid %d)", index, process.pid)
 
     def stop(self, sig: int, frame: Any = None) -> None:
-        if not self.stopping:
+        first, self.stopping = not self.stopping, sig  # before logging: a second signal may come during the log call
+        if first:
             log.info("signal %s: stopping %d worker(s)", signal.Signals(sig).name, len(self.processes))
-        self.stopping = sig
         self.due.clear()
         for process in self.processes.values():
             if process.poll() is None:
@@ -120,11 +194,21 @@ class Supervisor:
             sock.close()
 
     def run(self) -> int:
+        gate = StartGate.open_pipes() if self.own_sockets else None
         for index in range(self.workers):
-            self.start(index)
+            self.start(index, gate)
+        if gate:
+            gate.started()
+            self.gate = gate
         while not (self.stopping and all(p.poll() is not None for p in self.processes.values())):
             self.wait()
             now = time.monotonic()
+            if self.gate and self.gate.due(now, self.gate_s):
+                loaded = self.gate.loaded
+                log.warning("%d of %d workers loaded in %.0f s: they serve now", loaded, self.workers, self.gate_s)
+                self.open_gate()
+            if self.stopping:  # opened here, not in the signal handler, which may interrupt a select on its pipe
+                self.open_gate()
             for index, process in self.processes.items():
                 if index not in self.due and process.poll() is not None and not self.stopping:
                     self.died(index, process.returncode, now)
@@ -146,10 +230,19 @@ class Supervisor:
         timeout = min([WAKE_S, *(when - time.monotonic() for when in self.due.values())])
         if timeout <= 0:
             return
-        if self.exits:
-            select.select(list(self.exits.values()), [], [], timeout)
-        else:
+        readable = [*self.exits.values(), *([self.gate.loaded_read] if self.gate else [])]
+        if not readable:
             time.sleep(timeout)
+            return
+        ready, _, _ = select.select(readable, [], [], timeout)
+        if self.gate and self.gate.loaded_read in ready and self.gate.heard(time.monotonic()):
+            self.open_gate()
+
+    def open_gate(self) -> None:
+        """Let the workers waiting at the first start's gate listen (`StartGate`)."""
+        if self.gate:
+            self.gate.open()
+            self.gate = None
 
     def _forget_exit(self, index: int) -> None:
         """Close worker `index`'s pidfd: once its process is reaped, it would wake every wait at once."""

@@ -16,15 +16,19 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.workers import BALANCING_KERNEL, Supervisor, worker_sockets
+from bot.workers import BALANCING_KERNEL, GATE_S, Supervisor, worker_sockets
 
 CONNECTIONS = 16
 """Connections a test opens: all on one of two workers by chance about once in 30,000 runs."""
 STUB_WORKER = """
 import os, socket, sys, time
+from bot.workers import pass_start_gate
 index = sys.argv[sys.argv.index("--worker-index") + 1]
 if index in os.environ["STUB_CRASHING"].split(","):
     sys.exit(3)
+time.sleep(float(dict(pair.split(":") for pair in os.environ["STUB_LOAD_S"].split(",") if pair).get(index, 0)))
+if "--start-gate" in sys.argv:
+    pass_start_gate(sys.argv[sys.argv.index("--start-gate") + 1])
 sock = socket.socket(fileno=int(sys.argv[sys.argv.index("--worker-fd") + 1]))
 sock.listen(64)
 if index in os.environ["STUB_STALLED"].split(","):
@@ -34,7 +38,8 @@ while True:
     conn.sendall(index.encode())
     conn.close()
 """
-"""A worker: crashes at once (STUB_CRASHING), listens but never accepts (STUB_STALLED), or answers its number."""
+"""A worker: crashes at once (STUB_CRASHING), or loads for a while (STUB_LOAD_S, "index:seconds,..."), passes the
+first start's gate and then listens but never accepts (STUB_STALLED) or answers its number."""
 pytestmark = pytest.mark.skipif(not BALANCING_KERNEL, reason="each worker has its own socket on Linux only")
 
 
@@ -52,15 +57,18 @@ class Running:
 
 
 @contextmanager
-def supervised(backoff: Sequence[float], *, crashing: str = "", stalled: str = "") -> Iterator[Running]:
+def supervised(
+    backoff: Sequence[float], *, crashing: str = "", stalled: str = "", load_s: str = "", gate_s: float = GATE_S
+) -> Iterator[Running]:
     """Two stub workers under a Supervisor running in a thread (signals reach only the main thread, so the
     test calls `stop` as the signal handler would)."""
     supervisor = Supervisor(
         command=[sys.executable, "-c", STUB_WORKER],
-        env={**os.environ, "STUB_CRASHING": crashing, "STUB_STALLED": stalled},
+        env={**os.environ, "STUB_CRASHING": crashing, "STUB_STALLED": stalled, "STUB_LOAD_S": load_s},
         sockets=worker_sockets("127.0.0.1", 0, 2),
         workers=2,
         backoff=backoff,
+        gate_s=gate_s,
     )
     status: list[int] = []
     thread = threading.Thread(target=lambda: status.append(supervisor.run()), daemon=True)
@@ -118,6 +126,40 @@ def test_a_crash_looping_worker_delays_neither_another_workers_restart_nor_the_s
         running.thread.join(5)
         assert not running.thread.is_alive()
         assert running.status == [3]  # worker 1's crash, not worker 0's SIGTERM
+
+
+def test_at_the_first_start_no_worker_listens_until_every_worker_has_loaded() -> None:
+    """Worker 0 loads at once and worker 1 in 1.5 s: the port's first connections (a proxy's kept-alive ones,
+    /readyz's) would all have stuck to worker 0."""
+    started = time.monotonic()
+    with supervised((60.0,), load_s="1:1.5") as running:
+        eventually(lambda: any(listening(sock) for sock in running.supervisor.sockets))
+        assert time.monotonic() - started >= 1.5
+        eventually(lambda: all(listening(sock) for sock in running.supervisor.sockets), timeout_s=1)
+
+
+def test_a_worker_that_dies_while_loading_holds_nobody_at_the_first_starts_gate() -> None:
+    with supervised((60.0,), crashing="1") as running:
+        eventually(lambda: listening(running.supervisor.sockets[0]), timeout_s=5)
+        assert answers(running.address()) == ["0"] * CONNECTIONS
+
+
+def test_a_worker_still_loading_holds_the_others_back_only_for_the_gates_time() -> None:
+    started = time.monotonic()
+    with supervised((60.0,), load_s="1:3600", gate_s=1.0) as running:
+        eventually(lambda: listening(running.supervisor.sockets[0]), timeout_s=5)
+        assert time.monotonic() - started >= 1.0
+        assert not listening(running.supervisor.sockets[1])
+        assert answers(running.address()) == ["0"] * CONNECTIONS
+
+
+def test_a_stop_while_a_worker_still_loads_opens_the_gate_and_returns() -> None:
+    with supervised((60.0,), load_s="1:3600") as running:
+        eventually(lambda: running.supervisor.gate is not None and running.supervisor.gate.loaded == 1)
+        running.supervisor.stop(signal.SIGTERM)
+        running.thread.join(5)
+        assert not running.thread.is_alive()
+        assert running.supervisor.gate is None
 
 
 def test_new_connections_go_to_the_other_worker_while_one_is_down() -> None:

@@ -93,8 +93,9 @@ def test_the_kernel_spreads_new_connections_over_the_workers_sockets() -> None:
 
 
 async def both_workers_listening(url: str, *, timeout_s: float = 120.0) -> None:
-    """Until new connections have reached both workers: a worker's socket joins the port only once that
-    worker is ready, so `/readyz` answers as soon as the first of them is."""
+    """Until new connections have reached both workers: at the first start both listen once both have
+    loaded (`StartGate`), but a worker still loading after the gate's 60 s (a slow CI machine) is not waited
+    for, and the test is about spreading connections over two running workers."""
     seen: set[str] = set()
     async with asyncio.timeout(timeout_s):
         while seen != {"0", "1"}:

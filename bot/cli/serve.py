@@ -27,6 +27,9 @@ def serve(
     ] = None,
     worker_fd: Annotated[int | None, typer.Option(hidden=True, help="Listening socket from the supervisor.")] = None,
     worker_index: Annotated[int, typer.Option(hidden=True, help="This worker's number; 0 runs maintenance.")] = 0,
+    start_gate: Annotated[
+        str | None, typer.Option(hidden=True, help="The first start's barrier from the supervisor.")
+    ] = None,
 ) -> None:
     """Serve until SIGTERM, then finish the turns in flight and exit. Starts without a model or Slack."""
     settings = load_settings()
@@ -48,7 +51,7 @@ def serve(
     run(
         serve_http(
             settings, host=host, port=port, playground_key=playground_key, sock=sock,
-            worker=worker_index if worker_fd is not None else None,
+            worker=worker_index if worker_fd is not None else None, start_gate=start_gate,
         ),
         loop_factory=auto_loop_factory(),
     )
