@@ -23,13 +23,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from core.guard.training import sentence_gate
 from core.guard.training.data import Example, load_examples, load_replies
+from core.guard.training.sentence_gate import FoldMessages, choose_gate, fold_messages, refused
 from core.telemetry import quiet_libraries
 
 quiet_libraries()
@@ -77,13 +80,21 @@ def decisions(x: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> n
     return np.asarray(model.decision_function((x - mean) / scale))  # type: ignore[attr-defined]
 
 
-def cross_validated(x: np.ndarray, y: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Out-of-fold SVM decisions, folds grouped by `keys`."""
+def cross_validated(
+    x: np.ndarray,
+    y: np.ndarray,
+    keys: np.ndarray,
+    on_fold: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray, object]], None] | None = None,
+) -> np.ndarray:
+    """Out-of-fold SVM decisions, folds grouped by `keys`; `on_fold` gets each fold's held-out rows and model."""
     from sklearn.model_selection import GroupKFold
 
     out = np.zeros(len(y))
     for train, test in GroupKFold(FOLDS).split(x, groups=keys):
-        out[test] = decisions(x[test], fit_svm(x[train], y[train]))
+        fitted = fit_svm(x[train], y[train])
+        out[test] = decisions(x[test], fitted)
+        if on_fold is not None:
+            on_fold(test, fitted)
     return out
 
 
@@ -168,7 +179,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     populations = np.array([e.population for e in dev])
     groups = np.array([e.group for e in dev])
 
-    cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]))
+    dev_messages = FoldMessages()
+    message_rng = random.Random(sentence_gate.SEED)
+
+    def on_fold(test: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> None:
+        def decide(texts: list[str]) -> np.ndarray:
+            return decisions(encode(model, texts).layers, fitted)
+
+        fold_messages([dev[i] for i in test], decide, prompt, dev_messages, message_rng)
+
+    cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]), on_fold)
     a, b = platt(cv_decision, y)
     cv_scores = probability(cv_decision, a, b)
     threshold = max(
@@ -177,6 +197,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     )
     grey_low = min(threshold, float(np.quantile(cv_scores[y == 1], 1 - GREY_RECALL)))
     grey_high = max(threshold, cut_above(cv_scores[populations == "workplace"], GREY_BENIGN_FPR))
+    message_wholes = probability(np.array(dev_messages.wholes), a, b)
+    message_sentences = [probability(np.array(s), a, b) for s in dev_messages.sentences]
+    gate = choose_gate(message_wholes, message_sentences, cut=threshold, floor=grey_low)
+
+    def messages_refused(suspect: float) -> float:
+        return round(float(refused(message_wholes, message_sentences, suspect=suspect, cut=threshold).mean()), 4)
 
     fitted = fit_svm(x, y)
     mean, scale, svm = fitted
@@ -208,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         threshold=np.float64(threshold),
         grey_low=np.float64(grey_low),
         grey_high=np.float64(grey_high),
+        sentence_gate=np.float64(gate),
         output_threshold=np.float64(output_threshold),
         output_grey_low=np.float64(output_low),
         output_grey_high=np.float64(output_high),
@@ -224,6 +251,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             f"<= {TARGET_XSTEST_FPR:.0%} of cross-validated XSTest safe prompts"
         ),
         "grey_zone": [round(grey_low, 4), round(grey_high, 4)],
+        "sentence_gate": round(gate, 4),
+        "sentence_gate_rule": (
+            f"lowest edge, not below the grey zone's, at which a message's whole text adds <= "
+            f"{sentence_gate.TARGET_EXTRA_FPR:.0%} refused cross-validated ordinary messages of 2-3 dev "
+            "workplace requests over their sentences alone"
+        ),
+        "cross_validated_messages": {
+            "messages": len(message_wholes),
+            "refused_at_grey_zone_edge": messages_refused(grey_low),
+            "refused_at_sentence_gate": messages_refused(gate),
+            "refused_by_a_sentence_alone": messages_refused(2.0),
+        },
         "rows": {"dev": len(dev), "validation": len(validation)},
         "cross_validated": rates(cv_scores, threshold, dev),
         "cross_validated_tradeoff": {
