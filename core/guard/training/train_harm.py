@@ -32,7 +32,7 @@ import numpy as np
 
 from core.guard.training import sentence_gate
 from core.guard.training.data import Example, load_examples, load_replies
-from core.guard.training.sentence_gate import FoldMessages, choose_gate, fold_messages, refused
+from core.guard.training.sentence_gate import FoldMessages, choose_gate, fold_harmful, fold_messages, refused
 from core.telemetry import quiet_libraries
 
 quiet_libraries()
@@ -179,14 +179,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     populations = np.array([e.population for e in dev])
     groups = np.array([e.group for e in dev])
 
-    dev_messages = FoldMessages()
+    dev_messages, dev_harmful = FoldMessages(), FoldMessages()
     message_rng = random.Random(sentence_gate.SEED)
 
     def on_fold(test: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> None:
         def decide(texts: list[str]) -> np.ndarray:
             return decisions(encode(model, texts).layers, fitted)
 
-        fold_messages([dev[i] for i in test], decide, prompt, dev_messages, message_rng)
+        held_out = [dev[i] for i in test]
+        fold_messages(held_out, decide, prompt, dev_messages, message_rng)
+        fold_harmful(held_out, decide, prompt, dev_harmful)
 
     cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]), on_fold)
     a, b = platt(cv_decision, y)
@@ -197,12 +199,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     )
     grey_low = min(threshold, float(np.quantile(cv_scores[y == 1], 1 - GREY_RECALL)))
     grey_high = max(threshold, cut_above(cv_scores[populations == "workplace"], GREY_BENIGN_FPR))
-    message_wholes = probability(np.array(dev_messages.wholes), a, b)
-    message_sentences = [probability(np.array(s), a, b) for s in dev_messages.sentences]
-    gate = choose_gate(message_wholes, message_sentences, cut=threshold, floor=grey_low)
+    ordinary_messages, harmful_messages = (
+        (probability(np.array(m.wholes), a, b), [probability(np.array(s), a, b) for s in m.sentences])
+        for m in (dev_messages, dev_harmful)
+    )
+    gate = choose_gate(ordinary_messages, harmful_messages, cut=threshold, floor=grey_low)
 
-    def messages_refused(suspect: float) -> float:
-        return round(float(refused(message_wholes, message_sentences, suspect=suspect, cut=threshold).mean()), 4)
+    def blocked_at(suspect: float) -> dict[str, float]:
+        return {
+            name: round(float(refused(*scored, suspect=suspect, cut=threshold).mean()), 4)
+            for name, scored in (("ordinary", ordinary_messages), ("harmful", harmful_messages))
+        }
 
     fitted = fit_svm(x, y)
     mean, scale, svm = fitted
@@ -253,15 +260,15 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         "grey_zone": [round(grey_low, 4), round(grey_high, 4)],
         "sentence_gate": round(gate, 4),
         "sentence_gate_rule": (
-            f"lowest edge, not below the grey zone's, at which a message's whole text adds <= "
-            f"{sentence_gate.TARGET_EXTRA_FPR:.0%} refused cross-validated ordinary messages of 2-3 dev "
-            "workplace requests over their sentences alone"
+            "the edge, not below the grey zone's, blocking the most cross-validated harmful dev rows of several "
+            "sentences less the share of cross-validated ordinary messages (2-3 dev workplace requests) refused"
         ),
         "cross_validated_messages": {
-            "messages": len(message_wholes),
-            "refused_at_grey_zone_edge": messages_refused(grey_low),
-            "refused_at_sentence_gate": messages_refused(gate),
-            "refused_by_a_sentence_alone": messages_refused(2.0),
+            "ordinary_messages": len(ordinary_messages[0]),
+            "harmful_rows_of_several_sentences": len(harmful_messages[0]),
+            "blocked_at_grey_zone_edge": blocked_at(grey_low),
+            "blocked_at_sentence_gate": blocked_at(gate),
+            "blocked_by_a_sentence_alone": blocked_at(2.0),
         },
         "rows": {"dev": len(dev), "validation": len(validation)},
         "cross_validated": rates(cv_scores, threshold, dev),
