@@ -7,7 +7,7 @@ import random
 import numpy as np
 
 from core.guard.training.data import Example
-from core.guard.training.sentence_gate import FoldMessages, choose_gate, fold_messages, refused
+from core.guard.training.sentence_gate import FoldMessages, choose_gate, fold_harmful, fold_messages, refused
 
 CUT = 0.8
 
@@ -22,21 +22,37 @@ def test_the_whole_counts_only_from_the_edge_a_sentence_reaches() -> None:
     assert refused(wholes, sentences, suspect=0.4, cut=CUT).tolist() == [False, False, True]
 
 
-def test_the_edge_stays_at_the_floor_where_the_whole_adds_few_refusals() -> None:
-    rows = [(0.5, [0.3, 0.1])] * 199 + [(0.95, [0.3, 0.1])]
-    assert choose_gate(*messages(rows), cut=CUT, floor=0.166) == 0.166
+def test_the_edge_stays_at_the_floor_where_raising_it_lets_harm_through() -> None:
+    ordinary = messages([(0.5, [0.3, 0.1])] * 95 + [(0.95, [0.45, 0.1])] * 5)
+    harmful = messages([(0.95, [0.4, 0.1])] * 10)
+    assert choose_gate(ordinary, harmful, cut=CUT, floor=0.166) == 0.166
 
 
-def test_the_edge_rises_above_the_sentences_of_ordinary_messages_the_whole_would_refuse() -> None:
-    rows = [(0.5, [0.1, 0.1])] * 90 + [(0.95, [0.35, 0.1])] * 5 + [(0.95, [0.6, 0.2])] * 5
-    gate = choose_gate(*messages(rows), cut=CUT, floor=0.166)
-    assert 0.6 < gate < 0.61  # above both groups: 5 % each, over the 1 % budget
-    assert not refused(*messages(rows), suspect=gate, cut=CUT).any()
+def test_the_edge_rises_above_ordinary_sentences_where_no_harm_relies_on_the_whole_there() -> None:
+    ordinary = messages([(0.5, [0.1, 0.1])] * 90 + [(0.95, [0.35, 0.1])] * 10)
+    harmful = messages([(0.95, [0.5, 0.1])] * 10 + [(0.5, [0.9, 0.1])] * 10)
+    gate = choose_gate(ordinary, harmful, cut=CUT, floor=0.166)
+    assert 0.35 < gate <= 0.5
+    assert not refused(*ordinary, suspect=gate, cut=CUT).any()
+    assert refused(*harmful, suspect=gate, cut=CUT).all()
 
 
 def test_a_sentence_refused_alone_is_not_the_wholes_doing() -> None:
-    rows = [(0.95, [0.9, 0.1])] * 50 + [(0.5, [0.1, 0.1])] * 50
-    assert choose_gate(*messages(rows), cut=CUT, floor=0.166) == 0.166
+    ordinary = messages([(0.95, [0.9, 0.1])] * 5 + [(0.5, [0.1, 0.1])] * 95)
+    harmful = messages([(0.95, [0.2, 0.1])] * 10)
+    assert choose_gate(ordinary, harmful, cut=CUT, floor=0.166) == 0.166
+
+
+def test_fold_harmful_takes_only_held_out_harmful_rows_of_several_sentences() -> None:
+    rows = [
+        Example(id=f"r-{i}", text=text, harmful=harmful, source="x", category="x", split="dev")
+        for i, (text, harmful) in enumerate(
+            [("First part. Second part.", True), ("One part only", True), ("Ordinary. Also ordinary.", False)]
+        )
+    ]
+    collected = FoldMessages()
+    fold_harmful(rows, lambda texts: np.zeros(len(texts)), str, collected)
+    assert collected.sentences == [[0.0, 0.0]]
 
 
 def test_fold_messages_score_each_message_whole_and_by_sentence_from_held_out_workplace_rows() -> None:

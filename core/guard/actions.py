@@ -65,6 +65,8 @@ class RailActions:
         shipped = (head.threshold, head.grey) if head is not None else (classifier.threshold, classifier.grey)
         self.harm_threshold = config.harm_threshold if config.harm_threshold is not None else shipped[0]
         self.grey_zone = config.grey_zone if config.grey_zone is not None else shipped[1]
+        self.sentence_gate = classifier.sentence_gate if head is None else self.grey_zone[0]
+        """Where a message's whole text starts to count (`message_score`); the head keeps its grey zone's edge."""
         self.output_threshold = (
             config.output_harm_threshold if config.output_harm_threshold is not None else classifier.output_threshold
         )
@@ -141,7 +143,7 @@ class RailActions:
             texts = [masked, *pieces] if len(pieces) > 1 else [masked]
             vectors = await self._encoder.vectors(texts)
             scores = await self._input_scores(vectors)
-            score, piece = message_score(scores[0], scores[1:], self.grey_zone[0])
+            score, piece = message_score(scores[0], scores[1:], self.sentence_gate)
             vector = vectors[piece + 1].sentence
             policy = await self._policy(context)
             threshold = next(

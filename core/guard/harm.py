@@ -45,6 +45,9 @@ class HarmClassifier:
     platt_b: float
     threshold: float
     grey: tuple[float, float]
+    sentence_gate: float
+    """The score one sentence must reach before its message's whole text counts (core/guard/sentences.py),
+    chosen on ordinary dev messages scored out of fold (core/guard/training/sentence_gate.py)."""
     output_threshold: float
     """The cut on a reply's worst chunk, chosen on generated model replies (core/guard/training/replies.py)."""
     output_grey: tuple[float, float]
@@ -63,6 +66,7 @@ class HarmClassifier:
                 platt_b=float(data["platt_b"]),
                 threshold=float(data["threshold"]),
                 grey=(float(data["grey_low"]), float(data["grey_high"])),
+                sentence_gate=float(data["sentence_gate"]),
                 output_threshold=float(data["output_threshold"]),
                 output_grey=(float(data["output_grey_low"]), float(data["output_grey_high"])),
             )

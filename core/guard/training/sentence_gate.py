@@ -6,11 +6,15 @@ sentence is already suspect (`message_score`'s `suspect`). That edge was the gre
 a number chosen for another purpose: two ordinary requests whose sentences score 0.2-0.6 ("What's the
 dosage of ibuprofen that's safe for an adult with a headache?" 0.59) were refused by their pooled vector.
 
-Here the edge is chosen like the block threshold: on dev rows the scoring model never saw. In each
+Here the edge is chosen on dev rows the scoring model never saw, like the block threshold. In each
 cross-validation fold, ordinary messages of 2-3 workplace requests are built from the fold's held-out
-rows and scored by the fold's model, whole and per sentence; the edge is the lowest at which the whole
-text adds at most `TARGET_EXTRA_FPR` refused messages over those a sentence alone refuses, and never below
-the grey zone's lower edge (where the whole counted before).
+rows, and the held-out harmful rows of several sentences are taken as they are; the fold's model scores
+each whole and per sentence. The edge is the one, at or above the grey zone's lower edge (where the whole
+counted before), that blocks the most of those harmful rows less the share of ordinary messages it
+refuses, the lowest of equals. Both sides count: an edge chosen on the ordinary messages alone (the
+lowest at which the whole adds at most 1 % of them refused: 0.631 for the shipped SVM) halved their
+refusals on dev (4.4 -> 2.2 %) but let 6 of the 100 harmful dev rows of several sentences through (83 ->
+77 %), and on validation 1.4 points of harmful recall.
 """
 
 from __future__ import annotations
@@ -25,9 +29,6 @@ from core.guard.sentences import message_score, split_sentences
 from core.guard.training.data import Example
 from core.guard.training.messages import benign_messages
 
-TARGET_EXTRA_FPR = 0.01
-"""What the whole text may add to the ordinary messages refused: a single request's own budget
-(train_harm's TARGET_WORKPLACE_FPR)."""
 MESSAGES_PER_FOLD = 200
 SEED = 20261207
 
@@ -57,11 +58,25 @@ def fold_messages(
     pool = [e for e in held_out if e.population == "workplace"]
     if len(pool) < 3:
         return
-    texts = [prompt(m.text) for m in benign_messages(pool, MESSAGES_PER_FOLD, rng)]
-    split = [split_sentences(t) for t in texts]
-    kept = [(t, pieces) for t, pieces in zip(texts, split, strict=True) if len(pieces) > 1]
-    flat = [t for t, _ in kept] + [p for _, pieces in kept for p in pieces]
-    scored = decide(flat)
+    _score([prompt(m.text) for m in benign_messages(pool, MESSAGES_PER_FOLD, rng)], decide, collected)
+
+
+def fold_harmful(
+    held_out: Sequence[Example],
+    decide: Callable[[list[str]], np.ndarray],
+    prompt: Callable[[str], str],
+    collected: FoldMessages,
+) -> None:
+    """Add the fold's held-out harmful rows of several sentences, scored whole and per sentence."""
+    _score([prompt(e.text) for e in held_out if e.harmful], decide, collected)
+
+
+def _score(texts: Sequence[str], decide: Callable[[list[str]], np.ndarray], collected: FoldMessages) -> None:
+    """Score each text of several sentences whole and per sentence, in one call, into `collected`."""
+    kept = [(t, pieces) for t in texts if len(pieces := split_sentences(t)) > 1]
+    if not kept:
+        return
+    scored = decide([t for t, _ in kept] + [p for _, pieces in kept for p in pieces])
     wholes, rest = scored[: len(kept)], scored[len(kept) :]
     per_message = []
     for _, pieces in kept:
@@ -78,15 +93,19 @@ def refused(wholes: np.ndarray, sentences: Sequence[np.ndarray], *, suspect: flo
     )
 
 
-def choose_gate(wholes: np.ndarray, sentences: Sequence[np.ndarray], *, cut: float, floor: float) -> float:
-    """The lowest `suspect` at or above `floor` at which the whole text adds at most `TARGET_EXTRA_FPR` of the
-    messages refused over those a sentence alone refuses (above every sentence, the whole never counts)."""
-    worst = np.array([max(s) for s in sentences])
-    alone = worst >= cut
-    candidates = sorted({floor, *(float(w) + 1e-6 for w in worst if w >= floor)})
+Scored = tuple[np.ndarray, Sequence[np.ndarray]]
+"""Messages' whole-text scores and each one's sentence scores."""
 
-    def extra(gate: float) -> float:
-        return float((refused(wholes, sentences, suspect=gate, cut=cut) & ~alone).mean())
 
-    # The last candidate lies above every sentence, where the whole never counts and adds nothing.
-    return next(gate for gate in candidates if extra(gate) <= TARGET_EXTRA_FPR)
+def choose_gate(ordinary: Scored, harmful: Scored, *, cut: float, floor: float) -> float:
+    """The edge at or above `floor` that blocks the most `harmful` messages less the share of `ordinary` ones
+    it refuses; the lowest of equals. Candidates are `floor` and just above each sentence's score."""
+    sentences = [*ordinary[1], *harmful[1]]
+    candidates = sorted({floor, *(float(max(s)) + 1e-6 for s in sentences if max(s) >= floor)})
+
+    def gain(gate: float) -> float:
+        blocked = refused(*harmful, suspect=gate, cut=cut).mean()
+        return float(blocked - refused(*ordinary, suspect=gate, cut=cut).mean())
+
+    gains = [gain(gate) for gate in candidates]
+    return candidates[gains.index(max(gains))]

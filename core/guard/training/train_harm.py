@@ -23,13 +23,16 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import random
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from core.guard.training import sentence_gate
 from core.guard.training.data import Example, load_examples, load_replies
+from core.guard.training.sentence_gate import FoldMessages, choose_gate, fold_harmful, fold_messages, refused
 from core.telemetry import quiet_libraries
 
 quiet_libraries()
@@ -77,13 +80,21 @@ def decisions(x: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> n
     return np.asarray(model.decision_function((x - mean) / scale))  # type: ignore[attr-defined]
 
 
-def cross_validated(x: np.ndarray, y: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """Out-of-fold SVM decisions, folds grouped by `keys`."""
+def cross_validated(
+    x: np.ndarray,
+    y: np.ndarray,
+    keys: np.ndarray,
+    on_fold: Callable[[np.ndarray, tuple[np.ndarray, np.ndarray, object]], None] | None = None,
+) -> np.ndarray:
+    """Out-of-fold SVM decisions, folds grouped by `keys`; `on_fold` gets each fold's held-out rows and model."""
     from sklearn.model_selection import GroupKFold
 
     out = np.zeros(len(y))
     for train, test in GroupKFold(FOLDS).split(x, groups=keys):
-        out[test] = decisions(x[test], fit_svm(x[train], y[train]))
+        fitted = fit_svm(x[train], y[train])
+        out[test] = decisions(x[test], fitted)
+        if on_fold is not None:
+            on_fold(test, fitted)
     return out
 
 
@@ -175,7 +186,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     populations = np.array([e.population for e in dev])
     groups = np.array([e.group for e in dev])
 
-    cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]))
+    dev_messages, dev_harmful = FoldMessages(), FoldMessages()
+    message_rng = random.Random(sentence_gate.SEED)
+
+    def on_fold(test: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> None:
+        def decide(texts: list[str]) -> np.ndarray:
+            return decisions(encode(model, texts).layers, fitted)
+
+        held_out = [dev[i] for i in test]
+        fold_messages(held_out, decide, prompt, dev_messages, message_rng)
+        fold_harmful(held_out, decide, prompt, dev_harmful)
+
+    cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]), on_fold)
     a, b = platt(cv_decision, y)
     cv_scores = probability(cv_decision, a, b)
     threshold = max(
@@ -184,6 +206,17 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     )
     grey_low = min(threshold, float(np.quantile(cv_scores[y == 1], 1 - GREY_RECALL)))
     grey_high = max(threshold, cut_above(cv_scores[populations == "workplace"], GREY_BENIGN_FPR))
+    ordinary_messages, harmful_messages = (
+        (probability(np.array(m.wholes), a, b), [probability(np.array(s), a, b) for s in m.sentences])
+        for m in (dev_messages, dev_harmful)
+    )
+    gate = choose_gate(ordinary_messages, harmful_messages, cut=threshold, floor=grey_low)
+
+    def blocked_at(suspect: float) -> dict[str, float]:
+        return {
+            name: round(float(refused(*scored, suspect=suspect, cut=threshold).mean()), 4)
+            for name, scored in (("ordinary", ordinary_messages), ("harmful", harmful_messages))
+        }
 
     fitted = fit_svm(x, y)
     mean, scale, svm = fitted
@@ -215,6 +248,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         threshold=np.float64(threshold),
         grey_low=np.float64(grey_low),
         grey_high=np.float64(grey_high),
+        sentence_gate=np.float64(gate),
         output_threshold=np.float64(output_threshold),
         output_grey_low=np.float64(output_low),
         output_grey_high=np.float64(output_high),
@@ -231,6 +265,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             f"<= {TARGET_XSTEST_FPR:.0%} of cross-validated XSTest safe prompts"
         ),
         "grey_zone": [round(grey_low, 4), round(grey_high, 4)],
+        "sentence_gate": round(gate, 4),
+        "sentence_gate_rule": (
+            "the edge, not below the grey zone's, blocking the most cross-validated harmful dev rows of several "
+            "sentences less the share of cross-validated ordinary messages (2-3 dev workplace requests) refused"
+        ),
+        "cross_validated_messages": {
+            "ordinary_messages": len(ordinary_messages[0]),
+            "harmful_rows_of_several_sentences": len(harmful_messages[0]),
+            "blocked_at_grey_zone_edge": blocked_at(grey_low),
+            "blocked_at_sentence_gate": blocked_at(gate),
+            "blocked_by_a_sentence_alone": blocked_at(2.0),
+        },
         "rows": {"dev": len(dev), "validation": len(validation)},
         "left_out": sorted(args.leave_out),
         "cross_validated": rates(cv_scores, threshold, dev),
