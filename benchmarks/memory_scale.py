@@ -10,10 +10,11 @@ side by side on an index built with pgvector's default ef_construction (the base
 built as maintenance builds it; each with queries related to what the person said and queries on
 new topics (`near_stored`), without words and with words (the hybrid path a turn takes), and with
 words at the pool of candidates a turn asks for (`_turn_pool`). Each query runs twice, one right after
-the other: through this tree's `memory_recall` and through main's (migration 0030's, installed beside it
-in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared machine. Each reports the
-database server's CPU per query beside the wall times (compare ratios within one run, latencies on a
-shared machine move) and how often the two give the same ranked top 10.
+the other: through this tree's `memory_recall` and through main's (migration 0031's, installed beside it
+in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared machine. Each reports, beside
+the wall times, where the serving backend spent them (compare ratios within one run, latencies on a shared
+machine move): on a core, waiting for one, and off both (parallel workers, I/O, locks: work or waits the
+backend's own CPU does not show), and how often the two give the same ranked top 10.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
@@ -177,20 +178,20 @@ async def _query_people(
     return {
         "queries": len(sample),
         **timed["this_tree"].summary(),
-        "main_0030": timed["main"].summary(),
+        "main": timed["main"].summary(),
         "same_ranked_top10_as_main": round(statistics.fmean(agree), 4),
         "recall_at_10": round(statistics.fmean(recalls), 4),
         "path": "exact scan inside the (platform, workspace_id, user_id) B-tree scope",
     }
 
 
-BASELINE_SCHEMA = "parley_main_0030"
-"""Where main's recall (migration 0030's `memory_recall`, and 0024's `memory_text_hits` it calls) is
-installed beside this tree's, from the migration files themselves: the baseline pool finds it first on
-its search_path, so both go through the same `core.memory.search.search`."""
+BASELINE_SCHEMA = "parley_main"
+"""Where main's recall (migration 0031's `memory_recall` and the `memory_text_hits` it calls) is installed
+beside this tree's, from the migration file itself: the baseline pool finds it first on its search_path, so
+both go through the same `core.memory.search.search`."""
 _BASELINE_FUNCTIONS = (
-    ("0024_recall_stats.sql", "memory_text_hits", "\n$$;"),
-    ("0030_memory_recall_in_one_statement.sql", "memory_recall", "\n$function$;"),
+    ("0031_memory_recall_planned_once.sql", "memory_text_hits", "\n$function$;"),
+    ("0031_memory_recall_planned_once.sql", "memory_recall", "\n$function$;"),
 )
 
 
@@ -201,9 +202,9 @@ async def _install_baseline(uri: str) -> None:
         await conn.execute(f"DROP SCHEMA IF EXISTS {BASELINE_SCHEMA} CASCADE; CREATE SCHEMA {BASELINE_SCHEMA}")
         for file, name, end in _BASELINE_FUNCTIONS:
             text = (MIGRATIONS_DIR / file).read_text()
-            start = text.index(f"CREATE FUNCTION {name}(")
+            start = text.index(f"CREATE OR REPLACE FUNCTION {name}(")
             ddl = text[start : text.index(end, start) + len(end)]
-            ddl = re.sub(r"\bCREATE FUNCTION (memory_\w+)\(", rf"CREATE FUNCTION {BASELINE_SCHEMA}.\1(", ddl)
+            ddl = re.sub(r"\bCREATE OR REPLACE FUNCTION (memory_\w+)\(", rf"CREATE FUNCTION {BASELINE_SCHEMA}.\1(", ddl)
             ddl = ddl.replace("FROM memory_text_hits(", f"FROM {BASELINE_SCHEMA}.memory_text_hits(")
             await conn.execute(ddl)
         await conn.execute(
@@ -236,18 +237,35 @@ def _same_top10(got: search.SearchResult, main: search.SearchResult) -> bool:
     return top(got) == top(main)
 
 
+@dataclass(frozen=True)
+class ServerTime:
+    """Where the backend serving a recall spent the call's wall time, from its scheduler statistics: on a
+    core, runnable but waiting for one (a busy machine), and the rest, off the CPU: asleep on parallel
+    workers it launched (their CPU is in their own processes), on storage or locks, or idle while the
+    client encodes the call and decodes the rows (about 0.5 ms)."""
+
+    cpu_ms: float
+    runqueue_ms: float
+    off_cpu_ms: float
+
+
 @dataclass
 class Timed:
-    """Wall time, the database server's CPU and the statements sent, per recall."""
+    """Wall time, where the serving backend spent it and the statements sent, per recall."""
 
     wall_ms: list[float] = field(default_factory=list)
-    server_cpu_ms: list[float] = field(default_factory=list)
+    server: list[ServerTime] = field(default_factory=list)
     statements: list[int] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
+        def mean(values: list[float]) -> float | None:
+            return round(statistics.fmean(values), 2) if values else None
+
         return {
             **{k: summary_ms(self.wall_ms)[k] for k in ("p50_ms", "p95_ms")},
-            "server_cpu_ms_mean": round(statistics.fmean(self.server_cpu_ms), 2) if self.server_cpu_ms else None,
+            "server_cpu_ms_mean": mean([t.cpu_ms for t in self.server]),
+            "server_waiting_for_a_core_ms_mean": mean([t.runqueue_ms for t in self.server]),
+            "server_off_cpu_ms_mean": mean([t.off_cpu_ms for t in self.server]),
             "statements_per_recall": statistics.fmean(self.statements),
         }
 
@@ -264,13 +282,14 @@ async def _recall(
     started = time.perf_counter()
     async with pool.acquire() as conn:
         conn.add_query_logger(log)
-        cpu_before = _server_cpu_s(conn)
+        before, sent_at = _server_schedstat_ns(conn), time.perf_counter_ns()
         found = await search.search(conn, person, query=text, vector=query, model=MODEL, pool_size=pool_size, recent=0)
-        cpu_after = _server_cpu_s(conn)
+        after, back_at = _server_schedstat_ns(conn), time.perf_counter_ns()
         conn.remove_query_logger(log)
     timed.wall_ms.append((time.perf_counter() - started) * 1000)
-    if cpu_before is not None and cpu_after is not None:
-        timed.server_cpu_ms.append((cpu_after - cpu_before) * 1000)
+    if before is not None and after is not None:
+        cpu, runqueue = after[0] - before[0], after[1] - before[1]
+        timed.server.append(ServerTime(cpu / 1e6, runqueue / 1e6, (back_at - sent_at - cpu - runqueue) / 1e6))
     timed.statements.append(len(sent))
     return found
 
@@ -359,21 +378,22 @@ async def _query_large_scope(
         recalls.append(sum(f"memory {10**9 + int(i)}" in got_rows for i in truth) / 10)
     return {
         **timed["this_tree"].summary(),
-        "main_0030": timed["main"].summary(),
+        "main": timed["main"].summary(),
         "same_ranked_top10_as_main": round(statistics.fmean(agree), 4),
         "recall_at_10": round(statistics.fmean(recalls), 4),
         "path": sorted(paths),
     }
 
 
-def _server_cpu_s(conn: Any) -> float | None:
-    """CPU seconds (user + system) of the connection's server process so far, when the server runs on
-    this machine (the throwaway one does); None otherwise. Clock-tick resolution: average many queries."""
+def _server_schedstat_ns(conn: Any) -> tuple[int, int] | None:
+    """Nanoseconds the connection's server process has run on a core and waited runnable for one so far
+    (/proc/PID/schedstat), when the server runs on this machine (the throwaway one does); None otherwise.
+    The time in parallel workers it launches is not in it: that shows as its time off the CPU."""
     try:
-        fields = Path(f"/proc/{conn.get_server_pid()}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        on_cpu, waiting, _ = Path(f"/proc/{conn.get_server_pid()}/schedstat").read_text().split()
+    except (OSError, ValueError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return int(on_cpu), int(waiting)
 
 
 def _progress() -> Progress:

@@ -1,4 +1,4 @@
-"""benchmarks/memory_scale.py: its baseline is main's recall (migration 0030's), installed beside this tree's
+"""benchmarks/memory_scale.py: its baseline is main's recall (migration 0031's), installed beside this tree's
 from the migration files, and reached through the same `core.memory.search.search`."""
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import asyncpg
 import numpy as np
 import pytest
 from asyncpg.connection import LoggedQuery
+from pgvector.asyncpg import register_vector
 from pydantic_ai.embeddings import Embedder
 
 from core.memory import maintenance, search, store
@@ -32,6 +33,10 @@ SELECT pg_stat_get_xact_numscans($1::regclass),
        (SELECT coalesce(sum(calls), 0)::bigint FROM pg_stat_xact_user_functions WHERE funcname = 'memory_text_hits')
 """
 """The walks of an index and the calls of the text route so far (this backend's counts not yet reported)."""
+
+WORKER_BUFFER_HITS = "SELECT coalesce(sum(hits), 0)::bigint FROM pg_stat_io WHERE backend_type = 'background worker'"
+"""Buffers read by background workers, parallel query's included: each reports its reads as it exits, and a
+statement that launched workers ends only after they have."""
 
 
 @pytest.fixture(scope="module")
@@ -196,3 +201,32 @@ async def ids_of(pool: asyncpg.Pool, user: UserKey) -> set[int]:
 async def test_a_recall_runs_with_its_callers_rights(pool: asyncpg.Pool) -> None:
     """Row-level security holds inside it: a SECURITY DEFINER function would read as the table's owner."""
     assert await pool.fetchval("SELECT prosecdef FROM pg_proc WHERE proname = 'memory_recall'") is False
+
+
+async def test_a_heavy_persons_recall_with_words_launches_no_parallel_workers(pg_uri: str, pool: asyncpg.Pool) -> None:
+    """Launching workers and waiting for them cost a recall 6-8 ms of wall time on two cores, more than any of
+    its small scans can gain (migration 0032). The caller's session here makes parallel plans free, as the
+    text route's generic estimate (1 % of the table) did on a large table: the recall still plans serial."""
+    user, model = person(), "test:recall-serial"
+    vectors = await fill(pool, user, model, 300)
+    assert await maintenance.ensure_scope_indexes(pool, model=model, dimensions=16, min_rows=300)
+    conn = await asyncpg.connect(pg_uri)  # a new backend: none of the recall's statements planned yet
+    try:
+        await register_vector(conn)
+        for cost in (
+            "parallel_setup_cost",
+            "parallel_tuple_cost",
+            "min_parallel_table_scan_size",
+            "min_parallel_index_scan_size",
+        ):
+            await conn.execute(f"SET {cost} = 0")
+        before = await pool.fetchval(WORKER_BUFFER_HITS)
+        for vector in vectors[:3]:
+            found = await search.search(
+                conn, user, query="kite flight", vector=vector, model=model, pool_size=10, recent=0
+            )
+            assert found.path == "hnsw" and len(found.candidates) >= 10
+        assert await pool.fetchval(WORKER_BUFFER_HITS) == before
+    finally:
+        await conn.close()
+        await maintenance.drop_scope_indexes(pool, user)
