@@ -230,7 +230,7 @@ async def evaluate(
         GuardConfig(harm_weights=weights, head_weights=DEFAULT_HEAD if head else None, harm_threshold=threshold)
     )
     await guard.warm()
-    examples = [e for e in load_examples() if e.split == split and e.source != "advbench"]
+    examples = [e for e in load_examples(added=True) if e.split == split and e.source != "advbench"]
     replies = [r for r in load_replies() if r.split == split]
     started = time.perf_counter()
     with Progress(transient=True) as progress:

@@ -72,8 +72,10 @@ class Example:
         return self.source
 
 
-def load_examples(data: Path = SAFETY_DATA) -> list[Example]:
-    """Every labelled prompt of the safety datasets, in a stable order.
+def load_examples(data: Path = SAFETY_DATA, *, added: bool = False) -> list[Example]:
+    """Every labelled prompt of the safety datasets, in a stable order; with `added`, the public sets added
+    in round 11 too (ADDED_SOURCES: measured, not trained on by default, so every training command still
+    reproduces the shipped weights; round 11 in docs/guardrails.md says why).
 
     A validation row whose text is also a dev row (StrongREJECT copies some AdvBench prompts) counts
     as dev: it was seen in tuning."""
@@ -90,7 +92,8 @@ def load_examples(data: Path = SAFETY_DATA) -> list[Example]:
         *_jsonl(data / "parley_contrasts.jsonl", "contrasts"),
         *_jsonl(data / "parley_own_details.jsonl", "own_details"),
     ]
-    rows += _unseen_texts(rows, [*_simplesafety(data), *_gptfuzz(data), *_aart(data), *_coconot(data)])
+    if added:
+        rows += _unseen_texts(rows, [*_simplesafety(data), *_gptfuzz(data), *_aart(data), *_coconot(data)])
     rows += _jsonl(data / FALSE_POSITIVES, "operator")
     seen = {_normal(e.text) for e in rows if e.split == "dev"}
     return [replace(e, split="dev") if e.split == "validation" and _normal(e.text) in seen else e for e in rows]

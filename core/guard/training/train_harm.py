@@ -161,6 +161,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
         help="Train and score prompts masked (core.guard.masking.scrub), as the input rail scores them.",
     )
     parser.add_argument(
+        "--with-added",
+        action="store_true",
+        help="Train on the public sets added in round 11 too (data.ADDED_SOURCES; not the shipped weights).",
+    )
+    parser.add_argument(
         "--leave-out",
         action="append",
         default=[],
@@ -177,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     def prompt(text: str) -> str:
         return scrub(text) if args.masked else text
 
-    examples = load_examples()
+    examples = load_examples(added=args.with_added)
     dev = [e for e in examples if e.split == "dev" and e.group not in args.leave_out]
     validation = [e for e in examples if e.split == "validation"]
     model = shared_sentence_transformer()
