@@ -22,6 +22,9 @@ reads as an ask for it ("How do I make a working pipe bomb ...?" 0.79), while se
 requests, each scored near 0, no longer stand or fall by their pooled vector. On the same
 validation-built messages (`guard_eval.py`'s multi-request section), 2-3 workplace requests refused
 4.0 -> 3.3 %, 2-3 hard negatives 11.0 -> 9.7 %, padded harmful 86 % either way, single prompts the same.
+
+Round 12: that edge is now the classifier's own `sentence_gate` (0.291 for the shipped SVM), chosen on
+dev messages scored out of fold (core/guard/training/sentence_gate.py).
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ def split_sentences(text: str) -> list[str]:
 def message_score(whole: float, sentences: Sequence[float], suspect: float) -> tuple[float, int]:
     """The message's harm score from its whole text's and its sentences' scores, and which piece it
     came from (-1 for the whole). One sentence: the whole text's score, as before. The whole counts
-    only when some sentence scores at least `suspect` (the grey zone's lower edge)."""
+    only when some sentence scores at least `suspect` (the classifier's `sentence_gate`)."""
     if len(sentences) <= 1:
         return whole, -1
     best = max(range(len(sentences)), key=sentences.__getitem__)
