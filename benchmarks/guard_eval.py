@@ -311,6 +311,16 @@ async def evaluate(
     }
 
 
+def print_populations(populations: object, prefix: str) -> None:
+    """Each population's share blocked (and grey-zone share where reported), then each of its sources'."""
+    assert isinstance(populations, dict)
+    for name, figures in populations.items():
+        grey = f" grey={figures['grey_zone_share']:.1%}" if "grey_zone_share" in figures else ""
+        print(f"{prefix}{name:12s} n={figures['n']:4d} blocked={figures['blocked']:.1%}{grey}")
+        for source, value in figures["by_source"].items():
+            print(f"    {source:26s} n={value['n']:4d} blocked={value['blocked']:.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Blocked rates of the rails on validation, red-team and benign sets.")
     parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -330,18 +340,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    populations = report["input_rails"]
-    assert isinstance(populations, dict)
-    for name, figures in populations.items():
-        print(f"{name:12s} n={figures['n']:4d} blocked={figures['blocked']:.1%} grey={figures['grey_zone_share']:.1%}")
-        for source, value in figures["by_source"].items():
-            print(f"    {source:26s} n={value['n']:4d} blocked={value['blocked']:.1%}")
-    added_sets = report["added_sets"]
-    assert isinstance(added_sets, dict)
-    for name, figures in added_sets.items():
-        print(f"added {name:12s} n={figures['n']:4d} blocked={figures['blocked']:.1%}")
-        for source, value in figures["by_source"].items():
-            print(f"    {source:26s} n={value['n']:4d} blocked={value['blocked']:.1%}")
+    print_populations(report["input_rails"], "")
+    print_populations(report["added_sets"], "added ")
     print("output rails:", report["output_rails"])
     print("output rails on turns:", report["paired_output_rails"])
     multi = report["multi_request"]
