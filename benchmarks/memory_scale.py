@@ -143,6 +143,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # --- one large scope with its own partial HNSW index -----------------------------------------
     large = await _large_scope(pools, rng, words, text_rng, args) if args.large_scope else None
+
+    # --- one medium scope: the exact scan against its own index, query by query -----------------------
+    medium = await _medium_scope(pool, rng, words, text_rng, args) if args.medium_scope else None
     await pool.close()
     await main_pool.close()
     return {
@@ -153,6 +156,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "insert": {"seconds": round(insert_s, 1), "rows_per_s": round(args.memories / insert_s)},
         "per_user_top10": per_person,
         "large_scope": large,
+        "medium_scope": medium,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.python_implementation()} "
         f"{platform.python_version()}",
         "load_average": {"start": round(load_at_start, 1), "end": round(os.getloadavg()[0], 1)},
@@ -385,6 +389,70 @@ async def _query_large_scope(
     }
 
 
+async def _medium_scope(
+    pool: Any, rng: np.random.Generator, words: list[str], text_rng: random.Random, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One person with `args.medium_scope` memories (between an ordinary person and the heavy one), each
+    query recalled both ways one right after the other (the first alternating): by the exact scan of the
+    scope, as before the scope had an index of its own, and by the walk of that index, as maintenance gives
+    it from `MemoryConfig.large_scope_rows`. The index stays built; only its entry in `memory_scope_indexes`,
+    which is what sends a recall to the walk, comes and goes."""
+    person = UserKey(platform="bench", workspace_id="W-medium", user_id="U-medium")
+    vectors = clustered_unit_vectors(rng, args.medium_scope, args.dims)
+    async with pool.acquire() as conn:
+        await store.copy_memories(conn, records([person], vectors, 2 * 10**9, words, text_rng))
+    started = time.perf_counter()
+    await maintenance.ensure_scope_indexes(pool, model=MODEL, dimensions=args.dims, min_rows=args.medium_scope)
+    build_s = time.perf_counter() - started
+    entry = await pool.fetchrow(
+        "DELETE FROM memory_scope_indexes WHERE platform = $1 AND workspace_id = $2 AND user_id = $3"
+        " RETURNING platform, workspace_id, user_id, embedding_model, dimensions, index_name",
+        person.platform,
+        person.workspace_id,
+        person.user_id,
+    )
+
+    async def indexed(on: bool) -> None:
+        if on:
+            await pool.execute(
+                "INSERT INTO memory_scope_indexes (platform, workspace_id, user_id, embedding_model, dimensions,"
+                " index_name) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                *entry.values(),
+            )
+        else:
+            await pool.execute("DELETE FROM memory_scope_indexes WHERE index_name = $1", entry["index_name"])
+
+    result: dict[str, Any] = {
+        "memories": args.medium_scope,
+        "vectors": "clustered unit vectors (200 topics)",
+        "index_build_s": round(build_s, 1),
+        "large_scope_rows": MemoryConfig().large_scope_rows,
+    }
+    query_sets = {
+        "related": near_stored(rng, vectors, args.queries),
+        "new_topic": clustered_unit_vectors(rng, args.queries, args.dims),
+    }
+    texts = [" ".join(text_rng.choices(words, k=5)) for _ in range(args.queries)]
+    for kind, queries in query_sets.items():
+        for label, with_words, pool_size in (("", False, 10), ("_with_words_turn_pool", True, TURN_POOL)):
+            timed = {"exact_scan": Timed(), "own_index": Timed()}
+            recalls: dict[str, list[float]] = {path: [] for path in timed}
+            for turn, (query, text) in enumerate(zip(queries, texts, strict=True)):
+                truth = np.argsort(-(vectors @ query), kind="stable")[:10]
+                for path in list(timed) if turn % 2 == 0 else list(timed)[::-1]:
+                    await indexed(path == "own_index")
+                    found = await _recall(pool, person, query, text if with_words else "", pool_size, timed[path])
+                    assert found.path == ("hnsw" if path == "own_index" else "exact"), (found.path, path)
+                    got_rows = {c.content.split(":")[0] for c in found.candidates}
+                    recalls[path].append(sum(f"memory {2 * 10**9 + int(i)}" in got_rows for i in truth) / 10)
+            result[kind + label] = {
+                path: {**timed[path].summary(), "recall_at_10": round(statistics.fmean(recalls[path]), 4)}
+                for path in timed
+            }
+    await indexed(True)
+    return result
+
+
 def _server_schedstat_ns(conn: Any) -> tuple[int, int] | None:
     """Nanoseconds the connection's server process has run on a core and waited runnable for one so far
     (/proc/PID/schedstat), when the server runs on this machine (the throwaway one does); None otherwise.
@@ -426,6 +494,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--batch", type=int, default=20_000, help="rows per COPY")
     parser.add_argument("--large-scope", type=int, default=20_000, help="memories of the one large person (0: skip)")
+    parser.add_argument(
+        "--medium-scope",
+        type=int,
+        default=10_000,
+        help="memories of the one medium person, recalled by the exact scan and by its own index (0: skip)",
+    )
     parser.add_argument(
         "--baseline-ef-construction",
         type=int,
