@@ -14,7 +14,10 @@ the other: through this tree's `memory_recall` and through main's (migration 003
 in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared machine. Each reports, beside
 the wall times, where the serving backend spent them (compare ratios within one run, latencies on a shared
 machine move): on a core, waiting for one, and off both (parallel workers, I/O, locks: work or waits the
-backend's own CPU does not show), and how often the two give the same ranked top 10.
+backend's own CPU does not show), and how often the two give the same ranked top 10. A third part gives one
+person a medium scope (`--medium-scope`, between an ordinary person and the heavy one) and recalls each
+query by the exact scan of the scope and by the walk of its own index, one right after the other: what
+`MemoryConfig.large_scope_rows` decides between.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
