@@ -1,23 +1,22 @@
 """Scale of the memory store: bulk insert rate and per-person top-10 latency and recall.
 
-Loads N memories (default 1,000,000) spread over 10,000 people in 100 workspaces, with random unit
-vectors (embedding is excluded), by binary COPY through `core.memory.store.copy_memories`. Then it
-queries random people through the store's real search (`core.memory.search.search`, the exact scan
-inside the person's scope, as the service does) and compares the top 10 with a brute-force scan of
-that person's vectors in numpy (recall@10). A second part gives one person a large scope with its
-own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way,
-side by side on an index built with pgvector's default ef_construction (the baseline) and on one
-built as maintenance builds it; each with queries related to what the person said and queries on
-new topics (`near_stored`), without words and with words (the hybrid path a turn takes), and with
-words at the pool of candidates a turn asks for (`_turn_pool`). Each query runs twice, one right after
-the other: through this tree's `memory_recall` and through main's (migration 0031's, installed beside it
-in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared machine. Each reports, beside
-the wall times, where the serving backend spent them (compare ratios within one run, latencies on a shared
-machine move): on a core, waiting for one, and off both (parallel workers, I/O, locks: work or waits the
-backend's own CPU does not show), and how often the two give the same ranked top 10. A third part gives one
-person a medium scope (`--medium-scope`, between an ordinary person and the heavy one) and recalls each
-query by the exact scan of the scope and by the walk of its own index, one right after the other: what
-`MemoryConfig.large_scope_rows` decides between.
+Loads N memories (default 1,000,000) spread over 10,000 people in 100 workspaces, with random unit vectors
+(embedding is excluded), by binary COPY through `core.memory.store.copy_memories`. Then it queries random
+people through the store's real search (`core.memory.search.search`, the exact scan inside the person's scope,
+as the service does) and compares the top 10 with a brute-force scan of that person's vectors in numpy
+(recall@10). A second part gives one person a large scope with its own partial HNSW index
+(`ensure_scope_indexes`) and measures the approximate path the same way, side by side on an index built with
+pgvector's default ef_construction (the baseline) and on one built as maintenance builds it; each with queries
+related to what the person said and queries on new topics (`near_stored`), without words and with words (the
+hybrid path a turn takes), and with words at the pool of candidates a turn asks for (`_turn_pool`). Each query
+runs twice, one right after the other: through this tree's `memory_recall` and through main's (migration
+0031's with 0032's settings, installed beside it in its own schema, `BASELINE_SCHEMA`), so both see the same
+moment of a shared machine. Each reports, beside the wall times, where the serving backend spent them (compare
+ratios within one run, latencies on a shared machine move): on a core, waiting for one, and off both (parallel
+workers, I/O, locks: work or waits the backend's own CPU does not show), and how often the two give the same
+ranked top 10. A third part gives one person a medium scope (`--medium-scope`, between an ordinary person and
+the heavy one) and recalls each query by the exact scan of the scope and by the walk of its own index, one
+right after the other: what `MemoryConfig.large_scope_rows` decides between.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
@@ -193,13 +192,16 @@ async def _query_people(
 
 
 BASELINE_SCHEMA = "parley_main"
-"""Where main's recall (migration 0031's `memory_recall` and the `memory_text_hits` it calls) is installed
+"""Where main's recall (migration 0031's `memory_recall` and the `memory_text_hits` it calls, with 0032's
+settings: no parallel workers, no JIT) is installed
 beside this tree's, from the migration file itself: the baseline pool finds it first on its search_path, so
 both go through the same `core.memory.search.search`."""
 _BASELINE_FUNCTIONS = (
     ("0031_memory_recall_planned_once.sql", "memory_text_hits", "\n$function$;"),
     ("0031_memory_recall_planned_once.sql", "memory_recall", "\n$function$;"),
 )
+_BASELINE_SETTINGS = "0032_memory_recall_serial.sql"
+"""Main's ALTER FUNCTION ... SET on those functions, applied to the baseline's copies."""
 
 
 async def _install_baseline(uri: str) -> None:
@@ -214,6 +216,9 @@ async def _install_baseline(uri: str) -> None:
             ddl = re.sub(r"\bCREATE OR REPLACE FUNCTION (memory_\w+)\(", rf"CREATE FUNCTION {BASELINE_SCHEMA}.\1(", ddl)
             ddl = ddl.replace("FROM memory_text_hits(", f"FROM {BASELINE_SCHEMA}.memory_text_hits(")
             await conn.execute(ddl)
+        settings = (MIGRATIONS_DIR / _BASELINE_SETTINGS).read_text()
+        settings = re.sub(r"\bALTER FUNCTION (memory_\w+)\(", rf"ALTER FUNCTION {BASELINE_SCHEMA}.\1(", settings)
+        await conn.execute(settings)
         await conn.execute(
             f"GRANT USAGE ON SCHEMA {BASELINE_SCHEMA} TO parley_app;"
             f" GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {BASELINE_SCHEMA} TO parley_app"

@@ -1,5 +1,5 @@
-"""benchmarks/memory_scale.py: its baseline is main's recall (migration 0031's), installed beside this tree's
-from the migration files, and reached through the same `core.memory.search.search`."""
+"""benchmarks/memory_scale.py: its baseline is main's recall (migration 0031's, with 0032's settings), installed
+beside this tree's from the migration files, and reached through the same `core.memory.search.search`."""
 
 from __future__ import annotations
 
