@@ -1,20 +1,22 @@
 """Scale of the memory store: bulk insert rate and per-person top-10 latency and recall.
 
-Loads N memories (default 1,000,000) spread over 10,000 people in 100 workspaces, with random unit
-vectors (embedding is excluded), by binary COPY through `core.memory.store.copy_memories`. Then it
-queries random people through the store's real search (`core.memory.search.search`, the exact scan
-inside the person's scope, as the service does) and compares the top 10 with a brute-force scan of
-that person's vectors in numpy (recall@10). A second part gives one person a large scope with its
-own partial HNSW index (`ensure_scope_indexes`) and measures the approximate path the same way,
-side by side on an index built with pgvector's default ef_construction (the baseline) and on one
-built as maintenance builds it; each with queries related to what the person said and queries on
-new topics (`near_stored`), without words and with words (the hybrid path a turn takes), and with
-words at the pool of candidates a turn asks for (`_turn_pool`). Each query runs twice, one right after
-the other: through this tree's `memory_recall` and through main's (migration 0031's, installed beside it
-in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared machine. Each reports, beside
-the wall times, where the serving backend spent them (compare ratios within one run, latencies on a shared
-machine move): on a core, waiting for one, and off both (parallel workers, I/O, locks: work or waits the
-backend's own CPU does not show), and how often the two give the same ranked top 10.
+Loads N memories (default 1,000,000) spread over 10,000 people in 100 workspaces, with random unit vectors
+(embedding is excluded), by binary COPY through `core.memory.store.copy_memories`. Then it queries random
+people through the store's real search (`core.memory.search.search`, the exact scan inside the person's scope,
+as the service does) and compares the top 10 with a brute-force scan of that person's vectors in numpy
+(recall@10). A second part gives one person a large scope with its own partial HNSW index
+(`ensure_scope_indexes`) and measures the approximate path the same way, side by side on an index built with
+pgvector's default ef_construction (the baseline) and on one built as maintenance builds it; each with queries
+related to what the person said and queries on new topics (`near_stored`), without words and with words (the
+hybrid path a turn takes), and with words at the pool of candidates a turn asks for (`_turn_pool`). Each query
+runs twice, one right after the other: through this tree's `memory_recall` and through main's (migration
+0031's with 0032's settings, installed beside it in its own schema, `BASELINE_SCHEMA`), so both see the same
+moment of a shared machine. Each reports, beside the wall times, where the serving backend spent them (compare
+ratios within one run, latencies on a shared machine move): on a core, waiting for one, and off both (parallel
+workers, I/O, locks: work or waits the backend's own CPU does not show), and how often the two give the same
+ranked top 10. A third part gives one person a medium scope (`--medium-scope`, between an ordinary person and
+the heavy one) and recalls each query by the exact scan of the scope and by the walk of its own index, one
+right after the other: what `MemoryConfig.large_scope_rows` decides between.
 
     python benchmarks/memory_scale.py --json [--memories 1000000] [--queries 500]
 """
@@ -143,6 +145,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     # --- one large scope with its own partial HNSW index -----------------------------------------
     large = await _large_scope(pools, rng, words, text_rng, args) if args.large_scope else None
+
+    # --- one medium scope: the exact scan against its own index, query by query -----------------------
+    medium = await _medium_scope(pool, rng, words, text_rng, args) if args.medium_scope else None
     await pool.close()
     await main_pool.close()
     return {
@@ -153,6 +158,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "insert": {"seconds": round(insert_s, 1), "rows_per_s": round(args.memories / insert_s)},
         "per_user_top10": per_person,
         "large_scope": large,
+        "medium_scope": medium,
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, {platform.python_implementation()} "
         f"{platform.python_version()}",
         "load_average": {"start": round(load_at_start, 1), "end": round(os.getloadavg()[0], 1)},
@@ -186,13 +192,16 @@ async def _query_people(
 
 
 BASELINE_SCHEMA = "parley_main"
-"""Where main's recall (migration 0031's `memory_recall` and the `memory_text_hits` it calls) is installed
+"""Where main's recall (migration 0031's `memory_recall` and the `memory_text_hits` it calls, with 0032's
+settings: no parallel workers, no JIT) is installed
 beside this tree's, from the migration file itself: the baseline pool finds it first on its search_path, so
 both go through the same `core.memory.search.search`."""
 _BASELINE_FUNCTIONS = (
     ("0031_memory_recall_planned_once.sql", "memory_text_hits", "\n$function$;"),
     ("0031_memory_recall_planned_once.sql", "memory_recall", "\n$function$;"),
 )
+_BASELINE_SETTINGS = "0032_memory_recall_serial.sql"
+"""Main's ALTER FUNCTION ... SET on those functions, applied to the baseline's copies."""
 
 
 async def _install_baseline(uri: str) -> None:
@@ -207,6 +216,9 @@ async def _install_baseline(uri: str) -> None:
             ddl = re.sub(r"\bCREATE OR REPLACE FUNCTION (memory_\w+)\(", rf"CREATE FUNCTION {BASELINE_SCHEMA}.\1(", ddl)
             ddl = ddl.replace("FROM memory_text_hits(", f"FROM {BASELINE_SCHEMA}.memory_text_hits(")
             await conn.execute(ddl)
+        settings = (MIGRATIONS_DIR / _BASELINE_SETTINGS).read_text()
+        settings = re.sub(r"\bALTER FUNCTION (memory_\w+)\(", rf"ALTER FUNCTION {BASELINE_SCHEMA}.\1(", settings)
+        await conn.execute(settings)
         await conn.execute(
             f"GRANT USAGE ON SCHEMA {BASELINE_SCHEMA} TO parley_app;"
             f" GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {BASELINE_SCHEMA} TO parley_app"
@@ -385,6 +397,70 @@ async def _query_large_scope(
     }
 
 
+async def _medium_scope(
+    pool: Any, rng: np.random.Generator, words: list[str], text_rng: random.Random, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One person with `args.medium_scope` memories (between an ordinary person and the heavy one), each
+    query recalled both ways one right after the other (the first alternating): by the exact scan of the
+    scope, as before the scope had an index of its own, and by the walk of that index, as maintenance gives
+    it from `MemoryConfig.large_scope_rows`. The index stays built; only its entry in `memory_scope_indexes`,
+    which is what sends a recall to the walk, comes and goes."""
+    person = UserKey(platform="bench", workspace_id="W-medium", user_id="U-medium")
+    vectors = clustered_unit_vectors(rng, args.medium_scope, args.dims)
+    async with pool.acquire() as conn:
+        await store.copy_memories(conn, records([person], vectors, 2 * 10**9, words, text_rng))
+    started = time.perf_counter()
+    await maintenance.ensure_scope_indexes(pool, model=MODEL, dimensions=args.dims, min_rows=args.medium_scope)
+    build_s = time.perf_counter() - started
+    entry = await pool.fetchrow(
+        "DELETE FROM memory_scope_indexes WHERE platform = $1 AND workspace_id = $2 AND user_id = $3"
+        " RETURNING platform, workspace_id, user_id, embedding_model, dimensions, index_name",
+        person.platform,
+        person.workspace_id,
+        person.user_id,
+    )
+
+    async def indexed(on: bool) -> None:
+        if on:
+            await pool.execute(
+                "INSERT INTO memory_scope_indexes (platform, workspace_id, user_id, embedding_model, dimensions,"
+                " index_name) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                *entry.values(),
+            )
+        else:
+            await pool.execute("DELETE FROM memory_scope_indexes WHERE index_name = $1", entry["index_name"])
+
+    result: dict[str, Any] = {
+        "memories": args.medium_scope,
+        "vectors": "clustered unit vectors (200 topics)",
+        "index_build_s": round(build_s, 1),
+        "large_scope_rows": MemoryConfig().large_scope_rows,
+    }
+    query_sets = {
+        "related": near_stored(rng, vectors, args.queries),
+        "new_topic": clustered_unit_vectors(rng, args.queries, args.dims),
+    }
+    texts = [" ".join(text_rng.choices(words, k=5)) for _ in range(args.queries)]
+    for kind, queries in query_sets.items():
+        for label, with_words, pool_size in (("", False, 10), ("_with_words_turn_pool", True, TURN_POOL)):
+            timed = {"exact_scan": Timed(), "own_index": Timed()}
+            recalls: dict[str, list[float]] = {path: [] for path in timed}
+            for turn, (query, text) in enumerate(zip(queries, texts, strict=True)):
+                truth = np.argsort(-(vectors @ query), kind="stable")[:10]
+                for path in list(timed) if turn % 2 == 0 else list(timed)[::-1]:
+                    await indexed(path == "own_index")
+                    found = await _recall(pool, person, query, text if with_words else "", pool_size, timed[path])
+                    assert found.path == ("hnsw" if path == "own_index" else "exact"), (found.path, path)
+                    got_rows = {c.content.split(":")[0] for c in found.candidates}
+                    recalls[path].append(sum(f"memory {2 * 10**9 + int(i)}" in got_rows for i in truth) / 10)
+            result[kind + label] = {
+                path: {**timed[path].summary(), "recall_at_10": round(statistics.fmean(recalls[path]), 4)}
+                for path in timed
+            }
+    await indexed(True)
+    return result
+
+
 def _server_schedstat_ns(conn: Any) -> tuple[int, int] | None:
     """Nanoseconds the connection's server process has run on a core and waited runnable for one so far
     (/proc/PID/schedstat), when the server runs on this machine (the throwaway one does); None otherwise.
@@ -426,6 +502,12 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--batch", type=int, default=20_000, help="rows per COPY")
     parser.add_argument("--large-scope", type=int, default=20_000, help="memories of the one large person (0: skip)")
+    parser.add_argument(
+        "--medium-scope",
+        type=int,
+        default=10_000,
+        help="memories of the one medium person, recalled by the exact scan and by its own index (0: skip)",
+    )
     parser.add_argument(
         "--baseline-ef-construction",
         type=int,

@@ -1,8 +1,10 @@
-"""benchmarks/memory_scale.py: its baseline is main's recall (migration 0031's), installed beside this tree's
-from the migration files, and reached through the same `core.memory.search.search`."""
+"""benchmarks/memory_scale.py: its baseline is main's recall (migration 0031's, with 0032's settings), installed
+beside this tree's from the migration files, and reached through the same `core.memory.search.search`."""
 
 from __future__ import annotations
 
+import argparse
+import random
 import uuid
 
 import asyncpg
@@ -55,3 +57,22 @@ async def test_the_baseline_pool_recalls_through_mains_function_and_ranks_as_thi
         await pool.execute(f"DROP SCHEMA {memory_scale.BASELINE_SCHEMA} CASCADE")  # main's recall: the benchmark's only
     assert found["this_tree"].path == found["main"].path == "hnsw"
     assert memory_scale._same_top10(found["this_tree"], found["main"])
+
+
+async def test_the_medium_scope_is_recalled_by_the_exact_scan_and_by_its_own_index_query_by_query(
+    pool: asyncpg.Pool,
+) -> None:
+    args = argparse.Namespace(medium_scope=300, dims=16, queries=2)
+    rng = np.random.default_rng(3)
+    result = await memory_scale._medium_scope(pool, rng, ["kite", "river"], random.Random(3), args)
+    person = UserKey(platform="bench", workspace_id="W-medium", user_id="U-medium")
+    try:
+        for kind in ("related", "new_topic", "related_with_words_turn_pool", "new_topic_with_words_turn_pool"):
+            assert set(result[kind]) == {"exact_scan", "own_index"}
+            assert result[kind]["exact_scan"]["recall_at_10"] == 1.0  # the exact scan is the truth
+        assert (
+            await pool.fetchval("SELECT count(*) FROM memory_scope_indexes WHERE workspace_id = 'W-medium'") == 1
+        )  # left as maintenance leaves it
+    finally:
+        await maintenance.drop_scope_indexes(pool, person)
+        await pool.execute("DELETE FROM memories WHERE workspace_id = 'W-medium'")

@@ -165,6 +165,24 @@ async def test_the_recall_walks_the_scopes_own_index_and_skips_the_text_route_wi
         await maintenance.drop_scope_indexes(pool, user)
 
 
+async def test_an_indexed_scope_is_walked_even_when_the_pool_asked_is_above_its_estimated_size(
+    pool: asyncpg.Pool,
+) -> None:
+    """Alone in its workspace, a scope is estimated at a few rows; a LIMIT above that estimate made the
+    planner sort the whole scope by the B-tree instead of walking its index (migration 0033)."""
+    user, model = person(), "test:recall-walk-not-sort"
+    vectors = await fill(pool, user, model, 300)
+    [index] = await maintenance.ensure_scope_indexes(pool, model=model, dimensions=16, min_rows=300)
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchval("SELECT pg_stat_get_xact_numscans($1::regclass)", index)
+            found = await search.search(conn, user, query="", vector=vectors[0], model=model, pool_size=250, recent=0)
+            after = await conn.fetchval("SELECT pg_stat_get_xact_numscans($1::regclass)", index)
+        assert (found.path, len(found.candidates), after - before) == ("hnsw", 250, 1)
+    finally:
+        await maintenance.drop_scope_indexes(pool, user)
+
+
 async def test_heavy_people_recalled_on_one_connection_each_get_only_their_own(
     pool: asyncpg.Pool, app_pool: asyncpg.Pool, service: MemoryService
 ) -> None:

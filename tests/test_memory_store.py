@@ -296,6 +296,31 @@ async def test_a_large_scope_is_served_by_its_own_partial_hnsw_index(
     await maintenance.drop_scope_indexes(pool, user)
 
 
+async def test_maintenance_indexes_a_person_from_large_scope_rows_memories_and_not_one_short(
+    pool: asyncpg.Pool,
+) -> None:
+    rows = MemoryConfig().large_scope_rows
+    model = f"test:threshold-{uuid.uuid4().hex[:8]}"  # only this test's people can qualify
+    reached, short = person(), person()
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((rows, 16)).astype(np.float32)
+    async with pool.acquire() as conn:
+        for user, n in ((reached, rows), (short, rows - 1)):
+            await store.copy_memories(
+                conn, [store.copy_record(user, f"row {i}", v, model) for i, v in enumerate(vectors[:n])]
+            )
+    assert len(await maintenance.ensure_scope_indexes(pool, model=model, dimensions=16, min_rows=rows)) == 1
+    try:
+        for user, path in ((reached, "hnsw"), (short, "exact")):
+            async with person_scope(pool, user) as conn:
+                found = await search.search(
+                    conn, user, query="", vector=vectors[0], model=model, pool_size=10, recent=0
+                )
+            assert found.path == path, user
+    finally:
+        await maintenance.drop_scope_indexes(pool, reached)
+
+
 async def test_reembed_gives_every_memory_a_vector_of_the_new_model(pool: asyncpg.Pool) -> None:
     user = person()
     old = MemoryService(pool, Embedder(HashingEmbeddingModel(dims=64)), MemoryConfig())

@@ -79,8 +79,12 @@ class MemoryConfig:
     structured output, such as a small local one, fails every time, each failure costing two model calls)."""
     extraction_pause_s: float = 300.0
     """How long messages are learned by the rules alone before the model is asked again."""
-    large_scope_rows: int = 20_000
-    """A scope with this many memories gets its own partial HNSW index in maintenance."""
+    large_scope_rows: int = 5_000
+    """A scope with this many memories gets its own partial HNSW index in maintenance. Below it the exact
+    scan of the scope costs under ~19 ms of Postgres CPU even with words at a turn's pool (2.2 us a row);
+    above it the walk is cheaper (2-9 ms, recall@10 >= 0.995, from 2,000 rows up) but every partial index
+    on `memories` costs every other recall ~23 us of planning and every insert ~1.5 us, so it is not lower
+    (docs/memory.md, "Ninth round"). LoCoMo's conversations (~600 memories) stay on the exact scan."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
