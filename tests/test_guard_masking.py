@@ -113,6 +113,12 @@ def _embedded(prefix: str, secret: str, suffix: str) -> str:
     return f"{prefix} {secret} {suffix}"
 
 
+def _only_as_the_secret(value: str, prefix: str, secret: str, suffix: str) -> bool:
+    """Whether `value` is in the text only as the secret's own value: a value drawn as "password" is also
+    the key's name in "password: password", which masking rightly keeps."""
+    return value not in prefix and value not in suffix and value not in secret.replace(value, "", 1)
+
+
 @given(
     item=st.one_of(
         credentials.map(lambda v: (v, v)),
@@ -126,7 +132,7 @@ def _embedded(prefix: str, secret: str, suffix: str) -> str:
 )
 def test_p8_credentials_never_survive_masking(item: tuple[str, str], prefix: str, suffix: str) -> None:
     secret, value = item
-    assume(value not in prefix and value not in suffix)
+    assume(_only_as_the_secret(value, prefix, secret, suffix))
     masked = mask_sensitive(_embedded(prefix, secret, suffix))
     assert value not in masked.text
     assert "SECRET" in masked.kinds
@@ -147,7 +153,7 @@ def test_p8_credentials_never_survive_masking(item: tuple[str, str], prefix: str
 def test_p19_sensitive_data_masked(item: tuple[str, str], prefix: str, suffix: str) -> None:
     secret, _kind = item
     value = secret.removeprefix("my password is ")
-    assume(value not in prefix and value not in suffix)
+    assume(_only_as_the_secret(value, prefix, secret, suffix))
     masked = mask_sensitive(_embedded(prefix, secret, suffix))
     assert value not in masked.text
     assert masked.kinds
