@@ -385,9 +385,7 @@ async def _query_large_scope(
         agree.append(_same_top10(both["this_tree"], both["main"]))
         found = both["this_tree"]
         paths.add(found.path)
-        truth = np.argsort(-(vectors @ query), kind="stable")[:10]
-        got_rows = {c.content.split(":")[0] for c in found.candidates}  # the 10 nearest asked for, and text hits
-        recalls.append(sum(f"memory {10**9 + int(i)}" in got_rows for i in truth) / 10)
+        recalls.append(_recall_at_10(found, vectors, query, first_id=10**9))
     return {
         **timed["this_tree"].summary(),
         "main": timed["main"].summary(),
@@ -446,19 +444,25 @@ async def _medium_scope(
             timed = {"exact_scan": Timed(), "own_index": Timed()}
             recalls: dict[str, list[float]] = {path: [] for path in timed}
             for turn, (query, text) in enumerate(zip(queries, texts, strict=True)):
-                truth = np.argsort(-(vectors @ query), kind="stable")[:10]
                 for path in list(timed) if turn % 2 == 0 else list(timed)[::-1]:
                     await indexed(path == "own_index")
                     found = await _recall(pool, person, query, text if with_words else "", pool_size, timed[path])
                     assert found.path == ("hnsw" if path == "own_index" else "exact"), (found.path, path)
-                    got_rows = {c.content.split(":")[0] for c in found.candidates}
-                    recalls[path].append(sum(f"memory {2 * 10**9 + int(i)}" in got_rows for i in truth) / 10)
+                    recalls[path].append(_recall_at_10(found, vectors, query, first_id=2 * 10**9))
             result[kind + label] = {
                 path: {**timed[path].summary(), "recall_at_10": round(statistics.fmean(recalls[path]), 4)}
                 for path in timed
             }
     await indexed(True)
     return result
+
+
+def _recall_at_10(found: search.SearchResult, vectors: np.ndarray, query: np.ndarray, *, first_id: int) -> float:
+    """The share of the 10 stored vectors nearest `query` among what the recall found (the 10 nearest asked
+    for, and text hits); stored row i was written as "memory {first_id + i}: ..." (`records`)."""
+    truth = np.argsort(-(vectors @ query), kind="stable")[:10]
+    got_rows = {c.content.split(":")[0] for c in found.candidates}
+    return sum(f"memory {first_id + int(i)}" in got_rows for i in truth) / 10
 
 
 def _server_schedstat_ns(conn: Any) -> tuple[int, int] | None:

@@ -35,7 +35,8 @@ SEED = 20261207
 
 @dataclass(kw_only=True)
 class FoldMessages:
-    """Out-of-fold decisions of ordinary dev messages: each message's whole text and its sentences."""
+    """Out-of-fold decisions of dev messages (ordinary ones built, or harmful rows): each one's whole text and
+    its sentences."""
 
     wholes: list[float] = field(default_factory=list)
     sentences: list[list[float]] = field(default_factory=list)
@@ -77,12 +78,8 @@ def _score(texts: Sequence[str], decide: Callable[[list[str]], np.ndarray], coll
     if not kept:
         return
     scored = decide([t for t, _ in kept] + [p for _, pieces in kept for p in pieces])
-    wholes, rest = scored[: len(kept)], scored[len(kept) :]
-    per_message = []
-    for _, pieces in kept:
-        per_message.append(rest[: len(pieces)])
-        rest = rest[len(pieces) :]
-    collected.add(wholes, per_message)
+    ends = np.cumsum([len(pieces) for _, pieces in kept])[:-1]
+    collected.add(scored[: len(kept)], np.split(scored[len(kept) :], ends))
 
 
 def refused(wholes: np.ndarray, sentences: Sequence[np.ndarray], *, suspect: float, cut: float) -> np.ndarray:
