@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.embeddings import bundled_model_path, shared_sentence_transformer
-from core.encoder import Encoded, OnnxEncoder, SharedEncoder, best_runner, encode, length_buckets, mean_pool
+from core.encoder import LAYERS, WIDTH, Encoded, OnnxEncoder, SharedEncoder, best_runner, encode, mean_pool
 
 LONG = "My favourite colour is teal and I keep my notes in the Atlas wiki. " * 40
 
@@ -26,11 +26,19 @@ def encoder(onnx: OnnxEncoder) -> SharedEncoder:
     return SharedEncoder(onnx)
 
 
-def test_the_onnx_graph_gives_the_same_numbers_as_torch(onnx: OnnxEncoder) -> None:
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row by row."""
+    return np.asarray((a * b).sum(axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)))
+
+
+def test_the_int8_graph_stays_close_to_torchs_float32_numbers_in_every_layer(onnx: OnnxEncoder) -> None:
     texts = ["hi", "How do I kill a python process that hangs?", LONG, "Ünïcödé and emoji 🚀, tabs\tand CAPS"]
     fast, reference = onnx(texts), encode(shared_sentence_transformer(), texts)
-    np.testing.assert_allclose(fast.layers, reference.layers, atol=1e-5)
-    np.testing.assert_allclose(fast.sentence, reference.sentence, atol=1e-5)
+    for layer in range(len(LAYERS)):
+        columns = slice(layer * WIDTH, (layer + 1) * WIDTH)
+        agreement = cosines(fast.layers[:, columns], reference.layers[:, columns])
+        assert agreement.mean() > 0.99 and agreement.min() > 0.95  # one-word texts drift most, in the last layer
+    np.testing.assert_array_equal(fast.sentence, fast.layers[:, -WIDTH:])
 
 
 def test_the_exported_graph_is_reused_by_the_next_process(tmp_path: Path) -> None:
@@ -55,7 +63,8 @@ async def test_the_sentence_view_is_the_models_own_normalised_embedding(encoder:
     vectors = await encoder.vectors(texts)
     expected = shared_sentence_transformer().encode(texts, normalize_embeddings=True)
     for got, want in zip(vectors, expected, strict=True):
-        np.testing.assert_allclose(got.sentence, want, atol=1e-5)
+        assert np.linalg.norm(got.sentence) == pytest.approx(1.0, abs=1e-5)
+        assert cosines(got.sentence, want) > 0.98  # int8: greetings drift most ("hello there" 0.986)
 
 
 async def test_concurrent_callers_share_batched_passes(encoder: SharedEncoder) -> None:
@@ -132,23 +141,12 @@ async def test_the_bundled_embedding_model_truncates_to_the_dimensions_asked_and
     assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_texts_of_different_lengths_go_through_separate_passes() -> None:
-    assert length_buckets([10, 100, 9, 11, 12], max_batch=32) == [[2, 0, 3, 4], [1]]
-
-
-def test_texts_of_about_one_length_share_a_pass_up_to_the_batch_size() -> None:
-    assert length_buckets([10] * 5, max_batch=2) == [[0, 1], [2, 3], [4]]
-
-
-def test_no_texts_make_no_passes() -> None:
-    assert length_buckets([], max_batch=8) == []
-
-
-def test_a_text_gets_the_same_vectors_in_a_mixed_batch_as_alone(onnx: OnnxEncoder) -> None:
+def test_a_text_gets_exactly_the_same_vectors_whatever_is_encoded_beside_it(onnx: OnnxEncoder) -> None:
     texts = ["hi", LONG, "What is 17 times 23?", "Summarise the Falcon project for me. " * 8]
     together = onnx(texts)
     for row, text in enumerate(texts):
-        np.testing.assert_allclose(together.layers[row], onnx([text]).layers[0], atol=1e-5)
+        np.testing.assert_array_equal(together.layers[row], onnx([text]).layers[0])
+        np.testing.assert_array_equal(together.layers[row], onnx([text, "another person's message"]).layers[0])
 
 
 async def test_token_states_are_not_cached_unless_asked_for(encoder: SharedEncoder) -> None:
@@ -173,7 +171,7 @@ def test_each_pass_returns_layer_ones_token_states_of_the_real_tokens(onnx: Onnx
     fast, reference = onnx(texts), encode(shared_sentence_transformer(), texts)
     for got, want in zip(fast.tokens, reference.tokens, strict=True):
         assert got.dtype == np.float16 and got.shape == want.shape
-        np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), atol=2e-3)
+        assert cosines(got.astype(np.float32), want.astype(np.float32)).min() > 0.98
 
 
 def test_mean_pooling_ignores_padding_and_normalises_each_layer() -> None:
