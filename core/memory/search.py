@@ -1,7 +1,8 @@
 """Recall of one person's memories: the candidates and signals `core.memory.ranking` fuses.
 
 The search is one SQL function, `memory_recall` (migration 0030; 0031 plans its indexed search once per
-connection after the walk), so a recall costs one round trip.
+connection after the walk, 0035 its exact scan, so a table's many scope indexes no longer cost each recall a
+planning), so a recall costs one round trip.
 pgvector 0.6.2 has no iterative index scans, so a filtered HNSW scan over a shared index can return
 fewer than k rows: a person's memories are found through the B-tree on (platform, workspace_id,
 user_id, ...) and scanned exactly, which is correct and fast for the thousands of memories a person
