@@ -112,8 +112,10 @@ async def _connection(pool: asyncpg.Pool, scope: Tenant | None) -> AsyncIterator
 
 
 @asynccontextmanager
-async def one_transaction(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[None]:
-    """Run every scope entered inside this block, here and in the tasks it starts, in one transaction.
+async def one_transaction(pool: asyncpg.Pool, key: TenantKey, *, channel_id: str = "") -> AsyncIterator[None]:
+    """Run every scope entered inside this block, here and in the tasks it starts, in one transaction, which
+    opens in `key`'s scope (with `channel_id`'s shared facts, as `tenant` names them): a first scope that
+    names the same tenant needs no switch.
 
     Statements take turns on the one connection (concurrent reads queue behind each other rather than
     each taking a connection and a transaction of their own). A block nested in another one joins it;
@@ -122,8 +124,9 @@ async def one_transaction(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[N
     if joined is not None and joined.open:
         yield
         return
-    async with pool.acquire() as conn, _transaction(conn, tenant_of(key)):
-        group = _Group(pool=pool, conn=conn, current=tenant_of(key))
+    opened = tenant_of(key, channel_id)
+    async with pool.acquire() as conn, _transaction(conn, opened):
+        group = _Group(pool=pool, conn=conn, current=opened)
         token = _GROUP.set(group)
         try:
             yield
