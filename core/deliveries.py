@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from core.models import ConversationKey, Inbound, WorkspaceKey
-from core.store.tenancy import scoped
+from core.store.tenancy import scoped, self_scoped
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -27,23 +27,21 @@ class Delivery:
 
 
 async def record(pool: asyncpg.Pool, inbound: Inbound, *, turn_id: int, message_ids: Sequence[str]) -> None:
-    """Remember the messages that carry `turn_id`'s reply, in order; one already recorded is kept as it is."""
+    """Remember the messages that carry `turn_id`'s reply, in order; one already recorded is kept as it is.
+    One statement that names the person's scope itself (migration 0034): no BEGIN or COMMIT."""
     if not message_ids:
         return
-    await scoped(pool, inbound.user).execute(
-        """INSERT INTO deliveries
-               (platform, workspace_id, message_id, user_id, channel_id, thread_id, turn_id, position)
-           SELECT $1, $2, m.id, $3, $4, $5, $6, m.position - 1
-           FROM unnest($7::text[]) WITH ORDINALITY AS m (id, position)
-           ON CONFLICT DO NOTHING""",
-        inbound.platform,
-        inbound.workspace_id,
-        inbound.user_id,
-        inbound.channel_id,
-        inbound.thread_id,
-        turn_id,
-        list(message_ids),
-    )
+    async with self_scoped(pool) as conn:
+        await conn.execute(
+            "SELECT parley_record_delivery_messages($1, $2, $3, $4, $5, $6, $7)",
+            inbound.platform,
+            inbound.workspace_id,
+            inbound.user_id,
+            inbound.channel_id,
+            inbound.thread_id,
+            turn_id,
+            list(message_ids),
+        )
 
 
 async def find(pool: asyncpg.Pool, workspace: WorkspaceKey, message_id: str) -> Delivery | None:

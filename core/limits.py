@@ -132,6 +132,12 @@ def _when(period: Period, now: datetime) -> str:
 
 
 # -- the check before a turn ------------------------------------------------------------------
+_LOCK_SQL = """
+SELECT id FROM spend_limits
+WHERE platform = $1 AND workspace_id = $2
+  AND (scope = 'workspace' OR (scope = 'channel' AND subject = $3) OR (scope = 'person' AND subject = $4))
+ORDER BY id FOR UPDATE"""
+
 _CHECK_SQL = """
 WITH lim AS (
     SELECT l.*, CASE l.period WHEN 'day' THEN $5::timestamptz ELSE $6::timestamptz END AS starts
@@ -186,14 +192,15 @@ async def reserve(
     now: datetime,
     hold_s: float,
 ) -> list[Standing]:
-    """On a connection inside the claim's transaction, with the turn's limits locked (in one order, so
-    two turns never deadlock; a second turn then checks only once the first one's reservation is
-    committed): the limits against their running totals and the turns in flight; when none is reached,
-    reserve a place for this turn (released by its finish) and record the 80 % warnings it gives. One
-    statement.
+    """On a connection inside a transaction of the turn's workspace: lock the turn's limits (in one order,
+    so two turns never deadlock; a second turn then checks only once the first one's reservation is
+    committed), then check them against their running totals and the turns in flight and, when none is
+    reached, reserve a place for this turn (released by its finish) and record the 80 % warnings it gives.
+    Two statements: the check must come after the lock, whose wait its snapshot must not predate.
 
     A turn in flight counts at its subject's average use per turn so far this period; a reservation older
     than `hold_s` (the turn timeout: its process died) no longer counts."""
+    await conn.execute(_LOCK_SQL, workspace.platform, workspace.workspace_id, channel_id, user_id)
     rows = await conn.fetch(
         _CHECK_SQL,
         workspace.platform,

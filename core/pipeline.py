@@ -41,7 +41,7 @@ from core.feedback import record_reaction, score_of
 from core.guard.masking import scrub_off_loop
 from core.knowledge import Knowledge
 from core.llm import ModelFactory, ModelNotConfigured
-from core.memory.history import StoredMessage, thread_messages, to_model_messages
+from core.memory.history import to_model_messages
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage, WorkspaceKey
 from core.outbox import RETRYABLE, Outbox
 from core.output_rails import RailedSink
@@ -225,6 +225,8 @@ class Pipeline:
                 budgets=self._budgets(inbound),
                 channel_id=inbound.channel_id,
                 user_id=inbound.user_id,
+                thread_id=inbound.thread_id,
+                history=self.config.history_messages,
                 now=self.now(),
                 hold_s=self.config.turn_timeout_s,
             )
@@ -253,8 +255,10 @@ class Pipeline:
                 else []
             )
             attachments = [replace(a, text=await scrub_off_loop(a.text)) if a.text else a for a in attachments]
-        # Context is read while the input rails run: reads only, abandoned if the message is refused.
-        reading = asyncio.ensure_future(self._read_context(inbound, await scrub_off_loop(inbound.text)))
+        # Context is read while the input rails run, and the turn starts in the same transaction once they let the
+        # message through; refused, the reads are abandoned and nothing is stored.
+        opening: asyncio.Future[tuple[str, str | None]] = asyncio.get_running_loop().create_future()
+        reading = asyncio.ensure_future(self._open_turn(inbound, await scrub_off_loop(inbound.text), opening))
         try:
             with _stage("input_rails"):
                 verdict = await self.guard.check_input(
@@ -275,12 +279,10 @@ class Pipeline:
             return await self._blocked(inbound, verdict, attachments)
         assert model is not None  # checked with the verdict above
 
+        opening.set_result((verdict.text, model_name))
         with _stage("context"):
-            (turn_id, message_id), (profile, memories, history, known) = await asyncio.gather(
-                turns.start_turn(self.pool, inbound, text=verdict.text, model=model_name, instance=self._owner()),
-                reading,
-            )
-            earlier = [m for m in history if m.id != message_id][-self.config.history_messages :]
+            (turn_id, message_id), (profile, memories, known) = await reading
+            earlier = to_model_messages(list(claim.history))
             memories = memories if overrides.memory is not False else []
             known = known if overrides.memory is not False else []
             instructions = self._instructions(inbound, verdict.text, overrides, profile, memories, known)
@@ -297,7 +299,7 @@ class Pipeline:
             with _stage("agent"):
                 text, messages = await self._run_agent(
                     prompt,
-                    history=to_model_messages(earlier),
+                    history=earlier,
                     instructions=instructions,
                     settings={**self.config.model_settings, **overrides.model_settings},  # type: ignore[typeddict-item]
                     tools=overrides.tools,
@@ -366,20 +368,26 @@ class Pipeline:
             self.after_turn(inbound, reply, [m.content for m in memories] + [a.text for a in attachments if a.text])
         return reply
 
-    async def _read_context(
-        self, inbound: Inbound, masked: str
-    ) -> tuple[Profile, list[MemoryHit], list[StoredMessage], Sequence[KnownFact]]:
-        # One transaction for the four reads, in the order they reach its connection: the thread's (the
-        # workspace's scope it opens in), the facts (the person's, and outside a DM the channel's), then the
-        # person's own two (recall after its encoder pass): one tenant switch in a DM, two in a channel.
-        async with one_transaction(self.pool, inbound.user.workspace):
-            history, known, profile, memories = await asyncio.gather(
-                thread_messages(self.pool, inbound.conversation, limit=self.config.history_messages + 1),
+    async def _open_turn(
+        self, inbound: Inbound, masked: str, opening: asyncio.Future[tuple[str, str | None]]
+    ) -> tuple[tuple[int, int], tuple[Profile, list[MemoryHit], Sequence[KnownFact]]]:
+        """The person's context and the turn's start (the message as the input rails pass it, and the model,
+        from `opening`) in one transaction: a start of its own cost a BEGIN and a COMMIT more on another
+        connection. The thread's history came with the claim. Returns (turn id, message id) and (profile,
+        memories, facts)."""
+        # Opened in the facts' scope (the person's, and outside a DM the channel's): the facts, then the
+        # person's own reads (recall after its encoder pass) and the start: no tenant switch in a DM, one in a
+        # channel.
+        shared = "" if inbound.is_dm else inbound.channel_id
+        async with one_transaction(self.pool, inbound.user, channel_id=shared):
+            known, profile, memories = await asyncio.gather(
                 self.memory.facts(inbound.user, channel_id=inbound.channel_id, is_dm=inbound.is_dm),
                 self.memory.profile(inbound.user),
                 self.memory.recall(inbound.user, masked, k=self.config.memory_k),
             )
-            return profile, memories, history, known
+            text, model_name = await opening
+            started = await turns.start_turn(self.pool, inbound, text=text, model=model_name, instance=self._owner())
+            return started, (profile, memories, known)
 
     def _instructions(
         self,

@@ -12,7 +12,7 @@ from datetime import datetime
 import asyncpg
 
 from core.models import Platform, WorkspaceKey
-from core.store.tenancy import scoped, tenant
+from core.store.tenancy import scoped, self_scoped, tenant
 
 API_CHANNEL = "api"
 
@@ -50,22 +50,12 @@ async def find_session(pool: asyncpg.Pool, workspace_id: str, session_id: str) -
 
 
 async def open_session(pool: asyncpg.Pool, session_id: str, *, workspace_id: str, user_id: str) -> Session:
-    """The workspace's session with this id, created if new; the owner is never changed."""
-    row = await scoped(pool, _workspace(workspace_id)).fetchrow(
-        """WITH added AS (
-               INSERT INTO api_sessions (session_id, platform, workspace_id, user_id) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (platform, workspace_id, session_id) DO NOTHING
-               RETURNING session_id, workspace_id, user_id, created_at)
-           SELECT * FROM added
-           UNION ALL
-           SELECT session_id, workspace_id, user_id, created_at FROM api_sessions
-           WHERE platform = $2 AND workspace_id = $3 AND session_id = $1
-           LIMIT 1""",
-        session_id,
-        Platform.API.value,
-        workspace_id,
-        user_id,
-    )
+    """The workspace's session with this id, created if new; the owner is never changed. One statement that
+    names the workspace itself (migration 0034): inside the key check's transaction, no tenant switch."""
+    async with self_scoped(pool) as conn:
+        row = await conn.fetchrow(
+            "SELECT * FROM parley_open_session($1, $2, $3, $4)", session_id, Platform.API.value, workspace_id, user_id
+        )
     assert row is not None
     return Session(**dict(row))
 

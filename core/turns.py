@@ -13,9 +13,10 @@ import asyncpg
 
 from core import limits, ratelimit
 from core.limits import Standing
+from core.memory.history import StoredMessage
 from core.models import Inbound, Reply, Step
 from core.ratelimit import Budget
-from core.store.tenancy import TenantKey, scoped, tenant
+from core.store.tenancy import TenantKey, scoped, self_scoped, tenant
 from core.workspace import Layers, layers_of
 
 
@@ -48,6 +49,8 @@ class Claim:
     """The operator settings stored for the turn's channel and its workspace, read in the same statement."""
     standings: tuple[Standing, ...] = ()
     """The spend limits that apply to the turn and where it stands against them (core/limits.py)."""
+    history: tuple[StoredMessage, ...] = ()
+    """The last messages of the turn's thread, oldest first, read in the same statement."""
 
 
 async def claim_turn(
@@ -59,46 +62,20 @@ async def claim_turn(
     budgets: Sequence[Budget],
     channel_id: str = "",
     user_id: str = "",
+    thread_id: str = "",
+    history: int = 0,
     now: datetime | None = None,
     hold_s: float = 600.0,
 ) -> Claim:
     """Claim the event and, when claimed, take one hit from each rate budget; read the settings of
-    `channel_id` and its workspace; lock the spend limits of the channel, the person `user_id` and the
-    workspace: one statement. Where limits apply to a claimed turn within its rate budgets, a second
-    statement in the same transaction checks them and reserves the turn's place (core/limits.py)."""
+    `channel_id` and its workspace, the last `history` messages of the thread `thread_id` and how many
+    spend limits of the channel, the person `user_id` and the workspace apply: one statement that names its
+    tenant itself (migration 0034), no BEGIN or COMMIT. Where limits apply to a claimed turn within its rate
+    budgets, a transaction of its own locks and checks them and reserves the turn's place (core/limits.py)."""
     buckets, rates = ratelimit.arguments(budgets)
-    async with tenant(pool, workspace) as conn:
+    async with self_scoped(pool) as conn:
         row = await conn.fetchrow(
-            """WITH claim AS (
-                   INSERT INTO processed_events AS e (platform, workspace_id, event_id, owner) VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (platform, workspace_id, event_id) DO UPDATE SET owner = EXCLUDED.owner, seen_at = now()
-                   WHERE e.finished_at IS NULL AND e.owner IS NOT NULL AND EXCLUDED.owner IS NOT NULL
-                     AND e.owner <> EXCLUDED.owner AND NOT parley_instance_alive(e.owner)
-                   RETURNING xmax <> 0 AS took_over
-               ),
-               interrupted AS (
-                   UPDATE turns SET status = 'error', error = 'interrupted'
-                   WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'
-                     AND EXISTS (SELECT 1 FROM claim WHERE took_over)
-               ),
-               claimed AS (SELECT count(*) > 0 AS claimed FROM claim),
-               locked AS (
-                   SELECT id FROM spend_limits
-                   WHERE platform = $1 AND workspace_id = $2
-                     AND (scope = 'workspace' OR (scope = 'channel' AND subject = $8)
-                          OR (scope = 'person' AND subject = $9))
-                   ORDER BY id FOR UPDATE
-               ),
-               settings AS (
-                   SELECT array_agg(channel_id) AS channels, array_agg(key) AS keys, array_agg(value::text) AS vals
-                   FROM workspace_settings WHERE platform = $1 AND workspace_id = $2 AND channel_id IN ('', $8)
-               )
-               SELECT claimed,
-                      CASE WHEN claimed AND cardinality($5::text[]) > 0
-                           THEN parley_rate_take($5::text[], $6::integer[], $7::float8)
-                           ELSE 0 END AS wait_s,
-                      channels, keys, vals, (SELECT count(*) FROM locked) AS limits
-               FROM claimed, settings""",
+            "SELECT * FROM parley_claim_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             workspace.platform,
             workspace.workspace_id,
             event_id,
@@ -108,22 +85,25 @@ async def claim_turn(
             ratelimit.WINDOW_S,
             channel_id,
             user_id,
+            thread_id,
+            history,
         )
-        assert row is not None
-        standings = (
-            await limits.reserve(
+    assert row is not None
+    standings: Sequence[Standing] = ()
+    if row["claimed"] and not row["wait_s"] and row["limits"]:
+        async with tenant(pool, workspace) as conn:
+            standings = await limits.reserve(
                 conn, workspace, event_id=event_id, channel_id=channel_id, user_id=user_id,
                 now=now or datetime.now(UTC), hold_s=hold_s,
             )
-            if row["claimed"] and not row["wait_s"] and row["limits"]
-            else []
-        )
     stored = zip(row["channels"] or (), row["keys"] or (), row["vals"] or (), strict=True)
+    recent = zip(row["message_ids"] or (), row["message_roles"] or (), row["message_contents"] or (), strict=True)
     return Claim(
         claimed=row["claimed"],
         wait_s=row["wait_s"],
         layers=layers_of(list(stored), channel_id),
         standings=tuple(standings),
+        history=tuple(StoredMessage(id=i, role=r, content=c) for i, r, c in recent),
     )
 
 

@@ -84,7 +84,8 @@ def tenant(
 
 def self_scoped(pool: asyncpg.Pool) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection for one statement that names its tenant itself: a function that sets the role and the
-    tenant settings for its own run and restores them as it returns (migration 0030's `memory_recall`).
+    tenant settings for its own run and restores them as it returns (migration 0030's `memory_recall`, 0034's
+    `parley_claim_turn`, `parley_open_session` and `parley_record_delivery_messages`).
 
     Inside a `one_transaction` block it is the block's connection, in its turn and left on the tenant it
     has; elsewhere a pooled connection outside any transaction, where the statement is a transaction of
@@ -112,8 +113,10 @@ async def _connection(pool: asyncpg.Pool, scope: Tenant | None) -> AsyncIterator
 
 
 @asynccontextmanager
-async def one_transaction(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[None]:
-    """Run every scope entered inside this block, here and in the tasks it starts, in one transaction.
+async def one_transaction(pool: asyncpg.Pool, key: TenantKey, *, channel_id: str = "") -> AsyncIterator[None]:
+    """Run every scope entered inside this block, here and in the tasks it starts, in one transaction, which
+    opens in `key`'s scope (with `channel_id`'s shared facts, as `tenant` names them): a first scope that
+    names the same tenant needs no switch.
 
     Statements take turns on the one connection (concurrent reads queue behind each other rather than
     each taking a connection and a transaction of their own). A block nested in another one joins it;
@@ -122,8 +125,9 @@ async def one_transaction(pool: asyncpg.Pool, key: TenantKey) -> AsyncIterator[N
     if joined is not None and joined.open:
         yield
         return
-    async with pool.acquire() as conn, _transaction(conn, tenant_of(key)):
-        group = _Group(pool=pool, conn=conn, current=tenant_of(key))
+    opened = tenant_of(key, channel_id)
+    async with pool.acquire() as conn, _transaction(conn, opened):
+        group = _Group(pool=pool, conn=conn, current=opened)
         token = _GROUP.set(group)
         try:
             yield
