@@ -56,6 +56,11 @@ from core.workspace import WorkspaceOverrides, overrides_of
 
 log = logging.getLogger("parley.pipeline")
 AfterTurn = Callable[[Inbound, Reply, Sequence[str]], object]
+START_WAIT_S = 0.25
+"""How long a turn's context read keeps its transaction open for the input rails' verdict before it commits and
+the turn starts in a transaction of its own. The offline rails take milliseconds; a grey-zone message the model
+self-checks can take seconds, and a pool connection idle in a transaction all that time is one that other turns
+(ten connections a worker, 32 turns) cannot have."""
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, ConnectionError)
 
 
@@ -373,21 +378,35 @@ class Pipeline:
     ) -> tuple[tuple[int, int], tuple[Profile, list[MemoryHit], Sequence[KnownFact]]]:
         """The person's context and the turn's start (the message as the input rails pass it, and the model,
         from `opening`) in one transaction: a start of its own cost a BEGIN and a COMMIT more on another
-        connection. The thread's history came with the claim. Returns (turn id, message id) and (profile,
-        memories, facts)."""
+        connection. Where the rails are still deciding `START_WAIT_S` after the reads (a grey-zone message
+        sent to the model's self-check), the reads commit and the turn starts in a transaction of its own once
+        they let it through. The thread's history came with the claim. Returns (turn id, message id) and
+        (profile, memories, facts)."""
         # Opened in the facts' scope (the person's, and outside a DM the channel's): the facts, then the
         # person's own reads (recall after its encoder pass) and the start: no tenant switch in a DM, one in a
         # channel.
         shared = "" if inbound.is_dm else inbound.channel_id
+        started: tuple[int, int] | None = None
         async with one_transaction(self.pool, inbound.user, channel_id=shared):
             known, profile, memories = await asyncio.gather(
                 self.memory.facts(inbound.user, channel_id=inbound.channel_id, is_dm=inbound.is_dm),
                 self.memory.profile(inbound.user),
                 self.memory.recall(inbound.user, masked, k=self.config.memory_k),
             )
-            text, model_name = await opening
-            started = await turns.start_turn(self.pool, inbound, text=text, model=model_name, instance=self._owner())
-            return started, (profile, memories, known)
+            try:
+                passed: tuple[str, str | None] | None = await asyncio.wait_for(asyncio.shield(opening), START_WAIT_S)
+            except TimeoutError:
+                passed = None
+            if passed is not None:
+                started = await self._start(inbound, passed)
+        if started is None:
+            started = await self._start(inbound, await opening)
+        return started, (profile, memories, known)
+
+    async def _start(self, inbound: Inbound, passed: tuple[str, str | None]) -> tuple[int, int]:
+        """The turn's start, with the message as the input rails passed it and the model it goes to."""
+        text, model_name = passed
+        return await turns.start_turn(self.pool, inbound, text=text, model=model_name, instance=self._owner())
 
     def _instructions(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 
 import asyncpg
 import httpx
@@ -20,8 +20,9 @@ from core.memory.extraction import FactDecision
 from core.memory.service import MemoryConfig, MemoryService
 from core.models import UserKey
 from core.pipeline import Pipeline
-from core.seams import NoGuard, NoMedia
+from core.seams import NoGuard, NoMedia, Verdict
 from core.store import tenancy
+from core.store.pool import create_pool
 from core.store.tenancy import Tenant
 from tests.api_helpers import bearer, fake_model_settings, live_server, new_key
 from tests.fakes.openai_server import FakeOpenAI
@@ -176,3 +177,40 @@ async def test_a_turns_context_read_switches_no_tenant_in_a_dm_and_once_in_a_cha
     await memory.drain()
     assert reply.error is None
     assert len(switched) <= most, switched
+
+
+class DecidingGuard(NoGuard):
+    """Input rails that pass every message, once `release` is set: a grey-zone message the model self-checks."""
+
+    def __init__(self) -> None:
+        self.asked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def check_input(
+        self, text: str, *, attachments: Sequence[str], user: UserKey, threshold: float | None = None
+    ) -> Verdict:
+        self.asked.set()
+        await self.release.wait()
+        return Verdict(blocked=False, text=text)
+
+
+async def test_input_rails_still_deciding_hold_no_connection_in_a_transaction(pg_uri: str, settings: Settings) -> None:
+    own = await create_pool(pg_uri, max_size=4)
+    try:
+        memory = MemoryService(own, Embedder(HashingEmbeddingModel()), MemoryConfig())
+        guard = DecidingGuard()
+        pipeline = build_pipeline(settings, own, seams=Seams(media=NoMedia(), guard=guard, memory=memory))
+        turn = asyncio.ensure_future(pipeline.run(message("hello there"), RecordingSink()))
+        await guard.asked.wait()
+        for _ in range(100):  # the reads finish, then wait core.pipeline.START_WAIT_S at most before committing
+            if own.get_size() == own.get_idle_size():
+                break
+            await asyncio.sleep(0.1)
+        held = own.get_size() - own.get_idle_size()
+        guard.release.set()
+        reply = await turn
+        await memory.drain()
+    finally:
+        await own.close()
+    assert held == 0
+    assert reply.error is None and reply.turn_id is not None
