@@ -157,9 +157,11 @@ def build_media(settings: Settings, *, voice_format: VoiceFormat = "ogg") -> Med
 
 def build_memory(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | None) -> MemoryService:
     """The memory service; facts are extracted by the model unless extraction is off or the model is the
-    small local demo model, which gives no structured output: every extraction failed after seconds of
-    CPU (a one-shot chat waited for it at exit), and the rules learned the message anyway."""
-    wanted = settings.parley_fact_extraction and not answers_with_demo_model(settings)
+    small local demo model or `test` (one fixed sentence), neither of which gives structured output: every
+    extraction failed (the demo model after seconds of CPU that a one-shot chat waited for at exit, `test` with
+    a warning in the newcomer's terminal), and the rules learned the message anyway."""
+    structured = not answers_with_demo_model(settings) and settings.parley_model != "test"
+    wanted = settings.parley_fact_extraction and structured
     extractor = agent_extractor(models.build()) if wanted and models else None
     return MemoryService(
         pool,

@@ -92,3 +92,10 @@ def test_the_demo_model_leaves_fact_extraction_to_the_rules() -> None:
     hosted = settings(parley_model="openai:gpt-4.1-mini", openai_api_key="sk-test", parley_fact_extraction=True)
     assert demo_memory.extractor is None
     assert build_memory(hosted, NO_POOL, model_factory(hosted)).extractor is not None
+
+
+def test_the_fixed_sentence_test_model_leaves_fact_extraction_to_the_rules() -> None:
+    """`PARLEY_MODEL=test` answers one sentence and no structured output: asked to extract, it failed every
+    time, with a warning in the terminal of a newcomer trying the plumbing."""
+    fixed = settings(parley_model="test", parley_fact_extraction=True)
+    assert build_memory(fixed, NO_POOL, model_factory(fixed)).extractor is None
