@@ -68,15 +68,15 @@ def main() -> None:
         tokens = [len(e.ids) for e in graphs["int8"]._tokenizer.encode_batch(texts)]
     per_text = {name: seconds / (args.rounds * len(texts)) * 1000 for name, seconds in cpu.items()}
     columns = [slice(i * WIDTH, (i + 1) * WIDTH) for i in range(len(LAYERS))]
-    cosines = np.stack([_cosine(vectors["float32"][:, c], vectors["int8"][:, c]) for c in columns])
+    agreement = np.stack([cosines(vectors["float32"][:, c], vectors["int8"][:, c]) for c in columns])
     result = {
         "float32_ms": round(per_text["float32"], 3),
         "int8_ms": round(per_text["int8"], 3),
         "ratio": round(per_text["int8"] / per_text["float32"], 3),
         "cosine": {
             "layers": list(LAYERS),
-            "min": [round(float(c), 4) for c in cosines.min(axis=1)],
-            "mean": [round(float(c), 4) for c in cosines.mean(axis=1)],
+            "min": [round(float(c), 4) for c in agreement.min(axis=1)],
+            "mean": [round(float(c), 4) for c in agreement.mean(axis=1)],
         },
         "texts": len(texts),
         "tokens": tokens,
@@ -86,8 +86,9 @@ def main() -> None:
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 
-def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.asarray((a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)))
+def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row by row (of two vectors, their one cosine); tests/test_encoder.py holds the graph to them too."""
+    return np.asarray((a * b).sum(axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ pgvector's default ef_construction (the baseline) and on one built as maintenanc
 related to what the person said and queries on new topics (`near_stored`), without words and with words (the
 hybrid path a turn takes), and with words at the pool of candidates a turn asks for (`_turn_pool`). Each query
 runs twice, one right after the other: through this tree's `memory_recall` and through main's (migration
-0033's, installed beside it in its own schema, `BASELINE_SCHEMA`), so both see the same
-moment of a shared machine. Each reports, beside the wall times, where the serving backend spent them (compare
+0033's, installed beside it in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared
+machine. Each reports, beside the wall times, where the serving backend spent them (compare
 ratios within one run, latencies on a shared machine move): on a core, waiting for one, and off both (parallel
 workers, I/O, locks: work or waits the backend's own CPU does not show), and how often the two give the same
 ranked top 10. A third part gives one person a medium scope (`--medium-scope`, between an ordinary person and
@@ -193,9 +193,8 @@ async def _query_people(
 
 BASELINE_SCHEMA = "parley_main"
 """Where main's recall (migration 0033's `memory_recall` and 0031's `memory_text_hits` it calls, with 0032's
-settings: no parallel workers, no JIT) is installed
-beside this tree's, from the migration files themselves: the baseline pool finds it first on its search_path,
-so both go through the same `core.memory.search.search`."""
+settings: no parallel workers, no JIT) is installed beside this tree's, from the migration files themselves: the
+baseline pool finds it first on its search_path, so both go through the same `core.memory.search.search`."""
 _BASELINE_FUNCTIONS = (
     ("0031_memory_recall_planned_once.sql", "memory_text_hits", "\n$function$;"),
     ("0033_memory_recall_walk_never_sorts.sql", "memory_recall", "\n$function$;"),

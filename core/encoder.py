@@ -182,7 +182,8 @@ class OnnxEncoder:
             (pooled,) = self._session.run(self._outputs[:1], feeds)
             return np.asarray(pooled[0], dtype=np.float32), NO_TOKENS
         pooled, states = self._session.run(self._outputs, feeds)
-        return np.asarray(pooled[0], dtype=np.float32), np.asarray(states[0]).astype(np.float16)
+        (state,) = unpadded(np.asarray(states), feeds["attention_mask"])
+        return np.asarray(pooled[0], dtype=np.float32), state
 
 
 def _tokenizer(model_dir: Path) -> Tokenizer:
@@ -221,11 +222,14 @@ def ensure_graph(model_dir: Path, cache_dir: Path) -> Path:
     graph = graph_path(model_dir, cache_dir)
     if not graph.exists():
         exported = graph.with_suffix(f".{os.getpid()}.float32")
-        export_graph(shared_sentence_transformer(), exported)
         quantised = graph.with_suffix(f".{os.getpid()}.partial")
-        quantise(exported, quantised)
-        exported.unlink()
-        quantised.replace(graph)
+        try:
+            export_graph(shared_sentence_transformer(), exported)
+            quantise(exported, quantised)
+            quantised.replace(graph)
+        finally:
+            exported.unlink(missing_ok=True)
+            quantised.unlink(missing_ok=True)
     return graph
 
 

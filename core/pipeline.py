@@ -394,10 +394,10 @@ class Pipeline:
                 self.memory.recall(inbound.user, masked, k=self.config.memory_k),
             )
             try:
-                passed: tuple[str, str | None] | None = await asyncio.wait_for(asyncio.shield(opening), START_WAIT_S)
+                passed = await asyncio.wait_for(asyncio.shield(opening), START_WAIT_S)
             except TimeoutError:
-                passed = None
-            if passed is not None:
+                pass  # still deciding: the reads commit, and the turn starts once the rails let it through
+            else:
                 started = await self._start(inbound, passed)
         if started is None:
             started = await self._start(inbound, await opening)

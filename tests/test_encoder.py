@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.encoder import cosines
 from core.embeddings import bundled_model_path, shared_sentence_transformer
 from core.encoder import LAYERS, WIDTH, Encoded, OnnxEncoder, SharedEncoder, best_runner, encode, mean_pool
 
@@ -24,11 +25,6 @@ def onnx(tmp_path_factory: pytest.TempPathFactory) -> OnnxEncoder:
 @pytest.fixture
 def encoder(onnx: OnnxEncoder) -> SharedEncoder:
     return SharedEncoder(onnx)
-
-
-def cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row by row."""
-    return np.asarray((a * b).sum(axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1)))
 
 
 def test_the_int8_graph_stays_close_to_torchs_float32_numbers_in_every_layer(onnx: OnnxEncoder) -> None:
