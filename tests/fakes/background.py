@@ -55,7 +55,9 @@ class BackgroundApp:
         return self.port
 
     async def _serve(self, app: web.Application, port: int) -> None:
-        self._runner = web.AppRunner(app, access_log=None)
+        # A request still in flight at shutdown belongs to a client that is gone (a test kills a process
+        # mid-answer while the fake model sleeps 60 s): waiting the default 60 s for it outlasts `call`.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", port).start()
         self.port = self._runner.addresses[0][1]
