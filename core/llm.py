@@ -130,13 +130,13 @@ class ModelFactory:
     def _compatible(self, provider: str, model_name: str, base_url: str | None, api_key: str) -> Model:
         from pydantic_ai.providers.openai import OpenAIProvider
 
-        from core.openai_compat import CompatibleChatModel
+        from core.openai_compat import CompatibleChatModel, PlainBodyOpenAI
 
         quirks = self.quirks.setdefault((base_url or "", model_name), ServerQuirks())
-        plain = OpenAIProvider(base_url=base_url, api_key=api_key, http_client=self._client(provider))
+        client = PlainBodyOpenAI(base_url=base_url, api_key=api_key, http_client=self._client(provider), max_retries=0)
         return CompatibleChatModel(
             model_name,
-            provider=OpenAIProvider(openai_client=plain.client.with_options(max_retries=0)),
+            provider=OpenAIProvider(openai_client=client),
             quirks=quirks,
             own_server=base_url is not None,
         )

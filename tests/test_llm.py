@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -12,8 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import ModelAPIError, ModelHTTPError
+from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.models.openai import OpenAIChatModel
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import ToolDefinition
 
 from core.circuit import CircuitBreaker
 from core.llm import BreakerModel, ModelConfig, ModelFactory
@@ -249,3 +252,27 @@ async def test_a_server_of_ones_own_gets_max_tokens_which_local_servers_read(ope
     await Agent(factory(openai_server).build()).run("hi", model_settings=ModelSettings(max_tokens=32))
     body = openai_server.requests[-1]
     assert body["max_tokens"] == 32 and "max_completion_tokens" not in body
+
+
+def tool_parameters(schema: dict[str, Any]) -> ModelRequestParameters:
+    return ModelRequestParameters(function_tools=[ToolDefinition(name="clock", parameters_json_schema=schema)])
+
+
+ZONE = {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}
+
+
+def test_a_set_of_tools_seen_before_reuses_its_rewritten_schemas(openai_server: FakeOpenAI) -> None:
+    model = factory(openai_server).build()
+    assert isinstance(model, BreakerModel)
+    first = model.wrapped.customize_request_parameters(tool_parameters(ZONE))
+    again = model.wrapped.customize_request_parameters(tool_parameters(json.loads(json.dumps(ZONE))))
+    assert again.function_tools[0] is first.function_tools[0]
+
+
+def test_a_tool_whose_schema_changed_is_rewritten_again(openai_server: FakeOpenAI) -> None:
+    model = factory(openai_server).build()
+    assert isinstance(model, BreakerModel)
+    model.wrapped.customize_request_parameters(tool_parameters(ZONE))
+    changed = {**ZONE, "properties": {"zone": {"type": "string"}, "precise": {"type": "boolean"}}}
+    again = model.wrapped.customize_request_parameters(tool_parameters(changed))
+    assert set(again.function_tools[0].parameters_json_schema["properties"]) == {"zone", "precise"}
