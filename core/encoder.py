@@ -230,7 +230,22 @@ def ensure_graph(model_dir: Path, cache_dir: Path) -> Path:
         finally:
             exported.unlink(missing_ok=True)
             quantised.unlink(missing_ok=True)
+        prune_graphs(cache_dir, keep=graph)
     return graph
+
+
+def prune_graphs(cache_dir: Path, *, keep: Path) -> list[Path]:
+    """Remove the graphs earlier installs exported (another torch, other weights, the float32 graph before
+    int8: 90 MB each), keeping `keep`; return what was removed. Runs when a new graph is written, i.e. after
+    an upgrade; a process still running on an old graph keeps its open copy."""
+    removed = []
+    for old in cache_dir.glob("minilm-*.onnx"):
+        if old != keep:
+            old.unlink(missing_ok=True)
+            removed.append(old)
+    if removed:
+        log.info("removed %d graph(s) of earlier installs from %s", len(removed), cache_dir)
+    return removed
 
 
 def export_graph(model: SentenceTransformer, path: Path) -> None:

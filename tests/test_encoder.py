@@ -10,7 +10,17 @@ import pytest
 
 from benchmarks.encoder import cosines
 from core.embeddings import bundled_model_path, shared_sentence_transformer
-from core.encoder import LAYERS, WIDTH, Encoded, OnnxEncoder, SharedEncoder, best_runner, encode, mean_pool
+from core.encoder import (
+    LAYERS,
+    WIDTH,
+    Encoded,
+    OnnxEncoder,
+    SharedEncoder,
+    best_runner,
+    encode,
+    mean_pool,
+    prune_graphs,
+)
 
 LONG = "My favourite colour is teal and I keep my notes in the Atlas wiki. " * 40
 
@@ -44,6 +54,19 @@ def test_the_exported_graph_is_reused_by_the_next_process(tmp_path: Path) -> Non
     best_runner(bundled_model_path(), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == [graph.name]
     assert graph.stat().st_mtime_ns == exported
+
+
+def test_a_new_graph_removes_the_graphs_earlier_installs_left_in_the_cache(tmp_path: Path) -> None:
+    current = tmp_path / "minilm-int8-new.onnx"
+    old = [tmp_path / "minilm-layers-float32.onnx", tmp_path / "minilm-int8-oldtorch.onnx"]
+    unrelated = tmp_path / "notes.txt"
+    for path in (current, *old, unrelated):
+        path.write_bytes(b"x")
+
+    removed = prune_graphs(tmp_path, keep=current)
+
+    assert sorted(removed) == sorted(old)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["minilm-int8-new.onnx", "notes.txt"]
 
 
 def test_without_a_usable_onnx_graph_torch_does_the_work(tmp_path: Path) -> None:
