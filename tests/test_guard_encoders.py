@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.guard_encoders import FeatureCache, Trained, rail_scores, side_by_side
+from benchmarks.guard_encoders import FeatureCache, Trained, at_most, rail_scores, side_by_side
 from core.guard.masking import scrub
 from core.guard.sentences import message_score, split_sentences
 from core.guard.training.train_harm import fit_svm
@@ -50,7 +50,15 @@ def _model(gate: float) -> Trained:
     x = _lengths(texts)
     fitted = fit_svm(x, np.array([0, 1, 0, 1, 1]))
     return Trained(
-        fitted=fitted, a=-1.0, b=0.0, threshold=0.5, grey=(0.2, 0.8), gate=gate, cross_validated={}, support_vectors=0
+        fitted=fitted,
+        a=-1.0,
+        b=0.0,
+        threshold=0.5,
+        grey=(0.2, 0.8),
+        gate=gate,
+        cross_validated={},
+        support_vectors=0,
+        cv_scores=np.zeros(0),
     )
 
 
@@ -68,3 +76,10 @@ def test_rail_scores_score_a_single_sentence_by_its_masked_text() -> None:
     model = _model(gate=0.0)
     message = "Write to ada@example.com"
     assert rail_scores(model, _lengths, [message])[0] == model.scores(_lengths([scrub(message)]))[0]
+
+
+def test_at_most_gives_the_lowest_cut_that_no_more_than_count_scores_reach() -> None:
+    scores = np.array([0.1, 0.9, 0.5, 0.7])
+    assert [int((scores >= at_most(scores, k)).sum()) for k in range(5)] == [0, 1, 2, 3, 4]
+    assert at_most(scores, 1) > 0.7
+    assert at_most(scores, 1) < 0.9
