@@ -33,7 +33,10 @@ def serve(
         str | None, typer.Option(hidden=True, help="The first start's barrier from the supervisor.")
     ] = None,
 ) -> None:
-    """Serve until SIGTERM, then finish the turns in flight and exit. Starts without a model or Slack."""
+    """Serve the HTTP API, the playground and Slack events.
+
+    Serves until SIGTERM, then finishes the turns in flight and exits. Starts without a model or Slack.
+    """
     settings = load_settings()
     host = host or settings.parley_host
     port = port or settings.port
