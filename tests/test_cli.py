@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,18 @@ def test_chat_survives_429_twice_then_answers(cli_data: Path, openai_server: Fak
     result = parley("chat", "-m", "hi", "--json", data=cli_data, env=model_env(openai_server))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["reply"] == "third time lucky"
+
+
+def test_a_one_shot_chat_whose_model_cannot_be_reached_exits_1_naming_the_fix(cli_data: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = {"PARLEY_MODEL": "openai:some-model", "OPENAI_BASE_URL": f"http://127.0.0.1:{closed}/v1",
+           "PARLEY_MODEL_RETRIES": "0"}
+    result = parley("chat", "-m", "hi", "--json", data=cli_data, env=env)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["error"] == "model_unreachable"
+    assert "OPENAI_BASE_URL" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_without_a_model_chat_says_what_to_set_before_starting_a_database(tmp_path: Path) -> None:

@@ -84,7 +84,9 @@ def chat(
                 print(json.dumps(console_chat.reply_json(reply), ensure_ascii=False))
             else:
                 out.print(reply.text)
-            return 0
+            # A turn that failed (model unreachable, rate or spend limit) is answered with an apology, and a
+            # script must not take it for an answer: exit 1 (the log line above it names the fix).
+            return 1 if reply.error else 0
 
     raise typer.Exit(run(main()))
 
