@@ -181,6 +181,17 @@ def test_a_name_said_in_chat_reaches_the_profile_and_memory_panels_without_a_rel
     expect(p.locator("#memories")).to_contain_text("is called Sam")  # type: ignore[attr-defined]
 
 
+def test_the_playground_loads_without_a_failed_request(api: tuple[str, str], page: object) -> None:
+    """A 404 (the browser's favicon.ico) shows as an error in the console of a page that works."""
+    url, key = api
+    p = page  # a playwright Page
+    failed: list[str] = []
+    p.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
+    p.goto(f"{url}/#key={key}")  # type: ignore[attr-defined]
+    playwright_api.expect(p.locator("#health")).to_contain_text("database")  # type: ignore[attr-defined]
+    assert failed == []
+
+
 async def another_link(pg_uri: str) -> str:
     """A sign-in token as `parley serve` prints one (without spending the one it printed)."""
     pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
