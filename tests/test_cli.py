@@ -129,6 +129,15 @@ def test_config_show_masks_secrets(cli_data: Path) -> None:
     assert "xoxb-123-456-abc" not in result.stdout + result.stderr
 
 
+def test_config_show_says_which_model_and_database_answer_when_none_is_set(cli_data: Path) -> None:
+    from bot.local_model import local_installed
+
+    result = parley("config", "show", data=cli_data)
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
+    assert ("local" if local_installed() else "no model") in rows["PARLEY_MODEL"]
+    assert "embedded Postgres" in rows["DATABASE_URL"]
+
+
 def test_usage_and_feedback_list_read_the_store(cli_data: Path, openai_server: FakeOpenAI) -> None:
     assert parley("chat", "-m", "count me", data=cli_data, env=model_env(openai_server)).returncode == 0
     usage = parley("usage", "--since", "1d", data=cli_data)
