@@ -119,7 +119,7 @@ async def local_server(gguf: Path, *, log_file: Path, console: Console | None = 
     try:
         status = (console or Console(stderr=True)).status(f"Loading the local model {gguf.name} …")
         with status:
-            await _wait_ready(process, base_url, log_file)
+            await _wait_ready(process, base_url, log_file, gguf)
         log.info("local model %s ready at %s in %.1f s (log: %s)", gguf.name, base_url,
                  time.monotonic() - started, log_file)
         _running[gguf] = base_url
@@ -135,14 +135,15 @@ def running_server(gguf: Path) -> str | None:
     return _running.get(gguf)
 
 
-async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_file: Path) -> None:
+async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_file: Path, gguf: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     async with httpx.AsyncClient(timeout=2) as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise ModelNotConfigured(
-                    f"The local model server exited with {process.returncode} while starting. "
-                    f"Its last lines ({log_file}):\n{_tail(log_file)}"
+                    f"The local model server stopped while starting ({_last_line(log_file)}); its log is "
+                    f"{log_file}. Check that {gguf} is a GGUF model llama.cpp can load, or use PARLEY_MODEL=local "
+                    "for the bundled one."
                 )
             with contextlib.suppress(httpx.HTTPError):
                 if (await http.get(f"{base_url}/models")).status_code == 200:
@@ -182,8 +183,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def _last_line(path: Path) -> str:
+    """The server's last words (a Python error's own line, not the traceback above it, which stays in the
+    log): what a person needs at the terminal to see why it stopped."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
-        return "(no log)"
+        return "no log"
+    return lines[-1] if lines else "no output"

@@ -35,6 +35,7 @@ from bot.settings import Settings
 from core.guard.events import pool_sink
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
+from core.llm import ModelNotConfigured
 from core.seams import NoMedia, NoMemory
 from tests.api_helpers import bearer, live_server, new_key, sse_events
 from tests.conftest import start_serve
@@ -240,3 +241,14 @@ async def test_a_serving_process_checks_the_local_model_it_already_runs(
         detail = await check_model(Settings(_env_file=None, parley_data_dir=tmp_path))  # type: ignore[call-arg]
     assert detail.startswith("local answered")
     assert sum("ready at" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_file_llama_cpp_cannot_load_is_one_message_naming_its_error_and_the_log(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_text("not a model")
+    with pytest.raises(ModelNotConfigured) as stopped:
+        async with local_server(broken, log_file=tmp_path / "local-model.log"):
+            pass
+    message = str(stopped.value)
+    assert f"Failed to load model from file: {broken}" in message and str(tmp_path / "local-model.log") in message
+    assert "Traceback" not in message and 'File "' not in message
