@@ -246,6 +246,33 @@ def _tcp_connect(host: str, port: int, timeout_s: float) -> str | None:
     return outcome[0] if outcome else f"no answer in {timeout_s:g} s"
 
 
+def data_dir_problems(path: Path) -> list[Problem]:
+    """PARLEY_DATA_DIR is a folder this user can write, created if missing: the embedded database, the logs
+    and the local model's log live there. Found later, it was a library's one-line FileNotFoundError or
+    PermissionError with no word of which setting to change."""
+    fix = "set PARLEY_DATA_DIR to a folder you can write, or unset it for your user data folder"
+    if path.exists() and not path.is_dir():
+        return [Problem(variable="PARLEY_DATA_DIR", value=str(path), what="a file, not a folder", fix=fix)]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return [Problem(variable="PARLEY_DATA_DIR", value=str(path), what=f"cannot create it ({exc.strerror})",
+                        fix=fix)]
+    if not os.access(path, os.W_OK | os.X_OK):
+        return [Problem(variable="PARLEY_DATA_DIR", value=str(path), what="not writable by this user", fix=fix)]
+    return []
+
+
+SLACK_TOKEN_KINDS = {
+    "SLACK_BOT_TOKEN": ("xoxb-", "bot token",
+                        "the Bot User OAuth Token from your Slack app's OAuth & Permissions page"),
+    "SLACK_APP_TOKEN": ("xapp-", "app-level token", "an app-level token with connections:write from your Slack "
+                                                    "app's Basic Information page"),
+}
+"""Slack's token kinds by their prefix: another kind (a user token, a signing secret, the other of the two)
+pasted into one of these was accepted and failed later as Slack's `invalid_auth` or a Socket Mode retry loop."""
+
+
 def platform_problems(settings: Settings) -> list[Problem]:
     """Slack credentials come in pairs; one without the other can never connect. (Discord needs one token;
     DISCORD_APPLICATION_ID alone is enough for `parley discord invite-url`.)"""
@@ -262,6 +289,11 @@ def platform_problems(settings: Settings) -> list[Problem]:
             problems.append(Problem(variable=name, value=mask(secret.get_secret_value()),
                                     what="set without SLACK_BOT_TOKEN",
                                     fix="set SLACK_BOT_TOKEN (xoxb-...) from your Slack app's OAuth page"))
+    for name, token in (("SLACK_BOT_TOKEN", bot), ("SLACK_APP_TOKEN", app)):
+        prefix, kind, where = SLACK_TOKEN_KINDS[name]
+        if token is not None and not token.get_secret_value().startswith(prefix):
+            problems.append(Problem(variable=name, value=mask(token.get_secret_value()),
+                                    what=f"not a {kind} (those start with {prefix})", fix=f"use {where}"))
     if client is not None and settings.slack_client_secret is None:
         problems.append(Problem(variable="SLACK_CLIENT_ID", value=client, what="set without SLACK_CLIENT_SECRET",
                                 fix="set SLACK_CLIENT_SECRET from your Slack app's Basic Information page"))
@@ -280,6 +312,8 @@ def problems(
     ) if model else ()
     found = [p for variable, names in models for name in names for p in model_problems(variable, name, settings, env)]
     found += platform_problems(settings)
+    if database:
+        found += data_dir_problems(settings.parley_data_dir)
     if database and settings.database_url is not None:
         found += database_problems(settings.database_url.get_secret_value())
     return found

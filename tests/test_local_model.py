@@ -99,3 +99,13 @@ def test_the_fixed_sentence_test_model_leaves_fact_extraction_to_the_rules() -> 
     time, with a warning in the terminal of a newcomer trying the plumbing."""
     fixed = settings(parley_model="test", parley_fact_extraction=True)
     assert build_memory(fixed, NO_POOL, model_factory(fixed)).extractor is None
+
+
+def test_the_model_server_listens_where_parley_asks_whatever_host_and_port_say() -> None:
+    env = local_model.server_environment({"PORT": "8000", "HOST": "0.0.0.0", "PATH": "/usr/bin"}, 41234)
+    assert (env["HOST"], env["PORT"], env["PATH"]) == ("127.0.0.1", "41234", "/usr/bin")
+
+
+def test_the_model_server_ignores_a_config_file_and_api_key_meant_for_something_else() -> None:
+    env = local_model.server_environment({"CONFIG_FILE": "/etc/x.yml", "API_KEY": "k"}, 41234)
+    assert "CONFIG_FILE" not in env and "API_KEY" not in env

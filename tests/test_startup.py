@@ -82,6 +82,16 @@ def test_the_help_lists_every_command_by_its_own_help_line() -> None:
         assert (loaded.help or "").splitlines()[0] == lazy.help, name
 
 
+@pytest.mark.parametrize("name", ["serve", "history", "chat", "doctor"])
+def test_a_command_without_sub_commands_offers_none_in_its_usage(name: str) -> None:
+    result = CliRunner().invoke(app, [name, "--help"], prog_name="parley", terminal_width=120)
+    assert f"Usage: parley {name} [OPTIONS]" in result.output and "COMMAND" not in result.output
+
+
+def test_the_help_says_how_to_see_a_traceback() -> None:
+    assert "--debug" in CliRunner().invoke(app, ["--help"], terminal_width=120).output
+
+
 def test_a_mistyped_command_is_answered_with_the_nearest_name() -> None:
     result = CliRunner().invoke(app, ["confg"])
     assert result.exit_code == 2

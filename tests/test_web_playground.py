@@ -166,6 +166,32 @@ def test_playground_chats_streams_attaches_records_rates_and_forgets(
     assert problems == []
 
 
+def test_a_name_said_in_chat_reaches_the_profile_and_memory_panels_without_a_reload(
+    api: tuple[str, str], page: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+    url, key = api
+    p = page  # a playwright Page
+    expect = playwright_api.expect
+    p.goto(f"{url}/#key={key}")  # type: ignore[attr-defined]
+    expect(p.locator("#status")).to_have_text("model: openai:fake")  # type: ignore[attr-defined]
+    p.fill("#message", "Hi, I'm Sam")  # type: ignore[attr-defined]
+    p.press("#message", "Enter")  # type: ignore[attr-defined]
+    expect(p.locator("#profile-form [name=display_name]")).to_have_value("Sam")  # type: ignore[attr-defined]
+    expect(p.locator("#memories")).to_contain_text("is called Sam")  # type: ignore[attr-defined]
+
+
+def test_the_playground_loads_without_a_failed_request(api: tuple[str, str], page: object) -> None:
+    """A 404 (the browser's favicon.ico) shows as an error in the console of a page that works."""
+    url, key = api
+    p = page  # a playwright Page
+    failed: list[str] = []
+    p.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)  # type: ignore[attr-defined]
+    p.goto(f"{url}/#key={key}")  # type: ignore[attr-defined]
+    playwright_api.expect(p.locator("#health")).to_contain_text("database")  # type: ignore[attr-defined]
+    assert failed == []
+
+
 async def another_link(pg_uri: str) -> str:
     """A sign-in token as `parley serve` prints one (without spending the one it printed)."""
     pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)

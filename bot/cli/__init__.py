@@ -71,7 +71,7 @@ COMMANDS: dict[str, Lazy] = {
     "profile": Lazy(
         target="bot.cli.profile:app", help="Per-person profiles: name, language, time zone, answer style, voice."
     ),
-    "history": Lazy(target="bot.cli.history:app", help="A person's conversation history, oldest first."),
+    "history": Lazy(target="bot.cli.history:history", help="A person's conversation history, oldest first."),
     "discord": Lazy(target="bot.cli.discord:app", help="Run Parley as a Discord bot."),
     "eval": Lazy(
         target="bot.cli.eval:app",
@@ -81,7 +81,7 @@ COMMANDS: dict[str, Lazy] = {
         target="bot.cli.slack:app",
         help="Run Parley in Slack over Socket Mode (needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN).",
     ),
-    "serve": Lazy(target="bot.cli.serve:app", help="Serve the HTTP API, the playground and Slack events."),
+    "serve": Lazy(target="bot.cli.serve:serve", help="Serve the HTTP API, the playground and Slack events."),
     "apikey": Lazy(target="bot.cli.apikey:app", help="API keys for the REST API and the playground."),
     "admin": Lazy(target="bot.cli.admin:app", help="The admin page: a one-time sign-in link."),
     "guard": Lazy(target="bot.cli.guard:app", help="Guardrails: check texts offline, list safety events."),
@@ -167,7 +167,10 @@ app = typer.Typer(
 
 @app.callback()
 def parley() -> None:
-    """Parley: a self-hosted AI assistant for Slack and Discord teams."""
+    """Parley: a self-hosted AI assistant for Slack and Discord teams.
+
+    Add --debug to any command (or set PARLEY_DEBUG=1) to see a traceback instead of the one-line error.
+    """
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from bot.cli.common import err, load_settings, log_file, parse_since, report_problems, run, wide_table
 from bot.database import open_pool, start_early
-from bot.settings import get_settings
+from bot.settings import get_settings, unset_defaults
 from core.feedback import list_feedback
 from core.store.migrations import migrate
 from core.telemetry import startup_phase
@@ -84,7 +84,9 @@ def chat(
                 print(json.dumps(console_chat.reply_json(reply), ensure_ascii=False))
             else:
                 out.print(reply.text)
-            return 0
+            # A turn that failed (model unreachable, rate or spend limit) is answered with an apology, and a
+            # script must not take it for an answer: exit 1 (the log line above it names the fix).
+            return 1 if reply.error else 0
 
     raise typer.Exit(run(main()))
 
@@ -120,7 +122,7 @@ def config_show() -> None:
         report_problems(tuple(config_check.from_validation(exc, config_check.secret_fields())))
         raise typer.Exit(2) from None
     table = wide_table("setting", "value")
-    for name, value in settings.masked().items():
+    for name, value in (settings.masked() | unset_defaults(settings)).items():
         table.add_row(name, value)
     out.print(table)
     found = config_check.problems(settings, os.environ)

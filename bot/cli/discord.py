@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
 
-from bot.cli.common import err, load_settings, run
+from bot.cli.common import err, load_settings, report_problems, run
+from bot.config_check import Problem
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -67,14 +68,29 @@ def serve(
         raise typer.Exit(2) from exc
 
     async def main() -> None:
+        import discord
+
         async with running(settings, maintenance=True) as pipeline:
             client = build_discord(config, pipeline, pipeline.pool)
             try:
                 await client.start()
+            except discord.LoginFailure:
+                refused("DISCORD_TOKEN", "Discord refused it",
+                        "copy the token again from the Developer Portal's Bot page (Reset Token)")
+            except discord.PrivilegedIntentsRequired:
+                refused("DISCORD_TOKEN", "the bot may not read message content",
+                        "turn on Message Content Intent on the Developer Portal's Bot page")
             finally:
                 await client.close()
 
     run(main())
+
+
+def refused(variable: str, what: str, fix: str) -> NoReturn:
+    """Discord turned the bot away at sign-in: said as a setting to change, not discord.py's exception
+    name (`LoginFailure: Improper token has been passed.`), exit 2."""
+    report_problems((Problem(variable=variable, value="****", what=what, fix=fix),))
+    raise typer.Exit(2)
 
 
 @app.command("invite")

@@ -28,7 +28,10 @@ def history(
     limit: Annotated[int | None, typer.Option(min=1, help="Only the newest N messages.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
-    """Print the messages of one person in one workspace (or one of their threads)."""
+    """A person's conversation history, oldest first.
+
+    The messages of one person in one workspace (or one of their threads).
+    """
     settings = load_settings(model=False)
     user = person("console", workspace, user).user_id
 

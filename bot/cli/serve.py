@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import socket
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
-from bot.cli.common import load_settings, run
+from bot.cli.common import load_settings, report_problems, run
+from bot.config_check import Problem
 from bot.database import start_early
 from bot.workers import supervise
 from core.telemetry import startup_phase
@@ -31,21 +33,24 @@ def serve(
         str | None, typer.Option(hidden=True, help="The first start's barrier from the supervisor.")
     ] = None,
 ) -> None:
-    """Serve until SIGTERM, then finish the turns in flight and exit. Starts without a model or Slack."""
-    settings = load_settings()
-    from bot.server import serve as serve_http
+    """Serve the HTTP API, the playground and Slack events.
 
+    Serves until SIGTERM, then finishes the turns in flight and exits. Starts without a model or Slack.
+    """
+    settings = load_settings()
     host = host or settings.parley_host
     port = port or settings.port
     workers = workers or settings.parley_workers
+    sock = socket.socket(fileno=worker_fd) if worker_fd is not None else claim_port(host, port)
     if workers > 1 and worker_fd is None:
+        sock.close()  # the supervisor binds the port again, once per worker
         raise typer.Exit(supervise(settings, host=host, port=port, workers=workers, playground_key=playground_key))
+    port = sock.getsockname()[1]  # port 0 picked one: the sign-in link names it
     start_early(settings)
     with startup_phase("imports"):
         from uvicorn.loops.auto import auto_loop_factory
 
         from bot.server import serve as serve_http
-    sock = socket.socket(fileno=worker_fd) if worker_fd is not None else None
     # uvloop where installed, as `uvicorn app:app` would choose, rather than asyncio's pure-Python event
     # loop, whose scheduling and socket writes were a quarter of a worker's profile under load.
     run(
@@ -55,6 +60,43 @@ def serve(
         ),
         loop_factory=auto_loop_factory(),
     )
+
+
+def claim_port(host: str, port: int) -> socket.socket:
+    """Bind the serving address before anything loads; the server listens on this socket once ready.
+    Left to uvicorn, a port in use was found only after the model, the database and the sign-in link
+    (printed for a server that never answered), as uvicorn's own error line and exit 3."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        _cannot_serve("PARLEY_HOST", host, f"not an address ({exc.strerror})", _HOST_FIX)
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRNOTAVAIL:
+            _cannot_serve("PARLEY_HOST", host, "not an address of this machine", _HOST_FIX)
+        if exc.errno == errno.EACCES:
+            _cannot_serve("PORT", str(port), "ports below 1024 need root",
+                          "choose a port above 1024 with --port or PORT")
+        if exc.errno == errno.EADDRINUSE:
+            _cannot_serve("PORT", str(port), f"something already listens on {host}:{port} (another parley serve?)",
+                          f"stop it (`ss -ltnp 'sport = :{port}'` shows what it is), or choose another port "
+                          "with --port or PORT")
+        raise
+    return sock
+
+
+_HOST_FIX = "use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface) with --host or PARLEY_HOST"
+
+
+def _cannot_serve(variable: str, value: str, what: str, fix: str) -> NoReturn:
+    report_problems((Problem(variable=variable, value=value, what=what, fix=fix),))
+    raise typer.Exit(2)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ const state = {
   recorder: null,
   busy: false,
   caps: null,
+  profileEdited: false,
 };
+
+const LEARNING_DELAY_MS = 3000;
 
 class ApiProblem extends Error {
   constructor(status, body) {
@@ -245,7 +248,17 @@ async function send(text) {
       finish(li, payload);
     }
   }
+  refreshKnown();
+  setTimeout(refreshKnown, LEARNING_DELAY_MS);
+}
+
+// What a turn taught Parley ("Hi, I'm Sam": a fact and the profile's name) is stored after its reply, by
+// rules at once or by the model's fact extraction in the background: both panels are read again when the
+// reply ends and once more a moment later. Read only after a reload, the name looked unlearned. A profile
+// being edited is left as typed.
+function refreshKnown() {
   loadMemories();
+  if (!state.profileEdited) loadProfile();
 }
 
 async function loadSession() {
@@ -330,6 +343,7 @@ async function toggleRecording() {
 // -- profile and memories -------------------------------------------------------------------
 async function loadProfile() {
   const profile = await api("GET", "/v1/profile");
+  state.profileEdited = false;
   const form = $("profile-form");
   for (const name of ["display_name", "language", "timezone", "answer_style", "about"]) {
     form.elements[name].value = profile[name] || "";
@@ -344,6 +358,7 @@ async function saveProfile() {
   if (form.elements.answer_style.value) changes.answer_style = form.elements.answer_style.value;
   try {
     await api("PUT", "/v1/profile", changes);
+    state.profileEdited = false;
     $("profile-note").textContent = "Saved.";
   } catch (err) {
     $("profile-note").textContent = `${err.message} ${err.fix}`;
@@ -443,6 +458,7 @@ function wire() {
   });
   $("record").addEventListener("click", toggleRecording);
   $("profile-form").addEventListener("submit", (e) => { e.preventDefault(); saveProfile(); });
+  $("profile-form").addEventListener("input", () => { state.profileEdited = true; });
   $("memories-refresh").addEventListener("click", loadMemories);
   $("memories-history").addEventListener("change", loadMemories);
   $("forget").addEventListener("click", forgetEverything);
