@@ -38,6 +38,10 @@ NOW = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)  # a Wednesday
         ("I'm Ana, my manager is Tom", ["is called Ana", "their manager is Tom"]),
         ("I work at Acme and I live in Porto", ["works at Acme", "lives in Porto"]),
         ("I'm on holiday until Friday, and my backup is Tom", ["is on holiday until Friday", "their backup is Tom"]),
+        ("Actually, call me Samuel", ["is called Samuel"]),
+        ("Sorry, my name is Priya", ["is called Priya"]),
+        ("No, I'm on the data team", ["is on the data team"]),
+        ("please just call me Jo from now on", ["is called Jo"]),
     ],
 )
 def test_explicit_self_statements_become_facts(said: str, facts: list[str]) -> None:

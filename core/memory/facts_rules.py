@@ -116,7 +116,8 @@ payments team", "I'm Ana, my manager is Tom"). Only a statement opener after the
 rescan a run of spaces (linear)."""
 _FIRST_PERSON = re.compile(r"^(?:i|i'm|i’m|im|my|call me|you can call me)\b", re.IGNORECASE)
 _LEAD_IN = re.compile(
-    r"^(?:(?:hi|hello|hey|hiya|yo|ok|okay|so|also|btw|and|oh|well|good (?:morning|afternoon|evening))\b[\s,!:-]*)+",
+    r"^(?:(?:hi|hello|hey|hiya|yo|ok|okay|so|also|btw|and|oh|well|good (?:morning|afternoon|evening)|actually|"
+    r"sorry|no|wait|please|just|by the way|fyi)\b[\s,!:-]*)+",
     re.IGNORECASE,
 )
 _SHARED = re.compile(
