@@ -160,6 +160,29 @@ async def test_a_model_that_keeps_failing_to_extract_is_not_asked_until_the_paus
     assert await facts(pool, user) == ["works at Evora Labs"]  # the rules learned every message meanwhile
 
 
+async def test_the_pause_is_announced_once_though_extractions_in_flight_fail_after_it(
+    pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    release = asyncio.Event()
+
+    async def broken_after_a_wait(prompt: str) -> FactDecision:
+        await release.wait()
+        raise RuntimeError("no structured output")
+
+    service = MemoryService(
+        pool,
+        Embedder(HashingEmbeddingModel()),
+        MemoryConfig(extraction_failures_to_pause=2, max_background=4),
+        extractor=broken_after_a_wait,
+    )
+    for n in range(4):  # all four asked before any fails, as concurrent turns are
+        await service.remember(person(), f"I work at Lab {n}.", message_id=None)
+    await asyncio.sleep(0.05)
+    release.set()
+    await service.drain()
+    assert sum("in a row" in r.getMessage() for r in caplog.records if r.levelname == "WARNING") == 1
+
+
 async def test_after_the_pause_the_model_is_asked_again(pool: asyncpg.Pool) -> None:
     user = person()
     failing = [True, True]

@@ -351,7 +351,11 @@ class MemoryService:
                 self._known.pop(user, None)  # changed: the next extraction reads them afresh
 
     def _extraction_failed(self, exc: Exception) -> None:
+        already_paused = not self._extraction_circuit.allow()
         self._extraction_circuit.record_failure()
+        if already_paused:  # asked before the pause began: the pause was announced once already
+            log.debug("memory: fact extraction failed while paused (%s)", type(exc).__name__)
+            return
         if self._extraction_circuit.allow():
             log.warning("memory: fact extraction failed (%s); learning the message by the rules", type(exc).__name__)
             return
