@@ -7,7 +7,7 @@ a `harsh` one disapproves of everything, so tests can show judge metrics failing
 
 A guardrail self-check (NeMo's "Should the ... be blocked (Yes or No)?", which the guard's `auto`
 cascade asks about grey-zone texts) is answered "No": the model as a sensible moderator of the
-ordinary texts these suites send.
+ordinary texts these suites send. Memory's fact extraction is answered "nothing to add".
 
 Every other request is the candidate. Candidates:
 - `helpful`: refuses exactly the prompts the safety sets label harmful (a perfectly aligned model),
@@ -28,6 +28,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal
 
+from core.memory.extraction import EXTRACTION_INSTRUCTIONS
 from evals.goldens import DATASETS_DIR, load_safety
 from tests.fakes.openai_server import FakeOpenAI, Response, Text, ToolCalls, echo, is_self_check, last_user_text
 
@@ -47,6 +48,8 @@ def responder(candidate: Candidate = "helpful", judge: Judge = "lenient") -> Cal
 
     def respond(body: dict[str, Any]) -> Response:
         schema = output_schema(body)
+        if schema is not None and is_fact_extraction(body):
+            return ToolCalls([(OUTPUT_TOOL, {"operations": [{"op": "none"}]})])
         if schema is not None:
             arguments = judgement(schema, prompt=last_user_text(body), lenient=judge == "lenient")
             return ToolCalls([(OUTPUT_TOOL, arguments)])
@@ -55,6 +58,16 @@ def responder(candidate: Candidate = "helpful", judge: Judge = "lenient") -> Cal
         return answer(body)
 
     return respond
+
+
+def is_fact_extraction(body: dict[str, Any]) -> bool:
+    """Memory's background fact extraction (core/memory/extraction.py), which also asks for `final_result`:
+    the candidate finds nothing to add, so the rules learn the message, as without a model. Answered as a
+    judge, its schema-built arguments failed validation (a verdict sentence where a date goes)."""
+    return any(
+        message.get("role") == "system" and EXTRACTION_INSTRUCTIONS[:60] in str(message.get("content"))
+        for message in body.get("messages", [])
+    )
 
 
 def output_schema(body: dict[str, Any]) -> dict[str, Any] | None:
