@@ -159,6 +159,10 @@ async def serve(
             await revoke_named(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
             _, key = await create_api_key(pool, workspace_id=PLAYGROUND_WORKSPACE, name=PLAYGROUND_KEY_NAME)
             print(f"Playground: http://{shown}:{port}/#key={key}", flush=True)
+        if sock is not None:
+            # Listening before the ready line: a click on its link in the moment before uvicorn starts then
+            # waits in the queue instead of being refused (uvicorn listens on the socket again, a no-op).
+            sock.listen(BACKLOG)
         if maintenance:
             print(await ready_message(pool, host=host, shown=shown, port=port), flush=True)
         # Everything loaded so far (models, NeMo, libraries) lives as long as the process: moved out of
@@ -175,6 +179,7 @@ async def serve(
             TrustedHostMiddleware(front, allowed_hosts=hosts),
             host=host,
             port=port,
+            backlog=BACKLOG,
             log_config=None,
             access_log=False,
             proxy_headers=True,
@@ -208,6 +213,8 @@ async def operator_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+BACKLOG = 2048
+"""Connections the listening socket queues (uvicorn's default)."""
 
 
 def allowed_hosts(host: str, extra: Sequence[str]) -> list[str]:
