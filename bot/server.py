@@ -147,7 +147,10 @@ async def serve(
             settings, pipeline, pool, extra_routers=[slack.router] if slack else [], admin_pool=admin_pool
         )
         if pipeline.model is None:
-            log.warning("No model configured (PARLEY_MODEL unset): turns answer with the configuration help")
+            log.warning(
+                "No model (PARLEY_MODEL=none, or unset with no provider key and no [local] extra): "
+                "turns answer with the configuration help"
+            )
         hosts = allowed_hosts(host, settings.parley_allowed_hosts)
         loop = asyncio.get_running_loop()
         slack_door = slack.door_routes(loop) if slack else {}

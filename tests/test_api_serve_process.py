@@ -73,7 +73,7 @@ async def test_serve_starts_without_slack_or_a_model_and_says_so(serve: object, 
     assert await asyncio.to_thread(server.stop) == 0
     stderr = server.log()
     assert "Slack endpoint off: SLACK_SIGNING_SECRET not set" in stderr
-    assert "No model configured" in stderr
+    assert "No model (PARLEY_MODEL=none" in stderr
 
 
 async def test_workers_share_the_port_come_back_after_a_crash_and_all_drain_on_sigterm(
