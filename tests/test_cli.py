@@ -80,6 +80,7 @@ def test_a_one_shot_chat_learns_what_the_person_said_before_it_exits(cli_data: P
     known = parley("memory", "list", "--user", "sam-rules", data=cli_data)
     assert known.returncode == 0, known.stderr
     assert "is called Sam" in known.stdout
+    assert "sam-rules" in known.stdout  # whom the fact is for, by id
 
 
 def test_a_one_shot_chat_waits_for_the_models_fact_extraction(cli_data: Path, openai_server: FakeOpenAI) -> None:

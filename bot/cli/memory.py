@@ -59,12 +59,13 @@ def list_command(
     for fact in found:
         status = facts.describe(fact, now).partition("; ")[2] or "in force"
         said = f"{fact.said_at:%Y-%m-%d %H:%M}" + (f" by {fact.author_id}" if fact.scope != "person" else "")
-        table.add_row(str(fact.id), fact.content, _home(fact), said, status)
+        table.add_row(str(fact.id), fact.content, _home(fact, key.user_id), said, status)
     out.print(table)
 
 
-def _home(fact: facts.Fact) -> str:
-    return {"person": "them", "channel": f"#{fact.channel_id}", "workspace": "workspace"}[fact.scope]
+def _home(fact: facts.Fact, person_id: str) -> str:
+    """Whom a fact is for: the person listed (by id: an operator may be reading), a channel, the workspace."""
+    return {"person": person_id, "channel": f"#{fact.channel_id}", "workspace": "workspace"}[fact.scope]
 
 
 @app.command("reembed")
