@@ -33,7 +33,6 @@ import argparse
 import hashlib
 import json
 import os
-import random
 import resource
 import time
 from collections.abc import Callable, Sequence
@@ -45,20 +44,11 @@ from benchmarks.guard_eval import multi_request_messages
 from core.guard.harm import probability
 from core.guard.masking import scrub
 from core.guard.sentences import message_score, split_sentences
-from core.guard.training import sentence_gate
 from core.guard.training.data import Example, load_examples
-from core.guard.training.sentence_gate import FoldMessages, choose_gate, fold_harmful, fold_messages
 from core.guard.training.train_harm import (
-    GREY_BENIGN_FPR,
-    GREY_RECALL,
-    TARGET_WORKPLACE_FPR,
-    TARGET_XSTEST_FPR,
-    cross_validated,
-    cut_above,
+    calibrate,
     decisions,
     fit_svm,
-    fold_key,
-    platt,
     rates,
 )
 
@@ -141,46 +131,18 @@ class Trained:
 
 def train(features: Features, dev: Sequence[Example]) -> Trained:
     """`train_harm.main`'s choices for the input model (prompts as written), on `features`."""
-    x = features([e.text for e in dev])
-    y = np.array([e.harmful for e in dev], dtype=int)
-    populations = np.array([e.population for e in dev])
-    groups = np.array([e.group for e in dev])
-    dev_messages, dev_harmful = FoldMessages(), FoldMessages()
-    rng = random.Random(sentence_gate.SEED)
-
-    def on_fold(test: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> None:
-        def decide(texts: list[str]) -> np.ndarray:
-            return decisions(features(texts), fitted)
-
-        held_out = [dev[i] for i in test]
-        fold_messages(held_out, decide, str, dev_messages, rng)
-        fold_harmful(held_out, decide, str, dev_harmful)
-
-    cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]), on_fold)
-    a, b = platt(cv_decision, y)
-    cv_scores = probability(cv_decision, a, b)
-    threshold = max(
-        cut_above(cv_scores[populations == "workplace"], TARGET_WORKPLACE_FPR),
-        cut_above(cv_scores[groups == "xstest_safe"], TARGET_XSTEST_FPR),
-    )
-    grey_low = min(threshold, float(np.quantile(cv_scores[y == 1], 1 - GREY_RECALL)))
-    grey_high = max(threshold, cut_above(cv_scores[populations == "workplace"], GREY_BENIGN_FPR))
-    ordinary, harmful = (
-        (probability(np.array(m.wholes), a, b), [probability(np.array(s), a, b) for s in m.sentences])
-        for m in (dev_messages, dev_harmful)
-    )
-    gate = choose_gate(ordinary, harmful, cut=threshold, floor=grey_low)
-    fitted = fit_svm(x, y)
+    chosen = calibrate(dev, features, str)
+    fitted = fit_svm(chosen.x, chosen.y)
     return Trained(
         fitted=fitted,
-        a=a,
-        b=b,
-        threshold=threshold,
-        grey=(grey_low, grey_high),
-        gate=gate,
-        cross_validated=rates(cv_scores, threshold, dev),
+        a=chosen.a,
+        b=chosen.b,
+        threshold=chosen.threshold,
+        grey=(chosen.grey_low, chosen.grey_high),
+        gate=chosen.gate,
+        cross_validated=rates(chosen.cv_scores, chosen.threshold, dev),
         support_vectors=int(fitted[2].support_vectors_.shape[0]),  # type: ignore[attr-defined]
-        cv_scores=cv_scores,
+        cv_scores=chosen.cv_scores,
     )
 
 

@@ -25,6 +25,7 @@ import hashlib
 import json
 import random
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -152,6 +153,80 @@ def reply_rates(scores: np.ndarray, threshold: float, replies: Sequence[Example]
     return out
 
 
+Scored = tuple[np.ndarray, list[np.ndarray]]
+"""Messages' whole-text scores and, per message, its sentences' scores (`sentence_gate`'s input)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Calibration:
+    """What the dev split's cross-validation chooses for the input model, before the final fit."""
+
+    x: np.ndarray
+    y: np.ndarray
+    a: float
+    b: float
+    cv_scores: np.ndarray
+    """Out-of-fold probabilities of the dev rows, in order."""
+    threshold: float
+    grey_low: float
+    grey_high: float
+    ordinary_messages: Scored
+    harmful_messages: Scored
+    gate: float
+
+
+def calibrate(
+    dev: Sequence[Example], features: Callable[[list[str]], np.ndarray], prompt: Callable[[str], str]
+) -> Calibration:
+    """Platt scaling, the block threshold, the grey zone and the sentence gate, all from out-of-fold scores
+    of the dev rows as `prompt` gives them, encoded by `features` (the shipped recipe, or another encoder's
+    features measured with it: benchmarks/guard_encoders.py)."""
+    from core.guard.harm import probability
+
+    x = features([prompt(e.text) for e in dev])
+    y = np.array([e.harmful for e in dev], dtype=int)
+    populations = np.array([e.population for e in dev])
+    groups = np.array([e.group for e in dev])
+
+    dev_messages, dev_harmful = FoldMessages(), FoldMessages()
+    message_rng = random.Random(sentence_gate.SEED)
+
+    def on_fold(test: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> None:
+        def decide(texts: list[str]) -> np.ndarray:
+            return decisions(features(texts), fitted)
+
+        held_out = [dev[i] for i in test]
+        fold_messages(held_out, decide, prompt, dev_messages, message_rng)
+        fold_harmful(held_out, decide, prompt, dev_harmful)
+
+    cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]), on_fold)
+    a, b = platt(cv_decision, y)
+    cv_scores = probability(cv_decision, a, b)
+    threshold = max(
+        cut_above(cv_scores[populations == "workplace"], TARGET_WORKPLACE_FPR),
+        cut_above(cv_scores[groups == "xstest_safe"], TARGET_XSTEST_FPR),
+    )
+    grey_low = min(threshold, float(np.quantile(cv_scores[y == 1], 1 - GREY_RECALL)))
+    grey_high = max(threshold, cut_above(cv_scores[populations == "workplace"], GREY_BENIGN_FPR))
+    ordinary_messages, harmful_messages = (
+        (probability(np.array(m.wholes), a, b), [probability(np.array(s), a, b) for s in m.sentences])
+        for m in (dev_messages, dev_harmful)
+    )
+    return Calibration(
+        x=x,
+        y=y,
+        a=a,
+        b=b,
+        cv_scores=cv_scores,
+        threshold=threshold,
+        grey_low=grey_low,
+        grey_high=grey_high,
+        ordinary_messages=ordinary_messages,
+        harmful_messages=harmful_messages,
+        gate=choose_gate(ordinary_messages, harmful_messages, cut=threshold, floor=grey_low),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "data")
@@ -186,36 +261,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, object]:
     dev = [e for e in examples if e.split == "dev" and e.group not in args.leave_out]
     validation = [e for e in examples if e.split == "validation"]
     model = shared_sentence_transformer()
-    x = encode(model, [prompt(e.text) for e in dev]).layers
-    y = np.array([e.harmful for e in dev], dtype=int)
+    chosen = calibrate(dev, lambda texts: encode(model, texts).layers, prompt)
+    x, y, a, b, cv_scores = chosen.x, chosen.y, chosen.a, chosen.b, chosen.cv_scores
+    threshold, grey_low, grey_high, gate = chosen.threshold, chosen.grey_low, chosen.grey_high, chosen.gate
+    ordinary_messages, harmful_messages = chosen.ordinary_messages, chosen.harmful_messages
     populations = np.array([e.population for e in dev])
-    groups = np.array([e.group for e in dev])
-
-    dev_messages, dev_harmful = FoldMessages(), FoldMessages()
-    message_rng = random.Random(sentence_gate.SEED)
-
-    def on_fold(test: np.ndarray, fitted: tuple[np.ndarray, np.ndarray, object]) -> None:
-        def decide(texts: list[str]) -> np.ndarray:
-            return decisions(encode(model, texts).layers, fitted)
-
-        held_out = [dev[i] for i in test]
-        fold_messages(held_out, decide, prompt, dev_messages, message_rng)
-        fold_harmful(held_out, decide, prompt, dev_harmful)
-
-    cv_decision = cross_validated(x, y, np.array([fold_key(e) for e in dev]), on_fold)
-    a, b = platt(cv_decision, y)
-    cv_scores = probability(cv_decision, a, b)
-    threshold = max(
-        cut_above(cv_scores[populations == "workplace"], TARGET_WORKPLACE_FPR),
-        cut_above(cv_scores[groups == "xstest_safe"], TARGET_XSTEST_FPR),
-    )
-    grey_low = min(threshold, float(np.quantile(cv_scores[y == 1], 1 - GREY_RECALL)))
-    grey_high = max(threshold, cut_above(cv_scores[populations == "workplace"], GREY_BENIGN_FPR))
-    ordinary_messages, harmful_messages = (
-        (probability(np.array(m.wholes), a, b), [probability(np.array(s), a, b) for s in m.sentences])
-        for m in (dev_messages, dev_harmful)
-    )
-    gate = choose_gate(ordinary_messages, harmful_messages, cut=threshold, floor=grey_low)
 
     def blocked_at(suspect: float) -> dict[str, float]:
         return {
