@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -128,6 +128,13 @@ def report_problems(problems: tuple[config_check.Problem, ...]) -> None:
     err.print(heading, style="bold red", highlight=False)
     for problem in problems:
         err.print(f"  {problem}", markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+
+def refuse_setting(variable: str, value: str, what: str, fix: str) -> NoReturn:
+    """Stop on one setting found unusable only when it was tried (a port in use, a token the platform
+    refused): said as `report_problems` says a misconfiguration, exit 2."""
+    report_problems((config_check.Problem(variable=variable, value=value, what=what, fix=fix),))
+    raise typer.Exit(2)
 
 
 def run_cli(app: Callable[[], Any]) -> None:

@@ -4,13 +4,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from bot.cli.common import err, load_settings, report_problems, run
-from bot.config_check import Problem
+from bot.cli.common import err, load_settings, refuse_setting, run
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -75,22 +74,16 @@ def serve(
             try:
                 await client.start()
             except discord.LoginFailure:
-                refused("DISCORD_TOKEN", "Discord refused it",
-                        "copy the token again from the Developer Portal's Bot page (Reset Token)")
+                # Said as a setting to change, not as discord.py's `LoginFailure: Improper token has been passed.`
+                refuse_setting("DISCORD_TOKEN", "****", "Discord refused it",
+                               "copy the token again from the Developer Portal's Bot page (Reset Token)")
             except discord.PrivilegedIntentsRequired:
-                refused("DISCORD_TOKEN", "the bot may not read message content",
-                        "turn on Message Content Intent on the Developer Portal's Bot page")
+                refuse_setting("DISCORD_TOKEN", "****", "the bot may not read message content",
+                               "turn on Message Content Intent on the Developer Portal's Bot page")
             finally:
                 await client.close()
 
     run(main())
-
-
-def refused(variable: str, what: str, fix: str) -> NoReturn:
-    """Discord turned the bot away at sign-in: said as a setting to change, not discord.py's exception
-    name (`LoginFailure: Improper token has been passed.`), exit 2."""
-    report_problems((Problem(variable=variable, value="****", what=what, fix=fix),))
-    raise typer.Exit(2)
 
 
 @app.command("invite")

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from bot.cli.common import load_settings, report_problems, run
-from bot.config_check import Problem
+from bot.cli.common import load_settings, refuse_setting, run
 from bot.database import start_early
 from bot.workers import supervise
 from core.telemetry import startup_phase
@@ -71,7 +70,7 @@ def claim_port(host: str, port: int) -> socket.socket:
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
     except socket.gaierror as exc:
-        _cannot_serve("PARLEY_HOST", host, f"not an address ({exc.strerror})", _HOST_FIX)
+        refuse_setting("PARLEY_HOST", host, f"not an address ({exc.strerror})", _HOST_FIX)
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -79,24 +78,19 @@ def claim_port(host: str, port: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         if exc.errno == errno.EADDRNOTAVAIL:
-            _cannot_serve("PARLEY_HOST", host, "not an address of this machine", _HOST_FIX)
+            refuse_setting("PARLEY_HOST", host, "not an address of this machine", _HOST_FIX)
         if exc.errno == errno.EACCES:
-            _cannot_serve("PORT", str(port), "ports below 1024 need root",
-                          "choose a port above 1024 with --port or PORT")
+            refuse_setting("PORT", str(port), "ports below 1024 need root",
+                           "choose a port above 1024 with --port or PORT")
         if exc.errno == errno.EADDRINUSE:
-            _cannot_serve("PORT", str(port), f"something already listens on {host}:{port} (another parley serve?)",
-                          f"stop it (`ss -ltnp 'sport = :{port}'` shows what it is), or choose another port "
-                          "with --port or PORT")
+            refuse_setting("PORT", str(port), f"something already listens on {host}:{port} (another parley serve?)",
+                           f"stop it (`ss -ltnp 'sport = :{port}'` shows what it is), or choose another port "
+                           "with --port or PORT")
         raise
     return sock
 
 
 _HOST_FIX = "use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface) with --host or PARLEY_HOST"
-
-
-def _cannot_serve(variable: str, value: str, what: str, fix: str) -> NoReturn:
-    report_problems((Problem(variable=variable, value=value, what=what, fix=fix),))
-    raise typer.Exit(2)
 
 
 if __name__ == "__main__":
