@@ -266,7 +266,7 @@ async def check_slack(settings: Settings) -> str:
     from slack_sdk.errors import SlackApiError
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from adapters.slack.app import DEFAULT_API_URL
+    from adapters.slack.app import BOT_SCOPES, DEFAULT_API_URL
 
     assert settings.slack_bot_token is not None
     client = AsyncWebClient(
@@ -279,7 +279,15 @@ async def check_slack(settings: Settings) -> str:
     except SlackApiError as exc:
         raise Failed(f"Slack refused the token ({exc.response.get('error')})",
                      "copy the Bot User OAuth Token (xoxb-...) again from your Slack app") from exc
-    return f"signed in as {answer.get('user')} in {answer.get('team')}"
+    signed_in = f"signed in as {answer.get('user')} in {answer.get('team')}"
+    # Slack names a token's scopes on every answer; an app made from an older manifest lacks the newer ones.
+    granted = answer.headers.get("x-oauth-scopes")
+    missing = [scope for scope in BOT_SCOPES if granted is not None and scope not in granted.split(",")]
+    if missing:
+        raise Failed(f"{signed_in}, but the app lacks the scopes {', '.join(missing)}",
+                     "add them under OAuth & Permissions > Bot Token Scopes (adapters/slack/manifest.yml lists "
+                     "them all), then reinstall the app to the workspace")
+    return signed_in
 
 
 async def check_discord(settings: Settings) -> str:

@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from adapters.slack.app import BOT_SCOPES
 from bot import settings as settings_module
-from bot.doctor import run_checks
+from bot.doctor import Failed, check_slack, run_checks
 from bot.settings import Settings
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
@@ -76,3 +78,22 @@ async def test_with_models_turned_off_the_doctor_says_so(pg_uri: str) -> None:
     settings = Settings(_env_file=None, database_url=pg_uri, parley_model="none")  # type: ignore[call-arg]
     [_, model, _] = await run_checks(settings, cheap=True)
     assert not model.ok and model.detail == "PARLEY_MODEL=none turns models off" and "PARLEY_MODEL" in model.fix
+
+
+async def test_the_slack_row_names_the_scopes_the_app_lacks_and_how_to_add_them(fake_slack: FakeSlack) -> None:
+    workspace = fake_slack.add_workspace(scopes=tuple(s for s in BOT_SCOPES if s not in ("users:read", "groups:read")))
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=SecretStr(workspace.token), slack_api_url=fake_slack.base_url
+    )
+    with pytest.raises(Failed) as failed:
+        await check_slack(settings)
+    assert str(failed.value).endswith("but the app lacks the scopes groups:read, users:read")
+    assert "OAuth & Permissions" in failed.value.fix and "reinstall" in failed.value.fix
+
+
+async def test_the_slack_row_passes_a_token_with_every_scope_parley_uses(fake_slack: FakeSlack) -> None:
+    workspace = fake_slack.add_workspace(scopes=BOT_SCOPES)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=SecretStr(workspace.token), slack_api_url=fake_slack.base_url
+    )
+    assert await check_slack(settings) == "signed in as parley in Fake Team"

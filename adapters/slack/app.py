@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,10 +47,14 @@ from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.oauth.state_store.stateless import StatelessOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -121,6 +125,50 @@ BOT_SCOPES: tuple[str, ...] = (
 )
 
 
+BOLT_TOKEN_NOTICE = "As you gave `client` as well, `token` will be unused."
+"""Bolt reads SLACK_BOT_TOKEN from the environment, which is where Parley's own setting lives, and warns that
+the client given to it wins; each event's token comes from `authorize`, so the warning only puzzles."""
+
+
+class MissingScopeNotice(AsyncRetryHandler):
+    """Names, once, each scope Slack says the app lacks. The code that handles a refused call logs only
+    `missing_scope`, while Slack's answer says which scope (`needed`), and the fix is a setting of the app,
+    not of Parley. Written as a retry handler that never retries: slack_sdk shows every answer to the
+    client's retry handlers, and Bolt gives each event's client the same ones."""
+
+    def __init__(self) -> None:
+        super().__init__(max_retry_count=1)
+        self.reported: set[str] = set()
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        body = response.body if response is not None else None
+        if isinstance(body, dict) and body.get("error") == "missing_scope":
+            self.name(request.url.rsplit("/", 1)[-1], str(body.get("needed") or ""))
+        return False
+
+    def name(self, method: str, needed: str) -> None:
+        if needed in self.reported:
+            return
+        self.reported.add(needed)
+        log.warning(
+            "Slack refused %s: the app lacks the scope %s. Add it under OAuth & Permissions > Bot Token Scopes "
+            "(adapters/slack/manifest.yml lists every scope Parley uses), then reinstall the app to the workspace",
+            method, needed or "(Slack did not say which)",
+        )
+
+
+class _DropBoltTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != BOLT_TOKEN_NOTICE
+
+
 @dataclass(frozen=True, kw_only=True)
 class SlackConfig:
     """Everything the adapter needs; `bot/` fills it from Settings. Secrets never appear in repr."""
@@ -188,6 +236,7 @@ class SlackAdapter:
             base_url=config.base_url,
             session=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)),
             retry_handlers=[
+                MissingScopeNotice(),
                 AsyncConnectionErrorRetryHandler(max_retry_count=2),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries),
             ],
@@ -208,6 +257,8 @@ class SlackAdapter:
             thread_followups=config.thread_followups,
             agent_view=config.agent_view,
         )
+        self.other_teams: set[str] = set()
+        """Workspaces whose events came to a bot token of another workspace (warned about once each)."""
         self.app = self._build_app(pool)
         self.router = self._build_router()
 
@@ -255,9 +306,12 @@ class SlackAdapter:
                     else PostgresOAuthStateStore(pool, expiration_seconds=600)
                 ),
             )
+        bolt_log = logging.getLogger("parley.slack.bolt")
+        if not any(isinstance(f, _DropBoltTokenNotice) for f in bolt_log.filters):
+            bolt_log.addFilter(_DropBoltTokenNotice())
         app = AsyncApp(
             name="parley",
-            logger=logging.getLogger("parley.slack.bolt"),
+            logger=bolt_log,
             client=self.client,
             process_before_response=True,
             signing_secret=config.signing_secret or "",
@@ -273,6 +327,8 @@ class SlackAdapter:
         assistant.thread_context_changed(self._on_context_changed)
         assistant.user_message(self._on_message_event)
         app.use(assistant)
+        if not config.oauth:
+            app.use(self._warn_other_workspace)
         app.event("app_context_changed")(self._on_context_changed)
         app.event("app_mention")(self._on_message_event)
         app.event("message")(self._on_message_event)
@@ -376,6 +432,25 @@ class SlackAdapter:
         log.warning("slack event skipped: %s", reason)
         log.debug("slack listener failed", exc_info=error)
         return BoltResponse(status=200, body="")
+
+    async def _warn_other_workspace(
+        self, context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        """Name a bot token of another workspace than the events' once: its replies fail there with
+        `channel_not_found`, which does not say that SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or
+        SLACK_APP_TOKEN) were copied from different apps or installs. An Enterprise Grid org's events
+        carry their workspace, not the token's, and are left alone."""
+        token_team = context.authorize_result.team_id if context.authorize_result is not None else None
+        event_team = context.team_id
+        if (token_team and event_team and event_team != token_team and not context.enterprise_id
+                and event_team not in self.other_teams):
+            self.other_teams.add(event_team)
+            log.warning(
+                "an event came from Slack workspace %s, but SLACK_BOT_TOKEN belongs to workspace %s: copy the Bot "
+                "User OAuth Token of the app installed in %s (OAuth & Permissions), from the same app as "
+                "SLACK_SIGNING_SECRET and SLACK_APP_TOKEN", event_team, token_team, event_team,
+            )
+        return await next()
 
     # -- Bolt listeners: parse, spawn, return (Bolt has already acknowledged) ----------------
     async def _on_message_event(self, event: dict[str, Any], context: AsyncBoltContext) -> None:
