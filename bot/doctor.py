@@ -187,9 +187,58 @@ async def check_database(settings: Settings) -> str:
     uri = await asyncio.to_thread(database_uri, settings)
     connection = await asyncpg.connect(uri, timeout=10)
     try:
-        return await _describe_database(connection, settings)
+        described = await _describe_database(connection, settings)
+        await _check_owner_rights(connection, described)
+        return described
     finally:
         await connection.close()
+
+
+TENANT_PARAMETERS = ("parley.platform", "parley.workspace_id", "parley.user_id", "parley.channel_id")
+"""Settings the memory-recall functions of migrations 0030 onwards fix in their SET clauses."""
+SERVICE_ROLES = ("parley_app", "parley_maintenance", "parley_operator")
+
+
+async def _check_owner_rights(connection: asyncpg.Connection, described: str) -> None:
+    """What a DATABASE_URL user that is not a superuser (most managed Postgres) needs an administrator to
+    grant once, named before a migration fails on it: PostgreSQL 15 and later let only a superuser, or a
+    user granted SET on it, fix a placeholder setting (one no loaded library defines) in a function's SET
+    clause; pgvector is not a trusted extension; and the service roles take CREATEROLE to make, or the
+    ADMIN option where they exist already."""
+    me = await connection.fetchrow(
+        "SELECT current_user AS name, rolsuper, rolcreaterole, current_setting('server_version_num')::int AS version"
+        " FROM pg_roles WHERE rolname = current_user"
+    )
+    if me is None or me["rolsuper"]:
+        return
+    statements: list[str] = []
+    vector_installed = await connection.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
+    if not vector_installed:
+        statements.append("CREATE EXTENSION vector;")
+    if me["version"] >= 150000:
+        missing = [p for p in TENANT_PARAMETERS
+                   if not await connection.fetchval("SELECT has_parameter_privilege($1, 'SET')", p)]
+        # pgvector's setting is the user's own once its library is loaded (preloaded); before, a placeholder.
+        defined = await connection.fetchval("SELECT count(*) FROM pg_settings WHERE name = 'hnsw.ef_search'")
+        if not defined and not await connection.fetchval("SELECT has_parameter_privilege('hnsw.ef_search', 'SET')"):
+            missing.append("hnsw.ef_search")
+        if missing:
+            statements.append(f"GRANT SET ON PARAMETER {', '.join(missing)} TO {me['name']};")
+    roles = await connection.fetch(
+        "SELECT rolname, pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION') AS admin FROM pg_roles"
+        " WHERE rolname = ANY($1::text[]) ORDER BY array_position($1::text[], rolname::text)", list(SERVICE_ROLES))
+    if not me["rolcreaterole"] and len(roles) < len(SERVICE_ROLES):
+        statements.append(f"ALTER ROLE {me['name']} CREATEROLE;")
+    # Roles are the cluster's: another database's owner may have made them (a second Parley on one server).
+    foreign = [r["rolname"] for r in roles if not r["admin"]]
+    if foreign:
+        statements.append(f"GRANT {', '.join(foreign)} TO {me['name']} WITH ADMIN OPTION;")
+    if statements:
+        raise Failed(
+            f"{described}, but {me['name']} is not a superuser and may not migrate it",
+            f"as an administrator, run once in the database: {' '.join(statements)} (docs/deployment.md, "
+            "'Postgres with pgvector')",
+        )
 
 
 async def check_pool(pool: asyncpg.Pool, settings: Settings) -> str:
