@@ -1,8 +1,9 @@
-"""What a newcomer sees when the Slack app is set up wrong: a scope the app lacks, a bot token of another
-workspace than the events', and nothing from Bolt about the SLACK_BOT_TOKEN in the environment."""
+"""What a newcomer sees when the Slack app is set up wrong: a token Slack refuses, a scope the app lacks, a bot
+token of another workspace than the events', and nothing from Bolt about the SLACK_BOT_TOKEN in the environment."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import os
@@ -20,6 +21,7 @@ import pytest
 from adapters.slack.app import BOLT_TOKEN_NOTICE, BOT_SCOPES
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.fakes.slack_api import FakeSlack, Workspace, message
+from tests.test_cli import CONFIG_PREFIXES
 from tests.test_slack_e2e import Harness, running
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,3 +118,43 @@ def test_the_fake_slack_runs_alone_as_docs_slack_md_says() -> None:
 async def slack_harness(fake_slack: FakeSlack, pool: asyncpg.Pool, openai_server: FakeOpenAI) -> AsyncIterator[Harness]:
     async with running(fake_slack, pool, openai_server) as harness:
         yield harness
+
+
+async def parley_slack(pg_uri: str, tmp_path: Path, **tokens: str) -> tuple[int, str]:
+    """`parley slack` as typed, against the fake Slack; its exit code and what it printed."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
+    env.update(PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path), DATABASE_URL=pg_uri, PARLEY_MODEL="test",
+               COLUMNS="200", **tokens)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "slack", env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        _, stderr = await asyncio.wait_for(process.communicate(), 120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+async def test_parley_slack_with_a_bot_token_slack_refuses_stops_with_where_to_copy_it(
+    fake_slack: FakeSlack, pg_uri: str, tmp_path: Path
+) -> None:
+    workspace = fake_slack.add_workspace()
+    code, shown = await parley_slack(pg_uri, tmp_path, SLACK_API_URL=fake_slack.base_url,
+                                     SLACK_BOT_TOKEN="xoxb-revoked-long-ago", SLACK_APP_TOKEN=workspace.app_token)
+    assert code == 2, shown
+    assert "SLACK_BOT_TOKEN=****: Slack refused it (invalid_auth)" in shown and "OAuth & Permissions" in shown
+    assert "xoxb-revoked-long-ago" not in shown and "Traceback" not in shown
+
+
+async def test_parley_slack_with_an_app_token_slack_refuses_stops_instead_of_retrying_for_good(
+    fake_slack: FakeSlack, pg_uri: str, tmp_path: Path
+) -> None:
+    workspace = fake_slack.add_workspace()
+    code, shown = await parley_slack(pg_uri, tmp_path, SLACK_API_URL=fake_slack.base_url,
+                                     SLACK_BOT_TOKEN=workspace.token, SLACK_APP_TOKEN="xapp-1-A0-from-another-app")
+    assert code == 2, shown
+    assert "SLACK_APP_TOKEN=****: Slack refused it (invalid_auth)" in shown and "connections:write" in shown
+    assert "from-another-app" not in shown and "Traceback" not in shown

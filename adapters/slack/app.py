@@ -47,6 +47,7 @@ from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
@@ -123,6 +124,21 @@ BOT_SCOPES: tuple[str, ...] = (
     "reactions:read",
     "users:read",
 )
+
+
+REFUSED_TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type"}
+)
+"""Slack's answers that mean the token itself is wrong (not that Slack is unreachable or busy)."""
+
+
+class RefusedToken(Exception):
+    """Slack refused a token when Parley signed in at start; `variable` names the setting."""
+
+    def __init__(self, variable: str, error: str) -> None:
+        super().__init__(f"{variable}: Slack refused it ({error})")
+        self.variable = variable
+        self.error = error
 
 
 BOLT_TOKEN_NOTICE = "As you gave `client` as well, `token` will be unused."
@@ -266,6 +282,7 @@ class SlackAdapter:
         """Serve over Socket Mode until cancelled; then close the socket and drain replies in flight."""
         if not self.config.app_token:
             raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
+        await self.sign_in()
         handler = AsyncSocketModeHandler(self.app, self.config.app_token)
         await handler.connect_async()
         log.info("slack socket mode connected")
@@ -274,6 +291,34 @@ class SlackAdapter:
         finally:
             await handler.close_async()
             await self.aclose()
+
+    async def sign_in(self) -> None:
+        """Ask Slack about the tokens before serving, and raise `RefusedToken` for one it refuses: a wrong app
+        token otherwise made Bolt retry its connection every ten seconds for good, and a wrong bot token
+        surfaced only at the first message, as Bolt's 'the AuthorizeResult ... was not found' and no reply.
+        Slack out of reach is left to Bolt's retries."""
+        checks: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        if self.config.app_token:
+            app_token = self.config.app_token
+            checks.append(("SLACK_APP_TOKEN", lambda: self.client.apps_connections_open(app_token=app_token)))
+        if self.config.bot_token:
+            bot_token = self.config.bot_token
+            checks.append(("SLACK_BOT_TOKEN", lambda: self.client.auth_test(token=bot_token)))
+        for variable, check in checks:
+            try:
+                answer = await check()
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                if error in REFUSED_TOKEN_ERRORS:
+                    raise RefusedToken(variable, error) from exc
+                log.warning("slack: could not check %s (%s)", variable, error)
+                continue
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("slack: could not check %s (%s)", variable, type(exc).__name__)
+                continue
+            if variable == "SLACK_BOT_TOKEN":
+                log.info("signed in to Slack as %s in %s (%s)", answer.get("user"), answer.get("team"),
+                         answer.get("team_id"))
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Wait for the replies being worked on."""

@@ -268,6 +268,8 @@ class FakeSlack:
         workspace = self.workspaces.get(token or "")
         if method not in NO_AUTH_METHODS and workspace is None:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if method == "apps.connections.open" and not any(w.app_token == token for w in self.workspaces.values()):
+            return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = self._methods().get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
