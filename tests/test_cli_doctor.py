@@ -149,3 +149,24 @@ async def test_after_what_the_doctor_names_is_run_the_owner_migrates_and_the_row
             await admin.close()
         assert len(await migrate(uri)) > 30
         assert (await check_database(settings)).startswith("Postgres ")
+
+
+async def test_the_slack_row_names_an_app_level_token_slack_refuses(fake_slack: FakeSlack) -> None:
+    workspace = fake_slack.add_workspace()
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=SecretStr(workspace.token), slack_app_token=SecretStr("xapp-1-A0-other-app"),
+        slack_api_url=fake_slack.base_url,
+    )
+    with pytest.raises(Failed) as failed:
+        await check_slack(settings)
+    assert str(failed.value).endswith("but Slack refused SLACK_APP_TOKEN (invalid_auth)")
+    assert "App-Level Tokens" in failed.value.fix
+
+
+async def test_the_slack_row_says_the_app_level_token_opens_socket_mode(fake_slack: FakeSlack) -> None:
+    workspace = fake_slack.add_workspace()
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=SecretStr(workspace.token), slack_app_token=SecretStr(workspace.app_token),
+        slack_api_url=fake_slack.base_url,
+    )
+    assert await check_slack(settings) == "signed in as parley in Fake Team; the app-level token opens Socket Mode"
