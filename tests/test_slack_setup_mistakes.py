@@ -61,6 +61,20 @@ async def test_a_scope_the_app_lacks_is_named_once_with_how_to_add_it(
     assert "OAuth & Permissions" in named[0] and "reinstall" in named[0]
 
 
+async def test_a_scope_the_app_lacks_is_named_after_a_rate_limited_retry_too(
+    fake_slack: FakeSlack, pool: asyncpg.Pool, openai_server: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    openai_server.queue(Text("hello"))
+    async with running(fake_slack, pool, openai_server) as slack:
+        without_assistant = tuple(scope for scope in BOT_SCOPES if scope != "assistant:write")
+        fake_slack.workspaces[slack.workspace.token] = dataclasses.replace(slack.workspace, scopes=without_assistant)
+        for method in ("assistant.threads.setTitle", "assistant.threads.setStatus"):
+            fake_slack.fail(method, 429, retry_after=0)
+        with caplog.at_level(logging.WARNING, logger="parley.slack"):
+            await dm(slack, "hello")
+    assert len(warnings(caplog, "lacks the scope assistant:write")) == 1
+
+
 async def test_an_event_from_another_workspace_than_the_bot_tokens_is_named_once(
     fake_slack: FakeSlack, pool: asyncpg.Pool, openai_server: FakeOpenAI, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -153,7 +153,9 @@ class MissingScopeNotice(AsyncRetryHandler):
     client's retry handlers, and Bolt gives each event's client the same ones."""
 
     def __init__(self) -> None:
-        super().__init__(max_retry_count=1)
+        # slack_sdk asks a handler only while the request's retries are below its count: unbounded, so an answer
+        # after another handler's retry (a 429) is seen too; this one never asks for a retry itself.
+        super().__init__(max_retry_count=2**31)
         self.reported: set[str] = set()
 
     async def _can_retry_async(
@@ -493,7 +495,7 @@ class SlackAdapter:
             log.warning(
                 "an event came from Slack workspace %s, but SLACK_BOT_TOKEN belongs to workspace %s: copy the Bot "
                 "User OAuth Token of the app installed in %s (OAuth & Permissions), from the same app as "
-                "SLACK_SIGNING_SECRET and SLACK_APP_TOKEN", event_team, token_team, event_team,
+                "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)", event_team, token_team, event_team,
             )
         return await next()
 
