@@ -194,36 +194,38 @@ async def check_database(settings: Settings) -> str:
         await connection.close()
 
 
-TENANT_PARAMETERS = ("parley.platform", "parley.workspace_id", "parley.user_id", "parley.channel_id")
-"""Settings the memory-recall functions of migrations 0030 onwards fix in their SET clauses."""
+TRIED_SETTINGS = (("parley.platform", "''"), ("parley.workspace_id", "''"), ("parley.user_id", "''"),
+                  ("parley.channel_id", "''"), ("hnsw.ef_search", "40"))
+"""Settings the memory-recall functions of migrations 0030 onwards fix in their SET clauses, with a value."""
 SERVICE_ROLES = ("parley_app", "parley_maintenance", "parley_operator")
 
 
 async def _check_owner_rights(connection: asyncpg.Connection, described: str) -> None:
     """What a DATABASE_URL user that is not a superuser (most managed Postgres) needs an administrator to
-    grant once, named before a migration fails on it: PostgreSQL 15 and later let only a superuser, or a
-    user granted SET on it, fix a placeholder setting (one no loaded library defines) in a function's SET
-    clause; pgvector is not a trusted extension; and the service roles take CREATEROLE to make, or the
-    ADMIN option where they exist already."""
+    grant once, named before a migration fails on it. What the migrations do is tried in a transaction
+    that is rolled back, as platforms grant these rights their own ways: creating pgvector (not a trusted
+    extension), and fixing the recall functions' settings in a SET clause, which PostgreSQL 15 and later
+    allow for a setting no loaded library defines only to a superuser or a user granted SET on it. The
+    service roles take CREATEROLE to make, or the ADMIN option where they exist already."""
     me = await connection.fetchrow(
-        "SELECT current_user AS name, rolsuper, rolcreaterole, current_setting('server_version_num')::int AS version"
-        " FROM pg_roles WHERE rolname = current_user"
+        "SELECT current_user AS name, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
     )
     if me is None or me["rolsuper"]:
         return
     statements: list[str] = []
-    vector_installed = await connection.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
-    if not vector_installed:
-        statements.append("CREATE EXTENSION vector;")
-    if me["version"] >= 150000:
-        missing = [p for p in TENANT_PARAMETERS
-                   if not await connection.fetchval("SELECT has_parameter_privilege($1, 'SET')", p)]
-        # pgvector's setting is the user's own once its library is loaded (preloaded); before, a placeholder.
-        defined = await connection.fetchval("SELECT count(*) FROM pg_settings WHERE name = 'hnsw.ef_search'")
-        if not defined and not await connection.fetchval("SELECT has_parameter_privilege('hnsw.ef_search', 'SET')"):
-            missing.append("hnsw.ef_search")
+    trial = connection.transaction()
+    await trial.start()
+    try:
+        installed = await connection.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
+        if not installed and not await _allowed(connection, "CREATE EXTENSION vector"):
+            statements.append("CREATE EXTENSION vector;")
+        missing = [name for i, (name, value) in enumerate(TRIED_SETTINGS) if not await _allowed(
+            connection, f"CREATE FUNCTION pg_temp.parley_doctor_{i}() RETURNS int LANGUAGE sql SET {name} = {value} "
+                        "AS 'SELECT 1'")]
         if missing:
             statements.append(f"GRANT SET ON PARAMETER {', '.join(missing)} TO {me['name']};")
+    finally:
+        await trial.rollback()
     roles = await connection.fetch(
         "SELECT rolname, pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION') AS admin FROM pg_roles"
         " WHERE rolname = ANY($1::text[]) ORDER BY array_position($1::text[], rolname::text)", list(SERVICE_ROLES))
@@ -239,6 +241,18 @@ async def _check_owner_rights(connection: asyncpg.Connection, described: str) ->
             f"as an administrator, run once in the database: {' '.join(statements)} (docs/deployment.md, "
             "'Postgres with pgvector')",
         )
+
+
+async def _allowed(connection: asyncpg.Connection, statement: str) -> bool:
+    """Whether this user may run `statement`, tried in a savepoint of the caller's transaction."""
+    import asyncpg
+
+    try:
+        async with connection.transaction():
+            await connection.execute(statement)
+    except asyncpg.InsufficientPrivilegeError:
+        return False
+    return True
 
 
 async def check_pool(pool: asyncpg.Pool, settings: Settings) -> str:
