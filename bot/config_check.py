@@ -264,9 +264,9 @@ def data_dir_problems(path: Path) -> list[Problem]:
 
 
 SLACK_TOKEN_KINDS = {
-    "SLACK_BOT_TOKEN": ("xoxb-", "bot token",
+    "SLACK_BOT_TOKEN": ("xoxb-", "a bot token",
                         "the Bot User OAuth Token from your Slack app's OAuth & Permissions page"),
-    "SLACK_APP_TOKEN": ("xapp-", "app-level token", "an app-level token with connections:write from your Slack "
+    "SLACK_APP_TOKEN": ("xapp-", "an app-level token", "an app-level token with connections:write from your Slack "
                                                     "app's Basic Information page"),
 }
 """Slack's token kinds by their prefix: another kind (a user token, a signing secret, the other of the two)
@@ -293,7 +293,7 @@ def platform_problems(settings: Settings) -> list[Problem]:
         prefix, kind, where = SLACK_TOKEN_KINDS[name]
         if token is not None and not token.get_secret_value().startswith(prefix):
             problems.append(Problem(variable=name, value=mask(token.get_secret_value()),
-                                    what=f"not a {kind} (those start with {prefix})", fix=f"use {where}"))
+                                    what=f"not {kind} (those start with {prefix})", fix=f"use {where}"))
     if client is not None and settings.slack_client_secret is None:
         problems.append(Problem(variable="SLACK_CLIENT_ID", value=client, what="set without SLACK_CLIENT_SECRET",
                                 fix="set SLACK_CLIENT_SECRET from your Slack app's Basic Information page"))

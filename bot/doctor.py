@@ -187,9 +187,72 @@ async def check_database(settings: Settings) -> str:
     uri = await asyncio.to_thread(database_uri, settings)
     connection = await asyncpg.connect(uri, timeout=10)
     try:
-        return await _describe_database(connection, settings)
+        described = await _describe_database(connection, settings)
+        await _check_owner_rights(connection, described)
+        return described
     finally:
         await connection.close()
+
+
+TRIED_SETTINGS = (("parley.platform", "''"), ("parley.workspace_id", "''"), ("parley.user_id", "''"),
+                  ("parley.channel_id", "''"), ("hnsw.ef_search", "40"))
+"""Settings the memory-recall functions of migrations 0030 onwards fix in their SET clauses, with a value."""
+SERVICE_ROLES = ("parley_app", "parley_maintenance", "parley_operator")
+
+
+async def _check_owner_rights(connection: asyncpg.Connection, described: str) -> None:
+    """What a DATABASE_URL user that is not a superuser (most managed Postgres) needs an administrator to
+    grant once, named before a migration fails on it. What the migrations do is tried in a transaction
+    that is rolled back, as platforms grant these rights their own ways: creating pgvector (not a trusted
+    extension), and fixing the recall functions' settings in a SET clause, which PostgreSQL 15 and later
+    allow for a setting no loaded library defines only to a superuser or a user granted SET on it. The
+    service roles take CREATEROLE to make, or the ADMIN option where they exist already."""
+    me = await connection.fetchrow(
+        "SELECT current_user AS name, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+    )
+    if me is None or me["rolsuper"]:
+        return
+    statements: list[str] = []
+    trial = connection.transaction()
+    await trial.start()
+    try:
+        installed = await connection.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
+        if not installed and not await _allowed(connection, "CREATE EXTENSION vector"):
+            statements.append("CREATE EXTENSION vector;")
+        missing = [name for i, (name, value) in enumerate(TRIED_SETTINGS) if not await _allowed(
+            connection, f"CREATE FUNCTION pg_temp.parley_doctor_{i}() RETURNS int LANGUAGE sql SET {name} = {value} "
+                        "AS 'SELECT 1'")]
+        if missing:
+            statements.append(f"GRANT SET ON PARAMETER {', '.join(missing)} TO {me['name']};")
+    finally:
+        await trial.rollback()
+    roles = await connection.fetch(
+        "SELECT rolname, pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION') AS admin FROM pg_roles"
+        " WHERE rolname = ANY($1::text[]) ORDER BY array_position($1::text[], rolname::text)", list(SERVICE_ROLES))
+    if not me["rolcreaterole"] and len(roles) < len(SERVICE_ROLES):
+        statements.append(f"ALTER ROLE {me['name']} CREATEROLE;")
+    # Roles are the cluster's: another database's owner may have made them (a second Parley on one server).
+    foreign = [r["rolname"] for r in roles if not r["admin"]]
+    if foreign:
+        statements.append(f"GRANT {', '.join(foreign)} TO {me['name']} WITH ADMIN OPTION;")
+    if statements:
+        raise Failed(
+            f"{described}, but {me['name']} is not a superuser and may not migrate it",
+            f"as an administrator, run once in the database: {' '.join(statements)} (docs/deployment.md, "
+            "'Postgres with pgvector')",
+        )
+
+
+async def _allowed(connection: asyncpg.Connection, statement: str) -> bool:
+    """Whether this user may run `statement`, tried in a savepoint of the caller's transaction."""
+    import asyncpg
+
+    try:
+        async with connection.transaction():
+            await connection.execute(statement)
+    except asyncpg.InsufficientPrivilegeError:
+        return False
+    return True
 
 
 async def check_pool(pool: asyncpg.Pool, settings: Settings) -> str:
@@ -266,7 +329,7 @@ async def check_slack(settings: Settings) -> str:
     from slack_sdk.errors import SlackApiError
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from adapters.slack.app import DEFAULT_API_URL
+    from adapters.slack.app import BOT_SCOPES, DEFAULT_API_URL
 
     assert settings.slack_bot_token is not None
     client = AsyncWebClient(
@@ -279,7 +342,23 @@ async def check_slack(settings: Settings) -> str:
     except SlackApiError as exc:
         raise Failed(f"Slack refused the token ({exc.response.get('error')})",
                      "copy the Bot User OAuth Token (xoxb-...) again from your Slack app") from exc
-    return f"signed in as {answer.get('user')} in {answer.get('team')}"
+    signed_in = f"signed in as {answer.get('user')} in {answer.get('team')}"
+    if settings.slack_app_token is not None:
+        try:
+            await client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
+        except SlackApiError as exc:
+            raise Failed(f"{signed_in}, but Slack refused SLACK_APP_TOKEN ({exc.response.get('error')})",
+                         "generate an app-level token with connections:write under your Slack app's Basic "
+                         "Information > App-Level Tokens") from exc
+        signed_in += "; the app-level token opens Socket Mode"
+    # Slack names a token's scopes on every answer; an app made from an older manifest lacks the newer ones.
+    granted = answer.headers.get("x-oauth-scopes")
+    missing = [scope for scope in BOT_SCOPES if granted is not None and scope not in granted.split(",")]
+    if missing:
+        raise Failed(f"{signed_in}, but the app lacks the scopes {', '.join(missing)}",
+                     "add them under OAuth & Permissions > Bot Token Scopes (adapters/slack/manifest.yml lists "
+                     "them all), then reinstall the app to the workspace")
+    return signed_in
 
 
 async def check_discord(settings: Settings) -> str:

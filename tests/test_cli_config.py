@@ -69,7 +69,9 @@ CASES = {
                                      "SLACK_BOT_TOKEN=xapp****", "OAuth & Permissions"),
     "slack_bot_token_as_app_token": ({**MODEL, "SLACK_BOT_TOKEN": "xoxb-1234-5678-abcdefgh",
                                       "SLACK_APP_TOKEN": "xoxb-9999-abcdefgh"},
-                                     "SLACK_APP_TOKEN=xoxb****", "connections:write"),
+                                     "SLACK_APP_TOKEN=xoxb****",
+                                     "not an app-level token (those start with xapp-); use an app-level token with "
+                                     "connections:write"),
     "data_dir_that_is_not_a_folder": ({**MODEL, "PARLEY_DATA_DIR": "/dev/null"}, "PARLEY_DATA_DIR=/dev/null",
                                       "a folder you can write"),
     "data_dir_that_cannot_be_made": ({**MODEL, "PARLEY_DATA_DIR": "/proc/parley-data"},

@@ -6,14 +6,21 @@ import json
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import pytest
+from pydantic import SecretStr
 
+from adapters.slack.app import BOT_SCOPES
 from bot import settings as settings_module
-from bot.doctor import run_checks
+from bot.doctor import Failed, check_database, check_slack, run_checks
 from bot.settings import Settings
+from core.store.migrations import migrate
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.test_cli import parley
@@ -76,3 +83,90 @@ async def test_with_models_turned_off_the_doctor_says_so(pg_uri: str) -> None:
     settings = Settings(_env_file=None, database_url=pg_uri, parley_model="none")  # type: ignore[call-arg]
     [_, model, _] = await run_checks(settings, cheap=True)
     assert not model.ok and model.detail == "PARLEY_MODEL=none turns models off" and "PARLEY_MODEL" in model.fix
+
+
+async def test_the_slack_row_names_the_scopes_the_app_lacks_and_how_to_add_them(fake_slack: FakeSlack) -> None:
+    workspace = fake_slack.add_workspace(scopes=tuple(s for s in BOT_SCOPES if s not in ("users:read", "groups:read")))
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=SecretStr(workspace.token), slack_api_url=fake_slack.base_url
+    )
+    with pytest.raises(Failed) as failed:
+        await check_slack(settings)
+    assert str(failed.value).endswith("but the app lacks the scopes groups:read, users:read")
+    assert "OAuth & Permissions" in failed.value.fix and "reinstall" in failed.value.fix
+
+
+async def test_the_slack_row_passes_a_token_with_every_scope_parley_uses(fake_slack: FakeSlack) -> None:
+    workspace = fake_slack.add_workspace(scopes=BOT_SCOPES)
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=SecretStr(workspace.token), slack_api_url=fake_slack.base_url
+    )
+    assert await check_slack(settings) == "signed in as parley in Fake Team"
+
+
+@asynccontextmanager
+async def database_of_an_ordinary_owner(pg_uri: str) -> AsyncIterator[tuple[str, str]]:
+    """A new database owned by a new role with CREATEROLE but not SUPERUSER, as managed Postgres gives:
+    (its name, its URL)."""
+    name = f"owner_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_uri)
+    parts = urlsplit(pg_uri)
+    try:
+        await admin.execute(f"CREATE ROLE {name} LOGIN CREATEROLE")
+        await admin.execute(f"CREATE DATABASE {name} OWNER {name}")
+        yield name, urlunsplit(parts._replace(netloc=f"{name}@{parts.netloc.rsplit('@', 1)[-1]}", path=f"/{name}"))
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"DROP OWNED BY {name}")
+        await admin.execute(f"DROP ROLE IF EXISTS {name}")
+        await admin.close()
+
+
+def administrator_sql(fix: str) -> str:
+    return fix.removeprefix("as an administrator, run once in the database: ").split(" (docs/", 1)[0]
+
+
+async def test_a_database_owner_that_is_not_a_superuser_is_told_what_an_administrator_runs(pg_uri: str) -> None:
+    async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
+        with pytest.raises(Failed) as failed:
+            await check_database(Settings(_env_file=None, database_url=SecretStr(uri)))  # type: ignore[call-arg]
+    assert str(failed.value).endswith(f"but {name} is not a superuser and may not migrate it")
+    statements = administrator_sql(failed.value.fix)
+    assert "CREATE EXTENSION vector;" in statements
+    assert (f"GRANT SET ON PARAMETER parley.platform, parley.workspace_id, parley.user_id, parley.channel_id, "
+            f"hnsw.ef_search TO {name};") in statements
+
+
+async def test_after_what_the_doctor_names_is_run_the_owner_migrates_and_the_row_passes(pg_uri: str) -> None:
+    async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
+        settings = Settings(_env_file=None, database_url=SecretStr(uri))  # type: ignore[call-arg]
+        with pytest.raises(Failed) as failed:
+            await check_database(settings)
+        admin = await asyncpg.connect(urlunsplit(urlsplit(pg_uri)._replace(path=f"/{name}")))
+        try:
+            await admin.execute(administrator_sql(failed.value.fix))
+        finally:
+            await admin.close()
+        assert len(await migrate(uri)) > 30
+        assert (await check_database(settings)).startswith("Postgres ")
+
+
+async def test_the_slack_row_names_an_app_level_token_slack_refuses(fake_slack: FakeSlack) -> None:
+    workspace = fake_slack.add_workspace()
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=SecretStr(workspace.token), slack_app_token=SecretStr("xapp-1-A0-other-app"),
+        slack_api_url=fake_slack.base_url,
+    )
+    with pytest.raises(Failed) as failed:
+        await check_slack(settings)
+    assert str(failed.value).endswith("but Slack refused SLACK_APP_TOKEN (invalid_auth)")
+    assert "App-Level Tokens" in failed.value.fix
+
+
+async def test_the_slack_row_says_the_app_level_token_opens_socket_mode(fake_slack: FakeSlack) -> None:
+    workspace = fake_slack.add_workspace()
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, slack_bot_token=SecretStr(workspace.token), slack_app_token=SecretStr(workspace.app_token),
+        slack_api_url=fake_slack.base_url,
+    )
+    assert await check_slack(settings) == "signed in as parley in Fake Team; the app-level token opens Socket Mode"

@@ -101,3 +101,25 @@ async def test_a_token_discord_refuses_is_named_with_where_to_get_a_new_one(pg_u
     assert process.returncode == 2, shown
     assert "DISCORD_TOKEN=****: Discord refused it" in shown and "Reset Token" in shown
     assert "a-token-that-was-reset" not in shown and "Traceback" not in shown
+
+
+async def test_a_bot_without_message_content_intent_is_named_with_where_to_turn_it_on(
+    pg_uri: str, tmp_path: Path
+) -> None:
+    fake = await FakeDiscord(message_content_intent=False).start()
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
+        env.update(PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path), DATABASE_URL=pg_uri, PARLEY_MODEL="test",
+                   DISCORD_TOKEN=fake.token, DISCORD_API_BASE=fake.api_base, DISCORD_GATEWAY_URL=fake.gateway_url,
+                   COLUMNS="200")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "discord", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        _, stderr = await asyncio.wait_for(process.communicate(), 120)
+    finally:
+        await fake.stop()
+    shown = stderr.decode()
+    assert process.returncode == 2, shown
+    assert "DISCORD_TOKEN=****: the bot may not read message content" in shown and "Message Content Intent" in shown
+    assert "Traceback" not in shown

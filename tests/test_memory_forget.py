@@ -187,6 +187,18 @@ def test_memory_forget_asks_unless_yes(pg_uri: str, cli_env: CliRunner) -> None:
     assert on_db(pg_uri, lambda pool: export_user(pool, user))["messages"] == []
 
 
+def test_a_declined_forget_says_nothing_was_deleted(cli_env: CliRunner) -> None:
+    from bot.cli.memory import app
+
+    user = person()
+    declined = cli_env.invoke(
+        app, ["forget", "--platform", user.platform, "--workspace", user.workspace_id, "--user", user.user_id],
+        input="n\n",
+    )
+    assert declined.exit_code == 1
+    assert declined.output.rstrip().endswith("Nothing deleted.")
+
+
 def test_memory_export_and_history_commands(pg_uri: str, cli_env: CliRunner) -> None:
     from bot.cli.history import app as history_app
     from bot.cli.memory import app as memory_app

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from adapters.slack.app import BOT_SCOPES, SlackConfig
+from adapters.slack.commands import Help, parse_command
 from bot.cli.slack import app, slack_config
 from bot.settings import Settings
 
@@ -47,3 +48,10 @@ def test_the_manifest_asks_for_what_the_adapter_uses() -> None:
     assert manifest["features"]["slash_commands"][0]["command"] == "/parley"
     assert manifest["features"]["app_home"]["home_tab_enabled"] is True
     assert "agent_view" in manifest["features"] and "assistant_view" not in manifest["features"]
+
+
+def test_the_slash_commands_usage_hint_offers_every_subcommand_parley_answers() -> None:
+    manifest: dict[str, Any] = yaml.safe_load(CliRunner().invoke(app, ["manifest"]).stdout)
+    offered = [option.split()[0] for option in manifest["features"]["slash_commands"][0]["usage_hint"].split(" | ")]
+    assert offered == ["help", "profile", "memory", "settings", "forget"]
+    assert all(not isinstance(parse_command(word), Help) for word in offered if word != "help")

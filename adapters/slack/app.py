@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,10 +47,15 @@ from slack_bolt.context.set_suggested_prompts.async_set_suggested_prompts import
 from slack_bolt.middleware.assistant.async_assistant import AsyncAssistant
 from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
 from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 from slack_sdk.oauth.state_store.stateless import StatelessOAuthStateStore
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -121,6 +126,67 @@ BOT_SCOPES: tuple[str, ...] = (
 )
 
 
+REFUSED_TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive", "not_allowed_token_type"}
+)
+"""Slack's answers that mean the token itself is wrong (not that Slack is unreachable or busy)."""
+
+
+class RefusedToken(Exception):
+    """Slack refused a token when Parley signed in at start; `variable` names the setting."""
+
+    def __init__(self, variable: str, error: str) -> None:
+        super().__init__(f"{variable}: Slack refused it ({error})")
+        self.variable = variable
+        self.error = error
+
+
+BOLT_TOKEN_NOTICE = "As you gave `client` as well, `token` will be unused."
+"""Bolt reads SLACK_BOT_TOKEN from the environment, which is where Parley's own setting lives, and warns that
+the client given to it wins; each event's token comes from `authorize`, so the warning only puzzles."""
+
+
+class MissingScopeNotice(AsyncRetryHandler):
+    """Names, once, each scope Slack says the app lacks. The code that handles a refused call logs only
+    `missing_scope`, while Slack's answer says which scope (`needed`), and the fix is a setting of the app,
+    not of Parley. Written as a retry handler that never retries: slack_sdk shows every answer to the
+    client's retry handlers, and Bolt gives each event's client the same ones."""
+
+    def __init__(self) -> None:
+        # slack_sdk asks a handler only while the request's retries are below its count: unbounded, so an answer
+        # after another handler's retry (a 429) is seen too; this one never asks for a retry itself.
+        super().__init__(max_retry_count=2**31)
+        self.reported: set[str] = set()
+
+    async def _can_retry_async(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        body = response.body if response is not None else None
+        if isinstance(body, dict) and body.get("error") == "missing_scope":
+            self.name(request.url.rsplit("/", 1)[-1], str(body.get("needed") or ""))
+        return False
+
+    def name(self, method: str, needed: str) -> None:
+        if needed in self.reported:
+            return
+        self.reported.add(needed)
+        log.warning(
+            "Slack refused %s: the app lacks the scope %s. Add it under OAuth & Permissions > Bot Token Scopes "
+            "(adapters/slack/manifest.yml lists every scope Parley uses), then reinstall the app to the workspace",
+            method, needed or "(Slack did not say which)",
+        )
+
+
+class _DropBoltTokenNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != BOLT_TOKEN_NOTICE
+
+
 @dataclass(frozen=True, kw_only=True)
 class SlackConfig:
     """Everything the adapter needs; `bot/` fills it from Settings. Secrets never appear in repr."""
@@ -188,6 +254,7 @@ class SlackAdapter:
             base_url=config.base_url,
             session=aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=WEB_API_TIMEOUT_S)),
             retry_handlers=[
+                MissingScopeNotice(),
                 AsyncConnectionErrorRetryHandler(max_retry_count=2),
                 AsyncRateLimitErrorRetryHandler(max_retry_count=config.rate_limit_retries),
             ],
@@ -208,6 +275,8 @@ class SlackAdapter:
             thread_followups=config.thread_followups,
             agent_view=config.agent_view,
         )
+        self.other_teams: set[str] = set()
+        """Workspaces whose events came to a bot token of another workspace (warned about once each)."""
         self.app = self._build_app(pool)
         self.router = self._build_router()
 
@@ -215,6 +284,7 @@ class SlackAdapter:
         """Serve over Socket Mode until cancelled; then close the socket and drain replies in flight."""
         if not self.config.app_token:
             raise ValueError("Socket Mode needs SLACK_APP_TOKEN (an xapp- token with connections:write)")
+        await self.sign_in()
         handler = AsyncSocketModeHandler(self.app, self.config.app_token)
         await handler.connect_async()
         log.info("slack socket mode connected")
@@ -223,6 +293,34 @@ class SlackAdapter:
         finally:
             await handler.close_async()
             await self.aclose()
+
+    async def sign_in(self) -> None:
+        """Ask Slack about the tokens before serving, and raise `RefusedToken` for one it refuses: a wrong app
+        token otherwise made Bolt retry its connection every ten seconds for good, and a wrong bot token
+        surfaced only at the first message, as Bolt's 'the AuthorizeResult ... was not found' and no reply.
+        Slack out of reach is left to Bolt's retries."""
+        checks: list[tuple[str, Callable[[], Awaitable[Any]]]] = []
+        if self.config.app_token:
+            app_token = self.config.app_token
+            checks.append(("SLACK_APP_TOKEN", lambda: self.client.apps_connections_open(app_token=app_token)))
+        if self.config.bot_token:
+            bot_token = self.config.bot_token
+            checks.append(("SLACK_BOT_TOKEN", lambda: self.client.auth_test(token=bot_token)))
+        for variable, check in checks:
+            try:
+                answer = await check()
+            except SlackApiError as exc:
+                error = str(exc.response.get("error") or "")
+                if error in REFUSED_TOKEN_ERRORS:
+                    raise RefusedToken(variable, error) from exc
+                log.warning("slack: could not check %s (%s)", variable, error)
+                continue
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                log.warning("slack: could not check %s (%s)", variable, type(exc).__name__)
+                continue
+            if variable == "SLACK_BOT_TOKEN":
+                log.info("signed in to Slack as %s in %s (%s)", answer.get("user"), answer.get("team"),
+                         answer.get("team_id"))
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Wait for the replies being worked on."""
@@ -255,9 +353,12 @@ class SlackAdapter:
                     else PostgresOAuthStateStore(pool, expiration_seconds=600)
                 ),
             )
+        bolt_log = logging.getLogger("parley.slack.bolt")
+        if not any(isinstance(f, _DropBoltTokenNotice) for f in bolt_log.filters):
+            bolt_log.addFilter(_DropBoltTokenNotice())
         app = AsyncApp(
             name="parley",
-            logger=logging.getLogger("parley.slack.bolt"),
+            logger=bolt_log,
             client=self.client,
             process_before_response=True,
             signing_secret=config.signing_secret or "",
@@ -273,6 +374,8 @@ class SlackAdapter:
         assistant.thread_context_changed(self._on_context_changed)
         assistant.user_message(self._on_message_event)
         app.use(assistant)
+        if not config.oauth:
+            app.use(self._warn_other_workspace)
         app.event("app_context_changed")(self._on_context_changed)
         app.event("app_mention")(self._on_message_event)
         app.event("message")(self._on_message_event)
@@ -376,6 +479,25 @@ class SlackAdapter:
         log.warning("slack event skipped: %s", reason)
         log.debug("slack listener failed", exc_info=error)
         return BoltResponse(status=200, body="")
+
+    async def _warn_other_workspace(
+        self, context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        """Name a bot token of another workspace than the events' once: its replies fail there with
+        `channel_not_found`, which does not say that SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or
+        SLACK_APP_TOKEN) were copied from different apps or installs. An Enterprise Grid org's events
+        carry their workspace, not the token's, and are left alone."""
+        token_team = context.authorize_result.team_id if context.authorize_result is not None else None
+        event_team = context.team_id
+        if (token_team and event_team and event_team != token_team and not context.enterprise_id
+                and event_team not in self.other_teams):
+            self.other_teams.add(event_team)
+            log.warning(
+                "an event came from Slack workspace %s, but SLACK_BOT_TOKEN belongs to workspace %s: copy the Bot "
+                "User OAuth Token of the app installed in %s (OAuth & Permissions), from the same app as "
+                "SLACK_SIGNING_SECRET (HTTP) or SLACK_APP_TOKEN (Socket Mode)", event_team, token_team, event_team,
+            )
+        return await next()
 
     # -- Bolt listeners: parse, spawn, return (Bolt has already acknowledged) ----------------
     async def _on_message_event(self, event: dict[str, Any], context: AsyncBoltContext) -> None:

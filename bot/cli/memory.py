@@ -137,6 +137,7 @@ def forget_command(
     if not yes and not typer.confirm(
         f"Delete everything about {key.user_id} in {platform}/{workspace}? This cannot be undone"
     ):
+        err.print("Nothing deleted.")
         raise typer.Exit(1)
 
     async def main() -> dict[str, int]:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from pydantic import SecretStr
 
-from bot.cli.common import err, load_settings, run
+from bot.cli.common import err, load_settings, refuse_setting, run
 from bot.settings import Settings
 
 if TYPE_CHECKING:
@@ -23,6 +23,14 @@ if TYPE_CHECKING:
 
 SLACK_VOICE_FORMAT: VoiceFormat = "mp3"
 """Spoken replies as mp3, which Slack's file preview plays in the thread."""
+
+REFUSED_FIX = {
+    "SLACK_BOT_TOKEN": "copy the Bot User OAuth Token (xoxb-...) again from your Slack app's OAuth & Permissions page; "
+                       "reinstall the app to the workspace if it was revoked",
+    "SLACK_APP_TOKEN": "generate an app-level token with connections:write under your Slack app's Basic Information > "
+                       "App-Level Tokens, and copy it again",
+}
+"""Where to get a token again, for the one Slack refused at start."""
 
 app = typer.Typer(
     help="Run Parley in Slack over Socket Mode (needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN).",
@@ -60,14 +68,19 @@ def slack(
     if settings.slack_app_token is None or (settings.slack_bot_token is None and settings.slack_client_id is None):
         err.print("[red]Socket Mode needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN (see docs/slack.md).[/red]")
         raise typer.Exit(2)
-    from adapters.slack.app import build_slack
+    from adapters.slack.app import RefusedToken, build_slack
     from bot.app import running
 
     async def main() -> None:
         stop_on_sigterm()
         async with running(settings, voice_format=SLACK_VOICE_FORMAT, maintenance=True) as pipeline:
             config = dataclasses.replace(slack_config(settings), drain_timeout_s=drain_s)
-            await build_slack(config, pipeline, pipeline.pool).run_socket_mode()
+            try:
+                await build_slack(config, pipeline, pipeline.pool).run_socket_mode()
+            except RefusedToken as refused:
+                refuse_setting(
+                    refused.variable, "****", f"Slack refused it ({refused.error})", REFUSED_FIX[refused.variable]
+                )
 
     try:
         run(main())

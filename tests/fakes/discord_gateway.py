@@ -41,6 +41,8 @@ from typing import Any
 from aiohttp import BodyPartReader, WSMsgType, web
 
 DISCORD_EPOCH_MS = 1_420_070_400_000
+MESSAGE_CONTENT_INTENT = 1 << 15
+"""The privileged intent a bot must be granted on the Developer Portal's Bot page."""
 OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME, OP_HELLO, OP_HEARTBEAT_ACK = 0, 1, 2, 6, 10, 11
 VOICE_FLAG = 1 << 13
 Payload = dict[str, Any]
@@ -89,9 +91,13 @@ class _Failure:
 
 
 class FakeDiscord:
-    def __init__(self, *, token: str = "fake-discord-token", shard_count: int = 1) -> None:
+    def __init__(
+        self, *, token: str = "fake-discord-token", shard_count: int = 1, message_content_intent: bool = True
+    ) -> None:
         self.token = token
         self.shard_count = shard_count
+        self.message_content_intent = message_content_intent
+        """False: the portal's Message Content Intent is off, and an IDENTIFY asking for it is closed with 4014."""
         self._ids = itertools.count()
         self.bot: Payload = self.user("Parley", bot=True)
         self.bot_id = int(self.bot["id"])
@@ -386,6 +392,9 @@ class FakeDiscord:
         self.identifies.append({k: v for k, v in data.items() if k != "token"})
         if data.get("token") != self.token:
             await session.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        if not self.message_content_intent and int(data.get("intents") or 0) & MESSAGE_CONTENT_INTENT:
+            await session.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         shard_id, count = data.get("shard", [0, 1])
         session.shard = (shard_id, count)

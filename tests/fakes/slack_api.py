@@ -39,6 +39,19 @@ MAX_TEXT = 4000
 TASK_STATUSES = frozenset({"pending", "in_progress", "complete", "error"})
 LOGIN_PAGE = "<!DOCTYPE html><html><head><title>Slack</title></head><body>Sign in to Slack</body></html>"
 NO_AUTH_METHODS = frozenset({"oauth.v2.access", "apps.connections.open"})
+METHOD_SCOPES = {
+    "chat.postMessage": "chat:write",
+    "chat.update": "chat:write",
+    "chat.startStream": "chat:write",
+    "assistant.threads.setStatus": "assistant:write",
+    "assistant.threads.setTitle": "assistant:write",
+    "assistant.threads.setSuggestedPrompts": "assistant:write",
+    "conversations.history": "channels:history",
+    "conversations.info": "channels:read",
+    "users.info": "users:read",
+    "files.getUploadURLExternal": "files:write",
+}
+"""The scope Slack asks of a bot token for each method (for a public channel where it depends on the kind)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,6 +75,9 @@ class Workspace:
     bot_user_id: str
     bot_id: str
     app_token: str
+    scopes: tuple[str, ...] = ()
+    """The bot token's scopes; empty grants every method. Slack names them in `x-oauth-scopes` on each answer,
+    and a method that needs one the token lacks answers `missing_scope` with `needed` and `provided`."""
 
 
 @dataclass
@@ -125,7 +141,7 @@ class FakeSlack:
     def base_url(self) -> str:
         return f"{self.url}/api/"
 
-    def add_workspace(self, team_id: str | None = None) -> Workspace:
+    def add_workspace(self, team_id: str | None = None, *, scopes: tuple[str, ...] = ()) -> Workspace:
         """A workspace with a fresh bot token (tests share the fake, so ids are unique)."""
         suffix = uuid.uuid4().hex[:10].upper()
         workspace = Workspace(
@@ -134,6 +150,7 @@ class FakeSlack:
             bot_user_id=f"UB{suffix}",
             bot_id=f"B{suffix}",
             app_token=f"xapp-{suffix}",
+            scopes=scopes,
         )
         self.workspaces[workspace.token] = workspace
         return workspace
@@ -251,10 +268,17 @@ class FakeSlack:
         workspace = self.workspaces.get(token or "")
         if method not in NO_AUTH_METHODS and workspace is None:
             return web.json_response({"ok": False, "error": "invalid_auth"})
+        if method == "apps.connections.open" and not any(w.app_token == token for w in self.workspaces.values()):
+            return web.json_response({"ok": False, "error": "invalid_auth"})
         handler = self._methods().get(method)
         if handler is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(handler(args, workspace))
+        headers = {"x-oauth-scopes": ",".join(workspace.scopes)} if workspace is not None and workspace.scopes else {}
+        needed = METHOD_SCOPES.get(method)
+        if workspace is not None and workspace.scopes and needed is not None and needed not in workspace.scopes:
+            missing = {"ok": False, "error": "missing_scope", "needed": needed, "provided": ",".join(workspace.scopes)}
+            return web.json_response(missing, headers=headers)
+        return web.json_response(handler(args, workspace), headers=headers)
 
     def _record(self, method: str, args: dict[str, Any], token: str | None, status: int, client: Any = None) -> None:
         self.calls.append(
@@ -679,6 +703,10 @@ def _stream_text(args: dict[str, Any]) -> str:
     return text + "".join(str(c.get("text") or "") for c in chunks if c.get("type") == "markdown_text")
 
 
+def _peer(request: web.Request) -> Any:
+    return request.transport.get_extra_info("peername") if request.transport is not None else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=8766)
@@ -691,7 +719,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-
-
-def _peer(request: web.Request) -> Any:
-    return request.transport.get_extra_info("peername") if request.transport is not None else None
