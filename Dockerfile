@@ -38,6 +38,8 @@ RUN apt-get update \
     && mkdir -p /data && chown parley:parley /data
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=parley:parley /opt/cache /opt/cache
+# The goldens `parley eval` reads (PARLEY_DATASETS_DIR below): the installed package holds code only.
+COPY datasets /opt/parley/datasets
 ENV PATH=/opt/venv/bin:$PATH \
     XDG_CACHE_HOME=/opt/cache \
     PYTHONUNBUFFERED=1 \
@@ -45,6 +47,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PORT=8080 \
     PARLEY_LOG_JSON=true \
     PARLEY_DATA_DIR=/data \
+    PARLEY_DATASETS_DIR=/opt/parley/datasets \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     NEMO_GUARDRAILS_NO_USAGE_STATS=1 \

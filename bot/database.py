@@ -14,7 +14,7 @@ import asyncpg
 
 from bot.settings import Settings
 from core.store.embedded import start_embedded
-from core.store.migrations import migrate
+from core.store.migrations import MIGRATIONS_DIR, migrate
 from core.store.pool import create_pool
 from core.store.roles import MAINTENANCE_ROLE, OPERATOR_ROLE, ensure_app_login
 from core.telemetry import startup_phase
@@ -50,9 +50,20 @@ async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
     with startup_phase("database start"):
         uri = await asyncio.to_thread(database_uri, settings)
     with startup_phase("migrations"):
-        await migrate(uri)
+        report_migrations(await migrate(uri))
     with startup_phase("database start"):
         return await create_pool(uri, max_size=max_size)
+
+
+def report_migrations(applied: list[str]) -> None:
+    """Say when a start changed the database's schema: an upgrade should never pass in silence."""
+    if not applied:
+        return
+    total = sum(1 for p in MIGRATIONS_DIR.glob("*.sql") if not p.name.endswith(".rollback.sql"))
+    if len(applied) >= total:
+        log.info("Database set up: %d migrations applied", len(applied))
+    else:
+        log.info("Database upgraded: %d migration(s) applied (%s)", len(applied), ", ".join(sorted(applied)))
 
 
 async def app_database_uri(settings: Settings) -> str:
@@ -60,7 +71,7 @@ async def app_database_uri(settings: Settings) -> str:
     with startup_phase("database start"):
         owner = await asyncio.to_thread(database_uri, settings)
     with startup_phase("migrations"):
-        await migrate(owner)
+        report_migrations(await migrate(owner))
     if settings.parley_database_app_url is not None:
         return settings.parley_database_app_url.get_secret_value()
     return await ensure_app_login(owner)

@@ -61,3 +61,14 @@ def test_dockerfile_is_multi_stage_slim_non_root_and_runs_parley_serve() -> None
         assert package in DOCKERFILE
     torch_pin = re.search(r'"(torch==[^"]+)"', (ROOT / "pyproject.toml").read_text())
     assert torch_pin and f"cpu {torch_pin.group(1)}" in DOCKERFILE
+
+
+def test_the_image_carries_the_datasets_parley_eval_reads() -> None:
+    env = re.search(r"PARLEY_DATASETS_DIR=(\S+)", DOCKERFILE)
+    assert env is not None, "the runtime stage must tell `parley eval` where its goldens are"
+    assert re.search(rf"^COPY datasets {re.escape(env.group(1))}$", DOCKERFILE, re.M)
+
+
+def test_parley_eval_reads_its_datasets_folder_from_the_environment(tmp_path: Path) -> None:
+    result = CliRunner().invoke(parley, ["eval", "--suite", "smoke"], env={"PARLEY_DATASETS_DIR": str(tmp_path / "none")})
+    assert result.exit_code == 2 and "none" in result.output

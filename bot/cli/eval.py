@@ -56,9 +56,8 @@ def eval_suite(
     ),
     release: Annotated[str | None, typer.Option(help="Record this run as release TAG (for --compare).")] = None,
     git_ref: Annotated[str | None, typer.Option(envvar="GITHUB_SHA", help="Commit evaluated.")] = None,
-    datasets: Annotated[Path, typer.Option(exists=True, file_okay=False, help="The datasets folder.")] = (
-        DATASETS_DIR
-    ),
+    datasets: Annotated[Path, typer.Option(exists=True, file_okay=False, envvar="PARLEY_DATASETS_DIR",
+                                           help="The datasets folder (the container sets it).")] = DATASETS_DIR,
     history: Annotated[bool, typer.Option("--history/--no-history",
                                           help="Store the run in Postgres and chart trends.")] = True,
     verbose: Annotated[bool, typer.Option(help="Keep Parley's per-turn log lines.")] = False,
