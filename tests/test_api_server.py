@@ -204,6 +204,11 @@ async def test_p12_invalid_bodies_are_422_with_field_level_messages(
     assert all(p["problem"] for p in payload["fields"])
 
 
+async def test_each_problem_of_an_invalid_body_is_listed_once(client: httpx.AsyncClient, key: str) -> None:
+    response = await client.post("/v1/chat", json={"message": "x" * 20_001}, headers=bearer(key))
+    assert [p["field"] for p in response.json()["fields"]] == ["body.message"]
+
+
 async def test_p12_a_body_that_is_not_json_is_422(client: httpx.AsyncClient, key: str) -> None:
     response = await client.post(
         "/v1/chat", content=b"{not json", headers={**bearer(key), "Content-Type": "application/json"}
