@@ -204,6 +204,11 @@ async def test_p12_invalid_bodies_are_422_with_field_level_messages(
     assert all(p["problem"] for p in payload["fields"])
 
 
+async def test_each_problem_of_an_invalid_body_is_listed_once(client: httpx.AsyncClient, key: str) -> None:
+    response = await client.post("/v1/chat", json={"message": "x" * 20_001}, headers=bearer(key))
+    assert [p["field"] for p in response.json()["fields"]] == ["body.message"]
+
+
 async def test_p12_a_body_that_is_not_json_is_422(client: httpx.AsyncClient, key: str) -> None:
     response = await client.post(
         "/v1/chat", content=b"{not json", headers={**bearer(key), "Content-Type": "application/json"}
@@ -423,3 +428,16 @@ async def test_a_sign_in_link_from_a_refused_address_says_wait_and_stays_unused(
         later = await http.get("/", params={"token": link}, follow_redirects=False)
     assert later.status_code == 303 and later.headers["location"] == "/"
     assert "httponly" in later.headers["set-cookie"].lower()
+
+
+async def test_a_sign_in_behind_a_tls_proxy_sets_a_secure_cookie(pool: asyncpg.Pool, fake_openai: FakeOpenAI) -> None:
+    settings = fake_model_settings(fake_openai.base_url)
+    app = create_app(settings, build_pipeline(settings, pool), pool)
+    workspace, _ = await new_key(pool)
+    _, link = await create_api_key(pool, workspace_id=workspace, name=LINK_KEY_NAME)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app, client=("172.19.0.2", 1)),
+                                 base_url="http://parley.example") as http:  # the proxy, as uvicorn sees it
+        opened = await http.get("/", params={"token": link}, headers={"X-Forwarded-Proto": "https"},
+                                follow_redirects=False)
+    assert opened.headers["location"] == "/"
+    assert "; secure" in opened.headers["set-cookie"].lower()

@@ -6,8 +6,10 @@ espeak-ng and encoded by ffmpeg. Nothing is mocked; tesseract, ffmpeg and pocket
 
 from __future__ import annotations
 
+import asyncio
 import io
 import subprocess
+import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +20,7 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw, ImageFont
 from pocketsphinx import Decoder
 from pypdf import PdfWriter
-from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
+from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject, NumberObject
 
 from core.media import Media, MediaConfig, MediaLimits, MediaTimeouts
 from core.media.audio import decode_to_pcm
@@ -70,6 +72,37 @@ def text_pdf(pages: list[str], *, user_password: str | None = None, owner_passwo
         })
     if user_password is not None:
         writer.encrypt(user_password=user_password, owner_password=owner_password, algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def nested_form_pdf(draws: int, ops: int = 3000) -> bytes:
+    """A PDF of a few kilobytes whose one page draws a text-heavy form `draws` times: pypdf parses the
+    form anew at each draw, minutes of work in all."""
+    writer = PdfWriter()
+    font = writer._add_object(DictionaryObject({
+        NameObject("/Type"): NameObject("/Font"),
+        NameObject("/Subtype"): NameObject("/Type1"),
+        NameObject("/BaseFont"): NameObject("/Helvetica"),
+    }))
+    form = DecodedStreamObject()
+    form.set_data(b"BT /F1 12 Tf 10 10 Td (A) Tj ET\n" * ops)
+    form.update({
+        NameObject("/Type"): NameObject("/XObject"),
+        NameObject("/Subtype"): NameObject("/Form"),
+        NameObject("/BBox"): ArrayObject([NumberObject(0), NumberObject(0), NumberObject(612), NumberObject(792)]),
+        NameObject("/Resources"): DictionaryObject({
+            NameObject("/Font"): DictionaryObject({NameObject("/F1"): font}),
+        }),
+    })
+    page = writer.add_blank_page(612, 792)
+    content = DecodedStreamObject()
+    content.set_data(b"/X Do " * draws)
+    page[NameObject("/Contents")] = writer._add_object(content.flate_encode())
+    page[NameObject("/Resources")] = DictionaryObject({
+        NameObject("/XObject"): DictionaryObject({NameObject("/X"): writer._add_object(form.flate_encode())}),
+    })
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
@@ -344,6 +377,16 @@ async def test_empty_file_is_named_as_empty(media: Media) -> None:
 async def test_oversized_file_is_refused_before_parsing(media: Media) -> None:
     result = await one(media, att("huge.pdf", b"%PDF-1.7\n" + b"\0" * 25_300_000))
     assert result.error == "too large: 25.3 MB > 20 MB"
+
+
+async def test_a_pdf_that_parses_for_minutes_costs_nothing_after_its_deadline() -> None:
+    hostile = nested_form_pdf(draws=2000)
+    assert len(hostile) < 5000
+    quick = Media(MediaConfig(timeouts=MediaTimeouts(pdf_s=0.5, ocr_s=0.5)))
+    assert (await one(quick, att("forms.pdf", hostile))).error == "timed out reading the document"
+    cpu = time.process_time()
+    await asyncio.sleep(3)
+    assert time.process_time() - cpu < 0.3  # nothing in this process is still reading it
 
 
 async def test_decompression_bomb_is_refused_from_its_header(media: Media) -> None:

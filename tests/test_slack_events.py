@@ -136,6 +136,12 @@ def test_inbound_carries_the_dedupe_key_and_tenancy() -> None:
     )
 
 
+def test_a_message_from_another_organisation_in_a_shared_channel_belongs_to_this_installation() -> None:
+    message = parse_message(event(team="TOTHER", user_team="TOTHER"), team_id=TEAM, bot_user_id=BOT)
+    assert message is not None
+    assert to_inbound(message, ()).workspace_id == TEAM and message.key == "T1:C1:100.1"
+
+
 def test_reactions_count_only_on_parleys_messages() -> None:
     on_parley = {"type": "reaction_added", "user": "UBOB", "reaction": "thumbsup", "item_user": BOT,
                  "item": {"type": "message", "channel": "C1", "ts": "5.5"}}

@@ -68,10 +68,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            FieldProblem(field=".".join(str(p) for p in e.get("loc", ())), problem=str(e.get("msg", "invalid")))
+        # The body is validated once per dependency that reads it (the route and the caller check): each
+        # problem is listed once.
+        found = {
+            (".".join(str(p) for p in e.get("loc", ())), str(e.get("msg", "invalid"))): None
             for e in jsonable_encoder(exc.errors())
-        ]
+        }
+        problems = [FieldProblem(field=field, problem=problem) for field, problem in found]
         summary = "; ".join(f"{p.field}: {p.problem}" for p in problems[:5])
         body = ErrorBody(
             error="invalid_request",

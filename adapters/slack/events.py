@@ -74,7 +74,11 @@ class SlackMessage:
 
 def parse_message(event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None) -> SlackMessage | None:
     """A `message` or `app_mention` event as a SlackMessage; None for anything Parley must not answer
-    (its own messages, other bots, edits, deletions, joins). Raises MalformedEvent on wrong types."""
+    (its own messages, other bots, edits, deletions, joins). Raises MalformedEvent on wrong types.
+
+    The tenant is always `team_id`, the installation the event came to: the event's own `team` names the
+    sender's organisation, which in a Slack Connect channel is another one, whose memories, notes and
+    settings must not answer in this workspace's channel."""
     if _string(event, "subtype") not in ANSWERED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
         return None
     user = _string(event, "user")
@@ -86,7 +90,7 @@ def parse_message(event: Mapping[str, Any], *, team_id: str, bot_user_id: str | 
     mentioned = event.get("type") == "app_mention" or (bot_user_id is not None and _mention(bot_user_id) in text)
     thread_ts = _string(event, "thread_ts")
     return SlackMessage(
-        team_id=_string(event, "team") or team_id,
+        team_id=team_id,
         channel_id=channel,
         user_id=user,
         ts=ts,

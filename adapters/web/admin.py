@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from adapters.api.deps import ADMIN_COOKIE, ApiState, StateDep, authenticated
 from adapters.api.errors import ApiError
-from adapters.web.app import STATIC
+from adapters.web.app import STATIC, over_tls
 from core.apikeys import Checked, authenticate, create_api_key, revoke_api_key
 
 router = APIRouter(include_in_schema=False)
@@ -82,7 +82,7 @@ async def sign_out(request: Request, state: StateDep) -> Response:
 
 def _set_cookie(response: Response, key: str, request: Request) -> None:
     response.set_cookie(ADMIN_COOKIE, key, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
-                        secure=request.url.scheme == "https")
+                        secure=over_tls(request))
 
 
 async def _check(request: Request, state: ApiState, key: str) -> Checked:

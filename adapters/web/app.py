@@ -57,9 +57,17 @@ async def index(request: Request, state: StateDep, token: str | None = None) -> 
         max_age=SESSION_DAYS * 86_400,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=over_tls(request),
     )
     return response
+
+
+def over_tls(request: Request) -> bool:
+    """Whether the browser reached Parley over https, directly or through a TLS-terminating proxy (Fly's
+    is not an address uvicorn trusts, so the scheme it sees is http): the cookie is then Secure, never
+    sent over plain http. A forged header only makes a cookie stricter."""
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return request.url.scheme == "https" or forwarded == "https"
 
 
 @router.get("/playground/status")

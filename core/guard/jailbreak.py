@@ -50,6 +50,9 @@ _LIMITS = (
     r"(?:restrictions|filters?|censorship|limits|limitations|rules|guidelines|ethic(?:s|al guidelines)"
     r"|moral(?:s|ity)|content polic(?:y|ies)|safety (?:filters?|guidelines|rules))"
 )
+_H = r"[^\S\n]"
+"""Whitespace within a line, for line-anchored patterns: runs that could cross newlines took cubic time on a
+message of blank lines (2,000 newlines: 155 s of one core, holding the GIL)."""
 _AI = r"(?:AI|LLM|language model|assistant|chatbot|GPT|ChatGPT|Claude|Parley|bot|model)"
 
 PATTERNS: tuple[Pattern, ...] = (
@@ -116,8 +119,8 @@ PATTERNS: tuple[Pattern, ...] = (
     _p("chat_template_system", r"<\|im_start\|>\s*system|<\|system\|>|<<SYS>>|<\|start_header_id\|>\s*system", 0.9),
     _p(
         "fake_system_message",
-        r"^\s*(?:#+\s*|\[|\(|\*\*|<)?\s*(?:system|admin|administrator|developer|operator|openai|anthropic)"
-        r"(?:\s+(?:message|prompt|override|notice|instruction|update))?\s*(?:\]|\)|\*\*|>)?\s*:\s*"
+        rf"^{_H}*(?:#+{_H}*|\[|\(|\*\*|<)?{_H}*(?:system|admin|administrator|developer|operator|openai|anthropic)"
+        rf"(?:{_H}+(?:message|prompt|override|notice|instruction|update))?{_H}*(?:\]|\)|\*\*|>)?{_H}*:{_H}*"
         r"(?=.*\b(?:you|your|assistant|ignore|must|now|rules|instructions|respond|answer|mode|allowed|restrictions)\b)",
         0.75,
     ),

@@ -1,13 +1,14 @@
 """Documents: PDF text (pypdf, with OCR of scanned pages) and plain text, Markdown, CSV.
 
-pypdf is pure Python and cannot be interrupted, so reading runs in a thread against a deadline:
-pages are read until the text budget, the page limit or the deadline is reached, and the text
-says what was left out. The `wait_for` around it is only the backstop.
+A PDF's pages are read until the text budget, the page limit or the deadline is reached, and the text says
+what was left out. pypdf is pure Python and cannot be interrupted, and one page can keep it busy far
+past any deadline (a few kilobytes of nested forms or compressed operators are minutes of parsing), so
+a PDF is read in a child process (`core.media.pdf_worker`) that is killed at the backstop: a thread
+could only be abandoned, burning a core long after the person was told the file timed out.
 """
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import time
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from core.media.config import MediaConfig
 from core.media.errors import Unreadable
 from core.media.images import ocr_bytes
+from core.media.proc import ToolFailed, run_tool
 from core.media.sniff import decode_text
 from core.media.text import trim_text
 
@@ -41,10 +43,22 @@ def read_text(data: bytes, config: MediaConfig) -> str:
 
 
 async def read_pdf(data: bytes, config: MediaConfig) -> str:
-    """The text of a PDF. Raises Unreadable ('corrupt PDF', 'encrypted PDF', ...) or TimeoutError."""
-    deadline = time.monotonic() + config.timeouts.pdf_s
-    backstop = config.timeouts.pdf_s + config.timeouts.ocr_s + 1
-    return await asyncio.wait_for(asyncio.to_thread(_read_pdf, data, config, deadline), timeout=backstop)
+    """The text of a PDF, read in a child process. Raises Unreadable ('corrupt PDF', 'encrypted PDF', ...)
+    or TimeoutError (the child is killed then)."""
+    from core.media import pdf_worker  # not at import: `python -m` runs it, and the package imports this module
+
+    backstop = config.timeouts.pdf_s + config.timeouts.ocr_s + pdf_worker.STARTUP_S
+    try:
+        out = await run_tool(pdf_worker.command(config), stdin=data, timeout_s=backstop, env=pdf_worker.environment())
+    except ToolFailed as exc:
+        log.warning("pdf reader failed: %s", exc)
+        raise Unreadable("corrupt PDF") from exc
+    return pdf_worker.answer(out)
+
+
+def read_pdf_here(data: bytes, config: MediaConfig) -> str:
+    """The text of a PDF, read in this process by the deadline between pages (the child's half)."""
+    return _read_pdf(data, config, time.monotonic() + config.timeouts.pdf_s)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 
 
 class ToolFailed(Exception):
@@ -17,10 +18,14 @@ class ToolFailed(Exception):
         self.stderr_tail = stderr_tail
 
 
-async def run_tool(args: list[str], *, stdin: bytes | None = None, timeout_s: float) -> bytes:
-    """Run `args`, feed `stdin`, return stdout. Raises TimeoutError or ToolFailed."""
+async def run_tool(
+    args: list[str], *, stdin: bytes | None = None, timeout_s: float, env: Mapping[str, str] | None = None
+) -> bytes:
+    """Run `args` (in `env`, or this process's environment), feed `stdin`, return stdout. Raises TimeoutError
+    or ToolFailed."""
     proc = await asyncio.create_subprocess_exec(
         *args,
+        env=env,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
