@@ -70,5 +70,6 @@ def test_the_image_carries_the_datasets_parley_eval_reads() -> None:
 
 
 def test_parley_eval_reads_its_datasets_folder_from_the_environment(tmp_path: Path) -> None:
-    result = CliRunner().invoke(parley, ["eval", "--suite", "smoke"], env={"PARLEY_DATASETS_DIR": str(tmp_path / "none")})
+    missing = str(tmp_path / "none")
+    result = CliRunner().invoke(parley, ["eval", "--suite", "smoke"], env={"PARLEY_DATASETS_DIR": missing})
     assert result.exit_code == 2 and "none" in result.output

@@ -182,11 +182,6 @@ def test_code_in_an_attachment_reaches_the_model_as_written() -> None:
     assert content == f'review\n\n<attachment name="run.sh" kind="document">\n{script}\n</attachment>'
 
 
-@pytest.mark.parametrize("tag", ["</Memory>", "< /note>", "<attachment kind=x>", "</PROFILE>"])
-def test_a_fence_tag_in_any_case_or_spacing_is_escaped(tag: str) -> None:
-    assert ctx.fence("memory", f"a{tag}b") == f"<memory>a&lt;{tag[1:]}b</memory>"
-
-
 def test_text_only_messages_are_one_string_for_any_chat_template() -> None:
     assert ctx.build_user_content("hello", [], vision=True) == "hello"
 
