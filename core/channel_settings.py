@@ -62,6 +62,12 @@ BUILTIN: dict[str, str] = {
     "guard_threshold": "the guard's calibrated threshold",
 }
 """What happens where no layer sets a key (the model settings: the provider's own defaults)."""
+WORKSPACE_ADMIN_KEYS: frozenset[str] = frozenset({"guard_threshold"})
+"""Settings that decide what the guard lets through. A channel's own managers (on Slack, whoever created the
+channel; on Discord, Manage Channels) may change the rest for their channel; these stay with the workspace's
+admins (Slack's admins and owners, Discord's Manage Server), or any member could create a channel and turn the
+harm check off in it."""
+ADMIN_ONLY_REFUSAL = "Only workspace admins can change `{key}` here: it decides what the guard refuses."
 MODEL_SETTING_KEYS: tuple[str, ...] = ("temperature", "max_tokens", "top_p", "presence_penalty", "frequency_penalty")
 
 

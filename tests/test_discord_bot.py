@@ -697,6 +697,30 @@ async def test_slash_settings_is_refused_to_members_who_cannot_manage_the_channe
     assert await load_layers(pool, workspace, str(guild.channel_id)) == Layers()
 
 
+MANAGE_CHANNELS, MANAGE_SERVER, SEND_MESSAGES = 1 << 4, 1 << 5, 1 << 11
+
+
+@pytest.mark.parametrize(("permissions", "saved"), [(MANAGE_CHANNELS | SEND_MESSAGES, False),
+                                                    (MANAGE_CHANNELS | MANAGE_SERVER | SEND_MESSAGES, True)])
+async def test_the_guard_threshold_of_a_channel_needs_manage_server(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool, permissions: int, saved: bool
+) -> None:
+    used = await fake.slash(
+        "settings", fake.user("Cai"), channel_id=guild.channel_id, guild_id=guild.id, permissions=permissions,
+        options=[{"name": "set", "type": 1, "options": [
+            {"name": "key", "type": 3, "value": "guard_threshold"}, {"name": "value", "type": 3, "value": "1"},
+        ]}],
+    )
+    call = await fake.wait_for_call("POST", f"/interactions/{used['id']}/")
+    workspace = WorkspaceKey(platform="discord", workspace_id=str(guild.id))
+    channel = (await load_layers(pool, workspace, str(guild.channel_id))).channel
+    if saved:
+        assert "Saved" in call.json["data"]["content"] and channel == {"guard_threshold": 1.0}
+    else:
+        assert "Only workspace admins can change `guard_threshold`" in call.json["data"]["content"]
+        assert channel == {}
+
+
 async def test_slash_memory_lists_the_channel_notes_and_forgets_one(
     fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool
 ) -> None:

@@ -643,6 +643,26 @@ async def test_a_workspace_admin_may_change_any_channels_settings(slack: Harness
     assert (await load_layers(pool, workspace, "CCOMMANDS")).channel == {"memory": False}
 
 
+async def test_the_channels_creator_may_not_loosen_its_guard_but_a_workspace_admin_may(
+    slack: Harness, pool: asyncpg.Pool
+) -> None:
+    creator, admin = (f"U{uuid.uuid4().hex[:8].upper()}" for _ in range(2))
+    slack.fake.add_channel("CCOMMANDS", "general", [])
+    slack.fake.creators["CCOMMANDS"] = creator
+    slack.fake.admins.add(admin)
+    respond = f"{slack.fake.url}/respond/{uuid.uuid4().hex}"
+    workspace = WorkspaceKey(platform="slack", workspace_id=slack.workspace.team_id)
+    await slack.sender.command(slack.workspace, user_id=creator, text="settings set guard_threshold 1",
+                               response_url=respond)
+    await slack.settle()
+    assert slack.fake.responses[-1]["text"].startswith("Only workspace admins can change `guard_threshold`")
+    assert (await load_layers(pool, workspace, "CCOMMANDS")).channel == {}
+    await slack.sender.command(slack.workspace, user_id=admin, text="settings set guard_threshold 0.9",
+                               response_url=respond)
+    await slack.settle()
+    assert (await load_layers(pool, workspace, "CCOMMANDS")).channel == {"guard_threshold": 0.9}
+
+
 async def test_app_home_shows_the_profile_and_a_forget_button(slack: Harness) -> None:
     await slack.sender.event(slack.workspace, {"type": "app_home_opened", "user": "UDAVE", "channel": "DHOME",
                                                "tab": "home", "event_ts": slack.ts()})

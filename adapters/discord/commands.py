@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from adapters.discord.chunking import DISCORD_LIMIT
 from adapters.discord.config import DM_WORKSPACE
 from core.audit import Actor
-from core.channel_settings import KEYS, UnknownSetting, parse
+from core.channel_settings import ADMIN_ONLY_REFUSAL, KEYS, WORKSPACE_ADMIN_KEYS, UnknownSetting, parse
 from core.memory.facts_view import fact_line, remove_fact, visible_facts
 from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
@@ -175,7 +175,7 @@ def settings_group(pool: asyncpg.Pool) -> app_commands.Group:
     @app_commands.describe(key="The setting", value='A value: text, a number, true/false or ["tool", ...]')
     @app_commands.choices(key=keys)
     async def settings_set(interaction: discord.Interaction, key: str, value: str) -> None:
-        if await _refused(interaction):
+        if await _refused(interaction, key):
             return
         try:
             parsed = parse(key, value)
@@ -189,7 +189,7 @@ def settings_group(pool: asyncpg.Pool) -> app_commands.Group:
     @group.command(name="unset", description="Remove this channel's value (the server's applies again).")
     @app_commands.choices(key=keys)
     async def settings_unset(interaction: discord.Interaction, key: str) -> None:
-        if await _refused(interaction):
+        if await _refused(interaction, key):
             return
         old = await unset_override(pool, user_key(interaction).workspace, key, by=_member(interaction),
                                    channel_id=str(interaction.channel_id))
@@ -211,13 +211,17 @@ def describe_channel_settings(layers: Layers) -> str:
     return "**Settings here**\n" + "\n".join(lines)
 
 
-async def _refused(interaction: discord.Interaction) -> bool:
-    """Answer and return True when the member may not manage this channel."""
-    if interaction.guild_id is not None and interaction.permissions.manage_channels:
+async def _refused(interaction: discord.Interaction, key: str | None = None) -> bool:
+    """Answer and return True when the member may not manage this channel, or may not change `key` in it
+    (the guard's settings need Manage Server: core.channel_settings.WORKSPACE_ADMIN_KEYS)."""
+    permissions = interaction.permissions
+    if interaction.guild_id is None or not permissions.manage_channels:
+        refusal = "Only members who can manage this channel can change Parley's settings here."
+    elif key in WORKSPACE_ADMIN_KEYS and not permissions.manage_guild:
+        refusal = ADMIN_ONLY_REFUSAL.format(key=key)
+    else:
         return False
-    await interaction.response.send_message(
-        "Only members who can manage this channel can change Parley's settings here.", ephemeral=True
-    )
+    await interaction.response.send_message(refusal, ephemeral=True)
     return True
 
 

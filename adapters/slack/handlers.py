@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import asyncpg
 import httpx
@@ -44,7 +45,7 @@ from adapters.slack.pacing import ChannelPacer
 from adapters.slack.viewing import ViewedChannels, asks_about_channel, channel_transcript
 from core import deliveries
 from core.audit import Actor
-from core.channel_settings import KEYS, UnknownSetting, parse
+from core.channel_settings import ADMIN_ONLY_REFUSAL, KEYS, WORKSPACE_ADMIN_KEYS, UnknownSetting, parse
 from core.models import Attachment, ConversationKey, Inbound, Platform, Reaction, UserKey, WorkspaceKey
 from core.pipeline import Pipeline
 from core.workspace import answers_unmentioned_in, load_layers, set_override, unset_override
@@ -263,16 +264,18 @@ class SlackHandlers:
         creator (Slack offers apps no "channel manager" check); each change is audited with the member's id."""
         if not channel_id:
             text = "Settings belong to a channel: use `/parley settings` in the channel you want to change."
-        elif not await self._may_manage(client, user.user_id, channel_id):
+        elif (manager := await self._manager(client, user.user_id, channel_id)) is None:
             text = "Only workspace admins and the channel's creator can see or change Parley's settings here."
         else:
-            text = await self._settings(command, user, channel_id)
+            text = await self._settings(command, user, channel_id, admin=manager == "admin")
         await respond(text=text, response_type="ephemeral")
 
-    async def _settings(self, command: SettingsCommand, user: UserKey, channel_id: str) -> str:
+    async def _settings(self, command: SettingsCommand, user: UserKey, channel_id: str, *, admin: bool) -> str:
         by = Actor(who=user.user_id, door="slack")
         if isinstance(command, SetSetting | UnsetSetting) and command.key not in KEYS:
             return f"I don't know the setting `{command.key}`. Settings: {', '.join(f'`{k}`' for k in KEYS)}."
+        if isinstance(command, SetSetting | UnsetSetting) and command.key in WORKSPACE_ADMIN_KEYS and not admin:
+            return ADMIN_ONLY_REFUSAL.format(key=command.key)
         if isinstance(command, SetSetting):
             try:
                 await set_override(self.pool, user.workspace, command.key, parse(command.key, command.value),
@@ -285,16 +288,20 @@ class SlackHandlers:
             return f"Removed `{command.key}`." if old is not None else f"This channel did not set `{command.key}`."
         return settings_text((await load_layers(self.pool, user.workspace, channel_id)).stored())
 
-    async def _may_manage(self, client: AsyncWebClient, user_id: str, channel_id: str) -> bool:
+    async def _manager(
+        self, client: AsyncWebClient, user_id: str, channel_id: str
+    ) -> Literal["admin", "creator"] | None:
+        """Whether the member may manage this channel's settings: as a workspace admin or owner, as the
+        channel's creator, or not at all."""
         try:
             member = (await client.users_info(user=user_id)).get("user") or {}
             if member.get("is_admin") or member.get("is_owner"):
-                return True
+                return "admin"
             channel = (await client.conversations_info(channel=channel_id)).get("channel") or {}
         except SlackApiError as exc:
             log.warning("could not check who may change settings: %s", exc.response.get("error"))
-            return False
-        return bool(channel.get("creator") == user_id)
+            return None
+        return "creator" if channel.get("creator") == user_id else None
 
     async def forget(self, user: UserKey, *, respond: Respond | None, client: AsyncWebClient | None) -> None:
         """Delete the person's rows; confirm in the ephemeral message or refresh the App Home."""
