@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
-from core.apikeys import create_api_key
+from core.apikeys import create_api_key, key_id_of
 from core.guard.events import SafetyEvent, record_event
 from core.models import UserKey
 from tests.api_helpers import bearer
@@ -214,6 +214,25 @@ def test_a_one_time_link_signs_in_with_an_httponly_cookie_and_then_is_void(
     p.goto(link)  # type: ignore[attr-defined]
     expect(p.locator("#sign-in-error")).to_contain_text("already used")  # type: ignore[attr-defined]
     expect(p.locator("#dashboard")).to_be_hidden()  # type: ignore[attr-defined]
+
+
+def test_a_link_opened_after_fifteen_minutes_signs_nobody_in_and_is_spent(served: str, pg_uri: str) -> None:
+    link = admin_link(served, pg_uri)
+    token = link.split("token=", 1)[1]
+
+    async def age_it() -> None:
+        conn = await asyncpg.connect(pg_uri)
+        try:
+            await conn.execute("UPDATE api_keys SET created_at = now() - interval '16 minutes' WHERE key_id = $1",
+                               key_id_of(token))
+        finally:
+            await conn.close()
+
+    off_thread(age_it)
+    late = httpx.get(link, follow_redirects=False)
+    assert late.status_code == 303 and late.headers["location"] == "/admin#link=expired"
+    assert "set-cookie" not in late.headers
+    assert httpx.get(link, follow_redirects=False).headers["location"] == "/admin#link=used"
 
 
 def test_signing_out_of_a_link_session_revokes_its_key(served: str, pg_uri: str) -> None:

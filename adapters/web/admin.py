@@ -3,12 +3,15 @@ SameSite=Strict cookie that only /v1/admin reads:
 
 - a one-time link from `parley admin link`: its token (an admin key named `admin-link`) is spent on first
   use, even when the sign-in fails, and traded for a fresh admin session key; the browser is redirected to
-  the bare page, so the token stays in neither the address bar nor the history;
+  the bare page, so the token stays in neither the address bar nor the history. A link not opened within
+  LINK_MINUTES is spent unused: one left in a chat or a terminal's scrollback stops being an admin key;
 - an admin key typed once into the page.
 
 The page is three static files; everything it shows and changes goes through /v1/admin."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -21,6 +24,7 @@ from core.apikeys import Checked, authenticate, create_api_key, revoke_api_key
 
 router = APIRouter(include_in_schema=False)
 SESSION_HOURS = 12
+LINK_MINUTES = 15
 LINK_KEY_NAME = "admin-link"
 SESSION_KEY_NAME = "admin-session"
 _NO_STORE = {"Cache-Control": "no-cache"}
@@ -32,7 +36,7 @@ class SignIn(BaseModel):
 
 @router.get("/admin", response_model=None)
 async def page(request: Request, state: StateDep, token: str | None = None) -> Response:
-    """The page; with `?token=`, first the one-time sign-in (the token is spent even when it fails)."""
+    """The page; with `?token=`, first the one-time sign-in (the token is spent even when it fails or is late)."""
     if token is None:
         return FileResponse(STATIC / "admin.html", media_type="text/html", headers=_NO_STORE)
     link = (await _check(request, state, token)).key
@@ -40,6 +44,8 @@ async def page(request: Request, state: StateDep, token: str | None = None) -> R
         state.pool, link.key_id, workspace_id=link.workspace_id
     ):
         return RedirectResponse("/admin#link=used", status_code=303, headers=_NO_STORE)
+    if datetime.now(UTC) - link.created_at > timedelta(minutes=LINK_MINUTES):
+        return RedirectResponse("/admin#link=expired", status_code=303, headers=_NO_STORE)
     _, session = await create_api_key(state.pool, workspace_id=link.workspace_id, name=SESSION_KEY_NAME, admin=True)
     response = RedirectResponse("/admin", status_code=303, headers=_NO_STORE)
     _set_cookie(response, session, request)

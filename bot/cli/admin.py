@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from adapters.web.admin import LINK_KEY_NAME
+from adapters.web.admin import LINK_KEY_NAME, LINK_MINUTES
 from bot.cli.common import load_settings, operator, run
 from bot.database import open_pool
 from core.apikeys import create_api_key, revoke_named
@@ -41,5 +41,5 @@ def link(
 
     token = run(main())
     base = (url or f"http://{settings.parley_host}:{settings.port}").rstrip("/")
-    print("Open this link to sign in to the admin page (it works once):")
+    print(f"Open this link to sign in to the admin page (it works once, within {LINK_MINUTES} minutes):")
     print(f"{base}/admin?token={token}")

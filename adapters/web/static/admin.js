@@ -147,7 +147,7 @@ function lineChart(container, runs) {
   const ordered = [...runs].reverse();
   const metrics = [...new Set(ordered.flatMap((r) => Object.keys(r.scores)))].sort();
   if (ordered.length === 0 || metrics.length === 0) {
-    container.append(el("div", "No evaluation runs yet (`parley eval run`).", "empty"));
+    container.append(el("div", "No evaluation runs yet (`parley eval`).", "empty"));
     return;
   }
   const width = 600, height = 160, pad = 20;
@@ -355,9 +355,14 @@ async function load() {
 }
 
 async function start() {
-  if (location.hash === "#link=used") {
+  const linkProblems = {
+    "#link=used": "That sign-in link was already used or is not valid.",
+    "#link=expired": "That sign-in link expired: a link works for 15 minutes after it is made.",
+  };
+  if (location.hash in linkProblems) {
+    const problem = linkProblems[location.hash];
     history.replaceState(null, "", "/admin");
-    showSignIn("That sign-in link was already used or is not valid. Run `parley admin link` for a new one, or sign in with an admin key.");
+    showSignIn(`${problem} Run \`parley admin link\` for a new one, or sign in with an admin key.`);
     return;
   }
   $("sign-in").hidden = true;
