@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from core.apikeys import create_api_key, key_id_of
+from core.audit import list_entries
 from core.guard.events import SafetyEvent, record_event
 from core.models import UserKey
 from tests.api_helpers import bearer
@@ -243,6 +244,23 @@ def test_signing_out_of_a_link_session_revokes_its_key(served: str, pg_uri: str)
         assert browser.get("/v1/admin/limits").status_code == 200
         assert browser.delete("/admin/session").status_code == 204
     assert httpx.get(f"{served}/v1/admin/limits", headers=bearer(session)).status_code == 401
+
+
+def test_a_link_sign_in_is_audited_as_the_link_through_the_admin_page(served: str, pg_uri: str) -> None:
+    link = admin_link(served, pg_uri)
+    link_id = key_id_of(link.split("token=", 1)[1])
+    with httpx.Client(base_url=served) as browser:
+        assert browser.get(link.removeprefix(served), follow_redirects=False).status_code == 303
+
+    async def entries() -> list[tuple[str, str]]:
+        pool = await asyncpg.create_pool(pg_uri, min_size=1, max_size=1)
+        try:
+            return [(e.actor, e.door) for e in await list_entries(pool, workspace_id="ops") if link_id in e.actor]
+        finally:
+            await pool.close()
+
+    actor = f"apikey:{link_id} (admin-link)"
+    assert off_thread(entries) == [(actor, "admin page"), (actor, "admin page")]  # the link spent, a session made
 
 
 def test_an_ordinary_key_in_a_link_signs_nobody_in(served: str, keys: tuple[str, str]) -> None:

@@ -20,7 +20,8 @@ from pydantic import BaseModel, Field
 from adapters.api.deps import ADMIN_COOKIE, ApiState, StateDep, authenticated
 from adapters.api.errors import ApiError
 from adapters.web.app import STATIC, over_tls
-from core.apikeys import Checked, authenticate, create_api_key, revoke_api_key
+from core.apikeys import ApiKeyInfo, Checked, authenticate, create_api_key, revoke_api_key
+from core.audit import Actor
 
 router = APIRouter(include_in_schema=False)
 SESSION_HOURS = 12
@@ -41,12 +42,14 @@ async def page(request: Request, state: StateDep, token: str | None = None) -> R
         return FileResponse(STATIC / "admin.html", media_type="text/html", headers=_NO_STORE)
     link = (await _check(request, state, token)).key
     if link is None or link.name != LINK_KEY_NAME or not link.admin or not await revoke_api_key(
-        state.pool, link.key_id, workspace_id=link.workspace_id
+        state.pool, link.key_id, workspace_id=link.workspace_id, by=_by(link)
     ):
         return RedirectResponse("/admin#link=used", status_code=303, headers=_NO_STORE)
     if datetime.now(UTC) - link.created_at > timedelta(minutes=LINK_MINUTES):
         return RedirectResponse("/admin#link=expired", status_code=303, headers=_NO_STORE)
-    _, session = await create_api_key(state.pool, workspace_id=link.workspace_id, name=SESSION_KEY_NAME, admin=True)
+    signed_in = _by(link)
+    _, session = await create_api_key(state.pool, workspace_id=link.workspace_id, name=SESSION_KEY_NAME, admin=True,
+                                      by=signed_in)
     response = RedirectResponse("/admin", status_code=303, headers=_NO_STORE)
     _set_cookie(response, session, request)
     return response
@@ -80,10 +83,15 @@ async def sign_out(request: Request, state: StateDep) -> Response:
     held = request.cookies.get(ADMIN_COOKIE)
     session = (await _check(request, state, held)).key if held else None
     if session is not None and session.name == SESSION_KEY_NAME:
-        await revoke_api_key(state.pool, session.key_id, workspace_id=session.workspace_id)
+        await revoke_api_key(state.pool, session.key_id, workspace_id=session.workspace_id, by=_by(session))
     response = Response(status_code=204)
     response.delete_cookie(ADMIN_COOKIE, httponly=True, samesite="strict")
     return response
+
+
+def _by(key: ApiKeyInfo) -> Actor:
+    """The audit log's actor for what a link or a session does on the page: the key, through the page."""
+    return Actor(who=f"apikey:{key.key_id} ({key.name})", door="admin page")
 
 
 def _set_cookie(response: Response, key: str, request: Request) -> None:
