@@ -121,6 +121,7 @@ BOT_SCOPES: tuple[str, ...] = (
     "im:read",
     "im:write",
     "mpim:history",
+    "mpim:read",
     "reactions:read",
     "users:read",
 )
