@@ -6,9 +6,11 @@ import uuid
 from dataclasses import dataclass
 
 import pytest
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse as SlackResponse
 
-from adapters.slack.delivery import DeliveryOptions, Destination, ReplyWriter
+from adapters.slack.delivery import DeliveryOptions, Destination, ReplyWriter, refused_method
 from adapters.slack.pacing import ChannelPacer
 from tests.fakes.slack_api import FakeSlack, Workspace
 
@@ -128,3 +130,9 @@ async def test_nothing_streamed_posts_the_chunks(fake_slack: FakeSlack, workspac
     delivered = await reply.finish("The model is not configured.")
     assert methods(fake_slack, channel) == ["chat.postMessage"]
     assert len(delivered.ts) == 1
+
+
+def test_a_refusal_is_logged_under_the_method_slack_refused() -> None:
+    response = SlackResponse(client=None, http_verb="POST", api_url="https://slack.com/api/chat.startStream",
+                             req_args={}, data={"ok": False, "error": "not_allowed"}, headers={}, status_code=200)
+    assert refused_method(SlackApiError("refused", response)) == "chat.startStream"

@@ -277,7 +277,7 @@ class ReplyWriter:
         try:
             await self._stream.append(markdown_text=delta)
         except SlackApiError as exc:
-            log.info("chat stream refused (%s); falling back to chat.update", exc.response.get("error"))
+            log.info("%s refused (%s); falling back to chat.update", refused_method(exc), exc.response.get("error"))
             self._ts = self._stream.ts
             self._stream = None
             self.mode = Mode.UPDATE
@@ -303,7 +303,7 @@ class ReplyWriter:
             try:
                 await stream.stop(markdown_text=markdown[len(self.streamed):] or None, blocks=buttons)
             except SlackApiError as exc:
-                log.info("chat.stopStream refused (%s); finishing with chat.update", exc.response.get("error"))
+                log.info("%s refused (%s); finishing with chat.update", refused_method(exc), exc.response.get("error"))
             else:
                 assert stream.ts is not None
                 return Delivered(ts=(stream.ts,))
@@ -311,7 +311,7 @@ class ReplyWriter:
             try:
                 await stream.stop()
             except SlackApiError as exc:
-                log.info("chat.stopStream refused (%s)", exc.response.get("error"))
+                log.info("%s refused (%s)", refused_method(exc), exc.response.get("error"))
         self._ts = stream.ts
         return None
 
@@ -331,3 +331,9 @@ class ReplyWriter:
 def _with_buttons(mrkdwn: str, buttons: list[Block]) -> list[Block]:
     """A message's text as a section (with blocks, `text` is only the notification fallback) and the buttons."""
     return [SectionBlock(text=MarkdownTextObject(text=mrkdwn)), *buttons]
+
+
+def refused_method(exc: SlackApiError) -> str:
+    """The Web API method Slack refused: a stream's stop may be its first call (chat.startStream), since the
+    SDK buffers appended text until it flushes."""
+    return str(getattr(exc.response, "api_url", "")).rsplit("/", 1)[-1] or "chat stream"
