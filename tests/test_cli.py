@@ -83,6 +83,13 @@ def test_a_one_shot_chat_learns_what_the_person_said_before_it_exits(cli_data: P
     assert "sam-rules" in known.stdout  # whom the fact is for, by id
 
 
+def test_memory_list_without_facts_says_where_facts_come_from_and_where_the_conversation_is(cli_data: Path) -> None:
+    known = parley("memory", "list", "--user", "nobody-yet", data=cli_data)
+    assert known.returncode == 0, known.stderr
+    words = " ".join(known.stdout.split())
+    assert "No facts about nobody-yet" in words and "parley memory export" in words
+
+
 def test_a_one_shot_chat_waits_for_the_models_fact_extraction(cli_data: Path, openai_server: FakeOpenAI) -> None:
     prefers = {"op": "add", "fact": "prefers answers in euros"}
     openai_server.queue(Text("Noted."), ToolCalls([("final_result", {"operations": [prefers]})]))

@@ -52,7 +52,12 @@ def list_command(
 
     found = run(main())
     if not found:
-        out.print(f"Nothing known about {key.user_id} in {platform}/{workspace} yet.")
+        out.print(
+            f"No facts about {key.user_id} in {platform}/{workspace} yet: facts come from what a person says about"
+            ' themselves ("I\'m Sam", "I prefer answers in euros"). Their conversation is kept for recall either'
+            " way; `parley memory export` shows all of it.",
+            highlight=False,
+        )
         return
     now = datetime.now(UTC)
     table = wide_table("id", "fact", "for", "said", "status")
