@@ -103,7 +103,8 @@ class DirectEngine:
         """Every rail's outcome in flow order, up to the first that blocks, as NeMo reports them; the
         rails run concurrently, and a block cancels the rails after it once those before it are in.
         Where two rails would block, the earlier in the flow is the one reported, whichever finished
-        first (the reported rail decides the message the person gets and the event's rail)."""
+        first (the reported rail decides the message the person gets and the event's rail); a rail after
+        it that failed changes nothing."""
         tasks: list[asyncio.Task[RailOutcome]] = []
         for rail in self._rails[stage]:
             kwargs: dict[str, Any] = dict.fromkeys(rail.message_params, text)
@@ -122,8 +123,7 @@ class DirectEngine:
                     break
         finally:
             for task in tasks:
-                if not task.cancel() and not task.cancelled():
-                    task.exception()  # a rail after the block that failed: seen, not logged as never retrieved
+                task.cancel()  # also marks a finished rail's failure as seen (a rail after the block)
         return outcomes
 
 
