@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,32 @@ async def test_a_block_cancels_the_rails_after_it_still_running() -> None:
     outcomes = await asyncio.wait_for(engine.outcomes("input", "hi", {}), 5)
     assert [o.metadata["rail"] for o in outcomes] == ["fast"]
     await asyncio.wait_for(cancelled.wait(), 5)
+
+
+async def test_a_rail_failing_after_the_reported_block_is_not_left_as_an_unretrieved_task_exception() -> None:
+    reported: list[dict[str, Any]] = []
+    asyncio.get_running_loop().set_exception_handler(lambda loop, context: reported.append(context))
+
+    async def block(text: str) -> RailOutcome:
+        return RailOutcome.block(reason="no", metadata={"rail": "first"})
+
+    async def fail(text: str) -> RailOutcome:
+        raise RuntimeError("a rail after the block")
+
+    engine = DirectEngine(
+        {
+            "input": [
+                DirectRail(flow="first", action=block, message_params=("text",), wants_context=False),
+                DirectRail(flow="second", action=fail, message_params=("text",), wants_context=False),
+            ],
+            "output": [],
+        }
+    )
+    outcomes = await asyncio.wait_for(engine.outcomes("input", "hi", {}), 5)
+    await asyncio.sleep(0)
+    gc.collect()
+    assert [o.metadata["rail"] for o in outcomes] == ["first"]
+    assert reported == []
 
 
 async def test_where_two_rails_block_the_earlier_in_the_flow_is_reported_whichever_finishes_first() -> None:

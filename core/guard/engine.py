@@ -103,37 +103,28 @@ class DirectEngine:
         """Every rail's outcome in flow order, up to the first that blocks, as NeMo reports them; the
         rails run concurrently, and a block cancels the rails after it once those before it are in.
         Where two rails would block, the earlier in the flow is the one reported, whichever finished
-        first (the reported rail decides the message the person gets and the event's rail)."""
-        tasks: list[asyncio.Future[RailOutcome]] = []
+        first (the reported rail decides the message the person gets and the event's rail); a rail after
+        it that failed changes nothing."""
+        tasks: list[asyncio.Task[RailOutcome]] = []
         for rail in self._rails[stage]:
             kwargs: dict[str, Any] = dict.fromkeys(rail.message_params, text)
             if rail.wants_context:
                 kwargs["context"] = context
             tasks.append(asyncio.ensure_future(rail.action(**kwargs)))
-        index = {task: i for i, task in enumerate(tasks)}
-        finished: dict[int, RailOutcome] = {}
-        pending: set[asyncio.Future[RailOutcome]] = set(tasks)
+        # Awaited in flow order: a block is reported once every rail before it is in, exactly when a wait for
+        # the first to finish would have reported it, without re-arming a wait on every pending rail each time
+        # one finishes (asyncio.wait adds and removes a callback on each of them per round).
+        outcomes: list[RailOutcome] = []
         try:
-            while pending:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                finished.update((index[task], task.result()) for task in done)
-                stop = first_block(finished, len(tasks))
-                if stop is not None:
-                    return [finished[i] for i in range(stop + 1)]
+            for task in tasks:
+                outcome = await task
+                outcomes.append(outcome)
+                if outcome.is_blocked:
+                    break
         finally:
             for task in tasks:
-                task.cancel()
-        return [finished[i] for i in range(len(tasks))]
-
-
-def first_block(finished: Mapping[int, RailOutcome], count: int) -> int | None:
-    """The flow position of the rail whose block decides, once every rail before it has finished."""
-    for i in range(count):
-        if i not in finished:
-            return None
-        if finished[i].is_blocked:
-            return i
-    return None
+                task.cancel()  # also marks a finished rail's failure as seen (a rail after the block)
+        return outcomes
 
 
 def compile_direct(config: Any, actions: Mapping[str, Action]) -> DirectEngine | str:
