@@ -15,7 +15,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import asyncpg
@@ -28,6 +28,13 @@ PREFIX = "parley"
 KEY_ID_BYTES = 6
 SECRET_BYTES = 32
 _KEY = re.compile(r"^parley_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+ADMIN_SESSION = "admin-session"
+"""The key an admin page sign-in makes (adapters/web/admin.py)."""
+PLAYGROUND_SESSION = "playground-session"
+"""The key a playground sign-in makes (adapters/web/app.py)."""
+SESSION_LIFETIMES = {ADMIN_SESSION: timedelta(hours=12), PLAYGROUND_SESSION: timedelta(days=30)}
+"""How long a sign-in's key opens the API: its cookie's lifetime, so that a cookie copied out of a browser stops
+working when the browser's own would have gone."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -52,6 +59,13 @@ class ApiKeyInfo:
     revoked_at: datetime | None = None
     admin: bool = False
     """An operator's key: it opens /v1/admin and the /admin page."""
+
+
+def lapsed(key: ApiKeyInfo, now: datetime) -> timedelta | None:
+    """The lifetime a sign-in's key has outlived, or None for a key that is still good (every key that is not a
+    sign-in's lives until it is revoked)."""
+    lifetime = SESSION_LIFETIMES.get(key.name)
+    return lifetime if lifetime is not None and now - key.created_at > lifetime else None
 
 
 def generate_key() -> NewKey:

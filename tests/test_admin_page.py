@@ -263,6 +263,26 @@ def test_a_link_sign_in_is_audited_as_the_link_through_the_admin_page(served: st
     assert off_thread(entries) == [(actor, "admin page"), (actor, "admin page")]  # the link spent, a session made
 
 
+def test_an_admin_session_copied_out_of_the_browser_stops_working_after_twelve_hours(
+    served: str, pg_uri: str
+) -> None:
+    with httpx.Client(base_url=served) as browser:
+        browser.get(admin_link(served, pg_uri).removeprefix(served), follow_redirects=False)
+        session = browser.cookies["parley_admin"]
+
+    async def age_it() -> None:
+        conn = await asyncpg.connect(pg_uri)
+        try:
+            await conn.execute("UPDATE api_keys SET created_at = now() - interval '13 hours' WHERE key_id = $1",
+                               key_id_of(session))
+        finally:
+            await conn.close()
+
+    off_thread(age_it)
+    refused = httpx.get(f"{served}/v1/admin/limits", cookies={"parley_admin": session})
+    assert refused.status_code == 401 and "expired" in refused.text and "parley admin link" in refused.text
+
+
 def test_an_ordinary_key_in_a_link_signs_nobody_in(served: str, keys: tuple[str, str]) -> None:
     _, ordinary = keys
     opened = httpx.get(f"{served}/admin?token={ordinary}", follow_redirects=False)

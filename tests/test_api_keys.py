@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import pytest
@@ -16,10 +17,14 @@ from bot import observability
 from bot.cli import apikey
 from bot.settings import get_settings
 from core.apikeys import (
+    ADMIN_SESSION,
+    PLAYGROUND_SESSION,
+    ApiKeyInfo,
     create_api_key,
     generate_key,
     hash_key,
     key_id_of,
+    lapsed,
     list_api_keys,
     revoke_api_key,
     revoke_named,
@@ -47,6 +52,20 @@ def test_p52_changing_one_character_of_a_key_fails_verification(position: int, c
     position %= len(real.key)
     tampered = real.key[:position] + char + real.key[position + 1 :]
     assert (hash_key(tampered) == real.key_hash) == (tampered == real.key)
+
+
+@pytest.mark.parametrize(("name", "age", "outlived"), [
+    (ADMIN_SESSION, timedelta(hours=11), None),
+    (ADMIN_SESSION, timedelta(hours=13), timedelta(hours=12)),
+    (PLAYGROUND_SESSION, timedelta(days=31), timedelta(days=30)),
+    ("ci", timedelta(days=3650), None),
+])
+def test_a_browsers_sign_in_key_lapses_with_its_cookie_and_other_keys_never(
+    name: str, age: timedelta, outlived: timedelta | None
+) -> None:
+    now = datetime(2026, 12, 7, tzinfo=UTC)
+    key = ApiKeyInfo(key_id="0" * 12, platform="api", workspace_id="W", name=name, created_at=now - age)
+    assert lapsed(key, now) == outlived
 
 
 async def test_keys_are_stored_hashed_authenticated_and_revoked(pool: asyncpg.Pool) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import asyncpg
@@ -15,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from adapters.api.admission import Admission, LoopLag, Ticket
 from adapters.api.errors import ApiError
 from core import metrics
-from core.apikeys import ApiKeyInfo, Checked, Executor, authenticate
+from core.apikeys import ApiKeyInfo, Checked, Executor, authenticate, lapsed
 from core.pipeline import Pipeline
 
 
@@ -152,8 +153,21 @@ def accept_key(checked: Checked, state: ApiState, request: Request) -> ApiKeyInf
             "Check the key you send; `parley apikey list` shows live keys, `parley apikey create` makes a new one.",
             headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
         )
+    if (lifetime := lapsed(checked.key, datetime.now(UTC))) is not None:
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"This sign-in has expired: a browser's sign-in lasts {_duration(lifetime)}.",
+            "Sign in again: `parley admin link` for the admin page, the link `parley serve` prints for the playground.",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     request.state.workspace_id = checked.key.workspace_id
     return checked.key
+
+
+def _duration(lifetime: timedelta) -> str:
+    hours = int(lifetime.total_seconds() // 3600)
+    return f"{hours // 24} days" if hours >= 48 else f"{hours} hours"
 
 
 KeyDep = Annotated[ApiKeyInfo, Depends(require_key)]

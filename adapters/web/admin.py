@@ -20,14 +20,20 @@ from pydantic import BaseModel, Field
 from adapters.api.deps import ADMIN_COOKIE, ApiState, StateDep, authenticated
 from adapters.api.errors import ApiError
 from adapters.web.app import STATIC, over_tls
-from core.apikeys import ApiKeyInfo, Checked, authenticate, create_api_key, revoke_api_key
+from core.apikeys import (
+    ADMIN_SESSION,
+    SESSION_LIFETIMES,
+    ApiKeyInfo,
+    Checked,
+    authenticate,
+    create_api_key,
+    revoke_api_key,
+)
 from core.audit import Actor
 
 router = APIRouter(include_in_schema=False)
-SESSION_HOURS = 12
 LINK_MINUTES = 15
 LINK_KEY_NAME = "admin-link"
-SESSION_KEY_NAME = "admin-session"
 _NO_STORE = {"Cache-Control": "no-cache"}
 
 
@@ -48,7 +54,7 @@ async def page(request: Request, state: StateDep, token: str | None = None) -> R
     if datetime.now(UTC) - link.created_at > timedelta(minutes=LINK_MINUTES):
         return RedirectResponse("/admin#link=expired", status_code=303, headers=_NO_STORE)
     signed_in = _by(link)
-    _, session = await create_api_key(state.pool, workspace_id=link.workspace_id, name=SESSION_KEY_NAME, admin=True,
+    _, session = await create_api_key(state.pool, workspace_id=link.workspace_id, name=ADMIN_SESSION, admin=True,
                                       by=signed_in)
     response = RedirectResponse("/admin", status_code=303, headers=_NO_STORE)
     _set_cookie(response, session, request)
@@ -82,7 +88,7 @@ async def sign_out(request: Request, state: StateDep) -> Response:
     """Forget the cookie; a session key a one-time link made is revoked with it (a typed key stays valid)."""
     held = request.cookies.get(ADMIN_COOKIE)
     session = (await _check(request, state, held)).key if held else None
-    if session is not None and session.name == SESSION_KEY_NAME:
+    if session is not None and session.name == ADMIN_SESSION:
         await revoke_api_key(state.pool, session.key_id, workspace_id=session.workspace_id, by=_by(session))
     response = Response(status_code=204)
     response.delete_cookie(ADMIN_COOKIE, httponly=True, samesite="strict")
@@ -95,8 +101,8 @@ def _by(key: ApiKeyInfo) -> Actor:
 
 
 def _set_cookie(response: Response, key: str, request: Request) -> None:
-    response.set_cookie(ADMIN_COOKIE, key, max_age=SESSION_HOURS * 3600, httponly=True, samesite="strict",
-                        secure=over_tls(request))
+    lifetime = int(SESSION_LIFETIMES[ADMIN_SESSION].total_seconds())
+    response.set_cookie(ADMIN_COOKIE, key, max_age=lifetime, httponly=True, samesite="strict", secure=over_tls(request))
 
 
 async def _check(request: Request, state: ApiState, key: str) -> Checked:

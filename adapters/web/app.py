@@ -18,12 +18,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from adapters.api.deps import SESSION_COOKIE, KeyDep, StateDep
-from core.apikeys import authenticate, create_api_key, revoke_api_key
+from core.apikeys import PLAYGROUND_SESSION, SESSION_LIFETIMES, authenticate, create_api_key, revoke_api_key
 
 STATIC = Path(__file__).parent / "static"
 LINK_KEY_NAME = "playground-link"
-SESSION_KEY_NAME = "playground-session"
-SESSION_DAYS = 30
 router = APIRouter(include_in_schema=False)
 _NO_STORE = {"Cache-Control": "no-cache"}
 
@@ -49,12 +47,12 @@ async def index(request: Request, state: StateDep, token: str | None = None) -> 
         state.pool, key.key_id, workspace_id=key.workspace_id
     ):
         return RedirectResponse("/#link=used", status_code=303, headers=_NO_STORE)
-    _, session = await create_api_key(state.pool, workspace_id=key.workspace_id, name=SESSION_KEY_NAME)
+    _, session = await create_api_key(state.pool, workspace_id=key.workspace_id, name=PLAYGROUND_SESSION)
     response = RedirectResponse("/", status_code=303, headers=_NO_STORE)
     response.set_cookie(
         SESSION_COOKIE,
         session,
-        max_age=SESSION_DAYS * 86_400,
+        max_age=int(SESSION_LIFETIMES[PLAYGROUND_SESSION].total_seconds()),
         httponly=True,
         samesite="strict",
         secure=over_tls(request),
