@@ -27,6 +27,7 @@ class Session:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Message:
+    id: int
     role: str
     content: str
     turn_id: int | None
@@ -60,16 +61,24 @@ async def open_session(pool: asyncpg.Pool, session_id: str, *, workspace_id: str
     return Session(**dict(row))
 
 
-async def session_messages(pool: asyncpg.Pool, session: Session) -> list[Message]:
+async def session_messages(
+    pool: asyncpg.Pool, session: Session, *, limit: int, before: int | None = None
+) -> tuple[list[Message], bool]:
+    """The newest `limit` messages older than message `before` (all of them without it), oldest first, and
+    whether older ones remain: a long conversation is read a page at a time."""
     rows = await scoped(pool, _workspace(session.workspace_id)).fetch(
-        """SELECT role, content, turn_id, created_at FROM messages
-           WHERE platform = $1 AND workspace_id = $2 AND channel_id = $3 AND thread_id = $4 ORDER BY id""",
+        """SELECT id, role, content, turn_id, created_at FROM messages
+           WHERE platform = $1 AND workspace_id = $2 AND channel_id = $3 AND thread_id = $4
+             AND ($5::bigint IS NULL OR id < $5)
+           ORDER BY id DESC LIMIT $6""",
         Platform.API.value,
         session.workspace_id,
         API_CHANNEL,
         session.session_id,
+        before,
+        limit + 1,
     )
-    return [Message(**dict(r)) for r in rows]
+    return [Message(**dict(r)) for r in reversed(rows[:limit])], len(rows) > limit
 
 
 async def delete_session(pool: asyncpg.Pool, session: Session) -> dict[str, int]:

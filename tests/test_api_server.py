@@ -181,6 +181,17 @@ async def test_session_can_be_read_and_deleted(client: httpx.AsyncClient, key: s
     assert_explains(gone.json(), "session_not_found")
 
 
+async def test_a_long_session_is_read_a_page_at_a_time_newest_first(client: httpx.AsyncClient, key: str) -> None:
+    session = uuid.uuid4().hex
+    for n in range(3):
+        await client.post("/v1/chat", json={"message": f"m{n}", "session_id": session}, headers=bearer(key))
+    newest = (await client.get(f"/v1/sessions/{session}", params={"limit": 4}, headers=bearer(key))).json()
+    assert [m["content"] for m in newest["messages"]] == ["m1", "You said: m1", "m2", "You said: m2"]
+    older = (await client.get(f"/v1/sessions/{session}", params={"limit": 4, "before": newest["older"]},
+                              headers=bearer(key))).json()
+    assert [m["content"] for m in older["messages"]] == ["m0", "You said: m0"] and older["older"] is None
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

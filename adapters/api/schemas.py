@@ -171,6 +171,7 @@ class DeltaEvent(BaseModel):
 
 # -- sessions ---------------------------------------------------------------------------------
 class SessionMessage(BaseModel):
+    id: int = Field(description="The message's place in the conversation; pass it as `before` for older ones.")
     role: Literal["user", "assistant"]
     content: str
     turn_id: int | None
@@ -182,7 +183,10 @@ class SessionOut(BaseModel):
     workspace_id: str
     user_id: str
     created_at: datetime
-    messages: list[SessionMessage]
+    messages: list[SessionMessage] = Field(description="The page's messages, oldest first.")
+    older: int | None = Field(
+        default=None, description="When older messages remain: the `before` that reads the page before this one."
+    )
 
 
 class Deleted(BaseModel):

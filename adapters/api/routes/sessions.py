@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 
 from adapters.api.deps import ApiState, KeyDep, StateDep
 from adapters.api.errors import ApiError, documented
@@ -13,22 +13,33 @@ from core.apikeys import ApiKeyInfo
 from core.sessions import Session, delete_session, find_session, session_messages
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+MAX_PAGE = 500
+"""The most messages one GET returns; a longer conversation is read page by page."""
 SessionId = Annotated[str, Path(pattern=SESSION_ID, description="A session_id from /v1/chat.")]
 
 
 @router.get("/{session_id}", response_model=SessionOut, responses=documented(401, 404, 422, 429))
-async def get_session(session_id: SessionId, key: KeyDep, state: StateDep) -> SessionOut:
+async def get_session(
+    session_id: SessionId,
+    key: KeyDep,
+    state: StateDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Newest messages to return.")] = MAX_PAGE,
+    before: Annotated[int | None, Query(ge=1, description="Only messages older than this message id.")] = None,
+) -> SessionOut:
+    """One conversation, a page of its newest messages at a time (`older` names the next page's `before`)."""
     session = await _owned(state, key, session_id)
-    messages = await session_messages(state.pool, session)
+    messages, more = await session_messages(state.pool, session, limit=limit, before=before)
     return SessionOut(
         session_id=session.session_id,
         workspace_id=session.workspace_id,
         user_id=session.user_id,
         created_at=session.created_at,
         messages=[
-            SessionMessage(role=m.role, content=m.content, turn_id=m.turn_id, created_at=m.created_at)  # type: ignore[arg-type]
+            SessionMessage(id=m.id, role=m.role, content=m.content, turn_id=m.turn_id,  # type: ignore[arg-type]
+                           created_at=m.created_at)
             for m in messages
         ],
+        older=messages[0].id if more and messages else None,
     )
 
 
