@@ -6,6 +6,7 @@ can be replayed without retraining or re-encoding:
     python benchmarks/guard_head_cascade.py dev --scores DIR         # out-of-fold dev scores (SVM and head)
     python benchmarks/guard_head_cascade.py validation --scores DIR  # validation scores as the input rails
     python benchmarks/guard_head_cascade.py read --scores DIR        # the declared variants' figures
+    python benchmarks/guard_head_cascade.py seed --seed 7 --scores DIR  # dev only, after the read: another seed
 
 `dev` scores the dev split out of fold with both models, each by its own shipped recipe: the SVM by
 `train_harm.calibrate` (five folds grouped by template family, Platt scaling on the out-of-fold decisions),
@@ -71,17 +72,34 @@ from core.guard.training.data import ADDED_SOURCES, Example, load_examples
 SVM_GREY = (0.166, 0.908)
 
 
-def dev_scores(out: Path) -> None:
-    """Out-of-fold dev scores of both models (shipped recipes, shipped seeds), and CoCoNot's dev contrast
-    prompts scored by both shipped models; written to `out/dev.npz`."""
-    import torch
+def head_out_of_fold(dev: Sequence[Example], model: Any, seed: int) -> np.ndarray:
+    """The head's out-of-fold dev scores: `ship_head`'s five fold models (its settings and folds), this seed."""
     from rich.progress import Progress
     from sklearn.model_selection import GroupKFold
 
+    from core.guard.training.finetune_harm import DEPTH, Settings, frozen_states, predict, train
+    from core.guard.training.train_harm import FOLDS, fold_key
+
+    y = np.array([e.harmful for e in dev], dtype=int)
+    rows = np.arange(len(dev))
+    oof = np.zeros(len(dev))
+    with Progress() as progress:
+        frozen = frozen_states(model, [e.text for e in dev], 1, progress)
+        keys = np.array([fold_key(e) for e in dev])
+        for fold, (fit, held) in enumerate(GroupKFold(FOLDS).split(rows, groups=keys)):
+            settings = Settings(tune=DEPTH - 1, epochs=3)
+            top = train(model, frozen, rows[fit], y, settings, progress, f"fold {fold + 1}", seed=seed)
+            oof[held] = predict(top, frozen, rows[held].tolist())[0]
+    return oof
+
+
+def dev_scores(out: Path) -> None:
+    """Out-of-fold dev scores of both models (shipped recipes, shipped seeds); written to `out/dev.npz`."""
+    import torch
+
     from core.embeddings import shared_sentence_transformer
     from core.encoder import encode
-    from core.guard.training.finetune_harm import DEPTH, Settings, frozen_states, predict, train
-    from core.guard.training.train_harm import FOLDS, SEED, calibrate, fold_key
+    from core.guard.training.train_harm import SEED, calibrate
 
     torch.set_num_threads(1)
     np.random.seed(SEED)
@@ -91,23 +109,36 @@ def dev_scores(out: Path) -> None:
     chosen = calibrate(dev, lambda texts: encode(model, texts).layers, lambda text: text)
     print(f"svm: cut {chosen.threshold:.4f} grey {chosen.grey_low:.3f}-{chosen.grey_high:.3f}", flush=True)
     np.savez(out / "dev_svm.npz", oof=chosen.cv_scores, ids=np.array([e.id for e in dev]))
-    y = np.array([e.harmful for e in dev], dtype=int)
-    rows = np.arange(len(dev))
-    head_oof = np.zeros(len(dev))
-    with Progress() as progress:
-        frozen = frozen_states(model, [e.text for e in dev], 1, progress)
-        keys = np.array([fold_key(e) for e in dev])
-        for fold, (fit, held) in enumerate(GroupKFold(FOLDS).split(rows, groups=keys)):
-            top = train(model, frozen, rows[fit], y, Settings(tune=DEPTH - 1, epochs=3), progress, f"fold {fold + 1}")
-            head_oof[held] = predict(top, frozen, rows[held].tolist())[0]
     np.savez(
         out / "dev.npz",
         ids=np.array([e.id for e in dev]),
         svm=chosen.cv_scores,
-        head=head_oof,
+        head=head_out_of_fold(dev, model, SEED),
         cpu_seconds=np.float64(time.process_time() - started),
     )
     print(f"dev scores written, {time.process_time() - started:.0f} CPU-s", flush=True)
+
+
+def seed_scores(out: Path, seed: int) -> dict[str, Any]:
+    """Dev only, no validation read (after round 17's verdicts): the head's out-of-fold scores with another
+    seed, and the cut `train_harm`'s rule gives them alone and averaged with the shipped seed's, to see
+    whether averaging seeds tames the confident out-of-fold errors that hold the rule's cut up."""
+    import torch
+
+    from core.embeddings import shared_sentence_transformer
+    from core.guard.training.finetune_harm import block_cut, population_rates
+
+    torch.set_num_threads(1)
+    dev = [e for e in load_examples() if e.split == "dev"]
+    shipped_seed = np.load(out / "dev.npz")["head"]
+    started = time.process_time()
+    oof = head_out_of_fold(dev, shared_sentence_transformer(), seed)
+    np.savez(out / f"dev_head_seed{seed}.npz", ids=np.array([e.id for e in dev]), head=oof)
+    report: dict[str, Any] = {"seed": seed, "cpu_seconds": round(time.process_time() - started, 1)}
+    for name, scores in (("shipped_seed", shipped_seed), ("this_seed", oof), ("average", (shipped_seed + oof) / 2)):
+        cut = block_cut(scores, dev)
+        report[name] = {"cut": round(cut, 4), "dev_out_of_fold": population_rates(scores, cut, dev)}
+    return report
 
 
 async def _rail_scores(head: bool, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -285,14 +316,17 @@ def read(scores_dir: Path) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("dev", "validation", "read"))
+    parser.add_argument("step", choices=("dev", "validation", "read", "seed"))
     parser.add_argument("--scores", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=7, help="The seed step's head seed (dev only).")
     args = parser.parse_args(argv)
     args.scores.mkdir(parents=True, exist_ok=True)
     if args.step == "dev":
         dev_scores(args.scores)
     elif args.step == "validation":
         validation_scores(args.scores)
+    elif args.step == "seed":
+        print(json.dumps(seed_scores(args.scores, args.seed), indent=2))
     else:
         report = read(args.scores)
         (args.scores / "read.json").write_text(json.dumps(report, indent=2) + "\n")
