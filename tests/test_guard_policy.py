@@ -62,6 +62,26 @@ def test_a_changed_file_is_read_again(tmp_path: Path) -> None:
     assert policy.blocked == () and [t.name for t in policy.allowed] == ["lunch"]
 
 
+def test_a_policy_checked_within_a_second_is_answered_without_looking_at_its_files(tmp_path: Path) -> None:
+    path = tmp_path / "policy.yml"
+    path.write_text("blocked_topics:\n  - name: acme\n    examples: [acme prices]\n")
+    now = [100.0]
+    store = PolicyStore(tmp_path, _embed, clock=lambda: now[0])
+    assert store.recent("T1") is None, "never checked: the files must be read"
+    checked = store.for_workspace("T1")
+    path.unlink()
+    now[0] += 0.5
+    assert store.recent("T1") is checked
+    now[0] += 0.6
+    assert store.recent("T1") is None, "a second later the files are looked at again"
+    assert store.for_workspace("T1").empty
+
+
+def test_without_a_policy_folder_every_workspace_has_the_empty_policy_at_once() -> None:
+    recent = PolicyStore(None, _embed).recent("T1")
+    assert recent is not None and recent.empty
+
+
 def test_a_workspace_id_cannot_escape_the_policy_folder(tmp_path: Path) -> None:
     (tmp_path / "inner").mkdir()
     (tmp_path / "policy.yml").write_text("blocked_topics:\n  - name: outside\n    examples: [acme]\n")

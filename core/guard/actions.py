@@ -168,6 +168,9 @@ class RailActions:
 
     async def _policy(self, context: dict[str, Any] | None) -> WorkspacePolicy:
         workspace = str((context or {}).get("workspace_id") or "")
+        recent = self.policies.recent(workspace)
+        if recent is not None:
+            return recent
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.policies.for_workspace, workspace)
 
     # --- output rails ----------------------------------------------------------------------------

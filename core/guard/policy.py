@@ -24,6 +24,7 @@ at least `threshold` similar to one of the topic's examples. Files are re-read w
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,18 +99,34 @@ def best_match(vector: np.ndarray, topics: tuple[Topic, ...], threshold: float) 
 Embed = Callable[[list[str]], np.ndarray]
 
 
+RECHECK_S = 1.0
+"""How long a workspace's policy is used without looking at its files again: an edit applies within a second."""
+
+
 class PolicyStore:
     """Loads and caches each workspace's policy; re-reads a file when its mtime changes.
 
-    Called from worker threads; one lock covers reading, embedding and caching (rare, small work).
+    `for_workspace` is called from worker threads; one lock covers reading, embedding and caching (rare, small
+    work). `recent` answers on the event loop from what a check made within RECHECK_S, so that most turns take
+    no thread hop to stat the files (two a turn, each dearer than the stats themselves).
     """
 
-    def __init__(self, root: Path | None, embed: Embed) -> None:
+    def __init__(self, root: Path | None, embed: Embed, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._root = root
         self._embed = embed
+        self._clock = clock
         self._lock = threading.Lock()
         self._files: dict[Path, tuple[float, PolicyFile]] = {}
         self._built: dict[str, tuple[tuple[float, ...], WorkspacePolicy]] = {}
+        self._checked: dict[str, tuple[float, WorkspacePolicy]] = {}
+
+    def recent(self, workspace_id: str) -> WorkspacePolicy | None:
+        """The workspace's policy when its files were checked within RECHECK_S (or there are none to check);
+        None when `for_workspace` must look at them."""
+        if self._root is None:
+            return WorkspacePolicy()
+        checked = self._checked.get(workspace_id)
+        return checked[1] if checked is not None and self._clock() - checked[0] < RECHECK_S else None
 
     def for_workspace(self, workspace_id: str) -> WorkspacePolicy:
         """The merged policy of the shared file and the workspace's own file (empty when none)."""
@@ -121,9 +138,11 @@ class PolicyStore:
             stamp = tuple(p.stat().st_mtime for p in present)
             cached = self._built.get(workspace_id)
             if cached and cached[0] == stamp:
-                return cached[1]
-            policy = self._build([self._read(p) for p in present])
-            self._built[workspace_id] = (stamp, policy)
+                policy = cached[1]
+            else:
+                policy = self._build([self._read(p) for p in present])
+                self._built[workspace_id] = (stamp, policy)
+            self._checked[workspace_id] = (self._clock(), policy)
             return policy
 
     def _read(self, path: Path) -> PolicyFile:
