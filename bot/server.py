@@ -168,6 +168,7 @@ async def serve(
             sock.listen(BACKLOG)
         if maintenance:
             print(await ready_message(pool, host=host, shown=shown, port=port), flush=True)
+        signing_in = asyncio.create_task(check_slack_tokens(slack)) if slack and maintenance else None
         # Everything loaded so far (models, NeMo, libraries) lives as long as the process: moved out of
         # the collector's sight, a full collection no longer walks it, which stalled every request for
         # up to hundreds of milliseconds under load.
@@ -198,6 +199,8 @@ async def serve(
             await serve_in_thread(
                 server, sockets=[sock] if sock is not None else None, loop_factory=door_loop_factory()
             )
+        if signing_in is not None:
+            signing_in.cancel()
         log.info("server stopped; %d turn(s) still running", len(state.turns))
 
 
@@ -286,6 +289,20 @@ def slack_adapter(settings: Settings, pipeline: Pipeline, pool: asyncpg.Pool) ->
         return None
     log.info("Slack endpoint on: POST /slack/events")
     return build_slack(slack_config(settings), pipeline, pool)
+
+
+async def check_slack_tokens(slack: SlackAdapter) -> None:
+    """Name a token Slack refuses when serving starts, with where to get it again: over HTTP nothing else asks
+    Slack about it before the first event, which then got no answer. The other doors keep serving, and the
+    check runs beside the start, so a Slack out of reach delays nothing."""
+    from adapters.slack.app import RefusedToken
+    from bot.cli.slack import REFUSED_FIX
+
+    try:
+        await slack.sign_in()
+    except RefusedToken as refused:
+        log.error("%s=****: Slack refused it (%s): %s. Slack's events get no answer until then.",
+                  refused.variable, refused.error, REFUSED_FIX[refused.variable])
 
 
 def door_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from adapters.slack.app import BOLT_TOKEN_NOTICE, BOT_SCOPES
+from bot.server import check_slack_tokens
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.fakes.slack_api import FakeSlack, Workspace, message
 from tests.test_cli import CONFIG_PREFIXES
@@ -150,6 +151,17 @@ async def parley_slack(pg_uri: str, tmp_path: Path, **tokens: str) -> tuple[int,
             process.kill()
     assert process.returncode is not None
     return process.returncode, stderr.decode()
+
+
+async def test_parley_serve_names_a_bot_token_slack_refuses_at_start(
+    fake_slack: FakeSlack, pool: asyncpg.Pool, openai_server: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(fake_slack, pool, openai_server, bot_token="xoxb-revoked-long-ago") as slack:
+        with caplog.at_level(logging.ERROR, logger="parley.server"):
+            await check_slack_tokens(slack.adapter)
+    [named] = [r.getMessage() for r in caplog.records if r.name == "parley.server"]
+    assert named.startswith("SLACK_BOT_TOKEN=****: Slack refused it (invalid_auth)") and "OAuth & Permissions" in named
+    assert "revoked-long-ago" not in named
 
 
 async def test_parley_slack_with_a_bot_token_slack_refuses_stops_with_where_to_copy_it(
