@@ -38,7 +38,8 @@ MAX_JPEG_SCANS = 100
 """A progressive JPEG has about ten scans, and libjpeg passes over every block of the image for each one,
 even a scan of two bytes: 40,000 empty scans of a 16-megapixel image (half a megabyte) are 29 s of a core
 in a thread no timeout can stop. An SOS marker cannot occur unescaped in coded data, so counting its bytes
-counts scans (an embedded thumbnail's add a few)."""
+counts scans (an embedded thumbnail's add a few). libtiff refuses a JPEG-compressed strip past the same
+100 scans itself."""
 _JPEG_SCAN = b"\xff\xda"
 
 
