@@ -277,6 +277,18 @@ async def test_long_document_is_trimmed_with_a_note() -> None:
     assert note == f"[... trimmed: {len(body) - len(kept):,} more characters not shown]"
 
 
+async def test_large_text_files_are_read_without_holding_the_event_loop(media: Media) -> None:
+    files = [att(f"log{i}.txt", (f"{i} a line of a log, café\n" * 700_000).encode()) for i in range(5)]
+    stalls: list[float] = []
+    reading = asyncio.create_task(media.extract(files))
+    while not reading.done():
+        started = time.perf_counter()
+        await asyncio.sleep(0.005)
+        stalls.append(time.perf_counter() - started - 0.005)
+    assert [r.error for r in await reading] == [None] * 5
+    assert max(stalls) < 0.1  # decoded on the loop, the five held it 215 ms in one stretch
+
+
 async def test_whitespace_only_text_says_so(media: Media) -> None:
     assert (await one(media, att("blank.txt", b" \n\t\n"))).error == "no text in file"
 
