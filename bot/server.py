@@ -33,6 +33,7 @@ from adapters.api.routes import all_routers
 from adapters.web.admin import router as admin_page_router
 from adapters.web.app import LINK_KEY_NAME
 from adapters.web.app import router as web_router
+from adapters.web.headers import SecurityHeaders
 from bot import observability
 from bot.app import running
 from bot.database import APPLICATION_NAME, operator_database_uri
@@ -121,6 +122,7 @@ def create_app(
     for router in (*all_routers(), web_router, admin_page_router, *extra_routers):
         app.include_router(router)
     app.add_middleware(errors.BodyLimit, max_bytes=state.config.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     observability.instrument_app(app)
     return app
 

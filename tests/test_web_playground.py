@@ -301,3 +301,20 @@ def test_a_request_for_another_host_name_is_refused(served: tuple[str, str]) -> 
     url, _ = served
     assert httpx.get(f"{url}/healthz", headers={"Host": "rebound.attacker.example"}).status_code == 400
     assert httpx.get(f"{url}/healthz", headers={"Host": "localhost"}).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/", "/admin"])
+def test_the_pages_refuse_frames_foreign_scripts_and_referers(api: tuple[str, str], path: str) -> None:
+    url, _ = api
+    headers = httpx.get(f"{url}{path}").headers
+    policy = headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'self'" in policy
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_api_docs_keep_their_cdn_scripts_but_refuse_frames(api: tuple[str, str]) -> None:
+    url, _ = api
+    headers = httpx.get(f"{url}/docs").headers
+    assert headers["content-security-policy"] == "frame-ancestors 'none'"

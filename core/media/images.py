@@ -34,6 +34,13 @@ DECODING_BUDGET_PIXELS = 50_000_000
 """Pixels decoded at once in this process: one image of the largest size allowed (with the copies OCR
 and the vision model need, about 7 bytes a pixel: 350 MB), or many small ones."""
 _IMAGE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="parley-image")
+MAX_JPEG_SCANS = 100
+"""A progressive JPEG has about ten scans, and libjpeg passes over every block of the image for each one,
+even a scan of two bytes: 40,000 empty scans of a 16-megapixel image (half a megabyte) are 29 s of a core
+in a thread no timeout can stop. An SOS marker cannot occur unescaped in coded data, so counting its bytes
+counts scans (an embedded thumbnail's add a few). libtiff refuses a JPEG-compressed strip past the same
+100 scans itself."""
+_JPEG_SCAN = b"\xff\xda"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -134,6 +141,8 @@ def _header(data: bytes, *, max_pixels: int) -> Image.Image:
         raise Unreadable(f"image too large: {width:,} × {height:,} pixels > {max_pixels:,} pixels")
     if width == 0 or height == 0:
         raise Unreadable("corrupt image")
+    if image.format in ("JPEG", "MPO") and (scans := data.count(_JPEG_SCAN)) > MAX_JPEG_SCANS:
+        raise Unreadable(f"image refused: {scans:,} JPEG scans (a photo has at most a few dozen)")
     return image
 
 

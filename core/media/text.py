@@ -51,10 +51,12 @@ def trim_text(text: str, budget: int) -> str:
 
 
 _FENCE = re.compile(r"```.*?(```|\Z)", re.DOTALL)
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+# Each pattern's runs stop at the character that starts another match ('[', '(', '<') and at whitespace, so
+# a reply of thousands of unclosed links or tags is read in linear time, not one scan to its end per opener.
+_IMAGE = re.compile(r"!\[([^\[\]]*)\]\([^()\s]*\)")
+_LINK = re.compile(r"\[([^\[\]]+)\]\([^()\s]*\)")
 _URL = re.compile(r"https?://\S+")
-_TAG = re.compile(r"<[^>\s]*>")
+_TAG = re.compile(r"<[^<>\s]*>")
 _LINE_MARK = re.compile(r"^\s{0,3}(#{1,6}\s+|>\s?|[-*+]\s+|\d+[.)]\s+)", re.MULTILINE)
 _EMPHASIS = re.compile(r"(\*\*|__|~~|\*|`)")
 _UNDERSCORE_EMPHASIS = re.compile(r"(?<!\w)_([^_\n]+)_(?!\w)")
