@@ -303,7 +303,8 @@ async def check_slack_tokens(slack: SlackAdapter) -> None:
     try:
         await slack.sign_in()
     except RefusedToken as refused:
-        log.error("%s=****: Slack refused it (%s): %s. Slack's events get no answer until then.",
+        # Worded so that the log's secret scrubber, which masks what follows "TOKEN:" or "TOKEN=", leaves it whole.
+        log.error("Slack refused %s (%s): %s. Slack's events get no answer until then.",
                   refused.variable, refused.error, REFUSED_FIX[refused.variable])
 
 

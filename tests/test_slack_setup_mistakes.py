@@ -20,6 +20,7 @@ import pytest
 
 from adapters.slack.app import BOLT_TOKEN_NOTICE, BOT_SCOPES
 from bot.server import check_slack_tokens
+from core.guard.masking import mask_sensitive
 from tests.fakes.openai_server import FakeOpenAI, Text
 from tests.fakes.slack_api import FakeSlack, Workspace, message
 from tests.test_cli import CONFIG_PREFIXES
@@ -159,8 +160,8 @@ async def test_parley_serve_names_a_bot_token_slack_refuses_at_start(
     async with running(fake_slack, pool, openai_server, bot_token="xoxb-revoked-long-ago") as slack:
         with caplog.at_level(logging.ERROR, logger="parley.server"):
             await check_slack_tokens(slack.adapter)
-    [named] = [r.getMessage() for r in caplog.records if r.name == "parley.server"]
-    assert named.startswith("SLACK_BOT_TOKEN=****: Slack refused it (invalid_auth)") and "OAuth & Permissions" in named
+    [named] = [mask_sensitive(r.getMessage()).text for r in caplog.records if r.name == "parley.server"]
+    assert named.startswith("Slack refused SLACK_BOT_TOKEN (invalid_auth)") and "OAuth & Permissions" in named
     assert "revoked-long-ago" not in named
 
 
