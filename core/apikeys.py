@@ -28,13 +28,20 @@ PREFIX = "parley"
 KEY_ID_BYTES = 6
 SECRET_BYTES = 32
 _KEY = re.compile(r"^parley_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+ADMIN_LINK = "admin-link"
+"""The admin key a `parley admin link` carries, spent when the link is opened (adapters/web/admin.py)."""
 ADMIN_SESSION = "admin-session"
 """The key an admin page sign-in makes (adapters/web/admin.py)."""
 PLAYGROUND_SESSION = "playground-session"
 """The key a playground sign-in makes (adapters/web/app.py)."""
-SESSION_LIFETIMES = {ADMIN_SESSION: timedelta(hours=12), PLAYGROUND_SESSION: timedelta(days=30)}
-"""How long a sign-in's key opens the API: its cookie's lifetime, so that a cookie copied out of a browser stops
-working when the browser's own would have gone."""
+KEY_LIFETIMES = {
+    ADMIN_LINK: timedelta(minutes=15),
+    ADMIN_SESSION: timedelta(hours=12),
+    PLAYGROUND_SESSION: timedelta(days=30),
+}
+"""How long a sign-in's key opens anything: an admin link left unopened in a chat or a terminal's scrollback,
+and a session key for as long as its cookie lives, so that a cookie copied out of a browser stops working when the
+browser's own would have gone. Every other key lives until it is revoked."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -62,9 +69,8 @@ class ApiKeyInfo:
 
 
 def lapsed(key: ApiKeyInfo, now: datetime) -> timedelta | None:
-    """The lifetime a sign-in's key has outlived, or None for a key that is still good (every key that is not a
-    sign-in's lives until it is revoked)."""
-    lifetime = SESSION_LIFETIMES.get(key.name)
+    """The lifetime (KEY_LIFETIMES) a sign-in's key has outlived, or None for a key that is still good."""
+    lifetime = KEY_LIFETIMES.get(key.name)
     return lifetime if lifetime is not None and now - key.created_at > lifetime else None
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import asyncpg
@@ -219,17 +220,7 @@ def test_a_one_time_link_signs_in_with_an_httponly_cookie_and_then_is_void(
 
 def test_a_link_opened_after_fifteen_minutes_signs_nobody_in_and_is_spent(served: str, pg_uri: str) -> None:
     link = admin_link(served, pg_uri)
-    token = link.split("token=", 1)[1]
-
-    async def age_it() -> None:
-        conn = await asyncpg.connect(pg_uri)
-        try:
-            await conn.execute("UPDATE api_keys SET created_at = now() - interval '16 minutes' WHERE key_id = $1",
-                               key_id_of(token))
-        finally:
-            await conn.close()
-
-    off_thread(age_it)
+    age(pg_uri, link.split("token=", 1)[1], timedelta(minutes=16))
     late = httpx.get(link, follow_redirects=False)
     assert late.status_code == 303 and late.headers["location"] == "/admin#link=expired"
     assert "set-cookie" not in late.headers
@@ -269,18 +260,30 @@ def test_an_admin_session_copied_out_of_the_browser_stops_working_after_twelve_h
     with httpx.Client(base_url=served) as browser:
         browser.get(admin_link(served, pg_uri).removeprefix(served), follow_redirects=False)
         session = browser.cookies["parley_admin"]
+    age(pg_uri, session, timedelta(hours=13))
+    refused = httpx.get(f"{served}/v1/admin/limits", cookies={"parley_admin": session})
+    assert refused.status_code == 401 and "expired" in refused.text and "parley admin link" in refused.text
 
-    async def age_it() -> None:
+
+def test_an_unopened_link_used_as_a_bearer_key_lapses_with_the_link(served: str, pg_uri: str) -> None:
+    token = admin_link(served, pg_uri).split("token=", 1)[1]
+    assert httpx.get(f"{served}/v1/admin/limits", headers=bearer(token)).status_code == 200
+    age(pg_uri, token, timedelta(minutes=16))
+    refused = httpx.get(f"{served}/v1/admin/limits", headers=bearer(token))
+    assert refused.status_code == 401 and "15 minutes" in refused.text
+
+
+def age(pg_uri: str, key: str, by: timedelta) -> None:
+    """Make `key` look `by` older, as if it had been made that long ago."""
+
+    async def main() -> None:
         conn = await asyncpg.connect(pg_uri)
         try:
-            await conn.execute("UPDATE api_keys SET created_at = now() - interval '13 hours' WHERE key_id = $1",
-                               key_id_of(session))
+            await conn.execute("UPDATE api_keys SET created_at = now() - $2::interval WHERE key_id = $1", key_id_of(key), by)
         finally:
             await conn.close()
 
-    off_thread(age_it)
-    refused = httpx.get(f"{served}/v1/admin/limits", cookies={"parley_admin": session})
-    assert refused.status_code == 401 and "expired" in refused.text and "parley admin link" in refused.text
+    off_thread(main)
 
 
 def test_an_ordinary_key_in_a_link_signs_nobody_in(served: str, keys: tuple[str, str]) -> None:

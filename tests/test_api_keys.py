@@ -17,6 +17,7 @@ from bot import observability
 from bot.cli import apikey
 from bot.settings import get_settings
 from core.apikeys import (
+    ADMIN_LINK,
     ADMIN_SESSION,
     PLAYGROUND_SESSION,
     ApiKeyInfo,
@@ -55,12 +56,14 @@ def test_p52_changing_one_character_of_a_key_fails_verification(position: int, c
 
 
 @pytest.mark.parametrize(("name", "age", "outlived"), [
+    (ADMIN_LINK, timedelta(minutes=14), None),
+    (ADMIN_LINK, timedelta(minutes=16), timedelta(minutes=15)),
     (ADMIN_SESSION, timedelta(hours=11), None),
     (ADMIN_SESSION, timedelta(hours=13), timedelta(hours=12)),
     (PLAYGROUND_SESSION, timedelta(days=31), timedelta(days=30)),
     ("ci", timedelta(days=3650), None),
 ])
-def test_a_browsers_sign_in_key_lapses_with_its_cookie_and_other_keys_never(
+def test_a_sign_in_key_lapses_with_its_link_or_cookie_and_other_keys_never(
     name: str, age: timedelta, outlived: timedelta | None
 ) -> None:
     now = datetime(2026, 12, 7, tzinfo=UTC)

@@ -166,8 +166,10 @@ def accept_key(checked: Checked, state: ApiState, request: Request) -> ApiKeyInf
 
 
 def _duration(lifetime: timedelta) -> str:
-    hours = int(lifetime.total_seconds() // 3600)
-    return f"{hours // 24} days" if hours >= 48 else f"{hours} hours"
+    minutes = int(lifetime.total_seconds() // 60)
+    if minutes < 120:
+        return f"{minutes} minutes"
+    return f"{minutes // 1440} days" if minutes >= 2880 else f"{minutes // 60} hours"
 
 
 KeyDep = Annotated[ApiKeyInfo, Depends(require_key)]

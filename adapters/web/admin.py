@@ -3,15 +3,16 @@ SameSite=Strict cookie that only /v1/admin reads:
 
 - a one-time link from `parley admin link`: its token (an admin key named `admin-link`) is spent on first
   use, even when the sign-in fails, and traded for a fresh admin session key; the browser is redirected to
-  the bare page, so the token stays in neither the address bar nor the history. A link not opened within
-  LINK_MINUTES is spent unused: one left in a chat or a terminal's scrollback stops being an admin key;
+  the bare page, so the token stays in neither the address bar nor the history. A link not opened within its
+  lifetime (core.apikeys.KEY_LIFETIMES) is spent unused: one left in a chat or a terminal's scrollback stops
+  being an admin key;
 - an admin key typed once into the page.
 
 The page is three static files; everything it shows and changes goes through /v1/admin."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
@@ -21,19 +22,19 @@ from adapters.api.deps import ADMIN_COOKIE, ApiState, StateDep, authenticated
 from adapters.api.errors import ApiError
 from adapters.web.app import STATIC, over_tls
 from core.apikeys import (
+    ADMIN_LINK,
     ADMIN_SESSION,
-    SESSION_LIFETIMES,
+    KEY_LIFETIMES,
     ApiKeyInfo,
     Checked,
     authenticate,
     create_api_key,
+    lapsed,
     revoke_api_key,
 )
 from core.audit import Actor
 
 router = APIRouter(include_in_schema=False)
-LINK_MINUTES = 15
-LINK_KEY_NAME = "admin-link"
 _NO_STORE = {"Cache-Control": "no-cache"}
 
 
@@ -47,11 +48,11 @@ async def page(request: Request, state: StateDep, token: str | None = None) -> R
     if token is None:
         return FileResponse(STATIC / "admin.html", media_type="text/html", headers=_NO_STORE)
     link = (await _check(request, state, token)).key
-    if link is None or link.name != LINK_KEY_NAME or not link.admin or not await revoke_api_key(
+    if link is None or link.name != ADMIN_LINK or not link.admin or not await revoke_api_key(
         state.pool, link.key_id, workspace_id=link.workspace_id, by=_by(link)
     ):
         return RedirectResponse("/admin#link=used", status_code=303, headers=_NO_STORE)
-    if datetime.now(UTC) - link.created_at > timedelta(minutes=LINK_MINUTES):
+    if lapsed(link, datetime.now(UTC)) is not None:
         return RedirectResponse("/admin#link=expired", status_code=303, headers=_NO_STORE)
     signed_in = _by(link)
     _, session = await create_api_key(state.pool, workspace_id=link.workspace_id, name=ADMIN_SESSION, admin=True,
@@ -101,7 +102,7 @@ def _by(key: ApiKeyInfo) -> Actor:
 
 
 def _set_cookie(response: Response, key: str, request: Request) -> None:
-    lifetime = int(SESSION_LIFETIMES[ADMIN_SESSION].total_seconds())
+    lifetime = int(KEY_LIFETIMES[ADMIN_SESSION].total_seconds())
     response.set_cookie(ADMIN_COOKIE, key, max_age=lifetime, httponly=True, samesite="strict", secure=over_tls(request))
 
 

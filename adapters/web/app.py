@@ -18,7 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from adapters.api.deps import SESSION_COOKIE, KeyDep, StateDep
-from core.apikeys import PLAYGROUND_SESSION, SESSION_LIFETIMES, authenticate, create_api_key, revoke_api_key
+from core.apikeys import KEY_LIFETIMES, PLAYGROUND_SESSION, authenticate, create_api_key, revoke_api_key
 
 STATIC = Path(__file__).parent / "static"
 LINK_KEY_NAME = "playground-link"
@@ -52,7 +52,7 @@ async def index(request: Request, state: StateDep, token: str | None = None) -> 
     response.set_cookie(
         SESSION_COOKIE,
         session,
-        max_age=int(SESSION_LIFETIMES[PLAYGROUND_SESSION].total_seconds()),
+        max_age=int(KEY_LIFETIMES[PLAYGROUND_SESSION].total_seconds()),
         httponly=True,
         samesite="strict",
         secure=over_tls(request),

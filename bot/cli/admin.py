@@ -11,10 +11,9 @@ from typing import Annotated
 
 import typer
 
-from adapters.web.admin import LINK_KEY_NAME, LINK_MINUTES
 from bot.cli.common import load_settings, operator, run
 from bot.database import open_pool
-from core.apikeys import create_api_key, revoke_named
+from core.apikeys import ADMIN_LINK, KEY_LIFETIMES, create_api_key, revoke_named
 
 app = typer.Typer(help="The admin page: a one-time sign-in link.", no_args_is_help=True)
 
@@ -32,8 +31,8 @@ def link(
     async def main() -> str:
         pool = await open_pool(settings, max_size=2)
         try:
-            await revoke_named(pool, workspace_id=workspace, name=LINK_KEY_NAME, by=operator())
-            _, token = await create_api_key(pool, workspace_id=workspace, name=LINK_KEY_NAME, admin=True,
+            await revoke_named(pool, workspace_id=workspace, name=ADMIN_LINK, by=operator())
+            _, token = await create_api_key(pool, workspace_id=workspace, name=ADMIN_LINK, admin=True,
                                             by=operator())
             return token
         finally:
@@ -41,5 +40,6 @@ def link(
 
     token = run(main())
     base = (url or f"http://{settings.parley_host}:{settings.port}").rstrip("/")
-    print(f"Open this link to sign in to the admin page (it works once, within {LINK_MINUTES} minutes):")
+    minutes = int(KEY_LIFETIMES[ADMIN_LINK].total_seconds() // 60)
+    print(f"Open this link to sign in to the admin page (it works once, within {minutes} minutes):")
     print(f"{base}/admin?token={token}")
