@@ -84,12 +84,12 @@ def test_shard_ids_outside_the_shard_count_are_refused_before_connecting(monkeyp
     assert "shard ids must be between 0 and 1" in result.output
 
 
-async def test_a_token_discord_refuses_is_named_with_where_to_get_a_new_one(pg_uri: str, tmp_path: Path) -> None:
-    fake = await FakeDiscord().start()
+async def parley_discord(fake: FakeDiscord, pg_uri: str, tmp_path: Path, **settings: str) -> tuple[int, str]:
+    """`parley discord` run as a newcomer runs it against the started fake: its exit code and what it showed."""
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
         env.update(PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path), DATABASE_URL=pg_uri, PARLEY_MODEL="test",
-                   DISCORD_TOKEN="a-token-that-was-reset", DISCORD_API_BASE=fake.api_base, COLUMNS="200")
+                   DISCORD_API_BASE=fake.api_base, COLUMNS="200", **settings)
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "discord", env=env, cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -97,8 +97,14 @@ async def test_a_token_discord_refuses_is_named_with_where_to_get_a_new_one(pg_u
         _, stderr = await asyncio.wait_for(process.communicate(), 120)
     finally:
         await fake.stop()
-    shown = stderr.decode()
-    assert process.returncode == 2, shown
+    assert process.returncode is not None
+    return process.returncode, stderr.decode()
+
+
+async def test_a_token_discord_refuses_is_named_with_where_to_get_a_new_one(pg_uri: str, tmp_path: Path) -> None:
+    code, shown = await parley_discord(await FakeDiscord().start(), pg_uri, tmp_path,
+                                       DISCORD_TOKEN="a-token-that-was-reset")
+    assert code == 2, shown
     assert "DISCORD_TOKEN=****: Discord refused it" in shown and "Reset Token" in shown
     assert "a-token-that-was-reset" not in shown and "Traceback" not in shown
 
@@ -107,19 +113,8 @@ async def test_a_bot_without_message_content_intent_is_named_with_where_to_turn_
     pg_uri: str, tmp_path: Path
 ) -> None:
     fake = await FakeDiscord(message_content_intent=False).start()
-    try:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
-        env.update(PYTHONPATH=str(ROOT), PARLEY_DATA_DIR=str(tmp_path), DATABASE_URL=pg_uri, PARLEY_MODEL="test",
-                   DISCORD_TOKEN=fake.token, DISCORD_API_BASE=fake.api_base, DISCORD_GATEWAY_URL=fake.gateway_url,
-                   COLUMNS="200")
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "discord", env=env, cwd=tmp_path,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        _, stderr = await asyncio.wait_for(process.communicate(), 120)
-    finally:
-        await fake.stop()
-    shown = stderr.decode()
-    assert process.returncode == 2, shown
+    code, shown = await parley_discord(fake, pg_uri, tmp_path, DISCORD_TOKEN=fake.token,
+                                       DISCORD_GATEWAY_URL=fake.gateway_url)
+    assert code == 2, shown
     assert "DISCORD_TOKEN=****: the bot may not read message content" in shown and "Message Content Intent" in shown
     assert "Traceback" not in shown
