@@ -329,7 +329,7 @@ async def check_slack(settings: Settings) -> str:
     from slack_sdk.errors import SlackApiError
     from slack_sdk.web.async_client import AsyncWebClient
 
-    from adapters.slack.app import BOT_SCOPES, DEFAULT_API_URL
+    from adapters.slack.app import BOT_SCOPES, DEFAULT_API_URL, WHERE_TO_GET_AGAIN
 
     assert settings.slack_bot_token is not None
     client = AsyncWebClient(
@@ -341,15 +341,14 @@ async def check_slack(settings: Settings) -> str:
         answer = await client.auth_test()
     except SlackApiError as exc:
         raise Failed(f"Slack refused the token ({exc.response.get('error')})",
-                     "copy the Bot User OAuth Token (xoxb-...) again from your Slack app") from exc
+                     WHERE_TO_GET_AGAIN["SLACK_BOT_TOKEN"]) from exc
     signed_in = f"signed in as {answer.get('user')} in {answer.get('team')}"
     if settings.slack_app_token is not None:
         try:
             await client.apps_connections_open(app_token=settings.slack_app_token.get_secret_value())
         except SlackApiError as exc:
             raise Failed(f"{signed_in}, but Slack refused SLACK_APP_TOKEN ({exc.response.get('error')})",
-                         "generate an app-level token with connections:write under your Slack app's Basic "
-                         "Information > App-Level Tokens") from exc
+                         WHERE_TO_GET_AGAIN["SLACK_APP_TOKEN"]) from exc
         signed_in += "; the app-level token opens Socket Mode"
     # Slack names a token's scopes on every answer; an app made from an older manifest lacks the newer ones.
     granted = answer.headers.get("x-oauth-scopes")

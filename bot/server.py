@@ -298,14 +298,13 @@ async def check_slack_tokens(slack: SlackAdapter) -> None:
     Slack about it before the first event, which then got no answer. The other doors keep serving, and the
     check runs beside the start, so a Slack out of reach delays nothing."""
     from adapters.slack.app import RefusedToken
-    from bot.cli.slack import REFUSED_FIX
 
     try:
         await slack.sign_in()
     except RefusedToken as refused:
         # Worded so that the log's secret scrubber, which masks what follows "TOKEN:" or "TOKEN=", leaves it whole.
         log.error("Slack refused %s (%s): %s. Slack's events get no answer until then.",
-                  refused.variable, refused.error, REFUSED_FIX[refused.variable])
+                  refused.variable, refused.error, refused.fix)
 
 
 def door_loop_factory() -> Callable[[], asyncio.AbstractEventLoop]:

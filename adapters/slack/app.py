@@ -133,13 +133,24 @@ REFUSED_TOKEN_ERRORS = frozenset(
 """Slack's answers that mean the token itself is wrong (not that Slack is unreachable or busy)."""
 
 
+WHERE_TO_GET_AGAIN = {
+    "SLACK_BOT_TOKEN": "copy the Bot User OAuth Token (xoxb-...) again from your Slack app's OAuth & Permissions page; "
+                       "reinstall the app to the workspace if it was revoked",
+    "SLACK_APP_TOKEN": "generate an app-level token with connections:write under your Slack app's Basic Information > "
+                       "App-Level Tokens, and copy it again",
+}
+"""Where to get each token again when Slack refuses it (`parley slack`, `parley serve`, `parley doctor`)."""
+
+
 class RefusedToken(Exception):
-    """Slack refused a token when Parley signed in at start; `variable` names the setting."""
+    """Slack refused a token when Parley signed in at start; `variable` names the setting, `fix` where to get
+    it again."""
 
     def __init__(self, variable: str, error: str) -> None:
         super().__init__(f"{variable}: Slack refused it ({error})")
         self.variable = variable
         self.error = error
+        self.fix = WHERE_TO_GET_AGAIN[variable]
 
 
 BOLT_TOKEN_NOTICE = "As you gave `client` as well, `token` will be unused."

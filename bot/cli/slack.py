@@ -24,14 +24,6 @@ if TYPE_CHECKING:
 SLACK_VOICE_FORMAT: VoiceFormat = "mp3"
 """Spoken replies as mp3, which Slack's file preview plays in the thread."""
 
-REFUSED_FIX = {
-    "SLACK_BOT_TOKEN": "copy the Bot User OAuth Token (xoxb-...) again from your Slack app's OAuth & Permissions page; "
-                       "reinstall the app to the workspace if it was revoked",
-    "SLACK_APP_TOKEN": "generate an app-level token with connections:write under your Slack app's Basic Information > "
-                       "App-Level Tokens, and copy it again",
-}
-"""Where to get a token again, for the one Slack refused at start."""
-
 app = typer.Typer(
     help="Run Parley in Slack over Socket Mode (needs SLACK_APP_TOKEN and SLACK_BOT_TOKEN).",
     invoke_without_command=True,
@@ -78,9 +70,7 @@ def slack(
             try:
                 await build_slack(config, pipeline, pipeline.pool).run_socket_mode()
             except RefusedToken as refused:
-                refuse_setting(
-                    refused.variable, "****", f"Slack refused it ({refused.error})", REFUSED_FIX[refused.variable]
-                )
+                refuse_setting(refused.variable, "****", f"Slack refused it ({refused.error})", refused.fix)
 
     try:
         run(main())
