@@ -279,7 +279,8 @@ def age(pg_uri: str, key: str, by: timedelta) -> None:
     async def main() -> None:
         conn = await asyncpg.connect(pg_uri)
         try:
-            await conn.execute("UPDATE api_keys SET created_at = now() - $2::interval WHERE key_id = $1", key_id_of(key), by)
+            await conn.execute("UPDATE api_keys SET created_at = now() - $2::interval WHERE key_id = $1",
+                               key_id_of(key), by)
         finally:
             await conn.close()
 
