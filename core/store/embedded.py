@@ -2,16 +2,33 @@
 
 pgserver listens on a Unix socket inside its data folder; the socket path must stay under the
 kernel's 107-byte limit, so a too-deep data folder is refused with a clear message.
+
+pgserver shares one server between the processes that use a data folder: each adds its pid to
+`pg/.handle_pids.json`, and the last to exit stops the server. A process killed with SIGKILL (or a
+machine that lost power) leaves its pid there and, after a power loss, a `postmaster.pid` naming a
+process id that may belong to something else after the reboot. Both are cleared before a start
+(`clear_stale_state`): otherwise the next start hands out the socket of a server that is gone, or
+Postgres refuses to start, and no later exit ever stops the server again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import subprocess
 import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 SOCKET_LIMIT = 107
+SERVER_LOG_LINES = 5
+"""Lines of Postgres' own log quoted when it fails to start: enough for its FATAL line and hint."""
+HANDLES = ".handle_pids.json"
+_LOCK_FILES = ("postmaster.pid", ".s.PGSQL.5432.lock")
+"""Files whose first line is the pid of the postmaster that owns the folder (the data lock, the socket's)."""
 _servers: dict[Path, Any] = {}
 _starting = threading.Lock()
 """One start at a time: a command may start the server early in a thread while it imports the rest."""
@@ -40,8 +57,84 @@ def start_embedded(data_dir: Path) -> str:
                 import pgserver
 
             pgdata.parent.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")
-            server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
+            if pgdata.is_dir():
+                with pgserver.PostgresServer._lock:  # the lock pgserver's own start and stop take
+                    clear_stale_state(pgdata)
+            log_start = _size(pgdata / "log")
+            try:
+                server = pgserver.get_server(pgdata, cleanup_mode="stop")
+                server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
+            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+                # pgserver keeps a server that failed to start as this folder's: the next try would get it back
+                pgserver.PostgresServer._instances.pop(pgdata, None)
+                raise EmbeddedPostgresError(not_started(pgdata, log_start)) from exc
             _servers[pgdata] = server
     uri: str = _servers[pgdata].get_uri()
     return uri
+
+
+def clear_stale_state(pgdata: Path) -> None:
+    """Forget what processes that died without stopping left behind: their pids in pgserver's list of
+    the server's users, and lock files naming a process that is not this folder's postmaster."""
+    for name in _LOCK_FILES:
+        lock = pgdata / name
+        pid = _first_line_pid(lock)
+        if pid is not None and not _is_postmaster_of(pid, pgdata):
+            lock.unlink(missing_ok=True)
+    handles = pgdata / HANDLES
+    try:
+        pids = json.loads(handles.read_text())
+    except FileNotFoundError:
+        return
+    except ValueError:
+        pids = None  # cut short by a crash while pgserver wrote it
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)] if isinstance(pids, list) else []
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def not_started(pgdata: Path, log_start: int = 0) -> str:
+    """Why the embedded server did not start, in Postgres' own words: what this start added to its log
+    (from byte `log_start`), its last lines."""
+    log = pgdata / "log"
+    lines: list[str] = []
+    with contextlib.suppress(OSError), log.open("rb") as file:
+        file.seek(log_start)
+        lines = [line for line in file.read().decode(errors="replace").splitlines() if line.strip()]
+    said = "\n  ".join(lines[-SERVER_LOG_LINES:]) if lines else "(its log is empty)"
+    return f"the embedded Postgres in {pgdata} did not start; the end of its log ({log}):\n  {said}"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _first_line_pid(path: Path) -> int | None:
+    try:
+        first = path.read_text(errors="replace").split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    """Whether `pid` is a live Postgres serving `pgdata` (after a reboot the pid may be anyone's)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return str(pgdata) in process.cmdline()
+    except psutil.AccessDenied:
+        return True  # someone else's process: not ours to judge, Postgres will say so itself
+    except psutil.Error:
+        return False

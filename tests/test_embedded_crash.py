@@ -1,0 +1,94 @@
+"""The embedded Postgres after a crash: what a killed Parley or a lost machine leaves behind must neither
+block the next start nor keep a server running after everyone has left."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from core.store.embedded import EmbeddedPostgresError, clear_stale_state, start_embedded
+
+ROOT = Path(__file__).resolve().parents[1]
+START = "import sys, pathlib; from core.store.embedded import start_embedded; start_embedded(pathlib.Path(sys.argv[1]))"
+"""A process that starts (or joins) the embedded server of the folder in argv[1] and exits."""
+
+
+@pytest.fixture
+def folder() -> Iterator[Path]:
+    """A short data folder of its own; any server left in it is stopped at the end."""
+    path = Path(tempfile.mkdtemp(prefix="pc", dir="/tmp"))
+    yield path
+    postmaster = _postmaster(path)
+    if postmaster is not None:
+        postmaster.kill()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _postmaster(folder: Path) -> psutil.Process | None:
+    """The live Postgres serving `folder`, if any."""
+    pgdata = str((folder / "pg").resolve())
+    for process in psutil.process_iter(["cmdline"]):
+        if pgdata in (process.info["cmdline"] or []) and process.status() != psutil.STATUS_ZOMBIE:
+            return process
+    return None
+
+
+def _python(*args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, *args], env=env, stdin=subprocess.PIPE)
+
+
+def test_a_server_left_by_a_killed_process_stops_when_the_next_user_exits(folder: Path) -> None:
+    killed = _python("-c", START + "; sys.stdin.read()", str(folder))
+    deadline = time.monotonic() + 60
+    while _postmaster(folder) is None or not (folder / "pg" / ".handle_pids.json").exists():
+        assert killed.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(10)
+    orphan = _postmaster(folder)
+    assert orphan is not None
+
+    assert _python("-c", START, str(folder)).wait(60) == 0
+
+    assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_postmaster_pid_naming_another_process_after_a_power_loss_does_not_block_the_start(folder: Path) -> None:
+    assert _python("-c", START, str(folder)).wait(60) == 0
+    pid_file = folder / "pg" / "postmaster.pid"
+    lines = ["1", str((folder / "pg").resolve()), "1700000000", "5432", str((folder / "pg").resolve()), "", "0 0",
+             "ready"]
+    pid_file.write_text("\n".join(lines) + "\n")  # pid 1 lives, and is no Postgres of this folder
+
+    assert start_embedded(folder).startswith("postgresql://")
+
+
+def test_a_handle_list_cut_short_by_a_crash_is_started_afresh(folder: Path) -> None:
+    handles = folder / "pg" / ".handle_pids.json"
+    handles.parent.mkdir()
+    handles.write_text('[12')
+
+    clear_stale_state(handles.parent)
+
+    assert json.loads(handles.read_text()) == []
+
+
+def test_a_server_that_cannot_start_is_reported_in_postgres_own_words(folder: Path) -> None:
+    assert _python("-c", START, str(folder)).wait(60) == 0
+    with (folder / "pg" / "postgresql.conf").open("a") as conf:
+        conf.write("shared_buffers = banana\n")
+
+    with pytest.raises(EmbeddedPostgresError, match=r'invalid value for parameter "shared_buffers"'):
+        start_embedded(folder)
