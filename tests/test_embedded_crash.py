@@ -49,12 +49,18 @@ def _python(*args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, *args], env=env, stdin=subprocess.PIPE)
 
 
-def test_a_server_left_by_a_killed_process_stops_when_the_next_user_exits(folder: Path) -> None:
-    killed = _python("-c", START + "; sys.stdin.read()", str(folder))
+def _holding(folder: Path) -> subprocess.Popen[bytes]:
+    """A process that started the folder's server and uses it until its stdin closes."""
+    holder = _python("-c", START + "; sys.stdin.read()", str(folder))
     deadline = time.monotonic() + 60
     while _postmaster(folder) is None or not (folder / "pg" / ".handle_pids.json").exists():
-        assert killed.poll() is None and time.monotonic() < deadline
+        assert holder.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
+    return holder
+
+
+def test_a_server_left_by_a_killed_process_stops_when_the_next_user_exits(folder: Path) -> None:
+    killed = _holding(folder)
     killed.send_signal(signal.SIGKILL)
     killed.wait(10)
     orphan = _postmaster(folder)
@@ -92,3 +98,18 @@ def test_a_server_that_cannot_start_is_reported_in_postgres_own_words(folder: Pa
 
     with pytest.raises(EmbeddedPostgresError, match=r'invalid value for parameter "shared_buffers"'):
         start_embedded(folder)
+
+
+def test_a_server_of_this_folder_running_out_of_sight_is_refused_not_started_twice(folder: Path) -> None:
+    holder = _holding(folder)
+    pid_file = folder / "pg" / "postmaster.pid"
+    real = pid_file.read_text()
+    unseen = next(pid for pid in range(4_000_000, 4_100_000) if not psutil.pid_exists(pid))
+    pid_file.write_text(f"{unseen}\n" + real.split("\n", 1)[1])  # as another container's pid looks from here
+
+    try:
+        with pytest.raises(EmbeddedPostgresError, match=f"another Postgres serves .*pid {unseen}"):
+            clear_stale_state(folder / "pg")
+    finally:
+        pid_file.write_text(real)
+        holder.communicate(b"", timeout=60)

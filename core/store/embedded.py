@@ -8,13 +8,16 @@ pgserver shares one server between the processes that use a data folder: each ad
 machine that lost power) leaves its pid there and, after a power loss, a `postmaster.pid` naming a
 process id that may belong to something else after the reboot. Both are cleared before a start
 (`clear_stale_state`): otherwise the next start hands out the socket of a server that is gone, or
-Postgres refuses to start, and no later exit ever stops the server again.
+Postgres refuses to start, and no later exit ever stops the server again. A server that answers on the
+folder's socket while its pid is no process here runs in another container or machine: that is refused,
+as two servers on one folder would corrupt it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import subprocess
 import threading
 import warnings
@@ -76,6 +79,13 @@ def start_embedded(data_dir: Path) -> str:
 def clear_stale_state(pgdata: Path) -> None:
     """Forget what processes that died without stopping left behind: their pids in pgserver's list of
     the server's users, and lock files naming a process that is not this folder's postmaster."""
+    pid = _first_line_pid(pgdata / "postmaster.pid")
+    if pid is not None and not _is_postmaster_of(pid, pgdata) and _answers(pgdata / ".s.PGSQL.5432"):
+        raise EmbeddedPostgresError(
+            f"another Postgres serves {pgdata} (its postmaster.pid names pid {pid}, which is no Postgres "
+            "on this machine): a Parley in another container or on another machine shares this "
+            "PARLEY_DATA_DIR. Stop it, or give each its own data folder; one folder serves one machine"
+        )
     for name in _LOCK_FILES:
         lock = pgdata / name
         pid = _first_line_pid(lock)
@@ -125,6 +135,17 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.Error:
         return False
+
+
+def _answers(socket_path: Path) -> bool:
+    """Whether a server accepts connections on the Unix socket (whoever it is and wherever it runs)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
 
 
 def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
