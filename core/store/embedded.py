@@ -16,7 +16,9 @@ as two servers on one folder would corrupt it.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
+import shutil
 import socket
 import subprocess
 import threading
@@ -159,3 +161,18 @@ def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
         return True  # someone else's process: not ours to judge, Postgres will say so itself
     except psutil.Error:
         return False
+
+
+def postgres_tool(name: str) -> str:
+    """The path of a Postgres client program (`pg_dump`, `pg_restore`, `psql`): the one pgserver ships, of
+    the embedded server's version, or else the one on PATH."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name
+        if bundled.is_file():
+            return str(bundled)
+    found = shutil.which(name)
+    if found is None:
+        raise EmbeddedPostgresError(f"{name} was not found: install pgserver (a Parley dependency) or PostgreSQL's "
+                                    "client programs")
+    return found
