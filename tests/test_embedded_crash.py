@@ -113,3 +113,34 @@ def test_a_server_of_this_folder_running_out_of_sight_is_refused_not_started_twi
     finally:
         pid_file.write_text(real)
         holder.communicate(b"", timeout=60)
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A 64 MiB filesystem of its own (tmpfs), where mounting one is permitted."""
+    path = Path(tempfile.mkdtemp(prefix="pk", dir="/tmp"))
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(path)], capture_output=True,
+                             check=False)
+    if mounted.returncode != 0:
+        path.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield path
+    postmaster = _postmaster(path)
+    if postmaster is not None:
+        postmaster.kill()
+        postmaster.wait(10)
+    subprocess.run(["umount", "--lazy", str(path)], check=True)
+    path.rmdir()
+
+
+def test_a_full_disk_is_named_as_such_and_the_next_start_after_freeing_it_works(small_disk: Path) -> None:
+    assert _python("-c", START, str(small_disk)).wait(60) == 0
+    filler = small_disk / "filler"
+    with filler.open("wb") as fill, pytest.raises(OSError, match="No space left"):
+        fill.write(b"\0" * 128 * 2**20)
+
+    with pytest.raises(EmbeddedPostgresError, match="The disk holding PARLEY_DATA_DIR is full"):
+        start_embedded(small_disk)
+
+    filler.unlink()
+    assert start_embedded(small_disk).startswith("postgresql://")

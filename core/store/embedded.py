@@ -16,8 +16,10 @@ as two servers on one folder would corrupt it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib.util
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -61,18 +63,25 @@ def start_embedded(data_dir: Path) -> str:
                 warnings.simplefilter("ignore", UserWarning)
                 import pgserver
 
-            pgdata.parent.mkdir(parents=True, exist_ok=True)
-            if pgdata.is_dir():
-                with pgserver.PostgresServer._lock:  # the lock pgserver's own start and stop take
-                    clear_stale_state(pgdata)
             log_start = _size(pgdata / "log")
             try:
+                pgdata.parent.mkdir(parents=True, exist_ok=True)
+                if pgdata.is_dir():
+                    with pgserver.PostgresServer._lock:  # the lock pgserver's own start and stop take
+                        clear_stale_state(pgdata)
                 server = pgserver.get_server(pgdata, cleanup_mode="stop")
                 server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
-            except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            except Exception as exc:
                 # pgserver keeps a server that failed to start as this folder's: the next try would get it back
                 pgserver.PostgresServer._instances.pop(pgdata, None)
-                raise EmbeddedPostgresError(not_started(pgdata, log_start)) from exc
+                if isinstance(exc, subprocess.CalledProcessError | subprocess.TimeoutExpired):
+                    raise EmbeddedPostgresError(not_started(pgdata, log_start)) from exc
+                if isinstance(exc, OSError):
+                    raise EmbeddedPostgresError(
+                        f"the embedded Postgres in {pgdata} could not start: {exc.strerror} ({exc.filename})"
+                        + _advice(exc.errno)
+                    ) from exc
+                raise
             _servers[pgdata] = server
     uri: str = _servers[pgdata].get_uri()
     return uri
@@ -114,7 +123,20 @@ def not_started(pgdata: Path, log_start: int = 0) -> str:
         file.seek(log_start)
         lines = [line for line in file.read().decode(errors="replace").splitlines() if line.strip()]
     said = "\n  ".join(lines[-SERVER_LOG_LINES:]) if lines else "(its log is empty)"
-    return f"the embedded Postgres in {pgdata} did not start; the end of its log ({log}):\n  {said}"
+    full = any(os.strerror(errno.ENOSPC) in line for line in lines)
+    return (f"the embedded Postgres in {pgdata} did not start; the end of its log ({log}):\n  {said}"
+            + (_advice(errno.ENOSPC) if full else ""))
+
+
+def _advice(code: int | None) -> str:
+    """What to do about a data folder's disk error; the data already written stays as it was."""
+    if code == errno.ENOSPC:
+        return ("\nThe disk holding PARLEY_DATA_DIR is full: free space on it (`df -h` shows how much is left), "
+                "then start Parley again; nothing stored so far is lost")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ("\nPARLEY_DATA_DIR must be a folder this user can write, on a disk mounted read-write (its "
+                "owner and mount show why not)")
+    return ""
 
 
 def _size(path: Path) -> int:
