@@ -187,10 +187,14 @@ async def check_database(settings: Settings) -> str:
     """Connect, and find pgvector installed or installable."""
     import asyncpg
 
-    from bot.database import database_uri
+    from bot.database import REFUSED_LOGIN, database_uri
 
     uri = await asyncio.to_thread(database_uri, settings)
-    connection = await asyncpg.connect(uri, timeout=10)
+    try:
+        connection = await asyncpg.connect(uri, timeout=10)
+    except REFUSED_LOGIN as exc:
+        raise Failed(f"the server refused DATABASE_URL: {exc}",
+                     "correct the user, password and database name in DATABASE_URL") from None
     try:
         described = await _describe_database(connection, settings)
         await _check_owner_rights(connection, described)

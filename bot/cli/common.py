@@ -173,3 +173,6 @@ def run(coro: Coroutine[Any, Any, T], *, loop_factory: Callable[[], asyncio.Abst
     except ModelNotConfigured as exc:
         err.print(str(exc), style="red", markup=False, highlight=False)
         raise typer.Exit(2) from None
+    except config_check.ConfigError as exc:  # a setting found unusable only once used (a refused database login)
+        report_problems(exc.problems)
+        raise typer.Exit(2) from None
