@@ -12,6 +12,7 @@ import threading
 
 import asyncpg
 
+from bot.config_check import ConfigError, Problem, shown_url
 from bot.settings import Settings
 from core.store.embedded import start_embedded
 from core.store.migrations import MIGRATIONS_DIR, migrate
@@ -50,9 +51,28 @@ async def open_pool(settings: Settings, *, max_size: int = 10) -> asyncpg.Pool:
     with startup_phase("database start"):
         uri = await asyncio.to_thread(database_uri, settings)
     with startup_phase("migrations"):
-        report_migrations(await migrate(uri))
+        report_migrations(await migrate_as_owner(uri, settings))
     with startup_phase("database start"):
         return await create_pool(uri, max_size=max_size)
+
+
+REFUSED_LOGIN = (
+    asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InvalidCatalogNameError
+)
+"""The server answered but refused DATABASE_URL's user, password or database: a setting to fix, not a crash."""
+
+
+async def migrate_as_owner(uri: str, settings: Settings) -> list[str]:
+    """`migrate`, the first connection a command makes: a refused login is DATABASE_URL's problem, said so."""
+    try:
+        return await migrate(uri)
+    except REFUSED_LOGIN as exc:
+        if settings.database_url is None:
+            raise
+        raise ConfigError((Problem(
+            variable="DATABASE_URL", value=shown_url(uri), what=f"the server refused it ({exc})",
+            fix="correct the user, password and database name in it (the database must exist: CREATE DATABASE)",
+        ),)) from None
 
 
 def report_migrations(applied: list[str]) -> None:
@@ -71,7 +91,7 @@ async def app_database_uri(settings: Settings) -> str:
     with startup_phase("database start"):
         owner = await asyncio.to_thread(database_uri, settings)
     with startup_phase("migrations"):
-        report_migrations(await migrate(owner))
+        report_migrations(await migrate_as_owner(owner, settings))
     if settings.parley_database_app_url is not None:
         return settings.parley_database_app_url.get_secret_value()
     return await ensure_app_login(owner)

@@ -58,7 +58,8 @@ async def run_checks(
     database: Probe = check_database if pool is None else partial(check_pool, pool)
     probes: list[tuple[str, Probe, str]] = [
         ("model", check_model, "set PARLEY_MODEL and its provider's key or base URL (README, 'Models')"),
-        ("database", database, "start Postgres or unset DATABASE_URL for the embedded one"),
+        ("database", database, "start Postgres or unset DATABASE_URL for the embedded one" if settings.database_url
+         else "the embedded Postgres lives in PARLEY_DATA_DIR: see the result for what stopped it"),
     ]
     if not cheap:
         probes += [
@@ -73,6 +74,10 @@ async def run_checks(
             probes.append(("discord", check_discord, "check DISCORD_TOKEN on the Discord developer portal's Bot page"))
     results = [configuration(settings)]
     for name, probe, fix in probes:
+        if name == "migrations" and not any(c.ok for c in results if c.name == "database"):
+            results.append(Check(name=name, ok=False, detail="not checked: the database did not answer",
+                                 fix="fix the database first"))
+            continue
         if on_start is not None:
             on_start(name)
         results.append(await _run(name, probe, fix, settings))
@@ -182,10 +187,14 @@ async def check_database(settings: Settings) -> str:
     """Connect, and find pgvector installed or installable."""
     import asyncpg
 
-    from bot.database import database_uri
+    from bot.database import REFUSED_LOGIN, database_uri
 
     uri = await asyncio.to_thread(database_uri, settings)
-    connection = await asyncpg.connect(uri, timeout=10)
+    try:
+        connection = await asyncpg.connect(uri, timeout=10)
+    except REFUSED_LOGIN as exc:
+        raise Failed(f"the server refused DATABASE_URL: {exc}",
+                     "correct the user, password and database name in DATABASE_URL") from None
     try:
         described = await _describe_database(connection, settings)
         await _check_owner_rights(connection, described)

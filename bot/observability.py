@@ -39,7 +39,7 @@ SCRUB_PATTERNS = ["xox[abpre]", "sk-", "bearer", "signing", "parley_[0-9a-f]{12}
 """Extra logfire scrubbing patterns: Slack and OpenAI-style tokens, bearer headers, Parley API keys."""
 NOT_TRACED = "/healthz,/readyz,/metrics"
 QUIET_LOGGERS = (
-    "httpx", "httpx2", "httpcore", "sentence_transformers", "nemoguardrails", "asyncio", "pgserver", "yoyo",
+    "httpx", "httpx2", "httpcore", "sentence_transformers", "nemoguardrails", "asyncio", "yoyo",
     "slack_sdk", "discord.gateway", "discord.http", "websockets",
 )
 """Libraries held at WARNING: at INFO and DEBUG they log requests and payloads (slack_sdk, discord.py)."""
@@ -214,6 +214,9 @@ def configure(
     root.setLevel(level.upper())
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pgserver logs a failed start with the server's whole log at ERROR; core.store.embedded raises it as one
+    # error quoting the log's last lines instead.
+    logging.getLogger("pgserver").setLevel(logging.CRITICAL)
     logging.getLogger("uvicorn.access").disabled = True
 
 

@@ -170,3 +170,17 @@ async def test_the_slack_row_says_the_app_level_token_opens_socket_mode(fake_sla
         slack_api_url=fake_slack.base_url,
     )
     assert await check_slack(settings) == "signed in as parley in Fake Team; the app-level token opens Socket Mode"
+
+
+def test_a_data_folder_that_cannot_be_written_is_a_row_with_its_fix_not_a_crash(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    result = parley("doctor", "--json", data=tmp_path, env={"PARLEY_DATA_DIR": str(blocker / "data")}, timeout=600)
+
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert result.returncode == 1, result.stderr
+    assert "PARLEY_DATA_DIR" in checks["configuration"]["detail"]
+    assert "could not start: Not a directory" in checks["database"]["detail"]
+    assert "PARLEY_DATA_DIR" in checks["database"]["fix"]
+    assert checks["migrations"]["fix"] == "fix the database first"

@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -77,10 +77,7 @@ def load_settings(
     if need_model and not with_default_model(settings).parley_model:
         err.print(MISSING_MODEL_HELP, style="red", markup=False, highlight=False)
         raise typer.Exit(2)
-    stream = None
-    if log_to_file:
-        log_file(settings).parent.mkdir(parents=True, exist_ok=True)
-        stream = log_file(settings).open("a", encoding="utf-8")
+    stream = open_log(settings) if log_to_file else None
     level = settings.parley_log_level
     if quiet and "parley_log_level" not in settings.model_fields_set and level in ("DEBUG", "INFO"):
         level = "WARNING"
@@ -118,6 +115,16 @@ def person(platform: str, workspace: str, user: str | None) -> UserKey:
 def log_file(settings: Settings) -> Path:
     """Where a command that owns the terminal (an interactive chat) writes its logs."""
     return settings.parley_data_dir / "logs" / "parley.log"
+
+
+def open_log(settings: Settings) -> TextIO | None:
+    """`log_file(settings)` opened to append, or None (logs to stderr) where the data folder cannot take it:
+    `parley doctor` runs to report a read-only or full data folder, not to stop on it."""
+    try:
+        log_file(settings).parent.mkdir(parents=True, exist_ok=True)
+        return log_file(settings).open("a", encoding="utf-8")
+    except OSError:
+        return None
 
 
 def report_problems(problems: tuple[config_check.Problem, ...]) -> None:
@@ -165,4 +172,7 @@ def run(coro: Coroutine[Any, Any, T], *, loop_factory: Callable[[], asyncio.Abst
             return runner.run(coro)
     except ModelNotConfigured as exc:
         err.print(str(exc), style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    except config_check.ConfigError as exc:  # a setting found unusable only once used (a refused database login)
+        report_problems(exc.problems)
         raise typer.Exit(2) from None

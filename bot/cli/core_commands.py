@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from pydantic import ValidationError
@@ -139,6 +139,66 @@ def db_migrate() -> None:
 
     applied = run(migrate(database_uri(settings)))
     out.print(f"applied {len(applied)} migration(s)" + (f": {', '.join(applied)}" if applied else ""))
+
+
+@db_app.command("backup")
+def db_backup(
+    file: Annotated[Path, typer.Argument(help="The file to write (replaced only once the backup is complete).")],
+) -> None:
+    """Back up the whole database to FILE (pg_dump's custom format); Parley may keep running."""
+    settings = load_settings(model=False)
+    from bot.cli.backup import BackupError, backup
+    from bot.database import database_uri
+
+    try:
+        done = backup(database_uri(settings), file)
+    except BackupError as exc:
+        err.print(f"No backup made: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from None
+    out.print(f"Backed up {done.tables} tables to {done.path} ({done.size / 1e6:.1f} MB) in {done.seconds:.1f} s. "
+              f"Restore with: parley db restore {done.path}", markup=False, highlight=False)
+
+
+@db_app.command("restore")
+def db_restore(
+    file: Annotated[Path, typer.Argument(help="A file `parley db backup` wrote.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a database that already holds data (all of it).")
+    ] = False,
+) -> None:
+    """Restore FILE into the database, in one transaction; a database with data is refused without --force.
+
+    Stop every Parley using the database first (serve, chat, slack, discord)."""
+    settings = load_settings(model=False)
+    from bot.cli.backup import BackupError, check_backup, held, in_use, restore
+    from bot.database import database_uri, report_migrations
+
+    def refuse(message: str) -> NoReturn:
+        err.print(f"Nothing restored: {message}", style="red", markup=False, highlight=False)
+        raise typer.Exit(1)
+
+    try:
+        check_backup(file)
+    except BackupError as exc:
+        refuse(str(exc))
+    uri = database_uri(settings)
+    users = run(in_use(uri))
+    if users:
+        refuse(f"the database is in use by {', '.join(users)}. Stop every Parley using it (serve, chat, slack, "
+               "discord), then run this again.")
+    there = run(held(uri))
+    if there["tables"] and not force:
+        rows = ", ".join(f"{n} {table}" for table, n in there.items() if table != "tables")
+        refuse(f"the database already holds {there['tables']} tables ({rows}). `--force` replaces all of it with "
+               f"the backup; keep a copy first: parley db backup before-restore.dump")
+    try:
+        restore(uri, file, replace=force)
+    except BackupError as exc:
+        refuse(str(exc))
+    report_migrations(run(migrate(uri)))
+    now = run(held(uri))
+    rows = ", ".join(f"{n} {table}" for table, n in now.items() if table != "tables")
+    out.print(f"Restored {file}: {now['tables']} tables ({rows}).", markup=False, highlight=False)
 
 
 @feedback_app.command("list")

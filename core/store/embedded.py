@@ -2,16 +2,40 @@
 
 pgserver listens on a Unix socket inside its data folder; the socket path must stay under the
 kernel's 107-byte limit, so a too-deep data folder is refused with a clear message.
+
+pgserver shares one server between the processes that use a data folder: each adds its pid to
+`pg/.handle_pids.json`, and the last to exit stops the server. A process killed with SIGKILL (or a
+machine that lost power) leaves its pid there and, after a power loss, a `postmaster.pid` naming a
+process id that may belong to something else after the reboot. Both are cleared before a start
+(`clear_stale_state`): otherwise the next start hands out the socket of a server that is gone, or
+Postgres refuses to start, and no later exit ever stops the server again. A server that answers on the
+folder's socket while its pid is no process here runs in another container or machine: that is refused,
+as two servers on one folder would corrupt it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import subprocess
 import threading
 import warnings
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 SOCKET_LIMIT = 107
+SERVER_LOG_LINES = 5
+"""Lines of Postgres' own log quoted when it fails to start: enough for its FATAL line and hint."""
+HANDLES = ".handle_pids.json"
+_LOCK_FILES = ("postmaster.pid", ".s.PGSQL.5432.lock")
+"""Files whose first line is the pid of the postmaster that owns the folder (the data lock, the socket's)."""
 _servers: dict[Path, Any] = {}
 _starting = threading.Lock()
 """One start at a time: a command may start the server early in a thread while it imports the rest."""
@@ -39,9 +63,138 @@ def start_embedded(data_dir: Path) -> str:
                 warnings.simplefilter("ignore", UserWarning)
                 import pgserver
 
-            pgdata.parent.mkdir(parents=True, exist_ok=True)
-            server = pgserver.get_server(pgdata, cleanup_mode="stop")
-            server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
+            log_start = _size(pgdata / "log")
+            try:
+                pgdata.parent.mkdir(parents=True, exist_ok=True)
+                if pgdata.is_dir():
+                    with pgserver.PostgresServer._lock:  # the lock pgserver's own start and stop take
+                        clear_stale_state(pgdata)
+                server = pgserver.get_server(pgdata, cleanup_mode="stop")
+                server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
+            except Exception as exc:
+                # pgserver keeps a server that failed to start as this folder's: the next try would get it back
+                pgserver.PostgresServer._instances.pop(pgdata, None)
+                if isinstance(exc, subprocess.CalledProcessError | subprocess.TimeoutExpired):
+                    raise EmbeddedPostgresError(not_started(pgdata, log_start)) from exc
+                if isinstance(exc, OSError):
+                    raise EmbeddedPostgresError(
+                        f"the embedded Postgres in {pgdata} could not start: {exc.strerror} ({exc.filename})"
+                        + _advice(exc.errno)
+                    ) from exc
+                raise
             _servers[pgdata] = server
     uri: str = _servers[pgdata].get_uri()
     return uri
+
+
+def clear_stale_state(pgdata: Path) -> None:
+    """Forget what processes that died without stopping left behind: their pids in pgserver's list of
+    the server's users, and lock files naming a process that is not this folder's postmaster."""
+    pid = _first_line_pid(pgdata / "postmaster.pid")
+    if pid is not None and not _is_postmaster_of(pid, pgdata) and _answers(pgdata / ".s.PGSQL.5432"):
+        raise EmbeddedPostgresError(
+            f"another Postgres serves {pgdata} (its postmaster.pid names pid {pid}, which is no Postgres "
+            "on this machine): a Parley in another container or on another machine shares this "
+            "PARLEY_DATA_DIR. Stop it, or give each its own data folder; one folder serves one machine"
+        )
+    for name in _LOCK_FILES:
+        lock = pgdata / name
+        pid = _first_line_pid(lock)
+        if pid is not None and not _is_postmaster_of(pid, pgdata):
+            lock.unlink(missing_ok=True)
+    handles = pgdata / HANDLES
+    try:
+        pids = json.loads(handles.read_text())
+    except FileNotFoundError:
+        return
+    except ValueError:
+        pids = None  # cut short by a crash while pgserver wrote it
+    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)] if isinstance(pids, list) else []
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def not_started(pgdata: Path, log_start: int = 0) -> str:
+    """Why the embedded server did not start, in Postgres' own words: what this start added to its log
+    (from byte `log_start`), its last lines."""
+    log = pgdata / "log"
+    lines: list[str] = []
+    with contextlib.suppress(OSError), log.open("rb") as file:
+        file.seek(log_start)
+        lines = [line for line in file.read().decode(errors="replace").splitlines() if line.strip()]
+    said = "\n  ".join(lines[-SERVER_LOG_LINES:]) if lines else "(its log is empty)"
+    full = any(os.strerror(errno.ENOSPC) in line for line in lines)
+    return (f"the embedded Postgres in {pgdata} did not start; the end of its log ({log}):\n  {said}"
+            + (_advice(errno.ENOSPC) if full else ""))
+
+
+def _advice(code: int | None) -> str:
+    """What to do about a data folder's disk error; the data already written stays as it was."""
+    if code == errno.ENOSPC:
+        return ("\nThe disk holding PARLEY_DATA_DIR is full: free space on it (`df -h` shows how much is left), "
+                "then start Parley again; nothing stored so far is lost")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ("\nPARLEY_DATA_DIR must be a folder this user can write, on a disk mounted read-write (its "
+                "owner and mount show why not)")
+    return ""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _first_line_pid(path: Path) -> int | None:
+    try:
+        first = path.read_text(errors="replace").split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _answers(socket_path: Path) -> bool:
+    """Whether a server accepts connections on the Unix socket (whoever it is and wherever it runs)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(1)
+        try:
+            probe.connect(str(socket_path))
+        except OSError:
+            return False
+    return True
+
+
+def _is_postmaster_of(pid: int, pgdata: Path) -> bool:
+    """Whether `pid` is a live Postgres serving `pgdata` (after a reboot the pid may be anyone's)."""
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return str(pgdata) in process.cmdline()
+    except psutil.AccessDenied:
+        return True  # someone else's process: not ours to judge, Postgres will say so itself
+    except psutil.Error:
+        return False
+
+
+def postgres_tool(name: str) -> str:
+    """The path of a Postgres client program (`pg_dump`, `pg_restore`, `psql`): the one pgserver ships, of
+    the embedded server's version, or else the one on PATH."""
+    spec = importlib.util.find_spec("pgserver")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(spec.submodule_search_locations[0]) / "pginstall" / "bin" / name
+        if bundled.is_file():
+            return str(bundled)
+    found = shutil.which(name)
+    if found is None:
+        raise EmbeddedPostgresError(f"{name} was not found: install pgserver (a Parley dependency) or PostgreSQL's "
+                                    "client programs")
+    return found
