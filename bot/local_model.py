@@ -29,6 +29,7 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
+from bot.children import ends_with_this_process
 from bot.settings import Settings, local_model_answers
 from core.llm import LOCAL_PROVIDER, ModelNotConfigured
 
@@ -109,7 +110,7 @@ async def local_server(gguf: Path, *, log_file: Path, console: Console | None = 
     with log_file.open("ab") as output:
         process = subprocess.Popen(
             command, stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=server_environment(os.environ, port),
+            env=server_environment(os.environ, port), preexec_fn=ends_with_this_process(),
         )
     base_url = f"http://127.0.0.1:{port}/v1"
     try:

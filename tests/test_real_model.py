@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+import psutil
 import pytest
 
 pytest.importorskip("llama_cpp", reason='the real-model tests need the [local] extra: pip install -e ".[local]"')
@@ -202,6 +204,22 @@ def test_without_a_model_or_key_serve_answers_with_the_local_model(cli_data: Pat
     finally:
         server.kill()
     assert "local model" in server.log() and "ready" in server.log()
+
+
+def test_the_local_model_server_ends_when_parley_serve_is_killed(cli_data: Path, pg_uri: str) -> None:
+    """`kill -9` runs none of Parley's cleanup; the model's server (hundreds of MB, a port) must not outlive it."""
+    env = clean_env(PARLEY_DATA_DIR=str(cli_data / "killed"), DATABASE_URL=pg_uri)
+    server = start_serve(env, cli_data)
+    try:
+        server.wait_for_log(" ready at ", timeout_s=120)
+        models = [p for p in psutil.Process(server.process.pid).children(recursive=True)
+                  if "llama_cpp.server" in " ".join(p.cmdline())]
+        assert len(models) == 1
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+        assert psutil.wait_procs(models, timeout=15)[1] == []
+    finally:
+        server.kill()
 
 
 def test_without_a_model_or_key_chat_answers_with_the_local_model_and_says_so(cli_data: Path) -> None:
