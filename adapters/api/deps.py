@@ -41,6 +41,10 @@ class ApiConfig:
     max_loop_lag_s: float | None = None
     """No new API turn while the event loop runs its timers this late (the CPU is what runs out);
     None: the limit alone decides."""
+    metrics_token: str | None = None
+    """The bearer token /metrics asks for; None: see `metrics_keyless`."""
+    metrics_keyless: bool = True
+    """Without a token, whether /metrics answers anyone (a server on a loopback address) or no one."""
 
 
 @dataclass(kw_only=True)
@@ -199,6 +203,23 @@ async def require_admin(
 
 
 AdminDep = Annotated[ApiKeyInfo, Depends(require_admin)]
+
+
+def acting_for(key: ApiKeyInfo, user_id: str | None) -> str:
+    """The person a request acts for. A key bound to one person (`parley apikey create --user U`) acts only
+    for them, and a request naming anyone else is refused with 403 whatever it asks; a workspace-wide key
+    acts for the `user_id` it names, and without one everything sent with it is one person."""
+    if key.user_id is None:
+        return user_id or f"key-{key.key_id}"
+    if user_id is not None and user_id != key.user_id:
+        raise ApiError(
+            403,
+            "other_user",
+            f"This API key acts only for user {key.user_id!r}, and the request names {user_id!r}.",
+            "Leave user_id out (the key's own user is meant) or send the key's own; acting for other people "
+            "takes a workspace-wide key (`parley apikey create --workspace W` without --user).",
+        )
+    return key.user_id
 
 
 async def admit_turn(state: StateDep) -> AsyncIterator[Ticket]:

@@ -16,6 +16,7 @@ from adapters.api.deps import (
     StateDep,
     TicketDep,
     accept_key,
+    acting_for,
     bearer_scheme,
     bearer_token,
     check_key,
@@ -29,7 +30,7 @@ from core.sessions import API_CHANNEL, Session, new_session_id, open_session
 from core.store.tenancy import one_transaction, scoped
 
 router = APIRouter(prefix="/v1", tags=["chat"])
-ERRORS = documented(401, 409, 413, 422, 429, 503)
+ERRORS = documented(401, 403, 404, 409, 413, 422, 429, 503)
 IdempotencyDep = Annotated[
     str | None,
     Header(
@@ -61,15 +62,33 @@ async def require_caller(
     async with one_transaction(state.pool, API_GATE):
         checked = await check_key(state, scoped(state.pool, API_GATE), token, request)
         if checked.key is not None and not checked.wait_s:
+            user_id = acting_for(checked.key, body.user_id)
             session = await open_session(
                 state.pool,
                 body.session_id or new_session_id(),
                 workspace_id=checked.key.workspace_id,
-                user_id=body.user_id or default_user(checked.key),
+                user_id=user_id,
             )
     key = accept_key(checked, state, request)
     assert session is not None
+    if not visible_to(key, session):
+        raise session_not_found(session.session_id)
     return Caller(key=key, session=session)
+
+
+def visible_to(key: ApiKeyInfo, session: Session) -> bool:
+    """Whether `key` may read and continue `session`: any of its workspace's, or only its own person's for a
+    key bound to one (another person's conversation does not exist for it, as another workspace's does not)."""
+    return key.user_id is None or session.user_id == key.user_id
+
+
+def session_not_found(session_id: str) -> ApiError:
+    return ApiError(
+        404,
+        "session_not_found",
+        f"Your workspace has no session {session_id!r} (it never existed or was deleted).",
+        "Use the session_id returned by POST /v1/chat, or start a new conversation without one.",
+    )
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]
@@ -169,7 +188,7 @@ class ApiSink:
 
 def _turn_input(body: ChatRequest, caller: Caller, idempotency: str | None) -> tuple[Session, Inbound]:
     key, session = caller.key, caller.session
-    user_id = body.user_id or default_user(key)
+    user_id = acting_for(key, body.user_id)
     inbound = Inbound(
         platform=Platform.API,
         workspace_id=key.workspace_id,
@@ -185,11 +204,6 @@ def _turn_input(body: ChatRequest, caller: Caller, idempotency: str | None) -> t
         voice_reply=body.voice_reply,
     )
     return session, inbound
-
-
-def default_user(key: ApiKeyInfo) -> str:
-    """Without a user_id, everything sent with one key is one person."""
-    return f"key-{key.key_id}"
 
 
 def already_answered(session_id: str) -> ApiError:

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from adapters.api.deps import KeyDep, StateDep
+from adapters.api.deps import KeyDep, StateDep, acting_for
 from adapters.api.errors import ApiError, documented
-from adapters.api.routes.chat import default_user
 from adapters.api.schemas import FeedbackOut, FeedbackRequest
 from core.models import Platform, Reaction
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
 
-@router.post("/feedback", response_model=FeedbackOut, responses=documented(401, 404, 422, 429))
+@router.post("/feedback", response_model=FeedbackOut, responses=documented(401, 403, 404, 422, 429))
 async def feedback(body: FeedbackRequest, key: KeyDep, state: StateDep) -> FeedbackOut:
     reaction = Reaction(
         platform=Platform.API,
         workspace_id=key.workspace_id,
-        user_id=body.user_id or default_user(key),
+        user_id=acting_for(key, body.user_id),
         platform_message_id=str(body.turn_id),
         emoji="+1" if body.score == 1 else "-1",
     )
