@@ -38,7 +38,7 @@ from bot import observability
 from bot.app import running
 from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
-from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, WorkerAnswers, serve_in_thread
+from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, ReadDeadlines, WorkerAnswers, serve_in_thread
 from bot.settings import Settings, environment_layer
 from bot.workers import pass_start_gate
 from core.apikeys import create_api_key, revoke_named
@@ -193,6 +193,7 @@ async def serve(
             host=host,
             port=port,
             backlog=BACKLOG,
+            http=ReadDeadlines,
             log_config=None,
             access_log=False,
             proxy_headers=True,
