@@ -34,6 +34,9 @@ class ApiConfig:
     """A text-to-speech engine is wired, so `voice_reply` requests get audio."""
     stream_grace_s: float = 150.0
     """How long a streaming turn may go on finishing after shutdown begins."""
+    stream_send_timeout_s: float = 30.0
+    """How long one write of a stream (a delta, the final event, a ping) may wait for a client that stopped
+    reading before the stream is cut and its connection closed; the turn itself finishes and is saved."""
     max_turns: int = 32
     """API turns one worker takes at once (load shedding); the next is refused with 503 at once."""
     busy_retry_after_s: int = 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
 
 from adapters.api.deps import (
     StateDep,
@@ -29,6 +32,7 @@ from core.models import Inbound, Platform, Reply, ToolProgress, WorkspaceKey
 from core.sessions import API_CHANNEL, Session, new_session_id, open_session
 from core.store.tenancy import one_transaction, scoped
 
+log = logging.getLogger("parley.api")
 router = APIRouter(prefix="/v1", tags=["chat"])
 ERRORS = documented(401, 403, 404, 409, 413, 422, 429, 503)
 IdempotencyDep = Annotated[
@@ -161,7 +165,24 @@ async def chat_stream(
         reply = await asyncio.shield(task)
         yield ServerSentEvent(event="done", data=ChatResponse.of(reply, session.session_id).model_dump_json())
 
-    return EventSourceResponse(events(), ping=15, shutdown_grace_period=state.config.stream_grace_s)
+    return CutWhenUnread(
+        events(), ping=15, shutdown_grace_period=state.config.stream_grace_s,
+        send_timeout=state.config.stream_send_timeout_s,
+    )
+
+
+class CutWhenUnread(EventSourceResponse):
+    """A turn's event stream that ends, with one warning, once a write has waited `send_timeout` for a client
+    that stopped reading: such a client held its connection, the stream's generator and every delta left to
+    send for good. The turn runs apart from its stream, so it is finished and saved all the same. uvicorn then
+    closes the connection (and logs that the answer was not completed)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except* SendTimeoutError:
+            log.warning("stream cut: the client read nothing for %.0f s (its turn is finished and saved all the same)",
+                        self.send_timeout)
 
 
 class ApiSink:
