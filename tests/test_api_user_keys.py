@@ -121,6 +121,19 @@ async def test_a_bound_key_does_not_see_or_continue_another_users_session(
     assert (await client.get(f"/v1/sessions/{session_id}", headers=bearer(wide_key))).status_code == 200
 
 
+async def test_a_bound_key_rates_its_own_users_turns_and_no_one_elses(
+    client: httpx.AsyncClient, alice_key: str, wide_key: str
+) -> None:
+    bobs = await client.post("/v1/chat", json={"message": "hi", "user_id": "bob"}, headers=bearer(wide_key))
+    alices = await client.post("/v1/chat", json={"message": "hi"}, headers=bearer(alice_key))
+    rate_bob = await client.post("/v1/feedback", json={"turn_id": bobs.json()["turn_id"], "score": -1},
+                                 headers=bearer(alice_key))
+    rate_own = await client.post("/v1/feedback", json={"turn_id": alices.json()["turn_id"], "score": 1},
+                                 headers=bearer(alice_key))
+    assert (rate_bob.status_code, rate_bob.json()["error"]) == (404, "turn_not_found")
+    assert rate_own.status_code == 200
+
+
 async def test_a_workspace_wide_key_still_acts_for_any_user(
     client: httpx.AsyncClient, pool: asyncpg.Pool, workspace: str, wide_key: str
 ) -> None:
