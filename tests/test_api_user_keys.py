@@ -170,3 +170,18 @@ def test_the_cli_makes_a_bound_key_and_lists_whom_each_key_acts_for(cli_env: Cli
 def test_the_cli_refuses_a_bound_admin_key(cli_env: CliRunner, workspace: str) -> None:
     refused = cli_env.invoke(apikey.app, ["create", "--workspace", workspace, "--user", "alice", "--admin"])
     assert refused.exit_code == 2 and "whole workspace" in refused.output
+
+
+async def test_requests_refused_for_another_user_still_count_against_the_keys_rate_limit(
+    pool: asyncpg.Pool, fake_openai: FakeOpenAI, alice_key: str
+) -> None:
+    settings = fake_model_settings(fake_openai.base_url)
+    app = create_app(settings, build_pipeline(settings, pool), pool,
+                     config=ApiConfig(rate_per_min=2, invalid_keys_per_min=1000))
+    async with live_server(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        statuses = [
+            (await client.post("/v1/chat", json={"message": "hi", "user_id": "bob"}, headers=bearer(alice_key)))
+            .status_code
+            for _ in range(3)
+        ]
+    assert statuses == [403, 403, 429]

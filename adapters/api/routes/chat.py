@@ -62,18 +62,24 @@ async def require_caller(
     """The caller's key and its session in its workspace (opened on first use), found and counted in one
     transaction. Session ids are per workspace: another workspace's session of the same id is never seen."""
     token = bearer_token(request, credentials)
-    session = None
+    session = refused = None
     async with one_transaction(state.pool, API_GATE):
         checked = await check_key(state, scoped(state.pool, API_GATE), token, request)
         if checked.key is not None and not checked.wait_s:
-            user_id = acting_for(checked.key, body.user_id)
-            session = await open_session(
-                state.pool,
-                body.session_id or new_session_id(),
-                workspace_id=checked.key.workspace_id,
-                user_id=user_id,
-            )
+            try:
+                user_id = acting_for(checked.key, body.user_id)
+            except ApiError as other_user:  # raised once the transaction has counted the request
+                refused = other_user
+            else:
+                session = await open_session(
+                    state.pool,
+                    body.session_id or new_session_id(),
+                    workspace_id=checked.key.workspace_id,
+                    user_id=user_id,
+                )
     key = accept_key(checked, state, request)
+    if refused is not None:
+        raise refused
     assert session is not None
     if not visible_to(key, session):
         raise session_not_found(session.session_id)
