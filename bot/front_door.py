@@ -119,7 +119,7 @@ class ReadDeadlines(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
-        if self.parser.should_upgrade():
+        if self.parser.should_upgrade() and self._should_upgrade():  # a websocket: its protocol takes over
             self._disarm()
             return
         self._reading_body = True

@@ -125,3 +125,22 @@ async def test_a_keep_alive_connections_next_request_and_a_long_answer_are_not_c
         assert body.count(b"part") == 4
         await asyncio.sleep(0.3)
     writer.close()
+
+
+async def test_a_connection_asking_for_an_unsupported_upgrade_closes_after_its_answer(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n"
+                 b"Content-Length: 100000\r\n\r\n{")
+
+    async def trickle() -> None:
+        while True:
+            writer.write(b"a")
+            await asyncio.sleep(0.1)
+
+    trickling = asyncio.create_task(trickle())
+    try:
+        took, data = await closed_after(reader, 5)
+    finally:
+        trickling.cancel()
+        writer.close()
+    assert data.startswith(b"HTTP/1.1 ") and took < 2
