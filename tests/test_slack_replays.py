@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from adapters.slack.app import DATABASE_AWAY
 from adapters.slack.replays import first_delivery
 from core.store.pool import create_pool
 from core.store.roles import ensure_app_login
@@ -125,3 +126,15 @@ async def test_a_signature_is_forgotten_once_its_window_is_over(pool: asyncpg.Po
     assert await pool.fetchval("SELECT parley_first_slack_request($1, 0)", signature)
     await first_delivery(pool, f"v0={uuid.uuid4().hex}")
     assert await pool.fetchval("SELECT count(*) FROM slack_requests_seen WHERE signature = $1", signature) == 0
+
+
+async def test_without_the_database_a_command_does_nothing_and_says_why(
+    fake_slack: FakeSlack, pg_uri: str, openai_server: FakeOpenAI
+) -> None:
+    away = await create_pool(pg_uri, max_size=2)
+    async with running(fake_slack, away, openai_server) as slack:
+        await away.close()
+        sent = await slack.sender.command(slack.workspace, user_id="UAWAY", text="help",
+                                          response_url=f"{fake_slack.url}/respond/1")
+    assert sent.response.status_code == 200
+    assert sent.response.text == DATABASE_AWAY
