@@ -20,6 +20,7 @@ from socket import socket
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from bot import observability
 from core.loops import on_loop
@@ -29,6 +30,14 @@ SWITCH_INTERVAL_S = 0.001
 is 5 ms; `parley serve` sets this). The door's thread needs the GIL a few times per request while the
 pipeline's thread computes: with a turn-like CPU load on the pipeline's loop, a door answer took p95
 25 ms, max 45 ms at 5 ms, and p95 10 ms, max 14 ms at 1 ms (measured here)."""
+
+
+HEADER_S = 10.0
+"""How long a request's headers may take from its first byte (a client sends them in one packet)."""
+BODY_S = 20.0
+BODY_MIN_RATE = 500.0
+"""A body may take `BODY_S`, and a second more for every `BODY_MIN_RATE` bytes received (mod_reqtimeout's body
+defaults)."""
 
 
 DoorRoute = Callable[[ASGIApp], ASGIApp]
@@ -75,6 +84,83 @@ class LoopBridge:
             await on_loop(door, partial(send, message))
 
         await on_loop(self.work, partial(self.app, scope, receive_across, send_across))
+
+
+class ReadDeadlines(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol (httptools) with deadlines for reading a request, as Apache's mod_reqtimeout
+    sets them: uvicorn has none (its keep-alive timeout only closes a connection silent between requests, and
+    any byte resets it), so a client that sent a header byte every few seconds, or a body that never finished,
+    held its connection, an open file and a waiting request for good (500 such sockets: every one still open
+    after 30 s). A request's headers must arrive within `header_s` of its first byte (or of connecting); its
+    body within `body_s` of the headers, plus a second for every `min_rate` bytes received, so a large upload
+    on a slow but steady link is never cut. Past the header deadline the client gets 408 and the connection
+    closes; past the body deadline it closes (the request's handler sees the client gone). Answers are not
+    bounded here: a stream's sends have their own deadline (adapters/api/routes/chat.py)."""
+
+    header_s: float = HEADER_S
+    body_s: float = BODY_S
+    min_rate: float = BODY_MIN_RATE
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._reading_body = False
+        self._deadline = 0.0
+        self._arm(self.header_s)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_body = False
+        self._arm(self.header_s)
+
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.parser.should_upgrade() and self._should_upgrade():  # a websocket: its protocol takes over
+            self._disarm()
+            return
+        self._reading_body = True
+        self._arm(self.body_s)
+
+    def on_body(self, body: bytes) -> None:
+        super().on_body(body)
+        self._deadline += len(body) / self.min_rate
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._disarm()
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.time() + seconds
+        self._deadline_timer = self.loop.call_at(self._deadline, self._expired)
+
+    def _disarm(self) -> None:
+        if self._deadline_timer is not None:
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+
+    def _expired(self) -> None:
+        """Close the connection, unless bytes received since moved the deadline on (then wait for it)."""
+        if self.loop.time() < self._deadline:
+            self._deadline_timer = self.loop.call_at(self._deadline, self._expired)
+            return
+        self._deadline_timer = None
+        if self.transport.is_closing():
+            return
+        if not self._reading_body:
+            self.transport.write(REQUEST_TIMEOUT)
+        self.transport.close()
+
+
+TIMED_OUT_TEXT = b"The request was not sent in time.\n"
+REQUEST_TIMEOUT = (
+    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain; charset=utf-8\r\nconnection: close\r\n"
+    b"content-length: %d\r\n\r\n%s" % (len(TIMED_OUT_TEXT), TIMED_OUT_TEXT)
+)
 
 
 WORKER_HEADER = "X-Parley-Worker"

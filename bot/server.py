@@ -38,7 +38,7 @@ from bot import observability
 from bot.app import running
 from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
-from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, WorkerAnswers, serve_in_thread
+from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, ReadDeadlines, WorkerAnswers, serve_in_thread
 from bot.settings import Settings, environment_layer
 from bot.workers import pass_start_gate
 from core.apikeys import create_api_key, revoke_named
@@ -59,10 +59,14 @@ an operator makes keys with `parley apikey create --workspace W`. Errors always 
 `message` (what went wrong) and `fix` (what to do)."""
 
 
-def api_config(settings: Settings, pipeline: Pipeline) -> ApiConfig:
-    """Body limit: room for a few files of the largest size allowed, base64 included."""
+def api_config(settings: Settings, pipeline: Pipeline, *, host: str | None = None) -> ApiConfig:
+    """Body limit: room for a few files of the largest size allowed, base64 included. /metrics answers without
+    its token only on a loopback `host` (the one the server listens on; default PARLEY_HOST)."""
     max_file = settings.parley_max_file_mb * MIB
+    token = settings.parley_metrics_token
     return ApiConfig(
+        metrics_token=token.get_secret_value() if token is not None else None,
+        metrics_keyless=(host or settings.parley_host) in LOOPBACK,
         rate_per_min=settings.parley_api_rate_per_min,
         invalid_keys_per_min=settings.parley_api_invalid_keys_per_min,
         max_file_mb=settings.parley_max_file_mb,
@@ -146,7 +150,8 @@ async def serve(
         pool = pipeline.pool
         slack = slack_adapter(settings, pipeline, pool)
         app = create_app(
-            settings, pipeline, pool, extra_routers=[slack.router] if slack else [], admin_pool=admin_pool
+            settings, pipeline, pool, extra_routers=[slack.router] if slack else [], admin_pool=admin_pool,
+            config=api_config(settings, pipeline, host=host),
         )
         if pipeline.model is None:
             log.warning(
@@ -154,6 +159,8 @@ async def serve(
                 "turns answer with the configuration help"
             )
         hosts = allowed_hosts(host, settings.parley_allowed_hosts)
+        if settings.parley_metrics_token is None and host not in LOOPBACK:
+            log.info("/metrics answers no one: the server listens on %s and PARLEY_METRICS_TOKEN is not set", host)
         loop = asyncio.get_running_loop()
         slack_door = slack.door_routes(loop) if slack else {}
         door = {**api_door_routes(app.state.api), **slack_door}
@@ -186,6 +193,7 @@ async def serve(
             host=host,
             port=port,
             backlog=BACKLOG,
+            http=ReadDeadlines,
             log_config=None,
             access_log=False,
             proxy_headers=True,

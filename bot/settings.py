@@ -115,6 +115,9 @@ class Settings(BaseSettings):
     """Server processes sharing the port (one core each)."""
     parley_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Host names the server answers besides the address it listens on (a proxy's public name); `*` for any."""
+    parley_metrics_token: SecretStr | None = None
+    """The bearer token /metrics asks for (Prometheus' `authorization: {credentials: ...}`). Without one, /metrics
+    answers on a loopback address only: its counters (turns, errors, refusals, cost) are no one else's business."""
 
     # evaluation and observability
     parley_judge_model: str | None = None

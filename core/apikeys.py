@@ -66,6 +66,13 @@ class ApiKeyInfo:
     revoked_at: datetime | None = None
     admin: bool = False
     """An operator's key: it opens /v1/admin and the /admin page."""
+    user_id: str | None = None
+    """The one person the key acts for (refused for any other); None: any user_id of its workspace."""
+
+    @property
+    def scope(self) -> str:
+        """Whom the key acts for, as listings name it."""
+        return f"user {self.user_id}" if self.user_id is not None else "workspace-wide"
 
 
 def lapsed(key: ApiKeyInfo, now: datetime) -> timedelta | None:
@@ -91,32 +98,42 @@ def hash_key(key: str) -> bytes:
 
 
 # -- storage ----------------------------------------------------------------------------------
-_COLUMNS = "key_id, platform, workspace_id, name, created_at, last_used_at, revoked_at, admin"
+_COLUMNS = "key_id, platform, workspace_id, name, created_at, last_used_at, revoked_at, admin, user_id"
 AUTOMATIC = audit.Actor(who="parley", door="cli")
 """Changes Parley makes by itself (the playground's one-time key at `parley serve`)."""
 
 
 async def create_api_key(
-    pool: asyncpg.Pool, *, workspace_id: str, name: str = "", admin: bool = False, by: audit.Actor = AUTOMATIC
+    pool: asyncpg.Pool,
+    *,
+    workspace_id: str,
+    name: str = "",
+    admin: bool = False,
+    user_id: str | None = None,
+    by: audit.Actor = AUTOMATIC,
 ) -> tuple[ApiKeyInfo, str]:
-    """Store a new key for `workspace_id` (an operator's with `admin`); return its description and the key
-    (shown once). The audit log records the key's id, never the key."""
+    """Store a new key for `workspace_id` (an operator's with `admin`; one that acts only for `user_id` when
+    given); return its description and the key (shown once). The audit log records the key's id, never the key.
+    An admin key reads and changes the whole workspace, so it is never bound to one person (ValueError)."""
+    if admin and user_id is not None:
+        raise ValueError("an admin key acts for the whole workspace and cannot be bound to one user")
     new = generate_key()
     workspace = _workspace(workspace_id)
     async with tenant(pool, workspace) as conn:
         row = await conn.fetchrow(
-            f"""INSERT INTO api_keys (key_id, key_hash, platform, workspace_id, name, admin)
-                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_COLUMNS}""",
+            f"""INSERT INTO api_keys (key_id, key_hash, platform, workspace_id, name, admin, user_id)
+                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}""",
             new.key_id,
             new.key_hash,
             Platform.API.value,
             workspace_id,
             name,
             admin,
+            user_id,
         )
         assert row is not None
         await audit.record(conn, workspace, by=by, action="apikey.create", target=new.key_id,
-                           new={"name": name, "admin": admin})
+                           new={"name": name, "admin": admin} | ({"user_id": user_id} if user_id is not None else {}))
     return ApiKeyInfo(**dict(row)), new.key
 
 

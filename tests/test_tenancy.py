@@ -13,6 +13,7 @@ from slack_sdk.oauth.installation_store.models.installation import Installation
 
 from adapters.discord.store import NewMessage, remember_messages
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
+from adapters.slack.replays import first_delivery
 from core import deliveries, turns
 from core.apikeys import create_api_key
 from core.audit import Actor
@@ -65,6 +66,7 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
                      installed_at=datetime.now(UTC).timestamp())
     )
     await PostgresOAuthStateStore(pool).async_issue()
+    await first_delivery(pool, f"v0={uuid.uuid4().hex}")
     await create_api_key(pool, workspace_id=team)
     await open_session(pool, uuid.uuid4().hex, workspace_id=team, user_id="U1")
     await remember_messages(pool, workspace_id=team, user_id="U1", thread_id="t", messages=[

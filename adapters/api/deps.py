@@ -34,6 +34,9 @@ class ApiConfig:
     """A text-to-speech engine is wired, so `voice_reply` requests get audio."""
     stream_grace_s: float = 150.0
     """How long a streaming turn may go on finishing after shutdown begins."""
+    stream_send_timeout_s: float = 30.0
+    """How long one write of a stream (a delta, the final event, a ping) may wait for a client that stopped
+    reading before the stream is cut and its connection closed; the turn itself finishes and is saved."""
     max_turns: int = 32
     """API turns one worker takes at once (load shedding); the next is refused with 503 at once."""
     busy_retry_after_s: int = 2
@@ -41,6 +44,10 @@ class ApiConfig:
     max_loop_lag_s: float | None = None
     """No new API turn while the event loop runs its timers this late (the CPU is what runs out);
     None: the limit alone decides."""
+    metrics_token: str | None = None
+    """The bearer token /metrics asks for; None: see `metrics_keyless`."""
+    metrics_keyless: bool = True
+    """Without a token, whether /metrics answers anyone (a server on a loopback address) or no one."""
 
 
 @dataclass(kw_only=True)
@@ -199,6 +206,23 @@ async def require_admin(
 
 
 AdminDep = Annotated[ApiKeyInfo, Depends(require_admin)]
+
+
+def acting_for(key: ApiKeyInfo, user_id: str | None) -> str:
+    """The person a request acts for. A key bound to one person (`parley apikey create --user U`) acts only
+    for them, and a request naming anyone else is refused with 403 whatever it asks; a workspace-wide key
+    acts for the `user_id` it names, and without one everything sent with it is one person."""
+    if key.user_id is None:
+        return user_id or f"key-{key.key_id}"
+    if user_id is not None and user_id != key.user_id:
+        raise ApiError(
+            403,
+            "other_user",
+            f"This API key acts only for user {key.user_id!r}, and the request names {user_id!r}.",
+            "Leave user_id out (the key's own user is meant) or send the key's own; acting for other people "
+            "takes a workspace-wide key (`parley apikey create --workspace W` without --user).",
+        )
+    return key.user_id
 
 
 async def admit_turn(state: StateDep) -> AsyncIterator[Ticket]:

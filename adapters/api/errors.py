@@ -48,7 +48,8 @@ DATABASE_AWAY = ErrorBody(
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     texts = {
         401: "Missing or invalid API key",
-        403: "An admin key is needed (`parley apikey create --admin`)",
+        403: "Not for this key: an admin key is needed (`parley apikey create --admin`), or the key acts only for "
+             "another user (`--user`)",
         409: "Already answered (same Idempotency-Key)",
         404: "Not found",
         413: "Request body too large",

@@ -9,7 +9,8 @@ authorization, with OAuth a database lookup, and the listeners) runs after, in a
 work on the pipeline's loop delays them; Bolt runs on the pipeline's loop. Commands
 and actions, whose ack carries a reply, go through Bolt before it answers (`process_before_response`);
 their listeners only parse the payload and hand the work to tracked background tasks, so the ack still
-leaves within milliseconds, with every piece of work already tracked for a shutdown to drain.
+leaves within milliseconds, with every piece of work already tracked for a shutdown to drain. A command or an
+action runs once per signature (`replays`): the same signed bytes sent again are acknowledged and do nothing.
 
 POST /slack/events reads at most `verify.MAX_BODY_BYTES` and checks the signature on the raw bytes
 before anything parses them: unsigned, stale, oversized or malformed requests get a 4xx and one log
@@ -85,6 +86,7 @@ from adapters.slack.handlers import GREETING, SUGGESTED_PROMPTS, FileLimits, Sla
 from adapters.slack.identity import bot_authorize
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from adapters.slack.pacing import ChannelPacer
+from adapters.slack.replays import first_delivery
 from adapters.slack.tasks import TaskTracker
 from adapters.slack.verify import (
     MAX_BODY_BYTES,
@@ -97,12 +99,14 @@ from adapters.slack.verify import (
 )
 from adapters.slack.viewing import viewed_channel
 from core.loops import call_on, on_loop
-from core.pipeline import Pipeline
+from core.pipeline import DB_ERRORS, Pipeline
 
 log = logging.getLogger("parley.slack")
 DEFAULT_API_URL = "https://slack.com/api/"
 EVENTS_PATH = "/slack/events"
 WEB_API_TIMEOUT_S = 30
+DATABASE_AWAY = "Parley cannot reach its database right now, so it did nothing; please try again in a minute."
+"""The ack of a command or click while the database is away: without it no delivery can be told from a replay."""
 """Seconds a Web API call may take, as slack_sdk's own default."""
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
@@ -255,6 +259,7 @@ class SlackAdapter:
         if not config.bot_token and not config.oauth:
             raise ValueError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth")
         self.config = config
+        self.pool = pool
         self.tasks = TaskTracker()
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30.0), follow_redirects=True)
         # One session, so the Web API calls of a turn (a stream's start, appends and stop, reactions) reuse kept-alive
@@ -474,7 +479,22 @@ class SlackAdapter:
         bolt_request = _bolt_request(request, body)
         if bolt_request is None:
             return Response(status_code=200)
-        return to_starlette_response(await on_loop(work, partial(self.app.async_dispatch, bolt_request)))
+        signature = request.headers["x-slack-signature"]
+        return to_starlette_response(await on_loop(work, partial(self._dispatch_once, bolt_request, signature)))
+
+    async def _dispatch_once(self, bolt_request: AsyncBoltRequest, signature: str) -> BoltResponse:
+        """A command or an interaction, run unless its signature was seen before (`replays`): a replay is
+        acknowledged and does nothing. Without the database no delivery can be told from a replay, so none
+        runs (a command names the outage in its ack)."""
+        try:
+            first = await first_delivery(self.pool, signature)
+        except DB_ERRORS as exc:
+            log.warning("slack request not run: the database is unavailable (%s)", type(exc).__name__)
+            return BoltResponse(status=200, body=DATABASE_AWAY)
+        if not first:
+            log.warning("slack request replayed (its signature was seen before): acknowledged, not run again")
+            return BoltResponse(status=200, body="")
+        return await self.app.async_dispatch(bolt_request)
 
     async def _dispatch_acked(self, request: Request, body: bytes) -> None:
         """Bolt's work on an event already acknowledged; what it would have answered goes to the log."""

@@ -47,7 +47,9 @@ async def index(request: Request, state: StateDep, token: str | None = None) -> 
         state.pool, key.key_id, workspace_id=key.workspace_id
     ):
         return RedirectResponse("/#link=used", status_code=303, headers=_NO_STORE)
-    _, session = await create_api_key(state.pool, workspace_id=key.workspace_id, name=PLAYGROUND_SESSION)
+    _, session = await create_api_key(
+        state.pool, workspace_id=key.workspace_id, name=PLAYGROUND_SESSION, user_id=key.user_id
+    )
     response = RedirectResponse("/", status_code=303, headers=_NO_STORE)
     response.set_cookie(
         SESSION_COOKIE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict
 from typing import Annotated
 
@@ -22,20 +23,40 @@ def create(
     workspace: Annotated[str, typer.Option("--workspace", "-w", help="The workspace the key acts for.")],
     name: Annotated[str, typer.Option(help="A label to recognise the key by.")] = "",
     admin: Annotated[bool, typer.Option("--admin", help="An operator's key: it opens /admin and /v1/admin.")] = False,
+    user: Annotated[
+        str | None,
+        typer.Option(
+            "--user",
+            "-u",
+            help="Bind the key to this user_id: it acts only for them (403 for any other). Without it the key is "
+                 "workspace-wide: it acts for any user_id of its workspace, so give it only to integrations you trust.",
+        ),
+    ] = None,
 ) -> None:
     """Make a key; it is printed once, alone on the last line, and cannot be shown again."""
+    from adapters.api.schemas import USER_ID
+
+    if user is not None and not re.fullmatch(USER_ID, user):
+        err.print(f"[red]{user!r} is not a user_id[/red]: 1 to 128 of letters, digits and _ . @ : -")
+        raise typer.Exit(2)
+    if user is not None and admin:
+        err.print("[red]An admin key acts for the whole workspace[/red]: leave out --user, or --admin.")
+        raise typer.Exit(2)
     settings = load_settings(model=False)
 
     async def main() -> tuple[ApiKeyInfo, str]:
         pool = await open_pool(settings, max_size=2)
         try:
-            return await create_api_key(pool, workspace_id=workspace, name=name, admin=admin, by=operator())
+            return await create_api_key(
+                pool, workspace_id=workspace, name=name, admin=admin, user_id=user, by=operator()
+            )
         finally:
             await pool.close()
 
     info, key = run(main())
     kind = "admin API key" if admin else "API key"
-    print(f"Created {kind} {info.key_id} for workspace {info.workspace_id!r}. Store it now; it is not shown again:")
+    whom = f"user {user!r} of workspace" if user is not None else "workspace"
+    print(f"Created {kind} {info.key_id} for {whom} {info.workspace_id!r}. Store it now; it is not shown again:")
     print(key)
 
 
@@ -58,11 +79,12 @@ def list_keys(
     if as_json:
         print(json.dumps([asdict(k) for k in keys], default=str))
         return
-    table = wide_table("id", "workspace", "name", "admin", "created", "last used", "revoked")
+    table = wide_table("id", "workspace", "acts for", "name", "admin", "created", "last used", "revoked")
     for k in keys:
         table.add_row(
             k.key_id,
             k.workspace_id,
+            k.scope,
             k.name,
             "yes" if k.admin else "",
             k.created_at.isoformat(timespec="seconds"),

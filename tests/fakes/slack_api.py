@@ -568,6 +568,14 @@ class EventSender:
         response = await self.client.post(self.url, content=body.encode(), headers=headers)
         return Sent(response=response, elapsed_s=time.perf_counter() - started)
 
+    async def replay(self, sent: Sent, *, url: str | None = None) -> Sent:
+        """The same signed bytes and headers sent again, as someone who captured the request would (to
+        `url`, another server's events URL, if given)."""
+        request = sent.response.request
+        started = time.perf_counter()
+        response = await self.client.post(url or self.url, content=request.content, headers=request.headers)
+        return Sent(response=response, elapsed_s=time.perf_counter() - started)
+
     async def aclose(self) -> None:
         await self.client.aclose()
 

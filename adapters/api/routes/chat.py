@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -11,11 +12,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette.sse import SendTimeoutError
+from starlette.types import Receive, Scope, Send
 
 from adapters.api.deps import (
     StateDep,
     TicketDep,
     accept_key,
+    acting_for,
     bearer_scheme,
     bearer_token,
     check_key,
@@ -28,8 +32,9 @@ from core.models import Inbound, Platform, Reply, ToolProgress, WorkspaceKey
 from core.sessions import API_CHANNEL, Session, new_session_id, open_session
 from core.store.tenancy import one_transaction, scoped
 
+log = logging.getLogger("parley.api")
 router = APIRouter(prefix="/v1", tags=["chat"])
-ERRORS = documented(401, 409, 413, 422, 429, 503)
+ERRORS = documented(401, 403, 404, 409, 413, 422, 429, 503)
 IdempotencyDep = Annotated[
     str | None,
     Header(
@@ -57,19 +62,43 @@ async def require_caller(
     """The caller's key and its session in its workspace (opened on first use), found and counted in one
     transaction. Session ids are per workspace: another workspace's session of the same id is never seen."""
     token = bearer_token(request, credentials)
-    session = None
+    session = refused = None
     async with one_transaction(state.pool, API_GATE):
         checked = await check_key(state, scoped(state.pool, API_GATE), token, request)
         if checked.key is not None and not checked.wait_s:
-            session = await open_session(
-                state.pool,
-                body.session_id or new_session_id(),
-                workspace_id=checked.key.workspace_id,
-                user_id=body.user_id or default_user(checked.key),
-            )
+            try:
+                user_id = acting_for(checked.key, body.user_id)
+            except ApiError as other_user:  # raised once the transaction has counted the request
+                refused = other_user
+            else:
+                session = await open_session(
+                    state.pool,
+                    body.session_id or new_session_id(),
+                    workspace_id=checked.key.workspace_id,
+                    user_id=user_id,
+                )
     key = accept_key(checked, state, request)
+    if refused is not None:
+        raise refused
     assert session is not None
+    if not visible_to(key, session):
+        raise session_not_found(session.session_id)
     return Caller(key=key, session=session)
+
+
+def visible_to(key: ApiKeyInfo, session: Session) -> bool:
+    """Whether `key` may read and continue `session`: any of its workspace's, or only its own person's for a
+    key bound to one (another person's conversation does not exist for it, as another workspace's does not)."""
+    return key.user_id is None or session.user_id == key.user_id
+
+
+def session_not_found(session_id: str) -> ApiError:
+    return ApiError(
+        404,
+        "session_not_found",
+        f"Your workspace has no session {session_id!r} (it never existed or was deleted).",
+        "Use the session_id returned by POST /v1/chat, or start a new conversation without one.",
+    )
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]
@@ -142,7 +171,24 @@ async def chat_stream(
         reply = await asyncio.shield(task)
         yield ServerSentEvent(event="done", data=ChatResponse.of(reply, session.session_id).model_dump_json())
 
-    return EventSourceResponse(events(), ping=15, shutdown_grace_period=state.config.stream_grace_s)
+    return CutWhenUnread(
+        events(), ping=15, shutdown_grace_period=state.config.stream_grace_s,
+        send_timeout=state.config.stream_send_timeout_s,
+    )
+
+
+class CutWhenUnread(EventSourceResponse):
+    """A turn's event stream that ends, with one warning, once a write has waited `send_timeout` for a client
+    that stopped reading: such a client held its connection, the stream's generator and every delta left to
+    send for good. The turn runs apart from its stream, so it is finished and saved all the same. uvicorn then
+    closes the connection (and logs that the answer was not completed)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except* SendTimeoutError:
+            log.warning("stream cut: the client read nothing for %.0f s (its turn is finished and saved all the same)",
+                        self.send_timeout)
 
 
 class ApiSink:
@@ -169,7 +215,7 @@ class ApiSink:
 
 def _turn_input(body: ChatRequest, caller: Caller, idempotency: str | None) -> tuple[Session, Inbound]:
     key, session = caller.key, caller.session
-    user_id = body.user_id or default_user(key)
+    user_id = acting_for(key, body.user_id)
     inbound = Inbound(
         platform=Platform.API,
         workspace_id=key.workspace_id,
@@ -185,11 +231,6 @@ def _turn_input(body: ChatRequest, caller: Caller, idempotency: str | None) -> t
         voice_reply=body.voice_reply,
     )
     return session, inbound
-
-
-def default_user(key: ApiKeyInfo) -> str:
-    """Without a user_id, everything sent with one key is one person."""
-    return f"key-{key.key_id}"
 
 
 def already_answered(session_id: str) -> ApiError:

@@ -1,10 +1,12 @@
-"""Liveness, readiness and Prometheus metrics: unauthenticated, for load balancers and scrapers."""
+"""Liveness, readiness and Prometheus metrics, for load balancers and scrapers: the probes answer anyone, the
+metrics only the metrics token's bearer (anyone on a loopback-only server without one)."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -40,8 +42,31 @@ async def readyz(state: StateDep) -> Health:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}}},
+    responses={
+        200: {"description": "Prometheus text format", "content": {CONTENT_TYPE_LATEST: {}}},
+        **documented(401, 403),
+    },
     summary="Prometheus metrics",
 )
-async def metrics() -> Response:
+async def metrics(request: Request, state: StateDep) -> Response:
+    """The counters, to a request with the metrics token (`PARLEY_METRICS_TOKEN`), or to anyone where the server
+    listens on a loopback address and no token is set."""
+    expected = state.config.metrics_token
+    if expected is None and not state.config.metrics_keyless:
+        raise ApiError(
+            403,
+            "metrics_need_a_token",
+            "This server listens beyond this machine and no metrics token is set, so /metrics answers no one.",
+            "Set PARLEY_METRICS_TOKEN and have Prometheus send it as a bearer token (docs/operators.md).",
+        )
+    if expected is not None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
+            raise ApiError(
+                401,
+                "unauthorized",
+                "/metrics needs the metrics token and the request carried none, or another.",
+                "Send `Authorization: Bearer <PARLEY_METRICS_TOKEN>` (Prometheus: `authorization: {credentials: ..}`).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

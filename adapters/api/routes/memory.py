@@ -10,9 +10,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from adapters.api.deps import KeyDep, StateDep
+from adapters.api.deps import KeyDep, StateDep, acting_for
 from adapters.api.errors import ApiError, documented
-from adapters.api.routes.chat import default_user
 from adapters.api.schemas import USER_ID, Deleted, FactOut, MemoriesOut, ProfileOut
 from core.apikeys import ApiKeyInfo
 from core.memory.facts_view import remove_fact, visible_facts
@@ -21,26 +20,30 @@ from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import Platform, UserKey
 
 router = APIRouter(prefix="/v1", tags=["memory"])
-UserId = Annotated[str | None, Query(pattern=USER_ID, description="Whose; default: the key's own user.")]
+UserId = Annotated[
+    str | None,
+    Query(pattern=USER_ID, description="Whose; default: the key's own user. A key bound to one user gets 403 for "
+                                       "any other."),
+]
 ChannelId = Annotated[
     str | None, Query(pattern=USER_ID, description="Also this channel's notes (those told for the channel).")
 ]
 
 
-@router.get("/profile", response_model=ProfileOut, responses=documented(401, 422, 429))
+@router.get("/profile", response_model=ProfileOut, responses=documented(401, 403, 422, 429))
 async def read_profile(key: KeyDep, state: StateDep, user_id: UserId = None) -> ProfileOut:
     user = _user(key, user_id)
     return ProfileOut.of(user.user_id, await get_profile(state.pool, user))
 
 
-@router.put("/profile", response_model=ProfileOut, responses=documented(401, 422, 429))
+@router.put("/profile", response_model=ProfileOut, responses=documented(401, 403, 422, 429))
 async def change_profile(changes: ProfileChanges, key: KeyDep, state: StateDep, user_id: UserId = None) -> ProfileOut:
     """Change the fields given; an empty string clears a field, an omitted one stays."""
     user = _user(key, user_id)
     return ProfileOut.of(user.user_id, await update_profile(state.pool, user, changes))
 
 
-@router.get("/memories", response_model=MemoriesOut, responses=documented(401, 422, 429))
+@router.get("/memories", response_model=MemoriesOut, responses=documented(401, 403, 422, 429))
 async def read_memories(
     key: KeyDep, state: StateDep, user_id: UserId = None, channel_id: ChannelId = None, history: bool = False
 ) -> MemoriesOut:
@@ -50,7 +53,7 @@ async def read_memories(
     return MemoriesOut(user_id=user.user_id, memories=[FactOut.of(f) for f in found])
 
 
-@router.delete("/memories/{memory_id}", response_model=Deleted, responses=documented(401, 404, 422, 429))
+@router.delete("/memories/{memory_id}", response_model=Deleted, responses=documented(401, 403, 404, 422, 429))
 async def forget_memory(
     memory_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
     key: KeyDep,
@@ -70,11 +73,11 @@ async def forget_memory(
     return Deleted(counts={"facts": 1})
 
 
-@router.delete("/memories", response_model=Deleted, responses=documented(401, 422, 429))
+@router.delete("/memories", response_model=Deleted, responses=documented(401, 403, 422, 429))
 async def forget_everything(key: KeyDep, state: StateDep, user_id: UserId = None) -> Deleted:
     """Forget the person: memories, profile, conversations, feedback and usage in this workspace."""
     return Deleted(counts=await forget_user(state.pool, _user(key, user_id)))
 
 
 def _user(key: ApiKeyInfo, user_id: str | None) -> UserKey:
-    return UserKey(platform=Platform.API, workspace_id=key.workspace_id, user_id=user_id or default_user(key))
+    return UserKey(platform=Platform.API, workspace_id=key.workspace_id, user_id=acting_for(key, user_id))

@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from adapters.api.deps import ApiState, KeyDep, StateDep
-from adapters.api.errors import ApiError, documented
+from adapters.api.errors import documented
+from adapters.api.routes.chat import session_not_found, visible_to
 from adapters.api.schemas import SESSION_ID, Deleted, SessionMessage, SessionOut
 from core.apikeys import ApiKeyInfo
 from core.sessions import Session, delete_session, find_session, session_messages
@@ -51,11 +52,6 @@ async def remove_session(session_id: SessionId, key: KeyDep, state: StateDep) ->
 
 async def _owned(state: ApiState, key: ApiKeyInfo, session_id: str) -> Session:
     session = await find_session(state.pool, key.workspace_id, session_id)
-    if session is None:
-        raise ApiError(
-            404,
-            "session_not_found",
-            f"Your workspace has no session {session_id!r} (it never existed or was deleted).",
-            "Use the session_id returned by POST /v1/chat, or start a new conversation without one.",
-        )
+    if session is None or not visible_to(key, session):
+        raise session_not_found(session_id)
     return session
