@@ -209,9 +209,9 @@ async def test_after_the_pause_the_model_is_asked_again(pool: asyncpg.Pool) -> N
         extractor=flaky,
     )
     for _ in range(2):
-        await service.remember(user, "Hello there", message_id=None)
+        await service.remember(user, "I moved house", message_id=None)
         await service.drain()
-    await service.remember(user, "Hello again", message_id=None)
+    await service.remember(user, "I moved again", message_id=None)
     await service.drain()
     assert len(asked) == 2  # paused
     await asyncio.sleep(0.1)
