@@ -220,7 +220,7 @@ def model_answer(body: dict[str, Any]) -> Response:
     """The fake model's answer, as a real one would give it: a request for structured output (the background
     fact extraction offers pydantic-ai's output tool) is answered through that tool, here with nothing to
     remember, which is what a real model decides for the benchmark's questions; anything else is echoed. An
-    echo there would fail every extraction, twice (pydantic-ai asks once more), which no working model does."""
+    echo there would fail every extraction, which no working model does."""
     offered = {tool.get("function", {}).get("name") for tool in body.get("tools", [])}
     if DEFAULT_OUTPUT_TOOL_NAME in offered:
         return ToolCalls([(DEFAULT_OUTPUT_TOOL_NAME, {"operations": []})])

@@ -79,7 +79,7 @@ class MemoryConfig:
     ever later: past this many, a message is learned by the deterministic rules alone."""
     extraction_failures_to_pause: int = 5
     """Failed extractions in a row after which the model is not asked for a while (a model that cannot give
-    structured output, such as a small local one, fails every time, each failure costing two model calls)."""
+    structured output, such as a small local one, fails every time, each failure costing a model call)."""
     extraction_pause_s: float = 300.0
     """How long messages are learned by the rules alone before the model is asked again."""
     large_scope_rows: int = 5_000
