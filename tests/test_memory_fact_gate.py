@@ -119,6 +119,10 @@ def test_a_question_or_request_about_other_things_skips_the_model(said: str) -> 
     assert not may_state_facts(said)
 
 
+def test_a_message_too_long_to_judge_reaches_the_model() -> None:
+    assert may_state_facts("What is 17 times 23? " * 100)
+
+
 def test_every_statement_the_rules_learn_reaches_the_model() -> None:
     said = [row[0] for row in rules_table.pytestmark[0].args[1]]  # type: ignore[attr-defined]
     assert [s for s in said if not may_state_facts(s)] == []

@@ -1,7 +1,7 @@
 """Whether a message is worth the fact-extraction model's call: a cheap test before the background model run.
 
 With a model configured, every stored message would cost a second model request (money, rate limit, and
-~the agent run's CPU on the worker) to learn the person's facts, although most messages are questions and
+its CPU on the worker) to learn the person's facts, although most messages are questions and
 requests about other things ("When is the standup tomorrow?", "Draft a note thanking the team"). A fact
 about the person needs a reference to them ("I", "my", "we", ...) or an explicit cue ("remember", "from
 now on"); a message is kept from the model only when every sentence of it is, recognisably in English,
@@ -27,7 +27,7 @@ def _set(words: str) -> frozenset[str]:
 
 
 MAX_CHARS = 2000
-"""As the rules: a self-statement is short and comes early; a longer message is judged on its start."""
+"""A longer message goes to the model unjudged: the model reads all of it, and a statement may come late."""
 
 _NOT_LATIN = re.compile(r"[^\W\d_a-zA-Z\u00c0-\u024f\u1e00-\u1eff]")
 """A letter outside the Latin script (Cyrillic, Greek, CJK, Arabic, ...): not judged here."""
@@ -103,7 +103,9 @@ _ENGLISH_EVIDENCE = ENGLISH | FIRST_PERSON | _INTERROGATIVE | _AUXILIARY | _REQU
 def may_state_facts(message: str) -> bool:
     """Whether `message` may tell something worth remembering about its author, so worth the extraction
     model's call. False only for a message judged, in English, to hold nothing of the kind."""
-    text = message[:MAX_CHARS].replace("\u2019", "'").strip()
+    if len(message) > MAX_CHARS:
+        return True
+    text = message.replace("\u2019", "'").strip()
     if _NOT_LATIN.search(text) or _CUE.search(text):
         return True
     words = [w.lower() for w in _WORD.findall(text)]
