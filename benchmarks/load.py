@@ -127,6 +127,12 @@ def main() -> None:
         "--max-turns", type=int, default=32, help="turns each worker works on at once (PARLEY_MAX_CONCURRENT_TURNS)"
     )
     parser.add_argument("--server-log-level", default="INFO", help="the server's PARLEY_LOG_LEVEL")
+    parser.add_argument(
+        "--fact-extraction",
+        choices=("on", "off"),
+        default="on",
+        help="the server's PARLEY_FACT_EXTRACTION: the background fact extraction by the model (default on, as served)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data folder (server log, database)")
     parser.add_argument("--json", action="store_true", help="print the JSON on one line")
     args = parser.parse_args()
@@ -214,7 +220,7 @@ def model_answer(body: dict[str, Any]) -> Response:
     """The fake model's answer, as a real one would give it: a request for structured output (the background
     fact extraction offers pydantic-ai's output tool) is answered through that tool, here with nothing to
     remember, which is what a real model decides for the benchmark's questions; anything else is echoed. An
-    echo there would fail every extraction, twice (pydantic-ai asks once more), which no working model does."""
+    echo there would fail every extraction, which no working model does."""
     offered = {tool.get("function", {}).get("name") for tool in body.get("tools", [])}
     if DEFAULT_OUTPUT_TOOL_NAME in offered:
         return ToolCalls([(DEFAULT_OUTPUT_TOOL_NAME, {"operations": []})])
@@ -489,7 +495,9 @@ class Server:
         return self.process.returncode
 
 
-def server_env(data_dir: Path, fakes: Fakes, log_level: str, max_turns: int) -> dict[str, str]:
+def server_env(
+    data_dir: Path, fakes: Fakes, log_level: str, max_turns: int, fact_extraction: str = "on"
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith(("SLACK_", "PARLEY_"))}
     env.update(TELEMETRY_OFF)
     env.update(
@@ -504,6 +512,7 @@ def server_env(data_dir: Path, fakes: Fakes, log_level: str, max_turns: int) -> 
             "PARLEY_API_RATE_PER_MIN": UNLIMITED,
             "PARLEY_LOG_LEVEL": log_level,
             "PARLEY_MAX_CONCURRENT_TURNS": str(max_turns),
+            "PARLEY_FACT_EXTRACTION": fact_extraction,
             "SLACK_BOT_TOKEN": fakes.workspace.token,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": fakes.slack_url,
@@ -592,6 +601,20 @@ async def postgres_counters(server: Server) -> dict[str, int]:
         await conn.close()
     assert row is not None
     return {key: int(value) for key, value in row.items()}
+
+
+def requests_per_turn(before: int, after: int, turns: int) -> float | None:
+    """The fake model's requests in a phase per turn: 1 for the answer, more for extractions and tool steps."""
+    return round((after - before) / turns, 2) if turns else None
+
+
+async def phase_snapshot(server: Server, fakes: Fakes) -> tuple[CpuSnapshot, dict[str, int], int]:
+    """What a phase is measured by, at its start and end: CPU, Postgres's counters, and the requests the fake
+    model has answered (the turns' own and the background fact extractions', which may finish in the next phase)."""
+    cpu = cpu_snapshot(server, fakes)
+    postgres = await postgres_counters(server)
+    stats = await asyncio.to_thread(fakes.stats)
+    return cpu, postgres, int(stats["model_requests"])
 
 
 def per_turn(before: dict[str, int], after: dict[str, int], turns: int) -> dict[str, float | None]:
@@ -846,7 +869,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     fakes = Fakes.start(args.model_delay)
     server: Server | None = None
     try:
-        env = server_env(data_dir, fakes, args.server_log_level, args.max_turns)
+        env = server_env(data_dir, fakes, args.server_log_level, args.max_turns, args.fact_extraction)
         api_key = await asyncio.to_thread(create_api_key, env, data_dir)
         server = await start_server(env, data_dir, args.workers)
         err.print(f"server ready at {server.url} (pid {server.process.pid}) in {time.monotonic() - started:.0f} s")
@@ -890,7 +913,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 rss_samples: list[tuple[float, int]] = []
                 stop_sampling = asyncio.Event()
                 sampler = asyncio.create_task(sample_rss(server, rss_samples, stop_sampling))
-                snapshots = [(cpu_snapshot(server, fakes), await postgres_counters(server))]
+                snapshots = [await phase_snapshot(server, fakes)]
                 phases: list[DoorStats] = []
                 for _, name, turns, concurrency in plan:
                     phases.append(
@@ -898,7 +921,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                             name, driver, turns=turns, concurrency=concurrency, deadline=deadline, progress=progress
                         )
                     )
-                    snapshots.append((cpu_snapshot(server, fakes), await postgres_counters(server)))
+                    snapshots.append(await phase_snapshot(server, fakes))
                 stop_sampling.set()
                 await sampler
             rss_end = server.rss_bytes()
@@ -915,8 +938,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     result: dict[str, Any] = {
         **{
             key: door_report(stats, cpu_before, cpu_after, concurrency)
-            | {"postgres_per_turn": per_turn(pg_before, pg_after, stats.turns)}
-            for (key, _, _, concurrency), stats, (cpu_before, pg_before), (cpu_after, pg_after) in zip(
+            | {
+                "postgres_per_turn": per_turn(pg_before, pg_after, stats.turns),
+                "model_requests_per_turn": requests_per_turn(model_before, model_after, stats.turns),
+            }
+            for (key, _, _, concurrency), stats, (cpu_before, pg_before, model_before), (
+                cpu_after,
+                pg_after,
+                model_after,
+            ) in zip(
                 plan, phases, snapshots[:-1], snapshots[1:], strict=True
             )
         },

@@ -21,6 +21,7 @@ from benchmarks.load import (
     model_answer,
     per_turn,
     percentile,
+    requests_per_turn,
     retry_after_s,
     slack_ts,
     spaced,
@@ -115,6 +116,11 @@ def test_slack_timestamps_look_like_slacks_and_increase(n: int, step: int) -> No
 def test_spaced_keeps_first_and_last() -> None:
     assert spaced([1.0, 2.0, 3.0], 11) == [1.0, 2.0, 3.0]
     assert spaced([float(v) for v in range(101)], 5) == [0.0, 25.0, 50.0, 75.0, 100.0]
+
+
+def test_model_requests_per_turn_count_the_extractions_beside_the_answers() -> None:
+    assert requests_per_turn(100, 213, 100) == 1.13
+    assert requests_per_turn(100, 213, 0) is None
 
 
 def test_per_turn_divides_counter_growth() -> None:

@@ -160,6 +160,39 @@ async def test_the_model_extracts_facts_in_the_background_through_the_fake_serve
     }
 
 
+def extracting(server: FakeOpenAI, pool: asyncpg.Pool) -> MemoryService:
+    """A memory service whose fact extraction asks the fake model server, as `parley serve` builds it."""
+    factory = model_factory(settings_for(server, parley_fact_extraction=True))
+    assert factory is not None
+    return MemoryService(
+        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=agent_extractor(factory.build())
+    )
+
+
+async def test_a_greeting_with_a_name_is_still_shown_to_the_extraction_model(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    memory = extracting(openai_server, pool)
+    user = UserKey(platform="console", workspace_id=f"w-{uuid.uuid4().hex[:8]}", user_id="U1")
+    openai_server.queue(ToolCalls([("final_result", {"operations": [{"op": "add", "fact": "goes by Sam"}]})]))
+    await memory.remember(user, "Hi, I'm Sam", message_id=None)
+    await memory.drain()
+    [extraction] = openai_server.requests
+    assert "Hi, I'm Sam" in str(extraction["messages"])
+    assert await person_facts(pool, user) == ["goes by Sam"]
+
+
+async def test_a_question_about_other_things_makes_no_extraction_request(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    memory = extracting(openai_server, pool)
+    user = UserKey(platform="console", workspace_id=f"w-{uuid.uuid4().hex[:8]}", user_id="U1")
+    await memory.remember(user, "When is the standup tomorrow?", message_id=None)
+    await memory.remember(user, "Draft a note thanking the team for the offsite.", message_id=None)
+    await memory.drain()
+    assert openai_server.requests == []
+
+
 async def test_row_level_security_shows_a_person_only_the_channel_of_their_turn(pool: asyncpg.Pool) -> None:
     workspace = WorkspaceKey(platform="console", workspace_id=f"w-{uuid.uuid4().hex[:8]}")
     user = UserKey(platform="console", workspace_id=workspace.workspace_id, user_id="U1")

@@ -15,8 +15,12 @@ from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from pydantic_ai import Agent
-from pydantic_ai.models import Model
+from pydantic_ai.direct import model_request
+from pydantic_ai.exceptions import UnexpectedModelBehavior
+from pydantic_ai.messages import ModelRequest, ToolCallPart, UserPromptPart
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.output import DEFAULT_OUTPUT_TOOL_NAME
+from pydantic_ai.tools import GenerateToolJsonSchema, ToolDefinition
 
 from core.fencing import fence
 
@@ -71,12 +75,31 @@ class Delete:
 Change = Add | Supersede | Delete
 
 
+DECISION_TOOL = ToolDefinition(
+    name=DEFAULT_OUTPUT_TOOL_NAME,
+    parameters_json_schema=FactDecision.model_json_schema(schema_generator=GenerateToolJsonSchema),
+    description="The final response which ends this conversation",
+    kind="output",
+)
+"""The output tool a pydantic-ai `Agent(output_type=FactDecision)` offers, as it describes it."""
+
+
 def agent_extractor(model: Model | str) -> FactExtractor:
-    """A `FactExtractor` backed by a pydantic-ai agent with structured output."""
-    agent = Agent(model, output_type=FactDecision, instructions=EXTRACTION_INSTRUCTIONS)
+    """A `FactExtractor` asking `model` for a `FactDecision` through its output tool, the request an
+    `Agent(output_type=FactDecision)` sends, made directly (`pydantic_ai.direct.model_request`): the agent's
+    run graph (run contexts, capabilities, toolsets, its tasks) cost 4 of the 5.4 ms of worker CPU an
+    extraction took, for one request with one forced tool call. An answer without a valid decision fails the
+    extraction at once, where the agent asked the model once more: the rules learn the message either way."""
+    parameters = ModelRequestParameters(output_mode="tool", output_tools=[DECISION_TOOL], allow_text_output=False)
+    instructions = EXTRACTION_INSTRUCTIONS.strip()  # as an agent sends them
 
     async def extract(prompt: str) -> FactDecision:
-        return (await agent.run(prompt)).output
+        request = ModelRequest(parts=[UserPromptPart(prompt)], instructions=instructions)
+        response = await model_request(model, [request], model_request_parameters=parameters)
+        for part in response.parts:
+            if isinstance(part, ToolCallPart) and part.tool_name == DECISION_TOOL.name:
+                return FactDecision.model_validate(part.args_as_dict())
+        raise UnexpectedModelBehavior("the model answered without calling the decision tool")
 
     return extract
 

@@ -3,8 +3,10 @@
 Every user turn becomes a memory of that person in that workspace, masked before it is stored or
 embedded. Recall fuses vector similarity, full-text match and recency (`core.memory.ranking`) and
 returns k memories whenever the person has k. After the turn, in the background, the message's facts
-are learnt (`core.memory.facts`): by the model when extraction is on, else by the deterministic rules,
-which also fill the profile and keep "remember for this channel: …" notes. It never delays a reply.
+are learnt (`core.memory.facts`): by the model when extraction is on and the message may state one
+(`core.memory.fact_gate`: a question or request about other things costs no model call), else by the
+deterministic rules, which also fill the profile and keep "remember for this channel: …" notes. It never
+delays a reply.
 A model that keeps failing to extract (one without structured output) is not asked again for
 `extraction_pause_s`: the rules learn every message meanwhile, at no model call.
 """
@@ -32,6 +34,7 @@ from core.memory import search as recall_search
 from core.memory import store as db
 from core.memory.embedding_backend import embed_one, model_label, warm_up
 from core.memory.extraction import Add, Change, Delete, FactExtractor, extraction_prompt, plan_changes
+from core.memory.fact_gate import may_state_facts
 from core.memory.facts import Fact, Home, NewFact, Said
 from core.memory.facts_rules import read_statements
 from core.memory.facts_view import homes_for
@@ -76,7 +79,7 @@ class MemoryConfig:
     ever later: past this many, a message is learned by the deterministic rules alone."""
     extraction_failures_to_pause: int = 5
     """Failed extractions in a row after which the model is not asked for a while (a model that cannot give
-    structured output, such as a small local one, fails every time, each failure costing two model calls)."""
+    structured output, such as a small local one, fails every time, each failure costing a model call)."""
     extraction_pause_s: float = 300.0
     """How long messages are learned by the rules alone before the model is asked again."""
     large_scope_rows: int = 5_000
@@ -202,7 +205,12 @@ class MemoryService:
         if not content:
             return
         said = Said(author_id=user.user_id, channel_id=channel_id, at=self.clock(), message_id=message_id)
-        extract = self.extractor is not None and self._extraction_circuit.allow() and self._extraction_has_room()
+        extract = (
+            self.extractor is not None
+            and may_state_facts(content)
+            and self._extraction_circuit.allow()
+            and self._extraction_has_room()
+        )
         known = None
         if extract and not self._unlearned[user]:
             async with fact_scope(self.pool, user) as conn:
