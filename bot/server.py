@@ -40,7 +40,7 @@ from bot.database import APPLICATION_NAME, operator_database_uri
 from bot.doctor import cached_status
 from bot.front_door import SWITCH_INTERVAL_S, LoopBridge, ReadDeadlines, WorkerAnswers, serve_in_thread
 from bot.settings import Settings, environment_layer
-from bot.workers import pass_start_gate
+from bot.workers import metrics_port, pass_start_gate
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
 from core.pipeline import Pipeline
@@ -144,7 +144,23 @@ async def serve(
     """Run until SIGTERM/SIGINT; the process then finishes its turns and returns. `sock` is the listening
     socket from the supervisor of several workers (bot/workers.py), and `worker` this one's number: only
     worker 0 runs maintenance, and the answers are spread over the workers (`WorkerAnswers`). At the first
-    start, `start_gate` holds a loaded worker back until the others have loaded (`StartGate`)."""
+    start, `start_gate` holds a loaded worker back until the others have loaded (`StartGate`). PARLEY_METRICS_PORT's
+    listener is this process's, or with several workers the supervisor's."""
+    with metrics_port(settings, host) if worker is None else contextlib.nullcontext():
+        await _serve(settings, host=host, port=port, playground_key=playground_key, sock=sock, worker=worker,
+                     start_gate=start_gate)
+
+
+async def _serve(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    playground_key: bool,
+    sock: socket.socket | None,
+    worker: int | None,
+    start_gate: str | None,
+) -> None:
     maintenance = not worker
     async with running(settings, maintenance=maintenance) as pipeline, operator_pool(settings) as admin_pool:
         pool = pipeline.pool
@@ -160,7 +176,8 @@ async def serve(
             )
         hosts = allowed_hosts(host, settings.parley_allowed_hosts)
         if settings.parley_metrics_token is None and host not in LOOPBACK:
-            log.info("/metrics answers no one: the server listens on %s and PARLEY_METRICS_TOKEN is not set", host)
+            log.info("/metrics on port %d answers no one: the server listens on %s and PARLEY_METRICS_TOKEN is not "
+                     "set%s", port, host, " (PARLEY_METRICS_PORT serves them)" if settings.parley_metrics_port else "")
         loop = asyncio.get_running_loop()
         slack_door = slack.door_routes(loop) if slack else {}
         door = {**api_door_routes(app.state.api), **slack_door}

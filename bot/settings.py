@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     parley_metrics_token: SecretStr | None = None
     """The bearer token /metrics asks for (Prometheus' `authorization: {credentials: ...}`). Without one, /metrics
     answers on a loopback address only: its counters (turns, errors, refusals, cost) are no one else's business."""
+    parley_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    """A second port serving only /metrics, with no token, on PARLEY_HOST: for a scraper that sends none (Fly's).
+    Keep it private (never publish it); with several workers it shows all of them, as /metrics does."""
 
     # evaluation and observability
     parley_judge_model: str | None = None

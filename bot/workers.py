@@ -19,6 +19,12 @@ every connection to one of them) the workers share one socket as before. Answers
 refusal behind close their connection, so the client's next request is spread afresh: a shed turn's 503
 (adapters/api/deps.py) and, with several workers, a Slack event's ack (bot/front_door.py).
 
+Metrics: each worker counts in files of its own under a folder the supervisor makes for this start
+(prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR), so a scrape of any worker's /metrics, or of
+the supervisor's PARLEY_METRICS_PORT, shows every worker's counters added up rather than one worker's, which
+went back and forth from scrape to scrape (read by Prometheus as resets). The workers ask the kernel for SIGTERM
+when the supervisor dies (bot/children.py): a `kill -9` of it left them serving its port.
+
 Each worker keeps its own rate-limit windows: with N workers, one person may get up to N times the
 per-minute limits, so divide them by N where that matters.
 """
@@ -30,17 +36,24 @@ import contextlib
 import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import multiprocess
+
+from bot.children import ends_with_this_process
+from bot.config_check import ConfigError, Problem
 from bot.database import database_uri
 from bot.settings import Settings
+from core.metrics import MULTIPROCESS_DIR, listen, scrape_registry
 from core.store.migrations import migrate
 
 log = logging.getLogger("parley.workers")
@@ -153,6 +166,8 @@ class Supervisor:
     """A pidfd per running worker, readable once it exits (Linux), so its death wakes the supervisor."""
     gate: StartGate | None = None
     """The first start's barrier while it is closed (several workers with a socket each)."""
+    metrics_dir: str | None = None
+    """The workers' PROMETHEUS_MULTIPROC_DIR, where a dead worker is marked dead."""
 
     def __post_init__(self) -> None:
         self.family = self.sockets[0].family
@@ -168,7 +183,10 @@ class Supervisor:
         args += ["--worker-index", str(index)]
         args += ["--start-gate", gate.argument()] if gate else []
         try:
-            process = subprocess.Popen(args, env=self.env, pass_fds=(fd, *(gate.worker_fds if gate else ())))
+            process = subprocess.Popen(
+                args, env=self.env, pass_fds=(fd, *(gate.worker_fds if gate else ())),
+                preexec_fn=ends_with_this_process(),
+            )
         except ValueError:
             if self.stopping:  # the signal came after the restart was decided and closed the socket
                 return
@@ -256,6 +274,8 @@ class Supervisor:
         self.restarts[index] = tries + 1
         self.due[index] = now + wait
         log.error("worker %d exited with %d; starting it again in %.1f s", index, code, wait)
+        if self.metrics_dir:  # its counters stay in the sum; only live gauges (none yet) would leave
+            multiprocess.mark_process_dead(self.processes[index].pid, self.metrics_dir)
         if self.own_sockets and self.sockets[index].fileno() != -1:
             self.sockets[index].close()
 
@@ -275,20 +295,56 @@ def supervise(settings: Settings, *, host: str, port: int, workers: int, playgro
     uri = database_uri(settings)
     asyncio.run(migrate(uri))
     sockets = worker_sockets(host, port, workers)
+    metrics_dir = tempfile.mkdtemp(prefix="parley-metrics-")
     supervisor = Supervisor(
         command=[sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port)],
         first_only=["--playground-key"] if playground_key else [],
-        env={**os.environ, "DATABASE_URL": uri},
+        env={**os.environ, "DATABASE_URL": uri, MULTIPROCESS_DIR: metrics_dir},
         sockets=sockets,
         workers=workers,
+        metrics_dir=metrics_dir,
     )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, supervisor.stop)
     try:
-        return supervisor.run()
+        with metrics_port(settings, host, metrics_dir):
+            return supervisor.run()
+    except ConfigError as exc:
+        from bot.cli.common import report_problems
+
+        report_problems(exc.problems)
+        return 2
     finally:
         for sock in sockets:
             sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def metrics_port(settings: Settings, host: str, directory: str | None = None) -> Iterator[None]:
+    """PARLEY_METRICS_PORT's listener while the block runs (the supervisor's with several workers, adding up the
+    workers' counters in `directory`): /metrics with no token, said loudly, since the port must stay private."""
+    port = settings.parley_metrics_port
+    if port is None:
+        yield
+        return
+    try:
+        server = listen(host, port, scrape_registry(directory))
+    except OSError as exc:
+        problem = Problem(
+            variable="PARLEY_METRICS_PORT", value=str(port), what=f"cannot listen on {host}:{port} ({exc.strerror})",
+            fix="choose a free port other than PORT, or unset PARLEY_METRICS_PORT",
+        )
+        raise ConfigError([problem]) from None
+    log.warning(
+        "metrics at http://%s:%d/metrics with no token (PARLEY_METRICS_PORT): keep port %d private, "
+        "reachable only by your scraper, never published", host, server.server_port, server.server_port,
+    )
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 BACKLOG = 2048

@@ -41,12 +41,20 @@ def test_fly_processes_and_release_command_are_parley_commands() -> None:
 def test_fly_health_checks_the_web_port_and_lets_turns_finish() -> None:
     service = FLY["http_service"]
     port = int(FLY["env"]["PORT"])
-    assert service["internal_port"] == port == FLY["metrics"]["port"]
+    assert service["internal_port"] == port
     assert service["processes"] == ["web"]
     assert [c["path"] for c in service["checks"]] == ["/healthz"]
-    assert FLY["metrics"]["path"] == "/metrics"
     turn_timeout = Settings(_env_file=None).parley_model_timeout * 2 + 30  # type: ignore[call-arg]
     assert int(FLY["kill_timeout"].removesuffix("s")) > turn_timeout
+
+
+def test_fly_scrapes_the_private_metrics_port_which_no_service_publishes() -> None:
+    """Fly's scraper sends no token, so it reads the tokenless PARLEY_METRICS_PORT, which must stay unpublished."""
+    metrics_port = int(FLY["env"]["PARLEY_METRICS_PORT"])
+    assert FLY["metrics"]["port"] == metrics_port and FLY["metrics"]["path"] == "/metrics"
+    assert FLY["metrics"]["processes"] == ["web"]
+    published = [FLY["http_service"]["internal_port"], *(s["internal_port"] for s in FLY.get("services", []))]
+    assert metrics_port not in published
 
 
 def test_dockerfile_is_multi_stage_slim_non_root_and_runs_parley_serve() -> None:

@@ -187,6 +187,31 @@ async def test_session_can_be_read_and_deleted(client: httpx.AsyncClient, key: s
     assert_explains(gone.json(), "session_not_found")
 
 
+GONE_INSTANCE = 2**31 - 1
+"""An instance number no process holds."""
+CRASHED_TURN = {
+    "closed by the next start": "UPDATE turns SET status = 'error', error = 'interrupted' WHERE id = $1",
+    "not yet closed": f"UPDATE turns SET status = 'started', instance = {GONE_INSTANCE} WHERE id = $1",
+}
+"""What a crash leaves of a turn: closed as interrupted by the next start (parley_close_orphaned_turns), or before
+that still open by the instance that died."""
+
+
+@pytest.mark.parametrize("crashed", CRASHED_TURN.values(), ids=CRASHED_TURN.keys())
+async def test_a_message_whose_turn_a_crash_interrupted_says_so(
+    client: httpx.AsyncClient, key: str, pool: asyncpg.Pool, crashed: str
+) -> None:
+    session = uuid.uuid4().hex
+    for message in ("before the crash", "cut off"):
+        cut = await client.post("/v1/chat", json={"message": message, "session_id": session}, headers=bearer(key))
+    await pool.execute("DELETE FROM messages WHERE turn_id = $1 AND role = 'assistant'", cut.json()["turn_id"])
+    await pool.execute(crashed, cut.json()["turn_id"])
+    messages = (await client.get(f"/v1/sessions/{session}", headers=bearer(key))).json()["messages"]
+    assert [(m["content"], m["interrupted"]) for m in messages] == [
+        ("before the crash", False), ("You said: before the crash", False), ("cut off", True)
+    ]
+
+
 async def test_a_long_session_is_read_a_page_at_a_time_newest_first(client: httpx.AsyncClient, key: str) -> None:
     session = uuid.uuid4().hex
     for n in range(3):

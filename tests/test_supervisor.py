@@ -7,12 +7,14 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -109,11 +111,12 @@ def listening(sock: socket.socket) -> bool:
 
 
 def alive(process_pid: int) -> bool:
+    """Running: neither gone nor a zombie (a killed supervisor's workers go to an init that may be slow to reap)."""
     try:
-        os.kill(process_pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{process_pid}/stat").read_text()
+    except FileNotFoundError:
         return False
-    return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def test_a_crash_looping_worker_delays_neither_another_workers_restart_nor_the_stop() -> None:
@@ -211,3 +214,42 @@ def read_or_timeout(client: socket.socket) -> bytes:
         return client.recv(16)
     except TimeoutError:
         return b""
+
+
+KILLED_SUPERVISOR = """
+import os, sys
+from bot.workers import Supervisor, worker_sockets
+sockets = worker_sockets("127.0.0.1", 0, 2)
+print(sockets[0].getsockname()[1], flush=True)
+worker = [sys.executable, "-c", os.environ["STUB_WORKER"]]
+Supervisor(command=worker, env=dict(os.environ), sockets=sockets, workers=2).run()
+"""
+"""A supervisor of two stub workers in a process of its own, printing its port, for a test to kill -9."""
+
+
+def children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_the_workers_of_a_killed_supervisor_end_and_free_its_port() -> None:
+    """`kill -9` of `parley serve --workers 2` (an OOM kill) runs none of its stop: its workers kept serving the
+    port, and the next start found it in use."""
+    env = {**os.environ, "STUB_WORKER": STUB_WORKER, "STUB_CRASHING": "", "STUB_STALLED": "", "STUB_LOAD_S": ""}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    supervisor = subprocess.Popen([sys.executable, "-c", KILLED_SUPERVISOR], env=env, stdout=subprocess.PIPE)
+    workers: list[int] = []
+    try:
+        assert supervisor.stdout is not None
+        address = ("127.0.0.1", int(supervisor.stdout.readline()))
+        eventually(lambda: set(answers(address)) == {"0", "1"})
+        workers = children(supervisor.pid)
+        supervisor.kill()
+        supervisor.wait(5)
+        eventually(lambda: not any(alive(pid) for pid in workers))
+        socket.create_server(address).close()  # the port is free for the next start
+    finally:
+        supervisor.kill()
+        supervisor.wait(5)
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

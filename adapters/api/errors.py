@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -45,6 +46,27 @@ DATABASE_AWAY = ErrorBody(
 )
 
 
+STORAGE_RETRY_AFTER_S = 60
+STORAGE_FULL = ErrorBody(
+    error="storage_full",
+    message="The database's disk is full, so nothing can be stored; nothing was changed.",
+    fix="Retry later. An operator should free space on the disk that holds the database (PARLEY_DATA_DIR for the "
+        "embedded one: `df -h`); Parley works again as soon as there is room, without a restart.",
+)
+STORAGE_FAILING = ErrorBody(
+    error="storage_error",
+    message="The database could not read or write its files; nothing was changed.",
+    fix="Retry later. An operator should check the disk that holds the database (its log names the file; "
+        "PARLEY_DATA_DIR for the embedded one): full, read-only or failing.",
+)
+STORAGE_ERRORS: tuple[tuple[type[Exception], ErrorBody], ...] = (
+    (asyncpg.DiskFullError, STORAGE_FULL),
+    (asyncpg.PostgresIOError, STORAGE_FAILING),
+)
+"""Storage failures that no retry of the request fixes until an operator acts, but that are not Parley's bugs: a 503
+naming the disk, not a 500 asking to look for a bug in the log."""
+
+
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     texts = {
         401: "Missing or invalid API key",
@@ -55,13 +77,15 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         422: "Invalid request body or parameters",
         429: "Rate limit reached (see Retry-After)",
-        503: "Overloaded (load shedding), shutting down or database unreachable; see Retry-After",
+        503: "Overloaded (load shedding), shutting down, database unreachable or its disk full; see Retry-After",
     }
     return {s: {"model": ErrorBody, "description": texts[s]} for s in statuses}
 
 
 def install(app: FastAPI) -> None:
-    """Register the handlers that turn every error into an `ErrorBody`."""
+    """Register the handlers that turn every error into an `ErrorBody`. An unexpected exception is answered by the
+    `Unexpected` middleware, not an exception handler for `Exception`: Starlette re-raises after such a handler, so
+    uvicorn logged every one a second time ("Exception in ASGI application"), a handled 503 included."""
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -95,18 +119,53 @@ def install(app: FastAPI) -> None:
         body = ErrorBody(error=code, message=str(exc.detail), fix=fix)
         return error_response(exc.status_code, body, getattr(exc, "headers", None))
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, RETRYABLE):
-            log.warning("database unavailable (%s)", type(exc).__name__, extra={"path": request.url.path})
-            return error_response(503, DATABASE_AWAY, {"Retry-After": str(DATABASE_RETRY_AFTER_S)})
-        log.error("request failed", exc_info=exc, extra={"path": request.url.path})
-        body = ErrorBody(
-            error="internal_error",
-            message=f"Something went wrong on the server ({type(exc).__name__}); it has been logged.",
-            fix="Try again; if it keeps happening, an operator can find the error in the server log.",
-        )
-        return error_response(500, body)
+    app.add_middleware(Unexpected)
+
+
+def unexpected_response(path: str, exc: Exception) -> JSONResponse:
+    """The answer to an exception no route handled, logged once: a lost database or a storage failure is a 503
+    with Retry-After, anything else a 500."""
+    if isinstance(exc, RETRYABLE):
+        log.warning("database unavailable (%s)", type(exc).__name__, extra={"path": path})
+        return error_response(503, DATABASE_AWAY, {"Retry-After": str(DATABASE_RETRY_AFTER_S)})
+    for kind, body in STORAGE_ERRORS:
+        if isinstance(exc, kind):
+            log.error("%s: %s (%s)", body.error, exc, type(exc).__name__, extra={"path": path})
+            return error_response(503, body, {"Retry-After": str(STORAGE_RETRY_AFTER_S)})
+    log.error("request failed", exc_info=exc, extra={"path": path})
+    body = ErrorBody(
+        error="internal_error",
+        message=f"Something went wrong on the server ({type(exc).__name__}); it has been logged.",
+        fix="Try again; if it keeps happening, an operator can find the error in the server log.",
+    )
+    return error_response(500, body)
+
+
+class Unexpected:
+    """Answers an exception that escaped every route and handler (`unexpected_response`) and does not raise it
+    further. Once a response has started nothing can be answered: the exception goes on to the server, which logs
+    it (once, as nothing here did)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching)
+        except Exception as exc:
+            if started:
+                raise
+            await unexpected_response(scope["path"], exc)(scope, receive, send)
 
 
 class BodyLimit:

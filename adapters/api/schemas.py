@@ -176,6 +176,11 @@ class SessionMessage(BaseModel):
     content: str
     turn_id: int | None
     created_at: datetime
+    interrupted: bool = Field(
+        default=False,
+        description="A user message left unanswered because the server stopped during its turn (a crash, a kill): "
+        "no answer follows it; send it again for one (the history then holds it once).",
+    )
 
 
 class SessionOut(BaseModel):

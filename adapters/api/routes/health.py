@@ -8,11 +8,12 @@ import hmac
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from adapters.api.deps import StateDep
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import Health
+from core.metrics import scrape_registry
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT_S = 2.0
@@ -49,8 +50,8 @@ async def readyz(state: StateDep) -> Health:
     summary="Prometheus metrics",
 )
 async def metrics(request: Request, state: StateDep) -> Response:
-    """The counters, to a request with the metrics token (`PARLEY_METRICS_TOKEN`), or to anyone where the server
-    listens on a loopback address and no token is set."""
+    """The counters (every worker's, added up), to a request with the metrics token (`PARLEY_METRICS_TOKEN`), or
+    to anyone where the server listens on a loopback address and no token is set."""
     expected = state.config.metrics_token
     if expected is None and not state.config.metrics_keyless:
         raise ApiError(
@@ -69,4 +70,4 @@ async def metrics(request: Request, state: StateDep) -> Response:
                 "Send `Authorization: Bearer <PARLEY_METRICS_TOKEN>` (Prometheus: `authorization: {credentials: ..}`).",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(scrape_registry()), media_type=CONTENT_TYPE_LATEST)
