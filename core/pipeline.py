@@ -151,6 +151,14 @@ class Pipeline:
                 reply = self._failure(inbound, "model_not_configured", str(exc))
             except TimeoutError:
                 reply = self._failure(inbound, "timeout", "That took too long and I stopped. Please try again.")
+            except asyncpg.DiskFullError as exc:
+                _log_failure("storage_full", describe_error(exc), exc, inbound)
+                reply = self._failure(
+                    inbound,
+                    "storage_full",
+                    "My database's disk is full, so I can't store anything and can't answer safely right now. "
+                    "Please try again later; whoever runs Parley needs to free some space.",
+                )
             except DB_ERRORS as exc:
                 _log_failure("database_unavailable", describe_error(exc), exc, inbound)
                 reply = self._failure(
@@ -587,6 +595,8 @@ OPERATOR_FIXES = {
     "model_timeout": "check the model server's load, or raise PARLEY_MODEL_TIMEOUT",
     "model_server_error": "check the provider's status page or the model server's log",
     "database_unavailable": "check that Postgres is up and DATABASE_URL points at it (`parley doctor`)",
+    "storage_full": "free space on the disk that holds the database (PARLEY_DATA_DIR for the embedded one: "
+    "`df -h`); turns work again as soon as there is room, without a restart",
     "internal_error": "run with PARLEY_LOG_LEVEL=DEBUG for the traceback and report it",
 }
 """What the operator does about each failure code; the log line ends with it."""

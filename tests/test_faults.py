@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from core.models import Reaction
@@ -77,3 +79,27 @@ async def test_database_outage_under_load_degrades_then_recovers_losing_nothing(
     score = await pool.fetchval("SELECT score FROM feedback WHERE turn_id = $1", before.turn_id)
     assert score == 1
     await pool.close()
+
+
+FULL_DISK_FOR = """CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    IF NEW.workspace_id = '{workspace}' THEN
+        RAISE EXCEPTION 'could not extend file "base/5/16384": No space left on device' USING ERRCODE = 'disk_full';
+    END IF;
+    RETURN NEW; END $$;
+CREATE TRIGGER {name} BEFORE INSERT ON turns FOR EACH ROW EXECUTE FUNCTION {name}()"""
+"""Postgres' own disk_full error (SQLSTATE 53100), raised as a table that cannot grow raises it, for one workspace."""
+
+
+async def test_a_full_database_disk_is_named_to_the_person_and_the_operator(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    workspace, name = f"w-{uuid.uuid4().hex[:8]}", f"full_disk_{uuid.uuid4().hex[:8]}"
+    await pool.execute(FULL_DISK_FOR.format(name=name, workspace=workspace))
+    try:
+        with caplog.at_level(logging.ERROR, logger="parley.pipeline"):
+            reply = await build_pipeline(settings_for(openai_server), pool).run(message("hi", workspace=workspace))
+    finally:
+        await pool.execute(f"DROP TRIGGER {name} ON turns; DROP FUNCTION {name}()")
+    assert reply.error == "storage_full" and "disk is full" in reply.text
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("storage_full" in line and "free space" in line for line in logged), logged
