@@ -23,7 +23,9 @@ Metrics: each worker counts in files of its own under a folder the supervisor ma
 (prometheus_client's multiprocess mode, PROMETHEUS_MULTIPROC_DIR), so a scrape of any worker's /metrics, or of
 the supervisor's PARLEY_METRICS_PORT, shows every worker's counters added up rather than one worker's, which
 went back and forth from scrape to scrape (read by Prometheus as resets). The workers ask the kernel for SIGTERM
-when the supervisor dies (bot/children.py): a `kill -9` of it left them serving its port.
+when the supervisor dies (bot/children.py): a `kill -9` of it left them serving its port. The folder is named with
+the supervisor's pid, and a start removes those whose supervisor is gone (a `kill -9` runs no cleanup, so each one
+stayed in the temp folder for good); a live supervisor's is never touched (`metrics_folder`).
 
 Each worker keeps its own rate-limit windows: with N workers, one person may get up to N times the
 per-minute limits, so divide them by N where that matters.
@@ -35,6 +37,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import select
 import shutil
 import signal
@@ -47,6 +50,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from prometheus_client import multiprocess
 
 from bot.children import ends_with_this_process
@@ -295,7 +299,7 @@ def supervise(settings: Settings, *, host: str, port: int, workers: int, playgro
     uri = database_uri(settings)
     asyncio.run(migrate(uri))
     sockets = worker_sockets(host, port, workers)
-    metrics_dir = tempfile.mkdtemp(prefix="parley-metrics-")
+    metrics_dir = metrics_folder()
     supervisor = Supervisor(
         command=[sys.executable, "-m", "bot", "serve", "--host", host, "--port", str(port)],
         first_only=["--playground-key"] if playground_key else [],
@@ -318,6 +322,52 @@ def supervise(settings: Settings, *, host: str, port: int, workers: int, playgro
         for sock in sockets:
             sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+METRICS_FOLDER = "parley-metrics-"
+_OWNED_FOLDER = re.compile(rf"{METRICS_FOLDER}([0-9]+)-.+")
+"""A supervisor's metrics folder: the prefix, its pid, a random part. Older Parleys left the pid out; such a
+folder cannot be told from a live one, so it is left alone."""
+
+
+def metrics_folder(parent: str | None = None) -> str:
+    """A new folder for the workers' metrics files in `parent` (the temp folder), named with this supervisor's
+    pid, once the folders of supervisors that are gone are removed."""
+    remove_stale_metrics_folders(parent)
+    return tempfile.mkdtemp(prefix=f"{METRICS_FOLDER}{os.getpid()}-", dir=parent)
+
+
+def remove_stale_metrics_folders(parent: str | None = None) -> list[str]:
+    """Remove the metrics folders in `parent` whose supervisor no longer runs (killed with no cleanup); return
+    their paths. A pid another process has taken since keeps its folder until that process ends too: a live
+    supervisor's folder must never go, and a leftover folder costs only a little disk."""
+    removed: list[str] = []
+    try:
+        with os.scandir(parent or tempfile.gettempdir()) as entries:
+            stale = [
+                entry.path for entry in entries
+                if (owner := _OWNED_FOLDER.fullmatch(entry.name))
+                and entry.is_dir(follow_symlinks=False) and not _running(int(owner[1]))
+            ]
+    except OSError:  # an unreadable temp folder: the start goes on, as mkdtemp will say what is wrong
+        return removed
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)  # another user's folder stays: the temp folder is sticky
+        if not os.path.lexists(path):
+            removed.append(path)
+    if removed:
+        log.info("removed %d metrics folder(s) of supervisors that were killed: %s", len(removed), ", ".join(removed))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie has ended; one this user may not look at is taken to run)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.AccessDenied:
+        return True
 
 
 @contextlib.contextmanager

@@ -6,6 +6,10 @@ half as many as were checked already where that is more (up to `MAX_CHECK_STEP`)
 forwarded; `final` checks the whole reply (once: reusing the last check when it already covered exactly
 this text) and sends what is still missing. Once a check blocks, nothing more is sent.
 
+What the rails check and pass on is the reply without the fence tags a model echoed from its prompt
+(core/fencing.py): a person never sees that markup, streamed or finished, and the stored reply is the text
+they saw. While streaming, a trailing `<...` that may still become such a tag waits until it is decided.
+
 Every check reads the whole text so far (the leak and bias rails scan it, the harm rail encodes its
 unfinished last chunk again), so with a fixed step a long reply's checking grew with its square: a
 3,000-character reply was checked 18 times while streaming at 160 characters a step, and is checked 8
@@ -14,6 +18,7 @@ times with the step growing. The first text still shows after `check_every` char
 
 from __future__ import annotations
 
+from core.fencing import without_fence_tags
 from core.models import UserKey
 from core.seams import GuardSeam, Verdict
 from core.sink import ReplySink
@@ -50,6 +55,7 @@ class RailedSink:
         """The reply so far (the whole text, not a delta)."""
         if self.sink is None or (self._last is not None and self._last.blocked):
             return
+        text = without_fence_tags(text, writing=True)
         if len(text) - len(self._checked) >= self._step():
             self._last, self._checked = await self._check(text), text
             await self._forward(self._last)
@@ -63,6 +69,7 @@ class RailedSink:
 
     async def final(self, text: str) -> Verdict:
         """The rails' verdict on the whole reply; a passed reply's rest goes to the sink."""
+        text = without_fence_tags(text)
         if self._last is None or not (self._last.blocked or self._checked == text):
             self._last, self._checked = await self._check(text), text
         await self._forward(self._last)

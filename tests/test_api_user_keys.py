@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -15,11 +16,12 @@ import pytest
 from typer.testing import CliRunner
 
 from adapters.api.deps import ApiConfig
+from adapters.api.routes.chat import idempotency_event
 from bot import observability
 from bot.cli import apikey
 from bot.server import create_app
 from bot.settings import get_settings
-from core.apikeys import create_api_key
+from core.apikeys import ApiKeyInfo, create_api_key
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import Platform, UserKey
 from tests.api_helpers import bearer, fake_model_settings, live_server
@@ -140,6 +142,43 @@ async def test_a_workspace_wide_key_still_acts_for_any_user(
     await bobs_profile_named(pool, workspace, "Bob")
     read = await client.get("/v1/profile?user_id=bob", headers=bearer(wide_key))
     assert read.status_code == 200 and read.json()["display_name"] == "Bob"
+
+
+async def test_a_bound_keys_idempotency_keys_are_its_persons_own(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, workspace: str, alice_key: str, wide_key: str
+) -> None:
+    bob_key = (await create_api_key(pool, workspace_id=workspace, name="bob's app", user_id="bob"))[1]
+    guessed = {"Idempotency-Key": uuid.uuid4().hex}
+    alices = await client.post("/v1/chat", json={"message": "mine"}, headers=bearer(alice_key) | guessed)
+    wides = await client.post("/v1/chat", json={"message": "for carol", "user_id": "carol"},
+                              headers=bearer(wide_key) | guessed)
+    bobs = await client.post("/v1/chat", json={"message": "my plan"}, headers=bearer(bob_key) | guessed)
+    alices_retry = await client.post("/v1/chat", json={"message": "mine"}, headers=bearer(alice_key) | guessed)
+    assert [r.status_code for r in (alices, wides, bobs, alices_retry)] == [200, 200, 200, 409]
+    assert bobs.json()["reply"] == "You said: my plan"
+
+
+def test_people_whose_ids_and_idempotency_keys_run_together_never_share_an_event() -> None:
+    def bound_to(user_id: str | None) -> ApiKeyInfo:
+        return ApiKeyInfo(key_id="k", platform="api", workspace_id="w", name="n", created_at=datetime.now(UTC),
+                          user_id=user_id)
+
+    events = {
+        idempotency_event(bound_to("a:b"), "c"),
+        idempotency_event(bound_to("a"), "b:c"),
+        idempotency_event(bound_to(None), "a:b:c"),
+        idempotency_event(bound_to(None), "@a:b:c"),
+    }
+    assert len(events) == 4
+
+
+async def test_a_workspace_wide_keys_idempotency_key_is_still_one_per_workspace(
+    client: httpx.AsyncClient, wide_key: str
+) -> None:
+    headers = bearer(wide_key) | {"Idempotency-Key": uuid.uuid4().hex}
+    first = await client.post("/v1/chat", json={"message": "hi", "user_id": "bob"}, headers=headers)
+    again = await client.post("/v1/chat", json={"message": "hi", "user_id": "carol"}, headers=headers)
+    assert (first.status_code, again.status_code) == (200, 409)
 
 
 async def test_an_admin_key_cannot_be_bound_to_one_user(pool: asyncpg.Pool, workspace: str) -> None:

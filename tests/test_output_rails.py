@@ -88,3 +88,16 @@ async def test_a_long_reply_is_checked_at_steps_that_grow_with_it_up_to_a_bound(
     assert all(STREAM_CHECK_CHARS <= s <= MAX_CHECK_STEP + 16 for s in steps[:-1])
     assert steps[-2] > steps[0]
     assert "".join(sink.deltas) == reply
+
+
+async def test_a_fence_tag_split_across_drafts_never_reaches_the_sink() -> None:
+    guard, sink = CountingGuard(), StreamSink()
+    rails = RailedSink(sink, guard, USER, check_every=1)
+    reply = "Keep it simple:\n<memory said=\"today\">Hi, I'm Sam.</memory> Done."
+    for end in range(1, len(reply) + 1):
+        await rails.draft(reply[:end])
+    verdict = await rails.final(reply)
+    assert verdict.text == "Keep it simple:\nHi, I'm Sam. Done."
+    assert "".join(sink.deltas) == verdict.text
+    assert not any("<" in delta for delta in sink.deltas)
+    assert not any("<" in text for text in guard.checked)

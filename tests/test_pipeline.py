@@ -183,6 +183,26 @@ async def test_streamed_deltas_add_up_to_the_reply(pipeline: Pipeline, openai_se
     assert sink.finished == [reply]
 
 
+FENCED_ANSWER = "No, no. I'll keep it simple and to the point:\n<memory>Hi, I'm Sam. What's 17% of 2340?</memory>"
+SHOWN_ANSWER = "No, no. I'll keep it simple and to the point:\nHi, I'm Sam. What's 17% of 2340?"
+
+
+@pytest.mark.parametrize("streams", [False, True], ids=["finished", "streamed"])
+async def test_a_reply_echoing_a_fence_tag_reaches_the_person_and_the_history_without_it(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI, streams: bool
+) -> None:
+    openai_server.chunk_delay = 0.01
+    openai_server.queue(Text(FENCED_ANSWER + " " + "x" * 200))  # long enough to stream before it ends
+    sink = RecordingSink(streams=streams)
+    reply = await pipeline.run(message("and in euros?"), sink)
+    assert reply.text == SHOWN_ANSWER + " " + "x" * 200
+    assert "".join(sink.deltas) == (reply.text if streams else "")
+    stored = await pool.fetchval(
+        "SELECT content FROM messages WHERE turn_id = $1 AND role = 'assistant'", reply.turn_id
+    )
+    assert stored == reply.text
+
+
 class BlockWord:
     """A guard that blocks any text containing a word: enough to test where rails sit."""
 

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -42,7 +43,8 @@ IdempotencyDep = Annotated[
         min_length=1,
         max_length=200,
         description="Retries of one message carry the same key: it is answered once, also across a crash "
-        "of the server (a retry of a turn whose server died is answered anew).",
+        "of the server (a retry of a turn whose server died is answered anew). A workspace-wide key's "
+        "Idempotency-Keys are one set per workspace; a key bound to one person has that person's own.",
     ),
 ]
 
@@ -225,12 +227,22 @@ def _turn_input(body: ChatRequest, caller: Caller, idempotency: str | None) -> t
         user_name=user_id,
         channel_name=API_CHANNEL,
         text=body.message,
-        event_id=f"idempotency:{idempotency}" if idempotency else uuid.uuid4().hex,
+        event_id=idempotency_event(key, idempotency) if idempotency else uuid.uuid4().hex,
         is_dm=True,
         attachments=tuple(a.to_attachment() for a in body.attachments),
         voice_reply=body.voice_reply,
     )
     return session, inbound
+
+
+def idempotency_event(key: ApiKeyInfo, idempotency: str) -> str:
+    """The event id a message's Idempotency-Key claims. A workspace-wide key's is one per workspace, as it
+    always was; a key bound to one person gets that person's own (their user id quoted, so no `:` in it can
+    run into the key), so another person's key that guesses it can neither block their message with a 409
+    nor take it over."""
+    if key.user_id is None:
+        return f"idempotency:{idempotency}"
+    return f"idempotency@{quote(key.user_id, safe='')}:{idempotency}"
 
 
 def already_answered(session_id: str) -> ApiError:
