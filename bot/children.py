@@ -10,15 +10,15 @@ Elsewhere nothing changes.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import signal
 import sys
 from collections.abc import Callable
 
 PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
-"""Loaded once here: between fork and exec the child should do as little as it can (no imports, no locks)."""
+_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+"""The process's own symbols, libc's among them (`find_library` would run `ldconfig`, ~10 ms at every start);
+loaded here because between fork and exec the child should do as little as it can (no imports, no locks)."""
 
 
 def ends_with_this_process() -> Callable[[], None] | None:
