@@ -9,16 +9,26 @@ Elsewhere nothing changes.
 
 from __future__ import annotations
 
-import ctypes
+import functools
 import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
-_libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-"""The process's own symbols, libc's among them (`find_library` would run `ldconfig`, ~10 ms at every start);
-loaded here because between fork and exec the child should do as little as it can (no imports, no locks)."""
+
+
+@functools.cache
+def _prctl() -> Callable[..., Any] | None:
+    """libc's `prctl` from the process's own symbols (`ctypes.util.find_library` would run `ldconfig`), looked
+    up in the parent, on its first child: between fork and exec the child should do as little as it can."""
+    if sys.platform != "linux":
+        return None
+    import ctypes  # only where a child is started: ~20 ms of a cold start otherwise
+
+    prctl: Callable[..., Any] = ctypes.CDLL(None, use_errno=True).prctl
+    return prctl
 
 
 def ends_with_this_process() -> Callable[[], None] | None:
@@ -28,10 +38,10 @@ def ends_with_this_process() -> Callable[[], None] | None:
     The signal follows the thread that forks, so start children from a thread that lives as long as the
     process (the main thread or the serving loop's). If this process died before the child's request took
     effect, the child ends at once rather than live on as an orphan."""
-    if _libc is None:
+    prctl = _prctl()
+    if prctl is None:
         return None
     parent = os.getpid()
-    prctl = _libc.prctl
 
     def request() -> None:
         prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
