@@ -38,7 +38,7 @@ from core.llm import ModelConfig, ModelFactory, ModelNotConfigured
 from core.media import ElevenLabsConfig, Media, MediaConfig, MediaLimits
 from core.media.config import VoiceFormat
 from core.memory.embedding_backend import build_embedder
-from core.memory.extraction import agent_extractor
+from core.memory.extraction import model_extractor
 from core.memory.retention import maintenance_loop
 from core.memory.service import MemoryConfig, MemoryService
 from core.memory.tools import ToolScope, memory_toolset
@@ -162,7 +162,7 @@ def build_memory(settings: Settings, pool: asyncpg.Pool, models: ModelFactory | 
     a warning in the newcomer's terminal), and the rules learned the message anyway."""
     structured = not answers_with_demo_model(settings) and settings.parley_model != "test"
     wanted = settings.parley_fact_extraction and structured
-    extractor = agent_extractor(models.build()) if wanted and models else None
+    extractor = model_extractor(models.build()) if wanted and models else None
     return MemoryService(
         pool,
         build_embedder(settings.parley_embedding_model),

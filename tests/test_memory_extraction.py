@@ -23,9 +23,9 @@ from core.memory.extraction import (
     FactDecision,
     FactOperation,
     Supersede,
-    agent_extractor,
     extraction_prompt,
     json_extractor,
+    model_extractor,
     plan_changes,
 )
 from core.memory.facts import Home
@@ -80,7 +80,7 @@ async def test_the_extraction_request_is_the_one_an_agent_with_the_decision_as_o
     openai_server.queue(ToolCalls([("final_result", decision)]), ToolCalls([("final_result", decision)]))
     prompt = extraction_prompt("I play the cello", [(3, "lives in Porto")], today=date(2026, 12, 7))
     agent = Agent(model, output_type=FactDecision, instructions=EXTRACTION_INSTRUCTIONS)
-    assert await agent_extractor(model)(prompt) == (await agent.run(prompt)).output
+    assert await model_extractor(model)(prompt) == (await agent.run(prompt)).output
     direct, by_agent = openai_server.requests
     assert direct == by_agent
 
@@ -93,7 +93,7 @@ async def test_an_answer_without_the_decision_tool_fails_the_extraction_after_on
         return ModelResponse(parts=[TextPart("Nothing to remember.")])
 
     with pytest.raises(UnexpectedModelBehavior):
-        await agent_extractor(FunctionModel(chatty))("I play the cello")
+        await model_extractor(FunctionModel(chatty))("I play the cello")
     assert asked == [1]
 
 
@@ -119,7 +119,7 @@ async def test_facts_are_added_superseded_and_deleted_by_the_model_with_history_
     user = person()
     decisions = [FactDecision(operations=[FactOperation(op="add", fact="Lives in Lisbon")])]
     service = MemoryService(
-        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=agent_extractor(deciding(decisions))
+        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=model_extractor(deciding(decisions))
     )
     await service.remember(user, "I live in Lisbon", message_id=None)
     await service.drain()
@@ -285,7 +285,7 @@ async def test_the_facts_shown_to_the_model_are_read_again_after_an_earlier_mess
         FactDecision(operations=[FactOperation(op="none")]),
     ]
     shown: list[str] = []
-    model = agent_extractor(deciding(decisions))
+    model = model_extractor(deciding(decisions))
 
     async def recording(prompt: str) -> FactDecision:
         shown.append(prompt)

@@ -17,7 +17,7 @@ from bot.app import Seams, model_factory
 from bot.settings import Settings
 from core.context import CHANNEL_NOTE_IN_DM, DATA_RULE, build_instructions, render_facts
 from core.memory import facts as fact_store
-from core.memory.extraction import agent_extractor
+from core.memory.extraction import model_extractor
 from core.memory.facts import Fact, Home, NewFact, Said
 from core.memory.profiles import get_profile
 from core.memory.scope import fact_scope
@@ -142,7 +142,7 @@ async def test_the_model_extracts_facts_in_the_background_through_the_fake_serve
     factory = model_factory(settings)
     assert factory is not None
     memory = MemoryService(
-        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=agent_extractor(factory.build())
+        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=model_extractor(factory.build())
     )
     pipeline = chat(openai_server, pool, memory)
     told = message("I'm off until the 4th of January, and I prefer answers in euros")
@@ -165,7 +165,7 @@ def extracting(server: FakeOpenAI, pool: asyncpg.Pool) -> MemoryService:
     factory = model_factory(settings_for(server, parley_fact_extraction=True))
     assert factory is not None
     return MemoryService(
-        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=agent_extractor(factory.build())
+        pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=model_extractor(factory.build())
     )
 
 

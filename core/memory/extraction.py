@@ -84,7 +84,7 @@ DECISION_TOOL = ToolDefinition(
 """The output tool a pydantic-ai `Agent(output_type=FactDecision)` offers, as it describes it."""
 
 
-def agent_extractor(model: Model | str) -> FactExtractor:
+def model_extractor(model: Model | str) -> FactExtractor:
     """A `FactExtractor` asking `model` for a `FactDecision` through its output tool, the request an
     `Agent(output_type=FactDecision)` sends, made directly (`pydantic_ai.direct.model_request`): the agent's
     run graph (run contexts, capabilities, toolsets, its tasks) cost 4 of the 5.4 ms of worker CPU an
