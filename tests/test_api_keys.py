@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,15 @@ def test_apikey_cli_creates_lists_and_revokes(cli_env: CliRunner) -> None:
     assert revoked.exit_code == 0
     again = cli_env.invoke(apikey.app, ["revoke", key_id])
     assert again.exit_code == 1 and "parley apikey list" in again.output
+
+
+def test_apikey_list_shows_each_moment_to_the_minute_in_utc(cli_env: CliRunner) -> None:
+    """16 characters where an ISO stamp with seconds and offset took 25, folded over four lines at 80 columns."""
+    workspace = f"ws-{uuid.uuid4().hex[:8]}"
+    cli_env.invoke(apikey.app, ["create", "--workspace", workspace])
+    listed = cli_env.invoke(apikey.app, ["list", "--workspace", workspace], env={"COLUMNS": "200"})
+    assert re.search(r"│ \d{4}-\d{2}-\d{2} \d{2}:\d{2} +│", listed.output), listed.output
+    assert "+00:00" not in listed.output
 
 
 async def test_creating_and_revoking_a_key_is_audited_without_the_key(pool: asyncpg.Pool) -> None:

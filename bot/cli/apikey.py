@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.cli.common import err, load_settings, operator, run, wide_table
+from bot.cli.common import err, load_settings, minute, operator, run, wide_table
 from bot.database import open_pool
 from core.apikeys import ApiKeyInfo, create_api_key, list_api_keys, revoke_api_key
 
@@ -87,9 +87,9 @@ def list_keys(
             k.scope,
             k.name,
             "yes" if k.admin else "",
-            k.created_at.isoformat(timespec="seconds"),
-            k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "",
-            k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else "",
+            minute(k.created_at),
+            minute(k.last_used_at),
+            minute(k.revoked_at),
         )
     out.print(table)
 

@@ -38,6 +38,12 @@ def wide_table(*columns: str, title: str | None = None) -> Table:
     return table
 
 
+def minute(moment: datetime | None) -> str:
+    """A moment as tables show it, to the minute in UTC ("2026-12-07 14:59"; "" for none): an ISO stamp with
+    seconds and offset is 25 characters, which an 80-column table folds over four lines."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if moment is not None else ""
+
+
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """'7d', '12h', '30m' -> the moment that long ago; an ISO date is taken as is."""
     match = _DURATION.match(text)

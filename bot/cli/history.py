@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from bot.cli.common import UserOpt, WorkspaceOpt, load_settings, person, run, wide_table
+from bot.cli.common import UserOpt, WorkspaceOpt, load_settings, minute, person, run, wide_table
 from bot.database import open_pool
 from core.memory.conversations import HistoryMessage, user_history, user_platforms
 from core.models import UserKey
@@ -67,5 +67,5 @@ def history(
         return
     table = wide_table("when", "platform", "thread", "role", "message")
     for p, m in rows:
-        table.add_row(m.created_at.strftime("%Y-%m-%d %H:%M"), p, m.thread_id, m.role, m.content)
+        table.add_row(minute(m.created_at), p, m.thread_id, m.role, m.content)
     out.print(table)
