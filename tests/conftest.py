@@ -18,6 +18,7 @@ import asyncpg
 import pydantic_ai.models
 import pytest
 from hypothesis import settings as hypothesis_settings
+from typer.testing import CliRunner
 
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate_sync
@@ -127,6 +128,20 @@ def serve(pg_uri: str, tmp_path: Path) -> Iterator[StartServe]:
     yield start
     for server in started:
         server.kill()
+
+
+@pytest.fixture
+def cli_env(pg_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """A runner for CLI commands in this process, on the session's database, leaving this process's logging as
+    the test session set it."""
+    from bot import observability
+    from bot.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", pg_uri)
+    monkeypatch.setattr(observability, "_configured", True)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -14,9 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from bot import observability
 from bot.cli import apikey
-from bot.settings import get_settings
 from core.apikeys import (
     ADMIN_LINK,
     ADMIN_SESSION,
@@ -94,15 +91,6 @@ async def test_revoke_named_replaces_the_previous_playground_key(pool: asyncpg.P
     assert await revoke_named(pool, workspace_id=workspace, name="playground") == 1
     assert await key_of(pool, old) is None
     assert await key_of(pool, kept) is not None
-
-
-@pytest.fixture
-def cli_env(pg_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("DATABASE_URL", pg_uri)
-    monkeypatch.setattr(observability, "_configured", True)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def test_apikey_cli_creates_lists_and_revokes(cli_env: CliRunner) -> None:

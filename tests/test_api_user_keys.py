@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,10 +17,8 @@ from typer.testing import CliRunner
 
 from adapters.api.deps import ApiConfig
 from adapters.api.routes.chat import idempotency_event
-from bot import observability
 from bot.cli import apikey
 from bot.server import create_app
-from bot.settings import get_settings
 from core.apikeys import ApiKeyInfo, create_api_key
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import Platform, UserKey
@@ -184,15 +182,6 @@ async def test_a_workspace_wide_keys_idempotency_key_is_still_one_per_workspace(
 async def test_an_admin_key_cannot_be_bound_to_one_user(pool: asyncpg.Pool, workspace: str) -> None:
     with pytest.raises(ValueError, match="whole workspace"):
         await create_api_key(pool, workspace_id=workspace, admin=True, user_id="alice")
-
-
-@pytest.fixture
-def cli_env(pg_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("DATABASE_URL", pg_uri)
-    monkeypatch.setattr(observability, "_configured", True)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def test_the_cli_makes_a_bound_key_and_lists_whom_each_key_acts_for(cli_env: CliRunner, workspace: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
@@ -160,16 +160,6 @@ def on_db(pg_uri: str, work: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
             await pool.close()
 
     return asyncio.run(main())
-
-
-@pytest.fixture
-def cli_env(pg_uri: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    from bot.settings import get_settings
-
-    monkeypatch.setenv("DATABASE_URL", pg_uri)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
 
 
 def test_memory_forget_asks_unless_yes(pg_uri: str, cli_env: CliRunner) -> None:
