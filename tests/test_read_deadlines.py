@@ -70,21 +70,28 @@ async def closed_after(reader: asyncio.StreamReader, limit_s: float) -> tuple[fl
     return time.perf_counter() - started, data
 
 
-async def test_headers_trickled_a_byte_at_a_time_get_408_and_the_connection_closed(port: int) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\n")
+async def closed_while_trickling(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, byte: bytes
+) -> tuple[float, bytes]:
+    """`closed_after` while `byte` is sent every 0.1 s, as a slowloris client sends; the connection closed after."""
 
     async def trickle() -> None:
         while True:
-            writer.write(b"X")
+            writer.write(byte)
             await asyncio.sleep(0.1)
 
     trickling = asyncio.create_task(trickle())
     try:
-        took, data = await closed_after(reader, 5)
+        return await closed_after(reader, 5)
     finally:
         trickling.cancel()
         writer.close()
+
+
+async def test_headers_trickled_a_byte_at_a_time_get_408_and_the_connection_closed(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\n")
+    took, data = await closed_while_trickling(reader, writer, b"X")
     assert data.startswith(b"HTTP/1.1 408 ")
     assert 0.4 < took < 2
 
@@ -131,16 +138,5 @@ async def test_a_connection_asking_for_an_unsupported_upgrade_closes_after_its_a
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\nUpgrade: h2c\r\n"
                  b"Content-Length: 100000\r\n\r\n{")
-
-    async def trickle() -> None:
-        while True:
-            writer.write(b"a")
-            await asyncio.sleep(0.1)
-
-    trickling = asyncio.create_task(trickle())
-    try:
-        took, data = await closed_after(reader, 5)
-    finally:
-        trickling.cancel()
-        writer.close()
+    took, data = await closed_while_trickling(reader, writer, b"a")
     assert data.startswith(b"HTTP/1.1 ") and took < 2
