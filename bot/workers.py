@@ -50,7 +50,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import psutil
 from prometheus_client import multiprocess
 
 from bot.children import ends_with_this_process
@@ -58,6 +57,7 @@ from bot.config_check import ConfigError, Problem
 from bot.database import database_uri
 from bot.settings import Settings
 from core.metrics import MULTIPROCESS_DIR, listen, scrape_registry
+from core.processes import runs
 from core.store.migrations import migrate
 
 log = logging.getLogger("parley.workers")
@@ -347,7 +347,7 @@ def remove_stale_metrics_folders(parent: str | None = None) -> list[str]:
             stale = [
                 entry.path for entry in entries
                 if (owner := _OWNED_FOLDER.fullmatch(entry.name))
-                and entry.is_dir(follow_symlinks=False) and not _running(int(owner[1]))
+                and entry.is_dir(follow_symlinks=False) and not runs(int(owner[1]))
             ]
     except OSError:  # an unreadable temp folder: the start goes on, as mkdtemp will say what is wrong
         return removed
@@ -358,16 +358,6 @@ def remove_stale_metrics_folders(parent: str | None = None) -> list[str]:
     if removed:
         log.info("removed %d metrics folder(s) of supervisors that were killed: %s", len(removed), ", ".join(removed))
     return removed
-
-
-def _running(pid: int) -> bool:
-    """Whether process `pid` runs (a zombie has ended; one this user may not look at is taken to run)."""
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True
 
 
 @contextlib.contextmanager

@@ -30,6 +30,8 @@ from typing import Any
 
 import psutil
 
+from core.processes import runs
+
 SOCKET_LIMIT = 107
 SERVER_LOG_LINES = 5
 """Lines of Postgres' own log quoted when it fails to start: enough for its FATAL line and hint."""
@@ -109,7 +111,7 @@ def clear_stale_state(pgdata: Path) -> None:
         return
     except ValueError:
         pids = None  # cut short by a crash while pgserver wrote it
-    alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)] if isinstance(pids, list) else []
+    alive = [pid for pid in pids if isinstance(pid, int) and runs(pid)] if isinstance(pids, list) else []
     if alive != pids:
         handles.write_text(json.dumps(alive))
 
@@ -152,13 +154,6 @@ def _first_line_pid(path: Path) -> int | None:
     except OSError:
         return None
     return int(first) if first.isdigit() else None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
 
 
 def _answers(socket_path: Path) -> bool:
