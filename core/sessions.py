@@ -13,6 +13,7 @@ import asyncpg
 
 from core.models import Platform, WorkspaceKey
 from core.store.tenancy import scoped, self_scoped, tenant
+from core.turns import INTERRUPTED
 
 API_CHANNEL = "api"
 
@@ -32,6 +33,8 @@ class Message:
     content: str
     turn_id: int | None
     created_at: datetime
+    interrupted: bool = False
+    """A person's message whose turn's server stopped before answering (`core.turns.INTERRUPTED`)."""
 
 
 def new_session_id() -> str:
@@ -67,10 +70,12 @@ async def session_messages(
     """The newest `limit` messages older than message `before` (all of them without it), oldest first, and
     whether older ones remain: a long conversation is read a page at a time."""
     rows = await scoped(pool, _workspace(session.workspace_id)).fetch(
-        """SELECT id, role, content, turn_id, created_at FROM messages
-           WHERE platform = $1 AND workspace_id = $2 AND channel_id = $3 AND thread_id = $4
-             AND ($5::bigint IS NULL OR id < $5)
-           ORDER BY id DESC LIMIT $6""",
+        f"""SELECT m.id, m.role, m.content, m.turn_id, m.created_at,
+                  coalesce(m.role = 'user' AND {INTERRUPTED}, false) AS interrupted
+           FROM messages m LEFT JOIN turns t ON t.id = m.turn_id
+           WHERE m.platform = $1 AND m.workspace_id = $2 AND m.channel_id = $3 AND m.thread_id = $4
+             AND ($5::bigint IS NULL OR m.id < $5)
+           ORDER BY m.id DESC LIMIT $6""",
         Platform.API.value,
         session.workspace_id,
         API_CHANNEL,

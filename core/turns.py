@@ -128,6 +128,12 @@ async def finish_event(pool: asyncpg.Pool, inbound: Inbound, *, error: str) -> N
     )
 
 
+INTERRUPTED = """((t.status = 'error' AND t.error = 'interrupted')
+      OR (t.status = 'started' AND t.instance IS NOT NULL AND NOT parley_instance_alive(t.instance)))"""
+"""SQL over a turn `t`: its server stopped before answering it (closed as `interrupted` by the next start, or still
+open by an instance that is gone)."""
+
+
 async def start_turn(
     pool: asyncpg.Pool, inbound: Inbound, *, text: str, model: str | None, instance: int | None = None
 ) -> tuple[int, int]:
@@ -136,12 +142,11 @@ async def start_turn(
     The same message left unanswered in this conversation by an interrupted turn (a client retrying after
     a crash) is removed, so the history holds it once."""
     row = await scoped(pool, inbound.user).fetchrow(
-        """WITH orphan AS (
+        f"""WITH orphan AS (
                DELETE FROM messages m USING turns t
                WHERE m.platform = $1 AND m.workspace_id = $2 AND m.channel_id = $3 AND m.thread_id = $4
                  AND m.user_id = $5 AND m.role = 'user' AND m.content = $8 AND t.id = m.turn_id
-                 AND ((t.status = 'error' AND t.error = 'interrupted')
-                      OR (t.status = 'started' AND t.instance IS NOT NULL AND NOT parley_instance_alive(t.instance)))
+                 AND {INTERRUPTED}
            ),
            turn AS (
                INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, model, instance)
