@@ -78,6 +78,15 @@ async def rated_turn(pool: asyncpg.Pool, workspace: WorkspaceKey, message_id: st
     return None if found is None else int(found)
 
 
+async def turn_owner(pool: asyncpg.Pool, workspace: WorkspaceKey, turn_id: int) -> str | None:
+    """Whose message the workspace's turn answered; None when the workspace has no such turn."""
+    owner = await scoped(pool, workspace).fetchval(
+        "SELECT user_id FROM turns WHERE platform = $1 AND workspace_id = $2 AND id = $3",
+        workspace.platform, workspace.workspace_id, turn_id,
+    )
+    return None if owner is None else str(owner)
+
+
 async def record_reaction(pool: asyncpg.Pool, reaction: Reaction) -> int | None:
     """Store (or withdraw) a 👍/👎 on any message carrying one of Parley's replies; return the turn id,
     or None if ignored (not a rating, or not Parley's message)."""

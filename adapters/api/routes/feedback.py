@@ -8,8 +8,8 @@ from adapters.api.deps import ApiState, KeyDep, StateDep, acting_for
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import FeedbackOut, FeedbackRequest
 from core.apikeys import ApiKeyInfo
+from core.feedback import turn_owner
 from core.models import Platform, Reaction, WorkspaceKey
-from core.store.tenancy import scoped
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
 
@@ -37,11 +37,7 @@ async def _rateable(state: ApiState, key: ApiKeyInfo, turn_id: int) -> bool:
     if key.user_id is None:
         return True
     workspace = WorkspaceKey(platform=Platform.API, workspace_id=key.workspace_id)
-    owner = await scoped(state.pool, workspace).fetchval(
-        "SELECT user_id FROM turns WHERE platform = $1 AND workspace_id = $2 AND id = $3",
-        workspace.platform, workspace.workspace_id, turn_id,
-    )
-    return bool(owner == key.user_id)
+    return await turn_owner(state.pool, workspace, turn_id) == key.user_id
 
 
 def _no_such_turn(turn_id: int) -> ApiError:
