@@ -105,9 +105,9 @@ log = logging.getLogger("parley.slack")
 DEFAULT_API_URL = "https://slack.com/api/"
 EVENTS_PATH = "/slack/events"
 WEB_API_TIMEOUT_S = 30
+"""Seconds a Web API call may take, as slack_sdk's own default."""
 DATABASE_AWAY = "Parley cannot reach its database right now, so it did nothing; please try again in a minute."
 """The ack of a command or click while the database is away: without it no delivery can be told from a replay."""
-"""Seconds a Web API call may take, as slack_sdk's own default."""
 INSTALL_PATH = "/slack/install"
 REDIRECT_PATH = "/slack/oauth_redirect"
 BOT_SCOPES: tuple[str, ...] = (
