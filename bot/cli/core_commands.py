@@ -186,19 +186,20 @@ def db_restore(
     if users:
         refuse(f"the database is in use by {', '.join(users)}. Stop every Parley using it (serve, chat, slack, "
                "discord), then run this again.")
+    def described(found: dict[str, int]) -> str:
+        rows = ", ".join(f"{n} {table}" for table, n in found.items() if table != "tables")
+        return f"{found['tables']} tables ({rows})"
+
     there = run(held(uri))
     if there["tables"] and not force:
-        rows = ", ".join(f"{n} {table}" for table, n in there.items() if table != "tables")
-        refuse(f"the database already holds {there['tables']} tables ({rows}). `--force` replaces all of it with "
+        refuse(f"the database already holds {described(there)}. `--force` replaces all of it with "
                f"the backup; keep a copy first: parley db backup before-restore.dump")
     try:
         restore(uri, file, replace=force)
     except BackupError as exc:
         refuse(str(exc))
     report_migrations(run(migrate(uri)))
-    now = run(held(uri))
-    rows = ", ".join(f"{n} {table}" for table, n in now.items() if table != "tables")
-    out.print(f"Restored {file}: {now['tables']} tables ({rows}).", markup=False, highlight=False)
+    out.print(f"Restored {file}: {described(run(held(uri)))}.", markup=False, highlight=False)
 
 
 @feedback_app.command("list")
