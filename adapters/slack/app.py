@@ -31,7 +31,6 @@ from functools import partial
 from typing import Any
 
 import aiohttp
-import asyncpg
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -100,6 +99,7 @@ from adapters.slack.verify import (
 from adapters.slack.viewing import viewed_channel
 from core.loops import call_on, on_loop
 from core.pipeline import DB_ERRORS, Pipeline
+from core.store.pool import Pool
 
 log = logging.getLogger("parley.slack")
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -244,7 +244,7 @@ class SlackConfig:
 
 
 def build_slack(
-    config: SlackConfig, pipeline: Pipeline, pool: asyncpg.Pool, *, memory: MemoryAdmin | None = None
+    config: SlackConfig, pipeline: Pipeline, pool: Pool, *, memory: MemoryAdmin | None = None
 ) -> SlackAdapter:
     """The Slack adapter for `pipeline`. `memory` defaults to the memory area's functions."""
     if memory is None:
@@ -255,7 +255,7 @@ def build_slack(
 
 
 class SlackAdapter:
-    def __init__(self, config: SlackConfig, pipeline: Pipeline, pool: asyncpg.Pool, memory: MemoryAdmin) -> None:
+    def __init__(self, config: SlackConfig, pipeline: Pipeline, pool: Pool, memory: MemoryAdmin) -> None:
         if not config.bot_token and not config.oauth:
             raise ValueError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth")
         self.config = config
@@ -350,7 +350,7 @@ class SlackAdapter:
             await self.client.session.close()
 
     # -- wiring ------------------------------------------------------------------------------
-    def _build_app(self, pool: asyncpg.Pool) -> AsyncApp:
+    def _build_app(self, pool: Pool) -> AsyncApp:
         config = self.config
         oauth: AsyncOAuthSettings | None = None
         if config.oauth:

@@ -3,15 +3,15 @@
 Slack accepts a signature for five minutes (`verify.MAX_AGE_S`), so a command or a click captured in transit
 (past TLS: a proxy's log, a debugging dump) could be sent again within them and run again. Slack signs every
 delivery afresh, a retry of its own included (new timestamp, new signature), and no one without the signing
-secret can sign the same body anew: so a delivery is its signature. Each is claimed in Postgres (migration
-0036), which every worker and a restarted server share, and kept until its window is surely over.
+secret can sign the same body anew: so a delivery is its signature. Each is claimed in Postgres
+(core/requests_seen.py), which every worker and a restarted server share, and kept until its window is surely over.
 """
 
 from __future__ import annotations
 
-import asyncpg
-
 from adapters.slack.verify import MAX_AGE_S
+from core.requests_seen import first_seen
+from core.store.pool import Pool
 
 KEEP_S = 4 * MAX_AGE_S
 """How long a claimed signature is kept: a request is accepted from `MAX_AGE_S` before its timestamp to
@@ -19,6 +19,6 @@ KEEP_S = 4 * MAX_AGE_S
 expires the claims) may differ from this server's (which checks the timestamps)."""
 
 
-async def first_delivery(pool: asyncpg.Pool, signature: str) -> bool:
+async def first_delivery(pool: Pool, signature: str) -> bool:
     """True the first time `signature` (a verified `X-Slack-Signature`) is seen; False for a replay."""
-    return bool(await pool.fetchval("SELECT parley_first_slack_request($1, $2)", signature, KEEP_S))
+    return await first_seen(pool, signature, KEEP_S)
