@@ -521,7 +521,7 @@ class SlackAdapter:
             return await next()
         retry = req.headers.get("x-slack-retry-num", [None])[0]
         log.warning("slack event %s (%s) seen before (%s): acknowledged, not run again", event_id,
-                    event.get("type"), f"Slack's retry {retry}" if retry else "a replay")
+                    event.get("type"), f"Slack's retry {retry}" if retry else "sent again")
         return BoltResponse(status=200, body="")
 
     async def _dispatch_acked(self, request: Request, body: bytes) -> None:
