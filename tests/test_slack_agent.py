@@ -252,6 +252,13 @@ def context_changed(user: str, viewed: str) -> dict[str, Any]:
     }
 
 
+async def views(slack: Harness, user: str, channel: str) -> None:
+    """`user` opens `channel` with Parley's panel beside it; a message follows once the view is noted (seconds
+    later in Slack; the event is claimed in Postgres before it is noted, so a message sent at once may pass it)."""
+    await slack.sender.event(slack.workspace, context_changed(user, channel))
+    await slack.settle()
+
+
 def prompt_of(model: FakeOpenAI) -> str:
     return json.dumps(model.requests[-1]["messages"])
 
@@ -259,7 +266,7 @@ def prompt_of(model: FakeOpenAI) -> str:
 async def test_asking_about_this_channel_reads_the_viewed_channels_recent_messages(slack: Harness) -> None:
     viewed, dm = channel_id(), "D" + channel_id()[1:]
     slack.fake.add_channel(viewed, "launch-plan", [("UCAROL", "We ship on Friday."), ("UDAN", "Docs are late.")])
-    await slack.sender.event(slack.workspace, context_changed("UALICE", viewed))
+    await views(slack, "UALICE", viewed)
     await slack.sender.event(slack.workspace, message(channel=dm, user="UALICE", text="Summarise this channel",
                                                       ts=slack.ts(), channel_type="im"))
     await slack.settle()
@@ -272,7 +279,7 @@ async def test_asking_about_this_channel_reads_the_viewed_channels_recent_messag
 async def test_other_questions_get_the_viewed_channels_name_only(slack: Harness) -> None:
     viewed, dm = channel_id(), "D" + channel_id()[1:]
     slack.fake.add_channel(viewed, "random", [("UCAROL", "lunch?")])
-    await slack.sender.event(slack.workspace, context_changed("UALICE", viewed))
+    await views(slack, "UALICE", viewed)
     await slack.sender.event(slack.workspace, message(channel=dm, user="UALICE", text="What is 2+2?",
                                                       ts=slack.ts(), channel_type="im"))
     await slack.settle()
@@ -282,7 +289,7 @@ async def test_other_questions_get_the_viewed_channels_name_only(slack: Harness)
 
 async def test_a_viewed_channel_parley_cannot_read_leaves_the_turn_as_it_was(slack: Harness) -> None:
     dm = "D" + channel_id()[1:]
-    await slack.sender.event(slack.workspace, context_changed("UALICE", channel_id()))
+    await views(slack, "UALICE", channel_id())
     await slack.sender.event(slack.workspace, message(channel=dm, user="UALICE", text="Summarise this channel",
                                                       ts=slack.ts(), channel_type="im"))
     await slack.settle()

@@ -11,13 +11,13 @@ import pytest
 from pydantic_ai.messages import ModelResponse, TextPart
 from slack_sdk.oauth.installation_store.models.installation import Installation
 
-from adapters.discord.store import NewMessage, remember_messages
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from adapters.slack.replays import first_delivery
 from core import deliveries, turns
 from core.apikeys import create_api_key
 from core.audit import Actor
 from core.cache import PostgresCacheStore
+from core.discord_conversations import NewMessage, remember_messages
 from core.feedback import record_feedback
 from core.guard.events import SafetyEvent, record_event
 from core.limits import SpendLimit, set_limit

@@ -14,29 +14,28 @@ import io
 import logging
 from typing import Any
 
-import asyncpg
 import discord
 import httpx
 import yarl
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
-from adapters.discord import store
 from adapters.discord.commands import build_tree
 from adapters.discord.config import DM_WORKSPACE, DiscordConfig
 from adapters.discord.convert import SkippedFile, clean_text, download, notes, with_quote
 from adapters.discord.feedback import FEEDBACK_SOURCE, FeedbackButtons, buttons_for_answer, thanks
 from adapters.discord.invite import required_intents
 from adapters.discord.routing import MessageFacts, ReplyFacts, Target, ThreadFacts, moves_to_thread, route, thread_name
-from adapters.discord.store import NewMessage
 from adapters.discord.streaming import Streamer
 from adapters.discord.surfaces import NOBODY, ChannelSurface, InteractionSurface
 from adapters.discord.voice import measure, send_voice_message
-from core import deliveries
+from core import deliveries, discord_conversations
+from core.discord_conversations import NewMessage
 from core.feedback import score_of
 from core.media.errors import Unreadable
 from core.models import Inbound, Platform, Reaction, Reply, ToolProgress, WorkspaceKey
 from core.pipeline import Pipeline
+from core.store.pool import Pool
 from core.workspace import answers_unmentioned_in
 
 log = logging.getLogger("parley.discord")
@@ -45,7 +44,7 @@ ORDINARY_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 VOICE_DECODE_TIMEOUT_S = 60.0
 
 
-def build_discord(config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool) -> ParleyDiscordClient:
+def build_discord(config: DiscordConfig, pipeline: Pipeline, pool: Pool) -> ParleyDiscordClient:
     """The Discord client for `config`; `await client.start()` runs it, `await client.close()` stops it."""
     Route.BASE = config.api_base.rstrip("/")
     DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(config.gateway_url or DISCORD_GATEWAY)
@@ -53,7 +52,7 @@ def build_discord(config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool)
 
 
 class ParleyDiscordClient(discord.AutoShardedClient):
-    def __init__(self, config: DiscordConfig, pipeline: Pipeline, pool: asyncpg.Pool) -> None:
+    def __init__(self, config: DiscordConfig, pipeline: Pipeline, pool: Pool) -> None:
         # Parley never joins voice channels: discord.py's warnings about missing voice libraries would mislead.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         optional: dict[str, Any] = {}
@@ -138,7 +137,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             is_dm=facts.is_dm,
             attachments=files,
         )
-        await store.remember_messages(
+        await discord_conversations.remember_messages(
             self.pool, workspace_id=workspace, user_id=inbound.user_id, thread_id=target.thread_id,
             messages=[NewMessage(message_id=str(message.id), channel_id=str(message.channel.id))],
         )
@@ -152,7 +151,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         home = str(channel.id)
         thread: ThreadFacts | None = None
         if message.guild is not None and not isinstance(channel, discord.abc.GuildChannel):
-            known_thread = await store.parley_thread(self.pool, workspace, str(channel.id))
+            known_thread = await discord_conversations.parley_thread(self.pool, workspace, str(channel.id))
             if isinstance(channel, discord.Thread) or known_thread is not None:
                 owner = getattr(channel, "owner_id", None)
                 thread = ThreadFacts(
@@ -187,7 +186,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             return None
         replied = str(reference.message_id)
         ours = await deliveries.find(self.pool, _workspace(workspace), replied)
-        known = None if ours is not None else await store.known_message(self.pool, workspace, replied)
+        known = None if ours is not None else await discord_conversations.known_message(self.pool, workspace, replied)
         resolved = reference.resolved if isinstance(reference.resolved, discord.Message) else None
         to_parley = resolved.author.id == self.user.id if resolved else ours is not None
         return ReplyFacts(
@@ -207,7 +206,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
             log.warning("could not start a thread (%s %s); answering in the channel", exc.status, exc.code,
                         extra=_where(message))
             return None
-        await store.remember_thread(
+        await discord_conversations.remember_thread(
             self.pool, workspace_id=workspace, user_id=str(message.author.id), thread_id=str(thread.id),
             parent_channel_id=home, conversation_id=target.thread_id,
         )
@@ -216,7 +215,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
     async def _moves_to_thread(self, target: Target, workspace: str, channel: discord.abc.Messageable) -> bool:
         if not self.config.auto_thread or not isinstance(channel, discord.TextChannel):
             return False
-        count = await store.people_messages(self.pool, workspace, target.thread_id)
+        count = await discord_conversations.people_messages(self.pool, workspace, target.thread_id)
         return moves_to_thread(
             enabled=True, target=target, in_thread=False, user_messages=count, after=self.config.auto_thread_after
         )
@@ -230,7 +229,7 @@ class ParleyDiscordClient(discord.AutoShardedClient):
         workspace = str(interaction.guild_id) if interaction.guild_id else DM_WORKSPACE
         channel = interaction.channel
         if isinstance(channel, discord.Thread):
-            known_thread = await store.parley_thread(self.pool, workspace, str(channel.id))
+            known_thread = await discord_conversations.parley_thread(self.pool, workspace, str(channel.id))
             home = str(channel.parent_id)
             thread_id = known_thread.conversation_id if known_thread else str(channel.id)
         else:

@@ -14,7 +14,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
 
-import asyncpg
 import discord
 from discord import app_commands
 from pydantic import ValidationError
@@ -28,6 +27,7 @@ from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import Platform, UserKey
 from core.seams import Profile
+from core.store.pool import Pool
 from core.workspace import Layers, load_layers, set_override, unset_override
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def validation_message(error: ValidationError) -> str:
     return "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in error.errors())
 
 
-def build_tree(client: discord.Client, *, pool: asyncpg.Pool, ask: Ask) -> app_commands.CommandTree:
+def build_tree(client: discord.Client, *, pool: Pool, ask: Ask) -> app_commands.CommandTree:
     """The command tree with all four commands; `client.setup_hook` syncs it.
 
     Every command works where the app is installed to a server and where a person installed it to
@@ -154,7 +154,7 @@ def build_tree(client: discord.Client, *, pool: asyncpg.Pool, ask: Ask) -> app_c
     return tree
 
 
-def settings_group(pool: asyncpg.Pool) -> app_commands.Group:
+def settings_group(pool: Pool) -> app_commands.Group:
     """/settings for this channel, offered to members with Manage Channels and checked again on use
     (a server can change who sees a command). Changes are audited with the member's id."""
     group = app_commands.Group(
@@ -247,7 +247,7 @@ def _as_bool(value: str) -> str | bool:
 class ConfirmForget(discord.ui.View):
     """Two buttons under the /forget warning; only the person who asked can press them."""
 
-    def __init__(self, *, pool: asyncpg.Pool, user: UserKey, asker_id: int) -> None:
+    def __init__(self, *, pool: Pool, user: UserKey, asker_id: int) -> None:
         super().__init__(timeout=CONFIRM_TIMEOUT_S)
         self.pool = pool
         self.user = user

@@ -10,7 +10,8 @@ work on the pipeline's loop delays them; Bolt runs on the pipeline's loop. Comma
 and actions, whose ack carries a reply, go through Bolt before it answers (`process_before_response`);
 their listeners only parse the payload and hand the work to tracked background tasks, so the ack still
 leaves within milliseconds, with every piece of work already tracked for a shutdown to drain. A command or an
-action runs once per signature (`replays`): the same signed bytes sent again are acknowledged and do nothing.
+action runs once per signature, an event once per `event_id` (`replays`): the same signed bytes sent again, or
+Slack's retry of an event already received, are acknowledged and do nothing.
 
 POST /slack/events reads at most `verify.MAX_BODY_BYTES` and checks the signature on the raw bytes
 before anything parses them: unsigned, stale, oversized or malformed requests get a 4xx and one log
@@ -31,7 +32,6 @@ from functools import partial
 from typing import Any
 
 import aiohttp
-import asyncpg
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -86,7 +86,7 @@ from adapters.slack.handlers import GREETING, SUGGESTED_PROMPTS, FileLimits, Sla
 from adapters.slack.identity import bot_authorize
 from adapters.slack.installation import PostgresInstallationStore, PostgresOAuthStateStore
 from adapters.slack.pacing import ChannelPacer
-from adapters.slack.replays import first_delivery
+from adapters.slack.replays import TURN_EVENTS, first_delivery, first_event
 from adapters.slack.tasks import TaskTracker
 from adapters.slack.verify import (
     MAX_BODY_BYTES,
@@ -100,6 +100,7 @@ from adapters.slack.verify import (
 from adapters.slack.viewing import viewed_channel
 from core.loops import call_on, on_loop
 from core.pipeline import DB_ERRORS, Pipeline
+from core.store.pool import Pool
 
 log = logging.getLogger("parley.slack")
 DEFAULT_API_URL = "https://slack.com/api/"
@@ -244,7 +245,7 @@ class SlackConfig:
 
 
 def build_slack(
-    config: SlackConfig, pipeline: Pipeline, pool: asyncpg.Pool, *, memory: MemoryAdmin | None = None
+    config: SlackConfig, pipeline: Pipeline, pool: Pool, *, memory: MemoryAdmin | None = None
 ) -> SlackAdapter:
     """The Slack adapter for `pipeline`. `memory` defaults to the memory area's functions."""
     if memory is None:
@@ -255,7 +256,7 @@ def build_slack(
 
 
 class SlackAdapter:
-    def __init__(self, config: SlackConfig, pipeline: Pipeline, pool: asyncpg.Pool, memory: MemoryAdmin) -> None:
+    def __init__(self, config: SlackConfig, pipeline: Pipeline, pool: Pool, memory: MemoryAdmin) -> None:
         if not config.bot_token and not config.oauth:
             raise ValueError("Slack needs SLACK_BOT_TOKEN, or SLACK_CLIENT_ID and SLACK_CLIENT_SECRET for OAuth")
         self.config = config
@@ -350,7 +351,7 @@ class SlackAdapter:
             await self.client.session.close()
 
     # -- wiring ------------------------------------------------------------------------------
-    def _build_app(self, pool: asyncpg.Pool) -> AsyncApp:
+    def _build_app(self, pool: Pool) -> AsyncApp:
         config = self.config
         oauth: AsyncOAuthSettings | None = None
         if config.oauth:
@@ -390,6 +391,7 @@ class SlackAdapter:
         assistant.thread_started(self._on_thread_started)
         assistant.thread_context_changed(self._on_context_changed)
         assistant.user_message(self._on_message_event)
+        app.use(self._once_per_event)
         app.use(assistant)
         if not config.oauth:
             app.use(self._warn_other_workspace)
@@ -495,6 +497,32 @@ class SlackAdapter:
             log.warning("slack request replayed (its signature was seen before): acknowledged, not run again")
             return BoltResponse(status=200, body="")
         return await self.app.async_dispatch(bolt_request)
+
+    async def _once_per_event(
+        self, req: AsyncBoltRequest, body: dict[str, Any], next: Callable[[], Awaitable[BoltResponse]]
+    ) -> BoltResponse:
+        """An event runs unless its `event_id` was seen before (`replays`): a replay, or a Slack retry of an event
+        already received, is acknowledged and does nothing. Parley acknowledges an event before handling it, so
+        Slack retries only one whose ack did not reach it: one never received runs, one received does not run
+        again, even if its handling failed (as a failed event is acknowledged, a retry would fail the same way).
+        Without the database the event runs unclaimed: its listeners need none (a greeting) or keep their work for
+        it (a rating waits in the outbox), and losing it would cost more than a replay in that minute."""
+        event = body.get("event")
+        event_id = body.get("event_id")
+        if (body.get("type") != "event_callback" or not isinstance(event, dict) or not isinstance(event_id, str)
+                or event.get("type") in TURN_EVENTS):
+            return await next()
+        try:
+            first = await first_event(self.pool, event_id)
+        except DB_ERRORS as exc:
+            log.warning("slack event run unclaimed: the database is unavailable (%s)", type(exc).__name__)
+            return await next()
+        if first:
+            return await next()
+        retry = req.headers.get("x-slack-retry-num", [None])[0]
+        log.warning("slack event %s (%s) seen before (%s): acknowledged, not run again", event_id,
+                    event.get("type"), f"Slack's retry {retry}" if retry else "sent again")
+        return BoltResponse(status=200, body="")
 
     async def _dispatch_acked(self, request: Request, body: bytes) -> None:
         """Bolt's work on an event already acknowledged; what it would have answered goes to the log."""

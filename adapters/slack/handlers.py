@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-import asyncpg
 import httpx
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -48,6 +47,7 @@ from core.audit import Actor
 from core.channel_settings import ADMIN_ONLY_REFUSAL, KEYS, WORKSPACE_ADMIN_KEYS, UnknownSetting, parse
 from core.models import Attachment, ConversationKey, Inbound, Platform, Reaction, UserKey, WorkspaceKey
 from core.pipeline import Pipeline
+from core.store.pool import Pool
 from core.workspace import answers_unmentioned_in, load_layers, set_override, unset_override
 
 log = logging.getLogger("parley.slack")
@@ -78,7 +78,7 @@ class SlackHandlers:
         self,
         *,
         pipeline: Pipeline,
-        pool: asyncpg.Pool,
+        pool: Pool,
         memory: MemoryAdmin,
         http: httpx.AsyncClient,
         pacer: ChannelPacer,

@@ -1,26 +1,25 @@
-"""Bolt's OAuth installation store and state store in Postgres (migration 0004), for distributing
-Parley to many workspaces. Every instance sharing the database sees the same installations.
+"""Bolt's OAuth installation store and state store, for distributing Parley to many workspaces.
 
-The tokens are stored as Slack returns them: protect the database like the tokens themselves.
+Translation only: slack_sdk's `Installation` and `Bot` become JSON documents and back, and each question goes to
+core's stores (core/slack_installations.py, core/oauth_states.py), which keep them in Postgres.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import secrets
 from datetime import datetime, timedelta
 from logging import Logger
 from typing import Any
 
-import asyncpg
 from slack_sdk.oauth.installation_store.async_installation_store import AsyncInstallationStore
 from slack_sdk.oauth.installation_store.models.bot import Bot
 from slack_sdk.oauth.installation_store.models.installation import Installation
 from slack_sdk.oauth.state_store.async_state_store import AsyncOAuthStateStore
 
-from core.models import Platform, WorkspaceKey
-from core.store.tenancy import scoped
+from core import oauth_states, slack_installations
+from core.slack_installations import Site
+from core.store.pool import Pool
 
 _log = logging.getLogger("parley.slack.installation")
 BOT_FIELDS = (
@@ -35,9 +34,9 @@ BOT_FIELDS = (
 
 
 class PostgresInstallationStore(AsyncInstallationStore):
-    """Installations and bots of one Slack app (`client_id`); the newest row of a workspace wins."""
+    """Installations and bots of one Slack app (`client_id`); the newest of a workspace wins."""
 
-    def __init__(self, pool: asyncpg.Pool, *, client_id: str) -> None:
+    def __init__(self, pool: Pool, *, client_id: str) -> None:
         self.pool = pool
         self.client_id = client_id
 
@@ -45,44 +44,29 @@ class PostgresInstallationStore(AsyncInstallationStore):
     def logger(self) -> Logger:
         return _log
 
+    def _site(self, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None) -> Site:
+        return Site(client_id=self.client_id, enterprise_id=enterprise_id, team_id=team_id,
+                    is_enterprise_install=is_enterprise_install)
+
     async def async_save(self, installation: Installation) -> None:
-        await scoped(self.pool, _scope(installation.enterprise_id, installation.team_id,
-                                       installation.is_enterprise_install)).execute(
-            """INSERT INTO slack_installations
-                   (client_id, enterprise_id, team_id, user_id, is_enterprise_install, data)
-               VALUES ($1, $2, $3, $4, $5, $6::jsonb)""",
-            self.client_id,
-            installation.enterprise_id or "",
-            _team(installation.team_id, installation.is_enterprise_install),
-            installation.user_id,
-            installation.is_enterprise_install,
-            _dump(installation.to_dict_for_copying()),
+        site = self._site(installation.enterprise_id, installation.team_id, installation.is_enterprise_install)
+        await slack_installations.save_installation(
+            self.pool, site, user_id=installation.user_id, document=_dump(installation.to_dict_for_copying())
         )
         if installation.bot_token:
             await self.async_save_bot(installation.to_bot())
 
     async def async_save_bot(self, bot: Bot) -> None:
-        await scoped(self.pool, _scope(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)).execute(
-            """INSERT INTO slack_bots (client_id, enterprise_id, team_id, is_enterprise_install, data)
-               VALUES ($1, $2, $3, $4, $5::jsonb)""",
-            self.client_id,
-            bot.enterprise_id or "",
-            _team(bot.team_id, bot.is_enterprise_install),
-            bot.is_enterprise_install,
-            _dump(bot.to_dict_for_copying()),
-        )
+        site = self._site(bot.enterprise_id, bot.team_id, bot.is_enterprise_install)
+        await slack_installations.save_bot(self.pool, site, document=_dump(bot.to_dict_for_copying()))
 
     async def async_find_bot(
         self, *, enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None = False
     ) -> Bot | None:
-        data = await scoped(self.pool, _scope(enterprise_id, team_id, is_enterprise_install)).fetchval(
-            """SELECT data FROM slack_bots WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3
-               ORDER BY installed_at DESC, id DESC LIMIT 1""",
-            self.client_id,
-            enterprise_id or "",
-            _team(team_id, is_enterprise_install),
+        document = await slack_installations.newest_bot(
+            self.pool, self._site(enterprise_id, team_id, is_enterprise_install)
         )
-        return Bot(**json.loads(data)) if data is not None else None
+        return Bot(**json.loads(document)) if document is not None else None
 
     async def async_find_installation(
         self,
@@ -92,30 +76,12 @@ class PostgresInstallationStore(AsyncInstallationStore):
         user_id: str | None = None,
         is_enterprise_install: bool | None = False,
     ) -> Installation | None:
-        team = _team(team_id, is_enterprise_install)
-        db = scoped(self.pool, _scope(enterprise_id, team_id, is_enterprise_install))
-        if user_id is None:
-            data = await db.fetchval(
-                """SELECT data FROM slack_installations
-                   WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3
-                   ORDER BY installed_at DESC, id DESC LIMIT 1""",
-                self.client_id,
-                enterprise_id or "",
-                team,
-            )
-        else:
-            data = await db.fetchval(
-                """SELECT data FROM slack_installations
-                   WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3 AND user_id = $4
-                   ORDER BY installed_at DESC, id DESC LIMIT 1""",
-                self.client_id,
-                enterprise_id or "",
-                team,
-                user_id,
-            )
-        if data is None:
+        document = await slack_installations.newest_installation(
+            self.pool, self._site(enterprise_id, team_id, is_enterprise_install), user_id=user_id
+        )
+        if document is None:
             return None
-        values: dict[str, Any] = json.loads(data)
+        values: dict[str, Any] = json.loads(document)
         bot = await self.async_find_bot(
             enterprise_id=enterprise_id, team_id=team_id, is_enterprise_install=is_enterprise_install
         )
@@ -125,39 +91,20 @@ class PostgresInstallationStore(AsyncInstallationStore):
         return Installation(**values)
 
     async def async_delete_bot(self, *, enterprise_id: str | None, team_id: str | None) -> None:
-        await scoped(self.pool, _scope(enterprise_id, team_id, False)).execute(
-            "DELETE FROM slack_bots WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3",
-            self.client_id,
-            enterprise_id or "",
-            team_id or "",
-        )
+        await slack_installations.delete_bots(self.pool, self._site(enterprise_id, team_id, False))
 
     async def async_delete_installation(
         self, *, enterprise_id: str | None, team_id: str | None, user_id: str | None = None
     ) -> None:
-        db = scoped(self.pool, _scope(enterprise_id, team_id, False))
-        if user_id is None:
-            await db.execute(
-                "DELETE FROM slack_installations WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3",
-                self.client_id,
-                enterprise_id or "",
-                team_id or "",
-            )
-        else:
-            await db.execute(
-                """DELETE FROM slack_installations
-                   WHERE client_id = $1 AND enterprise_id = $2 AND team_id = $3 AND user_id = $4""",
-                self.client_id,
-                enterprise_id or "",
-                team_id or "",
-                user_id,
-            )
+        await slack_installations.delete_installations(
+            self.pool, self._site(enterprise_id, team_id, False), user_id=user_id
+        )
 
 
 class PostgresOAuthStateStore(AsyncOAuthStateStore):
     """One-time OAuth `state` values with an expiry, shared by every instance."""
 
-    def __init__(self, pool: asyncpg.Pool, *, expiration_seconds: int = 600) -> None:
+    def __init__(self, pool: Pool, *, expiration_seconds: int = 600) -> None:
         self.pool = pool
         self.expiration = timedelta(seconds=expiration_seconds)
 
@@ -166,24 +113,10 @@ class PostgresOAuthStateStore(AsyncOAuthStateStore):
         return _log
 
     async def async_issue(self, *args: Any, **kwargs: Any) -> str:
-        state = secrets.token_urlsafe(24)
-        await self.pool.execute("SELECT parley_issue_oauth_state($1, $2::interval)", state, self.expiration)
-        return state
+        return await oauth_states.issue(self.pool, self.expiration)
 
     async def async_consume(self, state: str) -> bool:
-        found: bool = await self.pool.fetchval("SELECT parley_consume_oauth_state($1)", state)
-        return found
-
-
-def _scope(enterprise_id: str | None, team_id: str | None, is_enterprise_install: bool | None) -> WorkspaceKey:
-    """The tenant a row belongs to (migration 0011's policy): its team, or its org for an org-wide install."""
-    workspace = _team(team_id, is_enterprise_install) or enterprise_id or ""
-    return WorkspaceKey(platform=Platform.SLACK, workspace_id=workspace)
-
-
-def _team(team_id: str | None, is_enterprise_install: bool | None) -> str:
-    """An org-wide install is keyed by the enterprise alone."""
-    return "" if is_enterprise_install else (team_id or "")
+        return await oauth_states.consume(self.pool, state)
 
 
 def _dump(values: dict[str, Any]) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import asyncpg
 from pydantic import ValidationError
 
 from core.memory.facts_view import fact_line, remove_fact, visible_facts
@@ -12,10 +11,11 @@ from core.memory.forget import forget_user
 from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.models import UserKey
 from core.seams import Profile
+from core.store.pool import Pool
 
 
 class CoreMemoryAdmin:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: Pool) -> None:
         self.pool = pool
 
     async def profile(self, user: UserKey) -> Profile:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeAlias
+
 import asyncpg
 from pgvector.asyncpg import register_vector
+
+Pool: TypeAlias = asyncpg.Pool
+"""The pool, by a name of core's: adapters pass it to core's stores and never import asyncpg themselves."""
 
 
 async def _init(conn: asyncpg.Connection) -> None:
@@ -40,3 +45,8 @@ async def create_pool(
     )
     assert pool is not None
     return pool
+
+
+async def ping(pool: Pool) -> None:
+    """One round trip to the database (readiness probes); raises whatever keeps it from answering."""
+    await pool.fetchval("SELECT 1")

@@ -14,6 +14,7 @@ from adapters.api.deps import StateDep
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import Health
 from core.metrics import scrape_registry
+from core.store.pool import ping
 
 router = APIRouter(tags=["health"])
 READY_TIMEOUT_S = 2.0
@@ -29,7 +30,7 @@ async def readyz(state: StateDep) -> Health:
     if state.draining:
         raise ApiError(503, "shutting_down", "This instance is shutting down.", "Send traffic to another instance.")
     try:
-        await asyncio.wait_for(state.pool.fetchval("SELECT 1"), READY_TIMEOUT_S)
+        await asyncio.wait_for(ping(state.pool), READY_TIMEOUT_S)
     except Exception as exc:
         raise ApiError(
             503,

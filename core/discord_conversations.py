@@ -1,7 +1,8 @@
 """Parley's records of Discord conversations (tables of migration 0007): ids only, never text.
 
 The messages people sent, so a reply to one continues its conversation, and the threads Parley
-started. Parley's own messages are its turns' deliveries (core/deliveries.py)."""
+started. Parley's own messages are its turns' deliveries (core/deliveries.py). The Discord adapter
+(adapters/discord/bot.py) asks these questions and holds no SQL of its own."""
 
 from __future__ import annotations
 
