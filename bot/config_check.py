@@ -310,13 +310,42 @@ def problems(
         ("PARLEY_FALLBACK_MODELS", settings.parley_fallback_models),
         ("PARLEY_JUDGE_MODEL", [settings.parley_judge_model] if settings.parley_judge_model else []),
     ) if model else ()
-    found = [p for variable, names in models for name in names for p in model_problems(variable, name, settings, env)]
+    found = unknown_variable_problems(settings_environment(env))
+    found += [p for variable, names in models for name in names for p in model_problems(variable, name, settings, env)]
     found += platform_problems(settings)
     if database:
         found += data_dir_problems(settings.parley_data_dir)
     if database and settings.database_url is not None:
         found += database_problems(settings.database_url.get_secret_value())
     return found
+
+
+OTHER_VARIABLES = frozenset({"PARLEY_DATASETS_DIR", "PARLEY_STARTUP_PHASES"})
+"""PARLEY_ variables read outside Settings: `parley eval`'s goldens folder, start-up timings (core/telemetry.py)."""
+
+
+def unknown_variable_problems(env: Mapping[str, str]) -> list[Problem]:
+    """PARLEY_ variables Parley does not read: a misspelt one (PARLEY_MODLE) was ignored without a word, and the
+    setting it meant kept its default. Values are masked: the name alone says what to fix."""
+    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+    found = []
+    for name in sorted(env):
+        if not name.upper().startswith("PARLEY_") or name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        rename = f"rename it {close[0]}, or unset it" if close else "unset it"
+        found.append(Problem(variable=name, value="****", what="not a Parley setting",
+                             fix=f"{rename} (`parley config show` lists every setting)"))
+    return found
+
+
+def settings_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """What Settings reads: the `.env` file in the working folder, under the environment (which wins)."""
+    from dotenv import dotenv_values
+
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.is_file() else {}
+    return {**from_file, **env}
 
 
 def secret_fields() -> frozenset[str]:
