@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from adapters.slack.app import BOT_SCOPES
 from bot import settings as settings_module
-from bot.doctor import Failed, check_database, check_slack, run_checks
+from bot.doctor import SPOKEN, Failed, check_database, check_slack, check_speech, run_checks
 from bot.settings import Settings
 from core.store.migrations import migrate
 from tests.fakes.openai_server import FakeOpenAI
@@ -184,3 +184,8 @@ def test_a_data_folder_that_cannot_be_written_is_a_row_with_its_fix_not_a_crash(
     assert "could not start: Not a directory" in checks["database"]["detail"]
     assert "PARLEY_DATA_DIR" in checks["database"]["fix"]
     assert checks["migrations"]["fix"] == "fix the database first"
+
+
+async def test_the_speech_row_shows_what_was_said_beside_what_was_heard() -> None:
+    row = await check_speech(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert row.startswith(f"espeak-ng and pocketsphinx: said {SPOKEN!r} (") and "), heard '" in row
