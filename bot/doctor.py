@@ -247,7 +247,7 @@ async def _check_owner_rights(connection: asyncpg.Connection, described: str) ->
     if statements:
         raise Failed(
             f"{described}, but {me['name']} is not a superuser and may not migrate it",
-            f"as an administrator, run once in the database: {' '.join(statements)} (docs/deployment.md, "
+            f"as a superuser, run once in the database: {' '.join(statements)} (docs/deployment.md, "
             "'Postgres with pgvector')",
         )
 
