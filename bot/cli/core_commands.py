@@ -216,7 +216,7 @@ def db_restore(
 @feedback_app.command("list")
 def feedback_list(
     since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] = "7d",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list of the ratings.")] = False,
 ) -> None:
     """Ratings of Parley's replies, oldest first."""
     settings = load_settings(model=False)
