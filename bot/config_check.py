@@ -179,6 +179,32 @@ def model_problems(variable: str, name: str, settings: Settings, env: Mapping[st
     return []
 
 
+def model_server_problems(
+    settings: Settings, env: Mapping[str, str], *, timeout_s: float = CONNECT_TIMEOUT_S
+) -> list[Problem]:
+    """The server PARLEY_MODEL's base URL names accepts a TCP connection: a local Ollama, vLLM or llama.cpp server
+    not started yet otherwise showed only at the first turn, as an apology. Not a reason to refuse to start (the
+    server may come up later): `parley serve` says it as a warning."""
+    spec = PROVIDERS.get((settings.parley_model or "").partition(":")[0])
+    values = {**env, **_settings_env(settings)}
+    for variable in spec.base_urls if spec else ():
+        url = values.get(variable)
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return []  # not a URL at all: the provider's own error names it at the first turn
+        cause = _tcp_connect(parts.hostname or "localhost", port, timeout_s)
+        if cause is not None:
+            return [Problem(variable=variable, value=shown_url(url),
+                            what=f"nothing answers at {parts.hostname or 'localhost'}:{port} ({cause})",
+                            fix=f"start the model server or correct {variable}; until then every turn answers that "
+                                "the model cannot be reached (`parley doctor` checks it)")]
+    return []
+
+
 def _settings_env(settings: Settings) -> dict[str, str]:
     """The provider variables Settings reads (possibly from `.env`), as the environment would hold them."""
     out = {}

@@ -14,6 +14,7 @@ from bot.config_check import (
     database_problems,
     from_validation,
     model_problems,
+    model_server_problems,
     problems,
     shown_url,
     unknown_variable_problems,
@@ -153,3 +154,13 @@ def test_a_misspelt_variable_in_the_dotenv_file_is_named_too(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     found = problems(settings(), {}, database=False)
     assert [(p.variable, p.fix.split(",")[0]) for p in found] == [("PARLEY_MEMROY_K", "rename it PARLEY_MEMORY_K")]
+
+
+def test_a_model_server_that_accepts_connections_is_not_reported() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}/v1"
+        assert model_server_problems(settings(parley_model="openai:llama3.2", openai_base_url=url), {}) == []
+
+
+def test_a_hosted_model_without_a_base_url_is_not_probed() -> None:
+    assert model_server_problems(settings(parley_model="anthropic:claude-sonnet-4-5"), {}) == []
