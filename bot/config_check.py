@@ -179,6 +179,32 @@ def model_problems(variable: str, name: str, settings: Settings, env: Mapping[st
     return []
 
 
+def model_server_problems(
+    settings: Settings, env: Mapping[str, str], *, timeout_s: float = CONNECT_TIMEOUT_S
+) -> list[Problem]:
+    """The server PARLEY_MODEL's base URL names accepts a TCP connection: a local Ollama, vLLM or llama.cpp server
+    not started yet otherwise showed only at the first turn, as an apology. Not a reason to refuse to start (the
+    server may come up later): `parley serve` says it as a warning."""
+    spec = PROVIDERS.get((settings.parley_model or "").partition(":")[0])
+    values = {**env, **_settings_env(settings)}
+    for variable in spec.base_urls if spec else ():
+        url = values.get(variable)
+        if not url:
+            continue
+        try:
+            parts = urlsplit(url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return []  # not a URL at all: the provider's own error names it at the first turn
+        cause = _tcp_connect(parts.hostname or "localhost", port, timeout_s)
+        if cause is not None:
+            return [Problem(variable=variable, value=shown_url(url),
+                            what=f"nothing answers at {parts.hostname or 'localhost'}:{port} ({cause})",
+                            fix=f"start the model server or correct {variable}; until then every turn answers that "
+                                "the model cannot be reached (`parley doctor` checks it)")]
+    return []
+
+
 def _settings_env(settings: Settings) -> dict[str, str]:
     """The provider variables Settings reads (possibly from `.env`), as the environment would hold them."""
     out = {}
@@ -310,13 +336,42 @@ def problems(
         ("PARLEY_FALLBACK_MODELS", settings.parley_fallback_models),
         ("PARLEY_JUDGE_MODEL", [settings.parley_judge_model] if settings.parley_judge_model else []),
     ) if model else ()
-    found = [p for variable, names in models for name in names for p in model_problems(variable, name, settings, env)]
+    found = unknown_variable_problems(settings_environment(env))
+    found += [p for variable, names in models for name in names for p in model_problems(variable, name, settings, env)]
     found += platform_problems(settings)
     if database:
         found += data_dir_problems(settings.parley_data_dir)
     if database and settings.database_url is not None:
         found += database_problems(settings.database_url.get_secret_value())
     return found
+
+
+OTHER_VARIABLES = frozenset({"PARLEY_DATASETS_DIR", "PARLEY_STARTUP_PHASES"})
+"""PARLEY_ variables read outside Settings: `parley eval`'s goldens folder, start-up timings (core/telemetry.py)."""
+
+
+def unknown_variable_problems(env: Mapping[str, str]) -> list[Problem]:
+    """PARLEY_ variables Parley does not read: a misspelt one (PARLEY_MODLE) was ignored without a word, and the
+    setting it meant kept its default. Values are masked: the name alone says what to fix."""
+    known = {name.upper() for name in Settings.model_fields} | OTHER_VARIABLES
+    found = []
+    for name in sorted(env):
+        if not name.upper().startswith("PARLEY_") or name.upper() in known:
+            continue
+        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        rename = f"rename it {close[0]}, or unset it" if close else "unset it"
+        found.append(Problem(variable=name, value="****", what="not a Parley setting",
+                             fix=f"{rename} (`parley config show` lists every setting)"))
+    return found
+
+
+def settings_environment(env: Mapping[str, str]) -> dict[str, str]:
+    """What Settings reads: the `.env` file in the working folder, under the environment (which wins)."""
+    from dotenv import dotenv_values
+
+    env_file = Path(str(Settings.model_config.get("env_file") or ".env"))
+    from_file = {k: v for k, v in dotenv_values(env_file).items() if v is not None} if env_file.is_file() else {}
+    return {**from_file, **env}
 
 
 def secret_fields() -> frozenset[str]:

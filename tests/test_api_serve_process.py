@@ -4,7 +4,9 @@ stopped with SIGTERM while turns are in flight."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
+import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -74,6 +76,19 @@ async def test_serve_starts_without_slack_or_a_model_and_says_so(serve: object, 
     stderr = server.log()
     assert "Slack endpoint off: SLACK_SIGNING_SECRET not set" in stderr
     assert "No model (PARLEY_MODEL=none" in stderr
+
+
+async def test_serve_warns_at_start_that_its_models_server_does_not_answer(serve: object) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    base_url = f"http://127.0.0.1:{closed}/v1"
+    server = serve({"PARLEY_MODEL": "openai:llama3.2", "OPENAI_BASE_URL": base_url})  # type: ignore[operator]
+    assert await asyncio.to_thread(server.stop) == 0
+    records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    warnings = [r["message"] for r in records if r["level"] == "WARNING"]
+    assert any(w.startswith(f"OPENAI_BASE_URL={base_url}: nothing answers at 127.0.0.1:{closed} (Connection "
+                            "refused); start the model server or correct OPENAI_BASE_URL") for w in warnings), warnings
 
 
 async def test_workers_share_the_port_come_back_after_a_crash_and_all_drain_on_sigterm(

@@ -195,9 +195,15 @@ def test_the_cli_makes_a_bound_key_and_lists_whom_each_key_acts_for(cli_env: Cli
     assert "user alice" in table and "workspace-wide" in table
 
 
-def test_the_cli_refuses_a_bound_admin_key(cli_env: CliRunner, workspace: str) -> None:
+def test_the_cli_refuses_a_bound_admin_key_with_cores_one_message_and_makes_none(
+    cli_env: CliRunner, workspace: str
+) -> None:
     refused = cli_env.invoke(apikey.app, ["create", "--workspace", workspace, "--user", "alice", "--admin"])
-    assert refused.exit_code == 2 and "whole workspace" in refused.output
+    assert refused.exit_code == 2
+    assert " ".join(refused.output.split()) == (
+        "No key made: an admin key acts for the whole workspace and cannot be bound to one user."
+    )
+    assert json.loads(cli_env.invoke(apikey.app, ["list", "--workspace", workspace, "--json"]).output) == []
 
 
 async def test_requests_refused_for_another_user_still_count_against_the_keys_rate_limit(

@@ -214,3 +214,15 @@ def test_the_test_model_gives_one_plain_answer_without_tool_calls(cli_data: Path
     body = json.loads(result.stdout)
     assert body["reply"] == TEST_MODEL_ANSWER and body["steps"] == []
     assert "cost_usd" in body["usage"]
+
+
+def test_an_interactive_chat_given_one_shot_flags_says_they_need_m_before_starting_anything(tmp_path: Path) -> None:
+    picture = tmp_path / "screenshot.png"
+    picture.write_bytes(b"\x89PNG")
+    result = parley("chat", "--attach", str(picture), "--json", data=tmp_path, timeout=30)
+    assert result.returncode == 2
+    assert " ".join(result.stderr.split()) == (
+        'Only a one-shot chat (-m "...") takes --attach and --json: add -m with the message, or leave them out '
+        "for the interactive chat."
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["screenshot.png"], "nothing was started"

@@ -58,6 +58,8 @@ CASES = {
                                   "DATABASE_URL=postgresql://u:****@127.0.0.1", "start the database"),
     "database_at_an_unknown_host": ({**MODEL, "DATABASE_URL": "postgresql://u:p@no-such-host.invalid/x"},
                                     "unknown host", "correct the host"),
+    "misspelt_setting": ({**MODEL, "PARLEY_MODLE": "openai:gpt-4.1-mini"}, "PARLEY_MODLE=****",
+                         "rename it PARLEY_MODEL"),
     "negative_limit": ({**MODEL, "PARLEY_MAX_FILE_MB": "-5"}, "PARLEY_MAX_FILE_MB=-5", "above 0"),
     "unknown_log_level": ({**MODEL, "PARLEY_LOG_LEVEL": "LOUD"}, "PARLEY_LOG_LEVEL=LOUD", "'DEBUG'"),
     "slack_token_without_its_pair": ({**MODEL, "SLACK_BOT_TOKEN": "xoxb-1234-5678-abcdefgh"},

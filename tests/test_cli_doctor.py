@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from adapters.slack.app import BOT_SCOPES
 from bot import settings as settings_module
-from bot.doctor import Failed, check_database, check_slack, run_checks
+from bot.doctor import SPOKEN, Failed, check_database, check_slack, check_speech, run_checks
 from bot.settings import Settings
 from core.store.migrations import migrate
 from tests.fakes.openai_server import FakeOpenAI
@@ -122,11 +122,15 @@ async def database_of_an_ordinary_owner(pg_uri: str) -> AsyncIterator[tuple[str,
         await admin.close()
 
 
+SUPERUSER_RUNS = "as a superuser, run once in the database: "
+
+
 def administrator_sql(fix: str) -> str:
-    return fix.removeprefix("as an administrator, run once in the database: ").split(" (docs/", 1)[0]
+    assert fix.startswith(SUPERUSER_RUNS), fix
+    return fix.removeprefix(SUPERUSER_RUNS).split(" (docs/", 1)[0]
 
 
-async def test_a_database_owner_that_is_not_a_superuser_is_told_what_an_administrator_runs(pg_uri: str) -> None:
+async def test_a_database_owner_that_is_not_a_superuser_is_told_what_a_superuser_runs(pg_uri: str) -> None:
     async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
         with pytest.raises(Failed) as failed:
             await check_database(Settings(_env_file=None, database_url=SecretStr(uri)))  # type: ignore[call-arg]
@@ -135,6 +139,17 @@ async def test_a_database_owner_that_is_not_a_superuser_is_told_what_an_administ
     assert "CREATE EXTENSION vector;" in statements
     assert (f"GRANT SET ON PARAMETER parley.platform, parley.workspace_id, parley.user_id, parley.channel_id, "
             f"hnsw.ef_search TO {name};") in statements
+
+
+async def test_an_administrator_that_is_not_a_superuser_cannot_grant_set_on_parleys_settings(pg_uri: str) -> None:
+    """Why docs/deployment.md asks for a superuser: a CREATEROLE role, as managed services hand out, is refused."""
+    async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
+        owner = await asyncpg.connect(uri)
+        try:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for parameter"):
+                await owner.execute(f"GRANT SET ON PARAMETER parley.platform TO {name}")
+        finally:
+            await owner.close()
 
 
 async def test_after_what_the_doctor_names_is_run_the_owner_migrates_and_the_row_passes(pg_uri: str) -> None:
@@ -184,3 +199,8 @@ def test_a_data_folder_that_cannot_be_written_is_a_row_with_its_fix_not_a_crash(
     assert "could not start: Not a directory" in checks["database"]["detail"]
     assert "PARLEY_DATA_DIR" in checks["database"]["fix"]
     assert checks["migrations"]["fix"] == "fix the database first"
+
+
+async def test_the_speech_row_shows_what_was_said_beside_what_was_heard() -> None:
+    row = await check_speech(Settings(_env_file=None))  # type: ignore[call-arg]
+    assert row.startswith(f"espeak-ng and pocketsphinx: said {SPOKEN!r} (") and "), heard '" in row

@@ -87,3 +87,20 @@ def test_the_checker_finds_an_unknown_command_and_an_unknown_flag() -> None:
     assert problems("memory lsit") == ["parley memory lsit: no such command"]
     assert problems("usage --sinse 7d") == ["parley usage: no option --sinse"]
     assert problems("settings set|unset|show") == []
+
+
+def test_every_option_of_every_command_says_what_it_does() -> None:
+    root = typer.main.get_command(app)
+    assert _options_without_help(root, Context(root, info_name="parley"), "parley") == []
+
+
+def _options_without_help(command: Command, ctx: Context, path: str) -> list[str]:
+    if isinstance(command, TyperGroup):
+        found: list[str] = []
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            assert sub is not None
+            found += _options_without_help(sub, Context(sub, parent=ctx, info_name=name), f"{path} {name}")
+        return found
+    return [f"{path} {'/'.join(p.opts)}" for p in command.get_params(ctx)
+            if p.param_type_name == "option" and not getattr(p, "help", None) and p.name != "help"]

@@ -14,8 +14,10 @@ from bot.config_check import (
     database_problems,
     from_validation,
     model_problems,
+    model_server_problems,
     problems,
     shown_url,
+    unknown_variable_problems,
 )
 from bot.settings import Settings
 
@@ -134,3 +136,31 @@ def test_a_database_that_accepts_connections_passes() -> None:
 
 def test_a_socket_folder_url_passes_when_the_folder_exists(tmp_path: Path) -> None:
     assert database_problems(f"postgresql://postgres:@/postgres?host={tmp_path}") == []
+
+
+def test_a_misspelt_parley_variable_is_named_with_the_setting_it_meant() -> None:
+    [problem] = unknown_variable_problems({"PARLEY_MODLE": "openai:gpt-4.1-mini", "HOME": "/root"})
+    assert str(problem) == ("PARLEY_MODLE=****: not a Parley setting; rename it PARLEY_MODEL, or unset it "
+                            "(`parley config show` lists every setting)")
+
+
+def test_variables_parley_reads_outside_its_settings_and_lower_case_names_are_known() -> None:
+    env = {"PARLEY_DATASETS_DIR": "/d", "PARLEY_STARTUP_PHASES": "/p", "parley_model": "test", "PARLEY_PORT_X": "1"}
+    assert [p.variable for p in unknown_variable_problems(env)] == ["PARLEY_PORT_X"]
+
+
+def test_a_misspelt_variable_in_the_dotenv_file_is_named_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("PARLEY_MEMROY_K=3\n")
+    monkeypatch.chdir(tmp_path)
+    found = problems(settings(), {}, database=False)
+    assert [(p.variable, p.fix.split(",")[0]) for p in found] == [("PARLEY_MEMROY_K", "rename it PARLEY_MEMORY_K")]
+
+
+def test_a_model_server_that_accepts_connections_is_not_reported() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as listening:
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}/v1"
+        assert model_server_problems(settings(parley_model="openai:llama3.2", openai_base_url=url), {}) == []
+
+
+def test_a_hosted_model_without_a_base_url_is_not_probed() -> None:
+    assert model_server_problems(settings(parley_model="anthropic:claude-sonnet-4-5"), {}) == []

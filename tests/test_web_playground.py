@@ -318,3 +318,44 @@ def test_the_api_docs_keep_their_cdn_scripts_but_refuse_frames(api: tuple[str, s
     url, _ = api
     headers = httpx.get(f"{url}/docs").headers
     assert headers["content-security-policy"] == "frame-ancestors 'none'"
+
+
+def test_after_a_reload_an_answer_can_still_be_rated_and_an_unanswered_message_says_so(
+    api: tuple[str, str], page: object, pg_uri: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pydantic_ai.models, "ALLOW_MODEL_REQUESTS", True)
+    url, key = api
+    p = page  # a playwright Page
+    expect = playwright_api.expect
+    p.goto(f"{url}/#key={key}")  # type: ignore[attr-defined]
+    p.fill("#message", "Hello again")  # type: ignore[attr-defined]
+    p.press("#message", "Enter")  # type: ignore[attr-defined]
+    answered = p.locator(".msg.assistant").last  # type: ignore[attr-defined]
+    expect(answered.locator(".meta")).to_be_visible()
+    turn_id = int(answered.get_attribute("data-turn-id"))
+
+    async def as_if_a_crash_interrupted_it() -> None:
+        await _on_the_database(pg_uri, "UPDATE turns SET status = 'error', error = 'interrupted' WHERE id = $1",
+                               turn_id)
+
+    off_thread(as_if_a_crash_interrupted_it)
+    p.reload()  # type: ignore[attr-defined]
+    restored = p.locator(".msg.assistant").last  # type: ignore[attr-defined]
+    restored.get_by_role("button", name="Bad answer").click()
+    expect(restored.get_by_role("button", name="Bad answer")).to_have_attribute("aria-pressed", "true")
+    expect(p.locator(".msg.user").last.locator(".notes")).to_contain_text(  # type: ignore[attr-defined]
+        "Not answered: the server stopped during this turn. Send it again")
+
+    async def scores() -> list[int]:
+        return [r["score"] for r in await _on_the_database(pg_uri, "SELECT score FROM feedback WHERE turn_id = $1",
+                                                           turn_id)]
+
+    assert off_thread(scores) == [-1]
+
+
+async def _on_the_database(pg_uri: str, sql: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(pg_uri)
+    try:
+        return await connection.fetch(sql, *args)
+    finally:
+        await connection.close()

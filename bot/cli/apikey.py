@@ -39,9 +39,6 @@ def create(
     if user is not None and not re.fullmatch(USER_ID, user):
         err.print(f"[red]{user!r} is not a user_id[/red]: 1 to 128 of letters, digits and _ . @ : -")
         raise typer.Exit(2)
-    if user is not None and admin:
-        err.print("[red]An admin key acts for the whole workspace[/red]: leave out --user, or --admin.")
-        raise typer.Exit(2)
     settings = load_settings(model=False)
 
     async def main() -> tuple[ApiKeyInfo, str]:
@@ -53,7 +50,11 @@ def create(
         finally:
             await pool.close()
 
-    info, key = run(main())
+    try:
+        info, key = run(main())
+    except ValueError as exc:  # core's rule on which keys may exist (an admin key bound to one user)
+        err.print(f"[red]No key made[/red]: {exc}.", highlight=False)
+        raise typer.Exit(2) from None
     kind = "admin API key" if admin else "API key"
     whom = f"user {user!r} of workspace" if user is not None else "workspace"
     print(f"Created {kind} {info.key_id} for {whom} {info.workspace_id!r}. Store it now; it is not shown again:")

@@ -35,15 +35,26 @@ PlatformOpt = Annotated[str, typer.Option("--platform", "-p", help="console, sla
 
 def chat(
     message: Annotated[str | None, typer.Option("--message", "-m", help="Answer this once and exit.")] = None,
-    workspace: Annotated[str, typer.Option("--workspace", "-w")] = "local",
+    workspace: Annotated[str, typer.Option("--workspace", "-w", help="Workspace id.")] = "local",
     user: Annotated[str | None, typer.Option("--user", "-u", help="Default: the OS user.")] = None,
     thread: Annotated[str | None, typer.Option("--thread", "-t", help="Continue this conversation.")] = None,
-    attach: Annotated[list[Path] | None, typer.Option("--attach", "-a", exists=True, dir_okay=False)] = None,
-    voice_reply: Annotated[Path | None, typer.Option("--voice-reply", help="Write a spoken reply here.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    attach: Annotated[list[Path] | None, typer.Option(
+        "--attach", "-a", exists=True, dir_okay=False,
+        help="With -m: send this file with the message (an image, a document or a voice note); repeat for "
+             "several.")] = None,
+    voice_reply: Annotated[
+        Path | None, typer.Option("--voice-reply", help="With -m: write a spoken reply here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="With -m: print one JSON object.")] = False,
 ) -> None:
     """Chat with Parley in the terminal (interactive without -m)."""
     interactive = message is None
+    one_shot_only = [flag for flag, given in (("--attach", attach), ("--voice-reply", voice_reply),
+                                              ("--json", as_json)) if given]
+    if interactive and one_shot_only:
+        err.print(f"[red]Only a one-shot chat (-m \"...\") takes {' and '.join(one_shot_only)}[/red]: add -m with "
+                  "the message, or leave them out for the interactive chat.", highlight=False)
+        raise typer.Exit(2)
     settings = load_settings(need_model=True, log_to_file=interactive, quiet=not interactive)
     start_early(settings)
     with startup_phase("imports"):
@@ -205,7 +216,7 @@ def db_restore(
 @feedback_app.command("list")
 def feedback_list(
     since: Annotated[str, typer.Option(help="7d, 24h, or an ISO date.")] = "7d",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON list of the ratings.")] = False,
 ) -> None:
     """Ratings of Parley's replies, oldest first."""
     settings = load_settings(model=False)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import errno
+import logging
+import os
 import socket
 from typing import Annotated
 
 import typer
 
+from bot import config_check
 from bot.cli.common import load_settings, refuse_setting, run
 from bot.database import start_early
 from bot.workers import supervise
@@ -37,6 +40,9 @@ def serve(
     Serves until SIGTERM, then finishes the turns in flight and exits. Starts without a model or Slack.
     """
     settings = load_settings()
+    if worker_fd is None:
+        for problem in config_check.model_server_problems(settings, os.environ):
+            logging.getLogger("parley.server").warning("%s", problem)
     host = host or settings.parley_host
     port = port or settings.port
     workers = workers or settings.parley_workers

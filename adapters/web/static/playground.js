@@ -192,22 +192,24 @@ function finish(li, final) {
   const facts = document.createElement("span");
   facts.textContent = `${Math.round(final.latency_ms)} ms · ${final.usage.input_tokens}+${final.usage.output_tokens} tokens`;
   meta.append(facts);
-  if (final.turn_id && !final.error) {
-    for (const [score, label, name] of [[1, "👍", "Good answer"], [-1, "👎", "Bad answer"]]) {
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "rate";
-      button.textContent = label;
-      button.title = name;
-      button.setAttribute("aria-label", name);
-      button.setAttribute("aria-pressed", "false");
-      button.dataset.score = String(score);
-      button.addEventListener("click", () => rate(li, final.turn_id, score));
-      meta.append(button);
-    }
-  }
+  if (final.turn_id && !final.error) meta.append(...rateButtons(li, final.turn_id));
   li.append(meta);
   li.scrollIntoView({ block: "end" });
+}
+
+function rateButtons(li, turnId) {
+  return [[1, "👍", "Good answer"], [-1, "👎", "Bad answer"]].map(([score, label, name]) => {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "rate";
+    button.textContent = label;
+    button.title = name;
+    button.setAttribute("aria-label", name);
+    button.setAttribute("aria-pressed", "false");
+    button.dataset.score = String(score);
+    button.addEventListener("click", () => rate(li, turnId, score));
+    return button;
+  });
 }
 
 async function rate(li, turnId, score) {
@@ -266,9 +268,27 @@ async function loadSession() {
   if (!state.session) return;
   try {
     const session = await api("GET", `/v1/sessions/${encodeURIComponent(state.session)}`);
-    for (const m of session.messages) bubble(m.role, m.content);
+    for (const m of session.messages) restore(m);
   } catch {
     newSession();
+  }
+}
+
+// A conversation read back after a reload: its answers can still be rated (a rating replaces the one given
+// before), and a message a server crash left unanswered says so, instead of looking ignored.
+function restore(m) {
+  const li = bubble(m.role, m.content);
+  if (m.interrupted) {
+    const note = document.createElement("div");
+    note.className = "notes";
+    note.textContent = "Not answered: the server stopped during this turn. Send it again for an answer.";
+    li.append(note);
+  }
+  if (m.role === "assistant" && m.turn_id) {
+    const meta = document.createElement("div");
+    meta.className = "meta";
+    meta.append(...rateButtons(li, m.turn_id));
+    li.append(meta);
   }
 }
 
