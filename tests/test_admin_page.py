@@ -2,7 +2,7 @@
 an admin key renders usage and cost charts, feedback with the worst-rated turn, refusals with the
 false-positive marking, evaluation runs, and edits settings and limits that land in the audit log.
 
-`PARLEY_ADMIN_SCREENSHOTS=docs` refreshes docs/admin-*.png."""
+`REFRESH_ADMIN_SCREENSHOTS=docs` refreshes docs/admin-*.png."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from tests.test_web_playground import off_thread
 ROOT = Path(__file__).resolve().parents[1]
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = os.environ.get("PARLEY_ADMIN_SCREENSHOTS")
+SCREENSHOTS = os.environ.get("REFRESH_ADMIN_SCREENSHOTS")
 pytestmark = [
     pytest.mark.timeout(180),
     pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason="Debian chromium is not installed"),

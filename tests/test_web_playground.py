@@ -34,7 +34,7 @@ T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOT_TO = os.environ.get("PARLEY_PLAYGROUND_SCREENSHOT")
+SCREENSHOT_TO = os.environ.get("REFRESH_PLAYGROUND_SCREENSHOT")
 """Set to docs/playground.png to refresh the README's screenshot."""
 pytestmark = [
     pytest.mark.timeout(120),
