@@ -11,19 +11,31 @@ capabilities, toolset gathers, its tasks) cost 4-5.5 ms of worker CPU a turn aro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import logfire
+from opentelemetry import trace
 from pydantic_ai import RunContext
 from pydantic_ai.direct import model_request, model_request_stream
-from pydantic_ai.exceptions import ToolFailedError, ToolRetryError
+from pydantic_ai.exceptions import (
+    ContentFilterError,
+    OutputTokenLimitExceeded,
+    ToolFailedError,
+    ToolRetryError,
+    UnexpectedModelBehavior,
+)
 from pydantic_ai.messages import (
     ModelMessage,
     ModelRequest,
     ModelRequestPart,
+    ModelResponse,
     PartDeltaEvent,
     PartStartEvent,
+    RetryFeedbackPart,
+    RetryInfo,
     TextPart,
     TextPartDelta,
     ToolCallPart,
@@ -43,6 +55,9 @@ DEBOUNCE_S = 0.05
 LIMITS = UsageLimits()
 """The agent's default limits: 50 requests a turn, no token limit."""
 TOOL_RETRIES = 1
+"""Retry prompts a tool may send the model in a turn (bad arguments, `ModelRetry`), the agent's default."""
+OUTPUT_RETRIES = 1
+"""Answers without text or tool calls the model may give before the turn fails, the agent's default."""
 """Retry prompts a tool may send the model in a turn (bad arguments, `ModelRetry`), the agent's default."""
 
 
@@ -66,6 +81,7 @@ async def run_tool_loop(
     messages = [*history, request]
     new: list[ModelMessage] = [request]
     usage = RunUsage()
+    empty = 0
     toolset = CombinedToolset(list(toolsets))
     manager = ToolManager[Any](toolset, default_max_retries=TOOL_RETRIES)
     async with toolset:
@@ -93,12 +109,32 @@ async def run_tool_loop(
             messages.append(response)
             new.append(response)
             calls = [part for part in response.parts if isinstance(part, ToolCallPart)]
-            if not calls:
-                return response.text or "", new
-            request = ModelRequest(parts=await _call_tools(manager, calls), instructions=instructions)
+            if calls:
+                parts = await _call_tools(manager, calls)
+            elif response.text:
+                return response.text, new
+            else:
+                empty += 1
+                parts = [_no_output(response, empty, tools=bool(manager.tools))]
+            request = ModelRequest(parts=parts, instructions=instructions)
             messages.append(request)
             new.append(request)
     raise AssertionError("unreachable: the request limit ends the loop")
+
+
+def _no_output(response: ModelResponse, empty: int, *, tools: bool) -> RetryFeedbackPart:
+    """The agent's answer to a response with neither text nor tool calls (a thinking model's, say): ask once more,
+    then fail the turn; one cut off by the token limit or a content filter fails it at once."""
+    if response.finish_reason == "length":
+        raise OutputTokenLimitExceeded("Model token limit exceeded before any response was generated.")
+    if response.finish_reason == "content_filter":
+        raise ContentFilterError("The model's content filter stopped the response.")
+    if empty > OUTPUT_RETRIES:
+        raise UnexpectedModelBehavior(f"Exceeded maximum output retries ({OUTPUT_RETRIES})")
+    return RetryFeedbackPart(
+        content="Please return text or call a tool." if tools else "Please return text.",
+        retry=RetryInfo(cause="no_output", attempt=empty, max_retries=OUTPUT_RETRIES),
+    )
 
 
 async def _call_tools(manager: ToolManager[Any], calls: list[ToolCallPart]) -> list[ModelRequestPart]:
@@ -108,12 +144,21 @@ async def _call_tools(manager: ToolManager[Any], calls: list[ToolCallPart]) -> l
 
 async def _call_tool(manager: ToolManager[Any], call: ToolCallPart) -> ModelRequestPart:
     try:
-        result = await manager.handle_call(call)
+        with _span(call):
+            result = await manager.handle_call(call)
     except ToolRetryError as exc:
         return exc.tool_retry
     except ToolFailedError as exc:
         return exc.tool_failed
     return ToolReturnPart(tool_name=call.tool_name, content=result, tool_call_id=call.tool_call_id)
+
+
+def _span(call: ToolCallPart) -> contextlib.AbstractContextManager[Any]:
+    """A tool call's span where the turn's trace is recorded (the agent's instrumentation made one), else nothing."""
+    if trace.get_current_span().is_recording():
+        attributes: dict[str, Any] = {"gen_ai.tool.name": call.tool_name, "gen_ai.tool.call.id": call.tool_call_id}
+        return logfire.span(f"execute_tool {call.tool_name}", **attributes)
+    return contextlib.nullcontext()
 
 
 async def _draft(stream: StreamedResponse, on_text: OnText) -> None:

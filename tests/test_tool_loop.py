@@ -8,10 +8,13 @@ import json
 import re
 from typing import Any
 
+import logfire
 import pytest
 from pydantic_ai import Agent
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
+from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, UserPromptPart
 from pydantic_ai.models import Model
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from bot.app import build_registry, model_factory
 from core.agent import TurnDeps
@@ -20,6 +23,7 @@ from core.tool_loop import run_tool_loop
 from core.tools.registry import ToolRegistry
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.pipeline_helpers import settings_for
+from tests.test_observability_secrets import Captured, captured  # noqa: F401 (a fixture, used by name)
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
@@ -138,3 +142,76 @@ def _without_times(body: dict[str, Any]) -> dict[str, Any]:
         for m in body["messages"]
     ]
     return {**body, "messages": messages}
+
+
+async def test_an_empty_answer_is_asked_again_with_the_agents_request_body(openai_server: FakeOpenAI) -> None:
+    model, registry = setup(openai_server)
+    openai_server.queue(Text(""), Text("4"), Text(""), Text("4"))
+    old = await by_agent(model, registry, "What is 2+2?", stream=False)
+    new = await by_loop(model, registry, "What is 2+2?", stream=False)
+    agent_bodies, loop_bodies = halves(openai_server)
+    assert new == old == "4"
+    assert loop_bodies == agent_bodies
+    assert len(loop_bodies) == 2
+
+
+async def test_a_second_empty_answer_fails_the_turn_as_the_agent_failed_it(openai_server: FakeOpenAI) -> None:
+    model, registry = setup(openai_server)
+    openai_server.queue(Text(""), Text(""), Text(""), Text(""))
+    with pytest.raises(UnexpectedModelBehavior) as old:
+        await by_agent(model, registry, "What is 2+2?", stream=False)
+    with pytest.raises(UnexpectedModelBehavior) as new:
+        await by_loop(model, registry, "What is 2+2?", stream=False)
+    assert str(new.value) == str(old.value)
+    assert len(openai_server.requests) == 4
+
+
+async def test_a_model_that_never_stops_calling_tools_meets_the_agents_request_limit(
+    openai_server: FakeOpenAI,
+) -> None:
+    _, registry = setup(openai_server)
+    asked: list[int] = []
+
+    def forever(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        asked.append(1)
+        return ModelResponse(parts=[ToolCallPart("calculate", {"expression": "1+1"})])
+
+    model = FunctionModel(forever)
+    with pytest.raises(UsageLimitExceeded) as old:
+        await by_agent(model, registry, "Loop", stream=False)
+    by_the_agent = len(asked)
+    with pytest.raises(UsageLimitExceeded) as new:
+        await by_loop(model, registry, "Loop", stream=False)
+    assert str(new.value) == str(old.value)
+    assert len(asked) - by_the_agent == by_the_agent == 50
+
+
+async def test_a_tool_call_gets_a_span_where_the_turn_is_traced(
+    openai_server: FakeOpenAI, captured: Captured  # noqa: F811
+) -> None:
+    model, registry = setup(openai_server)
+    openai_server.queue(ToolCalls([("calculate", {"expression": "17*23"})]), Text("391"))
+    with logfire.span("turn"):
+        await by_loop(model, registry, "What is 17 times 23?", stream=False)
+    spans = {s.name: s for s in captured.spans.get_finished_spans()}
+    assert (spans["execute_tool calculate"].attributes or {})["gen_ai.tool.name"] == "calculate"
+    assert any("chat" in name for name in spans)
+
+
+async def test_a_streamed_reply_is_drafted_whole_and_growing_without_the_tool_calls_before_it(openai_server: FakeOpenAI) -> None:
+    model, registry = setup(openai_server)
+    reply = "A reply long enough to arrive in several chunks of sixteen characters."
+    openai_server.queue(ToolCalls([("calculate", {"expression": "1+1"})]), Text(reply))
+    openai_server.chunk_delay = 0.02
+    drafts: list[str] = []
+
+    async def draft(text: str) -> None:
+        drafts.append(text)
+
+    output, _ = await run_tool_loop(
+        model, "hi", history=[], instructions=INSTRUCTIONS, settings={}, toolsets=registry.toolsets_for(None),
+        deps=deps(), on_text=draft,
+    )
+    assert output == drafts[-1] == reply
+    assert all(later.startswith(earlier) and later != earlier for earlier, later in zip(drafts, drafts[1:]))
+    assert len(drafts) >= 2  # the first chunk at once, the rest as it came
