@@ -4,6 +4,7 @@ it; each test sends the same turn through both against the fake model server and
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -198,7 +199,7 @@ async def test_a_tool_call_gets_a_span_where_the_turn_is_traced(
     assert any("chat" in name for name in spans)
 
 
-async def test_a_streamed_reply_is_drafted_whole_and_growing_without_the_tool_calls_before_it(openai_server: FakeOpenAI) -> None:
+async def test_a_streamed_reply_is_drafted_whole_and_growing_after_its_tool_calls(openai_server: FakeOpenAI) -> None:
     model, registry = setup(openai_server)
     reply = "A reply long enough to arrive in several chunks of sixteen characters."
     openai_server.queue(ToolCalls([("calculate", {"expression": "1+1"})]), Text(reply))
@@ -213,5 +214,5 @@ async def test_a_streamed_reply_is_drafted_whole_and_growing_without_the_tool_ca
         deps=deps(), on_text=draft,
     )
     assert output == drafts[-1] == reply
-    assert all(later.startswith(earlier) and later != earlier for earlier, later in zip(drafts, drafts[1:]))
+    assert all(later.startswith(earlier) and later != earlier for earlier, later in itertools.pairwise(drafts))
     assert len(drafts) >= 2  # the first chunk at once, the rest as it came
