@@ -39,6 +39,7 @@ from pydantic_ai.messages import (
     TextPart,
     TextPartDelta,
     ToolCallPart,
+    ToolReturn,
     ToolReturnPart,
     UserContent,
     UserPromptPart,
@@ -58,7 +59,6 @@ TOOL_RETRIES = 1
 """Retry prompts a tool may send the model in a turn (bad arguments, `ModelRetry`), the agent's default."""
 OUTPUT_RETRIES = 1
 """Answers without text or tool calls the model may give before the turn fails, the agent's default."""
-"""Retry prompts a tool may send the model in a turn (bad arguments, `ModelRetry`), the agent's default."""
 
 
 async def run_tool_loop(
@@ -84,8 +84,10 @@ async def run_tool_loop(
     empty = 0
     toolset = CombinedToolset(list(toolsets))
     manager = ToolManager[Any](toolset, default_max_retries=TOOL_RETRIES)
+    step = 0
     async with toolset:
-        for step in range(1, LIMITS.request_limit + 2 if LIMITS.request_limit else 2**31):
+        while True:
+            step += 1
             ctx = RunContext(
                 deps=deps, model=model, usage=usage, prompt=prompt, messages=messages, run_step=step,
                 max_retries=TOOL_RETRIES,
@@ -119,7 +121,6 @@ async def run_tool_loop(
             request = ModelRequest(parts=parts, instructions=instructions)
             messages.append(request)
             new.append(request)
-    raise AssertionError("unreachable: the request limit ends the loop")
 
 
 def _no_output(response: ModelResponse, empty: int, *, tools: bool) -> RetryFeedbackPart:
@@ -138,19 +139,29 @@ def _no_output(response: ModelResponse, empty: int, *, tools: bool) -> RetryFeed
 
 
 async def _call_tools(manager: ToolManager[Any], calls: list[ToolCallPart]) -> list[ModelRequestPart]:
-    """Every call of one response, at once; each answers with its result or a retry prompt, in the calls' order."""
-    return list(await asyncio.gather(*(_call_tool(manager, call) for call in calls)))
+    """Every call of one response, at once; each answers with its result or a retry prompt, in the calls' order,
+    followed by what the tools gave the model to read as the person's (a `ToolReturn`'s `content`), as the agent
+    orders them."""
+    answers = await asyncio.gather(*(_call_tool(manager, call) for call in calls))
+    returns: list[ModelRequestPart] = [part for part, _ in answers]
+    return returns + [UserPromptPart(content) for _, content in answers if content]
 
 
-async def _call_tool(manager: ToolManager[Any], call: ToolCallPart) -> ModelRequestPart:
+async def _call_tool(
+    manager: ToolManager[Any], call: ToolCallPart
+) -> tuple[ModelRequestPart, str | Sequence[UserContent] | None]:
     try:
         with _span(call):
             result = await manager.handle_call(call)
     except ToolRetryError as exc:
-        return exc.tool_retry
+        return exc.tool_retry, None
     except ToolFailedError as exc:
-        return exc.tool_failed
-    return ToolReturnPart(tool_name=call.tool_name, content=result, tool_call_id=call.tool_call_id)
+        return exc.tool_failed, None
+    answer = result if isinstance(result, ToolReturn) else ToolReturn(return_value=result)
+    part = ToolReturnPart(
+        tool_name=call.tool_name, content=answer.return_value, tool_call_id=call.tool_call_id, metadata=answer.metadata
+    )
+    return part, answer.content
 
 
 def _span(call: ToolCallPart) -> contextlib.AbstractContextManager[Any]:

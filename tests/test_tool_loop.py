@@ -13,7 +13,15 @@ import logfire
 import pytest
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, UserPromptPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturn,
+    UserPromptPart,
+)
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
@@ -216,3 +224,23 @@ async def test_a_streamed_reply_is_drafted_whole_and_growing_after_its_tool_call
     assert output == drafts[-1] == reply
     assert all(later.startswith(earlier) and later != earlier for earlier, later in itertools.pairwise(drafts))
     assert len(drafts) >= 2  # the first chunk at once, the rest as it came
+
+
+async def test_a_tool_return_with_content_for_the_model_sends_the_agents_request_body(
+    openai_server: FakeOpenAI,
+) -> None:
+    model, registry = setup(openai_server)
+
+    def show_chart() -> ToolReturn:
+        """Draw the chart."""
+        return ToolReturn(return_value="drawn", content="The chart shows a rise.", metadata={"kind": "chart"})
+
+    registry.register(show_chart)
+    script = (ToolCalls([("show_chart", {}), ("calculate", {"expression": "2*3"})]), Text("It rose."))
+    openai_server.queue(*script, *script)
+    old = await by_agent(model, registry, "Show me", stream=False)
+    new = await by_loop(model, registry, "Show me", stream=False)
+    agent_bodies, loop_bodies = halves(openai_server)
+    assert new == old == "It rose."
+    assert loop_bodies == agent_bodies
+    assert loop_bodies[1]["messages"][-1] == {"role": "user", "content": "The chart shows a rise."}
