@@ -1,8 +1,4 @@
-"""The pydantic-ai agent of a turn and its dependencies.
-
-One Agent per process; the model, instructions, tools and settings of each turn are passed at
-run time, so per-workspace choices never need a second agent.
-"""
+"""What a turn's tools may know of it: the dependencies core/tool_loop.py hands every tool call."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
-from pydantic_ai import Agent
 
 from core.models import ConversationKey, Step, ToolProgress, UserKey
 
@@ -30,6 +25,3 @@ class TurnDeps:
     """Told when a tool call is queued, starts and ends (an adapter's progress display)."""
     allow_private_urls: bool = False
 
-
-def build_agent() -> Agent[TurnDeps, str]:
-    return Agent(deps_type=TurnDeps, output_type=str, name="parley", defer_model_check=True)

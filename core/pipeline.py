@@ -35,7 +35,7 @@ from pydantic_ai.settings import ModelSettings
 
 from core import context as ctx
 from core import deliveries, limits, metrics, turns
-from core.agent import TurnDeps, build_agent
+from core.agent import TurnDeps
 from core.cache import CacheStats, CachingModel, PostgresCacheStore
 from core.feedback import record_reaction, score_of
 from core.guard.masking import scrub_off_loop
@@ -51,6 +51,7 @@ from core.seams import GuardSeam, KnownFact, MediaSeam, MemoryHit, MemorySeam, P
 from core.sink import THINKING, ReplySink
 from core.store.instance import Instance
 from core.store.tenancy import one_transaction
+from core.tool_loop import run_tool_loop
 from core.tools.registry import ToolRegistry
 from core.workspace import WorkspaceOverrides, overrides_of
 
@@ -110,7 +111,6 @@ class Pipeline:
     """The process's one factory: builds the models that channel or workspace settings name."""
 
     def __post_init__(self) -> None:
-        self.agent = build_agent()
         self.template: PromptTemplate = load_template("system")
         self._admission = asyncio.Semaphore(self.config.max_concurrent_turns)
         self._named: dict[str, Model] = {}
@@ -467,9 +467,9 @@ class Pipeline:
         workspace: WorkspaceKey,
         model: Model,
     ) -> tuple[str, list[ModelMessage]]:
-        """Run the agent: streamed into `rails` when someone reads the reply as it is written, else one plain
-        request. With the cache on, a hit answers either way (and streams its stored text); the cache key
-        holds the model's name, so channels on different models never share an answer."""
+        """Run the turn's tool loop (core/tool_loop.py): streamed into `rails` when someone reads the reply as it
+        is written, else plain requests. With the cache on, a hit answers either way (and streams its stored
+        text); the cache key holds the model's name, so channels on different models never share an answer."""
         toolsets = self.registry.toolsets_for(tools)
         caching = self.config.cache_ttl_s > 0
         if caching:
@@ -477,21 +477,10 @@ class Pipeline:
                 model, PostgresCacheStore(self.pool, workspace, self.config.cache_ttl_s), self.cache_stats
             )
         hits = self.cache_stats.hits
-        if rails.sink is None:
-            result = await self.agent.run(
-                prompt, model=model, message_history=history, instructions=instructions,
-                model_settings=settings, deps=deps, toolsets=toolsets,
-            )
-            output, messages = result.output, result.new_messages()
-        else:
-            async with self.agent.run_stream(
-                prompt, model=model, message_history=history, instructions=instructions,
-                model_settings=settings, deps=deps, toolsets=toolsets,
-            ) as stream:
-                async for text in stream.stream_text(delta=False, debounce_by=0.05):
-                    await rails.draft(text)
-                output = await stream.get_output()
-                messages = stream.new_messages()
+        output, messages = await run_tool_loop(
+            model, prompt, history=history, instructions=instructions, settings=settings, toolsets=toolsets,
+            deps=deps, on_text=rails.draft if rails.sink is not None else None,
+        )
         if caching:
             metrics.CACHE.labels("hit" if self.cache_stats.hits > hits else "miss").inc()
         return output, messages

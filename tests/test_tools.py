@@ -14,12 +14,12 @@ import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from core.agent import TurnDeps
 from core.models import ConversationKey, UserKey
+from core.tool_loop import run_tool_loop
 from core.tools import builtin
 from core.tools.registry import ToolPolicy, ToolRegistry
 from tests.fakes.background import BackgroundApp
@@ -46,9 +46,10 @@ def calls_then_answers(*calls: tuple[str, dict[str, object]]) -> FunctionModel:
 
 async def run(registry: ToolRegistry, model: FunctionModel, d: TurnDeps | None = None) -> tuple[str, TurnDeps]:
     d = d or deps()
-    agent = Agent(model, deps_type=TurnDeps)
-    result = await agent.run("go", deps=d, toolsets=registry.toolsets_for(None))
-    return result.output, d
+    output, _ = await run_tool_loop(
+        model, "go", history=[], instructions="", settings={}, toolsets=registry.toolsets_for(None), deps=d
+    )
+    return output, d
 
 
 @given(value=st.integers(-10**6, 10**6), word=st.text(alphabet="abcxyz", min_size=1, max_size=8))
@@ -173,8 +174,10 @@ async def test_a_workspace_sees_only_its_enabled_tools() -> None:
         seen.extend(t.name for t in info.function_tools)
         return ModelResponse(parts=[TextPart("ok")])
 
-    agent = Agent(FunctionModel(respond), deps_type=TurnDeps)
-    await agent.run("go", deps=deps(), toolsets=registry.toolsets_for(["calculate"]))
+    await run_tool_loop(
+        FunctionModel(respond), "go", history=[], instructions="", settings={},
+        toolsets=registry.toolsets_for(["calculate"]), deps=deps(),
+    )
     assert seen == ["calculate"]
 
 
