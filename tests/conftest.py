@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from core.store.embedded import start_embedded
 from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
+from tests.captured_telemetry import captured  # noqa: F401 (a fixture: registered here for every test)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
 from tests.server_process import ServerProcess, start_server

@@ -30,9 +30,9 @@ from core.agent import TurnDeps
 from core.models import ConversationKey, UserKey
 from core.tool_loop import run_tool_loop
 from core.tools.registry import ToolRegistry
+from tests.captured_telemetry import Captured
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
 from tests.pipeline_helpers import settings_for
-from tests.test_observability_secrets import Captured, captured  # noqa: F401 (a fixture, used by name)
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
@@ -196,7 +196,7 @@ async def test_a_model_that_never_stops_calling_tools_meets_the_agents_request_l
 
 
 async def test_a_tool_call_gets_a_span_where_the_turn_is_traced(
-    openai_server: FakeOpenAI, captured: Captured  # noqa: F811
+    openai_server: FakeOpenAI, captured: Captured
 ) -> None:
     model, registry = setup(openai_server)
     openai_server.queue(ToolCalls([("calculate", {"expression": "17*23"})]), Text("391"))
