@@ -20,10 +20,11 @@ from socket import socket
 
 import uvicorn
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from adapters.api.door import DROP_CONNECTION
 from bot import observability
-from core.loops import on_loop
+from core.loops import call_on, on_loop
 
 SWITCH_INTERVAL_S = 0.001
 """How long a thread that wants the GIL waits before the running one must hand it over (Python's default
@@ -95,7 +96,8 @@ class ReadDeadlines(HttpToolsProtocol):
     body within `body_s` of the headers, plus a second for every `min_rate` bytes received, so a large upload
     on a slow but steady link is never cut. Past the header deadline the client gets 408 and the connection
     closes; past the body deadline it closes (the request's handler sees the client gone). Answers are not
-    bounded here: a stream's sends have their own deadline (adapters/api/routes/chat.py)."""
+    bounded here: a stream's sends have their own deadline (adapters/api/routes/chat.py), and a stream that
+    gives up on its client drops the connection through the `DROP_CONNECTION` extension offered here."""
 
     header_s: float = HEADER_S
     body_s: float = BODY_S
@@ -124,6 +126,8 @@ class ReadDeadlines(HttpToolsProtocol):
             return
         self._reading_body = True
         self._arm(self.body_s)
+        drop = partial(call_on, self.loop, partial(self._drop, self.cycle))
+        self.scope.setdefault("extensions", {})[DROP_CONNECTION] = {"drop": drop}
 
     def on_body(self, body: bytes) -> None:
         super().on_body(body)
@@ -132,6 +136,15 @@ class ReadDeadlines(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         super().on_message_complete()
         self._disarm()
+
+    def _drop(self, cycle: RequestResponseCycle) -> None:
+        """Close the connection at once, its unsent bytes discarded, for an answer that gave up on its client
+        (it stopped reading). The cycle counts as disconnected from here on, as when the client closes, so the
+        app's unfinished answer is not logged as an error, and its sends return."""
+        if cycle.response_complete or cycle.disconnected:
+            return
+        cycle.disconnected = True
+        self.transport.abort()
 
     def _arm(self, seconds: float) -> None:
         self._disarm()

@@ -161,6 +161,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, default=str)
 
 
+class CurrentStderr(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record comes, as Python's last-resort handler does. A handler
+    holding the stderr of its setup outlived it where stderr was replaced for a while: a CLI command run by a
+    test runner set logging up inside the runner's stand-in, which is closed after the command, and every
+    record after that failed with "--- Logging error --- ... I/O operation on closed file"."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+
 def configure(
     *,
     level: str = "INFO",
@@ -201,7 +215,7 @@ def configure(
         logfire.instrument_asyncpg()
     else:
         _plain_executors()
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream) if stream is not None else CurrentStderr()
     handler.addFilter(RequestContextFilter())
     handler.addFilter(LibraryRecordFilter())
     handler.addFilter(ScrubFilter())

@@ -9,6 +9,9 @@ this text) and sends what is still missing. Once a check blocks, nothing more is
 What the rails check and pass on is the reply without the fence tags a model echoed from its prompt
 (core/fencing.py): a person never sees that markup, streamed or finished, and the stored reply is the text
 they saw. While streaming, a trailing `<...` that may still become such a tag waits until it is decided.
+A reply that leaves nothing to read (only such tags, or only whitespace) passes as `EMPTY_ANSWER`, its
+verdict naming the rail `EMPTY_REPLY`: sent as it was, it reached a person as an empty message (Slack's
+and Discord's placeholder, an empty API reply, a blank line in the terminal).
 
 Every check reads the whole text so far (the leak and bias rails scan it, the harm rail encodes its
 unfinished last chunk again), so with a fixed step a long reply's checking grew with its square: a
@@ -27,6 +30,9 @@ STREAM_CHECK_CHARS = 160
 MAX_CHECK_STEP = 480
 """The most new characters a streaming check waits for: a model writing 100 characters a second still shows
 new text every 5 s."""
+EMPTY_REPLY = "empty_reply"
+"""The rail a verdict names when the model's reply left nothing to show (`Verdict.rail`)."""
+EMPTY_ANSWER = "The AI model's answer was empty. Please try again."
 
 
 class RailedSink:
@@ -70,7 +76,9 @@ class RailedSink:
     async def final(self, text: str) -> Verdict:
         """The rails' verdict on the whole reply; a passed reply's rest goes to the sink."""
         text = without_fence_tags(text)
-        if self._last is None or not (self._last.blocked or self._checked == text):
+        if not text.strip():
+            self._last = Verdict(blocked=False, text=EMPTY_ANSWER, rail=EMPTY_REPLY, reason="nothing to show")
+        elif self._last is None or not (self._last.blocked or self._checked == text):
             self._last, self._checked = await self._check(text), text
         await self._forward(self._last)
         return self._last

@@ -20,8 +20,9 @@ from core.apikeys import create_api_key, revoke_api_key
 from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.scope import fact_scope
 from core.models import UserKey
+from core.output_rails import EMPTY_ANSWER
 from tests.api_helpers import bearer, fake_model_settings, live_server, new_key, sse_events
-from tests.fakes.openai_server import Error, FakeOpenAI
+from tests.fakes.openai_server import Error, FakeOpenAI, Text
 from tests.pipeline_helpers import build_pipeline
 
 BODY_LIMIT = 256 * 1024
@@ -298,6 +299,23 @@ async def test_p14_a_provider_failure_is_a_clear_reply_not_a_crash(
     body = response.json()
     assert body["error"] and "API key" in body["reply"]
     assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_a_model_reply_of_only_fence_tags_is_answered_as_an_empty_answer(
+    client: httpx.AsyncClient, key: str, openai_server: FakeOpenAI
+) -> None:
+    openai_server.queue(Text("<memory>\n</memory>"))
+    response = await client.post("/v1/chat", json={"message": "hi"}, headers=bearer(key))
+    assert response.json()["reply"] == EMPTY_ANSWER
+
+
+async def test_a_streamed_model_reply_of_only_fence_tags_is_streamed_as_an_empty_answer(
+    client: httpx.AsyncClient, key: str, openai_server: FakeOpenAI
+) -> None:
+    openai_server.queue(Text("<memory>\n</memory>"))
+    response = await client.post("/v1/chat/stream", json={"message": "hi"}, headers=bearer(key))
+    events = sse_events(response.text)
+    assert events[:-1] == [("delta", {"text": EMPTY_ANSWER})] and events[-1][1]["reply"] == EMPTY_ANSWER
 
 
 async def test_p38_feedback_is_stored_for_the_turn(

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from bot import observability
 from bot.observability import PlainFormatter
 
 
@@ -33,3 +39,23 @@ def test_debug_output_keeps_the_traceback() -> None:
 def test_a_secret_in_the_failure_message_is_masked() -> None:
     line = PlainFormatter(tracebacks=False).format(_record_of_a_failure("bad key sk-abcdefghijklmnopqrstuvwx"))
     assert "sk-abcdefghijklmnopqrstuvwx" not in line
+
+
+def test_the_log_set_up_while_stderr_was_replaced_writes_to_stderr_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    monkeypatch.setattr(observability, "_configured", False)
+    monkeypatch.setattr(observability, "_recording", observability._recording)
+    monkeypatch.setattr(ThreadPoolExecutor, "submit", ThreadPoolExecutor.submit)
+    stand_in, after = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stand_in):  # as a CLI test runner replaces it while a command runs
+            observability.configure(level="INFO")
+        stand_in.close()
+        with contextlib.redirect_stderr(after):
+            logging.getLogger("parley.test").warning("after the command")
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
+    [line] = after.getvalue().splitlines()  # the record, not logging's "--- Logging error ---" report
+    assert line.endswith("after the command")

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import pytest
+
 from core.models import Reply, ToolProgress, UserKey
-from core.output_rails import MAX_CHECK_STEP, STREAM_CHECK_CHARS, RailedSink
+from core.output_rails import EMPTY_ANSWER, EMPTY_REPLY, MAX_CHECK_STEP, STREAM_CHECK_CHARS, RailedSink
 from core.seams import Verdict
 
 USER = UserKey(platform="console", workspace_id="W1", user_id="U1")
@@ -101,3 +103,11 @@ async def test_a_fence_tag_split_across_drafts_never_reaches_the_sink() -> None:
     assert "".join(sink.deltas) == verdict.text
     assert not any("<" in delta for delta in sink.deltas)
     assert not any("<" in text for text in guard.checked)
+
+
+@pytest.mark.parametrize("reply", ["<memory></memory>", "<note said=\"today\">\n</note>\n", " \n "])
+async def test_a_reply_that_leaves_nothing_to_read_says_the_answer_was_empty(reply: str) -> None:
+    sink = StreamSink()
+    verdict = await stream(reply, CountingGuard(), sink, step=1)
+    assert (verdict.blocked, verdict.text, verdict.rail) == (False, EMPTY_ANSWER, EMPTY_REPLY)
+    assert sink.deltas == [EMPTY_ANSWER]

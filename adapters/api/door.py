@@ -18,6 +18,11 @@ from adapters.api.deps import ApiState, overloaded
 from adapters.api.errors import error_response
 
 TURN_PATHS = ("/v1/chat", "/v1/chat/stream")
+DROP_CONNECTION = "parley.drop_connection"
+"""The ASGI scope extension through which an answer gives up on its client: `scope["extensions"][DROP_CONNECTION]
+["drop"]()`, callable from any thread, closes the connection at once (bot.front_door.ReadDeadlines offers it).
+ASGI has no message for that: an answer that returned unfinished instead had uvicorn log "ASGI callable returned
+without completing response" as if the app had failed."""
 
 
 def door_routes(state: ApiState) -> dict[str, Callable[[ASGIApp], ASGIApp]]:

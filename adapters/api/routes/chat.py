@@ -26,6 +26,7 @@ from adapters.api.deps import (
     check_key,
     refuse_when_draining,
 )
+from adapters.api.door import DROP_CONNECTION
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import ChatRequest, ChatResponse, DeltaEvent
 from core.apikeys import ApiKeyInfo
@@ -182,8 +183,9 @@ async def chat_stream(
 class CutWhenUnread(EventSourceResponse):
     """A turn's event stream that ends, with one warning, once a write has waited `send_timeout` for a client
     that stopped reading: such a client held its connection, the stream's generator and every delta left to
-    send for good. The turn runs apart from its stream, so it is finished and saved all the same. uvicorn then
-    closes the connection (and logs that the answer was not completed)."""
+    send for good. The turn runs apart from its stream, so it is finished and saved all the same. The connection
+    is dropped through the server's `DROP_CONNECTION` extension (`parley serve` offers it); a server without
+    it closes the connection itself once the stream returns unfinished, and logs that as an error."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -191,6 +193,8 @@ class CutWhenUnread(EventSourceResponse):
         except* SendTimeoutError:
             log.warning("stream cut: the client read nothing for %.0f s (its turn is finished and saved all the same)",
                         self.send_timeout)
+            if (drop := scope.get("extensions", {}).get(DROP_CONNECTION)) is not None:
+                drop["drop"]()
 
 
 class ApiSink:
