@@ -44,7 +44,7 @@ from core.llm import ModelFactory, ModelNotConfigured
 from core.memory.history import to_model_messages
 from core.models import AttachmentText, Inbound, Reaction, Reply, Usage, WorkspaceKey
 from core.outbox import RETRYABLE, Outbox
-from core.output_rails import RailedSink
+from core.output_rails import EMPTY_REPLY, RailedSink
 from core.prompts import PromptTemplate, load_template
 from core.ratelimit import Budget, turn_budgets
 from core.seams import GuardSeam, KnownFact, MediaSeam, MemoryHit, MemorySeam, Profile, Verdict
@@ -354,6 +354,10 @@ class Pipeline:
         if out.blocked:
             metrics.GUARD_BLOCKS_PIPELINE.labels("output").inc()
             reply = replace(reply, text=out.message or _KIND_REFUSAL, blocked=True, block_rail=out.rail)
+        elif out.rail == EMPTY_REPLY:  # an error turn: the history keeps no answer the model never gave
+            log.warning("model_empty: the model's answer held nothing to show (turn %s)", turn_id,
+                        extra={**_context(inbound), "error": "model_empty", "turn_id": turn_id})
+            reply = replace(reply, error="model_empty")
         elif self._wants_voice(inbound, profile, overrides):
             reply = await self._with_voice(reply)
         reply = replace(reply, latency_ms=_elapsed_ms(started))

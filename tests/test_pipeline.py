@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from core.audit import Actor
 from core.guard.masking import scrub
 from core.models import Reply, UserKey
+from core.output_rails import EMPTY_ANSWER
 from core.pipeline import OPERATOR_FIXES, Pipeline
 from core.seams import Verdict
 from core.workspace import set_override
@@ -201,6 +202,19 @@ async def test_a_reply_echoing_a_fence_tag_reaches_the_person_and_the_history_wi
         "SELECT content FROM messages WHERE turn_id = $1 AND role = 'assistant'", reply.turn_id
     )
     assert stored == reply.text
+
+
+async def test_a_reply_of_only_fence_tags_is_an_empty_answer_turn_the_history_never_holds(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    openai_server.queue(Text("<memory>\n</memory>"))
+    reply = await pipeline.run(message("hi"), RecordingSink(streams=False))
+    assert (reply.text, reply.error) == (EMPTY_ANSWER, "model_empty")
+    turn = await pool.fetchrow("SELECT status, error FROM turns WHERE id = $1", reply.turn_id)
+    assert (turn["status"], turn["error"]) == ("error", "model_empty")
+    assert not await pool.fetchval(
+        "SELECT count(*) FROM messages WHERE turn_id = $1 AND role = 'assistant'", reply.turn_id
+    )
 
 
 class BlockWord:
