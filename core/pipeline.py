@@ -147,6 +147,11 @@ class Pipeline:
         with logfire.span("turn", platform=inbound.platform, workspace=inbound.workspace_id) as span:
             try:
                 reply = await asyncio.wait_for(self._turn(inbound, sink, started), self.config.turn_timeout_s)
+            except asyncio.CancelledError:
+                # Stopped mid-turn (Ctrl-C in the chat, a shutdown): closed now as the next start would close it,
+                # not left open until then; the message shows as unanswered, and sending it again answers it.
+                await asyncio.shield(self._close_interrupted(inbound))
+                raise
             except ModelNotConfigured as exc:
                 reply = self._failure(inbound, "model_not_configured", str(exc))
             except TimeoutError:
@@ -210,6 +215,12 @@ class Pipeline:
             await turns.finish_event(self.pool, inbound, error=error)
         except DB_ERRORS as exc:
             log.warning("could not close event %s: %s", inbound.event_id, type(exc).__name__)
+
+    async def _close_interrupted(self, inbound: Inbound) -> None:
+        try:
+            await turns.close_interrupted(self.pool, inbound)
+        except DB_ERRORS as exc:  # the next start closes it
+            log.warning("could not close interrupted turn of event %s: %s", inbound.event_id, type(exc).__name__)
 
     async def react(self, reaction: Reaction) -> int | None:
         """Store a rating; while the database is away it waits in the outbox instead of being lost."""

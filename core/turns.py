@@ -128,6 +128,29 @@ async def finish_event(pool: asyncpg.Pool, inbound: Inbound, *, error: str) -> N
     )
 
 
+INTERRUPTED_ERROR = "interrupted"
+"""The error of a turn stopped before it answered: cancelled mid-way (Ctrl-C, a shutdown), or left open by a server
+that stopped (closed so by the next start, migration 0034)."""
+
+
+async def close_interrupted(pool: asyncpg.Pool, inbound: Inbound) -> None:
+    """A turn stopped mid-way (Ctrl-C in the chat, a shutdown's cancel): closed as interrupted at once, not left
+    `started` until the next start, and its place under the spend limits given back. Its event stays claimed and
+    unfinished, so a platform's retry after a restart is still answered (`claim_turn` takes over a stopped owner's
+    event)."""
+    await scoped(pool, inbound.user).execute(
+        """WITH released AS (
+               DELETE FROM spend_reservations WHERE platform = $1 AND workspace_id = $2 AND event_id = $3
+           )
+           UPDATE turns SET status = 'error', error = $4
+           WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'""",
+        inbound.platform,
+        inbound.workspace_id,
+        inbound.event_id,
+        INTERRUPTED_ERROR,
+    )
+
+
 INTERRUPTED = """((t.status = 'error' AND t.error = 'interrupted')
       OR (t.status = 'started' AND t.instance IS NOT NULL AND NOT parley_instance_alive(t.instance)))"""
 """SQL over a turn `t`: its server stopped before answering it (closed as `interrupted` by the next start, or still

@@ -21,7 +21,7 @@ from core.output_rails import EMPTY_ANSWER
 from core.pipeline import OPERATOR_FIXES, Pipeline
 from core.seams import Verdict
 from core.workspace import set_override
-from tests.fakes.openai_server import BrokenStream, Error, FakeOpenAI, Text, ToolCalls, last_user_text
+from tests.fakes.openai_server import BrokenStream, Error, FakeOpenAI, Hang, Text, ToolCalls, last_user_text
 from tests.pipeline_helpers import RecordingSink, build_pipeline, message, settings_for
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
@@ -62,6 +62,24 @@ async def test_a_repeated_event_is_answered_once(pipeline: Pipeline, openai_serv
     first, second = await pipeline.run(inbound), await pipeline.run(inbound)
     assert not first.duplicate and second.duplicate
     assert len(openai_server.requests) == 1
+
+
+async def test_a_turn_cancelled_mid_answer_is_closed_as_interrupted_at_once_and_its_event_left_open(
+    pipeline: Pipeline, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    openai_server.queue(Hang(30))
+    inbound = message("a long question")
+    turn = asyncio.ensure_future(pipeline.run(inbound))
+    while not await pool.fetchval("SELECT count(*) FROM turns WHERE event_id = $1", inbound.event_id):
+        await asyncio.sleep(0.01)
+    turn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await turn
+    row = await pool.fetchrow("SELECT status, error FROM turns WHERE event_id = $1", inbound.event_id)
+    assert (row["status"], row["error"]) == ("error", "interrupted")
+    assert await pool.fetchval(  # a platform's retry after a restart is still answered
+        "SELECT finished_at IS NULL FROM processed_events WHERE event_id = $1", inbound.event_id
+    )
 
 
 async def test_p28_a_user_over_the_rate_limit_gets_a_clear_reply(pool: asyncpg.Pool, openai_server: FakeOpenAI) -> None:
