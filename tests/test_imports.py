@@ -56,11 +56,6 @@ QUERY_METHODS = frozenset({
     "copy_records_to_table", "copy_to_table", "cursor", "prepare",
 })
 """asyncpg's methods (on a pool, a connection or core's tenant-scoped stand-in) that send a statement."""
-ASYNCPG_STILL_IMPORTED = frozenset({"adapters/api/deps.py", "adapters/api/errors.py", "adapters/api/routes/admin.py"})
-"""Adapters that still import asyncpg for a type (the pool: core.store.pool.Pool names it) or for the storage
-errors they map; no statement. Left to the API's owner; the list may only shrink."""
-
-
 def sql_in(source: str) -> list[tuple[int, str]]:
     """(line, what) of each SQL statement text, query call and asyncpg import in `source`."""
     found = [(line, "import asyncpg") for line, imported in imported_packages(source) if imported == "asyncpg"]
@@ -84,15 +79,8 @@ def test_no_adapter_holds_sql() -> None:
         f"{path}:{line} {what}"
         for path, source in adapter_sources().items()
         for line, what in sql_in(source)
-        if not (what == "import asyncpg" and path in ASYNCPG_STILL_IMPORTED)
     ]
     assert found == []
-
-
-def test_the_adapters_still_importing_asyncpg_are_only_those_listed() -> None:
-    importing = {path for path, source in adapter_sources().items()
-                 if any(what == "import asyncpg" for _, what in sql_in(source))}
-    assert importing == ASYNCPG_STILL_IMPORTED
 
 
 @pytest.mark.parametrize(

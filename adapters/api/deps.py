@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -18,6 +17,7 @@ from adapters.api.errors import ApiError
 from core import metrics
 from core.apikeys import ApiKeyInfo, Checked, Executor, authenticate, lapsed
 from core.pipeline import Pipeline
+from core.store.pool import Pool
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,10 +55,10 @@ class ApiState:
     """One per app: the pipeline and pool it serves, and the turns in flight (for shutdown)."""
 
     pipeline: Pipeline
-    pool: asyncpg.Pool
+    pool: Pool
     config: ApiConfig
     memory_enabled: bool = True
-    admin_pool: asyncpg.Pool | None = None
+    admin_pool: Pool | None = None
     """The pool the admin API reads across workspaces with (`parley_operator`); None: `pool` is one."""
     environment: dict[str, object] = field(default_factory=dict)
     """The settings the environment sets, the layer under every workspace (bot.settings.environment_layer)."""

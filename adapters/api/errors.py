@@ -7,7 +7,6 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.api.schemas import ErrorBody, FieldProblem
 from core.outbox import RETRYABLE
+from core.store.pool import DiskFull, StorageFailing
 
 log = logging.getLogger("parley.api")
 
@@ -60,8 +60,8 @@ STORAGE_FAILING = ErrorBody(
         "PARLEY_DATA_DIR for the embedded one): full, read-only or failing.",
 )
 STORAGE_ERRORS: tuple[tuple[type[Exception], ErrorBody], ...] = (
-    (asyncpg.DiskFullError, STORAGE_FULL),
-    (asyncpg.PostgresIOError, STORAGE_FAILING),
+    (DiskFull, STORAGE_FULL),
+    (StorageFailing, STORAGE_FAILING),
 )
 """Storage failures that no retry of the request fixes until an operator acts, but that are not Parley's bugs: a 503
 naming the disk, not a 500 asking to look for a bug in the log."""

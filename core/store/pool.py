@@ -10,6 +10,12 @@ from pgvector.asyncpg import register_vector
 Pool: TypeAlias = asyncpg.Pool
 """The pool, by a name of core's: adapters pass it to core's stores and never import asyncpg themselves."""
 
+DiskFull: TypeAlias = asyncpg.DiskFullError
+"""The database's disk is full (SQLSTATE 53100): nothing can be stored until an operator frees space."""
+
+StorageFailing: TypeAlias = asyncpg.PostgresIOError
+"""The database could not read or write its files (SQLSTATE class 58): full, read-only or failing disk."""
+
 
 async def _init(conn: asyncpg.Connection) -> None:
     await register_vector(conn)

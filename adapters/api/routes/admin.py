@@ -11,7 +11,6 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-import asyncpg
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from adapters.api.admin_schemas import (
@@ -34,6 +33,7 @@ from core.audit import Actor, AuditEntry, Door, list_entries
 from core.channel_settings import BUILTIN, UnknownSetting, describe, resolve_all
 from core.guard.events import list_events, mark_false_positive
 from core.models import WorkspaceKey
+from core.store.pool import Pool
 from core.workspace import load_layers, set_override, unset_override
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -192,7 +192,7 @@ async def get_evals(
     return await admin_reports.eval_runs(_pool(state), limit=limit)
 
 
-def _pool(state: ApiState) -> asyncpg.Pool:
+def _pool(state: ApiState) -> Pool:
     return state.admin_pool or state.pool
 
 
