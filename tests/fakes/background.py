@@ -82,3 +82,9 @@ class BackgroundApp:
             await self._before_close()
         assert self._runner is not None
         await self._runner.cleanup()
+        # A handler still answering past the shutdown timeout (a `Hang` for a client that is gone) is cancelled
+        # and awaited here: a loop closed with it pending logged "Task was destroyed but it is pending".
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in left:
+            task.cancel()
+        await asyncio.gather(*left, return_exceptions=True)
