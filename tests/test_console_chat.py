@@ -87,7 +87,7 @@ def test_a_chat_shows_only_the_conversation_help_stays_local_and_ctrl_c_quits(
     screen = terminal.wait_for(lambda s: "You said: hello there" in s and s.count(PROMPT) >= 3)
     for noise in ("Logfire", "logfire", "INFO", "WARNING", "Traceback", "Loading weights"):
         assert noise not in screen
-    for name in ("/new", "/profile", "/exit"):
+    for name in ("/new", "/profile", "/memory", "/exit"):
         assert name in screen
     terminal.keys("C-c")
     screen = terminal.wait_for(lambda s: "EXITED" in s, timeout=30)
@@ -107,6 +107,17 @@ def test_ctrl_c_during_an_answer_stops_it_and_the_chat_goes_on(
     terminal.type("still there?")
     screen = terminal.wait_for(lambda s: "You said: still there?" in s)
     assert "EXITED" not in screen
+
+
+def test_memory_lists_the_facts_a_person_told_in_the_chat(terminal: Terminal) -> None:
+    terminal.wait_for(lambda s: PROMPT in s)
+    terminal.type("/memory")
+    terminal.wait_for(lambda s: "knows no facts about you yet" in s and s.count(PROMPT) >= 2)
+    terminal.type("Call me Sam, please.")
+    terminal.wait_for(lambda s: "You said: Call me Sam" in s and s.count(PROMPT) >= 3)
+    terminal.type("/memory")
+    screen = terminal.wait_for(lambda s: s.count(PROMPT) >= 4)
+    assert "• is called Sam" in screen
 
 
 @pytest.mark.parametrize(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.live import Live
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.text import Text
 
 from core.models import Attachment, Inbound, Platform, Reply, ToolProgress, UserKey
@@ -98,11 +99,12 @@ HELP = """\
 [bold]/help[/bold]     this list
 [bold]/new[/bold]      start a new conversation (a new thread)
 [bold]/profile[/bold]  what Parley keeps about how to answer you
+[bold]/memory[/bold]   what Parley knows about you (your facts, and the notes shared with you)
 [bold]/forget[/bold]   delete everything Parley keeps about you here (asks first)
 [bold]/exit[/bold]     leave (Ctrl-D or Ctrl-C at the prompt do the same)
 Ctrl-C while Parley answers stops that answer. Arrow keys scroll through what you typed before."""
 
-COMMANDS = ("/help", "/new", "/profile", "/forget", "/exit", "/quit")
+COMMANDS = ("/help", "/new", "/profile", "/memory", "/forget", "/exit", "/quit")
 
 
 def command(text: str) -> str | None:
@@ -160,6 +162,8 @@ class ConsoleChat:
                     self.console.print(f"[dim]New conversation (thread {self.thread}).[/dim]")
                 case "/profile":
                     await self.show_profile()
+                case "/memory":
+                    await self.show_memory()
                 case "/forget":
                     await self.forget(session)
                 case _:
@@ -193,6 +197,19 @@ class ConsoleChat:
             return
         for name, value in fields.items():
             self.console.print(f"[bold]{name}[/bold]: {value}", highlight=False)
+
+    async def show_memory(self) -> None:
+        """The facts in force, as `parley memory list` shows them: the person's own and the notes they share."""
+        from core.memory.facts_view import visible_facts
+
+        found = await visible_facts(self.pipeline.pool, self.key, channel_id=CONSOLE_CHANNEL, history=False)
+        if not found:
+            self.console.print('[dim]Parley knows no facts about you yet: tell it about yourself ("I\'m Sam", '
+                               '"I prefer answers in euros") and it keeps them.[/dim]')
+            return
+        for fact in found:
+            whose = "" if fact.scope == "person" else f" [dim]({fact.scope} note)[/dim]"
+            self.console.print(f"• {escape(fact.content)}{whose} [dim]{fact.said_at:%Y-%m-%d}[/dim]")
 
     async def forget(self, session: PromptSession[str]) -> None:
         from core.memory.forget import forget_user
