@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from pydantic_ai.embeddings import Embedder
 
 from bot.database import app_database_uri, maintenance_database_uri, operator_database_uri
+from bot.doctor import check_database
 from bot.settings import Settings
 from core.memory import maintenance, store
 from core.memory.embedding_backend import BatchingEmbeddingModel
@@ -104,6 +105,10 @@ async def service(app_pool: asyncpg.Pool) -> AsyncIterator[MemoryService]:
 
 def person(workspace: str, user_id: str = "U1") -> UserKey:
     return UserKey(platform="slack", workspace_id=workspace, user_id=user_id)
+
+
+async def test_the_doctor_asks_nothing_of_the_administrator_before_the_first_migration(settings: Settings) -> None:
+    assert (await check_database(settings)).startswith("Postgres ")
 
 
 async def test_the_administrator_migrates_a_new_database_and_makes_every_serving_login(
