@@ -203,19 +203,15 @@ async def check_database(settings: Settings) -> str:
         await connection.close()
 
 
-TRIED_SETTINGS = (("parley.platform", "''"), ("parley.workspace_id", "''"), ("parley.user_id", "''"),
-                  ("parley.channel_id", "''"), ("hnsw.ef_search", "40"))
-"""Settings the memory-recall functions of migrations 0030 onwards fix in their SET clauses, with a value."""
 SERVICE_ROLES = ("parley_app", "parley_maintenance", "parley_operator")
 
 
 async def _check_owner_rights(connection: asyncpg.Connection, described: str) -> None:
     """What a DATABASE_URL user that is not a superuser (most managed Postgres) needs an administrator to
-    grant once, named before a migration fails on it. What the migrations do is tried in a transaction
-    that is rolled back, as platforms grant these rights their own ways: creating pgvector (not a trusted
-    extension), and fixing the recall functions' settings in a SET clause, which PostgreSQL 15 and later
-    allow for a setting no loaded library defines only to a superuser or a user granted SET on it. The
-    service roles take CREATEROLE to make, or the ADMIN option where they exist already."""
+    do once, named before a migration fails on it. Creating pgvector (not a trusted extension) is tried in
+    a transaction that is rolled back, as services allow it their own ways (an allow-list, a console
+    switch). The service roles take CREATEROLE to make, or the ADMIN option where they exist already.
+    Nothing else needs a superuser: no migration fixes a setting only a superuser may (migration 0037)."""
     me = await connection.fetchrow(
         "SELECT current_user AS name, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
     )
@@ -228,11 +224,6 @@ async def _check_owner_rights(connection: asyncpg.Connection, described: str) ->
         installed = await connection.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
         if not installed and not await _allowed(connection, "CREATE EXTENSION vector"):
             statements.append("CREATE EXTENSION vector;")
-        missing = [name for i, (name, value) in enumerate(TRIED_SETTINGS) if not await _allowed(
-            connection, f"CREATE FUNCTION pg_temp.parley_doctor_{i}() RETURNS int LANGUAGE sql SET {name} = {value} "
-                        "AS 'SELECT 1'")]
-        if missing:
-            statements.append(f"GRANT SET ON PARAMETER {', '.join(missing)} TO {me['name']};")
     finally:
         await trial.rollback()
     roles = await connection.fetch(

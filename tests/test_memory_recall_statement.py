@@ -141,6 +141,25 @@ async def test_a_recall_inside_a_turns_transaction_shares_it_and_leaves_the_scop
     assert len(sent) == 1, sent
 
 
+async def test_a_recall_that_walks_its_index_inside_a_transaction_leaves_the_scope_it_found(
+    pool: asyncpg.Pool, app_pool: asyncpg.Pool, service: MemoryService
+) -> None:
+    """The walk returns early, without the exact scan: it too puts the caller's tenant back (migration 0037)."""
+    user = person()
+    colleague = UserKey(platform=user.platform, workspace_id=user.workspace_id, user_id="U2")
+    vectors = await fill(pool, user, service.model, 300)
+    assert await maintenance.ensure_scope_indexes(pool, model=service.model, dimensions=16, min_rows=300)
+    try:
+        async with tenant(app_pool, colleague) as conn:
+            found = await search.search(
+                conn, user, query="kite flight", vector=vectors[0], model=service.model, pool_size=10, recent=0
+            )
+            assert found.path == "hnsw"
+            assert await conn.fetchval(TENANT) == f"parley_app|{user.workspace_id}|U2"
+    finally:
+        await maintenance.drop_scope_indexes(pool, user)
+
+
 async def test_the_recall_walks_the_scopes_own_index_and_skips_the_text_route_without_words(
     pool: asyncpg.Pool,
 ) -> None:

@@ -34,6 +34,13 @@
 -- * candidates are fetched by id through the primary key (= ANY (ARRAY(...))): as a join, the planner's
 --   estimate of a scope made it hash all of a heavy person's rows.
 
+-- Edited after release, for a fresh install by an owner that is not a superuser (managed Postgres): a SET
+-- parley.* clause needs a superuser, or GRANT SET on the setting, which only a superuser gives. So this
+-- definition has none; migration 0037's, which replaces it, names the tenant and restores the caller's in
+-- its body. pgvector's library is loaded first, so that hnsw.ef_search is its own setting, which any role
+-- may fix, and not an unknown one, which only a superuser may.
+DO $$ BEGIN PERFORM '[0]'::vector; END $$;
+
 CREATE FUNCTION memory_recall(
     platform text, workspace_id text, user_id text, model text, query_vector vector, query_text text,
     query_words text, pool_size integer, recent integer, ef_search integer,
@@ -47,10 +54,6 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET role = 'parley_app'
-SET parley.platform = ''
-SET parley.workspace_id = ''
-SET parley.user_id = ''
-SET parley.channel_id = ''
 SET hnsw.ef_search = 40
 SET search_path = pg_catalog, public, pg_temp
 AS $function$

@@ -16,6 +16,13 @@
 -- CREATE OR REPLACE replaces the function's SET clauses, so 0032's (no parallel workers, no JIT) are repeated
 -- here; otherwise the function is 0031's.
 
+-- Edited after release, for a fresh install by an owner that is not a superuser (managed Postgres): a SET
+-- parley.* clause needs a superuser, or GRANT SET on the setting, which only a superuser gives. So this
+-- definition has none; migration 0037's, which replaces it, names the tenant and restores the caller's in
+-- its body. pgvector's library is loaded first, so that hnsw.ef_search is its own setting, which any role
+-- may fix, and not an unknown one, which only a superuser may.
+DO $$ BEGIN PERFORM '[0]'::vector; END $$;
+
 CREATE OR REPLACE FUNCTION memory_recall(
     platform text, workspace_id text, user_id text, model text, query_vector vector, query_text text,
     query_words text, pool_size integer, recent integer, ef_search integer,
@@ -29,10 +36,6 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET role = 'parley_app'
-SET parley.platform = ''
-SET parley.workspace_id = ''
-SET parley.user_id = ''
-SET parley.channel_id = ''
 SET hnsw.ef_search = 40
 SET plan_cache_mode = force_generic_plan
 SET search_path = pg_catalog, public, pg_temp

@@ -19,6 +19,10 @@
 -- * parley_record_delivery_messages: the platform messages that carried a reply (core/deliveries.py), in
 --   the person's scope.
 
+-- Edited after release, for a fresh install by an owner that is not a superuser (managed Postgres): a SET
+-- parley.* clause needs a superuser, or GRANT SET on the setting, which only a superuser gives. So these
+-- definitions have none; migration 0037's, which replace them, name the tenant and restore the caller's in
+-- their bodies.
 CREATE FUNCTION parley_claim_turn(
     platform text, workspace_id text, event_id text, owner integer, buckets text[], rates integer[],
     window_s float8, channel_id text, user_id text, thread_id text, history integer
@@ -29,10 +33,6 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET role = 'parley_app'
-SET parley.platform = ''
-SET parley.workspace_id = ''
-SET parley.user_id = ''
-SET parley.channel_id = ''
 SET search_path = pg_catalog, public, pg_temp
 AS $function$
 #variable_conflict use_column
@@ -79,10 +79,6 @@ CREATE FUNCTION parley_open_session(wanted_session text, on_platform text, in_wo
 RETURNS TABLE (session_id text, workspace_id text, user_id text, created_at timestamptz)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET role = 'parley_app'
-SET parley.platform = ''
-SET parley.workspace_id = ''
-SET parley.user_id = ''
-SET parley.channel_id = ''
 SET search_path = pg_catalog, public, pg_temp
 AS $function$
 #variable_conflict use_column
@@ -109,10 +105,6 @@ CREATE FUNCTION parley_record_delivery_messages(
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET role = 'parley_app'
-SET parley.platform = ''
-SET parley.workspace_id = ''
-SET parley.user_id = ''
-SET parley.channel_id = ''
 SET search_path = pg_catalog, public, pg_temp
 AS $function$
 #variable_conflict use_column
