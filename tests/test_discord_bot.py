@@ -248,7 +248,8 @@ async def test_a_5000_character_answer_arrives_as_messages_of_at_most_2000(
     assert "\n\n".join(shown) == answer
     edits: dict[str, list[float]] = {}
     for call in fake.calls_to("PATCH", f"/channels/{guild.channel_id}/messages/"):
-        edits.setdefault(call.path, []).append(call.at)
+        if "content" in (call.json or {}):  # the text's edits are paced; the rating buttons follow the last at once
+            edits.setdefault(call.path, []).append(call.at)
     assert all(b - a >= 0.9 for times in edits.values() for a, b in itertools.pairwise(times))
 
 
