@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -150,7 +150,7 @@ class Pipeline:
             except asyncio.CancelledError:
                 # Stopped mid-turn (Ctrl-C in the chat, a shutdown): closed now as the next start would close it,
                 # not left open until then; the message shows as unanswered, and sending it again answers it.
-                await asyncio.shield(self._close_interrupted(inbound))
+                await asyncio.shield(self._close(inbound, turns.close_interrupted(self.pool, inbound)))
                 raise
             except ModelNotConfigured as exc:
                 reply = self._failure(inbound, "model_not_configured", str(exc))
@@ -181,7 +181,7 @@ class Pipeline:
                     "again, tell whoever runs Parley (their log says internal_error).",
                 )
             if reply.error and reply.turn_id is None:
-                await self._finish_event(inbound, reply.error)
+                await self._close(inbound, turns.finish_event(self.pool, inbound, error=reply.error))
             if not reply.latency_ms:
                 reply = replace(reply, latency_ms=_elapsed_ms(started))
             latency = reply.latency_ms
@@ -209,18 +209,13 @@ class Pipeline:
     def _owner(self) -> int | None:
         return self.instance.number if self.instance is not None else None
 
-    async def _finish_event(self, inbound: Inbound, error: str) -> None:
-        """A turn that failed before it was stored: its event is done (a retry is not answered again)."""
+    async def _close(self, inbound: Inbound, closing: Awaitable[None]) -> None:
+        """Run `closing` (core.turns closing the event's turn); a database away is logged, not raised: the next start
+        closes a turn left open."""
         try:
-            await turns.finish_event(self.pool, inbound, error=error)
+            await closing
         except DB_ERRORS as exc:
-            log.warning("could not close event %s: %s", inbound.event_id, type(exc).__name__)
-
-    async def _close_interrupted(self, inbound: Inbound) -> None:
-        try:
-            await turns.close_interrupted(self.pool, inbound)
-        except DB_ERRORS as exc:  # the next start closes it
-            log.warning("could not close interrupted turn of event %s: %s", inbound.event_id, type(exc).__name__)
+            log.warning("could not close the turn of event %s: %s", inbound.event_id, type(exc).__name__)
 
     async def react(self, reaction: Reaction) -> int | None:
         """Store a rating; while the database is away it waits in the outbox instead of being lost."""

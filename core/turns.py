@@ -107,14 +107,33 @@ async def claim_turn(
     )
 
 
+INTERRUPTED_ERROR = "interrupted"
+"""The error of a turn stopped before it answered: cancelled mid-way (Ctrl-C, a shutdown), or left open by a server
+that stopped (closed so by the next start, migration 0034)."""
+
+
 async def finish_event(pool: asyncpg.Pool, inbound: Inbound, *, error: str) -> None:
     """A turn that ended without being stored (refused early, timed out, failed): its event is done, so a
     retry is not answered twice, a turn it left `started` is closed with `error`, and its place under the
     spend limits is given back."""
+    await _close_started(pool, inbound, error=error, event_done=True)
+
+
+async def close_interrupted(pool: asyncpg.Pool, inbound: Inbound) -> None:
+    """A turn stopped mid-way (Ctrl-C in the chat, a shutdown's cancel): closed as interrupted at once, not left
+    `started` until the next start, and its place under the spend limits given back. Its event stays claimed and
+    unfinished, so a platform's retry after a restart is still answered (`claim_turn` takes over a stopped owner's
+    event)."""
+    await _close_started(pool, inbound, error=INTERRUPTED_ERROR, event_done=False)
+
+
+async def _close_started(pool: asyncpg.Pool, inbound: Inbound, *, error: str, event_done: bool) -> None:
+    """Close the event's `started` turn with `error` and give back its spend reservation; with `event_done`, mark
+    the event finished too."""
     await scoped(pool, inbound.user).execute(
         """WITH done AS (
                UPDATE processed_events SET finished_at = now()
-               WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND finished_at IS NULL
+               WHERE $5 AND platform = $1 AND workspace_id = $2 AND event_id = $3 AND finished_at IS NULL
            ),
            released AS (
                DELETE FROM spend_reservations WHERE platform = $1 AND workspace_id = $2 AND event_id = $3
@@ -125,29 +144,7 @@ async def finish_event(pool: asyncpg.Pool, inbound: Inbound, *, error: str) -> N
         inbound.workspace_id,
         inbound.event_id,
         error,
-    )
-
-
-INTERRUPTED_ERROR = "interrupted"
-"""The error of a turn stopped before it answered: cancelled mid-way (Ctrl-C, a shutdown), or left open by a server
-that stopped (closed so by the next start, migration 0034)."""
-
-
-async def close_interrupted(pool: asyncpg.Pool, inbound: Inbound) -> None:
-    """A turn stopped mid-way (Ctrl-C in the chat, a shutdown's cancel): closed as interrupted at once, not left
-    `started` until the next start, and its place under the spend limits given back. Its event stays claimed and
-    unfinished, so a platform's retry after a restart is still answered (`claim_turn` takes over a stopped owner's
-    event)."""
-    await scoped(pool, inbound.user).execute(
-        """WITH released AS (
-               DELETE FROM spend_reservations WHERE platform = $1 AND workspace_id = $2 AND event_id = $3
-           )
-           UPDATE turns SET status = 'error', error = $4
-           WHERE platform = $1 AND workspace_id = $2 AND event_id = $3 AND status = 'started'""",
-        inbound.platform,
-        inbound.workspace_id,
-        inbound.event_id,
-        INTERRUPTED_ERROR,
+        event_done,
     )
 
 
