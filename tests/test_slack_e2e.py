@@ -124,6 +124,26 @@ async def running(
         await serving
 
 
+@asynccontextmanager
+async def socket_mode(slack: Harness) -> AsyncIterator[SlackAdapter]:
+    """A second adapter on the harness's pipeline, connected to the fake Slack over Socket Mode."""
+    adapter = build_slack(
+        SlackConfig(bot_token=slack.workspace.token, app_token=slack.workspace.app_token, api_url=slack.fake.base_url),
+        slack.adapter.handlers.pipeline,
+        slack.pool,
+    )
+    socket = asyncio.create_task(adapter.run_socket_mode())
+    try:
+        for _ in range(200):
+            if slack.fake.socket_connected:
+                break
+            await asyncio.sleep(0.02)
+        yield adapter
+    finally:
+        socket.cancel()
+        await asyncio.gather(socket, return_exceptions=True)
+
+
 @pytest.fixture
 async def slack(fake_slack: FakeSlack, pool: asyncpg.Pool, openai_server: FakeOpenAI) -> AsyncIterator[Harness]:
     async with running(fake_slack, pool, openai_server) as harness:
@@ -706,35 +726,20 @@ async def test_oauth_install_stores_the_workspace_and_its_events_are_answered(
 async def test_socket_mode_mention_is_acked_and_answered(
     fake_slack: FakeSlack, pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
-    async with running(fake_slack, pool, openai_server, signing_secret=None) as slack:
-        adapter = build_slack(
-            SlackConfig(bot_token=slack.workspace.token, app_token=slack.workspace.app_token,
-                        api_url=fake_slack.base_url),
-            slack.adapter.handlers.pipeline,
-            pool,
-        )
-        socket = asyncio.create_task(adapter.run_socket_mode())
-        try:
-            for _ in range(200):
-                if fake_slack.socket_connected:
-                    break
-                await asyncio.sleep(0.02)
-            channel, ts = channel_id(), slack.ts()
-            envelope = fake_slack.send_socket_event(event_callback(
-                slack.workspace,
-                mention(slack.workspace, channel=channel, user="UALICE", text="over the socket", ts=ts),
-                event_id="EvSOCKET" + uuid.uuid4().hex[:6],
-            ))
-            for _ in range(200):
-                if any(a.get("envelope_id") == envelope for a in fake_slack.socket_acks):
-                    break
-                await asyncio.sleep(0.02)
-            assert any(a.get("envelope_id") == envelope for a in fake_slack.socket_acks)
-            await adapter.drain(20)
-            assert slack.thread(channel, ts) == ["You said: over the socket"]
-        finally:
-            socket.cancel()
-            await asyncio.gather(socket, return_exceptions=True)
+    async with running(fake_slack, pool, openai_server, signing_secret=None) as slack, socket_mode(slack) as adapter:
+        channel, ts = channel_id(), slack.ts()
+        envelope = fake_slack.send_socket_event(event_callback(
+            slack.workspace,
+            mention(slack.workspace, channel=channel, user="UALICE", text="over the socket", ts=ts),
+            event_id="EvSOCKET" + uuid.uuid4().hex[:6],
+        ))
+        for _ in range(200):
+            if any(a.get("envelope_id") == envelope for a in fake_slack.socket_acks):
+                break
+            await asyncio.sleep(0.02)
+        assert any(a.get("envelope_id") == envelope for a in fake_slack.socket_acks)
+        await adapter.drain(20)
+        assert slack.thread(channel, ts) == ["You said: over the socket"]
 
 
 async def test_http_events_are_refused_without_a_signing_secret(

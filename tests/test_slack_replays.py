@@ -14,14 +14,14 @@ from typing import Any
 import asyncpg
 import pytest
 
-from adapters.slack.app import DATABASE_AWAY, SlackConfig, build_slack
+from adapters.slack.app import DATABASE_AWAY
 from adapters.slack.replays import first_delivery
 from core.feedback import list_feedback
 from core.store.pool import create_pool
 from core.store.roles import ensure_app_login
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack, event_callback, mention, reaction
-from tests.test_slack_e2e import Harness, running
+from tests.test_slack_e2e import Harness, running, socket_mode
 
 pytestmark = pytest.mark.usefixtures("allow_model_requests")
 
@@ -242,29 +242,14 @@ async def test_without_the_database_an_event_still_runs(
 async def test_a_socket_mode_retry_of_a_handled_event_is_acknowledged_and_skipped(
     fake_slack: FakeSlack, pool: asyncpg.Pool, openai_server: FakeOpenAI
 ) -> None:
-    async with running(fake_slack, pool, openai_server, signing_secret=None) as slack:
-        adapter = build_slack(
-            SlackConfig(bot_token=slack.workspace.token, app_token=slack.workspace.app_token,
-                        api_url=fake_slack.base_url),
-            slack.adapter.handlers.pipeline,
-            pool,
-        )
-        socket = asyncio.create_task(adapter.run_socket_mode())
-        try:
-            for _ in range(200):
-                if fake_slack.socket_connected:
-                    break
-                await asyncio.sleep(0.02)
-            channel, thread, event = thread_started(slack)
-            body = event_callback(slack.workspace, event, event_id=f"Ev{uuid.uuid4().hex[:10].upper()}")
-            envelopes = [fake_slack.send_socket_event(body, retry_attempt=attempt) for attempt in (0, 1)]
-            for _ in range(200):
-                if {a.get("envelope_id") for a in fake_slack.socket_acks} >= set(envelopes):
-                    break
-                await asyncio.sleep(0.02)
-            await adapter.drain(20)
-            assert {a.get("envelope_id") for a in fake_slack.socket_acks} >= set(envelopes)
-            assert greetings(slack, channel, thread) == 1
-        finally:
-            socket.cancel()
-            await asyncio.gather(socket, return_exceptions=True)
+    async with running(fake_slack, pool, openai_server, signing_secret=None) as slack, socket_mode(slack) as adapter:
+        channel, thread, event = thread_started(slack)
+        body = event_callback(slack.workspace, event, event_id=f"Ev{uuid.uuid4().hex[:10].upper()}")
+        envelopes = [fake_slack.send_socket_event(body, retry_attempt=attempt) for attempt in (0, 1)]
+        for _ in range(200):
+            if {a.get("envelope_id") for a in fake_slack.socket_acks} >= set(envelopes):
+                break
+            await asyncio.sleep(0.02)
+        await adapter.drain(20)
+        assert {a.get("envelope_id") for a in fake_slack.socket_acks} >= set(envelopes)
+        assert greetings(slack, channel, thread) == 1
