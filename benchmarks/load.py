@@ -19,8 +19,9 @@ conversations at a time, each `--conversation-turns` turns long, one after anoth
   this process sees it (`ack_*`) and as the server timed it (`ack_server_*`, its `Server-Timing`, from the
   request's first byte to the answer). They differ when this process is the slow one: each conversation
   opens with an event at the same moment, 200 POSTs that this one loop signs and sends before it reads the
-  first answer, so the opening burst's acks read 70-200 ms here for answers the server sent sooner; turns/s = replies finished at the fake Slack (chat.stopStream, or chat.postMessage without a
-  stream) / wall time; reply latency = event sent to reply finished.
+  first answer, so the opening burst's acks read 286 ms p50 here where the server took 79 (docs/performance.md).
+  turns/s = replies finished at the fake Slack (chat.stopStream, or chat.postMessage without a stream) / wall
+  time; reply latency = event sent to reply finished.
 
 The doors are measured one after the other, after a warm-up through both; the server's resident
 memory is sampled after the warm-up, every second during the run and at the end. CPU seconds of the
