@@ -41,6 +41,14 @@ BODY_MIN_RATE = 500.0
 defaults)."""
 
 
+RECEIVED_AT = "parley.received_at"
+"""Scope extension `{"at": time.perf_counter()}`: when the request's first byte was read (`ReadDeadlines`), so
+the time its answer took counts the wait for the door's loop, which a burst of requests lengthens."""
+TIMING_HEADER = b"server-timing"
+"""Every answer's `Server-Timing: app;dur=MS` (W3C Server Timing): milliseconds from its request's first byte to
+its answer's first, what a client's own clock cannot tell apart from its own delays (the load benchmark's acks)."""
+
+
 DoorRoute = Callable[[ASGIApp], ASGIApp]
 """Given the app that carries a request to the pipeline's loop, the app that answers its path on the
 door's loop (carrying it across itself when it must)."""
@@ -58,19 +66,25 @@ class LoopBridge:
         self.door = {path: route(self.across) for path, route in door.items()}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        here = self.door.get(scope["path"]) if scope["type"] == "http" else None
-        if here is None:
+        if scope["type"] != "http":
             await self.across(scope, receive, send)
             return
-        started, status = time.perf_counter(), 500
+        received = scope.get("extensions", {}).get(RECEIVED_AT)
+        started, status = received["at"] if received else time.perf_counter(), 500
 
-        async def noted(message: Message) -> None:
+        async def timed(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                timing = (TIMING_HEADER, b"app;dur=%.1f" % ((time.perf_counter() - started) * 1000))
+                message = {**message, "headers": [*message.get("headers", ()), timing]}
             await send(message)
 
-        await here(scope, receive, noted)
+        here = self.door.get(scope["path"])
+        if here is None:
+            await self.across(scope, receive, timed)
+            return
+        await here(scope, receive, timed)
         if not observability.was_recorded(scope):  # answered here (a Slack ack, a shed turn's 503): count and log it
             observability.record_answer(scope, scope["path"], status, time.perf_counter() - started)
 
@@ -116,6 +130,7 @@ class ReadDeadlines(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {RECEIVED_AT: {"at": time.perf_counter()}}
         self._reading_body = False
         self._arm(self.header_s)
 

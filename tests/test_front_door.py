@@ -16,12 +16,13 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from adapters.slack.handlers import SlackHandlers
-from bot.front_door import DoorRoute, LoopBridge, serve_in_thread
+from bot.front_door import DoorRoute, LoopBridge, ReadDeadlines, serve_in_thread
 from bot.observability import RequestContext
 from tests.api_helpers import live_server
 from tests.fakes.openai_server import FakeOpenAI
@@ -193,3 +194,34 @@ async def test_a_request_answered_on_the_door_is_access_logged_once_like_a_carri
         "GET /loop 200",
         "POST /v1/chat 503",
     ]
+
+
+async def test_every_answer_says_how_long_the_server_took_from_its_requests_first_byte() -> None:
+    """`Server-Timing: app;dur=MS`: counted from the first byte read, so time a request waited in the door
+    (here, headers that took 0.3 s to arrive) is in it, and a client can tell the server's time from its own."""
+    door: dict[str, DoorRoute] = {"/ack": lambda _: answered_on_the_door}
+    bridge = LoopBridge(blocking_app(threading.Event()), asyncio.get_running_loop(), door)
+    server = uvicorn.Server(uvicorn.Config(bridge, host="127.0.0.1", port=0, log_config=None, lifespan="off",
+                                           http=ReadDeadlines))
+    serving = asyncio.create_task(serve_in_thread(server, sockets=None))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        timings = {}
+        for method, path in (("POST", "/ack"), ("GET", "/loop")):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
+            await writer.drain()
+            await asyncio.sleep(0.3)
+            writer.write(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
+            head = (await asyncio.wait_for(reader.read(), 10)).split(b"\r\n\r\n")[0].decode()
+            writer.close()
+            timings[path] = [line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                             if line.lower().startswith("server-timing:")]
+    finally:
+        server.should_exit = True
+        await serving
+    for path, values in timings.items():
+        assert len(values) == 1 and values[0].startswith("app;dur="), (path, values)
+        assert 300 <= float(values[0].removeprefix("app;dur=")) < 5000, (path, values)
