@@ -198,7 +198,7 @@ async def test_a_request_answered_on_the_door_is_access_logged_once_like_a_carri
 
 async def test_every_answer_says_how_long_the_server_took_from_its_requests_first_byte() -> None:
     """`Server-Timing: app;dur=MS`: counted from the first byte read, so time a request waited in the door
-    (here, headers that took 0.3 s to arrive) is in it, and a client can tell the server's time from its own."""
+    (here, headers that took 0.4 s to arrive) is in it, and a client can tell the server's time from its own."""
     door: dict[str, DoorRoute] = {"/ack": lambda _: answered_on_the_door}
     bridge = LoopBridge(blocking_app(threading.Event()), asyncio.get_running_loop(), door)
     server = uvicorn.Server(uvicorn.Config(bridge, host="127.0.0.1", port=0, log_config=None, lifespan="off",
@@ -213,7 +213,7 @@ async def test_every_answer_says_how_long_the_server_took_from_its_requests_firs
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n".encode())
             await writer.drain()
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.4)
             writer.write(b"Content-Length: 0\r\nConnection: close\r\n\r\n")
             head = (await asyncio.wait_for(reader.read(), 10)).split(b"\r\n\r\n")[0].decode()
             writer.close()
@@ -224,4 +224,5 @@ async def test_every_answer_says_how_long_the_server_took_from_its_requests_firs
         await serving
     for path, values in timings.items():
         assert len(values) == 1 and values[0].startswith("app;dur="), (path, values)
+        # the door may read the first part a little after it was sent: 0.3 s of the 0.4 s at least
         assert 300 <= float(values[0].removeprefix("app;dur=")) < 5000, (path, values)
