@@ -43,6 +43,7 @@ from bot.settings import Settings, environment_layer
 from bot.workers import metrics_port, pass_start_gate
 from core.apikeys import create_api_key, revoke_named
 from core.embeddings import one_thread_per_native_pool
+from core.metrics import ProcessSampler, keep_sampling
 from core.pipeline import Pipeline
 from core.seams import NoMedia
 from core.store.pool import create_pool
@@ -195,6 +196,7 @@ async def _serve(
         if maintenance:
             print(await ready_message(pool, host=host, shown=shown, port=port), flush=True)
         signing_in = asyncio.create_task(check_slack_tokens(slack)) if slack and maintenance else None
+        sampling = asyncio.create_task(keep_sampling(ProcessSampler(str(worker or 0))), name="parley-process-metrics")
         # Everything loaded so far (models, NeMo, libraries) lives as long as the process: moved out of
         # the collector's sight, a full collection no longer walks it, which stalled every request for
         # up to hundreds of milliseconds under load.
@@ -228,6 +230,7 @@ async def _serve(
             )
         if signing_in is not None:
             signing_in.cancel()
+        sampling.cancel()
         log.info("server stopped; %d turn(s) still running", len(state.turns))
 
 

@@ -1,9 +1,11 @@
 """Prometheus metrics of the process (seed properties 35-37, 42, 43): one registry, shared; with several workers,
-added up over them (`scrape_registry`). Counters and histograms only: multiprocess mode adds those up as they are.
-`listen` serves them on a port of their own (PARLEY_METRICS_PORT) for a scraper that sends no token."""
+added up over them (`scrape_registry`). Counters and histograms, which multiprocess mode adds up as they are, and
+each server process's memory and CPU by worker (`ProcessSampler`), in place of the `process_*` metrics that mode
+drops. `listen` serves them on a port of their own (PARLEY_METRICS_PORT) for a scraper that sends no token."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import threading
@@ -12,7 +14,8 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, make_wsgi_app
+import psutil
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -30,6 +33,13 @@ CACHE = Counter("parley_cache_requests_total", "Response cache lookups", ["resul
 FEEDBACK = Counter("parley_feedback_total", "Ratings received", ["score"])
 GUARD_BLOCKS_PIPELINE = Counter("parley_pipeline_blocks_total", "Turns blocked by a rail", ["stage"])
 SHED = Counter("parley_shed_total", "Turns refused at once because the worker was full (load shedding)", ["door"])
+WORKER_MEMORY = Gauge(
+    "parley_worker_resident_memory_bytes", "Resident memory of each server process, sampled every few seconds",
+    ["worker"], multiprocess_mode="livesum",
+)
+WORKER_CPU = Counter("parley_worker_cpu_seconds", "CPU time (user and system) each server process used", ["worker"])
+SAMPLE_EVERY_S = 10.0
+"""How often a server process samples its own memory and CPU for `/metrics`."""
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's multiprocess mode: set (by `parley serve --workers N`'s supervisor) before a process imports
@@ -47,6 +57,35 @@ def scrape_registry(directory: str | None = None) -> Collector:
     aggregate = CollectorRegistry()
     MultiProcessCollector(aggregate, path=directory)
     return aggregate
+
+
+class ProcessSampler:
+    """This process's resident memory and CPU time into `WORKER_MEMORY` / `WORKER_CPU` under `worker`'s label.
+    With several workers, multiprocess mode cannot add up the `process_*` metrics and leaves them out: an operator
+    watching one worker's memory grow saw nothing. A live worker's memory shows under its number (a dead one's is
+    dropped with its files, `multiprocess.mark_process_dead`); CPU is counted on, so a restarted worker's keeps
+    growing and `rate()` reads it as any counter."""
+
+    def __init__(self, worker: str) -> None:
+        self.worker = worker
+        self._process = psutil.Process()
+        self._cpu_s = 0.0
+
+    def sample(self) -> None:
+        with self._process.oneshot():
+            rss = self._process.memory_info().rss
+            times = self._process.cpu_times()
+        cpu_s = times.user + times.system
+        WORKER_MEMORY.labels(self.worker).set(rss)
+        WORKER_CPU.labels(self.worker).inc(max(0.0, cpu_s - self._cpu_s))
+        self._cpu_s = cpu_s
+
+
+async def keep_sampling(sampler: ProcessSampler, every_s: float = SAMPLE_EVERY_S) -> None:
+    """`sampler.sample()` now and every `every_s` until cancelled (a few tens of microseconds each)."""
+    while True:
+        sampler.sample()
+        await asyncio.sleep(every_s)
 
 
 class _Quiet(WSGIRequestHandler):

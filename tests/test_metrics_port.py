@@ -13,17 +13,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY, multiprocess
 
 from bot.config_check import ConfigError
 from bot.front_door import WORKER_HEADER
 from bot.settings import Settings
 from bot.workers import BALANCING_KERNEL, metrics_port
-from core.metrics import MULTIPROCESS_DIR, listen, scrape_registry
+from core.metrics import MULTIPROCESS_DIR, ProcessSampler, listen, scrape_registry
 from tests.conftest import StartServe, free_port
 from tests.test_workers import both_workers_listening
 
 ROOT = Path(__file__).resolve().parents[1]
 COUNT_A_TURN = "from core.metrics import TURNS; TURNS.labels('api', 'ok').inc()"
+SAMPLE_AS_WORKER = (
+    "import os, sys; from core.metrics import ProcessSampler; ProcessSampler(sys.argv[1]).sample(); print(os.getpid())"
+)
 
 
 def settings_with_port(port: int) -> Settings:
@@ -84,6 +88,38 @@ def test_a_workers_own_scrape_adds_up_every_worker_too(tmp_path: Path, monkeypat
     assert {s.value for m in scrape_registry().collect() if m.name == "parley_turns" for s in m.samples} == {2.0}
 
 
+def test_a_server_process_reports_its_memory_and_cpu_under_its_worker_number() -> None:
+    sampler = ProcessSampler("7")
+    sampler.sample()
+    cpu_before = REGISTRY.get_sample_value("parley_worker_cpu_seconds_total", {"worker": "7"})
+    sum(i * i for i in range(300_000))
+    sampler.sample()
+    rss = REGISTRY.get_sample_value("parley_worker_resident_memory_bytes", {"worker": "7"})
+    assert rss is not None and rss > 10 * 2**20
+    cpu_after = REGISTRY.get_sample_value("parley_worker_cpu_seconds_total", {"worker": "7"})
+    assert cpu_before is not None and cpu_after is not None and cpu_after > cpu_before
+
+
+def test_a_scrape_of_several_workers_shows_each_live_ones_memory_and_keeps_a_dead_ones_cpu(tmp_path: Path) -> None:
+    """Multiprocess mode drops `process_*`; each worker's own memory shows under its number until it is marked dead."""
+    env = {**os.environ, MULTIPROCESS_DIR: str(tmp_path), "PYTHONPATH": str(ROOT)}
+    pids = {
+        worker: int(subprocess.run([sys.executable, "-c", SAMPLE_AS_WORKER, worker], env=env, check=True, timeout=60,
+                                   capture_output=True, text=True).stdout)
+        for worker in ("0", "1")
+    }
+
+    def scraped(name: str) -> dict[str, float]:
+        return {s.labels["worker"]: s.value for m in scrape_registry(str(tmp_path)).collect() for s in m.samples
+                if s.name == name}
+
+    assert set(scraped("parley_worker_resident_memory_bytes")) == {"0", "1"}
+    assert all(v > 10 * 2**20 for v in scraped("parley_worker_resident_memory_bytes").values())
+    multiprocess.mark_process_dead(pids["1"], str(tmp_path))
+    assert set(scraped("parley_worker_resident_memory_bytes")) == {"0"}
+    assert set(scraped("parley_worker_cpu_seconds_total")) == {"0", "1"}
+
+
 def readyz_count(text: str) -> float:
     """parley_http_requests_total for GET /readyz answered 200, in a scrape."""
     line = 'parley_http_requests_total{method="GET",route="/readyz",status="200"} '
@@ -115,5 +151,7 @@ async def test_a_scrape_of_two_workers_shows_the_requests_both_answered(serve: S
                 break
             await asyncio.sleep(0.1)
     assert readyz_count(private.text) == readyz_count(main.text) == len(answered), answered
+    assert 'parley_worker_resident_memory_bytes{worker="0"}' in private.text
+    assert 'parley_worker_resident_memory_bytes{worker="1"}' in private.text
     assert await asyncio.to_thread(server.stop) == 0, server.log()[-3000:]
     assert not list(tmp_path.glob("parley-metrics-*"))
