@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.guard.guard import Guard
-from core.guard.sentences import CONTEXT_DISCOUNT, MAX_SENTENCES, message_score, split_sentences
+from core.guard.sentences import CONTEXT_DISCOUNT, MAX_SENTENCES, message_score, split_sentences, whole_counts
 from core.guard.settings import GuardConfig
 from core.models import UserKey
 
@@ -44,6 +44,17 @@ def test_the_whole_of_several_sentences_counts_a_little_less_than_one_of_them() 
 
 def test_the_whole_does_not_count_when_every_sentence_reads_ordinary() -> None:
     assert message_score(0.95, [0.05, 0.1], SUSPECT) == (0.1, 1)
+
+
+def test_a_message_of_ordinary_sentences_is_scored_without_its_whole() -> None:
+    assert not whole_counts([0.05, 0.1], SUSPECT)
+    assert message_score(None, [0.05, 0.1], SUSPECT) == (0.1, 1)
+
+
+def test_the_whole_is_needed_for_one_sentence_or_where_a_sentence_is_suspect() -> None:
+    assert whole_counts([0.7], SUSPECT) and whole_counts([], SUSPECT) and whole_counts([0.05, 0.4], SUSPECT)
+    with pytest.raises(ValueError, match="counts"):
+        message_score(None, [0.05, 0.4], SUSPECT)
 
 
 @pytest.fixture(scope="module")

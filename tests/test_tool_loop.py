@@ -11,7 +11,7 @@ from typing import Any
 
 import logfire
 import pytest
-from pydantic_ai import Agent
+from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded
 from pydantic_ai.messages import (
     ModelMessage,
@@ -24,11 +24,15 @@ from pydantic_ai.messages import (
 )
 from pydantic_ai.models import Model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import CombinedToolset
+from pydantic_ai.usage import RunUsage
 
 from bot.app import build_registry, model_factory
+from bot.settings import Settings
 from core.agent import TurnDeps
 from core.models import ConversationKey, UserKey
-from core.tool_loop import run_tool_loop
+from core.tool_loop import InTurnToolset, run_tool_loop
 from core.tools.registry import ToolRegistry
 from tests.captured_telemetry import Captured
 from tests.fakes.openai_server import FakeOpenAI, Text, ToolCalls
@@ -244,3 +248,12 @@ async def test_a_tool_return_with_content_for_the_model_sends_the_agents_request
     assert new == old == "It rose."
     assert loop_bodies == agent_bodies
     assert loop_bodies[1]["messages"][-1] == {"role": "user", "content": "The chart shows a rise."}
+
+
+async def test_the_turns_toolsets_offer_the_combined_toolsets_tools_in_its_order() -> None:
+    toolsets = build_registry(Settings()).toolsets_for(None)
+    ctx = RunContext(deps=deps(), model=TestModel(), usage=RunUsage(), prompt="hi", messages=[], run_step=1)
+    combined = await (await CombinedToolset(list(toolsets)).for_run_step(ctx)).get_tools(ctx)
+    in_turn = await (await InTurnToolset(list(toolsets)).for_run_step(ctx)).get_tools(ctx)
+    assert len(toolsets) > 1
+    assert [t.tool_def for t in in_turn.values()] == [t.tool_def for t in combined.values()]

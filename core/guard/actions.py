@@ -27,7 +27,7 @@ from core.guard.masking import mask_sensitive, scrub
 from core.guard.policy import PolicyStore, WorkspacePolicy, best_match
 from core.guard.reply_rule import ReplyRule
 from core.guard.self_check import NoVerdict
-from core.guard.sentences import message_score, split_sentences
+from core.guard.sentences import message_score, split_sentences, whole_counts
 from core.guard.settings import GuardConfig
 
 if TYPE_CHECKING:
@@ -142,8 +142,11 @@ class RailActions:
             pieces = split_sentences(masked)
             texts = [masked, *pieces] if len(pieces) > 1 else [masked]
             vectors = await self._encoder.vectors(texts)
-            scores = await self._input_scores(vectors)
-            score, piece = message_score(scores[0], scores[1:], self.sentence_gate)
+            # The whole of a message of several sentences is scored only where its score can count (a
+            # sentence is suspect): a message's ordinary sentences spare a classifier pass over the whole.
+            sentences = await self._input_scores(vectors[1:])
+            whole = (await self._input_scores(vectors[:1]))[0] if whole_counts(sentences, self.sentence_gate) else None
+            score, piece = message_score(whole, sentences, self.sentence_gate)
             vector = vectors[piece + 1].sentence
             policy = await self._policy(context)
             threshold = next(
@@ -300,6 +303,8 @@ class RailActions:
         """The harm scores of a message's pieces: the fine-tuned head over each one's layer-1 states
         (five layers of work, off the event loop), or, where no head is configured, the SVM's in one call
         (about 0.4 ms a piece: `HarmClassifier.decision` takes a few rows one by one)."""
+        if not pieces:
+            return []
         if self._head is None:
             return [float(s) for s in self._classifier.score(np.stack([v.layers for v in pieces]))]
         loop = asyncio.get_running_loop()

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import cast
 
 MAX_SENTENCES = 64
 """A message longer than this many sentences is read as its first 63 and the rest as one piece, so a
@@ -51,14 +52,25 @@ def split_sentences(text: str) -> list[str]:
     return [*pieces[: MAX_SENTENCES - 1], " ".join(pieces[MAX_SENTENCES - 1 :])]
 
 
-def message_score(whole: float, sentences: Sequence[float], suspect: float) -> tuple[float, int]:
+def whole_counts(sentences: Sequence[float], suspect: float) -> bool:
+    """Whether `message_score` reads the whole text's score: for a message of one sentence (or none), or
+    where some sentence scores at least `suspect`. Elsewhere the whole need not be scored at all."""
+    return len(sentences) <= 1 or max(sentences) >= suspect
+
+
+def message_score(whole: float | None, sentences: Sequence[float], suspect: float) -> tuple[float, int]:
     """The message's harm score from its whole text's and its sentences' scores, and which piece it
     came from (-1 for the whole). One sentence: the whole text's score, as before. The whole counts
-    only when some sentence scores at least `suspect` (the classifier's `sentence_gate`)."""
+    only when some sentence scores at least `suspect` (the classifier's `sentence_gate`); `whole` may be
+    None where `whole_counts` says it does not."""
+    if whole_counts(sentences, suspect) and whole is None:
+        raise ValueError("the whole text's score counts for this message and was not given")
     if len(sentences) <= 1:
-        return whole, -1
+        return cast(float, whole), -1
     best = max(range(len(sentences)), key=sentences.__getitem__)
-    discounted = whole - CONTEXT_DISCOUNT
-    if sentences[best] < suspect or sentences[best] >= discounted:
+    if sentences[best] < suspect:
+        return sentences[best], best
+    discounted = cast(float, whole) - CONTEXT_DISCOUNT
+    if sentences[best] >= discounted:
         return sentences[best], best
     return discounted, -1
