@@ -56,7 +56,9 @@ def deps() -> TurnDeps:
 
 def setup(server: FakeOpenAI) -> tuple[Model, ToolRegistry]:
     settings = settings_for(server)
-    model = model_factory(settings).build()
+    factory = model_factory(settings)
+    assert factory is not None
+    model = factory.build()
     assert model is not None
     return model, build_registry(settings)
 
