@@ -10,7 +10,7 @@ pgvector's default ef_construction (the baseline) and on one built as maintenanc
 related to what the person said and queries on new topics (`near_stored`), without words and with words (the
 hybrid path a turn takes), and with words at the pool of candidates a turn asks for (`_turn_pool`). Each query
 runs twice, one right after the other: through this tree's `memory_recall` and through main's (migration
-0033's, installed beside it in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared
+0037's, installed beside it in its own schema, `BASELINE_SCHEMA`), so both see the same moment of a shared
 machine. Each reports, beside the wall times, where the serving backend spent them (compare
 ratios within one run, latencies on a shared machine move): on a core, waiting for one, and off both (parallel
 workers, I/O, locks: work or waits the backend's own CPU does not show), and how often the two give the same
@@ -192,30 +192,38 @@ async def _query_people(
 
 
 BASELINE_SCHEMA = "parley_main"
-"""Where main's recall (migration 0033's `memory_recall` and 0031's `memory_text_hits` it calls, with 0032's
-settings: no parallel workers, no JIT) is installed beside this tree's, from the migration files themselves: the
-baseline pool finds it first on its search_path, so both go through the same `core.memory.search.search`."""
+"""Where main's recall is installed beside this tree's, from the migration files themselves: 0037's
+`memory_recall` (which replaced 0033's and 0035's) with the `parley_swap_tenant` it names its tenant with, and
+0031's `memory_text_hits` with 0032's settings (no parallel workers, no JIT). The baseline pool finds them first
+on its search_path, so both go through the same `core.memory.search.search`."""
 _BASELINE_FUNCTIONS = (
-    ("0031_memory_recall_planned_once.sql", "memory_text_hits", "\n$function$;"),
-    ("0033_memory_recall_walk_never_sorts.sql", "memory_recall", "\n$function$;"),
+    ("0031_memory_recall_planned_once.sql", "memory_text_hits"),
+    ("0037_tenant_named_without_superuser.sql", "parley_swap_tenant"),
+    ("0037_tenant_named_without_superuser.sql", "memory_recall"),
 )
 _BASELINE_SETTINGS = "0032_memory_recall_serial.sql"
-"""Main's ALTER FUNCTION ... SET on those functions, applied to the baseline's copies (0033's recall repeats
+"""Main's ALTER FUNCTION ... SET on those functions, applied to the baseline's copies (0037's recall repeats
 them in its own SET clauses)."""
+_FUNCTION_END = "\n$function$;"
 
 
 async def _install_baseline(uri: str) -> None:
-    """Main's recall functions in `BASELINE_SCHEMA`, callable by the app role as main's are."""
+    """Main's recall functions in `BASELINE_SCHEMA`, callable by the app role as main's are. Each calls the
+    baseline's copies of the others: the recall runs with search_path fixed to public, so the calls are
+    qualified."""
+    names = "|".join(name for _, name in _BASELINE_FUNCTIONS)
     conn = await asyncpg.connect(uri)
     try:
         await conn.execute(f"DROP SCHEMA IF EXISTS {BASELINE_SCHEMA} CASCADE; CREATE SCHEMA {BASELINE_SCHEMA}")
-        for file, name, end in _BASELINE_FUNCTIONS:
+        await conn.execute("DO $$ BEGIN PERFORM '[0]'::vector; END $$")  # hnsw.ef_search known, as in 0037
+        for file, name in _BASELINE_FUNCTIONS:
             text = (MIGRATIONS_DIR / file).read_text()
-            start = text.index(f"CREATE OR REPLACE FUNCTION {name}(")
-            ddl = text[start : text.index(end, start) + len(end)]
-            ddl = re.sub(r"\bCREATE OR REPLACE FUNCTION (memory_\w+)\(", rf"CREATE FUNCTION {BASELINE_SCHEMA}.\1(", ddl)
-            ddl = ddl.replace("FROM memory_text_hits(", f"FROM {BASELINE_SCHEMA}.memory_text_hits(")
-            await conn.execute(ddl)
+            found = re.search(rf"\bCREATE (OR REPLACE )?FUNCTION {name}\(", text)
+            if found is None:
+                raise LookupError(f"{file} defines no function {name}")
+            ddl = text[found.start() : text.index(_FUNCTION_END, found.start()) + len(_FUNCTION_END)]
+            ddl = re.sub(rf"(?<![\w.])({names})\(", rf"{BASELINE_SCHEMA}.\1(", ddl)
+            await conn.execute(re.sub(r"^CREATE (OR REPLACE )?FUNCTION", "CREATE FUNCTION", ddl))
         settings = (MIGRATIONS_DIR / _BASELINE_SETTINGS).read_text()
         settings = re.sub(r"\bALTER FUNCTION (memory_\w+)\(", rf"ALTER FUNCTION {BASELINE_SCHEMA}.\1(", settings)
         await conn.execute(settings)

@@ -204,42 +204,59 @@ async def check_database(settings: Settings) -> str:
 
 
 SERVICE_ROLES = ("parley_app", "parley_maintenance", "parley_operator")
+ADMINISTRATOR = (
+    "the service's administrator role (RDS: a member of rds_superuser, Cloud SQL: cloudsqlsuperuser, Azure: "
+    "azure_pg_admin, Neon: neon_superuser) or, on a server of your own, a superuser"
+)
+"""Who may create pgvector and give CREATEROLE: on a managed Postgres no customer is a superuser, and its
+administrator role (CREATEROLE, CREATEDB) is enough (docs/deployment.md, 'Postgres with pgvector')."""
 
 
 async def _check_owner_rights(connection: asyncpg.Connection, described: str) -> None:
-    """What a DATABASE_URL user that is not a superuser (most managed Postgres) needs an administrator to
-    do once, named before a migration fails on it. Creating pgvector (not a trusted extension) is tried in
-    a transaction that is rolled back, as services allow it their own ways (an allow-list, a console
-    switch). The service roles take CREATEROLE to make, or the ADMIN option where they exist already.
-    Nothing else needs a superuser: no migration fixes a setting only a superuser may (migration 0037)."""
+    """What a DATABASE_URL user that is not a superuser (most managed Postgres) needs done once, and by whom,
+    named before a migration fails on it. Creating pgvector (not a trusted extension) is tried in a
+    transaction that is rolled back, as services allow it their own ways (an allow-list, a console switch).
+    The service roles take CREATEROLE to make, or the ADMIN option where they exist already, which their
+    maker gives. Nothing else needs a superuser: no migration fixes a setting only a superuser may (migration
+    0037)."""
     me = await connection.fetchrow(
-        "SELECT current_user AS name, rolsuper, rolcreaterole FROM pg_roles WHERE rolname = current_user"
+        "SELECT current_user AS name, current_database() AS database, rolsuper, rolcreaterole FROM pg_roles"
+        " WHERE rolname = current_user"
     )
     if me is None or me["rolsuper"]:
         return
-    statements: list[str] = []
+    fixes: list[str] = []
     trial = connection.transaction()
     await trial.start()
     try:
         installed = await connection.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'vector'")
         if not installed and not await _allowed(connection, "CREATE EXTENSION vector"):
-            statements.append("CREATE EXTENSION vector;")
+            fixes.append(
+                f"As {ADMINISTRATOR}, run `CREATE EXTENSION vector;` in the database {me['database']} (a managed"
+                " service creates it from its allowed extensions; some want vector switched on first, in a server"
+                " parameter or their console)."
+            )
     finally:
         await trial.rollback()
     roles = await connection.fetch(
         "SELECT rolname, pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION') AS admin FROM pg_roles"
         " WHERE rolname = ANY($1::text[]) ORDER BY array_position($1::text[], rolname::text)", list(SERVICE_ROLES))
     if not me["rolcreaterole"] and len(roles) < len(SERVICE_ROLES):
-        statements.append(f"ALTER ROLE {me['name']} CREATEROLE;")
+        fixes.append(
+            f"As {ADMINISTRATOR}, run `ALTER ROLE {me['name']} CREATEROLE;`, or make that administrator role"
+            " DATABASE_URL's user."
+        )
     # Roles are the cluster's: another database's owner may have made them (a second Parley on one server).
     foreign = [r["rolname"] for r in roles if not r["admin"]]
     if foreign:
-        statements.append(f"GRANT {', '.join(foreign)} TO {me['name']} WITH ADMIN OPTION;")
-    if statements:
+        fixes.append(
+            f"As the role that made {', '.join(foreign)} (the owner of the other Parley database on this server)"
+            f" or a superuser, run `GRANT {', '.join(foreign)} TO {me['name']} WITH ADMIN OPTION;`."
+        )
+    if fixes:
         raise Failed(
-            f"{described}, but {me['name']} is not a superuser and may not migrate it",
-            f"as a superuser, run once in the database: {' '.join(statements)} (docs/deployment.md, "
-            "'Postgres with pgvector')",
+            f"{described}, but {me['name']} may not migrate it yet",
+            f"{' '.join(fixes)} (docs/deployment.md, 'Postgres with pgvector')",
         )
 
 

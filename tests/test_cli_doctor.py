@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import tempfile
@@ -18,7 +19,7 @@ from pydantic import SecretStr
 
 from adapters.slack.app import BOT_SCOPES
 from bot import settings as settings_module
-from bot.doctor import SPOKEN, Failed, check_database, check_slack, check_speech, run_checks
+from bot.doctor import SERVICE_ROLES, SPOKEN, Failed, check_database, check_slack, check_speech, run_checks
 from bot.settings import Settings
 from core.store.migrations import migrate
 from tests.fakes.openai_server import FakeOpenAI
@@ -122,20 +123,60 @@ async def database_of_an_ordinary_owner(pg_uri: str) -> AsyncIterator[tuple[str,
         await admin.close()
 
 
-SUPERUSER_RUNS = "as a superuser, run once in the database: "
-
-
 def administrator_sql(fix: str) -> str:
-    assert fix.startswith(SUPERUSER_RUNS), fix
-    return fix.removeprefix(SUPERUSER_RUNS).split(" (docs/", 1)[0]
+    """The statements a fix names, in its order."""
+    return " ".join(re.findall(r"`([^`]+)`", fix))
 
 
-async def test_a_database_owner_that_is_not_a_superuser_is_told_what_a_superuser_runs(pg_uri: str) -> None:
+async def owner_check(uri: str) -> Failed:
+    with pytest.raises(Failed) as failed:
+        await check_database(Settings(_env_file=None, database_url=SecretStr(uri)))  # type: ignore[call-arg]
+    return failed.value
+
+
+async def as_superuser(pg_uri: str, database: str, statement: str) -> None:
+    admin = await asyncpg.connect(urlunsplit(urlsplit(pg_uri)._replace(path=f"/{database}")))
+    try:
+        await admin.execute(statement)
+    finally:
+        await admin.close()
+
+
+async def test_an_owner_that_is_not_a_superuser_is_told_it_may_not_migrate_yet(pg_uri: str) -> None:
     async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
-        with pytest.raises(Failed) as failed:
-            await check_database(Settings(_env_file=None, database_url=SecretStr(uri)))  # type: ignore[call-arg]
-    assert str(failed.value).endswith(f"but {name} is not a superuser and may not migrate it")
-    assert administrator_sql(failed.value.fix) == (
+        failed = await owner_check(uri)
+    assert str(failed).endswith(f"but {name} may not migrate it yet")
+    assert failed.fix.endswith(" (docs/deployment.md, 'Postgres with pgvector')")
+
+
+async def test_a_database_without_pgvector_is_told_the_services_administrator_creates_it(pg_uri: str) -> None:
+    async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
+        await as_superuser(pg_uri, name, f"GRANT {', '.join(SERVICE_ROLES)} TO {name} WITH ADMIN OPTION")
+        failed = await owner_check(uri)
+    assert failed.fix.startswith(
+        "As the service's administrator role (RDS: a member of rds_superuser, Cloud SQL: cloudsqlsuperuser, Azure:"
+        " azure_pg_admin, Neon: neon_superuser) or, on a server of your own, a superuser, run"
+        f" `CREATE EXTENSION vector;` in the database {name} (a managed service creates it from its allowed"
+        " extensions; some want vector switched on first, in a server parameter or their console)."
+    )
+    assert administrator_sql(failed.fix) == "CREATE EXTENSION vector;"
+
+
+async def test_roles_another_owner_made_are_granted_by_their_maker(pg_uri: str) -> None:
+    async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
+        await as_superuser(pg_uri, name, "CREATE EXTENSION vector")
+        failed = await owner_check(uri)
+    assert failed.fix.startswith(
+        "As the role that made parley_app, parley_maintenance, parley_operator (the owner of the other Parley"
+        " database on this server) or a superuser, run"
+        f" `GRANT parley_app, parley_maintenance, parley_operator TO {name} WITH ADMIN OPTION;`."
+    )
+
+
+async def test_an_owner_missing_two_things_is_told_both_in_the_order_to_run_them(pg_uri: str) -> None:
+    async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
+        failed = await owner_check(uri)
+    assert administrator_sql(failed.fix) == (
         f"CREATE EXTENSION vector; GRANT parley_app, parley_maintenance, parley_operator TO {name} WITH ADMIN OPTION;"
     )
 
@@ -154,15 +195,10 @@ async def test_an_administrator_that_is_not_a_superuser_cannot_grant_set_on_parl
 
 async def test_after_what_the_doctor_names_is_run_the_owner_migrates_and_the_row_passes(pg_uri: str) -> None:
     async with database_of_an_ordinary_owner(pg_uri) as (name, uri):
-        settings = Settings(_env_file=None, database_url=SecretStr(uri))  # type: ignore[call-arg]
-        with pytest.raises(Failed) as failed:
-            await check_database(settings)
-        admin = await asyncpg.connect(urlunsplit(urlsplit(pg_uri)._replace(path=f"/{name}")))
-        try:
-            await admin.execute(administrator_sql(failed.value.fix))
-        finally:
-            await admin.close()
+        failed = await owner_check(uri)
+        await as_superuser(pg_uri, name, administrator_sql(failed.fix))
         assert len(await migrate(uri)) > 30
+        settings = Settings(_env_file=None, database_url=SecretStr(uri))  # type: ignore[call-arg]
         assert (await check_database(settings)).startswith("Postgres ")
 
 

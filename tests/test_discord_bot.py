@@ -16,6 +16,7 @@ import asyncpg
 import pytest
 
 from adapters.discord import DiscordConfig, ParleyDiscordClient, build_discord
+from adapters.discord.feedback import FEEDBACK_DOWN, FEEDBACK_UP
 from adapters.discord.invite import fetch_application_id
 from bot.app import Seams
 from core.audit import Actor, list_entries
@@ -248,7 +249,7 @@ async def test_a_5000_character_answer_arrives_as_messages_of_at_most_2000(
     assert "\n\n".join(shown) == answer
     edits: dict[str, list[float]] = {}
     for call in fake.calls_to("PATCH", f"/channels/{guild.channel_id}/messages/"):
-        if "content" in (call.json or {}):  # the text's edits are paced; the rating buttons follow the last at once
+        if "content" in (call.json or {}):  # the text's edits are paced; buttons alone (text already final) go at once
             edits.setdefault(call.path, []).append(call.at)
     assert all(b - a >= 0.9 for times in edits.values() for a, b in itertools.pairwise(times))
 
@@ -609,6 +610,39 @@ async def test_an_answer_carries_feedback_buttons_and_a_click_stores_the_rating(
     again = await fake.click(answer, "parley:feedback:down", bob, channel_id=guild.channel_id, guild_id=guild.id)
     await fake.wait_for_call("POST", f"/interactions/{again['id']}/")
     assert await feedback_rows(pool, str(guild.id)) == [(bob["id"], -1, "discord_feedback_button")]
+
+
+LONGER_THAN_A_RAILS_CHECK = " ".join(["A streamed answer that shows in two writes."] * 6)
+"""Typed slowly (`chunk_delay`), this answer passes the output rails' first 160-character check on its own and
+is shown in part, then edited to the whole within the edit interval."""
+
+
+async def test_the_feedback_buttons_ride_on_the_final_edit_of_a_streamed_answer(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    openai_server.queue(Text(LONGER_THAN_A_RAILS_CHECK))
+    openai_server.chunk_delay = 0.02
+    asked = await fake.post_message(guild.channel_id, fake.user("Ada"), mention(fake, "go on"), guild_id=guild.id)
+    answer_id = await delivered(pool, str(guild.id), asked["id"])
+    [edit] = fake.calls_to("PATCH", f"/channels/{guild.channel_id}/messages/{answer_id}")
+    assert edit.json["content"] == LONGER_THAN_A_RAILS_CHECK
+    assert [b["custom_id"] for b in edit.json["components"][0]["components"]] == [FEEDBACK_UP, FEEDBACK_DOWN]
+
+
+async def test_the_feedback_buttons_ride_on_the_final_edit_of_a_slash_answer(
+    fake: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    openai_server.queue(Text(LONGER_THAN_A_RAILS_CHECK))
+    openai_server.chunk_delay = 0.02
+    used = await fake.slash(
+        "ask", fake.user("Ada"), channel_id=guild.channel_id, guild_id=guild.id,
+        options=[{"name": "question", "type": 3, "value": "go on"}],
+    )
+    await delivered(pool, str(guild.id), used["id"])
+    first, final = fake.calls_to("PATCH", f"/webhooks/{fake.application_id}/{used['token']}/messages/@original")
+    assert "components" not in first.json
+    assert final.json["content"] == LONGER_THAN_A_RAILS_CHECK
+    assert [b["custom_id"] for b in final.json["components"][0]["components"]] == [FEEDBACK_UP, FEEDBACK_DOWN]
 
 
 async def test_a_feedback_click_under_a_message_parley_did_not_record_stores_nothing(

@@ -7,6 +7,7 @@ import itertools
 import re
 from urllib.parse import parse_qs, urlsplit
 
+import discord
 import numpy as np
 import pytest
 from hypothesis import given
@@ -176,14 +177,20 @@ class RecordingSurface:
         self.clock = clock
         self.screen: list[str] = []
         self.writes: list[tuple[float, str, int]] = []
+        self.views: dict[int, discord.ui.View] = {}
+        """The view each message was written with, by its index."""
 
-    async def send(self, index: int, content: str) -> None:
+    async def send(self, index: int, content: str, view: discord.ui.View | None = None) -> None:
         self.writes.append((self.clock[0], "send", index))
         self.screen.append(content)
+        if view is not None:
+            self.views[index] = view
 
-    async def edit(self, index: int, content: str) -> None:
+    async def edit(self, index: int, content: str, view: discord.ui.View | None = None) -> None:
         self.writes.append((self.clock[0], "edit", index))
         self.screen[index] = content
+        if view is not None:
+            self.views[index] = view
 
     async def delete(self, index: int) -> None:
         self.writes.append((self.clock[0], "delete", index))
@@ -220,6 +227,48 @@ async def test_a_blocked_reply_replaces_what_streamed() -> None:
     assert len(surface.screen) == 2
     await streamer.finish("Sorry, I can't help with that one.")
     assert surface.screen == ["Sorry, I can't help with that one."]
+
+
+async def test_the_view_rides_on_the_final_edit_of_a_streamed_reply() -> None:
+    clock = [0.0]
+    surface = RecordingSurface(clock)
+    streamer = streamer_on(surface, clock)
+    await streamer.on_delta("Hello")
+    await streamer.on_delta(", world")
+    view = discord.ui.View()
+    assert await streamer.finish("Hello, world", view=view)
+    assert [(kind, index) for _, kind, index in surface.writes] == [("send", 0), ("edit", 0)]
+    assert surface.views == {0: view}
+
+
+async def test_the_view_goes_on_the_last_message_of_a_split_reply_only() -> None:
+    clock = [0.0]
+    surface = RecordingSurface(clock)
+    view = discord.ui.View()
+    assert await streamer_on(surface, clock).finish("x " * 150, view=view)
+    assert len(surface.screen) == 2
+    assert surface.views == {1: view}
+
+
+async def test_the_view_rides_on_a_last_message_that_a_shorter_final_text_leaves() -> None:
+    clock = [0.0]
+    surface = RecordingSurface(clock)
+    streamer = streamer_on(surface, clock)
+    await streamer.on_delta("x " * 150)
+    view = discord.ui.View()
+    assert await streamer.finish("Sorry, I can't help with that one.", view=view)
+    assert surface.screen == ["Sorry, I can't help with that one."]
+    assert surface.views == {0: view}
+
+
+async def test_a_final_text_already_on_screen_writes_nothing_and_leaves_the_view_unsent() -> None:
+    clock = [0.0]
+    surface = RecordingSurface(clock)
+    streamer = streamer_on(surface, clock)
+    await streamer.on_delta("Hello")
+    assert not await streamer.finish("Hello", view=discord.ui.View())
+    assert [(kind, index) for _, kind, index in surface.writes] == [("send", 0)]
+    assert surface.views == {}
 
 
 async def test_an_empty_reply_still_sends_a_message() -> None:

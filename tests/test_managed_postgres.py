@@ -23,7 +23,7 @@ from pydantic import SecretStr
 from pydantic_ai.embeddings import Embedder
 
 from bot.database import app_database_uri, maintenance_database_uri, operator_database_uri
-from bot.doctor import check_database
+from bot.doctor import Failed, check_database
 from bot.settings import Settings
 from core.memory import maintenance, store
 from core.memory.embedding_backend import BatchingEmbeddingModel
@@ -109,6 +109,34 @@ def person(workspace: str, user_id: str = "U1") -> UserKey:
 
 async def test_the_doctor_asks_nothing_of_the_administrator_before_the_first_migration(settings: Settings) -> None:
     assert (await check_database(settings)).startswith("Postgres ")
+
+
+async def test_the_doctor_tells_an_owner_without_createrole_that_the_administrator_gives_it(server: str) -> None:
+    """Before the first migration too: once the roles exist, their admin option is asked for instead."""
+    name = f"owner_{uuid.uuid4().hex[:8]}"
+    parts = urlsplit(server)
+    superuser = await asyncpg.connect(server)
+    try:
+        await superuser.execute(f"CREATE ROLE {name} LOGIN NOCREATEROLE")
+        await superuser.execute(f"CREATE DATABASE {name} OWNER {name}")
+        in_database = await asyncpg.connect(urlunsplit(parts._replace(path=f"/{name}")))
+        try:
+            await in_database.execute("CREATE EXTENSION vector")
+        finally:
+            await in_database.close()
+        uri = urlunsplit(parts._replace(netloc=f"{name}@{parts.netloc.rsplit('@', 1)[-1]}", path=f"/{name}"))
+        with pytest.raises(Failed) as failed:
+            await check_database(Settings(_env_file=None, database_url=SecretStr(uri)))  # type: ignore[call-arg]
+    finally:
+        await superuser.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await superuser.execute(f"DROP ROLE IF EXISTS {name}")
+        await superuser.close()
+    assert failed.value.fix == (
+        "As the service's administrator role (RDS: a member of rds_superuser, Cloud SQL: cloudsqlsuperuser, Azure:"
+        f" azure_pg_admin, Neon: neon_superuser) or, on a server of your own, a superuser, run `ALTER ROLE {name}"
+        " CREATEROLE;`, or make that administrator role DATABASE_URL's user. (docs/deployment.md, 'Postgres with"
+        " pgvector')"
+    )
 
 
 async def test_the_administrator_migrates_a_new_database_and_makes_every_serving_login(

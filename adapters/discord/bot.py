@@ -330,7 +330,8 @@ class ParleyDiscordClient(discord.AutoShardedClient):
 
 class DiscordSink:
     """One turn's reply on Discord (core.sink.ReplySink): streamed edits on its surface, notes about files
-    that were skipped, 👍/👎 buttons under a rateable answer, and a spoken reply."""
+    that were skipped, 👍/👎 buttons under a rateable answer (on the final text's write when there is
+    one), and a spoken reply."""
 
     streams = True
 
@@ -356,10 +357,11 @@ class DiscordSink:
         """Discord shows no tool progress; the typing indicator goes on."""
 
     async def finish(self, reply: Reply) -> list[str]:
-        await self.streamer.finish("\n\n".join(p for p in (reply.text, notes(self.skipped, reply.attachments)) if p))
-        if reply.turn_id is not None:
+        text = "\n\n".join(p for p in (reply.text, notes(self.skipped, reply.attachments)) if p)
+        view = buttons_for_answer(self.client.rate) if reply.turn_id is not None else None
+        if not await self.streamer.finish(text, view=view) and view is not None:
             try:
-                await self.surface.add_buttons(buttons_for_answer(self.client.rate))
+                await self.surface.add_buttons(view)
             except discord.HTTPException as exc:
                 log.warning("could not add feedback buttons (%s %s)", exc.status, exc.code)
         if reply.audio is not None:

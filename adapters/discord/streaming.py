@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import discord
+
 from adapters.discord.chunking import DISCORD_LIMIT, split_message
 
 EMPTY_REPLY = "_(I have nothing to add.)_"
@@ -71,9 +73,9 @@ class Throttle:
 class Surface(Protocol):
     """Where one reply's messages live: a channel (replying to a message) or an interaction."""
 
-    async def send(self, index: int, content: str) -> None: ...
+    async def send(self, index: int, content: str, view: discord.ui.View | None = None) -> None: ...
 
-    async def edit(self, index: int, content: str) -> None: ...
+    async def edit(self, index: int, content: str, view: discord.ui.View | None = None) -> None: ...
 
     async def delete(self, index: int) -> None: ...
 
@@ -104,24 +106,34 @@ class Streamer:
         if self.throttle.wait(self._clock()) == 0 and self.text.strip():
             await self._show(split_message(self.text, self.limit))
 
-    async def finish(self, text: str) -> list[str]:
-        """Show the final text (which replaces whatever streamed: a refusal, an error, the notes)."""
-        wanted = split_message(text, self.limit) or [EMPTY_REPLY]
-        if wanted != self.shown:
-            await self._sleep(self.throttle.wait(self._clock()))
-            await self._show(wanted)
-        return wanted
+    async def finish(self, text: str, *, view: discord.ui.View | None = None) -> bool:
+        """Show the final text (which replaces whatever streamed: a refusal, an error, the notes).
 
-    async def _show(self, wanted: list[str]) -> None:
+        `view` rides on the write of the last message, so buttons cost no call of their own. False
+        when that message was already final on screen: no write went out and `view` was not sent.
+        """
+        wanted = split_message(text, self.limit) or [EMPTY_REPLY]
+        if wanted == self.shown:
+            return False
+        await self._sleep(self.throttle.wait(self._clock()))
+        return await self._show(wanted, view=view)
+
+    async def _show(self, wanted: list[str], *, view: discord.ui.View | None = None) -> bool:
+        """Write the difference; True when `view` went out with the last wanted message's write."""
+        last = len(wanted) - 1
+        carried = False
         for op in diff(self.shown, wanted):
             match op:
                 case Send(index=index, content=content):
-                    await self.surface.send(index, content)
+                    await self.surface.send(index, content, view if index == last else None)
                     self.shown.append(content)
+                    carried |= index == last
                 case Edit(index=index, content=content):
-                    await self.surface.edit(index, content)
+                    await self.surface.edit(index, content, view if index == last else None)
                     self.shown[index] = content
+                    carried |= index == last
                 case Delete(index=index):
                     await self.surface.delete(index)
                     del self.shown[index]
         self.throttle.mark(self._clock())
+        return carried and view is not None

@@ -7,6 +7,8 @@ ping the asker and nobody else: never @everyone, @here or a role, even if the mo
 
 from __future__ import annotations
 
+from typing import Any
+
 import discord
 
 
@@ -18,6 +20,11 @@ def only_the_asker(asker_id: int, *, replied_user: bool) -> discord.AllowedMenti
 
 NOBODY = discord.AllowedMentions.none()
 """The client-wide default: anything not written through a surface pings no one."""
+
+
+def _or_missing(view: discord.ui.View | None) -> Any:
+    """discord.py's "leave the components alone": its `None` would clear them (or, for a follow-up, be refused)."""
+    return discord.utils.MISSING if view is None else view
 
 
 class ChannelSurface:
@@ -34,21 +41,25 @@ class ChannelSurface:
         self.raw: list[str] = []
         """Ids of messages posted around discord.py's models (voice messages), after the others."""
 
-    async def send(self, index: int, content: str) -> None:
+    async def send(self, index: int, content: str, view: discord.ui.View | None = None) -> None:
         if index == 0 and self.reply_to is not None:
-            sent = await self.reply_to.reply(content, mention_author=True, allowed_mentions=self.mentions)
+            sent = await self.reply_to.reply(
+                content, mention_author=True, allowed_mentions=self.mentions, view=_or_missing(view)
+            )
         else:
-            sent = await self.channel.send(content, allowed_mentions=self.mentions)
+            sent = await self.channel.send(content, allowed_mentions=self.mentions, view=_or_missing(view))
         self.messages.append(sent)
 
-    async def edit(self, index: int, content: str) -> None:
-        self.messages[index] = await self.messages[index].edit(content=content, allowed_mentions=self.mentions)
+    async def edit(self, index: int, content: str, view: discord.ui.View | None = None) -> None:
+        self.messages[index] = await self.messages[index].edit(
+            content=content, allowed_mentions=self.mentions, view=_or_missing(view)
+        )
 
     async def delete(self, index: int) -> None:
         await self.messages.pop(index).delete()
 
     async def add_buttons(self, view: discord.ui.View) -> None:
-        """Put `view`'s components under the last message of the answer."""
+        """Put `view`'s components under the last message of the answer, when its text needed no write."""
         self.messages[-1] = await self.messages[-1].edit(view=view)
 
     async def upload(self, file: discord.File) -> None:
@@ -72,31 +83,35 @@ class InteractionSurface:
         self.mentions = only_the_asker(interaction.user.id, replied_user=False)
         self.messages: list[discord.InteractionMessage | discord.WebhookMessage] = []
 
-    async def send(self, index: int, content: str) -> None:
+    async def send(self, index: int, content: str, view: discord.ui.View | None = None) -> None:
         if index == 0:
             sent: discord.InteractionMessage | discord.WebhookMessage = (
-                await self.interaction.edit_original_response(content=content, allowed_mentions=self.mentions)
+                await self.interaction.edit_original_response(
+                    content=content, allowed_mentions=self.mentions, view=_or_missing(view)
+                )
             )
         else:
             sent = await self.interaction.followup.send(
-                content, wait=True, allowed_mentions=self.mentions, ephemeral=self.ephemeral
+                content, wait=True, allowed_mentions=self.mentions, ephemeral=self.ephemeral, view=_or_missing(view)
             )
         self.messages.append(sent)
 
     async def add_buttons(self, view: discord.ui.View) -> None:
-        """Put `view`'s components under the last message of the answer."""
+        """Put `view`'s components under the last message of the answer, when its text needed no write."""
         if len(self.messages) == 1:
             self.messages[0] = await self.interaction.edit_original_response(view=view)
         else:
             self.messages[-1] = await self.messages[-1].edit(view=view)
 
-    async def edit(self, index: int, content: str) -> None:
+    async def edit(self, index: int, content: str, view: discord.ui.View | None = None) -> None:
         if index == 0:
             self.messages[0] = await self.interaction.edit_original_response(
-                content=content, allowed_mentions=self.mentions
+                content=content, allowed_mentions=self.mentions, view=_or_missing(view)
             )
         else:
-            self.messages[index] = await self.messages[index].edit(content=content, allowed_mentions=self.mentions)
+            self.messages[index] = await self.messages[index].edit(
+                content=content, allowed_mentions=self.mentions, view=_or_missing(view)
+            )
 
     async def delete(self, index: int) -> None:
         await self.messages.pop(index).delete()
