@@ -84,11 +84,24 @@ async def models_for(settings: Settings, *, also: Sequence[str] = ()) -> AsyncIt
     local one, its server runs until exit. `settings` must name the model used (`with_default_model`)."""
     local = local_name([*model_names(settings), *also])
     if local is None:
-        yield model_factory(settings)
+        async with _closing(model_factory(settings)) as factory:
+            yield factory
         return
     log_file = settings.parley_data_dir / "local-model.log"
-    async with local_server(gguf_path(local), log_file=log_file) as base_url:
-        yield model_factory(settings, local_base_url=base_url)
+    async with local_server(gguf_path(local), log_file=log_file) as base_url, _closing(
+        model_factory(settings, local_base_url=base_url)
+    ) as factory:
+        yield factory
+
+
+@asynccontextmanager
+async def _closing(factory: ModelFactory | None) -> AsyncIterator[ModelFactory | None]:
+    """`factory`, its HTTP pools closed on the way out."""
+    try:
+        yield factory
+    finally:
+        if factory is not None:
+            await factory.aclose()
 
 
 def model_settings(settings: Settings) -> ModelSettings:

@@ -13,6 +13,7 @@ the copy look up the platform again, in a thread).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -86,6 +87,12 @@ class ModelFactory:
             ),
         )
         return BreakerModel(self._raw(name), breaker)
+
+    async def aclose(self) -> None:
+        """Close the providers' HTTP pools: their kept-alive connections would otherwise outlive the event loop
+        ("ResourceWarning: unclosed transport" at exit). A model built afterwards opens a new pool."""
+        clients, self.clients = list(self.clients.values()), {}
+        await asyncio.gather(*(client.aclose() for client in clients))
 
     def _client(self, provider: str) -> httpx2.AsyncClient:
         if provider not in self.clients:

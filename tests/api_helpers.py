@@ -17,7 +17,6 @@ from starlette.types import ASGIApp
 from bot.server import create_app
 from bot.settings import Settings
 from core.apikeys import ApiKeyInfo, authenticate, create_api_key
-from core.pipeline import Pipeline
 from core.store.pool import create_pool
 from tests.pipeline_helpers import build_pipeline
 
@@ -76,14 +75,6 @@ def _no_signals() -> Iterator[None]:
     yield
 
 
-async def close_model_clients(pipeline: Pipeline) -> None:
-    """Close the HTTP clients of the pipeline's model factory, whose kept-alive connections to the model
-    server would otherwise outlive their event loop ("ResourceWarning: unclosed transport" at exit): nothing
-    in Parley closes them, a serving process exits with them open."""
-    if pipeline.models is not None:
-        await asyncio.gather(*(client.aclose() for client in pipeline.models.clients.values()))
-
-
 @contextmanager
 def threaded_server(pg_uri: str, settings: Settings) -> Iterator[tuple[str, str]]:
     """A server with its own event loop, pool and key in a background thread, for synchronous clients
@@ -104,7 +95,8 @@ def threaded_server(pg_uri: str, settings: Settings) -> Iterator[tuple[str, str]
                 ready.set()
                 await box["stop"].wait()
         finally:
-            await close_model_clients(pipeline)
+            if pipeline.models is not None:  # its pools' connections would outlive this thread's loop
+                await pipeline.models.aclose()
             await pool.close()
             ready.set()
 

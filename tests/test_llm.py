@@ -184,6 +184,19 @@ def test_one_http_pool_per_provider() -> None:
     assert first.wrapped.client._client is second.wrapped.client._client  # type: ignore[attr-defined]
 
 
+async def test_closing_the_factory_closes_its_http_pools_and_a_later_model_opens_a_new_one(
+    openai_server: FakeOpenAI,
+) -> None:
+    models = factory(openai_server)
+    await Agent(models.build()).run("hi")
+    pool = next(iter(models.clients.values()))
+    await models.aclose()
+    assert pool.is_closed and not models.clients
+    await Agent(models.build()).run("hi again")
+    assert not next(iter(models.clients.values())).is_closed
+    await models.aclose()
+
+
 def rejects(field: str) -> Callable[[dict[str, Any]], Response]:
     """A server that answers 400 to any request carrying `field`, as some local servers do."""
     refusal = Error(400, message=f"'{field}' is not supported by this server")
