@@ -1,4 +1,4 @@
-"""benchmarks/memory_scale.py: its baseline is main's recall (migration 0033's, with its settings), installed
+"""benchmarks/memory_scale.py: its baseline is main's recall (migration 0037's, with its settings), installed
 beside this tree's from the migration files, and reached through the same `core.memory.search.search`."""
 
 from __future__ import annotations
