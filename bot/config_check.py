@@ -358,7 +358,10 @@ def unknown_variable_problems(env: Mapping[str, str]) -> list[Problem]:
     for name in sorted(env):
         if not name.upper().startswith("PARLEY_") or name.upper() in known:
             continue
-        close = difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
+        unprefixed = name.upper().removeprefix("PARLEY_")
+        # PARLEY_PORT, PARLEY_DATABASE_URL: a setting Parley reads without the prefix, which the nearest
+        # PARLEY_ name (PARLEY_HOST for PARLEY_PORT) would not be
+        close = [unprefixed] if unprefixed in known else difflib.get_close_matches(name.upper(), known, n=1, cutoff=0.8)
         rename = f"rename it {close[0]}, or unset it" if close else "unset it"
         found.append(Problem(variable=name, value="****", what="not a Parley setting",
                              fix=f"{rename} (`parley config show` lists every setting)"))

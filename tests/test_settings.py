@@ -144,6 +144,13 @@ def test_a_misspelt_parley_variable_is_named_with_the_setting_it_meant() -> None
                             "(`parley config show` lists every setting)")
 
 
+@pytest.mark.parametrize(("variable", "meant"), [("PARLEY_PORT", "PORT"), ("PARLEY_DATABASE_URL", "DATABASE_URL"),
+                                                ("PARLEY_SLACK_BOT_TOKEN", "SLACK_BOT_TOKEN")])
+def test_a_setting_read_without_the_parley_prefix_is_named_as_it_is_read(variable: str, meant: str) -> None:
+    [problem] = unknown_variable_problems({variable: "8080"})
+    assert problem.fix.startswith(f"rename it {meant}, or unset it")
+
+
 def test_variables_parley_reads_outside_its_settings_and_lower_case_names_are_known() -> None:
     env = {"PARLEY_DATASETS_DIR": "/d", "PARLEY_STARTUP_PHASES": "/p", "parley_model": "test", "PARLEY_PORT_X": "1"}
     assert [p.variable for p in unknown_variable_problems(env)] == ["PARLEY_PORT_X"]
