@@ -168,16 +168,18 @@ function finish(li, final) {
   for (const a of final.attachments) {
     const note = document.createElement("div");
     if (a.error) {
-      note.className = "bad";
-      note.textContent = `📎 ${a.name}: ${a.error}`;
+      note.className = "bad icon icon-clip";
+      note.textContent = `${a.name}: ${a.error}`;
     } else {
-      note.textContent = `📎 ${a.name} (${a.kind}) read`;
+      note.className = "icon icon-clip";
+      note.textContent = `${a.name} (${a.kind}) read`;
     }
     notes.append(note);
   }
   for (const step of final.steps) {
     const note = document.createElement("div");
-    note.textContent = `🔧 ${step.tool} ${step.ok ? "✓" : "✗"} ${Math.round(step.duration_ms)} ms`;
+    note.className = "icon icon-tool";
+    note.textContent = `${step.tool} ${step.ok ? "✓" : "✗"} ${Math.round(step.duration_ms)} ms`;
     notes.append(note);
   }
   if (notes.childElementCount) li.append(notes);
@@ -224,7 +226,7 @@ async function rate(li, turnId, score) {
 async function send(text) {
   const attachments = state.pending.splice(0);
   renderPending();
-  const names = attachments.map((a) => `📎 ${a.name}`).join("  ");
+  const names = attachments.length ? `Attached: ${attachments.map((a) => a.name).join(", ")}` : "";
   bubble("user", [text, names].filter(Boolean).join("\n"));
   const li = bubble("assistant", "…");
   const body = { message: text, attachments };
@@ -316,8 +318,8 @@ async function addPending(file) {
 function renderPending() {
   const chips = state.pending.map((a, i) => {
     const chip = document.createElement("span");
-    chip.className = "chip";
-    chip.textContent = `📎 ${a.name}`;
+    chip.className = "chip icon icon-clip";
+    chip.textContent = a.name;
     const remove = document.createElement("button");
     remove.type = "button";
     remove.textContent = "×";
@@ -350,14 +352,16 @@ async function toggleRecording() {
     const type = recorder.mimeType || "audio/webm";
     const ext = type.includes("ogg") ? "ogg" : type.includes("mp4") ? "m4a" : "webm";
     state.recorder = null;
+    $("record").classList.replace("icon-stop", "icon-mic");
     $("record").classList.remove("recording");
-    $("record").textContent = "🎙️ Record";
+    $("record").textContent = "Record";
     await addPending(new File(chunks, `voice-note.${ext}`, { type }));
   };
   recorder.start();
   state.recorder = recorder;
+  $("record").classList.replace("icon-mic", "icon-stop");
   $("record").classList.add("recording");
-  $("record").textContent = "⏹ Stop";
+  $("record").textContent = "Stop";
 }
 
 // -- profile and memories -------------------------------------------------------------------
