@@ -20,7 +20,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner
 
-from core.store.embedded import start_embedded
+from core.store.embedded import start_embedded, stop_embedded
 from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
 from tests.captured_telemetry import captured  # noqa: F401 (a fixture: registered here for every test)
@@ -47,10 +47,13 @@ def data_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def pg_uri(data_dir: Path) -> str:
+def pg_uri(data_dir: Path) -> Iterator[str]:
+    """The session's embedded Postgres, stopped before its folder is removed (a killed run's is stopped by its
+    watcher: core/store/embedded.py)."""
     uri = start_embedded(data_dir)
     migrate_sync(uri)
-    return uri
+    yield uri
+    stop_embedded(data_dir)
 
 
 @pytest.fixture(scope="session")
