@@ -26,6 +26,7 @@ from core.store.pool import create_pool
 from tests.captured_telemetry import captured  # noqa: F401 (a fixture: registered here for every test)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
+from tests.model_pools import close_all
 from tests.server_process import ServerProcess, start_server
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
@@ -61,6 +62,13 @@ async def pool(pg_uri: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(pg_uri, max_size=8)
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def model_pools_closed() -> AsyncIterator[None]:
+    """The HTTP pools of the tests' model factories closed at the session's end, on the loop the tests ran on."""
+    yield
+    await close_all()
 
 
 @pytest.fixture(scope="session")
