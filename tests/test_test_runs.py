@@ -62,7 +62,7 @@ def _test_run(folder: Path, *, hold: bool) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HOLD": "1" if hold else ""}
     return subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "tests.conftest", "-p", "no:cacheprovider",
-         "-o", "asyncio_default_fixture_loop_scope=session", "test_inner.py"],
+         "-o", "asyncio_mode=auto", "-o", "asyncio_default_fixture_loop_scope=session", "test_inner.py"],
         cwd=folder, env=env, stdout=subprocess.PIPE, text=True,
     )
 
