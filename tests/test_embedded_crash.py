@@ -47,9 +47,9 @@ def _postmaster(folder: Path) -> psutil.Process | None:
     return None
 
 
-def _python(*args: str, stderr: int | None = None) -> subprocess.Popen[bytes]:
+def _python(*args: str, stdin: int = subprocess.DEVNULL, stderr: int | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, *args], env=env, stdin=subprocess.PIPE, stderr=stderr)
+    return subprocess.Popen([sys.executable, *args], env=env, stdin=stdin, stderr=stderr)
 
 
 def _watcher(holder: subprocess.Popen[bytes]) -> psutil.Process:
@@ -75,7 +75,7 @@ def _listed(folder: Path) -> list[int]:
 
 def _holding(folder: Path) -> subprocess.Popen[bytes]:
     """A process that started the folder's server and uses it until its stdin closes."""
-    holder = _python("-c", START + "; sys.stdin.read()", str(folder))
+    holder = _python("-c", START + "; sys.stdin.read()", str(folder), stdin=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while _postmaster(folder) is None or holder.pid not in _listed(folder):
         assert holder.poll() is None and time.monotonic() < deadline
@@ -89,7 +89,7 @@ def test_the_server_of_a_killed_process_stops_with_it(folder: Path) -> None:
     assert server is not None
 
     killed.send_signal(signal.SIGKILL)
-    killed.wait(10)
+    killed.communicate(timeout=10)
 
     assert _stopped(server)
     assert _listed(folder) == []
@@ -101,7 +101,7 @@ def test_the_server_of_a_killed_process_runs_on_for_another_process_using_it(fol
     assert server is not None
 
     killed.send_signal(signal.SIGKILL)
-    killed.wait(10)
+    killed.communicate(timeout=10)
     deadline = time.monotonic() + 30
     while killed.pid in _listed(folder):  # its watcher takes it off
         assert time.monotonic() < deadline
@@ -118,7 +118,7 @@ def test_a_server_left_by_a_process_killed_with_its_watcher_is_taken_over_and_st
     killed = _holding(folder)
     _watcher(killed).kill()
     killed.send_signal(signal.SIGKILL)
-    killed.wait(10)
+    killed.communicate(timeout=10)
     orphan = _postmaster(folder)
     assert orphan is not None
 
