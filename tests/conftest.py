@@ -20,12 +20,13 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 from typer.testing import CliRunner
 
-from core.store.embedded import start_embedded
+from core.store.embedded import start_embedded, stop_embedded
 from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
 from tests.captured_telemetry import captured  # noqa: F401 (a fixture: registered here for every test)
 from tests.fakes.openai_server import FakeOpenAI
 from tests.fakes.slack_api import FakeSlack
+from tests.model_pools import close_all
 from tests.server_process import ServerProcess, start_server
 
 pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
@@ -47,10 +48,13 @@ def data_dir() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="session")
-def pg_uri(data_dir: Path) -> str:
+def pg_uri(data_dir: Path) -> Iterator[str]:
+    """The session's embedded Postgres, stopped before its folder is removed (a killed run's is stopped by its
+    watcher: core/store/embedded.py)."""
     uri = start_embedded(data_dir)
     migrate_sync(uri)
-    return uri
+    yield uri
+    stop_embedded(data_dir)
 
 
 @pytest.fixture(scope="session")
@@ -58,6 +62,13 @@ async def pool(pg_uri: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(pg_uri, max_size=8)
     yield pool
     await pool.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def model_pools_closed() -> AsyncIterator[None]:
+    """The HTTP pools of the tests' model factories closed at the session's end, on the loop the tests ran on."""
+    yield
+    await close_all()
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from bot.settings import Settings
 from core.models import Attachment, Inbound, Reply, ToolProgress
 from core.pipeline import Pipeline
 from tests.fakes.openai_server import FakeOpenAI
+from tests.model_pools import FACTORIES
 
 
 def settings_for(server: FakeOpenAI, **overrides: Any) -> Settings:
@@ -29,8 +30,12 @@ def settings_for(server: FakeOpenAI, **overrides: Any) -> Settings:
 
 
 def build_pipeline(settings: Settings, pool: asyncpg.Pool, **kw: Any) -> Pipeline:
-    """bot.app's pipeline with a ModelFactory of its own: one test is one process here."""
-    return app.build_pipeline(settings, pool, models=app.model_factory(settings), **kw)
+    """bot.app's pipeline with a ModelFactory of its own: one test is one process here. The session closes the
+    factory at its end (tests/model_pools.py)."""
+    models = app.model_factory(settings)
+    if models is not None:
+        FACTORIES.append(models)
+    return app.build_pipeline(settings, pool, models=models, **kw)
 
 
 def message(

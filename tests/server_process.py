@@ -1,6 +1,7 @@
 """The one way tests run a server process (`parley serve`, llama-cpp-python's server): in its own process
-group, so stopping it stops its workers too; its output in a log file, which nothing has to drain and a
-test can read from an offset; started only once it answers its health URL."""
+group, so stopping it stops its workers too; ending with the test run, even one that was killed (it gets
+SIGTERM when the run's process dies: bot/children.py); its output in a log file, which nothing has to drain
+and a test can read from an offset; started only once it answers its health URL."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from bot.children import ends_with_this_process
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +69,8 @@ def start_server(
     """Start `command` and return once `url + health_path` answers 200; the group is killed if it never does."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            list(command), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            list(command), cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=ends_with_this_process(),
         )
     server = ServerProcess(process=process, url=url, log_path=log_path)
     deadline = time.monotonic() + timeout_s

@@ -80,7 +80,8 @@ async def test_a_stream_whose_client_stopped_reading_is_cut_and_its_turn_saved_o
     client.close()
     assert received.startswith(b"HTTP/1.1 200 ")
     assert b"event: done" not in received, "the stream was still waiting for the client"
-    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING and r.name != "asyncio"]
+    assert [r.getMessage() for r in warnings] == [  # asyncio's own: -X dev's slow callbacks of the fake model
         f"stream cut: the client read nothing for {SEND_TIMEOUT_S:.0f} s (its turn is finished and saved all the same)"
     ]
     rows = await pool.fetch("SELECT status FROM turns WHERE workspace_id = $1", workspace)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
@@ -643,6 +644,34 @@ async def test_the_feedback_buttons_ride_on_the_final_edit_of_a_slash_answer(
     assert "components" not in first.json
     assert final.json["content"] == LONGER_THAN_A_RAILS_CHECK
     assert [b["custom_id"] for b in final.json["components"][0]["components"]] == [FEEDBACK_UP, FEEDBACK_DOWN]
+
+
+@pytest.fixture
+def refusing_components(fake: FakeDiscord) -> Iterator[FakeDiscord]:
+    """The fake Discord refuses every message carrying buttons, as for an app or channel that may not use them."""
+    fake.refuse_components = True
+    yield fake
+    fake.refuse_components = False
+
+
+def refusals(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "refused the rating buttons" in r.getMessage()]
+
+
+async def test_a_final_edit_whose_buttons_discord_refuses_lands_without_them(
+    refusing_components: FakeDiscord, guild: FakeGuild, pool: asyncpg.Pool, openai_server: FakeOpenAI,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake = refusing_components
+    caplog.set_level(logging.WARNING, logger="parley.discord")
+    openai_server.queue(Text(LONGER_THAN_A_RAILS_CHECK))
+    openai_server.chunk_delay = 0.02
+    asked = await fake.post_message(guild.channel_id, fake.user("Ada"), mention(fake, "go on"), guild_id=guild.id)
+    answer_id = await delivered(pool, str(guild.id), asked["id"])
+    refused, landed = fake.calls_to("PATCH", f"/channels/{guild.channel_id}/messages/{answer_id}")
+    assert refused.json["components"] and "components" not in landed.json
+    assert fake.messages[int(answer_id)]["content"] == LONGER_THAN_A_RAILS_CHECK
+    assert len(refusals(caplog)) == 1
 
 
 async def test_a_feedback_click_under_a_message_parley_did_not_record_stores_nothing(

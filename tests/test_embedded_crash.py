@@ -3,6 +3,7 @@ block the next start nor keep a server running after everyone has left."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,11 +18,12 @@ from pathlib import Path
 import psutil
 import pytest
 
-from core.store.embedded import EmbeddedPostgresError, clear_stale_state, start_embedded
+from core.store.embedded import WATCHER, EmbeddedPostgresError, clear_stale_state, start_embedded
 
 ROOT = Path(__file__).resolve().parents[1]
 START = "import sys, pathlib; from core.store.embedded import start_embedded; start_embedded(pathlib.Path(sys.argv[1]))"
 """A process that starts (or joins) the embedded server of the folder in argv[1] and exits."""
+LOGGED_START = "import logging; logging.basicConfig(level=logging.INFO); " + START
 
 
 @pytest.fixture
@@ -38,37 +40,96 @@ def folder() -> Iterator[Path]:
 def _postmaster(folder: Path) -> psutil.Process | None:
     """The live Postgres serving `folder`, if any."""
     pgdata = str((folder / "pg").resolve())
-    for process in psutil.process_iter(["cmdline"]):
-        if pgdata in (process.info["cmdline"] or []) and process.status() != psutil.STATUS_ZOMBIE:
+    for process in psutil.process_iter(["name", "cmdline"]):
+        serves = process.info["name"] == "postgres" and pgdata in (process.info["cmdline"] or [])
+        if serves and process.status() != psutil.STATUS_ZOMBIE:  # not its watcher, which names the folder too
             return process
     return None
 
 
-def _python(*args: str) -> subprocess.Popen[bytes]:
+def _python(*args: str, stdin: int = subprocess.DEVNULL, stderr: int | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, *args], env=env, stdin=subprocess.PIPE)
+    return subprocess.Popen([sys.executable, *args], env=env, stdin=stdin, stderr=stderr)
+
+
+def _watcher(holder: subprocess.Popen[bytes]) -> psutil.Process:
+    """The process that watches `holder` for the embedded server."""
+    [watcher] = [p for p in psutil.Process(holder.pid).children() if str(WATCHER) in p.cmdline()]
+    return watcher
+
+
+def _stopped(process: psutil.Process, timeout_s: float = 60) -> bool:
+    with contextlib.suppress(psutil.TimeoutExpired):
+        process.wait(timeout_s)
+    return not process.is_running() or process.status() == psutil.STATUS_ZOMBIE
+
+
+def _listed(folder: Path) -> list[int]:
+    """The pids pgserver's list names as the server's users (none while it has none, or is being written)."""
+    try:
+        listed: list[int] = json.loads((folder / "pg" / ".handle_pids.json").read_text())
+    except (OSError, ValueError):
+        return []
+    return listed
 
 
 def _holding(folder: Path) -> subprocess.Popen[bytes]:
     """A process that started the folder's server and uses it until its stdin closes."""
-    holder = _python("-c", START + "; sys.stdin.read()", str(folder))
+    holder = _python("-c", START + "; sys.stdin.read()", str(folder), stdin=subprocess.PIPE)
     deadline = time.monotonic() + 60
-    while _postmaster(folder) is None or not (folder / "pg" / ".handle_pids.json").exists():
+    while _postmaster(folder) is None or holder.pid not in _listed(folder):
         assert holder.poll() is None and time.monotonic() < deadline
         time.sleep(0.2)
     return holder
 
 
-def test_a_server_left_by_a_killed_process_stops_when_the_next_user_exits(folder: Path) -> None:
+def test_the_server_of_a_killed_process_stops_with_it(folder: Path) -> None:
     killed = _holding(folder)
+    server = _postmaster(folder)
+    assert server is not None
+
     killed.send_signal(signal.SIGKILL)
-    killed.wait(10)
+    killed.communicate(timeout=10)
+
+    assert _stopped(server)
+    assert _listed(folder) == []
+
+
+def test_the_server_of_a_killed_process_runs_on_for_another_process_using_it(folder: Path) -> None:
+    killed, other = _holding(folder), _holding(folder)
+    server = _postmaster(folder)
+    assert server is not None
+
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=10)
+    deadline = time.monotonic() + 30
+    while killed.pid in _listed(folder):  # its watcher takes it off
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    assert server.is_running() and _listed(folder) == [other.pid]
+    other.communicate(b"", timeout=60)
+    assert _stopped(server)
+
+
+def test_a_server_left_by_a_process_killed_with_its_watcher_is_taken_over_and_stops_with_the_next_user(
+    folder: Path,
+) -> None:
+    killed = _holding(folder)
+    _watcher(killed).kill()
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate(timeout=10)
     orphan = _postmaster(folder)
     assert orphan is not None
 
-    assert _python("-c", START, str(folder)).wait(60) == 0
+    next_user = _python("-c", LOGGED_START, str(folder), stderr=subprocess.PIPE)
+    _, said = next_user.communicate(timeout=60)
 
-    assert not orphan.is_running() or orphan.status() == psutil.STATUS_ZOMBIE
+    assert next_user.returncode == 0
+    assert f"took over the embedded Postgres (pid {orphan.pid}) left running by Parley process(es) {killed.pid}" in (
+        said.decode()
+    )
+    assert _stopped(orphan, 10)
 
 
 def test_a_postmaster_pid_naming_another_process_after_a_power_loss_does_not_block_the_start(folder: Path) -> None:

@@ -14,7 +14,7 @@ import asyncpg
 import pytest
 
 from core.models import Reaction
-from core.store.embedded import start_embedded
+from core.store.embedded import start_embedded, stop_embedded
 from core.store.migrations import migrate_sync
 from core.store.pool import create_pool
 from tests.fakes.openai_server import FakeOpenAI
@@ -50,6 +50,7 @@ class Postgres:
 def postgres() -> Iterator[Postgres]:
     folder = Path(tempfile.mkdtemp(prefix="pf", dir="/tmp"))
     yield Postgres(folder)
+    stop_embedded(folder)
     shutil.rmtree(folder, ignore_errors=True)
 
 

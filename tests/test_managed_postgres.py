@@ -30,7 +30,7 @@ from core.memory.embedding_backend import BatchingEmbeddingModel
 from core.memory.forget import forget_user
 from core.memory.service import MemoryConfig, MemoryService
 from core.models import UserKey
-from core.store.embedded import start_embedded
+from core.store.embedded import start_embedded, stop_embedded
 from core.store.migrations import pending
 from core.store.pool import create_pool
 from core.store.tenancy import one_transaction, tenant
@@ -45,6 +45,7 @@ def server() -> Iterator[str]:
     """A new server, as a managed one is before Parley: none of Parley's roles exist. Its superuser's URL."""
     path = Path(tempfile.mkdtemp(prefix="pm", dir="/tmp"))
     yield start_embedded(path)
+    stop_embedded(path)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -23,6 +23,7 @@ import pydantic_ai.models
 import pytest
 
 from adapters.web.app import LINK_KEY_NAME
+from bot.children import ends_with_this_process
 from core.apikeys import create_api_key, key_id_of
 from core.memory.facts import Home, NewFact, Said, add_fact
 from core.memory.scope import fact_scope
@@ -234,7 +235,8 @@ def served(
                # Tests share one database and one client address (see fake_model_settings).
                PARLEY_API_INVALID_KEYS_PER_MIN="10000")
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               preexec_fn=ends_with_this_process())  # ends with the test run, even a killed one
     try:
         assert process.stdout is not None
         link = next((line for line in process.stdout if "?token=" in line), "")

@@ -5,20 +5,26 @@ messages the text needs (`split_message`) and brings what is on screen in line w
 messages are sent, changed ones edited, surplus ones deleted. The last write waits for the interval
 too, so one reply never edits faster than once a second; discord.py's own rate limiter handles
 the buckets behind it.
+
+The rating buttons ride on the last message's write. Where Discord refuses components (400: an app or
+channel that may not use them), that write goes again without them: the answer's text must land.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import discord
 
 from adapters.discord.chunking import DISCORD_LIMIT, split_message
 
+log = logging.getLogger("parley.discord")
 EMPTY_REPLY = "_(I have nothing to add.)_"
 """Discord refuses empty messages; a turn that produced no text says so."""
 
@@ -110,7 +116,7 @@ class Streamer:
         """Show the final text (which replaces whatever streamed: a refusal, an error, the notes).
 
         `view` rides on the write of the last message, so buttons cost no call of their own. False
-        when that message was already final on screen: no write went out and `view` was not sent.
+        when that message was already final on screen: no write went out and `view` was not offered.
         """
         wanted = split_message(text, self.limit) or [EMPTY_REPLY]
         if wanted == self.shown:
@@ -119,17 +125,22 @@ class Streamer:
         return await self._show(wanted, view=view)
 
     async def _show(self, wanted: list[str], *, view: discord.ui.View | None = None) -> bool:
-        """Write the difference; True when `view` went out with the last wanted message's write."""
+        """Write the difference; True when `view` was offered with the last wanted message's write (sent, or
+        refused by Discord and left off)."""
         last = len(wanted) - 1
         carried = False
         for op in diff(self.shown, wanted):
             match op:
                 case Send(index=index, content=content):
-                    await self.surface.send(index, content, view if index == last else None)
+                    await _refused_view_left_off(
+                        partial(self.surface.send, index, content), view if index == last else None
+                    )
                     self.shown.append(content)
                     carried |= index == last
                 case Edit(index=index, content=content):
-                    await self.surface.edit(index, content, view if index == last else None)
+                    await _refused_view_left_off(
+                        partial(self.surface.edit, index, content), view if index == last else None
+                    )
                     self.shown[index] = content
                     carried |= index == last
                 case Delete(index=index):
@@ -137,3 +148,17 @@ class Streamer:
                     del self.shown[index]
         self.throttle.mark(self._clock())
         return carried and view is not None
+
+
+async def _refused_view_left_off(
+    write: Callable[[discord.ui.View | None], Awaitable[None]], view: discord.ui.View | None
+) -> None:
+    """`write(view)`; if Discord answers 400 to a write carrying components, the same write without them."""
+    try:
+        await write(view)
+    except discord.HTTPException as exc:
+        if view is None or exc.status != 400:
+            raise
+        log.warning("Discord refused the rating buttons (%s %s: %s); the answer went out without them",
+                    exc.status, exc.code, " ".join(exc.text.split()))
+        await write(None)

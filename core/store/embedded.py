@@ -11,6 +11,11 @@ process id that may belong to something else after the reboot. Both are cleared 
 Postgres refuses to start, and no later exit ever stops the server again. A server that answers on the
 folder's socket while its pid is no process here runs in another container or machine: that is refused,
 as two servers on one folder would corrupt it.
+
+A killed process's server does not outlive it either: each process that joins the server starts a small
+watcher (core/store/embedded_watch.py) that sees the process end and, if it ended without pgserver's
+clean-up and was the server's last user, stops the server. Where the watcher could not (it was killed too),
+the next start finds the server running with no user left, takes it over and says so in the log.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ import contextlib
 import errno
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +46,8 @@ SERVER_LOG_LINES = 5
 HANDLES = ".handle_pids.json"
 _LOCK_FILES = ("postmaster.pid", ".s.PGSQL.5432.lock")
 """Files whose first line is the pid of the postmaster that owns the folder (the data lock, the socket's)."""
+WATCHER = Path(__file__).with_name("embedded_watch.py")
+log = logging.getLogger(__name__)
 _servers: dict[Path, Any] = {}
 _starting = threading.Lock()
 """One start at a time: a command may start the server early in a thread while it imports the rest."""
@@ -70,7 +80,11 @@ def start_embedded(data_dir: Path) -> str:
                 pgdata.parent.mkdir(parents=True, exist_ok=True)
                 if pgdata.is_dir():
                     with pgserver.PostgresServer._lock:  # the lock pgserver's own start and stop take
-                        clear_stale_state(pgdata)
+                        users = clear_stale_state(pgdata)
+                        if users.orphaned is not None:
+                            log.info("took over the embedded Postgres (pid %d) left running by Parley process(es) %s, "
+                                     "which ended without stopping it; it stops when the last Parley using it exits",
+                                     users.orphaned, ", ".join(map(str, users.gone)))
                 server = pgserver.get_server(pgdata, cleanup_mode="stop")
                 server.psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS vector;")
             except Exception as exc:
@@ -85,15 +99,44 @@ def start_embedded(data_dir: Path) -> str:
                     ) from exc
                 raise
             _servers[pgdata] = server
+            watch(pgdata, Path(pgserver.PostgresServer.lock_path))
     uri: str = _servers[pgdata].get_uri()
     return uri
 
 
-def clear_stale_state(pgdata: Path) -> None:
+@dataclass(frozen=True, kw_only=True)
+class Users:
+    """Who pgserver's list named as the server's users, after `clear_stale_state`."""
+
+    alive: list[int]
+    gone: list[int]
+    """Processes that ended without taking themselves off (killed)."""
+    postmaster: int | None
+    """This folder's running server, if one runs."""
+
+    @property
+    def orphaned(self) -> int | None:
+        """The pid of a server that outlived every process that used it, or None."""
+        return self.postmaster if self.gone and not self.alive else None
+
+
+def stop_embedded(data_dir: Path) -> None:
+    """Leave the embedded server of `data_dir` now rather than at this process's exit, as pgserver's clean-up
+    does then: it stops if this process was its last user. Call it before removing the folder: at exit
+    pgserver finds no list of users in a removed folder and leaves the server running, with its data gone."""
+    pgdata = (data_dir / "pg").resolve()
+    with _starting:
+        server = _servers.pop(pgdata, None)
+        if server is not None:
+            server.cleanup()
+
+
+def clear_stale_state(pgdata: Path) -> Users:
     """Forget what processes that died without stopping left behind: their pids in pgserver's list of
     the server's users, and lock files naming a process that is not this folder's postmaster."""
     pid = _first_line_pid(pgdata / "postmaster.pid")
-    if pid is not None and not _is_postmaster_of(pid, pgdata) and _answers(pgdata / ".s.PGSQL.5432"):
+    postmaster = pid if pid is not None and _is_postmaster_of(pid, pgdata) else None
+    if pid is not None and postmaster is None and _answers(pgdata / ".s.PGSQL.5432"):
         raise EmbeddedPostgresError(
             f"another Postgres serves {pgdata} (its postmaster.pid names pid {pid}, which is no Postgres "
             "on this machine): a Parley in another container or on another machine shares this "
@@ -108,12 +151,41 @@ def clear_stale_state(pgdata: Path) -> None:
     try:
         pids = json.loads(handles.read_text())
     except FileNotFoundError:
-        return
+        return Users(alive=[], gone=[], postmaster=postmaster)
     except ValueError:
         pids = None  # cut short by a crash while pgserver wrote it
-    alive = [pid for pid in pids if isinstance(pid, int) and runs(pid)] if isinstance(pids, list) else []
+    listed = [pid for pid in pids if isinstance(pid, int)] if isinstance(pids, list) else []
+    alive = [pid for pid in listed if runs(pid)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
+    return Users(alive=alive, gone=[pid for pid in listed if pid not in alive], postmaster=postmaster)
+
+
+class _Watcher(subprocess.Popen[bytes]):
+    """A child meant to outlive this process's handle on it: it ends after this process does."""
+
+    def __del__(self) -> None:
+        """Not Popen's: it would warn "subprocess N is still running" for a child that is meant to."""
+
+
+_watching: list[int] = []
+"""The write ends of the watchers' pipes: open for as long as this process lives."""
+
+
+def watch(pgdata: Path, lock_file: Path) -> None:
+    """Start the watcher that stops the server if this process is killed while it is its last user (see the
+    module's docstring); not on Windows, which has neither the lock it takes nor the signal it sends."""
+    if sys.platform == "win32":
+        return
+    read, write = os.pipe()
+    try:
+        _Watcher(
+            [sys.executable, str(WATCHER), str(os.getpid()), str(pgdata), str(lock_file)],
+            stdin=read, stdout=subprocess.DEVNULL, start_new_session=True,  # no Ctrl-C of the terminal's group
+        )
+    finally:
+        os.close(read)
+    _watching.append(write)
 
 
 def not_started(pgdata: Path, log_start: int = 0) -> str:

@@ -12,7 +12,8 @@ Attachments are served from `/cdn/...`. Voice messages follow Discord's upload f
 must carry exactly one uploaded Ogg/Opus file with `duration_secs` and a base64 `waveform` of at
 most 256 bytes, and no text (else 400, Invalid Form Body). Every request is recorded as a `Call`;
 `fail_next` makes the next matching request answer 429 (with the headers discord.py needs to retry)
-or any error.
+or any error; `refuse_components` makes every message write that carries components (buttons) answer
+400, as Discord does for an app or channel that may not use them.
 
 JSON bodies carry the exact Content-Type `application/json` (discord.py compares it literally) and
 every id is a snowflake. The server runs in the test's event loop:
@@ -116,6 +117,8 @@ class FakeDiscord:
         self._slots: set[str] = set()
         self._sessions: list[_Session] = []
         self._failures: deque[_Failure] = deque()
+        self.refuse_components = False
+        """True: a message posted or edited with components is refused (400 Invalid Form Body)."""
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -492,6 +495,10 @@ class FakeDiscord:
         self, method: str, path: str, body: Any, files: dict[str, bytes], query: dict[str, str]
     ) -> web.Response:
         parts = path.strip("/").split("/")
+        buttons = isinstance(body, dict) and body.get("components")
+        if self.refuse_components and buttons and parts[0] in ("channels", "webhooks"):
+            return _error(400, "Invalid Form Body\nIn components: this application may not use components here",
+                          code=50035)
         match method, parts:
             case "GET", ["gateway", "bot"]:
                 return _json({"url": self.gateway_url, "shards": self.shard_count, "session_start_limit": {
