@@ -295,7 +295,7 @@ class _RememberingMemory(NoMemory):
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         return [MemoryHit(id=1, content="Ada's project is called Falcon", score=1.0)]
 
-    async def remember(
+    async def learn(
         self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
     ) -> None:
         self.remembered.append(text)

@@ -149,13 +149,16 @@ class SharedMemory:
         said = self.said.get((user.platform, user.workspace_id), [])
         return [MemoryHit(id=i, content=c, score=1.0) for i, c in enumerate(said)][:k]
 
-    async def remember(
+    async def memory_row(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+        return None
+
+    async def learn(
         self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
     ) -> None:
         self.said.setdefault((user.platform, user.workspace_id), []).append(text)
 
-    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[KnownFact]:
-        return []
+    async def context(self, user: UserKey, *, channel_id: str, is_dm: bool) -> tuple[list[KnownFact], Profile]:
+        return [], Profile()
 
     async def profile(self, user: UserKey) -> Profile:
         return Profile()

@@ -42,6 +42,7 @@ from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.memory.ranking import Candidate, Ranked, RankWeights, rank
 from core.memory.reembed import pending_reembed, reembed
 from core.memory.scope import fact_scope, person_scope
+from core.memory.turn_context import turn_context
 from core.memory.when import mentioned_window
 from core.models import UserKey
 from core.seams import MemoryHit, Profile
@@ -194,13 +195,20 @@ class MemoryService:
         channel_id: str = "",
         is_dm: bool = True,
     ) -> None:
-        """Store the turn, then learn its facts in the background. `channel_id` is where it was said
+        """Store the turn, then learn its facts in the background (`learn`). A turn's pipeline writes the memory
+        row with its finish instead (`memory_row`) and then calls `learn`."""
+        await self.store(user, text, message_id=message_id, thread_id=thread_id)
+        await self.learn(user, text, message_id=message_id, channel_id=channel_id, is_dm=is_dm)
+
+    async def learn(
+        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    ) -> None:
+        """Learn the facts of a message already stored, in the background. `channel_id` is where it was said
         (a shared note "for this channel" needs one: in a DM, pass is_dm).
 
-        The facts the extraction model is shown cost no transaction of their own: with none of the
-        person's messages still being learned they are read here, in the caller's transaction (the turn's
-        final one), and otherwise the person's previous message hands them on as its learning left them."""
-        await self.store(user, text, message_id=message_id, thread_id=thread_id)
+        The facts the extraction model is shown are read here, in a transaction of their own, only where the
+        model is asked and none of the person's messages is still being learned; otherwise the person's
+        previous message hands them on as its learning left them."""
         content = scrub(text).strip()
         if not content:
             return
@@ -251,6 +259,10 @@ class MemoryService:
         async with fact_scope(self.pool, user, channel) as conn:
             return await fact_store.in_force(conn, user, homes_for(user, channel), self.clock())
 
+    async def context(self, user: UserKey, *, channel_id: str, is_dm: bool) -> tuple[list[Fact], Profile]:
+        """A turn's facts in force (as `facts` reads them) and the person's profile, in one statement."""
+        return await turn_context(self.pool, user, channel_id="" if is_dm else channel_id, now=self.clock())
+
     async def store(
         self,
         user: UserKey,
@@ -262,24 +274,36 @@ class MemoryService:
     ) -> int | None:
         """Store one turn as a memory (masked, once per content); return its id, None if empty.
         `said_at` dates an imported older message (default: now)."""
+        row = await self.memory_row(user, text, message_id=message_id, thread_id=thread_id)
+        if row is None:
+            return None
+        async with person_scope(self.pool, user) as conn:
+            memory_id, _ = await db.insert_memory(
+                conn,
+                user,
+                content=row.content,
+                embedding=row.embedding,
+                model=row.model,
+                thread_id=row.thread_id,
+                source_message_id=row.source_message_id,
+                said_at=said_at,
+            )
+        return memory_id
+
+    async def memory_row(
+        self, user: UserKey, text: str, *, message_id: int | None, thread_id: str | None = None
+    ) -> db.NewMemory | None:
+        """The memory `text` is stored as (masked, embedded: the query's vector where recall just embedded the
+        same text), not written yet; None if it is empty. A turn's finish writes it with the reply."""
         content = scrub(text).strip()
         if not content:
             return None
         vector = self._recent_vectors.pop(content, None)
         if vector is None:
             vector = await embed_one(self.embedder, content, input_type="document")
-        async with person_scope(self.pool, user) as conn:
-            memory_id, _ = await db.insert_memory(
-                conn,
-                user,
-                content=content,
-                embedding=vector,
-                model=self.model,
-                thread_id=thread_id,
-                source_message_id=message_id,
-                said_at=said_at,
-            )
-        return memory_id
+        return db.NewMemory(
+            content=content, embedding=vector, model=self.model, source_message_id=message_id, thread_id=thread_id
+        )
 
     def _keep_vector(self, text: str, vector: np.ndarray) -> None:
         """Remember a query's vector briefly: the same text is stored as a memory right after."""

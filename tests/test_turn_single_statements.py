@@ -1,0 +1,178 @@
+"""A turn's context read, start and finish, each one statement that names its tenant itself (migration 0038,
+issue #22's fifteenth stop): the finish stores the reply, its usage and totals and the message's memory row
+together or not at all, row-level security bounds every row they touch, and the context is what the separate
+reads gave."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import asyncpg
+import numpy as np
+import pytest
+from pydantic_ai.embeddings import Embedder
+
+from core import turns
+from core.memory.facts import Home, NewFact, Said, add_fact
+from core.memory.profiles import ProfileChanges, update_profile
+from core.memory.scope import fact_scope
+from core.memory.service import MemoryConfig, MemoryService
+from core.memory.store import NewMemory
+from core.models import Inbound, Reply
+from core.store.pool import create_pool
+from core.store.roles import ensure_app_login
+from tests.pipeline_helpers import message
+from tests.strategies import HashingEmbeddingModel
+
+CALL = turns.ModelCall(model="m", input_tokens=3, output_tokens=4, cost_usd=0.5)
+
+
+@pytest.fixture(scope="module")
+async def app_pool(pg_uri: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool that logs in as `parley_app`, the way `parley serve` does."""
+    pool = await create_pool(await ensure_app_login(pg_uri), max_size=2)
+    yield pool
+    await pool.close()
+
+
+async def started(pool: asyncpg.Pool, text: str = "my kite is red") -> tuple[Inbound, int, int]:
+    inbound = message(text)
+    assert (await turns.claim_turn(pool, inbound.user.workspace, inbound.event_id, owner=None, budgets=())).claimed
+    turn_id, message_id = await turns.start_turn(pool, inbound, text=text, model="m")
+    return inbound, turn_id, message_id
+
+
+def memory_of(text: str, message_id: int, vector: list[float]) -> NewMemory:
+    vectors = np.array(vector, dtype=np.float32)
+    return NewMemory(content=text, embedding=vectors, model="m", source_message_id=message_id)
+
+
+async def stored(pool: asyncpg.Pool, inbound: Inbound, turn_id: int) -> dict[str, object]:
+    """What the database holds of the turn (read as the owner, past every wall)."""
+    keys = (inbound.platform, inbound.workspace_id)
+    return {
+        "status": await pool.fetchval("SELECT status FROM turns WHERE id = $1", turn_id),
+        "messages": [
+            tuple(r) for r in await pool.fetch(
+                "SELECT role, content FROM messages WHERE platform = $1 AND workspace_id = $2 ORDER BY id", *keys
+            )
+        ],
+        "usage": await pool.fetchval("SELECT count(*) FROM usage WHERE turn_id = $1", turn_id),
+        "memories": [
+            tuple(r) for r in await pool.fetch(
+                "SELECT content, source_message_id FROM memories WHERE platform = $1 AND workspace_id = $2", *keys
+            )
+        ],
+        "finished": await pool.fetchval(
+            "SELECT finished_at IS NOT NULL FROM processed_events WHERE platform = $1 AND workspace_id = $2"
+            " AND event_id = $3", *keys, inbound.event_id,
+        ),
+    }
+
+
+async def test_a_finish_stores_the_reply_its_usage_and_the_messages_memory_row_in_one_statement(
+    pool: asyncpg.Pool, app_pool: asyncpg.Pool
+) -> None:
+    inbound, turn_id, message_id = await started(app_pool)
+    reply = Reply(text="noted", thread_id=inbound.thread_id, turn_id=turn_id)
+    await turns.finish_turn(
+        app_pool, inbound, turn_id=turn_id, reply=reply, calls=[CALL], trace_id=None,
+        memory=memory_of("my kite is red", message_id, [1.0, 0.0]),
+    )
+    assert await stored(pool, inbound, turn_id) == {
+        "status": "answered",
+        "messages": [("user", "my kite is red"), ("assistant", "noted")],
+        "usage": 1,
+        "memories": [("my kite is red", message_id)],
+        "finished": True,
+    }
+
+
+async def test_a_finish_that_fails_stores_nothing_and_its_retry_stores_everything_once(
+    pool: asyncpg.Pool, app_pool: asyncpg.Pool
+) -> None:
+    inbound, turn_id, message_id = await started(app_pool)
+    reply = Reply(text="noted", thread_id=inbound.thread_id, turn_id=turn_id)
+    with pytest.raises(asyncpg.PostgresError):  # the memory row is refused (pgvector takes no NaN) after the reply
+        await turns.finish_turn(
+            app_pool, inbound, turn_id=turn_id, reply=reply, calls=[CALL], trace_id=None,
+            memory=memory_of("my kite is red", message_id, [float("nan"), 0.0]),
+        )
+    before = await stored(pool, inbound, turn_id)
+    await turns.finish_turn(
+        app_pool, inbound, turn_id=turn_id, reply=reply, calls=[CALL], trace_id=None,
+        memory=memory_of("my kite is red", message_id, [1.0, 0.0]),
+    )
+    assert before == {
+        "status": "started", "messages": [("user", "my kite is red")], "usage": 0, "memories": [], "finished": False,
+    }
+    assert await stored(pool, inbound, turn_id) == {
+        "status": "answered",
+        "messages": [("user", "my kite is red"), ("assistant", "noted")],
+        "usage": 1,
+        "memories": [("my kite is red", message_id)],
+        "finished": True,
+    }
+
+
+async def test_a_finish_named_for_another_workspace_cannot_touch_this_workspaces_turn(
+    pool: asyncpg.Pool, app_pool: asyncpg.Pool
+) -> None:
+    _, turn_id, _ = await started(app_pool)
+    intruder = message("hello")  # another workspace, naming this turn's id
+    reply = Reply(text="", thread_id=intruder.thread_id, turn_id=turn_id, error="overwritten")
+    await turns.finish_turn(app_pool, intruder, turn_id=turn_id, reply=reply, calls=[], trace_id=None)
+    assert await pool.fetchval("SELECT status FROM turns WHERE id = $1", turn_id) == "started"
+
+
+async def test_a_start_stores_the_message_with_its_turn_in_the_persons_scope(
+    pool: asyncpg.Pool, app_pool: asyncpg.Pool
+) -> None:
+    inbound, turn_id, message_id = await started(app_pool, "hello there")
+    row = await pool.fetchrow("SELECT turn_id, user_id, content FROM messages WHERE id = $1", message_id)
+    assert row is not None and tuple(row) == (turn_id, inbound.user_id, "hello there")
+
+
+@pytest.fixture
+async def said(pool: asyncpg.Pool) -> Inbound:
+    """A person with a profile, a fact of their own, a colleague's, a workspace note, a note of the channel C1
+    and one of C2."""
+    inbound = message("hi")
+    user, colleague = inbound.user, message("hi", workspace=inbound.workspace_id, user="U2").user
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    await update_profile(pool, user, ProfileChanges(display_name="Ada", timezone="Europe/Lisbon"))
+    facts = [
+        (user, Home.person("U1"), "likes kites"),
+        (colleague, Home.person("U2"), "likes boats"),
+        (user, Home.workspace(), "standup is at nine"),
+        (user, Home.channel("C1"), "C1 ships on Fridays"),
+        (user, Home.channel("C2"), "C2 is for design"),
+    ]
+    for i, (who, home, content) in enumerate(facts):
+        async with fact_scope(pool, who.workspace) as conn:
+            await add_fact(conn, who, home, NewFact(content=content), Said(author_id=who.user_id, channel_id="",
+                                                                           at=at.replace(hour=i)))
+    return inbound
+
+
+@pytest.mark.parametrize(("is_dm", "expected"), [
+    (True, ["likes kites", "standup is at nine"]),
+    (False, ["likes kites", "standup is at nine", "C1 ships on Fridays"]),
+])
+async def test_a_turns_context_is_the_persons_facts_in_force_and_profile_in_one_statement(
+    app_pool: asyncpg.Pool, said: Inbound, is_dm: bool, expected: list[str]
+) -> None:
+    memory = MemoryService(app_pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    known, profile = await memory.context(said.user, channel_id="C1", is_dm=is_dm)
+    assert [f.content for f in known] == expected
+    assert known == await memory.facts(said.user, channel_id="C1", is_dm=is_dm)
+    assert profile == await memory.profile(said.user) and profile.display_name == "Ada"
+
+
+async def test_a_turns_context_without_profile_or_facts_is_the_empty_profile(app_pool: asyncpg.Pool) -> None:
+    memory = MemoryService(app_pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    user = message("hi", workspace=f"w-{uuid.uuid4().hex[:8]}").user
+    known, profile = await memory.context(user, channel_id="C1", is_dm=False)
+    assert known == [] and profile == await memory.profile(user)
