@@ -388,15 +388,13 @@ class Pipeline:
     async def _open_turn(
         self, inbound: Inbound, masked: str, opening: asyncio.Future[tuple[str, str | None]]
     ) -> tuple[tuple[int, int], tuple[Profile, list[MemoryHit], Sequence[KnownFact]]]:
-        """The person's context, then the turn's start once the input rails pass the message (the message as
-        they pass it, and the model, from `opening`). Each is one statement that names its tenant itself and is a
-        transaction of its own (migration 0038): the facts with the profile, the recall (after its encoder pass,
-        beside them), the start. No connection waits in a transaction for the rails, however long a grey-zone
-        message's self-check takes. The thread's history came with the claim. Returns (turn id, message id) and
-        (profile, memories, facts)."""
-        (known, profile), memories = await asyncio.gather(
-            self.memory.context(inbound.user, channel_id=inbound.channel_id, is_dm=inbound.is_dm),
-            self.memory.recall(inbound.user, masked, k=self.config.memory_k),
+        """The person's context (facts, profile and recall, after the message's encoder pass), then the turn's
+        start once the input rails pass the message (the message as they pass it, and the model, from `opening`):
+        two statements that name their tenant themselves, each a transaction of its own (migration 0038). No
+        connection waits in a transaction for the rails, however long a grey-zone message's self-check takes. The
+        thread's history came with the claim. Returns (turn id, message id) and (profile, memories, facts)."""
+        known, profile, memories = await self.memory.context(
+            inbound.user, masked, k=self.config.memory_k, channel_id=inbound.channel_id, is_dm=inbound.is_dm
         )
         started = await self._start(inbound, await opening)
         return started, (profile, memories, known)

@@ -95,8 +95,6 @@ class GuardSeam(Protocol):
 
 
 class MemorySeam(Protocol):
-    async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]: ...
-
     async def memory_row(self, user: UserKey, text: str, *, message_id: int | None) -> NewMemory | None:
         """The memory a turn's message is kept as (masked, embedded), for the turn's finish to write with its
         reply (core/turns.py `finish_turn`); None: nothing to keep."""
@@ -108,9 +106,11 @@ class MemorySeam(Protocol):
         """Once the turn is stored: learn the message's facts, in the background."""
         ...
 
-    async def context(self, user: UserKey, *, channel_id: str, is_dm: bool) -> tuple[Sequence[KnownFact], Profile]:
-        """The facts in force for a turn in `channel_id` (the person's, the workspace's, the channel's) and the
-        person's profile."""
+    async def context(
+        self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
+    ) -> tuple[Sequence[KnownFact], Profile, list[MemoryHit]]:
+        """What a turn in `channel_id` is given: the facts in force (the person's, the workspace's, the
+        channel's), the person's profile and the `k` memories best recalled for `query`."""
         ...
 
     async def profile(self, user: UserKey) -> Profile: ...
@@ -158,8 +158,10 @@ class NoMemory:
     ) -> None:
         return None
 
-    async def context(self, user: UserKey, *, channel_id: str, is_dm: bool) -> tuple[Sequence[KnownFact], Profile]:
-        return [], await self.profile(user)
+    async def context(
+        self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
+    ) -> tuple[Sequence[KnownFact], Profile, list[MemoryHit]]:
+        return [], await self.profile(user), await self.recall(user, query, k=k)
 
     async def profile(self, user: UserKey) -> Profile:
         return Profile()

@@ -157,8 +157,10 @@ class SharedMemory:
     ) -> None:
         self.said.setdefault((user.platform, user.workspace_id), []).append(text)
 
-    async def context(self, user: UserKey, *, channel_id: str, is_dm: bool) -> tuple[list[KnownFact], Profile]:
-        return [], Profile()
+    async def context(
+        self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
+    ) -> tuple[list[KnownFact], Profile, list[MemoryHit]]:
+        return [], Profile(), await self.recall(user, query, k=k)
 
     async def profile(self, user: UserKey) -> Profile:
         return Profile()

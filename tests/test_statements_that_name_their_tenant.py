@@ -21,7 +21,8 @@ CALLS = {
     "parley_open_session": "SELECT count(*) FROM parley_open_session(gen_random_uuid()::text, 'console', $1, 'U1')",
     "parley_record_delivery_messages": "SELECT count(*) FROM parley_record_delivery_messages('console', $1, 'U1', 'C1',"
                                        " 'T1', 0, ARRAY[]::text[])",
-    "parley_turn_context": "SELECT count(*) FROM parley_turn_context('console', $1, 'U1', 'C1', now())",
+    "parley_turn_context": "SELECT count(*) FROM parley_turn_context('console', $1, 'U1', 'C1', now(), 'm', NULL,"
+                           " 'kite', 'kite', 10, 0, 40, 1.2, 0.75, 0.5)",
     "parley_start_turn": "SELECT count(*) FROM parley_start_turn('console', $1, 'C1', 'T1', 'U1', 'e1', 'm', 'hi',"
                          " NULL)",
     "parley_finish_turn": "SELECT count(*) FROM parley_finish_turn(0, 'console', $1, 'U1', 'answered', false, NULL,"

@@ -1,7 +1,7 @@
 """A turn's context read, start and finish, each one statement that names its tenant itself (migration 0038,
 issue #22's fifteenth stop): the finish stores the reply, its usage and totals and the message's memory row
-together or not at all, row-level security bounds every row they touch, and the context is what the separate
-reads gave."""
+together or not at all, row-level security bounds every row they touch, and the context (facts, profile,
+recall) is what the separate reads give."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from core.memory.scope import fact_scope
 from core.memory.service import MemoryConfig, MemoryService
 from core.memory.store import NewMemory
 from core.models import Inbound, Reply
+from core.seams import Profile
 from core.store.pool import create_pool
 from core.store.roles import ensure_app_login
 from tests.pipeline_helpers import message
@@ -161,18 +162,27 @@ async def said(pool: asyncpg.Pool) -> Inbound:
     (True, ["likes kites", "standup is at nine"]),
     (False, ["likes kites", "standup is at nine", "C1 ships on Fridays"]),
 ])
-async def test_a_turns_context_is_the_persons_facts_in_force_and_profile_in_one_statement(
+async def test_a_turns_context_is_the_persons_facts_in_force_and_profile_as_read_apart(
     app_pool: asyncpg.Pool, said: Inbound, is_dm: bool, expected: list[str]
 ) -> None:
     memory = MemoryService(app_pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
-    known, profile = await memory.context(said.user, channel_id="C1", is_dm=is_dm)
+    known, profile, _ = await memory.context(said.user, "kites", k=3, channel_id="C1", is_dm=is_dm)
     assert [f.content for f in known] == expected
     assert known == await memory.facts(said.user, channel_id="C1", is_dm=is_dm)
     assert profile == await memory.profile(said.user) and profile.display_name == "Ada"
 
 
-async def test_a_turns_context_without_profile_or_facts_is_the_empty_profile(app_pool: asyncpg.Pool) -> None:
+async def test_a_turns_context_recalls_what_recall_alone_gives(app_pool: asyncpg.Pool, said: Inbound) -> None:
+    memory = MemoryService(app_pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    for text in ("my kite is red", "I flew the kite on Sunday", "lunch was soup", "the standup moved"):
+        await memory.store(said.user, text)
+    question = "which kite did I fly?"
+    _, _, hits = await memory.context(said.user, question, k=2, channel_id="C1", is_dm=False)
+    assert [h.content for h in hits] == [h.content for h in await memory.recall(said.user, question, k=2)]
+    assert len(hits) == 2
+
+
+async def test_a_turns_context_without_profile_facts_or_memories_is_empty(app_pool: asyncpg.Pool) -> None:
     memory = MemoryService(app_pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
     user = message("hi", workspace=f"w-{uuid.uuid4().hex[:8]}").user
-    known, profile = await memory.context(user, channel_id="C1", is_dm=False)
-    assert known == [] and profile == await memory.profile(user)
+    assert await memory.context(user, "anything?", k=3, channel_id="C1", is_dm=False) == ([], Profile(), [])

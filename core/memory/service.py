@@ -155,7 +155,9 @@ class MemoryService:
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         if k <= 0:
             return []
-        pool = await self.candidate_pool(user, query, k=k)
+        return self._hits(await self.candidate_pool(user, query, k=k), k)
+
+    def _hits(self, pool: CandidatePool, k: int) -> list[MemoryHit]:
         ranked = rank_pool(pool, k=k, weights=self.config.weights, now=self.clock())
         return [
             MemoryHit(id=r.id, content=r.content, score=r.score, created_at=r.created_at.isoformat()) for r in ranked
@@ -165,14 +167,7 @@ class MemoryService:
         """What `recall` ranks for the best `k`: the query masked as memories are, embedded, and the
         person's candidates for it (one statement: `core.memory.search`). Benchmarks that re-rank saved
         pools take them from here, so they measure the path a turn takes."""
-        masked = scrub(query).strip()
-        vector = None
-        if masked:
-            try:
-                vector = await embed_one(self.embedder, masked, input_type="query")
-                self._keep_vector(masked, vector)
-            except Exception as exc:  # a provider outage degrades recall to text and recency
-                log.warning("memory: query embedding failed (%s); recalling by text only", type(exc).__name__)
+        masked, vector = await self._query(query)
         async with self_scoped(self.pool) as conn:
             found = await recall_search.search(
                 conn,
@@ -184,6 +179,39 @@ class MemoryService:
                 recent=self.config.recent,
             )
         return CandidatePool(query=masked, candidates=found.candidates)
+
+    async def context(
+        self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
+    ) -> tuple[list[Fact], Profile, list[MemoryHit]]:
+        """A turn's facts in force (as `facts` reads them), the person's profile and the `k` memories `recall`
+        gives for `query`: one statement after the query's encoder pass."""
+        masked, vector = await self._query(query)
+        found = await turn_context(
+            self.pool,
+            user,
+            channel_id="" if is_dm else channel_id,
+            now=self.clock(),
+            query=masked,
+            vector=vector,
+            model=self.model,
+            pool_size=max(self.config.candidate_pool, k),
+            recent=self.config.recent,
+        )
+        hits = self._hits(CandidatePool(query=masked, candidates=found.candidates), k) if k > 0 else []
+        return found.facts, found.profile, hits
+
+    async def _query(self, query: str) -> tuple[str, np.ndarray | None]:
+        """A recall's query masked as memories are, and its vector (None where it is empty or the encoder
+        failed: recall then goes by text and recency)."""
+        masked = scrub(query).strip()
+        vector = None
+        if masked:
+            try:
+                vector = await embed_one(self.embedder, masked, input_type="query")
+                self._keep_vector(masked, vector)
+            except Exception as exc:  # a provider outage degrades recall to text and recency
+                log.warning("memory: query embedding failed (%s); recalling by text only", type(exc).__name__)
+        return masked, vector
 
     async def remember(
         self,
@@ -258,10 +286,6 @@ class MemoryService:
         channel = "" if is_dm else channel_id
         async with fact_scope(self.pool, user, channel) as conn:
             return await fact_store.in_force(conn, user, homes_for(user, channel), self.clock())
-
-    async def context(self, user: UserKey, *, channel_id: str, is_dm: bool) -> tuple[list[Fact], Profile]:
-        """A turn's facts in force (as `facts` reads them) and the person's profile, in one statement."""
-        return await turn_context(self.pool, user, channel_id="" if is_dm else channel_id, now=self.clock())
 
     async def store(
         self,

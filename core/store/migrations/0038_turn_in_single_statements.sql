@@ -2,10 +2,12 @@
 -- fifteenth stop). Each write of a turn was a transaction of BEGIN (with the tenant settings), its
 -- statements and COMMIT: three round trips or more, and every round trip wakes Postgres and the worker.
 --
--- parley_turn_context: the person's profile and the facts in force for the turn (the person's own, the
---     workspace's and, outside a DM, the channel's: core/memory/facts.py `in_force`), read in one statement
---     where a transaction read them in two. The profile comes on every row (`has_profile` false where the
---     person has none), the facts one a row, oldest first; no fact: one row with NULL fact columns.
+-- parley_turn_context: the person's profile, the facts in force for the turn (the person's own, the
+--     workspace's and, outside a DM, the channel's: core/memory/facts.py `in_force`) and the recall's
+--     candidates (memory_recall, called with the same arguments core/memory/search.py gives it), read in one
+--     statement where a transaction read them in three. The first row holds the profile (`has_profile` false
+--     where the person has none) and the oldest fact; each further fact a row of its own, oldest first; then
+--     each candidate a row, in the recall's columns, every other column NULL.
 -- parley_start_turn: core/turns.py `start_turn`'s statement (the message stored with its turn, an
 --     interrupted earlier copy of it removed), its own transaction.
 -- parley_finish_turn: core/turns.py `finish_turn`'s statement (reply, usage rows, spend totals, latency,
@@ -17,14 +19,20 @@
 -- it returns; a caller inside a transaction keeps the scope it had.
 
 CREATE FUNCTION parley_turn_context(
-    platform text, workspace_id text, user_id text, channel_id text, at timestamptz
+    platform text, workspace_id text, user_id text, channel_id text, at timestamptz,
+    model text, query_vector vector, query_text text, query_words text, pool_size integer, recent integer,
+    ef_search integer, bm25_k1 float8, bm25_b float8, at_mean float8
 )
 RETURNS TABLE (
     has_profile boolean, display_name text, language text, timezone text, answer_style text,
     voice_replies boolean, about text, extra jsonb,
     fact_id bigint, fact_scope text, fact_user_id text, fact_channel_id text, fact_content text,
     fact_subject text, fact_author_id text, fact_said_in text, fact_said_at timestamptz,
-    fact_valid_to timestamptz, fact_expires_at timestamptz, fact_superseded_by bigint
+    fact_valid_to timestamptz, fact_expires_at timestamptz, fact_superseded_by bigint,
+    path text, id bigint, content text, created_at timestamptz, thread_id text,
+    similarity float8, text_score float8,
+    prev_id bigint, prev_similarity float8, prev_text float8,
+    next_id bigint, next_similarity float8, next_text float8
 )
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET role = 'parley_app'
@@ -34,10 +42,13 @@ AS $function$
 DECLARE
     caller text[] := parley_swap_tenant(ARRAY[$1, $2, $3, $4]);
 BEGIN
+    -- first the profile with the facts, one a row (at least one row: the profile's)
     RETURN QUERY
 SELECT p.user_id IS NOT NULL, p.display_name, p.language, p.timezone, p.answer_style, p.voice_replies, p.about,
        p.extra, f.id, f.scope, f.user_id, f.channel_id, f.content, f.subject, f.author_id, f.said_in, f.said_at,
-       f.valid_to, f.expires_at, f.superseded_by
+       f.valid_to, f.expires_at, f.superseded_by,
+       NULL::text, NULL::bigint, NULL::text, NULL::timestamptz, NULL::text, NULL::float8, NULL::float8,
+       NULL::bigint, NULL::float8, NULL::float8, NULL::bigint, NULL::float8, NULL::float8
 FROM (SELECT 1) one
 LEFT JOIN public.profiles p ON p.platform = $1 AND p.workspace_id = $2 AND p.user_id = $3
 LEFT JOIN LATERAL (
@@ -47,6 +58,14 @@ LEFT JOIN LATERAL (
       AND x.valid_to IS NULL AND (x.expires_at IS NULL OR x.expires_at > $5)
 ) f ON true
 ORDER BY f.said_at, f.id;
+    -- then the recall's candidates (it names the person's scope itself, and puts this one back)
+    RETURN QUERY
+SELECT NULL::boolean, NULL::text, NULL::text, NULL::text, NULL::text, NULL::boolean, NULL::text, NULL::jsonb,
+       NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+       NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::bigint,
+       r.path, r.id, r.content, r.created_at, r.thread_id, r.similarity, r.text_score,
+       r.prev_id, r.prev_similarity, r.prev_text, r.next_id, r.next_similarity, r.next_text
+FROM memory_recall($1, $2, $3, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) r;
     PERFORM parley_swap_tenant(caller);
 END
 $function$;
