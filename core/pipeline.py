@@ -370,13 +370,18 @@ class Pipeline:
                 if remembering
                 else None
             )
-            await turns.finish_turn(
+            known_now = await turns.finish_turn(
                 self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id(), memory=row
             )
         if remembering:
-            await self.memory.learn(
-                inbound.user, verdict.text, message_id=message_id, channel_id=inbound.channel_id, is_dm=inbound.is_dm
-            )
+            try:
+                await self.memory.learn(
+                    inbound.user, verdict.text, message_id=message_id, channel_id=inbound.channel_id,
+                    is_dm=inbound.is_dm, known=known_now,
+                )
+            except DB_ERRORS as exc:  # the answer is stored and goes out; only what it states goes unlearned
+                log.warning("turn %s stored, but its facts not learned (%s)", turn_id, type(exc).__name__,
+                            extra=_context(inbound))
         if spend.warning and not reply.blocked:
             # After storing: the note is for the person, not part of the conversation the model sees again;
             # the sink's `finish` shows the final text, so it reaches a streamed reply too.

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from core.models import Attachment, AttachmentText, UserKey
 
 if TYPE_CHECKING:
+    from core.memory.facts import Fact
     from core.memory.store import NewMemory
 
 
@@ -101,9 +102,17 @@ class MemorySeam(Protocol):
         ...
 
     async def learn(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
     ) -> None:
-        """Once the turn is stored: learn the message's facts, in the background."""
+        """Once the turn is stored: learn the message's facts, in the background; `known`: the person's facts
+        the turn's finish read for it, where `memory_row` asked for them."""
         ...
 
     async def context(
@@ -154,7 +163,14 @@ class NoMemory:
         return None
 
     async def learn(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
     ) -> None:
         return None
 

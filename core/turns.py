@@ -13,6 +13,7 @@ import asyncpg
 
 from core import limits, ratelimit
 from core.limits import Standing
+from core.memory.facts import Fact, prefixed_fact
 from core.memory.history import StoredMessage
 from core.memory.store import NewMemory
 from core.models import Inbound, Reply, Step
@@ -214,18 +215,20 @@ async def finish_turn(
     calls: Sequence[ModelCall],
     trace_id: str | None,
     memory: NewMemory | None = None,
-) -> None:
+) -> list[Fact] | None:
     """Store the reply (unless it was blocked), usage rows, totals and latency, mark the event done, add the
     turn's use to the running totals of the person, channel and workspace that a spend limit names and give
     back the place the limit check reserved for it (the totals then hold the real figure); with `memory`, write
     the message's memory row too. One statement that names its tenant itself (migration 0038's
-    `parley_finish_turn`, the person's scope): one transaction, so all of it is stored or none."""
+    `parley_finish_turn`, the person's scope): one transaction, so all of it is stored or none. Returns the
+    person's newest facts not closed, as many as `memory.known_facts` asks (None where it asks none)."""
     cost = total_cost(calls)
     answered = not reply.blocked and not reply.error
+    wanted = memory.known_facts if memory is not None else 0
     async with self_scoped(pool) as conn:
-        await conn.execute(
-            "SELECT parley_finish_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,"
-            " $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)",
+        rows = await conn.fetch(
+            "SELECT * FROM parley_finish_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+            " $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
             turn_id,
             inbound.platform,
             inbound.workspace_id,
@@ -255,7 +258,9 @@ async def finish_turn(
             memory.model if memory is not None else None,
             memory.source_message_id if memory is not None else None,
             memory.thread_id if memory is not None else None,
+            wanted,
         )
+    return [prefixed_fact(row) for row in rows] if wanted else None
 
 
 def _step_json(step: Step) -> dict[str, object]:

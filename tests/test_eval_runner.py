@@ -13,6 +13,7 @@ from bot.app import Seams, build_seams, model_factory
 from bot.evaluation import SeamsFactory, build_judge, candidate_description, candidate_pipelines, candidate_settings
 from bot.settings import Settings
 from core.llm import ModelFactory
+from core.memory.facts import Fact
 from core.models import UserKey
 from core.seams import KnownFact, MemoryHit, MemorySeam, NoGuard, NoMedia, NoMemory, Profile, Verdict
 from evals.evaluate import EvalRequest, evaluate
@@ -153,7 +154,14 @@ class SharedMemory:
         return None
 
     async def learn(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
     ) -> None:
         self.said.setdefault((user.platform, user.workspace_id), []).append(text)
 

@@ -28,7 +28,7 @@ CALLS = {
     "parley_finish_turn": "SELECT count(*) FROM parley_finish_turn(0, 'console', $1, 'U1', 'answered', false, NULL,"
                           " NULL, 1, 0, 0, NULL, NULL, 'C1', 'T1', 'hello', false, ARRAY[]::text[],"
                           " ARRAY[]::integer[], ARRAY[]::integer[], ARRAY[]::float8[], '[]', 'e1', NULL, NULL, NULL,"
-                          " NULL, NULL, NULL)",
+                          " NULL, NULL, NULL, 30)",
 }
 TENANT = (
     "SELECT ARRAY[current_setting('parley.platform'), current_setting('parley.workspace_id'),"

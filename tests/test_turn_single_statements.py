@@ -8,23 +8,29 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import numpy as np
 import pytest
 from pydantic_ai.embeddings import Embedder
 
+from bot.app import Seams
 from core import turns
-from core.memory.facts import Home, NewFact, Said, add_fact
+from core.memory.extraction import FactDecision
+from core.memory.facts import Fact, Home, NewFact, Said, add_fact
 from core.memory.profiles import ProfileChanges, update_profile
 from core.memory.scope import fact_scope
 from core.memory.service import MemoryConfig, MemoryService
 from core.memory.store import NewMemory
-from core.models import Inbound, Reply
-from core.seams import Profile
+from core.models import Inbound, Reply, UserKey
+from core.seams import NoGuard, NoMedia, Profile
+from core.store import tenancy
 from core.store.pool import create_pool
 from core.store.roles import ensure_app_login
-from tests.pipeline_helpers import message
+from core.store.tenancy import Tenant
+from tests.fakes.openai_server import FakeOpenAI
+from tests.pipeline_helpers import build_pipeline, message, settings_for
 from tests.strategies import HashingEmbeddingModel
 
 CALL = turns.ModelCall(model="m", input_tokens=3, output_tokens=4, cost_usd=0.5)
@@ -186,3 +192,72 @@ async def test_a_turns_context_without_profile_facts_or_memories_is_empty(app_po
     memory = MemoryService(app_pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
     user = message("hi", workspace=f"w-{uuid.uuid4().hex[:8]}").user
     assert await memory.context(user, "anything?", k=3, channel_id="C1", is_dm=False) == ([], Profile(), [])
+
+
+class LearningFails(MemoryService):
+    """A memory whose learning meets a database gone away, after the turn's finish has stored everything."""
+
+    async def learn(
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
+    ) -> None:
+        raise ConnectionResetError("the database went away")
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_turn_whose_learning_fails_after_its_finish_still_answers_what_it_stored(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI
+) -> None:
+    memory = LearningFails(pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    pipeline = build_pipeline(
+        settings_for(openai_server), pool, seams=Seams(media=NoMedia(), guard=NoGuard(), memory=memory)
+    )
+    inbound = message("my kite is red")
+    reply = await pipeline.run(inbound)
+    assert reply.error is None and reply.turn_id is not None
+    assert await stored(pool, inbound, reply.turn_id) == {
+        "status": "answered",
+        "messages": [("user", "my kite is red"), ("assistant", reply.text)],
+        "usage": 1,
+        "memories": [("my kite is red", await pool.fetchval(
+            "SELECT id FROM messages WHERE turn_id = $1 AND role = 'user'", reply.turn_id
+        ))],
+        "finished": True,
+    }
+
+
+async def nothing_new(prompt: str) -> FactDecision:
+    """The model's fact extraction, deciding what it mostly decides: nothing to keep."""
+    return FactDecision()
+
+
+@pytest.mark.usefixtures("allow_model_requests")
+async def test_a_turn_the_model_will_learn_from_reads_the_facts_it_is_shown_in_its_finish(
+    pool: asyncpg.Pool, openai_server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    memory = MemoryService(pool, Embedder(HashingEmbeddingModel()), MemoryConfig(), extractor=nothing_new)
+    pipeline = build_pipeline(
+        settings_for(openai_server), pool, seams=Seams(media=NoMedia(), guard=NoGuard(), memory=memory)
+    )
+    begun: list[Tenant] = []
+    counted = tenancy.begin_sql
+    monkeypatch.setattr(tenancy, "begin_sql", lambda tenant: begun.append(tenant) or counted(tenant))
+    shown: list[list[Fact] | None] = []
+    learn = memory.learn
+
+    async def spy(*args: Any, known: list[Fact] | None = None, **kwargs: Any) -> None:
+        shown.append(known)
+        await learn(*args, known=known, **kwargs)
+
+    monkeypatch.setattr(memory, "learn", spy)
+    reply = await pipeline.run(message("I moved to Lisbon last week"))
+    await memory.drain()
+    assert reply.error is None
+    assert shown == [[]]  # asked and read by the finish: the person has no facts yet
+    assert begun == []  # no transaction of BEGIN and COMMIT in the whole turn, its learning included

@@ -229,14 +229,22 @@ class MemoryService:
         await self.learn(user, text, message_id=message_id, channel_id=channel_id, is_dm=is_dm)
 
     async def learn(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
     ) -> None:
         """Learn the facts of a message already stored, in the background. `channel_id` is where it was said
         (a shared note "for this channel" needs one: in a DM, pass is_dm).
 
-        The facts the extraction model is shown are read here, in a transaction of their own, only where the
-        model is asked and none of the person's messages is still being learned; otherwise the person's
-        previous message hands them on as its learning left them."""
+        The facts the extraction model is shown are needed here only where the model is asked and none of the
+        person's messages is still being learned (otherwise the person's previous message hands them on as its
+        learning left them): `known`, where the message's storing read them (`memory_row` asks a turn's finish
+        to), else read here."""
         content = scrub(text).strip()
         if not content:
             return
@@ -247,8 +255,9 @@ class MemoryService:
             and self._extraction_circuit.allow()
             and self._extraction_has_room()
         )
-        known = None
-        if extract and not self._unlearned[user]:
+        if not extract or self._unlearned[user]:
+            known = None
+        elif known is None:
             async with fact_scope(self.pool, user) as conn:
                 known = await self._neighbours(conn, user)
         self._unlearned[user] += 1
@@ -318,15 +327,19 @@ class MemoryService:
         self, user: UserKey, text: str, *, message_id: int | None, thread_id: str | None = None
     ) -> db.NewMemory | None:
         """The memory `text` is stored as (masked, embedded: the query's vector where recall just embedded the
-        same text), not written yet; None if it is empty. A turn's finish writes it with the reply."""
+        same text), not written yet; None if it is empty. A turn's finish writes it with the reply and, where the
+        model's extraction may learn the message and nothing of the person's is being learned, reads back the
+        facts the model is shown, for `learn`."""
         content = scrub(text).strip()
         if not content:
             return None
         vector = self._recent_vectors.pop(content, None)
         if vector is None:
             vector = await embed_one(self.embedder, content, input_type="document")
+        wanted = self.extractor is not None and may_state_facts(content) and not self._unlearned[user]
         return db.NewMemory(
-            content=content, embedding=vector, model=self.model, source_message_id=message_id, thread_id=thread_id
+            content=content, embedding=vector, model=self.model, source_message_id=message_id, thread_id=thread_id,
+            known_facts=self.config.fact_neighbours if wanted else 0,
         )
 
     def _keep_vector(self, text: str, vector: np.ndarray) -> None:

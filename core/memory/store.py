@@ -43,6 +43,9 @@ class NewMemory:
     source_message_id: int | None = None
     thread_id: str | None = None
     """None: the source message's thread."""
+    known_facts: int = 0
+    """How many of the person's newest facts the writing transaction reads back for the model's fact extraction
+    (0: none; `MemoryService.learn` reads them itself where it must)."""
 
     @property
     def content_hash(self) -> bytes:

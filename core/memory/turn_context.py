@@ -10,7 +10,7 @@ from datetime import datetime
 import asyncpg
 import numpy as np
 
-from core.memory.facts import Fact
+from core.memory.facts import Fact, prefixed_fact
 from core.memory.profiles import profile_of
 from core.memory.ranking import Candidate
 from core.memory.search import candidate_of, recall_arguments
@@ -18,7 +18,6 @@ from core.models import UserKey
 from core.seams import Profile
 from core.store.tenancy import self_scoped
 
-_FACT = "fact_"
 _SQL = "SELECT * FROM parley_turn_context($1, $2, $3, $4, $5" + "".join(f", ${i}" for i in range(6, 16)) + ")"
 
 
@@ -50,11 +49,7 @@ async def turn_context(
         # the person's keys, the channel and the time, then the recall's arguments after its own person's keys
         rows = await conn.fetch(_SQL, user.platform, user.workspace_id, user.user_id, channel_id, now, *recall[3:])
     return TurnContext(
-        facts=[
-            Fact(**{key.removeprefix(_FACT): value for key, value in row.items() if key.startswith(_FACT)})
-            for row in rows
-            if row["fact_id"] is not None
-        ],
+        facts=[prefixed_fact(row) for row in rows if row["fact_id"] is not None],
         profile=profile_of(rows[0]) if rows[0]["has_profile"] else Profile(),
         candidates=[candidate_of(row) for row in rows if row["id"] is not None],
     )

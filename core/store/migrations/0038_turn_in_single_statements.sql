@@ -12,7 +12,9 @@
 --     interrupted earlier copy of it removed), its own transaction.
 -- parley_finish_turn: core/turns.py `finish_turn`'s statement (reply, usage rows, spend totals, latency,
 --     event done, reservation released) and the message's memory row (core/memory/store.py
---     `insert_memory`), in one call and so in one transaction: both are stored or neither is.
+--     `insert_memory`), in one call and so in one transaction: both are stored or neither is. Where the
+--     model's fact extraction will learn the message, it returns the person's facts the model is shown, read
+--     in the same transaction (they were a statement of the finish's transaction before).
 --
 -- The form is 0037's: SECURITY INVOKER, run as parley_app (row-level security applies to every row),
 -- the tenant named by parley_swap_tenant from the function's own arguments, the caller's put back before
@@ -108,9 +110,13 @@ CREATE FUNCTION parley_finish_turn(
     channel_id text, thread_id text, reply text, answered boolean, call_models text[], call_inputs integer[],
     call_outputs integer[], call_costs float8[], steps jsonb, event_id text,
     memory_content text, memory_hash bytea, memory_embedding vector, memory_model text, memory_source bigint,
-    memory_thread text
+    memory_thread text, known_facts integer
 )
-RETURNS void
+RETURNS TABLE (
+    fact_id bigint, fact_scope text, fact_user_id text, fact_channel_id text, fact_content text,
+    fact_subject text, fact_author_id text, fact_said_in text, fact_said_at timestamptz,
+    fact_valid_to timestamptz, fact_expires_at timestamptz, fact_superseded_by bigint
+)
 LANGUAGE plpgsql VOLATILE SECURITY INVOKER
 SET role = 'parley_app'
 SET search_path = pg_catalog, public, pg_temp
@@ -163,6 +169,16 @@ BEGIN
                 $26, $27)
         ON CONFLICT ON CONSTRAINT memories_once DO NOTHING;
     END IF;
+    -- the person's newest facts not closed, as the same transaction sees them: what the model's fact
+    -- extraction is shown (core/memory/facts.py `listing` of the person's own); none where none are asked
+    RETURN QUERY
+SELECT x.id, x.scope, x.user_id, x.channel_id, x.content, x.subject, x.author_id, x.said_in, x.said_at,
+       x.valid_to, x.expires_at, x.superseded_by
+FROM public.facts x
+WHERE $30 > 0 AND x.platform = $2 AND x.workspace_id = $3 AND x.user_id = $4 AND x.channel_id = ''
+  AND x.valid_to IS NULL
+ORDER BY x.said_at DESC, x.id DESC
+LIMIT $30;
     PERFORM parley_swap_tenant(caller);
 END
 $function$;
