@@ -188,6 +188,13 @@ async def test_a_turns_context_recalls_what_recall_alone_gives(app_pool: asyncpg
     assert len(hits) == 2
 
 
+async def test_a_turns_context_asked_for_no_memories_recalls_none(app_pool: asyncpg.Pool, said: Inbound) -> None:
+    memory = MemoryService(app_pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
+    await memory.store(said.user, "my kite is red")
+    known, _, hits = await memory.context(said.user, "my kite?", k=0, channel_id="C1", is_dm=True)
+    assert hits == [] and [f.content for f in known] == ["likes kites", "standup is at nine"]
+
+
 async def test_a_turns_context_without_profile_facts_or_memories_is_empty(app_pool: asyncpg.Pool) -> None:
     memory = MemoryService(app_pool, Embedder(HashingEmbeddingModel()), MemoryConfig())
     user = message("hi", workspace=f"w-{uuid.uuid4().hex[:8]}").user

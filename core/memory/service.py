@@ -184,8 +184,8 @@ class MemoryService:
         self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
     ) -> tuple[list[Fact], Profile, list[MemoryHit]]:
         """A turn's facts in force (as `facts` reads them), the person's profile and the `k` memories `recall`
-        gives for `query`: one statement after the query's encoder pass."""
-        masked, vector = await self._query(query)
+        gives for `query`: one statement after the query's encoder pass (none for `k` 0: no recall)."""
+        masked, vector = await self._query(query) if k > 0 else ("", None)
         found = await turn_context(
             self.pool,
             user,
@@ -194,7 +194,7 @@ class MemoryService:
             query=masked,
             vector=vector,
             model=self.model,
-            pool_size=max(self.config.candidate_pool, k),
+            pool_size=max(self.config.candidate_pool, k) if k > 0 else 0,
             recent=self.config.recent,
         )
         hits = self._hits(CandidatePool(query=masked, candidates=found.candidates), k) if k > 0 else []

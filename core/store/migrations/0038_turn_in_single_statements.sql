@@ -5,7 +5,7 @@
 -- parley_turn_context: the person's profile, the facts in force for the turn (the person's own, the
 --     workspace's and, outside a DM, the channel's: core/memory/facts.py `in_force`) and the recall's
 --     candidates (memory_recall, called with the same arguments core/memory/search.py gives it), read in one
---     statement where a transaction read them in three. The first row holds the profile (`has_profile` false
+--     statement where a transaction read them in three (no recall for a pool of 0). The first row holds the profile (`has_profile` false
 --     where the person has none) and the oldest fact; each further fact a row of its own, oldest first; then
 --     each candidate a row, in the recall's columns, every other column NULL.
 -- parley_start_turn: core/turns.py `start_turn`'s statement (the message stored with its turn, an
@@ -60,14 +60,17 @@ LEFT JOIN LATERAL (
       AND x.valid_to IS NULL AND (x.expires_at IS NULL OR x.expires_at > $5)
 ) f ON true
 ORDER BY f.said_at, f.id;
-    -- then the recall's candidates (it names the person's scope itself, and puts this one back)
-    RETURN QUERY
+    -- then the recall's candidates (it names the person's scope itself, and puts this one back); none asked for
+    -- (a pool of 0: memories off): no recall
+    IF $10 > 0 THEN
+        RETURN QUERY
 SELECT NULL::boolean, NULL::text, NULL::text, NULL::text, NULL::text, NULL::boolean, NULL::text, NULL::jsonb,
        NULL::bigint, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
        NULL::timestamptz, NULL::timestamptz, NULL::timestamptz, NULL::bigint,
        r.path, r.id, r.content, r.created_at, r.thread_id, r.similarity, r.text_score,
        r.prev_id, r.prev_similarity, r.prev_text, r.next_id, r.next_similarity, r.next_text
 FROM memory_recall($1, $2, $3, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) r;
+    END IF;
     PERFORM parley_swap_tenant(caller);
 END
 $function$;
