@@ -50,18 +50,12 @@ from core.ratelimit import Budget, turn_budgets
 from core.seams import GuardSeam, KnownFact, MediaSeam, MemoryHit, MemorySeam, Profile, Verdict
 from core.sink import THINKING, ReplySink
 from core.store.instance import Instance
-from core.store.tenancy import one_transaction
 from core.tool_loop import run_tool_loop
 from core.tools.registry import ToolRegistry
 from core.workspace import WorkspaceOverrides, overrides_of
 
 log = logging.getLogger("parley.pipeline")
 AfterTurn = Callable[[Inbound, Reply, Sequence[str]], object]
-START_WAIT_S = 0.25
-"""How long a turn's context read keeps its transaction open for the input rails' verdict before it commits and
-the turn starts in a transaction of its own. The offline rails take milliseconds; a grey-zone message the model
-self-checks can take seconds, and a pool connection idle in a transaction all that time is one that other turns
-(ten connections a worker, 32 turns) cannot have."""
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, ConnectionError)
 
 
@@ -274,8 +268,8 @@ class Pipeline:
                 else []
             )
             attachments = [replace(a, text=await scrub_off_loop(a.text)) if a.text else a for a in attachments]
-        # Context is read while the input rails run, and the turn starts in the same transaction once they let the
-        # message through; refused, the reads are abandoned and nothing is stored.
+        # Context is read while the input rails run, and the turn starts once they let the message through;
+        # refused, the reads are abandoned and nothing is stored.
         opening: asyncio.Future[tuple[str, str | None]] = asyncio.get_running_loop().create_future()
         reading = asyncio.ensure_future(self._open_turn(inbound, await scrub_off_loop(inbound.text), opening))
         try:
@@ -367,22 +361,27 @@ class Pipeline:
         elif self._wants_voice(inbound, profile, overrides):
             reply = await self._with_voice(reply)
         reply = replace(reply, latency_ms=_elapsed_ms(started))
+        remembering = overrides.memory is not False
         with _stage("persist"):
-            async with one_transaction(self.pool, inbound.user):  # the reply and the memory together
-                await asyncio.gather(
-                    turns.finish_turn(
-                        self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id()
-                    ),
-                    self.memory.remember(
-                        inbound.user,
-                        verdict.text,
-                        message_id=message_id,
-                        channel_id=inbound.channel_id,
-                        is_dm=inbound.is_dm,
-                    )
-                    if overrides.memory is not False
-                    else asyncio.sleep(0),
+            # The reply, its usage and totals and the message's memory row: one statement, stored together or not
+            # at all (a crash before it loses the turn's answer, never half of it).
+            row = (
+                await self.memory.memory_row(inbound.user, verdict.text, message_id=message_id)
+                if remembering
+                else None
+            )
+            known_now = await turns.finish_turn(
+                self.pool, inbound, turn_id=turn_id, reply=reply, calls=calls, trace_id=_trace_id(), memory=row
+            )
+        if remembering:
+            try:
+                await self.memory.learn(
+                    inbound.user, verdict.text, message_id=message_id, channel_id=inbound.channel_id,
+                    is_dm=inbound.is_dm, known=known_now,
                 )
+            except DB_ERRORS as exc:  # the answer is stored and goes out; only what it states goes unlearned
+                log.warning("turn %s stored, but its facts not learned (%s)", turn_id, type(exc).__name__,
+                            extra=_context(inbound))
         if spend.warning and not reply.blocked:
             # After storing: the note is for the person, not part of the conversation the model sees again;
             # the sink's `finish` shows the final text, so it reaches a streamed reply too.
@@ -394,31 +393,15 @@ class Pipeline:
     async def _open_turn(
         self, inbound: Inbound, masked: str, opening: asyncio.Future[tuple[str, str | None]]
     ) -> tuple[tuple[int, int], tuple[Profile, list[MemoryHit], Sequence[KnownFact]]]:
-        """The person's context and the turn's start (the message as the input rails pass it, and the model,
-        from `opening`) in one transaction: a start of its own cost a BEGIN and a COMMIT more on another
-        connection. Where the rails are still deciding `START_WAIT_S` after the reads (a grey-zone message
-        sent to the model's self-check), the reads commit and the turn starts in a transaction of its own once
-        they let it through. The thread's history came with the claim. Returns (turn id, message id) and
-        (profile, memories, facts)."""
-        # Opened in the facts' scope (the person's, and outside a DM the channel's): the facts, then the
-        # person's own reads (recall after its encoder pass) and the start: no tenant switch in a DM, one in a
-        # channel.
-        shared = "" if inbound.is_dm else inbound.channel_id
-        started: tuple[int, int] | None = None
-        async with one_transaction(self.pool, inbound.user, channel_id=shared):
-            known, profile, memories = await asyncio.gather(
-                self.memory.facts(inbound.user, channel_id=inbound.channel_id, is_dm=inbound.is_dm),
-                self.memory.profile(inbound.user),
-                self.memory.recall(inbound.user, masked, k=self.config.memory_k),
-            )
-            try:
-                passed = await asyncio.wait_for(asyncio.shield(opening), START_WAIT_S)
-            except TimeoutError:
-                pass  # still deciding: the reads commit, and the turn starts once the rails let it through
-            else:
-                started = await self._start(inbound, passed)
-        if started is None:
-            started = await self._start(inbound, await opening)
+        """The person's context (facts, profile and recall, after the message's encoder pass), then the turn's
+        start once the input rails pass the message (the message as they pass it, and the model, from `opening`):
+        two statements that name their tenant themselves, each a transaction of its own (migration 0038). No
+        connection waits in a transaction for the rails, however long a grey-zone message's self-check takes. The
+        thread's history came with the claim. Returns (turn id, message id) and (profile, memories, facts)."""
+        known, profile, memories = await self.memory.context(
+            inbound.user, masked, k=self.config.memory_k, channel_id=inbound.channel_id, is_dm=inbound.is_dm
+        )
+        started = await self._start(inbound, await opening)
         return started, (profile, memories, known)
 
     async def _start(self, inbound: Inbound, passed: tuple[str, str | None]) -> tuple[int, int]:

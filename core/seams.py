@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from core.models import Attachment, AttachmentText, UserKey
+
+if TYPE_CHECKING:
+    from core.memory.facts import Fact
+    from core.memory.store import NewMemory
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,14 +96,30 @@ class GuardSeam(Protocol):
 
 
 class MemorySeam(Protocol):
-    async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]: ...
+    async def memory_row(self, user: UserKey, text: str, *, message_id: int | None) -> NewMemory | None:
+        """The memory a turn's message is kept as (masked, embedded), for the turn's finish to write with its
+        reply (core/turns.py `finish_turn`); None: nothing to keep."""
+        ...
 
-    async def remember(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
-    ) -> None: ...
+    async def learn(
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
+    ) -> None:
+        """Once the turn is stored: learn the message's facts, in the background; `known`: the person's facts
+        the turn's finish read for it, where `memory_row` asked for them."""
+        ...
 
-    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> Sequence[KnownFact]:
-        """The facts in force for a turn in `channel_id`: the person's, the workspace's, the channel's."""
+    async def context(
+        self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
+    ) -> tuple[Sequence[KnownFact], Profile, list[MemoryHit]]:
+        """What a turn in `channel_id` is given: the facts in force (the person's, the workspace's, the
+        channel's), the person's profile and the `k` memories best recalled for `query`."""
         ...
 
     async def profile(self, user: UserKey) -> Profile: ...
@@ -139,13 +159,25 @@ class NoMemory:
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         return []
 
-    async def remember(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    async def memory_row(self, user: UserKey, text: str, *, message_id: int | None) -> NewMemory | None:
+        return None
+
+    async def learn(
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
     ) -> None:
         return None
 
-    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> Sequence[KnownFact]:
-        return []
+    async def context(
+        self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
+    ) -> tuple[Sequence[KnownFact], Profile, list[MemoryHit]]:
+        return [], await self.profile(user), await self.recall(user, query, k=k)
 
     async def profile(self, user: UserKey) -> Profile:
         return Profile()

@@ -13,7 +13,9 @@ import asyncpg
 
 from core import limits, ratelimit
 from core.limits import Standing
+from core.memory.facts import Fact, prefixed_fact
 from core.memory.history import StoredMessage
+from core.memory.store import NewMemory
 from core.models import Inbound, Reply, Step
 from core.ratelimit import Budget
 from core.store.tenancy import TenantKey, scoped, self_scoped, tenant
@@ -157,37 +159,26 @@ open by an instance that is gone)."""
 async def start_turn(
     pool: asyncpg.Pool, inbound: Inbound, *, text: str, model: str | None, instance: int | None = None
 ) -> tuple[int, int]:
-    """Open the turn and store the (already masked) user message in one statement; return (turn id, message id).
+    """Open the turn and store the (already masked) user message in one statement that names its tenant itself
+    (migration 0038, the person's scope): its own transaction, no BEGIN or COMMIT. Return (turn id, message id).
 
     The same message left unanswered in this conversation by an interrupted turn (a client retrying after
-    a crash) is removed, so the history holds it once."""
-    row = await scoped(pool, inbound.user).fetchrow(
-        f"""WITH orphan AS (
-               DELETE FROM messages m USING turns t
-               WHERE m.platform = $1 AND m.workspace_id = $2 AND m.channel_id = $3 AND m.thread_id = $4
-                 AND m.user_id = $5 AND m.role = 'user' AND m.content = $8 AND t.id = m.turn_id
-                 AND {INTERRUPTED}
-           ),
-           turn AS (
-               INSERT INTO turns (platform, workspace_id, channel_id, thread_id, user_id, event_id, model, instance)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $9) RETURNING id
-           )
-           INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)
-           SELECT $1, $2, $3, $4, $5, 'user', $8, id FROM turn
-           RETURNING turn_id, id""",
-        inbound.platform,
-        inbound.workspace_id,
-        inbound.channel_id,
-        inbound.thread_id,
-        inbound.user_id,
-        inbound.event_id,
-        model,
-        text,
-        instance,
-    )
+    a crash, `INTERRUPTED`) is removed, so the history holds it once."""
+    async with self_scoped(pool) as conn:
+        row = await conn.fetchrow(
+            "SELECT * FROM parley_start_turn($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            inbound.platform,
+            inbound.workspace_id,
+            inbound.channel_id,
+            inbound.thread_id,
+            inbound.user_id,
+            inbound.event_id,
+            model,
+            text,
+            instance,
+        )
     assert row is not None
-    turn_id, message_id = row["turn_id"], row["id"]
-    return int(turn_id), int(message_id)
+    return int(row["started_turn"]), int(row["started_message"])
 
 
 async def record_blocked(pool: asyncpg.Pool, inbound: Inbound, *, rail: str | None) -> int:
@@ -223,72 +214,53 @@ async def finish_turn(
     reply: Reply,
     calls: Sequence[ModelCall],
     trace_id: str | None,
-) -> None:
-    """Store the reply (unless it was blocked), usage rows, totals and latency in one statement; add the
-    turn's use to the running totals of the person, channel and workspace that a spend limit names, and
-    give back the place the limit check reserved for it (the totals then hold the real figure)."""
+    memory: NewMemory | None = None,
+) -> list[Fact] | None:
+    """Store the reply (unless it was blocked), usage rows, totals and latency, mark the event done, add the
+    turn's use to the running totals of the person, channel and workspace that a spend limit names and give
+    back the place the limit check reserved for it (the totals then hold the real figure); with `memory`, write
+    the message's memory row too. One statement that names its tenant itself (migration 0038's
+    `parley_finish_turn`, the person's scope): one transaction, so all of it is stored or none. Returns the
+    person's newest facts not closed, as many as `memory.known_facts` asks (None where it asks none)."""
     cost = total_cost(calls)
     answered = not reply.blocked and not reply.error
-    await scoped(pool, inbound.user).execute(
-        """WITH done AS (
-               UPDATE processed_events SET finished_at = now()
-               WHERE platform = $2 AND workspace_id = $3 AND event_id = $23
-           ),
-           reply AS (
-               INSERT INTO messages (platform, workspace_id, channel_id, thread_id, user_id, role, content, turn_id)
-               SELECT $2, $3, $14, $15, $4, 'assistant', $16, $1 WHERE $17
-           ),
-           calls AS (
-               INSERT INTO usage
-                   (turn_id, platform, workspace_id, user_id, model, input_tokens, output_tokens, cost_usd)
-               SELECT $1, $2, $3, $4, c.model, c.input_tokens, c.output_tokens, c.cost_usd
-               FROM unnest($18::text[], $19::int[], $20::int[], $21::float8[])
-                   AS c (model, input_tokens, output_tokens, cost_usd)
-           ),
-           tally AS (
-               INSERT INTO spend_totals AS s
-                   (platform, workspace_id, scope, subject, day, tokens, usd, turns, priced_turns)
-               SELECT $2, $3, l.scope, l.subject, (now() AT TIME ZONE 'UTC')::date, $10::int + $11::int,
-                      coalesce($12::float8, 0), ($10::int + $11::int > 0)::int, ($12::float8 IS NOT NULL)::int
-               FROM (SELECT DISTINCT scope, subject FROM spend_limits
-                     WHERE platform = $2 AND workspace_id = $3
-                       AND (scope = 'workspace' OR (scope = 'channel' AND subject = $14)
-                            OR (scope = 'person' AND subject = $4))
-                     ORDER BY scope, subject) l
-               ON CONFLICT (platform, workspace_id, scope, subject, day) DO UPDATE
-               SET tokens = s.tokens + EXCLUDED.tokens, usd = s.usd + EXCLUDED.usd,
-                   turns = s.turns + EXCLUDED.turns, priced_turns = s.priced_turns + EXCLUDED.priced_turns
-           ),
-           released AS (
-               DELETE FROM spend_reservations WHERE platform = $2 AND workspace_id = $3 AND event_id = $23
-           )
-           UPDATE turns SET status = $5, blocked = $6, block_rail = $7, error = $8, latency_ms = $9,
-               input_tokens = $10, output_tokens = $11, cost_usd = $12, trace_id = $13, steps = $22::jsonb
-           WHERE id = $1""",
-        turn_id,
-        inbound.platform,
-        inbound.workspace_id,
-        inbound.user_id,
-        "error" if reply.error else ("blocked" if reply.blocked else "answered"),
-        reply.blocked,
-        reply.block_rail,
-        reply.error,
-        reply.latency_ms,
-        reply.usage.input_tokens,
-        reply.usage.output_tokens,
-        cost,
-        trace_id,
-        inbound.channel_id,
-        inbound.thread_id,
-        reply.text,
-        answered,
-        [c.model for c in calls],
-        [c.input_tokens for c in calls],
-        [c.output_tokens for c in calls],
-        [c.cost_usd for c in calls],
-        json.dumps([_step_json(s) for s in reply.steps]),
-        inbound.event_id,
-    )
+    wanted = memory.known_facts if memory is not None else 0
+    async with self_scoped(pool) as conn:
+        rows = await conn.fetch(
+            "SELECT * FROM parley_finish_turn($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,"
+            " $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)",
+            turn_id,
+            inbound.platform,
+            inbound.workspace_id,
+            inbound.user_id,
+            "error" if reply.error else ("blocked" if reply.blocked else "answered"),
+            reply.blocked,
+            reply.block_rail,
+            reply.error,
+            reply.latency_ms,
+            reply.usage.input_tokens,
+            reply.usage.output_tokens,
+            cost,
+            trace_id,
+            inbound.channel_id,
+            inbound.thread_id,
+            reply.text,
+            answered,
+            [c.model for c in calls],
+            [c.input_tokens for c in calls],
+            [c.output_tokens for c in calls],
+            [c.cost_usd for c in calls],
+            json.dumps([_step_json(s) for s in reply.steps]),
+            inbound.event_id,
+            memory.content if memory is not None else None,
+            memory.content_hash if memory is not None else None,
+            memory.embedding if memory is not None else None,
+            memory.model if memory is not None else None,
+            memory.source_message_id if memory is not None else None,
+            memory.thread_id if memory is not None else None,
+            wanted,
+        )
+    return [prefixed_fact(row) for row in rows] if wanted else None
 
 
 def _step_json(step: Step) -> dict[str, object]:

@@ -15,6 +15,7 @@ from core.channel_settings import UnknownSetting, answers_unmentioned, parse, re
 from core.guard.guard import Guard
 from core.guard.settings import GuardConfig
 from core.llm import BreakerModel
+from core.memory.facts import Fact
 from core.models import UserKey, WorkspaceKey
 from core.seams import MemoryHit, NoGuard, NoMedia, NoMemory, Verdict
 from core.workspace import (
@@ -295,8 +296,15 @@ class _RememberingMemory(NoMemory):
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         return [MemoryHit(id=1, content="Ada's project is called Falcon", score=1.0)]
 
-    async def remember(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    async def learn(
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
     ) -> None:
         self.remembered.append(text)
 

@@ -13,6 +13,7 @@ from bot.app import Seams, build_seams, model_factory
 from bot.evaluation import SeamsFactory, build_judge, candidate_description, candidate_pipelines, candidate_settings
 from bot.settings import Settings
 from core.llm import ModelFactory
+from core.memory.facts import Fact
 from core.models import UserKey
 from core.seams import KnownFact, MemoryHit, MemorySeam, NoGuard, NoMedia, NoMemory, Profile, Verdict
 from evals.evaluate import EvalRequest, evaluate
@@ -149,13 +150,25 @@ class SharedMemory:
         said = self.said.get((user.platform, user.workspace_id), [])
         return [MemoryHit(id=i, content=c, score=1.0) for i, c in enumerate(said)][:k]
 
-    async def remember(
-        self, user: UserKey, text: str, *, message_id: int | None, channel_id: str = "", is_dm: bool = True
+    async def memory_row(self, user: UserKey, text: str, *, message_id: int | None) -> None:
+        return None
+
+    async def learn(
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
     ) -> None:
         self.said.setdefault((user.platform, user.workspace_id), []).append(text)
 
-    async def facts(self, user: UserKey, *, channel_id: str, is_dm: bool) -> list[KnownFact]:
-        return []
+    async def context(
+        self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
+    ) -> tuple[list[KnownFact], Profile, list[MemoryHit]]:
+        return [], Profile(), await self.recall(user, query, k=k)
 
     async def profile(self, user: UserKey) -> Profile:
         return Profile()

@@ -1,6 +1,7 @@
 """The functions that name their tenant themselves (memory_recall, parley_claim_turn, parley_open_session,
-parley_record_delivery_messages) put the caller's tenant back as they return, in their bodies since
-migration 0037: a caller inside a transaction keeps the scope it had, and one whose call fails too."""
+parley_record_delivery_messages; 0038's parley_turn_context, parley_start_turn and parley_finish_turn) put the
+caller's tenant back as they return, in their bodies since migration 0037: a caller inside a transaction keeps
+the scope it had, and one whose call fails too."""
 
 from __future__ import annotations
 
@@ -20,6 +21,14 @@ CALLS = {
     "parley_open_session": "SELECT count(*) FROM parley_open_session(gen_random_uuid()::text, 'console', $1, 'U1')",
     "parley_record_delivery_messages": "SELECT count(*) FROM parley_record_delivery_messages('console', $1, 'U1', 'C1',"
                                        " 'T1', 0, ARRAY[]::text[])",
+    "parley_turn_context": "SELECT count(*) FROM parley_turn_context('console', $1, 'U1', 'C1', now(), 'm', NULL,"
+                           " 'kite', 'kite', 10, 0, 40, 1.2, 0.75, 0.5)",
+    "parley_start_turn": "SELECT count(*) FROM parley_start_turn('console', $1, 'C1', 'T1', 'U1', 'e1', 'm', 'hi',"
+                         " NULL)",
+    "parley_finish_turn": "SELECT count(*) FROM parley_finish_turn(0, 'console', $1, 'U1', 'answered', false, NULL,"
+                          " NULL, 1, 0, 0, NULL, NULL, 'C1', 'T1', 'hello', false, ARRAY[]::text[],"
+                          " ARRAY[]::integer[], ARRAY[]::integer[], ARRAY[]::float8[], '[]', 'e1', NULL, NULL, NULL,"
+                          " NULL, NULL, NULL, 30)",
 }
 TENANT = (
     "SELECT ARRAY[current_setting('parley.platform'), current_setting('parley.workspace_id'),"

@@ -158,9 +158,9 @@ def _person() -> UserKey:
     return UserKey(platform="console", workspace_id=f"w-{uuid.uuid4().hex[:8]}", user_id="U1")
 
 
-@pytest.mark.parametrize(("is_dm", "most"), [(True, 0), (False, 1)])
-async def test_a_turns_context_read_switches_no_tenant_in_a_dm_and_once_in_a_channel(
-    pipeline: Pipeline, memory: MemoryService, monkeypatch: pytest.MonkeyPatch, is_dm: bool, most: int
+@pytest.mark.parametrize("is_dm", [True, False])
+async def test_a_turn_switches_no_tenant_in_a_dm_or_a_channel(
+    pipeline: Pipeline, memory: MemoryService, monkeypatch: pytest.MonkeyPatch, is_dm: bool
 ) -> None:
     first = message("hello there", is_dm=is_dm)
     await pipeline.run(first, RecordingSink())
@@ -176,7 +176,7 @@ async def test_a_turns_context_read_switches_no_tenant_in_a_dm_and_once_in_a_cha
     reply = await pipeline.run(message("and what now?", workspace=first.workspace_id, is_dm=is_dm), RecordingSink())
     await memory.drain()
     assert reply.error is None
-    assert len(switched) <= most, switched
+    assert switched == []
 
 
 class DecidingGuard(NoGuard):
@@ -202,7 +202,7 @@ async def test_input_rails_still_deciding_hold_no_connection_in_a_transaction(pg
         pipeline = build_pipeline(settings, own, seams=Seams(media=NoMedia(), guard=guard, memory=memory))
         turn = asyncio.ensure_future(pipeline.run(message("hello there"), RecordingSink()))
         await guard.asked.wait()
-        for _ in range(100):  # the reads finish, then wait core.pipeline.START_WAIT_S at most before committing
+        for _ in range(100):  # the reads finish; the start waits for the rails without a connection
             if own.get_size() == own.get_idle_size():
                 break
             await asyncio.sleep(0.1)

@@ -263,3 +263,12 @@ async def _close(
 
 def _fact(row: asyncpg.Record) -> Fact:
     return Fact(**dict(row))
+
+
+FACT_PREFIX = "fact_"
+
+
+def prefixed_fact(row: asyncpg.Record) -> Fact:
+    """A fact from a row that names its columns `fact_id`, `fact_scope`, ... (migration 0038's functions, whose
+    rows carry other columns too)."""
+    return Fact(**{key.removeprefix(FACT_PREFIX): value for key, value in row.items() if key.startswith(FACT_PREFIX)})

@@ -75,7 +75,7 @@ async def get_profile(pool: asyncpg.Pool, user: UserKey) -> Profile:
             user.workspace_id,
             user.user_id,
         )
-    return _profile(row)
+    return profile_of(row) if row is not None else Profile()
 
 
 async def update_profile(pool: asyncpg.Pool, user: UserKey, changes: ProfileChanges) -> Profile:
@@ -94,12 +94,11 @@ async def update_profile(pool: asyncpg.Pool, user: UserKey, changes: ProfileChan
     )
     async with person_scope(pool, user) as conn:
         row = await conn.fetchrow(sql, user.platform, user.workspace_id, user.user_id, *values.values())
-    return _profile(row)
+    return profile_of(row) if row is not None else Profile()
 
 
-def _profile(row: asyncpg.Record | None) -> Profile:
-    if row is None:
-        return Profile()
+def profile_of(row: asyncpg.Record) -> Profile:
+    """A stored profile's row (its columns as `get_profile` reads them) as the prompt's `Profile`."""
     extra = row["extra"]
     if isinstance(extra, str):
         extra = json.loads(extra)

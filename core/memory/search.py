@@ -71,8 +71,21 @@ async def search(
     One statement, one round trip (migration 0030's `memory_recall`): it names the person's tenant
     itself, so `conn` needs no transaction (`core.store.tenancy.self_scoped`), picks the scope's own
     HNSW index or the exact scan, and runs the search."""
-    rows = await conn.fetch(
-        _RECALL_SQL,
+    arguments = recall_arguments(user, query=query, vector=vector, model=model, pool_size=pool_size, recent=recent)
+    rows = await conn.fetch(_RECALL_SQL, *arguments)
+    path: Literal["exact", "hnsw"] = "hnsw" if rows and rows[0]["path"] == "hnsw" else "exact"
+    return SearchResult(candidates=[candidate_of(r) for r in rows], path=path)
+
+
+_RECALL_SQL = "SELECT * FROM memory_recall($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+
+
+def recall_arguments(
+    user: UserKey, *, query: str, vector: np.ndarray | None, model: str, pool_size: int, recent: int
+) -> tuple[object, ...]:
+    """`memory_recall`'s thirteen arguments, in order: a turn's context read (core/memory/turn_context.py)
+    passes the same ones."""
+    return (
         user.platform,
         user.workspace_id,
         user.user_id,
@@ -87,14 +100,11 @@ async def search(
         BM25_B,
         AT_MEAN,
     )
-    path: Literal["exact", "hnsw"] = "hnsw" if rows and rows[0]["path"] == "hnsw" else "exact"
-    return SearchResult(candidates=[_candidate(r) for r in rows], path=path)
 
 
-_RECALL_SQL = "SELECT * FROM memory_recall($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+def candidate_of(r: asyncpg.Record) -> Candidate:
+    """One row of `memory_recall` (its columns) as a ranking candidate."""
 
-
-def _candidate(r: asyncpg.Record) -> Candidate:
     def signals(similarity: float | None, text: float | None) -> Signals:
         return Signals(similarity=None if similarity is None else float(similarity), text_score=float(text or 0.0))
 

@@ -42,6 +42,7 @@ from core.memory.profiles import ProfileChanges, get_profile, update_profile
 from core.memory.ranking import Candidate, Ranked, RankWeights, rank
 from core.memory.reembed import pending_reembed, reembed
 from core.memory.scope import fact_scope, person_scope
+from core.memory.turn_context import turn_context
 from core.memory.when import mentioned_window
 from core.models import UserKey
 from core.seams import MemoryHit, Profile
@@ -154,7 +155,9 @@ class MemoryService:
     async def recall(self, user: UserKey, query: str, *, k: int) -> list[MemoryHit]:
         if k <= 0:
             return []
-        pool = await self.candidate_pool(user, query, k=k)
+        return self._hits(await self.candidate_pool(user, query, k=k), k)
+
+    def _hits(self, pool: CandidatePool, k: int) -> list[MemoryHit]:
         ranked = rank_pool(pool, k=k, weights=self.config.weights, now=self.clock())
         return [
             MemoryHit(id=r.id, content=r.content, score=r.score, created_at=r.created_at.isoformat()) for r in ranked
@@ -164,14 +167,7 @@ class MemoryService:
         """What `recall` ranks for the best `k`: the query masked as memories are, embedded, and the
         person's candidates for it (one statement: `core.memory.search`). Benchmarks that re-rank saved
         pools take them from here, so they measure the path a turn takes."""
-        masked = scrub(query).strip()
-        vector = None
-        if masked:
-            try:
-                vector = await embed_one(self.embedder, masked, input_type="query")
-                self._keep_vector(masked, vector)
-            except Exception as exc:  # a provider outage degrades recall to text and recency
-                log.warning("memory: query embedding failed (%s); recalling by text only", type(exc).__name__)
+        masked, vector = await self._query(query)
         async with self_scoped(self.pool) as conn:
             found = await recall_search.search(
                 conn,
@@ -184,6 +180,39 @@ class MemoryService:
             )
         return CandidatePool(query=masked, candidates=found.candidates)
 
+    async def context(
+        self, user: UserKey, query: str, *, k: int, channel_id: str, is_dm: bool
+    ) -> tuple[list[Fact], Profile, list[MemoryHit]]:
+        """A turn's facts in force (as `facts` reads them), the person's profile and the `k` memories `recall`
+        gives for `query`: one statement after the query's encoder pass (none for `k` 0: no recall)."""
+        masked, vector = await self._query(query) if k > 0 else ("", None)
+        found = await turn_context(
+            self.pool,
+            user,
+            channel_id="" if is_dm else channel_id,
+            now=self.clock(),
+            query=masked,
+            vector=vector,
+            model=self.model,
+            pool_size=max(self.config.candidate_pool, k) if k > 0 else 0,
+            recent=self.config.recent,
+        )
+        hits = self._hits(CandidatePool(query=masked, candidates=found.candidates), k) if k > 0 else []
+        return found.facts, found.profile, hits
+
+    async def _query(self, query: str) -> tuple[str, np.ndarray | None]:
+        """A recall's query masked as memories are, and its vector (None where it is empty or the encoder
+        failed: recall then goes by text and recency)."""
+        masked = scrub(query).strip()
+        vector = None
+        if masked:
+            try:
+                vector = await embed_one(self.embedder, masked, input_type="query")
+                self._keep_vector(masked, vector)
+            except Exception as exc:  # a provider outage degrades recall to text and recency
+                log.warning("memory: query embedding failed (%s); recalling by text only", type(exc).__name__)
+        return masked, vector
+
     async def remember(
         self,
         user: UserKey,
@@ -194,13 +223,28 @@ class MemoryService:
         channel_id: str = "",
         is_dm: bool = True,
     ) -> None:
-        """Store the turn, then learn its facts in the background. `channel_id` is where it was said
+        """Store the turn, then learn its facts in the background (`learn`). A turn's pipeline writes the memory
+        row with its finish instead (`memory_row`) and then calls `learn`."""
+        await self.store(user, text, message_id=message_id, thread_id=thread_id)
+        await self.learn(user, text, message_id=message_id, channel_id=channel_id, is_dm=is_dm)
+
+    async def learn(
+        self,
+        user: UserKey,
+        text: str,
+        *,
+        message_id: int | None,
+        channel_id: str = "",
+        is_dm: bool = True,
+        known: list[Fact] | None = None,
+    ) -> None:
+        """Learn the facts of a message already stored, in the background. `channel_id` is where it was said
         (a shared note "for this channel" needs one: in a DM, pass is_dm).
 
-        The facts the extraction model is shown cost no transaction of their own: with none of the
-        person's messages still being learned they are read here, in the caller's transaction (the turn's
-        final one), and otherwise the person's previous message hands them on as its learning left them."""
-        await self.store(user, text, message_id=message_id, thread_id=thread_id)
+        The facts the extraction model is shown are needed here only where the model is asked and none of the
+        person's messages is still being learned (otherwise the person's previous message hands them on as its
+        learning left them): `known`, where the message's storing read them (`memory_row` asks a turn's finish
+        to), else read here."""
         content = scrub(text).strip()
         if not content:
             return
@@ -211,8 +255,9 @@ class MemoryService:
             and self._extraction_circuit.allow()
             and self._extraction_has_room()
         )
-        known = None
-        if extract and not self._unlearned[user]:
+        if not extract or self._unlearned[user]:
+            known = None
+        elif known is None:
             async with fact_scope(self.pool, user) as conn:
                 known = await self._neighbours(conn, user)
         self._unlearned[user] += 1
@@ -262,24 +307,40 @@ class MemoryService:
     ) -> int | None:
         """Store one turn as a memory (masked, once per content); return its id, None if empty.
         `said_at` dates an imported older message (default: now)."""
+        row = await self.memory_row(user, text, message_id=message_id, thread_id=thread_id)
+        if row is None:
+            return None
+        async with person_scope(self.pool, user) as conn:
+            memory_id, _ = await db.insert_memory(
+                conn,
+                user,
+                content=row.content,
+                embedding=row.embedding,
+                model=row.model,
+                thread_id=row.thread_id,
+                source_message_id=row.source_message_id,
+                said_at=said_at,
+            )
+        return memory_id
+
+    async def memory_row(
+        self, user: UserKey, text: str, *, message_id: int | None, thread_id: str | None = None
+    ) -> db.NewMemory | None:
+        """The memory `text` is stored as (masked, embedded: the query's vector where recall just embedded the
+        same text), not written yet; None if it is empty. A turn's finish writes it with the reply and, where the
+        model's extraction may learn the message and nothing of the person's is being learned, reads back the
+        facts the model is shown, for `learn`."""
         content = scrub(text).strip()
         if not content:
             return None
         vector = self._recent_vectors.pop(content, None)
         if vector is None:
             vector = await embed_one(self.embedder, content, input_type="document")
-        async with person_scope(self.pool, user) as conn:
-            memory_id, _ = await db.insert_memory(
-                conn,
-                user,
-                content=content,
-                embedding=vector,
-                model=self.model,
-                thread_id=thread_id,
-                source_message_id=message_id,
-                said_at=said_at,
-            )
-        return memory_id
+        wanted = self.extractor is not None and may_state_facts(content) and not self._unlearned[user]
+        return db.NewMemory(
+            content=content, embedding=vector, model=self.model, source_message_id=message_id, thread_id=thread_id,
+            known_facts=self.config.fact_neighbours if wanted else 0,
+        )
 
     def _keep_vector(self, text: str, vector: np.ndarray) -> None:
         """Remember a query's vector briefly: the same text is stored as a memory right after."""

@@ -32,6 +32,26 @@ class StoredMemory:
     updated_at: datetime
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewMemory:
+    """A turn's message as its memory row, masked and embedded, before it is written: `insert_memory` writes
+    one alone, a turn's finish (core/turns.py `finish_turn`) in the same statement as the reply."""
+
+    content: str
+    embedding: np.ndarray | None
+    model: str | None
+    source_message_id: int | None = None
+    thread_id: str | None = None
+    """None: the source message's thread."""
+    known_facts: int = 0
+    """How many of the person's newest facts the writing transaction reads back for the model's fact extraction
+    (0: none; `MemoryService.learn` reads them itself where it must)."""
+
+    @property
+    def content_hash(self) -> bytes:
+        return content_hash(self.content)
+
+
 def content_hash(content: str) -> bytes:
     """Identity of a memory's content: case and whitespace do not make a new memory."""
     return hashlib.sha256(" ".join(content.split()).casefold().encode()).digest()

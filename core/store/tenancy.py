@@ -85,7 +85,8 @@ def tenant(
 def self_scoped(pool: asyncpg.Pool) -> AbstractAsyncContextManager[asyncpg.Connection]:
     """A connection for one statement that names its tenant itself: a function that sets the role and the
     tenant settings for its own run and restores them as it returns (migration 0030's `memory_recall`, 0034's
-    `parley_claim_turn`, `parley_open_session` and `parley_record_delivery_messages`).
+    `parley_claim_turn`, `parley_open_session` and `parley_record_delivery_messages`, 0038's
+    `parley_turn_context`, `parley_start_turn` and `parley_finish_turn`).
 
     Inside a `one_transaction` block it is the block's connection, in its turn and left on the tenant it
     has; elsewhere a pooled connection outside any transaction, where the statement is a transaction of
