@@ -222,9 +222,13 @@ async def authenticate(
         per_key,
         invalid_per_address,
     )
-    if row is None:
+    return checked_row(dict(row) if row is not None else None)
+
+
+def checked_row(values: dict[str, Any] | None) -> Checked:
+    """What `parley_authenticate_key`'s row (or one in its columns) says: no row or no key id, no valid key."""
+    if values is None:
         return Checked(key=None)
-    values = dict(row)
     wait = values.pop("wait_s")
     return Checked(key=ApiKeyInfo(**values) if values["key_id"] is not None else None, wait_s=wait)
 

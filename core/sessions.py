@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
+from core.apikeys import Checked, checked_row, hash_key, key_id_of
 from core.models import Platform, WorkspaceKey
 from core.store.tenancy import scoped, self_scoped, tenant
 from core.turns import INTERRUPTED
@@ -55,13 +56,49 @@ async def find_session(pool: asyncpg.Pool, workspace_id: str, session_id: str) -
 
 async def open_session(pool: asyncpg.Pool, session_id: str, *, workspace_id: str, user_id: str) -> Session:
     """The workspace's session with this id, created if new; the owner is never changed. One statement that
-    names the workspace itself (migration 0034): inside the key check's transaction, no tenant switch."""
+    names the workspace itself (migration 0034); an API turn opens its session with its key check instead
+    (`authenticate_session`)."""
     async with self_scoped(pool) as conn:
         row = await conn.fetchrow(
             "SELECT * FROM parley_open_session($1, $2, $3, $4)", session_id, Platform.API.value, workspace_id, user_id
         )
     assert row is not None
     return Session(**dict(row))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeyedSession:
+    """What an API turn's key check found: the key (as `core.apikeys.authenticate` finds and counts it) and
+    the session it continues or opens; None for an invalid key, one over a limit, or a request naming a user
+    its key may not act for."""
+
+    checked: Checked
+    session: Session | None
+
+
+async def authenticate_session(
+    pool: asyncpg.Pool, key: str, session_id: str, *, user_id: str | None, address: str, per_key: int,
+    invalid_per_address: int,
+) -> KeyedSession:
+    """`core.apikeys.authenticate`, then `open_session` for the person the request acts for (`user_id`: the
+    user the request names, None for none), in one statement and one transaction (migration 0039): its
+    session is opened only for a live key within its limit that may act for that person, in the key's
+    workspace. A malformed key is no key, looked up and counted nowhere, as `authenticate` has it."""
+    key_id = key_id_of(key)
+    if key_id is None:
+        return KeyedSession(checked=Checked(key=None), session=None)
+    async with self_scoped(pool) as conn:
+        row = await conn.fetchrow(
+            "SELECT * FROM parley_authenticate_session($1, $2, $3, $4, $5, $6, $7, $8)",
+            key_id, hash_key(key), address, per_key, invalid_per_address, session_id, Platform.API.value, user_id,
+        )
+    if row is None:
+        return KeyedSession(checked=Checked(key=None), session=None)
+    values = dict(row)
+    opened = {"session_id": values.pop("session_id"), "workspace_id": values["workspace_id"],
+              "user_id": values.pop("session_user_id"), "created_at": values.pop("session_created_at")}
+    session = Session(**opened) if opened["session_id"] is not None else None
+    return KeyedSession(checked=checked_row(values), session=session)
 
 
 async def session_messages(

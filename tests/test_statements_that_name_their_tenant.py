@@ -1,7 +1,8 @@
 """The functions that name their tenant themselves (memory_recall, parley_claim_turn, parley_open_session,
-parley_record_delivery_messages; 0038's parley_turn_context, parley_start_turn and parley_finish_turn) put the
-caller's tenant back as they return, in their bodies since migration 0037: a caller inside a transaction keeps
-the scope it had, and one whose call fails too."""
+parley_record_delivery_messages; 0038's parley_turn_context, parley_start_turn and parley_finish_turn; 0039's
+parley_authenticate_session, here with an unknown key: tests/test_api_key_session.py opens a session inside a
+caller's transaction) put the caller's tenant back as they return, in their bodies since migration 0037: a caller
+inside a transaction keeps the scope it had, and one whose call fails too."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ CALLS = {
     "parley_claim_turn": "SELECT count(*) FROM parley_claim_turn('console', $1, gen_random_uuid()::text, NULL,"
                          " ARRAY[]::text[], ARRAY[]::integer[], 60, 'C1', 'U1', 'T1', 5)",
     "parley_open_session": "SELECT count(*) FROM parley_open_session(gen_random_uuid()::text, 'console', $1, 'U1')",
+    "parley_authenticate_session": "SELECT count(*) FROM parley_authenticate_session('0123456789ab', '\\x00', $1,"
+                                   " 10, 10, gen_random_uuid()::text, 'api', NULL)",
     "parley_record_delivery_messages": "SELECT count(*) FROM parley_record_delivery_messages('console', $1, 'U1', 'C1',"
                                        " 'T1', 0, ARRAY[]::text[])",
     "parley_turn_context": "SELECT count(*) FROM parley_turn_context('console', $1, 'U1', 'C1', now(), 'm', NULL,"

@@ -31,10 +31,10 @@ from tests.pipeline_helpers import RecordingSink, build_pipeline, message
 from tests.strategies import HashingEmbeddingModel
 
 pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("allow_model_requests")]
-API_TURN = 8
-"""Key and session (BEGIN with the tenant, the key, the session, COMMIT), the claim with the thread's history,
-the context (facts, profile and recall), the start, and the reply with its memory row: each of the last four one
-statement that names its tenant itself (migrations 0034 and 0038)."""
+API_TURN = 5
+"""The key and the session (migration 0039), the claim with the thread's history, the context (facts, profile and
+recall), the start, and the reply with its memory row: each one statement that names its tenant itself (migrations
+0034, 0038 and 0039)."""
 PLATFORM_TURN = 5
 """No key or session; the record of the messages that carried the reply (one statement). A channel's facts
 come in the same statement as a DM's: no tenant switch."""
@@ -117,7 +117,7 @@ def pipeline(app_pool: asyncpg.Pool, settings: Settings, memory: MemoryService) 
     return build_pipeline(settings, app_pool, seams=Seams(media=NoMedia(), guard=NoGuard(), memory=memory))
 
 
-async def test_an_answered_api_turn_sends_at_most_eight_statements_in_five_transactions(
+async def test_an_answered_api_turn_sends_at_most_five_statements_in_five_transactions(
     pool: asyncpg.Pool, app_pool: asyncpg.Pool, settings: Settings, pipeline: Pipeline, memory: MemoryService,
     sent: Sent,
 ) -> None:

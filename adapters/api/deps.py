@@ -15,8 +15,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from adapters.api.admission import Admission, LoopLag, Ticket
 from adapters.api.errors import ApiError
 from core import metrics
-from core.apikeys import ApiKeyInfo, Checked, Executor, authenticate, lapsed
+from core.apikeys import ApiKeyInfo, Checked, authenticate, lapsed
 from core.pipeline import Pipeline
+from core.sessions import KeyedSession, authenticate_session
 from core.store.pool import Pool
 
 
@@ -128,17 +129,36 @@ def presented(token: str | None) -> str:
     return token
 
 
-async def check_key(state: ApiState, db: Executor, token: str, request: Request) -> Checked:
-    """Look the key up and count the request against its limits (through `db`: the pool, or a scope
-    that shares a transaction with what the request does next)."""
-    address = request.client.host if request.client else "unknown"
+async def check_key(state: ApiState, token: str, request: Request) -> Checked:
+    """Look the key up and count the request against its limits."""
     return await authenticate(
-        db,
+        state.pool,
         token,
-        address=address,
+        address=client_address(request),
         per_key=state.config.rate_per_min,
         invalid_per_address=state.config.invalid_keys_per_min,
     )
+
+
+async def check_key_and_session(
+    state: ApiState, token: str, request: Request, *, session_id: str, user_id: str | None
+) -> KeyedSession:
+    """`check_key`, and the session `session_id` continued or opened for the person the request acts for
+    (`acting_for`, with the `user_id` it names), in one statement: a turn's key check."""
+    return await authenticate_session(
+        state.pool,
+        token,
+        session_id,
+        user_id=user_id,
+        address=client_address(request),
+        per_key=state.config.rate_per_min,
+        invalid_per_address=state.config.invalid_keys_per_min,
+    )
+
+
+def client_address(request: Request) -> str:
+    """The address whose invalid keys are counted."""
+    return request.client.host if request.client else "unknown"
 
 
 def accept_key(checked: Checked, state: ApiState, request: Request) -> ApiKeyInfo:
@@ -184,7 +204,7 @@ KeyDep = Annotated[ApiKeyInfo, Depends(require_key)]
 
 async def authenticated(request: Request, state: ApiState, token: str | None) -> ApiKeyInfo:
     """The live key `token` names, counted against its rate limit; 401 or 429 otherwise."""
-    checked = await check_key(state, state.pool, presented(token), request)
+    checked = await check_key(state, presented(token), request)
     return accept_key(checked, state, request)
 
 

@@ -86,7 +86,7 @@ def self_scoped(pool: asyncpg.Pool) -> AbstractAsyncContextManager[asyncpg.Conne
     """A connection for one statement that names its tenant itself: a function that sets the role and the
     tenant settings for its own run and restores them as it returns (migration 0030's `memory_recall`, 0034's
     `parley_claim_turn`, `parley_open_session` and `parley_record_delivery_messages`, 0038's
-    `parley_turn_context`, `parley_start_turn` and `parley_finish_turn`).
+    `parley_turn_context`, `parley_start_turn` and `parley_finish_turn`, 0039's `parley_authenticate_session`).
 
     Inside a `one_transaction` block it is the block's connection, in its turn and left on the tenant it
     has; elsewhere a pooled connection outside any transaction, where the statement is a transaction of

@@ -23,16 +23,15 @@ from adapters.api.deps import (
     acting_for,
     bearer_scheme,
     bearer_token,
-    check_key,
+    check_key_and_session,
     refuse_when_draining,
 )
 from adapters.api.door import DROP_CONNECTION
 from adapters.api.errors import ApiError, documented
 from adapters.api.schemas import ChatRequest, ChatResponse, DeltaEvent
 from core.apikeys import ApiKeyInfo
-from core.models import Inbound, Platform, Reply, ToolProgress, WorkspaceKey
-from core.sessions import API_CHANNEL, Session, new_session_id, open_session
-from core.store.tenancy import one_transaction, scoped
+from core.models import Inbound, Platform, Reply, ToolProgress
+from core.sessions import API_CHANNEL, Session, new_session_id
 
 log = logging.getLogger("parley.api")
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -63,30 +62,18 @@ async def require_caller(
     body: ChatRequest,
 ) -> Caller:
     """The caller's key and its session in its workspace (opened on first use), found and counted in one
-    transaction. Session ids are per workspace: another workspace's session of the same id is never seen."""
-    token = bearer_token(request, credentials)
-    session = refused = None
-    async with one_transaction(state.pool, API_GATE):
-        checked = await check_key(state, scoped(state.pool, API_GATE), token, request)
-        if checked.key is not None and not checked.wait_s:
-            try:
-                user_id = acting_for(checked.key, body.user_id)
-            except ApiError as other_user:  # raised once the transaction has counted the request
-                refused = other_user
-            else:
-                session = await open_session(
-                    state.pool,
-                    body.session_id or new_session_id(),
-                    workspace_id=checked.key.workspace_id,
-                    user_id=user_id,
-                )
-    key = accept_key(checked, state, request)
-    if refused is not None:
-        raise refused
-    assert session is not None
-    if not visible_to(key, session):
-        raise session_not_found(session.session_id)
-    return Caller(key=key, session=session)
+    statement. Session ids are per workspace: another workspace's session of the same id is never seen. A
+    request naming a user its key may not act for is counted against the key's limit, then refused."""
+    gate = await check_key_and_session(
+        state, bearer_token(request, credentials), request,
+        session_id=body.session_id or new_session_id(), user_id=body.user_id,
+    )
+    key = accept_key(gate.checked, state, request)
+    acting_for(key, body.user_id)  # the 403 for another user, once the statement has counted the request
+    assert gate.session is not None
+    if not visible_to(key, gate.session):
+        raise session_not_found(gate.session.session_id)
+    return Caller(key=key, session=gate.session)
 
 
 def visible_to(key: ApiKeyInfo, session: Session) -> bool:
@@ -105,8 +92,6 @@ def session_not_found(session_id: str) -> ApiError:
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]
-API_GATE = WorkspaceKey(platform=Platform.API, workspace_id="")
-"""The scope a key is looked up in: no workspace yet, so no tenant rows are visible."""
 
 
 STREAM_EVENT = {
