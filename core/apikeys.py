@@ -198,7 +198,7 @@ class Checked:
 
 
 class Executor(Protocol):
-    """The pool, or a tenant scope (core/store/tenancy.py) that runs the lookup inside a larger transaction."""
+    """Anything with the pool's `fetchrow` (the pool itself, or one of its connections)."""
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None: ...
 

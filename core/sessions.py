@@ -54,18 +54,6 @@ async def find_session(pool: asyncpg.Pool, workspace_id: str, session_id: str) -
     return Session(**dict(row)) if row else None
 
 
-async def open_session(pool: asyncpg.Pool, session_id: str, *, workspace_id: str, user_id: str) -> Session:
-    """The workspace's session with this id, created if new; the owner is never changed. One statement that
-    names the workspace itself (migration 0034); an API turn opens its session with its key check instead
-    (`authenticate_session`)."""
-    async with self_scoped(pool) as conn:
-        row = await conn.fetchrow(
-            "SELECT * FROM parley_open_session($1, $2, $3, $4)", session_id, Platform.API.value, workspace_id, user_id
-        )
-    assert row is not None
-    return Session(**dict(row))
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KeyedSession:
     """What an API turn's key check found: the key (as `core.apikeys.authenticate` finds and counts it) and
@@ -80,7 +68,8 @@ async def authenticate_session(
     pool: asyncpg.Pool, key: str, session_id: str, *, user_id: str | None, address: str, per_key: int,
     invalid_per_address: int,
 ) -> KeyedSession:
-    """`core.apikeys.authenticate`, then `open_session` for the person the request acts for (`user_id`: the
+    """`core.apikeys.authenticate`, then the session opened or found (migration 0034's `parley_open_session`,
+    the owner never changed) for the person the request acts for (`user_id`: the
     user the request names, None for none), in one statement and one transaction (migration 0039): its
     session is opened only for a live key within its limit that may act for that person, in the key's
     workspace. A malformed key is no key, looked up and counted nowhere, as `authenticate` has it."""

@@ -12,7 +12,7 @@ import pytest
 from adapters.api.deps import acting_for
 from adapters.api.errors import ApiError
 from core.apikeys import create_api_key, hash_key, key_id_of
-from core.sessions import KeyedSession, authenticate_session, find_session, open_session
+from core.sessions import KeyedSession, authenticate_session, find_session
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -52,7 +52,8 @@ async def test_a_live_key_opens_its_session_for_the_user_it_names_and_finds_it_a
 
 async def test_a_session_id_another_workspace_uses_opens_a_new_session_in_the_keys_own(pool: asyncpg.Pool) -> None:
     theirs, ours = workspace(), workspace()
-    other = await open_session(pool, "shared-id", workspace_id=theirs, user_id="them")
+    _, their_key = await create_api_key(pool, workspace_id=theirs)
+    other = (await gate(pool, their_key, "shared-id", user_id="them")).session
     _, key = await create_api_key(pool, workspace_id=ours)
     opened = (await gate(pool, key, "shared-id", user_id="us")).session
     assert opened is not None and (opened.workspace_id, opened.user_id) == (ours, "us")

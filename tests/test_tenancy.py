@@ -24,7 +24,7 @@ from core.limits import SpendLimit, set_limit
 from core.memory.profiles import ProfileChanges, update_profile
 from core.models import Inbound, Reply, UserKey, WorkspaceKey
 from core.ratelimit import take, turn_budgets
-from core.sessions import open_session
+from core.sessions import authenticate_session
 from core.store.pool import create_pool
 from core.store.roles import app_password, app_uri, ensure_app_login
 from core.store.tenancy import scoped, tenant
@@ -67,8 +67,9 @@ async def seed_workspace(pool: asyncpg.Pool, team: str) -> Inbound:
     )
     await PostgresOAuthStateStore(pool).async_issue()
     await first_delivery(pool, f"v0={uuid.uuid4().hex}")
-    await create_api_key(pool, workspace_id=team)
-    await open_session(pool, uuid.uuid4().hex, workspace_id=team, user_id="U1")
+    _, key = await create_api_key(pool, workspace_id=team)
+    await authenticate_session(pool, key, uuid.uuid4().hex, user_id="U1", address="test", per_key=100,
+                               invalid_per_address=100)
     await remember_messages(pool, workspace_id=team, user_id="U1", thread_id="t", messages=[
         NewMessage(channel_id="C1", message_id=uuid.uuid4().hex)])
     await deliveries.record(pool, inbound, turn_id=turn_id, message_ids=["C1:2.0"])
