@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 
@@ -197,14 +197,8 @@ class Checked:
     wait_s: float = 0.0
 
 
-class Executor(Protocol):
-    """Anything with the pool's `fetchrow` (the pool itself, or one of its connections)."""
-
-    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None: ...
-
-
 async def authenticate(
-    db: Executor, key: str, *, address: str, per_key: int, invalid_per_address: int
+    pool: asyncpg.Pool, key: str, *, address: str, per_key: int, invalid_per_address: int
 ) -> Checked:
     """The live key matching `key` and its rate limit, in one round trip. Unknown, malformed and revoked
     keys look the same; an address that sent too many invalid keys is refused before any lookup.
@@ -214,7 +208,7 @@ async def authenticate(
     key_id = key_id_of(key)
     if key_id is None:
         return Checked(key=None)
-    row = await db.fetchrow(
+    row = await pool.fetchrow(
         "SELECT * FROM parley_authenticate_key($1, $2, $3, $4, $5)",
         key_id,
         hash_key(key),

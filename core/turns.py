@@ -252,15 +252,18 @@ async def finish_turn(
             [c.cost_usd for c in calls],
             json.dumps([_step_json(s) for s in reply.steps]),
             inbound.event_id,
-            memory.content if memory is not None else None,
-            memory.content_hash if memory is not None else None,
-            memory.embedding if memory is not None else None,
-            memory.model if memory is not None else None,
-            memory.source_message_id if memory is not None else None,
-            memory.thread_id if memory is not None else None,
+            *_memory_arguments(memory),
             wanted,
         )
     return [prefixed_fact(row) for row in rows] if wanted else None
+
+
+def _memory_arguments(memory: NewMemory | None) -> tuple[object, ...]:
+    """`parley_finish_turn`'s memory row arguments, in order; all NULL for a turn that keeps none."""
+    if memory is None:
+        return (None,) * 6
+    return (memory.content, memory.content_hash, memory.embedding, memory.model, memory.source_message_id,
+            memory.thread_id)
 
 
 def _step_json(step: Step) -> dict[str, object]:
